@@ -1,0 +1,72 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+@Command(name = "check", description = {"Check KVP files: syntax, names, types and shapes, budgets, evidence, storage.",
+        "Diagnostics go to standard error as file:line:col: error[CODE]: message, with the source line underlined."})
+final class CheckCommand implements Callable<Integer> {
+    @Parameters(arity = "1..*", paramLabel = "FILE", description = "KVP files to check.")
+    List<Path> files;
+
+    @Option(names = "--model", paramLabel = "SHAPE", description = {
+            "Model shape to check budgets, group sizes and tables against: a preset (${COMPLETION-CANDIDATES}) or "
+                    + "layers=L,heads=H,kv-heads=G,head-dim=D. Default: reference (32 layers, 32 heads, 8 KV heads, head dim 128)."},
+            completionCandidates = Presets.class)
+    String model;
+
+    @Option(names = {"-q", "--quiet"}, description = "Print only diagnostics, no summary.")
+    boolean quiet;
+
+    @Option(names = "--Werror", description = "Treat warnings as errors.")
+    boolean warningsAsErrors;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        ModelShape shape;
+        try {
+            shape = model == null ? ModelShape.REFERENCE : ModelShape.parse(model);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
+        }
+        var err = spec.commandLine().getErr();
+        Set<String> seen = new HashSet<>();
+        int errors = 0, warnings = 0;
+        for (Path f : files) {
+            Frontend.Result r = Frontend.check(f, shape);
+            for (Diagnostic d : r.diagnostics().all()) {
+                if (!seen.add(d.code() + "|" + d.span() + "|" + d.message())) continue;
+                err.print(r.renderer().render(d));
+                if (d.severity() == dev.kvpc.compiler.diag.Severity.ERROR) errors++;
+                else warnings++;
+            }
+        }
+        if (!quiet) {
+            err.println("checked " + files.size() + " file" + (files.size() == 1 ? "" : "s") + " for " + shape.name() + ": "
+                    + errors + " error" + (errors == 1 ? "" : "s") + ", " + warnings + " warning" + (warnings == 1 ? "" : "s"));
+        }
+        err.flush();
+        return errors > 0 || (warningsAsErrors && warnings > 0) ? Main.INVALID : Main.OK;
+    }
+
+    static final class Presets implements Iterable<String> {
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return new java.util.TreeSet<>(ModelShape.presets().keySet()).iterator();
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package dev.kvpc.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+
+/** {@code kvpc}: the command-line front of the compiler. Exit codes: 0 ok, 64 usage, 65 invalid input, 70 internal. */
+@Command(name = "kvpc", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        description = "Compiler for KV-cache policies and attention variants written in KVP.",
+        subcommands = {CheckCommand.class, FmtCommand.class, CommandLine.HelpCommand.class},
+        footer = {"", "Exit codes: 0 ok, 64 usage error, 65 invalid input, 70 internal error.",
+                "The language reference is docs/language.md."})
+public final class Main implements Runnable {
+    public static final int OK = 0, USAGE = 64, INVALID = 65, INTERNAL = 70;
+
+    @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT, description = "Show Java stack traces of internal errors.")
+    boolean debug;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getErr());
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is needed");
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the CLI with the given streams; returns the exit code. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        boolean debug = java.util.Arrays.asList(args).contains("--debug");
+        CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExitCodeExceptionMapper(e -> e instanceof CommandLine.ParameterException ? USAGE : INTERNAL);
+        cl.setParameterExceptionHandler((ex, a) -> {
+            err.println("kvpc: " + ex.getMessage());
+            err.println("Try 'kvpc --help'" + (ex.getCommandLine() != cl ? " or 'kvpc help " + ex.getCommandLine().getCommandName() + "'" : "") + ".");
+            return USAGE;
+        });
+        cl.setExecutionExceptionHandler((ex, c, parsed) -> {
+            err.println("kvpc: internal error: " + ex);
+            if (debug) ex.printStackTrace(err);
+            else err.println("This is a bug in kvpc. Run again with --debug for the stack trace, and report it.");
+            return INTERNAL;
+        });
+        int code = cl.execute(args);
+        out.flush();
+        err.flush();
+        return code;
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"kvpc " + (v == null ? "(development build)" : v)};
+        }
+    }
+}

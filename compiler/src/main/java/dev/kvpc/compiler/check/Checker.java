@@ -1,0 +1,40 @@
+package dev.kvpc.compiler.check;
+
+import dev.kvpc.compiler.ast.Decl;
+import dev.kvpc.compiler.diag.Code;
+import dev.kvpc.compiler.diag.Diagnostic.Note;
+import dev.kvpc.compiler.diag.Diagnostics;
+import dev.kvpc.compiler.model.ModelShape;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** The front end's entry point after parsing: names, types and shapes, then the value-dependent checks. */
+public final class Checker {
+    private Checker() {}
+
+    /** Checks {@code program} for {@code model}; returns null when there were errors (all reported to {@code diags}). */
+    public static CheckedProgram check(Program program, ModelShape model, Diagnostics diags) {
+        Map<String, Decl> decls = new LinkedHashMap<>();
+        for (Decl d : program.decls()) {
+            Decl prev = decls.putIfAbsent(d.name().text(), d);
+            if (prev != null && prev != d) {
+                diags.error(Code.E103, d.name().span(), "'" + d.name().text() + "' is already declared",
+                        new Note("first declared here", prev.name().span()));
+            }
+        }
+        Diagnostics local = new Diagnostics();
+        TypeChecker types = new TypeChecker(local, decls);
+        for (Decl d : program.decls()) types.checkDecl(d);
+        types.finish();
+        boolean typeErrors = local.hasErrors();
+        diags.addAll(local);
+        if (!typeErrors) {
+            Tables tables = new Tables(diags, program, model);
+            InstanceChecker instances = new InstanceChecker(diags, decls, model, tables);
+            for (Decl d : program.decls()) instances.check(d);
+        }
+        if (diags.hasErrors()) return null;
+        return new CheckedProgram(program, decls, types.types, types.symbols, model);
+    }
+}

@@ -1,0 +1,53 @@
+package dev.kvpc.compiler.check;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+import static dev.kvpc.compiler.check.Axis.*;
+import static dev.kvpc.compiler.check.Type.Elem.FLOAT;
+import static dev.kvpc.compiler.check.Type.Elem.INT;
+import static dev.kvpc.compiler.check.Type.tensor;
+
+/** The signals each kind of code may read, with their types (docs/language.md has the same tables). */
+final class Signals {
+    private Signals() {}
+
+    /** Where the lane is and the model's shape: readable everywhere except attention variants' own table. */
+    static final Map<String, Type.Tensor> LOCATION = ordered(
+            "layer", tensor(INT), "head", tensor(INT), "layers", tensor(INT), "heads", tensor(INT),
+            "group", tensor(INT), "head_dim", tensor(INT));
+
+    static final Map<String, Type.Tensor> POLICY = ordered(
+            "k", tensor(FLOAT, TOKEN, CHANNEL), "v", tensor(FLOAT, TOKEN, CHANNEL),
+            "q", tensor(FLOAT, QUERY, GROUP, CHANNEL),
+            "attn", tensor(FLOAT, QUERY, GROUP, TOKEN), "logits", tensor(FLOAT, QUERY, GROUP, TOKEN),
+            "pos", tensor(INT, TOKEN), "age", tensor(INT, TOKEN),
+            "len", tensor(INT), "context", tensor(INT), "step", tensor(INT));
+
+    /** Signals that gain a {@code head} axis under {@code selection per layer}. */
+    static final Set<String> PER_LANE = Set.of("k", "v", "q", "attn", "logits", "pos", "age");
+
+    /** Signals with one row per query: at prefill they need {@code observe} unless reduced over {@code query}. */
+    static final Set<String> QUERY_ROWS = Set.of("q", "attn", "logits");
+
+    static final Map<String, Type.Tensor> ATTENTION = ordered(
+            "q", tensor(FLOAT, CHANNEL), "k", tensor(FLOAT, CHANNEL), "qpos", tensor(INT), "kpos", tensor(INT),
+            "head", tensor(INT), "layer", tensor(INT), "heads", tensor(INT), "head_dim", tensor(INT),
+            "context", tensor(INT), "scale", tensor(FLOAT));
+
+    /** Function bodies see the lane's location and the context length only. */
+    static final Map<String, Type.Tensor> FN = with(LOCATION, "context", tensor(INT));
+
+    private static Map<String, Type.Tensor> ordered(Object... kv) {
+        Map<String, Type.Tensor> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], (Type.Tensor) kv[i + 1]);
+        return m;
+    }
+
+    private static Map<String, Type.Tensor> with(Map<String, Type.Tensor> base, String k, Type.Tensor t) {
+        Map<String, Type.Tensor> m = new LinkedHashMap<>(base);
+        m.put(k, t);
+        return m;
+    }
+}

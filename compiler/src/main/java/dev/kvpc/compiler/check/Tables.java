@@ -1,0 +1,107 @@
+package dev.kvpc.compiler.check;
+
+import dev.kvpc.compiler.ast.Expr;
+import dev.kvpc.compiler.ast.Span;
+import dev.kvpc.compiler.diag.Code;
+import dev.kvpc.compiler.diag.Diagnostic.Note;
+import dev.kvpc.compiler.diag.Diagnostics;
+import dev.kvpc.compiler.model.ModelShape;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Calibration tables ({@code [layer, head]} numbers in TSV: one row per layer, one column per KV head, {@code #}
+ * comment lines). Resolved relative to the file that names them, then in the bundled standard library.
+ */
+final class Tables {
+    private final Diagnostics diags;
+    private final Program program;
+    private final ModelShape model;
+    private final Map<String, Val> cache = new HashMap<>();
+
+    Tables(Diagnostics diags, Program program, ModelShape model) {
+        this.diags = diags;
+        this.program = program;
+        this.model = model;
+    }
+
+    /** Loads the table named by {@code name}; problems are reported at the string (or at {@code useSite}). */
+    Val load(Expr.StringLit name, Span useSite) {
+        String key = name.span().file() + "|" + name.value();
+        Val cached = cache.get(key);
+        if (cached != null) return cached;
+        Val v = read(name);
+        cache.put(key, v);
+        return v;
+    }
+
+    private Val read(Expr.StringLit name) {
+        Span at = name.span();
+        Path dir = program.dirs().get(at.file());
+        String text = null;
+        String shown = name.value();
+        if (dir != null) {
+            Path p = dir.resolve(name.value()).normalize();
+            if (Files.isRegularFile(p)) {
+                try {
+                    text = Files.readString(p, StandardCharsets.UTF_8);
+                    shown = Loader.displayName(p);
+                } catch (IOException | RuntimeException e) {
+                    diags.error(Code.E502, at, "cannot read table " + name.value() + ": " + e.getMessage());
+                    return Val.UNKNOWN;
+                }
+            }
+        }
+        if (text == null) {
+            String fileName = Path.of(name.value()).getFileName() == null ? name.value() : Path.of(name.value()).getFileName().toString();
+            text = Loader.readBundled(fileName);
+            shown = Loader.STDLIB_PREFIX + fileName;
+        }
+        if (text == null) {
+            diags.error(Code.E502, at, "table file '" + name.value() + "' not found next to this file nor in the standard library");
+            return Val.UNKNOWN;
+        }
+        List<double[]> rows = new ArrayList<>();
+        String[] lines = text.split("\n", -1);
+        for (int i = 0; i < lines.length; i++) {
+            String line = lines[i].strip();
+            if (line.isEmpty() || line.startsWith("#")) continue;
+            String[] cells = line.split("[\\t ,]+");
+            double[] row = new double[cells.length];
+            for (int j = 0; j < cells.length; j++) {
+                try {
+                    row[j] = Double.parseDouble(cells[j]);
+                    if (!Double.isFinite(row[j])) throw new NumberFormatException();
+                } catch (NumberFormatException e) {
+                    diags.error(Code.E502, at, "table " + shown + " line " + (i + 1) + " column " + (j + 1) + ": '" + cells[j] + "' is not a number");
+                    return Val.UNKNOWN;
+                }
+            }
+            if (!rows.isEmpty() && rows.getFirst().length != row.length) {
+                diags.error(Code.E502, at, "table " + shown + " line " + (i + 1) + " has " + row.length + " values, the first row has " + rows.getFirst().length,
+                        new Note("a table has one row per layer and one column per KV head", null));
+                return Val.UNKNOWN;
+            }
+            rows.add(row);
+        }
+        if (rows.isEmpty()) {
+            diags.error(Code.E502, at, "table " + shown + " is empty");
+            return Val.UNKNOWN;
+        }
+        double[][] data = rows.toArray(double[][]::new);
+        if (data.length != model.layers() || data[0].length != model.kvHeads()) {
+            diags.error(Code.E503, at, "table " + shown + " is " + data.length + " x " + data[0].length + " but " + model.name() + " has "
+                    + model.layers() + " layers x " + model.kvHeads() + " KV heads",
+                    new Note("check against the model with --model, or give a table computed for it", null));
+            return Val.UNKNOWN;
+        }
+        return new Val.Table(data, at);
+    }
+}
