@@ -81,6 +81,7 @@ final class TypeChecker {
     /** fn name -> fn names it calls, with the call site, for the recursion check. */
     private final Map<String, Map<String, Span>> fnCalls = new LinkedHashMap<>();
     private String currentFn;
+    private String currentPolicy;
 
     TypeChecker(Diagnostics diags, Map<String, Decl> decls) {
         this.diags = diags;
@@ -124,11 +125,13 @@ final class TypeChecker {
                 Collections.reverse(chain);
                 chain.addFirst(start);
                 chain.add(start);
+                String what = decls.get(start) instanceof Decl.Policy ? "policy" : "function";
                 if (path.isEmpty()) {
-                    diags.error(Code.E107, e.getValue(), "function '" + start + "' calls itself: " + String.join(" -> ", chain),
-                            new Note("KVP functions are evaluated at compile time and cannot recurse", null));
+                    diags.error(Code.E107, e.getValue(), what + " '" + start + "' refers to itself: " + String.join(" -> ", chain),
+                            new Note(what.equals("policy") ? "a policy cannot be composed of itself"
+                                    : "KVP functions are evaluated at compile time and cannot recurse", null));
                 } else if (at.equals(path.peek())) {
-                    diags.error(Code.E107, fnCalls.get(start).get(path.peekLast()), "function '" + start + "' is recursive: " + String.join(" -> ", chain));
+                    diags.error(Code.E107, fnCalls.get(start).get(path.peekLast()), what + " '" + start + "' is recursive: " + String.join(" -> ", chain));
                 }
             } else if (seen.add(e.getKey())) {
                 path.push(e.getKey());
@@ -311,6 +314,9 @@ final class TypeChecker {
 
     private void policyRef(PolicyRef ref, Ctx scope) {
         Decl d = decls.get(ref.name().text());
+        if (currentPolicy != null && d instanceof Decl.Policy) {
+            fnCalls.computeIfAbsent(currentPolicy, k -> new LinkedHashMap<>()).putIfAbsent(ref.name().text(), ref.name().span());
+        }
         if (d == null) {
             unknownDecl(ref.name(), "policy");
             checkArgExprs(ref, scope);
@@ -398,11 +404,14 @@ final class TypeChecker {
     // ================================================================ policies
 
     private void policy(Decl.Policy p) {
+        currentPolicy = p.name().text();
+        fnCalls.computeIfAbsent(currentPolicy, k -> new LinkedHashMap<>());
         Ctx scope = params(p.paramList(), new Ctx(Where.POLICY, null));
         switch (p.body()) {
             case PolicyBody.Alias a -> policyRef(a.target(), scope);
             case PolicyBody.Items items -> policyItems(items.items(), scope, p.name().span());
         }
+        currentPolicy = null;
     }
 
     private void policyItems(List<PolicyItem> items, Ctx outer, Span owner) {

@@ -18,7 +18,7 @@ public enum Code {
     E104("unknown policy or attention variant"),
     E105("bad argument: unknown parameter, repeated, or too many"),
     E106("missing argument for a parameter without default"),
-    E107("recursive function"),
+    E107("recursive function or policy"),
     E108("assignment to something that is not state"),
     E109("wrong number or kind of arguments to a builtin"),
     E110("unknown option word"),

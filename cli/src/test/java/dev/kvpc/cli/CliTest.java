@@ -1,0 +1,116 @@
+package dev.kvpc.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The CLI's contract: exit codes, the diagnostic format, help, and fmt's modes. */
+class CliTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void checksTheWholeStandardLibrary() throws Exception {
+        List<String> args = new ArrayList<>(List.of("check"));
+        try (Stream<Path> s = Files.list(CliRunner.root().resolve("stdlib-policies"))) {
+            s.filter(p -> p.toString().endsWith(".kvp")).sorted().forEach(p -> args.add(p.toString()));
+        }
+        CliRunner r = CliRunner.run(args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("0 errors, 0 warnings"), r.err());
+    }
+
+    @Test
+    void reportsErrorsWithPlaceCaretAndExit65() throws Exception {
+        Path f = tmp.resolve("bad.kvp");
+        Files.writeString(f, "policy p(budget: int = 64) {\n    on overflow(budget) {\n        keep all\n    }\n}\n");
+        CliRunner r = CliRunner.run("check", f.toString());
+        assertEquals(65, r.code());
+        String[] lines = r.err().split("\n");
+        assertTrue(lines[0].matches(".*bad\\.kvp:2:8: error\\[E302\\]: .*"), lines[0]);
+        assertEquals(" 2 |     on overflow(budget) {", lines[2]);
+        assertEquals("   |        ^^^^^^^^^^^^^^^^", lines[3]);
+        assertFalse(r.err().contains("Exception"), r.err());
+    }
+
+    @Test
+    void reportsSeveralErrorsInOneRun() throws Exception {
+        Path f = tmp.resolve("two.kvp");
+        Files.writeString(f, "policy p {\n    on decode {\n        keep last(lenn)\n        attend first(x)\n    }\n}\n");
+        CliRunner r = CliRunner.run("check", f.toString());
+        assertEquals(65, r.code());
+        assertTrue(r.err().contains("two.kvp:3:19: error[E100]: unknown name 'lenn'"), r.err());
+        assertTrue(r.err().contains("did you mean 'len'?"), r.err());
+        assertTrue(r.err().contains("two.kvp:4:22: error[E100]: unknown name 'x'"), r.err());
+        assertTrue(r.err().contains("2 errors"), r.err());
+    }
+
+    @Test
+    void usageErrorsExit64() {
+        assertEquals(64, CliRunner.run("check").code());
+        assertEquals(64, CliRunner.run("frobnicate").code());
+        assertEquals(64, CliRunner.run("check", "--model", "nonsense", "x.kvp").code());
+        assertEquals(64, CliRunner.run().code());
+    }
+
+    @Test
+    void missingFileIsInvalidInputNotACrash() {
+        CliRunner r = CliRunner.run("check", tmp.resolve("nope.kvp").toString());
+        assertEquals(65, r.code());
+        assertTrue(r.err().contains("error[E012]"), r.err());
+    }
+
+    @Test
+    void helpListsCommands() {
+        CliRunner r = CliRunner.run("--help");
+        assertEquals(0, r.code());
+        assertTrue(r.out().contains("check") && r.out().contains("fmt"), r.out());
+        CliRunner h = CliRunner.run("help", "check");
+        assertEquals(0, h.code());
+        assertTrue(h.out().contains("--model"), h.out());
+    }
+
+    @Test
+    void fmtPrintsChecksAndWrites() throws Exception {
+        Path f = tmp.resolve("ugly.kvp");
+        String ugly = "policy w(size:int=8){on overflow(size){keep last(size)}} // end\n";
+        Files.writeString(f, ugly);
+        CliRunner printed = CliRunner.run("fmt", f.toString());
+        assertEquals(0, printed.code());
+        String canonical = "policy w(size: int = 8) {\n    on overflow(size) {\n        keep last(size)\n    }\n}  // end\n";
+        assertEquals(canonical, printed.out());
+        assertEquals(ugly, Files.readString(f), "printing must not touch the file");
+        assertEquals(65, CliRunner.run("fmt", "--check", f.toString()).code());
+        assertEquals(0, CliRunner.run("fmt", "--write", f.toString()).code());
+        assertEquals(canonical, Files.readString(f));
+        assertEquals(0, CliRunner.run("fmt", "--check", f.toString()).code());
+    }
+
+    @Test
+    void fmtLeavesFilesWithSyntaxErrorsAlone() throws Exception {
+        Path f = tmp.resolve("broken.kvp");
+        String broken = "policy p {\n    on decode { keep last( }\n}\n";
+        Files.writeString(f, broken);
+        CliRunner r = CliRunner.run("fmt", "--write", f.toString());
+        assertEquals(65, r.code());
+        assertTrue(r.err().contains("error[E001]"), r.err());
+        assertEquals(broken, Files.readString(f));
+    }
+
+    @Test
+    void modelOptionChangesBudgetChecks() throws Exception {
+        Path f = tmp.resolve("deep.kvp");
+        Files.writeString(f, "policy d(budget: int = 100) {\n    on overflow(budget - 4 * layer) {\n        keep last(budget - 4 * layer)\n    }\n}\n");
+        assertEquals(0, CliRunner.run("check", "--model", "stories260K", f.toString()).code());
+        CliRunner r = CliRunner.run("check", f.toString());
+        assertEquals(65, r.code());
+        assertTrue(r.err().contains("E300"), r.err());
+    }
+}

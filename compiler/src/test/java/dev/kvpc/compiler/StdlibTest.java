@@ -1,0 +1,70 @@
+package dev.kvpc.compiler;
+
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.ast.Decl;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Every standard-library program checks clean (no error, no warning) and names its paper in a doc comment. */
+class StdlibTest {
+    @TestFactory
+    Stream<DynamicTest> checksCleanForTheReferenceShape() {
+        return Corpus.stdlib().stream().map(p -> DynamicTest.dynamicTest(p.getFileName().toString(), () -> {
+            Frontend.Result r = Frontend.check(p, ModelShape.REFERENCE);
+            String shown = r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining());
+            assertTrue(r.ok(), "errors:\n" + shown);
+            assertEquals("", shown, "warnings");
+        }));
+    }
+
+    @TestFactory
+    Stream<DynamicTest> everyDeclarationHasADocComment() {
+        return Corpus.stdlib().stream().map(p -> DynamicTest.dynamicTest(p.getFileName().toString(), () -> {
+            Frontend.Result r = Frontend.check(p, ModelShape.REFERENCE);
+            for (Decl d : r.parsed().root().decls()) {
+                assertNotNull(d.doc(), p.getFileName() + ": '" + d.name().text() + "' has no /// doc comment");
+                assertFalse(d.doc().isBlank(), p.getFileName() + ": '" + d.name().text() + "' has an empty doc comment");
+            }
+        }));
+    }
+
+    /** LANGUAGE.md's examples, each of which must exist as a stdlib declaration. */
+    @Test
+    void holdsEveryExampleOfTheLanguageBrief() {
+        Set<String> want = Set.of("full", "window", "streaming_llm", "h2o", "tova", "scissorhands", "snapkv", "pyramidkv",
+                "adakv", "knorm", "kivi", "mixed", "duo_attention", "razor", "cam", "quest", "standard", "softcap", "alibi",
+                "sliding", "sigmoid", "llama_h2o", "pyramid");
+        Set<String> have = new TreeSet<>();
+        for (Path p : Corpus.stdlib()) {
+            Frontend.Result r = Frontend.check(p, ModelShape.REFERENCE);
+            r.parsed().root().decls().forEach(d -> have.add(d.name().text()));
+        }
+        Set<String> missing = new TreeSet<>(want);
+        missing.removeAll(have);
+        assertEquals(Set.of(), missing);
+    }
+
+    /** Checking against a smaller real model: tables made for the reference shape are refused with E503. */
+    @Test
+    void tablesAreCheckedAgainstTheModel() throws Exception {
+        Path duo = Corpus.root().resolve("stdlib-policies/duo_attention.kvp");
+        Frontend.Result r = Frontend.check(duo, ModelShape.parse("stories260K"));
+        List<Diagnostic> ds = r.diagnostics().all();
+        assertEquals(List.of("E503"), ds.stream().map(d -> d.code().name()).toList());
+        assertTrue(ds.getFirst().message().contains("32 x 8"), ds.getFirst().message());
+        assertTrue(Files.exists(duo));
+    }
+}
