@@ -188,6 +188,7 @@ final class TypeChecker {
         }
         scope.names.put(name.text(), sym);
         if (sym instanceof Sym.Local l) symbols.put(l.let(), sym);
+        if (sym instanceof Sym.State st) symbols.put(st.state(), sym);
     }
 
     private void fn(Decl.Fn f) {

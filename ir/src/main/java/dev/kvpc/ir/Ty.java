@@ -1,0 +1,58 @@
+package dev.kvpc.ir;
+
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.Collectors;
+
+/** IR types: tensors of int, float or bool over named axes, and sets of tokens or pages. */
+public sealed interface Ty {
+    String show();
+
+    enum Elem {
+        INT, FLOAT, BOOL;
+
+        public String word() { return name().toLowerCase(Locale.ROOT); }
+    }
+
+    /** A tensor; {@code axes} are distinct and in canonical order (checked). */
+    record Tensor(Elem elem, List<Axis> axes) implements Ty {
+        public Tensor {
+            axes = List.copyOf(axes);
+            for (int i = 1; i < axes.size(); i++) {
+                if (axes.get(i - 1).compareTo(axes.get(i)) >= 0) throw new IllegalArgumentException("axes not distinct and ordered: " + axes);
+            }
+        }
+
+        public static Tensor of(Elem elem, Iterable<Axis> axes) {
+            EnumSet<Axis> set = EnumSet.noneOf(Axis.class);
+            axes.forEach(set::add);
+            return new Tensor(elem, new ArrayList<>(set));
+        }
+
+        public static Tensor scalar(Elem elem) { return new Tensor(elem, List.of()); }
+
+        public boolean isScalar() { return axes.isEmpty(); }
+
+        @Override
+        public String show() {
+            return elem.word() + (axes.isEmpty() ? "" : axes.stream().map(Axis::word).collect(Collectors.joining(", ", "[", "]")));
+        }
+    }
+
+    /** A set of entries ({@code TOKEN}) or pages ({@code PAGE}) of a lane; {@code perHead} under per-layer selection. */
+    record SetTy(Axis domain, boolean perHead) implements Ty {
+        public SetTy {
+            if (domain != Axis.TOKEN && domain != Axis.PAGE) throw new IllegalArgumentException("sets are of tokens or pages, not " + domain);
+        }
+
+        @Override
+        public String show() { return (domain == Axis.TOKEN ? "tokens" : "pages") + (perHead ? "[head]" : ""); }
+    }
+
+    Tensor INT = Tensor.scalar(Elem.INT);
+    Tensor FLOAT = Tensor.scalar(Elem.FLOAT);
+    Tensor BOOL = Tensor.scalar(Elem.BOOL);
+    SetTy TOKENS = new SetTy(Axis.TOKEN, false);
+}
