@@ -20,7 +20,7 @@ import java.util.Map;
  * Calibration tables ({@code [layer, head]} numbers in TSV: one row per layer, one column per KV head, {@code #}
  * comment lines). Resolved relative to the file that names them, then in the bundled standard library.
  */
-final class Tables {
+public final class Tables {
     private final Diagnostics diags;
     private final Program program;
     private final ModelShape model;
@@ -40,6 +40,25 @@ final class Tables {
         Val v = read(name);
         cache.put(key, v);
         return v;
+    }
+
+    /**
+     * Reads a table for code generation (after checking): relative to any file of the program, then the bundled
+     * standard library. Throws IllegalArgumentException when it is missing or malformed.
+     */
+    public static double[][] readForProgram(Program program, String file) {
+        Diagnostics d = new Diagnostics();
+        for (Map.Entry<String, Path> e : program.dirs().entrySet()) {
+            if (e.getValue() != null && Files.isRegularFile(e.getValue().resolve(file))) {
+                Tables t = new Tables(d, program, null);
+                Val v = t.read(new Expr.StringLit(file, new Span(e.getKey(), 1, 1, 1, 1, 0, 0)));
+                if (v instanceof Val.Table tab) return tab.rows();
+            }
+        }
+        Tables t = new Tables(d, program, null);
+        Val v = t.read(new Expr.StringLit(file, new Span("<none>", 1, 1, 1, 1, 0, 0)));
+        if (v instanceof Val.Table tab) return tab.rows();
+        throw new IllegalArgumentException(d.all().isEmpty() ? "cannot read table " + file : d.all().getFirst().message());
     }
 
     private Val read(Expr.StringLit name) {
@@ -96,7 +115,7 @@ final class Tables {
             return Val.UNKNOWN;
         }
         double[][] data = rows.toArray(double[][]::new);
-        if (data.length != model.layers() || data[0].length != model.kvHeads()) {
+        if (model != null && (data.length != model.layers() || data[0].length != model.kvHeads())) {
             diags.error(Code.E503, at, "table " + shown + " is " + data.length + " x " + data[0].length + " but " + model.name() + " has "
                     + model.layers() + " layers x " + model.kvHeads() + " KV heads",
                     new Note("check against the model with --model, or give a table computed for it", null));

@@ -214,7 +214,7 @@ public final class Lowering {
                         PolicyIr.StateScope scope = PolicyIr.StateScope.valueOf(s.scope().scope().name());
                         Computation size = s.scope().pageSize() != null ? comp(s.scope().pageSize()) : null;
                         Computation init = s.init() != null ? comp(s.init()) : null;
-                        states.add(new PolicyIr.State(s.name().text(), type, scope, size, init, scope == PolicyIr.StateScope.PAGE && init != null));
+                        states.add(new PolicyIr.State(s.name().text(), type, scope, size, init, false));
                     }
                     case Stmt.Let l -> { }
                     case PolicyItem.On on -> {

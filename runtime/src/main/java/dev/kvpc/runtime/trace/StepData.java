@@ -76,7 +76,10 @@ public final class StepData {
         Objects.requireNonNull(layers, name);
         float[][] c = new float[layers.length][];
         for (int i = 0; i < layers.length; i++) {
-            c[i] = Objects.requireNonNull(layers[i], () -> name + "[" + i + "]").clone();
+            if (layers[i] == null) {
+                throw new NullPointerException(name + "[" + i + "]");
+            }
+            c[i] = layers[i].clone();
         }
         return c;
     }

@@ -1,0 +1,96 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.ir.IrPrinter;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "ir", description = {"Print the tensor IR of a policy: as lowered, or specialised to a model and optimised.",
+        "Passes, in order: " + "specialize, cse, fuse-statistics, dead-code, incrementalize, amortize-eviction, select-algorithm."})
+final class IrCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "FILE", description = "A KVP file.")
+    Path file;
+
+    @Option(names = "--policy", paramLabel = "NAME", description = "The policy or config to compile (default: the last one in FILE).")
+    String policy;
+
+    @Option(names = "--model", paramLabel = "SHAPE", description = "Model shape: a preset or layers=L,heads=H,kv-heads=G,head-dim=D (default: reference).")
+    String model;
+
+    @Option(names = "--lowered", description = "Print the IR as lowered from the source, before any pass.")
+    boolean lowered;
+
+    @Option(names = "--dump-after", paramLabel = "PASS", description = "Print the IR after this pass, or after every pass with 'all'.")
+    String dumpAfter;
+
+    @Option(names = "--slack", paramLabel = "N", defaultValue = "0", description = "Amortised-eviction slack: overflow handlers keep N fewer entries so selection runs once per N+1 steps (default 0).")
+    int slack;
+
+    @Option(names = "--param", paramLabel = "NAME=VALUE", description = "Give a parameter of the policy a value (repeatable).")
+    Map<String, String> params = new LinkedHashMap<>();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        var out = spec.commandLine().getOut();
+        var err = spec.commandLine().getErr();
+        ModelShape shape;
+        try {
+            shape = model == null ? ModelShape.REFERENCE : ModelShape.parse(model);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
+        }
+        if (slack < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--slack must be 0 or more");
+        if (dumpAfter != null && !dumpAfter.equals("all") && !Pipeline.PASSES.contains(dumpAfter)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--dump-after: unknown pass '" + dumpAfter + "'; passes: "
+                    + String.join(", ", Pipeline.PASSES) + ", or all");
+        }
+        Frontend.Result r = Frontend.check(file, shape);
+        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
+        if (!r.ok()) return Main.INVALID;
+        if (lowered) {
+            out.print(IrPrinter.print(Compilation.lower(r.program())));
+            return Main.OK;
+        }
+        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
+        if (root == null || r.program().decls().get(root) == null) {
+            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
+            return Main.INVALID;
+        }
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, parseValue(v)));
+        Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (pass, result) -> {
+            if (dumpAfter != null && (dumpAfter.equals("all") || dumpAfter.equals(pass))) {
+                out.println("// ---- after " + pass);
+                out.print(result.print());
+            }
+        });
+        if (dumpAfter == null) out.print(s.print());
+        out.flush();
+        return Main.OK;
+    }
+
+    private Object parseValue(String v) {
+        try {
+            if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
+            if (v.contains(".") || v.contains("e")) return Double.parseDouble(v);
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--param: '" + v + "' is not a number or boolean");
+        }
+    }
+}

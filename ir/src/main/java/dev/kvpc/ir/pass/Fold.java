@@ -1,0 +1,208 @@
+package dev.kvpc.ir.pass;
+
+import dev.kvpc.ir.*;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Constant folding for one lane: evaluates every definition whose operands are known (constants, parameters,
+ * the lane's location and the model shape, tables) and replaces it by a constant. Tables stay whole while a
+ * quantile needs them and are read at the lane's own cell everywhere else. The rest is left as it is.
+ */
+public final class Fold {
+    /** What is known at compile time for one lane. */
+    public record Lane(LaneShape shape, int layer, int head, Map<String, Object> params, java.util.function.Function<String, double[][]> tables) {}
+
+    private final Lane lane;
+    private final Map<Integer, Object> known = new HashMap<>();
+
+    private Fold(Lane lane) {
+        this.lane = lane;
+    }
+
+    /** Folds a whole leaf policy: parameters become constants and are dropped. */
+    public static PolicyIr policy(PolicyIr p, Lane lane) {
+        Fold f = new Fold(lane);
+        List<PolicyIr.State> states = new ArrayList<>();
+        for (PolicyIr.State s : p.states()) {
+            states.add(new PolicyIr.State(s.name(), stripLocation(s.type(), p.selection()), s.scope(),
+                    f.comp(s.pageSize(), p.selection()), f.comp(s.init(), p.selection()), s.derived()));
+        }
+        List<PolicyIr.Observe> observes = new ArrayList<>();
+        for (PolicyIr.Observe o : p.observes()) observes.add(new PolicyIr.Observe(o.end(), f.comp(o.count(), p.selection()), o.at()));
+        List<PolicyIr.Handler> handlers = new ArrayList<>();
+        for (PolicyIr.Handler h : p.handlers()) {
+            handlers.add(new PolicyIr.Handler(h.events(), f.comp(h.limit(), p.selection()), h.slack(), f.block(h.body(), p.selection())));
+        }
+        return new PolicyIr(p.name(), List.of(), p.positions(), p.selection(), states, observes, f.block(p.standing(), p.selection()),
+                handlers, List.of(), p.variant());
+    }
+
+    /** Evaluates a computation to a value (Long, Double, Boolean or double[][]), or null if it depends on runtime data. */
+    public static Object evaluate(Computation c, Lane lane) {
+        Fold f = new Fold(lane);
+        f.block(c.block(), PolicyIr.Selection.LANE);
+        return f.known.get(c.result());
+    }
+
+    private Computation comp(Computation c, PolicyIr.Selection sel) {
+        if (c == null) return null;
+        return new Computation(block(c.block(), sel), c.result());
+    }
+
+    private Block block(Block b, PolicyIr.Selection sel) {
+        List<Instr> out = new ArrayList<>();
+        for (Instr i : b.instrs()) {
+            switch (i) {
+                case Instr.Def d -> out.add(def(d, sel));
+                case Instr.If f -> {
+                    Object c = known.get(f.cond());
+                    if (c instanceof Boolean bool) {
+                        // a known condition: keep only the branch taken (its definitions keep their ids)
+                        out.addAll(block(bool ? f.then() : f.otherwise(), sel).instrs());
+                    } else {
+                        out.add(new Instr.If(f.cond(), block(f.then(), sel), block(f.otherwise(), sel)));
+                    }
+                }
+                default -> out.add(i);
+            }
+        }
+        return new Block(out);
+    }
+
+    private Instr.Def def(Instr.Def d, PolicyIr.Selection sel) {
+        Object v = value(d.op());
+        if (v instanceof double[][] t) {
+            known.put(d.id(), t);
+            // stays a table op while only quantiles need it whole; a lane read folds to its cell below
+            return new Instr.Def(d.id(), d.type(), d.op());
+        }
+        if (v != null) {
+            known.put(d.id(), v);
+            return new Instr.Def(d.id(), scalarType(v), new Op.Const(v));
+        }
+        Op op = d.op();
+        // a table consumed by something that stays at run time is read at this lane's cell
+        for (int o : op.operands()) {
+            if (known.get(o) instanceof double[][]) {
+                throw new IllegalStateException("%" + d.id() + " uses the table %" + o + " per entry; tables are lane constants");
+            }
+        }
+        return new Instr.Def(d.id(), d.type() instanceof Ty.Tensor t ? stripLocation(t, sel) : d.type(), op);
+    }
+
+    static Ty.Tensor stripLocation(Ty.Tensor t, PolicyIr.Selection sel) {
+        List<Axis> axes = new ArrayList<>(t.axes());
+        axes.remove(Axis.LAYER);
+        if (sel == PolicyIr.Selection.LANE) axes.remove(Axis.HEAD);
+        return new Ty.Tensor(t.elem(), axes);
+    }
+
+    private static Ty scalarType(Object v) {
+        return v instanceof Long ? Ty.INT : v instanceof Double ? Ty.FLOAT : Ty.BOOL;
+    }
+
+    /** The value of an op if its operands are known, else null. */
+    private Object value(Op op) {
+        return switch (op) {
+            case Op.Const c -> c.value();
+            case Op.Param p -> {
+                if (!lane.params().containsKey(p.name())) throw new IllegalStateException("parameter " + p.name() + " has no value");
+                yield lane.params().get(p.name());
+            }
+            case Op.Table t -> lane.tables().apply(t.file());
+            case Op.Signal s -> switch (s.name()) {
+                case "layer" -> (long) lane.layer();
+                case "head" -> (long) lane.head();
+                case "layers" -> (long) lane.shape().layers();
+                case "heads" -> (long) lane.shape().kvHeads();
+                case "group" -> (long) lane.shape().group();
+                case "head_dim" -> (long) lane.shape().headDim();
+                default -> null;
+            };
+            case Op.Map1 m -> {
+                Object x = scalar(m.x());
+                yield x == null ? null : map1(m.fn(), x);
+            }
+            case Op.Map2 m -> {
+                Object a = scalar(m.a()), b = scalar(m.b());
+                yield a == null || b == null ? null : map2(m.fn(), a, b);
+            }
+            case Op.Choose c -> {
+                Object cond = scalar(c.cond());
+                if (!(cond instanceof Boolean bool)) yield null;
+                yield scalar(bool ? c.a() : c.b());
+            }
+            case Op.Quantile q -> {
+                Object x = known.get(q.x()), p = scalar(q.p());
+                if (x instanceof double[][] t && p != null && q.over().isEmpty()) yield quantile(t, toDouble(p));
+                yield null;
+            }
+            default -> null;
+        };
+    }
+
+    /** A known operand as a scalar: tables read at the lane's cell. */
+    private Object scalar(int id) {
+        Object v = known.get(id);
+        if (v instanceof double[][] t) {
+            if (lane.layer() < t.length && lane.head() < t[lane.layer()].length) return t[lane.layer()][lane.head()];
+            throw new IllegalStateException("table is " + t.length + " x " + (t.length == 0 ? 0 : t[0].length)
+                    + ", the lane is layer " + lane.layer() + " head " + lane.head());
+        }
+        return v;
+    }
+
+    static Object map1(Op.Fn1 fn, Object x) {
+        return switch (fn) {
+            case NEG -> x instanceof Long l ? (Object) (-l) : (Object) (-toDouble(x));
+            case NOT -> !(Boolean) x;
+            case ABS -> x instanceof Long l ? (Object) Math.abs(l) : (Object) Math.abs(toDouble(x));
+            case EXP -> Math.exp(toDouble(x));
+            case LOG -> Math.log(toDouble(x));
+            case SQRT -> Math.sqrt(toDouble(x));
+            case TANH -> Math.tanh(toDouble(x));
+            case SIGMOID -> 1.0 / (1.0 + Math.exp(-toDouble(x)));
+            case TO_INT -> x instanceof Long ? x : (Object) (long) toDouble(x);
+            case TO_FLOAT -> toDouble(x);
+        };
+    }
+
+    static Object map2(Op.Fn2 fn, Object a, Object b) {
+        boolean ints = a instanceof Long && b instanceof Long;
+        return switch (fn) {
+            case ADD -> ints ? (Object) ((Long) a + (Long) b) : (Object) (toDouble(a) + toDouble(b));
+            case SUB -> ints ? (Object) ((Long) a - (Long) b) : (Object) (toDouble(a) - toDouble(b));
+            case MUL -> ints ? (Object) ((Long) a * (Long) b) : (Object) (toDouble(a) * toDouble(b));
+            case DIV -> toDouble(a) / toDouble(b);
+            case MOD -> ints ? ((Long) b == 0 ? null : (Object) ((Long) a % (Long) b)) : (Object) (toDouble(a) % toDouble(b));
+            case LT -> toDouble(a) < toDouble(b);
+            case LE -> toDouble(a) <= toDouble(b);
+            case GT -> toDouble(a) > toDouble(b);
+            case GE -> toDouble(a) >= toDouble(b);
+            case EQ -> a instanceof Boolean ? a.equals(b) : (Object) (toDouble(a) == toDouble(b));
+            case NE -> a instanceof Boolean ? !a.equals(b) : (Object) (toDouble(a) != toDouble(b));
+            case AND -> (Boolean) a && (Boolean) b;
+            case OR -> (Boolean) a || (Boolean) b;
+            case MAX -> ints ? (Object) Math.max((Long) a, (Long) b) : (Object) Math.max(toDouble(a), toDouble(b));
+            case MIN -> ints ? (Object) Math.min((Long) a, (Long) b) : (Object) Math.min(toDouble(a), toDouble(b));
+        };
+    }
+
+    static double toDouble(Object o) {
+        return o instanceof Long l ? l : o instanceof Double d ? d : ((Boolean) o ? 1 : 0);
+    }
+
+    /** Linear interpolation between order statistics, as the checker computes it. */
+    static double quantile(double[][] t, double p) {
+        double[] all = Arrays.stream(t).flatMapToDouble(Arrays::stream).sorted().toArray();
+        if (all.length == 0) return Double.NaN;
+        double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
+        int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
+        return all[lo] + (all[hi] - all[lo]) * (q - lo);
+    }
+}

@@ -1,0 +1,101 @@
+package dev.kvpc.ir.pass;
+
+import dev.kvpc.ir.*;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntUnaryOperator;
+
+/** Renaming of value ids inside ops and instructions, shared by the passes. */
+final class Rewrite {
+    private Rewrite() {}
+
+    static Op op(Op op, IntUnaryOperator m) {
+        return switch (op) {
+            case Op.Const c -> c;
+            case Op.Param p -> p;
+            case Op.Signal s -> s;
+            case Op.StateRead s -> s;
+            case Op.Table t -> t;
+            case Op.All a -> a;
+            case Op.Compensation c -> c;
+            case Op.KernelStat k -> k;
+            case Op.Map1 x -> new Op.Map1(x.fn(), m.applyAsInt(x.x()));
+            case Op.Map2 x -> new Op.Map2(x.fn(), m.applyAsInt(x.a()), m.applyAsInt(x.b()));
+            case Op.Choose x -> new Op.Choose(m.applyAsInt(x.cond()), m.applyAsInt(x.a()), m.applyAsInt(x.b()));
+            case Op.Reduce x -> new Op.Reduce(x.fn(), m.applyAsInt(x.x()), x.over());
+            case Op.Pool x -> new Op.Pool(x.fn(), m.applyAsInt(x.x()), m.applyAsInt(x.kernel()), x.along());
+            case Op.Quantile x -> new Op.Quantile(m.applyAsInt(x.x()), m.applyAsInt(x.p()), x.over());
+            case Op.Dot x -> new Op.Dot(m.applyAsInt(x.a()), m.applyAsInt(x.b()));
+            case Op.Slope x -> new Op.Slope(m.applyAsInt(x.head()));
+            case Op.Rank x -> new Op.Rank(x.order(), m.applyAsInt(x.score()), m.applyAsInt(x.count()),
+                    x.floor() < 0 ? -1 : m.applyAsInt(x.floor()), x.algorithm());
+            case Op.Range x -> new Op.Range(x.end(), m.applyAsInt(x.count()));
+            case Op.Where x -> new Op.Where(m.applyAsInt(x.pred()));
+            case Op.Pages x -> new Op.Pages(m.applyAsInt(x.pages()));
+            case Op.SetOp x -> new Op.SetOp(x.fn(), m.applyAsInt(x.a()), m.applyAsInt(x.b()));
+            case Op.Within x -> new Op.Within(m.applyAsInt(x.x()), m.applyAsInt(x.set()));
+        };
+    }
+
+    static Instr instr(Instr i, IntUnaryOperator m) {
+        return switch (i) {
+            case Instr.Def d -> new Instr.Def(d.id(), d.type(), op(d.op(), m));
+            case Instr.Keep k -> new Instr.Keep(m.applyAsInt(k.set()));
+            case Instr.Evict e -> new Instr.Evict(m.applyAsInt(e.set()));
+            case Instr.Attend a -> new Instr.Attend(m.applyAsInt(a.set()));
+            case Instr.Merge x -> new Instr.Merge(m.applyAsInt(x.source()), m.applyAsInt(x.dest()), x.by(), x.weight() < 0 ? -1 : m.applyAsInt(x.weight()));
+            case Instr.Store s -> new Instr.Store(s.parts(), s.format(), s.bits() < 0 ? -1 : m.applyAsInt(s.bits()), s.axis(),
+                    s.group() < 0 ? -1 : m.applyAsInt(s.group()), s.scope(), s.set() < 0 ? -1 : m.applyAsInt(s.set()));
+            case Instr.StateWrite w -> new Instr.StateWrite(w.state(), w.op(), m.applyAsInt(w.value()));
+            case Instr.If f -> new Instr.If(m.applyAsInt(f.cond()), block(f.then(), m), block(f.otherwise(), m));
+        };
+    }
+
+    static Block block(Block b, IntUnaryOperator m) {
+        List<Instr> out = new ArrayList<>();
+        for (Instr i : b.instrs()) out.add(instr(i, m));
+        return new Block(out);
+    }
+
+    /** Every value id an instruction reads (not defines), including nested blocks. */
+    static void uses(Instr i, java.util.function.IntConsumer use) {
+        switch (i) {
+            case Instr.Def d -> d.op().operands().forEach(use::accept);
+            case Instr.Keep k -> use.accept(k.set());
+            case Instr.Evict e -> use.accept(e.set());
+            case Instr.Attend a -> use.accept(a.set());
+            case Instr.Merge x -> {
+                use.accept(x.source());
+                use.accept(x.dest());
+                if (x.weight() >= 0) use.accept(x.weight());
+            }
+            case Instr.Store s -> {
+                if (s.bits() >= 0) use.accept(s.bits());
+                if (s.group() >= 0) use.accept(s.group());
+                if (s.set() >= 0) use.accept(s.set());
+            }
+            case Instr.StateWrite w -> use.accept(w.value());
+            case Instr.If f -> {
+                use.accept(f.cond());
+                f.then().instrs().forEach(x -> uses(x, use));
+                f.otherwise().instrs().forEach(x -> uses(x, use));
+            }
+        }
+    }
+
+    /** Applies {@code f} to every block of a leaf policy (computations included). */
+    static PolicyIr blocks(PolicyIr p, java.util.function.UnaryOperator<Block> f) {
+        List<PolicyIr.State> states = new ArrayList<>();
+        for (PolicyIr.State s : p.states()) states.add(new PolicyIr.State(s.name(), s.type(), s.scope(), comp(s.pageSize(), f), comp(s.init(), f), s.derived()));
+        List<PolicyIr.Observe> obs = new ArrayList<>();
+        for (PolicyIr.Observe o : p.observes()) obs.add(new PolicyIr.Observe(o.end(), comp(o.count(), f), o.at()));
+        List<PolicyIr.Handler> hs = new ArrayList<>();
+        for (PolicyIr.Handler h : p.handlers()) hs.add(new PolicyIr.Handler(h.events(), comp(h.limit(), f), h.slack(), f.apply(h.body())));
+        return new PolicyIr(p.name(), p.params(), p.positions(), p.selection(), states, obs, f.apply(p.standing()), hs, p.clauses(), p.variant());
+    }
+
+    static Computation comp(Computation c, java.util.function.UnaryOperator<Block> f) {
+        return c == null ? null : new Computation(f.apply(c.block()), c.result());
+    }
+}
