@@ -1,0 +1,155 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.memory.MemoryModel;
+import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "memory", description = {"Predict the KV-cache memory a policy takes on a model at a context length:",
+        "per layer and head, entries at their precision, quantisation scales, state, and the transient peaks of",
+        "prefill and decode, with totals and the ratio to the full cache. The scenario: a prompt of N tokens."})
+final class MemoryCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "FILE", description = "A KVP file.")
+    Path file;
+
+    @Option(names = "--policy", paramLabel = "NAME", description = "The policy or config (default: the last one in FILE).")
+    String policy;
+
+    @Option(names = "--model", paramLabel = "SHAPE", description = "A preset or layers=L,heads=H,kv-heads=G,head-dim=D (default: reference).")
+    String model;
+
+    @Option(names = "--layers", description = "Model layers (overrides --model).")
+    Integer layers;
+
+    @Option(names = "--heads", description = "Query heads (overrides --model).")
+    Integer heads;
+
+    @Option(names = "--kv-heads", description = "KV heads (overrides --model).")
+    Integer kvHeads;
+
+    @Option(names = "--head-dim", description = "Head dimension (overrides --model).")
+    Integer headDim;
+
+    @Option(names = "--dtype", defaultValue = "f16", description = "Host precision of keys and values: f32, f16 or bf16 (default f16).")
+    String dtype;
+
+    @Option(names = "--context", required = true, paramLabel = "N", description = "Context length in tokens.")
+    long context;
+
+    @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack, as for kvpc ir.")
+    int slack;
+
+    @Option(names = "--json", description = "Print JSON (every lane) instead of the table.")
+    boolean json;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        ModelShape shape;
+        try {
+            shape = model == null ? ModelShape.REFERENCE : ModelShape.parse(model);
+            if (layers != null || heads != null || kvHeads != null || headDim != null) {
+                shape = new ModelShape("custom", layers != null ? layers : shape.layers(), heads != null ? heads : shape.heads(),
+                        kvHeads != null ? kvHeads : shape.kvHeads(), headDim != null ? headDim : shape.headDim());
+            }
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "model: " + e.getMessage());
+        }
+        if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
+        if (!dtype.matches("f32|f16|bf16")) throw new CommandLine.ParameterException(spec.commandLine(), "--dtype must be f32, f16 or bf16");
+        Frontend.Result r = Frontend.check(file, shape);
+        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
+        if (!r.ok()) return Main.INVALID;
+        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
+        if (root == null || r.program().decls().get(root) == null) {
+            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
+            return Main.INVALID;
+        }
+        Specialized s = Compilation.optimise(r.program(), root, Map.of(), new Pipeline.Options(slack, true), (p, x) -> { });
+        MemoryModel.Report rep = MemoryModel.predict(s, context, dtype);
+        out.print(json ? json(rep) : table(rep, shape));
+        out.flush();
+        return Main.OK;
+    }
+
+    static String table(MemoryModel.Report rep, ModelShape shape) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "%s on %s, context %d, %s%n", rep.policy(), shape, rep.context(), rep.dtype()));
+        sb.append(String.format(Locale.ROOT, "%-8s %-5s %9s %12s %10s %10s %12s %12s %12s  %s%n", "layers", "heads", "entries", "k+v", "scales",
+                "state", "steady", "prefill pk", "decode pk", "precision k/v"));
+        // group identical consecutive rows
+        MemoryModel.LaneMemory[][] lanes = rep.lanes();
+        for (int l = 0; l < lanes.length; ) {
+            int end = l;
+            while (end + 1 < lanes.length && java.util.Arrays.equals(lanes[end + 1], lanes[l])) end++;
+            Map<MemoryModel.LaneMemory, String> heads = new LinkedHashMap<>();
+            for (int h = 0; h < lanes[l].length; h++) heads.merge(lanes[l][h], Integer.toString(h), (a, b) -> a + "," + b);
+            for (var e : heads.entrySet()) {
+                MemoryModel.LaneMemory m = e.getKey();
+                String hs = e.getValue().split(",").length == lanes[l].length ? "all" : compress(e.getValue());
+                sb.append(String.format(Locale.ROOT, "%-8s %-5s %9d %12s %10s %10s %12s %12s %12s  %s%s%n", end > l ? l + ".." + end : Integer.toString(l), hs,
+                        m.entries(), bytes(m.kvBytes()), bytes(m.scaleBytes()), bytes(m.stateBytes()), bytes(m.steadyBytes()),
+                        bytes(m.prefillPeak()), bytes(m.decodePeak()), m.precision(), m.sharedInLayer() ? " (layer-shared budget: mean per head)" : ""));
+            }
+            l = end + 1;
+        }
+        sb.append(String.format(Locale.ROOT, "total steady %s (per lane figures above are per KV head); full cache %s; ratio %.4f%n",
+                bytes(rep.totalSteady()), bytes(rep.totalFull()), rep.ratioToFull()));
+        sb.append(String.format(Locale.ROOT, "peak during prefill %s, during a decode step %s%n", bytes(rep.peak(true)), bytes(rep.peak(false))));
+        return sb.toString();
+    }
+
+    private static String compress(String list) {
+        return list.length() > 5 ? list.substring(0, 4) + "…" : list;
+    }
+
+    static String bytes(long b) {
+        if (b < 1024) return b + " B";
+        if (b < 1024 * 1024) return String.format(Locale.ROOT, "%.1f KiB", b / 1024.0);
+        if (b < 1024L * 1024 * 1024) return String.format(Locale.ROOT, "%.2f MiB", b / 1048576.0);
+        return String.format(Locale.ROOT, "%.2f GiB", b / 1073741824.0);
+    }
+
+    static String json(MemoryModel.Report rep) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("{\n  \"policy\": \"").append(rep.policy()).append("\",\n");
+        sb.append("  \"model\": {\"layers\": ").append(rep.shape().layers()).append(", \"heads\": ").append(rep.shape().heads())
+                .append(", \"kv_heads\": ").append(rep.shape().kvHeads()).append(", \"head_dim\": ").append(rep.shape().headDim()).append("},\n");
+        sb.append("  \"context\": ").append(rep.context()).append(",\n  \"dtype\": \"").append(rep.dtype()).append("\",\n");
+        sb.append("  \"total_steady_bytes\": ").append(rep.totalSteady()).append(",\n  \"full_cache_bytes\": ").append(rep.totalFull())
+                .append(",\n  \"ratio_to_full\": ").append(String.format(Locale.ROOT, "%.6f", rep.ratioToFull())).append(",\n");
+        sb.append("  \"peak_prefill_bytes\": ").append(rep.peak(true)).append(",\n  \"peak_decode_bytes\": ").append(rep.peak(false)).append(",\n");
+        sb.append("  \"lanes\": [\n");
+        var lanes = rep.lanes();
+        for (int l = 0; l < lanes.length; l++) {
+            for (int h = 0; h < lanes[l].length; h++) {
+                var m = lanes[l][h];
+                sb.append("    {\"layer\": ").append(l).append(", \"head\": ").append(h).append(", \"entries\": ").append(m.entries())
+                        .append(", \"kv_bytes\": ").append(m.kvBytes()).append(", \"scale_bytes\": ").append(m.scaleBytes())
+                        .append(", \"state_bytes\": ").append(m.stateBytes()).append(", \"steady_bytes\": ").append(m.steadyBytes())
+                        .append(", \"prefill_peak_bytes\": ").append(m.prefillPeak()).append(", \"decode_peak_bytes\": ").append(m.decodePeak())
+                        .append(", \"precision\": \"").append(m.precision()).append("\"}")
+                        .append(l == lanes.length - 1 && h == lanes[l].length - 1 ? "\n" : ",\n");
+            }
+        }
+        sb.append("  ]\n}\n");
+        return sb.toString();
+    }
+}

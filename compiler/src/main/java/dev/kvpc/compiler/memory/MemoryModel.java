@@ -1,0 +1,393 @@
+package dev.kvpc.compiler.memory;
+
+import dev.kvpc.ir.*;
+
+import java.util.*;
+
+/**
+ * Predicted KV-cache memory of a specialised policy at a context length, per lane, from its IR: the scenario is a
+ * prompt of {@code context} tokens (prefill) after which the lane is in its steady state. For each lane:
+ * entries held, bytes of keys and values at their storage precision, quantisation scales, per-token / per-lane /
+ * per-page state, and the transient peak of the prefill and of one decode step (entries before eviction, attention
+ * rows and observed queries, selection scores). The runtime measures the same categories.
+ *
+ * <p>Layout rules (the runtime's): a packed b-bit element takes b/8 bytes; each quantisation group has a scale and
+ * a zero point in f16 (4 bytes); per-channel groups span {@code group} tokens of one channel and only full groups
+ * are quantised (the rest stays in the residual at the host precision); states take 4 bytes per f32/i32 element,
+ * 1 per bool; observed queries and attention rows are f32.
+ */
+public final class MemoryModel {
+    public static final int SCALE_BYTES = 4;
+
+    /** Bytes of one lane by category. */
+    public record LaneMemory(long entries, long kvBytes, long scaleBytes, long stateBytes, long prefillPeak, long decodePeak,
+                             String precision, boolean sharedInLayer) {
+        public long steadyBytes() {
+            return kvBytes + scaleBytes + stateBytes;
+        }
+    }
+
+    /** The whole model: one {@link LaneMemory} per (layer, KV head), and the full cache's figure for comparison. */
+    public record Report(String policy, LaneShape shape, long context, String dtype, int dtypeBytes, LaneMemory[][] lanes, long fullBytesPerLane) {
+        public long totalSteady() {
+            long t = 0;
+            for (LaneMemory[] row : lanes) for (LaneMemory m : row) t += m.steadyBytes();
+            return t;
+        }
+
+        public long totalFull() {
+            return fullBytesPerLane * shape.layers() * shape.kvHeads();
+        }
+
+        public double ratioToFull() {
+            return totalFull() == 0 ? 0 : (double) totalSteady() / totalFull();
+        }
+
+        public long peak(boolean prefill) {
+            // lanes run their events one after another per layer; the peak is steady state plus the largest transient
+            long steady = totalSteady(), extra = 0;
+            for (LaneMemory[] row : lanes) {
+                for (LaneMemory m : row) extra = Math.max(extra, (prefill ? m.prefillPeak() : m.decodePeak()) - m.steadyBytes());
+            }
+            return steady + extra;
+        }
+    }
+
+    private MemoryModel() {}
+
+    public static Report predict(Specialized s, long context, String dtype) {
+        int dtypeBytes = switch (dtype) {
+            case "f32" -> 4;
+            case "f16", "bf16" -> 2;
+            default -> throw new IllegalArgumentException("dtype must be f32, f16 or bf16, not " + dtype);
+        };
+        LaneShape shape = s.shape();
+        LaneMemory[] perClass = new LaneMemory[s.classes().size()];
+        for (int c = 0; c < perClass.length; c++) perClass[c] = lane(s.classes().get(c), shape, context, dtypeBytes);
+        LaneMemory full = lane(null, shape, context, dtypeBytes);
+        LaneMemory[][] lanes = new LaneMemory[shape.layers()][shape.kvHeads()];
+        for (int l = 0; l < shape.layers(); l++) {
+            for (int h = 0; h < shape.kvHeads(); h++) lanes[l][h] = s.classOf()[l][h] < 0 ? full : perClass[s.classOf()[l][h]];
+        }
+        return new Report(s.root(), shape, context, dtype, dtypeBytes, lanes, full.steadyBytes());
+    }
+
+    /** One lane running {@code p} (null: the full cache). */
+    static LaneMemory lane(PolicyIr p, LaneShape shape, long n, int dtypeBytes) {
+        int d = shape.headDim(), g = shape.group();
+        long entryBytes = 2L * d * dtypeBytes;
+        if (p == null) return new LaneMemory(n, n * entryBytes, 0, 0, n * entryBytes, (n + 1) * entryBytes, "host", false);
+        Sizes sizes = new Sizes(p, n, shape.kvHeads());
+        long e = sizes.steadyEntries();
+        boolean shared = p.selection() == PolicyIr.Selection.LAYER;
+
+        // keys and values at their precision
+        Storage keys = new Storage(), values = new Storage();
+        for (Instr i : sizes.stores()) {
+            if (!(i instanceof Instr.Store st)) continue;
+            int bits = st.format() == Instr.Format.INT ? (int) sizes.value(st.bits(), e) : st.format().bits;
+            long group = st.group() >= 0 ? sizes.value(st.group(), e) : d;
+            long covered = switch (st.scope()) {
+                case ALL -> e;
+                case FOR -> Math.min(e, sizes.setSize(st.set(), e));
+                case EXCEPT -> Math.max(0, e - Math.min(e, sizes.setSize(st.set(), e)));
+                case OTHERWISE -> -1;
+            };
+            for (Instr.Part part : st.parts()) (part == Instr.Part.KEYS ? keys : values).rule(bits, st.axis(), group, covered);
+        }
+        long kv = keys.bytes(e, d, dtypeBytes) + values.bytes(e, d, dtypeBytes);
+        long scales = keys.scaleBytes(e, d) + values.scaleBytes(e, d);
+        String precision = keys.describe(e) + " / " + values.describe(e);
+
+        // state
+        long state = 0;
+        for (PolicyIr.State st : p.states()) {
+            long elems = 1;
+            for (Axis a : st.type().axes()) {
+                elems *= switch (a) {
+                    case TOKEN -> e;
+                    case CHANNEL -> d;
+                    case PAGE -> {
+                        long page = Math.max(1, st.pageSize() == null ? 1 : sizes.computation(st.pageSize(), e));
+                        yield (e + page - 1) / page;
+                    }
+                    case HEAD -> 1; // per-layer state is shared: this lane's share
+                    default -> 1;
+                };
+            }
+            state += elems * (st.type().elem() == Ty.Elem.BOOL ? 1 : 4);
+        }
+
+        // transients
+        long observed = sizes.observedQueries();
+        long prefillEntries = n;
+        long prefillRows = sizes.readsRows(true) ? (observed > 0 ? observed : n) * g * n * 4 : 0;
+        long prefillQueries = observed * g * d * 4L;
+        long scoresPrefill = sizes.ranks(true) ? n * 4 : 0;
+        long prefillPeak = prefillEntries * entryBytes + state / Math.max(1, e) * Math.max(e, n) + prefillRows + prefillQueries + scoresPrefill;
+        long decodeEntries = sizes.overflowLimit() >= 0 ? Math.min(n + 1, sizes.overflowLimit() + 1) : e + 1;
+        long decodeRows = sizes.readsRows(false) ? (long) g * decodeEntries * 4 : 0;
+        long scoresDecode = sizes.ranks(false) ? decodeEntries * 4 : 0;
+        long perEntry = e == 0 ? entryBytes : (kv + scales + state) / Math.max(1, e);
+        long decodePeak = kv + scales + state + Math.max(0, decodeEntries - e) * Math.max(perEntry, entryBytes) + decodeRows + scoresDecode;
+        return new LaneMemory(e, kv, scales, state, Math.max(prefillPeak, kv + scales + state), decodePeak, precision, shared);
+    }
+
+    /** Storage rules for keys or values, applied in order (later rules take entries from the host precision pool). */
+    private static final class Storage {
+        private record Rule(int bits, Instr.QuantAxis axis, long group, long covered) {}
+
+        private final List<Rule> rules = new ArrayList<>();
+
+        void rule(int bits, Instr.QuantAxis axis, long group, long covered) {
+            rules.add(new Rule(bits, axis, group, covered));
+        }
+
+        /** Entries per rule: explicit coverage first, 'otherwise' takes what remains; the rest is at host precision. */
+        private long[] counts(long e) {
+            long[] c = new long[rules.size()];
+            long used = 0;
+            for (int i = 0; i < rules.size(); i++) {
+                Rule r = rules.get(i);
+                if (r.covered >= 0) {
+                    long k = Math.min(r.covered, Math.max(0, e - used));
+                    if (r.bits < 16 && r.axis == Instr.QuantAxis.CHANNEL && r.group > 0) k = (k / r.group) * r.group;
+                    c[i] = k;
+                    used += k;
+                }
+            }
+            for (int i = 0; i < rules.size(); i++) {
+                if (rules.get(i).covered < 0) {
+                    c[i] = Math.max(0, e - used);
+                    used = e;
+                }
+            }
+            return c;
+        }
+
+        long bytes(long e, int d, int hostBytes) {
+            long[] c = counts(e);
+            long total = 0, used = 0;
+            for (int i = 0; i < c.length; i++) {
+                total += c[i] * (long) d * rules.get(i).bits / 8;
+                used += c[i];
+            }
+            return total + Math.max(0, e - used) * d * hostBytes;
+        }
+
+        long scaleBytes(long e, int d) {
+            long[] c = counts(e);
+            long total = 0;
+            for (int i = 0; i < c.length; i++) {
+                Rule r = rules.get(i);
+                if (r.bits >= 16) continue;
+                long group = Math.max(1, r.group);
+                total += r.axis == Instr.QuantAxis.TOKEN
+                        ? c[i] * ((d + group - 1) / group) * SCALE_BYTES
+                        : (c[i] / group) * d * SCALE_BYTES;
+            }
+            return total;
+        }
+
+        String describe(long e) {
+            if (rules.isEmpty()) return "host";
+            StringJoiner j = new StringJoiner("+");
+            long[] c = counts(e);
+            long used = 0;
+            for (int i = 0; i < c.length; i++) {
+                Rule r = rules.get(i);
+                j.add((r.bits >= 16 ? "f" + r.bits : "int" + r.bits) + ":" + c[i]);
+                used += c[i];
+            }
+            if (used < e) j.add("host:" + (e - used));
+            return j.toString();
+        }
+    }
+
+    /** Sizes read off a leaf policy's IR for a prompt of {@code n} tokens. */
+    private static final class Sizes {
+        private final PolicyIr p;
+        private final long n;
+        private final int kvHeads;
+        private final Map<Integer, Instr.Def> defs = new HashMap<>();
+
+        Sizes(PolicyIr p, long n, int kvHeads) {
+            this.p = p;
+            this.n = n;
+            this.kvHeads = kvHeads;
+            forEach(i -> {
+                if (i instanceof Instr.Def d) defs.put(d.id(), d);
+            });
+            for (PolicyIr.State s : p.states()) {
+                if (s.pageSize() != null) addDefs(s.pageSize().block());
+                if (s.init() != null) addDefs(s.init().block());
+            }
+            for (PolicyIr.Observe o : p.observes()) if (o.count() != null) addDefs(o.count().block());
+            for (PolicyIr.Handler h : p.handlers()) if (h.limit() != null) addDefs(h.limit().block());
+        }
+
+        private void addDefs(Block b) {
+            for (Instr i : b.instrs()) if (i instanceof Instr.Def d) defs.put(d.id(), d);
+        }
+
+        private void forEach(java.util.function.Consumer<Instr> f) {
+            visit(p.standing(), f);
+            for (PolicyIr.Handler h : p.handlers()) visit(h.body(), f);
+        }
+
+        private static void visit(Block b, java.util.function.Consumer<Instr> f) {
+            for (Instr i : b.instrs()) {
+                f.accept(i);
+                if (i instanceof Instr.If x) {
+                    visit(x.then(), f);
+                    visit(x.otherwise(), f);
+                }
+            }
+        }
+
+        List<Instr> stores() {
+            List<Instr> out = new ArrayList<>();
+            forEach(i -> {
+                if (i instanceof Instr.Store) out.add(i);
+            });
+            return out;
+        }
+
+        long overflowLimit() {
+            for (PolicyIr.Handler h : p.handlers()) {
+                if (h.events().contains(PolicyIr.Event.OVERFLOW)) return computation(h.limit(), n);
+            }
+            return -1;
+        }
+
+        /** Entries in the lane once the prompt is processed. */
+        long steadyEntries() {
+            long e = n;
+            for (PolicyIr.Handler h : p.handlers()) {
+                boolean prefillish = h.events().contains(PolicyIr.Event.PREFILL) || h.events().contains(PolicyIr.Event.OVERFLOW);
+                if (!prefillish) continue;
+                if (h.events().contains(PolicyIr.Event.OVERFLOW)) {
+                    long b = computation(h.limit(), n);
+                    if (e <= b) continue;
+                }
+                for (Instr i : h.body().instrs()) {
+                    if (i instanceof Instr.Keep k) e = Math.min(e, setSize(k.set(), e));
+                    else if (i instanceof Instr.Evict ev) e = Math.max(0, e - setMin(ev.set(), e));
+                }
+            }
+            if (p.selection() == PolicyIr.Selection.LAYER) return e;
+            return e;
+        }
+
+        long computation(Computation c, long len) {
+            return value(c.result(), len);
+        }
+
+        /** An int value with {@code len} = {@code len} and {@code context} = the prompt; unknown values count as len. */
+        long value(int id, long len) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return len;
+            return switch (d.op()) {
+                case Op.Const c -> c.value() instanceof Long l ? l : c.value() instanceof Double x ? (long) (double) x : 0;
+                case Op.Signal s -> s.name().equals("len") ? len : s.name().equals("context") ? n : len;
+                case Op.Map1 m when m.fn() == Op.Fn1.TO_INT || m.fn() == Op.Fn1.TO_FLOAT -> value(m.x(), len);
+                case Op.Map2 m -> {
+                    double a = dvalue(m.a(), len), b = dvalue(m.b(), len);
+                    yield (long) switch (m.fn()) {
+                        case ADD -> a + b;
+                        case SUB -> a - b;
+                        case MUL -> a * b;
+                        case DIV -> b == 0 ? len : a / b;
+                        case MAX -> Math.max(a, b);
+                        case MIN -> Math.min(a, b);
+                        default -> len;
+                    };
+                }
+                default -> len;
+            };
+        }
+
+        private double dvalue(int id, long len) {
+            Instr.Def d = defs.get(id);
+            if (d != null && d.op() instanceof Op.Const c && c.value() instanceof Double x) return x;
+            if (d != null && d.op() instanceof Op.Map2 m && (m.fn() == Op.Fn2.MUL || m.fn() == Op.Fn2.SUB || m.fn() == Op.Fn2.ADD || m.fn() == Op.Fn2.DIV)) {
+                double a = dvalue(m.a(), len), b = dvalue(m.b(), len);
+                return switch (m.fn()) {
+                    case MUL -> a * b;
+                    case SUB -> a - b;
+                    case ADD -> a + b;
+                    default -> b == 0 ? len : a / b;
+                };
+            }
+            return value(id, len);
+        }
+
+        /** Most entries a set can hold in a lane of {@code len} entries. */
+        long setSize(int id, long len) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return len;
+            long s = switch (d.op()) {
+                case Op.Range r -> Math.max(0, value(r.count(), len));
+                case Op.Rank r -> {
+                    long c = Math.max(0, value(r.count(), len));
+                    // a per-layer allocation shares heads * b among the layer's lanes: this lane's share on average
+                    if (p.selection() == PolicyIr.Selection.LAYER && d.type() instanceof Ty.SetTy st && st.perHead()) {
+                        c = c / Math.max(1, laneHeads());
+                    }
+                    yield c;
+                }
+                case Op.SetOp o -> switch (o.fn()) {
+                    case UNION -> setSize(o.a(), len) + setSize(o.b(), len);
+                    case DIFF -> setSize(o.a(), len);
+                    case INTER -> Math.min(setSize(o.a(), len), setSize(o.b(), len));
+                };
+                case Op.Compensation c -> 1;
+                default -> len;
+            };
+            return Math.min(s, len + (d.op() instanceof Op.Compensation ? 1 : 0));
+        }
+
+        private long laneHeads() {
+            return kvHeads;
+        }
+
+        private long setMin(int id, long len) {
+            Instr.Def d = defs.get(id);
+            if (d != null && d.op() instanceof Op.All) return len;
+            if (d != null && d.op() instanceof Op.SetOp o && o.fn() == Op.SetFn.DIFF) return Math.max(0, setMin(o.a(), len) - setSize(o.b(), len));
+            return 0;
+        }
+
+        long observedQueries() {
+            long q = 0;
+            for (PolicyIr.Observe o : p.observes()) q = Math.max(q, o.count() == null ? n : Math.min(n, computation(o.count(), n)));
+            return q;
+        }
+
+        /** Does a handler running at prefill (or decode) read attention rows that are not fused into the kernel? */
+        boolean readsRows(boolean prefill) {
+            boolean[] found = {false};
+            for (PolicyIr.Handler h : p.handlers()) {
+                boolean runs = prefill ? h.events().contains(PolicyIr.Event.PREFILL) || h.events().contains(PolicyIr.Event.CHUNK)
+                        : h.events().contains(PolicyIr.Event.DECODE) || h.events().contains(PolicyIr.Event.OVERFLOW) || h.events().contains(PolicyIr.Event.EVERY);
+                if (!runs) continue;
+                visit(h.body(), i -> {
+                    if (i instanceof Instr.Def d && d.op() instanceof Op.Signal s && (s.name().equals("attn") || s.name().equals("logits"))) found[0] = true;
+                });
+            }
+            return found[0];
+        }
+
+        boolean ranks(boolean prefill) {
+            boolean[] found = {false};
+            for (PolicyIr.Handler h : p.handlers()) {
+                boolean runs = prefill ? !h.events().contains(PolicyIr.Event.DECODE) || h.events().contains(PolicyIr.Event.PREFILL) : !h.events().equals(List.of(PolicyIr.Event.PREFILL));
+                if (!runs) continue;
+                visit(h.body(), i -> {
+                    if (i instanceof Instr.Def d && d.op() instanceof Op.Rank) found[0] = true;
+                });
+            }
+            return found[0];
+        }
+    }
+}
