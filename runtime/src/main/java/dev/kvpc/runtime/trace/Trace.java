@@ -290,7 +290,7 @@ public final class Trace {
     public String describe() {
         StringBuilder b = new StringBuilder();
         b.append("trace ").append(shape).append(" (group ").append(shape.group()).append(")\n");
-        b.append("  ").append(length()).append(" tokens: ").append(feeding()).append('\n');
+        b.append("  ").append(length()).append(length() == 1 ? " token: " : " tokens: ").append(feeding()).append('\n');
         attributes.forEach((k, v) -> b.append("  ").append(k).append(" = ").append(v).append('\n'));
         return b.toString();
     }

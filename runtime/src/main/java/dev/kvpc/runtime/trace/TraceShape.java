@@ -16,6 +16,10 @@ public record TraceShape(int layers, int heads, int kvHeads, int headDim) {
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("heads=" + heads + " is not a multiple of kv_heads=" + kvHeads);
         }
+        if ((long) heads * headDim > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("heads=" + heads + " x head_dim=" + headDim
+                    + " floats per token exceed what one Java array holds");
+        }
     }
 
     /** Query heads per KV head. */

@@ -164,15 +164,21 @@ public final class TraceText {
                             + Trace.quote(first));
                 }
             }
-            lineNo = lines.length;
+            // the end of the text: after the last character of its last line
+            int endLine = lines.length > 1 && lines[lines.length - 1].isEmpty() ? lines.length - 1 : lines.length;
+            int endColumn = lines[endLine - 1].stripTrailing().length() + 1;
             if (shape == null) {
-                throw TraceFormatException.atLine(lineNo, 1, "no 'shape' line");
+                throw TraceFormatException.atLine(endLine, endColumn, "no 'shape' line");
             }
             finishStep();
             if (steps.isEmpty()) {
-                throw TraceFormatException.atLine(lineNo, 1, "no steps; a trace needs at least a prefill");
+                throw TraceFormatException.atLine(endLine, endColumn, "no steps; a trace needs at least a prefill");
             }
-            return new Trace(shape, steps, attributes);
+            try {
+                return new Trace(shape, steps, attributes);
+            } catch (IllegalArgumentException e) { // every rule was checked with its line above; kept as a safety net
+                throw TraceFormatException.atLine(endLine, endColumn, e.getMessage());
+            }
         }
 
         private TraceFormatException error(Word at, String problem) {

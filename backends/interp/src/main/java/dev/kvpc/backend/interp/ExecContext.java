@@ -1,0 +1,601 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.ir.*;
+import dev.kvpc.runtime.trace.Trace;
+
+import java.util.*;
+
+/**
+ * One event of one lane (or of all lanes of a layer, under per-layer selection): the signals it may read and the
+ * effects it may have. Handlers' nodes call into it. Attention is computed once per event and kept per entry, so
+ * reads after a keep see the surviving entries' columns.
+ */
+final class ExecContext {
+    final PolicyIr policy;
+    final List<LaneState> lanes;
+    final boolean perLayer;
+    final LaneShape shape;
+    final Trace trace;
+    final int layer;
+    /** Positions of this event's queries (all of the step) and of the queries the policy observes. */
+    final int[] queryPositions;
+    final int[] observed;
+    final int decodeStep;
+    final int context;
+    final VariantEval variant;
+    /** Attention of this event, per lane: entry -> [query * group] probabilities and logits. */
+    final List<Map<LaneState.Entry, double[]>> probs = new ArrayList<>(), logits = new ArrayList<>();
+    TokenSet attend;
+    /** The covered set of the last store with a for/except scope in this event, for a following 'otherwise'. */
+    TokenSet lastStoreScope;
+    final Map<String, Tensor> pageStateCache = new HashMap<>();
+    /** Per KV head: attention output of the event's last query, [group * head_dim], and the attended positions. */
+    final Map<Integer, double[]> outputs = new HashMap<>();
+    final Map<Integer, int[]> attendedPositions = new HashMap<>();
+
+    ExecContext(PolicyIr policy, List<LaneState> lanes, boolean perLayer, LaneShape shape, Trace trace, int layer,
+                int[] queryPositions, int[] observed, int decodeStep, int context, VariantEval variant) {
+        this.policy = policy;
+        this.lanes = lanes;
+        this.perLayer = perLayer;
+        this.shape = shape;
+        this.trace = trace;
+        this.layer = layer;
+        this.queryPositions = queryPositions;
+        this.observed = observed;
+        this.decodeStep = decodeStep;
+        this.context = context;
+        this.variant = variant;
+    }
+
+    private LaneState lane0() {
+        return lanes.getFirst();
+    }
+
+    /** Under per-layer selection every lane of the layer must hold the same positions. */
+    private void checkAligned() {
+        if (!perLayer) return;
+        List<LaneState.Entry> a = lane0().entries;
+        for (LaneState l : lanes) {
+            if (l.entries.size() != a.size()) throw new InterpreterException("per-layer selection over lanes of different lengths (layer " + layer + ")");
+            for (int i = 0; i < a.size(); i++) {
+                if (l.entries.get(i).pos != a.get(i).pos) throw new InterpreterException("per-layer selection over lanes holding different positions");
+            }
+        }
+    }
+
+    private List<Axis> withHead(Axis... axes) {
+        List<Axis> out = new ArrayList<>();
+        if (perLayer) out.add(Axis.HEAD);
+        out.addAll(List.of(axes));
+        return out;
+    }
+
+    private int[] dims(int... d) {
+        if (!perLayer) return d;
+        int[] r = new int[d.length + 1];
+        r[0] = lanes.size();
+        System.arraycopy(d, 0, r, 1, d.length);
+        return r;
+    }
+
+    // ---------------------------------------------------------------- signals
+
+    Object signal(String name) {
+        switch (name) {
+            case "len" -> {
+                return Tensor.scalar(Ty.Elem.INT, lane0().size());
+            }
+            case "context" -> {
+                return Tensor.scalar(Ty.Elem.INT, context);
+            }
+            case "step" -> {
+                return Tensor.scalar(Ty.Elem.INT, decodeStep);
+            }
+            case "layer" -> {
+                return Tensor.scalar(Ty.Elem.INT, layer);
+            }
+            case "head" -> {
+                return Tensor.scalar(Ty.Elem.INT, lane0().kvHead);
+            }
+            case "layers" -> {
+                return Tensor.scalar(Ty.Elem.INT, shape.layers());
+            }
+            case "heads" -> {
+                return Tensor.scalar(Ty.Elem.INT, shape.kvHeads());
+            }
+            case "group" -> {
+                return Tensor.scalar(Ty.Elem.INT, shape.group());
+            }
+            case "head_dim" -> {
+                return Tensor.scalar(Ty.Elem.INT, shape.headDim());
+            }
+            default -> { }
+        }
+        checkAligned();
+        int n = lane0().size(), d = shape.headDim(), g = shape.group();
+        return switch (name) {
+            case "k", "v" -> {
+                double[] data = new double[lanes.size() * n * d];
+                int o = 0;
+                for (LaneState l : lanes) {
+                    for (LaneState.Entry e : l.entries) for (float x : name.equals("k") ? e.k : e.v) data[o++] = x;
+                }
+                yield new Tensor(Ty.Elem.FLOAT, withHead(Axis.TOKEN, Axis.CHANNEL), dims(n, d), data);
+            }
+            case "pos", "age" -> {
+                double[] data = new double[lanes.size() * n];
+                int o = 0;
+                for (LaneState l : lanes) {
+                    for (LaneState.Entry e : l.entries) data[o++] = name.equals("pos") ? e.pos : decodeStep - e.addedAtStep;
+                }
+                yield new Tensor(Ty.Elem.INT, withHead(Axis.TOKEN), dims(n), data);
+            }
+            case "q" -> {
+                double[] data = new double[lanes.size() * observed.length * g * d];
+                int o = 0;
+                for (LaneState l : lanes) {
+                    for (int qp : observed) {
+                        for (int gi = 0; gi < g; gi++) {
+                            float[] q = trace.query(layer, qp, l.kvHead * g + gi);
+                            for (float x : q) data[o++] = x;
+                        }
+                    }
+                }
+                yield new Tensor(Ty.Elem.FLOAT, withHead(Axis.QUERY, Axis.GROUP, Axis.CHANNEL), dims(observed.length, g, d), data);
+            }
+            case "attn", "logits" -> attentionTensor(name.equals("attn"));
+            default -> throw new InterpreterException("unknown signal " + name);
+        };
+    }
+
+    /** [query, group, token] over the observed queries (all of the event's when none are declared). */
+    private Tensor attentionTensor(boolean probabilities) {
+        computeAttention();
+        int n = lane0().size(), g = shape.group();
+        double[] data = new double[lanes.size() * observed.length * g * n];
+        int o = 0;
+        for (int li = 0; li < lanes.size(); li++) {
+            Map<LaneState.Entry, double[]> m = (probabilities ? probs : logits).get(li);
+            for (int qi = 0; qi < observed.length; qi++) {
+                int row = indexOf(queryPositions, observed[qi]);
+                for (int gi = 0; gi < g; gi++) {
+                    for (LaneState.Entry e : lanes.get(li).entries) {
+                        double[] col = m.get(e);
+                        data[o++] = col == null ? 0 : col[row * g + gi];
+                    }
+                }
+            }
+        }
+        return new Tensor(Ty.Elem.FLOAT, withHead(Axis.QUERY, Axis.GROUP, Axis.TOKEN), dims(observed.length, g, n), data);
+    }
+
+    private static int indexOf(int[] a, int v) {
+        for (int i = 0; i < a.length; i++) if (a[i] == v) return i;
+        throw new IllegalStateException("observed query " + v + " is not among the event's");
+    }
+
+    /** Computes this event's attention for every lane (once), over the attend set when one is given. */
+    void computeAttention() {
+        if (!probs.isEmpty()) return;
+        for (LaneState l : lanes) {
+            Map<LaneState.Entry, double[]> p = new IdentityHashMap<>(), lg = new IdentityHashMap<>();
+            double[][][] r = variant.attend(trace, layer, l, queryPositions, attend == null ? null : attend.forHead(lanes.indexOf(l) < attend.heads() ? lanes.indexOf(l) : 0));
+            for (int j = 0; j < l.entries.size(); j++) {
+                double[] pc = new double[queryPositions.length * shape.group()], lc = new double[pc.length];
+                for (int i = 0; i < pc.length; i++) {
+                    pc[i] = r[0][i][j];
+                    lc[i] = r[1][i][j];
+                }
+                p.put(l.entries.get(j), pc);
+                lg.put(l.entries.get(j), lc);
+            }
+            probs.add(p);
+            logits.add(lg);
+        }
+    }
+
+    /** Records, per lane, the attention output of the event's last query for each query head of the group. */
+    void recordOutputs() {
+        computeAttention();
+        int g = shape.group(), d = shape.headDim();
+        int row = queryPositions.length - 1;
+        for (int li = 0; li < lanes.size(); li++) {
+            LaneState l = lanes.get(li);
+            double[] out = new double[g * d];
+            for (LaneState.Entry e : l.entries) {
+                double[] p = probs.get(li).get(e);
+                if (p == null) continue;
+                for (int gi = 0; gi < g; gi++) {
+                    double w = p[row * g + gi];
+                    if (w == 0) continue;
+                    for (int c = 0; c < d; c++) out[gi * d + c] += w * e.v[c];
+                }
+            }
+            outputs.put(l.kvHead, out);
+            if (attend != null) {
+                BitSet b = attend.forHead(Math.min(li, attend.heads() - 1));
+                attendedPositions.put(l.kvHead, b.stream().map(i -> l.entries.get(i).pos).toArray());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- state
+
+    Tensor readState(String name) {
+        PolicyIr.State s = state(name);
+        List<Axis> extra = new ArrayList<>(s.type().axes());
+        extra.remove(Axis.HEAD);
+        extra.remove(Axis.TOKEN);
+        extra.remove(Axis.PAGE);
+        int per = 1;
+        for (Axis a : extra) per *= extent(a);
+        switch (s.scope()) {
+            case TOKEN -> {
+                checkAligned();
+                int n = lane0().size();
+                double[] data = new double[lanes.size() * n * per];
+                int o = 0;
+                for (LaneState l : lanes) {
+                    for (LaneState.Entry e : l.entries) {
+                        double[] v = e.state.get(name);
+                        for (int i = 0; i < per; i++) data[o++] = v == null ? 0 : v[i];
+                    }
+                }
+                List<Axis> axes = withHead(Axis.TOKEN);
+                axes.addAll(extra);
+                int[] dd = new int[axes.size()];
+                int k = 0;
+                if (perLayer) dd[k++] = lanes.size();
+                dd[k++] = n;
+                for (Axis a : extra) dd[k++] = extent(a);
+                return new Tensor(s.type().elem(), axes, dd, data);
+            }
+            case LANE -> {
+                Tensor t = lane0().laneState.get(name);
+                if (t != null && !perLayer) return t;
+                if (perLayer) {
+                    double[] data = new double[lanes.size() * per];
+                    for (int li = 0; li < lanes.size(); li++) {
+                        Tensor x = lanes.get(li).laneState.get(name);
+                        if (x != null) System.arraycopy(x.data, 0, data, li * per, per);
+                    }
+                    List<Axis> axes = withHead();
+                    axes.addAll(extra);
+                    int[] dd = new int[axes.size()];
+                    dd[0] = lanes.size();
+                    for (int i = 0; i < extra.size(); i++) dd[i + 1] = extent(extra.get(i));
+                    return new Tensor(s.type().elem(), axes, dd, data);
+                }
+                int[] dd = new int[extra.size()];
+                for (int i = 0; i < extra.size(); i++) dd[i] = extent(extra.get(i));
+                return new Tensor(s.type().elem(), extra, dd, new double[per]);
+            }
+            case PAGE -> {
+                return pageState(s);
+            }
+        }
+        throw new IllegalStateException();
+    }
+
+    int extent(Axis a) {
+        return switch (a) {
+            case CHANNEL -> shape.headDim();
+            case GROUP -> shape.group();
+            case QUERY -> observed.length;
+            case HEAD -> lanes.size();
+            default -> throw new InterpreterException("state axis " + a.word() + " has no fixed size");
+        };
+    }
+
+    PolicyIr.State state(String name) {
+        for (PolicyIr.State s : policy.states()) if (s.name().equals(name)) return s;
+        throw new InterpreterException("unknown state " + name);
+    }
+
+    /** Page size of the lane: that of its (first) per-page state. */
+    int pageSize() {
+        for (PolicyIr.State s : policy.states()) {
+            if (s.scope() == PolicyIr.StateScope.PAGE) return (int) Math.max(1, Interpreter.constant(s.pageSize()));
+        }
+        throw new InterpreterException("pages(...) in a policy without per-page state");
+    }
+
+    /** A per-page state is its init reduced over each page's entries (recomputed at read: obviously right). */
+    private Tensor pageState(PolicyIr.State s) {
+        if (perLayer) throw new InterpreterException("per-page state under per-layer selection is not supported");
+        Tensor cached = pageStateCache.get(s.name());
+        if (cached != null) return cached;
+        int size = pageSize();
+        LaneState l = lane0();
+        List<LaneState.Entry> regular = new ArrayList<>();
+        for (LaneState.Entry e : l.entries) if (!e.compensation) regular.add(e);
+        int pages = (regular.size() + size - 1) / size;
+        List<Tensor> perPage = new ArrayList<>();
+        for (int p = 0; p < pages; p++) {
+            LaneState view = new LaneState(l.layer, l.kvHead);
+            view.entries.addAll(regular.subList(p * size, Math.min(regular.size(), (p + 1) * size)));
+            ExecContext sub = new ExecContext(policy, List.of(view), false, shape, trace, layer, queryPositions, observed, decodeStep, context, variant);
+            Object v = Interpreter.evaluate(s.init(), sub);
+            perPage.add((Tensor) v);
+        }
+        List<Axis> extra = new ArrayList<>(s.type().axes());
+        extra.remove(Axis.PAGE);
+        int per = 1;
+        for (Axis a : extra) per *= extent(a);
+        double[] data = new double[pages * per];
+        for (int p = 0; p < pages; p++) {
+            Tensor t = perPage.get(p);
+            if (t.data.length != per) throw new InterpreterException("page state " + s.name() + " init has " + t.data.length + " values, expected " + per);
+            System.arraycopy(t.data, 0, data, p * per, per);
+        }
+        List<Axis> axes = new ArrayList<>();
+        axes.add(Axis.PAGE);
+        axes.addAll(extra);
+        int[] dd = new int[axes.size()];
+        dd[0] = pages;
+        for (int i = 0; i < extra.size(); i++) dd[i + 1] = extent(extra.get(i));
+        Tensor r = new Tensor(s.type().elem(), axes, dd, data);
+        pageStateCache.put(s.name(), r);
+        return r;
+    }
+
+    void writeState(String name, Instr.Assign op, Tensor value) {
+        PolicyIr.State s = state(name);
+        if (s.scope() == PolicyIr.StateScope.PAGE) throw new InterpreterException("writes to per-page state are not supported");
+        Tensor current = readState(name);
+        Tensor next = switch (op) {
+            case SET -> value;
+            case ADD -> Tensor.map2(current, value, s.type().elem(), Double::sum);
+            case SUB -> Tensor.map2(current, value, s.type().elem(), (a, b) -> a - b);
+            case MUL -> Tensor.map2(current, value, s.type().elem(), (a, b) -> a * b);
+        };
+        // broadcast to the state's shape and convert to its element kind
+        Tensor shaped = Tensor.map2(next, current, s.type().elem(), (a, b) -> a);
+        if (!shaped.axes.equals(current.axes)) throw new InterpreterException("value for state " + name + " has axes " + next.axes);
+        double[] d = shaped.data.clone();
+        if (s.type().elem() == Ty.Elem.INT) for (int i = 0; i < d.length; i++) d[i] = (long) d[i];
+        if (s.type().elem() == Ty.Elem.FLOAT) for (int i = 0; i < d.length; i++) d[i] = (float) d[i];
+        if (s.scope() == PolicyIr.StateScope.LANE) {
+            int per = d.length / lanes.size();
+            for (int li = 0; li < lanes.size(); li++) {
+                List<Axis> axes = new ArrayList<>(shaped.axes);
+                axes.remove(Axis.HEAD);
+                int[] dd = new int[axes.size()];
+                for (int i = 0; i < axes.size(); i++) dd[i] = shaped.dim(axes.get(i));
+                lanes.get(li).laneState.put(name, new Tensor(s.type().elem(), axes, dd, Arrays.copyOfRange(d, li * per, (li + 1) * per)));
+            }
+            return;
+        }
+        int n = lane0().size();
+        int per = d.length / Math.max(1, lanes.size() * n);
+        int o = 0;
+        for (LaneState l : lanes) {
+            for (LaneState.Entry e : l.entries) {
+                e.state.put(name, Arrays.copyOfRange(d, o, o + per));
+                o += per;
+            }
+        }
+        pageStateCache.clear();
+    }
+
+    // ---------------------------------------------------------------- sets and effects
+
+    BitSet regularEntries(LaneState l) {
+        BitSet b = new BitSet();
+        for (int i = 0; i < l.entries.size(); i++) if (!l.entries.get(i).compensation) b.set(i);
+        return b;
+    }
+
+    TokenSet range(Op.End end, long count) {
+        LaneState l = lane0();
+        BitSet reg = regularEntries(l);
+        int total = reg.cardinality();
+        int n = (int) Math.max(0, Math.min(count, total));
+        BitSet out = new BitSet();
+        int seen = 0;
+        for (int i = reg.nextSetBit(0); i >= 0; i = reg.nextSetBit(i + 1)) {
+            boolean take = end == Op.End.FIRST ? seen < n : seen >= total - n;
+            if (take) out.set(i);
+            seen++;
+        }
+        return TokenSet.of(Axis.TOKEN, out);
+    }
+
+    TokenSet all() {
+        BitSet b = new BitSet();
+        b.set(0, lane0().size());
+        return new TokenSet(Axis.TOKEN, new BitSet[] {b}, true);
+    }
+
+    TokenSet compensation() {
+        BitSet b = new BitSet();
+        LaneState l = lane0();
+        for (int i = 0; i < l.entries.size(); i++) if (l.entries.get(i).compensation) b.set(i);
+        return new TokenSet(Axis.TOKEN, new BitSet[] {b}, true);
+    }
+
+    TokenSet pages(TokenSet pageSet) {
+        int size = pageSize();
+        BitSet[] out = new BitSet[pageSet.heads()];
+        for (int h = 0; h < out.length; h++) {
+            LaneState l = lanes.get(Math.min(h, lanes.size() - 1));
+            out[h] = new BitSet();
+            int regular = 0;
+            for (int i = 0; i < l.entries.size(); i++) {
+                if (l.entries.get(i).compensation) continue;
+                if (pageSet.forHead(h).get(regular / size)) out[h].set(i);
+                regular++;
+            }
+        }
+        return new TokenSet(Axis.TOKEN, out, false);
+    }
+
+    void keep(TokenSet s) {
+        pageStateCache.clear();
+        for (int li = 0; li < lanes.size(); li++) {
+            LaneState l = lanes.get(li);
+            BitSet b = (BitSet) s.forHead(li).clone();
+            if (!s.compensation()) {
+                for (int i = 0; i < l.entries.size(); i++) if (l.entries.get(i).compensation) b.clear(i);
+            }
+            l.retain(b);
+        }
+    }
+
+    void evict(TokenSet s) {
+        pageStateCache.clear();
+        for (int li = 0; li < lanes.size(); li++) {
+            LaneState l = lanes.get(li);
+            BitSet b = new BitSet();
+            b.set(0, l.size());
+            b.andNot(s.forHead(li));
+            l.retain(b);
+        }
+    }
+
+    /**
+     * Folds each source entry not in {@code dest} into its most similar destination entry (cosine of keys or values;
+     * nearest position; ties to the later position), or all sources into the compensation entry. Weighted means of
+     * keys and values by (count x weight); counts add up.
+     */
+    void merge(TokenSet source, TokenSet dest, Instr.MergeBy by, Tensor weight) {
+        pageStateCache.clear();
+        for (int li = 0; li < lanes.size(); li++) {
+            LaneState l = lanes.get(li);
+            BitSet src = (BitSet) source.forHead(li).clone();
+            BitSet dst = dest.forHead(li);
+            src.andNot(dst);
+            for (int i = 0; i < l.size(); i++) if (l.entries.get(i).compensation) src.clear(i);
+            if (src.isEmpty()) continue;
+            double[] w = new double[l.size()];
+            for (int i = 0; i < w.length; i++) w[i] = weight == null ? 1 : Math.max(1e-12, weight.data[(perLayer ? li * l.size() : 0) + i]);
+            if (dest.compensation() && dst.isEmpty() || dest.compensation() && onlyCompensation(l, dst)) {
+                LaneState.Entry comp = l.compensationEntry();
+                if (comp == null) {
+                    int first = src.nextSetBit(0);
+                    LaneState.Entry f = l.entries.get(first);
+                    comp = new LaneState.Entry(-1, f.addedAtStep, new float[f.k.length], new float[f.v.length], true);
+                    comp.count = 0;
+                    l.entries.add(comp);
+                }
+                for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) fold(comp, l.entries.get(i), 1, w[i]);
+                continue;
+            }
+            for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) {
+                LaneState.Entry s = l.entries.get(i);
+                int best = -1;
+                double bestScore = Double.NEGATIVE_INFINITY;
+                for (int j = dst.nextSetBit(0); j >= 0; j = dst.nextSetBit(j + 1)) {
+                    LaneState.Entry t = l.entries.get(j);
+                    double score = switch (by) {
+                        case NEAREST -> -Math.abs(t.pos - s.pos);
+                        case COSINE_V -> cosine(s.v, t.v);
+                        default -> cosine(s.k, t.k);
+                    };
+                    if (score >= bestScore) {
+                        bestScore = score;
+                        best = j;
+                    }
+                }
+                if (best >= 0) fold(l.entries.get(best), s, w[best], w[i]);
+            }
+        }
+    }
+
+    private static boolean onlyCompensation(LaneState l, BitSet b) {
+        for (int i = b.nextSetBit(0); i >= 0; i = b.nextSetBit(i + 1)) if (!l.entries.get(i).compensation) return false;
+        return true;
+    }
+
+    private static void fold(LaneState.Entry into, LaneState.Entry from, double wInto, double wFrom) {
+        double a = into.count * wInto, b = from.count * wFrom;
+        if (a + b <= 0) {
+            a = into.count;
+            b = from.count;
+        }
+        if (a + b <= 0) {
+            a = 0;
+            b = 1;
+        }
+        for (int c = 0; c < into.k.length; c++) {
+            into.k[c] = (float) ((into.k[c] * a + from.k[c] * b) / (a + b));
+            into.v[c] = (float) ((into.v[c] * a + from.v[c] * b) / (a + b));
+        }
+        into.count += from.count;
+    }
+
+    private static double cosine(float[] a, float[] b) {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.length; i++) {
+            dot += a[i] * b[i];
+            na += a[i] * a[i];
+            nb += b[i] * b[i];
+        }
+        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
+    }
+
+    /** Applies a storage rule to the entries it covers; entries already at that format are left as they are. */
+    void store(Set<Instr.Part> parts, Instr.Format format, int bits, Instr.QuantAxis axis, int group, TokenSet covered) {
+        for (int li = 0; li < lanes.size(); li++) {
+            LaneState l = lanes.get(li);
+            BitSet cov = covered.forHead(li);
+            for (Instr.Part part : parts) {
+                List<LaneState.Entry> targets = new ArrayList<>();
+                for (int i = cov.nextSetBit(0); i >= 0; i = cov.nextSetBit(i + 1)) {
+                    LaneState.Entry e = l.entries.get(i);
+                    if (e.compensation) continue;
+                    Instr.Format cur = part == Instr.Part.KEYS ? e.kFormat : e.vFormat;
+                    int curBits = part == Instr.Part.KEYS ? e.kBits : e.vBits;
+                    if (cur == format && curBits == bits) continue;
+                    targets.add(e);
+                }
+                apply(part, format, bits, axis, group, targets);
+            }
+        }
+        pageStateCache.clear();
+    }
+
+    private void apply(Instr.Part part, Instr.Format format, int bits, Instr.QuantAxis axis, int group, List<LaneState.Entry> targets) {
+        int d = shape.headDim();
+        if (format == Instr.Format.F32 || format == Instr.Format.F16 || format == Instr.Format.BF16) {
+            for (LaneState.Entry e : targets) {
+                float[] x = part == Instr.Part.KEYS ? e.k : e.v;
+                for (int c = 0; c < d; c++) x[c] = format == Instr.Format.F16 ? Quant.f16(x[c]) : format == Instr.Format.BF16 ? Quant.bf16(x[c]) : x[c];
+                mark(e, part, format, bits);
+            }
+            return;
+        }
+        int b = format == Instr.Format.INT ? bits : format.bits;
+        int g = group > 0 ? group : (axis == Instr.QuantAxis.TOKEN ? d : 32);
+        if (axis == Instr.QuantAxis.TOKEN) {
+            for (LaneState.Entry e : targets) {
+                float[] x = part == Instr.Part.KEYS ? e.k : e.v;
+                for (int from = 0; from < d; from += g) Quant.group(x, from, Math.min(d, from + g), b);
+                mark(e, part, format, bits);
+            }
+            return;
+        }
+        // per channel: groups of g consecutive entries; only full groups are quantised
+        int full = targets.size() / g * g;
+        float[] col = new float[g];
+        for (int start = 0; start < full; start += g) {
+            for (int c = 0; c < d; c++) {
+                for (int t = 0; t < g; t++) col[t] = (part == Instr.Part.KEYS ? targets.get(start + t).k : targets.get(start + t).v)[c];
+                Quant.group(col, 0, g, b);
+                for (int t = 0; t < g; t++) (part == Instr.Part.KEYS ? targets.get(start + t).k : targets.get(start + t).v)[c] = col[t];
+            }
+            for (int t = 0; t < g; t++) mark(targets.get(start + t), part, format, bits);
+        }
+    }
+
+    private static void mark(LaneState.Entry e, Instr.Part part, Instr.Format f, int bits) {
+        if (part == Instr.Part.KEYS) {
+            e.kFormat = f;
+            e.kBits = bits;
+        } else {
+            e.vFormat = f;
+            e.vBits = bits;
+        }
+    }
+}

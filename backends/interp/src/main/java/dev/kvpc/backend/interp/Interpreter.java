@@ -1,0 +1,291 @@
+package dev.kvpc.backend.interp;
+
+import com.oracle.truffle.api.CallTarget;
+import dev.kvpc.ir.*;
+import dev.kvpc.runtime.trace.Trace;
+
+import java.util.*;
+
+/**
+ * The reference semantics of kvpc: runs a specialised policy over a trace, lane by lane, and records after every
+ * step what each lane holds. The order of one step, for every layer and lane:
+ * <ol>
+ *   <li>the step's keys and values are appended (per-token state starts at its init value);</li>
+ *   <li>prefill and chunk: handlers for that event run in source order (attention over the lane, causal, is
+ *       computed when first read); decode: handlers that {@code attend} run first, then attention is computed over
+ *       the attend set, then the other decode handlers, then {@code every N} handlers when the decode step is a
+ *       multiple of N;</li>
+ *   <li>{@code on overflow(B)} handlers run when the lane holds more than B entries (B + slack with amortised
+ *       eviction);</li>
+ *   <li>standing {@code store} rules are applied.</li>
+ * </ol>
+ * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis.
+ * The attention outputs recorded are those of the step's last query, per query head.
+ */
+public final class Interpreter {
+    private final Specialized program;
+    private final Trace trace;
+    private final LaneShape shape;
+    private final VariantEval variant;
+    private final List<ClassCode> code = new ArrayList<>();
+
+    /** One lane class compiled to call targets. */
+    private record ClassCode(PolicyIr policy, List<HandlerCode> handlers, CallTarget standing, Map<String, CallTarget> stateInits) {}
+
+    private record HandlerCode(PolicyIr.Handler handler, CallTarget limit, CallTarget body, boolean attends) {}
+
+    private Interpreter(Specialized program, Trace trace) {
+        this.program = program;
+        this.trace = trace;
+        this.shape = program.shape();
+        var ts = trace.shape();
+        if (ts.layers() != shape.layers() || ts.heads() != shape.heads() || ts.kvHeads() != shape.kvHeads() || ts.headDim() != shape.headDim()) {
+            throw new InterpreterException("trace shape " + ts + " does not match the policy's model shape " + shape);
+        }
+        this.variant = new VariantEval(program.variant() == null || program.variant().name().equals("standard") ? null : program.variant(), shape);
+        for (PolicyIr p : program.classes()) code.add(compile(p));
+    }
+
+    /** Runs {@code program} over {@code trace}. */
+    public static Result run(Specialized program, Trace trace) {
+        return new Interpreter(program, trace).run();
+    }
+
+    private ClassCode compile(PolicyIr p) {
+        int slots = maxId(p) + 1;
+        List<HandlerCode> hs = new ArrayList<>();
+        for (PolicyIr.Handler h : p.handlers()) {
+            CallTarget limit = h.limit() == null ? null : new Nodes.BlockRoot(h.limit().block(), h.limit().result(), slots).getCallTarget();
+            hs.add(new HandlerCode(h, limit, new Nodes.BlockRoot(h.body(), -1, slots).getCallTarget(), Nodes.attends(h.body())));
+        }
+        Map<String, CallTarget> inits = new HashMap<>();
+        for (PolicyIr.State s : p.states()) {
+            if (s.init() != null) inits.put(s.name(), new Nodes.BlockRoot(s.init().block(), s.init().result(), slots).getCallTarget());
+        }
+        return new ClassCode(p, hs, new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget(), inits);
+    }
+
+    static int maxId(PolicyIr p) {
+        int[] max = {0};
+        java.util.function.Consumer<Block> visit = new java.util.function.Consumer<>() {
+            @Override
+            public void accept(Block b) {
+                for (Instr i : b.instrs()) {
+                    if (i instanceof Instr.Def d) max[0] = Math.max(max[0], d.id());
+                    if (i instanceof Instr.If x) {
+                        accept(x.then());
+                        accept(x.otherwise());
+                    }
+                }
+            }
+        };
+        visit.accept(p.standing());
+        for (PolicyIr.Handler h : p.handlers()) {
+            visit.accept(h.body());
+            if (h.limit() != null) visit.accept(h.limit().block());
+        }
+        for (PolicyIr.State s : p.states()) {
+            if (s.init() != null) visit.accept(s.init().block());
+            if (s.pageSize() != null) visit.accept(s.pageSize().block());
+        }
+        for (PolicyIr.Observe o : p.observes()) if (o.count() != null) visit.accept(o.count().block());
+        return max[0];
+    }
+
+    private Result run() {
+        LaneState[][] lanes = new LaneState[shape.layers()][shape.kvHeads()];
+        for (int l = 0; l < shape.layers(); l++) for (int h = 0; h < shape.kvHeads(); h++) lanes[l][h] = new LaneState(l, h);
+        List<Result.Step> steps = new ArrayList<>();
+        int decodeStep = 0;
+        for (int si = 0; si < trace.steps().size(); si++) {
+            Trace.Step step = trace.steps().get(si);
+            int start = trace.start(si);
+            int count = step.data().tokens();
+            boolean decode = step instanceof Trace.Decode;
+            if (decode) decodeStep++;
+            PolicyIr.Event event = decode ? PolicyIr.Event.DECODE : step instanceof Trace.Chunk ? PolicyIr.Event.CHUNK : PolicyIr.Event.PREFILL;
+            int[] positions = new int[count];
+            for (int i = 0; i < count; i++) positions[i] = start + i;
+            Result.Lane[][] rec = new Result.Lane[shape.layers()][shape.kvHeads()];
+            for (int l = 0; l < shape.layers(); l++) {
+                for (int h = 0; h < shape.kvHeads(); h++) append(lanes[l][h], positions, decodeStep);
+                // group the layer's lanes: per-lane classes alone, per-layer classes together
+                Map<Integer, List<LaneState>> groups = new LinkedHashMap<>();
+                for (int h = 0; h < shape.kvHeads(); h++) {
+                    int c = program.classOf()[l][h];
+                    boolean perLayer = c >= 0 && code.get(c).policy().selection() == PolicyIr.Selection.LAYER;
+                    groups.computeIfAbsent(perLayer ? c : -2 - h, k -> new ArrayList<>()).add(lanes[l][h]);
+                }
+                double[][] outputs = new double[shape.kvHeads()][];
+                int[][] attended = new int[shape.kvHeads()][];
+                for (List<LaneState> g : groups.values()) {
+                    int c = program.classOf()[l][g.getFirst().kvHead];
+                    ExecContext ctx = event(c < 0 ? null : code.get(c), g, l, event, positions, decodeStep, start + count);
+                    for (LaneState lane : g) {
+                        outputs[lane.kvHead] = ctx.outputs.get(lane.kvHead);
+                        attended[lane.kvHead] = ctx.attendedPositions.get(lane.kvHead);
+                    }
+                }
+                for (int h = 0; h < shape.kvHeads(); h++) {
+                    int c = program.classOf()[l][h];
+                    rec[l][h] = Result.Lane.of(lanes[l][h], c < 0 ? List.of() : code.get(c).policy().states(), outputs[h], attended[h]);
+                }
+            }
+            steps.add(new Result.Step(si, event.word(), rec));
+        }
+        return new Result(steps);
+    }
+
+    private void append(LaneState lane, int[] positions, int decodeStep) {
+        for (int p : positions) {
+            float[] k = trace.key(lane.layer, p, lane.kvHead), v = trace.value(lane.layer, p, lane.kvHead);
+            lane.append(new LaneState.Entry(p, decodeStep, k.clone(), v.clone(), false));
+        }
+    }
+
+    /** Runs one event for a group of lanes; returns the context (with the attention outputs it recorded). */
+    private ExecContext event(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep, int context) {
+        PolicyIr policy = cc == null ? emptyPolicy() : cc.policy();
+        int[] observed = observed(policy, event, positions);
+        ExecContext ctx = new ExecContext(policy, group, cc != null && policy.selection() == PolicyIr.Selection.LAYER, shape, trace, layer,
+                positions, observed, decodeStep, context, variant);
+        if (cc != null) initStates(cc, ctx, positions.length);
+        if (event != PolicyIr.Event.DECODE) {
+            // a prompt is attended in full as it is processed; the policy acts afterwards
+            ctx.recordOutputs();
+            if (cc != null) for (HandlerCode h : cc.handlers()) if (h.handler().events().contains(event)) run(h, ctx);
+        } else {
+            if (cc != null) for (HandlerCode h : cc.handlers()) if (h.attends() && h.handler().events().contains(event)) run(h, ctx);
+            ctx.recordOutputs();
+        }
+        if (cc != null) {
+            if (event == PolicyIr.Event.DECODE) {
+                for (HandlerCode h : cc.handlers()) if (!h.attends() && h.handler().events().contains(event)) run(h, ctx);
+                for (HandlerCode h : cc.handlers()) {
+                    if (h.handler().events().contains(PolicyIr.Event.EVERY)) {
+                        long n = limit(h, ctx);
+                        if (n > 0 && decodeStep % n == 0) run(h, ctx);
+                    }
+                }
+            }
+            for (HandlerCode h : cc.handlers()) {
+                if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && !h.handler().events().contains(event)) {
+                    long b = limit(h, ctx);
+                    if (group.getFirst().size() > b + h.handler().slack()) run(h, ctx);
+                }
+            }
+            cc.standing().call(ctx);
+        }
+        return ctx;
+    }
+
+    private static PolicyIr emptyPolicy() {
+        return new PolicyIr("full", List.of(), PolicyIr.Positions.ORIGINAL, PolicyIr.Selection.LANE, List.of(), List.of(), Block.EMPTY, List.of(), List.of(), null);
+    }
+
+    private void run(HandlerCode h, ExecContext ctx) {
+        if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && h.handler().events().size() > 1) {
+            // 'on decode, overflow(B)': the overflow part only when over budget
+            long b = limit(h, ctx);
+            if (ctx.lanes.getFirst().size() <= b + h.handler().slack()) return;
+        }
+        ctx.lastStoreScope = null;
+        h.body().call(ctx);
+    }
+
+    private static long limit(HandlerCode h, ExecContext ctx) {
+        return (long) ((Tensor) h.limit().call(ctx)).scalar();
+    }
+
+    private static int[] observed(PolicyIr p, PolicyIr.Event event, int[] positions) {
+        for (PolicyIr.Observe o : p.observes()) {
+            if (o.at() != event || o.end() == null) continue;
+            int n = (int) Math.min(positions.length, Math.max(0, constant(o.count())));
+            return o.end() == Op.End.FIRST ? Arrays.copyOfRange(positions, 0, n) : Arrays.copyOfRange(positions, positions.length - n, positions.length);
+        }
+        return positions;
+    }
+
+    /** Per-token state of the entries just appended: the init value (broadcast), or 0. */
+    private void initStates(ClassCode cc, ExecContext ctx, int appended) {
+        for (PolicyIr.State s : cc.policy().states()) {
+            if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
+            CallTarget init = cc.stateInits().get(s.name());
+            Tensor v = init == null ? null : (Tensor) init.call(ctx);
+            for (LaneState lane : ctx.lanes) {
+                int per = 1;
+                for (Axis a : s.type().axes()) if (a != Axis.TOKEN && a != Axis.HEAD) per *= ctx.extent(a);
+                int n = lane.size();
+                for (int i = n - appended; i < n; i++) {
+                    LaneState.Entry e = lane.entries.get(i);
+                    if (e.compensation || e.state.containsKey(s.name())) continue;
+                    double[] val = new double[per];
+                    if (v != null) {
+                        if (v.data.length == 1) Arrays.fill(val, v.data[0]);
+                        else if (v.axes.contains(Axis.TOKEN)) System.arraycopy(v.data, i * per, val, 0, per);
+                        else System.arraycopy(v.data, 0, val, 0, Math.min(per, v.data.length));
+                    }
+                    e.state.put(s.name(), val);
+                }
+            }
+        }
+    }
+
+    /** A computation's value when it is a constant (after specialisation). */
+    static double constant(Computation c) {
+        for (Instr i : c.block().instrs()) {
+            if (i instanceof Instr.Def d && d.id() == c.result() && d.op() instanceof Op.Const k) return toDouble(k.value());
+        }
+        throw new InterpreterException("value %" + c.result() + " is not a constant after specialisation");
+    }
+
+    /** Evaluates a computation in a context (used for page states). */
+    static Object evaluate(Computation c, ExecContext ctx) {
+        return new Nodes.BlockRoot(c.block(), c.result(), maxIdOf(c.block()) + 1).getCallTarget().call(ctx);
+    }
+
+    private static int maxIdOf(Block b) {
+        int m = 0;
+        for (Instr i : b.instrs()) if (i instanceof Instr.Def d) m = Math.max(m, d.id());
+        return m;
+    }
+
+    static double toDouble(Object v) {
+        return v instanceof Long l ? l : v instanceof Double d ? d : ((Boolean) v ? 1 : 0);
+    }
+
+    static double map1(Op.Fn1 fn, double x) {
+        return switch (fn) {
+            case NEG -> -x;
+            case NOT -> x == 0 ? 1 : 0;
+            case ABS -> Math.abs(x);
+            case EXP -> Math.exp(x);
+            case LOG -> Math.log(x);
+            case SQRT -> Math.sqrt(x);
+            case TANH -> Math.tanh(x);
+            case SIGMOID -> 1 / (1 + Math.exp(-x));
+            case TO_INT -> (double) (long) x;
+            case TO_FLOAT -> x;
+        };
+    }
+
+    static double map2(Op.Fn2 fn, double a, double b) {
+        return switch (fn) {
+            case ADD -> a + b;
+            case SUB -> a - b;
+            case MUL -> a * b;
+            case DIV -> a / b;
+            case MOD -> b == 0 ? Double.NaN : a % b;
+            case LT -> a < b ? 1 : 0;
+            case LE -> a <= b ? 1 : 0;
+            case GT -> a > b ? 1 : 0;
+            case GE -> a >= b ? 1 : 0;
+            case EQ -> a == b ? 1 : 0;
+            case NE -> a != b ? 1 : 0;
+            case AND -> a != 0 && b != 0 ? 1 : 0;
+            case OR -> a != 0 || b != 0 ? 1 : 0;
+            case MAX -> Math.max(a, b);
+            case MIN -> Math.min(a, b);
+        };
+    }
+}

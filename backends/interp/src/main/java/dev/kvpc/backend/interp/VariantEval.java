@@ -1,0 +1,139 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.ir.*;
+import dev.kvpc.runtime.trace.Trace;
+
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * An attention variant's meaning for one lane: for each query (of the lane's group of query heads) and each
+ * entry, the logit and mask the variant's IR computes, then the normalisation. With no variant: scaled dot
+ * product, causal mask, softmax. Entries outside the attend set get probability 0. Queries with no visible entry
+ * get all-zero probabilities.
+ */
+final class VariantEval {
+    private final AttentionIr variant;
+    private final LaneShape shape;
+    private final Map<String, Object> params = new HashMap<>();
+
+    VariantEval(AttentionIr variant, LaneShape shape) {
+        this.variant = variant;
+        this.shape = shape;
+        if (variant != null) {
+            for (PolicyIr.Param p : variant.params()) {
+                if (p.init() == null) throw new InterpreterException("attention variant " + variant.name() + " parameter " + p.name() + " has no value");
+                params.put(p.name(), scalarEval(p.init(), null, null, 0, 0, 0, 0));
+            }
+        }
+    }
+
+    String normalize() {
+        return variant == null ? "softmax" : variant.normalize().word();
+    }
+
+    /** Returns {probabilities, logits}, each [query * group][entry]. */
+    double[][][] attend(Trace trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed) {
+        int g = shape.group(), n = lane.size();
+        double scale = 1.0 / Math.sqrt(shape.headDim());
+        double[][] probs = new double[queryPositions.length * g][n], logits = new double[queryPositions.length * g][n];
+        for (int qi = 0; qi < queryPositions.length; qi++) {
+            int qpos = queryPositions[qi];
+            for (int gi = 0; gi < g; gi++) {
+                int head = lane.kvHead * g + gi;
+                float[] q = trace.query(layer, qpos, head);
+                double[] row = logits[qi * g + gi];
+                boolean[] visible = new boolean[n];
+                for (int j = 0; j < n; j++) {
+                    LaneState.Entry e = lane.entries.get(j);
+                    int kpos = e.compensation ? -1 : e.pos;
+                    if (allowed != null && !allowed.get(j)) continue;
+                    if (variant == null) {
+                        row[j] = dot(q, e.k) * scale;
+                        visible[j] = kpos <= qpos;
+                    } else {
+                        row[j] = scalarEval(variant.logits(), q, e.k, qpos, kpos, head, scale);
+                        visible[j] = variant.mask() == null ? kpos <= qpos : scalarEval(variant.mask(), q, e.k, qpos, kpos, head, scale) != 0;
+                    }
+                }
+                double[] p = probs[qi * g + gi];
+                switch (normalize()) {
+                    case "softmax" -> {
+                        double max = Double.NEGATIVE_INFINITY;
+                        for (int j = 0; j < n; j++) if (visible[j]) max = Math.max(max, row[j]);
+                        double sum = 0;
+                        for (int j = 0; j < n; j++) {
+                            if (visible[j]) {
+                                p[j] = Math.exp(row[j] - max);
+                                sum += p[j];
+                            }
+                        }
+                        if (sum > 0) for (int j = 0; j < n; j++) p[j] /= sum;
+                    }
+                    case "sigmoid" -> {
+                        for (int j = 0; j < n; j++) if (visible[j]) p[j] = 1 / (1 + Math.exp(-row[j]));
+                    }
+                    default -> {
+                        for (int j = 0; j < n; j++) if (visible[j]) p[j] = row[j];
+                    }
+                }
+            }
+        }
+        return new double[][][] {probs, logits};
+    }
+
+    static double dot(float[] a, float[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) s += (double) a[i] * b[i];
+        return s;
+    }
+
+    /** Evaluates a variant computation for one query-key pair; values are doubles or float[] (q, k). */
+    private double scalarEval(Computation c, float[] q, float[] k, int qpos, int kpos, int head, double scale) {
+        Map<Integer, Object> v = new HashMap<>();
+        for (Instr i : c.block().instrs()) {
+            if (!(i instanceof Instr.Def d)) throw new InterpreterException("attention variant computations hold definitions only");
+            v.put(d.id(), op(d.op(), v, q, k, qpos, kpos, head, scale));
+        }
+        Object r = v.get(c.result());
+        if (!(r instanceof Double x)) throw new InterpreterException("attention variant value is not a number");
+        return x;
+    }
+
+    private Object op(Op op, Map<Integer, Object> v, float[] q, float[] k, int qpos, int kpos, int head, double scale) {
+        return switch (op) {
+            case Op.Const c -> Interpreter.toDouble(c.value());
+            case Op.Param p -> {
+                Object x = params.get(p.name());
+                if (x == null) throw new InterpreterException("variant parameter " + p.name() + " has no value");
+                yield x;
+            }
+            case Op.Signal s -> switch (s.name()) {
+                case "q" -> q;
+                case "k" -> k;
+                case "qpos" -> (double) qpos;
+                case "kpos" -> (double) kpos;
+                case "head" -> (double) head;
+                case "scale" -> scale;
+                case "heads" -> (double) shape.kvHeads();
+                case "head_dim" -> (double) shape.headDim();
+                case "context" -> (double) (qpos + 1);
+                default -> throw new InterpreterException("attention variants cannot read " + s.name());
+            };
+            case Op.Dot d -> dot((float[]) v.get(d.a()), (float[]) v.get(d.b()));
+            case Op.Slope s -> Math.pow(2, -8.0 * (((Double) v.get(s.head())) + 1) / shape.heads());
+            case Op.Map1 m -> Interpreter.map1(m.fn(), (Double) v.get(m.x()));
+            case Op.Map2 m -> Interpreter.map2(m.fn(), (Double) v.get(m.a()), (Double) v.get(m.b()));
+            case Op.Choose c -> ((Double) v.get(c.cond())) != 0 ? v.get(c.a()) : v.get(c.b());
+            default -> throw new InterpreterException("attention variants cannot use " + IrPrinterAccess.op(op));
+        };
+    }
+
+    /** Reads a printer helper without widening the IR's API. */
+    static final class IrPrinterAccess {
+        static String op(Op op) {
+            return op.getClass().getSimpleName().toLowerCase();
+        }
+    }
+}

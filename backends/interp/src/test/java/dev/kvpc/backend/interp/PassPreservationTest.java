@@ -1,0 +1,118 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import dev.kvpc.runtime.trace.Trace;
+import dev.kvpc.runtime.trace.TraceGenerator;
+import dev.kvpc.runtime.trace.TraceShape;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.*;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Every pass keeps meaning: for every stdlib policy, specialised to a small model with budgets small enough that
+ * eviction happens, the interpreter gives identical kept sets, attend sets, precisions and merge counts, and states
+ * and attention outputs within 1e-9, before and after each pass, on random and planted traces.
+ */
+class PassPreservationTest {
+    static final ModelShape SMALL = ModelShape.parse("layers=2,heads=4,kv-heads=2,head-dim=32");
+    static final double TOLERANCE = 1e-9;
+
+    /** Parameter values that make eviction, merging and quantisation happen within a trace of ~60 tokens. */
+    static final Map<String, Map<String, Object>> SMALL_BUDGETS = Map.ofEntries(
+            Map.entry("window", Map.of("size", 24L)),
+            Map.entry("streaming_llm", Map.of("sinks", 2L, "window", 20L)),
+            Map.entry("h2o", Map.of("budget", 24L)),
+            Map.entry("tova", Map.of("budget", 24L)),
+            Map.entry("scissorhands", Map.of("budget", 24L, "history", 8L, "recent", 6L)),
+            Map.entry("snapkv", Map.of("budget", 24L, "window", 4L, "kernel", 3L)),
+            Map.entry("pyramidkv", Map.of("total", 24L, "window", 4L)),
+            Map.entry("adakv", Map.of("budget", 24L, "window", 4L, "kernel", 3L)),
+            Map.entry("kivi", Map.of("group", 4L, "residual", 8L)),
+            Map.entry("duo_attention", Map.of("sinks", 2L, "recent", 10L)),
+            Map.entry("razor", Map.of("sinks", 2L, "window", 12L)),
+            Map.entry("cam", Map.of("budget", 24L, "recent", 6L)),
+            Map.entry("quest", Map.of("page", 4L, "pages", 3L)));
+
+    @TempDir
+    static Path stdlib;
+
+    /** The stdlib, with its placeholder gate tables replaced by ones of the small shape. */
+    static List<Path> programs() throws IOException {
+        Path src = root().resolve("stdlib-policies");
+        List<Path> out = new ArrayList<>();
+        try (Stream<Path> s = Files.list(src)) {
+            for (Path p : s.sorted().toList()) {
+                if (p.toString().endsWith(".kvp") || p.toString().endsWith(".tsv")) {
+                    Files.copy(p, stdlib.resolve(p.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    if (p.toString().endsWith(".kvp")) out.add(stdlib.resolve(p.getFileName()));
+                }
+            }
+        }
+        Files.writeString(stdlib.resolve("duo_gates.tsv"), "0.9\t0.1\n0.2\t0.8\n");
+        Files.writeString(stdlib.resolve("razor_heads.tsv"), "0\t1.5\n0\t0\n");
+        return out;
+    }
+
+    static Path root() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.isDirectory(p.resolve("stdlib-policies"))) p = p.getParent();
+        return p;
+    }
+
+    static List<Trace> traces() {
+        TraceShape ts = new TraceShape(SMALL.layers(), SMALL.heads(), SMALL.kvHeads(), SMALL.headDim());
+        return List.of(
+                TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(1).withPrefill(40).withDecode(24)).trace(),
+                TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(2).withPrefill(36).withChunk(12).withDecode(20).withSinks(2).withHeavyHitters(3)).trace());
+    }
+
+    @TestFactory
+    Stream<DynamicTest> everyPassKeepsMeaningOnTheStdlib() throws IOException {
+        List<Trace> traces = traces();
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Path p : programs()) {
+            Frontend.Result r = Frontend.check(p, SMALL);
+            String errs = r.diagnostics().all().stream().filter(d -> d.severity() == dev.kvpc.compiler.diag.Severity.ERROR)
+                    .map(d -> r.renderer().render(d)).collect(Collectors.joining());
+            assertTrue(r.ok(), p.getFileName() + " does not check for the small model:\n" + errs);
+            String root = Compilation.defaultRoot(r.program());
+            if (root == null) continue; // variants.kvp declares attention variants only
+            String name = p.getFileName().toString();
+            tests.add(DynamicTest.dynamicTest(name, () -> preserved(r, root, SMALL_BUDGETS.getOrDefault(root, Map.of()), traces)));
+        }
+        return tests.stream();
+    }
+
+    static void preserved(Frontend.Result r, String root, Map<String, Object> params, List<Trace> traces) {
+        LinkedHashMap<String, Specialized> stages = new LinkedHashMap<>();
+        Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, stages::put);
+        assertEquals(Pipeline.PASSES, List.copyOf(stages.keySet()));
+        for (Trace t : traces) {
+            Result reference = null;
+            String previous = null;
+            for (var e : stages.entrySet()) {
+                Result got = Interpreter.run(e.getValue(), t);
+                if (reference != null) {
+                    String diff = Result.difference(reference, got, TOLERANCE);
+                    assertNull(diff, root + ": pass " + e.getKey() + " changed the result (compared with after " + previous + "): " + diff);
+                }
+                reference = got;
+                previous = e.getKey();
+            }
+        }
+    }
+}
