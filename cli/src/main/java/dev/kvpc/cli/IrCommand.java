@@ -72,7 +72,7 @@ final class IrCommand implements Callable<Integer> {
             return Main.INVALID;
         }
         Map<String, Object> values = new LinkedHashMap<>();
-        params.forEach((k, v) -> values.put(k, parseValue(v)));
+        params.forEach((k, v) -> values.put(k, parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (pass, result) -> {
             if (dumpAfter != null && (dumpAfter.equals("all") || dumpAfter.equals(pass))) {
                 out.println("// ---- after " + pass);
@@ -84,7 +84,7 @@ final class IrCommand implements Callable<Integer> {
         return Main.OK;
     }
 
-    private Object parseValue(String v) {
+    static Object parseValue(CommandLine.Model.CommandSpec spec, String v) {
         try {
             if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
             if (v.contains(".") || v.contains("e")) return Double.parseDouble(v);

@@ -64,7 +64,7 @@ public final class IrPrinter {
         }
         for (PolicyIr.Observe o : p.observes()) {
             if (o.count() == null) {
-                line("observe " + o.end().word() + " at " + o.at().word());
+                line("observe " + (o.end() == null ? "all" : o.end().word()) + " at " + o.at().word());
             } else {
                 comp("observe " + o.end().word() + " at " + o.at().word() + " count", o.count());
             }

@@ -98,7 +98,10 @@ final class InstanceChecker {
     private void countCheck(Expr.Call call, Val n, Site site) {
         if (!(n instanceof Val.Num num)) return;
         String f = call.callee().text();
-        Expr countExpr = call.args().size() > 1 ? ((Arg.Positional) call.args().get(1)).value() : ((Arg.Positional) call.args().get(0)).value();
+        List<Expr> positional = new ArrayList<>();
+        for (Arg a : call.args()) if (a instanceof Arg.Positional p) positional.add(p.value());
+        if (positional.isEmpty()) return;
+        Expr countExpr = positional.size() > 1 ? positional.get(1) : positional.get(0);
         boolean ranking = f.equals("top") || f.equals("bottom");
         if (ranking && num.lin().lowerBound() < 0) {
             report(site, Code.E300, countExpr.span(), "the count of " + f + "(...) " + negativeWords(num.lin()));
@@ -482,7 +485,8 @@ final class InstanceChecker {
                     Val v = ev.eval(e.set(), env);
                     Lin gone = v instanceof Val.SetV sv ? sv.min() : Lin.of(0);
                     List<Outcome> next = new ArrayList<>();
-                    for (Outcome o : cur) next.add(new Outcome(o.size.minus(gone), o.keep, o.keepStmt));
+                    // 'len' inside the evicted set is the lane's size at this point of the handler
+                    for (Outcome o : cur) next.add(new Outcome(o.size.minus(gone.substitute("len", o.size)), o.keep, o.keepStmt));
                     cur = next;
                 }
                 case Stmt.If i -> cur = simulateIf(i, cur, env, ev);

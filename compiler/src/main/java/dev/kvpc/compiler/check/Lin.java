@@ -54,6 +54,15 @@ public record Lin(double constant, Map<String, Double> terms, Map<String, double
         return r;
     }
 
+    /** This form with {@code atom} replaced by {@code by}. */
+    public Lin substitute(String atom, Lin by) {
+        Double c = terms.get(atom);
+        if (c == null) return this;
+        java.util.TreeMap<String, Double> t = new java.util.TreeMap<>(terms);
+        t.remove(atom);
+        return new Lin(constant, t, ranges).plus(by.scale(c));
+    }
+
     public double lowerBound() {
         double lo = constant;
         for (var e : terms.entrySet()) {

@@ -473,7 +473,15 @@ final class TypeChecker {
                         diags.error(Code.E203, o.queries().span(), "observe takes first(n), last(n) or all queries");
                     }
                 }
-                case Stmt.Let l -> let(l, scope);
+                case Stmt.Let l -> {
+                    // a policy-level let may be read by any handler, prefill ones included
+                    Ctx c = new Ctx(Where.POLICY, scope);
+                    c.events = EnumSet.of(EventKind.PREFILL, EventKind.DECODE);
+                    Type t = expr(l.value(), c);
+                    scope.names.remove(l.name().text());
+                    declare(scope, l.name(), new Sym.Local(l, t));
+                    track(l);
+                }
                 case PolicyItem.On on -> {
                     Ctx c = new Ctx(Where.POLICY, scope);
                     EnumSet<EventKind> events = EnumSet.noneOf(EventKind.class);
@@ -611,6 +619,10 @@ final class TypeChecker {
         Type t = expr(i.condition(), c);
         requireBool(t, i.condition().span(), "an if condition");
         requireLaneAxes(t, i.condition().span(), "an if condition");
+        if (t instanceof Tensor tt && c.policy != null && c.policy.perLayer() && tt.axes().contains(Axis.HEAD)) {
+            diags.error(Code.E201, i.condition().span(), "an if condition must be one truth value for the whole layer under 'selection per layer'; this is " + t.show(),
+                    new Note("reduce over head, e.g. max(x, over: head) > 0", null));
+        }
         block(i.then(), c);
         if (i.elseBlock() != null) block(i.elseBlock(), c);
         if (i.elseIf() != null) ifStmt(i.elseIf(), c);
@@ -703,7 +715,10 @@ final class TypeChecker {
                 requireBool(ct, k.condition().span(), "a condition");
                 Type a = expr(k.ifTrue(), c);
                 Type b = expr(k.ifFalse(), c);
-                if (a instanceof Type.SetOf sa && b instanceof Type.SetOf sb && sa.domain() == sb.domain()) yield sa;
+                if (a instanceof Type.SetOf sa && b instanceof Type.SetOf sb && sa.domain() == sb.domain()) {
+                    requireLaneAxes(ct, k.condition().span(), "a condition choosing between sets");
+                    yield sa;
+                }
                 Type r = combine(a, b, k.span(), "the branches of '?'");
                 if (r instanceof Tensor rt && ct instanceof Tensor cc) yield new Tensor(rt.elem(), union(rt, cc));
                 yield r;

@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class PlantedAttentionTest {
     private static final TraceShape SHAPE = new TraceShape(2, 4, 2, 16);
     private static final TraceGenerator.Options BASE = TraceGenerator.Options.of(SHAPE)
-            .withSeed(22L).withPrefill(256).withChunk(64).withDecode(16);
+            .withSeed(32L).withPrefill(256).withChunk(64).withDecode(16);
 
     private static double sinkMass(double[] a, int sinks) {
         double m = 0;
@@ -176,7 +176,8 @@ class PlantedAttentionTest {
                         }
                     }
                 }
-                double mean = sum(acc) / acc.length;
+                // the sinks take most of everything, so "average" here is over the tokens a policy chooses among
+                double mean = (sum(acc) - sinkMass(acc, 4)) / (acc.length - 4);
                 double ordinary = 0;
                 int ordinaryCount = 0;
                 for (int j = 4; j < acc.length; j++) {
@@ -186,7 +187,7 @@ class PlantedAttentionTest {
                     }
                 }
                 for (int p : g.planted().heavyHitters()) {
-                    assertTrue(acc[p] > mean, "heavy hitter " + p + " above the mean " + mean + ": " + acc[p]);
+                    assertTrue(acc[p] > 2 * mean, "heavy hitter " + p + " above the mean " + mean + ": " + acc[p]);
                     assertTrue(acc[p] > 5 * ordinary / ordinaryCount, "heavy hitter " + p + " far above ordinary tokens");
                 }
             }

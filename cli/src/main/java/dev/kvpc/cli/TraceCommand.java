@@ -1,0 +1,81 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import dev.kvpc.ir.spi.Backend;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.ServiceLoader;
+import java.util.concurrent.Callable;
+
+@Command(name = "trace", description = {"Run a policy over a trace with the reference interpreter and print, per step,",
+        "what each lane keeps, attends, merges and at which precision, and its states.",
+        "TRACE is a trace file (binary KVPTRACE or text) or random:seed=1,prefill=64,chunk=0,decode=16,sinks=4,heavy=3,needle=20."})
+final class TraceCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "FILE", description = "A KVP file.")
+    Path file;
+
+    @Option(names = "--trace", required = true, paramLabel = "TRACE", description = "The trace (see above).")
+    String trace;
+
+    @Option(names = "--policy", paramLabel = "NAME", description = "The policy or config (default: the last one in FILE).")
+    String policy;
+
+    @Option(names = "--model", paramLabel = "SHAPE", description = "Model shape (default: layers=2,heads=4,kv-heads=2,head-dim=32 for random traces).")
+    String model;
+
+    @Option(names = "--param", paramLabel = "NAME=VALUE", description = "A parameter value (repeatable).")
+    Map<String, String> params = new LinkedHashMap<>();
+
+    @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack.")
+    int slack;
+
+    @Option(names = "--lanes", defaultValue = "4", description = "How many lanes to show per step (default 4).")
+    int lanes;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        var out = spec.commandLine().getOut();
+        var err = spec.commandLine().getErr();
+        ModelShape shape;
+        try {
+            shape = ModelShape.parse(model == null ? "layers=2,heads=4,kv-heads=2,head-dim=32" : model);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
+        }
+        Frontend.Result r = Frontend.check(file, shape);
+        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
+        if (!r.ok()) return Main.INVALID;
+        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
+        if (root == null || r.program().decls().get(root) == null) {
+            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
+            return Main.INVALID;
+        }
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
+        Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
+        Backend interp = ServiceLoader.load(Backend.class).stream().map(ServiceLoader.Provider::get)
+                .filter(b -> b.name().equals("interp")).findFirst().orElseThrow(() -> new IllegalStateException("no interpreter backend on the class path"));
+        try {
+            interp.trace(s, trace, lanes, out);
+        } catch (IllegalArgumentException e) {
+            err.println("kvpc: " + e.getMessage());
+            return Main.INVALID;
+        }
+        out.flush();
+        return Main.OK;
+    }
+}
