@@ -18,7 +18,7 @@ public final class Cse {
     public static PolicyIr run(PolicyIr p) {
         // one renaming for the whole policy: ids are unique in it
         Map<Integer, Integer> rename = new HashMap<>();
-        return Rewrite.blocks(p, b -> block(b, rename, new HashMap<>()));
+        return Rewrite.blocks(p, b -> block(b, rename, new HashMap<>()), id -> rename.getOrDefault(id, id));
     }
 
     private static Block block(Block b, Map<Integer, Integer> rename, Map<Key, Integer> seen) {

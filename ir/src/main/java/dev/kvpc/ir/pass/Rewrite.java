@@ -86,16 +86,21 @@ final class Rewrite {
 
     /** Applies {@code f} to every block of a leaf policy (computations included). */
     static PolicyIr blocks(PolicyIr p, java.util.function.UnaryOperator<Block> f) {
+        return blocks(p, f, id -> id);
+    }
+
+    /** As {@link #blocks(PolicyIr, java.util.function.UnaryOperator)}, renaming computation results with {@code m}. */
+    static PolicyIr blocks(PolicyIr p, java.util.function.UnaryOperator<Block> f, IntUnaryOperator m) {
         List<PolicyIr.State> states = new ArrayList<>();
-        for (PolicyIr.State s : p.states()) states.add(new PolicyIr.State(s.name(), s.type(), s.scope(), comp(s.pageSize(), f), comp(s.init(), f), s.derived()));
+        for (PolicyIr.State s : p.states()) states.add(new PolicyIr.State(s.name(), s.type(), s.scope(), comp(s.pageSize(), f, m), comp(s.init(), f, m), s.derived()));
         List<PolicyIr.Observe> obs = new ArrayList<>();
-        for (PolicyIr.Observe o : p.observes()) obs.add(new PolicyIr.Observe(o.end(), comp(o.count(), f), o.at()));
+        for (PolicyIr.Observe o : p.observes()) obs.add(new PolicyIr.Observe(o.end(), comp(o.count(), f, m), o.at()));
         List<PolicyIr.Handler> hs = new ArrayList<>();
-        for (PolicyIr.Handler h : p.handlers()) hs.add(new PolicyIr.Handler(h.events(), comp(h.limit(), f), h.slack(), f.apply(h.body())));
+        for (PolicyIr.Handler h : p.handlers()) hs.add(new PolicyIr.Handler(h.events(), comp(h.limit(), f, m), h.slack(), f.apply(h.body())));
         return new PolicyIr(p.name(), p.params(), p.positions(), p.selection(), states, obs, f.apply(p.standing()), hs, p.clauses(), p.variant());
     }
 
-    static Computation comp(Computation c, java.util.function.UnaryOperator<Block> f) {
-        return c == null ? null : new Computation(f.apply(c.block()), c.result());
+    static Computation comp(Computation c, java.util.function.UnaryOperator<Block> f, IntUnaryOperator m) {
+        return c == null ? null : new Computation(f.apply(c.block()), m.applyAsInt(c.result()));
     }
 }

@@ -29,8 +29,8 @@ import java.util.TreeMap;
  *   {@code sinkLogit * u}, and every query (except the needle queries) gets {@code sqrt(d) * u}. Each sink
  *   then has logit {@code sinkLogit} (+ noise) for every query, against about {@code e^0.5 = 1.65} for an
  *   ordinary token in expectation, so the sinks take about {@code S e^a / (S e^a + 1.65 n)} of the mass of a
- *   query that sees {@code n} ordinary tokens: with the default {@code a = 8} and {@code S = 4}, 98% at
- *   {@code n = 256} and still 74% at {@code n = 4096}.</li>
+ *   query that sees {@code n} ordinary tokens: with the default {@code a = 8} and {@code S = 4}, about 97% at
+ *   {@code n = 256} and still 64% at {@code n = 4096}.</li>
  *   <li><b>Heavy hitters</b> ({@link Options#withHeavyHitters}): a few positions, drawn from the first half
  *   of the prefill after the sinks, get {@code heavyHitterLogit * w} in their keys; each query independently
  *   with probability {@code heavyHitterShare} (default 0.75) gets {@code sqrt(d) * w}. For those queries a

@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class PlantedAttentionTest {
     private static final TraceShape SHAPE = new TraceShape(2, 4, 2, 16);
     private static final TraceGenerator.Options BASE = TraceGenerator.Options.of(SHAPE)
-            .withSeed(32L).withPrefill(256).withChunk(64).withDecode(16);
+            .withSeed(20240601L).withPrefill(256).withChunk(64).withDecode(16);
 
     private static double sinkMass(double[] a, int sinks) {
         double m = 0;
@@ -94,12 +94,13 @@ class PlantedAttentionTest {
         assertEquals(List.of(268, 269, 270, 271), g.planted().needleQueries());
         Attention att = new Attention(g.trace());
         int n = g.trace().length();
+        double needleMass = 0;
         for (int layer = 0; layer < SHAPE.layers(); layer++) {
             for (int h = 0; h < SHAPE.heads(); h++) {
                 for (int p : g.planted().needleQueries()) {
                     double[] a = att.probabilities(layer, h, p);
                     assertEquals(needle, Attention.argmax(a), "query " + p + " of head " + layer + "/" + h);
-                    assertTrue(a[needle] > 0.5, "the needle takes most of query " + p + "'s mass: " + a[needle]);
+                    needleMass += a[needle];
                 }
                 // before the final queries the needle is an ordinary token
                 double earlier = 0;
@@ -113,6 +114,8 @@ class PlantedAttentionTest {
                         + earlier / count + " times it");
             }
         }
+        needleMass /= SHAPE.layers() * SHAPE.heads() * 4;
+        assertTrue(needleMass > 0.8, "the final queries give the needle most of their mass: " + needleMass);
     }
 
     @Test

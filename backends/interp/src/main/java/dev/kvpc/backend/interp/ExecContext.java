@@ -303,9 +303,35 @@ final class ExecContext {
 
     /** A per-page state is its init reduced over each page's entries (recomputed at read: obviously right). */
     private Tensor pageState(PolicyIr.State s) {
-        if (perLayer) throw new InterpreterException("per-page state under per-layer selection is not supported");
         Tensor cached = pageStateCache.get(s.name());
         if (cached != null) return cached;
+        if (perLayer) {
+            // each lane's pages, stacked along head (lanes are aligned, so they have as many pages)
+            checkAligned();
+            List<Tensor> per = new ArrayList<>();
+            for (LaneState l : lanes) {
+                ExecContext one = new ExecContext(policy, List.of(l), false, shape, trace, layer, queryPositions, observed, decodeStep, context, variant);
+                per.add(one.lanePageState(s));
+            }
+            Tensor first = per.getFirst();
+            double[] data = new double[first.data.length * per.size()];
+            for (int i = 0; i < per.size(); i++) System.arraycopy(per.get(i).data, 0, data, i * first.data.length, first.data.length);
+            List<Axis> axes = new ArrayList<>();
+            axes.add(Axis.HEAD);
+            axes.addAll(first.axes);
+            int[] dd = new int[first.dims.length + 1];
+            dd[0] = per.size();
+            System.arraycopy(first.dims, 0, dd, 1, first.dims.length);
+            Tensor r = new Tensor(s.type().elem(), axes, dd, data);
+            pageStateCache.put(s.name(), r);
+            return r;
+        }
+        Tensor r = lanePageState(s);
+        pageStateCache.put(s.name(), r);
+        return r;
+    }
+
+    private Tensor lanePageState(PolicyIr.State s) {
         int size = pageSize();
         LaneState l = lane0();
         List<LaneState.Entry> regular = new ArrayList<>();
@@ -321,6 +347,7 @@ final class ExecContext {
         }
         List<Axis> extra = new ArrayList<>(s.type().axes());
         extra.remove(Axis.PAGE);
+        extra.remove(Axis.HEAD);
         int per = 1;
         for (Axis a : extra) per *= extent(a);
         double[] data = new double[pages * per];
@@ -335,9 +362,7 @@ final class ExecContext {
         int[] dd = new int[axes.size()];
         dd[0] = pages;
         for (int i = 0; i < extra.size(); i++) dd[i + 1] = extent(extra.get(i));
-        Tensor r = new Tensor(s.type().elem(), axes, dd, data);
-        pageStateCache.put(s.name(), r);
-        return r;
+        return new Tensor(s.type().elem(), axes, dd, data);
     }
 
     void writeState(String name, Instr.Assign op, Tensor value) {
