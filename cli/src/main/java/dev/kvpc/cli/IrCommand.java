@@ -32,6 +32,10 @@ final class IrCommand implements Callable<Integer> {
     @Option(names = "--lowered", description = "Print the IR as lowered from the source, before any pass.")
     boolean lowered;
 
+    @Option(names = "--level", defaultValue = "tensor", paramLabel = "tensor|loop",
+            description = "Which IR to print after the pipeline: the tensor IR, or the loop IR backends emit from (default tensor).")
+    String level;
+
     @Option(names = "--dump-after", paramLabel = "PASS", description = "Print the IR after this pass, or after every pass with 'all'.")
     String dumpAfter;
 
@@ -54,6 +58,7 @@ final class IrCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
         }
+        if (!level.equals("tensor") && !level.equals("loop")) throw new CommandLine.ParameterException(spec.commandLine(), "--level is tensor or loop");
         if (slack < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--slack must be 0 or more");
         if (dumpAfter != null && !dumpAfter.equals("all") && !Pipeline.PASSES.contains(dumpAfter)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--dump-after: unknown pass '" + dumpAfter + "'; passes: "
@@ -79,7 +84,16 @@ final class IrCommand implements Callable<Integer> {
                 out.print(result.print());
             }
         });
-        if (dumpAfter == null) out.print(s.print());
+        if (dumpAfter == null) {
+            if (level.equals("loop")) {
+                for (int i = 0; i < s.classes().size(); i++) {
+                    out.println("// class " + i);
+                    out.print(dev.kvpc.ir.loop.LoopText.print(dev.kvpc.ir.loop.LoopLowering.lower(s.classes().get(i))));
+                }
+            } else {
+                out.print(s.print());
+            }
+        }
         out.flush();
         return Main.OK;
     }
