@@ -127,6 +127,14 @@ public final class ProgramGenerator {
 
     /** One KVP file holding the policy {@code gen_<seed>} (and perhaps helper functions); deterministic for a seed. */
     public static String generate(long seed) {
+        return generate(seed, 0);
+    }
+
+    /**
+     * As {@link #generate(long)}, with every overflow budget at most {@code budgetCap} (0: no cap), so that short
+     * traces make the policy evict.
+     */
+    public static String generate(long seed, int budgetCap) {
         // sequential seeds give correlated first draws from java.util.Random: scramble them first (SplitMix64)
         long z = seed + 0x9E3779B97F4A7C15L;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
@@ -134,7 +142,9 @@ public final class ProgramGenerator {
         Random rnd = new Random(z ^ (z >>> 31));
         String first = null;
         for (int attempt = 0; attempt < 100; attempt++) {
-            String text = new ProgramGenerator(rnd, seed).program();
+            ProgramGenerator g = new ProgramGenerator(rnd, seed);
+            g.budgetCap = budgetCap;
+            String text = g.program();
             long lines = text.lines().count();
             if (lines >= 5 && lines <= 40) return text;
             if (first == null) first = text;
@@ -144,6 +154,7 @@ public final class ProgramGenerator {
 
     private final Random rnd;
     private final String policyName;
+    private int budgetCap;
     private boolean perLayer, observe;
     private final List<String> fnDecls = new ArrayList<>();
     private final List<String> params = new ArrayList<>();
@@ -352,6 +363,9 @@ public final class ProgramGenerator {
 
     /** A budget: a constant, a sum of two, or a depth-dependent function of the layer. */
     private K budget() {
+        if (budgetCap > 0) {
+            return chance(0.5) ? intIn(12, budgetCap, "budget") : lit(betweenL(12, budgetCap));
+        }
         int c = rnd.nextInt(100);
         if (c < 45) return intIn(16, chance(0.5) ? 256 : 4096, "budget");
         if (c < 62) {

@@ -494,7 +494,11 @@ final class ExecContext {
             for (int i = 0; i < l.size(); i++) if (l.entries.get(i).compensation) src.clear(i);
             if (src.isEmpty()) continue;
             double[] w = new double[l.size()];
-            for (int i = 0; i < w.length; i++) w[i] = weight == null ? 1 : Math.max(1e-12, weight.data[(perLayer ? li * l.size() : 0) + i]);
+            // the weight was computed over the entries of that moment; a compensation entry created since sits last
+            int wn = weight == null ? 0 : weight.dim(Axis.TOKEN);
+            for (int i = 0; i < w.length; i++) {
+                w[i] = weight == null || i >= wn ? 1 : Math.max(1e-12, weight.data[(perLayer && weight.axes.contains(Axis.HEAD) ? li * wn : 0) + i]);
+            }
             if (dest.compensation() && dst.isEmpty() || dest.compensation() && onlyCompensation(l, dst)) {
                 LaneState.Entry comp = l.compensationEntry();
                 if (comp == null) {

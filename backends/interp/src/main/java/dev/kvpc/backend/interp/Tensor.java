@@ -138,7 +138,8 @@ final class Tensor {
         }
         double[] acc = new double[n];
         Arrays.fill(acc, init);
-        int count = x.data.length / Math.max(1, n);
+        int count = 1;
+        for (Axis a : over) count *= x.dim(a);
         // strides of the output axes, expressed over x's index
         int[] outStride = new int[x.axes.size()];
         int s = 1;
@@ -167,7 +168,8 @@ final class Tensor {
         int len = dims[ai];
         int inner = 1;
         for (int j = ai + 1; j < dims.length; j++) inner *= dims[j];
-        int outer = data.length / Math.max(1, len * inner);
+        int outer = 1;
+        for (int j = 0; j < ai; j++) outer *= dims[j];
         double[][] r = new double[outer * inner][len];
         for (int o = 0; o < outer; o++) {
             for (int in = 0; in < inner; in++) {
@@ -183,7 +185,8 @@ final class Tensor {
         int len = dims[ai];
         int inner = 1;
         for (int j = ai + 1; j < dims.length; j++) inner *= dims[j];
-        int outer = data.length / Math.max(1, len * inner);
+        int outer = 1;
+        for (int j = 0; j < ai; j++) outer *= dims[j];
         double[] d = new double[data.length];
         for (int o = 0; o < outer; o++) {
             for (int in = 0; in < inner; in++) {

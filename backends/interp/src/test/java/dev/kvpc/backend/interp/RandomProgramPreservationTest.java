@@ -36,7 +36,7 @@ class RandomProgramPreservationTest {
         int ran = 0, evicting = 0;
         List<String> notRun = new ArrayList<>();
         for (long seed = 0; seed < seeds; seed++) {
-            String text = ProgramGenerator.generate(seed);
+            String text = ProgramGenerator.generate(seed, seed % 2 == 0 ? 40 : 0);
             Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", text, null, SHAPE);
             if (!r.ok()) {
                 // a budget written for 32 layers can be wrong for 2 (e.g. depth-dependent): the checker says so
@@ -76,6 +76,6 @@ class RandomProgramPreservationTest {
         }
         System.out.println("generated programs: " + ran + " ran, " + notRun.size() + " not run " + notRun + ", " + evicting + " evicting runs");
         assertTrue(ran >= seeds * 3 / 4, "only " + ran + " of " + seeds + " generated programs ran: " + notRun);
-        assertTrue(evicting >= ran / 4, "too few generated programs evict anything on the traces (" + evicting + " of " + 2 * ran + " runs)");
+        assertTrue(evicting >= ran / 2, "too few generated programs evict anything on the traces (" + evicting + " of " + 2 * ran + " runs)");
     }
 }
