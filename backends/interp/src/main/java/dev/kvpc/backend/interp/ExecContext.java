@@ -25,7 +25,8 @@ final class ExecContext {
     final VariantEval variant;
     /** Attention of this event, per lane: entry -> [query * group] probabilities and logits. */
     final List<Map<LaneState.Entry, double[]>> probs = new ArrayList<>(), logits = new ArrayList<>();
-    TokenSet attend;
+    /** The entries this step's attention is restricted to, per lane (null: all), fixed when 'attend' runs. */
+    List<Set<LaneState.Entry>> attend;
     /** The covered set of the last store with a for/except scope in this event, for a following 'otherwise'. */
     TokenSet lastStoreScope;
     final Map<String, Tensor> pageStateCache = new HashMap<>();
@@ -180,7 +181,13 @@ final class ExecContext {
         if (!probs.isEmpty()) return;
         for (LaneState l : lanes) {
             Map<LaneState.Entry, double[]> p = new IdentityHashMap<>(), lg = new IdentityHashMap<>();
-            double[][][] r = variant.attend(trace, layer, l, queryPositions, attend == null ? null : attend.forHead(lanes.indexOf(l) < attend.heads() ? lanes.indexOf(l) : 0));
+            BitSet allowed = null;
+            if (attend != null) {
+                Set<LaneState.Entry> chosen = attend.get(lanes.indexOf(l));
+                allowed = new BitSet();
+                for (int j = 0; j < l.entries.size(); j++) if (chosen.contains(l.entries.get(j))) allowed.set(j);
+            }
+            double[][][] r = variant.attend(trace, layer, l, queryPositions, allowed);
             for (int j = 0; j < l.entries.size(); j++) {
                 double[] pc = new double[queryPositions.length * shape.group()], lc = new double[pc.length];
                 for (int i = 0; i < pc.length; i++) {
@@ -214,8 +221,8 @@ final class ExecContext {
             }
             outputs.put(l.kvHead, out);
             if (attend != null) {
-                BitSet b = attend.forHead(Math.min(li, attend.heads() - 1));
-                attendedPositions.put(l.kvHead, b.stream().map(i -> l.entries.get(i).pos).toArray());
+                Set<LaneState.Entry> chosen = attend.get(li);
+                attendedPositions.put(l.kvHead, l.entries.stream().filter(chosen::contains).mapToInt(e -> e.pos).toArray());
             }
         }
     }
@@ -404,7 +411,97 @@ final class ExecContext {
         pageStateCache.clear();
     }
 
+    // ---------------------------------------------------------------- values over entries that have since changed
+
+    /** The entries of each lane now. */
+    LaneState.Entry[][] basisNow() {
+        LaneState.Entry[][] b = new LaneState.Entry[lanes.size()][];
+        for (int i = 0; i < lanes.size(); i++) b[i] = lanes.get(i).entries.toArray(LaneState.Entry[]::new);
+        return b;
+    }
+
+    private static boolean same(LaneState.Entry[][] a, LaneState.Entry[][] b) {
+        if (a.length != b.length) return false;
+        for (int i = 0; i < a.length; i++) {
+            if (a[i].length != b[i].length) return false;
+            for (int j = 0; j < a[i].length; j++) if (a[i][j] != b[i][j]) return false;
+        }
+        return true;
+    }
+
+    /** Marks a freshly computed value as indexing the entries as they are now. */
+    Object stamp(Object v) {
+        if (v instanceof Tensor t && t.axes.contains(Axis.TOKEN) && t.basis == null) t.basis = basisNow();
+        if (v instanceof TokenSet s && s.domain() == Axis.TOKEN && s.basis() == null) return s.withBasis(basisNow());
+        return v;
+    }
+
+    /**
+     * A value computed before a keep, evict or merge changed the lane, re-indexed by entry to the lane as it is now:
+     * entries that left are dropped, entries that arrived (a compensation entry) are absent from sets and NaN in
+     * scores. A value is a snapshot of the entries it was computed from.
+     */
+    Object rebase(Object v) {
+        LaneState.Entry[][] now = basisNow();
+        if (v instanceof TokenSet s && s.basis() != null && !same(s.basis(), now)) {
+            BitSet[] out = new BitSet[s.heads()];
+            for (int h = 0; h < out.length; h++) {
+                int li = Math.min(h, now.length - 1);
+                Map<LaneState.Entry, Integer> old = index(s.basis()[Math.min(h, s.basis().length - 1)]);
+                out[h] = new BitSet();
+                BitSet bits = s.forHead(h);
+                for (int j = 0; j < now[li].length; j++) {
+                    Integer o = old.get(now[li][j]);
+                    if (o != null && bits.get(o)) out[h].set(j);
+                }
+            }
+            return new TokenSet(s.domain(), out, s.compensation(), now);
+        }
+        if (v instanceof Tensor t && t.basis != null && !same(t.basis, now)) {
+            double[][] sl = t.slices(Axis.TOKEN);
+            int heads = t.axes.contains(Axis.HEAD) ? t.dim(Axis.HEAD) : 1;
+            int per = sl.length / Math.max(1, heads);
+            int n = now[0].length;
+            double[][] out = new double[sl.length][n];
+            for (int i = 0; i < sl.length; i++) {
+                int h = per == 0 ? 0 : i / per;
+                Map<LaneState.Entry, Integer> old = index(t.basis[Math.min(h, t.basis.length - 1)]);
+                LaneState.Entry[] cur = now[Math.min(h, now.length - 1)];
+                for (int j = 0; j < n; j++) {
+                    Integer o = j < cur.length ? old.get(cur[j]) : null;
+                    out[i][j] = o == null ? Double.NaN : sl[i][o];
+                }
+            }
+            int[] dims = t.dims.clone();
+            dims[t.axes.indexOf(Axis.TOKEN)] = n;
+            Tensor shaped = new Tensor(t.elem, t.axes, dims, new double[t.data.length / Math.max(1, t.dim(Axis.TOKEN)) * n]);
+            Tensor r = shaped.fromSlices(Axis.TOKEN, out, t.elem);
+            r.basis = now;
+            return r;
+        }
+        return v;
+    }
+
+    private static Map<LaneState.Entry, Integer> index(LaneState.Entry[] es) {
+        Map<LaneState.Entry, Integer> m = new IdentityHashMap<>();
+        for (int i = 0; i < es.length; i++) m.put(es[i], i);
+        return m;
+    }
+
     // ---------------------------------------------------------------- sets and effects
+
+    /** 'attend S': the entries of S, as they are now, are what this step's attention reads. */
+    void attend(TokenSet s) {
+        List<Set<LaneState.Entry>> out = new ArrayList<>();
+        for (int li = 0; li < lanes.size(); li++) {
+            Set<LaneState.Entry> chosen = Collections.newSetFromMap(new IdentityHashMap<>());
+            BitSet b = s.forHead(Math.min(li, s.heads() - 1));
+            LaneState l = lanes.get(li);
+            for (int i = b.nextSetBit(0); i >= 0 && i < l.size(); i = b.nextSetBit(i + 1)) chosen.add(l.entries.get(i));
+            out.add(chosen);
+        }
+        attend = out;
+    }
 
     BitSet regularEntries(LaneState l) {
         BitSet b = new BitSet();
@@ -412,32 +509,41 @@ final class ExecContext {
         return b;
     }
 
+    /** first(n) / last(n) of each lane (per lane under per-layer selection: lanes may differ in length). */
     TokenSet range(Op.End end, long count) {
-        LaneState l = lane0();
-        BitSet reg = regularEntries(l);
-        int total = reg.cardinality();
-        int n = (int) Math.max(0, Math.min(count, total));
-        BitSet out = new BitSet();
-        int seen = 0;
-        for (int i = reg.nextSetBit(0); i >= 0; i = reg.nextSetBit(i + 1)) {
-            boolean take = end == Op.End.FIRST ? seen < n : seen >= total - n;
-            if (take) out.set(i);
-            seen++;
+        BitSet[] out = new BitSet[lanes.size()];
+        for (int li = 0; li < lanes.size(); li++) {
+            BitSet reg = regularEntries(lanes.get(li));
+            int total = reg.cardinality();
+            int n = (int) Math.max(0, Math.min(count, total));
+            out[li] = new BitSet();
+            int seen = 0;
+            for (int i = reg.nextSetBit(0); i >= 0; i = reg.nextSetBit(i + 1)) {
+                boolean take = end == Op.End.FIRST ? seen < n : seen >= total - n;
+                if (take) out[li].set(i);
+                seen++;
+            }
         }
-        return TokenSet.of(Axis.TOKEN, out);
+        return new TokenSet(Axis.TOKEN, out, false);
     }
 
     TokenSet all() {
-        BitSet b = new BitSet();
-        b.set(0, lane0().size());
-        return new TokenSet(Axis.TOKEN, new BitSet[] {b}, true);
+        BitSet[] out = new BitSet[lanes.size()];
+        for (int li = 0; li < lanes.size(); li++) {
+            out[li] = new BitSet();
+            out[li].set(0, lanes.get(li).size());
+        }
+        return new TokenSet(Axis.TOKEN, out, true);
     }
 
     TokenSet compensation() {
-        BitSet b = new BitSet();
-        LaneState l = lane0();
-        for (int i = 0; i < l.entries.size(); i++) if (l.entries.get(i).compensation) b.set(i);
-        return new TokenSet(Axis.TOKEN, new BitSet[] {b}, true);
+        BitSet[] out = new BitSet[lanes.size()];
+        for (int li = 0; li < lanes.size(); li++) {
+            LaneState l = lanes.get(li);
+            out[li] = new BitSet();
+            for (int i = 0; i < l.entries.size(); i++) if (l.entries.get(i).compensation) out[li].set(i);
+        }
+        return new TokenSet(Axis.TOKEN, out, true);
     }
 
     TokenSet pages(TokenSet pageSet) {

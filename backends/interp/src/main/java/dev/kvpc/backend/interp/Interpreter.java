@@ -15,8 +15,7 @@ import java.util.*;
  *       computed when first read); decode: handlers that {@code attend} run first, then attention is computed over
  *       the attend set, then the other decode handlers, then {@code every N} handlers when the decode step is a
  *       multiple of N;</li>
- *   <li>{@code on overflow(B)} handlers run when the lane holds more than B entries (B + slack with amortised
- *       eviction);</li>
+ *   <li>{@code on overflow(B)} handlers run when the lane holds more than B entries;</li>
  *   <li>standing {@code store} rules are applied.</li>
  * </ol>
  * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis.
@@ -171,7 +170,7 @@ public final class Interpreter {
             for (HandlerCode h : cc.handlers()) {
                 if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && !h.handler().events().contains(event)) {
                     long b = limit(h, ctx);
-                    if (group.getFirst().size() > b + h.handler().slack()) run(h, ctx);
+                    if (group.getFirst().size() > b) run(h, ctx);
                 }
             }
             cc.standing().call(ctx);
@@ -187,7 +186,7 @@ public final class Interpreter {
         if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && h.handler().events().size() > 1) {
             // 'on decode, overflow(B)': the overflow part only when over budget
             long b = limit(h, ctx);
-            if (ctx.lanes.getFirst().size() <= b + h.handler().slack()) return;
+            if (ctx.lanes.getFirst().size() <= b) return;
         }
         ctx.lastStoreScope = null;
         h.body().call(ctx);

@@ -43,8 +43,9 @@ final class Nodes {
         void execute(VirtualFrame f) {
             List<Integer> ids = op.operands();
             Object[] args = new Object[ids.size()];
-            for (int i = 0; i < args.length; i++) args[i] = f.getObject(ids.get(i));
-            f.setObject(id, Semantics.eval(op, type, args, ctx(f)));
+            ExecContext c = ctx(f);
+            for (int i = 0; i < args.length; i++) args[i] = c.rebase(f.getObject(ids.get(i)));
+            f.setObject(id, c.stamp(Semantics.eval(op, type, args, c)));
         }
     }
 
@@ -59,7 +60,7 @@ final class Nodes {
 
         @Override
         void execute(VirtualFrame f) {
-            TokenSet s = (TokenSet) f.getObject(set);
+            TokenSet s = (TokenSet) ctx(f).rebase(f.getObject(set));
             if (evict) ctx(f).evict(s);
             else ctx(f).keep(s);
         }
@@ -74,7 +75,7 @@ final class Nodes {
 
         @Override
         void execute(VirtualFrame f) {
-            ctx(f).attend = (TokenSet) f.getObject(set);
+            ctx(f).attend((TokenSet) ctx(f).rebase(f.getObject(set)));
         }
     }
 
@@ -87,8 +88,9 @@ final class Nodes {
 
         @Override
         void execute(VirtualFrame f) {
-            ctx(f).merge((TokenSet) f.getObject(m.source()), (TokenSet) f.getObject(m.dest()), m.by(),
-                    m.weight() < 0 ? null : (Tensor) f.getObject(m.weight()));
+            ExecContext c = ctx(f);
+            c.merge((TokenSet) c.rebase(f.getObject(m.source())), (TokenSet) c.rebase(f.getObject(m.dest())), m.by(),
+                    m.weight() < 0 ? null : (Tensor) c.rebase(f.getObject(m.weight())));
         }
     }
 
@@ -107,17 +109,17 @@ final class Nodes {
             TokenSet all = c.all();
             TokenSet covered = switch (s.scope()) {
                 case ALL -> all;
-                case FOR -> (TokenSet) f.getObject(s.set());
-                case EXCEPT -> TokenSet.combine(all, (TokenSet) f.getObject(s.set()), (a, b) -> {
+                case FOR -> (TokenSet) c.rebase(f.getObject(s.set()));
+                case EXCEPT -> TokenSet.combine(all, (TokenSet) c.rebase(f.getObject(s.set())), (a, b) -> {
                     a.andNot(b);
                     return a;
                 }, false);
-                case OTHERWISE -> c.lastStoreScope == null ? all : TokenSet.combine(all, c.lastStoreScope, (a, b) -> {
+                case OTHERWISE -> c.lastStoreScope == null ? all : TokenSet.combine(all, (TokenSet) c.rebase(c.lastStoreScope), (a, b) -> {
                     a.andNot(b);
                     return a;
                 }, false);
             };
-            if (s.scope() != Instr.Scope.OTHERWISE) c.lastStoreScope = covered;
+            if (s.scope() != Instr.Scope.OTHERWISE) c.lastStoreScope = (TokenSet) c.stamp(covered);
             c.store(s.parts(), s.format(), bits, s.axis(), group, covered);
         }
     }
@@ -131,7 +133,7 @@ final class Nodes {
 
         @Override
         void execute(VirtualFrame f) {
-            ctx(f).writeState(w.state(), w.op(), (Tensor) f.getObject(w.value()));
+            ctx(f).writeState(w.state(), w.op(), (Tensor) ctx(f).rebase(f.getObject(w.value())));
         }
     }
 

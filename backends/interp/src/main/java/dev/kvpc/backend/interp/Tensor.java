@@ -20,6 +20,8 @@ final class Tensor {
     final List<Axis> axes;
     final int[] dims;
     final double[] data;
+    /** For a tensor over tokens: the lane entries (per lane of the group) its token axis indexes, stamped when defined. */
+    LaneState.Entry[][] basis;
 
     Tensor(Ty.Elem elem, List<Axis> axes, int[] dims, double[] data) {
         if (axes.size() != dims.length) throw new IllegalArgumentException("axes and dims differ");

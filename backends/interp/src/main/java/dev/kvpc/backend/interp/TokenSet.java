@@ -9,9 +9,18 @@ import java.util.BitSet;
  * unless the set is per head (per-layer selection). {@code compensation} marks the lane's compensation entry as a
  * member, whether or not it exists yet (a merge into it creates it).
  */
-record TokenSet(Axis domain, BitSet[] perHead, boolean compensation) {
+record TokenSet(Axis domain, BitSet[] perHead, boolean compensation, LaneState.Entry[][] basis) {
+    /** A set whose indices refer to the lane's entries at the time it is defined (its basis is stamped then). */
+    TokenSet(Axis domain, BitSet[] perHead, boolean compensation) {
+        this(domain, perHead, compensation, null);
+    }
+
     static TokenSet of(Axis domain, BitSet bits) {
         return new TokenSet(domain, new BitSet[] {bits}, false);
+    }
+
+    TokenSet withBasis(LaneState.Entry[][] b) {
+        return new TokenSet(domain, perHead, compensation, b);
     }
 
     BitSet forHead(int h) {

@@ -142,7 +142,7 @@ class InterpreterTest {
         int evictions = 0, prev = -1;
         for (Result.Step st : res.steps()) {
             int n = st.lanes()[0][0].positions().length;
-            assertTrue(n <= 24 + 4, "never more than budget + slack");
+            assertTrue(n <= 24, "never more than the budget");
             if (prev >= 0 && n < prev) evictions++;
             prev = n;
         }
