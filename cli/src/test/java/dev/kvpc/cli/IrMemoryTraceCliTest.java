@@ -1,0 +1,57 @@
+package dev.kvpc.cli;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** kvpc ir, memory and trace: what they print and how they fail. */
+class IrMemoryTraceCliTest {
+    private static String stdlib(String name) {
+        return CliRunner.root().resolve("stdlib-policies/" + name + ".kvp").toString();
+    }
+
+    @Test
+    void irDumpsEveryPassInOrder() {
+        CliRunner r = CliRunner.run("ir", "--dump-after=all", stdlib("h2o"));
+        assertEquals(0, r.code(), r.err());
+        int last = -1;
+        for (String pass : new String[] {"specialize", "cse", "fuse-statistics", "dead-code", "incrementalize", "amortize-eviction", "select-algorithm"}) {
+            int at = r.out().indexOf("// ---- after " + pass);
+            assertTrue(at > last, pass + " missing or out of order");
+            last = at;
+        }
+        assertTrue(r.out().contains("kernelstat attn sum over query, group"), "H2O's column sums are fused into the kernel");
+    }
+
+    @Test
+    void irLoopLevelAndErrors() {
+        CliRunner loop = CliRunner.run("ir", "--level", "loop", stdlib("snapkv"));
+        assertEquals(0, loop.code(), loop.err());
+        assertTrue(loop.out().contains("for t in 0 .. #len {"), loop.out());
+        assertEquals(64, CliRunner.run("ir", "--dump-after=nonsense", stdlib("h2o")).code());
+        assertEquals(64, CliRunner.run("ir", "--level", "assembly", stdlib("h2o")).code());
+    }
+
+    @Test
+    void memoryTableAndJson() {
+        CliRunner r = CliRunner.run("memory", stdlib("h2o"), "--context", "4096", "--model", "llama3-8b");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("ratio 0.1260"), r.out());
+        CliRunner j = CliRunner.run("memory", stdlib("kivi"), "--context", "4096", "--model", "llama3-8b", "--json");
+        assertEquals(0, j.code(), j.err());
+        assertTrue(j.out().contains("\"total_steady_bytes\": " + 446464L * 256), j.out().substring(0, Math.min(400, j.out().length())));
+        assertEquals(64, CliRunner.run("memory", stdlib("h2o")).code(), "--context is required");
+    }
+
+    @Test
+    void traceRunsAndRejectsBadTraces() {
+        CliRunner r = CliRunner.run("trace", stdlib("window"), "--param", "size=8", "--trace", "random:seed=2,prefill=10,decode=2", "--lanes", "1");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("step 2 (decode, context 12)"), r.out());
+        assertTrue(r.out().contains("8 entries [4..11]"), r.out());
+        CliRunner bad = CliRunner.run("trace", stdlib("window"), "--trace", "random:prefil=10");
+        assertEquals(65, bad.code());
+        assertTrue(bad.err().contains("unknown trace option 'prefil'"), bad.err());
+        assertEquals(65, CliRunner.run("trace", stdlib("window"), "--trace", "no-such-file.kvptrace").code());
+    }
+}
