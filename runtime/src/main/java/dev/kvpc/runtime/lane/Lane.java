@@ -1,0 +1,256 @@
+package dev.kvpc.runtime.lane;
+
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.QuantSpec;
+import dev.kvpc.runtime.store.RowCodec;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One lane (a KV head of a layer of a sequence): its entries in position order, with keys and values in dense
+ * row chains of pages from the shared pool, each part at its own storage format, plus per-token state columns and
+ * merge counts. Removing entries gives memory back to the pool. Not thread-safe: one sequence, one thread.
+ */
+public final class Lane {
+    /** Keys or values. */
+    public enum Part { KEYS, VALUES }
+
+    private final PagePool pool;
+    private final int headDim, rowsPerPage;
+    private final QuantSpec host;
+    private final List<RowChain> chains = new ArrayList<>();
+    private final Map<QuantSpec, Integer> chainOf = new HashMap<>();
+    /** Per chain: the entry index owning each slot. */
+    private final List<int[]> owner = new ArrayList<>();
+
+    private int n;
+    private int[] pos = new int[16], step = new int[16], chain = new int[32], slot = new int[32];
+    private double[] count = new double[16];
+    private final Map<String, float[]> states = new LinkedHashMap<>();
+    private final Map<String, Integer> stateWidth = new LinkedHashMap<>();
+
+    public Lane(PagePool pool, int headDim, QuantSpec host, int rowsPerPage) {
+        this.pool = pool;
+        this.headDim = headDim;
+        this.host = host.validate(headDim);
+        this.rowsPerPage = rowsPerPage;
+    }
+
+    public int size() {
+        return n;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    public int position(int i) {
+        check(i);
+        return pos[i];
+    }
+
+    public int addedAtStep(int i) {
+        check(i);
+        return step[i];
+    }
+
+    public double count(int i) {
+        check(i);
+        return count[i];
+    }
+
+    private void check(int i) {
+        if (i < 0 || i >= n) throw new IndexOutOfBoundsException("entry " + i + " of " + n);
+    }
+
+    /** Declares a per-token state of {@code width} floats per entry (0 for existing entries). */
+    public void declareState(String name, int width) {
+        if (stateWidth.containsKey(name)) return;
+        stateWidth.put(name, width);
+        states.put(name, new float[Math.max(16, pos.length) * width]);
+    }
+
+    /** The state column of {@code name}: {@code width} floats per entry, entries in order; writable. */
+    public float[] state(String name) {
+        float[] s = states.get(name);
+        if (s == null) throw new IllegalArgumentException("no state " + name);
+        return s;
+    }
+
+    private int chainFor(QuantSpec spec) {
+        Integer c = chainOf.get(spec);
+        if (c != null) return c;
+        chains.add(new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
+        owner.add(new int[16]);
+        chainOf.put(spec, chains.size() - 1);
+        return chains.size() - 1;
+    }
+
+    private void grow() {
+        if (n < pos.length) return;
+        int cap = pos.length * 2;
+        pos = Arrays.copyOf(pos, cap);
+        step = Arrays.copyOf(step, cap);
+        count = Arrays.copyOf(count, cap);
+        chain = Arrays.copyOf(chain, cap * 2);
+        slot = Arrays.copyOf(slot, cap * 2);
+        for (var e : states.entrySet()) e.setValue(Arrays.copyOf(e.getValue(), cap * stateWidth.get(e.getKey())));
+    }
+
+    private void own(int c, int s, int entry) {
+        int[] o = owner.get(c);
+        if (s >= o.length) {
+            o = Arrays.copyOf(o, Math.max(s + 1, o.length * 2));
+            owner.set(c, o);
+        }
+        o[s] = entry;
+    }
+
+    /** Appends an entry at the host precision; positions must increase. */
+    public void append(int position, int addedAtStep, float[] k, int kOff, float[] v, int vOff) {
+        if (n > 0 && position <= pos[n - 1]) throw new IllegalArgumentException("position " + position + " after " + pos[n - 1]);
+        grow();
+        pos[n] = position;
+        step[n] = addedAtStep;
+        count[n] = 1;
+        for (var e : states.entrySet()) Arrays.fill(e.getValue(), n * stateWidth.get(e.getKey()), (n + 1) * stateWidth.get(e.getKey()), 0f);
+        int hc = chainFor(host);
+        place(n, Part.KEYS, hc, k, kOff);
+        place(n, Part.VALUES, hc, v, vOff);
+        n++;
+    }
+
+    private void place(int entry, Part part, int c, float[] row, int off) {
+        int s = chains.get(c).add(row, off);
+        int idx = entry * 2 + part.ordinal();
+        chain[idx] = c;
+        slot[idx] = s;
+        own(c, s, idx);
+    }
+
+    private void unplace(int idx) {
+        int c = chain[idx];
+        chains.get(c).remove(slot[idx], (from, to) -> {
+            int movedIdx = owner.get(c)[from];
+            slot[movedIdx] = to;
+            own(c, to, movedIdx);
+        });
+    }
+
+    public QuantSpec spec(int entry, Part part) {
+        check(entry);
+        return chains.get(chain[entry * 2 + part.ordinal()]).codec().spec();
+    }
+
+    /** Re-stores one part of an entry at another format (its current, dequantised values quantised anew). */
+    public void restore(int entry, Part part, QuantSpec spec) {
+        check(entry);
+        int idx = entry * 2 + part.ordinal();
+        if (chains.get(chain[idx]).codec().spec().equals(spec)) return;
+        float[] row = new float[headDim];
+        chains.get(chain[idx]).read(slot[idx], row, 0);
+        unplace(idx);
+        place(entry, part, chainFor(spec), row, 0);
+    }
+
+    public void read(int entry, Part part, float[] dst, int dstOff) {
+        check(entry);
+        int idx = entry * 2 + part.ordinal();
+        chains.get(chain[idx]).read(slot[idx], dst, dstOff);
+    }
+
+    /** Overwrites an entry's row (a merge), at its current format, and its count. */
+    public void overwrite(int entry, Part part, float[] row, int rowOff) {
+        check(entry);
+        int idx = entry * 2 + part.ordinal();
+        chains.get(chain[idx]).write(slot[idx], row, rowOff);
+    }
+
+    public void setCount(int entry, double c) {
+        check(entry);
+        count[entry] = c;
+    }
+
+    public float dotKey(int entry, float[] q, int qOff) {
+        int idx = entry * 2;
+        return chains.get(chain[idx]).dot(slot[idx], q, qOff);
+    }
+
+    public void axpyValue(int entry, float w, float[] acc, int accOff) {
+        int idx = entry * 2 + 1;
+        chains.get(chain[idx]).axpy(slot[idx], w, acc, accOff);
+    }
+
+    /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */
+    public void retain(BitSet keep) {
+        for (int i = n - 1; i >= 0; i--) {
+            if (!keep.get(i)) {
+                unplace(i * 2);
+                unplace(i * 2 + 1);
+            }
+        }
+        int w = 0;
+        for (int i = 0; i < n; i++) {
+            if (!keep.get(i)) continue;
+            if (w != i) move(i, w);
+            w++;
+        }
+        n = w;
+    }
+
+    /** Moves entry {@code from} to index {@code to} (to < from), fixing the slot owners. */
+    private void move(int from, int to) {
+        pos[to] = pos[from];
+        step[to] = step[from];
+        count[to] = count[from];
+        for (int p = 0; p < 2; p++) {
+            chain[to * 2 + p] = chain[from * 2 + p];
+            slot[to * 2 + p] = slot[from * 2 + p];
+            own(chain[to * 2 + p], slot[to * 2 + p], to * 2 + p);
+        }
+        for (var e : states.entrySet()) {
+            int wdt = stateWidth.get(e.getKey());
+            System.arraycopy(e.getValue(), from * wdt, e.getValue(), to * wdt, wdt);
+        }
+    }
+
+    /** Bytes held, by category: key and value rows (packed data and their scales), and per-token state. */
+    public LaneBytes bytes() {
+        long kv = 0, scales = 0;
+        for (RowChain c : chains) {
+            long rows = c.bytes();
+            QuantSpec s = c.codec().spec();
+            if (s.quantised() && c.size() > 0) {
+                long packed = s.precision().packedBytes(headDim);
+                long perRow = c.codec().rowBytes();
+                long scaleShare = rows * (perRow - packed) / perRow;
+                kv += rows - scaleShare;
+                scales += scaleShare;
+            } else {
+                kv += rows;
+            }
+        }
+        long state = 0;
+        for (var e : stateWidth.entrySet()) state += (long) n * e.getValue() * 4;
+        return new LaneBytes(kv, scales, state);
+    }
+
+    /** Measured bytes of a lane by category. */
+    public record LaneBytes(long kv, long scales, long state) {
+        public long total() {
+            return kv + scales + state;
+        }
+    }
+
+    /** Gives every page back to the pool. */
+    public void clear() {
+        for (RowChain c : chains) c.clear();
+        n = 0;
+    }
+}

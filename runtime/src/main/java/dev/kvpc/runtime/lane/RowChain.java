@@ -1,0 +1,110 @@
+package dev.kvpc.runtime.lane;
+
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.RowCodec;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Rows of one format (a {@link RowCodec}) in pages from the shared pool, kept dense: the live rows are always slots
+ * {@code 0 .. size-1}. Removing a row moves the last row into its slot (one row copied, whatever was removed) and
+ * gives an emptied last page back to the pool, so the chain holds at most one partly used page and memory falls
+ * as rows are evicted. The owner learns of moves through {@link Mover}.
+ */
+final class RowChain {
+    /** Told that the row in slot {@code from} now lives in slot {@code to}. */
+    interface Mover {
+        void moved(int from, int to);
+    }
+
+    private final RowCodec codec;
+    private final PagePool pool;
+    private final int rowsPerPage;
+    private final long rowBytes;
+    private final List<PagePool.Page> pages = new ArrayList<>();
+    private int size;
+    private final float[] scratch;
+
+    RowChain(RowCodec codec, PagePool pool, int rowsPerPage) {
+        if (rowsPerPage < 1) throw new IllegalArgumentException("rows per page must be positive");
+        this.codec = codec;
+        this.pool = pool;
+        this.rowsPerPage = rowsPerPage;
+        this.rowBytes = codec.rowBytes();
+        this.scratch = new float[codec.headDim()];
+    }
+
+    RowCodec codec() {
+        return codec;
+    }
+
+    int size() {
+        return size;
+    }
+
+    /** Bytes of the pages this chain holds. */
+    long bytes() {
+        return pages.size() * rowBytes * rowsPerPage;
+    }
+
+    private MemorySegment seg(int slot) {
+        return pages.get(slot / rowsPerPage).segment();
+    }
+
+    private long off(int slot) {
+        return (long) (slot % rowsPerPage) * rowBytes;
+    }
+
+    /** Stores a row; returns its slot. */
+    int add(float[] row, int rowOff) {
+        if (size == pages.size() * rowsPerPage) pages.add(pool.acquire(rowBytes * rowsPerPage));
+        int slot = size++;
+        codec.write(row, rowOff, seg(slot), off(slot));
+        return slot;
+    }
+
+    /** Removes the row in {@code slot}; the last row moves into it (reported to {@code mover} unless it was the last). */
+    void remove(int slot, Mover mover) {
+        if (slot < 0 || slot >= size) throw new IndexOutOfBoundsException("slot " + slot + " of " + size);
+        int last = size - 1;
+        if (slot != last) {
+            MemorySegment.copy(seg(last), off(last), seg(slot), off(slot), rowBytes);
+            mover.moved(last, slot);
+        }
+        size--;
+        int needed = (size + rowsPerPage - 1) / rowsPerPage;
+        while (pages.size() > needed) pool.release(pages.removeLast());
+    }
+
+    void read(int slot, float[] dst, int dstOff) {
+        codec.read(seg(slot), off(slot), dst, dstOff);
+    }
+
+    float dot(int slot, float[] q, int qOff) {
+        return codec.dot(seg(slot), off(slot), q, qOff);
+    }
+
+    void axpy(int slot, float w, float[] acc, int accOff) {
+        codec.axpy(seg(slot), off(slot), w, acc, accOff);
+    }
+
+    /** Re-stores a row in place (after a merge changed it). */
+    void write(int slot, float[] row, int rowOff) {
+        codec.write(row, rowOff, seg(slot), off(slot));
+    }
+
+    /** Reads a row into the chain's scratch buffer (valid until the next call). */
+    float[] row(int slot) {
+        read(slot, scratch, 0);
+        return scratch;
+    }
+
+    /** Gives every page back. */
+    void clear() {
+        for (PagePool.Page p : pages) pool.release(p);
+        pages.clear();
+        size = 0;
+    }
+}

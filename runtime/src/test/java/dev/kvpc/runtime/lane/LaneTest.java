@@ -1,0 +1,85 @@
+package dev.kvpc.runtime.lane;
+
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import org.junit.jupiter.api.Test;
+
+import java.util.BitSet;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Lanes in pages: survivors keep positions and values (bit-exact at f32), memory falls with eviction. */
+class LaneTest {
+    static float[] row(Random r, int d) {
+        float[] x = new float[d];
+        for (int i = 0; i < d; i++) x[i] = (float) r.nextGaussian();
+        return x;
+    }
+
+    @Test
+    void evictionKeepsSurvivorsExactlyAndFreesPages() {
+        int d = 64;
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 16);
+            Random r = new Random(1);
+            float[][] ks = new float[1000][], vs = new float[1000][];
+            for (int i = 0; i < 1000; i++) {
+                ks[i] = row(r, d);
+                vs[i] = row(r, d);
+                lane.append(i, 0, ks[i], 0, vs[i], 0);
+            }
+            long full = pool.bytesInUse();
+            assertEquals(1000L * 2 * d * 4, full, "1000 entries of f32 keys and values in full pages");
+            BitSet keep = new BitSet();
+            for (int i = 0; i < 1000; i++) if (r.nextInt(4) == 0 || i >= 950) keep.set(i);
+            int kept = keep.cardinality();
+            lane.retain(keep);
+            assertEquals(kept, lane.size());
+            float[] got = new float[d];
+            int e = 0;
+            for (int i = keep.nextSetBit(0); i >= 0; i = keep.nextSetBit(i + 1), e++) {
+                assertEquals(i, lane.position(e));
+                lane.read(e, Lane.Part.KEYS, got, 0);
+                assertArrayEquals(ks[i], got);
+                lane.read(e, Lane.Part.VALUES, got, 0);
+                assertArrayEquals(vs[i], got);
+            }
+            long pageBytes = 16L * d * 4;
+            // keys and values of one format share a chain: 2 x kept rows in whole pages
+            long expected = ((2L * kept + 15) / 16) * pageBytes;
+            assertEquals(expected, pool.bytesInUse(), "memory falls to whole pages of the survivors");
+            assertEquals(expected, lane.bytes().total());
+            lane.clear();
+            assertEquals(0, pool.bytesInUse());
+        }
+    }
+
+    @Test
+    void restoringAtAnotherPrecisionMovesTheRowAndKeepsTheRest() {
+        int d = 32;
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F16), 8);
+            Random r = new Random(2);
+            for (int i = 0; i < 40; i++) lane.append(i, 0, row(r, d), 0, row(r, d), 0);
+            float[] before = new float[d], after = new float[d];
+            lane.read(5, Lane.Part.VALUES, before, 0);
+            QuantSpec int4 = new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, 16);
+            for (int i = 0; i < 30; i++) lane.restore(i, Lane.Part.KEYS, int4);
+            lane.read(5, Lane.Part.VALUES, after, 0);
+            assertArrayEquals(before, after, "values untouched");
+            assertEquals(int4, lane.spec(0, Lane.Part.KEYS));
+            assertEquals(QuantSpec.of(Precision.F16), lane.spec(35, Lane.Part.KEYS));
+            Lane.LaneBytes b = lane.bytes();
+            assertTrue(b.scales() > 0);
+            BitSet keep = new BitSet();
+            keep.set(0, 40, true);
+            keep.clear(3);
+            keep.clear(33);
+            lane.retain(keep);
+            assertEquals(38, lane.size());
+            assertEquals(34, lane.position(32));
+        }
+    }
+}
