@@ -1,0 +1,63 @@
+package dev.kvpc.runtime.engine;
+
+import dev.kvpc.runtime.lane.Lane;
+
+import java.util.BitSet;
+
+/**
+ * Scaled dot-product attention of a group of query heads over one lane, reading keys and values at whatever
+ * precision they are stored (the row codecs dequantise inside the dot product and the weighted sum), over the
+ * attend set when one is given, causal by position. It also accumulates the statistics policies read without
+ * materialising attention rows: per entry, the sum over queries and heads of the probabilities (H2O's column sums).
+ * Scratch arrays are reused across calls; one kernel per thread.
+ */
+public final class AttentionKernel {
+    private float[] logits = new float[64];
+
+    /**
+     * @param q        queries, {@code queries x group x headDim}, row-major
+     * @param qpos     the position of each query
+     * @param attend   entries that may be read (null: all)
+     * @param out      outputs, {@code queries x group x headDim}, overwritten
+     * @param colSums  if not null, {@code colSums[entry] += } the entry's probability summed over queries and heads
+     */
+    public void attend(Lane lane, float[] q, int[] qpos, int group, BitSet attend, float[] out, float[] colSums) {
+        int n = lane.size(), d = lane.headDim();
+        if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
+        float scale = (float) (1.0 / Math.sqrt(d));
+        for (int qi = 0; qi < qpos.length; qi++) {
+            for (int g = 0; g < group; g++) {
+                int qOff = (qi * group + g) * d;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < n; j++) {
+                    if ((attend != null && !attend.get(j)) || lane.position(j) > qpos[qi]) {
+                        logits[j] = Float.NEGATIVE_INFINITY;
+                        continue;
+                    }
+                    float l = lane.dotKey(j, q, qOff) * scale;
+                    logits[j] = l;
+                    if (l > max) max = l;
+                }
+                java.util.Arrays.fill(out, qOff, qOff + d, 0f);
+                if (max == Float.NEGATIVE_INFINITY) continue;
+                double sum = 0;
+                for (int j = 0; j < n; j++) {
+                    if (logits[j] == Float.NEGATIVE_INFINITY) {
+                        logits[j] = 0;
+                        continue;
+                    }
+                    float e = (float) Math.exp(logits[j] - max);
+                    logits[j] = e;
+                    sum += e;
+                }
+                float inv = (float) (1.0 / sum);
+                for (int j = 0; j < n; j++) {
+                    float p = logits[j] * inv;
+                    if (p == 0) continue;
+                    lane.axpyValue(j, p, out, qOff);
+                    if (colSums != null) colSums[j] += p;
+                }
+            }
+        }
+    }
+}
