@@ -32,6 +32,7 @@ public final class Lane {
     private int n;
     private int[] pos = new int[16], step = new int[16], chain = new int[32], slot = new int[32];
     private double[] count = new double[16];
+    private boolean[] comp = new boolean[16];
     private final Map<String, float[]> states = new LinkedHashMap<>();
     private final Map<String, Integer> stateWidth = new LinkedHashMap<>();
 
@@ -98,6 +99,7 @@ public final class Lane {
         pos = Arrays.copyOf(pos, cap);
         step = Arrays.copyOf(step, cap);
         count = Arrays.copyOf(count, cap);
+        comp = Arrays.copyOf(comp, cap);
         chain = Arrays.copyOf(chain, cap * 2);
         slot = Arrays.copyOf(slot, cap * 2);
         for (var e : states.entrySet()) e.setValue(Arrays.copyOf(e.getValue(), cap * stateWidth.get(e.getKey())));
@@ -112,18 +114,60 @@ public final class Lane {
         o[s] = entry;
     }
 
-    /** Appends an entry at the host precision; positions must increase. */
+    /** Whether entry {@code i} is the lane's compensation entry (merged summary, always last, position -1). */
+    public boolean isCompensation(int i) {
+        check(i);
+        return comp[i];
+    }
+
+    /** Appends an entry at the host precision; positions must increase (the compensation entry stays last). */
     public void append(int position, int addedAtStep, float[] k, int kOff, float[] v, int vOff) {
-        if (n > 0 && position <= pos[n - 1]) throw new IllegalArgumentException("position " + position + " after " + pos[n - 1]);
+        int last = n > 0 && comp[n - 1] ? n - 2 : n - 1;
+        if (last >= 0 && position <= pos[last]) throw new IllegalArgumentException("position " + position + " after " + pos[last]);
+        add(position, addedAtStep, k, kOff, v, vOff, false, 1);
+        if (n >= 2 && comp[n - 2]) swap(n - 2, n - 1);
+    }
+
+    /** Adds the compensation entry (there is at most one). */
+    public void appendCompensation(int addedAtStep, float[] k, float[] v, double weight) {
+        for (int i = 0; i < n; i++) if (comp[i]) throw new IllegalStateException("the lane already has a compensation entry");
+        add(-1, addedAtStep, k, 0, v, 0, true, weight);
+    }
+
+    private void add(int position, int addedAtStep, float[] k, int kOff, float[] v, int vOff, boolean compensation, double c) {
         grow();
         pos[n] = position;
         step[n] = addedAtStep;
-        count[n] = 1;
+        count[n] = c;
+        comp[n] = compensation;
         for (var e : states.entrySet()) Arrays.fill(e.getValue(), n * stateWidth.get(e.getKey()), (n + 1) * stateWidth.get(e.getKey()), 0f);
         int hc = chainFor(host);
         place(n, Part.KEYS, hc, k, kOff);
         place(n, Part.VALUES, hc, v, vOff);
         n++;
+    }
+
+    private void swap(int a, int b) {
+        int tp = pos[a]; pos[a] = pos[b]; pos[b] = tp;
+        int ts = step[a]; step[a] = step[b]; step[b] = ts;
+        double tc = count[a]; count[a] = count[b]; count[b] = tc;
+        boolean tb = comp[a]; comp[a] = comp[b]; comp[b] = tb;
+        for (int p = 0; p < 2; p++) {
+            int ia = a * 2 + p, ib = b * 2 + p;
+            int c = chain[ia]; chain[ia] = chain[ib]; chain[ib] = c;
+            int sl = slot[ia]; slot[ia] = slot[ib]; slot[ib] = sl;
+            own(chain[ia], slot[ia], ia);
+            own(chain[ib], slot[ib], ib);
+        }
+        for (var e : states.entrySet()) {
+            int w = stateWidth.get(e.getKey());
+            float[] col = e.getValue();
+            for (int i = 0; i < w; i++) {
+                float t = col[a * w + i];
+                col[a * w + i] = col[b * w + i];
+                col[b * w + i] = t;
+            }
+        }
     }
 
     private void place(int entry, Part part, int c, float[] row, int off) {
@@ -209,6 +253,7 @@ public final class Lane {
         pos[to] = pos[from];
         step[to] = step[from];
         count[to] = count[from];
+        comp[to] = comp[from];
         for (int p = 0; p < 2; p++) {
             chain[to * 2 + p] = chain[from * 2 + p];
             slot[to * 2 + p] = slot[from * 2 + p];

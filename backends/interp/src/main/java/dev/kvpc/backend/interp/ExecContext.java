@@ -1,7 +1,6 @@
 package dev.kvpc.backend.interp;
 
 import dev.kvpc.ir.*;
-import dev.kvpc.runtime.trace.Trace;
 
 import java.util.*;
 
@@ -15,7 +14,7 @@ final class ExecContext {
     final List<LaneState> lanes;
     final boolean perLayer;
     final LaneShape shape;
-    final Trace trace;
+    final Queries trace;
     final int layer;
     /** Positions of this event's queries (all of the step) and of the queries the policy observes. */
     final int[] queryPositions;
@@ -34,7 +33,7 @@ final class ExecContext {
     final Map<Integer, double[]> outputs = new HashMap<>();
     final Map<Integer, int[]> attendedPositions = new HashMap<>();
 
-    ExecContext(PolicyIr policy, List<LaneState> lanes, boolean perLayer, LaneShape shape, Trace trace, int layer,
+    ExecContext(PolicyIr policy, List<LaneState> lanes, boolean perLayer, LaneShape shape, Queries trace, int layer,
                 int[] queryPositions, int[] observed, int decodeStep, int context, VariantEval variant) {
         this.policy = policy;
         this.lanes = lanes;
@@ -697,7 +696,7 @@ final class ExecContext {
             for (LaneState.Entry e : targets) {
                 float[] x = part == Instr.Part.KEYS ? e.k : e.v;
                 for (int c = 0; c < d; c++) x[c] = format == Instr.Format.F16 ? Quant.f16(x[c]) : format == Instr.Format.BF16 ? Quant.bf16(x[c]) : x[c];
-                mark(e, part, format, bits);
+                mark(e, part, format, bits, false, 0);
             }
             return;
         }
@@ -707,7 +706,7 @@ final class ExecContext {
             for (LaneState.Entry e : targets) {
                 float[] x = part == Instr.Part.KEYS ? e.k : e.v;
                 for (int from = 0; from < d; from += g) Quant.group(x, from, Math.min(d, from + g), b);
-                mark(e, part, format, bits);
+                mark(e, part, format, bits, false, g);
             }
             return;
         }
@@ -720,17 +719,21 @@ final class ExecContext {
                 Quant.group(col, 0, g, b);
                 for (int t = 0; t < g; t++) (part == Instr.Part.KEYS ? targets.get(start + t).k : targets.get(start + t).v)[c] = col[t];
             }
-            for (int t = 0; t < g; t++) mark(targets.get(start + t), part, format, bits);
+            for (int t = 0; t < g; t++) mark(targets.get(start + t), part, format, bits, true, g);
         }
     }
 
-    private static void mark(LaneState.Entry e, Instr.Part part, Instr.Format f, int bits) {
+    private static void mark(LaneState.Entry e, Instr.Part part, Instr.Format f, int bits, boolean perChannel, int group) {
         if (part == Instr.Part.KEYS) {
             e.kFormat = f;
             e.kBits = bits;
+            e.kPerChannel = perChannel;
+            e.kGroup = group;
         } else {
             e.vFormat = f;
             e.vBits = bits;
+            e.vPerChannel = perChannel;
+            e.vGroup = group;
         }
     }
 }

@@ -29,9 +29,17 @@ public final class Interpreter {
     private final List<ClassCode> code = new ArrayList<>();
 
     /** One lane class compiled to call targets. */
-    private record ClassCode(PolicyIr policy, List<HandlerCode> handlers, CallTarget standing, Map<String, CallTarget> stateInits) {}
+    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, CallTarget standing, Map<String, CallTarget> stateInits) {}
 
-    private record HandlerCode(PolicyIr.Handler handler, CallTarget limit, CallTarget body, boolean attends) {}
+    record HandlerCode(PolicyIr.Handler handler, CallTarget limit, CallTarget body, boolean attends) {}
+
+    Interpreter(Specialized program) {
+        this.program = program;
+        this.trace = null;
+        this.shape = program.shape();
+        this.variant = new VariantEval(program.variant() == null || program.variant().name().equals("standard") ? null : program.variant(), shape);
+        for (PolicyIr p : program.classes()) code.add(compile(p));
+    }
 
     private Interpreter(Specialized program, Trace trace) {
         this.program = program;
@@ -48,6 +56,15 @@ public final class Interpreter {
     /** Runs {@code program} over {@code trace}. */
     public static Result run(Specialized program, Trace trace) {
         return new Interpreter(program, trace).run();
+    }
+
+    Specialized program() {
+        return program;
+    }
+
+    /** The compiled code of a lane class (null for -1, the full cache). */
+    ClassCode classCode(int c) {
+        return c < 0 ? null : code.get(c);
     }
 
     private ClassCode compile(PolicyIr p) {
@@ -144,38 +161,50 @@ public final class Interpreter {
 
     /** Runs one event for a group of lanes; returns the context (with the attention outputs it recorded). */
     private ExecContext event(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep, int context) {
+        ExecContext ctx = startEvent(cc, group, layer, event, positions, decodeStep, context, trace::query, positions.length);
+        finishEvent(cc, ctx, event, decodeStep);
+        return ctx;
+    }
+
+    /**
+     * The first part of an event: per-token state of the {@code appended} new entries, and at decode the handlers that
+     * restrict attention. {@link ExecContext#attend} then holds the attend set.
+     */
+    ExecContext startEvent(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep,
+                           int context, Queries queries, int appended) {
         PolicyIr policy = cc == null ? emptyPolicy() : cc.policy();
         int[] observed = observed(policy, event, positions);
-        ExecContext ctx = new ExecContext(policy, group, cc != null && policy.selection() == PolicyIr.Selection.LAYER, shape, trace, layer,
+        ExecContext ctx = new ExecContext(policy, group, cc != null && policy.selection() == PolicyIr.Selection.LAYER, shape, queries, layer,
                 positions, observed, decodeStep, context, variant);
-        if (cc != null) initStates(cc, ctx, positions.length);
-        if (event != PolicyIr.Event.DECODE) {
-            // a prompt is attended in full as it is processed; the policy acts afterwards
-            ctx.recordOutputs();
-            if (cc != null) for (HandlerCode h : cc.handlers()) if (h.handler().events().contains(event)) run(h, ctx);
-        } else {
-            if (cc != null) for (HandlerCode h : cc.handlers()) if (h.attends() && h.handler().events().contains(event)) run(h, ctx);
-            ctx.recordOutputs();
-        }
-        if (cc != null) {
-            if (event == PolicyIr.Event.DECODE) {
-                for (HandlerCode h : cc.handlers()) if (!h.attends() && h.handler().events().contains(event)) run(h, ctx);
-                for (HandlerCode h : cc.handlers()) {
-                    if (h.handler().events().contains(PolicyIr.Event.EVERY)) {
-                        long n = limit(h, ctx);
-                        if (n > 0 && decodeStep % n == 0) run(h, ctx);
-                    }
-                }
-            }
-            for (HandlerCode h : cc.handlers()) {
-                if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && !h.handler().events().contains(event)) {
-                    long b = limit(h, ctx);
-                    if (group.getFirst().size() > b) run(h, ctx);
-                }
-            }
-            cc.standing().call(ctx);
+        if (cc != null) initStates(cc, ctx, appended);
+        if (cc != null && event == PolicyIr.Event.DECODE) {
+            for (HandlerCode h : cc.handlers()) if (h.attends() && h.handler().events().contains(event)) run(h, ctx);
         }
         return ctx;
+    }
+
+    /** The rest of an event: attention (recorded), the handlers, overflow eviction, standing stores. */
+    void finishEvent(ClassCode cc, ExecContext ctx, PolicyIr.Event event, int decodeStep) {
+        ctx.recordOutputs();
+        if (cc == null) return;
+        if (event != PolicyIr.Event.DECODE) {
+            for (HandlerCode h : cc.handlers()) if (h.handler().events().contains(event)) run(h, ctx);
+        } else {
+            for (HandlerCode h : cc.handlers()) if (!h.attends() && h.handler().events().contains(event)) run(h, ctx);
+            for (HandlerCode h : cc.handlers()) {
+                if (h.handler().events().contains(PolicyIr.Event.EVERY)) {
+                    long n = limit(h, ctx);
+                    if (n > 0 && decodeStep % n == 0) run(h, ctx);
+                }
+            }
+        }
+        for (HandlerCode h : cc.handlers()) {
+            if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && !h.handler().events().contains(event)) {
+                long b = limit(h, ctx);
+                if (ctx.lanes.getFirst().size() > b) run(h, ctx);
+            }
+        }
+        cc.standing().call(ctx);
     }
 
     private static PolicyIr emptyPolicy() {

@@ -17,6 +17,9 @@ final class LaneState {
         float[] k, v;
         Instr.Format kFormat, vFormat;
         int kBits, vBits;
+        /** Grouping of an integer format: per-channel ({@code true}) or per-token, and the group size. */
+        boolean kPerChannel, vPerChannel;
+        int kGroup, vGroup;
         double count = 1;
         final boolean compensation;
         final Map<String, double[]> state = new HashMap<>();

@@ -1,7 +1,6 @@
 package dev.kvpc.backend.interp;
 
 import dev.kvpc.ir.*;
-import dev.kvpc.runtime.trace.Trace;
 
 import java.util.BitSet;
 import java.util.HashMap;
@@ -34,7 +33,7 @@ final class VariantEval {
     }
 
     /** Returns {probabilities, logits}, each [query * group][entry]. */
-    double[][][] attend(Trace trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed) {
+    double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed) {
         int g = shape.group(), n = lane.size();
         double scale = 1.0 / Math.sqrt(shape.headDim());
         double[][] probs = new double[queryPositions.length * g][n], logits = new double[queryPositions.length * g][n];

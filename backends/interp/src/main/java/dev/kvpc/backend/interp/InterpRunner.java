@@ -1,0 +1,155 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.*;
+
+/**
+ * The reference interpreter as the runtime's {@link PolicyRunner}: every runtime lane has a shadow
+ * {@link LaneState} that the interpreter runs on; after each event, what the policy did to the shadow (evictions,
+ * merges, the compensation entry, storage precisions, per-token state) is applied to the runtime's lane, whose
+ * pages then really shrink. Slow (it copies rows), simple, and the same meaning as {@link Interpreter#run}.
+ * Per-channel quantisation is not yet stored packed by the runtime: such entries keep their dequantised values at
+ * the host precision.
+ */
+public final class InterpRunner implements PolicyRunner {
+    private final Interpreter interp;
+    private final Map<Lane, LaneState> shadows = Collections.synchronizedMap(new WeakHashMap<>());
+
+    public InterpRunner(Specialized program) {
+        this.interp = new Interpreter(program);
+    }
+
+    @Override
+    public int laneClass(int layer, int kvHead) {
+        return interp.program().classOf()[layer][kvHead];
+    }
+
+    @Override
+    public boolean perLayer(int laneClass) {
+        return interp.program().classes().get(laneClass).selection() == PolicyIr.Selection.LAYER;
+    }
+
+    @Override
+    public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
+        Interpreter.ClassCode cc = interp.classCode(laneClass);
+        List<LaneState> group = new ArrayList<>();
+        int appended = step.positions().length;
+        int heads = interp.program().shape().heads(), d = interp.program().shape().headDim();
+        for (int i = 0; i < lanes.size(); i++) group.add(sync(lanes.get(i), layer, kvHeads[i]));
+        PolicyIr.Event event = switch (step.kind()) {
+            case PREFILL -> PolicyIr.Event.PREFILL;
+            case CHUNK -> PolicyIr.Event.CHUNK;
+            case DECODE -> PolicyIr.Event.DECODE;
+        };
+        int first = step.positions()[0];
+        Queries queries = (l, position, head) -> Arrays.copyOfRange(step.queries(), ((position - first) * heads + head) * d, ((position - first) * heads + head + 1) * d);
+        ExecContext ctx = interp.startEvent(cc, group, layer, event, step.positions(), step.decodeStep(), step.context(), queries, appended);
+        return new Event() {
+            @Override
+            public BitSet[] attendSets() {
+                if (ctx.attend == null) return null;
+                BitSet[] out = new BitSet[lanes.size()];
+                for (int i = 0; i < lanes.size(); i++) {
+                    Set<LaneState.Entry> chosen = ctx.attend.get(i);
+                    List<LaneState.Entry> es = group.get(i).entries;
+                    out[i] = new BitSet();
+                    // the shadow and the runtime lane hold the same entries in the same order
+                    for (int j = 0; j < es.size(); j++) if (chosen.contains(es.get(j))) out[i].set(j);
+                }
+                return out;
+            }
+
+            @Override
+            public void finish() {
+                interp.finishEvent(cc, ctx, event, step.decodeStep());
+                for (int i = 0; i < lanes.size(); i++) apply(group.get(i), lanes.get(i), cc == null ? List.of() : cc.policy().states());
+            }
+        };
+    }
+
+    /** The lane's shadow, with the runtime lane's new entries appended. */
+    private LaneState sync(Lane lane, int layer, int kvHead) {
+        LaneState s = shadows.computeIfAbsent(lane, l -> new LaneState(layer, kvHead));
+        int last = -1;
+        for (LaneState.Entry e : s.entries) if (!e.compensation) last = Math.max(last, e.pos);
+        int d = lane.headDim();
+        for (int i = 0; i < lane.size(); i++) {
+            if (lane.isCompensation(i) || lane.position(i) <= last) continue;
+            float[] k = new float[d], v = new float[d];
+            lane.read(i, Lane.Part.KEYS, k, 0);
+            lane.read(i, Lane.Part.VALUES, v, 0);
+            s.append(new LaneState.Entry(lane.position(i), lane.addedAtStep(i), k, v, false));
+        }
+        return s;
+    }
+
+    /** Applies the shadow's state to the runtime lane: evictions, compensation, precision, merged rows, states. */
+    private static void apply(LaneState shadow, Lane lane, List<PolicyIr.State> states) {
+        Map<Integer, LaneState.Entry> byPos = new HashMap<>();
+        LaneState.Entry comp = null;
+        for (LaneState.Entry e : shadow.entries) {
+            if (e.compensation) comp = e;
+            else byPos.put(e.pos, e);
+        }
+        BitSet keep = new BitSet();
+        for (int i = 0; i < lane.size(); i++) {
+            if (lane.isCompensation(i) ? comp != null : byPos.containsKey(lane.position(i))) keep.set(i);
+        }
+        if (keep.cardinality() < lane.size()) lane.retain(keep);
+        int d = lane.headDim();
+        boolean hasComp = lane.size() > 0 && lane.isCompensation(lane.size() - 1);
+        if (comp != null && !hasComp) lane.appendCompensation(comp.addedAtStep, comp.k.clone(), comp.v.clone(), comp.count);
+        float[] row = new float[d];
+        for (int i = 0; i < lane.size(); i++) {
+            LaneState.Entry e = lane.isCompensation(i) ? comp : byPos.get(lane.position(i));
+            for (Lane.Part part : Lane.Part.values()) {
+                QuantSpec want = spec(e, part, lane.spec(i, part));
+                if (!want.equals(lane.spec(i, part))) lane.restore(i, part, want);
+                lane.read(i, part, row, 0);
+                float[] mine = part == Lane.Part.KEYS ? e.k : e.v;
+                if (!Arrays.equals(row, mine)) lane.overwrite(i, part, mine, 0);
+            }
+            if (lane.count(i) != e.count) lane.setCount(i, e.count);
+        }
+        for (PolicyIr.State s : states) {
+            if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
+            int width = 1;
+            for (var a : s.type().axes()) if (a == dev.kvpc.ir.Axis.CHANNEL) width *= d;
+            lane.declareState(s.name(), width);
+            float[] col = lane.state(s.name());
+            for (int i = 0; i < lane.size(); i++) {
+                LaneState.Entry e = lane.isCompensation(i) ? comp : byPos.get(lane.position(i));
+                double[] v = e == null ? null : e.state.get(s.name());
+                for (int w = 0; w < width; w++) col[i * width + w] = v == null || w >= v.length ? 0f : (float) v[w];
+            }
+        }
+    }
+
+    /** The runtime storage format of an entry's part as the interpreter left it. */
+    private static QuantSpec spec(LaneState.Entry e, Lane.Part part, QuantSpec current) {
+        Instr.Format f = part == Lane.Part.KEYS ? e.kFormat : e.vFormat;
+        if (f == null) return current;
+        int bits = part == Lane.Part.KEYS ? e.kBits : e.vBits;
+        boolean perChannel = part == Lane.Part.KEYS ? e.kPerChannel : e.vPerChannel;
+        int group = part == Lane.Part.KEYS ? e.kGroup : e.vGroup;
+        Precision p = switch (f) {
+            case F32 -> Precision.F32;
+            case F16 -> Precision.F16;
+            case BF16 -> Precision.BF16;
+            case INT8 -> Precision.INT8;
+            case INT4 -> Precision.INT4;
+            case INT2 -> Precision.INT2;
+            case INT -> Precision.ofIntBits(bits);
+        };
+        if (!p.isInteger()) return QuantSpec.of(p);
+        if (perChannel) return current; // not yet packed per channel by the runtime (see the class comment)
+        return new QuantSpec(p, QuantSpec.Axis.TOKEN, group);
+    }
+}

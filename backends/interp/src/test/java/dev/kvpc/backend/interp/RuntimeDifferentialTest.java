@@ -1,0 +1,105 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import dev.kvpc.runtime.KvRuntime;
+import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.Sequence;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.trace.Trace;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The runtime (paged lanes, its own attention kernel) running policies through the interpreter as its
+ * PolicyRunner gives, after every step, the same kept positions per lane and the same attention outputs (within
+ * 1e-4) as the interpreter alone; evicted memory really goes back to the pool.
+ */
+class RuntimeDifferentialTest {
+    @TestFactory
+    Stream<DynamicTest> runtimeMatchesTheInterpreter() throws Exception {
+        PassPreservationTest.stdlib = java.nio.file.Files.createTempDirectory("kvpc-rt");
+        List<Path> programs = PassPreservationTest.programs();
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Path p : programs) {
+            Frontend.Result r = Frontend.check(p, PassPreservationTest.SMALL);
+            String root = Compilation.defaultRoot(r.program());
+            if (root == null) continue;
+            Map<String, Object> params = PassPreservationTest.SMALL_BUDGETS.getOrDefault(root, Map.of());
+            tests.add(DynamicTest.dynamicTest(root, () -> {
+                Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { });
+                for (Trace t : PassPreservationTest.traces()) compare(s, t, root);
+            }));
+        }
+        return tests.stream();
+    }
+
+    static void compare(Specialized s, Trace t, String name) {
+        Result want = Interpreter.run(s, t);
+        var shape = s.shape();
+        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32);
+        int d = shape.headDim(), g = shape.kvHeads(), h = shape.heads(), group = shape.group();
+        try (PagePool pool = new PagePool()) {
+            KvRuntime rt = new KvRuntime(model, new InterpRunner(s), pool, 8);
+            try (Sequence seq = rt.newSequence()) {
+                for (int si = 0; si < t.steps().size(); si++) {
+                    Trace.Step step = t.steps().get(si);
+                    int n = step.tokens(), start = t.start(si);
+                    switch (step) {
+                        case Trace.Prefill x -> seq.beginPrefill(n);
+                        case Trace.Chunk x -> seq.beginChunk(n);
+                        case Trace.Decode x -> seq.beginDecode();
+                    }
+                    for (int l = 0; l < shape.layers(); l++) {
+                        float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d], out = new float[n * h * d];
+                        for (int tk = 0; tk < n; tk++) {
+                            for (int kv = 0; kv < g; kv++) {
+                                System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
+                                System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
+                            }
+                            for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
+                        }
+                        seq.append(l, k, v);
+                        seq.attend(l, q, out);
+                        for (int kv = 0; kv < g; kv++) {
+                            Result.Lane expected = want.steps().get(si).lanes()[l][kv];
+                            Lane lane = seq.lane(l, kv);
+                            int[] got = new int[lane.size()];
+                            for (int i = 0; i < got.length; i++) got[i] = lane.position(i);
+                            String where = name + " step " + si + " layer " + l + " head " + kv;
+                            assertArrayEquals(expected.positions(), got, where + ": kept positions");
+                            double[] eo = expected.outputs();
+                            for (int gi = 0; gi < group; gi++) {
+                                for (int c = 0; c < d; c++) {
+                                    float o = out[((n - 1) * h + kv * group + gi) * d + c];
+                                    assertEquals(eo[gi * d + c], o, 1e-4 * (1 + Math.abs(eo[gi * d + c])), where + ": output head " + (kv * group + gi) + " channel " + c);
+                                }
+                            }
+                        }
+                    }
+                }
+                long held = 0;
+                for (Lane.LaneBytes[] row : seq.memory()) for (Lane.LaneBytes b : row) held += b.kv() + b.scales();
+                assertEquals(held, pool.bytesInUse(), "the lanes' key and value rows account for every page in use (state is on the heap)");
+                int entries = 0;
+                for (int l = 0; l < shape.layers(); l++) for (int kv = 0; kv < g; kv++) entries += seq.lane(l, kv).size();
+                assertTrue(held <= (long) (entries + 2 * shape.layers() * g * 8) * 2 * d * 4 + 1_000_000,
+                        "memory follows the entries held: " + held + " bytes for " + entries + " entries " + Arrays.toString(new int[] {entries}));
+            }
+            assertEquals(0, pool.bytesInUse(), "closing the sequence gives every page back");
+        }
+    }
+}

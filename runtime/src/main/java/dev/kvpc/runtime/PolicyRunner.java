@@ -1,0 +1,37 @@
+package dev.kvpc.runtime;
+
+import dev.kvpc.runtime.lane.Lane;
+
+import java.util.BitSet;
+import java.util.List;
+
+/**
+ * A compiled policy as the runtime runs it (backends implement it: the reference interpreter first, the JVM
+ * backend's classes next). For each layer of each step the runtime opens an event on the lanes of one lane class,
+ * asks for the attend sets, computes attention, then lets the policy finish the event (its handlers, eviction,
+ * storage precision), which changes the lanes in place.
+ */
+public interface PolicyRunner {
+    /** The lane class of a lane, or -1 for the full cache (nothing to run). */
+    int laneClass(int layer, int kvHead);
+
+    /** Whether a lane class selects per layer (its lanes of a layer are handled together). */
+    boolean perLayer(int laneClass);
+
+    /** Starts the event of one step on lanes of one class in one layer; {@code kvHeads[i]} is the KV head of {@code lanes.get(i)}. */
+    Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes);
+
+    /** One step, as the policy sees it. */
+    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context) {
+        public enum Kind { PREFILL, CHUNK, DECODE }
+    }
+
+    /** An event in progress. */
+    interface Event {
+        /** Per lane, the entries this step's attention may read (null: all). Runs handlers that restrict attention. */
+        BitSet[] attendSets();
+
+        /** Runs the rest of the event; the lanes are changed in place. */
+        void finish();
+    }
+}

@@ -1,0 +1,129 @@
+package dev.kvpc.runtime;
+
+import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One sequence's KV cache: a lane per (layer, KV head). A step starts with {@link #beginPrefill}, {@link #beginChunk}
+ * or {@link #beginDecode}; then, per layer, {@link #append} the step's keys and values and {@link #attend} its
+ * queries, which also runs the policy for that layer. Not thread-safe; close it to give its pages back.
+ */
+public final class Sequence implements AutoCloseable {
+    private final ModelSpec model;
+    private final PolicyRunner policy;
+    private final Lane[][] lanes;
+    private final AttentionKernel kernel = new AttentionKernel();
+    private PolicyRunner.Step.Kind kind;
+    private int next, tokens, decodeStep;
+    private final boolean[] appended;
+
+    Sequence(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage) {
+        this.model = model;
+        this.policy = policy;
+        this.lanes = new Lane[model.layers()][model.kvHeads()];
+        for (int l = 0; l < model.layers(); l++) {
+            for (int h = 0; h < model.kvHeads(); h++) lanes[l][h] = new Lane(pool, model.headDim(), QuantSpec.of(model.dtype()), rowsPerPage);
+        }
+        this.appended = new boolean[model.layers()];
+    }
+
+    public void beginPrefill(int n) {
+        begin(PolicyRunner.Step.Kind.PREFILL, n);
+    }
+
+    public void beginChunk(int n) {
+        begin(PolicyRunner.Step.Kind.CHUNK, n);
+    }
+
+    public void beginDecode() {
+        begin(PolicyRunner.Step.Kind.DECODE, 1);
+    }
+
+    private void begin(PolicyRunner.Step.Kind k, int n) {
+        if (n < 1) throw new IllegalArgumentException("a step has at least one token");
+        if (kind != null) next += tokens;
+        kind = k;
+        tokens = n;
+        if (k == PolicyRunner.Step.Kind.DECODE) decodeStep++;
+        java.util.Arrays.fill(appended, false);
+    }
+
+    /** Appends the step's keys and values of a layer: {@code tokens x kvHeads x headDim} each. */
+    public void append(int layer, float[] k, float[] v) {
+        if (kind == null) throw new IllegalStateException("begin a step first");
+        int d = model.headDim(), g = model.kvHeads();
+        if (k.length != tokens * g * d || v.length != k.length) throw new IllegalArgumentException("keys and values must be tokens x kvHeads x headDim");
+        for (int t = 0; t < tokens; t++) {
+            for (int h = 0; h < g; h++) lanes[layer][h].append(next + t, decodeStep, k, (t * g + h) * d, v, (t * g + h) * d);
+        }
+        appended[layer] = true;
+    }
+
+    /**
+     * Attention of the step's queries of a layer ({@code tokens x heads x headDim}) into {@code out} (same shape),
+     * and the policy's work for this layer.
+     */
+    public void attend(int layer, float[] q, float[] out) {
+        if (!appended[layer]) throw new IllegalStateException("append the step's keys and values of layer " + layer + " first");
+        int d = model.headDim(), group = model.group();
+        int[] positions = new int[tokens];
+        for (int t = 0; t < tokens; t++) positions[t] = next + t;
+        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, q, decodeStep, next + tokens);
+        // lanes of one class in this layer that select together
+        Map<Integer, List<Integer>> groups = new LinkedHashMap<>();
+        for (int h = 0; h < model.kvHeads(); h++) {
+            int c = policy.laneClass(layer, h);
+            boolean together = c >= 0 && policy.perLayer(c);
+            groups.computeIfAbsent(together ? c : -2 - h, x -> new ArrayList<>()).add(h);
+        }
+        float[] qLane = new float[tokens * group * d], outLane = new float[tokens * group * d];
+        for (List<Integer> heads : groups.values()) {
+            int c = policy.laneClass(layer, heads.getFirst());
+            List<Lane> ls = new ArrayList<>();
+            for (int h : heads) ls.add(lanes[layer][h]);
+            PolicyRunner.Event ev = c < 0 ? null : policy.open(c, step, layer, heads.stream().mapToInt(Integer::intValue).toArray(), ls);
+            BitSet[] attend = ev == null ? null : ev.attendSets();
+            for (int i = 0; i < heads.size(); i++) {
+                int h = heads.get(i);
+                for (int t = 0; t < tokens; t++) {
+                    System.arraycopy(q, (t * model.heads() + h * group) * d, qLane, t * group * d, group * d);
+                }
+                kernel.attend(lanes[layer][h], qLane, positions, group, attend == null ? null : attend[i], outLane, null);
+                for (int t = 0; t < tokens; t++) {
+                    System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
+                }
+            }
+            if (ev != null) ev.finish();
+        }
+    }
+
+    public Lane lane(int layer, int kvHead) {
+        return lanes[layer][kvHead];
+    }
+
+    /** Measured bytes of every lane, by category. */
+    public Lane.LaneBytes[][] memory() {
+        Lane.LaneBytes[][] m = new Lane.LaneBytes[model.layers()][model.kvHeads()];
+        for (int l = 0; l < model.layers(); l++) for (int h = 0; h < model.kvHeads(); h++) m[l][h] = lanes[l][h].bytes();
+        return m;
+    }
+
+    public long totalBytes() {
+        long t = 0;
+        for (Lane[] row : lanes) for (Lane l : row) t += l.bytes().total();
+        return t;
+    }
+
+    @Override
+    public void close() {
+        for (Lane[] row : lanes) for (Lane l : row) l.clear();
+    }
+}
