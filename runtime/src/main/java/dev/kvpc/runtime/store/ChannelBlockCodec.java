@@ -189,6 +189,19 @@ public final class ChannelBlockCodec {
     public float dot(MemorySegment seg, long blockOff, int t, float[] q, int qOff) {
         float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
         int c = 0, n = headDim;
+        if (quads) {
+            long codes = blockOff + rowOffset(t);
+            for (; c < n; c += 4) {
+                int k = Packing.quad(seg, codes, c, bits);
+                long pc = blockOff + 4L * c;
+                int j = qOff + c;
+                s0 += q[j] * (Packing.getF16(seg, pc) + (k & 0xFF) * Packing.readScale(Packing.getF16(seg, pc + 2)));
+                s1 += q[j + 1] * (Packing.getF16(seg, pc + 4) + ((k >>> 8) & 0xFF) * Packing.readScale(Packing.getF16(seg, pc + 6)));
+                s2 += q[j + 2] * (Packing.getF16(seg, pc + 8) + ((k >>> 16) & 0xFF) * Packing.readScale(Packing.getF16(seg, pc + 10)));
+                s3 += q[j + 3] * (Packing.getF16(seg, pc + 12) + (k >>> 24) * Packing.readScale(Packing.getF16(seg, pc + 14)));
+            }
+            return (s0 + s1) + (s2 + s3);
+        }
         for (; c + 3 < n; c += 4) {
             s0 += q[qOff + c] * get(seg, blockOff, t, c);
             s1 += q[qOff + c + 1] * get(seg, blockOff, t, c + 1);

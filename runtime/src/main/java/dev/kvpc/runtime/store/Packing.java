@@ -112,17 +112,23 @@ public final class Packing {
     /** {@code acc[accOff+i] += w * x[i]} over the stored row of {@code n} elements. */
     public static void axpy(Precision p, MemorySegment seg, long offset, float w, float[] acc, int accOff, int n) {
         switch (p) {
-            case F32 -> {
-                for (int i = 0; i < n; i++) acc[accOff + i] += w * seg.get(FLOAT_LE, offset + 4L * i);
-            }
-            case F16 -> {
-                for (int i = 0; i < n; i++) acc[accOff + i] += w * getF16(seg, offset + 2L * i);
-            }
-            case BF16 -> {
-                for (int i = 0; i < n; i++) acc[accOff + i] += w * bf16ToFloat(seg.get(SHORT_LE, offset + 2L * i));
-            }
+            case F32 -> axpyF32(seg, offset, w, acc, accOff, n);
+            case F16 -> axpyF16(seg, offset, w, acc, accOff, n);
+            case BF16 -> axpyBf16(seg, offset, w, acc, accOff, n);
             default -> throw notFloat(p);
         }
+    }
+
+    private static void axpyF32(MemorySegment seg, long off, float w, float[] acc, int accOff, int n) {
+        for (int i = 0; i < n; i++) acc[accOff + i] += w * seg.get(FLOAT_LE, off + 4L * i);
+    }
+
+    private static void axpyF16(MemorySegment seg, long off, float w, float[] acc, int accOff, int n) {
+        for (int i = 0; i < n; i++) acc[accOff + i] += w * getF16(seg, off + 2L * i);
+    }
+
+    private static void axpyBf16(MemorySegment seg, long off, float w, float[] acc, int accOff, int n) {
+        for (int i = 0; i < n; i++) acc[accOff + i] += w * bf16ToFloat(seg.get(SHORT_LE, off + 2L * i));
     }
 
     private static float dotF32(MemorySegment seg, long off, float[] q, int qOff, int n) {

@@ -203,17 +203,22 @@ final class ExecContext {
 
     /** Records, per lane, the attention output of the event's last query for each query head of the group. */
     void recordOutputs() {
-        computeAttention();
         int g = shape.group(), d = shape.headDim();
-        int row = queryPositions.length - 1;
+        int[] lastQuery = {queryPositions[queryPositions.length - 1]};
         for (int li = 0; li < lanes.size(); li++) {
             LaneState l = lanes.get(li);
+            BitSet allowed = null;
+            if (attend != null) {
+                Set<LaneState.Entry> chosen = attend.get(li);
+                allowed = new BitSet();
+                for (int j = 0; j < l.entries.size(); j++) if (chosen.contains(l.entries.get(j))) allowed.set(j);
+            }
+            double[][] p = variant.attend(trace, layer, l, lastQuery, allowed)[0];
             double[] out = new double[g * d];
-            for (LaneState.Entry e : l.entries) {
-                double[] p = probs.get(li).get(e);
-                if (p == null) continue;
+            for (int j = 0; j < l.entries.size(); j++) {
+                LaneState.Entry e = l.entries.get(j);
                 for (int gi = 0; gi < g; gi++) {
-                    double w = p[row * g + gi];
+                    double w = p[gi][j];
                     if (w == 0) continue;
                     for (int c = 0; c < d; c++) out[gi * d + c] += w * e.v[c];
                 }

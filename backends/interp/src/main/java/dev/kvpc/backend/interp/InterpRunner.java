@@ -68,7 +68,7 @@ public final class InterpRunner implements PolicyRunner {
 
             @Override
             public void finish() {
-                interp.finishEvent(cc, ctx, event, step.decodeStep());
+                interp.finishEvent(cc, ctx, event, step.decodeStep(), false);
                 for (int i = 0; i < lanes.size(); i++) apply(group.get(i), lanes.get(i), cc == null ? List.of() : cc.policy().states());
             }
         };

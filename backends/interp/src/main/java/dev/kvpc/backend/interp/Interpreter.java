@@ -29,7 +29,8 @@ public final class Interpreter {
     private final List<ClassCode> code = new ArrayList<>();
 
     /** One lane class compiled to call targets. */
-    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, CallTarget standing, Map<String, CallTarget> stateInits) {}
+    /** {@code readsAttention}: the policy reads attention rows or statistics, so they are computed for each event. */
+    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, CallTarget standing, Map<String, CallTarget> stateInits, boolean readsAttention) {}
 
     record HandlerCode(PolicyIr.Handler handler, CallTarget limit, CallTarget body, boolean attends) {}
 
@@ -78,7 +79,29 @@ public final class Interpreter {
         for (PolicyIr.State s : p.states()) {
             if (s.init() != null) inits.put(s.name(), new Nodes.BlockRoot(s.init().block(), s.init().result(), slots).getCallTarget());
         }
-        return new ClassCode(p, hs, new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget(), inits);
+        return new ClassCode(p, hs, new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget(), inits, readsAttention(p));
+    }
+
+    /** Does any handler read attn, logits, or a statistic fused from them? */
+    private static boolean readsAttention(PolicyIr p) {
+        boolean[] found = {false};
+        java.util.function.Consumer<Block> visit = new java.util.function.Consumer<>() {
+            @Override
+            public void accept(Block b) {
+                for (Instr i : b.instrs()) {
+                    if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
+                            || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
+                    if (i instanceof Instr.If x) {
+                        accept(x.then());
+                        accept(x.otherwise());
+                    }
+                }
+            }
+        };
+        visit.accept(p.standing());
+        for (PolicyIr.Handler h : p.handlers()) visit.accept(h.body());
+        for (PolicyIr.State s : p.states()) if (s.init() != null) visit.accept(s.init().block());
+        return found[0];
     }
 
     static int maxId(PolicyIr p) {
@@ -162,7 +185,7 @@ public final class Interpreter {
     /** Runs one event for a group of lanes; returns the context (with the attention outputs it recorded). */
     private ExecContext event(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep, int context) {
         ExecContext ctx = startEvent(cc, group, layer, event, positions, decodeStep, context, trace::query, positions.length);
-        finishEvent(cc, ctx, event, decodeStep);
+        finishEvent(cc, ctx, event, decodeStep, true);
         return ctx;
     }
 
@@ -183,10 +206,14 @@ public final class Interpreter {
         return ctx;
     }
 
-    /** The rest of an event: attention (recorded), the handlers, overflow eviction, standing stores. */
-    void finishEvent(ClassCode cc, ExecContext ctx, PolicyIr.Event event, int decodeStep) {
-        ctx.recordOutputs();
+    /**
+     * The rest of an event: attention (over the entries as they are before the handlers act; outputs recorded when
+     * {@code outputs}), the handlers, overflow eviction, standing stores.
+     */
+    void finishEvent(ClassCode cc, ExecContext ctx, PolicyIr.Event event, int decodeStep, boolean outputs) {
+        if (outputs) ctx.recordOutputs();
         if (cc == null) return;
+        if (cc.readsAttention()) ctx.computeAttention();
         if (event != PolicyIr.Event.DECODE) {
             for (HandlerCode h : cc.handlers()) if (h.handler().events().contains(event)) run(h, ctx);
         } else {
