@@ -1,8 +1,8 @@
 /**
- * What a host links: the SPI, the KV store (lanes, pages, packed precisions), the attention engine and the policy loader. Not built yet.
- *
- * <p>Built so far: {@code dev.kvpc.runtime.trace}, the traces (shape, prefill and decode steps with their keys,
- * values and queries) that the interpreter, the backends and the runtime are tested on, with a generator of
- * planted attention structure and binary and text file forms.
+ * What a host links: the SPI ({@link dev.kvpc.runtime.ModelSpec}, {@link dev.kvpc.runtime.KvRuntime},
+ * {@link dev.kvpc.runtime.Sequence}, {@link dev.kvpc.runtime.PolicyRunner}), the KV store (pages in
+ * {@code pool}, packed rows in {@code store}, lanes in {@code lane}), the attention kernel ({@code engine}), the
+ * policy jar loader with bytecode verification ({@code load}), and the traces everything is tested on
+ * ({@code trace}). docs/runtime.md says what is built and what is next.
  */
 package dev.kvpc.runtime;
