@@ -37,36 +37,6 @@ class RuntimePropertiesTest {
         return Compilation.optimise(r.program(), Compilation.defaultRoot(r.program()), params, Pipeline.Options.DEFAULT, (a, b) -> { });
     }
 
-    /** Feeds a trace to a sequence; returns the last step's outputs of layer 0. */
-    private static float[] feed(Sequence seq, Trace t) {
-        var s = t.shape();
-        int d = s.headDim(), g = s.kvHeads(), h = s.heads();
-        float[] last = null;
-        for (int si = 0; si < t.steps().size(); si++) {
-            Trace.Step step = t.steps().get(si);
-            int n = step.tokens(), start = t.start(si);
-            switch (step) {
-                case Trace.Prefill x -> seq.beginPrefill(n);
-                case Trace.Chunk x -> seq.beginChunk(n);
-                case Trace.Decode x -> seq.beginDecode();
-            }
-            for (int l = 0; l < s.layers(); l++) {
-                float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d], out = new float[n * h * d];
-                for (int tk = 0; tk < n; tk++) {
-                    for (int kv = 0; kv < g; kv++) {
-                        System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
-                        System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
-                    }
-                    for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
-                }
-                seq.append(l, k, v);
-                seq.attend(l, q, out);
-                if (l == 0) last = out;
-            }
-        }
-        return last;
-    }
-
     @Test
     void evictionAtAQuarterBudgetHoldsAQuarterOfTheMemoryOver32kTokens() throws Exception {
         ModelShape shape = ModelShape.parse("layers=1,heads=2,kv-heads=1,head-dim=8");
@@ -78,7 +48,7 @@ class RuntimePropertiesTest {
         try (PagePool pool = new PagePool()) {
             KvRuntime rt = new KvRuntime(model, new InterpRunner(s), pool, 16);
             try (Sequence seq = rt.newSequence()) {
-                feed(seq, t);
+                RuntimeFeed.feed(seq, t);
                 Lane lane = seq.lane(0, 0);
                 assertEquals(budget, lane.size());
                 long full = (long) tokens * 2 * 8 * 4;
@@ -106,7 +76,7 @@ class RuntimePropertiesTest {
             for (int i = 0; i < 16; i++) {
                 Trace t = TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(100 + i).withPrefill(30).withDecode(12)).trace();
                 try (Sequence seq = new KvRuntime(model, new InterpRunner(policies.get(i % 4)), pool, 8).newSequence()) {
-                    alone[i] = feed(seq, t);
+                    alone[i] = RuntimeFeed.feed(seq, t);
                 }
             }
             try (ExecutorService ex = Executors.newFixedThreadPool(8)) {
@@ -117,7 +87,7 @@ class RuntimePropertiesTest {
                     fs.add(ex.submit(() -> {
                         Trace t = TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(100 + id).withPrefill(30).withDecode(12)).trace();
                         try (Sequence seq = rt.newSequence()) {
-                            return feed(seq, t);
+                            return RuntimeFeed.feed(seq, t);
                         }
                     }));
                 }

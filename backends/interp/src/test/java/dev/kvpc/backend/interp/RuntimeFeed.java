@@ -1,0 +1,40 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.runtime.Sequence;
+import dev.kvpc.runtime.trace.Trace;
+
+/** Feeds traces to runtime sequences, as a host would feed its forward pass. */
+final class RuntimeFeed {
+    private RuntimeFeed() {}
+
+    /** Feeds a trace to a sequence; returns the last step's outputs of layer 0. */
+    static float[] feed(Sequence seq, Trace t) {
+        var s = t.shape();
+        int d = s.headDim(), g = s.kvHeads(), h = s.heads();
+        float[] last = null;
+        for (int si = 0; si < t.steps().size(); si++) {
+            Trace.Step step = t.steps().get(si);
+            int n = step.tokens(), start = t.start(si);
+            switch (step) {
+                case Trace.Prefill x -> seq.beginPrefill(n);
+                case Trace.Chunk x -> seq.beginChunk(n);
+                case Trace.Decode x -> seq.beginDecode();
+            }
+            for (int l = 0; l < s.layers(); l++) {
+                float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d], out = new float[n * h * d];
+                for (int tk = 0; tk < n; tk++) {
+                    for (int kv = 0; kv < g; kv++) {
+                        System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
+                        System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
+                    }
+                    for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
+                }
+                seq.append(l, k, v);
+                seq.attend(l, q, out);
+                if (l == 0) last = out;
+            }
+        }
+        return last;
+    }
+
+}
