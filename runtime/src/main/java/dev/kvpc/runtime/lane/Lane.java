@@ -24,7 +24,7 @@ public final class Lane {
     private final PagePool pool;
     private final int headDim, rowsPerPage;
     private final QuantSpec host;
-    private final List<RowChain> chains = new ArrayList<>();
+    private final List<RowStore> chains = new ArrayList<>();
     private final Map<QuantSpec, Integer> chainOf = new HashMap<>();
     /** Per chain: the entry index owning each slot. */
     private final List<int[]> owner = new ArrayList<>();
@@ -35,6 +35,9 @@ public final class Lane {
     private boolean[] comp = new boolean[16];
     private final Map<String, float[]> states = new LinkedHashMap<>();
     private final Map<String, Integer> stateWidth = new LinkedHashMap<>();
+    /** Per-page state: values per page, its width per page, and the page size in entries. */
+    private final Map<String, float[]> pageStates = new LinkedHashMap<>();
+    private final Map<String, int[]> pageStateShape = new LinkedHashMap<>();
 
     public Lane(PagePool pool, int headDim, QuantSpec host, int rowsPerPage) {
         this.pool = pool;
@@ -84,10 +87,27 @@ public final class Lane {
         return s;
     }
 
+    /**
+     * Sets a per-page state: {@code values} holds {@code width} floats for each page of {@code pageSize} entries
+     * (Quest's per-page key bounds). The runtime keeps it with the lane and counts its bytes.
+     */
+    public void setPageState(String name, int pageSize, int width, float[] values) {
+        if (pageSize < 1 || width < 1 || values.length % width != 0) throw new IllegalArgumentException("bad page state " + name);
+        pageStates.put(name, values.clone());
+        pageStateShape.put(name, new int[] {pageSize, width});
+    }
+
+    public float[] pageState(String name) {
+        float[] v = pageStates.get(name);
+        if (v == null) throw new IllegalArgumentException("no page state " + name);
+        return v;
+    }
+
     private int chainFor(QuantSpec spec) {
         Integer c = chainOf.get(spec);
         if (c != null) return c;
-        chains.add(new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
+        boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
+        chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
         owner.add(new int[16]);
         chainOf.put(spec, chains.size() - 1);
         return chains.size() - 1;
@@ -171,7 +191,7 @@ public final class Lane {
     }
 
     private void place(int entry, Part part, int c, float[] row, int off) {
-        int s = chains.get(c).add(row, off);
+        int s = ((RowChain) chains.get(c)).add(row, off);
         int idx = entry * 2 + part.ordinal();
         chain[idx] = c;
         slot[idx] = s;
@@ -189,14 +209,35 @@ public final class Lane {
 
     public QuantSpec spec(int entry, Part part) {
         check(entry);
-        return chains.get(chain[entry * 2 + part.ordinal()]).codec().spec();
+        return chains.get(chain[entry * 2 + part.ordinal()]).spec();
     }
 
-    /** Re-stores one part of an entry at another format (its current, dequantised values quantised anew). */
+    /**
+     * Quantises one part of {@code group} entries together per channel (a block, KIVI's keys): their current values
+     * become one block of the spec's format.
+     */
+    public void packBlock(int[] entries, Part part, QuantSpec spec) {
+        if (!spec.quantised() || spec.axis() != QuantSpec.Axis.CHANNEL) throw new IllegalArgumentException(spec + " is not a per-channel format");
+        if (entries.length != spec.group()) throw new IllegalArgumentException("a block holds " + spec.group() + " entries, got " + entries.length);
+        float[] rows = new float[entries.length * headDim];
+        for (int t = 0; t < entries.length; t++) read(entries[t], part, rows, t * headDim);
+        for (int e : entries) unplace(e * 2 + part.ordinal());
+        int c = chainFor(spec);
+        int first = ((BlockChain) chains.get(c)).addBlock(rows);
+        for (int t = 0; t < entries.length; t++) {
+            int idx = entries[t] * 2 + part.ordinal();
+            chain[idx] = c;
+            slot[idx] = first + t;
+            own(c, first + t, idx);
+        }
+    }
+
+    /** Re-stores one part of an entry at another per-token format (its current, dequantised values quantised anew). */
     public void restore(int entry, Part part, QuantSpec spec) {
         check(entry);
+        if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) throw new IllegalArgumentException("per-channel formats are stored in blocks: packBlock");
         int idx = entry * 2 + part.ordinal();
-        if (chains.get(chain[idx]).codec().spec().equals(spec)) return;
+        if (chains.get(chain[idx]).spec().equals(spec)) return;
         float[] row = new float[headDim];
         chains.get(chain[idx]).read(slot[idx], row, 0);
         unplace(idx);
@@ -268,21 +309,14 @@ public final class Lane {
     /** Bytes held, by category: key and value rows (packed data and their scales), and per-token state. */
     public LaneBytes bytes() {
         long kv = 0, scales = 0;
-        for (RowChain c : chains) {
-            long rows = c.bytes();
-            QuantSpec s = c.codec().spec();
-            if (s.quantised() && c.size() > 0) {
-                long packed = s.precision().packedBytes(headDim);
-                long perRow = c.codec().rowBytes();
-                long scaleShare = rows * (perRow - packed) / perRow;
-                kv += rows - scaleShare;
-                scales += scaleShare;
-            } else {
-                kv += rows;
-            }
+        for (RowStore c : chains) {
+            long sc = c.scaleBytes();
+            kv += c.bytes() - sc;
+            scales += sc;
         }
         long state = 0;
         for (var e : stateWidth.entrySet()) state += (long) n * e.getValue() * 4;
+        for (float[] v : pageStates.values()) state += (long) v.length * 4;
         return new LaneBytes(kv, scales, state);
     }
 
@@ -295,7 +329,8 @@ public final class Lane {
 
     /** Gives every page back to the pool. */
     public void clear() {
-        for (RowChain c : chains) c.clear();
+        for (RowStore c : chains) c.clear();
+        pageStates.clear();
         n = 0;
     }
 }

@@ -13,7 +13,7 @@ import java.util.List;
  * gives an emptied last page back to the pool, so the chain holds at most one partly used page and memory falls
  * as rows are evicted. The owner learns of moves through {@link Mover}.
  */
-final class RowChain {
+final class RowChain implements RowStore {
     /** Told that the row in slot {@code from} now lives in slot {@code to}. */
     interface Mover {
         void moved(int from, int to);
@@ -40,12 +40,30 @@ final class RowChain {
         return codec;
     }
 
+    @Override
+    public dev.kvpc.runtime.store.QuantSpec spec() {
+        return codec.spec();
+    }
+
+    @Override
+    public int headDim() {
+        return codec.headDim();
+    }
+
+    @Override
+    public long scaleBytes() {
+        if (!codec.spec().quantised() || size == 0) return 0;
+        long packed = codec.spec().precision().packedBytes(codec.headDim());
+        return bytes() * (rowBytes - packed) / rowBytes;
+    }
+
     int size() {
         return size;
     }
 
     /** Bytes of the pages this chain holds. */
-    long bytes() {
+    @Override
+    public long bytes() {
         return pages.size() * rowBytes * rowsPerPage;
     }
 
@@ -66,7 +84,8 @@ final class RowChain {
     }
 
     /** Removes the row in {@code slot}; the last row moves into it (reported to {@code mover} unless it was the last). */
-    void remove(int slot, Mover mover) {
+    @Override
+    public void remove(int slot, Mover mover) {
         if (slot < 0 || slot >= size) throw new IndexOutOfBoundsException("slot " + slot + " of " + size);
         int last = size - 1;
         if (slot != last) {
@@ -78,20 +97,24 @@ final class RowChain {
         while (pages.size() > needed) pool.release(pages.removeLast());
     }
 
-    void read(int slot, float[] dst, int dstOff) {
+    @Override
+    public void read(int slot, float[] dst, int dstOff) {
         codec.read(seg(slot), off(slot), dst, dstOff);
     }
 
-    float dot(int slot, float[] q, int qOff) {
+    @Override
+    public float dot(int slot, float[] q, int qOff) {
         return codec.dot(seg(slot), off(slot), q, qOff);
     }
 
-    void axpy(int slot, float w, float[] acc, int accOff) {
+    @Override
+    public void axpy(int slot, float w, float[] acc, int accOff) {
         codec.axpy(seg(slot), off(slot), w, acc, accOff);
     }
 
     /** Re-stores a row in place (after a merge changed it). */
-    void write(int slot, float[] row, int rowOff) {
+    @Override
+    public void write(int slot, float[] row, int rowOff) {
         codec.write(row, rowOff, seg(slot), off(slot));
     }
 
@@ -102,7 +125,8 @@ final class RowChain {
     }
 
     /** Gives every page back. */
-    void clear() {
+    @Override
+    public void clear() {
         for (PagePool.Page p : pages) pool.release(p);
         pages.clear();
         size = 0;

@@ -15,8 +15,7 @@ import java.util.*;
  * {@link LaneState} that the interpreter runs on; after each event, what the policy did to the shadow (evictions,
  * merges, the compensation entry, storage precisions, per-token state) is applied to the runtime's lane, whose
  * pages then really shrink. Slow (it copies rows), simple, and the same meaning as {@link Interpreter#run}.
- * Per-channel quantisation is not yet stored packed by the runtime: such entries keep their dequantised values at
- * the host precision.
+ * Per-channel quantisation is packed in blocks of the same consecutive entries the interpreter grouped.
  */
 public final class InterpRunner implements PolicyRunner {
     private final Interpreter interp;
@@ -70,6 +69,7 @@ public final class InterpRunner implements PolicyRunner {
             public void finish() {
                 interp.finishEvent(cc, ctx, event, step.decodeStep(), false);
                 for (int i = 0; i < lanes.size(); i++) apply(group.get(i), lanes.get(i), cc == null ? List.of() : cc.policy().states());
+                if (cc != null) pageStates(cc.policy(), ctx, lanes);
             }
         };
     }
@@ -107,16 +107,32 @@ public final class InterpRunner implements PolicyRunner {
         boolean hasComp = lane.size() > 0 && lane.isCompensation(lane.size() - 1);
         if (comp != null && !hasComp) lane.appendCompensation(comp.addedAtStep, comp.k.clone(), comp.v.clone(), comp.count);
         float[] row = new float[d];
+        // entries the interpreter quantised per channel, in lane order, waiting to be packed in blocks
+        Map<Lane.Part, Map<QuantSpec, List<Integer>>> blocks = new EnumMap<>(Lane.Part.class);
         for (int i = 0; i < lane.size(); i++) {
             LaneState.Entry e = lane.isCompensation(i) ? comp : byPos.get(lane.position(i));
             for (Lane.Part part : Lane.Part.values()) {
                 QuantSpec want = spec(e, part, lane.spec(i, part));
+                if (want.quantised() && want.axis() == QuantSpec.Axis.CHANNEL) {
+                    if (!want.equals(lane.spec(i, part))) blocks.computeIfAbsent(part, x -> new LinkedHashMap<>()).computeIfAbsent(want, x -> new ArrayList<>()).add(i);
+                    continue;
+                }
                 if (!want.equals(lane.spec(i, part))) lane.restore(i, part, want);
                 lane.read(i, part, row, 0);
                 float[] mine = part == Lane.Part.KEYS ? e.k : e.v;
                 if (!Arrays.equals(row, mine)) lane.overwrite(i, part, mine, 0);
             }
             if (lane.count(i) != e.count) lane.setCount(i, e.count);
+        }
+        // the interpreter quantises per channel in whole groups of consecutive covered entries, in order: so do we
+        for (var byPart : blocks.entrySet()) {
+            for (var bySpec : byPart.getValue().entrySet()) {
+                List<Integer> idx = bySpec.getValue();
+                int g = bySpec.getKey().group();
+                for (int from = 0; from + g <= idx.size(); from += g) {
+                    lane.packBlock(idx.subList(from, from + g).stream().mapToInt(Integer::intValue).toArray(), byPart.getKey(), bySpec.getKey());
+                }
+            }
         }
         for (PolicyIr.State s : states) {
             if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
@@ -128,6 +144,24 @@ public final class InterpRunner implements PolicyRunner {
                 LaneState.Entry e = lane.isCompensation(i) ? comp : byPos.get(lane.position(i));
                 double[] v = e == null ? null : e.state.get(s.name());
                 for (int w = 0; w < width; w++) col[i * width + w] = v == null || w >= v.length ? 0f : (float) v[w];
+            }
+        }
+    }
+
+    /** Per-page states, as the interpreter derives them from the lanes now, kept with the runtime's lanes. */
+    private static void pageStates(PolicyIr policy, ExecContext ctx, List<Lane> lanes) {
+        for (PolicyIr.State s : policy.states()) {
+            if (s.scope() != PolicyIr.StateScope.PAGE) continue;
+            ctx.pageStateCache.clear();
+            Tensor t = ctx.readState(s.name());
+            int pageSize = ctx.pageSize();
+            int pages = t.dim(dev.kvpc.ir.Axis.PAGE);
+            int perLane = t.data.length / Math.max(1, lanes.size());
+            for (int i = 0; i < lanes.size(); i++) {
+                float[] v = new float[perLane];
+                for (int j = 0; j < perLane; j++) v[j] = (float) t.data[i * perLane + j];
+                int width = pages == 0 ? 1 : perLane / pages;
+                if (perLane > 0) lanes.get(i).setPageState(s.name(), pageSize, width, v);
             }
         }
     }
@@ -149,7 +183,6 @@ public final class InterpRunner implements PolicyRunner {
             case INT -> Precision.ofIntBits(bits);
         };
         if (!p.isInteger()) return QuantSpec.of(p);
-        if (perChannel) return current; // not yet packed per channel by the runtime (see the class comment)
-        return new QuantSpec(p, QuantSpec.Axis.TOKEN, group);
+        return new QuantSpec(p, perChannel ? QuantSpec.Axis.CHANNEL : QuantSpec.Axis.TOKEN, group);
     }
 }

@@ -22,20 +22,15 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Measured memory (the runtime's lanes after a prompt) against kvpc memory's prediction for the same scenario, for
- * the stdlib policies at two shapes: within 5%. Policies whose storage the runtime does not yet hold as predicted
- * (per-channel packed keys, per-page state) are listed in {@link #NOT_YET} and checked not to be claimed.
+ * every stdlib policy at two shapes: within 5%, with the entry counts exact.
  */
 class MeasuredMemoryTest {
-    /** Policies the runtime does not yet store as kvpc memory predicts (docs/runtime.md: next). */
-    static final Set<String> NOT_YET = Set.of("kivi", "quest");
-
     @TestFactory
     Stream<DynamicTest> measuredMatchesPredicted() throws Exception {
         List<DynamicTest> tests = new ArrayList<>();
@@ -50,7 +45,7 @@ class MeasuredMemoryTest {
                 Frontend.Result r = Frontend.check(p, shape);
                 assertTrue(r.ok(), p + " for " + shapeText + ": " + r.diagnostics().all());
                 String root = Compilation.defaultRoot(r.program());
-                if (root == null || NOT_YET.contains(root)) continue;
+                if (root == null) continue;
                 Map<String, Object> params = PassPreservationTest.SMALL_BUDGETS.getOrDefault(root, Map.of());
                 tests.add(DynamicTest.dynamicTest(root + " at " + shapeText, () -> check(r, root, params, shape)));
             }

@@ -1,0 +1,126 @@
+package dev.kvpc.runtime.lane;
+
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.ChannelBlockCodec;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Rows quantised per channel in blocks of {@code group} tokens (KIVI keys): a block is quantised once, whole, from
+ * {@code group} rows. Slot {@code b * group + t} is token t of block b. Removing a token marks it dead; a block whose
+ * tokens are all dead is replaced by the last block (its tokens reported as moved) and the emptied tail page goes
+ * back to the pool. Blocks are dense: blocks {@code 0 .. blocks-1} are in use.
+ */
+final class BlockChain implements RowStore {
+    private final ChannelBlockCodec codec;
+    private final PagePool pool;
+    private final int blocksPerPage, group;
+    private final long blockBytes;
+    private final List<PagePool.Page> pages = new ArrayList<>();
+    private final List<boolean[]> live = new ArrayList<>();
+    private final float[] zeros, scales;
+
+    BlockChain(QuantSpec spec, int headDim, PagePool pool, int blocksPerPage) {
+        this.codec = ChannelBlockCodec.of(spec, headDim);
+        this.pool = pool;
+        this.blocksPerPage = blocksPerPage;
+        this.group = spec.group();
+        this.blockBytes = codec.blockBytes();
+        this.zeros = new float[headDim];
+        this.scales = new float[headDim];
+    }
+
+    @Override
+    public QuantSpec spec() {
+        return codec.spec();
+    }
+
+    @Override
+    public int headDim() {
+        return codec.headDim();
+    }
+
+    int group() {
+        return group;
+    }
+
+    private MemorySegment seg(int block) {
+        return pages.get(block / blocksPerPage).segment();
+    }
+
+    private long off(int block) {
+        return (long) (block % blocksPerPage) * blockBytes;
+    }
+
+    /** Quantises {@code group} rows ({@code rows}, row-major) into a new block; returns its first slot. */
+    int addBlock(float[] rows) {
+        int b = live.size();
+        if (b == pages.size() * blocksPerPage) pages.add(pool.acquire(blockBytes * blocksPerPage));
+        codec.quantise(rows, 0, seg(b), off(b));
+        boolean[] alive = new boolean[group];
+        java.util.Arrays.fill(alive, true);
+        live.add(alive);
+        return b * group;
+    }
+
+    @Override
+    public long bytes() {
+        return pages.size() * blockBytes * blocksPerPage;
+    }
+
+    @Override
+    public long scaleBytes() {
+        return pages.size() * blocksPerPage * codec.paramBytes();
+    }
+
+    @Override
+    public void read(int slot, float[] dst, int dstOff) {
+        codec.readRow(seg(slot / group), off(slot / group), slot % group, dst, dstOff);
+    }
+
+    @Override
+    public float dot(int slot, float[] q, int qOff) {
+        int b = slot / group;
+        codec.loadParams(seg(b), off(b), zeros, scales);
+        return codec.dot(seg(b), off(b), slot % group, q, qOff, zeros, scales);
+    }
+
+    @Override
+    public void axpy(int slot, float w, float[] acc, int accOff) {
+        int b = slot / group;
+        codec.loadParams(seg(b), off(b), zeros, scales);
+        codec.axpy(seg(b), off(b), slot % group, w, acc, accOff, zeros, scales);
+    }
+
+    @Override
+    public void write(int slot, float[] row, int rowOff) {
+        throw new UnsupportedOperationException("a row quantised per channel cannot be rewritten alone (it shares its block's scales)");
+    }
+
+    @Override
+    public void remove(int slot, RowChain.Mover mover) {
+        int b = slot / group;
+        live.get(b)[slot % group] = false;
+        for (boolean a : live.get(b)) if (a) return;
+        int last = live.size() - 1;
+        if (b != last) {
+            MemorySegment.copy(seg(last), off(last), seg(b), off(b), blockBytes);
+            boolean[] moved = live.get(last);
+            live.set(b, moved);
+            for (int t = 0; t < group; t++) if (moved[t]) mover.moved(last * group + t, b * group + t);
+        }
+        live.removeLast();
+        int needed = (live.size() + blocksPerPage - 1) / blocksPerPage;
+        while (pages.size() > needed) pool.release(pages.removeLast());
+    }
+
+    @Override
+    public void clear() {
+        for (PagePool.Page p : pages) pool.release(p);
+        pages.clear();
+        live.clear();
+    }
+}

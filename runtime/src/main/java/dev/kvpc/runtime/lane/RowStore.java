@@ -1,0 +1,30 @@
+package dev.kvpc.runtime.lane;
+
+import dev.kvpc.runtime.store.QuantSpec;
+
+/** Where rows of one storage format live: a dense chain of per-token rows, or blocks quantised per channel. */
+sealed interface RowStore permits RowChain, BlockChain {
+    QuantSpec spec();
+
+    int headDim();
+
+    /** Bytes of the pages held. */
+    long bytes();
+
+    /** Bytes of quantisation scales within {@link #bytes()}. */
+    long scaleBytes();
+
+    void read(int slot, float[] dst, int dstOff);
+
+    float dot(int slot, float[] q, int qOff);
+
+    void axpy(int slot, float w, float[] acc, int accOff);
+
+    /** Re-stores a row in place. */
+    void write(int slot, float[] row, int rowOff);
+
+    /** Removes a row; rows that move are reported to {@code mover}. */
+    void remove(int slot, RowChain.Mover mover);
+
+    void clear();
+}
