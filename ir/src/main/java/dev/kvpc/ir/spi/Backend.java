@@ -19,4 +19,10 @@ public interface Backend {
      * @throws IllegalArgumentException for a trace that cannot be read or does not fit the program's model
      */
     void trace(Specialized program, String traceSpec, int lanes, PrintWriter out);
+
+    /**
+     * An object of type {@code api} (such as the runtime's {@code PolicyRunner}) that runs {@code program}, or null
+     * when this backend does not offer that type. (The IR does not know the runtime's types; the caller names one.)
+     */
+    <R> R runner(Specialized program, Class<R> api);
 }

@@ -16,6 +16,11 @@ public final class InterpBackend implements Backend {
     }
 
     @Override
+    public <R> R runner(Specialized program, Class<R> api) {
+        return api.isAssignableFrom(InterpRunner.class) ? api.cast(new InterpRunner(program)) : null;
+    }
+
+    @Override
     public void trace(Specialized program, String traceSpec, int lanes, PrintWriter out) {
         var s = program.shape();
         Trace t = TraceSpec.open(traceSpec, new TraceShape(s.layers(), s.heads(), s.kvHeads(), s.headDim()));

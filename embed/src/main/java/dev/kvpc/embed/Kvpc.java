@@ -1,0 +1,71 @@
+package dev.kvpc.embed;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import dev.kvpc.ir.spi.Backend;
+import dev.kvpc.runtime.KvRuntime;
+import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.pool.PagePool;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.ServiceLoader;
+import java.util.stream.Collectors;
+
+/**
+ * kvpc inside a host: compile a {@code .kvp} file for the host's model, in-process (no jar), and get the runtime's
+ * policy object, or a runtime ready to make sequences. Backends are found through {@link ServiceLoader}; the
+ * reference interpreter is used until a faster one (the JVM backend) is on the class path.
+ */
+public final class Kvpc {
+    private Kvpc() {}
+
+    /** A .kvp file that does not check; the message holds every diagnostic, rendered as `kvpc check` prints it. */
+    public static final class CompileException extends Exception {
+        public CompileException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Compiles {@code file} for {@code model}.
+     *
+     * @param policy the policy or config to compile (null: the last one in the file)
+     * @param params parameter values replacing defaults (may be empty)
+     */
+    public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, Object> params) throws CompileException {
+        ModelShape shape = new ModelShape("host", model.layers(), model.heads(), model.kvHeads(), model.headDim());
+        Frontend.Result r = Frontend.check(file, shape);
+        if (!r.ok()) {
+            throw new CompileException(r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining()));
+        }
+        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
+        if (root == null || r.program().decls().get(root) == null) {
+            throw new CompileException(file + ": " + (root == null ? "declares no policy or config" : "has no policy or config named '" + root + "'"));
+        }
+        Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (p, x) -> { });
+        for (String preferred : new String[] {"jvm", "interp"}) {
+            for (Backend b : ServiceLoader.load(Backend.class)) {
+                if (!b.name().equals(preferred)) continue;
+                PolicyRunner runner = b.runner(s, PolicyRunner.class);
+                if (runner != null) return runner;
+            }
+        }
+        throw new IllegalStateException("no kvpc backend that runs policies is on the class path");
+    }
+
+    /** A runtime for {@code model} running the policy of {@code file} (its last policy, with its defaults). */
+    public static KvRuntime runtime(Path file, ModelSpec model, PagePool pool) throws CompileException {
+        return new KvRuntime(model, compile(file, model, null, Map.of()), pool);
+    }
+
+    /** Diagnostics of a file for a model, without compiling (for tools). */
+    public static java.util.List<Diagnostic> check(Path file, ModelSpec model) {
+        return Frontend.check(file, new ModelShape("host", model.layers(), model.heads(), model.kvHeads(), model.headDim())).diagnostics().all();
+    }
+}
