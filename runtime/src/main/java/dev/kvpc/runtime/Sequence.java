@@ -24,6 +24,8 @@ public final class Sequence implements AutoCloseable {
     private PolicyRunner.Step.Kind kind;
     private int next, tokens, decodeStep;
     private final boolean[] appended;
+    /** Positions each lane's attention read at the last attend of its layer (null: all entries). */
+    private final int[][][] attended;
 
     Sequence(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage) {
         this.model = model;
@@ -33,6 +35,7 @@ public final class Sequence implements AutoCloseable {
             for (int h = 0; h < model.kvHeads(); h++) lanes[l][h] = new Lane(pool, model.headDim(), QuantSpec.of(model.dtype()), rowsPerPage);
         }
         this.appended = new boolean[model.layers()];
+        this.attended = new int[model.layers()][model.kvHeads()][];
     }
 
     public void beginPrefill(int n) {
@@ -96,13 +99,21 @@ public final class Sequence implements AutoCloseable {
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(q, (t * model.heads() + h * group) * d, qLane, t * group * d, group * d);
                 }
-                kernel.attend(lanes[layer][h], qLane, positions, group, attend == null ? null : attend[i], outLane, null);
+                BitSet a = attend == null ? null : attend[i];
+                attended[layer][h] = a == null ? null : a.stream().map(lanes[layer][h]::position).toArray();
+                kernel.attend(lanes[layer][h], qLane, positions, group, a, outLane, null);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }
             }
             if (ev != null) ev.finish();
         }
+    }
+
+    /** The positions the last attention of this lane read, or null when the policy did not restrict it. */
+    public int[] attendedPositions(int layer, int kvHead) {
+        int[] a = attended[layer][kvHead];
+        return a == null ? null : a.clone();
     }
 
     public Lane lane(int layer, int kvHead) {

@@ -32,7 +32,9 @@ public final class Checker {
         if (!typeErrors) {
             Tables tables = new Tables(diags, program, model);
             InstanceChecker instances = new InstanceChecker(diags, decls, model, tables);
-            for (Decl d : program.decls()) instances.check(d);
+            // declarations of imported files are checked where they are used, with the arguments given there: their
+            // defaults (a placeholder table, a budget for another model) need not fit this model on their own
+            for (Decl d : program.root().decls()) instances.check(d);
         }
         if (diags.hasErrors()) return null;
         return new CheckedProgram(program, decls, types.types, types.symbols, model);
