@@ -52,30 +52,21 @@ final class IrCommand implements Callable<Integer> {
     public Integer call() {
         var out = spec.commandLine().getOut();
         var err = spec.commandLine().getErr();
-        ModelShape shape;
-        try {
-            shape = model == null ? ModelShape.REFERENCE : ModelShape.parse(model);
-        } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
-        }
+        ModelShape shape = Commands.shape(spec, model, null);
         if (!level.equals("tensor") && !level.equals("loop")) throw new CommandLine.ParameterException(spec.commandLine(), "--level is tensor or loop");
         if (slack < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--slack must be 0 or more");
         if (dumpAfter != null && !dumpAfter.equals("all") && !Pipeline.PASSES.contains(dumpAfter)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--dump-after: unknown pass '" + dumpAfter + "'; passes: "
                     + String.join(", ", Pipeline.PASSES) + ", or all");
         }
-        Frontend.Result r = Frontend.check(file, shape);
-        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
-        if (!r.ok()) return Main.INVALID;
+        Frontend.Result r = Commands.check(file, shape, err);
+        if (r == null) return Main.INVALID;
         if (lowered) {
             out.print(IrPrinter.print(Compilation.lower(r.program())));
             return Main.OK;
         }
-        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
-        if (root == null || r.program().decls().get(root) == null) {
-            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
-            return Main.INVALID;
-        }
+        String root = Commands.root(r, file, policy, err);
+        if (root == null) return Main.INVALID;
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (pass, result) -> {

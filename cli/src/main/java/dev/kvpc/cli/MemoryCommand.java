@@ -74,14 +74,10 @@ final class MemoryCommand implements Callable<Integer> {
         }
         if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
         if (!dtype.matches("f32|f16|bf16")) throw new CommandLine.ParameterException(spec.commandLine(), "--dtype must be f32, f16 or bf16");
-        Frontend.Result r = Frontend.check(file, shape);
-        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
-        if (!r.ok()) return Main.INVALID;
-        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
-        if (root == null || r.program().decls().get(root) == null) {
-            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
-            return Main.INVALID;
-        }
+        Frontend.Result r = Commands.check(file, shape, err);
+        if (r == null) return Main.INVALID;
+        String root = Commands.root(r, file, policy, err);
+        if (root == null) return Main.INVALID;
         Specialized s = Compilation.optimise(r.program(), root, Map.of(), new Pipeline.Options(slack, true), (p, x) -> { });
         MemoryModel.Report rep = MemoryModel.predict(s, context, dtype);
         out.print(json ? json(rep) : table(rep, shape));

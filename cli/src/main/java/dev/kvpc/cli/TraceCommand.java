@@ -50,20 +50,11 @@ final class TraceCommand implements Callable<Integer> {
     public Integer call() {
         var out = spec.commandLine().getOut();
         var err = spec.commandLine().getErr();
-        ModelShape shape;
-        try {
-            shape = ModelShape.parse(model == null ? "layers=2,heads=4,kv-heads=2,head-dim=32" : model);
-        } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
-        }
-        Frontend.Result r = Frontend.check(file, shape);
-        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
-        if (!r.ok()) return Main.INVALID;
-        String root = policy != null ? policy : Compilation.defaultRoot(r.program());
-        if (root == null || r.program().decls().get(root) == null) {
-            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
-            return Main.INVALID;
-        }
+        ModelShape shape = Commands.shape(spec, model, "layers=2,heads=4,kv-heads=2,head-dim=32");
+        Frontend.Result r = Commands.check(file, shape, err);
+        if (r == null) return Main.INVALID;
+        String root = Commands.root(r, file, policy, err);
+        if (root == null) return Main.INVALID;
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });

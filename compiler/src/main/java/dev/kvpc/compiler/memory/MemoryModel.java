@@ -231,18 +231,12 @@ public final class MemoryModel {
         }
 
         private void forEach(java.util.function.Consumer<Instr> f) {
-            visit(p.standing(), f);
-            for (PolicyIr.Handler h : p.handlers()) visit(h.body(), f);
+            IrWalk.forEachInstr(p.standing(), f);
+            for (PolicyIr.Handler h : p.handlers()) IrWalk.forEachInstr(h.body(), f);
         }
 
         private static void visit(Block b, java.util.function.Consumer<Instr> f) {
-            for (Instr i : b.instrs()) {
-                f.accept(i);
-                if (i instanceof Instr.If x) {
-                    visit(x.then(), f);
-                    visit(x.otherwise(), f);
-                }
-            }
+            IrWalk.forEachInstr(b, f);
         }
 
         List<Instr> stores() {

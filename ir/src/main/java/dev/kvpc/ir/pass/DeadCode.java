@@ -74,30 +74,10 @@ public final class DeadCode {
     }
 
     static List<Computation> computations(PolicyIr p) {
-        List<Computation> cs = new ArrayList<>();
-        for (PolicyIr.State s : p.states()) {
-            if (s.pageSize() != null) cs.add(s.pageSize());
-            if (s.init() != null) cs.add(s.init());
-        }
-        for (PolicyIr.Observe o : p.observes()) if (o.count() != null) cs.add(o.count());
-        for (PolicyIr.Handler h : p.handlers()) if (h.limit() != null) cs.add(h.limit());
-        return cs;
+        return IrWalk.computations(p);
     }
 
-    /** Visits every instruction of a leaf policy, nested ones included. */
     static void forEachInstr(PolicyIr p, java.util.function.Consumer<Instr> f) {
-        for (Computation c : computations(p)) visit(c.block(), f);
-        visit(p.standing(), f);
-        for (PolicyIr.Handler h : p.handlers()) visit(h.body(), f);
-    }
-
-    private static void visit(Block b, java.util.function.Consumer<Instr> f) {
-        for (Instr i : b.instrs()) {
-            f.accept(i);
-            if (i instanceof Instr.If x) {
-                visit(x.then(), f);
-                visit(x.otherwise(), f);
-            }
-        }
+        IrWalk.forEachInstr(p, f);
     }
 }

@@ -85,49 +85,18 @@ public final class Interpreter {
     /** Does any handler read attn, logits, or a statistic fused from them? */
     private static boolean readsAttention(PolicyIr p) {
         boolean[] found = {false};
-        java.util.function.Consumer<Block> visit = new java.util.function.Consumer<>() {
-            @Override
-            public void accept(Block b) {
-                for (Instr i : b.instrs()) {
-                    if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
-                            || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
-                    if (i instanceof Instr.If x) {
-                        accept(x.then());
-                        accept(x.otherwise());
-                    }
-                }
-            }
-        };
-        visit.accept(p.standing());
-        for (PolicyIr.Handler h : p.handlers()) visit.accept(h.body());
-        for (PolicyIr.State s : p.states()) if (s.init() != null) visit.accept(s.init().block());
+        IrWalk.forEachInstr(p, i -> {
+            if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
+                    || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
+        });
         return found[0];
     }
 
     static int maxId(PolicyIr p) {
         int[] max = {0};
-        java.util.function.Consumer<Block> visit = new java.util.function.Consumer<>() {
-            @Override
-            public void accept(Block b) {
-                for (Instr i : b.instrs()) {
-                    if (i instanceof Instr.Def d) max[0] = Math.max(max[0], d.id());
-                    if (i instanceof Instr.If x) {
-                        accept(x.then());
-                        accept(x.otherwise());
-                    }
-                }
-            }
-        };
-        visit.accept(p.standing());
-        for (PolicyIr.Handler h : p.handlers()) {
-            visit.accept(h.body());
-            if (h.limit() != null) visit.accept(h.limit().block());
-        }
-        for (PolicyIr.State s : p.states()) {
-            if (s.init() != null) visit.accept(s.init().block());
-            if (s.pageSize() != null) visit.accept(s.pageSize().block());
-        }
-        for (PolicyIr.Observe o : p.observes()) if (o.count() != null) visit.accept(o.count().block());
+        IrWalk.forEachInstr(p, i -> {
+            if (i instanceof Instr.Def d) max[0] = Math.max(max[0], d.id());
+        });
         return max[0];
     }
 

@@ -89,43 +89,25 @@ class RuntimeDifferentialTest {
         try (PagePool pool = new PagePool()) {
             KvRuntime rt = new KvRuntime(model, new InterpRunner(s), pool, 8);
             try (Sequence seq = rt.newSequence()) {
-                for (int si = 0; si < t.steps().size(); si++) {
-                    Trace.Step step = t.steps().get(si);
-                    int n = step.tokens(), start = t.start(si);
-                    switch (step) {
-                        case Trace.Prefill x -> seq.beginPrefill(n);
-                        case Trace.Chunk x -> seq.beginChunk(n);
-                        case Trace.Decode x -> seq.beginDecode();
-                    }
-                    for (int l = 0; l < shape.layers(); l++) {
-                        float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d], out = new float[n * h * d];
-                        for (int tk = 0; tk < n; tk++) {
-                            for (int kv = 0; kv < g; kv++) {
-                                System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
-                                System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
-                            }
-                            for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
-                        }
-                        seq.append(l, k, v);
-                        seq.attend(l, q, out);
-                        for (int kv = 0; kv < g; kv++) {
-                            Result.Lane expected = want.steps().get(si).lanes()[l][kv];
-                            Lane lane = seq.lane(l, kv);
-                            int[] got = new int[lane.size()];
-                            for (int i = 0; i < got.length; i++) got[i] = lane.position(i);
-                            String where = name + " step " + si + " layer " + l + " head " + kv;
-                            assertArrayEquals(expected.positions(), got, where + ": kept positions");
-                            properties(name, lane, t, l, kv, start + n, where);
-                            double[] eo = expected.outputs();
-                            for (int gi = 0; gi < group; gi++) {
-                                for (int c = 0; c < d; c++) {
-                                    float o = out[((n - 1) * h + kv * group + gi) * d + c];
-                                    assertEquals(eo[gi * d + c], o, 1e-4 * (1 + Math.abs(eo[gi * d + c])), where + ": output head " + (kv * group + gi) + " channel " + c);
-                                }
+                RuntimeFeed.feed(seq, t, (si, l, out) -> {
+                    int n = t.steps().get(si).tokens(), start = t.start(si);
+                    for (int kv = 0; kv < g; kv++) {
+                        Result.Lane expected = want.steps().get(si).lanes()[l][kv];
+                        Lane lane = seq.lane(l, kv);
+                        int[] got = new int[lane.size()];
+                        for (int i = 0; i < got.length; i++) got[i] = lane.position(i);
+                        String where = name + " step " + si + " layer " + l + " head " + kv;
+                        assertArrayEquals(expected.positions(), got, where + ": kept positions");
+                        properties(name, lane, t, l, kv, start + n, where);
+                        double[] eo = expected.outputs();
+                        for (int gi = 0; gi < group; gi++) {
+                            for (int c = 0; c < d; c++) {
+                                float o = out[((n - 1) * h + kv * group + gi) * d + c];
+                                assertEquals(eo[gi * d + c], o, 1e-4 * (1 + Math.abs(eo[gi * d + c])), where + ": output head " + (kv * group + gi) + " channel " + c);
                             }
                         }
                     }
-                }
+                });
                 long held = 0;
                 for (Lane.LaneBytes[] row : seq.memory()) for (Lane.LaneBytes b : row) held += b.kv() + b.scales();
                 assertEquals(held, pool.bytesInUse(), "the lanes' key and value rows account for every page in use (state is on the heap)");

@@ -8,7 +8,16 @@ final class RuntimeFeed {
     private RuntimeFeed() {}
 
     /** Feeds a trace to a sequence; returns the last step's outputs of layer 0. */
+    /** Told after each layer of each step: the step index, the layer, and that layer's outputs. */
+    interface AfterLayer {
+        void after(int step, int layer, float[] out);
+    }
+
     static float[] feed(Sequence seq, Trace t) {
+        return feed(seq, t, (s, l, o) -> { });
+    }
+
+    static float[] feed(Sequence seq, Trace t, AfterLayer after) {
         var s = t.shape();
         int d = s.headDim(), g = s.kvHeads(), h = s.heads();
         float[] last = null;
@@ -31,6 +40,7 @@ final class RuntimeFeed {
                 }
                 seq.append(l, k, v);
                 seq.attend(l, q, out);
+                after.after(si, l, out);
                 if (l == 0) last = out;
             }
         }

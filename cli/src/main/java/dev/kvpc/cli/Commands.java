@@ -1,0 +1,40 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.diag.Diagnostic;
+import dev.kvpc.compiler.model.ModelShape;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+
+/** What the compiling commands share: reading --model, checking a file, finding the policy to compile. */
+final class Commands {
+    private Commands() {}
+
+    static ModelShape shape(CommandLine.Model.CommandSpec spec, String model, String fallback) {
+        try {
+            return model != null ? ModelShape.parse(model) : fallback != null ? ModelShape.parse(fallback) : ModelShape.REFERENCE;
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
+        }
+    }
+
+    /** Checks {@code file}, printing its diagnostics; null when it has errors. */
+    static Frontend.Result check(Path file, ModelShape shape, PrintWriter err) {
+        Frontend.Result r = Frontend.check(file, shape);
+        for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
+        return r.ok() ? r : null;
+    }
+
+    /** The policy to compile: {@code named}, or the last policy or config of the file; null (reported) if none. */
+    static String root(Frontend.Result r, Path file, String named, PrintWriter err) {
+        String root = named != null ? named : Compilation.defaultRoot(r.program());
+        if (root == null || r.program().decls().get(root) == null) {
+            err.println("kvpc: " + (root == null ? file + " declares no policy or config" : "no policy or config named '" + root + "'"));
+            return null;
+        }
+        return root;
+    }
+}
