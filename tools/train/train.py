@@ -30,7 +30,7 @@ VOCAB = 512
 CONFIG = dict(dim=128, layers=4, heads=8, kv_heads=2, hidden=384, vocab=VOCAB, rope_theta=10000.0, max_context=1024)
 # (tokens of training at this phase, context, batch): short contexts first so retrieval emerges cheaply,
 # then the trained context so it generalises there.
-CURRICULUM = [(6_000_000, 256, 16), (4_000_000, 512, 8), (8_000_000, 1024, 4)]
+CURRICULUM = [(14_000_000, 256, 16), (6_000_000, 512, 8), (10_000_000, 1024, 4)]
 PASSKEY_FRACTION = 0.5
 CHECKPOINT_EVERY_S = 300
 
