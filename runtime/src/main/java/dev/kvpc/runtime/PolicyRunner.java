@@ -18,11 +18,17 @@ public interface PolicyRunner {
     /** Whether a lane class selects per layer (its lanes of a layer are handled together). */
     boolean perLayer(int laneClass);
 
+    /** Whether a lane class uses cache positions (RoPE by cache slot, {@code positions cache}). */
+    default boolean cachePositions(int laneClass) {
+        return false;
+    }
+
     /** Starts the event of one step on lanes of one class in one layer; {@code kvHeads[i]} is the KV head of {@code lanes.get(i)}. */
     Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes);
 
     /** One step, as the policy sees it. */
-    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context) {
+    /** {@code rope}: the model's RoPE when queries (and keys) are unrotated, else null. */
+    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope) {
         public enum Kind { PREFILL, CHUNK, DECODE }
     }
 

@@ -64,10 +64,26 @@ public final class Sequence implements AutoCloseable {
         if (kind == null) throw new IllegalStateException("begin a step first");
         int d = model.headDim(), g = model.kvHeads();
         if (k.length != tokens * g * d || v.length != k.length) throw new IllegalArgumentException("keys and values must be tokens x kvHeads x headDim");
+        Rope rope = model.rope();
+        float[] row = rope == null ? null : new float[d];
         for (int t = 0; t < tokens; t++) {
-            for (int h = 0; h < g; h++) lanes[layer][h].append(next + t, decodeStep, k, (t * g + h) * d, v, (t * g + h) * d);
+            for (int h = 0; h < g; h++) {
+                if (rope != null && !cachePositions(layer, h)) {
+                    // original positions: the key is stored rotated by its text position, as the host would have
+                    System.arraycopy(k, (t * g + h) * d, row, 0, d);
+                    rope.rotate(row, 0, d, next + t);
+                    lanes[layer][h].append(next + t, decodeStep, row, 0, v, (t * g + h) * d);
+                } else {
+                    lanes[layer][h].append(next + t, decodeStep, k, (t * g + h) * d, v, (t * g + h) * d);
+                }
+            }
         }
         appended[layer] = true;
+    }
+
+    private boolean cachePositions(int layer, int kvHead) {
+        int c = policy.laneClass(layer, kvHead);
+        return c >= 0 && policy.cachePositions(c);
     }
 
     /**
@@ -79,7 +95,7 @@ public final class Sequence implements AutoCloseable {
         int d = model.headDim(), group = model.group();
         int[] positions = new int[tokens];
         for (int t = 0; t < tokens; t++) positions[t] = next + t;
-        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, q, decodeStep, next + tokens);
+        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, q, decodeStep, next + tokens, model.rope());
         // lanes of one class in this layer that select together
         Map<Integer, List<Integer>> groups = new LinkedHashMap<>();
         for (int h = 0; h < model.kvHeads(); h++) {
@@ -96,18 +112,31 @@ public final class Sequence implements AutoCloseable {
             BitSet[] attend = ev == null ? null : ev.attendSets();
             for (int i = 0; i < heads.size(); i++) {
                 int h = heads.get(i);
+                Lane lane = lanes[layer][h];
+                boolean cache = model.rope() != null && cachePositions(layer, h);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(q, (t * model.heads() + h * group) * d, qLane, t * group * d, group * d);
+                    if (model.rope() != null) {
+                        // original: rotate by text position; cache: by the slot the query's own entry holds
+                        int at = cache ? slotOf(lane, positions[t]) : positions[t];
+                        for (int gi = 0; gi < group; gi++) model.rope().rotate(qLane, (t * group + gi) * d, d, at);
+                    }
                 }
                 BitSet a = attend == null ? null : attend[i];
-                attended[layer][h] = a == null ? null : a.stream().map(lanes[layer][h]::position).toArray();
-                kernel.attend(lanes[layer][h], qLane, positions, group, a, outLane, null);
+                attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
+                kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }
             }
             if (ev != null) ev.finish();
         }
+    }
+
+    /** The index (cache slot) of the entry at text position {@code pos}. */
+    private static int slotOf(Lane lane, int pos) {
+        for (int i = lane.size() - 1; i >= 0; i--) if (lane.position(i) == pos) return i;
+        throw new IllegalStateException("the query's own entry (position " + pos + ") is not in the lane");
     }
 
     /** The positions the last attention of this lane read, or null when the policy did not restrict it. */

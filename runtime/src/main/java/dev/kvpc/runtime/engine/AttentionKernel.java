@@ -13,6 +13,7 @@ import java.util.BitSet;
  */
 public final class AttentionKernel {
     private float[] logits = new float[64];
+    private float[] keyRow;
 
     /**
      * @param q        queries, {@code queries x group x headDim}, row-major
@@ -22,7 +23,16 @@ public final class AttentionKernel {
      * @param colSums  if not null, {@code colSums[entry] += } the entry's probability summed over queries and heads
      */
     public void attend(Lane lane, float[] q, int[] qpos, int group, BitSet attend, float[] out, float[] colSums) {
+        attend(lane, q, qpos, group, attend, out, colSums, null);
+    }
+
+    /**
+     * As above; with {@code slotRope}, keys are stored unrotated and rotated at read by their cache slot (their index
+     * in the lane): {@code positions cache}. Masking stays causal by text position.
+     */
+    public void attend(Lane lane, float[] q, int[] qpos, int group, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope slotRope) {
         int n = lane.size(), d = lane.headDim();
+        if (slotRope != null && (keyRow == null || keyRow.length != d)) keyRow = new float[d];
         if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int qi = 0; qi < qpos.length; qi++) {
@@ -34,7 +44,16 @@ public final class AttentionKernel {
                         logits[j] = Float.NEGATIVE_INFINITY;
                         continue;
                     }
-                    float l = lane.dotKey(j, q, qOff) * scale;
+                    float l;
+                    if (slotRope == null) {
+                        l = lane.dotKey(j, q, qOff) * scale;
+                    } else {
+                        lane.read(j, Lane.Part.KEYS, keyRow, 0);
+                        slotRope.rotate(keyRow, 0, d, j);
+                        float s = 0;
+                        for (int c = 0; c < d; c++) s += q[qOff + c] * keyRow[c];
+                        l = s * scale;
+                    }
                     logits[j] = l;
                     if (l > max) max = l;
                 }

@@ -22,6 +22,8 @@ final class ExecContext {
     final int decodeStep;
     final int context;
     final VariantEval variant;
+    /** The model's RoPE when queries and keys arrive unrotated (null otherwise). */
+    dev.kvpc.runtime.Rope rope;
     /** Attention of this event, per lane: entry -> [query * group] probabilities and logits. */
     final List<Map<LaneState.Entry, double[]>> probs = new ArrayList<>(), logits = new ArrayList<>();
     /** The entries this step's attention is restricted to, per lane (null: all), fixed when 'attend' runs. */
@@ -46,6 +48,10 @@ final class ExecContext {
         this.decodeStep = decodeStep;
         this.context = context;
         this.variant = variant;
+    }
+
+    boolean cachePositions() {
+        return policy.positions() == PolicyIr.Positions.CACHE;
     }
 
     private LaneState lane0() {
@@ -138,6 +144,10 @@ final class ExecContext {
                     for (int qp : observed) {
                         for (int gi = 0; gi < g; gi++) {
                             float[] q = trace.query(layer, qp, l.kvHead * g + gi);
+                            if (rope != null && !cachePositions()) {
+                                q = q.clone();
+                                rope.rotate(q, 0, q.length, qp);
+                            }
                             for (float x : q) data[o++] = x;
                         }
                     }
@@ -186,7 +196,7 @@ final class ExecContext {
                 allowed = new BitSet();
                 for (int j = 0; j < l.entries.size(); j++) if (chosen.contains(l.entries.get(j))) allowed.set(j);
             }
-            double[][][] r = variant.attend(trace, layer, l, queryPositions, allowed);
+            double[][][] r = variant.attend(trace, layer, l, queryPositions, allowed, rope, cachePositions());
             for (int j = 0; j < l.entries.size(); j++) {
                 double[] pc = new double[queryPositions.length * shape.group()], lc = new double[pc.length];
                 for (int i = 0; i < pc.length; i++) {
@@ -213,7 +223,7 @@ final class ExecContext {
                 allowed = new BitSet();
                 for (int j = 0; j < l.entries.size(); j++) if (chosen.contains(l.entries.get(j))) allowed.set(j);
             }
-            double[][] p = variant.attend(trace, layer, l, lastQuery, allowed)[0];
+            double[][] p = variant.attend(trace, layer, l, lastQuery, allowed, rope, cachePositions())[0];
             double[] out = new double[g * d];
             for (int j = 0; j < l.entries.size(); j++) {
                 LaneState.Entry e = l.entries.get(j);
@@ -322,6 +332,7 @@ final class ExecContext {
             List<Tensor> per = new ArrayList<>();
             for (LaneState l : lanes) {
                 ExecContext one = new ExecContext(policy, List.of(l), false, shape, trace, layer, queryPositions, observed, decodeStep, context, variant);
+                one.rope = rope;
                 per.add(one.lanePageState(s));
             }
             Tensor first = per.getFirst();
@@ -353,6 +364,7 @@ final class ExecContext {
             LaneState view = new LaneState(l.layer, l.kvHead);
             view.entries.addAll(regular.subList(p * size, Math.min(regular.size(), (p + 1) * size)));
             ExecContext sub = new ExecContext(policy, List.of(view), false, shape, trace, layer, queryPositions, observed, decodeStep, context, variant);
+            sub.rope = rope;
             Object v = Interpreter.evaluate(s.init(), sub);
             perPage.add((Tensor) v);
         }

@@ -31,6 +31,11 @@ public final class InterpRunner implements PolicyRunner {
     }
 
     @Override
+    public boolean cachePositions(int laneClass) {
+        return interp.program().classes().get(laneClass).positions() == PolicyIr.Positions.CACHE;
+    }
+
+    @Override
     public boolean perLayer(int laneClass) {
         return interp.program().classes().get(laneClass).selection() == PolicyIr.Selection.LAYER;
     }
@@ -49,7 +54,7 @@ public final class InterpRunner implements PolicyRunner {
         };
         int first = step.positions()[0];
         Queries queries = (l, position, head) -> Arrays.copyOfRange(step.queries(), ((position - first) * heads + head) * d, ((position - first) * heads + head + 1) * d);
-        ExecContext ctx = interp.startEvent(cc, group, layer, event, step.positions(), step.decodeStep(), step.context(), queries, appended);
+        ExecContext ctx = interp.startEvent(cc, group, layer, event, step.positions(), step.decodeStep(), step.context(), queries, appended, step.rope());
         return new Event() {
             @Override
             public BitSet[] attendSets() {

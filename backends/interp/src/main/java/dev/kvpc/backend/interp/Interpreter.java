@@ -27,6 +27,8 @@ public final class Interpreter {
     private final LaneShape shape;
     private final VariantEval variant;
     private final List<ClassCode> code = new ArrayList<>();
+    /** The model's RoPE when the trace's keys and queries are unrotated (null: they are as attention reads them). */
+    private dev.kvpc.runtime.Rope rope;
 
     /** One lane class compiled to call targets. */
     /** {@code readsAttention}: the policy reads attention rows or statistics, so they are computed for each event. */
@@ -57,6 +59,13 @@ public final class Interpreter {
     /** Runs {@code program} over {@code trace}. */
     public static Result run(Specialized program, Trace trace) {
         return new Interpreter(program, trace).run();
+    }
+
+    /** Runs {@code program} over a trace whose keys and queries are unrotated, with the model's RoPE. */
+    public static Result run(Specialized program, Trace trace, dev.kvpc.runtime.Rope rope) {
+        Interpreter i = new Interpreter(program, trace);
+        i.rope = rope;
+        return i.run();
     }
 
     Specialized program() {
@@ -145,9 +154,12 @@ public final class Interpreter {
     }
 
     private void append(LaneState lane, int[] positions, int decodeStep) {
+        int c = program.classOf()[lane.layer][lane.kvHead];
+        boolean cache = c >= 0 && code.get(c).policy().positions() == PolicyIr.Positions.CACHE;
         for (int p : positions) {
-            float[] k = trace.key(lane.layer, p, lane.kvHead), v = trace.value(lane.layer, p, lane.kvHead);
-            lane.append(new LaneState.Entry(p, decodeStep, k.clone(), v.clone(), false));
+            float[] k = trace.key(lane.layer, p, lane.kvHead).clone(), v = trace.value(lane.layer, p, lane.kvHead);
+            if (rope != null && !cache) rope.rotate(k, 0, k.length, p);
+            lane.append(new LaneState.Entry(p, decodeStep, k, v.clone(), false));
         }
     }
 
@@ -164,10 +176,16 @@ public final class Interpreter {
      */
     ExecContext startEvent(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep,
                            int context, Queries queries, int appended) {
+        return startEvent(cc, group, layer, event, positions, decodeStep, context, queries, appended, rope);
+    }
+
+    ExecContext startEvent(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep,
+                           int context, Queries queries, int appended, dev.kvpc.runtime.Rope rope) {
         PolicyIr policy = cc == null ? emptyPolicy() : cc.policy();
         int[] observed = observed(policy, event, positions);
         ExecContext ctx = new ExecContext(policy, group, cc != null && policy.selection() == PolicyIr.Selection.LAYER, shape, queries, layer,
                 positions, observed, decodeStep, context, variant);
+        ctx.rope = rope;
         if (cc != null) initStates(cc, ctx, appended);
         if (cc != null && event == PolicyIr.Event.DECODE) {
             for (HandlerCode h : cc.handlers()) if (h.attends() && h.handler().events().contains(event)) run(h, ctx);

@@ -34,6 +34,14 @@ final class VariantEval {
 
     /** Returns {probabilities, logits}, each [query * group][entry]. */
     double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed) {
+        return attend(trace, layer, lane, queryPositions, allowed, null, false);
+    }
+
+    /**
+     * With {@code rope}, queries arrive unrotated: rotated by text position ({@code cache} false; the lane's keys are
+     * stored rotated), or by the slot of the query's own entry with keys rotated by their slot ({@code cache}).
+     */
+    double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed, dev.kvpc.runtime.Rope rope, boolean cache) {
         int g = shape.group(), n = lane.size();
         double scale = 1.0 / Math.sqrt(shape.headDim());
         double[][] probs = new double[queryPositions.length * g][n], logits = new double[queryPositions.length * g][n];
@@ -42,18 +50,27 @@ final class VariantEval {
             for (int gi = 0; gi < g; gi++) {
                 int head = lane.kvHead * g + gi;
                 float[] q = trace.query(layer, qpos, head);
+                if (rope != null) {
+                    q = q.clone();
+                    rope.rotate(q, 0, q.length, cache ? slotOf(lane, qpos) : qpos);
+                }
                 double[] row = logits[qi * g + gi];
                 boolean[] visible = new boolean[n];
                 for (int j = 0; j < n; j++) {
                     LaneState.Entry e = lane.entries.get(j);
                     int kpos = e.compensation ? -1 : e.pos;
                     if (allowed != null && !allowed.get(j)) continue;
+                    float[] key = e.k;
+                    if (rope != null && cache) {
+                        key = key.clone();
+                        rope.rotate(key, 0, key.length, j);
+                    }
                     if (variant == null) {
-                        row[j] = dot(q, e.k) * scale;
+                        row[j] = dot(q, key) * scale;
                         visible[j] = kpos <= qpos;
                     } else {
-                        row[j] = scalarEval(variant.logits(), q, e.k, qpos, kpos, head, scale);
-                        visible[j] = variant.mask() == null ? kpos <= qpos : scalarEval(variant.mask(), q, e.k, qpos, kpos, head, scale) != 0;
+                        row[j] = scalarEval(variant.logits(), q, key, qpos, kpos, head, scale);
+                        visible[j] = variant.mask() == null ? kpos <= qpos : scalarEval(variant.mask(), q, key, qpos, kpos, head, scale) != 0;
                     }
                 }
                 double[] p = probs[qi * g + gi];
@@ -80,6 +97,11 @@ final class VariantEval {
             }
         }
         return new double[][][] {probs, logits};
+    }
+
+    private static int slotOf(LaneState lane, int pos) {
+        for (int i = lane.entries.size() - 1; i >= 0; i--) if (lane.entries.get(i).pos == pos) return i;
+        throw new InterpreterException("the query's own entry (position " + pos + ") is not in the lane");
     }
 
     static double dot(float[] a, float[] b) {
@@ -125,14 +147,8 @@ final class VariantEval {
             case Op.Map1 m -> Interpreter.map1(m.fn(), (Double) v.get(m.x()));
             case Op.Map2 m -> Interpreter.map2(m.fn(), (Double) v.get(m.a()), (Double) v.get(m.b()));
             case Op.Choose c -> ((Double) v.get(c.cond())) != 0 ? v.get(c.a()) : v.get(c.b());
-            default -> throw new InterpreterException("attention variants cannot use " + IrPrinterAccess.op(op));
+            default -> throw new InterpreterException("attention variants cannot use " + op.getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT));
         };
     }
 
-    /** Reads a printer helper without widening the IR's API. */
-    static final class IrPrinterAccess {
-        static String op(Op op) {
-            return op.getClass().getSimpleName().toLowerCase();
-        }
-    }
 }

@@ -6,6 +6,7 @@ import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;
 import dev.kvpc.runtime.KvRuntime;
 import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.Rope;
 import dev.kvpc.runtime.Sequence;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
@@ -41,7 +42,11 @@ class RuntimeDifferentialTest {
             Map<String, Object> params = PassPreservationTest.SMALL_BUDGETS.getOrDefault(root, Map.of());
             tests.add(DynamicTest.dynamicTest(root, () -> {
                 Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { });
-                for (Trace t : PassPreservationTest.traces()) compare(s, t, root);
+                for (Trace t : PassPreservationTest.traces()) compare(s, t, root, null);
+            }));
+            tests.add(DynamicTest.dynamicTest(root + " with RoPE applied by the runtime", () -> {
+                Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { });
+                compare(s, PassPreservationTest.traces().getFirst(), root, new Rope(10000));
             }));
         }
         return tests.stream();
@@ -54,7 +59,7 @@ class RuntimeDifferentialTest {
      * Properties that hold after every event: the lane is within its budget; StreamingLLM's sinks survive; survivors
      * at the host precision hold exactly the trace's keys and values; merge counts add up to the tokens seen.
      */
-    static void properties(String name, Lane lane, Trace t, int layer, int kv, int seen, String where) {
+    static void properties(String name, Lane lane, Trace t, int layer, int kv, int seen, String where, Rope rope, boolean cache) {
         Integer budget = BUDGET.get(name);
         if (budget != null) assertTrue(lane.size() <= budget, where + ": " + lane.size() + " entries over the budget " + budget);
         if (name.equals("streaming_llm") && seen > 22) {
@@ -69,7 +74,9 @@ class RuntimeDifferentialTest {
             if (lane.isCompensation(i) || lane.count(i) != 1) continue;
             if (lane.spec(i, Lane.Part.KEYS).precision() == Precision.F32) {
                 lane.read(i, Lane.Part.KEYS, row, 0);
-                assertArrayEquals(t.key(layer, lane.position(i), kv), row, where + ": key of position " + lane.position(i));
+                float[] key = t.key(layer, lane.position(i), kv).clone();
+                if (rope != null && !cache) rope.rotate(key, 0, key.length, lane.position(i));
+                assertArrayEquals(key, row, where + ": key of position " + lane.position(i));
             }
             if (lane.spec(i, Lane.Part.VALUES).precision() == Precision.F32) {
                 lane.read(i, Lane.Part.VALUES, row, 0);
@@ -81,10 +88,10 @@ class RuntimeDifferentialTest {
         }
     }
 
-    static void compare(Specialized s, Trace t, String name) {
-        Result want = Interpreter.run(s, t);
+    static void compare(Specialized s, Trace t, String name, Rope rope) {
+        Result want = rope == null ? Interpreter.run(s, t) : Interpreter.run(s, t, rope);
         var shape = s.shape();
-        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32);
+        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32, rope);
         int d = shape.headDim(), g = shape.kvHeads(), h = shape.heads(), group = shape.group();
         try (PagePool pool = new PagePool()) {
             KvRuntime rt = new KvRuntime(model, new InterpRunner(s), pool, 8);
@@ -98,7 +105,9 @@ class RuntimeDifferentialTest {
                         for (int i = 0; i < got.length; i++) got[i] = lane.position(i);
                         String where = name + " step " + si + " layer " + l + " head " + kv;
                         assertArrayEquals(expected.positions(), got, where + ": kept positions");
-                        properties(name, lane, t, l, kv, start + n, where);
+                        int laneClass = s.classOf()[l][kv];
+                        boolean cache = laneClass >= 0 && s.classes().get(laneClass).positions() == dev.kvpc.ir.PolicyIr.Positions.CACHE;
+                        properties(name, lane, t, l, kv, start + n, where, rope, cache);
                         double[] eo = expected.outputs();
                         for (int gi = 0; gi < group; gi++) {
                             for (int c = 0; c < d; c++) {
