@@ -18,6 +18,11 @@ public interface PolicyRunner {
     /** Whether a lane class selects per layer (its lanes of a layer are handled together). */
     boolean perLayer(int laneClass);
 
+    /** The attention variant of the deployment, or null for standard attention. */
+    default AttentionVariant variant() {
+        return null;
+    }
+
     /** Whether a lane class uses cache positions (RoPE by cache slot, {@code positions cache}). */
     default boolean cachePositions(int laneClass) {
         return false;

@@ -124,7 +124,7 @@ public final class Sequence implements AutoCloseable {
                 }
                 BitSet a = attend == null ? null : attend[i];
                 attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
-                kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null);
+                kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }

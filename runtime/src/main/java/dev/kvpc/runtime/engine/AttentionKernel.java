@@ -13,6 +13,7 @@ import java.util.BitSet;
  */
 public final class AttentionKernel {
     private float[] logits = new float[64];
+    private float[][] keys = new float[0][];
     private float[] keyRow;
 
     /**
@@ -31,6 +32,20 @@ public final class AttentionKernel {
      * in the lane): {@code positions cache}. Masking stays causal by text position.
      */
     public void attend(Lane lane, float[] q, int[] qpos, int group, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope slotRope) {
+        attend(lane, q, qpos, group, attend, out, colSums, slotRope, null, 0, 0);
+    }
+
+    /**
+     * As above, under an attention variant ({@code variant} null: standard): logits and masks per pair from the
+     * variant, then its normalisation. {@code firstHead} is the lane's first query head; {@code context} the
+     * tokens seen.
+     */
+    public void attend(Lane lane, float[] q, int[] qpos, int group, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope slotRope,
+                       dev.kvpc.runtime.AttentionVariant variant, int firstHead, int context) {
+        if (variant != null) {
+            attendVariant(lane, q, qpos, group, attend, out, colSums, slotRope, variant, firstHead, context);
+            return;
+        }
         int n = lane.size(), d = lane.headDim();
         if (slotRope != null && (keyRow == null || keyRow.length != d)) keyRow = new float[d];
         if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
@@ -73,6 +88,54 @@ public final class AttentionKernel {
                 for (int j = 0; j < n; j++) {
                     float p = logits[j] * inv;
                     if (p == 0) continue;
+                    lane.axpyValue(j, p, out, qOff);
+                    if (colSums != null) colSums[j] += p;
+                }
+            }
+        }
+    }
+
+    /** The general path: every key read as a row (rotated by slot when asked), the variant's logits and masks. */
+    private void attendVariant(Lane lane, float[] q, int[] qpos, int group, BitSet attend, float[] out, float[] colSums,
+                               dev.kvpc.runtime.Rope slotRope, dev.kvpc.runtime.AttentionVariant variant, int firstHead, int context) {
+        int n = lane.size(), d = lane.headDim();
+        if (keys.length < n) keys = java.util.Arrays.copyOf(keys, Math.max(n, keys.length * 2));
+        for (int j = 0; j < n; j++) {
+            if (keys[j] == null || keys[j].length != d) keys[j] = new float[d];
+            lane.read(j, Lane.Part.KEYS, keys[j], 0);
+            if (slotRope != null) slotRope.rotate(keys[j], 0, d, j);
+        }
+        double[] w = new double[n];
+        for (int qi = 0; qi < qpos.length; qi++) {
+            for (int g = 0; g < group; g++) {
+                int qOff = (qi * group + g) * d, head = firstHead + g;
+                java.util.Arrays.fill(out, qOff, qOff + d, 0f);
+                double max = Double.NEGATIVE_INFINITY;
+                boolean[] vis = new boolean[n];
+                for (int j = 0; j < n; j++) {
+                    int kpos = lane.isCompensation(j) ? -1 : lane.position(j);
+                    if (attend != null && !attend.get(j)) continue;
+                    if (!variant.visible(q, qOff, keys[j], qpos[qi], kpos, head, context)) continue;
+                    vis[j] = true;
+                    w[j] = variant.logit(q, qOff, keys[j], qpos[qi], kpos, head, context);
+                    max = Math.max(max, w[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < n; j++) {
+                    if (!vis[j]) {
+                        w[j] = 0;
+                        continue;
+                    }
+                    w[j] = switch (variant.normalize()) {
+                        case SOFTMAX -> Math.exp(w[j] - max);
+                        case SIGMOID -> 1 / (1 + Math.exp(-w[j]));
+                        case NONE -> w[j];
+                    };
+                    sum += w[j];
+                }
+                for (int j = 0; j < n; j++) {
+                    if (w[j] == 0) continue;
+                    float p = (float) (variant.normalize() == dev.kvpc.runtime.AttentionVariant.Normalize.SOFTMAX ? w[j] / sum : w[j]);
                     lane.axpyValue(j, p, out, qOff);
                     if (colSums != null) colSums[j] += p;
                 }

@@ -54,6 +54,11 @@ public final class Lane {
         return headDim;
     }
 
+    /** The format new entries arrive in (the host's precision). */
+    public QuantSpec hostSpec() {
+        return host;
+    }
+
     public int position(int i) {
         check(i);
         return pos[i];

@@ -674,6 +674,35 @@ final class ExecContext {
             into.v[c] = (float) ((into.v[c] * a + from.v[c] * b) / (a + b));
         }
         into.count += from.count;
+        requantise(into);
+    }
+
+    /**
+     * A merged entry is stored again at its format: a float format rounds, a per-token integer format quantises its
+     * row anew; an entry that was part of a per-channel block leaves the block and returns to the host precision.
+     */
+    private static void requantise(LaneState.Entry e) {
+        for (int part = 0; part < 2; part++) {
+            Instr.Format f = part == 0 ? e.kFormat : e.vFormat;
+            if (f == null) continue;
+            float[] x = part == 0 ? e.k : e.v;
+            boolean perChannel = part == 0 ? e.kPerChannel : e.vPerChannel;
+            int bits = part == 0 ? e.kBits : e.vBits, group = part == 0 ? e.kGroup : e.vGroup;
+            switch (f) {
+                case F32 -> { }
+                case F16 -> { for (int c = 0; c < x.length; c++) x[c] = Quant.f16(x[c]); }
+                case BF16 -> { for (int c = 0; c < x.length; c++) x[c] = Quant.bf16(x[c]); }
+                default -> {
+                    if (perChannel) {
+                        if (part == 0) { e.kFormat = null; e.kPerChannel = false; } else { e.vFormat = null; e.vPerChannel = false; }
+                    } else {
+                        int b = f == Instr.Format.INT ? bits : f.bits;
+                        int g = group > 0 ? group : x.length;
+                        for (int from = 0; from < x.length; from += g) Quant.group(x, from, Math.min(x.length, from + g), b);
+                    }
+                }
+            }
+        }
     }
 
     private static double cosine(float[] a, float[] b) {

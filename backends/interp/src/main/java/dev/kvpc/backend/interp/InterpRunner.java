@@ -21,13 +21,21 @@ public final class InterpRunner implements PolicyRunner {
     private final Interpreter interp;
     private final Map<Lane, LaneState> shadows = Collections.synchronizedMap(new WeakHashMap<>());
 
+    private final dev.kvpc.runtime.AttentionVariant runtimeVariant;
+
     public InterpRunner(Specialized program) {
         this.interp = new Interpreter(program);
+        this.runtimeVariant = interp.variant().forRuntime();
     }
 
     @Override
     public int laneClass(int layer, int kvHead) {
         return interp.program().classOf()[layer][kvHead];
+    }
+
+    @Override
+    public dev.kvpc.runtime.AttentionVariant variant() {
+        return runtimeVariant;
     }
 
     @Override
@@ -121,6 +129,11 @@ public final class InterpRunner implements PolicyRunner {
                 if (want.quantised() && want.axis() == QuantSpec.Axis.CHANNEL) {
                     if (!want.equals(lane.spec(i, part))) blocks.computeIfAbsent(part, x -> new LinkedHashMap<>()).computeIfAbsent(want, x -> new ArrayList<>()).add(i);
                     continue;
+                }
+                QuantSpec have = lane.spec(i, part);
+                if (have.quantised() && have.axis() == QuantSpec.Axis.CHANNEL && !want.equals(have)) {
+                    // the entry left its per-channel block (a merge): its row returns to a per-token chain first
+                    lane.restore(i, part, lane.hostSpec());
                 }
                 if (!want.equals(lane.spec(i, part))) lane.restore(i, part, want);
                 lane.read(i, part, row, 0);

@@ -68,6 +68,10 @@ public final class Interpreter {
         return i.run();
     }
 
+    VariantEval variant() {
+        return variant;
+    }
+
     Specialized program() {
         return program;
     }

@@ -28,6 +28,30 @@ final class VariantEval {
         }
     }
 
+    /** This variant as the runtime kernel calls it (null for standard attention). */
+    dev.kvpc.runtime.AttentionVariant forRuntime() {
+        if (variant == null) return null;
+        double scale = 1.0 / Math.sqrt(shape.headDim());
+        dev.kvpc.runtime.AttentionVariant.Normalize norm = dev.kvpc.runtime.AttentionVariant.Normalize.valueOf(variant.normalize().name());
+        return new dev.kvpc.runtime.AttentionVariant() {
+            @Override
+            public double logit(float[] q, int qOff, float[] k, int qpos, int kpos, int head, int context) {
+                return scalarEval(variant.logits(), java.util.Arrays.copyOfRange(q, qOff, qOff + k.length), k, qpos, kpos, head, scale);
+            }
+
+            @Override
+            public boolean visible(float[] q, int qOff, float[] k, int qpos, int kpos, int head, int context) {
+                return variant.mask() == null ? kpos <= qpos
+                        : scalarEval(variant.mask(), java.util.Arrays.copyOfRange(q, qOff, qOff + k.length), k, qpos, kpos, head, scale) != 0;
+            }
+
+            @Override
+            public Normalize normalize() {
+                return norm;
+            }
+        };
+    }
+
     String normalize() {
         return variant == null ? "softmax" : variant.normalize().word();
     }

@@ -52,6 +52,29 @@ class RuntimeDifferentialTest {
         return tests.stream();
     }
 
+    /** Every attention variant of the stdlib, deployed with an evicting policy: the runtime's kernel runs the variant. */
+    @TestFactory
+    Stream<DynamicTest> runtimeRunsEveryVariant() throws Exception {
+        Path dir = java.nio.file.Files.createTempDirectory("kvpc-variants");
+        PassPreservationTest.stdlib = dir;
+        PassPreservationTest.programs();
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String variant : List.of("standard", "softcap", "alibi", "sliding", "sigmoid")) {
+            Path f = dir.resolve("deploy_" + variant + ".kvp");
+            java.nio.file.Files.writeString(f, "import \"variants.kvp\"\nimport \"h2o.kvp\"\nimport \"window.kvp\"\n\n"
+                    + "config deploy {\n    attention " + (variant.equals("sliding") ? "sliding(w = 16)" : variant) + "\n"
+                    + "    layers 0 use h2o(budget = 24)\n    layers 1 use window(size = 20)\n}\n");
+            tests.add(DynamicTest.dynamicTest(variant, () -> {
+                Frontend.Result r = Frontend.check(f, PassPreservationTest.SMALL);
+                assertTrue(r.ok(), r.diagnostics().all().stream().map(d -> r.renderer().render(d)).reduce("", String::concat));
+                Specialized s = Compilation.optimise(r.program(), "deploy", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+                assertEquals(variant, s.variant().name());
+                for (Trace t : PassPreservationTest.traces()) compare(s, t, "deploy/" + variant, null);
+            }));
+        }
+        return tests.stream();
+    }
+
     /** Overflow budgets of the policies as SMALL_BUDGETS sets them. */
     static final Map<String, Integer> BUDGET = Map.of("window", 24, "streaming_llm", 22, "h2o", 24, "tova", 24, "scissorhands", 24, "cam", 24);
 
