@@ -82,9 +82,10 @@ class RuntimeDifferentialTest {
      * Properties that hold after every event: the lane is within its budget; StreamingLLM's sinks survive; survivors
      * at the host precision hold exactly the trace's keys and values; merge counts add up to the tokens seen.
      */
-    static void properties(String name, Lane lane, Trace t, int layer, int kv, int seen, String where, Rope rope, boolean cache) {
+    static void properties(String name, Lane lane, Trace t, int layer, int kv, int seen, String where, Rope rope, boolean cache, long limit) {
         Integer budget = BUDGET.get(name);
         if (budget != null) assertTrue(lane.size() <= budget, where + ": " + lane.size() + " entries over the budget " + budget);
+        if (limit >= 0) assertTrue(lane.size() <= limit, where + ": " + lane.size() + " entries over the overflow budget " + limit);
         if (name.equals("streaming_llm") && seen > 22) {
             assertEquals(0, lane.position(0), where + ": sink 0");
             assertEquals(1, lane.position(1), where + ": sink 1");
@@ -104,11 +105,41 @@ class RuntimeDifferentialTest {
             if (lane.spec(i, Lane.Part.VALUES).precision() == Precision.F32) {
                 lane.read(i, Lane.Part.VALUES, row, 0);
                 assertArrayEquals(t.value(layer, lane.position(i), kv), row, where + ": value of position " + lane.position(i));
+            } else {
+                // stored at a smaller format: within the format's bound of the value given
+                lane.read(i, Lane.Part.VALUES, row, 0);
+                float[] given = t.value(layer, lane.position(i), kv);
+                var spec = lane.spec(i, Lane.Part.VALUES);
+                double lo = Double.MAX_VALUE, hi = -Double.MAX_VALUE;
+                for (float x : given) {
+                    lo = Math.min(lo, x);
+                    hi = Math.max(hi, x);
+                }
+                double bound = spec.quantised() ? (hi - lo) / spec.precision().levels() : 0;
+                for (int c = 0; c < d; c++) {
+                    double tol = bound + Math.abs(given[c]) * (spec.precision() == Precision.BF16 ? 1.0 / 128 : 1.0 / 1024) + 1e-6;
+                    assertEquals(given[c], row[c], tol, where + ": value of position " + lane.position(i) + " at " + spec);
+                }
             }
         }
         if (name.equals("cam") || (name.equals("razor") && lane.size() > 0 && lane.isCompensation(lane.size() - 1))) {
             assertEquals(seen, counts, 1e-9, where + ": merge counts conserve the tokens seen");
         }
+    }
+
+    /** The smallest constant overflow budget of a lane class, or -1 (every event ends within it). */
+    static long overflowLimit(Specialized s, int laneClass) {
+        if (laneClass < 0) return -1;
+        long min = -1;
+        for (var h : s.classes().get(laneClass).handlers()) {
+            if (!h.events().contains(dev.kvpc.ir.PolicyIr.Event.OVERFLOW)) continue;
+            for (var i : h.limit().block().instrs()) {
+                if (i instanceof dev.kvpc.ir.Instr.Def d && d.id() == h.limit().result() && d.op() instanceof dev.kvpc.ir.Op.Const c && c.value() instanceof Long v) {
+                    min = min < 0 ? v : Math.min(min, v);
+                }
+            }
+        }
+        return min;
     }
 
     static void compare(Specialized s, Trace t, String name, Rope rope) {
@@ -130,7 +161,7 @@ class RuntimeDifferentialTest {
                         assertArrayEquals(expected.positions(), got, where + ": kept positions");
                         int laneClass = s.classOf()[l][kv];
                         boolean cache = laneClass >= 0 && s.classes().get(laneClass).positions() == dev.kvpc.ir.PolicyIr.Positions.CACHE;
-                        properties(name, lane, t, l, kv, start + n, where, rope, cache);
+                        properties(name, lane, t, l, kv, start + n, where, rope, cache, overflowLimit(s, laneClass));
                         double[] eo = expected.outputs();
                         for (int gi = 0; gi < group; gi++) {
                             for (int c = 0; c < d; c++) {
