@@ -28,6 +28,25 @@ final class Commands {
         return r.ok() ? r : null;
     }
 
+    /**
+     * Parameters of {@code root} that have no default and no value in {@code given}: reported as a usage error, true
+     * when there are any.
+     */
+    static boolean missingParams(Frontend.Result r, String root, java.util.Set<String> given, PrintWriter err) {
+        java.util.List<String> missing = new java.util.ArrayList<>();
+        var d = r.program().decls().get(root);
+        java.util.List<dev.kvpc.compiler.ast.Decl.Param> params = switch (d) {
+            case dev.kvpc.compiler.ast.Decl.Policy p -> p.paramList();
+            case dev.kvpc.compiler.ast.Decl.Config c -> c.paramList();
+            default -> java.util.List.of();
+        };
+        for (var p : params) if (p.defaultValue() == null && !given.contains(p.name().text())) missing.add(p.name().text());
+        if (missing.isEmpty()) return false;
+        err.println("kvpc: " + root + " needs a value for " + String.join(", ", missing) + ": give it with "
+                + String.join(" ", missing.stream().map(m -> "--param " + m + "=VALUE").toList()));
+        return true;
+    }
+
     /** The policy to compile: {@code named}, or the last policy or config of the file; null (reported) if none. */
     static String root(Frontend.Result r, Path file, String named, PrintWriter err) {
         String root = named != null ? named : Compilation.defaultRoot(r.program());

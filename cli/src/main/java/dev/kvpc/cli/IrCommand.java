@@ -66,6 +66,7 @@ final class IrCommand implements Callable<Integer> {
         }
         String root = Commands.root(r, file, policy, err);
         if (root == null) return Main.INVALID;
+        if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (pass, result) -> {

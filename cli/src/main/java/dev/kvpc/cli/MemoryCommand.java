@@ -55,6 +55,9 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print JSON (every lane) instead of the table.")
     boolean json;
 
+    @Option(names = "--param", paramLabel = "NAME=VALUE", description = "Give a parameter of the policy a value (repeatable).")
+    Map<String, String> params = new LinkedHashMap<>();
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -77,7 +80,10 @@ final class MemoryCommand implements Callable<Integer> {
         if (r == null) return Main.INVALID;
         String root = Commands.root(r, file, policy, err);
         if (root == null) return Main.INVALID;
-        Specialized s = Compilation.optimise(r.program(), root, Map.of(), new Pipeline.Options(slack, true), (p, x) -> { });
+        if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
+        Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
         MemoryModel.Report rep = MemoryModel.predict(s, context, dtype);
         out.print(json ? json(rep) : table(rep, shape));
         out.flush();

@@ -54,6 +54,7 @@ final class TraceCommand implements Callable<Integer> {
         if (r == null) return Main.INVALID;
         String root = Commands.root(r, file, policy, err);
         if (root == null) return Main.INVALID;
+        if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });

@@ -54,4 +54,15 @@ class IrMemoryTraceCliTest {
         assertTrue(bad.err().contains("unknown trace option 'prefil'"), bad.err());
         assertEquals(65, CliRunner.run("trace", stdlib("window"), "--trace", "no-such-file.kvptrace").code());
     }
+
+    @Test
+    void aParameterWithoutDefaultNeedsParam(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path f = dir.resolve("p.kvp");
+        java.nio.file.Files.writeString(f, "policy p(size: int) {\n    on overflow(size) {\n        keep last(size)\n    }\n}\n");
+        CliRunner r = CliRunner.run("ir", f.toString());
+        assertEquals(64, r.code());
+        assertTrue(r.err().contains("p needs a value for size: give it with --param size=VALUE"), r.err());
+        assertEquals(0, CliRunner.run("ir", f.toString(), "--param", "size=8").code());
+        assertEquals(0, CliRunner.run("memory", f.toString(), "--context", "64", "--param", "size=8").code());
+    }
 }

@@ -19,10 +19,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Mutates every stdlib program many times (token deletions, duplications, swaps, replacements, truncations,
  * random bytes) and runs `kvpc check` on each mutant: it must end with diagnostics (exit 0 or 65), never an
- * internal error (70) or an exception. Each mutant is also formatted when it parses. Seeds are fixed.
+ * internal error (70) or an exception. Each mutant is also formatted; one that checks is also lowered, optimised
+ * (`kvpc ir`, both levels) and run on a small trace (`kvpc trace`). Seeds are fixed.
  */
 class MutationRobustnessTest {
-    private static final int MUTANTS_PER_PROGRAM = 150;
+    private static final int MUTANTS_PER_PROGRAM = Integer.getInteger("kvpc.mutants", 150);
     private static final Pattern TOKEN = Pattern.compile("[A-Za-z_][A-Za-z_0-9]*|\\d+(?:\\.\\d+)?|\"[^\"\\n]*\"|//[^\\n]*|\\.\\.|[-+*/%<>=!&|]=?|\\S");
     private static final String[] REPLACEMENTS = {"keep", "evict", "{", "}", "(", ")", ",", "0", "-1", "1.5", "len", "attn",
             "over:", "top", "all", "..", "=", "+=", "\"x.tsv\"", "policy", "on", "overflow", "per", "layer", "head", ";", "?", ":"};
@@ -64,6 +65,16 @@ class MutationRobustnessTest {
                 assertTrue(ok && !r.err().contains("Exception"), "kvpc " + cmd + " ended with " + r.code() + " on mutant " + i + " of "
                         + program.getFileName() + ":\n" + new String(mutant, StandardCharsets.UTF_8) + "\n---\n" + r.err());
                 if (cmd.equals("check") && r.code() == 65) rejected++;
+                if (cmd.equals("check") && r.code() == 0) {
+                    // a mutant that checks must also lower, optimise and run: never an internal error
+                    for (String[] more : new String[][] {{"ir", target.toString()}, {"ir", "--level", "loop", target.toString()},
+                            {"trace", target.toString(), "--trace", "random:seed=" + i + ",prefill=12,decode=3", "--lanes", "1"}}) {
+                        CliRunner x = CliRunner.run(more);
+                        // 64: a parameter without default needs --param (a usage error, with a message)
+                        assertTrue((x.code() == 0 || x.code() == 64 || x.code() == 65) && !x.err().contains("Exception"), "kvpc " + more[0] + " ended with " + x.code()
+                                + " on mutant " + i + " of " + program.getFileName() + ":\n" + new String(mutant, StandardCharsets.UTF_8) + "\n---\n" + x.err());
+                    }
+                }
             }
         }
         // the mutations must actually break programs, or this test would prove nothing

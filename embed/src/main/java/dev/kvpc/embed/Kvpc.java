@@ -48,7 +48,15 @@ public final class Kvpc {
         if (root == null || r.program().decls().get(root) == null) {
             throw new CompileException(file + ": " + (root == null ? "declares no policy or config" : "has no policy or config named '" + root + "'"));
         }
-        Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (p, x) -> { });
+        var decl = r.program().decls().get(root);
+        if (decl instanceof dev.kvpc.compiler.ast.Decl.Policy p) {
+            for (var prm : p.paramList()) {
+                if (prm.defaultValue() == null && !params.containsKey(prm.name().text())) {
+                    throw new CompileException(file + ": policy " + root + " needs a value for parameter '" + prm.name().text() + "'");
+                }
+            }
+        }
+        Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (pass, x) -> { });
         for (String preferred : new String[] {"jvm", "interp"}) {
             for (Backend b : ServiceLoader.load(Backend.class)) {
                 if (!b.name().equals(preferred)) continue;
