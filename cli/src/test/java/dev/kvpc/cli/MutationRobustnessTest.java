@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Mutates every stdlib program many times (token deletions, duplications, swaps, replacements, truncations,
  * random bytes) and runs `kvpc check` on each mutant: it must end with diagnostics (exit 0 or 65), never an
  * internal error (70) or an exception. Each mutant is also formatted; one that checks is also lowered, optimised
- * (`kvpc ir`, both levels) and run on a small trace (`kvpc trace`). Seeds are fixed.
+ * (`kvpc ir`, both levels), measured (`kvpc memory`) and run on a small trace (`kvpc trace`). Seeds are fixed.
  */
 class MutationRobustnessTest {
     private static final int MUTANTS_PER_PROGRAM = Integer.getInteger("kvpc.mutants", 150);
@@ -68,6 +68,7 @@ class MutationRobustnessTest {
                 if (cmd.equals("check") && r.code() == 0) {
                     // a mutant that checks must also lower, optimise and run: never an internal error
                     for (String[] more : new String[][] {{"ir", target.toString()}, {"ir", "--level", "loop", target.toString()},
+                            {"memory", target.toString(), "--context", "100"},
                             {"trace", target.toString(), "--trace", "random:seed=" + i + ",prefill=12,decode=3", "--lanes", "1"}}) {
                         CliRunner x = CliRunner.run(more);
                         // 64: a parameter without default needs --param (a usage error, with a message)
