@@ -362,7 +362,7 @@ def passkey_accuracy(model, tok, fillers, ctx, n, seed=0):
             ids, start, key = passkey_doc(tok, rnd, fillers, ctx)
             seq = ids[:start]
             out = []
-            for _ in range(3):
+            for _ in range(len(tok.encode(" " + key)) + 1):
                 nxt = int(model(torch.tensor([seq]))[0, -1].argmax())
                 out.append(nxt)
                 seq = seq + [nxt]
