@@ -1,0 +1,70 @@
+package dev.kvpc.examples.llama;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** llama2.c's tokenizer file: a max token length, then per token a float score, an int length and the bytes. */
+public final class Llama2cTokenizer {
+    private final byte[][] pieces;
+    private final float[] scores;
+
+    private Llama2cTokenizer(byte[][] pieces, float[] scores) {
+        this.pieces = pieces;
+        this.scores = scores;
+    }
+
+    public static Llama2cTokenizer load(Path file, int vocab) throws ModelFormatException {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": cannot read: " + e.getMessage());
+        }
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        try {
+            b.getInt(); // max token length
+            byte[][] pieces = new byte[vocab][];
+            float[] scores = new float[vocab];
+            for (int i = 0; i < vocab; i++) {
+                scores[i] = b.getFloat();
+                int len = b.getInt();
+                if (len < 0 || len > b.remaining()) throw new ModelFormatException(file + ": token " + i + " has a bad length " + len);
+                pieces[i] = new byte[len];
+                b.get(pieces[i]);
+            }
+            return new Llama2cTokenizer(pieces, scores);
+        } catch (java.nio.BufferUnderflowException e) {
+            throw new ModelFormatException(file + ": truncated: fewer than " + vocab + " tokens");
+        }
+    }
+
+    public int size() {
+        return pieces.length;
+    }
+
+    /**
+     * The bytes printed for {@code token} following {@code prev}, as llama2.c's decode does: a piece after BOS (1)
+     * loses its leading space, and {@code <0xHH>} pieces are that raw byte.
+     */
+    public byte[] decode(int prev, int token) {
+        byte[] p = pieces[token];
+        String s = new String(p, StandardCharsets.ISO_8859_1);
+        if (prev == 1 && s.startsWith(" ")) s = s.substring(1);
+        if (s.length() == 6 && s.startsWith("<0x") && s.endsWith(">")) {
+            try {
+                return new byte[] {(byte) Integer.parseInt(s.substring(3, 5), 16)};
+            } catch (NumberFormatException ignored) {
+                // not a byte token after all
+            }
+        }
+        return s.getBytes(StandardCharsets.ISO_8859_1);
+    }
+
+    public float score(int token) {
+        return scores[token];
+    }
+}

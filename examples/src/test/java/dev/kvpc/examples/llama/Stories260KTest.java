@@ -1,0 +1,54 @@
+package dev.kvpc.examples.llama;
+
+import dev.kvpc.runtime.pool.PagePool;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The engine on Karpathy's stories260K (in ../shared/models beside the checkout), its KV cache the kvpc runtime
+ * (full cache): greedy generation reproduces llama2.c's reference output byte for byte.
+ */
+class Stories260KTest {
+    static Path models() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.isDirectory(p.resolve("stdlib-policies"))) p = p.getParent();
+        assertNotNull(p, "repository root");
+        Path m = p.resolveSibling("shared").resolve("models").resolve("stories260K");
+        assertTrue(Files.isDirectory(m), "the shared models folder is missing: " + m + " (tests need ../shared/models beside the checkout)");
+        return m;
+    }
+
+    @Test
+    void greedyGenerationMatchesLlama2c() throws Exception {
+        Path dir = models();
+        Llama2cModel model = Llama2cModel.load(dir.resolve("stories260K.bin"));
+        assertEquals(64, model.dim);
+        assertEquals(5, model.layers);
+        assertEquals(8, model.heads);
+        assertEquals(4, model.kvHeads);
+        Llama2cTokenizer tok = Llama2cTokenizer.load(dir.resolve("tok512.bin"), model.vocab);
+        String expected = Files.readString(dir.resolve("expected_greedy_t0_n200.txt"), StandardCharsets.UTF_8);
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool)) {
+            String got = new String(LlamaEngine.generateGreedy(engine, tok, 200), StandardCharsets.UTF_8);
+            assertEquals(expected.strip(), got.strip());
+        }
+    }
+
+    @Test
+    void malformedFilesAreRefusedWithTheirName(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Path bad = tmp.resolve("bad.bin");
+        Files.write(bad, new byte[10]);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Llama2cModel.load(bad));
+        assertTrue(e.getMessage().contains("bad.bin") && e.getMessage().contains("truncated"), e.getMessage());
+        byte[] real = Files.readAllBytes(models().resolve("stories260K.bin"));
+        Path cut = tmp.resolve("cut.bin");
+        Files.write(cut, java.util.Arrays.copyOf(real, real.length / 2));
+        e = assertThrows(ModelFormatException.class, () -> Llama2cModel.load(cut));
+        assertTrue(e.getMessage().contains("cut.bin") && e.getMessage().contains("truncated"), e.getMessage());
+    }
+}
