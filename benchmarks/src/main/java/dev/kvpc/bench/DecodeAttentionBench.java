@@ -1,0 +1,142 @@
+package dev.kvpc.bench;
+
+import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import org.openjdk.jmh.annotations.*;
+import org.openjdk.jmh.infra.Blackhole;
+
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Item 1 of docs/performance.md: one decode step of standard attention for a GQA group of 4 query heads over one
+ * KV lane of {@code entries} entries, the kvpc runtime's kernel over its paged lane against the hand-written Vector
+ * API kernel over flat arrays, at the same precision. Item 4 (bandwidth) divides the lane's bytes by the time.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--sun-misc-unsafe-memory-access=allow"})
+public class DecodeAttentionBench {
+    static final int GROUP = 4;
+
+    @Param({"64", "128"})
+    public int headDim;
+    @Param({"4096", "32768"})
+    public int entries;
+    @Param({"f32", "int4"})
+    public String precision;
+
+    private PagePool pool;
+    private Lane lane;
+    private final AttentionKernel kernel = new AttentionKernel();
+    private float[] q, out, logits, row, keys, values, kScales, vScales;
+    private byte[] kPacked, vPacked;
+    private int[] qpos;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        Random r = new Random(1);
+        int d = headDim, n = entries;
+        boolean int4 = precision.equals("int4");
+        QuantSpec spec = int4 ? QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d) : QuantSpec.of(Precision.F32);
+        pool = new PagePool();
+        lane = new Lane(pool, d, spec, 256);
+        keys = new float[n * d];
+        values = new float[n * d];
+        for (int i = 0; i < n * d; i++) {
+            keys[i] = (float) r.nextGaussian();
+            values[i] = (float) r.nextGaussian();
+        }
+        for (int j = 0; j < n; j++) lane.append(j, j, keys, j * d, values, j * d);
+        q = new float[GROUP * d];
+        for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+        out = new float[GROUP * d];
+        logits = new float[n];
+        row = new float[d];
+        qpos = new int[] {n};
+        if (int4) {
+            kPacked = new byte[n * d / 2];
+            vPacked = new byte[n * d / 2];
+            kScales = new float[n * d / 32];
+            vScales = new float[n * d / 32];
+            pack(keys, kPacked, kScales, n, d);
+            pack(values, vPacked, vScales, n, d);
+        }
+    }
+
+    /** Symmetric int4 with one scale per 32 channels of a row: the layout the reference kernel reads. */
+    static void pack(float[] src, byte[] packed, float[] scales, int n, int d) {
+        for (int j = 0; j < n; j++) {
+            for (int g = 0; g < d / 32; g++) {
+                float amax = 0;
+                for (int c = 0; c < 32; c++) amax = Math.max(amax, Math.abs(src[j * d + g * 32 + c]));
+                float s = amax == 0 ? 1 : amax / 7;
+                scales[j * (d / 32) + g] = s;
+                for (int c = 0; c < 32; c += 2) {
+                    int i = j * d + g * 32 + c;
+                    int lo = Math.clamp(Math.round(src[i] / s), -8, 7) & 15, hi = Math.clamp(Math.round(src[i + 1] / s), -8, 7) & 15;
+                    packed[(j * d + g * 32 + c) / 2] = (byte) (lo | (hi << 4));
+                }
+            }
+        }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        pool.close();
+    }
+
+    @Benchmark
+    public void runtimeKernel(Blackhole bh) {
+        kernel.attend(lane, q, qpos, GROUP, null, out, null);
+        bh.consume(out);
+    }
+
+    @Benchmark
+    public void handWrittenVector(Blackhole bh) {
+        if (kPacked == null) ReferenceDecode.attendF32(keys, values, entries, headDim, q, GROUP, out, logits);
+        else ReferenceDecode.attendInt4(kPacked, kScales, vPacked, vScales, entries, headDim, q, GROUP, out, logits, row);
+        bh.consume(out);
+    }
+
+    /**
+     * Item 4's yardstick: one plain streaming read of the bytes a decode step must read at this precision (keys and
+     * values, plus scales for int4), summed with the Vector API so the read is not optimised away.
+     */
+    @Benchmark
+    public float streamingRead() {
+        if (kPacked == null) return sum(keys) + sum(values);
+        return sum(kPacked) + sum(vPacked) + sum(kScales) + sum(vScales);
+    }
+
+    private static float sum(float[] a) {
+        var acc = jdk.incubator.vector.FloatVector.zero(ReferenceDecode.S);
+        int i = 0, up = ReferenceDecode.S.loopBound(a.length);
+        for (; i < up; i += ReferenceDecode.S.length()) acc = acc.add(jdk.incubator.vector.FloatVector.fromArray(ReferenceDecode.S, a, i));
+        float s = acc.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+        for (; i < a.length; i++) s += a[i];
+        return s;
+    }
+
+    private static float sum(byte[] a) {
+        var bs = jdk.incubator.vector.ByteVector.SPECIES_PREFERRED;
+        var acc = jdk.incubator.vector.ByteVector.zero(bs);
+        int i = 0, up = bs.loopBound(a.length);
+        for (; i < up; i += bs.length()) acc = acc.lanewise(jdk.incubator.vector.VectorOperators.XOR, jdk.incubator.vector.ByteVector.fromArray(bs, a, i));
+        int s = acc.reduceLanes(jdk.incubator.vector.VectorOperators.XOR);
+        for (; i < a.length; i++) s ^= a[i];
+        return s;
+    }
+
+    /** Bytes one decode step reads from the cache at this shape and precision (the streaming read's size). */
+    public static long bytesRead(int entries, int headDim, String precision) {
+        long n = (long) entries * headDim;
+        return precision.equals("int4") ? 2 * (n / 2 + n / 32 * 4) : 2 * n * 4;
+    }
+}
