@@ -52,6 +52,76 @@ public final class Llama2cModel {
         classifier = sharedClassifier ? embedding : take(f, (long) vocab * dim);
     }
 
+    private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, float[] embedding,
+                         float[] rmsFinal, float[] classifier, float[][][] w) {
+        this.dim = dim;
+        this.hidden = hidden;
+        this.layers = layers;
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.vocab = vocab;
+        this.seqLen = seqLen;
+        this.headSize = dim / heads;
+        this.kvDim = kvHeads * headSize;
+        this.embedding = embedding;
+        this.rmsFinal = rmsFinal;
+        this.sharedClassifier = classifier == embedding;
+        this.classifier = classifier;
+        rmsAtt = w[0];
+        wq = w[1];
+        wk = w[2];
+        wv = w[3];
+        wo = w[4];
+        rmsFfn = w[5];
+        w1 = w[6];
+        w2 = w[7];
+        w3 = w[8];
+    }
+
+    /**
+     * A llama-architecture GGUF file, its weights dequantised to floats. Q and K weights are taken as stored: GGUF's
+     * rotary layout is the interleaved-pair one this engine uses (the converters permute Hugging Face weights into it).
+     */
+    public static Llama2cModel fromGguf(GgufFile g) throws ModelFormatException {
+        Path file = g.file();
+        Object arch = g.metadata().get("general.architecture");
+        if (!"llama".equals(arch)) throw new ModelFormatException(file + ": general.architecture is " + arch + "; this engine runs llama");
+        int dim = dim(g, "llama.embedding_length"), hidden = dim(g, "llama.feed_forward_length"), layers = dim(g, "llama.block_count"),
+                heads = dim(g, "llama.attention.head_count");
+        int kvHeads = g.metadata().containsKey("llama.attention.head_count_kv") ? dim(g, "llama.attention.head_count_kv") : heads;
+        int seqLen = dim(g, "llama.context_length");
+        if (dim % heads != 0 || heads % kvHeads != 0)
+            throw new ModelFormatException(file + ": shape mismatch: " + heads + " heads do not divide dim " + dim + " or are not a multiple of " + kvHeads + " KV heads");
+        GgufFile.Tensor emb = g.tensors().get("token_embd.weight");
+        if (emb == null) throw new ModelFormatException(file + ": tensor 'token_embd.weight' is missing");
+        if (emb.dims().length != 2) throw new ModelFormatException(file + ": shape mismatch: token_embd.weight has " + emb.dims().length + " dimensions, not 2");
+        int vocab = Math.toIntExact(emb.dims()[1]);
+        int kvDim = kvHeads * (dim / heads);
+        float[] embedding = g.floats("token_embd.weight", dim, vocab);
+        float[][][] w = new float[9][layers][];
+        for (int l = 0; l < layers; l++) {
+            String b = "blk." + l + ".";
+            w[0][l] = g.floats(b + "attn_norm.weight", dim);
+            w[1][l] = g.floats(b + "attn_q.weight", dim, dim);
+            w[2][l] = g.floats(b + "attn_k.weight", dim, kvDim);
+            w[3][l] = g.floats(b + "attn_v.weight", dim, kvDim);
+            w[4][l] = g.floats(b + "attn_output.weight", dim, dim);
+            w[5][l] = g.floats(b + "ffn_norm.weight", dim);
+            w[6][l] = g.floats(b + "ffn_gate.weight", dim, hidden);
+            w[7][l] = g.floats(b + "ffn_down.weight", hidden, dim);
+            w[8][l] = g.floats(b + "ffn_up.weight", dim, hidden);
+        }
+        float[] rmsFinal = g.floats("output_norm.weight", dim);
+        float[] classifier = g.has("output.weight") ? g.floats("output.weight", dim, vocab) : embedding;
+        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, embedding, rmsFinal, classifier, w);
+    }
+
+    private static int dim(GgufFile g, String key) throws ModelFormatException {
+        long v = g.integer(key);
+        if (v <= 0 || v > 1 << 24) throw new ModelFormatException(g.file() + ": metadata '" + key + "' is " + v + ", not a plausible size");
+        return (int) v;
+    }
+
     public static Llama2cModel load(Path file) throws ModelFormatException {
         byte[] bytes;
         try {

@@ -42,6 +42,25 @@ public final class Llama2cTokenizer {
         }
     }
 
+    /**
+     * The SentencePiece vocabulary a GGUF file carries ({@code tokenizer.ggml.tokens} and {@code .scores}), with its
+     * word-boundary mark U+2581 read as a space, the form llama2.c's tokenizer files hold.
+     */
+    public static Llama2cTokenizer fromGguf(GgufFile g, int vocab) throws ModelFormatException {
+        Object model = g.metadata().get("tokenizer.ggml.model");
+        if (!"llama".equals(model))
+            throw new ModelFormatException(g.file() + ": tokenizer.ggml.model is " + model + "; this reader takes SentencePiece ('llama') vocabularies");
+        java.util.List<String> tokens = g.strings("tokenizer.ggml.tokens");
+        if (tokens.size() != vocab)
+            throw new ModelFormatException(g.file() + ": shape mismatch: " + tokens.size() + " tokens in the vocabulary, " + vocab + " rows in token_embd.weight");
+        float[] scores = g.floatsOrNull("tokenizer.ggml.scores");
+        if (scores == null) scores = new float[vocab];
+        if (scores.length != vocab) throw new ModelFormatException(g.file() + ": shape mismatch: " + scores.length + " token scores for " + vocab + " tokens");
+        byte[][] pieces = new byte[vocab][];
+        for (int i = 0; i < vocab; i++) pieces[i] = tokens.get(i).replace('\u2581', ' ').getBytes(StandardCharsets.UTF_8);
+        return new Llama2cTokenizer(pieces, scores);
+    }
+
     public int size() {
         return pieces.length;
     }

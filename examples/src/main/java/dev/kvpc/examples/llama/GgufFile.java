@@ -1,0 +1,257 @@
+package dev.kvpc.examples.llama;
+
+import java.io.IOException;
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A GGUF file (versions 2 and 3): its metadata, its tensor directory, and tensors read as floats (F32, F16, Q8_0
+ * and Q4_0 dequantised on read). Every malformed file is refused with a {@link ModelFormatException} naming the
+ * file and what is wrong: bad magic, unsupported version, truncated header or data, unknown value or tensor type,
+ * tensors outside the file, a missing key or tensor, or a tensor of the wrong shape.
+ */
+public final class GgufFile {
+    /** GGML tensor types this reader dequantises, by their GGUF code. */
+    public enum TensorType {
+        F32(0, 1, 4), F16(1, 1, 2), Q4_0(2, 32, 18), Q8_0(8, 32, 34);
+
+        final int code, block, blockBytes;
+
+        TensorType(int code, int block, int blockBytes) {
+            this.code = code;
+            this.block = block;
+            this.blockBytes = blockBytes;
+        }
+    }
+
+    /** A tensor's directory entry: {@code dims[0]} is the innermost (contiguous) dimension, as GGUF stores it. */
+    public record Tensor(String name, long[] dims, TensorType type, long offset) {
+        public long elements() {
+            long n = 1;
+            for (long d : dims) n *= d;
+            return n;
+        }
+    }
+
+    private final Path file;
+    private final int version;
+    private final Map<String, Object> metadata;
+    private final Map<String, Tensor> tensors;
+    private final ByteBuffer data;
+
+    private GgufFile(Path file, int version, Map<String, Object> metadata, Map<String, Tensor> tensors, ByteBuffer data) {
+        this.file = file;
+        this.version = version;
+        this.metadata = metadata;
+        this.tensors = tensors;
+        this.data = data;
+    }
+
+    public static GgufFile open(Path file) throws ModelFormatException {
+        ByteBuffer b;
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            if (ch.size() > Integer.MAX_VALUE) throw new ModelFormatException(file + ": larger than 2 GiB, which this reader does not map");
+            b = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size()).order(ByteOrder.LITTLE_ENDIAN);
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": cannot read: " + e.getMessage());
+        }
+        try {
+            return parse(file, b);
+        } catch (BufferUnderflowException e) {
+            throw new ModelFormatException(file + ": truncated: the header ends before byte " + (b.position() + 8) + " (file is " + b.limit() + " bytes)");
+        }
+    }
+
+    private static GgufFile parse(Path file, ByteBuffer b) throws ModelFormatException {
+        if (b.limit() < 4 || b.getInt(0) != 0x46554747) throw new ModelFormatException(file + ": bad magic: not a GGUF file (it does not start with \"GGUF\")");
+        b.position(4);
+        int version = b.getInt();
+        if (version != 2 && version != 3) throw new ModelFormatException(file + ": unsupported GGUF version " + version + " (this reader reads 2 and 3)");
+        long nTensors = b.getLong(), nKv = b.getLong();
+        if (nTensors < 0 || nTensors > 1_000_000 || nKv < 0 || nKv > 1_000_000)
+            throw new ModelFormatException(file + ": implausible header: " + nTensors + " tensors, " + nKv + " metadata entries");
+        Map<String, Object> meta = new LinkedHashMap<>();
+        for (long i = 0; i < nKv; i++) {
+            String key = string(file, b);
+            int type = b.getInt();
+            if (meta.put(key, value(file, b, type, key)) != null) throw new ModelFormatException(file + ": metadata key '" + key + "' given twice");
+        }
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (long i = 0; i < nTensors; i++) {
+            String name = string(file, b);
+            int nd = b.getInt();
+            if (nd < 1 || nd > 4) throw new ModelFormatException(file + ": tensor '" + name + "' has " + nd + " dimensions (1 to 4 allowed)");
+            long[] dims = new long[nd];
+            for (int d = 0; d < nd; d++) {
+                dims[d] = b.getLong();
+                if (dims[d] <= 0) throw new ModelFormatException(file + ": tensor '" + name + "' has dimension " + dims[d]);
+            }
+            int code = b.getInt();
+            TensorType type = null;
+            for (TensorType t : TensorType.values()) if (t.code == code) type = t;
+            if (type == null) throw new ModelFormatException(file + ": tensor '" + name + "' has unsupported tensor type " + code + " (this reader reads F32, F16, Q4_0, Q8_0)");
+            long offset = b.getLong();
+            Tensor t = new Tensor(name, dims, type, offset);
+            if (dims[0] % type.block != 0) throw new ModelFormatException(file + ": tensor '" + name + "' rows of " + dims[0] + " are not whole " + type + " blocks");
+            if (tensors.put(name, t) != null) throw new ModelFormatException(file + ": tensor '" + name + "' listed twice");
+        }
+        long alignment = meta.get("general.alignment") instanceof Number n ? n.longValue() : 32;
+        if (alignment <= 0 || (alignment & (alignment - 1)) != 0) throw new ModelFormatException(file + ": general.alignment " + alignment + " is not a power of two");
+        long start = (b.position() + alignment - 1) / alignment * alignment;
+        if (start > b.limit()) throw new ModelFormatException(file + ": truncated: no tensor data after the header");
+        ByteBuffer data = b.slice((int) start, b.limit() - (int) start).order(ByteOrder.LITTLE_ENDIAN);
+        for (Tensor t : tensors.values()) {
+            long bytes = t.elements() / t.type.block * t.type.blockBytes;
+            if (t.offset < 0 || t.offset + bytes > data.limit())
+                throw new ModelFormatException(file + ": truncated: tensor '" + t.name + "' needs bytes " + t.offset + ".." + (t.offset + bytes)
+                        + " of the data section, which holds " + data.limit());
+        }
+        return new GgufFile(file, version, Collections.unmodifiableMap(meta), Collections.unmodifiableMap(tensors), data);
+    }
+
+    private static String string(Path file, ByteBuffer b) throws ModelFormatException {
+        long n = b.getLong();
+        if (n < 0 || n > b.remaining()) throw new ModelFormatException(file + ": truncated: a string of " + n + " bytes at byte " + (b.position() - 8));
+        byte[] s = new byte[(int) n];
+        b.get(s);
+        try {
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(s)).toString();
+        } catch (CharacterCodingException e) {
+            // Token pieces may be byte fragments; keep them byte for byte.
+            return new String(s, StandardCharsets.ISO_8859_1);
+        }
+    }
+
+    private static Object value(Path file, ByteBuffer b, int type, String key) throws ModelFormatException {
+        return switch (type) {
+            case 0 -> (long) (b.get() & 0xff);
+            case 1 -> (long) b.get();
+            case 2 -> (long) (b.getShort() & 0xffff);
+            case 3 -> (long) b.getShort();
+            case 4 -> b.getInt() & 0xffffffffL;
+            case 5 -> (long) b.getInt();
+            case 6 -> (double) b.getFloat();
+            case 7 -> b.get() != 0;
+            case 8 -> string(file, b);
+            case 9 -> {
+                int et = b.getInt();
+                long n = b.getLong();
+                if (et == 9) throw new ModelFormatException(file + ": metadata '" + key + "': nested arrays are not supported");
+                if (n < 0 || n > b.remaining()) throw new ModelFormatException(file + ": truncated: metadata '" + key + "' claims " + n + " elements");
+                List<Object> list = new ArrayList<>((int) n);
+                for (long i = 0; i < n; i++) list.add(value(file, b, et, key));
+                yield Collections.unmodifiableList(list);
+            }
+            case 10, 11 -> b.getLong();
+            case 12 -> b.getDouble();
+            default -> throw new ModelFormatException(file + ": metadata '" + key + "' has unknown value type " + type);
+        };
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    public int version() {
+        return version;
+    }
+
+    public Map<String, Object> metadata() {
+        return metadata;
+    }
+
+    public Map<String, Tensor> tensors() {
+        return tensors;
+    }
+
+    /** An integer metadata value; a missing key or another type is a format error. */
+    public long integer(String key) throws ModelFormatException {
+        if (metadata.get(key) instanceof Long l) return l;
+        throw missing(key, "an integer");
+    }
+
+    public double real(String key, double orElse) throws ModelFormatException {
+        Object v = metadata.get(key);
+        if (v == null) return orElse;
+        if (v instanceof Number n) return n.doubleValue();
+        throw missing(key, "a number");
+    }
+
+    /** A string-array metadata value. */
+    public List<String> strings(String key) throws ModelFormatException {
+        if (metadata.get(key) instanceof List<?> l && l.stream().allMatch(x -> x instanceof String)) {
+            @SuppressWarnings("unchecked") List<String> s = (List<String>) l;
+            return s;
+        }
+        throw missing(key, "an array of strings");
+    }
+
+    /** A number-array metadata value as floats, or null when absent. */
+    public float[] floatsOrNull(String key) throws ModelFormatException {
+        Object v = metadata.get(key);
+        if (v == null) return null;
+        if (v instanceof List<?> l && l.stream().allMatch(x -> x instanceof Number)) {
+            float[] f = new float[l.size()];
+            for (int i = 0; i < f.length; i++) f[i] = ((Number) l.get(i)).floatValue();
+            return f;
+        }
+        throw missing(key, "an array of numbers");
+    }
+
+    private ModelFormatException missing(String key, String what) {
+        return new ModelFormatException(file + ": metadata '" + key + "' " + (metadata.containsKey(key) ? "is not " : "is missing; expected ") + what);
+    }
+
+    public boolean has(String name) {
+        return tensors.containsKey(name);
+    }
+
+    /**
+     * The tensor's elements as floats, row-major with {@code dims[0]} contiguous, after checking its shape is
+     * {@code expected} (innermost first).
+     */
+    public float[] floats(String name, long... expected) throws ModelFormatException {
+        Tensor t = tensors.get(name);
+        if (t == null) throw new ModelFormatException(file + ": tensor '" + name + "' is missing");
+        if (!java.util.Arrays.equals(t.dims, expected))
+            throw new ModelFormatException(file + ": shape mismatch: tensor '" + name + "' is " + java.util.Arrays.toString(t.dims)
+                    + ", the model's metadata needs " + java.util.Arrays.toString(expected));
+        long n = t.elements();
+        if (n > Integer.MAX_VALUE - 8) throw new ModelFormatException(file + ": tensor '" + name + "' is too large for one array");
+        float[] out = new float[(int) n];
+        int p = (int) t.offset;
+        switch (t.type) {
+            case F32 -> { for (int i = 0; i < out.length; i++) out[i] = data.getFloat(p + 4 * i); }
+            case F16 -> { for (int i = 0; i < out.length; i++) out[i] = Float.float16ToFloat(data.getShort(p + 2 * i)); }
+            case Q8_0 -> {
+                for (int blk = 0; blk < out.length / 32; blk++, p += 34) {
+                    float d = Float.float16ToFloat(data.getShort(p));
+                    for (int i = 0; i < 32; i++) out[blk * 32 + i] = data.get(p + 2 + i) * d;
+                }
+            }
+            case Q4_0 -> {
+                for (int blk = 0; blk < out.length / 32; blk++, p += 18) {
+                    float d = Float.float16ToFloat(data.getShort(p));
+                    for (int i = 0; i < 16; i++) {
+                        int q = data.get(p + 2 + i) & 0xff;
+                        out[blk * 32 + i] = ((q & 15) - 8) * d;
+                        out[blk * 32 + i + 16] = ((q >> 4) - 8) * d;
+                    }
+                }
+            }
+        }
+        return out;
+    }
+}
