@@ -61,6 +61,51 @@ public final class Llama2cTokenizer {
         return new Llama2cTokenizer(pieces, scores);
     }
 
+    private java.util.Map<String, Integer> index;
+
+    /**
+     * llama2.c's encoding: BOS, a dummy-prefix space when the text is not empty, one token per UTF-8 character
+     * (its bytes + 3 where the vocabulary lacks it), then repeatedly the adjacent pair whose merge has the best score.
+     */
+    public int[] encode(String text, boolean bos) {
+        if (index == null) {
+            java.util.Map<String, Integer> ix = new java.util.HashMap<>();
+            for (int i = pieces.length - 1; i >= 0; i--) ix.put(new String(pieces[i], StandardCharsets.ISO_8859_1), i);
+            index = ix;
+        }
+        java.util.List<Integer> t = new java.util.ArrayList<>();
+        if (bos) t.add(1);
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        if (bytes.length > 0) {
+            Integer sp = index.get(" ");
+            if (sp != null) t.add(sp);
+        }
+        for (int i = 0; i < bytes.length; ) {
+            int j = i + 1;
+            while (j < bytes.length && j - i < 4 && (bytes[j] & 0xC0) == 0x80) j++;
+            Integer id = index.get(new String(bytes, i, j - i, StandardCharsets.ISO_8859_1));
+            if (id != null) t.add(id);
+            else for (int b = i; b < j; b++) t.add((bytes[b] & 0xff) + 3);
+            i = j;
+        }
+        while (true) {
+            float best = -1e10f;
+            int bestId = -1, bestAt = -1;
+            for (int i = 0; i + 1 < t.size(); i++) {
+                Integer id = index.get(new String(pieces[t.get(i)], StandardCharsets.ISO_8859_1) + new String(pieces[t.get(i + 1)], StandardCharsets.ISO_8859_1));
+                if (id != null && scores[id] > best) {
+                    best = scores[id];
+                    bestId = id;
+                    bestAt = i;
+                }
+            }
+            if (bestAt < 0) break;
+            t.set(bestAt, bestId);
+            t.remove(bestAt + 1);
+        }
+        return t.stream().mapToInt(Integer::intValue).toArray();
+    }
+
     public int size() {
         return pieces.length;
     }

@@ -133,6 +133,31 @@ public final class LlamaEngine implements AutoCloseable {
         return out.toByteArray();
     }
 
+    /**
+     * llama2.c's generate loop: the prompt's tokens are forced, then each next token comes from {@code sampler};
+     * {@code steps} counts positions including the prompt's. Each printed piece goes to {@code sink} as it is made.
+     */
+    public static void generate(LlamaEngine engine, Llama2cTokenizer tok, Sampler sampler, String prompt, int steps,
+                                java.util.function.Consumer<byte[]> sink) {
+        int[] p = tok.encode(prompt, true);
+        int token = p[0];
+        for (int pos = 0; pos < steps; pos++) {
+            float[] logits = engine.forward(token);
+            int next = pos < p.length - 1 ? p[pos + 1] : sampler.sample(logits);
+            if (next == 1) break;
+            byte[] piece = tok.decode(token, next);
+            boolean printable = piece.length != 1 || (piece[0] & 0xff) >= 32 && (piece[0] & 0xff) < 127 || Character.isWhitespace(piece[0]);
+            if (printable) sink.accept(piece);
+            token = next;
+        }
+    }
+
+    public static byte[] generate(LlamaEngine engine, Llama2cTokenizer tok, Sampler sampler, String prompt, int steps) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        generate(engine, tok, sampler, prompt, steps, out::writeBytes);
+        return out.toByteArray();
+    }
+
     @Override
     public void close() {
         seq.close();

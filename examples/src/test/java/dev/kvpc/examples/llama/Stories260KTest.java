@@ -51,6 +51,35 @@ class Stories260KTest {
         }
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"1.0, expected_t1_p1_s42_n200.txt", "0.95, expected_t1_p0.95_s42_n200.txt"})
+    void sampledGenerationMatchesLlama2cForTheSameSeed(float topp, String reference) throws Exception {
+        Path dir = models();
+        Llama2cModel model = Llama2cModel.load(dir.resolve("stories260K.bin"));
+        Llama2cTokenizer tok = Llama2cTokenizer.load(dir.resolve("tok512.bin"), model.vocab);
+        String expected = Files.readString(dir.resolve(reference), StandardCharsets.UTF_8);
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool)) {
+            String got = new String(LlamaEngine.generate(engine, tok, new Sampler(1.0f, topp, 42), "", 200), StandardCharsets.UTF_8);
+            assertEquals(expected.strip(), got.strip());
+        }
+    }
+
+    @Test
+    void aPromptIsEncodedAndContinuedAsLlama2cDoes() throws Exception {
+        Path dir = models();
+        Llama2cModel model = Llama2cModel.load(dir.resolve("stories260K.bin"));
+        Llama2cTokenizer tok = Llama2cTokenizer.load(dir.resolve("tok512.bin"), model.vocab);
+        int[] ids = tok.encode("The cat", true);
+        assertEquals(1, ids[0]);
+        StringBuilder back = new StringBuilder();
+        for (int i = 1; i < ids.length; i++) back.append(new String(tok.decode(ids[i - 1], ids[i]), StandardCharsets.UTF_8));
+        assertEquals("The cat", back.toString(), "the tokens of the prompt decode back to it");
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool)) {
+            String got = new String(LlamaEngine.generate(engine, tok, new Sampler(0f, 0.9f, 1), "The cat", 60), StandardCharsets.UTF_8);
+            assertTrue(got.startsWith("The cat and a boy were playing in the park. They liked to play with their toys and run around the park."), got);
+        }
+    }
+
     @Test
     void malformedFilesAreRefusedWithTheirName(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
         Path bad = tmp.resolve("bad.bin");
