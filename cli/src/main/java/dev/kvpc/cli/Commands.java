@@ -29,8 +29,8 @@ final class Commands {
     }
 
     /**
-     * Parameters of {@code root} that have no default and no value in {@code given}: reported as a usage error, true
-     * when there are any.
+     * Parameters of {@code root} that have no default and no value in {@code given}, or values given for parameters it
+     * does not have: reported as a usage error, true when there are any.
      */
     static boolean missingParams(Frontend.Result r, String root, java.util.Set<String> given, PrintWriter err) {
         java.util.List<String> missing = new java.util.ArrayList<>();
@@ -41,6 +41,14 @@ final class Commands {
             default -> java.util.List.of();
         };
         for (var p : params) if (p.defaultValue() == null && !given.contains(p.name().text())) missing.add(p.name().text());
+        java.util.Set<String> known = new java.util.TreeSet<>();
+        for (var p : params) known.add(p.name().text());
+        java.util.List<String> unknown = given.stream().filter(g -> !known.contains(g)).sorted().toList();
+        if (!unknown.isEmpty()) {
+            err.println("kvpc: " + root + " has no parameter " + String.join(", ", unknown)
+                    + (known.isEmpty() ? " (it takes none)" : " (its parameters: " + String.join(", ", known) + ")"));
+            return true;
+        }
         if (missing.isEmpty()) return false;
         err.println("kvpc: " + root + " needs a value for " + String.join(", ", missing) + ": give it with "
                 + String.join(" ", missing.stream().map(m -> "--param " + m + "=VALUE").toList()));

@@ -49,6 +49,15 @@ public final class Kvpc {
             throw new CompileException(file + ": " + (root == null ? "declares no policy or config" : "has no policy or config named '" + root + "'"));
         }
         var decl = r.program().decls().get(root);
+        java.util.Set<String> known = new java.util.TreeSet<>();
+        if (decl instanceof dev.kvpc.compiler.ast.Decl.Policy p) for (var prm : p.paramList()) known.add(prm.name().text());
+        if (decl instanceof dev.kvpc.compiler.ast.Decl.Config c) for (var prm : c.paramList()) known.add(prm.name().text());
+        for (String given : params.keySet()) {
+            if (!known.contains(given)) {
+                throw new CompileException(file + ": " + root + " has no parameter '" + given + "'"
+                        + (known.isEmpty() ? " (it takes none)" : " (its parameters: " + String.join(", ", known) + ")"));
+            }
+        }
         if (decl instanceof dev.kvpc.compiler.ast.Decl.Policy p) {
             for (var prm : p.paramList()) {
                 if (prm.defaultValue() == null && !params.containsKey(prm.name().text())) {

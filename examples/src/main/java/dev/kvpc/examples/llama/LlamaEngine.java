@@ -55,6 +55,11 @@ public final class LlamaEngine implements AutoCloseable {
         };
     }
 
+    /** Positions run so far. */
+    public int positions() {
+        return pos;
+    }
+
     public Sequence sequence() {
         return seq;
     }

@@ -1,0 +1,163 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.embed.Kvpc;
+import dev.kvpc.examples.llama.GgufFile;
+import dev.kvpc.examples.llama.Llama2cModel;
+import dev.kvpc.examples.llama.Llama2cTokenizer;
+import dev.kvpc.examples.llama.LlamaEngine;
+import dev.kvpc.examples.llama.ModelFormatException;
+import dev.kvpc.examples.llama.Sampler;
+import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.Rope;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "run", description = {"Generate text with a model whose KV cache is the kvpc runtime, under a policy:",
+        "tokens stream as they are made; at the end, tokens/s and the measured KV bytes against the full cache's."})
+final class RunCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "M",
+            description = "A GGUF file, a llama2.c checkpoint (.bin, its tokenizer beside it or given by --tokenizer), or a folder holding one.")
+    Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE", description = "llama2.c tokenizer for a .bin checkpoint (default: tokenizer.bin or tok*.bin beside it).")
+    Path tokenizer;
+
+    @Option(names = "--policy", paramLabel = "P.kvp", description = "A KVP file whose policy or config manages the cache (default: the full cache).")
+    Path policyFile;
+
+    @Option(names = "--name", paramLabel = "NAME", description = "The policy or config in P.kvp (default: the last one).")
+    String policyName;
+
+    @Option(names = "--param", paramLabel = "NAME=VALUE", description = "Give a parameter of the policy a value (repeatable).")
+    Map<String, String> params = new LinkedHashMap<>();
+
+    @Option(names = "--prompt", defaultValue = "", paramLabel = "TEXT", description = "The text to continue (default: none).")
+    String prompt;
+
+    @Option(names = {"-n", "--steps"}, defaultValue = "256", paramLabel = "N", description = "Positions to run, prompt included (default 256).")
+    int steps;
+
+    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 for greedy (the default), else sampling temperature.")
+    float temperature;
+
+    @Option(names = "--top-p", defaultValue = "0.9", paramLabel = "P", description = "Nucleus sampling mass, in (0, 1); 1 samples from all (default 0.9).")
+    float topp;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Sampling seed (default 42; llama2.c's generator, so a seed gives llama2.c's tokens).")
+    long seed;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter err = spec.commandLine().getErr();
+        if (steps < 1) throw new CommandLine.ParameterException(spec.commandLine(), "-n must be at least 1");
+        if (!(temperature >= 0)) throw new CommandLine.ParameterException(spec.commandLine(), "--temperature must be >= 0");
+        Llama2cModel m;
+        Llama2cTokenizer tok;
+        try {
+            Path file = resolveModel(model);
+            if (file.getFileName().toString().endsWith(".gguf")) {
+                GgufFile g = GgufFile.open(file);
+                m = Llama2cModel.fromGguf(g);
+                tok = Llama2cTokenizer.fromGguf(g, m.vocab);
+            } else {
+                m = Llama2cModel.load(file);
+                tok = Llama2cTokenizer.load(tokenizer != null ? tokenizer : findTokenizer(file), m.vocab);
+            }
+        } catch (ModelFormatException e) {
+            err.println("kvpc run: " + e.getMessage());
+            err.flush();
+            return Main.INVALID;
+        }
+        ModelSpec shape = new ModelSpec(m.layers, m.heads, m.kvHeads, m.headSize, Precision.F32, new Rope(10000.0));
+        PolicyRunner policy = LlamaEngine.fullCache();
+        if (policyFile != null) {
+            Map<String, Object> values = new LinkedHashMap<>();
+            params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
+            try {
+                policy = Kvpc.compile(policyFile, shape, policyName, values);
+            } catch (Kvpc.CompileException e) {
+                err.print(e.getMessage());
+                err.flush();
+                return Main.INVALID;
+            }
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        long fullBytes;
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool)) {
+            // Pieces may split a UTF-8 character: decode incrementally, keeping an incomplete tail for the next piece.
+            java.nio.charset.CharsetDecoder dec = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPLACE).onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPLACE);
+            java.nio.ByteBuffer pending = java.nio.ByteBuffer.allocate(1 << 12);
+            java.nio.CharBuffer chars = java.nio.CharBuffer.allocate(1 << 13);
+            long t0 = System.nanoTime();
+            LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {
+                if (pending.remaining() < piece.length) return; // a piece longer than 4 KiB: not produced by any vocabulary read here
+                pending.put(piece).flip();
+                dec.decode(pending, chars, false);
+                pending.compact();
+                out.append(chars.flip());
+                chars.clear();
+                out.flush();
+            });
+            double secs = (System.nanoTime() - t0) / 1e9;
+            out.println();
+            out.flush();
+            int positions = engine.positions();
+            fullBytes = (long) positions * m.layers * m.kvDim * 2 * Float.BYTES;
+            long kv = engine.sequence().totalBytes();
+            err.printf(Locale.ROOT, "%d positions in %.2f s: %.1f tokens/s; KV cache %s measured, %s for the full cache at f32 (%.1f%%)%n",
+                    positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes));
+            err.flush();
+        }
+        return Main.OK;
+    }
+
+    private Path resolveModel(Path p) throws ModelFormatException {
+        if (!Files.exists(p)) throw new ModelFormatException(p + ": no such file or folder");
+        if (!Files.isDirectory(p)) return p;
+        try (var s = Files.list(p)) {
+            var files = s.filter(f -> f.toString().endsWith(".gguf") || f.toString().endsWith(".bin"))
+                    .filter(f -> !isTokenizerName(f.getFileName().toString())).sorted().toList();
+            return files.stream().filter(f -> f.toString().endsWith(".gguf")).findFirst()
+                    .or(() -> files.stream().findFirst())
+                    .orElseThrow(() -> new ModelFormatException(p + ": holds no .gguf or .bin model"));
+        } catch (java.io.IOException e) {
+            throw new ModelFormatException(p + ": cannot list: " + e.getMessage());
+        }
+    }
+
+    private static boolean isTokenizerName(String n) {
+        return n.equals("tokenizer.bin") || n.startsWith("tok") && n.endsWith(".bin") && !n.startsWith("tokens");
+    }
+
+    private static Path findTokenizer(Path checkpoint) throws ModelFormatException {
+        Path dir = checkpoint.toAbsolutePath().getParent();
+        try (var s = Files.list(dir)) {
+            return s.filter(f -> isTokenizerName(f.getFileName().toString())).sorted().findFirst()
+                    .orElseThrow(() -> new ModelFormatException(checkpoint + ": no tokenizer.bin or tok*.bin beside it; give one with --tokenizer"));
+        } catch (java.io.IOException e) {
+            throw new ModelFormatException(dir + ": cannot list: " + e.getMessage());
+        }
+    }
+
+    static String bytes(long b) {
+        if (b < 1 << 10) return b + " B";
+        if (b < 1 << 20) return String.format(Locale.ROOT, "%.1f KiB", b / 1024.0);
+        return String.format(Locale.ROOT, "%.1f MiB", b / 1048576.0);
+    }
+}

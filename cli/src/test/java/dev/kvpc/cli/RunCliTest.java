@@ -1,0 +1,63 @@
+package dev.kvpc.cli;
+
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** `kvpc run` on stories260K (from shared/models beside the checkout, skipped with the reason when absent). */
+class RunCliTest {
+    static Path models() {
+        for (Path p = CliRunner.root(); p != null && p.getParent() != null; p = p.getParent()) {
+            Path m = p.resolveSibling("shared").resolve("models").resolve("stories260K");
+            if (Files.isDirectory(m)) return m;
+        }
+        Assumptions.assumeTrue(false, "no shared/models/stories260K beside the checkout");
+        return null;
+    }
+
+    @Test
+    void generatesWithTheFullCacheAndReportsSpeedAndBytes() {
+        CliRunner r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("The cat and a boy were playing in the park."), r.out());
+        assertTrue(r.err().matches("(?s).*40 positions in .* tokens/s; KV cache 50\\.0 KiB measured, 50\\.0 KiB for the full cache at f32 \\(100\\.0%\\).*"), r.err());
+    }
+
+    @Test
+    void aPolicyShrinksTheMeasuredCache() {
+        Path policy = CliRunner.root().resolve("stdlib-policies/streaming_llm.kvp");
+        CliRunner r = CliRunner.run("run", "--model", models().resolve("stories260K.gguf").toString(), "--policy", policy.toString(),
+                "--param", "sinks=4", "--param", "window=28", "-n", "128");
+        assertEquals(0, r.code(), r.err());
+        // 32 of 128 positions per lane: 25% of the full cache.
+        assertTrue(r.err().contains("(25.0%)"), r.err());
+    }
+
+    @Test
+    void badInputIsAClearError() {
+        CliRunner r = CliRunner.run("run", "--model", models().resolve("no-such.gguf").toString());
+        assertEquals(Main.INVALID, r.code());
+        assertTrue(r.err().contains("no-such.gguf: no such file"), r.err());
+        Path policy = CliRunner.root().resolve("stdlib-policies/streaming_llm.kvp");
+        r = CliRunner.run("run", "--model", models().toString(), "--policy", policy.toString(), "--param", "budget=8");
+        assertEquals(Main.INVALID, r.code());
+        assertTrue(r.err().contains("has no parameter 'budget'"), r.err());
+    }
+
+    @Test
+    void anUnknownParameterIsAUsageErrorForEveryCommand() {
+        String policy = CliRunner.root().resolve("stdlib-policies/streaming_llm.kvp").toString();
+        for (String[] cmd : new String[][] {{"memory", policy, "--context", "64"}, {"ir", policy}, {"trace", policy, "--trace", "random:seed=1,prefill=8,decode=2"}}) {
+            String[] args = java.util.Arrays.copyOf(cmd, cmd.length + 2);
+            args[cmd.length] = "--param";
+            args[cmd.length + 1] = "budget=8";
+            CliRunner r = CliRunner.run(args);
+            assertEquals(Main.USAGE, r.code(), cmd[0] + ": " + r.err());
+            assertTrue(r.err().contains("streaming_llm has no parameter budget (its parameters: sinks, window)"), r.err());
+        }
+    }
+}
