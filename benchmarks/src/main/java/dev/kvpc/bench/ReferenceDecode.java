@@ -24,13 +24,7 @@ final class ReferenceDecode {
                 logits[j] = l;
                 if (l > max) max = l;
             }
-            float sum = 0;
-            for (int j = 0; j < n; j++) {
-                float e = (float) Math.exp(logits[j] - max);
-                logits[j] = e;
-                sum += e;
-            }
-            float inv = 1f / sum;
+            float inv = expInPlace(logits, n, max);
             java.util.Arrays.fill(out, qOff, qOff + d, 0f);
             for (int j = 0; j < n; j++) axpy(logits[j] * inv, values, j * d, out, qOff, d);
         }
@@ -49,19 +43,24 @@ final class ReferenceDecode {
                 logits[j] = l;
                 if (l > max) max = l;
             }
-            float sum = 0;
-            for (int j = 0; j < n; j++) {
-                float e = (float) Math.exp(logits[j] - max);
-                logits[j] = e;
-                sum += e;
-            }
-            float inv = 1f / sum;
+            float inv = expInPlace(logits, n, max);
             java.util.Arrays.fill(out, qOff, qOff + d, 0f);
             for (int j = 0; j < n; j++) {
                 dequant(vPacked, vScales, j, d, row);
                 axpy(logits[j] * inv, row, 0, out, qOff, d);
             }
         }
+    }
+
+    /** logits[j] = exp(logits[j] - max) for j < n; returns 1 / their sum. */
+    static float expInPlace(float[] logits, int n, float max) {
+        float sum = 0;
+        for (int j = 0; j < n; j++) {
+            float e = (float) Math.exp(logits[j] - max);
+            logits[j] = e;
+            sum += e;
+        }
+        return 1f / sum;
     }
 
     static void dequant(byte[] packed, float[] scales, int j, int d, float[] row) {

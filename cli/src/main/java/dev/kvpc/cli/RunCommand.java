@@ -97,28 +97,19 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         PrintWriter out = spec.commandLine().getOut();
-        long fullBytes;
         try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool)) {
-            // Pieces may split a UTF-8 character: decode incrementally, keeping an incomplete tail for the next piece.
-            java.nio.charset.CharsetDecoder dec = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPLACE).onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPLACE);
-            java.nio.ByteBuffer pending = java.nio.ByteBuffer.allocate(1 << 12);
-            java.nio.CharBuffer chars = java.nio.CharBuffer.allocate(1 << 13);
+            Utf8Pieces text = new Utf8Pieces();
             long t0 = System.nanoTime();
             LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {
-                if (pending.remaining() < piece.length) return; // a piece longer than 4 KiB: not produced by any vocabulary read here
-                pending.put(piece).flip();
-                dec.decode(pending, chars, false);
-                pending.compact();
-                out.append(chars.flip());
-                chars.clear();
+                out.append(text.decode(piece));
                 out.flush();
             });
+            out.append(text.rest());
             double secs = (System.nanoTime() - t0) / 1e9;
             out.println();
             out.flush();
             int positions = engine.positions();
-            fullBytes = (long) positions * m.layers * m.kvDim * 2 * Float.BYTES;
+            long fullBytes = (long) positions * m.layers * m.kvDim * 2 * Float.BYTES;
             long kv = engine.sequence().totalBytes();
             err.printf(Locale.ROOT, "%d positions in %.2f s: %.1f tokens/s; KV cache %s measured, %s for the full cache at f32 (%.1f%%)%n",
                     positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes));
@@ -159,5 +150,41 @@ final class RunCommand implements Callable<Integer> {
         if (b < 1 << 10) return b + " B";
         if (b < 1 << 20) return String.format(Locale.ROOT, "%.1f KiB", b / 1024.0);
         return String.format(Locale.ROOT, "%.1f MiB", b / 1048576.0);
+    }
+
+    /**
+     * Pieces as text: a piece may end inside a UTF-8 character (byte-fallback tokens), so the incomplete tail waits
+     * for the next piece; {@link #rest()} gives what is left at the end (malformed bytes as U+FFFD).
+     */
+    static final class Utf8Pieces {
+        private byte[] tail = new byte[0];
+
+        String decode(byte[] piece) {
+            byte[] all = new byte[tail.length + piece.length];
+            System.arraycopy(tail, 0, all, 0, tail.length);
+            System.arraycopy(piece, 0, all, tail.length, piece.length);
+            int end = completeEnd(all);
+            tail = java.util.Arrays.copyOfRange(all, end, all.length);
+            return new String(all, 0, end, java.nio.charset.StandardCharsets.UTF_8);
+        }
+
+        String rest() {
+            String r = new String(tail, java.nio.charset.StandardCharsets.UTF_8);
+            tail = new byte[0];
+            return r;
+        }
+
+        /** The length of the longest prefix that does not end inside a multi-byte character. */
+        private static int completeEnd(byte[] b) {
+            for (int i = b.length - 1; i >= Math.max(0, b.length - 3); i--) {
+                int x = b[i] & 0xff;
+                if (x < 0x80) return b.length;
+                if (x >= 0xC0) {
+                    int need = x >= 0xF0 ? 4 : x >= 0xE0 ? 3 : 2;
+                    return b.length - i >= need ? b.length : i;
+                }
+            }
+            return b.length;
+        }
     }
 }

@@ -125,17 +125,7 @@ public final class LlamaEngine implements AutoCloseable {
      * (pieces after BOS lose their leading space; unprintable single bytes are not printed).
      */
     public static byte[] generateGreedy(LlamaEngine engine, Llama2cTokenizer tok, int steps) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        int token = 1;
-        for (int p = 0; p < steps; p++) {
-            int next = argmax(engine.forward(token));
-            if (next == 1) break;
-            byte[] piece = tok.decode(token, next);
-            boolean printable = piece.length != 1 || (piece[0] & 0xff) >= 32 && (piece[0] & 0xff) < 127 || Character.isWhitespace(piece[0]);
-            if (printable) out.writeBytes(piece);
-            token = next;
-        }
-        return out.toByteArray();
+        return generate(engine, tok, new Sampler(0f, 1f, 0), "", steps);
     }
 
     /**
