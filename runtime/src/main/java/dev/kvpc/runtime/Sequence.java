@@ -1,6 +1,9 @@
 package dev.kvpc.runtime;
 
 import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.engine.DecodeKernelProvider;
+import dev.kvpc.runtime.engine.DecodeKernels;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.QuantSpec;
@@ -21,14 +24,17 @@ public final class Sequence implements AutoCloseable {
     private final PolicyRunner policy;
     private final Lane[][] lanes;
     private final AttentionKernel kernel = new AttentionKernel();
+    /** Compiled kernels for single-token steps of standard attention (the others run on {@link #kernel}). */
+    private final DecodeKernels compiled;
     private PolicyRunner.Step.Kind kind;
     private int next, tokens, decodeStep;
     private final boolean[] appended;
     /** Positions each lane's attention read at the last attend of its layer (null: all entries). */
     private final int[][][] attended;
 
-    Sequence(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage) {
+    Sequence(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage, DecodeKernelProvider kernels) {
         this.model = model;
+        this.compiled = new DecodeKernels(kernels);
         this.policy = policy;
         this.lanes = new Lane[model.layers()][model.kvHeads()];
         for (int l = 0; l < model.layers(); l++) {
@@ -124,7 +130,10 @@ public final class Sequence implements AutoCloseable {
                 }
                 BitSet a = attend == null ? null : attend[i];
                 attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
-                kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+                // a compiled kernel where one fits: one token, standard attention, keys read as stored (no slot RoPE)
+                DecodeKernel dk = tokens == 1 && !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
+                if (dk != null) dk.attend(lane, qLane, positions[0], a, outLane, null);
+                else kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }

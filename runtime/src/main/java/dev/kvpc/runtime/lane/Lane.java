@@ -277,6 +277,45 @@ public final class Lane {
         chains.get(chain[idx]).axpy(slot[idx], w, acc, accOff);
     }
 
+    // ---- direct row access for compiled kernels (dev.kvpc.runtime.engine.DecodeKernel) ----
+
+    /**
+     * The per-token row format in which every entry's {@code part} is stored, when all of them live in one row chain
+     * (so a compiled kernel can read them in place); null when the lane is empty, the part is spread over several
+     * formats, or it is held in per-channel blocks. Costs one pass over the entries.
+     */
+    public QuantSpec rowFormat(Part part) {
+        if (n == 0) return null;
+        int c = chain[part.ordinal()];
+        if (!(chains.get(c) instanceof RowChain)) return null;
+        for (int i = 1; i < n; i++) if (chain[i * 2 + part.ordinal()] != c) return null;
+        return chains.get(c).spec();
+    }
+
+    /**
+     * The slot table: entry {@code i}'s part {@code p} is row {@code table[2 * i + p.ordinal()]} of its chain. The
+     * lane's own array, to be read only, and valid until the lane next changes.
+     */
+    public int[] slotTable() {
+        return slot;
+    }
+
+    /** Rows per page of the lane's chains: slot {@code s} is row {@code s % rowsPerPage} of page {@code s / rowsPerPage}. */
+    public int rowsPerPage() {
+        return rowsPerPage;
+    }
+
+    /**
+     * The page segments of the row chain holding {@code part} (entry 0's chain; check {@link #rowFormat} first):
+     * row {@code s} starts at byte {@code (s % rowsPerPage) * rowBytes} of page {@code s / rowsPerPage}, laid out as
+     * its {@link RowCodec} says. Valid until the lane next changes.
+     */
+    public java.lang.foreign.MemorySegment[] rowPages(Part part) {
+        if (n == 0) return new java.lang.foreign.MemorySegment[0];
+        if (!(chains.get(chain[part.ordinal()]) instanceof RowChain rc)) throw new IllegalStateException(part + " of this lane are not in a row chain");
+        return rc.pageSegments();
+    }
+
     /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */
     public void retain(BitSet keep) {
         for (int i = n - 1; i >= 0; i--) {

@@ -67,6 +67,13 @@ final class RowChain implements RowStore {
         return pages.size() * rowBytes * rowsPerPage;
     }
 
+    /** The segments of the pages held, in order (a new array). */
+    MemorySegment[] pageSegments() {
+        MemorySegment[] s = new MemorySegment[pages.size()];
+        for (int i = 0; i < s.length; i++) s[i] = pages.get(i).segment();
+        return s;
+    }
+
     private MemorySegment seg(int slot) {
         return pages.get(slot / rowsPerPage).segment();
     }

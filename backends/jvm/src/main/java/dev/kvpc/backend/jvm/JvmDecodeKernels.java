@@ -1,0 +1,37 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.engine.DecodeKernelProvider;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The JVM backend's {@link DecodeKernelProvider} (registered for {@link java.util.ServiceLoader}): kernels compiled by
+ * {@link DecodeKernelCompiler}, each class generated once per shape and formats and shared by every sequence. Vector
+ * API classes when {@code jdk.incubator.vector} is in the boot layer, scalar ones otherwise. Thread-safe.
+ */
+public final class JvmDecodeKernels implements DecodeKernelProvider {
+    private record Key(int headDim, int group, QuantSpec keys, QuantSpec values) {}
+
+    private final boolean vector;
+    private final Map<Key, DecodeKernelCompiler.Factory> classes = new ConcurrentHashMap<>();
+
+    /** Vector API kernels where the JVM has the module (what {@link java.util.ServiceLoader} makes). */
+    public JvmDecodeKernels() {
+        this(true);
+    }
+
+    /** {@code vector} false: scalar kernels only. */
+    public JvmDecodeKernels(boolean vector) {
+        this.vector = vector;
+    }
+
+    @Override
+    public DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values) {
+        if (!DecodeKernelCompiler.supports(headDim, group, keys, values)) return null;
+        return classes.computeIfAbsent(new Key(headDim, group, keys, values),
+                k -> DecodeKernelCompiler.compile(k.headDim, k.group, k.keys, k.values, vector)).create();
+    }
+}

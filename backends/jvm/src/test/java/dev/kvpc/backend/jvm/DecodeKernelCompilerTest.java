@@ -1,0 +1,239 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.load.BytecodeVerifier;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+import org.objectweb.asm.ClassReader;
+import org.objectweb.asm.ClassVisitor;
+import org.objectweb.asm.MethodVisitor;
+import org.objectweb.asm.util.CheckClassAdapter;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.objectweb.asm.Opcodes.ASM9;
+
+/**
+ * Compiled decode kernels against the runtime's {@link AttentionKernel} on random lanes: head dims 8, 64, 72 and 128,
+ * groups of 1 and 4 query heads, f32 and int4 (per token, several group sizes) keys and values, with evicted entries,
+ * with and without an attend subset, causal masking inside the lane; both the Vector API class and the scalar one.
+ *
+ * <p>Tolerance: an output element may differ from the runtime kernel's by {@value #TOL} times the largest magnitude
+ * in that head's output row (sums are taken in another order and with fused multiply-adds); a column sum by
+ * {@value #TOL} relative, or 1e-9 absolute for tiny probabilities.
+ */
+class DecodeKernelCompilerTest {
+    static final double TOL = 1e-5;
+
+    /** The formats tried at a head dim: f32, int4 in several per-token groups, and mixed. */
+    static List<QuantSpec[]> formats(int d) {
+        QuantSpec f32 = QuantSpec.of(Precision.F32);
+        List<QuantSpec[]> l = new ArrayList<>();
+        l.add(new QuantSpec[] {f32, f32});
+        Set<Integer> groups = new java.util.LinkedHashSet<>();
+        for (int g : new int[] {32, 24, 16, 8, d}) if (d % g == 0) groups.add(g);
+        for (int g : groups) {
+            QuantSpec i4 = QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, g, d);
+            l.add(new QuantSpec[] {i4, i4});
+        }
+        QuantSpec i4 = QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, groups.iterator().next(), d);
+        l.add(new QuantSpec[] {f32, i4});
+        l.add(new QuantSpec[] {i4, f32});
+        return l;
+    }
+
+    @TestFactory
+    List<DynamicTest> matchesTheRuntimeKernel() {
+        assertTrue(DecodeKernelCompiler.vectorApiAvailable(), "the tests run with --add-modules jdk.incubator.vector (backends/jvm/pom.xml)");
+        List<DynamicTest> tests = new ArrayList<>();
+        for (int d : new int[] {8, 64, 72, 128}) {
+            for (int group : new int[] {1, 4}) {
+                for (QuantSpec[] f : formats(d)) {
+                    for (boolean vector : new boolean[] {true, false}) {
+                        String name = "d" + d + " group " + group + " keys " + f[0] + " values " + f[1] + (vector ? " vector" : " scalar");
+                        tests.add(DynamicTest.dynamicTest(name, () -> compare(d, group, f[0], f[1], vector, (d * 31 + group) * 7 + f.hashCode())));
+                    }
+                }
+            }
+        }
+        return tests;
+    }
+
+    /** A lane of random rows with some entries evicted; the host format is the keys' (values re-stored when they differ). */
+    static Lane randomLane(PagePool pool, Random r, int d, QuantSpec keys, QuantSpec values, int n) {
+        Lane lane = new Lane(pool, d, keys, 16);
+        float[] k = new float[d], v = new float[d];
+        for (int j = 0; j < n; j++) {
+            for (int c = 0; c < d; c++) {
+                k[c] = (float) (r.nextGaussian() * 1.5 + 0.3);
+                v[c] = (float) r.nextGaussian();
+            }
+            lane.append(3 * j + 1, j, k, 0, v, 0);
+        }
+        if (!values.equals(keys)) for (int j = 0; j < n; j++) lane.restore(j, Lane.Part.VALUES, values);
+        BitSet keep = new BitSet();
+        for (int j = 0; j < n; j++) if (r.nextInt(5) != 0) keep.set(j);
+        lane.retain(keep);
+        return lane;
+    }
+
+    static void compare(int d, int group, QuantSpec keys, QuantSpec values, boolean vector, long seed) {
+        Random r = new Random(seed);
+        DecodeKernel kernel = DecodeKernelCompiler.compile(d, group, keys, values, vector).create();
+        AttentionKernel reference = new AttentionKernel();
+        try (PagePool pool = new PagePool()) {
+            for (int trial = 0; trial < 6; trial++) {
+                Lane lane = randomLane(pool, r, d, keys, values, 40 + r.nextInt(200));
+                assertEquals(keys, lane.rowFormat(Lane.Part.KEYS));
+                assertEquals(values, lane.rowFormat(Lane.Part.VALUES));
+                int n = lane.size();
+                float[] q = new float[group * d];
+                for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                // trials: all entries, a query in the middle of the lane (later entries masked), attend subsets
+                int qpos = trial % 3 == 1 ? lane.position(n / 2) : lane.position(n - 1);
+                BitSet attend = null;
+                if (trial >= 3) {
+                    attend = new BitSet();
+                    for (int j = 0; j < n; j++) if (r.nextInt(3) != 0) attend.set(j);
+                    if (trial == 5) attend.clear(); // nothing visible: outputs 0, no column sums
+                }
+                float[] col0 = new float[n];
+                for (int j = 0; j < n; j++) col0[j] = r.nextFloat();
+                float[] out = new float[group * d], outRef = new float[group * d];
+                java.util.Arrays.fill(out, Float.NaN);
+                float[] col = col0.clone(), colRef = col0.clone();
+                kernel.attend(lane, q, qpos, attend, out, col);
+                reference.attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef);
+                String where = "trial " + trial + ", " + n + " entries";
+                assertClose(outRef, out, d, where);
+                for (int j = 0; j < n; j++) {
+                    double tol = Math.max(TOL * Math.abs(colRef[j]), 1e-9);
+                    assertEquals(colRef[j], col[j], tol, where + ": column sum of entry " + j);
+                }
+                lane.clear();
+            }
+        }
+    }
+
+    static void assertClose(float[] expected, float[] actual, int d, String where) {
+        for (int row = 0; row < expected.length / d; row++) {
+            double scale = 0;
+            for (int c = 0; c < d; c++) scale = Math.max(scale, Math.abs(expected[row * d + c]));
+            for (int c = 0; c < d; c++) {
+                int i = row * d + c;
+                assertFalse(Float.isNaN(actual[i]), where + ": output of head " + row + " channel " + c + " not written");
+                assertEquals(expected[i], actual[i], TOL * scale, where + ": head " + row + " channel " + c);
+            }
+        }
+    }
+
+    /** A lane whose rows all weigh the same: an exact answer to check the reference comparison is not vacuous. */
+    @Test
+    void averagesEqualLogitRows() {
+        int d = 72;
+        for (boolean vector : new boolean[] {true, false}) {
+            DecodeKernel k = DecodeKernelCompiler.compile(d, 2, QuantSpec.of(Precision.F32), QuantSpec.of(Precision.F32), vector).create();
+            try (PagePool pool = new PagePool()) {
+                Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 4);
+                float[] key = new float[d], v = new float[d];
+                for (int j = 0; j < 10; j++) {
+                    for (int c = 0; c < d; c++) v[c] = j * 100 + c;
+                    lane.append(j, 0, key, 0, v, 0);
+                }
+                float[] out = new float[2 * d], q = new float[2 * d], col = new float[10];
+                java.util.Arrays.fill(q, 1f);
+                BitSet attend = new BitSet();
+                attend.set(2);
+                attend.set(4);
+                attend.set(9); // masked: position 9 > qpos 8
+                k.attend(lane, q, 8, attend, out, col);
+                for (int c = 0; c < d; c++) {
+                    assertEquals(300 + c, out[c], 1e-3, "head 0 averages entries 2 and 4");
+                    assertEquals(300 + c, out[d + c], 1e-3, "head 1 averages entries 2 and 4");
+                }
+                assertArrayEquals(new float[] {0, 0, 1, 0, 1, 0, 0, 0, 0, 0}, col, 1e-6f);
+                lane.clear();
+            }
+        }
+    }
+
+    /** Calls into jdk/incubator/vector in a class file: owner.name of each. */
+    static Set<String> vectorCalls(byte[] bytes) {
+        Set<String> calls = new HashSet<>();
+        new ClassReader(bytes).accept(new ClassVisitor(ASM9) {
+            @Override
+            public MethodVisitor visitMethod(int access, String name, String desc, String sig, String[] ex) {
+                return new MethodVisitor(ASM9) {
+                    @Override
+                    public void visitMethodInsn(int op, String owner, String n, String dsc, boolean itf) {
+                        if (owner.startsWith("jdk/incubator/vector/")) calls.add(owner.substring(owner.lastIndexOf('/') + 1) + "." + n);
+                    }
+                };
+            }
+        }, 0);
+        return calls;
+    }
+
+    @Test
+    void vectorClassesCallTheVectorApiAndScalarOnesDoNot() {
+        int d = 128;
+        QuantSpec f32 = QuantSpec.of(Precision.F32), i4 = QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
+        Set<String> f = vectorCalls(DecodeKernelCompiler.classFile(d, 4, f32, f32, true));
+        for (String c : List.of("FloatVector.fromMemorySegment", "FloatVector.fromArray", "FloatVector.fma", "FloatVector.reduceLanes", "FloatVector.intoArray")) {
+            assertTrue(f.contains(c), "f32 kernel calls " + c + ": " + f);
+        }
+        Set<String> q = vectorCalls(DecodeKernelCompiler.classFile(d, 4, i4, i4, true));
+        for (String c : List.of("ByteVector.fromMemorySegment", "ByteVector.and", "ByteVector.lanewise", "Vector.convertShape", "FloatVector.fma")) {
+            assertTrue(q.contains(c), "int4 kernel calls " + c + ": " + q);
+        }
+        assertEquals(Set.of(), vectorCalls(DecodeKernelCompiler.classFile(d, 4, f32, f32, false)), "the forced scalar class");
+        assertEquals(Set.of(), vectorCalls(DecodeKernelCompiler.classFile(d, 4, i4, i4, false)), "the forced scalar class");
+        assertTrue(DecodeKernelCompiler.className(d, 4, f32, f32, false).endsWith("_scalar"));
+    }
+
+    @TestFactory
+    List<DynamicTest> classesPassCheckClassAdapterAndTheRuntimeVerifier() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (int d : new int[] {8, 72, 128}) {
+            for (QuantSpec[] f : formats(d)) {
+                for (boolean vector : new boolean[] {true, false}) {
+                    tests.add(DynamicTest.dynamicTest("d" + d + " " + f[0] + " / " + f[1] + (vector ? " vector" : " scalar"), () -> {
+                        byte[] bytes = DecodeKernelCompiler.classFile(d, 4, f[0], f[1], vector);
+                        StringWriter sw = new StringWriter();
+                        CheckClassAdapter.verify(new ClassReader(bytes), getClass().getClassLoader(), false, new PrintWriter(sw));
+                        assertEquals("", sw.toString(), "CheckClassAdapter");
+                        String name = DecodeKernelCompiler.className(d, 4, f[0], f[1], vector);
+                        List<String> refusals = new BytecodeVerifier(getClass().getClassLoader()).check(Map.of(name, bytes));
+                        assertEquals(List.of(), refusals, "runtime bytecode verifier");
+                    }));
+                }
+            }
+        }
+        return tests;
+    }
+
+    @Test
+    void unsupportedShapesAreRefusedWithAReason() {
+        QuantSpec f16 = QuantSpec.of(Precision.F16), f32 = QuantSpec.of(Precision.F32);
+        assertFalse(DecodeKernelCompiler.supports(64, 4, f16, f32));
+        assertFalse(DecodeKernelCompiler.supports(64, DecodeKernelCompiler.MAX_GROUP + 1, f32, f32));
+        assertNull(new JvmDecodeKernels().kernel(64, 4, f16, f32), "the provider declines, the runtime falls back");
+        var e = assertThrows(IllegalArgumentException.class, () -> DecodeKernelCompiler.classFile(64, 4, f16, f32));
+        assertTrue(e.getMessage().contains("f16") && e.getMessage().contains("supported"), e.getMessage());
+    }
+}

@@ -1,0 +1,27 @@
+package dev.kvpc.runtime.engine;
+
+import dev.kvpc.runtime.lane.Lane;
+
+import java.util.BitSet;
+
+/**
+ * One decode step of standard softmax attention for a group of query heads over one lane, compiled for a head
+ * dimension, a group size and the lane's key and value row formats (the JVM backend's {@code DecodeKernelCompiler}
+ * generates them). It computes what {@link AttentionKernel#attend(Lane, float[], int[], int, BitSet, float[], float[])}
+ * computes for a single query position and no variant: logits {@code q . k / sqrt(headDim)} over the entries in the
+ * attend set (null: all) at positions up to {@code qpos}, a softmax per head, the weighted sum of the values, and
+ * optionally the fused column sums. Keys and values are read in place from the lane's pages.
+ *
+ * <p>The caller must have checked that the lane's keys and values are each in one row chain of the kernel's formats
+ * ({@link Lane#rowFormat}); {@link DecodeKernels} does. Instances keep scratch buffers: one per thread.
+ */
+public interface DecodeKernel {
+    /**
+     * @param q       queries of the group, {@code group x headDim}, row-major
+     * @param qpos    the query's position (entries at later positions are masked)
+     * @param attend  entries that may be read (null: all)
+     * @param out     outputs, {@code group x headDim}, overwritten
+     * @param colSums if not null, {@code colSums[entry] +=} the entry's probability summed over the group's heads
+     */
+    void attend(Lane lane, float[] q, int qpos, BitSet attend, float[] out, float[] colSums);
+}

@@ -1,0 +1,28 @@
+package dev.kvpc.runtime.engine;
+
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.ServiceLoader;
+
+/**
+ * Where compiled {@link DecodeKernel}s come from. The runtime does not depend on the backend that generates them: a
+ * host passes a provider to {@link dev.kvpc.runtime.KvRuntime}, or the runtime finds one through
+ * {@link ServiceLoader} ({@link #installed()}; the JVM backend, {@code kvpc-jvm}, registers one). Lanes whose
+ * formats no kernel supports, attention variants and cache-position RoPE stay on {@link AttentionKernel}.
+ */
+public interface DecodeKernelProvider {
+    /** No compiled kernels: every step runs on {@link AttentionKernel}. */
+    DecodeKernelProvider NONE = (headDim, group, keys, values) -> null;
+
+    /**
+     * A new kernel (with its own scratch buffers) for this head dimension, group size and row formats of keys and
+     * values, or null when this provider does not support them. May be slow the first time (code generation).
+     */
+    DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values);
+
+    /** The first provider found on the class path through {@link ServiceLoader}, or {@link #NONE}. */
+    static DecodeKernelProvider installed() {
+        return ServiceLoader.load(DecodeKernelProvider.class, DecodeKernelProvider.class.getClassLoader())
+                .findFirst().orElse(NONE);
+    }
+}

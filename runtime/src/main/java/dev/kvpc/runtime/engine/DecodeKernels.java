@@ -1,0 +1,40 @@
+package dev.kvpc.runtime.engine;
+
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * A sequence's compiled decode kernels, one per (head dim, group, key format, value format), asked of the provider
+ * once each (a null answer is remembered too). Not thread-safe: one per sequence.
+ */
+public final class DecodeKernels {
+    private record Key(int headDim, int group, QuantSpec keys, QuantSpec values) {}
+
+    private final DecodeKernelProvider provider;
+    private final Map<Key, DecodeKernel> kernels = new HashMap<>();
+
+    public DecodeKernels(DecodeKernelProvider provider) {
+        this.provider = provider == null ? DecodeKernelProvider.NONE : provider;
+    }
+
+    /**
+     * The compiled kernel for this lane's current formats and {@code group} query heads, or null when there is none
+     * (the lane is empty, keys or values are spread over several formats or held in per-channel blocks, or the
+     * provider does not support the formats): the caller then uses {@link AttentionKernel}.
+     */
+    public DecodeKernel forLane(Lane lane, int group) {
+        if (provider == DecodeKernelProvider.NONE) return null;
+        QuantSpec k = lane.rowFormat(Lane.Part.KEYS);
+        if (k == null) return null;
+        QuantSpec v = lane.rowFormat(Lane.Part.VALUES);
+        if (v == null) return null;
+        Key key = new Key(lane.headDim(), group, k, v);
+        if (kernels.containsKey(key)) return kernels.get(key);
+        DecodeKernel kernel = provider.kernel(lane.headDim(), group, k, v);
+        kernels.put(key, kernel);
+        return kernel;
+    }
+}
