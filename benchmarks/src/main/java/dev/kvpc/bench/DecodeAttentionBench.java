@@ -1,6 +1,8 @@
 package dev.kvpc.bench;
 
+import dev.kvpc.backend.jvm.JvmDecodeKernels;
 import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
@@ -13,8 +15,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Item 1 of docs/performance.md: one decode step of standard attention for a GQA group of 4 query heads over one
- * KV lane of {@code entries} entries, the kvpc runtime's kernel over its paged lane against the hand-written Vector
- * API kernel over flat arrays, at the same precision. Item 4 (bandwidth) divides the lane's bytes by the time.
+ * KV lane of {@code entries} entries: the kernel the ASM backend generates for the lane's formats and the runtime's
+ * generic kernel, both over the same paged lane, against the hand-written Vector API kernel over flat arrays, at the
+ * same precision. Item 4 (bandwidth) divides the lane's bytes by the time.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -35,6 +38,7 @@ public class DecodeAttentionBench {
     private PagePool pool;
     private Lane lane;
     private final AttentionKernel kernel = new AttentionKernel();
+    private DecodeKernel generated;
     private float[] q, out, logits, row, keys, values, kScales, vScales;
     private byte[] kPacked, vPacked;
     private int[] qpos;
@@ -54,6 +58,8 @@ public class DecodeAttentionBench {
             values[i] = (float) r.nextGaussian();
         }
         for (int j = 0; j < n; j++) lane.append(j, j, keys, j * d, values, j * d);
+        generated = new JvmDecodeKernels().kernel(d, GROUP, spec, spec);
+        if (generated == null) throw new IllegalStateException("no generated kernel for " + spec);
         q = new float[GROUP * d];
         for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
         out = new float[GROUP * d];
@@ -95,6 +101,13 @@ public class DecodeAttentionBench {
     @Benchmark
     public void runtimeKernel(Blackhole bh) {
         kernel.attend(lane, q, qpos, GROUP, null, out, null);
+        bh.consume(out);
+    }
+
+    /** The class DecodeKernelCompiler generates for this head dim, group and format, over the same lane. */
+    @Benchmark
+    public void generatedKernel(Blackhole bh) {
+        generated.attend(lane, q, qpos[0], null, out, null);
         bh.consume(out);
     }
 
