@@ -524,7 +524,13 @@ public final class DecodeKernelCompiler {
 
     /** for (j = 0; j < n; j++) { body }, with {@code cont} the label that continues. */
     private void entryLoop(java.util.function.Consumer<Label> body) {
-        push(0);
+        entryLoop(-1, body);
+    }
+
+    /** As above from j = the int local {@code from} (-1: from 0). */
+    private void entryLoop(int from, java.util.function.Consumer<Label> body) {
+        if (from < 0) push(0);
+        else m.visitVarInsn(ILOAD, from);
         m.visitVarInsn(ISTORE, j);
         Label top = new Label(), cont = new Label(), end = new Label();
         m.visitLabel(top);
@@ -1000,7 +1006,11 @@ public final class DecodeKernelCompiler {
         m.visitLabel(some);
         m.visitInsn(DCONST_0);
         m.visitVarInsn(DSTORE, sum);
-        entryLoop(cont -> {
+        int from = local(1);
+        push(0);
+        m.visitVarInsn(ISTORE, from);
+        if (maxLanes > 0) vectorExp(base, max, sum, from);
+        entryLoop(from, cont -> {
             m.visitVarInsn(ALOAD, lg);
             m.visitVarInsn(ILOAD, base);
             m.visitVarInsn(ILOAD, j);
@@ -1041,7 +1051,10 @@ public final class DecodeKernelCompiler {
         m.visitInsn(DDIV);
         m.visitInsn(D2F);
         m.visitVarInsn(FSTORE, inv);
-        entryLoop(cont -> {
+        push(0);
+        m.visitVarInsn(ISTORE, from);
+        if (maxLanes > 0) vectorScale(base, inv, from);
+        entryLoop(from, cont -> {
             m.visitVarInsn(ALOAD, lg);
             m.visitVarInsn(ILOAD, base);
             m.visitVarInsn(ILOAD, j);
@@ -1054,6 +1067,112 @@ public final class DecodeKernelCompiler {
         });
         m.visitLabel(nextHead);
         m.visitIincInsn(g, 1);
+        m.visitJumpInsn(GOTO, top);
+        m.visitLabel(end);
+    }
+
+    /**
+     * The exponentials of the widest species' whole vectors of entries {@code [0, from)} where {@code from} becomes
+     * {@code n} rounded down to a multiple of the lanes:
+     * {@code e = fromArray(lg, base + j).sub(max).lanewise(EXP)} (a masked entry's {@code -inf} gives exactly 0),
+     * stored back, and summed in double: the two halves of each vector widened ({@code F2D}, parts 0 and 1) into two
+     * double accumulators, reduced at the end and added to {@code sum}. The scalar loop does the rest.
+     */
+    private void vectorExp(int base, int max, int sum, int from) {
+        int lanes = maxLanes, e = local(1), lo = local(1), hi = local(1);
+        String dv = "jdk/incubator/vector/DoubleVector", dvD = "L" + dv + ";";
+        String dSpecies = "SPECIES_" + lanes * 32;
+        for (int a : new int[] {lo, hi}) {
+            m.visitFieldInsn(GETSTATIC, dv, dSpecies, SPECIES_D);
+            m.visitMethodInsn(INVOKESTATIC, dv, "zero", "(" + SPECIES_D + ")" + dvD, false);
+            m.visitVarInsn(ASTORE, a);
+        }
+        floatSpecies(lanes);
+        m.visitVarInsn(ILOAD, n);
+        m.visitMethodInsn(INVOKEINTERFACE, "jdk/incubator/vector/VectorSpecies", "loopBound", "(I)I", true);
+        m.visitVarInsn(ISTORE, from);
+        push(0);
+        m.visitVarInsn(ISTORE, j);
+        Label top = new Label(), end = new Label();
+        m.visitLabel(top);
+        m.visitVarInsn(ILOAD, j);
+        m.visitVarInsn(ILOAD, from);
+        m.visitJumpInsn(IF_ICMPGE, end);
+        floatSpecies(lanes);
+        m.visitVarInsn(ALOAD, lg);
+        m.visitVarInsn(ILOAD, base);
+        m.visitVarInsn(ILOAD, j);
+        m.visitInsn(IADD);
+        m.visitMethodInsn(INVOKESTATIC, FV, "fromArray", "(" + SPECIES_D + "[FI)" + FV_D, false);
+        m.visitVarInsn(FLOAD, max);
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "sub", "(F)" + FV_D, false);
+        m.visitFieldInsn(GETSTATIC, OPS, "EXP", "L" + OPS + "$Unary;");
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "lanewise", "(L" + OPS + "$Unary;)" + FV_D, false);
+        m.visitVarInsn(ASTORE, e);
+        m.visitVarInsn(ALOAD, e);
+        m.visitVarInsn(ALOAD, lg);
+        m.visitVarInsn(ILOAD, base);
+        m.visitVarInsn(ILOAD, j);
+        m.visitInsn(IADD);
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "intoArray", "([FI)V", false);
+        for (int part = 0; part < 2; part++) {
+            int a = part == 0 ? lo : hi;
+            m.visitVarInsn(ALOAD, a);
+            m.visitVarInsn(ALOAD, e);
+            m.visitFieldInsn(GETSTATIC, OPS, "F2D", "L" + OPS + "$Conversion;");
+            m.visitFieldInsn(GETSTATIC, dv, dSpecies, SPECIES_D);
+            push(part);
+            m.visitMethodInsn(INVOKEVIRTUAL, VEC, "convertShape", "(L" + OPS + "$Conversion;" + SPECIES_D + "I)" + VEC_D, false);
+            m.visitMethodInsn(INVOKEVIRTUAL, dv, "add", "(" + VEC_D + ")" + dvD, false);
+            m.visitVarInsn(ASTORE, a);
+        }
+        push(lanes);
+        m.visitVarInsn(ILOAD, j);
+        m.visitInsn(IADD);
+        m.visitVarInsn(ISTORE, j);
+        m.visitJumpInsn(GOTO, top);
+        m.visitLabel(end);
+        m.visitVarInsn(DLOAD, sum);
+        m.visitVarInsn(ALOAD, lo);
+        m.visitVarInsn(ALOAD, hi);
+        m.visitMethodInsn(INVOKEVIRTUAL, dv, "add", "(" + VEC_D + ")" + dvD, false);
+        m.visitFieldInsn(GETSTATIC, OPS, "ADD", "L" + OPS + "$Associative;");
+        m.visitMethodInsn(INVOKEVIRTUAL, dv, "reduceLanes", "(L" + OPS + "$Associative;)D", false);
+        m.visitInsn(DADD);
+        m.visitVarInsn(DSTORE, sum);
+    }
+
+    /** lg[base + j] *= inv over the whole vectors of entries; {@code from} becomes where the scalar loop goes on. */
+    private void vectorScale(int base, int inv, int from) {
+        int lanes = maxLanes;
+        floatSpecies(lanes);
+        m.visitVarInsn(ILOAD, n);
+        m.visitMethodInsn(INVOKEINTERFACE, "jdk/incubator/vector/VectorSpecies", "loopBound", "(I)I", true);
+        m.visitVarInsn(ISTORE, from);
+        push(0);
+        m.visitVarInsn(ISTORE, j);
+        Label top = new Label(), end = new Label();
+        m.visitLabel(top);
+        m.visitVarInsn(ILOAD, j);
+        m.visitVarInsn(ILOAD, from);
+        m.visitJumpInsn(IF_ICMPGE, end);
+        floatSpecies(lanes);
+        m.visitVarInsn(ALOAD, lg);
+        m.visitVarInsn(ILOAD, base);
+        m.visitVarInsn(ILOAD, j);
+        m.visitInsn(IADD);
+        m.visitMethodInsn(INVOKESTATIC, FV, "fromArray", "(" + SPECIES_D + "[FI)" + FV_D, false);
+        m.visitVarInsn(FLOAD, inv);
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "mul", "(F)" + FV_D, false);
+        m.visitVarInsn(ALOAD, lg);
+        m.visitVarInsn(ILOAD, base);
+        m.visitVarInsn(ILOAD, j);
+        m.visitInsn(IADD);
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "intoArray", "([FI)V", false);
+        push(lanes);
+        m.visitVarInsn(ILOAD, j);
+        m.visitInsn(IADD);
+        m.visitVarInsn(ISTORE, j);
         m.visitJumpInsn(GOTO, top);
         m.visitLabel(end);
     }
