@@ -71,8 +71,13 @@ public final class DecodeKernelCompiler {
     /** attend(Lane lane, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) */
     private static final String ATTEND_D = "(L" + LANE + ";[FILjava/util/BitSet;[F[F)V";
 
-    /** Largest group size compiled (the per-head code is unrolled); larger groups stay on the runtime kernel. */
+    /** Largest group size compiled; larger groups stay on the runtime kernel. */
     public static final int MAX_GROUP = 16;
+    /**
+     * Most heads whose per-row code is unrolled together; larger groups loop over blocks of heads (each block
+     * re-reads the row, from L1), which keeps the method well under HotSpot's 8000-byte limit for compiling it.
+     */
+    static final int HEAD_BLOCK = 4;
 
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
 
@@ -113,18 +118,30 @@ public final class DecodeKernelCompiler {
     }
 
     private final int d, group;
+    /** Heads whose per-row code is unrolled together (a divisor of the group, at most {@value #HEAD_BLOCK}). */
+    private final int hbSize;
+    /** Whether the group is done in several blocks of heads (a loop over blocks inside the loop over entries). */
+    private final boolean blocked;
     private final Format keys, values;
     /** Widest float lanes used (0: scalar only). */
     private final int maxLanes;
     private final String name;
 
     private DecodeKernelCompiler(int headDim, int group, QuantSpec keys, QuantSpec values, int vectorBits) {
+        this(headDim, group, keys, values, vectorBits, HEAD_BLOCK);
+    }
+
+    private DecodeKernelCompiler(int headDim, int group, QuantSpec keys, QuantSpec values, int vectorBits, int headBlock) {
         if (!supports(headDim, group, keys, values)) {
             throw new IllegalArgumentException("no compiled decode kernel for head dim " + headDim + ", group " + group + ", keys " + keys
                     + ", values " + values + " (supported: head dim >= 1, group 1.." + MAX_GROUP + ", f32 or int4 per token rows)");
         }
         this.d = headDim;
         this.group = group;
+        int hb = Math.min(group, headBlock);
+        while (group % hb != 0) hb--;
+        this.hbSize = hb;
+        this.blocked = hb < group;
         this.maxLanes = vectorBits >= 128 ? vectorBits / 32 : 0;
         this.keys = new Format(keys);
         this.values = new Format(values);
@@ -136,9 +153,58 @@ public final class DecodeKernelCompiler {
         return classFile(headDim, group, keys, values, true);
     }
 
-    /** The class file; {@code vector} false forces the scalar-only class. */
+    /**
+     * HotSpot compiles no method of more than 8000 bytes of bytecode ({@code -XX:HugeMethodLimit}); a kernel left
+     * to the interpreter would be far slower than the runtime kernel, so generated code must stay under it.
+     */
+    static final int CODE_LIMIT = 8000;
+
+    /** Thrown when no head blocking brings a kernel's code under {@link #CODE_LIMIT} (very large head dims). */
+    public static final class TooLargeException extends IllegalArgumentException {
+        TooLargeException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * The class file; {@code vector} false forces the scalar-only class. Heads are unrolled in blocks of
+     * {@value #HEAD_BLOCK}, fewer when the code would pass {@link #CODE_LIMIT}.
+     */
     public static byte[] classFile(int headDim, int group, QuantSpec keys, QuantSpec values, boolean vector) {
-        return new DecodeKernelCompiler(headDim, group, keys, values, vector ? preferredVectorBits() : 0).emit();
+        int bits = vector ? preferredVectorBits() : 0;
+        int size = 0;
+        for (int hb = HEAD_BLOCK; hb >= 1; hb /= 2) {
+            byte[] b = new DecodeKernelCompiler(headDim, group, keys, values, bits, hb).emit();
+            size = attendCodeSize(b);
+            if (size < CODE_LIMIT) return b;
+        }
+        throw new TooLargeException("the decode kernel for head dim " + headDim + ", group " + group + ", keys " + keys + ", values " + values
+                + " needs " + size + " bytes of bytecode, over the " + CODE_LIMIT + " HotSpot compiles; the runtime kernel runs it");
+    }
+
+    /** Bytes of bytecode of the attend method of a generated class: its Code attribute's code_length. */
+    static int attendCodeSize(byte[] classFile) {
+        var cr = new org.objectweb.asm.ClassReader(classFile);
+        char[] buf = new char[cr.getMaxStringLength()];
+        int at = cr.header + 6;
+        at += 2 + 2 * cr.readUnsignedShort(at); // interfaces
+        for (int pass = 0; pass < 2; pass++) { // fields, then methods
+            int count = cr.readUnsignedShort(at);
+            at += 2;
+            for (int i = 0; i < count; i++) {
+                String member = cr.readUTF8(at + 2, buf);
+                int attributes = cr.readUnsignedShort(at + 6);
+                at += 8;
+                for (int k = 0; k < attributes; k++) {
+                    String attribute = cr.readUTF8(at, buf);
+                    int length = cr.readInt(at + 2);
+                    // Code: max_stack u2, max_locals u2, code_length u4
+                    if (pass == 1 && member.equals("attend") && attribute.equals("Code")) return cr.readInt(at + 10);
+                    at += 6 + length;
+                }
+            }
+        }
+        throw new IllegalStateException("no attend method in the class file");
     }
 
     /** The internal name of the class {@link #classFile} makes. */
@@ -171,7 +237,10 @@ public final class DecodeKernelCompiler {
 
     // ------------------------------------------------------------------------------------------------ layout plan
 
-    /** One run of channels read with one species: {@code lanes} 0 means scalar. For int4, {@code 2 * lanes} channels. */
+    /**
+     * One run of channels read with one species: {@code lanes} 0 means scalar, -1 (int4 only) every group by one loop.
+     * For int4 a vector chunk is {@code 2 * lanes} channels.
+     */
     record Chunk(int start, int channels, int lanes) {}
 
     /** A row format and how the generated code reads a row of it. */
@@ -216,6 +285,11 @@ public final class DecodeKernelCompiler {
                 }
             }
             permuted = perm;
+            if (int4 && !perm) {
+                // no vector chunk anywhere: one loop over the groups instead of one loop per group
+                chunks.clear();
+                chunks.add(new Chunk(0, d, -1));
+            }
         }
 
         String tag() {
@@ -234,7 +308,7 @@ public final class DecodeKernelCompiler {
         for (int i = 0; i < d; i++) p[i] = i;
         if (!f.int4) return p;
         for (Chunk c : f.chunks) {
-            if (c.lanes == 0) continue;
+            if (c.lanes <= 0) continue;
             for (int i = 0; i < c.lanes; i++) {
                 p[c.start + i] = c.start + 2 * i;
                 p[c.start + c.lanes + i] = c.start + 2 * i + 1;
@@ -381,6 +455,9 @@ public final class DecodeKernelCompiler {
         qx = local(1);
         acc = local(1);
         j = local(1);
+        hbl = local(1);
+        hd = local(1);
+        hn = local(1);
         s = local(1);
         seg = local(1);
         off = local(2);
@@ -544,8 +621,8 @@ public final class DecodeKernelCompiler {
         m.visitLabel(end);
     }
 
-    /** Pushes g * n + j (index into lg). */
-    private void lgIndex(int g) {
+    /** Pushes g * n + j (index into lg) for head g of the whole group. */
+    private void lgIndexAbs(int g) {
         if (g == 0) {
             m.visitVarInsn(ILOAD, j);
             return;
@@ -557,17 +634,76 @@ public final class DecodeKernelCompiler {
         m.visitInsn(IADD);
     }
 
+    /** Pushes (hb + gi) * n + j for head gi of the current block. */
+    private void lgIndex(int gi) {
+        lgIndexAbs(gi);
+        if (blocked) {
+            m.visitVarInsn(ILOAD, hn);
+            m.visitInsn(IADD);
+        }
+    }
+
+    /** Pushes (hb + gi) * d + offset: where head gi of the current block starts in q, qx, acc, plus a constant. */
+    private void headIndex(int gi, int offset) {
+        push(gi * d + offset);
+        if (blocked) {
+            m.visitVarInsn(ILOAD, hd);
+            m.visitInsn(IADD);
+        }
+    }
+
+    /** Block-loop locals: the first head of the block, times d, times n. */
+    private int hbl, hd, hn;
+
+    /** Runs {@code body} for each block of heads (once, with no loop, when the group is one block). */
+    private void headBlocks(Runnable body) {
+        if (!blocked) {
+            body.run();
+            return;
+        }
+        push(0);
+        m.visitVarInsn(ISTORE, hbl);
+        Label top = new Label(), end = new Label();
+        m.visitLabel(top);
+        m.visitVarInsn(ILOAD, hbl);
+        push(group);
+        m.visitJumpInsn(IF_ICMPGE, end);
+        m.visitVarInsn(ILOAD, hbl);
+        push(d);
+        m.visitInsn(IMUL);
+        m.visitVarInsn(ISTORE, hd);
+        m.visitVarInsn(ILOAD, hbl);
+        m.visitVarInsn(ILOAD, n);
+        m.visitInsn(IMUL);
+        m.visitVarInsn(ISTORE, hn);
+        body.run();
+        m.visitIincInsn(hbl, hbSize);
+        m.visitJumpInsn(GOTO, top);
+        m.visitLabel(end);
+    }
+
     // ---- pass 1: logits of every head of the group for each entry, read key rows once --------------------------
 
     private void scores() {
-        int[] mx = new int[group];
-        for (int g = 0; g < group; g++) {
-            mx[g] = local(1);
+        // maxima: locals when the group is one block, else this.mx (filled with -inf)
+        int[] mx = new int[hbSize];
+        int mxa = local(1);
+        m.visitVarInsn(ALOAD, THIS);
+        m.visitFieldInsn(GETFIELD, name, "mx", "[F");
+        m.visitVarInsn(ASTORE, mxa);
+        if (blocked) {
+            m.visitVarInsn(ALOAD, mxa);
             m.visitLdcInsn(Float.NEGATIVE_INFINITY);
-            m.visitVarInsn(FSTORE, mx[g]);
+            m.visitMethodInsn(INVOKESTATIC, "java/util/Arrays", "fill", "([FF)V", false);
+        } else {
+            for (int g = 0; g < hbSize; g++) {
+                mx[g] = local(1);
+                m.visitLdcInsn(Float.NEGATIVE_INFINITY);
+                m.visitVarInsn(FSTORE, mx[g]);
+            }
         }
-        int[] t = new int[group];
-        for (int g = 0; g < group; g++) t[g] = local(1);
+        int[] t = new int[hbSize];
+        for (int g = 0; g < hbSize; g++) t[g] = local(1);
         float scale = (float) (1.0 / Math.sqrt(d));
         entryLoop(cont -> {
             // masked: not in the attend set, or after the query
@@ -588,41 +724,62 @@ public final class DecodeKernelCompiler {
             m.visitLabel(masked);
             for (int g = 0; g < group; g++) {
                 m.visitVarInsn(ALOAD, lg);
-                lgIndex(g);
+                lgIndexAbs(g);
                 m.visitLdcInsn(Float.NEGATIVE_INFINITY);
                 m.visitInsn(FASTORE);
             }
             m.visitJumpInsn(GOTO, cont);
             m.visitLabel(live);
             locateRow(kp, 0, keys.rowBytes);
-            if (keys.int4) dotInt4(t);
-            else dotF32(t);
-            for (int g = 0; g < group; g++) {
-                // t = t * scale; lg[g*n+j] = t; if (t > max) max = t
-                m.visitVarInsn(FLOAD, t[g]);
-                pushFloat(scale);
-                m.visitInsn(FMUL);
-                m.visitVarInsn(FSTORE, t[g]);
-                m.visitVarInsn(ALOAD, lg);
-                lgIndex(g);
-                m.visitVarInsn(FLOAD, t[g]);
-                m.visitInsn(FASTORE);
-                m.visitVarInsn(FLOAD, t[g]);
-                m.visitVarInsn(FLOAD, mx[g]);
-                m.visitInsn(FCMPL);
-                Label notMore = new Label();
-                m.visitJumpInsn(IFLE, notMore);
-                m.visitVarInsn(FLOAD, t[g]);
-                m.visitVarInsn(FSTORE, mx[g]);
-                m.visitLabel(notMore);
-            }
+            headBlocks(() -> {
+                if (keys.int4) dotInt4(t);
+                else dotF32(t);
+                for (int g = 0; g < hbSize; g++) {
+                    // t = t * scale; lg[g*n+j] = t; if (t > max) max = t
+                    m.visitVarInsn(FLOAD, t[g]);
+                    pushFloat(scale);
+                    m.visitInsn(FMUL);
+                    m.visitVarInsn(FSTORE, t[g]);
+                    m.visitVarInsn(ALOAD, lg);
+                    lgIndex(g);
+                    m.visitVarInsn(FLOAD, t[g]);
+                    m.visitInsn(FASTORE);
+                    Label notMore = new Label();
+                    if (blocked) {
+                        // if (t > mx[hb + g]) mx[hb + g] = t
+                        m.visitVarInsn(FLOAD, t[g]);
+                        m.visitVarInsn(ALOAD, mxa);
+                        m.visitVarInsn(ILOAD, hbl);
+                        push(g);
+                        m.visitInsn(IADD);
+                        m.visitInsn(FALOAD);
+                        m.visitInsn(FCMPL);
+                        m.visitJumpInsn(IFLE, notMore);
+                        m.visitVarInsn(ALOAD, mxa);
+                        m.visitVarInsn(ILOAD, hbl);
+                        push(g);
+                        m.visitInsn(IADD);
+                        m.visitVarInsn(FLOAD, t[g]);
+                        m.visitInsn(FASTORE);
+                    } else {
+                        m.visitVarInsn(FLOAD, t[g]);
+                        m.visitVarInsn(FLOAD, mx[g]);
+                        m.visitInsn(FCMPL);
+                        m.visitJumpInsn(IFLE, notMore);
+                        m.visitVarInsn(FLOAD, t[g]);
+                        m.visitVarInsn(FSTORE, mx[g]);
+                    }
+                    m.visitLabel(notMore);
+                }
+            });
         });
-        for (int g = 0; g < group; g++) {
-            m.visitVarInsn(ALOAD, THIS);
-            m.visitFieldInsn(GETFIELD, name, "mx", "[F");
-            push(g);
-            m.visitVarInsn(FLOAD, mx[g]);
-            m.visitInsn(FASTORE);
+        if (!blocked) {
+            for (int g = 0; g < hbSize; g++) {
+                m.visitVarInsn(ALOAD, mxa);
+                push(g);
+                m.visitVarInsn(FLOAD, mx[g]);
+                m.visitInsn(FASTORE);
+            }
         }
     }
 
@@ -635,11 +792,11 @@ public final class DecodeKernelCompiler {
         m.visitFieldInsn(GETSTATIC, BV, "SPECIES_" + lanes * 8, SPECIES_D);
     }
 
-    /** Pushes FloatVector.fromArray(species, array, base + offset) where base is g * d. */
-    private void vectorFromArray(int lanes, int array, int index) {
+    /** Pushes FloatVector.fromArray(species, array, (hb + gi) * d + offset). */
+    private void vectorFromArray(int lanes, int array, int gi, int offset) {
         floatSpecies(lanes);
         m.visitVarInsn(ALOAD, array);
-        push(index);
+        headIndex(gi, offset);
         m.visitMethodInsn(INVOKESTATIC, FV, "fromArray", "(" + SPECIES_D + "[FI)" + FV_D, false);
     }
 
@@ -651,9 +808,9 @@ public final class DecodeKernelCompiler {
     /** The accumulators of one species size, per head: local slots, zeroed when first used in a row. */
     private int[][] vectorAccumulators(List<Chunk> chunks, java.util.Map<Integer, int[]> bySize) {
         for (Chunk c : chunks) {
-            if (c.lanes == 0 || bySize.containsKey(c.lanes)) continue;
-            int[] a = new int[group];
-            for (int g = 0; g < group; g++) a[g] = local(1);
+            if (c.lanes <= 0 || bySize.containsKey(c.lanes)) continue;
+            int[] a = new int[hbSize];
+            for (int g = 0; g < hbSize; g++) a[g] = local(1);
             bySize.put(c.lanes, a);
         }
         return null;
@@ -672,7 +829,7 @@ public final class DecodeKernelCompiler {
     /** t[g] = sum of the accumulators' lanes, plus what scalar code added already (t[g] holds it). */
     private void reduceAccumulators(java.util.Map<Integer, int[]> bySize, int[] t) {
         for (var e : bySize.entrySet()) {
-            for (int g = 0; g < group; g++) {
+            for (int g = 0; g < hbSize; g++) {
                 m.visitVarInsn(FLOAD, t[g]);
                 m.visitVarInsn(ALOAD, e.getValue()[g]);
                 m.visitFieldInsn(GETSTATIC, OPS, "ADD", "L" + OPS + "$Associative;");
@@ -688,7 +845,7 @@ public final class DecodeKernelCompiler {
     /** t[g] = q_g . key row (f32). */
     private void dotF32(int[] t) {
         vectorAccumulators(keys.chunks, keyAcc);
-        for (int g = 0; g < group; g++) {
+        for (int g = 0; g < hbSize; g++) {
             m.visitInsn(FCONST_0);
             m.visitVarInsn(FSTORE, t[g]);
         }
@@ -704,9 +861,9 @@ public final class DecodeKernelCompiler {
                 m.visitMethodInsn(INVOKESTATIC, FV, "fromMemorySegment", "(" + SPECIES_D + SEG_D + "J" + ORDER_D + ")" + FV_D, false);
                 m.visitVarInsn(ASTORE, k);
                 int[] a = keyAcc.get(c.lanes);
-                for (int g = 0; g < group; g++) {
+                for (int g = 0; g < hbSize; g++) {
                     m.visitVarInsn(ALOAD, k);
-                    vectorFromArray(c.lanes, qx, g * d + c.start);
+                    vectorFromArray(c.lanes, qx, g, c.start);
                     m.visitVarInsn(ALOAD, a[g]);
                     fma();
                     m.visitVarInsn(ASTORE, a[g]);
@@ -720,10 +877,10 @@ public final class DecodeKernelCompiler {
                     offPlus(4L * i);
                     m.visitMethodInsn(INVOKEINTERFACE, SEG, "get", "(" + OF_FLOAT_D + "J)F", true);
                     m.visitVarInsn(FSTORE, x);
-                    for (int g = 0; g < group; g++) {
+                    for (int g = 0; g < hbSize; g++) {
                         m.visitVarInsn(FLOAD, t[g]);
                         m.visitVarInsn(ALOAD, qx);
-                        push(g * d + i);
+                        headIndex(g, i);
                         m.visitInsn(FALOAD);
                         m.visitVarInsn(FLOAD, x);
                         m.visitInsn(FMUL);
@@ -733,7 +890,7 @@ public final class DecodeKernelCompiler {
                 }
             } else {
                 scalarF32Loop(c, (i, x) -> {
-                    for (int g = 0; g < group; g++) {
+                    for (int g = 0; g < hbSize; g++) {
                         m.visitVarInsn(FLOAD, t[g]);
                         m.visitVarInsn(ALOAD, qx);
                         pushChannel(g, i);
@@ -749,11 +906,15 @@ public final class DecodeKernelCompiler {
         reduceAccumulators(keyAcc, t);
     }
 
-    /** Pushes g * d + i, with i a local. */
+    /** Pushes (hb + g) * d + i, with i a local. */
     private void pushChannel(int g, int i) {
         m.visitVarInsn(ILOAD, i);
         if (g > 0) {
             push(g * d);
+            m.visitInsn(IADD);
+        }
+        if (blocked) {
+            m.visitVarInsn(ILOAD, hd);
             m.visitInsn(IADD);
         }
     }
@@ -794,10 +955,24 @@ public final class DecodeKernelCompiler {
      * zero or non-finite becomes -0.0, so the group reads as its zero point).
      */
     private void groupParams(int qg, int z, int sc) {
+        groupParams(qg, -1, z, sc);
+    }
+
+    /** As above with the group index in int local {@code qgLocal} when that is not -1. */
+    private void groupParams(int qg, int qgLocal, int z, int sc) {
         int zs = local(1);
         m.visitVarInsn(ALOAD, seg);
         m.visitFieldInsn(GETSTATIC, name, "I32", OF_INT_D);
-        offPlus(4L * qg);
+        if (qgLocal < 0) {
+            offPlus(4L * qg);
+        } else {
+            m.visitVarInsn(LLOAD, off);
+            m.visitVarInsn(ILOAD, qgLocal);
+            m.visitInsn(I2L);
+            m.visitInsn(ICONST_2);
+            m.visitInsn(LSHL);
+            m.visitInsn(LADD);
+        }
         m.visitMethodInsn(INVOKEINTERFACE, SEG, "get", "(" + OF_INT_D + "J)I", true);
         m.visitVarInsn(ISTORE, zs);
         m.visitVarInsn(ILOAD, zs);
@@ -830,13 +1005,52 @@ public final class DecodeKernelCompiler {
      * (low nibble for even channels).
      */
     private void scalarInt4Loop(Format f, Chunk c, int z, int sc, ElementBody body) {
-        int i = local(1), x = local(1);
+        if (c.lanes < 0) {
+            allGroupsLoop(f, z, sc, body);
+            return;
+        }
+        int i = local(1);
         push(c.start);
         m.visitVarInsn(ISTORE, i);
+        int4Elements(f, i, -1, c.start + c.channels, z, sc, body);
+    }
+
+    /**
+     * Every group of a row no vector chunk reads, as one loop over groups: for (k = 0; k < groups; k++) { z, sc of
+     * group k; its channels }. Keeps the code size independent of the number of groups.
+     */
+    private void allGroupsLoop(Format f, int z, int sc, ElementBody body) {
+        int k = local(1), i = local(1), end = local(1);
+        push(0);
+        m.visitVarInsn(ISTORE, k);
+        Label top = new Label(), done = new Label();
+        m.visitLabel(top);
+        m.visitVarInsn(ILOAD, k);
+        push(f.groups);
+        m.visitJumpInsn(IF_ICMPGE, done);
+        groupParams(0, k, z, sc);
+        m.visitVarInsn(ILOAD, k);
+        push(f.qgroup);
+        m.visitInsn(IMUL);
+        m.visitInsn(DUP);
+        m.visitVarInsn(ISTORE, i);
+        push(f.qgroup);
+        m.visitInsn(IADD);
+        m.visitVarInsn(ISTORE, end);
+        int4Elements(f, i, end, 0, z, sc, body);
+        m.visitIincInsn(k, 1);
+        m.visitJumpInsn(GOTO, top);
+        m.visitLabel(done);
+    }
+
+    /** while (i < end) { x = z + code(i) * sc; body; i++ }, end a local ({@code endLocal}) or the constant. */
+    private void int4Elements(Format f, int i, int endLocal, int endConst, int z, int sc, ElementBody body) {
+        int x = local(1);
         Label top = new Label(), end = new Label();
         m.visitLabel(top);
         m.visitVarInsn(ILOAD, i);
-        push(c.start + c.channels);
+        if (endLocal >= 0) m.visitVarInsn(ILOAD, endLocal);
+        else push(endConst);
         m.visitJumpInsn(IF_ICMPGE, end);
         // byte at off + paramBytes + (i >> 1), shifted by (i & 1) * 4, & 15
         m.visitVarInsn(ALOAD, seg);
@@ -913,7 +1127,7 @@ public final class DecodeKernelCompiler {
     /** t[g] = q_g . dequantised int4 key row. */
     private void dotInt4(int[] t) {
         vectorAccumulators(keys.chunks, keyAcc);
-        for (int g = 0; g < group; g++) {
+        for (int g = 0; g < hbSize; g++) {
             m.visitInsn(FCONST_0);
             m.visitVarInsn(FSTORE, t[g]);
         }
@@ -923,7 +1137,7 @@ public final class DecodeKernelCompiler {
         java.util.Map<Integer, int[]> bc = new java.util.HashMap<>();
         for (Chunk c : keys.chunks) {
             int qg = keys.groupOf(c.start);
-            if (qg != lastGroup) {
+            if (c.lanes >= 0 && qg != lastGroup) {
                 groupParams(qg, z, sc);
                 lastGroup = qg;
                 bc.clear();
@@ -938,10 +1152,10 @@ public final class DecodeKernelCompiler {
                 }
                 int4Chunk(keys, c, zs[0], zs[1], lo, hi);
                 int[] a = keyAcc.get(c.lanes);
-                for (int g = 0; g < group; g++) {
+                for (int g = 0; g < hbSize; g++) {
                     for (int half = 0; half < 2; half++) {
                         m.visitVarInsn(ALOAD, half == 0 ? lo : hi);
-                        vectorFromArray(c.lanes, qx, g * d + c.start + half * c.lanes);
+                        vectorFromArray(c.lanes, qx, g, c.start + half * c.lanes);
                         m.visitVarInsn(ALOAD, a[g]);
                         fma();
                         m.visitVarInsn(ASTORE, a[g]);
@@ -949,7 +1163,7 @@ public final class DecodeKernelCompiler {
                 }
             } else {
                 scalarInt4Loop(keys, c, z, sc, (i, x) -> {
-                    for (int g = 0; g < group; g++) {
+                    for (int g = 0; g < hbSize; g++) {
                         m.visitVarInsn(FLOAD, t[g]);
                         m.visitVarInsn(ALOAD, qx);
                         pushChannel(g, i);
@@ -1188,25 +1402,21 @@ public final class DecodeKernelCompiler {
         push(group * d);
         m.visitInsn(FCONST_0);
         m.visitMethodInsn(INVOKESTATIC, "java/util/Arrays", "fill", "([FIIF)V", false);
-        int[] p = new int[group];
-        for (int g = 0; g < group; g++) p[g] = local(1);
+        int[] p = new int[hbSize];
+        for (int g = 0; g < hbSize; g++) p[g] = local(1);
         for (Chunk c : values.chunks) {
-            if (c.lanes == 0 || probVectors.containsKey(c.lanes)) continue;
-            int[] a = new int[group];
-            for (int g = 0; g < group; g++) a[g] = local(1);
+            if (c.lanes <= 0 || probVectors.containsKey(c.lanes)) continue;
+            int[] a = new int[hbSize];
+            for (int g = 0; g < hbSize; g++) a[g] = local(1);
             probVectors.put(c.lanes, a);
         }
         entryLoop(cont -> {
+            // skip entries no head reads (masked, or underflowed to 0)
             Label some = new Label();
             for (int g = 0; g < group; g++) {
                 m.visitVarInsn(ALOAD, lg);
-                lgIndex(g);
+                lgIndexAbs(g);
                 m.visitInsn(FALOAD);
-                m.visitVarInsn(FSTORE, p[g]);
-            }
-            // skip entries no head reads (masked, or underflowed to 0)
-            for (int g = 0; g < group; g++) {
-                m.visitVarInsn(FLOAD, p[g]);
                 m.visitInsn(FCONST_0);
                 m.visitInsn(FCMPL);
                 m.visitJumpInsn(IFNE, some);
@@ -1214,45 +1424,53 @@ public final class DecodeKernelCompiler {
             m.visitJumpInsn(GOTO, cont);
             m.visitLabel(some);
             locateRow(vp, 1, values.rowBytes);
-            for (var e : probVectors.entrySet()) {
-                for (int g = 0; g < group; g++) broadcast(e.getKey(), p[g], e.getValue()[g]);
-            }
-            if (values.int4) axpyInt4(p);
-            else axpyF32(p);
-            // if (colSums != null) colSums[j] += p_g, head by head
-            Label noSums = new Label();
-            m.visitVarInsn(ALOAD, COLSUMS);
-            m.visitJumpInsn(IFNULL, noSums);
-            for (int g = 0; g < group; g++) {
+            headBlocks(() -> {
+                for (int g = 0; g < hbSize; g++) {
+                    m.visitVarInsn(ALOAD, lg);
+                    lgIndex(g);
+                    m.visitInsn(FALOAD);
+                    m.visitVarInsn(FSTORE, p[g]);
+                }
+                for (var e : probVectors.entrySet()) {
+                    for (int g = 0; g < hbSize; g++) broadcast(e.getKey(), p[g], e.getValue()[g]);
+                }
+                if (values.int4) axpyInt4(p);
+                else axpyF32(p);
+                // if (colSums != null) colSums[j] += p_g, head by head
+                Label noSums = new Label();
                 m.visitVarInsn(ALOAD, COLSUMS);
-                m.visitVarInsn(ILOAD, j);
-                m.visitInsn(DUP2);
-                m.visitInsn(FALOAD);
-                m.visitVarInsn(FLOAD, p[g]);
-                m.visitInsn(FADD);
-                m.visitInsn(FASTORE);
-            }
-            m.visitLabel(noSums);
+                m.visitJumpInsn(IFNULL, noSums);
+                for (int g = 0; g < hbSize; g++) {
+                    m.visitVarInsn(ALOAD, COLSUMS);
+                    m.visitVarInsn(ILOAD, j);
+                    m.visitInsn(DUP2);
+                    m.visitInsn(FALOAD);
+                    m.visitVarInsn(FLOAD, p[g]);
+                    m.visitInsn(FADD);
+                    m.visitInsn(FASTORE);
+                }
+                m.visitLabel(noSums);
+            });
         });
     }
 
     /** acc[g*d + index ..] = v.fma(pv_g, acc[g*d + index ..]) for every head, v in local {@code v}. */
     private void vectorUpdate(int lanes, int v, int index) {
         int[] pv = probVectors.get(lanes);
-        for (int g = 0; g < group; g++) {
+        for (int g = 0; g < hbSize; g++) {
             m.visitVarInsn(ALOAD, v);
             m.visitVarInsn(ALOAD, pv[g]);
-            vectorFromArray(lanes, acc, g * d + index);
+            vectorFromArray(lanes, acc, g, index);
             fma();
             m.visitVarInsn(ALOAD, acc);
-            push(g * d + index);
+            headIndex(g, index);
             m.visitMethodInsn(INVOKEVIRTUAL, FV, "intoArray", "([FI)V", false);
         }
     }
 
     /** acc[g*d + i] += p_g * x for every head, i a local channel index. */
     private void scalarUpdate(int[] p, int i, int x) {
-        for (int g = 0; g < group; g++) {
+        for (int g = 0; g < hbSize; g++) {
             m.visitVarInsn(ALOAD, acc);
             pushChannel(g, i);
             m.visitInsn(DUP2);
@@ -1288,7 +1506,7 @@ public final class DecodeKernelCompiler {
         java.util.Map<Integer, int[]> bc = new java.util.HashMap<>();
         for (Chunk c : values.chunks) {
             int qg = values.groupOf(c.start);
-            if (qg != lastGroup) {
+            if (c.lanes >= 0 && qg != lastGroup) {
                 groupParams(qg, z, sc);
                 lastGroup = qg;
                 bc.clear();

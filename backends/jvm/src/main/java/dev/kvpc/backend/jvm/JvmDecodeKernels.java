@@ -15,6 +15,9 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class JvmDecodeKernels implements DecodeKernelProvider {
     private record Key(int headDim, int group, QuantSpec keys, QuantSpec values) {}
 
+    /** Remembers shapes whose kernel would be too large for HotSpot to compile (the runtime kernel runs them). */
+    private static final DecodeKernelCompiler.Factory NO_KERNEL = () -> null;
+
     private final boolean vector;
     private final Map<Key, DecodeKernelCompiler.Factory> classes = new ConcurrentHashMap<>();
 
@@ -31,7 +34,13 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
     @Override
     public DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values) {
         if (!DecodeKernelCompiler.supports(headDim, group, keys, values)) return null;
-        return classes.computeIfAbsent(new Key(headDim, group, keys, values),
-                k -> DecodeKernelCompiler.compile(k.headDim, k.group, k.keys, k.values, vector)).create();
+        DecodeKernelCompiler.Factory f = classes.computeIfAbsent(new Key(headDim, group, keys, values), k -> {
+            try {
+                return DecodeKernelCompiler.compile(k.headDim, k.group, k.keys, k.values, vector);
+            } catch (DecodeKernelCompiler.TooLargeException e) {
+                return NO_KERNEL;
+            }
+        });
+        return f == NO_KERNEL ? null : f.create();
     }
 }

@@ -30,7 +30,7 @@ import static org.objectweb.asm.Opcodes.ASM9;
 
 /**
  * Compiled decode kernels against the runtime's {@link AttentionKernel} on random lanes: head dims 8, 64, 72 and 128,
- * groups of 1 and 4 query heads, f32 and int4 (per token, several group sizes) keys and values, with evicted entries,
+ * groups of 1, 4 and 8 query heads (8: the heads in two unrolled blocks), f32 and int4 (per token, several group sizes) keys and values, with evicted entries,
  * with and without an attend subset, causal masking inside the lane; both the Vector API class and the scalar one.
  *
  * <p>Tolerance: an output element may differ from the runtime kernel's by {@value #TOL} times the largest magnitude
@@ -62,7 +62,7 @@ class DecodeKernelCompilerTest {
         assertTrue(DecodeKernelCompiler.vectorApiAvailable(), "the tests run with --add-modules jdk.incubator.vector (backends/jvm/pom.xml)");
         List<DynamicTest> tests = new ArrayList<>();
         for (int d : new int[] {8, 64, 72, 128}) {
-            for (int group : new int[] {1, 4}) {
+            for (int group : new int[] {1, 4, 8}) { // 8: two blocks of 4 unrolled heads
                 for (QuantSpec[] f : formats(d)) {
                     for (boolean vector : new boolean[] {true, false}) {
                         String name = "d" + d + " group " + group + " keys " + f[0] + " values " + f[1] + (vector ? " vector" : " scalar");
@@ -225,6 +225,22 @@ class DecodeKernelCompilerTest {
             }
         }
         return tests;
+    }
+
+    /** HotSpot leaves methods over 8000 bytes of bytecode to the interpreter: every kernel must stay under. */
+    @Test
+    void kernelsStayUnderTheSizeHotSpotCompiles() {
+        for (int d : new int[] {64, 128, 256}) {
+            for (int group : new int[] {1, 4, 8, 16}) {
+                for (int qg : new int[] {0, 32, 8}) {
+                    QuantSpec f = qg == 0 ? QuantSpec.of(Precision.F32) : QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, qg, d);
+                    for (boolean vector : new boolean[] {true, false}) {
+                        int size = DecodeKernelCompiler.attendCodeSize(DecodeKernelCompiler.classFile(d, group, f, f, vector));
+                        assertTrue(size > 100 && size < DecodeKernelCompiler.CODE_LIMIT, "d" + d + " group " + group + " " + f + ": " + size + " bytes");
+                    }
+                }
+            }
+        }
     }
 
     @Test
