@@ -17,6 +17,7 @@ import org.objectweb.asm.util.CheckClassAdapter;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.HashSet;
@@ -241,6 +242,20 @@ class DecodeKernelCompilerTest {
                 }
             }
         }
+    }
+
+    /** A JVM started without the module gets scalar classes from the provider, which link and compute the same. */
+    @Test
+    void withoutTheModuleTheKernelIsScalar() throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), NoVectorModuleMain.class.getName())
+                .redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes());
+        assertEquals(0, p.waitFor(), output);
+        List<String> lines = output.lines().toList();
+        assertEquals("false", lines.get(0), "the child JVM has no jdk.incubator.vector: " + output);
+        assertTrue(lines.get(1).endsWith(", scalar"), "the provider's kernel is the scalar class: " + output);
+        assertTrue(Double.parseDouble(lines.get(2)) < 1e-5, "and agrees with the runtime kernel: " + output);
     }
 
     @Test
