@@ -12,7 +12,12 @@ import org.objectweb.asm.Type;
 
 import java.lang.invoke.MethodHandles;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Consumer;
 
 import static org.objectweb.asm.Opcodes.*;
 
@@ -600,12 +605,12 @@ public final class DecodeKernelCompiler {
     }
 
     /** for (j = 0; j < n; j++) { body }, with {@code cont} the label that continues. */
-    private void entryLoop(java.util.function.Consumer<Label> body) {
+    private void entryLoop(Consumer<Label> body) {
         entryLoop(-1, body);
     }
 
     /** As above from j = the int local {@code from} (-1: from 0). */
-    private void entryLoop(int from, java.util.function.Consumer<Label> body) {
+    private void entryLoop(int from, Consumer<Label> body) {
         if (from < 0) push(0);
         else m.visitVarInsn(ILOAD, from);
         m.visitVarInsn(ISTORE, j);
@@ -806,17 +811,16 @@ public final class DecodeKernelCompiler {
     }
 
     /** The accumulators of one species size, per head: local slots, zeroed when first used in a row. */
-    private int[][] vectorAccumulators(List<Chunk> chunks, java.util.Map<Integer, int[]> bySize) {
+    private void vectorAccumulators(List<Chunk> chunks, Map<Integer, int[]> bySize) {
         for (Chunk c : chunks) {
             if (c.lanes <= 0 || bySize.containsKey(c.lanes)) continue;
             int[] a = new int[hbSize];
             for (int g = 0; g < hbSize; g++) a[g] = local(1);
             bySize.put(c.lanes, a);
         }
-        return null;
     }
 
-    private void zeroAccumulators(java.util.Map<Integer, int[]> bySize) {
+    private void zeroAccumulators(Map<Integer, int[]> bySize) {
         for (var e : bySize.entrySet()) {
             for (int a : e.getValue()) {
                 floatSpecies(e.getKey());
@@ -827,7 +831,7 @@ public final class DecodeKernelCompiler {
     }
 
     /** t[g] = sum of the accumulators' lanes, plus what scalar code added already (t[g] holds it). */
-    private void reduceAccumulators(java.util.Map<Integer, int[]> bySize, int[] t) {
+    private void reduceAccumulators(Map<Integer, int[]> bySize, int[] t) {
         for (var e : bySize.entrySet()) {
             for (int g = 0; g < hbSize; g++) {
                 m.visitVarInsn(FLOAD, t[g]);
@@ -840,7 +844,7 @@ public final class DecodeKernelCompiler {
         }
     }
 
-    private final java.util.Map<Integer, int[]> keyAcc = new java.util.TreeMap<>(java.util.Comparator.reverseOrder());
+    private final Map<Integer, int[]> keyAcc = new TreeMap<>(Comparator.reverseOrder());
 
     /** t[g] = q_g . key row (f32). */
     private void dotF32(int[] t) {
@@ -1134,7 +1138,7 @@ public final class DecodeKernelCompiler {
         zeroAccumulators(keyAcc);
         int z = local(1), sc = local(1), lo = local(1), hi = local(1);
         int lastGroup = -1;
-        java.util.Map<Integer, int[]> bc = new java.util.HashMap<>();
+        Map<Integer, int[]> bc = new HashMap<>();
         for (Chunk c : keys.chunks) {
             int qg = keys.groupOf(c.start);
             if (c.lanes >= 0 && qg != lastGroup) {
@@ -1393,7 +1397,7 @@ public final class DecodeKernelCompiler {
 
     // ---- pass 3: weighted sums of the values, column sums --------------------------------------------------------
 
-    private final java.util.Map<Integer, int[]> probVectors = new java.util.TreeMap<>(java.util.Comparator.reverseOrder());
+    private final Map<Integer, int[]> probVectors = new TreeMap<>(Comparator.reverseOrder());
 
     private void valueSums() {
         // acc[0 .. group * d) = 0
@@ -1503,7 +1507,7 @@ public final class DecodeKernelCompiler {
     private void axpyInt4(int[] p) {
         int z = local(1), sc = local(1), lo = local(1), hi = local(1);
         int lastGroup = -1;
-        java.util.Map<Integer, int[]> bc = new java.util.HashMap<>();
+        Map<Integer, int[]> bc = new HashMap<>();
         for (Chunk c : values.chunks) {
             int qg = values.groupOf(c.start);
             if (c.lanes >= 0 && qg != lastGroup) {
