@@ -34,7 +34,7 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "FILE", description = "llama2.c tokenizer for a .bin checkpoint (default: tokenizer.bin or tok*.bin beside it).")
     Path tokenizer;
 
-    @Option(names = "--policy", paramLabel = "P.kvp", description = "A KVP file whose policy or config manages the cache (default: the full cache).")
+    @Option(names = "--policy", paramLabel = "P.kvp|P.jar", description = "A KVP file whose policy or config manages the cache, or a jar from kvpc compile (default: the full cache).")
     Path policyFile;
 
     @Option(names = "--name", paramLabel = "NAME", description = "The policy or config in P.kvp (default: the last one).")
@@ -85,7 +85,18 @@ final class RunCommand implements Callable<Integer> {
         }
         ModelSpec shape = new ModelSpec(m.layers, m.heads, m.kvHeads, m.headSize, Precision.F32, new Rope(10000.0));
         PolicyRunner policy = LlamaEngine.fullCache();
-        if (policyFile != null) {
+        if (policyFile != null && policyFile.getFileName().toString().endsWith(".jar")) {
+            if (policyName != null || !params.isEmpty()) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "a compiled policy jar is already specialised: --name and --param apply to .kvp files");
+            }
+            try {
+                policy = Kvpc.load(policyFile, shape);
+            } catch (dev.kvpc.runtime.load.PolicyLoadException e) {
+                err.println("kvpc run: " + e.getMessage());
+                err.flush();
+                return Main.INVALID;
+            }
+        } else if (policyFile != null) {
             Map<String, Object> values = new LinkedHashMap<>();
             params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
             try {

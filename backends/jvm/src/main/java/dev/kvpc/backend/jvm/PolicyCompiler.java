@@ -131,9 +131,9 @@ public final class PolicyCompiler {
         return cw.toByteArray();
     }
 
-    /** Method names say which kernel they are ({@code handler1_overflow}), so stack traces read as the policy. */
-    static String methodName(int i) {
-        return "k" + i;
+    /** Method names say which kernel they are ({@code handler1_overflow$3}), so stack traces read as the policy. */
+    String methodName(int i) {
+        return program.kernels().get(i).name().replaceAll("[^A-Za-z0-9]+", "_") + "$" + i;
     }
 
     private static void pushInt(MethodVisitor mv, int v) {
