@@ -27,8 +27,8 @@ public final class LoopLowering {
         if (!p.standing().instrs().isEmpty()) ks.add(l.kernel(STANDING, p.standing(), -1));
         for (int i = 0; i < p.handlers().size(); i++) {
             PolicyIr.Handler h = p.handlers().get(i);
-            if (h.limit() != null) ks.add(l.kernel(limitName(i, h), h.limit().block(), h.limit().result()));
-            ks.add(l.kernel(bodyName(i, h), h.body(), -1));
+            if (h.limit() != null) ks.add(l.kernel(limitName(i, h), h.limit().block(), h.limit().result(), h.origin()));
+            ks.add(l.kernel(bodyName(i, h), h.body(), -1, h.origin()));
         }
         return new Loop.Program(p.name(), ks);
     }
@@ -56,7 +56,11 @@ public final class LoopLowering {
     }
 
     private Kernel kernel(String name, Block b, int result) {
-        return new Kernel(name, block(b), result);
+        return kernel(name, b, result, null);
+    }
+
+    private Kernel kernel(String name, Block b, int result, String origin) {
+        return new Kernel(name, block(b), result, origin);
     }
 
     private List<Stmt> block(Block b) {

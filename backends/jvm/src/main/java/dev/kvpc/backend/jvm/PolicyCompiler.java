@@ -31,8 +31,9 @@ import static org.objectweb.asm.Opcodes.*;
  * bit for bit), set primitives and effects calls to the {@link LaneContext}. After a keep, evict or merge the
  * extents are read again and every buffer over tokens still to be read is re-indexed to the surviving entries.
  *
- * <p>Dispatch over IR nodes is a pattern-matching switch here; the IR holds no backend code. Line numbers map
- * instructions to their position in the kernel's loop IR text (the IR does not yet carry {@code .kvp} lines).
+ * <p>Dispatch over IR nodes is a pattern-matching switch here; the IR holds no backend code. The class's source
+ * file and each handler kernel's line-number table name the {@code .kvp} file and the line of the handler
+ * ({@code on ...} or {@code every ...}) it was compiled from, so a stack trace through policy code points there.
  */
 public final class PolicyCompiler {
     static final String ITF = Type.getInternalName(CompiledLaneClass.class);
@@ -66,7 +67,7 @@ public final class PolicyCompiler {
             }
         };
         cw.visit(V21, ACC_PUBLIC | ACC_FINAL | ACC_SUPER, className, null, "java/lang/Object", new String[] {ITF});
-        cw.visitSource(source, null);
+        cw.visitSource(sourceFile(), null);
         MethodVisitor init = cw.visitMethod(ACC_PUBLIC, "<init>", "()V", null, null);
         init.visitCode();
         init.visitVarInsn(ALOAD, 0);
@@ -129,6 +130,24 @@ public final class PolicyCompiler {
         helpers(cw);
         cw.visitEnd();
         return cw.toByteArray();
+    }
+
+    /** The {@code .kvp} file the handlers come from (their origin), else the file compiled. */
+    private String sourceFile() {
+        for (Kernel k : program.kernels()) {
+            if (k.origin() != null && k.origin().lastIndexOf(':') > 0) return k.origin().substring(0, k.origin().lastIndexOf(':'));
+        }
+        return source;
+    }
+
+    /** The source line of a kernel's handler, or -1. */
+    static int originLine(Kernel k) {
+        if (k.origin() == null) return -1;
+        try {
+            return Integer.parseInt(k.origin().substring(k.origin().lastIndexOf(':') + 1));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     /** Method names say which kernel they are ({@code handler1_overflow$3}), so stack traces read as the policy. */
@@ -288,7 +307,6 @@ public final class PolicyCompiler {
         private final Map<Integer, Integer> defAt = new HashMap<>(), lastUse = new HashMap<>();
         private final Map<Stmt, Integer> order = new java.util.IdentityHashMap<>();
         private int counter;
-        private int line = 1;
 
         Body(MethodVisitor mv, Kernel kernel) {
             this.mv = mv;
@@ -313,6 +331,13 @@ public final class PolicyCompiler {
                 }
             }
             for (String sym : extents.keySet()) extents.put(sym, next++);
+            int line = originLine(kernel);
+            if (line > 0) {
+                // the kernel is one handler of the source: its code maps to the handler's line
+                Label l = new Label();
+                mv.visitLabel(l);
+                mv.visitLineNumber(line, l);
+            }
             reloadExtents();
             block(kernel.body());
             if (kernel.result() >= 0) {
@@ -518,12 +543,6 @@ public final class PolicyCompiler {
             mv.visitMethodInsn(INVOKEINTERFACE, CTX, name, desc, true);
         }
 
-        private void lineHere() {
-            Label l = new Label();
-            mv.visitLabel(l);
-            mv.visitLineNumber(line++, l);
-        }
-
         private void block(List<Stmt> body) {
             for (Stmt s : body) stmt(s);
         }
@@ -544,7 +563,6 @@ public final class PolicyCompiler {
         }
 
         private void stmt(Stmt s) {
-            lineHere();
             switch (s) {
                 case Alloc a -> {
                     pushSize(a.dims());

@@ -93,6 +93,30 @@ class PolicyCompilerTest {
         assertTrue(ran >= seeds * 3 / 4, "only " + ran + " of " + seeds + " generated programs ran: " + notRun);
     }
 
+    /** A stack trace through compiled policy code names the .kvp file and the line of the handler. */
+    @Test
+    void stackTracesPointAtTheSource() throws Exception {
+        Path h2o = PassPreservationTest.programs(stdlib).stream().filter(p -> p.getFileName().toString().equals("h2o.kvp")).findFirst().orElseThrow();
+        Frontend.Result r = Frontend.check(h2o, PassPreservationTest.SMALL);
+        Specialized s = Compilation.optimise(r.program(), "h2o", Map.of("budget", 24L), Pipeline.Options.DEFAULT, (a, b) -> { });
+        CompiledLaneClass c = JvmPolicies.compile(s, "h2o.kvp").define().getFirst();
+        List<String> lines = java.nio.file.Files.readAllLines(h2o);
+        int overflowLine = 0;
+        for (int i = 0; i < lines.size(); i++) if (lines.get(i).strip().startsWith("on overflow")) overflowLine = i + 1;
+        assertTrue(overflowLine > 0);
+        int kernel = List.of(c.kernels()).indexOf("handler1.overflow");
+        assertTrue(kernel >= 0, List.of(c.kernels()).toString());
+        dev.kvpc.runtime.policy.LaneContext failing = (dev.kvpc.runtime.policy.LaneContext) java.lang.reflect.Proxy.newProxyInstance(
+                getClass().getClassLoader(), new Class<?>[] {dev.kvpc.runtime.policy.LaneContext.class}, (proxy, m, args) -> {
+                    throw new IllegalStateException("context refuses " + m.getName());
+                });
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> c.run(kernel, failing));
+        StackTraceElement frame = java.util.Arrays.stream(e.getStackTrace()).filter(f -> f.getClassName().startsWith("kvpc.gen.h2o")).findFirst().orElseThrow();
+        assertEquals("h2o.kvp", frame.getFileName(), frame.toString());
+        assertEquals(overflowLine, frame.getLineNumber(), frame.toString());
+        assertTrue(frame.getMethodName().startsWith("handler1_overflow"), frame.toString());
+    }
+
     static void agree(Specialized s, List<Trace> traces, String what) {
         JvmPolicies compiled = JvmPolicies.compile(s, s.root() + ".kvp");
         for (var e : compiled.classFiles().entrySet()) {
