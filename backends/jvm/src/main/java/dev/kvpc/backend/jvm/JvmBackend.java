@@ -34,7 +34,15 @@ public final class JvmBackend implements Backend {
     public <R> R runner(Specialized program, Class<R> api) {
         if (!api.isAssignableFrom(InterpRunner.class)) return null;
         List<CompiledLaneClass> classes = JvmPolicies.compile(program, program.root() + ".kvp").define();
-        return api.cast(new InterpRunner(program, classes::get));
+        return api.cast(runner(program, classes));
+    }
+
+    /**
+     * The runner of compiled lane classes: on the runtime's lanes directly ({@link NativeRunner}) when the policy
+     * uses only what that runs, else in the reference event machinery ({@link InterpRunner} with compiled kernels).
+     */
+    public static dev.kvpc.runtime.PolicyRunner runner(Specialized program, List<CompiledLaneClass> classes) {
+        return NativeRunner.unsupported(program) == null ? new NativeRunner(program, classes) : new InterpRunner(program, classes::get);
     }
 
     /** A runner for a policy loaded from a jar: its program, its compiled lane classes. */
@@ -43,9 +51,9 @@ public final class JvmBackend implements Backend {
         if (program.classes().size() != policy.laneClasses()) {
             throw new IllegalArgumentException("compiled policy has " + policy.laneClasses() + " lane classes, its program " + program.classes().size());
         }
-        CompiledLaneClass[] classes = new CompiledLaneClass[policy.laneClasses()];
-        for (int c = 0; c < classes.length; c++) classes[c] = policy.laneClass(c);
-        return new InterpRunner(program, c -> classes[c]);
+        List<CompiledLaneClass> classes = new java.util.ArrayList<>();
+        for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
+        return runner(program, classes);
     }
 
     @Override

@@ -69,7 +69,7 @@ class PolicyCompilerTest {
         List<Trace> traces = List.of(
                 TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(21).withPrefill(48).withDecode(20)).trace(),
                 TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(22).withPrefill(40).withChunk(16).withDecode(16).withSinks(2).withHeavyHitters(2)).trace());
-        int ran = 0;
+        int ran = 0, nativeRan = 0;
         List<String> notRun = new ArrayList<>();
         for (long seed = 0; seed < seeds; seed++) {
             String text = ProgramGenerator.generate(seed, seed % 2 == 0 ? 40 : 0);
@@ -87,9 +87,16 @@ class PolicyCompilerTest {
                 continue;
             }
             agree(s, traces, "seed " + seed + "\n" + text);
+            if (NativeRunner.unsupported(s) == null) {
+                // and on the runtime's own lanes: the interpreter's kept positions and outputs after every step
+                List<CompiledLaneClass> classes = JvmPolicies.compile(s, "gen.kvp").define();
+                for (Trace t : traces) dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, "gen_" + seed, null, new NativeRunner(s, classes));
+                nativeRan++;
+            }
             ran++;
         }
-        System.out.println("generated programs compiled and compared: " + ran + ", not run: " + notRun);
+        System.out.println("generated programs compiled and compared: " + ran + " (" + nativeRan + " also on native lanes), not run: " + notRun);
+        assertTrue(nativeRan >= ran / 2, "only " + nativeRan + " of " + ran + " generated programs ran natively");
         assertTrue(ran >= seeds * 3 / 4, "only " + ran + " of " + seeds + " generated programs ran: " + notRun);
     }
 

@@ -74,6 +74,10 @@ class PolicyJarTest {
                 LoadedPolicy loaded = write(s);
                 CompiledPolicy policy = loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance();
                 assertEquals(s.print(), Specialized.parse(policy.program()).print(), "the jar's program reads back as compiled");
+                // natively where the policy allows it, else in the reference event machinery
+                String why = NativeRunner.unsupported(s);
+                System.out.println(root + ": " + (why == null ? "native lanes" : "reference event machinery (" + why + ")"));
+                assertEquals(why == null, JvmBackend.runner(policy) instanceof NativeRunner);
                 for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, JvmBackend.runner(policy));
                 RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), JvmBackend.runner(policy));
             }));
