@@ -48,6 +48,8 @@ final class LaneView implements LaneContext {
         /** Per lane, the positions this step's attention may read (null: all). */
         int[][] attend;
         Sel lastStoreScope;
+        /** Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change). */
+        final Map<String, double[]> pageCache = new HashMap<>();
         private final Map<String, List<Axis>> axesCache = new HashMap<>();
 
         EventState(NativeRunner runner, NativeRunner.ClassInfo info, PolicyRunner.Step step, int layer, int[] kvHeads, List<Lane> lanes, int[] observed) {
@@ -84,8 +86,57 @@ final class LaneView implements LaneContext {
                 case HEAD -> lanes.size();
                 case LAYER -> runner.program.shape().layers();
                 case TOKEN -> lanes.getFirst().size();
-                case PAGE -> throw new IllegalStateException("per-page values are not run natively");
+                case PAGE -> pages(lanes.getFirst());
             };
+        }
+
+        /** Page size of the lane class: that of its (first) per-page state. */
+        int pageSize() {
+            for (PolicyIr.State s : info.policy().states()) {
+                if (s.scope() == PolicyIr.StateScope.PAGE) return (int) Math.max(1, NativeRunner.constant(s.pageSize()));
+            }
+            throw new IllegalStateException("pages(...) in a policy without per-page state");
+        }
+
+        int pages(Lane l) {
+            int regular = 0;
+            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) regular++;
+            int size = pageSize();
+            return (regular + size - 1) / size;
+        }
+
+        /** Lane {@code li}'s per-page state {@code s}: its initialiser run over each page's entries, [page][width]. */
+        double[] lanePageState(PolicyIr.State s, int li) {
+            Lane l = lanes.get(li);
+            int size = pageSize(), per = stateWidth(s);
+            List<Integer> regular = new ArrayList<>();
+            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) regular.add(j);
+            int pages = (regular.size() + size - 1) / size;
+            double[] out = new double[pages * per];
+            Integer init = info.inits().get(s.name());
+            if (init == null) return out;
+            for (int p = 0; p < pages; p++) {
+                int[] entries = regular.subList(p * size, Math.min(regular.size(), (p + 1) * size)).stream().mapToInt(Integer::intValue).toArray();
+                double[] v = info.code().run(init, new PageView(this, li, entries));
+                if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
+                System.arraycopy(v, 0, out, p * per, per);
+            }
+            return out;
+        }
+
+        /** The per-page states of every lane, kept with the runtime's lanes (so measured bytes count them). */
+        void publishPageStates() {
+            for (PolicyIr.State s : info.policy().states()) {
+                if (s.scope() != PolicyIr.StateScope.PAGE) continue;
+                int per = stateWidth(s);
+                for (int li = 0; li < lanes.size(); li++) {
+                    double[] v = lanePageState(s, li);
+                    if (v.length == 0) continue;
+                    float[] f = new float[v.length];
+                    for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+                    lanes.get(li).setPageState(s.name(), pageSize(), per, f);
+                }
+            }
         }
 
         int stateWidth(PolicyIr.State s) {
@@ -254,7 +305,8 @@ final class LaneView implements LaneContext {
             case "group" -> es.g;
             case "heads" -> es.lanes.size();
             case "layers" -> es.runner.program.shape().layers();
-            default -> throw new IllegalStateException("extent " + dim + " is not run natively");
+            case "pages" -> es.pages(lane0());
+            default -> throw new IllegalStateException("unknown extent " + dim);
         };
     }
 
@@ -521,7 +573,36 @@ final class LaneView implements LaneContext {
                 for (Axis a : extra) dd[k++] = es.extent(a);
                 return layout(es.perLayer ? data : Arrays.copyOf(data, per), axes, dd, want);
             }
-            default -> throw new IllegalStateException("per-page state is not run natively");
+            default -> {
+                double[] cached = es.pageCache.get(name);
+                List<Axis> axes = new ArrayList<>();
+                if (es.perLayer) axes.add(Axis.HEAD);
+                axes.add(Axis.PAGE);
+                axes.addAll(extra);
+                if (cached == null) {
+                    if (es.perLayer) es.checkAligned();
+                    int lanes = es.perLayer ? es.lanes.size() : 1;
+                    double[][] byLane = new double[lanes][];
+                    int total = 0;
+                    for (int li = 0; li < lanes; li++) {
+                        byLane[li] = es.lanePageState(s, li);
+                        total += byLane[li].length;
+                    }
+                    cached = new double[total];
+                    int o = 0;
+                    for (double[] x : byLane) {
+                        System.arraycopy(x, 0, cached, o, x.length);
+                        o += x.length;
+                    }
+                    es.pageCache.put(name, cached);
+                }
+                int[] dd = new int[axes.size()];
+                int k = 0;
+                if (es.perLayer) dd[k++] = es.lanes.size();
+                dd[k++] = es.pages(lane0());
+                for (Axis a : extra) dd[k++] = es.extent(a);
+                return layout(cached, axes, dd, want);
+            }
         }
     }
 
@@ -544,6 +625,8 @@ final class LaneView implements LaneContext {
             known *= haveDims[i];
         }
         if (open >= 0) haveDims[open] = known == 0 ? 0 : value.length / known;
+        if (s.scope() == PolicyIr.StateScope.PAGE) throw new IllegalStateException("writes to per-page state are not supported");
+        es.pageCache.clear();
         double[] next = layout(value, have, haveDims, target);
         double[] current = state(name, target);
         for (int i = 0; i < next.length; i++) {
@@ -668,7 +751,20 @@ final class LaneView implements LaneContext {
 
     @Override
     public Object pages(Object pageSet) {
-        throw new IllegalStateException("pages are not run natively");
+        Sel ps = (Sel) pageSet;
+        int size = es.pageSize();
+        BitSet[] out = new BitSet[ps.heads()];
+        for (int h = 0; h < out.length; h++) {
+            Lane l = es.lanes.get(Math.min(h, es.lanes.size() - 1));
+            out[h] = new BitSet();
+            int regular = 0;
+            for (int j = 0; j < l.size(); j++) {
+                if (l.isCompensation(j)) continue;
+                if (ps.forHead(h).get(regular / size)) out[h].set(j);
+                regular++;
+            }
+        }
+        return sel(Axis.TOKEN, out, false);
     }
 
     /** Slices of a buffer along {@code along}: [outer * inner][along], as the interpreter's tensors slice. */
@@ -822,6 +918,7 @@ final class LaneView implements LaneContext {
 
     @Override
     public void keep(Object set) {
+        es.pageCache.clear();
         Sel s = now(set);
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
@@ -835,6 +932,7 @@ final class LaneView implements LaneContext {
 
     @Override
     public void evict(Object set) {
+        es.pageCache.clear();
         Sel s = now(set);
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
@@ -881,6 +979,7 @@ final class LaneView implements LaneContext {
             default -> throw new IllegalStateException("unknown store scope " + scope);
         };
         if (!scope.equals("otherwise")) es.lastStoreScope = covered;
+        es.pageCache.clear();
         Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
         Precision p = switch (f) {
             case F32 -> Precision.F32;
@@ -896,6 +995,19 @@ final class LaneView implements LaneContext {
             BitSet cov = covered.forHead(li);
             for (String part : parts.split(",")) {
                 Lane.Part lp = part.equals("keys") ? Lane.Part.KEYS : Lane.Part.VALUES;
+                if (p.isInteger() && axis.equals("channel")) {
+                    // per channel: blocks of g consecutive covered entries not yet at the format; only full blocks
+                    int gs = group > 0 ? (int) group : 32;
+                    List<Integer> targets = new ArrayList<>();
+                    for (int i = cov.nextSetBit(0); i >= 0 && i < l.size(); i = cov.nextSetBit(i + 1)) {
+                        if (!l.isCompensation(i) && l.spec(i, lp).precision() != p) targets.add(i);
+                    }
+                    QuantSpec block = new QuantSpec(p, QuantSpec.Axis.CHANNEL, gs);
+                    for (int from = 0; from + gs <= targets.size(); from += gs) {
+                        l.packBlock(targets.subList(from, from + gs).stream().mapToInt(Integer::intValue).toArray(), lp, block);
+                    }
+                    continue;
+                }
                 for (int i = cov.nextSetBit(0); i >= 0 && i < l.size(); i = cov.nextSetBit(i + 1)) {
                     if (l.isCompensation(i)) continue;
                     QuantSpec have = l.spec(i, lp);
@@ -905,6 +1017,166 @@ final class LaneView implements LaneContext {
                     l.restore(i, lp, want);
                 }
             }
+        }
+    }
+
+    /**
+     * What a per-page state's initialiser sees: the entries of one page of one lane, as if they were the lane (keys,
+     * values, positions, ages and scalars). It has no effects and no sets.
+     */
+    static final class PageView implements LaneContext {
+        private final EventState es;
+        private final Lane lane;
+        private final int[] entries;
+        private final int kvHead;
+
+        PageView(EventState es, int li, int[] entries) {
+            this.es = es;
+            this.lane = es.lanes.get(li);
+            this.entries = entries;
+            this.kvHead = es.kvHeads[li];
+        }
+
+        @Override
+        public int extent(String dim) {
+            return switch (dim) {
+                case "len" -> entries.length;
+                case "head_dim" -> es.d;
+                case "query" -> es.observed.length;
+                case "group" -> es.g;
+                case "heads" -> 1;
+                case "layers" -> es.runner.program.shape().layers();
+                default -> throw new IllegalStateException("a per-page state's initialiser cannot use " + dim);
+            };
+        }
+
+        @Override
+        public double[] bind(String kind, String what, String axes) {
+            if (!kind.equals("signal")) throw new IllegalStateException("a per-page state's initialiser cannot read " + kind + " " + what);
+            int n = entries.length, d = es.d;
+            return switch (what) {
+                case "k", "v" -> {
+                    double[] data = new double[n * d];
+                    float[] row = new float[d];
+                    for (int j = 0; j < n; j++) {
+                        lane.read(entries[j], what.equals("k") ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
+                        for (int c = 0; c < d; c++) data[j * d + c] = row[c];
+                    }
+                    yield data;
+                }
+                case "pos", "age" -> {
+                    double[] data = new double[n];
+                    for (int j = 0; j < n; j++) data[j] = what.equals("pos") ? lane.position(entries[j]) : es.step.decodeStep() - lane.addedAtStep(entries[j]);
+                    yield data;
+                }
+                case "len" -> new double[] {n};
+                case "context" -> new double[] {es.step.context()};
+                case "step" -> new double[] {es.step.decodeStep()};
+                case "layer" -> new double[] {es.layer};
+                case "head" -> new double[] {kvHead};
+                case "head_dim" -> new double[] {d};
+                case "group" -> new double[] {es.g};
+                default -> throw new IllegalStateException("a per-page state's initialiser cannot read " + what);
+            };
+        }
+
+        @Override
+        public int epoch() {
+            return 0;
+        }
+
+        @Override
+        public double[] rebase(double[] values, String axes, int epoch) {
+            return values;
+        }
+
+        private static IllegalStateException pure(String what) {
+            return new IllegalStateException("a per-page state's initialiser computes a value only: " + what + " is not allowed there");
+        }
+
+        @Override
+        public Object all() {
+            throw pure("all");
+        }
+
+        @Override
+        public Object compensation() {
+            throw pure("compensation");
+        }
+
+        @Override
+        public Object range(boolean last, long count) {
+            throw pure(last ? "last" : "first");
+        }
+
+        @Override
+        public Object pages(Object pageSet) {
+            throw pure("pages");
+        }
+
+        @Override
+        public Object where(double[] predicate, String axes) {
+            throw pure("where");
+        }
+
+        @Override
+        public Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm) {
+            throw pure(top ? "top" : "bottom");
+        }
+
+        @Override
+        public Object setOp(String fn, Object a, Object b) {
+            throw pure(fn);
+        }
+
+        @Override
+        public Object withinSet(Object a, Object set) {
+            throw pure("within");
+        }
+
+        @Override
+        public double[] within(double[] values, String axes, Object set) {
+            throw pure("within");
+        }
+
+        @Override
+        public double quantile(double[] values, String axes, double p) {
+            double[] all = values.clone();
+            Arrays.sort(all);
+            if (all.length == 0) return Double.NaN;
+            double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
+            int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
+            return all[lo] + (all[hi] - all[lo]) * (q - lo);
+        }
+
+        @Override
+        public void keep(Object set) {
+            throw pure("keep");
+        }
+
+        @Override
+        public void evict(Object set) {
+            throw pure("evict");
+        }
+
+        @Override
+        public void attend(Object set) {
+            throw pure("attend");
+        }
+
+        @Override
+        public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+            throw pure("merge");
+        }
+
+        @Override
+        public void store(String parts, String format, long bits, String axis, long group, String scope, Object set) {
+            throw pure("store");
+        }
+
+        @Override
+        public void writeState(String name, String op, double[] value, String axes) {
+            throw pure("a state write");
         }
     }
 }

@@ -54,14 +54,11 @@ public final class NativeRunner implements PolicyRunner {
     /** Null when every lane class runs natively, else what does not. */
     public static String unsupported(Specialized program) {
         for (PolicyIr p : program.classes()) {
-            for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE) return "per-page state " + s.name();
             String[] found = {null};
             IrWalk.forEachInstr(p, i -> {
                 if (found[0] != null) return;
                 if (i instanceof Instr.Merge) found[0] = "merge";
-                if (i instanceof Instr.Store st && st.axis() == Instr.QuantAxis.CHANNEL && st.format() != Instr.Format.F32
-                        && st.format() != Instr.Format.F16 && st.format() != Instr.Format.BF16) found[0] = "per-channel store";
-                if (i instanceof Instr.Def d && (d.op() instanceof Op.Compensation || d.op() instanceof Op.Pages)) found[0] = d.op().getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT);
+                if (i instanceof Instr.Def d && d.op() instanceof Op.Compensation) found[0] = d.op().getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT);
             });
             if (found[0] != null) return found[0];
         }
@@ -213,6 +210,7 @@ public final class NativeRunner implements PolicyRunner {
             }
         }
         if (ci.standing() >= 0) ci.code().run(ci.standing(), new LaneView(es));
+        es.publishPageStates();
     }
 
     private void run(ClassInfo ci, int handler, LaneView.EventState es) {
