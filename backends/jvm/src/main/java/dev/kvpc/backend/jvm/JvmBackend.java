@@ -1,6 +1,5 @@
 package dev.kvpc.backend.jvm;
 
-import dev.kvpc.backend.interp.InterpRunner;
 import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.InterpreterException;
 import dev.kvpc.backend.interp.Result;
@@ -21,8 +20,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The ASM backend as a {@link Backend}: policies compiled to classes ({@link PolicyCompiler}), run by the
- * reference event machinery ({@link InterpRunner} with compiled kernels), written to jars ({@link PolicyJarWriter}).
+ * The ASM backend as a {@link Backend}: policies compiled to classes ({@link PolicyCompiler}), run on the runtime's
+ * lanes ({@link NativeRunner}), written to jars ({@link PolicyJarWriter}); {@code kvpc trace} runs the compiled
+ * kernels in the reference event machinery so that its per-step report is the interpreter's.
  */
 public final class JvmBackend implements Backend {
     @Override
@@ -32,17 +32,14 @@ public final class JvmBackend implements Backend {
 
     @Override
     public <R> R runner(Specialized program, Class<R> api) {
-        if (!api.isAssignableFrom(InterpRunner.class)) return null;
+        if (!api.isAssignableFrom(NativeRunner.class)) return null;
         List<CompiledLaneClass> classes = JvmPolicies.compile(program, program.root() + ".kvp").define();
         return api.cast(runner(program, classes));
     }
 
-    /**
-     * The runner of compiled lane classes: on the runtime's lanes directly ({@link NativeRunner}) when the policy
-     * uses only what that runs, else in the reference event machinery ({@link InterpRunner} with compiled kernels).
-     */
+    /** The runner of compiled lane classes, on the runtime's own lanes ({@link NativeRunner}). */
     public static dev.kvpc.runtime.PolicyRunner runner(Specialized program, List<CompiledLaneClass> classes) {
-        return NativeRunner.unsupported(program) == null ? new NativeRunner(program, classes) : new InterpRunner(program, classes::get);
+        return new NativeRunner(program, classes);
     }
 
     /** A runner for a policy loaded from a jar: its program, its compiled lane classes. */

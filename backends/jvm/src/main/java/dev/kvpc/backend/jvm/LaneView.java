@@ -175,6 +175,7 @@ final class LaneView implements LaneContext {
                 out[li] = new BitSet();
                 int[] chosen = attend[li];
                 for (int j = 0; j < l.size(); j++) if (Arrays.binarySearch(chosen, l.position(j)) >= 0) out[li].set(j);
+                // chosen is sorted, so the compensation entry (-1) is found too
             }
             return out;
         }
@@ -440,8 +441,17 @@ final class LaneView implements LaneContext {
         return new Tensor(withHead(Axis.QUERY, Axis.GROUP, Axis.TOKEN), dims(q, g, n), data);
     }
 
-    private static int indexOf(int[] sorted, int v) {
-        int i = Arrays.binarySearch(sorted, v);
+    /**
+     * Index of position {@code v} among a lane's positions: increasing, except the compensation entry (position -1),
+     * which is last.
+     */
+    static int indexOf(int[] positions, int v) {
+        int n = positions.length;
+        if (n > 0 && positions[n - 1] == -1) {
+            if (v == -1) return n - 1;
+            n--;
+        }
+        int i = Arrays.binarySearch(positions, 0, n, v);
         return i < 0 ? -1 : i;
     }
 
@@ -726,7 +736,13 @@ final class LaneView implements LaneContext {
 
     @Override
     public Object compensation() {
-        throw new IllegalStateException("the compensation entry is not run natively");
+        BitSet[] out = new BitSet[es.lanes.size()];
+        for (int li = 0; li < out.length; li++) {
+            Lane l = es.lanes.get(li);
+            out[li] = new BitSet();
+            for (int j = 0; j < l.size(); j++) if (l.isCompensation(j)) out[li].set(j);
+        }
+        return sel(Axis.TOKEN, out, true);
     }
 
     @Override
@@ -956,9 +972,100 @@ final class LaneView implements LaneContext {
         es.attend = chosen;
     }
 
+    /**
+     * Folds each source entry not in {@code dest} into its most similar destination entry (cosine of keys or values;
+     * nearest position; ties to the later position), or all sources into the compensation entry: weighted means of
+     * keys and values by (count x weight), counts adding up, the result stored again at the entry's format.
+     */
     @Override
     public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
-        throw new IllegalStateException("merges are not run natively");
+        es.pageCache.clear();
+        Sel srcSel = now(source), dstSel = now(dest);
+        List<Axis> wAxes = weight == null ? List.of() : es.axes(weightAxes);
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            BitSet src = (BitSet) srcSel.forHead(li).clone();
+            BitSet dst = dstSel.forHead(li);
+            src.andNot(dst);
+            src.clear(l.size(), Math.max(l.size(), src.length()));
+            for (int i = 0; i < l.size(); i++) if (l.isCompensation(i)) src.clear(i);
+            if (src.isEmpty()) continue;
+            double[] w = new double[l.size()];
+            int wn = weight == null ? 0 : (wAxes.contains(Axis.HEAD) ? weight.length / es.lanes.size() : weight.length);
+            for (int i = 0; i < w.length; i++) {
+                w[i] = weight == null || i >= wn ? 1 : Math.max(1e-12, weight[(es.perLayer && wAxes.contains(Axis.HEAD) ? li * wn : 0) + i]);
+            }
+            boolean onlyComp = true;
+            for (int i = dst.nextSetBit(0); i >= 0 && i < l.size(); i = dst.nextSetBit(i + 1)) if (!l.isCompensation(i)) onlyComp = false;
+            if (dstSel.compensation() && onlyComp) {
+                int comp = -1;
+                for (int i = 0; i < l.size(); i++) if (l.isCompensation(i)) comp = i;
+                if (comp < 0) {
+                    int first = src.nextSetBit(0);
+                    l.appendCompensation(l.addedAtStep(first), new float[es.d], new float[es.d], 0);
+                    comp = l.size() - 1;
+                }
+                for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) fold(l, comp, i, 1, w[i]);
+                continue;
+            }
+            float[] a = new float[es.d], b = new float[es.d];
+            Lane.Part part = by.equals("cosine_v") ? Lane.Part.VALUES : Lane.Part.KEYS;
+            for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) {
+                int best = -1;
+                double bestScore = Double.NEGATIVE_INFINITY;
+                if (!by.equals("nearest")) l.read(i, part, a, 0);
+                for (int j = dst.nextSetBit(0); j >= 0 && j < l.size(); j = dst.nextSetBit(j + 1)) {
+                    double score;
+                    if (by.equals("nearest")) {
+                        score = -Math.abs(l.position(j) - l.position(i));
+                    } else {
+                        l.read(j, part, b, 0);
+                        score = cosine(a, b);
+                    }
+                    if (score >= bestScore) {
+                        bestScore = score;
+                        best = j;
+                    }
+                }
+                if (best >= 0) fold(l, best, i, w[best], w[i]);
+            }
+        }
+        changed();
+    }
+
+    private static double cosine(float[] a, float[] b) {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.length; i++) {
+            dot += a[i] * b[i];
+            na += a[i] * a[i];
+            nb += b[i] * b[i];
+        }
+        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
+    }
+
+    /** Folds entry {@code from} into entry {@code into} of lane {@code l}, and stores {@code into} again at its format. */
+    private void fold(Lane l, int into, int from, double wInto, double wFrom) {
+        int d = es.d;
+        double a = l.count(into) * wInto, b = l.count(from) * wFrom;
+        if (a + b <= 0) {
+            a = l.count(into);
+            b = l.count(from);
+        }
+        if (a + b <= 0) {
+            a = 0;
+            b = 1;
+        }
+        float[] x = new float[d], y = new float[d];
+        for (Lane.Part part : Lane.Part.values()) {
+            l.read(into, part, x, 0);
+            l.read(from, part, y, 0);
+            for (int c = 0; c < d; c++) x[c] = (float) ((x[c] * a + y[c] * b) / (a + b));
+            QuantSpec spec = l.spec(into, part);
+            // an entry in a per-channel block leaves it and returns to the host precision
+            if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) l.restore(into, part, l.hostSpec());
+            l.overwrite(into, part, x, 0);
+        }
+        l.setCount(into, l.count(into) + l.count(from));
     }
 
     @Override

@@ -28,9 +28,6 @@ import java.util.WeakHashMap;
  * keeps, evictions and stores to the lanes directly. The order of an event is the reference interpreter's
  * (docs/semantics.md): per-token state of new entries, decode handlers that attend, attention, the other handlers
  * and {@code every N}, overflow, standing stores.
- *
- * <p>What it does not run yet (merges and the compensation entry, per-page state, per-channel stores): {@link
- * #unsupported} says so, and {@link JvmBackend} runs such a policy in the reference event machinery instead.
  */
 public final class NativeRunner implements PolicyRunner {
     final Specialized program;
@@ -44,25 +41,9 @@ public final class NativeRunner implements PolicyRunner {
                      int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe) {}
 
     public NativeRunner(Specialized program, List<CompiledLaneClass> classes) {
-        String why = unsupported(program);
-        if (why != null) throw new IllegalArgumentException("policy " + program.root() + " cannot run natively: " + why);
         this.program = program;
         this.variant = program.variant() == null || program.variant().name().equals("standard") ? null : VariantCompiler.compile(program.variant(), program.shape());
         for (int c = 0; c < program.classes().size(); c++) infos.add(info(program.classes().get(c), classes.get(c)));
-    }
-
-    /** Null when every lane class runs natively, else what does not. */
-    public static String unsupported(Specialized program) {
-        for (PolicyIr p : program.classes()) {
-            String[] found = {null};
-            IrWalk.forEachInstr(p, i -> {
-                if (found[0] != null) return;
-                if (i instanceof Instr.Merge) found[0] = "merge";
-                if (i instanceof Instr.Def d && d.op() instanceof Op.Compensation) found[0] = d.op().getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT);
-            });
-            if (found[0] != null) return found[0];
-        }
-        return null;
     }
 
     private static ClassInfo info(PolicyIr p, CompiledLaneClass code) {

@@ -74,10 +74,7 @@ class PolicyJarTest {
                 LoadedPolicy loaded = write(s);
                 CompiledPolicy policy = loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance();
                 assertEquals(s.print(), Specialized.parse(policy.program()).print(), "the jar's program reads back as compiled");
-                // natively where the policy allows it, else in the reference event machinery
-                String why = NativeRunner.unsupported(s);
-                System.out.println(root + ": " + (why == null ? "native lanes" : "reference event machinery (" + why + ")"));
-                assertEquals(why == null, JvmBackend.runner(policy) instanceof NativeRunner);
+                assertInstanceOf(NativeRunner.class, JvmBackend.runner(policy), "loaded policies run on the runtime's own lanes");
                 for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, JvmBackend.runner(policy));
                 RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), JvmBackend.runner(policy));
             }));
