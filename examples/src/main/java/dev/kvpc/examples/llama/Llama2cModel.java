@@ -117,18 +117,6 @@ public final class Llama2cModel {
         int vocab = Math.toIntExact(emb.dims()[1]);
         if (g.metadata().containsKey("llama.vocab_size") && g.integer("llama.vocab_size") != vocab)
             throw new ModelFormatException(file + ": shape mismatch: llama.vocab_size is " + g.integer("llama.vocab_size") + ", token_embd.weight has " + vocab + " rows");
-        if (g.metadata().containsKey("llama.rope.dimension_count") && g.integer("llama.rope.dimension_count") != dim / heads)
-            throw new ModelFormatException(file + ": llama.rope.dimension_count is " + g.integer("llama.rope.dimension_count") + " but heads are "
-                    + dim / heads + " wide; this engine rotates whole heads");
-        Object scaling = g.metadata().get("llama.rope.scaling.type");
-        if (scaling != null && !"none".equals(scaling))
-            throw new ModelFormatException(file + ": llama.rope.scaling.type is '" + scaling + "'; this engine does not scale RoPE");
-        double theta = g.real("llama.rope.freq_base", 10000.0);
-        if (!(theta > 1) || !Double.isFinite(theta))
-            throw new ModelFormatException(file + ": llama.rope.freq_base is " + theta + ", not a RoPE base (a finite number above 1)");
-        double eps = g.real("llama.attention.layer_norm_rms_epsilon", 1e-5);
-        if (!(eps > 0 && eps < 1))
-            throw new ModelFormatException(file + ": llama.attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
         int kvDim = kvHeads * (dim / heads);
         float[] embedding = g.floats("token_embd.weight", dim, vocab);
         float[][][] w = new float[9][layers][];
@@ -145,6 +133,19 @@ public final class Llama2cModel {
             w[8][l] = g.floats(b + "ffn_up.weight", dim, hidden);
         }
         float[] rmsFinal = g.floats("output_norm.weight", dim);
+        // The rest of the metadata once the tensors agree with the shape (a wrong width is a shape mismatch first).
+        if (g.metadata().containsKey("llama.rope.dimension_count") && g.integer("llama.rope.dimension_count") != dim / heads)
+            throw new ModelFormatException(file + ": llama.rope.dimension_count is " + g.integer("llama.rope.dimension_count") + " but heads are "
+                    + dim / heads + " wide; this engine rotates whole heads");
+        Object scaling = g.metadata().get("llama.rope.scaling.type");
+        if (scaling != null && !"none".equals(scaling))
+            throw new ModelFormatException(file + ": llama.rope.scaling.type is '" + scaling + "'; this engine does not scale RoPE");
+        double theta = g.real("llama.rope.freq_base", 10000.0);
+        if (!(theta > 1) || !Double.isFinite(theta))
+            throw new ModelFormatException(file + ": llama.rope.freq_base is " + theta + ", not a RoPE base (a finite number above 1)");
+        double eps = g.real("llama.attention.layer_norm_rms_epsilon", 1e-5);
+        if (!(eps > 0 && eps < 1))
+            throw new ModelFormatException(file + ": llama.attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
         float[] classifier = g.has("output.weight") ? g.floats("output.weight", dim, vocab) : embedding;
         return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, (float) eps, embedding, rmsFinal, classifier, w);
     }
