@@ -110,6 +110,7 @@ public final class Sequence implements AutoCloseable {
             for (int h : heads) ls.add(lanes[layer][h]);
             PolicyRunner.Event ev = c < 0 ? null : policy.open(c, step, layer, heads.stream().mapToInt(Integer::intValue).toArray(), ls);
             BitSet[] attend = ev == null ? null : ev.attendSets();
+            float[][] sums = ev == null ? null : ev.columnSums();
             for (int i = 0; i < heads.size(); i++) {
                 int h = heads.get(i);
                 Lane lane = lanes[layer][h];
@@ -124,7 +125,7 @@ public final class Sequence implements AutoCloseable {
                 }
                 BitSet a = attend == null ? null : attend[i];
                 attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
-                kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+                kernel.attend(lane, qLane, positions, group, a, outLane, sums == null ? null : sums[i], cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }

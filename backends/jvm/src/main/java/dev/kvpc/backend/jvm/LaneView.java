@@ -48,6 +48,10 @@ final class LaneView implements LaneContext {
         /** Per lane, the positions this step's attention may read (null: all). */
         int[][] attend;
         Sel lastStoreScope;
+        /** Whether column sums come from the kernel: then {@link #sums} (per lane, in lane order at attention) hold them. */
+        boolean fusedSums;
+        float[][] sums;
+        int[][] sumPositions;
         /** Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change). */
         final Map<String, double[]> pageCache = new HashMap<>();
         private final Map<String, List<Axis>> axesCache = new HashMap<>();
@@ -165,6 +169,19 @@ final class LaneView implements LaneContext {
             int first = step.positions()[0];
             int off = ((position - first) * heads + head) * d;
             return Arrays.copyOfRange(step.queries(), off, off + d);
+        }
+
+        /** Arrays for the kernel to add column sums to, and the positions they index. */
+        float[][] columnSums() {
+            sums = new float[lanes.size()][];
+            sumPositions = new int[lanes.size()][];
+            for (int li = 0; li < lanes.size(); li++) {
+                Lane l = lanes.get(li);
+                sums[li] = new float[l.size()];
+                sumPositions[li] = new int[l.size()];
+                for (int j = 0; j < l.size(); j++) sumPositions[li][j] = l.position(j);
+            }
+            return sums;
         }
 
         BitSet[] attendSets() {
@@ -366,6 +383,7 @@ final class LaneView implements LaneContext {
                 List<Axis> over = new ArrayList<>();
                 for (String a : p[2].split("\\+")) over.add(Axis.of(a));
                 dev.kvpc.ir.Op.Red fn = dev.kvpc.ir.Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT));
+                if (es.fusedSums) yield layout(fusedSums(), withHead(Axis.TOKEN), dims(lane0().size()), want);
                 Tensor x = attention(p[0].equals("attn"));
                 Tensor r = x.reduce(fn, over);
                 yield layout(r.data, r.axes, r.dims, want);
@@ -416,6 +434,23 @@ final class LaneView implements LaneContext {
             if (fn == dev.kvpc.ir.Op.Red.NORM) for (int i = 0; i < n; i++) acc[i] = Math.sqrt(acc[i]);
             return new Tensor(keep, od, acc);
         }
+    }
+
+    /** The kernel's column sums over [head?, token] for the entries now (0 for entries it did not see). */
+    private double[] fusedSums() {
+        es.checkAligned();
+        if (es.sums == null) throw new IllegalStateException("the kernel's column sums were asked for but not computed");
+        int n = lane0().size();
+        double[] data = new double[es.lanes.size() * n];
+        int o = 0;
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            for (int j = 0; j < n; j++) {
+                int at = indexOf(es.sumPositions[li], l.position(j));
+                data[o++] = at < 0 ? 0 : es.sums[li][at];
+            }
+        }
+        return data;
     }
 
     /** attn or logits over [head?, query, group, token] for the entries now (rows kept by position). */

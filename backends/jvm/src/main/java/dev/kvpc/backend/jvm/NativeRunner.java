@@ -37,10 +37,28 @@ public final class NativeRunner implements PolicyRunner {
     final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
 
     /** What the event schedule needs of one lane class. */
+    /**
+     * {@code fusable}: every attention statistic the class reads is the kernel's column sum (attention summed over
+     * query and group); with fused statistics on, such a class takes them from the kernel instead of attention rows.
+     */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, boolean[] attends, Map<String, Integer> inits,
-                     int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe) {}
+                     int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe, boolean fusable) {}
 
+    /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
+    final boolean fused;
+
+    /** Fused statistics on: what hosts run. */
     public NativeRunner(Specialized program, List<CompiledLaneClass> classes) {
+        this(program, classes, true);
+    }
+
+    /**
+     * With {@code fused} off, every attention statistic is computed from attention rows in double exactly as the
+     * reference interpreter computes it (the differential tests); on, column sums are the kernel's own, accumulated
+     * in float while it attends, which costs nothing extra and differs from the interpreter's by rounding.
+     */
+    public NativeRunner(Specialized program, List<CompiledLaneClass> classes, boolean fused) {
+        this.fused = fused;
         this.program = program;
         this.variant = program.variant() == null || program.variant().name().equals("standard") ? null : VariantCompiler.compile(program.variant(), program.shape());
         for (int c = 0; c < program.classes().size(); c++) infos.add(info(program.classes().get(c), classes.get(c)));
@@ -67,7 +85,7 @@ public final class NativeRunner implements PolicyRunner {
             if (o.end() == null) continue;
             observe.put(o.at(), new int[] {o.end() == Op.End.FIRST ? 0 : 1, (int) constant(o.count())});
         }
-        return new ClassInfo(p, code, body, limit, attends, inits, standing, readsAttention(p), observe);
+        return new ClassInfo(p, code, body, limit, attends, inits, standing, readsAttention(p), observe, fusable(p));
     }
 
     private static int kernel(Map<String, Integer> index, String name, CompiledLaneClass code) {
@@ -82,6 +100,18 @@ public final class NativeRunner implements PolicyRunner {
             if (i instanceof Instr.If x && (attends(x.then()) || attends(x.otherwise()))) return true;
         }
         return false;
+    }
+
+    /** Reads attention only as column sums: kernelstat attn:sum over exactly query and group. */
+    static boolean fusable(PolicyIr p) {
+        boolean[] ok = {true};
+        IrWalk.forEachInstr(p, i -> {
+            if (!(i instanceof Instr.Def d)) return;
+            if (d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits"))) ok[0] = false;
+            if (d.op() instanceof Op.KernelStat k && !(k.signal().equals("attn") && k.fn() == Op.Red.SUM
+                    && k.over().size() == 2 && k.over().contains(Axis.QUERY) && k.over().contains(Axis.GROUP))) ok[0] = false;
+        });
+        return ok[0];
     }
 
     static boolean readsAttention(PolicyIr p) {
@@ -157,10 +187,17 @@ public final class NativeRunner implements PolicyRunner {
                 if (ci.attends()[i] && ci.policy().handlers().get(i).events().contains(event)) run(ci, i, es);
             }
         }
+        // the kernel's column sums serve when the class reads no other statistic and observes every query
+        es.fusedSums = fused && ci.readsAttention() && ci.fusable() && obs == null;
         return new Event() {
             @Override
             public BitSet[] attendSets() {
                 return es.attendSets();
+            }
+
+            @Override
+            public float[][] columnSums() {
+                return es.fusedSums ? es.columnSums() : null;
             }
 
             @Override
@@ -171,7 +208,7 @@ public final class NativeRunner implements PolicyRunner {
     }
 
     private void finishEvent(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
-        if (ci.readsAttention()) es.computeAttention();
+        if (ci.readsAttention() && !es.fusedSums) es.computeAttention();
         List<PolicyIr.Handler> hs = ci.policy().handlers();
         if (event != PolicyIr.Event.DECODE) {
             for (int i = 0; i < hs.size(); i++) if (hs.get(i).events().contains(event)) run(ci, i, es);

@@ -89,7 +89,7 @@ class PolicyCompilerTest {
             agree(s, traces, "seed " + seed + "\n" + text);
             // and on the runtime's own lanes: the interpreter's kept positions and outputs after every step
             List<CompiledLaneClass> classes = JvmPolicies.compile(s, "gen.kvp").define();
-            for (Trace t : traces) dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, "gen_" + seed, null, new NativeRunner(s, classes));
+            for (Trace t : traces) dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, "gen_" + seed, null, new NativeRunner(s, classes, false));
             nativeRan++;
             ran++;
         }

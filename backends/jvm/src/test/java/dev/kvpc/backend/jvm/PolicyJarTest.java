@@ -75,8 +75,14 @@ class PolicyJarTest {
                 CompiledPolicy policy = loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance();
                 assertEquals(s.print(), Specialized.parse(policy.program()).print(), "the jar's program reads back as compiled");
                 assertInstanceOf(NativeRunner.class, JvmBackend.runner(policy), "loaded policies run on the runtime's own lanes");
-                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, JvmBackend.runner(policy));
-                RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), JvmBackend.runner(policy));
+                List<dev.kvpc.runtime.policy.CompiledLaneClass> classes = new ArrayList<>();
+                for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
+                // statistics exactly as the interpreter computes them: the same kept positions after every step
+                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, new NativeRunner(s, classes, false));
+                RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), new NativeRunner(s, classes, false));
+                if (root.equals("h2o")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "H2O reads only column sums: the kernel's serve");
+                // what hosts run: column sums fused in the runtime's kernel (float): on these traces, the same decisions
+                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root + " (fused statistics)", null, JvmBackend.runner(policy));
             }));
         }
         assertTrue(tests.size() >= 17);
