@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs the training of the embedded model in the background-friendly way: installs Debian's torch and
 # OpenBLAS if missing (root), then fetch -> tokenizer -> train (resuming). Output: $KVPC_TRAIN_DIR (default
-# ~/.cache/kvpc/train). Usage: tools/train/run.sh [fetch|tokenizer|train|eval|all]
+# ~/.cache/kvpc/train). Usage: tools/train/run.sh [fetch|tokenizer|train|eval|all], or
+# tools/train/run.sh export [--checkpoint FILE] [--out DIR] (GGUF + reference logits, default models/kvpc-tiny/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
@@ -16,4 +17,5 @@ if [ "$step" = all ]; then
   [ -f "$work/tokenizer.json" ] || "$py" "$here/train.py" tokenizer
   exec nice -n 15 "$py" "$here/train.py" train
 fi
+[ "$step" = export ] && exec "$py" "$here/export.py" "${@:2}"
 exec "$py" "$here/train.py" "$step"

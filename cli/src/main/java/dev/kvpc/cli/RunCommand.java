@@ -7,11 +7,10 @@ import dev.kvpc.examples.llama.Llama2cTokenizer;
 import dev.kvpc.examples.llama.LlamaEngine;
 import dev.kvpc.examples.llama.ModelFormatException;
 import dev.kvpc.examples.llama.Sampler;
+import dev.kvpc.examples.llama.Tokenizer;
 import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.PolicyRunner;
-import dev.kvpc.runtime.Rope;
 import dev.kvpc.runtime.pool.PagePool;
-import dev.kvpc.runtime.store.Precision;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -34,7 +33,7 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "FILE", description = "llama2.c tokenizer for a .bin checkpoint (default: tokenizer.bin or tok*.bin beside it).")
     Path tokenizer;
 
-    @Option(names = "--policy", paramLabel = "P.kvp", description = "A KVP file whose policy or config manages the cache (default: the full cache).")
+    @Option(names = "--policy", paramLabel = "P.kvp|P.jar", description = "A KVP file whose policy or config manages the cache, or a jar from kvpc compile (default: the full cache).")
     Path policyFile;
 
     @Option(names = "--name", paramLabel = "NAME", description = "The policy or config in P.kvp (default: the last one).")
@@ -67,13 +66,13 @@ final class RunCommand implements Callable<Integer> {
         if (steps < 1) throw new CommandLine.ParameterException(spec.commandLine(), "-n must be at least 1");
         if (!(temperature >= 0)) throw new CommandLine.ParameterException(spec.commandLine(), "--temperature must be >= 0");
         Llama2cModel m;
-        Llama2cTokenizer tok;
+        Tokenizer tok;
         try {
             Path file = resolveModel(model);
             if (file.getFileName().toString().endsWith(".gguf")) {
                 GgufFile g = GgufFile.open(file);
                 m = Llama2cModel.fromGguf(g);
-                tok = Llama2cTokenizer.fromGguf(g, m.vocab);
+                tok = Tokenizer.fromGguf(g, m.vocab);
             } else {
                 m = Llama2cModel.load(file);
                 tok = Llama2cTokenizer.load(tokenizer != null ? tokenizer : findTokenizer(file), m.vocab);
@@ -83,9 +82,20 @@ final class RunCommand implements Callable<Integer> {
             err.flush();
             return Main.INVALID;
         }
-        ModelSpec shape = new ModelSpec(m.layers, m.heads, m.kvHeads, m.headSize, Precision.F32, new Rope(10000.0));
+        ModelSpec shape = m.spec();
         PolicyRunner policy = LlamaEngine.fullCache();
-        if (policyFile != null) {
+        if (policyFile != null && policyFile.getFileName().toString().endsWith(".jar")) {
+            if (policyName != null || !params.isEmpty()) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "a compiled policy jar is already specialised: --name and --param apply to .kvp files");
+            }
+            try {
+                policy = Kvpc.load(policyFile, shape);
+            } catch (dev.kvpc.runtime.load.PolicyLoadException e) {
+                err.println("kvpc run: " + e.getMessage());
+                err.flush();
+                return Main.INVALID;
+            }
+        } else if (policyFile != null) {
             Map<String, Object> values = new LinkedHashMap<>();
             params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
             try {

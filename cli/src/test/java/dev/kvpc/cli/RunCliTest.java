@@ -39,6 +39,15 @@ class RunCliTest {
     }
 
     @Test
+    void theEmbeddedModelRunsFromItsFolder() {
+        // models/kvpc-tiny is committed: no skipping here.
+        CliRunner r = CliRunner.run("run", "--model", CliRunner.root().resolve("models/kvpc-tiny").toString(), "--prompt", "The whale", "-n", "40");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("The whale") && r.out().length() > "The whale".length() + 10, r.out());
+        assertTrue(r.err().contains("40 positions in "), r.err());
+    }
+
+    @Test
     void badInputIsAClearError() {
         CliRunner r = CliRunner.run("run", "--model", models().resolve("no-such.gguf").toString());
         assertEquals(Main.INVALID, r.code());

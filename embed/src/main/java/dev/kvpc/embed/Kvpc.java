@@ -85,4 +85,26 @@ public final class Kvpc {
     public static java.util.List<Diagnostic> check(Path file, ModelSpec model) {
         return Frontend.check(file, new ModelShape("host", model.layers(), model.heads(), model.kvHeads(), model.headDim())).diagnostics().all();
     }
+
+    /**
+     * Loads a compiled policy jar ({@code kvpc compile}) for {@code model}: the manifest's shape must fit, every
+     * class passes the runtime's bytecode verifier, and the entry class must be a compiled policy.
+     *
+     * @throws dev.kvpc.runtime.load.PolicyLoadException with a message for the user when any of that fails
+     */
+    public static PolicyRunner load(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
+        var loaded = dev.kvpc.runtime.load.PolicyJarLoader.load(jar, new dev.kvpc.runtime.load.ModelShapeSpec(model.layers(), model.heads(), model.kvHeads(), model.headDim()));
+        Class<? extends dev.kvpc.runtime.policy.CompiledPolicy> entry = loaded.entryClassAs(dev.kvpc.runtime.policy.CompiledPolicy.class);
+        dev.kvpc.runtime.policy.CompiledPolicy policy;
+        try {
+            policy = entry.getDeclaredConstructor().newInstance();
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": entry class " + entry.getName() + " cannot be instantiated: " + e, e);
+        }
+        try {
+            return dev.kvpc.backend.jvm.JvmBackend.runner(policy);
+        } catch (RuntimeException e) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program cannot be read: " + e.getMessage(), e);
+        }
+    }
 }

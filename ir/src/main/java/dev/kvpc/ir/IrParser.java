@@ -200,6 +200,12 @@ public final class IrParser {
         String l = next();
         if (!l.endsWith(" {")) throw new IrParseException(at, "expected 'on EVENTS {'");
         String head = strip(l, "on ", " {");
+        String origin = null;
+        int o = head.indexOf(" @");
+        if (o >= 0) {
+            origin = head.substring(o + 2).strip();
+            head = head.substring(0, o);
+        }
         int slack = 0;
         int s = head.indexOf(" slack ");
         if (s >= 0) {
@@ -210,7 +216,7 @@ public final class IrParser {
         for (String e : head.split(",")) events.add(enumOf(PolicyIr.Event.class, e.strip()));
         Computation limit = peek().startsWith("limit %") ? comp("limit") : null;
         Block body = blockUntilClose();
-        return new PolicyIr.Handler(events, limit, slack, body);
+        return new PolicyIr.Handler(events, limit, slack, body, origin);
     }
 
     private PolicyIr.Clause clause() {

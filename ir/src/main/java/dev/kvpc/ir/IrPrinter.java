@@ -76,7 +76,7 @@ public final class IrPrinter {
         }
         for (PolicyIr.Handler h : p.handlers()) {
             String ev = h.events().stream().map(PolicyIr.Event::word).collect(Collectors.joining(", "));
-            line("on " + ev + (h.slack() > 0 ? " slack " + h.slack() : "") + " {");
+            line("on " + ev + (h.slack() > 0 ? " slack " + h.slack() : "") + (h.origin() != null ? " @" + h.origin() : "") + " {");
             indent++;
             if (h.limit() != null) comp("limit", h.limit());
             indent--;

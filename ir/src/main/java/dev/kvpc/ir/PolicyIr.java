@@ -97,7 +97,12 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
      * {@code every} (events = [EVERY], {@code limit} the period). {@code slack}: amortised eviction lets the lane
      * run {@code slack} entries over the budget between evictions (0 = evict every time).
      */
-    public record Handler(List<Event> events, Computation limit, int slack, Block body) {
+    /** {@code origin}: where in the source the handler is ({@code h2o.kvp:12}), or null. */
+    public record Handler(List<Event> events, Computation limit, int slack, Block body, String origin) {
+        public Handler(List<Event> events, Computation limit, int slack, Block body) {
+            this(events, limit, slack, body, null);
+        }
+
         public Handler {
             events = List.copyOf(events);
             if (events.isEmpty()) throw new IllegalArgumentException("handler without events");
@@ -106,7 +111,7 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
             if (slack < 0) throw new IllegalArgumentException("negative slack");
         }
 
-        public Handler withBody(Block b) { return new Handler(events, limit, slack, b); }
+        public Handler withBody(Block b) { return new Handler(events, limit, slack, b, origin); }
     }
 
     /** A composition clause: lanes whose {@code guard} holds get {@code target}. */

@@ -42,6 +42,15 @@ public interface PolicyRunner {
         /** Per lane, the entries this step's attention may read (null: all). Runs handlers that restrict attention. */
         BitSet[] attendSets();
 
+        /**
+         * Per lane, an array (at least as long as the lane) to which the attention kernel adds each entry's attention
+         * probability, summed over the step's queries and the lane's query heads, entries in lane order as they are
+         * at attention time; null when the policy reads no such fused statistic. Asked after {@link #attendSets}.
+         */
+        default float[][] columnSums() {
+            return null;
+        }
+
         /** Runs the rest of the event; the lanes are changed in place. */
         void finish();
     }

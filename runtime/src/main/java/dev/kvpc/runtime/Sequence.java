@@ -116,6 +116,7 @@ public final class Sequence implements AutoCloseable {
             for (int h : heads) ls.add(lanes[layer][h]);
             PolicyRunner.Event ev = c < 0 ? null : policy.open(c, step, layer, heads.stream().mapToInt(Integer::intValue).toArray(), ls);
             BitSet[] attend = ev == null ? null : ev.attendSets();
+            float[][] sums = ev == null ? null : ev.columnSums();
             for (int i = 0; i < heads.size(); i++) {
                 int h = heads.get(i);
                 Lane lane = lanes[layer][h];
@@ -130,10 +131,11 @@ public final class Sequence implements AutoCloseable {
                 }
                 BitSet a = attend == null ? null : attend[i];
                 attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
+                float[] colSums = sums == null ? null : sums[i];
                 // a compiled kernel where one fits: one token, standard attention, keys read as stored (no slot RoPE)
                 DecodeKernel dk = tokens == 1 && !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
-                if (dk != null) dk.attend(lane, qLane, positions[0], a, outLane, null);
-                else kernel.attend(lane, qLane, positions, group, a, outLane, null, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+                if (dk != null) dk.attend(lane, qLane, positions[0], a, outLane, colSums);
+                else kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }

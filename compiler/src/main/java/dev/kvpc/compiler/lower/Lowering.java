@@ -84,6 +84,13 @@ public final class Lowering {
             }
         }
 
+        /** Where a handler is, as {@code file.kvp:line} (the file's name only). */
+        private static String origin(dev.kvpc.compiler.ast.Span span) {
+            if (span == null || span.file() == null) return null;
+            String f = span.file().replace('\\', '/');
+            return f.substring(f.lastIndexOf('/') + 1) + ":" + span.line();
+        }
+
         private Computation comp(Expr e) {
             Builder b = new Builder(null);
             int r = expr(e, b);
@@ -224,9 +231,9 @@ public final class Lowering {
                             events.add(PolicyIr.Event.valueOf(e.kind().name()));
                             if (e.budget() != null) limit = comp(e.budget());
                         }
-                        handlers.add(new PolicyIr.Handler(events, limit, 0, body(on.body())));
+                        handlers.add(new PolicyIr.Handler(events, limit, 0, body(on.body()), origin(on.span())));
                     }
-                    case PolicyItem.Every ev -> handlers.add(new PolicyIr.Handler(List.of(PolicyIr.Event.EVERY), comp(ev.period()), 0, body(ev.body())));
+                    case PolicyItem.Every ev -> handlers.add(new PolicyIr.Handler(List.of(PolicyIr.Event.EVERY), comp(ev.period()), 0, body(ev.body()), origin(ev.span())));
                     case Stmt.Store st -> store(st, standing);
                     case Composition.Layers l -> layerClauses.add(new PolicyIr.Clause(layerGuard(l), target(l.target(), params)));
                     case Composition.HeadsWhere h -> {

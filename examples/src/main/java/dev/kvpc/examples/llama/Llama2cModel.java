@@ -1,5 +1,9 @@
 package dev.kvpc.examples.llama;
 
+import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.Rope;
+import dev.kvpc.runtime.store.Precision;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -8,12 +12,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * A llama2.c checkpoint (the legacy "v0" layout: seven int32 header fields, then float32 weights in a fixed order).
- * Matrices are row-major [out][in], as llama2.c's matmul reads them.
+ * A llama2.c checkpoint (the legacy "v0" layout: seven int32 header fields, then float32 weights in a fixed order),
+ * or a llama GGUF file's weights. Matrices are row-major [out][in], as llama2.c's matmul reads them.
  */
 public final class Llama2cModel {
     public final int dim, hidden, layers, heads, kvHeads, vocab, seqLen, headSize, kvDim;
     public final boolean sharedClassifier;
+    /** RoPE base and RMSNorm epsilon: llama2.c's fixed 10000 and 1e-5, or a GGUF file's metadata. */
+    public final double ropeTheta;
+    public final float rmsEps;
     public final float[] embedding, rmsFinal, classifier;
     public final float[][] rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3;
 
@@ -32,6 +39,8 @@ public final class Llama2cModel {
         }
         headSize = dim / heads;
         kvDim = kvHeads * headSize;
+        ropeTheta = 10000.0;
+        rmsEps = 1e-5f;
         long need = (long) vocab * dim + (long) layers * (2L * dim + (long) dim * dim * 2 + 2L * dim * kvDim + 3L * dim * hidden) + dim
                 + (long) seqLen * headSize + (sharedClassifier ? 0 : (long) vocab * dim);
         if (f.remaining() < need) {
@@ -52,8 +61,10 @@ public final class Llama2cModel {
         classifier = sharedClassifier ? embedding : take(f, (long) vocab * dim);
     }
 
-    private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, float[] embedding,
-                         float[] rmsFinal, float[] classifier, float[][][] w) {
+    private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, double ropeTheta, float rmsEps,
+                         float[] embedding, float[] rmsFinal, float[] classifier, float[][][] w) {
+        this.ropeTheta = ropeTheta;
+        this.rmsEps = rmsEps;
         this.dim = dim;
         this.hidden = hidden;
         this.layers = layers;
@@ -78,9 +89,17 @@ public final class Llama2cModel {
         w3 = w[8];
     }
 
+    /** The shape the kvpc runtime's cache is built for: f32 keys and values handed over unrotated, RoPE at {@link #ropeTheta}. */
+    public ModelSpec spec() {
+        return new ModelSpec(layers, heads, kvHeads, headSize, Precision.F32, new Rope(ropeTheta));
+    }
+
     /**
      * A llama-architecture GGUF file, its weights dequantised to floats. Q and K weights are taken as stored: GGUF's
      * rotary layout is the interleaved-pair one this engine uses (the converters permute Hugging Face weights into it).
+     * Head counts, RoPE base ({@code llama.rope.freq_base}, default 10000) and RMSNorm epsilon (default 1e-5) come from
+     * the metadata; RoPE over part of a head or with scaling is refused, as is a {@code llama.vocab_size} that
+     * differs from the embedding's rows. Without {@code output.weight} the classifier is the embedding (tied).
      */
     public static Llama2cModel fromGguf(GgufFile g) throws ModelFormatException {
         Path file = g.file();
@@ -96,6 +115,8 @@ public final class Llama2cModel {
         if (emb == null) throw new ModelFormatException(file + ": tensor 'token_embd.weight' is missing");
         if (emb.dims().length != 2) throw new ModelFormatException(file + ": shape mismatch: token_embd.weight has " + emb.dims().length + " dimensions, not 2");
         int vocab = Math.toIntExact(emb.dims()[1]);
+        if (g.metadata().containsKey("llama.vocab_size") && g.integer("llama.vocab_size") != vocab)
+            throw new ModelFormatException(file + ": shape mismatch: llama.vocab_size is " + g.integer("llama.vocab_size") + ", token_embd.weight has " + vocab + " rows");
         int kvDim = kvHeads * (dim / heads);
         float[] embedding = g.floats("token_embd.weight", dim, vocab);
         float[][][] w = new float[9][layers][];
@@ -112,8 +133,21 @@ public final class Llama2cModel {
             w[8][l] = g.floats(b + "ffn_up.weight", dim, hidden);
         }
         float[] rmsFinal = g.floats("output_norm.weight", dim);
+        // The rest of the metadata once the tensors agree with the shape (a wrong width is a shape mismatch first).
+        if (g.metadata().containsKey("llama.rope.dimension_count") && g.integer("llama.rope.dimension_count") != dim / heads)
+            throw new ModelFormatException(file + ": llama.rope.dimension_count is " + g.integer("llama.rope.dimension_count") + " but heads are "
+                    + dim / heads + " wide; this engine rotates whole heads");
+        Object scaling = g.metadata().get("llama.rope.scaling.type");
+        if (scaling != null && !"none".equals(scaling))
+            throw new ModelFormatException(file + ": llama.rope.scaling.type is '" + scaling + "'; this engine does not scale RoPE");
+        double theta = g.real("llama.rope.freq_base", 10000.0);
+        if (!(theta > 1) || !Double.isFinite(theta))
+            throw new ModelFormatException(file + ": llama.rope.freq_base is " + theta + ", not a RoPE base (a finite number above 1)");
+        double eps = g.real("llama.attention.layer_norm_rms_epsilon", 1e-5);
+        if (!(eps > 0 && eps < 1))
+            throw new ModelFormatException(file + ": llama.attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
         float[] classifier = g.has("output.weight") ? g.floats("output.weight", dim, vocab) : embedding;
-        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, embedding, rmsFinal, classifier, w);
+        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, (float) eps, embedding, rmsFinal, classifier, w);
     }
 
     private static int dim(GgufFile g, String key) throws ModelFormatException {

@@ -7,8 +7,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** llama2.c's tokenizer file: a max token length, then per token a float score, an int length and the bytes. */
-public final class Llama2cTokenizer {
+/**
+ * llama2.c's tokenizer file: a max token length, then per token a float score, an int length and the bytes. Token 1 is
+ * BOS: every generation starts from it, and choosing it ends one.
+ */
+public final class Llama2cTokenizer implements Tokenizer {
     private final byte[][] pieces;
     private final float[] scores;
 
@@ -106,26 +109,43 @@ public final class Llama2cTokenizer {
         return t.stream().mapToInt(Integer::intValue).toArray();
     }
 
+    @Override
     public int size() {
         return pieces.length;
     }
 
+    /** BOS and the prompt's tokens. */
+    @Override
+    public int[] start(String prompt) {
+        return encode(prompt, true);
+    }
+
+    @Override
+    public boolean ends(int token) {
+        return token == 1;
+    }
+
     /**
-     * The bytes printed for {@code token} following {@code prev}, as llama2.c's decode does: a piece after BOS (1)
-     * loses its leading space, and {@code <0xHH>} pieces are that raw byte.
+     * The bytes printed for {@code token} following {@code prev}, as llama2.c's decode and safe_printf do: the first
+     * token (BOS) prints nothing, a piece after BOS loses its leading space, {@code <0xHH>} pieces are that raw byte,
+     * and single bytes that are neither printable ASCII nor whitespace are not printed.
      */
+    @Override
     public byte[] decode(int prev, int token) {
+        if (prev < 0) return new byte[0];
         byte[] p = pieces[token];
         String s = new String(p, StandardCharsets.ISO_8859_1);
         if (prev == 1 && s.startsWith(" ")) s = s.substring(1);
+        byte[] out = s.getBytes(StandardCharsets.ISO_8859_1);
         if (s.length() == 6 && s.startsWith("<0x") && s.endsWith(">")) {
             try {
-                return new byte[] {(byte) Integer.parseInt(s.substring(3, 5), 16)};
+                out = new byte[] {(byte) Integer.parseInt(s.substring(3, 5), 16)};
             } catch (NumberFormatException ignored) {
                 // not a byte token after all
             }
         }
-        return s.getBytes(StandardCharsets.ISO_8859_1);
+        boolean printable = out.length != 1 || (out[0] & 0xff) >= 32 && (out[0] & 0xff) < 127 || Character.isWhitespace(out[0]);
+        return printable ? out : new byte[0];
     }
 
     public float score(int token) {

@@ -1,12 +1,9 @@
 package dev.kvpc.examples.llama;
 
 import dev.kvpc.runtime.KvRuntime;
-import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.PolicyRunner;
-import dev.kvpc.runtime.Rope;
 import dev.kvpc.runtime.Sequence;
 import dev.kvpc.runtime.pool.PagePool;
-import dev.kvpc.runtime.store.Precision;
 
 import java.io.ByteArrayOutputStream;
 
@@ -24,8 +21,7 @@ public final class LlamaEngine implements AutoCloseable {
 
     public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool) {
         this.m = model;
-        ModelSpec spec = new ModelSpec(m.layers, m.heads, m.kvHeads, m.headSize, Precision.F32, new Rope(10000.0));
-        this.seq = new KvRuntime(spec, policy, pool).newSequence();
+        this.seq = new KvRuntime(m.spec(), policy, pool).newSequence();
         x = new float[m.dim];
         xb = new float[m.dim];
         xb2 = new float[m.dim];
@@ -70,7 +66,7 @@ public final class LlamaEngine implements AutoCloseable {
         if (pos == 0) seq.beginPrefill(1);
         else seq.beginDecode();
         for (int l = 0; l < m.layers; l++) {
-            rmsnorm(xb, x, m.rmsAtt[l], m.dim);
+            rmsnorm(xb, x, m.rmsAtt[l], m.dim, m.rmsEps);
             matmul(q, xb, m.wq[l], m.dim, m.dim);
             matmul(k, xb, m.wk[l], m.dim, m.kvDim);
             matmul(v, xb, m.wv[l], m.dim, m.kvDim);
@@ -78,7 +74,7 @@ public final class LlamaEngine implements AutoCloseable {
             seq.attend(l, q, att);
             matmul(xb2, att, m.wo[l], m.dim, m.dim);
             for (int i = 0; i < m.dim; i++) x[i] += xb2[i];
-            rmsnorm(xb, x, m.rmsFfn[l], m.dim);
+            rmsnorm(xb, x, m.rmsFfn[l], m.dim, m.rmsEps);
             matmul(hb, xb, m.w1[l], m.dim, m.hidden);
             matmul(hb2, xb, m.w3[l], m.dim, m.hidden);
             for (int i = 0; i < m.hidden; i++) {
@@ -89,17 +85,17 @@ public final class LlamaEngine implements AutoCloseable {
             matmul(xb, hb, m.w2[l], m.hidden, m.dim);
             for (int i = 0; i < m.dim; i++) x[i] += xb[i];
         }
-        rmsnorm(x, x, m.rmsFinal, m.dim);
+        rmsnorm(x, x, m.rmsFinal, m.dim, m.rmsEps);
         matmul(logits, x, m.classifier, m.dim, m.vocab);
         pos++;
         return logits;
     }
 
-    static void rmsnorm(float[] o, float[] x, float[] w, int n) {
+    static void rmsnorm(float[] o, float[] x, float[] w, int n, float eps) {
         float ss = 0;
         for (int j = 0; j < n; j++) ss += x[j] * x[j];
         ss /= n;
-        ss += 1e-5f;
+        ss += eps;
         ss = (float) (1.0 / Math.sqrt(ss));
         for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
     }
@@ -121,33 +117,35 @@ public final class LlamaEngine implements AutoCloseable {
     }
 
     /**
-     * llama2.c's generation from BOS with greedy sampling, {@code steps} positions: returns the bytes it prints
-     * (pieces after BOS lose their leading space; unprintable single bytes are not printed).
+     * llama2.c's generation from BOS (or the tokenizer's start) with greedy sampling, {@code steps} positions:
+     * returns the bytes it prints.
      */
-    public static byte[] generateGreedy(LlamaEngine engine, Llama2cTokenizer tok, int steps) {
+    public static byte[] generateGreedy(LlamaEngine engine, Tokenizer tok, int steps) {
         return generate(engine, tok, new Sampler(0f, 1f, 0), "", steps);
     }
 
     /**
-     * llama2.c's generate loop: the prompt's tokens are forced, then each next token comes from {@code sampler};
-     * {@code steps} counts positions including the prompt's. Each printed piece goes to {@code sink} as it is made.
+     * llama2.c's generate loop: the prompt's tokens ({@link Tokenizer#start}) are forced, then each next token comes
+     * from {@code sampler} until one {@link Tokenizer#ends ends} it; {@code steps} counts positions including the
+     * prompt's. Each printed piece (the first token's too, unless it is a BOS) goes to {@code sink} as it is made.
      */
-    public static void generate(LlamaEngine engine, Llama2cTokenizer tok, Sampler sampler, String prompt, int steps,
+    public static void generate(LlamaEngine engine, Tokenizer tok, Sampler sampler, String prompt, int steps,
                                 java.util.function.Consumer<byte[]> sink) {
-        int[] p = tok.encode(prompt, true);
+        int[] p = tok.start(prompt);
         int token = p[0];
+        byte[] first = tok.decode(-1, token);
+        if (first.length > 0) sink.accept(first);
         for (int pos = 0; pos < steps; pos++) {
             float[] logits = engine.forward(token);
             int next = pos < p.length - 1 ? p[pos + 1] : sampler.sample(logits);
-            if (next == 1) break;
+            if (tok.ends(next)) break;
             byte[] piece = tok.decode(token, next);
-            boolean printable = piece.length != 1 || (piece[0] & 0xff) >= 32 && (piece[0] & 0xff) < 127 || Character.isWhitespace(piece[0]);
-            if (printable) sink.accept(piece);
+            if (piece.length > 0) sink.accept(piece);
             token = next;
         }
     }
 
-    public static byte[] generate(LlamaEngine engine, Llama2cTokenizer tok, Sampler sampler, String prompt, int steps) {
+    public static byte[] generate(LlamaEngine engine, Tokenizer tok, Sampler sampler, String prompt, int steps) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         generate(engine, tok, sampler, prompt, steps, out::writeBytes);
         return out.toByteArray();

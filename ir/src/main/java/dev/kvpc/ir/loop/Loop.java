@@ -24,7 +24,12 @@ public final class Loop {
     }
 
     /** One entry point: a handler body, its limit, or a state initialiser; {@code result} is -1 or the buffer returned. */
-    public record Kernel(String name, List<Stmt> body, int result) {
+    /** {@code origin}: the source of the handler it comes from ({@code h2o.kvp:12}), or null. */
+    public record Kernel(String name, List<Stmt> body, int result, String origin) {
+        public Kernel(String name, List<Stmt> body, int result) {
+            this(name, body, result, null);
+        }
+
         public Kernel {
             body = List.copyOf(body);
         }

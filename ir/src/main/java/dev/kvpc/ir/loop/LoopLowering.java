@@ -19,23 +19,48 @@ public final class LoopLowering {
         List<Kernel> ks = new ArrayList<>();
         for (PolicyIr.State s : p.states()) {
             if (s.pageSize() != null) ks.add(l.kernel("state." + s.name() + ".size", s.pageSize().block(), s.pageSize().result()));
-            if (s.init() != null) ks.add(l.kernel("state." + s.name() + ".init", s.init().block(), s.init().result()));
+            if (s.init() != null) ks.add(l.kernel(initName(s), s.init().block(), s.init().result()));
         }
         for (PolicyIr.Observe o : p.observes()) {
             if (o.count() != null) ks.add(l.kernel("observe." + o.at().word() + ".count", o.count().block(), o.count().result()));
         }
-        if (!p.standing().instrs().isEmpty()) ks.add(l.kernel("standing", p.standing(), -1));
+        if (!p.standing().instrs().isEmpty()) ks.add(l.kernel(STANDING, p.standing(), -1));
         for (int i = 0; i < p.handlers().size(); i++) {
             PolicyIr.Handler h = p.handlers().get(i);
-            String ev = String.join(",", h.events().stream().map(PolicyIr.Event::word).toList());
-            if (h.limit() != null) ks.add(l.kernel("handler" + i + "." + ev + ".limit", h.limit().block(), h.limit().result()));
-            ks.add(l.kernel("handler" + i + "." + ev + (h.slack() > 0 ? ".slack" + h.slack() : ""), h.body(), -1));
+            if (h.limit() != null) ks.add(l.kernel(limitName(i, h), h.limit().block(), h.limit().result(), h.origin()));
+            ks.add(l.kernel(bodyName(i, h), h.body(), -1, h.origin()));
         }
         return new Loop.Program(p.name(), ks);
     }
 
+    /** The kernel name of the standing rules. */
+    public static final String STANDING = "standing";
+
+    /** The kernel name of handler {@code i}'s body. */
+    public static String bodyName(int i, PolicyIr.Handler h) {
+        return "handler" + i + "." + events(h) + (h.slack() > 0 ? ".slack" + h.slack() : "");
+    }
+
+    /** The kernel name of handler {@code i}'s limit (overflow budget or every-N count). */
+    public static String limitName(int i, PolicyIr.Handler h) {
+        return "handler" + i + "." + events(h) + ".limit";
+    }
+
+    /** The kernel name of a state's initialiser. */
+    public static String initName(PolicyIr.State s) {
+        return "state." + s.name() + ".init";
+    }
+
+    private static String events(PolicyIr.Handler h) {
+        return String.join(",", h.events().stream().map(PolicyIr.Event::word).toList());
+    }
+
     private Kernel kernel(String name, Block b, int result) {
-        return new Kernel(name, block(b), result);
+        return kernel(name, b, result, null);
+    }
+
+    private Kernel kernel(String name, Block b, int result, String origin) {
+        return new Kernel(name, block(b), result, origin);
     }
 
     private List<Stmt> block(Block b) {
@@ -53,7 +78,8 @@ public final class LoopLowering {
         return out;
     }
 
-    static Dim dim(Axis a) {
+    /** The extent of an axis, as loops and buffers name it. */
+    public static Dim dim(Axis a) {
         return Dim.sym(switch (a) {
             case TOKEN -> "len";
             case CHANNEL -> "head_dim";
@@ -65,7 +91,8 @@ public final class LoopLowering {
         });
     }
 
-    static String var(Axis a) {
+    /** The loop variable of an axis. */
+    public static String var(Axis a) {
         return switch (a) {
             case TOKEN -> "t";
             case CHANNEL -> "c";

@@ -21,7 +21,7 @@ public final class LoopText {
     public static String print(Loop.Program p) {
         StringBuilder sb = new StringBuilder("loop policy ").append(p.policy()).append('\n');
         for (Kernel k : p.kernels()) {
-            sb.append("kernel ").append(k.name()).append(k.result() >= 0 ? " -> %" + k.result() : "").append(" {\n");
+            sb.append("kernel ").append(k.name()).append(k.result() >= 0 ? " -> %" + k.result() : "").append(k.origin() != null ? " @" + k.origin() : "").append(" {\n");
             stmts(k.body(), 1, sb);
             sb.append("}\n");
         }
@@ -126,13 +126,19 @@ public final class LoopText {
                 String l = next();
                 if (!l.startsWith("kernel ") || !l.endsWith(" {")) throw new LoopParseException(at, "expected 'kernel NAME {'");
                 String h = l.substring(7, l.length() - 2).strip();
+                String origin = null;
+                int o = h.indexOf(" @");
+                if (o >= 0) {
+                    origin = h.substring(o + 2).strip();
+                    h = h.substring(0, o);
+                }
                 int result = -1;
                 int arrow = h.indexOf(" -> %");
                 if (arrow >= 0) {
                     result = Integer.parseInt(h.substring(arrow + 5));
                     h = h.substring(0, arrow);
                 }
-                ks.add(new Kernel(h, body(), result));
+                ks.add(new Kernel(h, body(), result, origin));
             }
             return new Loop.Program(head.substring(12).strip(), ks);
         }

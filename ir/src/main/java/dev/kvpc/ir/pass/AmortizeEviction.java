@@ -45,7 +45,7 @@ public final class AmortizeEviction {
             }
             body.addAll(keepAt, added);
             body.set(keepAt + added.size(), new Instr.Keep(newSet));
-            hs.add(new PolicyIr.Handler(h.events(), h.limit(), slack, new Block(body)));
+            hs.add(new PolicyIr.Handler(h.events(), h.limit(), slack, new Block(body), h.origin()));
         }
         return p.withHandlers(hs);
     }

@@ -36,7 +36,7 @@ public final class Fold {
         for (PolicyIr.Observe o : p.observes()) observes.add(new PolicyIr.Observe(o.end(), f.comp(o.count(), p.selection()), o.at()));
         List<PolicyIr.Handler> handlers = new ArrayList<>();
         for (PolicyIr.Handler h : p.handlers()) {
-            handlers.add(new PolicyIr.Handler(h.events(), f.comp(h.limit(), p.selection()), h.slack(), f.block(h.body(), p.selection())));
+            handlers.add(new PolicyIr.Handler(h.events(), f.comp(h.limit(), p.selection()), h.slack(), f.block(h.body(), p.selection()), h.origin()));
         }
         return new PolicyIr(p.name(), List.of(), p.positions(), p.selection(), states, observes, f.block(p.standing(), p.selection()),
                 handlers, List.of(), p.variant());

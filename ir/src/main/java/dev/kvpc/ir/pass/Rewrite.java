@@ -96,7 +96,7 @@ final class Rewrite {
         List<PolicyIr.Observe> obs = new ArrayList<>();
         for (PolicyIr.Observe o : p.observes()) obs.add(new PolicyIr.Observe(o.end(), comp(o.count(), f, m), o.at()));
         List<PolicyIr.Handler> hs = new ArrayList<>();
-        for (PolicyIr.Handler h : p.handlers()) hs.add(new PolicyIr.Handler(h.events(), comp(h.limit(), f, m), h.slack(), f.apply(h.body())));
+        for (PolicyIr.Handler h : p.handlers()) hs.add(new PolicyIr.Handler(h.events(), comp(h.limit(), f, m), h.slack(), f.apply(h.body()), h.origin()));
         return new PolicyIr(p.name(), p.params(), p.positions(), p.selection(), states, obs, f.apply(p.standing()), hs, p.clauses(), p.variant());
     }
 

@@ -25,4 +25,20 @@ public interface Backend {
      * when this backend does not offer that type. (The IR does not know the runtime's types; the caller names one.)
      */
     <R> R runner(Specialized program, Class<R> api);
+
+    /**
+     * The compiled form of {@code program} as a policy jar (its bytes), with a manifest of {@code manifest}'s keys
+     * (everything but the entry class, which the backend adds); {@code source} names the {@code .kvp} file.
+     *
+     * @throws UnsupportedOperationException when this backend does not compile to jars
+     * @throws IllegalArgumentException when the manifest is invalid or the program uses what the backend cannot compile
+     */
+    default byte[] compileJar(Specialized program, String source, java.util.Map<String, String> manifest) {
+        throw new UnsupportedOperationException("backend " + name() + " does not write compiled policies");
+    }
+
+    /** A readable listing of the code {@link #compileJar} would write (bytecode, kernels). */
+    default String listing(Specialized program, String source) {
+        throw new UnsupportedOperationException("backend " + name() + " has no listing");
+    }
 }

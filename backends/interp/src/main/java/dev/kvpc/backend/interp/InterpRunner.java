@@ -24,7 +24,15 @@ public final class InterpRunner implements PolicyRunner {
     private final dev.kvpc.runtime.AttentionVariant runtimeVariant;
 
     public InterpRunner(Specialized program) {
-        this.interp = new Interpreter(program);
+        this(program, null);
+    }
+
+    /**
+     * The same event machinery running compiled handler code: lane class {@code c}'s kernels are
+     * {@code compiled.apply(c)}'s (null: interpreted).
+     */
+    public InterpRunner(Specialized program, java.util.function.IntFunction<dev.kvpc.runtime.policy.CompiledLaneClass> compiled) {
+        this.interp = new Interpreter(program, compiled);
         this.runtimeVariant = interp.variant().forRuntime();
     }
 

@@ -32,16 +32,54 @@ public final class Interpreter {
 
     /** One lane class compiled to call targets. */
     /** {@code readsAttention}: the policy reads attention rows or statistics, so they are computed for each event. */
-    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, CallTarget standing, Map<String, CallTarget> stateInits, boolean readsAttention) {}
+    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, Code standing, Map<String, Code> stateInits, boolean readsAttention) {}
 
-    record HandlerCode(PolicyIr.Handler handler, CallTarget limit, CallTarget body, boolean attends) {}
+    record HandlerCode(PolicyIr.Handler handler, Code limit, Code body, boolean attends) {}
+
+    /** A block's code: a Truffle call target, or a compiled kernel run through {@link CompiledCode}. */
+    @FunctionalInterface
+    interface Code {
+        Object call(ExecContext ctx);
+    }
 
     Interpreter(Specialized program) {
+        this(program, (java.util.function.IntFunction<dev.kvpc.runtime.policy.CompiledLaneClass>) null);
+    }
+
+    /**
+     * The event machinery of the reference semantics running compiled handler code: lane class {@code c}'s handler
+     * bodies, limits, state initialisers and standing rules are {@code compiled.apply(c)}'s kernels (per-page
+     * state derivation stays interpreted).
+     */
+    Interpreter(Specialized program, java.util.function.IntFunction<dev.kvpc.runtime.policy.CompiledLaneClass> compiled) {
         this.program = program;
         this.trace = null;
         this.shape = program.shape();
         this.variant = new VariantEval(program.variant() == null || program.variant().name().equals("standard") ? null : program.variant(), shape);
-        for (PolicyIr p : program.classes()) code.add(compile(p));
+        for (int c = 0; c < program.classes().size(); c++) {
+            PolicyIr p = program.classes().get(c);
+            code.add(compiled == null ? compile(p) : CompiledCode.classCode(p, compiled.apply(c)));
+        }
+    }
+
+    private Interpreter(Specialized program, Trace trace, java.util.function.IntFunction<dev.kvpc.runtime.policy.CompiledLaneClass> compiled) {
+        this.program = program;
+        this.trace = trace;
+        this.shape = program.shape();
+        var ts = trace.shape();
+        if (ts.layers() != shape.layers() || ts.heads() != shape.heads() || ts.kvHeads() != shape.kvHeads() || ts.headDim() != shape.headDim()) {
+            throw new InterpreterException("trace shape " + ts + " does not match the policy's model shape " + shape);
+        }
+        this.variant = new VariantEval(program.variant() == null || program.variant().name().equals("standard") ? null : program.variant(), shape);
+        for (int c = 0; c < program.classes().size(); c++) {
+            PolicyIr p = program.classes().get(c);
+            code.add(CompiledCode.classCode(p, compiled.apply(c)));
+        }
+    }
+
+    /** Runs {@code program} over {@code trace} with compiled handler code (see {@link #Interpreter(Specialized, java.util.function.IntFunction)}). */
+    public static Result runCompiled(Specialized program, Trace trace, java.util.function.IntFunction<dev.kvpc.runtime.policy.CompiledLaneClass> compiled) {
+        return new Interpreter(program, trace, compiled).run();
     }
 
     private Interpreter(Specialized program, Trace trace) {
@@ -85,18 +123,22 @@ public final class Interpreter {
         int slots = maxId(p) + 1;
         List<HandlerCode> hs = new ArrayList<>();
         for (PolicyIr.Handler h : p.handlers()) {
-            CallTarget limit = h.limit() == null ? null : new Nodes.BlockRoot(h.limit().block(), h.limit().result(), slots).getCallTarget();
-            hs.add(new HandlerCode(h, limit, new Nodes.BlockRoot(h.body(), -1, slots).getCallTarget(), Nodes.attends(h.body())));
+            Code limit = h.limit() == null ? null : code(new Nodes.BlockRoot(h.limit().block(), h.limit().result(), slots).getCallTarget());
+            hs.add(new HandlerCode(h, limit, code(new Nodes.BlockRoot(h.body(), -1, slots).getCallTarget()), Nodes.attends(h.body())));
         }
-        Map<String, CallTarget> inits = new HashMap<>();
+        Map<String, Code> inits = new HashMap<>();
         for (PolicyIr.State s : p.states()) {
-            if (s.init() != null) inits.put(s.name(), new Nodes.BlockRoot(s.init().block(), s.init().result(), slots).getCallTarget());
+            if (s.init() != null) inits.put(s.name(), code(new Nodes.BlockRoot(s.init().block(), s.init().result(), slots).getCallTarget()));
         }
-        return new ClassCode(p, hs, new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget(), inits, readsAttention(p));
+        return new ClassCode(p, hs, code(new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget()), inits, readsAttention(p));
+    }
+
+    private static Code code(CallTarget t) {
+        return t::call;
     }
 
     /** Does any handler read attn, logits, or a statistic fused from them? */
-    private static boolean readsAttention(PolicyIr p) {
+    static boolean readsAttention(PolicyIr p) {
         boolean[] found = {false};
         IrWalk.forEachInstr(p, i -> {
             if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
@@ -256,7 +298,7 @@ public final class Interpreter {
     private void initStates(ClassCode cc, ExecContext ctx, int appended) {
         for (PolicyIr.State s : cc.policy().states()) {
             if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
-            CallTarget init = cc.stateInits().get(s.name());
+            Code init = cc.stateInits().get(s.name());
             Tensor v = init == null ? null : (Tensor) init.call(ctx);
             for (LaneState lane : ctx.lanes) {
                 int per = 1;

@@ -27,12 +27,12 @@ import static org.junit.jupiter.api.Assertions.*;
  * eviction happens, the interpreter gives identical kept sets, attend sets, precisions and merge counts, and states
  * and attention outputs within 1e-9, before and after each pass, on random and planted traces.
  */
-class PassPreservationTest {
-    static final ModelShape SMALL = ModelShape.parse("layers=2,heads=4,kv-heads=2,head-dim=32");
-    static final double TOLERANCE = 1e-9;
+public class PassPreservationTest {
+    public static final ModelShape SMALL = ModelShape.parse("layers=2,heads=4,kv-heads=2,head-dim=32");
+    public static final double TOLERANCE = 1e-9;
 
     /** Parameter values that make eviction, merging and quantisation happen within a trace of ~60 tokens. */
-    static final Map<String, Map<String, Object>> SMALL_BUDGETS = Map.ofEntries(
+    public static final Map<String, Map<String, Object>> SMALL_BUDGETS = Map.ofEntries(
             Map.entry("window", Map.of("size", 24L)),
             Map.entry("streaming_llm", Map.of("sinks", 2L, "window", 20L)),
             Map.entry("h2o", Map.of("budget", 24L)),
@@ -52,6 +52,11 @@ class PassPreservationTest {
 
     /** The stdlib, with its placeholder gate tables replaced by ones of the small shape. */
     static List<Path> programs() throws IOException {
+        return programs(stdlib);
+    }
+
+    /** The stdlib copied into {@code stdlib}, small-shape gate tables included; the policy files. */
+    public static List<Path> programs(Path stdlib) throws IOException {
         Path src = root().resolve("stdlib-policies");
         List<Path> out = new ArrayList<>();
         try (Stream<Path> s = Files.list(src)) {
@@ -73,7 +78,7 @@ class PassPreservationTest {
         return p;
     }
 
-    static List<Trace> traces() {
+    public static List<Trace> traces() {
         TraceShape ts = new TraceShape(SMALL.layers(), SMALL.heads(), SMALL.kvHeads(), SMALL.headDim());
         return List.of(
                 TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(1).withPrefill(40).withDecode(24)).trace(),

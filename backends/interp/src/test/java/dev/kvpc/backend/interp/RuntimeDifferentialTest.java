@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * PolicyRunner gives, after every step, the same kept positions per lane and the same attention outputs (within
  * 1e-4) as the interpreter alone; evicted memory really goes back to the pool.
  */
-class RuntimeDifferentialTest {
+public class RuntimeDifferentialTest {
     @TestFactory
     Stream<DynamicTest> runtimeMatchesTheInterpreter() throws Exception {
         PassPreservationTest.stdlib = java.nio.file.Files.createTempDirectory("kvpc-rt");
@@ -143,12 +143,17 @@ class RuntimeDifferentialTest {
     }
 
     static void compare(Specialized s, Trace t, String name, Rope rope) {
+        compare(s, t, name, rope, new InterpRunner(s));
+    }
+
+    /** As above, with the runtime running {@code runner} (a compiled policy, for instance). */
+    public static void compare(Specialized s, Trace t, String name, Rope rope, dev.kvpc.runtime.PolicyRunner runner) {
         Result want = rope == null ? Interpreter.run(s, t) : Interpreter.run(s, t, rope);
         var shape = s.shape();
         ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32, rope);
         int d = shape.headDim(), g = shape.kvHeads(), h = shape.heads(), group = shape.group();
         try (PagePool pool = new PagePool()) {
-            KvRuntime rt = new KvRuntime(model, new InterpRunner(s), pool, 8);
+            KvRuntime rt = new KvRuntime(model, runner, pool, 8);
             try (Sequence seq = rt.newSequence()) {
                 RuntimeFeed.feed(seq, t, (si, l, out) -> {
                     int n = t.steps().get(si).tokens(), start = t.start(si);

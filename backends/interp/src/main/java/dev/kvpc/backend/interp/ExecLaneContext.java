@@ -1,0 +1,292 @@
+package dev.kvpc.backend.interp;
+
+import dev.kvpc.ir.Axis;
+import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.Op;
+import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Ty;
+import dev.kvpc.runtime.policy.LaneContext;
+
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The {@link LaneContext} compiled kernels run against, over the reference interpreter's event: signals, states,
+ * sets and effects are exactly the interpreter's ({@link ExecContext}, {@link Semantics}), so a difference between
+ * a compiled policy and the interpreter can only come from the compiled code. One context per kernel run; its
+ * epochs are the snapshots of the entries taken at each keep, evict or merge.
+ */
+final class ExecLaneContext implements LaneContext {
+    private final ExecContext ctx;
+    private final List<LaneState.Entry[][]> bases = new ArrayList<>();
+    private final Map<String, List<Axis>> axesCache = new HashMap<>();
+
+    ExecLaneContext(ExecContext ctx) {
+        this.ctx = ctx;
+        bases.add(ctx.basisNow());
+    }
+
+    private List<Axis> axes(String text) {
+        return axesCache.computeIfAbsent(text, CompiledCode::axes);
+    }
+
+    // ------------------------------------------------------------------------------------------ conversions
+
+    /** A buffer of compiled code as an interpreter tensor (dims from the context; tokens or pages from the length). */
+    static Tensor tensor(ExecContext ctx, double[] data, List<Axis> axes, Ty.Elem elem) {
+        int[] dims = new int[axes.size()];
+        int known = 1, open = -1;
+        for (int i = 0; i < dims.length; i++) {
+            Axis a = axes.get(i);
+            if (a == Axis.TOKEN || a == Axis.PAGE) {
+                if (open >= 0) throw new InterpreterException("a buffer over both " + axes.get(open).word() + " and " + a.word());
+                open = i;
+                continue;
+            }
+            dims[i] = a == Axis.HEAD ? ctx.lanes.size() : a == Axis.LAYER ? ctx.shape.layers() : ctx.extent(a);
+            known *= dims[i];
+        }
+        if (open >= 0) {
+            if (known == 0 ? data.length != 0 : data.length % known != 0) {
+                throw new InterpreterException("buffer of " + data.length + " values does not fit axes " + axes);
+            }
+            dims[open] = known == 0 ? 0 : data.length / known;
+        } else if (known != data.length) {
+            throw new InterpreterException("buffer of " + data.length + " values for axes " + axes + " of " + known);
+        }
+        return new Tensor(elem, axes, dims, data);
+    }
+
+    private Tensor tensor(double[] data, String axes) {
+        return tensor(ctx, data, axes(axes), Ty.Elem.FLOAT);
+    }
+
+    /** An interpreter value laid out over {@code want} (broadcasting axes it lacks). */
+    private double[] buffer(Object v, List<Axis> want) {
+        if (!(v instanceof Tensor t)) throw new InterpreterException("expected a tensor, got " + v);
+        if (t.axes.equals(want)) return t.data;
+        for (Axis a : t.axes) if (!want.contains(a)) throw new InterpreterException("value over " + t.axes + " where " + want + " was expected");
+        int[] dims = new int[want.size()];
+        int n = 1;
+        for (int i = 0; i < dims.length; i++) {
+            Axis a = want.get(i);
+            dims[i] = t.axes.contains(a) ? t.dim(a) : a == Axis.HEAD ? ctx.lanes.size() : a == Axis.TOKEN ? ctx.lanes.getFirst().size() : ctx.extent(a);
+            n *= dims[i];
+        }
+        double[] out = new double[n];
+        int[] idx = new int[dims.length];
+        for (int f = 0; f < n; f++) {
+            int src = 0;
+            for (int j = 0; j < t.axes.size(); j++) {
+                Axis a = t.axes.get(j);
+                src = src * t.dims[j] + idx[want.indexOf(a)];
+            }
+            out[f] = t.data[src];
+            for (int j = dims.length - 1; j >= 0; j--) {
+                if (++idx[j] < dims[j]) break;
+                idx[j] = 0;
+            }
+        }
+        return out;
+    }
+
+    private Object set(Object s) {
+        return ctx.rebase(s);
+    }
+
+    private Object stamped(Object s) {
+        return ctx.stamp(s);
+    }
+
+    // ------------------------------------------------------------------------------------------ signals
+
+    @Override
+    public int extent(String dim) {
+        return switch (dim) {
+            case "len" -> ctx.lanes.getFirst().size();
+            case "head_dim" -> ctx.shape.headDim();
+            case "query" -> ctx.observed.length;
+            case "group" -> ctx.shape.group();
+            case "heads" -> ctx.lanes.size();
+            case "layers" -> ctx.shape.layers();
+            case "pages" -> {
+                int regular = ctx.regularEntries(ctx.lanes.getFirst()).cardinality();
+                int size = ctx.pageSize();
+                yield (regular + size - 1) / size;
+            }
+            default -> throw new InterpreterException("unknown extent " + dim);
+        };
+    }
+
+    @Override
+    public double[] bind(String kind, String what, String axes) {
+        List<Axis> want = axes(axes);
+        return switch (kind) {
+            case "signal" -> buffer(ctx.signal(what), want);
+            case "state" -> buffer(ctx.readState(what), want);
+            case "kernelstat" -> {
+                String[] p = what.split(":");
+                List<Axis> over = new ArrayList<>();
+                for (String a : p[2].split("\\+")) over.add(Axis.of(a));
+                Op.Red fn = Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT));
+                yield buffer(Semantics.reduce(fn, (Tensor) ctx.signal(p[0]), over, Ty.Elem.FLOAT), want);
+            }
+            default -> throw new InterpreterException(kind + " " + what + " was not specialised away before compilation");
+        };
+    }
+
+    @Override
+    public int epoch() {
+        return bases.size() - 1;
+    }
+
+    private void changed() {
+        bases.add(ctx.basisNow());
+    }
+
+    @Override
+    public double[] rebase(double[] values, String axes, int epoch) {
+        if (values == null) return null;
+        List<Axis> ax = axes(axes);
+        Tensor t = tensorAt(values, ax, bases.get(epoch));
+        Tensor r = (Tensor) ctx.rebase(t);
+        return buffer(r, ax);
+    }
+
+    /** A buffer over tokens computed when the lanes held {@code basis}. */
+    private Tensor tensorAt(double[] values, List<Axis> ax, LaneState.Entry[][] basis) {
+        int[] dims = new int[ax.size()];
+        for (int i = 0; i < dims.length; i++) {
+            Axis a = ax.get(i);
+            dims[i] = a == Axis.TOKEN ? basis[0].length : a == Axis.HEAD ? ctx.lanes.size() : ctx.extent(a);
+        }
+        Tensor t = new Tensor(Ty.Elem.FLOAT, ax, dims, values);
+        t.basis = basis;
+        return t;
+    }
+
+    // ------------------------------------------------------------------------------------------ sets
+
+    @Override
+    public Object all() {
+        return stamped(ctx.all());
+    }
+
+    @Override
+    public Object compensation() {
+        return stamped(ctx.compensation());
+    }
+
+    @Override
+    public Object range(boolean last, long count) {
+        return stamped(ctx.range(last ? Op.End.LAST : Op.End.FIRST, count));
+    }
+
+    @Override
+    public Object pages(Object pageSet) {
+        return stamped(ctx.pages((TokenSet) set(pageSet)));
+    }
+
+    @Override
+    public Object where(double[] predicate, String axes) {
+        return stamped(Semantics.where(tensor(predicate, axes)));
+    }
+
+    @Override
+    public Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm) {
+        Op.Rank r = new Op.Rank(top ? Op.Order.TOP : Op.Order.BOTTOM, 0, 1, floor >= 0 ? 2 : -1, Op.Algorithm.valueOf(algorithm.toUpperCase(Locale.ROOT)));
+        Axis d = Axis.of(domain);
+        return stamped(Semantics.rank(r, tensor(score, axes), count, floor, new Ty.SetTy(d, axes(axes).contains(Axis.HEAD)), ctx));
+    }
+
+    @Override
+    public Object setOp(String fn, Object a, Object b) {
+        Op.SetOp op = new Op.SetOp(Op.SetFn.valueOf(fn.toUpperCase(Locale.ROOT)), 0, 1);
+        TokenSet x = (TokenSet) set(a);
+        return stamped(Semantics.eval(op, new Ty.SetTy(x.domain(), x.heads() > 1), new Object[] {x, set(b)}, ctx));
+    }
+
+    @Override
+    public Object withinSet(Object a, Object s) {
+        TokenSet x = (TokenSet) set(a);
+        return stamped(Semantics.eval(new Op.Within(0, 1), new Ty.SetTy(x.domain(), x.heads() > 1), new Object[] {x, set(s)}, ctx));
+    }
+
+    @Override
+    public double[] within(double[] values, String axes, Object s) {
+        List<Axis> ax = axes(axes);
+        Tensor t = tensor(values, axes);
+        Object r = Semantics.eval(new Op.Within(0, 1), new Ty.Tensor(Ty.Elem.FLOAT, ax), new Object[] {t, set(s)}, ctx);
+        return buffer(r, ax);
+    }
+
+    @Override
+    public double quantile(double[] values, String axes, double p) {
+        return Semantics.quantile(tensor(values, axes), p, List.of()).scalar();
+    }
+
+    // ------------------------------------------------------------------------------------------ effects
+
+    @Override
+    public void keep(Object s) {
+        ctx.keep((TokenSet) set(s));
+        changed();
+    }
+
+    @Override
+    public void evict(Object s) {
+        ctx.evict((TokenSet) set(s));
+        changed();
+    }
+
+    @Override
+    public void attend(Object s) {
+        ctx.attend((TokenSet) set(s));
+    }
+
+    @Override
+    public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+        Tensor w = weight == null ? null : tensor(weight, weightAxes);
+        ctx.merge((TokenSet) set(source), (TokenSet) set(dest), Instr.MergeBy.valueOf(by.toUpperCase(Locale.ROOT)), w);
+        changed();
+    }
+
+    @Override
+    public void store(String parts, String format, long bits, String axis, long group, String scope, Object s) {
+        Set<Instr.Part> ps = EnumSet.noneOf(Instr.Part.class);
+        for (String p : parts.split(",")) ps.add(Instr.Part.valueOf(p.toUpperCase(Locale.ROOT)));
+        Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
+        Instr.QuantAxis qa = axis.isEmpty() ? null : Instr.QuantAxis.valueOf(axis.toUpperCase(Locale.ROOT));
+        Instr.Scope sc = Instr.Scope.valueOf(scope.toUpperCase(Locale.ROOT));
+        // as the interpreter's store node does
+        TokenSet all = ctx.all();
+        TokenSet covered = switch (sc) {
+            case ALL -> all;
+            case FOR -> (TokenSet) set(s);
+            case EXCEPT -> TokenSet.combine(all, (TokenSet) set(s), (a, b) -> {
+                a.andNot(b);
+                return a;
+            }, false);
+            case OTHERWISE -> ctx.lastStoreScope == null ? all : TokenSet.combine(all, (TokenSet) ctx.rebase(ctx.lastStoreScope), (a, b) -> {
+                a.andNot(b);
+                return a;
+            }, false);
+        };
+        if (sc != Instr.Scope.OTHERWISE) ctx.lastStoreScope = (TokenSet) ctx.stamp(covered);
+        ctx.store(ps, f, (int) bits, qa, (int) group, covered);
+    }
+
+    @Override
+    public void writeState(String name, String op, double[] value, String axes) {
+        Instr.Assign a = null;
+        for (Instr.Assign x : Instr.Assign.values()) if (x.symbol.equals(op)) a = x;
+        if (a == null) throw new InterpreterException("unknown state assignment " + op);
+        PolicyIr.State s = ctx.state(name);
+        ctx.writeState(name, a, tensor(ctx, value, axes(axes), s.type().elem()));
+    }
+}

@@ -1,0 +1,92 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.backend.interp.Interpreter;
+import dev.kvpc.backend.interp.InterpreterException;
+import dev.kvpc.backend.interp.Result;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.spi.Backend;
+import dev.kvpc.runtime.policy.CompiledLaneClass;
+import dev.kvpc.runtime.policy.CompiledPolicy;
+import dev.kvpc.runtime.trace.Trace;
+import dev.kvpc.runtime.trace.TraceShape;
+import dev.kvpc.runtime.trace.TraceSpec;
+import org.objectweb.asm.ClassReader;
+import org.objectweb.asm.util.Textifier;
+import org.objectweb.asm.util.TraceClassVisitor;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The ASM backend as a {@link Backend}: policies compiled to classes ({@link PolicyCompiler}), run on the runtime's
+ * lanes ({@link NativeRunner}), written to jars ({@link PolicyJarWriter}); {@code kvpc trace} runs the compiled
+ * kernels in the reference event machinery so that its per-step report is the interpreter's.
+ */
+public final class JvmBackend implements Backend {
+    @Override
+    public String name() {
+        return "jvm";
+    }
+
+    @Override
+    public <R> R runner(Specialized program, Class<R> api) {
+        if (!api.isAssignableFrom(NativeRunner.class)) return null;
+        List<CompiledLaneClass> classes = JvmPolicies.compile(program, program.root() + ".kvp").define();
+        return api.cast(runner(program, classes));
+    }
+
+    /** The runner of compiled lane classes, on the runtime's own lanes ({@link NativeRunner}). */
+    public static dev.kvpc.runtime.PolicyRunner runner(Specialized program, List<CompiledLaneClass> classes) {
+        return new NativeRunner(program, classes);
+    }
+
+    /** A runner for a policy loaded from a jar: its program, its compiled lane classes. */
+    public static dev.kvpc.runtime.PolicyRunner runner(CompiledPolicy policy) {
+        Specialized program = Specialized.parse(policy.program());
+        if (program.classes().size() != policy.laneClasses()) {
+            throw new IllegalArgumentException("compiled policy has " + policy.laneClasses() + " lane classes, its program " + program.classes().size());
+        }
+        List<CompiledLaneClass> classes = new java.util.ArrayList<>();
+        for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
+        return runner(program, classes);
+    }
+
+    @Override
+    public void trace(Specialized program, String traceSpec, int lanes, PrintWriter out) {
+        var s = program.shape();
+        Trace t = TraceSpec.open(traceSpec, new TraceShape(s.layers(), s.heads(), s.kvHeads(), s.headDim()));
+        List<CompiledLaneClass> classes = JvmPolicies.compile(program, program.root() + ".kvp").define();
+        Result r;
+        try {
+            r = Interpreter.runCompiled(program, t, classes::get);
+        } catch (InterpreterException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+        out.println("trace: " + t.describe().lines().findFirst().orElse(""));
+        for (int i = 0; i < r.steps().size(); i++) {
+            Result.Step st = r.steps().get(i);
+            out.println("step " + i + " (" + st.event() + ", context " + (t.start(i) + t.steps().get(i).data().tokens()) + ")");
+            out.print(r.describe(i, lanes));
+        }
+    }
+
+    @Override
+    public byte[] compileJar(Specialized program, String source, Map<String, String> manifest) {
+        return PolicyJarWriter.jar(program, source, manifest);
+    }
+
+    @Override
+    public String listing(Specialized program, String source) {
+        StringWriter w = new StringWriter();
+        PrintWriter pw = new PrintWriter(w);
+        for (var e : PolicyJarWriter.classes(JvmPolicies.compile(program, source)).entrySet()) {
+            pw.println("// class " + e.getKey());
+            new ClassReader(e.getValue()).accept(new TraceClassVisitor(null, new Textifier(), pw), 0);
+            pw.println();
+        }
+        pw.flush();
+        return w.toString();
+    }
+}

@@ -1,0 +1,1324 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.ir.Axis;
+import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Ty;
+import dev.kvpc.runtime.AttentionVariant;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.Rope;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.policy.LaneContext;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The {@link LaneContext} over the runtime's own lanes: signals are read where the lanes hold them (keys and
+ * values at their stored precision, positions, per-token state columns), effects change the lanes in place (a keep
+ * frees pages, a store re-encodes rows). Every rule is the reference interpreter's (docs/semantics.md), written
+ * over lanes instead of its shadow entries: the differential tests hold the two to the same kept sets and outputs.
+ * One view per kernel run; what lasts for the event (attention rows, the attend set, the last store's scope) is
+ * in {@link EventState}.
+ */
+final class LaneView implements LaneContext {
+    /** One event of a group of lanes. */
+    static final class EventState {
+        final NativeRunner runner;
+        final NativeRunner.ClassInfo info;
+        final PolicyRunner.Step step;
+        final int layer;
+        final int[] kvHeads;
+        final List<Lane> lanes;
+        final int[] observed;
+        final boolean perLayer, cache;
+        final int d, g, heads;
+        final Rope rope;
+        /** Attention rows per lane over the observed queries, [q * g][entry], and the positions they index. */
+        double[][][] probs, logits;
+        int[][] rowPositions;
+        /** Per lane, the positions this step's attention may read (null: all). */
+        int[][] attend;
+        Sel lastStoreScope;
+        /** Whether column sums come from the kernel: then {@link #sums} (per lane, in lane order at attention) hold them. */
+        boolean fusedSums;
+        float[][] sums;
+        int[][] sumPositions;
+        /** Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change). */
+        final Map<String, double[]> pageCache = new HashMap<>();
+        private final Map<String, List<Axis>> axesCache = new HashMap<>();
+
+        EventState(NativeRunner runner, NativeRunner.ClassInfo info, PolicyRunner.Step step, int layer, int[] kvHeads, List<Lane> lanes, int[] observed) {
+            this.runner = runner;
+            this.info = info;
+            this.step = step;
+            this.layer = layer;
+            this.kvHeads = kvHeads;
+            this.lanes = lanes;
+            this.observed = observed;
+            this.perLayer = info.policy().selection() == PolicyIr.Selection.LAYER;
+            this.cache = info.policy().positions() == PolicyIr.Positions.CACHE;
+            var shape = runner.program.shape();
+            this.d = shape.headDim();
+            this.g = shape.group();
+            this.heads = shape.heads();
+            this.rope = step.rope();
+        }
+
+        List<Axis> axes(String text) {
+            return axesCache.computeIfAbsent(text, t -> {
+                if (t.isEmpty()) return List.of();
+                List<Axis> out = new ArrayList<>();
+                for (String w : t.split(",")) out.add(Axis.of(w));
+                return out;
+            });
+        }
+
+        int extent(Axis a) {
+            return switch (a) {
+                case CHANNEL -> d;
+                case GROUP -> g;
+                case QUERY -> observed.length;
+                case HEAD -> lanes.size();
+                case LAYER -> runner.program.shape().layers();
+                case TOKEN -> lanes.getFirst().size();
+                case PAGE -> pages(lanes.getFirst());
+            };
+        }
+
+        /** Page size of the lane class: that of its (first) per-page state. */
+        int pageSize() {
+            for (PolicyIr.State s : info.policy().states()) {
+                if (s.scope() == PolicyIr.StateScope.PAGE) return (int) Math.max(1, NativeRunner.constant(s.pageSize()));
+            }
+            throw new IllegalStateException("pages(...) in a policy without per-page state");
+        }
+
+        int pages(Lane l) {
+            int regular = 0;
+            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) regular++;
+            int size = pageSize();
+            return (regular + size - 1) / size;
+        }
+
+        /** Lane {@code li}'s per-page state {@code s}: its initialiser run over each page's entries, [page][width]. */
+        double[] lanePageState(PolicyIr.State s, int li) {
+            Lane l = lanes.get(li);
+            int size = pageSize(), per = stateWidth(s);
+            List<Integer> regular = new ArrayList<>();
+            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) regular.add(j);
+            int pages = (regular.size() + size - 1) / size;
+            double[] out = new double[pages * per];
+            Integer init = info.inits().get(s.name());
+            if (init == null) return out;
+            for (int p = 0; p < pages; p++) {
+                int[] entries = regular.subList(p * size, Math.min(regular.size(), (p + 1) * size)).stream().mapToInt(Integer::intValue).toArray();
+                double[] v = info.code().run(init, new PageView(this, li, entries));
+                if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
+                System.arraycopy(v, 0, out, p * per, per);
+            }
+            return out;
+        }
+
+        /** The per-page states of every lane, kept with the runtime's lanes (so measured bytes count them). */
+        void publishPageStates() {
+            for (PolicyIr.State s : info.policy().states()) {
+                if (s.scope() != PolicyIr.StateScope.PAGE) continue;
+                int per = stateWidth(s);
+                for (int li = 0; li < lanes.size(); li++) {
+                    double[] v = lanePageState(s, li);
+                    if (v.length == 0) continue;
+                    float[] f = new float[v.length];
+                    for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+                    lanes.get(li).setPageState(s.name(), pageSize(), per, f);
+                }
+            }
+        }
+
+        int stateWidth(PolicyIr.State s) {
+            int per = 1;
+            for (Axis a : s.type().axes()) if (a != Axis.TOKEN && a != Axis.HEAD && a != Axis.PAGE) per *= extent(a);
+            return per;
+        }
+
+        /** A state value as its element kind stores it (the interpreter rounds floats to float, ints to long). */
+        float storeValue(PolicyIr.State s, double x) {
+            return s.type().elem() == Ty.Elem.INT ? (float) (long) x : (float) x;
+        }
+
+        void checkAligned() {
+            if (!perLayer) return;
+            Lane a = lanes.getFirst();
+            for (Lane l : lanes) {
+                if (l.size() != a.size()) throw new IllegalStateException("per-layer selection over lanes of different lengths (layer " + layer + ")");
+                for (int i = 0; i < a.size(); i++) {
+                    if (l.position(i) != a.position(i)) throw new IllegalStateException("per-layer selection over lanes holding different positions");
+                }
+            }
+        }
+
+        float[] query(int position, int head) {
+            int first = step.positions()[0];
+            int off = ((position - first) * heads + head) * d;
+            return Arrays.copyOfRange(step.queries(), off, off + d);
+        }
+
+        /** Arrays for the kernel to add column sums to, and the positions they index. */
+        float[][] columnSums() {
+            sums = new float[lanes.size()][];
+            sumPositions = new int[lanes.size()][];
+            for (int li = 0; li < lanes.size(); li++) {
+                Lane l = lanes.get(li);
+                sums[li] = new float[l.size()];
+                sumPositions[li] = new int[l.size()];
+                for (int j = 0; j < l.size(); j++) sumPositions[li][j] = l.position(j);
+            }
+            return sums;
+        }
+
+        BitSet[] attendSets() {
+            if (attend == null) return null;
+            BitSet[] out = new BitSet[lanes.size()];
+            for (int li = 0; li < lanes.size(); li++) {
+                Lane l = lanes.get(li);
+                out[li] = new BitSet();
+                int[] chosen = attend[li];
+                for (int j = 0; j < l.size(); j++) if (Arrays.binarySearch(chosen, l.position(j)) >= 0) out[li].set(j);
+                // chosen is sorted, so the compensation entry (-1) is found too
+            }
+            return out;
+        }
+
+        /** This event's attention over each lane as it is now (before the handlers act), over the attend set. */
+        void computeAttention() {
+            if (probs != null) return;
+            int n = lanes.size();
+            probs = new double[n][][];
+            logits = new double[n][][];
+            rowPositions = new int[n][];
+            AttentionVariant variant = runner.runtimeVariant();
+            double scale = 1.0 / Math.sqrt(d);
+            float[] key = new float[d];
+            for (int li = 0; li < n; li++) {
+                Lane lane = lanes.get(li);
+                int m = lane.size();
+                int[] pos = new int[m];
+                float[][] keys = new float[m][];
+                BitSet allowed = attend == null ? null : attendSets()[li];
+                for (int j = 0; j < m; j++) {
+                    pos[j] = lane.position(j);
+                    lane.read(j, Lane.Part.KEYS, key, 0);
+                    keys[j] = key.clone();
+                    if (rope != null && cache) rope.rotate(keys[j], 0, d, j);
+                }
+                double[][] pr = new double[observed.length * g][m], lg = new double[observed.length * g][m];
+                int kvHead = kvHeads[li];
+                for (int qi = 0; qi < observed.length; qi++) {
+                    int qpos = observed[qi];
+                    for (int gi = 0; gi < g; gi++) {
+                        int head = kvHead * g + gi;
+                        float[] q = query(qpos, head);
+                        if (rope != null) rope.rotate(q, 0, d, cache ? slotOf(lane, qpos) : qpos);
+                        double[] row = lg[qi * g + gi];
+                        boolean[] visible = new boolean[m];
+                        for (int j = 0; j < m; j++) {
+                            int kpos = lane.isCompensation(j) ? -1 : pos[j];
+                            if (allowed != null && !allowed.get(j)) continue;
+                            if (variant == null) {
+                                double s = 0;
+                                for (int c = 0; c < d; c++) s += (double) q[c] * keys[j][c];
+                                row[j] = s * scale;
+                                visible[j] = kpos <= qpos;
+                            } else {
+                                row[j] = variant.logit(q, 0, keys[j], qpos, kpos, head, step.context());
+                                visible[j] = variant.visible(q, 0, keys[j], qpos, kpos, head, step.context());
+                            }
+                        }
+                        double[] p = pr[qi * g + gi];
+                        AttentionVariant.Normalize norm = variant == null ? AttentionVariant.Normalize.SOFTMAX : variant.normalize();
+                        switch (norm) {
+                            case SOFTMAX -> {
+                                double max = Double.NEGATIVE_INFINITY;
+                                for (int j = 0; j < m; j++) if (visible[j]) max = Math.max(max, row[j]);
+                                double sum = 0;
+                                for (int j = 0; j < m; j++) {
+                                    if (visible[j]) {
+                                        p[j] = Math.exp(row[j] - max);
+                                        sum += p[j];
+                                    }
+                                }
+                                if (sum > 0) for (int j = 0; j < m; j++) p[j] /= sum;
+                            }
+                            case SIGMOID -> {
+                                for (int j = 0; j < m; j++) if (visible[j]) p[j] = 1 / (1 + Math.exp(-row[j]));
+                            }
+                            case NONE -> {
+                                for (int j = 0; j < m; j++) if (visible[j]) p[j] = row[j];
+                            }
+                        }
+                    }
+                }
+                probs[li] = pr;
+                logits[li] = lg;
+                rowPositions[li] = pos;
+            }
+        }
+
+        private static int slotOf(Lane lane, int pos) {
+            for (int i = lane.size() - 1; i >= 0; i--) if (lane.position(i) == pos) return i;
+            throw new IllegalStateException("the query's own entry (position " + pos + ") is not in the lane");
+        }
+    }
+
+    /** A set of entries per lane (or one for all), as positions at the epoch it was made. */
+    record Sel(Axis domain, BitSet[] perHead, boolean compensation, int epoch) {
+        BitSet forHead(int h) {
+            return perHead.length == 1 ? perHead[0] : perHead[Math.min(h, perHead.length - 1)];
+        }
+
+        int heads() {
+            return perHead.length;
+        }
+    }
+
+    private final EventState es;
+    /** Positions of each lane at each epoch. */
+    private final List<int[][]> bases = new ArrayList<>();
+
+    LaneView(EventState es) {
+        this.es = es;
+        bases.add(basisNow());
+    }
+
+    private int[][] basisNow() {
+        int[][] b = new int[es.lanes.size()][];
+        for (int i = 0; i < b.length; i++) {
+            Lane l = es.lanes.get(i);
+            b[i] = new int[l.size()];
+            for (int j = 0; j < b[i].length; j++) b[i][j] = l.position(j);
+        }
+        return b;
+    }
+
+    private Lane lane0() {
+        return es.lanes.getFirst();
+    }
+
+    // ------------------------------------------------------------------------------------------ numbers
+
+    @Override
+    public int extent(String dim) {
+        return switch (dim) {
+            case "len" -> lane0().size();
+            case "head_dim" -> es.d;
+            case "query" -> es.observed.length;
+            case "group" -> es.g;
+            case "heads" -> es.lanes.size();
+            case "layers" -> es.runner.program.shape().layers();
+            case "pages" -> es.pages(lane0());
+            default -> throw new IllegalStateException("unknown extent " + dim);
+        };
+    }
+
+    /** Lays {@code data} over {@code have} out over {@code want} (broadcasting the axes it lacks). */
+    private double[] layout(double[] data, List<Axis> have, int[] haveDims, List<Axis> want) {
+        if (have.equals(want)) return data;
+        for (Axis a : have) if (!want.contains(a)) throw new IllegalStateException("value over " + have + " where " + want + " was expected");
+        int[] dims = new int[want.size()];
+        int n = 1;
+        for (int i = 0; i < dims.length; i++) {
+            int at = have.indexOf(want.get(i));
+            dims[i] = at >= 0 ? haveDims[at] : es.extent(want.get(i));
+            n *= dims[i];
+        }
+        double[] out = new double[n];
+        int[] idx = new int[dims.length];
+        for (int f = 0; f < n; f++) {
+            int src = 0;
+            for (int j = 0; j < have.size(); j++) src = src * haveDims[j] + idx[want.indexOf(have.get(j))];
+            out[f] = data[src];
+            for (int j = dims.length - 1; j >= 0; j--) {
+                if (++idx[j] < dims[j]) break;
+                idx[j] = 0;
+            }
+        }
+        return out;
+    }
+
+    private double[] scalar(double v) {
+        return new double[] {v};
+    }
+
+    private List<Axis> withHead(Axis... axes) {
+        List<Axis> out = new ArrayList<>();
+        if (es.perLayer) out.add(Axis.HEAD);
+        out.addAll(List.of(axes));
+        return out;
+    }
+
+    private int[] dims(int... d) {
+        if (!es.perLayer) return d;
+        int[] r = new int[d.length + 1];
+        r[0] = es.lanes.size();
+        System.arraycopy(d, 0, r, 1, d.length);
+        return r;
+    }
+
+    @Override
+    public double[] bind(String kind, String what, String axesText) {
+        List<Axis> want = es.axes(axesText);
+        return switch (kind) {
+            case "signal" -> signal(what, want);
+            case "state" -> state(what, want);
+            case "kernelstat" -> {
+                String[] p = what.split(":");
+                List<Axis> over = new ArrayList<>();
+                for (String a : p[2].split("\\+")) over.add(Axis.of(a));
+                dev.kvpc.ir.Op.Red fn = dev.kvpc.ir.Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT));
+                if (es.fusedSums) yield layout(fusedSums(), withHead(Axis.TOKEN), dims(lane0().size()), want);
+                Tensor x = attention(p[0].equals("attn"));
+                Tensor r = x.reduce(fn, over);
+                yield layout(r.data, r.axes, r.dims, want);
+            }
+            default -> throw new IllegalStateException(kind + " " + what + " was not specialised away before compilation");
+        };
+    }
+
+    /** A dense value over named axes, as the interpreter's tensors (for reductions and layouts). */
+    record Tensor(List<Axis> axes, int[] dims, double[] data) {
+        /** Reduction in the interpreter's order: the input in row-major order, folded into the output cells. */
+        Tensor reduce(dev.kvpc.ir.Op.Red fn, List<Axis> over) {
+            List<Axis> keep = new ArrayList<>();
+            for (Axis a : axes) if (!over.contains(a)) keep.add(a);
+            int[] od = new int[keep.size()];
+            int n = 1;
+            for (int i = 0; i < od.length; i++) {
+                od[i] = dims[axes.indexOf(keep.get(i))];
+                n *= od[i];
+            }
+            double init = fn == dev.kvpc.ir.Op.Red.MAX ? Double.NEGATIVE_INFINITY : fn == dev.kvpc.ir.Op.Red.MIN ? Double.POSITIVE_INFINITY : 0;
+            double[] acc = new double[n];
+            Arrays.fill(acc, init);
+            int count = 1;
+            for (Axis a : over) count *= dims[axes.indexOf(a)];
+            int[] outStride = new int[axes.size()];
+            int s = 1;
+            for (int i = keep.size() - 1; i >= 0; i--) {
+                outStride[axes.indexOf(keep.get(i))] = s;
+                s *= od[i];
+            }
+            int[] idx = new int[dims.length];
+            for (double v : data) {
+                int o = 0;
+                for (int j = 0; j < idx.length; j++) o += idx[j] * outStride[j];
+                acc[o] = switch (fn) {
+                    case SUM, MEAN -> acc[o] + v;
+                    case MAX -> Math.max(acc[o], v);
+                    case MIN -> Math.min(acc[o], v);
+                    case NORM -> acc[o] + v * v;
+                };
+                for (int j = idx.length - 1; j >= 0; j--) {
+                    if (++idx[j] < dims[j]) break;
+                    idx[j] = 0;
+                }
+            }
+            if (fn == dev.kvpc.ir.Op.Red.MEAN) for (int i = 0; i < n; i++) acc[i] = count == 0 ? 0 : acc[i] / count;
+            if (fn == dev.kvpc.ir.Op.Red.NORM) for (int i = 0; i < n; i++) acc[i] = Math.sqrt(acc[i]);
+            return new Tensor(keep, od, acc);
+        }
+    }
+
+    /** The kernel's column sums over [head?, token] for the entries now (0 for entries it did not see). */
+    private double[] fusedSums() {
+        es.checkAligned();
+        if (es.sums == null) throw new IllegalStateException("the kernel's column sums were asked for but not computed");
+        int n = lane0().size();
+        double[] data = new double[es.lanes.size() * n];
+        int o = 0;
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            for (int j = 0; j < n; j++) {
+                int at = indexOf(es.sumPositions[li], l.position(j));
+                data[o++] = at < 0 ? 0 : es.sums[li][at];
+            }
+        }
+        return data;
+    }
+
+    /** attn or logits over [head?, query, group, token] for the entries now (rows kept by position). */
+    private Tensor attention(boolean probabilities) {
+        es.checkAligned();
+        es.computeAttention();
+        int n = lane0().size(), g = es.g, q = es.observed.length;
+        double[] data = new double[es.lanes.size() * q * g * n];
+        int o = 0;
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            double[][] rows = (probabilities ? es.probs : es.logits)[li];
+            int[] was = es.rowPositions[li];
+            int[] col = new int[l.size()];
+            for (int j = 0; j < col.length; j++) col[j] = indexOf(was, l.position(j));
+            for (int qi = 0; qi < q; qi++) {
+                for (int gi = 0; gi < g; gi++) {
+                    double[] row = rows[qi * g + gi];
+                    for (int j = 0; j < col.length; j++) data[o++] = col[j] < 0 ? 0 : row[col[j]];
+                }
+            }
+        }
+        return new Tensor(withHead(Axis.QUERY, Axis.GROUP, Axis.TOKEN), dims(q, g, n), data);
+    }
+
+    /**
+     * Index of position {@code v} among a lane's positions: increasing, except the compensation entry (position -1),
+     * which is last.
+     */
+    static int indexOf(int[] positions, int v) {
+        int n = positions.length;
+        if (n > 0 && positions[n - 1] == -1) {
+            if (v == -1) return n - 1;
+            n--;
+        }
+        int i = Arrays.binarySearch(positions, 0, n, v);
+        return i < 0 ? -1 : i;
+    }
+
+    private double[] signal(String name, List<Axis> want) {
+        switch (name) {
+            case "len" -> {
+                return layout(scalar(lane0().size()), List.of(), new int[0], want);
+            }
+            case "context" -> {
+                return layout(scalar(es.step.context()), List.of(), new int[0], want);
+            }
+            case "step" -> {
+                return layout(scalar(es.step.decodeStep()), List.of(), new int[0], want);
+            }
+            case "layer" -> {
+                return layout(scalar(es.layer), List.of(), new int[0], want);
+            }
+            case "head" -> {
+                return layout(scalar(es.kvHeads[0]), List.of(), new int[0], want);
+            }
+            case "layers" -> {
+                return layout(scalar(es.runner.program.shape().layers()), List.of(), new int[0], want);
+            }
+            case "heads" -> {
+                return layout(scalar(es.runner.program.shape().kvHeads()), List.of(), new int[0], want);
+            }
+            case "group" -> {
+                return layout(scalar(es.g), List.of(), new int[0], want);
+            }
+            case "head_dim" -> {
+                return layout(scalar(es.d), List.of(), new int[0], want);
+            }
+            default -> { }
+        }
+        es.checkAligned();
+        int n = lane0().size(), d = es.d, g = es.g;
+        return switch (name) {
+            case "k", "v" -> {
+                double[] data = new double[es.lanes.size() * n * d];
+                float[] row = new float[d];
+                int o = 0;
+                for (Lane l : es.lanes) {
+                    for (int j = 0; j < l.size(); j++) {
+                        l.read(j, name.equals("k") ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
+                        for (float x : row) data[o++] = x;
+                    }
+                }
+                yield layout(data, withHead(Axis.TOKEN, Axis.CHANNEL), dims(n, d), want);
+            }
+            case "pos", "age" -> {
+                double[] data = new double[es.lanes.size() * n];
+                int o = 0;
+                for (Lane l : es.lanes) {
+                    for (int j = 0; j < l.size(); j++) data[o++] = name.equals("pos") ? l.position(j) : es.step.decodeStep() - l.addedAtStep(j);
+                }
+                yield layout(data, withHead(Axis.TOKEN), dims(n), want);
+            }
+            case "q" -> {
+                double[] data = new double[es.lanes.size() * es.observed.length * g * d];
+                int o = 0;
+                for (int li = 0; li < es.lanes.size(); li++) {
+                    for (int qp : es.observed) {
+                        for (int gi = 0; gi < g; gi++) {
+                            float[] q = es.query(qp, es.kvHeads[li] * g + gi);
+                            if (es.rope != null && !es.cache) es.rope.rotate(q, 0, d, qp);
+                            for (float x : q) data[o++] = x;
+                        }
+                    }
+                }
+                yield layout(data, withHead(Axis.QUERY, Axis.GROUP, Axis.CHANNEL), dims(es.observed.length, g, d), want);
+            }
+            case "attn", "logits" -> {
+                Tensor t = attention(name.equals("attn"));
+                yield layout(t.data, t.axes, t.dims, want);
+            }
+            default -> throw new IllegalStateException("unknown signal " + name);
+        };
+    }
+
+    private PolicyIr.State stateDecl(String name) {
+        for (PolicyIr.State s : es.info.policy().states()) if (s.name().equals(name)) return s;
+        throw new IllegalStateException("unknown state " + name);
+    }
+
+    private List<Axis> extra(PolicyIr.State s) {
+        List<Axis> extra = new ArrayList<>(s.type().axes());
+        extra.remove(Axis.HEAD);
+        extra.remove(Axis.TOKEN);
+        extra.remove(Axis.PAGE);
+        return extra;
+    }
+
+    private double[] state(String name, List<Axis> want) {
+        PolicyIr.State s = stateDecl(name);
+        List<Axis> extra = extra(s);
+        int per = es.stateWidth(s);
+        switch (s.scope()) {
+            case TOKEN -> {
+                es.checkAligned();
+                int n = lane0().size();
+                double[] data = new double[es.lanes.size() * n * per];
+                int o = 0;
+                for (Lane l : es.lanes) {
+                    l.declareState(name, per);
+                    float[] col = l.state(name);
+                    for (int j = 0; j < n * per; j++) data[o++] = col[j];
+                }
+                List<Axis> axes = withHead(Axis.TOKEN);
+                axes.addAll(extra);
+                int[] dd = new int[axes.size()];
+                int k = 0;
+                if (es.perLayer) dd[k++] = es.lanes.size();
+                dd[k++] = n;
+                for (Axis a : extra) dd[k++] = es.extent(a);
+                return layout(data, axes, dd, want);
+            }
+            case LANE -> {
+                double[] data = new double[es.lanes.size() * per];
+                for (int li = 0; li < es.lanes.size(); li++) {
+                    double[] x = es.runner.laneStates.computeIfAbsent(es.lanes.get(li), k -> new HashMap<>()).get(name);
+                    if (x != null) System.arraycopy(x, 0, data, li * per, per);
+                    if (!es.perLayer) break;
+                }
+                List<Axis> axes = withHead();
+                axes.addAll(extra);
+                int[] dd = new int[axes.size()];
+                int k = 0;
+                if (es.perLayer) dd[k++] = es.lanes.size();
+                for (Axis a : extra) dd[k++] = es.extent(a);
+                return layout(es.perLayer ? data : Arrays.copyOf(data, per), axes, dd, want);
+            }
+            default -> {
+                double[] cached = es.pageCache.get(name);
+                List<Axis> axes = new ArrayList<>();
+                if (es.perLayer) axes.add(Axis.HEAD);
+                axes.add(Axis.PAGE);
+                axes.addAll(extra);
+                if (cached == null) {
+                    if (es.perLayer) es.checkAligned();
+                    int lanes = es.perLayer ? es.lanes.size() : 1;
+                    double[][] byLane = new double[lanes][];
+                    int total = 0;
+                    for (int li = 0; li < lanes; li++) {
+                        byLane[li] = es.lanePageState(s, li);
+                        total += byLane[li].length;
+                    }
+                    cached = new double[total];
+                    int o = 0;
+                    for (double[] x : byLane) {
+                        System.arraycopy(x, 0, cached, o, x.length);
+                        o += x.length;
+                    }
+                    es.pageCache.put(name, cached);
+                }
+                int[] dd = new int[axes.size()];
+                int k = 0;
+                if (es.perLayer) dd[k++] = es.lanes.size();
+                dd[k++] = es.pages(lane0());
+                for (Axis a : extra) dd[k++] = es.extent(a);
+                return layout(cached, axes, dd, want);
+            }
+        }
+    }
+
+    @Override
+    public void writeState(String name, String op, double[] value, String axesText) {
+        PolicyIr.State s = stateDecl(name);
+        List<Axis> target = new ArrayList<>(s.type().axes());
+        if (es.perLayer && !target.contains(Axis.HEAD)) target.addFirst(Axis.HEAD);
+        if (s.scope() == PolicyIr.StateScope.LANE) target.remove(Axis.TOKEN);
+        // the state's layout, with the value broadcast over it
+        List<Axis> have = es.axes(axesText);
+        int[] haveDims = new int[have.size()];
+        int known = 1, open = -1;
+        for (int i = 0; i < have.size(); i++) {
+            if (have.get(i) == Axis.TOKEN) {
+                open = i;
+                continue;
+            }
+            haveDims[i] = es.extent(have.get(i));
+            known *= haveDims[i];
+        }
+        if (open >= 0) haveDims[open] = known == 0 ? 0 : value.length / known;
+        if (s.scope() == PolicyIr.StateScope.PAGE) throw new IllegalStateException("writes to per-page state are not supported");
+        es.pageCache.clear();
+        double[] next = layout(value, have, haveDims, target);
+        double[] current = state(name, target);
+        for (int i = 0; i < next.length; i++) {
+            double v = switch (op) {
+                case "=" -> next[i];
+                case "+=" -> current[i] + next[i];
+                case "-=" -> current[i] - next[i];
+                case "*=" -> current[i] * next[i];
+                default -> throw new IllegalStateException("unknown state assignment " + op);
+            };
+            next[i] = s.type().elem() == Ty.Elem.INT ? (long) v : s.type().elem() == Ty.Elem.FLOAT ? (float) v : v;
+        }
+        int per = es.stateWidth(s);
+        if (s.scope() == PolicyIr.StateScope.LANE) {
+            for (int li = 0; li < es.lanes.size(); li++) {
+                es.runner.laneStates.computeIfAbsent(es.lanes.get(li), k -> new HashMap<>()).put(name, Arrays.copyOfRange(next, li * per, (li + 1) * per));
+            }
+            return;
+        }
+        int n = lane0().size();
+        int o = 0;
+        for (Lane l : es.lanes) {
+            l.declareState(name, per);
+            float[] col = l.state(name);
+            for (int j = 0; j < n * per; j++) col[j] = (float) next[o++];
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ epochs
+
+    @Override
+    public int epoch() {
+        return bases.size() - 1;
+    }
+
+    private void changed() {
+        bases.add(basisNow());
+    }
+
+    @Override
+    public double[] rebase(double[] values, String axesText, int epoch) {
+        if (values == null || epoch == epoch()) return values;
+        List<Axis> ax = es.axes(axesText);
+        int[][] was = bases.get(epoch), now = bases.getLast();
+        int ti = ax.indexOf(Axis.TOKEN);
+        int outer = 1, inner = 1;
+        for (int i = 0; i < ti; i++) outer *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
+        for (int i = ti + 1; i < ax.size(); i++) inner *= es.extent(ax.get(i));
+        int oldN = was[0].length, newN = now[0].length;
+        boolean byHead = ax.contains(Axis.HEAD);
+        int perHead = byHead ? outer / es.lanes.size() : outer;
+        double[] out = new double[outer * newN * inner];
+        for (int o = 0; o < outer; o++) {
+            int h = byHead ? o / Math.max(1, perHead) : 0;
+            int[] wasH = was[Math.min(h, was.length - 1)], nowH = now[Math.min(h, now.length - 1)];
+            for (int j = 0; j < newN; j++) {
+                int from = j < nowH.length ? indexOf(wasH, nowH[j]) : -1;
+                for (int in = 0; in < inner; in++) out[(o * newN + j) * inner + in] = from < 0 ? Double.NaN : values[(o * oldN + from) * inner + in];
+            }
+        }
+        return out;
+    }
+
+    /** A set made at an earlier epoch, re-indexed to the entries now. */
+    private Sel now(Object o) {
+        Sel s = (Sel) o;
+        if (s.domain() != Axis.TOKEN || s.epoch() == epoch()) return s;
+        int[][] was = bases.get(s.epoch()), now = bases.getLast();
+        BitSet[] out = new BitSet[s.heads()];
+        for (int h = 0; h < out.length; h++) {
+            int[] wasH = was[Math.min(h, was.length - 1)], nowH = now[Math.min(h, now.length - 1)];
+            out[h] = new BitSet();
+            BitSet bits = s.forHead(h);
+            for (int j = 0; j < nowH.length; j++) {
+                int from = indexOf(wasH, nowH[j]);
+                if (from >= 0 && bits.get(from)) out[h].set(j);
+            }
+        }
+        return new Sel(s.domain(), out, s.compensation(), epoch());
+    }
+
+    private Sel sel(Axis domain, BitSet[] bits, boolean compensation) {
+        return new Sel(domain, bits, compensation, epoch());
+    }
+
+    // ------------------------------------------------------------------------------------------ sets
+
+    @Override
+    public Object all() {
+        BitSet[] out = new BitSet[es.lanes.size()];
+        for (int li = 0; li < out.length; li++) {
+            out[li] = new BitSet();
+            out[li].set(0, es.lanes.get(li).size());
+        }
+        return sel(Axis.TOKEN, out, true);
+    }
+
+    @Override
+    public Object compensation() {
+        BitSet[] out = new BitSet[es.lanes.size()];
+        for (int li = 0; li < out.length; li++) {
+            Lane l = es.lanes.get(li);
+            out[li] = new BitSet();
+            for (int j = 0; j < l.size(); j++) if (l.isCompensation(j)) out[li].set(j);
+        }
+        return sel(Axis.TOKEN, out, true);
+    }
+
+    @Override
+    public Object range(boolean last, long count) {
+        BitSet[] out = new BitSet[es.lanes.size()];
+        for (int li = 0; li < out.length; li++) {
+            Lane l = es.lanes.get(li);
+            BitSet reg = new BitSet();
+            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) reg.set(j);
+            int total = reg.cardinality();
+            int n = (int) Math.max(0, Math.min(count, total));
+            out[li] = new BitSet();
+            int seen = 0;
+            for (int i = reg.nextSetBit(0); i >= 0; i = reg.nextSetBit(i + 1)) {
+                boolean take = last ? seen >= total - n : seen < n;
+                if (take) out[li].set(i);
+                seen++;
+            }
+        }
+        return sel(Axis.TOKEN, out, false);
+    }
+
+    @Override
+    public Object pages(Object pageSet) {
+        Sel ps = (Sel) pageSet;
+        int size = es.pageSize();
+        BitSet[] out = new BitSet[ps.heads()];
+        for (int h = 0; h < out.length; h++) {
+            Lane l = es.lanes.get(Math.min(h, es.lanes.size() - 1));
+            out[h] = new BitSet();
+            int regular = 0;
+            for (int j = 0; j < l.size(); j++) {
+                if (l.isCompensation(j)) continue;
+                if (ps.forHead(h).get(regular / size)) out[h].set(j);
+                regular++;
+            }
+        }
+        return sel(Axis.TOKEN, out, false);
+    }
+
+    /** Slices of a buffer along {@code along}: [outer * inner][along], as the interpreter's tensors slice. */
+    private double[][] slices(double[] data, List<Axis> ax, Axis along) {
+        int ai = ax.indexOf(along);
+        if (ai < 0) throw new IllegalStateException("value has no " + along.word() + " axis");
+        int outer = 1, inner = 1;
+        for (int i = 0; i < ai; i++) outer *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
+        for (int i = ai + 1; i < ax.size(); i++) inner *= es.extent(ax.get(i));
+        int len = outer * inner == 0 ? 0 : data.length / (outer * inner);
+        double[][] r = new double[outer * inner][len];
+        for (int o = 0; o < outer; o++) {
+            for (int in = 0; in < inner; in++) {
+                for (int t = 0; t < len; t++) r[o * inner + in][t] = data[(o * len + t) * inner + in];
+            }
+        }
+        return r;
+    }
+
+    @Override
+    public Object where(double[] predicate, String axes) {
+        double[][] sl = slices(predicate, es.axes(axes), Axis.TOKEN);
+        BitSet[] out = new BitSet[sl.length];
+        for (int i = 0; i < sl.length; i++) {
+            out[i] = new BitSet();
+            for (int t = 0; t < sl[i].length; t++) if (sl[i][t] != 0) out[i].set(t);
+        }
+        return sel(Axis.TOKEN, out, false);
+    }
+
+    private record Candidate(int head, int index, double score) {}
+
+    @Override
+    public Object rank(double[] score, String axesText, boolean top, long count, long floor, String domain, String algorithm) {
+        List<Axis> ax = es.axes(axesText);
+        Axis dom = Axis.of(domain);
+        int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
+        double[][] sl = slices(score, ax, dom);
+        if (sl.length != heads) throw new IllegalStateException("rank score has axes " + ax + " beyond head and " + dom.word());
+        List<Candidate> cands = new ArrayList<>();
+        for (int h = 0; h < heads; h++) {
+            Lane lane = dom == Axis.TOKEN ? es.lanes.get(Math.min(h, es.lanes.size() - 1)) : null;
+            for (int t = 0; t < sl[h].length; t++) {
+                if (Double.isNaN(sl[h][t])) continue;
+                if (lane != null && lane.isCompensation(t)) continue;
+                cands.add(new Candidate(h, t, sl[h][t]));
+            }
+        }
+        Comparator<Candidate> best = Comparator.comparingDouble((Candidate x) -> top ? -x.score : x.score)
+                .thenComparing(Comparator.comparingInt((Candidate x) -> x.index).reversed())
+                .thenComparingInt(x -> x.head);
+        cands.sort(best);
+        BitSet[] out = new BitSet[heads];
+        for (int h = 0; h < heads; h++) out[h] = new BitSet();
+        long left = Math.max(0, count);
+        List<Candidate> rest = cands;
+        if (floor > 0) {
+            int[] given = new int[heads];
+            List<Candidate> remaining = new ArrayList<>();
+            for (Candidate x : cands) {
+                if (given[x.head] < floor && left > 0) {
+                    out[x.head].set(x.index);
+                    given[x.head]++;
+                    left--;
+                } else {
+                    remaining.add(x);
+                }
+            }
+            rest = remaining;
+        }
+        for (Candidate x : rest) {
+            if (left <= 0) break;
+            out[x.head].set(x.index);
+            left--;
+        }
+        return sel(dom, out, false);
+    }
+
+    private static Sel combine(Sel a, Sel b, java.util.function.BinaryOperator<BitSet> f, boolean compensation) {
+        int n = Math.max(a.heads(), b.heads());
+        BitSet[] out = new BitSet[n];
+        for (int h = 0; h < n; h++) out[h] = f.apply((BitSet) a.forHead(h).clone(), b.forHead(h));
+        return new Sel(a.domain(), out, compensation, a.epoch());
+    }
+
+    @Override
+    public Object setOp(String fn, Object a, Object b) {
+        Sel x = now(a), y = now(b);
+        return switch (fn) {
+            case "union" -> combine(x, y, (p, q) -> {
+                p.or(q);
+                return p;
+            }, x.compensation() || y.compensation());
+            case "diff" -> combine(x, y, (p, q) -> {
+                p.andNot(q);
+                return p;
+            }, x.compensation() && !y.compensation());
+            case "inter" -> combine(x, y, (p, q) -> {
+                p.and(q);
+                return p;
+            }, x.compensation() && y.compensation());
+            default -> throw new IllegalStateException("unknown set operation " + fn);
+        };
+    }
+
+    @Override
+    public Object withinSet(Object a, Object set) {
+        return combine(now(a), now(set), (p, q) -> {
+            p.and(q);
+            return p;
+        }, false);
+    }
+
+    @Override
+    public double[] within(double[] values, String axesText, Object set) {
+        Sel s = now(set);
+        List<Axis> ax = es.axes(axesText);
+        double[][] sl = slices(values, ax, Axis.TOKEN);
+        int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
+        int per = sl.length / heads;
+        for (int i = 0; i < sl.length; i++) {
+            BitSet b = s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
+            for (int t = 0; t < sl[i].length; t++) if (!b.get(t)) sl[i][t] = Double.NaN;
+        }
+        // back from slices
+        int ai = ax.indexOf(Axis.TOKEN);
+        int inner = 1;
+        for (int i = ai + 1; i < ax.size(); i++) inner *= es.extent(ax.get(i));
+        int len = sl.length == 0 ? 0 : sl[0].length;
+        int outer = inner == 0 ? 0 : sl.length / inner;
+        double[] out = new double[values.length];
+        for (int o = 0; o < outer; o++) {
+            for (int in = 0; in < inner; in++) {
+                for (int t = 0; t < len; t++) out[(o * len + t) * inner + in] = sl[o * inner + in][t];
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public double quantile(double[] values, String axes, double p) {
+        double[] all = values.clone();
+        Arrays.sort(all);
+        if (all.length == 0) return Double.NaN;
+        double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
+        int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
+        return all[lo] + (all[hi] - all[lo]) * (q - lo);
+    }
+
+    // ------------------------------------------------------------------------------------------ effects
+
+    @Override
+    public void keep(Object set) {
+        es.pageCache.clear();
+        Sel s = now(set);
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            BitSet b = (BitSet) s.forHead(li).clone();
+            if (!s.compensation()) for (int j = 0; j < l.size(); j++) if (l.isCompensation(j)) b.clear(j);
+            b.clear(l.size(), Math.max(l.size(), b.length()));
+            if (b.cardinality() < l.size()) l.retain(b);
+        }
+        changed();
+    }
+
+    @Override
+    public void evict(Object set) {
+        es.pageCache.clear();
+        Sel s = now(set);
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            BitSet b = new BitSet();
+            b.set(0, l.size());
+            b.andNot(s.forHead(li));
+            if (b.cardinality() < l.size()) l.retain(b);
+        }
+        changed();
+    }
+
+    @Override
+    public void attend(Object set) {
+        Sel s = now(set);
+        int[][] chosen = new int[es.lanes.size()][];
+        for (int li = 0; li < chosen.length; li++) {
+            Lane l = es.lanes.get(li);
+            BitSet b = s.forHead(Math.min(li, s.heads() - 1));
+            chosen[li] = b.stream().filter(i -> i < l.size()).map(l::position).sorted().toArray();
+        }
+        es.attend = chosen;
+    }
+
+    /**
+     * Folds each source entry not in {@code dest} into its most similar destination entry (cosine of keys or values;
+     * nearest position; ties to the later position), or all sources into the compensation entry: weighted means of
+     * keys and values by (count x weight), counts adding up, the result stored again at the entry's format.
+     */
+    @Override
+    public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+        es.pageCache.clear();
+        Sel srcSel = now(source), dstSel = now(dest);
+        List<Axis> wAxes = weight == null ? List.of() : es.axes(weightAxes);
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            BitSet src = (BitSet) srcSel.forHead(li).clone();
+            BitSet dst = dstSel.forHead(li);
+            src.andNot(dst);
+            src.clear(l.size(), Math.max(l.size(), src.length()));
+            for (int i = 0; i < l.size(); i++) if (l.isCompensation(i)) src.clear(i);
+            if (src.isEmpty()) continue;
+            double[] w = new double[l.size()];
+            int wn = weight == null ? 0 : (wAxes.contains(Axis.HEAD) ? weight.length / es.lanes.size() : weight.length);
+            for (int i = 0; i < w.length; i++) {
+                w[i] = weight == null || i >= wn ? 1 : Math.max(1e-12, weight[(es.perLayer && wAxes.contains(Axis.HEAD) ? li * wn : 0) + i]);
+            }
+            boolean onlyComp = true;
+            for (int i = dst.nextSetBit(0); i >= 0 && i < l.size(); i = dst.nextSetBit(i + 1)) if (!l.isCompensation(i)) onlyComp = false;
+            if (dstSel.compensation() && onlyComp) {
+                int comp = -1;
+                for (int i = 0; i < l.size(); i++) if (l.isCompensation(i)) comp = i;
+                if (comp < 0) {
+                    int first = src.nextSetBit(0);
+                    l.appendCompensation(l.addedAtStep(first), new float[es.d], new float[es.d], 0);
+                    comp = l.size() - 1;
+                }
+                for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) fold(l, comp, i, 1, w[i]);
+                continue;
+            }
+            float[] a = new float[es.d], b = new float[es.d];
+            Lane.Part part = by.equals("cosine_v") ? Lane.Part.VALUES : Lane.Part.KEYS;
+            for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) {
+                int best = -1;
+                double bestScore = Double.NEGATIVE_INFINITY;
+                if (!by.equals("nearest")) l.read(i, part, a, 0);
+                for (int j = dst.nextSetBit(0); j >= 0 && j < l.size(); j = dst.nextSetBit(j + 1)) {
+                    double score;
+                    if (by.equals("nearest")) {
+                        score = -Math.abs(l.position(j) - l.position(i));
+                    } else {
+                        l.read(j, part, b, 0);
+                        score = cosine(a, b);
+                    }
+                    if (score >= bestScore) {
+                        bestScore = score;
+                        best = j;
+                    }
+                }
+                if (best >= 0) fold(l, best, i, w[best], w[i]);
+            }
+        }
+        changed();
+    }
+
+    private static double cosine(float[] a, float[] b) {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.length; i++) {
+            dot += a[i] * b[i];
+            na += a[i] * a[i];
+            nb += b[i] * b[i];
+        }
+        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
+    }
+
+    /** Folds entry {@code from} into entry {@code into} of lane {@code l}, and stores {@code into} again at its format. */
+    private void fold(Lane l, int into, int from, double wInto, double wFrom) {
+        int d = es.d;
+        double a = l.count(into) * wInto, b = l.count(from) * wFrom;
+        if (a + b <= 0) {
+            a = l.count(into);
+            b = l.count(from);
+        }
+        if (a + b <= 0) {
+            a = 0;
+            b = 1;
+        }
+        float[] x = new float[d], y = new float[d];
+        for (Lane.Part part : Lane.Part.values()) {
+            l.read(into, part, x, 0);
+            l.read(from, part, y, 0);
+            for (int c = 0; c < d; c++) x[c] = (float) ((x[c] * a + y[c] * b) / (a + b));
+            QuantSpec spec = l.spec(into, part);
+            // an entry in a per-channel block leaves it and returns to the host precision
+            if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) l.restore(into, part, l.hostSpec());
+            l.overwrite(into, part, x, 0);
+        }
+        l.setCount(into, l.count(into) + l.count(from));
+    }
+
+    @Override
+    public void store(String parts, String format, long bits, String axis, long group, String scope, Object set) {
+        BitSet[] all = ((Sel) all()).perHead();
+        Sel allSel = sel(Axis.TOKEN, all, true);
+        Sel covered = switch (scope) {
+            case "all" -> allSel;
+            case "for" -> now(set);
+            case "except" -> combine(allSel, now(set), (a, b) -> {
+                a.andNot(b);
+                return a;
+            }, false);
+            case "otherwise" -> es.lastStoreScope == null ? allSel : combine(allSel, now(es.lastStoreScope), (a, b) -> {
+                a.andNot(b);
+                return a;
+            }, false);
+            default -> throw new IllegalStateException("unknown store scope " + scope);
+        };
+        if (!scope.equals("otherwise")) es.lastStoreScope = covered;
+        es.pageCache.clear();
+        Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
+        Precision p = switch (f) {
+            case F32 -> Precision.F32;
+            case F16 -> Precision.F16;
+            case BF16 -> Precision.BF16;
+            case INT8 -> Precision.INT8;
+            case INT4 -> Precision.INT4;
+            case INT2 -> Precision.INT2;
+            case INT -> Precision.ofIntBits((int) bits);
+        };
+        for (int li = 0; li < es.lanes.size(); li++) {
+            Lane l = es.lanes.get(li);
+            BitSet cov = covered.forHead(li);
+            for (String part : parts.split(",")) {
+                Lane.Part lp = part.equals("keys") ? Lane.Part.KEYS : Lane.Part.VALUES;
+                if (p.isInteger() && axis.equals("channel")) {
+                    // per channel: blocks of g consecutive covered entries not yet at the format; only full blocks
+                    int gs = group > 0 ? (int) group : 32;
+                    List<Integer> targets = new ArrayList<>();
+                    for (int i = cov.nextSetBit(0); i >= 0 && i < l.size(); i = cov.nextSetBit(i + 1)) {
+                        if (!l.isCompensation(i) && l.spec(i, lp).precision() != p) targets.add(i);
+                    }
+                    QuantSpec block = new QuantSpec(p, QuantSpec.Axis.CHANNEL, gs);
+                    for (int from = 0; from + gs <= targets.size(); from += gs) {
+                        l.packBlock(targets.subList(from, from + gs).stream().mapToInt(Integer::intValue).toArray(), lp, block);
+                    }
+                    continue;
+                }
+                for (int i = cov.nextSetBit(0); i >= 0 && i < l.size(); i = cov.nextSetBit(i + 1)) {
+                    if (l.isCompensation(i)) continue;
+                    QuantSpec have = l.spec(i, lp);
+                    // entries already at that format are left as they are (their group too)
+                    if (have.precision() == p) continue;
+                    QuantSpec want = p.isInteger() ? new QuantSpec(p, QuantSpec.Axis.TOKEN, group > 0 ? (int) group : es.d) : QuantSpec.of(p);
+                    l.restore(i, lp, want);
+                }
+            }
+        }
+    }
+
+    /**
+     * What a per-page state's initialiser sees: the entries of one page of one lane, as if they were the lane (keys,
+     * values, positions, ages and scalars). It has no effects and no sets.
+     */
+    static final class PageView implements LaneContext {
+        private final EventState es;
+        private final Lane lane;
+        private final int[] entries;
+        private final int kvHead;
+
+        PageView(EventState es, int li, int[] entries) {
+            this.es = es;
+            this.lane = es.lanes.get(li);
+            this.entries = entries;
+            this.kvHead = es.kvHeads[li];
+        }
+
+        @Override
+        public int extent(String dim) {
+            return switch (dim) {
+                case "len" -> entries.length;
+                case "head_dim" -> es.d;
+                case "query" -> es.observed.length;
+                case "group" -> es.g;
+                case "heads" -> 1;
+                case "layers" -> es.runner.program.shape().layers();
+                default -> throw new IllegalStateException("a per-page state's initialiser cannot use " + dim);
+            };
+        }
+
+        @Override
+        public double[] bind(String kind, String what, String axes) {
+            if (!kind.equals("signal")) throw new IllegalStateException("a per-page state's initialiser cannot read " + kind + " " + what);
+            int n = entries.length, d = es.d;
+            return switch (what) {
+                case "k", "v" -> {
+                    double[] data = new double[n * d];
+                    float[] row = new float[d];
+                    for (int j = 0; j < n; j++) {
+                        lane.read(entries[j], what.equals("k") ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
+                        for (int c = 0; c < d; c++) data[j * d + c] = row[c];
+                    }
+                    yield data;
+                }
+                case "pos", "age" -> {
+                    double[] data = new double[n];
+                    for (int j = 0; j < n; j++) data[j] = what.equals("pos") ? lane.position(entries[j]) : es.step.decodeStep() - lane.addedAtStep(entries[j]);
+                    yield data;
+                }
+                case "len" -> new double[] {n};
+                case "context" -> new double[] {es.step.context()};
+                case "step" -> new double[] {es.step.decodeStep()};
+                case "layer" -> new double[] {es.layer};
+                case "head" -> new double[] {kvHead};
+                case "head_dim" -> new double[] {d};
+                case "group" -> new double[] {es.g};
+                default -> throw new IllegalStateException("a per-page state's initialiser cannot read " + what);
+            };
+        }
+
+        @Override
+        public int epoch() {
+            return 0;
+        }
+
+        @Override
+        public double[] rebase(double[] values, String axes, int epoch) {
+            return values;
+        }
+
+        private static IllegalStateException pure(String what) {
+            return new IllegalStateException("a per-page state's initialiser computes a value only: " + what + " is not allowed there");
+        }
+
+        @Override
+        public Object all() {
+            throw pure("all");
+        }
+
+        @Override
+        public Object compensation() {
+            throw pure("compensation");
+        }
+
+        @Override
+        public Object range(boolean last, long count) {
+            throw pure(last ? "last" : "first");
+        }
+
+        @Override
+        public Object pages(Object pageSet) {
+            throw pure("pages");
+        }
+
+        @Override
+        public Object where(double[] predicate, String axes) {
+            throw pure("where");
+        }
+
+        @Override
+        public Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm) {
+            throw pure(top ? "top" : "bottom");
+        }
+
+        @Override
+        public Object setOp(String fn, Object a, Object b) {
+            throw pure(fn);
+        }
+
+        @Override
+        public Object withinSet(Object a, Object set) {
+            throw pure("within");
+        }
+
+        @Override
+        public double[] within(double[] values, String axes, Object set) {
+            throw pure("within");
+        }
+
+        @Override
+        public double quantile(double[] values, String axes, double p) {
+            double[] all = values.clone();
+            Arrays.sort(all);
+            if (all.length == 0) return Double.NaN;
+            double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
+            int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
+            return all[lo] + (all[hi] - all[lo]) * (q - lo);
+        }
+
+        @Override
+        public void keep(Object set) {
+            throw pure("keep");
+        }
+
+        @Override
+        public void evict(Object set) {
+            throw pure("evict");
+        }
+
+        @Override
+        public void attend(Object set) {
+            throw pure("attend");
+        }
+
+        @Override
+        public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+            throw pure("merge");
+        }
+
+        @Override
+        public void store(String parts, String format, long bits, String axis, long group, String scope, Object set) {
+            throw pure("store");
+        }
+
+        @Override
+        public void writeState(String name, String op, double[] value, String axes) {
+            throw pure("a state write");
+        }
+    }
+}

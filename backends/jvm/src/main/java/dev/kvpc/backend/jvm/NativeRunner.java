@@ -1,0 +1,281 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.ir.Axis;
+import dev.kvpc.ir.Computation;
+import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.IrWalk;
+import dev.kvpc.ir.Op;
+import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.Ty;
+import dev.kvpc.ir.loop.LoopLowering;
+import dev.kvpc.runtime.AttentionVariant;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.policy.CompiledLaneClass;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
+
+/**
+ * Compiled policies run on the runtime's own lanes, without shadow copies: each event's compiled kernels run
+ * against a {@link LaneView} that reads keys, values, positions and states where the lanes hold them and applies
+ * keeps, evictions and stores to the lanes directly. The order of an event is the reference interpreter's
+ * (docs/semantics.md): per-token state of new entries, decode handlers that attend, attention, the other handlers
+ * and {@code every N}, overflow, standing stores.
+ */
+public final class NativeRunner implements PolicyRunner {
+    final Specialized program;
+    private final List<ClassInfo> infos = new ArrayList<>();
+    private final AttentionVariant variant;
+    /** Per-lane states of each lane (scope lane), kept beside the runtime's lanes. */
+    final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
+
+    /** What the event schedule needs of one lane class. */
+    /**
+     * {@code fusable}: every attention statistic the class reads is the kernel's column sum (attention summed over
+     * query and group); with fused statistics on, such a class takes them from the kernel instead of attention rows.
+     */
+    record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, boolean[] attends, Map<String, Integer> inits,
+                     int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe, boolean fusable) {}
+
+    /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
+    final boolean fused;
+
+    /** Fused statistics on: what hosts run. */
+    public NativeRunner(Specialized program, List<CompiledLaneClass> classes) {
+        this(program, classes, true);
+    }
+
+    /**
+     * With {@code fused} off, every attention statistic is computed from attention rows in double exactly as the
+     * reference interpreter computes it (the differential tests); on, column sums are the kernel's own, accumulated
+     * in float while it attends, which costs nothing extra and differs from the interpreter's by rounding.
+     */
+    public NativeRunner(Specialized program, List<CompiledLaneClass> classes, boolean fused) {
+        this.fused = fused;
+        this.program = program;
+        this.variant = program.variant() == null || program.variant().name().equals("standard") ? null : VariantCompiler.compile(program.variant(), program.shape());
+        for (int c = 0; c < program.classes().size(); c++) infos.add(info(program.classes().get(c), classes.get(c)));
+    }
+
+    private static ClassInfo info(PolicyIr p, CompiledLaneClass code) {
+        Map<String, Integer> index = new HashMap<>();
+        String[] names = code.kernels();
+        for (int i = 0; i < names.length; i++) index.put(names[i], i);
+        int n = p.handlers().size();
+        int[] body = new int[n], limit = new int[n];
+        boolean[] attends = new boolean[n];
+        for (int i = 0; i < n; i++) {
+            PolicyIr.Handler h = p.handlers().get(i);
+            body[i] = kernel(index, LoopLowering.bodyName(i, h), code);
+            limit[i] = h.limit() == null ? -1 : kernel(index, LoopLowering.limitName(i, h), code);
+            attends[i] = attends(h.body());
+        }
+        Map<String, Integer> inits = new HashMap<>();
+        for (PolicyIr.State s : p.states()) if (s.init() != null) inits.put(s.name(), kernel(index, LoopLowering.initName(s), code));
+        int standing = p.standing().instrs().isEmpty() ? -1 : kernel(index, LoopLowering.STANDING, code);
+        Map<PolicyIr.Event, int[]> observe = new HashMap<>();
+        for (PolicyIr.Observe o : p.observes()) {
+            if (o.end() == null) continue;
+            observe.put(o.at(), new int[] {o.end() == Op.End.FIRST ? 0 : 1, (int) constant(o.count())});
+        }
+        return new ClassInfo(p, code, body, limit, attends, inits, standing, readsAttention(p), observe, fusable(p));
+    }
+
+    private static int kernel(Map<String, Integer> index, String name, CompiledLaneClass code) {
+        Integer k = index.get(name);
+        if (k == null) throw new IllegalArgumentException("compiled lane class " + code.policy() + " has no kernel " + name);
+        return k;
+    }
+
+    static boolean attends(dev.kvpc.ir.Block b) {
+        for (Instr i : b.instrs()) {
+            if (i instanceof Instr.Attend) return true;
+            if (i instanceof Instr.If x && (attends(x.then()) || attends(x.otherwise()))) return true;
+        }
+        return false;
+    }
+
+    /** Reads attention only as column sums: kernelstat attn:sum over exactly query and group. */
+    static boolean fusable(PolicyIr p) {
+        boolean[] ok = {true};
+        IrWalk.forEachInstr(p, i -> {
+            if (!(i instanceof Instr.Def d)) return;
+            if (d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits"))) ok[0] = false;
+            if (d.op() instanceof Op.KernelStat k && !(k.signal().equals("attn") && k.fn() == Op.Red.SUM
+                    && k.over().size() == 2 && k.over().contains(Axis.QUERY) && k.over().contains(Axis.GROUP))) ok[0] = false;
+        });
+        return ok[0];
+    }
+
+    static boolean readsAttention(PolicyIr p) {
+        boolean[] found = {false};
+        IrWalk.forEachInstr(p, i -> {
+            if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
+                    || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
+        });
+        return found[0];
+    }
+
+    static double constant(Computation c) {
+        for (Instr i : c.block().instrs()) {
+            if (i instanceof Instr.Def d && d.id() == c.result() && d.op() instanceof Op.Const k) {
+                return switch (k.value()) {
+                    case Long l -> l;
+                    case Double x -> x;
+                    case Boolean b -> b ? 1 : 0;
+                    default -> throw new IllegalArgumentException("constant " + k.value());
+                };
+            }
+        }
+        throw new IllegalArgumentException("value %" + c.result() + " is not a constant after specialisation");
+    }
+
+    ClassInfo info(int laneClass) {
+        return infos.get(laneClass);
+    }
+
+    AttentionVariant runtimeVariant() {
+        return variant;
+    }
+
+    @Override
+    public int laneClass(int layer, int kvHead) {
+        return program.classOf()[layer][kvHead];
+    }
+
+    @Override
+    public boolean perLayer(int laneClass) {
+        return program.classes().get(laneClass).selection() == PolicyIr.Selection.LAYER;
+    }
+
+    @Override
+    public AttentionVariant variant() {
+        return variant;
+    }
+
+    @Override
+    public boolean cachePositions(int laneClass) {
+        return program.classes().get(laneClass).positions() == PolicyIr.Positions.CACHE;
+    }
+
+    @Override
+    public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
+        ClassInfo ci = infos.get(laneClass);
+        PolicyIr.Event event = switch (step.kind()) {
+            case PREFILL -> PolicyIr.Event.PREFILL;
+            case CHUNK -> PolicyIr.Event.CHUNK;
+            case DECODE -> PolicyIr.Event.DECODE;
+        };
+        int[] positions = step.positions();
+        int[] observed = positions;
+        int[] obs = ci.observe().get(event);
+        if (obs != null) {
+            int n = Math.min(positions.length, Math.max(0, obs[1]));
+            observed = obs[0] == 0 ? java.util.Arrays.copyOfRange(positions, 0, n) : java.util.Arrays.copyOfRange(positions, positions.length - n, positions.length);
+        }
+        LaneView.EventState es = new LaneView.EventState(this, ci, step, layer, kvHeads, lanes, observed);
+        initStates(ci, es, positions.length);
+        if (event == PolicyIr.Event.DECODE) {
+            for (int i = 0; i < ci.body().length; i++) {
+                if (ci.attends()[i] && ci.policy().handlers().get(i).events().contains(event)) run(ci, i, es);
+            }
+        }
+        // the kernel's column sums serve when the class reads no other statistic and observes every query
+        es.fusedSums = fused && ci.readsAttention() && ci.fusable() && obs == null;
+        return new Event() {
+            @Override
+            public BitSet[] attendSets() {
+                return es.attendSets();
+            }
+
+            @Override
+            public float[][] columnSums() {
+                return es.fusedSums ? es.columnSums() : null;
+            }
+
+            @Override
+            public void finish() {
+                finishEvent(ci, es, event, step.decodeStep());
+            }
+        };
+    }
+
+    private void finishEvent(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
+        if (ci.readsAttention() && !es.fusedSums) es.computeAttention();
+        List<PolicyIr.Handler> hs = ci.policy().handlers();
+        if (event != PolicyIr.Event.DECODE) {
+            for (int i = 0; i < hs.size(); i++) if (hs.get(i).events().contains(event)) run(ci, i, es);
+        } else {
+            for (int i = 0; i < hs.size(); i++) if (!ci.attends()[i] && hs.get(i).events().contains(event)) run(ci, i, es);
+            for (int i = 0; i < hs.size(); i++) {
+                if (hs.get(i).events().contains(PolicyIr.Event.EVERY)) {
+                    long n = limit(ci, i, es);
+                    if (n > 0 && decodeStep % n == 0) run(ci, i, es);
+                }
+            }
+        }
+        for (int i = 0; i < hs.size(); i++) {
+            if (hs.get(i).events().contains(PolicyIr.Event.OVERFLOW) && !hs.get(i).events().contains(event)) {
+                long b = limit(ci, i, es);
+                if (es.lanes.getFirst().size() > b) run(ci, i, es);
+            }
+        }
+        if (ci.standing() >= 0) ci.code().run(ci.standing(), new LaneView(es));
+        es.publishPageStates();
+    }
+
+    private void run(ClassInfo ci, int handler, LaneView.EventState es) {
+        PolicyIr.Handler h = ci.policy().handlers().get(handler);
+        if (h.events().contains(PolicyIr.Event.OVERFLOW) && h.events().size() > 1) {
+            long b = limit(ci, handler, es);
+            if (es.lanes.getFirst().size() <= b) return;
+        }
+        es.lastStoreScope = null;
+        ci.code().run(ci.body()[handler], new LaneView(es));
+    }
+
+    private static long limit(ClassInfo ci, int handler, LaneView.EventState es) {
+        double[] r = ci.code().run(ci.limit()[handler], new LaneView(es));
+        return (long) r[0];
+    }
+
+    /** Per-token state of the {@code appended} new entries: the init value (broadcast), or 0. */
+    private void initStates(ClassInfo ci, LaneView.EventState es, int appended) {
+        for (PolicyIr.State s : ci.policy().states()) {
+            if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
+            int per = es.stateWidth(s);
+            for (Lane lane : es.lanes) lane.declareState(s.name(), per);
+            Integer init = ci.inits().get(s.name());
+            if (init == null) continue;
+            double[] v = ci.code().run(init, new LaneView(es));
+            Ty.Tensor t = resultType(s.init());
+            boolean overTokens = t.axes().contains(Axis.TOKEN);
+            for (Lane lane : es.lanes) {
+                float[] col = lane.state(s.name());
+                int n = lane.size();
+                for (int i = Math.max(0, n - appended); i < n; i++) {
+                    if (lane.isCompensation(i)) continue;
+                    for (int w = 0; w < per; w++) {
+                        double x;
+                        if (v.length == 1) x = v[0];
+                        else if (overTokens) x = i * per + w < v.length ? v[i * per + w] : 0;
+                        else x = w < v.length ? v[w] : 0;
+                        col[i * per + w] = es.storeValue(s, x);
+                    }
+                }
+            }
+        }
+    }
+
+    static Ty.Tensor resultType(Computation c) {
+        for (Instr i : c.block().instrs()) if (i instanceof Instr.Def d && d.id() == c.result()) return (Ty.Tensor) d.type();
+        throw new IllegalArgumentException("computation result %" + c.result() + " is not defined in its block");
+    }
+}

@@ -1,0 +1,951 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.ir.Axis;
+import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.Op;
+import dev.kvpc.ir.Ty;
+import dev.kvpc.ir.loop.Loop;
+import dev.kvpc.ir.loop.Loop.*;
+import dev.kvpc.runtime.policy.CompiledLaneClass;
+import dev.kvpc.runtime.policy.LaneContext;
+import org.objectweb.asm.ClassWriter;
+import org.objectweb.asm.Label;
+import org.objectweb.asm.MethodVisitor;
+import org.objectweb.asm.Type;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+import static org.objectweb.asm.Opcodes.*;
+
+/**
+ * Compiles one lane class of a policy, as loop IR, to a class implementing the runtime's {@link CompiledLaneClass}.
+ * Each kernel becomes a static method over {@code double[]} buffers: loop nests become JVM loops, scalar
+ * expressions straight-line double arithmetic in exactly the interpreter's order (so sums, means and scores agree
+ * bit for bit), set primitives and effects calls to the {@link LaneContext}. After a keep, evict or merge the
+ * extents are read again and every buffer over tokens still to be read is re-indexed to the surviving entries.
+ *
+ * <p>Dispatch over IR nodes is a pattern-matching switch here; the IR holds no backend code. The class's source
+ * file and each handler kernel's line-number table name the {@code .kvp} file and the line of the handler
+ * ({@code on ...} or {@code every ...}) it was compiled from, so a stack trace through policy code points there.
+ */
+public final class PolicyCompiler {
+    static final String ITF = Type.getInternalName(CompiledLaneClass.class);
+    static final String CTX = Type.getInternalName(LaneContext.class);
+    static final String CTX_DESC = "L" + CTX + ";";
+    private static final String KERNEL_DESC = "(" + CTX_DESC + ")[D";
+
+    private final Loop.Program program;
+    private final String className;
+    private final String source;
+
+    private PolicyCompiler(Loop.Program program, String className, String source) {
+        this.program = program;
+        this.className = className;
+        this.source = source;
+    }
+
+    /**
+     * The class file of a compiled lane class named {@code className} (internal form, {@code kvpc/gen/H2o_0});
+     * {@code source} names the {@code .kvp} file in stack traces.
+     */
+    public static byte[] classFile(Loop.Program program, String className, String source) {
+        return new PolicyCompiler(program, className, source).emit();
+    }
+
+    private byte[] emit() {
+        ClassWriter cw = new ClassWriter(ClassWriter.COMPUTE_FRAMES | ClassWriter.COMPUTE_MAXS) {
+            @Override
+            protected String getCommonSuperClass(String a, String b) {
+                return "java/lang/Object";
+            }
+        };
+        cw.visit(V21, ACC_PUBLIC | ACC_FINAL | ACC_SUPER, className, null, "java/lang/Object", new String[] {ITF});
+        cw.visitSource(sourceFile(), null);
+        MethodVisitor init = cw.visitMethod(ACC_PUBLIC, "<init>", "()V", null, null);
+        init.visitCode();
+        init.visitVarInsn(ALOAD, 0);
+        init.visitMethodInsn(INVOKESPECIAL, "java/lang/Object", "<init>", "()V", false);
+        init.visitInsn(RETURN);
+        init.visitMaxs(0, 0);
+        init.visitEnd();
+
+        MethodVisitor pol = cw.visitMethod(ACC_PUBLIC, "policy", "()Ljava/lang/String;", null, null);
+        pol.visitCode();
+        pol.visitLdcInsn(program.policy());
+        pol.visitInsn(ARETURN);
+        pol.visitMaxs(0, 0);
+        pol.visitEnd();
+
+        List<Kernel> ks = program.kernels();
+        MethodVisitor names = cw.visitMethod(ACC_PUBLIC, "kernels", "()[Ljava/lang/String;", null, null);
+        names.visitCode();
+        pushInt(names, ks.size());
+        names.visitTypeInsn(ANEWARRAY, "java/lang/String");
+        for (int i = 0; i < ks.size(); i++) {
+            names.visitInsn(DUP);
+            pushInt(names, i);
+            names.visitLdcInsn(ks.get(i).name());
+            names.visitInsn(AASTORE);
+        }
+        names.visitInsn(ARETURN);
+        names.visitMaxs(0, 0);
+        names.visitEnd();
+
+        MethodVisitor run = cw.visitMethod(ACC_PUBLIC, "run", "(I" + CTX_DESC + ")[D", null, null);
+        run.visitCode();
+        Label bad = new Label();
+        Label[] cases = new Label[ks.size()];
+        for (int i = 0; i < cases.length; i++) cases[i] = new Label();
+        run.visitVarInsn(ILOAD, 1);
+        if (cases.length > 0) run.visitTableSwitchInsn(0, cases.length - 1, bad, cases);
+        for (int i = 0; i < cases.length; i++) {
+            run.visitLabel(cases[i]);
+            run.visitVarInsn(ALOAD, 2);
+            run.visitMethodInsn(INVOKESTATIC, className, methodName(i), KERNEL_DESC, false);
+            run.visitInsn(ARETURN);
+        }
+        run.visitLabel(bad);
+        run.visitTypeInsn(NEW, "java/lang/IllegalArgumentException");
+        run.visitInsn(DUP);
+        run.visitLdcInsn("no kernel with this index in " + program.policy());
+        run.visitMethodInsn(INVOKESPECIAL, "java/lang/IllegalArgumentException", "<init>", "(Ljava/lang/String;)V", false);
+        run.visitInsn(ATHROW);
+        run.visitMaxs(0, 0);
+        run.visitEnd();
+
+        for (int i = 0; i < ks.size(); i++) {
+            MethodVisitor mv = cw.visitMethod(ACC_PRIVATE | ACC_STATIC, methodName(i), KERNEL_DESC, null, null);
+            mv.visitCode();
+            new Body(mv, ks.get(i)).emit();
+            mv.visitMaxs(0, 0);
+            mv.visitEnd();
+        }
+        helpers(cw);
+        cw.visitEnd();
+        return cw.toByteArray();
+    }
+
+    /** The {@code .kvp} file the handlers come from (their origin), else the file compiled. */
+    private String sourceFile() {
+        for (Kernel k : program.kernels()) {
+            if (k.origin() != null && k.origin().lastIndexOf(':') > 0) return k.origin().substring(0, k.origin().lastIndexOf(':'));
+        }
+        return source;
+    }
+
+    /** The source line of a kernel's handler, or -1. */
+    static int originLine(Kernel k) {
+        if (k.origin() == null) return -1;
+        try {
+            return Integer.parseInt(k.origin().substring(k.origin().lastIndexOf(':') + 1));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    /** Method names say which kernel they are ({@code handler1_overflow$3}), so stack traces read as the policy. */
+    String methodName(int i) {
+        return program.kernels().get(i).name().replaceAll("[^A-Za-z0-9]+", "_") + "$" + i;
+    }
+
+    private static void pushInt(MethodVisitor mv, int v) {
+        if (v >= -1 && v <= 5) mv.visitInsn(ICONST_0 + v);
+        else if (v >= Byte.MIN_VALUE && v <= Byte.MAX_VALUE) mv.visitIntInsn(BIPUSH, v);
+        else if (v >= Short.MIN_VALUE && v <= Short.MAX_VALUE) mv.visitIntInsn(SIPUSH, v);
+        else mv.visitLdcInsn(v);
+    }
+
+    // ------------------------------------------------------------------------------------------- static helpers
+
+    /** Small pure helpers the kernels call for the operations without one JVM instruction (the JIT inlines them). */
+    private void helpers(ClassWriter cw) {
+        // mod(a, b): b == 0 ? NaN : a % b
+        MethodVisitor mv = cw.visitMethod(ACC_PRIVATE | ACC_STATIC, "mod", "(DD)D", null, null);
+        mv.visitCode();
+        Label nz = new Label();
+        mv.visitVarInsn(DLOAD, 2);
+        mv.visitInsn(DCONST_0);
+        mv.visitInsn(DCMPL);
+        mv.visitJumpInsn(IFNE, nz);
+        mv.visitLdcInsn(Double.NaN);
+        mv.visitInsn(DRETURN);
+        mv.visitLabel(nz);
+        mv.visitVarInsn(DLOAD, 0);
+        mv.visitVarInsn(DLOAD, 2);
+        mv.visitInsn(DREM);
+        mv.visitInsn(DRETURN);
+        mv.visitMaxs(0, 0);
+        mv.visitEnd();
+        // comparisons: 1.0 or 0.0
+        for (Op.Fn2 f : Op.Fn2.values()) {
+            if (!f.comparison()) continue;
+            mv = cw.visitMethod(ACC_PRIVATE | ACC_STATIC, f.word(), "(DD)D", null, null);
+            mv.visitCode();
+            Label no = new Label();
+            mv.visitVarInsn(DLOAD, 0);
+            mv.visitVarInsn(DLOAD, 2);
+            // DCMPG for < and <= (NaN compares greater: false), DCMPL for > and >= (NaN compares less: false)
+            mv.visitInsn(f == Op.Fn2.LT || f == Op.Fn2.LE ? DCMPG : DCMPL);
+            mv.visitJumpInsn(switch (f) {
+                case LT -> IFGE;
+                case LE -> IFGT;
+                case GT -> IFLE;
+                case GE -> IFLT;
+                case EQ -> IFNE;
+                case NE -> IFEQ;
+                default -> throw new IllegalStateException();
+            }, no);
+            mv.visitInsn(DCONST_1);
+            mv.visitInsn(DRETURN);
+            mv.visitLabel(no);
+            mv.visitInsn(DCONST_0);
+            mv.visitInsn(DRETURN);
+            mv.visitMaxs(0, 0);
+            mv.visitEnd();
+        }
+        // truth(x): x != 0 (NaN is true, as in the interpreter)
+        for (String name : List.of("and", "or")) {
+            mv = cw.visitMethod(ACC_PRIVATE | ACC_STATIC, name, "(DD)D", null, null);
+            mv.visitCode();
+            Label t = new Label(), f = new Label();
+            mv.visitVarInsn(DLOAD, 0);
+            mv.visitInsn(DCONST_0);
+            mv.visitInsn(DCMPL);
+            if (name.equals("and")) {
+                mv.visitJumpInsn(IFEQ, f);
+                mv.visitVarInsn(DLOAD, 2);
+                mv.visitInsn(DCONST_0);
+                mv.visitInsn(DCMPL);
+                mv.visitJumpInsn(IFEQ, f);
+                mv.visitInsn(DCONST_1);
+                mv.visitInsn(DRETURN);
+                mv.visitLabel(f);
+                mv.visitInsn(DCONST_0);
+                mv.visitInsn(DRETURN);
+            } else {
+                mv.visitJumpInsn(IFNE, t);
+                mv.visitVarInsn(DLOAD, 2);
+                mv.visitInsn(DCONST_0);
+                mv.visitInsn(DCMPL);
+                mv.visitJumpInsn(IFNE, t);
+                mv.visitInsn(DCONST_0);
+                mv.visitInsn(DRETURN);
+                mv.visitLabel(t);
+                mv.visitInsn(DCONST_1);
+                mv.visitInsn(DRETURN);
+            }
+            mv.visitMaxs(0, 0);
+            mv.visitEnd();
+        }
+        // not(x): x == 0 ? 1 : 0
+        mv = cw.visitMethod(ACC_PRIVATE | ACC_STATIC, "not", "(D)D", null, null);
+        mv.visitCode();
+        Label nz2 = new Label();
+        mv.visitVarInsn(DLOAD, 0);
+        mv.visitInsn(DCONST_0);
+        mv.visitInsn(DCMPL);
+        mv.visitJumpInsn(IFNE, nz2);
+        mv.visitInsn(DCONST_1);
+        mv.visitInsn(DRETURN);
+        mv.visitLabel(nz2);
+        mv.visitInsn(DCONST_0);
+        mv.visitInsn(DRETURN);
+        mv.visitMaxs(0, 0);
+        mv.visitEnd();
+        // sigmoid(x) = 1 / (1 + exp(-x))
+        mv = cw.visitMethod(ACC_PRIVATE | ACC_STATIC, "sigmoid", "(D)D", null, null);
+        mv.visitCode();
+        mv.visitInsn(DCONST_1);
+        mv.visitInsn(DCONST_1);
+        mv.visitVarInsn(DLOAD, 0);
+        mv.visitInsn(DNEG);
+        mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "exp", "(D)D", false);
+        mv.visitInsn(DADD);
+        mv.visitInsn(DDIV);
+        mv.visitInsn(DRETURN);
+        mv.visitMaxs(0, 0);
+        mv.visitEnd();
+    }
+
+    // ------------------------------------------------------------------------------------------- kernel bodies
+
+    static String axesText(List<Axis> axes) {
+        return axes.stream().map(Axis::word).collect(Collectors.joining(","));
+    }
+
+    static Axis axisOf(Dim d) {
+        if (d.symbol() == null) return null;
+        for (Axis a : Axis.values()) if (dev.kvpc.ir.loop.LoopLowering.dim(a).symbol().equals(d.symbol())) return a;
+        return null;
+    }
+
+    /** One kernel's method. Local 0 is the context. */
+    private final class Body {
+        private final MethodVisitor mv;
+        private final Kernel kernel;
+        private int next = 1;
+        /** Buffer id -> local holding its double[] (tensors) or its handle (sets). */
+        private final Map<Integer, Integer> local = new HashMap<>();
+        /** Buffer id -> local holding the epoch it was computed at (buffers over tokens). */
+        private final Map<Integer, Integer> epochLocal = new HashMap<>();
+        private final Map<Integer, List<Dim>> dims = new HashMap<>();
+        private final Map<Integer, List<Axis>> axes = new HashMap<>();
+        private final Map<Integer, Ty.Elem> elems = new HashMap<>();
+        private final Set<Integer> sets = new LinkedHashSet<>();
+        /** Extent symbol -> int local, reloaded at the start and after every change of the entries. */
+        private final Map<String, Integer> extents = new LinkedHashMap<>();
+        /** Loop variable scopes. */
+        private final List<Map<String, Integer>> vars = new ArrayList<>();
+        /** Statement order: buffer id -> index of its definition and of its last read. */
+        private final Map<Integer, Integer> defAt = new HashMap<>(), lastUse = new HashMap<>();
+        private final Map<Stmt, Integer> order = new java.util.IdentityHashMap<>();
+        private int counter;
+
+        Body(MethodVisitor mv, Kernel kernel) {
+            this.mv = mv;
+            this.kernel = kernel;
+        }
+
+        void emit() {
+            scan(kernel.body());
+            if (kernel.result() >= 0) lastUse.merge(kernel.result(), Integer.MAX_VALUE, Math::max);
+            collectExtents(kernel.body());
+            // every buffer local starts null so that re-indexing after an effect is defined on every path
+            for (int id : new java.util.TreeSet<>(allIds(kernel.body()))) {
+                int l = next++;
+                local.put(id, l);
+                mv.visitInsn(ACONST_NULL);
+                mv.visitVarInsn(ASTORE, l);
+                if (overTokens(id) && !sets.contains(id)) {
+                    int e = next++;
+                    epochLocal.put(id, e);
+                    mv.visitInsn(ICONST_0);
+                    mv.visitVarInsn(ISTORE, e);
+                }
+            }
+            for (String sym : extents.keySet()) extents.put(sym, next++);
+            int line = originLine(kernel);
+            if (line > 0) {
+                // the kernel is one handler of the source: its code maps to the handler's line
+                Label l = new Label();
+                mv.visitLabel(l);
+                mv.visitLineNumber(line, l);
+            }
+            reloadExtents();
+            block(kernel.body());
+            if (kernel.result() >= 0) {
+                mv.visitVarInsn(ALOAD, local.get(kernel.result()));
+            } else {
+                mv.visitInsn(ACONST_NULL);
+            }
+            mv.visitInsn(ARETURN);
+        }
+
+        // ---- analysis
+
+        private void scan(List<Stmt> body) {
+            for (Stmt s : body) {
+                int at = counter++;
+                order.put(s, at);
+                switch (s) {
+                    case Alloc a -> {
+                        defAt.putIfAbsent(a.id(), at);
+                        dims.put(a.id(), a.dims());
+                        List<Axis> ax = new ArrayList<>();
+                        for (Dim d : a.dims()) {
+                            Axis x = axisOf(d);
+                            if (x == null) throw new UnsupportedOperationException("buffer %" + a.id() + " has a constant extent " + d.show());
+                            ax.add(x);
+                        }
+                        axes.put(a.id(), ax);
+                        elems.put(a.id(), a.elem());
+                    }
+                    case Bind b -> {
+                        defAt.putIfAbsent(b.id(), at);
+                        typed(b.id(), b.type());
+                    }
+                    case SetPrim p -> {
+                        defAt.putIfAbsent(p.id(), at);
+                        typed(p.id(), p.type());
+                        for (int o : p.op().operands()) use(o, at);
+                    }
+                    case For f -> {
+                        uses(f.from(), at);
+                        uses(f.to(), at);
+                        scan(f.body());
+                    }
+                    case Assign a -> {
+                        for (Expr e : a.index()) uses(e, at);
+                        uses(a.value(), at);
+                    }
+                    case Accumulate a -> {
+                        for (Expr e : a.index()) uses(e, at);
+                        uses(a.value(), at);
+                        use(a.buf(), at);
+                    }
+                    case Effect e -> {
+                        for (int o : effectOperands(e.effect())) use(o, at);
+                    }
+                    case Loop.If f -> {
+                        uses(f.cond(), at);
+                        scan(f.then());
+                        scan(f.otherwise());
+                    }
+                }
+            }
+        }
+
+        private void typed(int id, Ty t) {
+            switch (t) {
+                case Ty.Tensor tt -> {
+                    axes.put(id, tt.axes());
+                    elems.put(id, tt.elem());
+                    List<Dim> ds = new ArrayList<>();
+                    for (Axis a : tt.axes()) ds.add(dev.kvpc.ir.loop.LoopLowering.dim(a));
+                    dims.put(id, ds);
+                }
+                case Ty.SetTy s -> sets.add(id);
+                default -> throw new UnsupportedOperationException("value of type " + t);
+            }
+        }
+
+        private void use(int id, int at) {
+            lastUse.merge(id, at, Math::max);
+        }
+
+        private void uses(Expr e, int at) {
+            switch (e) {
+                case Load l -> {
+                    use(l.buf(), at);
+                    for (Expr i : l.index()) uses(i, at);
+                }
+                case Un u -> uses(u.x(), at);
+                case Bin b -> {
+                    uses(b.a(), at);
+                    uses(b.b(), at);
+                }
+                case Loop.Choose c -> {
+                    uses(c.cond(), at);
+                    uses(c.a(), at);
+                    uses(c.b(), at);
+                }
+                default -> {
+                }
+            }
+        }
+
+        private Set<Integer> allIds(List<Stmt> body) {
+            Set<Integer> out = new LinkedHashSet<>();
+            for (Stmt s : body) {
+                switch (s) {
+                    case Alloc a -> out.add(a.id());
+                    case Bind b -> out.add(b.id());
+                    case SetPrim p -> out.add(p.id());
+                    case For f -> out.addAll(allIds(f.body()));
+                    case Loop.If f -> {
+                        out.addAll(allIds(f.then()));
+                        out.addAll(allIds(f.otherwise()));
+                    }
+                    default -> {
+                    }
+                }
+            }
+            return out;
+        }
+
+        private void collectExtents(List<Stmt> body) {
+            for (Stmt s : body) {
+                switch (s) {
+                    case Alloc a -> a.dims().forEach(this::extentOf);
+                    case Bind b -> {
+                        if (b.type() instanceof Ty.Tensor t) t.axes().forEach(x -> extentOf(dev.kvpc.ir.loop.LoopLowering.dim(x)));
+                    }
+                    case SetPrim p -> {
+                        if (p.type() instanceof Ty.Tensor t) t.axes().forEach(x -> extentOf(dev.kvpc.ir.loop.LoopLowering.dim(x)));
+                    }
+                    case For f -> {
+                        exprExtents(f.from());
+                        exprExtents(f.to());
+                        collectExtents(f.body());
+                    }
+                    case Assign a -> exprExtents(a.value());
+                    case Accumulate a -> exprExtents(a.value());
+                    case Loop.If f -> {
+                        collectExtents(f.then());
+                        collectExtents(f.otherwise());
+                    }
+                    default -> {
+                    }
+                }
+            }
+        }
+
+        private void exprExtents(Expr e) {
+            switch (e) {
+                case Extent x -> extentOf(x.dim());
+                case Load l -> l.index().forEach(this::exprExtents);
+                case Un u -> exprExtents(u.x());
+                case Bin b -> {
+                    exprExtents(b.a());
+                    exprExtents(b.b());
+                }
+                case Loop.Choose c -> {
+                    exprExtents(c.cond());
+                    exprExtents(c.a());
+                    exprExtents(c.b());
+                }
+                default -> {
+                }
+            }
+        }
+
+        private void extentOf(Dim d) {
+            if (d.symbol() != null) extents.putIfAbsent(d.symbol(), -1);
+        }
+
+        private void reloadExtents() {
+            for (var e : extents.entrySet()) {
+                mv.visitVarInsn(ALOAD, 0);
+                mv.visitLdcInsn(e.getKey());
+                ctx("extent", "(Ljava/lang/String;)I");
+                mv.visitVarInsn(ISTORE, e.getValue());
+            }
+        }
+
+        private List<Integer> effectOperands(Instr i) {
+            return switch (i) {
+                case Instr.Keep k -> List.of(k.set());
+                case Instr.Evict k -> List.of(k.set());
+                case Instr.Attend k -> List.of(k.set());
+                case Instr.Merge m -> m.weight() < 0 ? List.of(m.source(), m.dest()) : List.of(m.source(), m.dest(), m.weight());
+                case Instr.Store s -> {
+                    List<Integer> l = new ArrayList<>();
+                    if (s.bits() >= 0) l.add(s.bits());
+                    if (s.group() >= 0) l.add(s.group());
+                    if (s.set() >= 0) l.add(s.set());
+                    yield l;
+                }
+                case Instr.StateWrite w -> List.of(w.value());
+                default -> throw new UnsupportedOperationException("effect " + i);
+            };
+        }
+
+        // ---- code
+
+        private void ctx(String name, String desc) {
+            mv.visitMethodInsn(INVOKEINTERFACE, CTX, name, desc, true);
+        }
+
+        private void block(List<Stmt> body) {
+            for (Stmt s : body) stmt(s);
+        }
+
+        private boolean overTokens(int id) {
+            List<Axis> ax = axes.get(id);
+            return ax != null && ax.contains(Axis.TOKEN);
+        }
+
+        /** After defining a tensor over tokens: remember the epoch it indexes. */
+        private void stampEpoch(int id) {
+            if (!overTokens(id)) return;
+            Integer l = epochLocal.get(id);
+            if (l == null) return;
+            mv.visitVarInsn(ALOAD, 0);
+            ctx("epoch", "()I");
+            mv.visitVarInsn(ISTORE, l);
+        }
+
+        private void stmt(Stmt s) {
+            switch (s) {
+                case Alloc a -> {
+                    pushSize(a.dims());
+                    mv.visitIntInsn(NEWARRAY, T_DOUBLE);
+                    mv.visitVarInsn(ASTORE, local.get(a.id()));
+                    stampEpoch(a.id());
+                }
+                case Bind b -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitLdcInsn(b.kind());
+                    mv.visitLdcInsn(b.what());
+                    mv.visitLdcInsn(axesText(axes.get(b.id())));
+                    ctx("bind", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)[D");
+                    mv.visitVarInsn(ASTORE, local.get(b.id()));
+                    stampEpoch(b.id());
+                }
+                case For f -> {
+                    int v = next++, end = next++;
+                    expr(f.from());
+                    mv.visitInsn(D2I);
+                    mv.visitVarInsn(ISTORE, v);
+                    expr(f.to());
+                    mv.visitInsn(D2I);
+                    mv.visitVarInsn(ISTORE, end);
+                    Label head = new Label(), exit = new Label();
+                    mv.visitLabel(head);
+                    mv.visitVarInsn(ILOAD, v);
+                    mv.visitVarInsn(ILOAD, end);
+                    mv.visitJumpInsn(IF_ICMPGE, exit);
+                    vars.add(Map.of(f.var(), v));
+                    block(f.body());
+                    vars.removeLast();
+                    mv.visitIincInsn(v, 1);
+                    mv.visitJumpInsn(GOTO, head);
+                    mv.visitLabel(exit);
+                }
+                case Assign a -> {
+                    mv.visitVarInsn(ALOAD, local.get(a.buf()));
+                    index(a.buf(), a.index());
+                    expr(a.value());
+                    if (elems.get(a.buf()) == Ty.Elem.INT && a.value() instanceof Bin b && b.fn() != Op.Fn2.DIV) {
+                        mv.visitInsn(D2L);
+                        mv.visitInsn(L2D);
+                    }
+                    mv.visitInsn(DASTORE);
+                }
+                case Accumulate a -> {
+                    mv.visitVarInsn(ALOAD, local.get(a.buf()));
+                    index(a.buf(), a.index());
+                    mv.visitInsn(DUP2);
+                    mv.visitInsn(DALOAD);
+                    expr(a.value());
+                    switch (a.op()) {
+                        case SUM -> mv.visitInsn(DADD);
+                        case MAX -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "max", "(DD)D", false);
+                        case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
+                        default -> throw new IllegalStateException();
+                    }
+                    mv.visitInsn(DASTORE);
+                }
+                case SetPrim p -> setPrim(p);
+                case Effect e -> effect(e.effect(), order.get(s));
+                case Loop.If f -> {
+                    Label no = new Label(), done = new Label();
+                    expr(f.cond());
+                    mv.visitInsn(DCONST_0);
+                    mv.visitInsn(DCMPL);
+                    mv.visitJumpInsn(IFEQ, no);
+                    block(f.then());
+                    mv.visitJumpInsn(GOTO, done);
+                    mv.visitLabel(no);
+                    block(f.otherwise());
+                    mv.visitLabel(done);
+                }
+            }
+        }
+
+        private void pushSize(List<Dim> ds) {
+            pushInt(mv, 1);
+            for (Dim d : ds) {
+                extent(d);
+                mv.visitInsn(IMUL);
+            }
+        }
+
+        private void extent(Dim d) {
+            if (d.symbol() == null) pushInt(mv, (int) d.value());
+            else mv.visitVarInsn(ILOAD, extents.get(d.symbol()));
+        }
+
+        /** Pushes the flat row-major index of {@code index} into buffer {@code id}. */
+        private void index(int id, List<Expr> index) {
+            List<Dim> ds = dims.get(id);
+            if (ds == null) throw new IllegalStateException("%" + id + " has no shape");
+            if (ds.size() != index.size()) throw new IllegalStateException("%" + id + " has " + ds.size() + " axes, indexed by " + index.size());
+            if (index.isEmpty()) {
+                mv.visitInsn(ICONST_0);
+                return;
+            }
+            intExpr(index.getFirst());
+            for (int i = 1; i < index.size(); i++) {
+                extent(ds.get(i));
+                mv.visitInsn(IMUL);
+                intExpr(index.get(i));
+                mv.visitInsn(IADD);
+            }
+        }
+
+        private void intExpr(Expr e) {
+            if (e instanceof Var v) {
+                mv.visitVarInsn(ILOAD, var(v.name()));
+                return;
+            }
+            expr(e);
+            mv.visitInsn(D2I);
+        }
+
+        private int var(String name) {
+            for (int i = vars.size() - 1; i >= 0; i--) {
+                Integer l = vars.get(i).get(name);
+                if (l != null) return l;
+            }
+            throw new IllegalStateException("loop variable " + name + " is not in scope");
+        }
+
+        private void expr(Expr e) {
+            switch (e) {
+                case Const c -> {
+                    double v = switch (c.value()) {
+                        case Long l -> l;
+                        case Double d -> d;
+                        case Integer i -> i;
+                        case Boolean b -> b ? 1 : 0;
+                        default -> throw new UnsupportedOperationException("constant " + c.value());
+                    };
+                    if (v == 0 && Double.doubleToRawLongBits(v) == 0) mv.visitInsn(DCONST_0);
+                    else if (v == 1) mv.visitInsn(DCONST_1);
+                    else mv.visitLdcInsn(v);
+                }
+                case Var v -> {
+                    mv.visitVarInsn(ILOAD, var(v.name()));
+                    mv.visitInsn(I2D);
+                }
+                case Extent x -> {
+                    extent(x.dim());
+                    mv.visitInsn(I2D);
+                }
+                case Load l -> {
+                    mv.visitVarInsn(ALOAD, local.get(l.buf()));
+                    index(l.buf(), l.index());
+                    mv.visitInsn(DALOAD);
+                }
+                case Un u -> {
+                    expr(u.x());
+                    switch (u.fn()) {
+                        case NEG -> mv.visitInsn(DNEG);
+                        case NOT -> helper("not", "(D)D");
+                        case ABS -> math("abs");
+                        case EXP -> math("exp");
+                        case LOG -> math("log");
+                        case SQRT -> math("sqrt");
+                        case TANH -> math("tanh");
+                        case SIGMOID -> helper("sigmoid", "(D)D");
+                        case TO_INT -> {
+                            mv.visitInsn(D2L);
+                            mv.visitInsn(L2D);
+                        }
+                        case TO_FLOAT -> {
+                        }
+                    }
+                }
+                case Bin b -> {
+                    expr(b.a());
+                    expr(b.b());
+                    switch (b.fn()) {
+                        case ADD -> mv.visitInsn(DADD);
+                        case SUB -> mv.visitInsn(DSUB);
+                        case MUL -> mv.visitInsn(DMUL);
+                        case DIV -> mv.visitInsn(DDIV);
+                        case MOD -> helper("mod", "(DD)D");
+                        case MAX -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "max", "(DD)D", false);
+                        case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
+                        case AND -> helper("and", "(DD)D");
+                        case OR -> helper("or", "(DD)D");
+                        default -> helper(b.fn().word(), "(DD)D");
+                    }
+                }
+                case Loop.Choose c -> {
+                    Label no = new Label(), done = new Label();
+                    expr(c.cond());
+                    mv.visitInsn(DCONST_0);
+                    mv.visitInsn(DCMPL);
+                    mv.visitJumpInsn(IFEQ, no);
+                    expr(c.a());
+                    mv.visitJumpInsn(GOTO, done);
+                    mv.visitLabel(no);
+                    expr(c.b());
+                    mv.visitLabel(done);
+                }
+            }
+        }
+
+        private void math(String name) {
+            mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", name, "(D)D", false);
+        }
+
+        private void helper(String name, String desc) {
+            mv.visitMethodInsn(INVOKESTATIC, className, name, desc, false);
+        }
+
+        /** Pushes element 0 of a scalar buffer as a long. */
+        private void scalarLong(int id) {
+            mv.visitVarInsn(ALOAD, local.get(id));
+            mv.visitInsn(ICONST_0);
+            mv.visitInsn(DALOAD);
+            mv.visitInsn(D2L);
+        }
+
+        private void bufAndAxes(int id) {
+            mv.visitVarInsn(ALOAD, local.get(id));
+            mv.visitLdcInsn(axesText(axes.get(id)));
+        }
+
+        private void setPrim(SetPrim p) {
+            int id = p.id();
+            Op op = p.op();
+            switch (op) {
+                case Op.Rank r -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    bufAndAxes(r.score());
+                    mv.visitInsn(r.order() == Op.Order.TOP ? ICONST_1 : ICONST_0);
+                    scalarLong(r.count());
+                    if (r.floor() >= 0) scalarLong(r.floor());
+                    else mv.visitLdcInsn(-1L);
+                    mv.visitLdcInsn(((Ty.SetTy) p.type()).domain().word());
+                    mv.visitLdcInsn(r.algorithm().word());
+                    ctx("rank", "([DLjava/lang/String;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
+                }
+                case Op.Range r -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitInsn(r.end() == Op.End.LAST ? ICONST_1 : ICONST_0);
+                    scalarLong(r.count());
+                    ctx("range", "(ZJ)Ljava/lang/Object;");
+                }
+                case Op.All a -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    ctx("all", "()Ljava/lang/Object;");
+                }
+                case Op.Compensation c -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    ctx("compensation", "()Ljava/lang/Object;");
+                }
+                case Op.Where w -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    bufAndAxes(w.pred());
+                    ctx("where", "([DLjava/lang/String;)Ljava/lang/Object;");
+                }
+                case Op.Pages pg -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitVarInsn(ALOAD, local.get(pg.pages()));
+                    ctx("pages", "(Ljava/lang/Object;)Ljava/lang/Object;");
+                }
+                case Op.SetOp s -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitLdcInsn(s.fn().word());
+                    mv.visitVarInsn(ALOAD, local.get(s.a()));
+                    mv.visitVarInsn(ALOAD, local.get(s.b()));
+                    ctx("setOp", "(Ljava/lang/String;Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;");
+                }
+                case Op.Within w -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    if (sets.contains(w.x())) {
+                        mv.visitVarInsn(ALOAD, local.get(w.x()));
+                        mv.visitVarInsn(ALOAD, local.get(w.set()));
+                        ctx("withinSet", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;");
+                    } else {
+                        bufAndAxes(w.x());
+                        mv.visitVarInsn(ALOAD, local.get(w.set()));
+                        ctx("within", "([DLjava/lang/String;Ljava/lang/Object;)[D");
+                    }
+                }
+                case Op.Quantile q -> {
+                    if (!q.over().isEmpty()) throw new UnsupportedOperationException("quantile over " + q.over() + " is not compiled");
+                    pushInt(mv, 1);
+                    mv.visitIntInsn(NEWARRAY, T_DOUBLE);
+                    mv.visitInsn(DUP);
+                    mv.visitInsn(ICONST_0);
+                    mv.visitVarInsn(ALOAD, 0);
+                    bufAndAxes(q.x());
+                    mv.visitVarInsn(ALOAD, local.get(q.p()));
+                    mv.visitInsn(ICONST_0);
+                    mv.visitInsn(DALOAD);
+                    ctx("quantile", "([DLjava/lang/String;D)D");
+                    mv.visitInsn(DASTORE);
+                }
+                case Op.Choose c -> {
+                    Label no = new Label(), done = new Label();
+                    mv.visitVarInsn(ALOAD, local.get(c.cond()));
+                    mv.visitInsn(ICONST_0);
+                    mv.visitInsn(DALOAD);
+                    mv.visitInsn(DCONST_0);
+                    mv.visitInsn(DCMPL);
+                    mv.visitJumpInsn(IFEQ, no);
+                    mv.visitVarInsn(ALOAD, local.get(c.a()));
+                    mv.visitJumpInsn(GOTO, done);
+                    mv.visitLabel(no);
+                    mv.visitVarInsn(ALOAD, local.get(c.b()));
+                    mv.visitLabel(done);
+                }
+                default -> throw new UnsupportedOperationException("operation " + op + " is not compiled for policies");
+            }
+            mv.visitVarInsn(ASTORE, local.get(id));
+            stampEpoch(id);
+        }
+
+        private void effect(Instr i, int at) {
+            switch (i) {
+                case Instr.Keep k -> setEffect("keep", k.set());
+                case Instr.Evict k -> setEffect("evict", k.set());
+                case Instr.Attend k -> setEffect("attend", k.set());
+                case Instr.Merge m -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitVarInsn(ALOAD, local.get(m.source()));
+                    mv.visitVarInsn(ALOAD, local.get(m.dest()));
+                    mv.visitLdcInsn(m.by().word());
+                    if (m.weight() >= 0) {
+                        bufAndAxes(m.weight());
+                    } else {
+                        mv.visitInsn(ACONST_NULL);
+                        mv.visitLdcInsn("");
+                    }
+                    ctx("merge", "(Ljava/lang/Object;Ljava/lang/Object;Ljava/lang/String;[DLjava/lang/String;)V");
+                }
+                case Instr.Store s -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitLdcInsn(s.parts().stream().sorted().map(Instr.Part::word).collect(Collectors.joining(",")));
+                    mv.visitLdcInsn(s.format().word());
+                    if (s.bits() >= 0) scalarLong(s.bits());
+                    else mv.visitLdcInsn(-1L);
+                    mv.visitLdcInsn(s.axis() == null ? "" : s.axis().word());
+                    if (s.group() >= 0) scalarLong(s.group());
+                    else mv.visitLdcInsn(-1L);
+                    mv.visitLdcInsn(s.scope().word());
+                    if (s.set() >= 0) mv.visitVarInsn(ALOAD, local.get(s.set()));
+                    else mv.visitInsn(ACONST_NULL);
+                    ctx("store", "(Ljava/lang/String;Ljava/lang/String;JLjava/lang/String;JLjava/lang/String;Ljava/lang/Object;)V");
+                }
+                case Instr.StateWrite w -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitLdcInsn(w.state());
+                    mv.visitLdcInsn(w.op().symbol);
+                    bufAndAxes(w.value());
+                    ctx("writeState", "(Ljava/lang/String;Ljava/lang/String;[DLjava/lang/String;)V");
+                }
+                default -> throw new UnsupportedOperationException("effect " + i);
+            }
+            if (i instanceof Instr.Keep || i instanceof Instr.Evict || i instanceof Instr.Merge) afterEntriesChanged(at);
+        }
+
+        private void setEffect(String name, int set) {
+            mv.visitVarInsn(ALOAD, 0);
+            mv.visitVarInsn(ALOAD, local.get(set));
+            ctx(name, "(Ljava/lang/Object;)V");
+        }
+
+        /** Extents again, and every buffer over tokens defined before {@code at} and read after it re-indexed. */
+        private void afterEntriesChanged(int at) {
+            reloadExtents();
+            for (int id : local.keySet()) {
+                if (!overTokens(id) || sets.contains(id)) continue;
+                Integer def = defAt.get(id), last = lastUse.get(id);
+                if (def == null || last == null || def >= at || last <= at) continue;
+                Integer ep = epochLocal.get(id);
+                if (ep == null) continue;
+                mv.visitVarInsn(ALOAD, 0);
+                bufAndAxes(id);
+                mv.visitVarInsn(ILOAD, ep);
+                ctx("rebase", "([DLjava/lang/String;I)[D");
+                mv.visitVarInsn(ASTORE, local.get(id));
+                mv.visitVarInsn(ALOAD, 0);
+                ctx("epoch", "()I");
+                mv.visitVarInsn(ISTORE, ep);
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.runtime.load.ModelShapeSpec;
+import dev.kvpc.runtime.load.PolicyJarLoader;
+import dev.kvpc.runtime.load.PolicyManifest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** kvpc compile: jars the runtime's loader accepts, one per stdlib policy, the bytecode listing, clear failures. */
+class CompileCliTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void compilesAJarTheLoaderAccepts() throws Exception {
+        Path jar = dir.resolve("h2o.jar");
+        CliRunner r = CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/h2o.kvp").toString(), "--model", "layers=2,heads=4,kv-heads=2,head-dim=32",
+                "--param", "budget=24", "-o", jar.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("h2o -> "), r.out());
+        var loaded = PolicyJarLoader.load(jar, new ModelShapeSpec(2, 4, 2, 32));
+        PolicyManifest m = loaded.manifest();
+        assertEquals("h2o", m.policyName());
+        assertTrue(m.evidence().contains("attn"), m.evidence().toString());
+        assertTrue(m.predictedBytesPerLane().get("kv") > 0);
+        assertEquals("kvpc.gen.h2o.Policy", m.entryClass());
+    }
+
+    @Test
+    void compilesTheWholeStdlibIntoADirectory() throws Exception {
+        Path out = dir.resolve("jars");
+        String[] files;
+        try (Stream<Path> s = Files.list(CliRunner.root().resolve("stdlib-policies"))) {
+            files = s.filter(p -> p.toString().endsWith(".kvp")).sorted().map(Path::toString).toArray(String[]::new);
+        }
+        String[] args = new String[files.length + 3];
+        args[0] = "compile";
+        System.arraycopy(files, 0, args, 1, files.length);
+        args[files.length + 1] = "-o";
+        args[files.length + 2] = out.toString();
+        CliRunner r = CliRunner.run(args);
+        // variants.kvp declares attention variants only: it has no policy to compile
+        assertTrue(r.err().contains("variants.kvp"), r.err());
+        try (Stream<Path> s = Files.list(out)) {
+            assertEquals(files.length - 1, s.filter(p -> p.toString().endsWith(".jar")).count(), r.out() + r.err());
+        }
+        var loaded = PolicyJarLoader.load(out.resolve("kivi.jar"), new ModelShapeSpec(32, 32, 8, 128));
+        assertEquals("kivi", loaded.manifest().policyName());
+    }
+
+    @Test
+    void printsTheBytecodeListing() {
+        CliRunner r = CliRunner.run("compile", "--emit=asm", CliRunner.root().resolve("stdlib-policies/window.kvp").toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("class kvpc/gen/window/L0 implements dev/kvpc/runtime/policy/CompiledLaneClass"), r.out());
+        assertTrue(r.out().contains("INVOKEINTERFACE dev/kvpc/runtime/policy/LaneContext.keep"), r.out());
+    }
+
+    @Test
+    void badInputIsReportedWithItsPosition() throws Exception {
+        Path bad = dir.resolve("bad.kvp");
+        Files.writeString(bad, "policy p {\n    on decode { keep last(x) }\n}\n");
+        CliRunner r = CliRunner.run("compile", bad.toString(), "-o", dir.resolve("p.jar").toString());
+        assertEquals(Main.INVALID, r.code());
+        assertTrue(r.err().contains("bad.kvp:2:"), r.err());
+        assertFalse(Files.exists(dir.resolve("p.jar")));
+        r = CliRunner.run("compile", "--emit=bytes", bad.toString());
+        assertEquals(Main.USAGE, r.code());
+    }
+}

@@ -1,0 +1,17 @@
+package dev.kvpc.runtime.policy;
+
+/**
+ * The entry class of a compiled policy jar ({@code entry.class} in its manifest): the specialised program the
+ * event machinery runs (lane map, lane classes, states, handlers, attention variant, in the IR's text form) and
+ * the compiled code of each lane class.
+ */
+public interface CompiledPolicy {
+    /** The specialised program as IR text ({@code Specialized.print()}). */
+    String program();
+
+    /** How many lane classes there are. */
+    int laneClasses();
+
+    /** A new instance of lane class {@code c}'s compiled code. */
+    CompiledLaneClass laneClass(int c);
+}
