@@ -119,12 +119,30 @@ final class LaneView implements LaneContext {
             double[] out = new double[pages * per];
             Integer init = info.inits().get(s.name());
             if (init == null) return out;
+            boolean cacheable = info.pageCacheable().contains(s.name());
+            long version = runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0];
+            List<NativeRunner.PageValue> cache = cacheable
+                    ? runner.pageValues.computeIfAbsent(l, x -> new HashMap<>()).computeIfAbsent(s.name(), x -> new ArrayList<>()) : null;
             for (int p = 0; p < pages; p++) {
                 int[] entries = regular.subList(p * size, Math.min(regular.size(), (p + 1) * size)).stream().mapToInt(Integer::intValue).toArray();
-                double[] v = info.code().run(init, new PageView(this, li, entries));
-                if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
+                int[] positions = new int[entries.length];
+                for (int j = 0; j < entries.length; j++) positions[j] = l.position(entries[j]);
+                double[] v = null;
+                if (cache != null && p < cache.size()) {
+                    NativeRunner.PageValue c = cache.get(p);
+                    if (c.version() == version && Arrays.equals(c.positions(), positions)) v = c.values();
+                }
+                if (v == null) {
+                    v = info.code().run(init, new PageView(this, li, entries));
+                    if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
+                    if (cache != null) {
+                        while (cache.size() <= p) cache.add(new NativeRunner.PageValue(new int[0], -1, new double[0]));
+                        cache.set(p, new NativeRunner.PageValue(positions, version, v));
+                    }
+                }
                 System.arraycopy(v, 0, out, p * per, per);
             }
+            if (cache != null) while (cache.size() > pages) cache.removeLast();
             return out;
         }
 
@@ -445,8 +463,11 @@ final class LaneView implements LaneContext {
         int o = 0;
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
+            int[] was = es.sumPositions[li];
+            boolean same = was.length == n;
+            for (int j = 0; same && j < n; j++) same = was[j] == l.position(j);
             for (int j = 0; j < n; j++) {
-                int at = indexOf(es.sumPositions[li], l.position(j));
+                int at = same ? j : indexOf(was, l.position(j));
                 data[o++] = at < 0 ? 0 : es.sums[li][at];
             }
         }
@@ -855,6 +876,7 @@ final class LaneView implements LaneContext {
         int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
         double[][] sl = slices(score, ax, dom);
         if (sl.length != heads) throw new IllegalStateException("rank score has axes " + ax + " beyond head and " + dom.word());
+        if (floor <= 0) return sel(dom, Select.best(sl, heads, top, count, dom == Axis.TOKEN ? es.lanes : null), false);
         List<Candidate> cands = new ArrayList<>();
         for (int h = 0; h < heads; h++) {
             Lane lane = dom == Axis.TOKEN ? es.lanes.get(Math.min(h, es.lanes.size() - 1)) : null;
@@ -1015,6 +1037,7 @@ final class LaneView implements LaneContext {
     @Override
     public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
         es.pageCache.clear();
+        for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
         Sel srcSel = now(source), dstSel = now(dest);
         List<Axis> wAxes = weight == null ? List.of() : es.axes(weightAxes);
         for (int li = 0; li < es.lanes.size(); li++) {
@@ -1122,6 +1145,7 @@ final class LaneView implements LaneContext {
         };
         if (!scope.equals("otherwise")) es.lastStoreScope = covered;
         es.pageCache.clear();
+        for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
         Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
         Precision p = switch (f) {
             case F32 -> Precision.F32;

@@ -35,6 +35,13 @@ public final class NativeRunner implements PolicyRunner {
     private final AttentionVariant variant;
     /** Per-lane states of each lane (scope lane), kept beside the runtime's lanes. */
     final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
+    /** Per lane: per-page state values by state and page, with the positions they were computed from. */
+    final Map<Lane, Map<String, List<PageValue>>> pageValues = Collections.synchronizedMap(new WeakHashMap<>());
+    /** Per lane: a counter bumped whenever stored rows change in place (stores, merges). */
+    final Map<Lane, long[]> rowVersions = Collections.synchronizedMap(new WeakHashMap<>());
+
+    /** One page's state, valid while its entries and the lane's row version are those it was computed from. */
+    record PageValue(int[] positions, long version, double[] values) {}
 
     /** What the event schedule needs of one lane class. */
     /**
@@ -42,7 +49,8 @@ public final class NativeRunner implements PolicyRunner {
      * query and group); with fused statistics on, such a class takes them from the kernel instead of attention rows.
      */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, boolean[] attends, Map<String, Integer> inits,
-                     int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe, boolean fusable) {}
+                     int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe, boolean fusable,
+                     java.util.Set<String> pageCacheable) {}
 
     /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
     final boolean fused;
@@ -85,7 +93,9 @@ public final class NativeRunner implements PolicyRunner {
             if (o.end() == null) continue;
             observe.put(o.at(), new int[] {o.end() == Op.End.FIRST ? 0 : 1, (int) constant(o.count())});
         }
-        return new ClassInfo(p, code, body, limit, attends, inits, standing, readsAttention(p), observe, fusable(p));
+        java.util.Set<String> cacheable = new java.util.HashSet<>();
+        for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
+        return new ClassInfo(p, code, body, limit, attends, inits, standing, readsAttention(p), observe, fusable(p), cacheable);
     }
 
     private static int kernel(Map<String, Integer> index, String name, CompiledLaneClass code) {
@@ -100,6 +110,20 @@ public final class NativeRunner implements PolicyRunner {
             if (i instanceof Instr.If x && (attends(x.then()) || attends(x.otherwise()))) return true;
         }
         return false;
+    }
+
+    /**
+     * Whether a computation depends only on the rows and positions of the entries it is run over (and the model's
+     * shape): then a per-page value stays valid while the page's entries and their rows do.
+     */
+    static boolean rowsOnly(Computation c) {
+        java.util.Set<String> allowed = java.util.Set.of("k", "v", "pos", "len", "head_dim", "group", "heads", "layers", "layer", "head");
+        for (Instr i : c.block().instrs()) {
+            if (!(i instanceof Instr.Def d)) return false;
+            if (d.op() instanceof Op.Signal sg && !allowed.contains(sg.name())) return false;
+            if (d.op() instanceof Op.StateRead || d.op() instanceof Op.KernelStat || d.op() instanceof Op.Param || d.op() instanceof Op.Table) return false;
+        }
+        return true;
     }
 
     /** Reads attention only as column sums: kernelstat attn:sum over exactly query and group. */

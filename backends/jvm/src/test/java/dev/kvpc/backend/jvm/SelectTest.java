@@ -1,0 +1,45 @@
+package dev.kvpc.backend.jvm;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+/** Selection gives the sort's choice under the interpreter's order: score, later index, lower head; NaN never ranks. */
+class SelectTest {
+    record C(int head, int index, double score) {}
+
+    static BitSet[] bySort(double[][] s, boolean top, long count) {
+        List<C> cands = new ArrayList<>();
+        for (int h = 0; h < s.length; h++) for (int t = 0; t < s[h].length; t++) if (!Double.isNaN(s[h][t])) cands.add(new C(h, t, s[h][t]));
+        cands.sort(Comparator.comparingDouble((C x) -> top ? -x.score : x.score).thenComparing(Comparator.comparingInt((C x) -> x.index).reversed())
+                .thenComparingInt(C::head));
+        BitSet[] out = new BitSet[s.length];
+        for (int h = 0; h < s.length; h++) out[h] = new BitSet();
+        for (int i = 0; i < Math.min(count, cands.size()); i++) out[cands.get(i).head].set(cands.get(i).index);
+        return out;
+    }
+
+    @Test
+    void agreesWithSortingOnTiesAndNaNs() {
+        Random r = new Random(5);
+        for (int trial = 0; trial < 2000; trial++) {
+            int heads = 1 + r.nextInt(3), n = r.nextInt(40);
+            double[][] s = new double[heads][n];
+            for (double[] row : s) {
+                for (int t = 0; t < n; t++) {
+                    int kind = r.nextInt(10);
+                    row[t] = kind == 0 ? Double.NaN : kind < 5 ? r.nextInt(4) : kind == 5 ? -0.0 : r.nextGaussian();
+                }
+            }
+            boolean top = r.nextBoolean();
+            long count = r.nextInt(heads * n + 3);
+            assertArrayEquals(bySort(s, top, count), Select.best(s, heads, top, count, null), "trial " + trial);
+        }
+    }
+}
