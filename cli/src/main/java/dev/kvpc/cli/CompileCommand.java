@@ -87,6 +87,11 @@ final class CompileCommand implements Callable<Integer> {
                 failed++;
                 continue;
             }
+            if (policy == null && Compilation.defaultRoot(r.program()) == null) {
+                // attention variants only: they are compiled into the jars of the configs that use them
+                err.println("kvpc: " + file + ": no policy or config to compile (nothing written)");
+                continue;
+            }
             String root = Commands.root(r, file, policy, err);
             if (root == null) {
                 failed++;

@@ -132,10 +132,24 @@ public final class Sequence implements AutoCloseable {
                 BitSet a = attend == null ? null : attend[i];
                 attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
                 float[] colSums = sums == null ? null : sums[i];
-                // a compiled kernel where one fits: one token, standard attention, keys read as stored (no slot RoPE)
-                DecodeKernel dk = tokens == 1 && !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
-                if (dk != null) dk.attend(lane, qLane, positions[0], a, outLane, colSums);
-                else kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+                // a compiled kernel where one fits: standard attention, keys read as stored (no slot RoPE); a step of
+                // several tokens (prefill, chunk) runs it once per query position, each masked causally at its own
+                DecodeKernel dk = !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
+                if (dk != null && tokens == 1) {
+                    dk.attend(lane, qLane, positions[0], a, outLane, colSums);
+                } else if (dk != null) {
+                    if (qOne == null || qOne.length != group * d) {
+                        qOne = new float[group * d];
+                        outOne = new float[group * d];
+                    }
+                    for (int t = 0; t < tokens; t++) {
+                        System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
+                        dk.attend(lane, qOne, positions[t], a, outOne, colSums);
+                        System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
+                    }
+                } else {
+                    kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+                }
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
                 }
@@ -143,6 +157,9 @@ public final class Sequence implements AutoCloseable {
             if (ev != null) ev.finish();
         }
     }
+
+    /** One query's group and output, for compiled kernels run per position of a multi-token step. */
+    private float[] qOne, outOne;
 
     /** The index (cache slot) of the entry at text position {@code pos}. */
     private static int slotOf(Lane lane, int pos) {

@@ -22,8 +22,8 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * The runtime's hook: a sequence whose runtime has the JVM backend's kernels gives the outputs of one without them
  * (within {@link DecodeKernelCompilerTest#TOL} of each head row's largest magnitude), uses the compiled kernels for
- * decode steps over lanes of one format, and falls back to the runtime kernel for prefill and for lanes whose rows are
- * spread over several formats.
+ * steps over lanes of one format (a prefill once per query position), and falls back to the runtime kernel for lanes
+ * whose rows are spread over several formats.
  */
 class DecodeKernelRuntimeTest {
     static final int D = 72, LAYERS = 3, HEADS = 8, KV_HEADS = 2;
@@ -118,8 +118,9 @@ class DecodeKernelRuntimeTest {
                     }
                 }
             }
-            // layers 0 and 1 run compiled at every decode step; layer 2 mixes formats and stays on the runtime kernel
-            assertEquals(laneSteps * 2 / 3, calls[0], "compiled kernel calls");
+            // the prefill (30 positions) runs compiled on every lane, its lanes being of one format then; after it,
+            // layers 0 and 1 run compiled at every decode step, and layer 2 mixes formats and stays on the runtime kernel
+            assertEquals(LAYERS * KV_HEADS * 30 + laneSteps * 2 / 3, calls[0], "compiled kernel calls");
         }
     }
 
