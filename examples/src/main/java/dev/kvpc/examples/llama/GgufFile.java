@@ -18,7 +18,7 @@ import java.util.Map;
 
 /**
  * A GGUF file (versions 2 and 3): its metadata, its tensor directory, and tensors read as floats (F32, F16, Q8_0
- * and Q4_0 dequantised on read). Every malformed file is refused with a {@link ModelFormatException} naming the
+ * and Q4_0 dequantised on read) or as {@link Matrix matrices} in their stored type. Every malformed file is refused with a {@link ModelFormatException} naming the
  * file and what is wrong: bad magic, unsupported version, truncated header or data, unknown value or tensor type,
  * tensors outside the file, a missing key or tensor, or a tensor of the wrong shape.
  */
@@ -218,18 +218,63 @@ public final class GgufFile {
         return tensors.containsKey(name);
     }
 
-    /**
-     * The tensor's elements as floats, row-major with {@code dims[0]} contiguous, after checking its shape is
-     * {@code expected} (innermost first).
-     */
-    public float[] floats(String name, long... expected) throws ModelFormatException {
+    private Tensor tensor(String name, long... expected) throws ModelFormatException {
         Tensor t = tensors.get(name);
         if (t == null) throw new ModelFormatException(file + ": tensor '" + name + "' is missing");
         if (!java.util.Arrays.equals(t.dims, expected))
             throw new ModelFormatException(file + ": shape mismatch: tensor '" + name + "' is " + java.util.Arrays.toString(t.dims)
                     + ", the model's metadata needs " + java.util.Arrays.toString(expected));
+        if (t.elements() > Integer.MAX_VALUE - 8) throw new ModelFormatException(file + ": tensor '" + name + "' is too large for one array");
+        return t;
+    }
+
+    /**
+     * A 2-D tensor of shape {@code [cols, rows]} (innermost first) as a {@link Matrix} in its stored type: F32 and F16
+     * values copied as they are, Q8_0 and Q4_0 blocks split into their quants (bytes, or packed nibble bytes) and
+     * their f16 scales (held as the floats they convert to exactly).
+     */
+    public Matrix matrix(String name, long cols, long rows) throws ModelFormatException {
+        Tensor t = tensor(name, cols, rows);
+        int r = (int) rows, c = (int) cols, n = (int) t.elements(), p = (int) t.offset;
+        return switch (t.type) {
+            case F32 -> {
+                float[] w = new float[n];
+                data.slice(p, 4 * n).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(w);
+                yield new Matrix.F32(r, c, w);
+            }
+            case F16 -> {
+                short[] w = new short[n];
+                data.slice(p, 2 * n).order(ByteOrder.LITTLE_ENDIAN).asShortBuffer().get(w);
+                yield new Matrix.F16(r, c, w);
+            }
+            case Q8_0 -> {
+                byte[] q = new byte[n];
+                float[] d = new float[n / 32];
+                for (int blk = 0; blk < d.length; blk++, p += 34) {
+                    d[blk] = Float.float16ToFloat(data.getShort(p));
+                    data.get(p + 2, q, blk * 32, 32);
+                }
+                yield new Matrix.Q8_0(r, c, q, d);
+            }
+            case Q4_0 -> {
+                byte[] q = new byte[n / 2];
+                float[] d = new float[n / 32];
+                for (int blk = 0; blk < d.length; blk++, p += 18) {
+                    d[blk] = Float.float16ToFloat(data.getShort(p));
+                    data.get(p + 2, q, blk * 16, 16);
+                }
+                yield new Matrix.Q4_0(r, c, q, d);
+            }
+        };
+    }
+
+    /**
+     * The tensor's elements as floats, row-major with {@code dims[0]} contiguous, after checking its shape is
+     * {@code expected} (innermost first).
+     */
+    public float[] floats(String name, long... expected) throws ModelFormatException {
+        Tensor t = tensor(name, expected);
         long n = t.elements();
-        if (n > Integer.MAX_VALUE - 8) throw new ModelFormatException(file + ": tensor '" + name + "' is too large for one array");
         float[] out = new float[(int) n];
         int p = (int) t.offset;
         switch (t.type) {

@@ -21,8 +21,12 @@ public final class Llama2cModel {
     /** RoPE base and RMSNorm epsilon: llama2.c's fixed 10000 and 1e-5, or a GGUF file's metadata. */
     public final double ropeTheta;
     public final float rmsEps;
-    public final float[] embedding, rmsFinal, classifier;
-    public final float[][] rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3;
+    /** The embedding ({@code vocab x dim}) and classifier (the same object when tied), in their stored type. */
+    public final Matrix embedding, classifier;
+    public final float[] rmsFinal;
+    public final float[][] rmsAtt, rmsFfn;
+    /** Per layer, {@code [out x in]}: wq, wo {@code dim x dim}; wk, wv {@code kvDim x dim}; w1, w3 {@code hidden x dim}; w2 {@code dim x hidden}. */
+    public final Matrix[] wq, wk, wv, wo, w1, w2, w3;
 
     private Llama2cModel(int[] h, FloatBuffer f, Path file) throws ModelFormatException {
         dim = h[0];
@@ -46,23 +50,23 @@ public final class Llama2cModel {
         if (f.remaining() < need) {
             throw new ModelFormatException(file + ": truncated: the header asks for " + need + " weights, the file holds " + f.remaining());
         }
-        embedding = take(f, (long) vocab * dim);
+        embedding = Matrix.f32(vocab, dim, take(f, (long) vocab * dim));
         rmsAtt = take(f, layers, dim);
-        wq = take(f, layers, dim * dim);
-        wk = take(f, layers, dim * kvDim);
-        wv = take(f, layers, dim * kvDim);
-        wo = take(f, layers, dim * dim);
+        wq = take(f, layers, dim, dim);
+        wk = take(f, layers, kvDim, dim);
+        wv = take(f, layers, kvDim, dim);
+        wo = take(f, layers, dim, dim);
         rmsFfn = take(f, layers, dim);
-        w1 = take(f, layers, dim * hidden);
-        w2 = take(f, layers, dim * hidden);
-        w3 = take(f, layers, dim * hidden);
+        w1 = take(f, layers, hidden, dim);
+        w2 = take(f, layers, dim, hidden);
+        w3 = take(f, layers, hidden, dim);
         rmsFinal = take(f, dim);
         f.position(f.position() + seqLen * headSize); // freq_cis_real and _imag (seq_len x head_size/2 each): unused
-        classifier = sharedClassifier ? embedding : take(f, (long) vocab * dim);
+        classifier = sharedClassifier ? embedding : Matrix.f32(vocab, dim, take(f, (long) vocab * dim));
     }
 
     private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, double ropeTheta, float rmsEps,
-                         float[] embedding, float[] rmsFinal, float[] classifier, float[][][] w) {
+                         Matrix embedding, float[] rmsFinal, Matrix classifier, float[][] rmsAtt, float[][] rmsFfn, Matrix[][] w) {
         this.ropeTheta = ropeTheta;
         this.rmsEps = rmsEps;
         this.dim = dim;
@@ -78,15 +82,15 @@ public final class Llama2cModel {
         this.rmsFinal = rmsFinal;
         this.sharedClassifier = classifier == embedding;
         this.classifier = classifier;
-        rmsAtt = w[0];
-        wq = w[1];
-        wk = w[2];
-        wv = w[3];
-        wo = w[4];
-        rmsFfn = w[5];
-        w1 = w[6];
-        w2 = w[7];
-        w3 = w[8];
+        this.rmsAtt = rmsAtt;
+        this.rmsFfn = rmsFfn;
+        wq = w[0];
+        wk = w[1];
+        wv = w[2];
+        wo = w[3];
+        w1 = w[4];
+        w2 = w[5];
+        w3 = w[6];
     }
 
     /** The shape the kvpc runtime's cache is built for: f32 keys and values handed over unrotated, RoPE at {@link #ropeTheta}. */
@@ -95,7 +99,7 @@ public final class Llama2cModel {
     }
 
     /**
-     * A llama-architecture GGUF file, its weights dequantised to floats. Q and K weights are taken as stored: GGUF's
+     * A llama-architecture GGUF file, its matrices kept in their stored type (norm weights as floats). Q and K weights are taken as stored: GGUF's
      * rotary layout is the interleaved-pair one this engine uses (the converters permute Hugging Face weights into it).
      * Head counts, RoPE base ({@code llama.rope.freq_base}, default 10000) and RMSNorm epsilon (default 1e-5) come from
      * the metadata; RoPE over part of a head or with scaling is refused, as is a {@code llama.vocab_size} that
@@ -118,19 +122,20 @@ public final class Llama2cModel {
         if (g.metadata().containsKey("llama.vocab_size") && g.integer("llama.vocab_size") != vocab)
             throw new ModelFormatException(file + ": shape mismatch: llama.vocab_size is " + g.integer("llama.vocab_size") + ", token_embd.weight has " + vocab + " rows");
         int kvDim = kvHeads * (dim / heads);
-        float[] embedding = g.floats("token_embd.weight", dim, vocab);
-        float[][][] w = new float[9][layers][];
+        Matrix embedding = g.matrix("token_embd.weight", dim, vocab);
+        float[][] rmsAtt = new float[layers][], rmsFfn = new float[layers][];
+        Matrix[][] w = new Matrix[7][layers];
         for (int l = 0; l < layers; l++) {
             String b = "blk." + l + ".";
-            w[0][l] = g.floats(b + "attn_norm.weight", dim);
-            w[1][l] = g.floats(b + "attn_q.weight", dim, dim);
-            w[2][l] = g.floats(b + "attn_k.weight", dim, kvDim);
-            w[3][l] = g.floats(b + "attn_v.weight", dim, kvDim);
-            w[4][l] = g.floats(b + "attn_output.weight", dim, dim);
-            w[5][l] = g.floats(b + "ffn_norm.weight", dim);
-            w[6][l] = g.floats(b + "ffn_gate.weight", dim, hidden);
-            w[7][l] = g.floats(b + "ffn_down.weight", hidden, dim);
-            w[8][l] = g.floats(b + "ffn_up.weight", dim, hidden);
+            rmsAtt[l] = g.floats(b + "attn_norm.weight", dim);
+            w[0][l] = g.matrix(b + "attn_q.weight", dim, dim);
+            w[1][l] = g.matrix(b + "attn_k.weight", dim, kvDim);
+            w[2][l] = g.matrix(b + "attn_v.weight", dim, kvDim);
+            w[3][l] = g.matrix(b + "attn_output.weight", dim, dim);
+            rmsFfn[l] = g.floats(b + "ffn_norm.weight", dim);
+            w[4][l] = g.matrix(b + "ffn_gate.weight", dim, hidden);
+            w[5][l] = g.matrix(b + "ffn_down.weight", hidden, dim);
+            w[6][l] = g.matrix(b + "ffn_up.weight", dim, hidden);
         }
         float[] rmsFinal = g.floats("output_norm.weight", dim);
         // The rest of the metadata once the tensors agree with the shape (a wrong width is a shape mismatch first).
@@ -146,8 +151,8 @@ public final class Llama2cModel {
         double eps = g.real("llama.attention.layer_norm_rms_epsilon", 1e-5);
         if (!(eps > 0 && eps < 1))
             throw new ModelFormatException(file + ": llama.attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
-        float[] classifier = g.has("output.weight") ? g.floats("output.weight", dim, vocab) : embedding;
-        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, (float) eps, embedding, rmsFinal, classifier, w);
+        Matrix classifier = g.has("output.weight") ? g.matrix("output.weight", dim, vocab) : embedding;
+        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, (float) eps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w);
     }
 
     private static int dim(GgufFile g, String key) throws ModelFormatException {
@@ -179,6 +184,12 @@ public final class Llama2cModel {
     private static float[][] take(FloatBuffer f, int layers, int n) {
         float[][] a = new float[layers][];
         for (int l = 0; l < layers; l++) a[l] = take(f, n);
+        return a;
+    }
+
+    private static Matrix[] take(FloatBuffer f, int layers, int rows, int cols) {
+        Matrix[] a = new Matrix[layers];
+        for (int l = 0; l < layers; l++) a[l] = Matrix.f32(rows, cols, take(f, (long) rows * cols));
         return a;
     }
 }

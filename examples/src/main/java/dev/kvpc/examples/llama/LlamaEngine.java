@@ -11,27 +11,49 @@ import java.io.ByteArrayOutputStream;
  * A llama-family decoder in plain Java whose KV cache is the kvpc runtime: each layer appends its keys and values
  * to a {@link Sequence} and attends through it, so whatever policy the runtime runs decides what the model sees.
  * The arithmetic follows llama2.c's reference forward pass (float32, the same operation order), keys and queries
- * are handed over unrotated and the runtime applies RoPE.
+ * are handed over unrotated and the runtime applies RoPE. Matrix products go through a {@link Matmul}: by default
+ * {@link Matmul#scalar()}, llama2.c's summation order, which is what the byte-for-byte comparisons with llama2.c
+ * rest on; {@link Matmul#vector()} is the Vector API (another summation order). A prompt runs as one step
+ * ({@link #prefill}): every token's projections as one matrix-matrix product per weight, one runtime prefill step.
  */
 public final class LlamaEngine implements AutoCloseable {
     private final Llama2cModel m;
+    private final Matmul mm;
     private final Sequence seq;
-    private final float[] x, xb, xb2, q, k, v, att, hb, hb2, logits;
-    private int pos;
+    /** Per-token activations, {@code capacity} tokens of each (row-major). */
+    private float[] x, xb, xb2, q, k, v, att, hb, hb2;
+    private final float[] last, logits;
+    private int capacity, pos;
 
     public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool) {
+        this(model, policy, pool, Matmul.scalar());
+    }
+
+    public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool, Matmul matmul) {
         this.m = model;
+        this.mm = java.util.Objects.requireNonNull(matmul, "matmul");
         this.seq = new KvRuntime(m.spec(), policy, pool).newSequence();
-        x = new float[m.dim];
-        xb = new float[m.dim];
-        xb2 = new float[m.dim];
-        q = new float[m.dim];
-        k = new float[m.kvDim];
-        v = new float[m.kvDim];
-        att = new float[m.dim];
-        hb = new float[m.hidden];
-        hb2 = new float[m.hidden];
+        last = new float[m.dim];
         logits = new float[m.vocab];
+        ensure(1);
+    }
+
+    private void ensure(int n) {
+        if (n == capacity) return; // exact sizes: the runtime takes tokens x width arrays
+        capacity = n;
+        x = new float[n * m.dim];
+        xb = new float[n * m.dim];
+        xb2 = new float[n * m.dim];
+        q = new float[n * m.dim];
+        k = new float[n * m.kvDim];
+        v = new float[n * m.kvDim];
+        att = new float[n * m.dim];
+        hb = new float[n * m.hidden];
+        hb2 = new float[n * m.hidden];
+    }
+
+    public Matmul matmul() {
+        return mm;
     }
 
     /** A policy that keeps the full cache on every lane. */
@@ -60,54 +82,70 @@ public final class LlamaEngine implements AutoCloseable {
         return seq;
     }
 
-    /** Runs one token at the next position; returns the logits (valid until the next call). */
+    /**
+     * Runs one token at the next position (a prefill step of one token at position 0, else a decode step); returns
+     * the logits (valid until the next call).
+     */
     public float[] forward(int token) {
-        System.arraycopy(m.embedding, token * m.dim, x, 0, m.dim);
-        if (pos == 0) seq.beginPrefill(1);
-        else seq.beginDecode();
+        return run(new int[]{token}, 0, 1);
+    }
+
+    /**
+     * Runs {@code n} tokens as one step (the runtime's prefill step at position 0, else a chunk step): per layer,
+     * every token's Q, K and V come from one matrix-matrix product each, the keys and values are appended and the
+     * queries attend together (causally), then the output projection and the feed-forward block run over all
+     * tokens. Returns the last token's logits (valid until the next call); the others are not computed.
+     */
+    public float[] prefill(int[] tokens, int from, int n) {
+        java.util.Objects.checkFromIndexSize(from, n, tokens.length);
+        if (n < 1) throw new IllegalArgumentException("a prefill has at least one token");
+        return run(tokens, from, n);
+    }
+
+    private float[] run(int[] tokens, int from, int n) {
+        ensure(n);
+        int dim = m.dim, hidden = m.hidden;
+        for (int t = 0; t < n; t++) {
+            int token = tokens[from + t];
+            if (token < 0 || token >= m.vocab) throw new IllegalArgumentException("token " + token + " is outside the vocabulary of " + m.vocab);
+            m.embedding.row(token, x, t * dim);
+        }
+        if (pos == 0) seq.beginPrefill(n);
+        else if (n == 1) seq.beginDecode();
+        else seq.beginChunk(n);
         for (int l = 0; l < m.layers; l++) {
-            rmsnorm(xb, x, m.rmsAtt[l], m.dim, m.rmsEps);
-            matmul(q, xb, m.wq[l], m.dim, m.dim);
-            matmul(k, xb, m.wk[l], m.dim, m.kvDim);
-            matmul(v, xb, m.wv[l], m.dim, m.kvDim);
+            for (int t = 0; t < n; t++) rmsnorm(xb, t * dim, x, t * dim, m.rmsAtt[l], dim, m.rmsEps);
+            mm.matmul(q, m.wq[l], xb, n);
+            mm.matmul(k, m.wk[l], xb, n);
+            mm.matmul(v, m.wv[l], xb, n);
             seq.append(l, k, v);
             seq.attend(l, q, att);
-            matmul(xb2, att, m.wo[l], m.dim, m.dim);
-            for (int i = 0; i < m.dim; i++) x[i] += xb2[i];
-            rmsnorm(xb, x, m.rmsFfn[l], m.dim, m.rmsEps);
-            matmul(hb, xb, m.w1[l], m.dim, m.hidden);
-            matmul(hb2, xb, m.w3[l], m.dim, m.hidden);
-            for (int i = 0; i < m.hidden; i++) {
+            mm.matmul(xb2, m.wo[l], att, n);
+            for (int i = 0; i < n * dim; i++) x[i] += xb2[i];
+            for (int t = 0; t < n; t++) rmsnorm(xb, t * dim, x, t * dim, m.rmsFfn[l], dim, m.rmsEps);
+            mm.matmul(hb, m.w1[l], xb, n);
+            mm.matmul(hb2, m.w3[l], xb, n);
+            for (int i = 0; i < n * hidden; i++) {
                 float val = hb[i];
                 val *= (float) (1.0f / (1.0f + Math.exp(-val)));
                 hb[i] = val * hb2[i];
             }
-            matmul(xb, hb, m.w2[l], m.hidden, m.dim);
-            for (int i = 0; i < m.dim; i++) x[i] += xb[i];
+            mm.matmul(xb, m.w2[l], hb, n);
+            for (int i = 0; i < n * dim; i++) x[i] += xb[i];
         }
-        rmsnorm(x, x, m.rmsFinal, m.dim, m.rmsEps);
-        matmul(logits, x, m.classifier, m.dim, m.vocab);
-        pos++;
+        rmsnorm(last, 0, x, (n - 1) * dim, m.rmsFinal, dim, m.rmsEps);
+        mm.matmul(logits, m.classifier, last, 1);
+        pos += n;
         return logits;
     }
 
-    static void rmsnorm(float[] o, float[] x, float[] w, int n, float eps) {
+    static void rmsnorm(float[] o, int oo, float[] x, int xo, float[] w, int n, float eps) {
         float ss = 0;
-        for (int j = 0; j < n; j++) ss += x[j] * x[j];
+        for (int j = 0; j < n; j++) ss += x[xo + j] * x[xo + j];
         ss /= n;
         ss += eps;
         ss = (float) (1.0 / Math.sqrt(ss));
-        for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
-    }
-
-    /** out[i] = sum_j w[i * n + j] * x[j], w row-major [d][n]. */
-    static void matmul(float[] out, float[] x, float[] w, int n, int d) {
-        for (int i = 0; i < d; i++) {
-            float val = 0;
-            int row = i * n;
-            for (int j = 0; j < n; j++) val += w[row + j] * x[j];
-            out[i] = val;
-        }
+        for (int j = 0; j < n; j++) o[oo + j] = w[j] * (ss * x[xo + j]);
     }
 
     static int argmax(float[] p) {
@@ -128,6 +166,8 @@ public final class LlamaEngine implements AutoCloseable {
      * llama2.c's generate loop: the prompt's tokens ({@link Tokenizer#start}) are forced, then each next token comes
      * from {@code sampler} until one {@link Tokenizer#ends ends} it; {@code steps} counts positions including the
      * prompt's. Each printed piece (the first token's too, unless it is a BOS) goes to {@code sink} as it is made.
+     * The prompt's positions run as one {@link #prefill} step (the positions llama2.c's loop would run for them:
+     * at most {@code steps}, and none past a prompt token that ends the text), then one decode step per token.
      */
     public static void generate(LlamaEngine engine, Tokenizer tok, Sampler sampler, String prompt, int steps,
                                 java.util.function.Consumer<byte[]> sink) {
@@ -135,8 +175,18 @@ public final class LlamaEngine implements AutoCloseable {
         int token = p[0];
         byte[] first = tok.decode(-1, token);
         if (first.length > 0) sink.accept(first);
-        for (int pos = 0; pos < steps; pos++) {
-            float[] logits = engine.forward(token);
+        if (steps < 1) return;
+        // llama2.c forwards p[0..n) as forced positions: up to steps, stopping after the position whose forced successor ends the text
+        int n = 1;
+        while (n < Math.min(steps, p.length) && !tok.ends(p[n])) n++;
+        float[] logits = engine.prefill(p, 0, n);
+        for (int i = 1; i < n; i++) {
+            byte[] piece = tok.decode(p[i - 1], p[i]);
+            if (piece.length > 0) sink.accept(piece);
+        }
+        token = p[n - 1];
+        for (int pos = n - 1; pos < steps; pos++) {
+            if (pos > n - 1) logits = engine.forward(token);
             int next = pos < p.length - 1 ? p[pos + 1] : sampler.sample(logits);
             if (tok.ends(next)) break;
             byte[] piece = tok.decode(token, next);

@@ -1,0 +1,45 @@
+package dev.kvpc.examples.llama;
+
+/**
+ * Matrix products of the engine: {@code out[t][i] = sum_j w[i][j] * x[t][j]} for {@code tokens} rows of {@code x}
+ * ({@code tokens x w.cols}, row-major) into {@code out} ({@code tokens x w.rows}), over any {@link Matrix} type.
+ * Two implementations: {@link #scalar()}, llama2.c's order (each sum from left to right over dequantised weights,
+ * so the same floats as dequantising at load and running llama2.c's matmul), and {@link #vector()}, the Vector API
+ * (256-bit float vectors, quantised blocks dequantised in registers), whose sums run in another order. Both give a
+ * token's row the same floats whether it comes alone or in a batch of tokens.
+ */
+public interface Matmul {
+    void matmul(float[] out, Matrix w, float[] x, int tokens);
+
+    /** A short name: "scalar" or "vector". */
+    String name();
+
+    static Matmul scalar() {
+        return ScalarMatmul.INSTANCE;
+    }
+
+    /** Whether {@code jdk.incubator.vector} is in the boot layer (the JVM was started with {@code --add-modules jdk.incubator.vector}). */
+    static boolean vectorAvailable() {
+        return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    }
+
+    /** The Vector API kernels; refused, with how to get them, when the module is absent. */
+    static Matmul vector() {
+        if (!vectorAvailable())
+            throw new IllegalStateException("the Vector API kernels need the jdk.incubator.vector module: start the JVM with --add-modules jdk.incubator.vector");
+        return VectorMatmul.INSTANCE;
+    }
+
+    /** {@link #vector()} when the module is present, else {@link #scalar()}. */
+    static Matmul best() {
+        return vectorAvailable() ? VectorMatmul.INSTANCE : ScalarMatmul.INSTANCE;
+    }
+
+    static void check(float[] out, Matrix w, float[] x, int tokens) {
+        if (tokens < 1) throw new IllegalArgumentException("a product has at least one token, not " + tokens);
+        if (x.length < (long) tokens * w.cols)
+            throw new IllegalArgumentException("x holds " + x.length + " floats, " + tokens + " tokens of " + w.cols + " need " + (long) tokens * w.cols);
+        if (out.length < (long) tokens * w.rows)
+            throw new IllegalArgumentException("out holds " + out.length + " floats, " + tokens + " tokens of " + w.rows + " need " + (long) tokens * w.rows);
+    }
+}

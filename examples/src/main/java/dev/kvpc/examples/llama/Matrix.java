@@ -1,0 +1,158 @@
+package dev.kvpc.examples.llama;
+
+/**
+ * A weight matrix {@code rows x cols}, row-major (row {@code i} is output {@code i}), kept in the type it was stored
+ * in: F32 floats, F16 halves, or Q8_0 / Q4_0 blocks of 32 weights of a row with one scale each. Block scales are
+ * stored f16 in GGUF and held here as the floats they convert to exactly; Q8_0 quants stay signed bytes, Q4_0 quants
+ * stay packed nibbles (byte {@code k} of a block holds weight {@code k} in its low nibble and weight {@code k + 16} in
+ * its high nibble, each biased by 8), as GGUF lays them out. {@link Matmul} kernels read them as they are.
+ */
+public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0, Matrix.Q4_0 {
+    public final int rows, cols;
+
+    Matrix(int rows, int cols) {
+        if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("a matrix has at least one row and column: " + rows + "x" + cols);
+        this.rows = rows;
+        this.cols = cols;
+    }
+
+    public abstract GgufFile.TensorType type();
+
+    /** Row {@code r} dequantised into {@code dst[off..off+cols)}: weight times its block's scale, in float. */
+    public abstract void row(int r, float[] dst, int off);
+
+    /** Every weight dequantised, row-major. */
+    public float[] toFloats() {
+        float[] out = new float[Math.multiplyExact(rows, cols)];
+        for (int r = 0; r < rows; r++) row(r, out, r * cols);
+        return out;
+    }
+
+    /** Bytes of the weights as held. */
+    public abstract long bytes();
+
+    public static F32 f32(int rows, int cols, float[] w) {
+        return new F32(rows, cols, w);
+    }
+
+    static void checkLength(String what, long have, long want) {
+        if (have != want) throw new IllegalArgumentException(what + " holds " + have + " values, the shape needs " + want);
+    }
+
+    static void checkBlocks(int cols) {
+        if (cols % 32 != 0) throw new IllegalArgumentException("rows of " + cols + " are not whole blocks of 32");
+    }
+
+    public static final class F32 extends Matrix {
+        final float[] w;
+
+        public F32(int rows, int cols, float[] w) {
+            super(rows, cols);
+            checkLength("F32 matrix", w.length, (long) rows * cols);
+            this.w = w;
+        }
+
+        public GgufFile.TensorType type() {
+            return GgufFile.TensorType.F32;
+        }
+
+        public void row(int r, float[] dst, int off) {
+            System.arraycopy(w, r * cols, dst, off, cols);
+        }
+
+        public long bytes() {
+            return 4L * w.length;
+        }
+    }
+
+    public static final class F16 extends Matrix {
+        final short[] w;
+        /** No infinity or NaN among the weights (the vector kernel's conversion is exact for finite halves only). */
+        final boolean finite;
+
+        public F16(int rows, int cols, short[] w) {
+            super(rows, cols);
+            checkLength("F16 matrix", w.length, (long) rows * cols);
+            this.w = w;
+            boolean f = true;
+            for (short h : w) if ((h & 0x7c00) == 0x7c00) { f = false; break; }
+            this.finite = f;
+        }
+
+        public GgufFile.TensorType type() {
+            return GgufFile.TensorType.F16;
+        }
+
+        public void row(int r, float[] dst, int off) {
+            for (int j = 0; j < cols; j++) dst[off + j] = Float.float16ToFloat(w[r * cols + j]);
+        }
+
+        public long bytes() {
+            return 2L * w.length;
+        }
+    }
+
+    public static final class Q8_0 extends Matrix {
+        /** Quants, one signed byte per weight, row-major. */
+        final byte[] q;
+        /** One scale per block of 32 (block {@code b} covers weights {@code 32b..32b+31} of the flattened matrix). */
+        final float[] d;
+
+        public Q8_0(int rows, int cols, byte[] q, float[] d) {
+            super(rows, cols);
+            checkBlocks(cols);
+            checkLength("Q8_0 quants", q.length, (long) rows * cols);
+            checkLength("Q8_0 scales", d.length, (long) rows * cols / 32);
+            this.q = q;
+            this.d = d;
+        }
+
+        public GgufFile.TensorType type() {
+            return GgufFile.TensorType.Q8_0;
+        }
+
+        public void row(int r, float[] dst, int off) {
+            int base = r * cols;
+            for (int j = 0; j < cols; j++) dst[off + j] = q[base + j] * d[(base + j) >> 5];
+        }
+
+        public long bytes() {
+            return q.length + 4L * d.length;
+        }
+    }
+
+    public static final class Q4_0 extends Matrix {
+        /** Packed nibbles, 16 bytes per block of 32 weights, blocks in row-major order. */
+        final byte[] q;
+        final float[] d;
+
+        public Q4_0(int rows, int cols, byte[] q, float[] d) {
+            super(rows, cols);
+            checkBlocks(cols);
+            checkLength("Q4_0 nibble bytes", q.length, (long) rows * cols / 2);
+            checkLength("Q4_0 scales", d.length, (long) rows * cols / 32);
+            this.q = q;
+            this.d = d;
+        }
+
+        public GgufFile.TensorType type() {
+            return GgufFile.TensorType.Q4_0;
+        }
+
+        /** The quant (-8..7) of weight {@code j} of the flattened matrix. */
+        int quant(int j) {
+            int b = j >> 5, k = j & 31;
+            int byt = q[b * 16 + (k & 15)] & 0xff;
+            return (k < 16 ? byt & 15 : byt >> 4) - 8;
+        }
+
+        public void row(int r, float[] dst, int off) {
+            int base = r * cols;
+            for (int j = 0; j < cols; j++) dst[off + j] = quant(base + j) * d[(base + j) >> 5];
+        }
+
+        public long bytes() {
+            return q.length + 4L * d.length;
+        }
+    }
+}
