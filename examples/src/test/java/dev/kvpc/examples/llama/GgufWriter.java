@@ -1,0 +1,160 @@
+package dev.kvpc.examples.llama;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Test code: writes GGUF v3 files (metadata of integers, floats and strings; tensors as given bytes) and quantises
+ * floats into GGML's block layouts, written from the GGUF specification: F16 as IEEE halves; Q8_0 as blocks of 34
+ * bytes (an f16 scale {@code amax / 127}, then 32 signed quants {@code round(w / scale)}); Q4_0 as blocks of 18 bytes
+ * (an f16 scale {@code max / -8}, max the weight of largest magnitude with its sign, then 16 bytes, byte {@code k}
+ * holding weight {@code k}'s quant in its low nibble and weight {@code k + 16}'s in its high nibble, quants
+ * {@code w / scale + 8} truncated after adding 0.5 and clamped to 0..15). {@link #dequantise} reads them back by the
+ * same specification, independently of {@link GgufFile}.
+ */
+final class GgufWriter {
+    private final Map<String, Object> meta = new LinkedHashMap<>();
+    private final List<Object[]> tensors = new ArrayList<>();
+
+    GgufWriter put(String key, Object value) {
+        meta.put(key, value);
+        return this;
+    }
+
+    /** A tensor of {@code dims} (innermost first) of {@code type} holding {@code bytes} (its GGML encoding). */
+    GgufWriter tensor(String name, GgufFile.TensorType type, byte[] bytes, long... dims) {
+        tensors.add(new Object[]{name, type, bytes, dims});
+        return this;
+    }
+
+    /** A tensor of floats encoded as {@code type}. */
+    GgufWriter tensor(String name, GgufFile.TensorType type, float[] values, long... dims) {
+        return tensor(name, type, encode(type, values), dims);
+    }
+
+    static int code(GgufFile.TensorType t) {
+        return switch (t) {
+            case F32 -> 0;
+            case F16 -> 1;
+            case Q4_0 -> 2;
+            case Q8_0 -> 8;
+        };
+    }
+
+    static byte[] encode(GgufFile.TensorType type, float[] w) {
+        ByteBuffer b;
+        switch (type) {
+            case F32 -> {
+                b = ByteBuffer.allocate(4 * w.length).order(ByteOrder.LITTLE_ENDIAN);
+                for (float f : w) b.putFloat(f);
+            }
+            case F16 -> {
+                b = ByteBuffer.allocate(2 * w.length).order(ByteOrder.LITTLE_ENDIAN);
+                for (float f : w) b.putShort(Float.floatToFloat16(f));
+            }
+            case Q8_0 -> {
+                b = ByteBuffer.allocate(w.length / 32 * 34).order(ByteOrder.LITTLE_ENDIAN);
+                for (int blk = 0; blk < w.length / 32; blk++) {
+                    float amax = 0;
+                    for (int i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(w[blk * 32 + i]));
+                    float d = amax / 127, id = d != 0 ? 1 / d : 0;
+                    b.putShort(Float.floatToFloat16(d));
+                    for (int i = 0; i < 32; i++) b.put((byte) Math.round(w[blk * 32 + i] * id));
+                }
+            }
+            case Q4_0 -> {
+                b = ByteBuffer.allocate(w.length / 32 * 18).order(ByteOrder.LITTLE_ENDIAN);
+                for (int blk = 0; blk < w.length / 32; blk++) {
+                    float amax = 0, max = 0;
+                    for (int i = 0; i < 32; i++) {
+                        float v = w[blk * 32 + i];
+                        if (Math.abs(v) > amax) {
+                            amax = Math.abs(v);
+                            max = v;
+                        }
+                    }
+                    float d = max / -8, id = d != 0 ? 1 / d : 0;
+                    b.putShort(Float.floatToFloat16(d));
+                    for (int i = 0; i < 16; i++) {
+                        int lo = Math.min(15, (int) (w[blk * 32 + i] * id + 8.5f));
+                        int hi = Math.min(15, (int) (w[blk * 32 + 16 + i] * id + 8.5f));
+                        b.put((byte) (lo | hi << 4));
+                    }
+                }
+            }
+            default -> throw new AssertionError(type);
+        }
+        return b.array();
+    }
+
+    /** The floats a GGML encoding stands for: quant times the block's scale (the scale an f16). */
+    static float[] dequantise(GgufFile.TensorType type, byte[] bytes, int n) {
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = switch (type) {
+                case F32 -> b.getFloat(4 * i);
+                case F16 -> Float.float16ToFloat(b.getShort(2 * i));
+                case Q8_0 -> b.get(i / 32 * 34 + 2 + i % 32) * Float.float16ToFloat(b.getShort(i / 32 * 34));
+                case Q4_0 -> {
+                    int k = i % 32, byt = b.get(i / 32 * 18 + 2 + k % 16) & 0xff;
+                    yield ((k < 16 ? byt & 15 : byt >> 4) - 8) * Float.float16ToFloat(b.getShort(i / 32 * 18));
+                }
+            };
+        }
+        return out;
+    }
+
+    void write(Path file) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteBuffer h = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+        h.putInt(0x46554747).putInt(3).putLong(tensors.size()).putLong(meta.size());
+        for (var e : meta.entrySet()) {
+            string(h, e.getKey());
+            switch (e.getValue()) {
+                case Integer i -> h.putInt(4).putInt(i);
+                case Long l -> h.putInt(10).putLong(l);
+                case Float f -> h.putInt(6).putFloat(f);
+                case String s -> {
+                    h.putInt(8);
+                    string(h, s);
+                }
+                default -> throw new AssertionError("metadata of " + e.getValue().getClass());
+            }
+        }
+        long offset = 0;
+        List<byte[]> data = new ArrayList<>();
+        for (Object[] t : tensors) {
+            string(h, (String) t[0]);
+            long[] dims = (long[]) t[3];
+            h.putInt(dims.length);
+            for (long d : dims) h.putLong(d);
+            h.putInt(code((GgufFile.TensorType) t[1]));
+            h.putLong(offset);
+            byte[] bytes = (byte[]) t[2];
+            data.add(bytes);
+            offset += (bytes.length + 31) / 32 * 32;
+        }
+        while (h.position() % 32 != 0) h.put((byte) 0);
+        out.write(h.array(), 0, h.position());
+        for (byte[] bytes : data) {
+            out.write(bytes);
+            out.write(new byte[(bytes.length + 31) / 32 * 32 - bytes.length]);
+        }
+        Files.write(file, out.toByteArray());
+    }
+
+    private static void string(ByteBuffer h, String s) {
+        byte[] b = s.getBytes(StandardCharsets.UTF_8);
+        h.putLong(b.length).put(b);
+    }
+}
