@@ -5,6 +5,7 @@ import dev.kvpc.examples.llama.GgufFile;
 import dev.kvpc.examples.llama.Llama2cModel;
 import dev.kvpc.examples.llama.Llama2cTokenizer;
 import dev.kvpc.examples.llama.LlamaEngine;
+import dev.kvpc.examples.llama.Matmul;
 import dev.kvpc.examples.llama.ModelFormatException;
 import dev.kvpc.examples.llama.Sampler;
 import dev.kvpc.examples.llama.Tokenizer;
@@ -57,6 +58,11 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "Sampling seed (default 42; llama2.c's generator, so a seed gives llama2.c's tokens).")
     long seed;
 
+    @Option(names = "--matmul", defaultValue = "auto", paramLabel = "auto|vector|scalar",
+            description = {"Matrix kernels: vector (the Vector API; the kvpc script starts the JVM with it), scalar (llama2.c's summation order),",
+                    "or auto, vector when the JVM has the module (the default)."})
+    String matmul;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -65,6 +71,16 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         if (steps < 1) throw new CommandLine.ParameterException(spec.commandLine(), "-n must be at least 1");
         if (!(temperature >= 0)) throw new CommandLine.ParameterException(spec.commandLine(), "--temperature must be >= 0");
+        Matmul kernels = switch (matmul) {
+            case "auto" -> Matmul.best();
+            case "scalar" -> Matmul.scalar();
+            case "vector" -> {
+                if (!Matmul.vectorAvailable())
+                    throw new CommandLine.ParameterException(spec.commandLine(), "--matmul vector needs the JVM started with --add-modules jdk.incubator.vector (the kvpc script does)");
+                yield Matmul.vector();
+            }
+            default -> throw new CommandLine.ParameterException(spec.commandLine(), "--matmul is auto, vector or scalar, not '" + matmul + "'");
+        };
         Llama2cModel m;
         Tokenizer tok;
         try {
@@ -107,7 +123,7 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool)) {
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, kernels)) {
             Utf8Pieces text = new Utf8Pieces();
             long t0 = System.nanoTime();
             LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {

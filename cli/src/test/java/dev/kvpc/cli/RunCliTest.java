@@ -29,6 +29,24 @@ class RunCliTest {
     }
 
     @Test
+    void theMatrixKernelsAreChosenByName() {
+        CliRunner r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40", "--matmul", "scalar");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("The cat and a boy were playing in the park."), r.out());
+        r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40", "--matmul", "vector");
+        if (dev.kvpc.examples.llama.Matmul.vectorAvailable()) {
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().startsWith("The cat and a boy were playing in the park."), r.out());
+        } else {
+            assertEquals(Main.USAGE, r.code(), r.err());
+            assertTrue(r.err().contains("--add-modules jdk.incubator.vector"), r.err());
+        }
+        r = CliRunner.run("run", "--model", models().toString(), "--matmul", "gpu");
+        assertEquals(Main.USAGE, r.code(), r.err());
+        assertTrue(r.err().contains("--matmul is auto, vector or scalar, not 'gpu'"), r.err());
+    }
+
+    @Test
     void aPolicyShrinksTheMeasuredCache() {
         Path policy = CliRunner.root().resolve("stdlib-policies/streaming_llm.kvp");
         CliRunner r = CliRunner.run("run", "--model", models().resolve("stories260K.gguf").toString(), "--policy", policy.toString(),

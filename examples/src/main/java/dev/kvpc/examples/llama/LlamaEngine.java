@@ -11,10 +11,11 @@ import java.io.ByteArrayOutputStream;
  * A llama-family decoder in plain Java whose KV cache is the kvpc runtime: each layer appends its keys and values
  * to a {@link Sequence} and attends through it, so whatever policy the runtime runs decides what the model sees.
  * The arithmetic follows llama2.c's reference forward pass (float32, the same operation order), keys and queries
- * are handed over unrotated and the runtime applies RoPE. Matrix products go through a {@link Matmul}: by default
- * {@link Matmul#scalar()}, llama2.c's summation order, which is what the byte-for-byte comparisons with llama2.c
- * rest on; {@link Matmul#vector()} is the Vector API (another summation order). A prompt runs as one step
- * ({@link #prefill}): every token's projections as one matrix-matrix product per weight, one runtime prefill step.
+ * are handed over unrotated and the runtime applies RoPE. Matrix products go through a {@link Matmul}:
+ * {@link Matmul#scalar()} is llama2.c's summation order; {@link Matmul#vector()}, the Vector API, sums in another
+ * order (on stories260K it still gives llama2.c's text byte for byte, greedy and sampled; Stories260KTest checks
+ * both). A prompt runs as one step ({@link #prefill}): every token's projections as one matrix-matrix product per
+ * weight, one runtime prefill step; generation continues with decode steps.
  */
 public final class LlamaEngine implements AutoCloseable {
     private final Llama2cModel m;
@@ -25,8 +26,9 @@ public final class LlamaEngine implements AutoCloseable {
     private final float[] last, logits;
     private int capacity, pos;
 
+    /** An engine on {@link Matmul#best()}: the Vector API kernels when the JVM has the module, else the scalar ones. */
     public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool) {
-        this(model, policy, pool, Matmul.scalar());
+        this(model, policy, pool, Matmul.best());
     }
 
     public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool, Matmul matmul) {

@@ -15,8 +15,9 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** The GGUF reader on stories260K.gguf (llama.cpp's F32 conversion of the same checkpoint) and on broken copies. */
 class GgufTest {
-    @Test
-    void ggufHoldsTheSameWeightsAndGeneratesTheReferenceText() throws Exception {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"scalar", "vector"})
+    void ggufHoldsTheSameWeightsAndGeneratesTheReferenceText(String kernel) throws Exception {
         Path dir = Stories260KTest.models();
         GgufFile g = GgufFile.open(dir.resolve("stories260K.gguf"));
         Llama2cModel fromGguf = Llama2cModel.fromGguf(g);
@@ -37,7 +38,7 @@ class GgufTest {
         }
         Llama2cTokenizer tok = Llama2cTokenizer.fromGguf(g, fromGguf.vocab);
         String expected = Files.readString(dir.resolve("expected_greedy_t0_n200.txt"), StandardCharsets.UTF_8);
-        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(fromGguf, LlamaEngine.fullCache(), pool)) {
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(fromGguf, LlamaEngine.fullCache(), pool, Stories260KTest.kernel(kernel))) {
             String got = new String(LlamaEngine.generateGreedy(engine, tok, 200), StandardCharsets.UTF_8);
             assertEquals(expected.strip(), got.strip());
         }

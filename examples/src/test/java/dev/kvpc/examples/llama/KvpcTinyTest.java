@@ -126,8 +126,9 @@ class KvpcTinyTest {
         }
     }
 
-    @Test
-    void theEnginesLogitsEqualTheTorchReference() throws Exception {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"scalar", "vector"})
+    void theEnginesLogitsEqualTheTorchReference(String kernel) throws Exception {
         Path dir = dir();
         Llama2cModel m = Llama2cModel.fromGguf(GgufFile.open(dir.resolve("kvpc-tiny.gguf")));
         double max = 0;
@@ -135,7 +136,7 @@ class KvpcTinyTest {
         for (Case c : reference(dir.resolve("reference.txt"), m.vocab)) {
             if (c.logits().isEmpty()) continue;
             assertTrue(c.logits().lastKey() < c.ids().length, c.name() + ": logits past the prompt");
-            try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, LlamaEngine.fullCache(), pool)) {
+            try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, LlamaEngine.fullCache(), pool, Stories260KTest.kernel(kernel))) {
                 for (int p = 0; p <= c.logits().lastKey(); p++) {
                     float[] got = engine.forward(c.ids()[p]);
                     float[] want = c.logits().get(p);
@@ -150,7 +151,7 @@ class KvpcTinyTest {
             }
         }
         assertTrue(compared >= 50, "only " + compared + " positions compared");
-        System.out.printf(Locale.ROOT, "kvpc-tiny: logits at %d positions, max abs difference to torch %.3g%n", compared, max);
+        System.out.printf(Locale.ROOT, "kvpc-tiny (%s kernel): logits at %d positions, max abs difference to torch %.3g%n", kernel, compared, max);
     }
 
     @Test

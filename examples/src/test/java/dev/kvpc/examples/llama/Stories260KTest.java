@@ -36,8 +36,18 @@ class Stories260KTest {
         return null;
     }
 
-    @Test
-    void greedyGenerationMatchesLlama2c() throws Exception {
+    /** A kernel by name: the scalar one (llama2.c's summation order, the default) or the Vector API's. */
+    static Matmul kernel(String name) {
+        return switch (name) {
+            case "scalar" -> Matmul.scalar();
+            case "vector" -> Matmul.vector();
+            default -> throw new AssertionError(name);
+        };
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"scalar", "vector"})
+    void greedyGenerationMatchesLlama2c(String kernel) throws Exception {
         Path dir = models();
         Llama2cModel model = Llama2cModel.load(dir.resolve("stories260K.bin"));
         assertEquals(64, model.dim);
@@ -46,27 +56,29 @@ class Stories260KTest {
         assertEquals(4, model.kvHeads);
         Llama2cTokenizer tok = Llama2cTokenizer.load(dir.resolve("tok512.bin"), model.vocab);
         String expected = Files.readString(dir.resolve("expected_greedy_t0_n200.txt"), StandardCharsets.UTF_8);
-        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool)) {
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool, kernel(kernel))) {
             String got = new String(LlamaEngine.generateGreedy(engine, tok, 200), StandardCharsets.UTF_8);
             assertEquals(expected.strip(), got.strip());
         }
     }
 
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"1.0, expected_t1_p1_s42_n200.txt", "0.95, expected_t1_p0.95_s42_n200.txt"})
-    void sampledGenerationMatchesLlama2cForTheSameSeed(float topp, String reference) throws Exception {
+    @org.junit.jupiter.params.provider.CsvSource({"1.0, expected_t1_p1_s42_n200.txt, scalar", "0.95, expected_t1_p0.95_s42_n200.txt, scalar",
+            "1.0, expected_t1_p1_s42_n200.txt, vector", "0.95, expected_t1_p0.95_s42_n200.txt, vector"})
+    void sampledGenerationMatchesLlama2cForTheSameSeed(float topp, String reference, String kernel) throws Exception {
         Path dir = models();
         Llama2cModel model = Llama2cModel.load(dir.resolve("stories260K.bin"));
         Llama2cTokenizer tok = Llama2cTokenizer.load(dir.resolve("tok512.bin"), model.vocab);
         String expected = Files.readString(dir.resolve(reference), StandardCharsets.UTF_8);
-        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool)) {
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool, kernel(kernel))) {
             String got = new String(LlamaEngine.generate(engine, tok, new Sampler(1.0f, topp, 42), "", 200), StandardCharsets.UTF_8);
             assertEquals(expected.strip(), got.strip());
         }
     }
 
-    @Test
-    void aPromptIsEncodedAndContinuedAsLlama2cDoes() throws Exception {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"scalar", "vector"})
+    void aPromptIsEncodedAndContinuedAsLlama2cDoes(String kernel) throws Exception {
         Path dir = models();
         Llama2cModel model = Llama2cModel.load(dir.resolve("stories260K.bin"));
         Llama2cTokenizer tok = Llama2cTokenizer.load(dir.resolve("tok512.bin"), model.vocab);
@@ -75,7 +87,7 @@ class Stories260KTest {
         StringBuilder back = new StringBuilder();
         for (int i = 1; i < ids.length; i++) back.append(new String(tok.decode(ids[i - 1], ids[i]), StandardCharsets.UTF_8));
         assertEquals("The cat", back.toString(), "the tokens of the prompt decode back to it");
-        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool)) {
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(model, LlamaEngine.fullCache(), pool, kernel(kernel))) {
             String got = new String(LlamaEngine.generate(engine, tok, new Sampler(0f, 0.9f, 1), "The cat", 60), StandardCharsets.UTF_8);
             assertTrue(got.startsWith("The cat and a boy were playing in the park. They liked to play with their toys and run around the park."), got);
         }
