@@ -63,6 +63,9 @@ final class RunCommand implements Callable<Integer> {
                     "or auto, vector when the JVM has the module (the default)."})
     String matmul;
 
+    @Option(names = "--threads", paramLabel = "N", description = "Threads the matrix products split their rows over (default: the machine's processors; the result does not depend on it).")
+    Integer threads;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -81,6 +84,9 @@ final class RunCommand implements Callable<Integer> {
             }
             default -> throw new CommandLine.ParameterException(spec.commandLine(), "--matmul is auto, vector or scalar, not '" + matmul + "'");
         };
+        int nThreads = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        if (nThreads < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--threads must be at least 1");
+        kernels = Matmul.parallel(kernels, nThreads);
         Llama2cModel m;
         Tokenizer tok;
         try {

@@ -30,7 +30,7 @@ class RunCliTest {
 
     @Test
     void theMatrixKernelsAreChosenByName() {
-        CliRunner r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40", "--matmul", "scalar");
+        CliRunner r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40", "--matmul", "scalar", "--threads", "2");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("The cat and a boy were playing in the park."), r.out());
         r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40", "--matmul", "vector");
@@ -41,6 +41,9 @@ class RunCliTest {
             assertEquals(Main.USAGE, r.code(), r.err());
             assertTrue(r.err().contains("--add-modules jdk.incubator.vector"), r.err());
         }
+        r = CliRunner.run("run", "--model", models().toString(), "--threads", "0");
+        assertEquals(Main.USAGE, r.code(), r.err());
+        assertTrue(r.err().contains("--threads must be at least 1"), r.err());
         r = CliRunner.run("run", "--model", models().toString(), "--matmul", "gpu");
         assertEquals(Main.USAGE, r.code(), r.err());
         assertTrue(r.err().contains("--matmul is auto, vector or scalar, not 'gpu'"), r.err());

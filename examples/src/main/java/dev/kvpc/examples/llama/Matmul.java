@@ -35,6 +35,28 @@ public interface Matmul {
         return vectorAvailable() ? VectorMatmul.INSTANCE : ScalarMatmul.INSTANCE;
     }
 
+    /**
+     * The Vector API or scalar kernels with rows split over {@code threads} threads (the caller's and
+     * {@code threads - 1} shared daemon threads) when a product is large enough to pay for it; every output
+     * element is summed as {@code kernels} sums it, so the result does not depend on the split.
+     */
+    static Matmul parallel(Matmul kernels, int threads) {
+        if (!(kernels instanceof Rows r)) throw new IllegalArgumentException("parallel() takes Matmul.scalar() or Matmul.vector(), not " + kernels);
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1, not " + threads);
+        return threads == 1 ? kernels : new ParallelMatmul(r, threads);
+    }
+
+    /** Kernels that compute a range of rows (of every token). */
+    sealed interface Rows extends Matmul permits ScalarMatmul, VectorMatmul {
+        /** Rows {@code from..to} of every token's output. */
+        void rows(float[] out, Matrix w, float[] x, int tokens, int from, int to);
+
+        default void matmul(float[] out, Matrix w, float[] x, int tokens) {
+            check(out, w, x, tokens);
+            rows(out, w, x, tokens, 0, w.rows);
+        }
+    }
+
     static void check(float[] out, Matrix w, float[] x, int tokens) {
         if (tokens < 1) throw new IllegalArgumentException("a product has at least one token, not " + tokens);
         if (x.length < (long) tokens * w.cols)

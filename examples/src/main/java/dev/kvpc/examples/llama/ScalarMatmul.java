@@ -1,7 +1,7 @@
 package dev.kvpc.examples.llama;
 
 /** {@link Matmul#scalar()}: llama2.c's loop, each weight dequantised as it is read (weight times its block's scale). */
-final class ScalarMatmul implements Matmul {
+final class ScalarMatmul implements Matmul.Rows {
     static final ScalarMatmul INSTANCE = new ScalarMatmul();
 
     private ScalarMatmul() {
@@ -11,15 +11,14 @@ final class ScalarMatmul implements Matmul {
         return "scalar";
     }
 
-    public void matmul(float[] out, Matrix w, float[] x, int tokens) {
-        Matmul.check(out, w, x, tokens);
+    public void rows(float[] out, Matrix w, float[] x, int tokens, int from, int to) {
         int n = w.cols, d = w.rows;
         switch (w) {
             case Matrix.F32 m -> {
                 float[] a = m.w;
                 for (int t = 0; t < tokens; t++) {
                     int xo = t * n;
-                    for (int i = 0; i < d; i++) {
+                    for (int i = from; i < to; i++) {
                         float val = 0;
                         int row = i * n;
                         for (int j = 0; j < n; j++) val += a[row + j] * x[xo + j];
@@ -31,7 +30,7 @@ final class ScalarMatmul implements Matmul {
                 short[] a = m.w;
                 for (int t = 0; t < tokens; t++) {
                     int xo = t * n;
-                    for (int i = 0; i < d; i++) {
+                    for (int i = from; i < to; i++) {
                         float val = 0;
                         int row = i * n;
                         for (int j = 0; j < n; j++) val += Float.float16ToFloat(a[row + j]) * x[xo + j];
@@ -44,7 +43,7 @@ final class ScalarMatmul implements Matmul {
                 float[] s = m.d;
                 for (int t = 0; t < tokens; t++) {
                     int xo = t * n;
-                    for (int i = 0; i < d; i++) {
+                    for (int i = from; i < to; i++) {
                         float val = 0;
                         int row = i * n;
                         for (int j = 0; j < n; j++) val += q[row + j] * s[(row + j) >> 5] * x[xo + j];
@@ -56,7 +55,7 @@ final class ScalarMatmul implements Matmul {
                 float[] s = m.d;
                 for (int t = 0; t < tokens; t++) {
                     int xo = t * n;
-                    for (int i = 0; i < d; i++) {
+                    for (int i = from; i < to; i++) {
                         float val = 0;
                         int row = i * n;
                         for (int j = 0; j < n; j++) val += m.quant(row + j) * s[(row + j) >> 5] * x[xo + j];

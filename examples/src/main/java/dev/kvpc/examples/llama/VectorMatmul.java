@@ -21,7 +21,7 @@ import jdk.incubator.vector.VectorSpecies;
  * output is the same float whether it comes alone or in a batch. F16 halves are widened with integer operations
  * (exact for finite values); an F16 matrix holding an infinity or NaN goes through {@link ScalarMatmul}.
  */
-final class VectorMatmul implements Matmul {
+final class VectorMatmul implements Matmul.Rows {
     static final VectorMatmul INSTANCE = new VectorMatmul();
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
@@ -37,45 +37,44 @@ final class VectorMatmul implements Matmul {
         return "vector";
     }
 
-    public void matmul(float[] out, Matrix w, float[] x, int tokens) {
-        Matmul.check(out, w, x, tokens);
+    public void rows(float[] out, Matrix w, float[] x, int tokens, int from, int to) {
         int n = w.cols, d = w.rows;
         switch (w) {
             case Matrix.F32 m -> {
                 int t = 0;
-                for (; t + 4 <= tokens; t += 4) for (int i = 0; i < d; i++) f32Tokens4(out, m.w, x, n, d, t, i);
+                for (; t + 4 <= tokens; t += 4) for (int i = from; i < to; i++) f32Tokens4(out, m.w, x, n, d, t, i);
                 for (; t < tokens; t++) {
-                    int i = 0;
-                    for (; i + 4 <= d; i += 4) f32Rows4(out, m.w, x, n, d, t, i);
-                    for (; i < d; i++) f32One(out, m.w, x, n, d, t, i);
+                    int i = from;
+                    for (; i + 4 <= to; i += 4) f32Rows4(out, m.w, x, n, d, t, i);
+                    for (; i < to; i++) f32One(out, m.w, x, n, d, t, i);
                 }
             }
-            case Matrix.F16 m when !m.finite -> ScalarMatmul.INSTANCE.matmul(out, w, x, tokens);
+            case Matrix.F16 m when !m.finite -> ScalarMatmul.INSTANCE.rows(out, w, x, tokens, from, to);
             case Matrix.F16 m -> {
                 int t = 0;
-                for (; t + 4 <= tokens; t += 4) for (int i = 0; i < d; i++) f16Tokens4(out, m.w, x, n, d, t, i);
+                for (; t + 4 <= tokens; t += 4) for (int i = from; i < to; i++) f16Tokens4(out, m.w, x, n, d, t, i);
                 for (; t < tokens; t++) {
-                    int i = 0;
-                    for (; i + 4 <= d; i += 4) f16Rows4(out, m.w, x, n, d, t, i);
-                    for (; i < d; i++) f16One(out, m.w, x, n, d, t, i);
+                    int i = from;
+                    for (; i + 4 <= to; i += 4) f16Rows4(out, m.w, x, n, d, t, i);
+                    for (; i < to; i++) f16One(out, m.w, x, n, d, t, i);
                 }
             }
             case Matrix.Q8_0 m -> {
                 int t = 0;
-                for (; t + 4 <= tokens; t += 4) for (int i = 0; i < d; i++) q8Tokens4(out, m.q, m.d, x, n, d, t, i);
+                for (; t + 4 <= tokens; t += 4) for (int i = from; i < to; i++) q8Tokens4(out, m.q, m.d, x, n, d, t, i);
                 for (; t < tokens; t++) {
-                    int i = 0;
-                    for (; i + 4 <= d; i += 4) q8Rows4(out, m.q, m.d, x, n, d, t, i);
-                    for (; i < d; i++) q8One(out, m.q, m.d, x, n, d, t, i);
+                    int i = from;
+                    for (; i + 4 <= to; i += 4) q8Rows4(out, m.q, m.d, x, n, d, t, i);
+                    for (; i < to; i++) q8One(out, m.q, m.d, x, n, d, t, i);
                 }
             }
             case Matrix.Q4_0 m -> {
                 int t = 0;
-                for (; t + 4 <= tokens; t += 4) for (int i = 0; i < d; i++) q4Tokens4(out, m.q, m.d, x, n, d, t, i);
+                for (; t + 4 <= tokens; t += 4) for (int i = from; i < to; i++) q4Tokens4(out, m.q, m.d, x, n, d, t, i);
                 for (; t < tokens; t++) {
-                    int i = 0;
-                    for (; i + 4 <= d; i += 4) q4Rows4(out, m.q, m.d, x, n, d, t, i);
-                    for (; i < d; i++) q4One(out, m.q, m.d, x, n, d, t, i);
+                    int i = from;
+                    for (; i + 4 <= to; i += 4) q4Rows4(out, m.q, m.d, x, n, d, t, i);
+                    for (; i < to; i++) q4One(out, m.q, m.d, x, n, d, t, i);
                 }
             }
         }

@@ -142,6 +142,24 @@ class MatmulTest {
     }
 
     @Test
+    void rowsSplitOverThreadsGiveTheSameFloats(@TempDir Path tmp) throws Exception {
+        for (GgufFile.TensorType type : TYPES) {
+            Loaded l = load(tmp, type, 130, 256, 8);
+            for (int tokens : new int[]{1, 2, 8}) {
+                float[] x = randomInput(tokens * 256, 9), one = new float[tokens * 130], split = new float[tokens * 130];
+                for (Matmul mm : new Matmul[]{Matmul.scalar(), Matmul.vector()}) {
+                    mm.matmul(one, l.m(), x, tokens);
+                    for (int threads : new int[]{2, 3}) {
+                        java.util.Arrays.fill(split, Float.NaN);
+                        Matmul.parallel(mm, threads).matmul(split, l.m(), x, tokens);
+                        assertArrayEquals(one, split, type + " " + mm.name() + " on " + threads + " threads, " + tokens + " tokens");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void everyFiniteHalfIsWidenedExactly() {
         short[] halves = new short[1984 * 32];
         int n = 0;
