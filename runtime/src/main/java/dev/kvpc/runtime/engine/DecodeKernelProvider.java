@@ -21,13 +21,13 @@ public interface DecodeKernelProvider {
     DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values);
 
     /**
-     * The first provider found on the class path through {@link ServiceLoader}, or {@link #NONE}; also {@link #NONE}
+     * The first provider found on the class path through {@link ServiceLoader}, or {@link #NONE}, loaded once and
+     * shared by every runtime (so a kernel class generated for one sequence is the warm one the next uses); {@link #NONE}
      * when the system property {@value #OFF_PROPERTY} is {@code off} (to compare with the runtime kernel).
      */
     static DecodeKernelProvider installed() {
         if ("off".equals(System.getProperty(OFF_PROPERTY))) return NONE;
-        return ServiceLoader.load(DecodeKernelProvider.class, DecodeKernelProvider.class.getClassLoader())
-                .findFirst().orElse(NONE);
+        return InstalledDecodeKernels.PROVIDER;
     }
 
     /** System property that turns installed compiled kernels off: {@code -Dkvpc.decodeKernels=off}. */
