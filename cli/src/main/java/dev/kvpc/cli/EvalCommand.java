@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -66,8 +67,10 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--quick", description = "A reduced grid: budget 25% only, lengths up to the trained context, one sample per pass-key cell, three depths.")
     boolean quick;
 
-    @Option(names = "--json", paramLabel = "FILE", description = "Write the results as JSON (default eval-results.json in the current directory).")
-    Path json = Path.of("eval-results.json");
+    @Option(names = "--out", paramLabel = "DIR", description = {"Where the results go (default eval-results in the current directory): results.json, PNG plots,",
+            "index.html (a page with the tables, the plots and the command) and results.md (the same as Markdown).",
+            "`./kvpc eval --out docs/results` regenerates the project's docs/results."})
+    Path outDir = Path.of("eval-results");
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -79,21 +82,23 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         for (double b : budgets) if (!(b > 0 && b <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--budgets are fractions in (0, 1]");
         for (double d : depths) if (!(d >= 0 && d <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--depths are in [0, 1]");
         for (String t : tasks) if (!t.equals("perplexity") && !t.equals("passkey")) throw new CommandLine.ParameterException(spec.commandLine(), "--tasks: perplexity or passkey, not '" + t + "'");
+        if (Files.exists(outDir) && !Files.isDirectory(outDir)) throw new CommandLine.ParameterException(spec.commandLine(), "--out: " + outDir + " is a file, not a directory");
         if (quick) {
             budgets = new double[] {0.25};
             depths = new double[] {0.1, 0.5, 0.9};
             samples = 1;
         }
         List<Eval.Model> ms = new ArrayList<>();
+        Map<String, String> about = new LinkedHashMap<>();
         try {
             if (models.isEmpty()) {
                 Path home = home();
-                ms.add(load(home.resolve("models/kvpc-tiny/kvpc-tiny.gguf"), home));
+                ms.add(load(home.resolve("models/kvpc-tiny/kvpc-tiny.gguf"), home, about));
                 Path stories = home.resolveSibling("shared").resolve("models/stories260K/stories260K.bin");
-                if (Files.isRegularFile(stories)) ms.add(load(stories, home));
+                if (Files.isRegularFile(stories)) ms.add(load(stories, home, about));
                 else err.println("kvpc eval: stories260K not found beside the checkout (../shared/models/stories260K): evaluating the embedded model only");
             } else {
-                for (Path m : models) ms.add(load(m, home()));
+                for (Path m : models) ms.add(load(m, home(), about));
             }
         } catch (ModelFormatException e) {
             err.println("kvpc eval: " + e.getMessage());
@@ -105,8 +110,15 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         for (Eval.Model m : ms) rows.addAll(evaluate(m, scratch, err));
         err.printf(Locale.ROOT, "%nevaluated %d rows in %.0f s%n", rows.size(), (System.nanoTime() - t0) / 1e9);
         out.print(table(rows));
-        writeJson(rows);
-        out.println("results: " + json);
+        Map<String, Integer> contexts = new LinkedHashMap<>();
+        for (Eval.Model m : ms) contexts.put(m.name(), m.trainedContext());
+        List<String> notes = new ArrayList<>();
+        if (quick) notes.add("a reduced grid (--quick): budget 25% only, lengths up to the trained context, one pass-key document per cell, depths 0.1, 0.5, 0.9");
+        notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
+        List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seed, contexts, about, notes, rows));
+        out.println();
+        out.println("wrote:");
+        for (Path p : written) out.println("  " + p);
         out.flush();
         return Main.OK;
     }
@@ -228,7 +240,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     /** A model with its tokenizer and evaluation text (the embedded model's held-out documents). */
-    private static Eval.Model load(Path file, Path home) throws ModelFormatException, IOException {
+    private static Eval.Model load(Path file, Path home, Map<String, String> about) throws ModelFormatException, IOException {
         Path text = home.resolve("models/kvpc-tiny/heldout.txt");
         if (!Files.isRegularFile(text)) throw new ModelFormatException(text + ": the evaluation text is missing");
         String t = Files.readString(text);
@@ -240,6 +252,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             Object ctx = g.metadata().get("llama.context_length");
             int trained = ctx instanceof Number n ? n.intValue() : m.seqLen;
             String name = file.getFileName().toString().replaceFirst("\\.gguf$", "");
+            Object tokens = g.metadata().get("kvpc.train.tokens"), steps = g.metadata().get("kvpc.train.steps");
+            about.put(name, "GGUF, " + shape(m) + ", trained context " + trained + " tokens"
+                    + (tokens != null ? "; training so far recorded in the file: " + tokens + " tokens" + (steps != null ? ", " + steps + " steps" : "") : ""));
             return new Eval.Model(name, m, tok, enc, trained, t);
         }
         Llama2cModel m = Llama2cModel.load(file);
@@ -250,54 +265,49 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
                     .orElseThrow(() -> new ModelFormatException(file + ": no tokenizer.bin or tok*.bin beside it"));
         }
         Llama2cTokenizer tok = Llama2cTokenizer.load(tokFile, m.vocab);
-        return new Eval.Model(file.getFileName().toString().replaceFirst("\\.bin$", ""), m, tok, s -> tok.encode(s, false), m.seqLen, t);
+        String name = file.getFileName().toString().replaceFirst("\\.bin$", "");
+        about.put(name, "llama2.c checkpoint, " + shape(m) + ", trained context " + m.seqLen + " tokens");
+        return new Eval.Model(name, m, tok, s -> tok.encode(s, false), m.seqLen, t);
     }
 
+    private static String shape(Llama2cModel m) {
+        return m.layers + " layers, width " + m.dim + ", " + m.heads + " heads (" + m.kvHeads + " KV)";
+    }
+
+    /** The results tables for the terminal: the policy left-aligned, the figures right-aligned in columns. */
     static String table(List<Eval.Row> rows) {
         StringBuilder sb = new StringBuilder();
-        String model = null;
-        for (Eval.Row r : rows) {
-            if (!r.model().equals(model)) {
-                model = r.model();
-                sb.append('\n').append(model).append('\n');
-                sb.append(String.format(Locale.ROOT, "%-20s", "policy"));
-                if (r.perplexity() != null) for (int l : r.perplexity().lengths()) sb.append(String.format(Locale.ROOT, "%10s", "ppl@" + l));
-                if (r.grid() != null) sb.append(String.format(Locale.ROOT, "%10s", "passkey"));
-                sb.append(String.format(Locale.ROOT, "%12s%12s%8s%10s%10s%n", "KV bytes", "predicted", "diff", "decode/s", "prompt/s"));
-            }
-            sb.append(String.format(Locale.ROOT, "%-20s", r.policy().label()));
-            Eval.Perplexity p = r.perplexity();
-            if (p != null) for (int i = 0; i < p.lengths().length; i++) sb.append(String.format(Locale.ROOT, "%10.2f", p.ppl(i)));
-            if (r.grid() != null) {
-                int hits = 0, n = 0;
-                for (int[] row : r.grid().hits()) for (int h : row) {
-                    hits += h;
-                    n += r.grid().samples();
-                }
-                sb.append(String.format(Locale.ROOT, "%9.0f%%", 100.0 * hits / n));
-            }
-            if (p != null) {
-                String diff = p.predictedBytes() <= 0 ? "" : String.format(Locale.ROOT, "%+.1f%%", 100.0 * (p.measuredBytes() - p.predictedBytes()) / p.predictedBytes());
-                sb.append(String.format(Locale.ROOT, "%12d%12s%8s%10.1f", p.measuredBytes(), p.predictedBytes() < 0 ? "" : Long.toString(p.predictedBytes()), diff,
-                        p.decoded() / p.decodeSeconds()));
-            } else {
-                sb.append(String.format(Locale.ROOT, "%12s%12s%8s%10s", "", "", "", ""));
-            }
-            sb.append(r.grid() == null ? "" : String.format(Locale.ROOT, "%10.1f", r.grid().promptTokens() / r.grid().promptSeconds()));
-            sb.append('\n');
+        for (EvalReport.Table t : EvalReport.tables(rows)) {
+            int[] w = new int[t.header().size()];
+            w[0] = 20;
+            for (int c = 1; c < w.length; c++) w[c] = Math.max(10, t.header().get(c).length() + 2);
+            for (List<String> row : t.rows()) for (int c = 0; c < w.length; c++) w[c] = Math.max(w[c], row.get(c).length() + (c == 0 ? 1 : 2));
+            sb.append('\n').append(t.model()).append('\n');
+            line(sb, t.header(), w);
+            for (List<String> row : t.rows()) line(sb, row, w);
         }
         return sb.toString();
     }
 
-    private void writeJson(List<Eval.Row> rows) throws IOException {
-        StringBuilder sb = new StringBuilder("{\n  \"seed\": " + seed + ",\n  \"rows\": [\n");
-        for (int i = 0; i < rows.size(); i++) {
-            sb.append("    ").append(Json.write(Eval.json(rows.get(i)))).append(i + 1 < rows.size() ? ",\n" : "\n");
+    private static void line(StringBuilder sb, List<String> cells, int[] w) {
+        for (int c = 0; c < cells.size(); c++) {
+            String x = cells.get(c);
+            String pad = " ".repeat(Math.max(0, w[c] - x.length()));
+            sb.append(c == 0 ? x + pad : pad + x);
         }
-        sb.append("  ]\n}\n");
-        Path abs = json.toAbsolutePath();
-        if (abs.getParent() != null) Files.createDirectories(abs.getParent());
-        Files.writeString(json, sb.toString());
+        sb.append('\n');
+    }
+
+    /** The command line as typed, for the report: {@code ./kvpc eval ...}, arguments quoted for a POSIX shell where need be. */
+    private String commandLine() {
+        StringBuilder sb = new StringBuilder("./kvpc");
+        for (String a : spec.commandLine().getParseResult().originalArgs()) sb.append(' ').append(shellQuote(a));
+        return sb.toString();
+    }
+
+    static String shellQuote(String a) {
+        if (!a.isEmpty() && a.matches("[A-Za-z0-9_./=,:%+@-]+")) return a;
+        return "'" + a.replace("'", "'\\''") + "'";
     }
 
     /** A small JSON writer for maps, lists, strings, numbers, booleans and null. */
