@@ -194,6 +194,7 @@ final class EvalReport {
             chart.getStyler().setXAxisMin(0.0).setXAxisMax(1.0);
             Map<String, List<Eval.Row>> families = new LinkedHashMap<>();
             int marker = 0;
+            List<Point> points = new ArrayList<>();
             for (Eval.Row r : rows) {
                 if (r.perplexity() == null || i >= r.perplexity().lengths().length || !finite(r.perplexity().ppl(i))) continue;
                 if (r.policy().full() || Double.isNaN(r.policy().budget())) {
@@ -213,6 +214,7 @@ final class EvalReport {
                 for (int k = 0; k < fr.size(); k++) {
                     x[k] = fr.get(k).policy().budget();
                     y[k] = fr.get(k).perplexity().ppl(i);
+                    points.add(new Point(fr.get(k).policy().label(), x[k], y[k]));
                 }
                 XYSeries s = chart.addSeries(fam.getKey(), x, y);
                 s.setMarker(MARKERS[marker++ % MARKERS.length]);
@@ -224,7 +226,7 @@ final class EvalReport {
             save(chart, dir.resolve(file));
             String at = i == trained ? "at the trained context" : "at the longest length";
             out.add(new Plot(model, file, model + ": perplexity against budget, tokens " + span(lengths, i), "Perplexity of tokens " + span(lengths, i) + " (" + at + ") against the KV budget, one line per policy; "
-                    + "the full cache dashed, budget-free policies dotted."));
+                    + "the full cache dashed, budget-free policies dotted." + coinciding(points)));
         }
         return out;
     }
@@ -285,10 +287,12 @@ final class EvalReport {
         for (Eval.Row r : rows) if (!Double.isNaN(r.policy().budget()) && !r.policy().full()) budgetMarker.putIfAbsent(r.policy().budget(), 0);
         int m = 0;
         for (var e : budgetMarker.entrySet()) e.setValue(m++);
+        List<Point> points = new ArrayList<>();
         for (Eval.Row r : rows) {
             Eval.Perplexity p = r.perplexity();
             if (p == null || i >= p.lengths().length || !finite(p.ppl(i))) continue;
             XYSeries s = chart.addSeries(r.policy().label(), new double[] {p.measuredBytes() / 1024.0}, new double[] {p.ppl(i)});
+            points.add(new Point(r.policy().label(), p.measuredBytes(), p.ppl(i)));
             s.setMarkerColor(colours.get(r.policy().name()));
             Integer b = r.policy().full() ? null : budgetMarker.get(r.policy().budget());
             s.setMarker(r.policy().full() ? SeriesMarkers.CIRCLE : b == null ? SeriesMarkers.CROSS : MARKERS[b % MARKERS.length]);
@@ -297,7 +301,38 @@ final class EvalReport {
         String file = "memory-quality-" + fileName(model) + ".png";
         save(chart, dir.resolve(file));
         return List.of(new Plot(model, file, model + ": KV bytes against perplexity", "Measured KV bytes at the end of the longest perplexity run against perplexity of tokens " + span(lengths, i)
-                + " (the trained context): colour by policy, marker by budget."));
+                + " (the trained context): colour by policy, marker by budget." + coinciding(points)));
+    }
+
+    /** A point drawn, for telling which ones hide each other. */
+    record Point(String label, double x, double y) {}
+
+    /**
+     * A sentence naming the points that lie on one another (within 0.5% on both axes), which the plot cannot show
+     * apart; empty when there are none.
+     */
+    static String coinciding(List<Point> points) {
+        List<List<String>> groups = new ArrayList<>();
+        boolean[] taken = new boolean[points.size()];
+        for (int a = 0; a < points.size(); a++) {
+            if (taken[a]) continue;
+            List<String> g = new ArrayList<>(List.of(points.get(a).label()));
+            for (int b = a + 1; b < points.size(); b++) {
+                if (!taken[b] && close(points.get(a).x(), points.get(b).x()) && close(points.get(a).y(), points.get(b).y())) {
+                    taken[b] = true;
+                    g.add(points.get(b).label());
+                }
+            }
+            if (g.size() > 1) groups.add(g);
+        }
+        if (groups.isEmpty()) return "";
+        StringBuilder sb = new StringBuilder(" Drawn over each other (equal within 0.5%): ");
+        for (int k = 0; k < groups.size(); k++) sb.append(k > 0 ? "; " : "").append(String.join(" and ", groups.get(k)));
+        return sb.append('.').toString();
+    }
+
+    private static boolean close(double a, double b) {
+        return Math.abs(a - b) <= 0.005 * Math.max(Math.abs(a), Math.abs(b));
     }
 
     private static boolean finite(double d) {

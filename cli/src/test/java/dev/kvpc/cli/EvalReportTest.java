@@ -140,6 +140,18 @@ class EvalReportTest {
         assertFalse(other.contains("passkey"), other);
     }
 
+    @Test
+    void namesPointsDrawnOverEachOther() {
+        var a = new EvalReport.Point("window 25%", 256, 11.45);
+        var b = new EvalReport.Point("streaming_llm 25%", 256, 11.43);
+        var c = new EvalReport.Point("h2o 25%", 264, 33.8);
+        var d = new EvalReport.Point("snapkv 25%", 265, 33.9);
+        assertEquals(" Drawn over each other (equal within 0.5%): window 25% and streaming_llm 25%; h2o 25% and snapkv 25%.",
+                EvalReport.coinciding(List.of(a, b, c, d)));
+        assertEquals("", EvalReport.coinciding(List.of(a, c)), "apart on one axis is apart");
+        assertEquals("", EvalReport.coinciding(List.of(a, new EvalReport.Point("x", 256, 12.0))));
+    }
+
     /** The share of pixels that are not white. */
     static double inked(BufferedImage img) {
         long n = 0;
