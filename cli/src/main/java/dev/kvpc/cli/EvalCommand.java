@@ -72,6 +72,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             "`./kvpc eval --out docs/results` regenerates the project's docs/results."})
     Path outDir = Path.of("eval-results");
 
+    @Option(names = "--note", paramLabel = "TEXT", description = "A line for the report's header, e.g. which snapshot of a model this is; repeatable.")
+    List<String> userNotes = new ArrayList<>();
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -112,9 +115,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         out.print(table(rows));
         Map<String, Integer> contexts = new LinkedHashMap<>();
         for (Eval.Model m : ms) contexts.put(m.name(), m.trainedContext());
-        List<String> notes = new ArrayList<>();
-        if (quick) notes.add("a reduced grid (--quick): budget 25% only, lengths up to the trained context, one pass-key document per cell, depths 0.1, 0.5, 0.9");
-        notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
+        List<String> notes = new ArrayList<>(userNotes);
+        if (quick) notes.add("a reduced grid (--quick): budget 25% only, pass-key depths 0.1, 0.5 and 0.9, one document per cell");
+        if (tasks.contains("passkey") && ms.stream().anyMatch(m -> !m.name().equals("kvpc-tiny"))) notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
         List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seed, contexts, about, notes, rows));
         out.println();
         out.println("wrote:");

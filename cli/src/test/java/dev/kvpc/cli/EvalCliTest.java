@@ -20,7 +20,7 @@ class EvalCliTest {
     static String[] args(Path out) {
         Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
         return new String[] {"eval", "--model", model.toString(), "--policies", "full,window,h2o,kivi", "--budgets", "0.125", "--lengths", "48,96",
-                "--passkey-lengths", "96", "--depths", "0.5", "--samples", "1", "--threads", "1", "--seed", "3", "--out", out.toString()};
+                "--passkey-lengths", "96", "--depths", "0.5", "--samples", "1", "--threads", "1", "--seed", "3", "--out", out.toString(), "--note", "a test run"};
     }
 
     @Test
@@ -36,7 +36,9 @@ class EvalCliTest {
             assertTrue(a.out().contains(p.toString()), "the paths written are printed: " + a.out());
         }
         String page = Files.readString(dir.resolve("a/index.html"));
-        assertTrue(page.contains("<td>h2o 12.5%</td>") && page.contains("--seed 3"), page);
+        assertTrue(page.contains("<td>h2o 12.5%</td>") && page.contains("--seed 3") && page.contains("--note 'a test run'"), page);
+        assertTrue(page.contains("<li>a test run</li>"), page);
+        assertTrue(Files.readString(dir.resolve("a/results.md")).contains("| h2o 12.5% |"), "the Markdown has the table");
         String json = Files.readString(dir.resolve("a/results.json"));
         assertTrue(json.contains("\"policy\": \"h2o 12.5%\""), json);
         assertTrue(json.contains("\"passkey\": ["), json);
