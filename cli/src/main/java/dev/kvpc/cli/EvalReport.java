@@ -195,10 +195,12 @@ final class EvalReport {
             Map<String, List<Eval.Row>> families = new LinkedHashMap<>();
             int marker = 0;
             List<Point> points = new ArrayList<>();
+            List<Double> ys = new ArrayList<>();
             for (Eval.Row r : rows) {
                 if (r.perplexity() == null || i >= r.perplexity().lengths().length || !finite(r.perplexity().ppl(i))) continue;
                 if (r.policy().full() || Double.isNaN(r.policy().budget())) {
                     double y = r.perplexity().ppl(i);
+                    ys.add(y);
                     XYSeries s = chart.addSeries(r.policy().full() ? "full cache" : r.policy().label(), new double[] {0, 1}, new double[] {y, y});
                     s.setMarker(SeriesMarkers.NONE);
                     s.setLineColor(colours.get(r.policy().name()));
@@ -215,6 +217,7 @@ final class EvalReport {
                     x[k] = fr.get(k).policy().budget();
                     y[k] = fr.get(k).perplexity().ppl(i);
                     points.add(new Point(fr.get(k).policy().label(), x[k], y[k]));
+                    ys.add(y[k]);
                 }
                 XYSeries s = chart.addSeries(fam.getKey(), x, y);
                 s.setMarker(MARKERS[marker++ % MARKERS.length]);
@@ -226,7 +229,7 @@ final class EvalReport {
             save(chart, dir.resolve(file));
             String at = i == trained ? "at the trained context" : "at the longest length";
             out.add(new Plot(model, file, model + ": perplexity against budget, tokens " + span(lengths, i), "Perplexity of tokens " + span(lengths, i) + " (" + at + ") against the KV budget, one line per policy; "
-                    + "the full cache dashed, budget-free policies dotted." + coinciding(points)));
+                    + "the full cache dashed, budget-free policies dotted." + coinciding(points, 1.0, span(ys))));
         }
         return out;
     }
@@ -301,38 +304,47 @@ final class EvalReport {
         String file = "memory-quality-" + fileName(model) + ".png";
         save(chart, dir.resolve(file));
         return List.of(new Plot(model, file, model + ": KV bytes against perplexity", "Measured KV bytes at the end of the longest perplexity run against perplexity of tokens " + span(lengths, i)
-                + " (the trained context): colour by policy, marker by budget." + coinciding(points)));
+                + " (the trained context): colour by policy, marker by budget."
+                + coinciding(points, points.stream().mapToDouble(Point::x).max().orElse(1), span(points.stream().map(Point::y).toList()))));
     }
 
     /** A point drawn, for telling which ones hide each other. */
     record Point(String label, double x, double y) {}
 
     /**
-     * A sentence naming the points that lie on one another (within 0.5% on both axes), which the plot cannot show
-     * apart; empty when there are none.
+     * A sentence naming the points that lie on one another in a plot whose axes span {@code xSpan} and {@code ySpan}
+     * (within 1.5% of the span on both axes, about a marker's width), which the plot cannot show apart; empty when
+     * there are none.
      */
-    static String coinciding(List<Point> points) {
+    static String coinciding(List<Point> points, double xSpan, double ySpan) {
         List<List<String>> groups = new ArrayList<>();
         boolean[] taken = new boolean[points.size()];
         for (int a = 0; a < points.size(); a++) {
             if (taken[a]) continue;
             List<String> g = new ArrayList<>(List.of(points.get(a).label()));
             for (int b = a + 1; b < points.size(); b++) {
-                if (!taken[b] && close(points.get(a).x(), points.get(b).x()) && close(points.get(a).y(), points.get(b).y())) {
+                Point p = points.get(a), q = points.get(b);
+                if (!taken[b] && Math.abs(p.x() - q.x()) <= 0.015 * xSpan && Math.abs(p.y() - q.y()) <= 0.015 * ySpan) {
                     taken[b] = true;
-                    g.add(points.get(b).label());
+                    g.add(q.label());
                 }
             }
             if (g.size() > 1) groups.add(g);
         }
         if (groups.isEmpty()) return "";
-        StringBuilder sb = new StringBuilder(" Drawn over each other (equal within 0.5%): ");
+        StringBuilder sb = new StringBuilder(" Too close to tell apart here: ");
         for (int k = 0; k < groups.size(); k++) sb.append(k > 0 ? "; " : "").append(String.join(" and ", groups.get(k)));
         return sb.append('.').toString();
     }
 
-    private static boolean close(double a, double b) {
-        return Math.abs(a - b) <= 0.005 * Math.max(Math.abs(a), Math.abs(b));
+    /** The span of the values, at least a tiny positive amount. */
+    private static double span(List<Double> values) {
+        double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY;
+        for (double v : values) {
+            lo = Math.min(lo, v);
+            hi = Math.max(hi, v);
+        }
+        return values.isEmpty() ? 1e-12 : Math.max(1e-12, hi - lo);
     }
 
     private static boolean finite(double d) {

@@ -141,15 +141,18 @@ class EvalReportTest {
     }
 
     @Test
-    void namesPointsDrawnOverEachOther() {
+    void namesPointsTooCloseToTellApart() {
         var a = new EvalReport.Point("window 25%", 256, 11.45);
         var b = new EvalReport.Point("streaming_llm 25%", 256, 11.43);
         var c = new EvalReport.Point("h2o 25%", 264, 33.8);
         var d = new EvalReport.Point("snapkv 25%", 265, 33.9);
-        assertEquals(" Drawn over each other (equal within 0.5%): window 25% and streaming_llm 25%; h2o 25% and snapkv 25%.",
-                EvalReport.coinciding(List.of(a, b, c, d)));
-        assertEquals("", EvalReport.coinciding(List.of(a, c)), "apart on one axis is apart");
-        assertEquals("", EvalReport.coinciding(List.of(a, new EvalReport.Point("x", 256, 12.0))));
+        // axes spanning 0..1024 and 11..34: a and b (0.1% of the y span apart) and c and d (1%) coincide
+        assertEquals(" Too close to tell apart here: window 25% and streaming_llm 25%; h2o 25% and snapkv 25%.",
+                EvalReport.coinciding(List.of(a, b, c, d), 1024, 23));
+        // zoomed in on the y axis (a span of 2), c and d are apart
+        assertEquals("", EvalReport.coinciding(List.of(c, d), 1024, 2));
+        assertEquals("", EvalReport.coinciding(List.of(a, c), 1024, 23), "apart on both axes");
+        assertEquals("", EvalReport.coinciding(List.of(a, new EvalReport.Point("x", 512, 11.45)), 1024, 23), "apart on one axis is apart");
     }
 
     /** The share of pixels that are not white. */
