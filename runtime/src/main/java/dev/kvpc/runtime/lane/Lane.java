@@ -318,36 +318,33 @@ public final class Lane {
 
     /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */
     public void retain(BitSet keep) {
-        for (int i = n - 1; i >= 0; i--) {
-            if (!keep.get(i)) {
-                unplace(i * 2);
-                unplace(i * 2 + 1);
-            }
+        for (int i = keep.previousClearBit(n - 1); i >= 0; i = keep.previousClearBit(i - 1)) {
+            unplace(i * 2);
+            unplace(i * 2 + 1);
         }
+        // survivors move down in runs (one copy per run and array, not per entry): evicting one entry of a long
+        // lane is one pass of array copies
         int w = 0;
-        for (int i = 0; i < n; i++) {
-            if (!keep.get(i)) continue;
-            if (w != i) move(i, w);
-            w++;
+        for (int a = keep.nextSetBit(0); a >= 0 && a < n; ) {
+            int b = Math.min(n, keep.nextClearBit(a));
+            int len = b - a;
+            if (w != a) {
+                System.arraycopy(pos, a, pos, w, len);
+                System.arraycopy(step, a, step, w, len);
+                System.arraycopy(count, a, count, w, len);
+                System.arraycopy(comp, a, comp, w, len);
+                System.arraycopy(chain, a * 2, chain, w * 2, len * 2);
+                System.arraycopy(slot, a * 2, slot, w * 2, len * 2);
+                for (var e : states.entrySet()) {
+                    int wd = stateWidth.get(e.getKey());
+                    System.arraycopy(e.getValue(), a * wd, e.getValue(), w * wd, len * wd);
+                }
+                for (int i = w * 2; i < (w + len) * 2; i++) own(chain[i], slot[i], i);
+            }
+            w += len;
+            a = b >= n ? -1 : keep.nextSetBit(b);
         }
         n = w;
-    }
-
-    /** Moves entry {@code from} to index {@code to} (to < from), fixing the slot owners. */
-    private void move(int from, int to) {
-        pos[to] = pos[from];
-        step[to] = step[from];
-        count[to] = count[from];
-        comp[to] = comp[from];
-        for (int p = 0; p < 2; p++) {
-            chain[to * 2 + p] = chain[from * 2 + p];
-            slot[to * 2 + p] = slot[from * 2 + p];
-            own(chain[to * 2 + p], slot[to * 2 + p], to * 2 + p);
-        }
-        for (var e : states.entrySet()) {
-            int wdt = stateWidth.get(e.getKey());
-            System.arraycopy(e.getValue(), from * wdt, e.getValue(), to * wdt, wdt);
-        }
     }
 
     /** Bytes held, by category: key and value rows (packed data and their scales), and per-token state. */

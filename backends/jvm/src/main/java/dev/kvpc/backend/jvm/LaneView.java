@@ -693,6 +693,25 @@ final class LaneView implements LaneContext {
         if (open >= 0) haveDims[open] = known == 0 ? 0 : value.length / known;
         if (s.scope() == PolicyIr.StateScope.PAGE) throw new IllegalStateException("writes to per-page state are not supported");
         es.pageCache.clear();
+        if (s.scope() == PolicyIr.StateScope.TOKEN && !es.perLayer && have.equals(List.of(Axis.TOKEN)) && es.stateWidth(s) == 1
+                && value.length == lane0().size()) {
+            // the common case (H2O's acc += column sums): the column updated in place, same rounding as below
+            Lane l = lane0();
+            l.declareState(name, 1);
+            float[] col = l.state(name);
+            for (int j = 0; j < value.length; j++) {
+                double cur = col[j];
+                double v = switch (op) {
+                    case "=" -> value[j];
+                    case "+=" -> cur + value[j];
+                    case "-=" -> cur - value[j];
+                    case "*=" -> cur * value[j];
+                    default -> throw new IllegalStateException("unknown state assignment " + op);
+                };
+                col[j] = s.type().elem() == Ty.Elem.INT ? (float) (long) v : (float) v;
+            }
+            return;
+        }
         double[] next = layout(value, have, haveDims, target);
         double[] current = state(name, target);
         for (int i = 0; i < next.length; i++) {

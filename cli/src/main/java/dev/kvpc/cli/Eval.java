@@ -1,0 +1,300 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.memory.MemoryModel;
+import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.examples.llama.LlamaEngine;
+import dev.kvpc.examples.llama.Llama2cModel;
+import dev.kvpc.examples.llama.Tokenizer;
+import dev.kvpc.ir.Specialized;
+import dev.kvpc.ir.pass.Pipeline;
+import dev.kvpc.ir.spi.Backend;
+import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.ServiceLoader;
+import java.util.function.Function;
+import java.util.regex.Pattern;
+
+/**
+ * What {@code kvpc eval} measures for one model under one policy: long-text perplexity decoded token by token (so
+ * the policy acts as in generation), pass-key retrieval, measured KV bytes against {@code kvpc memory}'s prediction,
+ * and decode and prompt throughput. Everything is deterministic for a seed: the engine is greedy and the pass-key
+ * documents come from a seeded generator.
+ */
+final class Eval {
+    private Eval() {}
+
+    /** A model to evaluate: weights, tokenizer, how text becomes ids, the context it was trained at, its text. */
+    record Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text) {}
+
+    /** One row's policy: a stdlib policy with parameters, or the full cache; {@code budget} the fraction of the context. */
+    record Policy(String label, String name, Map<String, Object> params, double budget) {
+        boolean full() {
+            return name.equals("full");
+        }
+    }
+
+    /** The policies of the default run at a budget fraction of a context. */
+    static List<Policy> core(List<String> names, double[] fractions, int context, int headDim) {
+        List<Policy> out = new ArrayList<>();
+        for (String n : names) {
+            if (n.equals("full")) {
+                out.add(new Policy("full", "full", Map.of(), 1.0));
+                continue;
+            }
+            if (n.equals("kivi")) {
+                // quantisation, not eviction: one row at 2 bits, groups as wide as the head (at most 32)
+                long g = Math.min(32, headDim);
+                out.add(new Policy("kivi 2-bit", "kivi", Map.of("bits", 2L, "group", g, "residual", 64L), Double.NaN));
+                continue;
+            }
+            for (double f : fractions) {
+                long b = Math.max(8, Math.round(f * context));
+                Map<String, Object> p = switch (n) {
+                    case "window" -> Map.of("size", b);
+                    case "streaming_llm" -> Map.of("sinks", 4L, "window", b - 4);
+                    case "h2o", "tova" -> Map.of("budget", b);
+                    case "snapkv" -> Map.of("budget", b, "window", Math.min(32L, b / 4));
+                    case "pyramidkv" -> Map.of("total", b, "window", Math.min(32L, b / 4));
+                    default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
+                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi");
+                };
+                out.add(new Policy(n + " " + pct(f), n, p, f));
+            }
+        }
+        return out;
+    }
+
+    static String pct(double f) {
+        double p = f * 100;
+        return (p == Math.rint(p) ? String.valueOf((long) p) : String.valueOf(p)) + "%";
+    }
+
+    /** A policy compiled for a model: the runner the engine uses and the program {@code kvpc memory} predicts from. */
+    record Compiled(PolicyRunner runner, Specialized program) {}
+
+    static Compiled compile(Policy p, ModelSpec shape, Path scratch) throws IOException {
+        if (p.full()) return new Compiled(LlamaEngine.fullCache(), null);
+        Path file = scratch.resolve("eval_" + p.name() + ".kvp");
+        if (!Files.exists(file)) Files.writeString(file, "import \"" + p.name() + ".kvp\"\n");
+        ModelShape ms = new ModelShape("eval", shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
+        Frontend.Result r = Frontend.check(file, ms);
+        if (!r.ok()) {
+            StringBuilder sb = new StringBuilder();
+            r.diagnostics().all().forEach(d -> sb.append(r.renderer().render(d)));
+            throw new IllegalArgumentException(p.label() + " does not check for this model:\n" + sb);
+        }
+        Specialized s = Compilation.optimise(r.program(), p.name(), p.params(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        for (Backend b : ServiceLoader.load(Backend.class)) {
+            if (!b.name().equals("jvm")) continue;
+            PolicyRunner runner = b.runner(s, PolicyRunner.class);
+            if (runner != null) return new Compiled(runner, s);
+        }
+        throw new IllegalStateException("no JVM backend on the class path");
+    }
+
+    // ------------------------------------------------------------------------------------------- perplexity
+
+    /** Mean negative log-likelihood per length bucket (positions after the previous length up to this one). */
+    record Perplexity(int[] lengths, double[] nll, long[] tokens, double decodeSeconds, long decoded, long measuredBytes, long predictedBytes) {
+        double ppl(int i) {
+            return Math.exp(nll[i] / Math.max(1, tokens[i]));
+        }
+    }
+
+    static Perplexity perplexity(Model m, Compiled c, int[] ids, int[] lengths, int windows, Runnable tick) {
+        int max = lengths[lengths.length - 1];
+        double[] nll = new double[lengths.length];
+        long[] count = new long[lengths.length];
+        long decoded = 0, measured = 0;
+        long t0 = System.nanoTime();
+        for (int w = 0; w < windows; w++) {
+            int start = (int) ((long) w * Math.max(0, ids.length - max - 1) / Math.max(1, windows));
+            try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
+                int bucket = 0;
+                for (int t = 0; t < max; t++) {
+                    float[] logits = e.forward(ids[start + t]);
+                    while (t >= lengths[bucket]) bucket++;
+                    nll[bucket] += -logSoftmax(logits, ids[start + t + 1]);
+                    count[bucket]++;
+                    decoded++;
+                    if ((t & 63) == 63) tick.run();
+                }
+                if (w == 0) measured = bytes(e);
+            }
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        long predicted = c.program() == null ? -1 : predicted(c.program(), max);
+        return new Perplexity(lengths, nll, count, secs, decoded, measured, predicted);
+    }
+
+    /** The KV bytes the runtime holds: keys and values at their formats, scales, per-token and per-page state. */
+    static long bytes(LlamaEngine e) {
+        long b = 0;
+        for (Lane.LaneBytes[] row : e.sequence().memory()) for (Lane.LaneBytes x : row) b += x.total();
+        return b;
+    }
+
+    static long predicted(Specialized s, long context) {
+        MemoryModel.Report r = MemoryModel.predict(s, context, "f32");
+        return r.totalSteady();
+    }
+
+    static double logSoftmax(float[] logits, int target) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float x : logits) max = Math.max(max, x);
+        double sum = 0;
+        for (float x : logits) sum += Math.exp(x - max);
+        return logits[target] - max - Math.log(sum);
+    }
+
+    // ------------------------------------------------------------------------------------------- pass keys
+
+    /** A pass-key document in the training tool's format: filler, the key stated once at a depth, the question. */
+    record Passkey(int[] prompt, String key) {}
+
+    private static final Pattern SENTENCE_END = Pattern.compile("(?<=[.!?])\\s+");
+
+    /** Sentences of 20-200 characters without digits, as the training tool picks filler. */
+    static List<String> fillers(String text) {
+        List<String> out = new ArrayList<>();
+        for (String s : SENTENCE_END.split(text)) {
+            String t = s.strip().replace("\n", " ");
+            if (t.length() < 20 || t.length() > 200) continue;
+            boolean digit = false;
+            for (int i = 0; i < t.length() && !digit; i++) digit = Character.isDigit(t.charAt(i));
+            if (!digit) out.add(t);
+        }
+        return out;
+    }
+
+    static Passkey passkey(Function<String, int[]> encode, Random rnd, List<String> fillers, int context, double depth) {
+        StringBuilder k = new StringBuilder();
+        for (int i = 0; i < 5; i++) k.append(rnd.nextInt(10));
+        String key = k.toString();
+        int[] needle = encode.apply(" The pass key is " + key + ". Remember it. " + key + " is the pass key.");
+        int[] question = encode.apply(" What is the pass key? The pass key is");
+        int[] answer = encode.apply(" " + key + ".");
+        int budget = context - needle.length - question.length - answer.length;
+        List<Integer> body = new ArrayList<>();
+        while (body.size() < budget) for (int id : encode.apply(" " + fillers.get(rnd.nextInt(fillers.size())))) body.add(id);
+        List<Integer> cut = body.subList(0, Math.max(0, budget));
+        int at = (int) (depth * cut.size());
+        int[] ids = new int[cut.size() + needle.length + question.length];
+        int o = 0;
+        for (int i = 0; i < at; i++) ids[o++] = cut.get(i);
+        for (int x : needle) ids[o++] = x;
+        for (int i = at; i < cut.size(); i++) ids[o++] = cut.get(i);
+        for (int x : question) ids[o++] = x;
+        return new Passkey(ids, key);
+    }
+
+    /** Whether the model, greedy, answers the key; and the seconds the prompt took (token by token). */
+    record Answer(boolean hit, double promptSeconds, int promptTokens) {}
+
+    static Answer answer(Model m, Compiled c, Passkey p) {
+        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
+            long t0 = System.nanoTime();
+            float[] logits = null;
+            for (int id : p.prompt()) logits = e.forward(id);
+            double promptSecs = (System.nanoTime() - t0) / 1e9;
+            int steps = m.encode().apply(" " + p.key()).length + 1;
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            int prev = p.prompt()[p.prompt().length - 1];
+            for (int s = 0; s < steps; s++) {
+                int next = argmax(logits);
+                out.writeBytes(m.tokenizer().decode(prev, next));
+                prev = next;
+                if (s + 1 < steps) logits = e.forward(next);
+            }
+            String text = out.toString(StandardCharsets.UTF_8).strip();
+            return new Answer(text.startsWith(p.key()), promptSecs, p.prompt().length);
+        }
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
+    /** Pass-key accuracy per (length, depth) cell. */
+    record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens) {}
+
+    static Grid grid(Model m, Compiled c, List<String> fillers, int[] lengths, double[] depths, int samples, long seed, Runnable tick) {
+        int[][] hits = new int[lengths.length][depths.length];
+        double secs = 0;
+        long tokens = 0;
+        for (int li = 0; li < lengths.length; li++) {
+            for (int di = 0; di < depths.length; di++) {
+                // the same documents for every policy: the seed depends on the cell only
+                Random rnd = new Random(seed * 1_000_003L + lengths[li] * 131L + di);
+                for (int s = 0; s < samples; s++) {
+                    Answer a = answer(m, c, passkey(m.encode(), rnd, fillers, lengths[li], depths[di]));
+                    if (a.hit()) hits[li][di]++;
+                    secs += a.promptSeconds();
+                    tokens += a.promptTokens();
+                    tick.run();
+                }
+            }
+        }
+        return new Grid(lengths, depths, hits, samples, secs, tokens);
+    }
+
+    /** Everything measured for one policy on one model. */
+    record Row(String model, Policy policy, Perplexity perplexity, Grid grid) {}
+
+    static Map<String, Object> json(Row r) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model", r.model());
+        m.put("policy", r.policy().label());
+        m.put("name", r.policy().name());
+        m.put("params", r.policy().params());
+        m.put("budget", Double.isNaN(r.policy().budget()) ? null : r.policy().budget());
+        Perplexity p = r.perplexity();
+        if (p != null) {
+            List<Map<String, Object>> ppl = new ArrayList<>();
+            for (int i = 0; i < p.lengths().length; i++) {
+                Map<String, Object> x = new LinkedHashMap<>();
+                x.put("length", p.lengths()[i]);
+                x.put("ppl", p.ppl(i));
+                x.put("tokens", p.tokens()[i]);
+                ppl.add(x);
+            }
+            m.put("perplexity", ppl);
+            m.put("decode_tokens_per_s", p.decoded() / p.decodeSeconds());
+            m.put("measured_kv_bytes", p.measuredBytes());
+            m.put("predicted_kv_bytes", p.predictedBytes() < 0 ? null : p.predictedBytes());
+        }
+        Grid g = r.grid();
+        if (g != null) {
+            List<Map<String, Object>> cells = new ArrayList<>();
+            for (int li = 0; li < g.lengths().length; li++) {
+                for (int di = 0; di < g.depths().length; di++) {
+                    Map<String, Object> x = new LinkedHashMap<>();
+                    x.put("length", g.lengths()[li]);
+                    x.put("depth", g.depths()[di]);
+                    x.put("accuracy", g.hits()[li][di] / (double) g.samples());
+                    cells.add(x);
+                }
+            }
+            m.put("passkey", cells);
+            m.put("prompt_tokens_per_s", g.promptTokens() / g.promptSeconds());
+        }
+        return m;
+    }
+}
