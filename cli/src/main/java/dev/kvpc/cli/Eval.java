@@ -109,7 +109,10 @@ final class Eval {
 
     // ------------------------------------------------------------------------------------------- perplexity
 
-    /** Mean negative log-likelihood per length bucket (positions after the previous length up to this one). */
+    /**
+     * Mean negative log-likelihood per length bucket (positions after the previous length up to this one); the first
+     * bucket is the prompt (one prefill step), the others are decoded. {@code decodeSeconds} covers the decoded part.
+     */
     record Perplexity(int[] lengths, double[] nll, long[] tokens, double decodeSeconds, long decoded, long measuredBytes, long predictedBytes) {
         double ppl(int i) {
             return Math.exp(nll[i] / Math.max(1, tokens[i]));
@@ -120,13 +123,22 @@ final class Eval {
         int max = lengths[lengths.length - 1];
         double[] nll = new double[lengths.length];
         long[] count = new long[lengths.length];
-        long decoded = 0, measured = 0;
-        long t0 = System.nanoTime();
+        long decoded = 0, measured = 0, decodeNanos = 0;
         for (int w = 0; w < windows; w++) {
             int start = (int) ((long) w * Math.max(0, ids.length - max - 1) / Math.max(1, windows));
             try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
+                // the first bucket is a prompt, run as one prefill step (prefill-time policies act on it); then the
+                // rest is decoded token by token
+                int first = lengths[0];
+                float[][] prompt = e.prefillAll(ids, start, first);
+                for (int t = 0; t < first; t++) {
+                    nll[0] += -logSoftmax(prompt[t], ids[start + t + 1]);
+                    count[0]++;
+                }
+                for (int t = 0; t < first / 64; t++) tick.run();
+                long d0 = System.nanoTime();
                 int bucket = 0;
-                for (int t = 0; t < max; t++) {
+                for (int t = first; t < max; t++) {
                     float[] logits = e.forward(ids[start + t]);
                     while (t >= lengths[bucket]) bucket++;
                     nll[bucket] += -logSoftmax(logits, ids[start + t + 1]);
@@ -134,10 +146,11 @@ final class Eval {
                     decoded++;
                     if ((t & 63) == 63) tick.run();
                 }
+                decodeNanos += System.nanoTime() - d0;
                 if (w == 0) measured = bytes(e);
             }
         }
-        double secs = (System.nanoTime() - t0) / 1e9;
+        double secs = decodeNanos / 1e9;
         long predicted = c.program() == null ? -1 : predicted(c.program(), max);
         return new Perplexity(lengths, nll, count, secs, decoded, measured, predicted);
     }

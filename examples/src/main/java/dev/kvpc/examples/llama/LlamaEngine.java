@@ -104,7 +104,23 @@ public final class LlamaEngine implements AutoCloseable {
         return run(tokens, from, n);
     }
 
+    /**
+     * As {@link #prefill}, returning every token's logits ({@code n x vocab}, fresh arrays): what a perplexity over a
+     * prompt needs.
+     */
+    public float[][] prefillAll(int[] tokens, int from, int n) {
+        java.util.Objects.checkFromIndexSize(from, n, tokens.length);
+        if (n < 1) throw new IllegalArgumentException("a prefill has at least one token");
+        float[][] all = new float[n][];
+        run(tokens, from, n, all);
+        return all;
+    }
+
     private float[] run(int[] tokens, int from, int n) {
+        return run(tokens, from, n, null);
+    }
+
+    private float[] run(int[] tokens, int from, int n, float[][] all) {
         ensure(n);
         int dim = m.dim, hidden = m.hidden;
         for (int t = 0; t < n; t++) {
@@ -135,8 +151,16 @@ public final class LlamaEngine implements AutoCloseable {
             mm.matmul(xb, m.w2[l], hb, n);
             for (int i = 0; i < n * dim; i++) x[i] += xb[i];
         }
+        if (all != null) {
+            for (int t = 0; t < n - 1; t++) {
+                rmsnorm(last, 0, x, t * dim, m.rmsFinal, dim, m.rmsEps);
+                mm.matmul(logits, m.classifier, last, 1);
+                all[t] = logits.clone();
+            }
+        }
         rmsnorm(last, 0, x, (n - 1) * dim, m.rmsFinal, dim, m.rmsEps);
         mm.matmul(logits, m.classifier, last, 1);
+        if (all != null) all[n - 1] = logits.clone();
         pos += n;
         return logits;
     }

@@ -52,6 +52,28 @@ class PrefillTest {
         System.out.printf(Locale.ROOT, "prefill (%s kernel): %d positions, max abs difference to token by token %.3g%n", kernel, compared, max);
     }
 
+    /** prefillAll gives every position's logits: the token-by-token ones, and its last row is prefill's result. */
+    @ParameterizedTest
+    @ValueSource(strings = {"scalar", "vector"})
+    void aPromptGivesEveryPositionsLogits(String kernel) throws Exception {
+        Llama2cModel m = model();
+        int[] ids = KvpcTinyTest.reference(KvpcTinyTest.dir().resolve("reference.txt"), m.vocab).getFirst().ids();
+        int n = 24;
+        float[][] all;
+        float[] last;
+        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m, LlamaEngine.fullCache(), pool, Stories260KTest.kernel(kernel))) {
+            all = e.prefillAll(ids, 0, n);
+            assertEquals(n, e.positions());
+        }
+        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m, LlamaEngine.fullCache(), pool, Stories260KTest.kernel(kernel))) {
+            last = e.prefill(ids, 0, n).clone();
+        }
+        assertArrayEquals(last, all[n - 1], kernel + ": the last row is what prefill returns");
+        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m, LlamaEngine.fullCache(), pool, Stories260KTest.kernel(kernel))) {
+            for (int p = 0; p < n; p++) check(e.forward(ids[p]).clone(), all[p], kernel + ": position " + p + " of a prefill");
+        }
+    }
+
     private static double check(float[] want, float[] got, String what) {
         double d = 0;
         for (int i = 0; i < want.length; i++) d = Math.max(d, Math.abs(want[i] - got[i]));
