@@ -57,16 +57,6 @@ public class CompileBench {
     }
 
     private static Map<String, String> manifest(dev.kvpc.ir.Specialized s) {
-        Map<String, String> m = new java.util.LinkedHashMap<>();
-        m.put("kvpc.format", "1");
-        m.put("policy.name", s.root());
-        m.put("policy.source-sha256", "0".repeat(64));
-        m.put("compiler.version", "bench");
-        m.put("shape.layers", Integer.toString(s.shape().layers()));
-        m.put("shape.heads", Integer.toString(s.shape().heads()));
-        m.put("shape.kv-heads", Integer.toString(s.shape().kvHeads()));
-        m.put("shape.head-dim", Integer.toString(s.shape().headDim()));
-        m.put("evidence", "");
-        return m;
+        return dev.kvpc.backend.jvm.PolicyJarWriter.manifest(s, "0".repeat(64), "bench", java.util.List.of());
     }
 }

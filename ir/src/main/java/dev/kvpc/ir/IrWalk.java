@@ -35,4 +35,38 @@ public final class IrWalk {
             }
         }
     }
+
+    /** Does the block (or a nested one) restrict attention? Such decode handlers run before attention. */
+    public static boolean attends(Block b) {
+        for (Instr i : b.instrs()) {
+            if (i instanceof Instr.Attend) return true;
+            if (i instanceof Instr.If x && (attends(x.then()) || attends(x.otherwise()))) return true;
+        }
+        return false;
+    }
+
+    /** Does any handler read attn, logits, or a statistic fused from them? */
+    public static boolean readsAttention(PolicyIr p) {
+        boolean[] found = {false};
+        forEachInstr(p, i -> {
+            if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
+                    || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
+        });
+        return found[0];
+    }
+
+    /** A computation's value when it is a constant (after specialisation), as a double; null when it is not. */
+    public static Double constant(Computation c) {
+        for (Instr i : c.block().instrs()) {
+            if (i instanceof Instr.Def d && d.id() == c.result() && d.op() instanceof Op.Const k) {
+                return switch (k.value()) {
+                    case Long l -> (double) l;
+                    case Double x -> x;
+                    case Boolean b -> b ? 1.0 : 0.0;
+                    default -> null;
+                };
+            }
+        }
+        return null;
+    }
 }

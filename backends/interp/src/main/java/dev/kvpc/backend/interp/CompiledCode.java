@@ -3,6 +3,7 @@ package dev.kvpc.backend.interp;
 import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Computation;
 import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.IrWalk;
 import dev.kvpc.ir.PolicyIr;
 import dev.kvpc.ir.Ty;
 import dev.kvpc.ir.loop.LoopLowering;
@@ -29,7 +30,7 @@ final class CompiledCode {
         for (int i = 0; i < p.handlers().size(); i++) {
             PolicyIr.Handler h = p.handlers().get(i);
             Interpreter.Code limit = h.limit() == null ? null : kernel(compiled, index, LoopLowering.limitName(i, h), h.limit());
-            hs.add(new Interpreter.HandlerCode(h, limit, kernel(compiled, index, LoopLowering.bodyName(i, h), null), Nodes.attends(h.body())));
+            hs.add(new Interpreter.HandlerCode(h, limit, kernel(compiled, index, LoopLowering.bodyName(i, h), null), IrWalk.attends(h.body())));
         }
         Map<String, Interpreter.Code> inits = new HashMap<>();
         for (PolicyIr.State s : p.states()) {
@@ -37,7 +38,7 @@ final class CompiledCode {
             if (s.init() != null) inits.put(s.name(), kernel(compiled, index, LoopLowering.initName(s), s.init()));
         }
         Interpreter.Code standing = p.standing().instrs().isEmpty() ? ctx -> null : kernel(compiled, index, LoopLowering.STANDING, null);
-        return new Interpreter.ClassCode(p, hs, standing, inits, Interpreter.readsAttention(p));
+        return new Interpreter.ClassCode(p, hs, standing, inits, IrWalk.readsAttention(p));
     }
 
     private static Interpreter.Code kernel(CompiledLaneClass compiled, Map<String, Integer> index, String name, Computation result) {

@@ -124,27 +124,17 @@ public final class Interpreter {
         List<HandlerCode> hs = new ArrayList<>();
         for (PolicyIr.Handler h : p.handlers()) {
             Code limit = h.limit() == null ? null : code(new Nodes.BlockRoot(h.limit().block(), h.limit().result(), slots).getCallTarget());
-            hs.add(new HandlerCode(h, limit, code(new Nodes.BlockRoot(h.body(), -1, slots).getCallTarget()), Nodes.attends(h.body())));
+            hs.add(new HandlerCode(h, limit, code(new Nodes.BlockRoot(h.body(), -1, slots).getCallTarget()), IrWalk.attends(h.body())));
         }
         Map<String, Code> inits = new HashMap<>();
         for (PolicyIr.State s : p.states()) {
             if (s.init() != null) inits.put(s.name(), code(new Nodes.BlockRoot(s.init().block(), s.init().result(), slots).getCallTarget()));
         }
-        return new ClassCode(p, hs, code(new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget()), inits, readsAttention(p));
+        return new ClassCode(p, hs, code(new Nodes.BlockRoot(p.standing(), -1, slots).getCallTarget()), inits, IrWalk.readsAttention(p));
     }
 
     private static Code code(CallTarget t) {
         return t::call;
-    }
-
-    /** Does any handler read attn, logits, or a statistic fused from them? */
-    static boolean readsAttention(PolicyIr p) {
-        boolean[] found = {false};
-        IrWalk.forEachInstr(p, i -> {
-            if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
-                    || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
-        });
-        return found[0];
     }
 
     static int maxId(PolicyIr p) {
@@ -321,10 +311,9 @@ public final class Interpreter {
 
     /** A computation's value when it is a constant (after specialisation). */
     static double constant(Computation c) {
-        for (Instr i : c.block().instrs()) {
-            if (i instanceof Instr.Def d && d.id() == c.result() && d.op() instanceof Op.Const k) return toDouble(k.value());
-        }
-        throw new InterpreterException("value %" + c.result() + " is not a constant after specialisation");
+        Double v = IrWalk.constant(c);
+        if (v == null) throw new InterpreterException("value %" + c.result() + " is not a constant after specialisation");
+        return v;
     }
 
     /** Evaluates a computation in a context (used for page states). */

@@ -207,14 +207,5 @@ final class Nodes {
         }
     }
 
-    /** Does the block (or a nested one) restrict attention? Such decode handlers run before attention. */
-    static boolean attends(Block b) {
-        for (Instr i : b.instrs()) {
-            if (i instanceof Instr.Attend) return true;
-            if (i instanceof Instr.If x && (attends(x.then()) || attends(x.otherwise()))) return true;
-        }
-        return false;
-    }
-
     static final Set<String> ROW_SIGNALS = Set.of("attn", "logits");
 }

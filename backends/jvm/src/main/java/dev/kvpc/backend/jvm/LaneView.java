@@ -15,7 +15,6 @@ import dev.kvpc.runtime.store.QuantSpec;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -886,8 +885,6 @@ final class LaneView implements LaneContext {
         return sel(Axis.TOKEN, out, false);
     }
 
-    private record Candidate(int head, int index, double score) {}
-
     @Override
     public Object rank(double[] score, String axesText, boolean top, long count, long floor, String domain, String algorithm) {
         List<Axis> ax = es.axes(axesText);
@@ -895,44 +892,7 @@ final class LaneView implements LaneContext {
         int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
         double[][] sl = slices(score, ax, dom);
         if (sl.length != heads) throw new IllegalStateException("rank score has axes " + ax + " beyond head and " + dom.word());
-        if (floor <= 0) return sel(dom, Select.best(sl, heads, top, count, dom == Axis.TOKEN ? es.lanes : null), false);
-        List<Candidate> cands = new ArrayList<>();
-        for (int h = 0; h < heads; h++) {
-            Lane lane = dom == Axis.TOKEN ? es.lanes.get(Math.min(h, es.lanes.size() - 1)) : null;
-            for (int t = 0; t < sl[h].length; t++) {
-                if (Double.isNaN(sl[h][t])) continue;
-                if (lane != null && lane.isCompensation(t)) continue;
-                cands.add(new Candidate(h, t, sl[h][t]));
-            }
-        }
-        Comparator<Candidate> best = Comparator.comparingDouble((Candidate x) -> top ? -x.score : x.score)
-                .thenComparing(Comparator.comparingInt((Candidate x) -> x.index).reversed())
-                .thenComparingInt(x -> x.head);
-        cands.sort(best);
-        BitSet[] out = new BitSet[heads];
-        for (int h = 0; h < heads; h++) out[h] = new BitSet();
-        long left = Math.max(0, count);
-        List<Candidate> rest = cands;
-        if (floor > 0) {
-            int[] given = new int[heads];
-            List<Candidate> remaining = new ArrayList<>();
-            for (Candidate x : cands) {
-                if (given[x.head] < floor && left > 0) {
-                    out[x.head].set(x.index);
-                    given[x.head]++;
-                    left--;
-                } else {
-                    remaining.add(x);
-                }
-            }
-            rest = remaining;
-        }
-        for (Candidate x : rest) {
-            if (left <= 0) break;
-            out[x.head].set(x.index);
-            left--;
-        }
-        return sel(dom, out, false);
+        return sel(dom, Select.best(sl, heads, top, count, floor, dom == Axis.TOKEN ? es.lanes : null), false);
     }
 
     private static Sel combine(Sel a, Sel b, java.util.function.BinaryOperator<BitSet> f, boolean compensation) {
@@ -998,6 +958,11 @@ final class LaneView implements LaneContext {
 
     @Override
     public double quantile(double[] values, String axes, double p) {
+        return quantileOf(values, p);
+    }
+
+    /** The {@code p} quantile of all values, linear interpolation between order statistics (the interpreter's rule). */
+    static double quantileOf(double[] values, double p) {
         double[] all = values.clone();
         Arrays.sort(all);
         if (all.length == 0) return Double.NaN;
@@ -1326,12 +1291,7 @@ final class LaneView implements LaneContext {
 
         @Override
         public double quantile(double[] values, String axes, double p) {
-            double[] all = values.clone();
-            Arrays.sort(all);
-            if (all.length == 0) return Double.NaN;
-            double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
-            int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
-            return all[lo] + (all[hi] - all[lo]) * (q - lo);
+            return quantileOf(values, p);
         }
 
         @Override

@@ -83,7 +83,7 @@ public final class NativeRunner implements PolicyRunner {
             PolicyIr.Handler h = p.handlers().get(i);
             body[i] = kernel(index, LoopLowering.bodyName(i, h), code);
             limit[i] = h.limit() == null ? -1 : kernel(index, LoopLowering.limitName(i, h), code);
-            attends[i] = attends(h.body());
+            attends[i] = IrWalk.attends(h.body());
         }
         Map<String, Integer> inits = new HashMap<>();
         for (PolicyIr.State s : p.states()) if (s.init() != null) inits.put(s.name(), kernel(index, LoopLowering.initName(s), code));
@@ -95,21 +95,13 @@ public final class NativeRunner implements PolicyRunner {
         }
         java.util.Set<String> cacheable = new java.util.HashSet<>();
         for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
-        return new ClassInfo(p, code, body, limit, attends, inits, standing, readsAttention(p), observe, fusable(p), cacheable);
+        return new ClassInfo(p, code, body, limit, attends, inits, standing, IrWalk.readsAttention(p), observe, fusable(p), cacheable);
     }
 
     private static int kernel(Map<String, Integer> index, String name, CompiledLaneClass code) {
         Integer k = index.get(name);
         if (k == null) throw new IllegalArgumentException("compiled lane class " + code.policy() + " has no kernel " + name);
         return k;
-    }
-
-    static boolean attends(dev.kvpc.ir.Block b) {
-        for (Instr i : b.instrs()) {
-            if (i instanceof Instr.Attend) return true;
-            if (i instanceof Instr.If x && (attends(x.then()) || attends(x.otherwise()))) return true;
-        }
-        return false;
     }
 
     /**
@@ -138,27 +130,10 @@ public final class NativeRunner implements PolicyRunner {
         return ok[0];
     }
 
-    static boolean readsAttention(PolicyIr p) {
-        boolean[] found = {false};
-        IrWalk.forEachInstr(p, i -> {
-            if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
-                    || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
-        });
-        return found[0];
-    }
-
     static double constant(Computation c) {
-        for (Instr i : c.block().instrs()) {
-            if (i instanceof Instr.Def d && d.id() == c.result() && d.op() instanceof Op.Const k) {
-                return switch (k.value()) {
-                    case Long l -> l;
-                    case Double x -> x;
-                    case Boolean b -> b ? 1 : 0;
-                    default -> throw new IllegalArgumentException("constant " + k.value());
-                };
-            }
-        }
-        throw new IllegalArgumentException("value %" + c.result() + " is not a constant after specialisation");
+        Double v = IrWalk.constant(c);
+        if (v == null) throw new IllegalArgumentException("value %" + c.result() + " is not a constant after specialisation");
+        return v;
     }
 
     ClassInfo info(int laneClass) {

@@ -45,6 +45,24 @@ public final class PolicyJarWriter {
         return all;
     }
 
+    /**
+     * The manifest keys every jar has, for {@code program}'s exact shape (the entry class aside): a caller adds the
+     * predicted memory ({@code memory.*}) when it has it.
+     */
+    public static Map<String, String> manifest(Specialized program, String sourceSha256, String compilerVersion, java.util.Collection<String> evidence) {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put(PolicyManifest.KEY_FORMAT, Integer.toString(PolicyManifest.FORMAT_VERSION));
+        m.put(PolicyManifest.KEY_NAME, program.root());
+        m.put(PolicyManifest.KEY_SOURCE_SHA256, sourceSha256);
+        m.put(PolicyManifest.KEY_COMPILER_VERSION, compilerVersion);
+        m.put("shape.layers", Integer.toString(program.shape().layers()));
+        m.put("shape.heads", Integer.toString(program.shape().heads()));
+        m.put("shape.kv-heads", Integer.toString(program.shape().kvHeads()));
+        m.put("shape.head-dim", Integer.toString(program.shape().headDim()));
+        m.put(PolicyManifest.KEY_EVIDENCE, String.join(",", evidence));
+        return m;
+    }
+
     /** The jar's bytes; {@code manifest} holds every key but {@code entry.class}. */
     public static byte[] jar(Specialized program, String source, Map<String, String> manifest) {
         JvmPolicies compiled = JvmPolicies.compile(program, source);

@@ -6,9 +6,9 @@ import java.util.BitSet;
 import java.util.List;
 
 /**
- * {@code top}/{@code bottom} without a sort: the {@code count} best candidates under the interpreter's total order
- * (score, then the later index, then the lower head), found by selection in linear expected time over primitive
- * arrays. When most candidates are kept (an overflow step evicting a few), the few left out are selected instead.
+ * {@code top}/{@code bottom} over primitive arrays: the {@code count} best candidates under the interpreter's total
+ * order (score, then the later index, then the lower head), found by selection in linear expected time; with a
+ * per-head floor (each head first gets its best {@code floor}, the rest is filled globally) by one sort.
  */
 final class Select {
     private Select() {}
@@ -18,6 +18,10 @@ final class Select {
      * compensation entry).
      */
     static BitSet[] best(double[][] score, int heads, boolean top, long count, List<Lane> lanes) {
+        return best(score, heads, top, count, -1, lanes);
+    }
+
+    static BitSet[] best(double[][] score, int heads, boolean top, long count, long floor, List<Lane> lanes) {
         int total = 0;
         for (double[] row : score) total += row.length;
         int[] head = new int[total], index = new int[total];
@@ -41,6 +45,30 @@ final class Select {
         int k = (int) Math.max(0, Math.min(count, m));
         int[] order = new int[m];
         for (int i = 0; i < m; i++) order[i] = i;
+        if (floor > 0) {
+            // every candidate in order: each head's best floor first, then the rest in order
+            Integer[] sorted = new Integer[m];
+            for (int i = 0; i < m; i++) sorted[i] = i;
+            java.util.Arrays.sort(sorted, (a, b) -> a.equals(b) ? 0 : before(a, b, key, index, head) ? -1 : 1);
+            int[] given = new int[heads];
+            long left = k;
+            List<Integer> rest = new java.util.ArrayList<>();
+            for (int c : sorted) {
+                if (given[head[c]] < floor && left > 0) {
+                    out[head[c]].set(index[c]);
+                    given[head[c]]++;
+                    left--;
+                } else {
+                    rest.add(c);
+                }
+            }
+            for (int c : rest) {
+                if (left <= 0) break;
+                out[head[c]].set(index[c]);
+                left--;
+            }
+            return out;
+        }
         if (k == m) {
             for (int i = 0; i < m; i++) out[head[i]].set(index[i]);
             return out;

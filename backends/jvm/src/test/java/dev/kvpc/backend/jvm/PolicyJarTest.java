@@ -40,17 +40,7 @@ class PolicyJarTest {
     static Path dir;
 
     static Map<String, String> manifest(Specialized s) {
-        Map<String, String> m = new LinkedHashMap<>();
-        m.put("kvpc.format", "1");
-        m.put("policy.name", s.root());
-        m.put("policy.source-sha256", "0".repeat(64));
-        m.put("compiler.version", "test");
-        m.put("shape.layers", Integer.toString(s.shape().layers()));
-        m.put("shape.heads", Integer.toString(s.shape().heads()));
-        m.put("shape.kv-heads", Integer.toString(s.shape().kvHeads()));
-        m.put("shape.head-dim", Integer.toString(s.shape().headDim()));
-        m.put("evidence", "");
-        return m;
+        return PolicyJarWriter.manifest(s, "0".repeat(64), "test", List.of());
     }
 
     static LoadedPolicy write(Specialized s) throws Exception {

@@ -10,18 +10,42 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
-/** Selection gives the sort's choice under the interpreter's order: score, later index, lower head; NaN never ranks. */
+/** Selection gives the sort's choice under the interpreter's order: score, later index, lower head; NaN never ranks; per-head floors. */
 class SelectTest {
     record C(int head, int index, double score) {}
 
     static BitSet[] bySort(double[][] s, boolean top, long count) {
+        return bySort(s, top, count, -1);
+    }
+
+    /** The interpreter's rule written plainly: sort, each head's best floor first, then the rest in order. */
+    static BitSet[] bySort(double[][] s, boolean top, long count, long floor) {
         List<C> cands = new ArrayList<>();
         for (int h = 0; h < s.length; h++) for (int t = 0; t < s[h].length; t++) if (!Double.isNaN(s[h][t])) cands.add(new C(h, t, s[h][t]));
         cands.sort(Comparator.comparingDouble((C x) -> top ? -x.score : x.score).thenComparing(Comparator.comparingInt((C x) -> x.index).reversed())
                 .thenComparingInt(C::head));
         BitSet[] out = new BitSet[s.length];
         for (int h = 0; h < s.length; h++) out[h] = new BitSet();
-        for (int i = 0; i < Math.min(count, cands.size()); i++) out[cands.get(i).head].set(cands.get(i).index);
+        long left = Math.max(0, count);
+        List<C> rest = cands;
+        if (floor > 0) {
+            int[] given = new int[s.length];
+            rest = new ArrayList<>();
+            for (C x : cands) {
+                if (given[x.head] < floor && left > 0) {
+                    out[x.head].set(x.index);
+                    given[x.head]++;
+                    left--;
+                } else {
+                    rest.add(x);
+                }
+            }
+        }
+        for (C x : rest) {
+            if (left <= 0) break;
+            out[x.head].set(x.index);
+            left--;
+        }
         return out;
     }
 
@@ -40,6 +64,8 @@ class SelectTest {
             boolean top = r.nextBoolean();
             long count = r.nextInt(heads * n + 3);
             assertArrayEquals(bySort(s, top, count), Select.best(s, heads, top, count, null), "trial " + trial);
+            long floor = r.nextInt(4);
+            assertArrayEquals(bySort(s, top, count, floor), Select.best(s, heads, top, count, floor, null), "trial " + trial + " floor " + floor);
         }
     }
 }
