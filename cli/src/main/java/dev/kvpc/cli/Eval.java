@@ -1,6 +1,8 @@
 package dev.kvpc.cli;
 
 import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Deployment;
+import dev.kvpc.embed.Kvpc;
 import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.memory.MemoryModel;
 import dev.kvpc.compiler.model.ModelShape;
@@ -41,17 +43,71 @@ final class Eval {
     /** A model to evaluate: weights, tokenizer, how text becomes ids, the context it was trained at, its text. */
     record Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text) {}
 
-    /** One row's policy: a stdlib policy with parameters, or the full cache; {@code budget} the fraction of the context. */
-    record Policy(String label, String name, Map<String, Object> params, double budget) {
-        boolean full() {
-            return name.equals("full");
+    /**
+     * One row's policy: a stdlib policy with parameters, the full cache, or a user's {@code .kvp} file (its policy
+     * {@code name}, null for its last) or {@code .jar}; {@code budget} the fraction of the context (NaN: none), {@code
+     * attention} the variant it runs under (null: standard, or a config's own).
+     */
+    record Policy(String label, String name, Map<String, Object> params, double budget, Path file, String attention) {
+        Policy(String label, String name, Map<String, Object> params, double budget) {
+            this(label, name, params, budget, null, null);
         }
+
+        /** The baseline: the full cache under standard attention. */
+        boolean full() {
+            return file == null && attention == null && name.equals("full");
+        }
+
+        /** What plots colour and join into lines: the policy under its variant. */
+        String family() {
+            return (file == null ? name : label.replaceFirst(" @.*$", "")) + (attention == null ? "" : " @" + attention);
+        }
+
+        Policy under(String variant) {
+            return variant == null ? this : new Policy(label + " @" + variant, name, params, budget, file, variant);
+        }
+    }
+
+    /**
+     * The rows of a run: each of {@code names} (core policies at each budget fraction of {@code context}, or files) under
+     * each of {@code variants} (null: the standard attention).
+     */
+    static List<Policy> policies(List<String> names, double[] fractions, int context, int headDim, List<String> variants) {
+        List<Policy> base = core(names, fractions, context, headDim), out = new ArrayList<>();
+        for (Policy p : base) {
+            boolean jar = p.file() != null && p.file().toString().endsWith(".jar");
+            if (jar && !variants.contains(null)) {
+                throw new IllegalArgumentException(p.file() + ": a compiled policy jar carries its attention variant; --attention applies to .kvp files and core policies");
+            }
+        }
+        for (String v : variants) {
+            for (Policy p : base) {
+                // a jar runs once, under the variant compiled into it
+                if (v != null && p.file() != null && p.file().toString().endsWith(".jar")) continue;
+                out.add(p.under(v));
+            }
+        }
+        return out;
+    }
+
+    /** A policy file named on the command line: FILE.jar, FILE.kvp or FILE.kvp:NAME. */
+    static Policy file(String spec) {
+        int colon = spec.lastIndexOf(".kvp:");
+        String path = colon < 0 ? spec : spec.substring(0, colon + 4), name = colon < 0 ? null : spec.substring(colon + 5);
+        Path file = Path.of(path);
+        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(path + ": no such file");
+        String stem = file.getFileName().toString().replaceFirst("\\.(kvp|jar)$", "");
+        return new Policy(name != null ? name : stem, name, Map.of(), Double.NaN, file, null);
     }
 
     /** The policies of the default run at a budget fraction of a context. */
     static List<Policy> core(List<String> names, double[] fractions, int context, int headDim) {
         List<Policy> out = new ArrayList<>();
         for (String n : names) {
+            if (n.endsWith(".jar") || n.endsWith(".kvp") || n.contains(".kvp:")) {
+                out.add(file(n));
+                continue;
+            }
             if (n.equals("full")) {
                 out.add(new Policy("full", "full", Map.of(), 1.0));
                 continue;
@@ -88,16 +144,35 @@ final class Eval {
     record Compiled(PolicyRunner runner, Specialized program) {}
 
     static Compiled compile(Policy p, ModelSpec shape, Path scratch) throws IOException {
+        if (p.file() != null) {
+            try {
+                if (p.file().toString().endsWith(".jar")) return new Compiled(Kvpc.load(p.file(), shape), Kvpc.program(p.file(), shape));
+                Specialized s = Kvpc.specialise(p.file(), shape, p.name(), p.params(), p.attention());
+                return new Compiled(Kvpc.runner(s), s);
+            } catch (Kvpc.CompileException | dev.kvpc.runtime.load.PolicyLoadException e) {
+                throw new IllegalArgumentException(p.label() + " does not compile for this model:\n" + e.getMessage());
+            }
+        }
         Path file = scratch.resolve("eval_" + p.name() + ".kvp");
         if (!Files.exists(file)) Files.writeString(file, "import \"" + p.name() + ".kvp\"\n");
         ModelShape ms = new ModelShape("eval", shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
-        Frontend.Result r = Frontend.check(file, ms);
+        String root = p.name();
+        Map<String, Object> params = p.params();
+        Frontend.Result r;
+        if (p.attention() != null) {
+            // a core policy under a variant: the config kvpc run --attention generates
+            r = Frontend.checkText(Deployment.NAME, Deployment.text(p.name() + ".kvp", p.name(), p.params(), p.attention()), scratch, ms);
+            root = Deployment.CONFIG;
+            params = Map.of();
+        } else {
+            r = Frontend.check(file, ms);
+        }
         if (!r.ok()) {
             StringBuilder sb = new StringBuilder();
             r.diagnostics().all().forEach(d -> sb.append(r.renderer().render(d)));
             throw new IllegalArgumentException(p.label() + " does not check for this model:\n" + sb);
         }
-        Specialized s = Compilation.optimise(r.program(), p.name(), p.params(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { });
         // the full cache runs on the engine's own path (no policy at all); its program is kept for the prediction
         if (p.full()) return new Compiled(LlamaEngine.fullCache(), s);
         for (Backend b : ServiceLoader.load(Backend.class)) {
@@ -288,6 +363,8 @@ final class Eval {
         m.put("policy", r.policy().label());
         m.put("name", r.policy().name());
         m.put("params", r.policy().params());
+        if (r.policy().file() != null) m.put("file", r.policy().file().toString());
+        if (r.policy().attention() != null) m.put("attention", r.policy().attention());
         m.put("budget", Double.isNaN(r.policy().budget()) ? null : r.policy().budget());
         Perplexity p = r.perplexity();
         if (p != null) {

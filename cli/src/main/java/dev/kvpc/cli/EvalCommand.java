@@ -34,8 +34,13 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--model", paramLabel = "M", description = "A model to evaluate (.gguf with its tokenizer, or a llama2.c .bin with tok*.bin beside it); repeatable (default: the embedded model, and stories260K when present).")
     List<Path> models = new ArrayList<>();
 
-    @Option(names = "--policies", split = ",", paramLabel = "P,...", description = "Policies (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,kivi).")
+    @Option(names = "--policies", split = ",", paramLabel = "P,...", description = {"Policies: core names, each at every budget (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,kivi),",
+            "or files, one row each: FILE.kvp (its last policy or config), FILE.kvp:NAME, FILE.jar (from kvpc compile)."})
     List<String> policies = new ArrayList<>(List.of("full", "window", "streaming_llm", "h2o", "tova", "snapkv", "pyramidkv", "kivi"));
+
+    @Option(names = "--attention", split = ",(?![^(]*\\))", paramLabel = "V,...", description = {"Attention variants: every policy runs under each (softcap, softcap(cap = 30.0), alibi, sliding(w = 256), sigmoid,",
+            "or one a .kvp policy file declares); 'standard' is the usual attention (default: standard only)."})
+    List<String> attention = new ArrayList<>(List.of("standard"));
 
     @Option(names = "--budgets", split = ",", paramLabel = "F,...", description = "Budgets as fractions of the trained context (default 0.125,0.25,0.5).")
     double[] budgets = {0.125, 0.25, 0.5};
@@ -110,7 +115,14 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         Path scratch = Files.createTempDirectory("kvpc-eval");
         List<Eval.Row> rows = new ArrayList<>();
         long t0 = System.nanoTime();
-        for (Eval.Model m : ms) rows.addAll(evaluate(m, scratch, err));
+        try {
+            for (Eval.Model m : ms) rows.addAll(evaluate(m, scratch, err));
+        } catch (IllegalArgumentException e) {
+            // a policy that is not there or does not check for a model: said before any work on that model
+            err.println("kvpc eval: " + e.getMessage());
+            err.flush();
+            return Main.INVALID;
+        }
         err.printf(Locale.ROOT, "%nevaluated %d rows in %.0f s%n", rows.size(), (System.nanoTime() - t0) / 1e9);
         out.print(table(rows));
         Map<String, Integer> contexts = new LinkedHashMap<>();
@@ -135,7 +147,12 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         if (ids.length < lens[lens.length - 1] + 2) throw new IllegalArgumentException(m.name() + ": its text has " + ids.length + " tokens, fewer than the longest length");
         List<String> fillers = Eval.fillers(m.text());
         boolean doPpl = tasks.contains("perplexity"), doPk = tasks.contains("passkey") && m.name().equals("kvpc-tiny");
-        List<Eval.Policy> ps = Eval.core(policies, budgets, ctx, m.weights().headSize);
+        List<String> variants = new ArrayList<>();
+        for (String a : attention) variants.add(a.strip().equals("standard") ? null : a.strip());
+        List<Eval.Policy> ps = Eval.policies(policies, budgets, ctx, m.weights().headSize, variants);
+        // compile every row first: a policy that does not check for this model stops the run before any work
+        Map<Eval.Policy, Eval.Compiled> compiled = new LinkedHashMap<>();
+        for (Eval.Policy p : ps) compiled.put(p, Eval.compile(p, m.weights().spec(), scratch));
         // units of progress: 64 decoded tokens, one pass-key document
         long perPolicy = (doPpl ? (long) windows * lens[lens.length - 1] / 64 : 0) + (doPk ? (long) pk.length * depths.length * samples : 0);
         Progress progress = new Progress(err, m.name(), perPolicy * ps.size());
@@ -144,7 +161,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             List<Future<Eval.Row>> fs = new ArrayList<>();
             for (Eval.Policy p : ps) {
                 fs.add(pool.submit(() -> {
-                    Eval.Compiled c = Eval.compile(p, m.weights().spec(), scratch);
+                    Eval.Compiled c = compiled.get(p);
                     progress.status(p.label());
                     Eval.Perplexity ppl = doPpl ? Eval.perplexity(m, c, ids, lens, windows, progress::tick) : null;
                     Eval.Grid grid = doPk ? Eval.grid(m, c, fillers, pk, depths, samples, seed, progress::tick) : null;

@@ -183,7 +183,7 @@ final class EvalReport {
     static Map<String, Color> colours(List<Eval.Row> rows) {
         Map<String, Color> out = new LinkedHashMap<>();
         out.put("full", Color.BLACK);
-        for (Eval.Row r : rows) if (!r.policy().full()) out.computeIfAbsent(r.policy().name(), k -> PALETTE[(out.size() - 1) % PALETTE.length]);
+        for (Eval.Row r : rows) if (!r.policy().full()) out.computeIfAbsent(r.policy().family(), k -> PALETTE[(out.size() - 1) % PALETTE.length]);
         return out;
     }
 
@@ -214,10 +214,10 @@ final class EvalReport {
                     ys.add(y);
                     XYSeries s = chart.addSeries(r.policy().full() ? "full cache" : r.policy().label(), new double[] {0, 1}, new double[] {y, y});
                     s.setMarker(SeriesMarkers.NONE);
-                    s.setLineColor(colours.get(r.policy().name()));
+                    s.setLineColor(colours.get(r.policy().family()));
                     s.setLineStyle(r.policy().full() ? SeriesLines.DASH_DASH : SeriesLines.DOT_DOT);
                 } else {
-                    families.computeIfAbsent(r.policy().name(), k -> new ArrayList<>()).add(r);
+                    families.computeIfAbsent(r.policy().family(), k -> new ArrayList<>()).add(r);
                 }
             }
             for (var fam : families.entrySet()) {
@@ -307,7 +307,7 @@ final class EvalReport {
             if (p == null || i >= p.lengths().length || !finite(p.ppl(i))) continue;
             XYSeries s = chart.addSeries(r.policy().label(), new double[] {p.measuredBytes() / 1024.0}, new double[] {p.ppl(i)});
             points.add(new Point(r.policy().label(), p.measuredBytes(), p.ppl(i)));
-            s.setMarkerColor(colours.get(r.policy().name()));
+            s.setMarkerColor(colours.get(r.policy().family()));
             Integer b = r.policy().full() ? null : budgetMarker.get(r.policy().budget());
             s.setMarker(r.policy().full() ? SeriesMarkers.CIRCLE : b == null ? SeriesMarkers.CROSS : MARKERS[b % MARKERS.length]);
         }

@@ -57,6 +57,48 @@ class EvalCliTest {
     }
 
     @Test
+    void policyFilesJarsAndAttentionVariantsAreRows() throws Exception {
+        Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
+        Path kvp = Files.writeString(dir.resolve("mine.kvp"), "import \"h2o.kvp\"\npolicy small = h2o(budget = 24)\npolicy big = h2o(budget = 64)\n");
+        Path jar = dir.resolve("window.jar");
+        CliRunner c = CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/window.kvp").toString(), "--model", "layers=4,heads=8,kv-heads=2,head-dim=16",
+                "--param", "size=32", "-o", jar.toString());
+        assertEquals(0, c.code(), c.err());
+        CliRunner r = CliRunner.run("eval", "--model", model.toString(), "--policies", "full," + kvp + ":small," + kvp + "," + jar, "--tasks", "perplexity",
+                "--lengths", "48,96", "--attention", "standard,sliding(w = 8)", "--threads", "1", "--out", dir.resolve("o").toString());
+        assertEquals(0, r.code(), r.err());
+        for (String row : new String[] {"full ", "small ", "mine ", "window ", "full @sliding(w = 8)", "small @sliding(w = 8)", "mine @sliding(w = 8)"}) {
+            assertTrue(r.out().contains("\n" + row), row + " in\n" + r.out());
+        }
+        String json = Files.readString(dir.resolve("o/results.json"));
+        var m = java.util.regex.Pattern.compile("\"measured_kv_bytes\": (\\d+), \"predicted_kv_bytes\": (\\d+)").matcher(json);
+        int rows = 0;
+        for (; m.find(); rows++) assertEquals(Double.parseDouble(m.group(2)), Double.parseDouble(m.group(1)), 0.05 * Double.parseDouble(m.group(2)), json);
+        assertEquals(7, rows, json);
+        // the jar holds 32 entries a lane, small 24 and the file's last policy (big) 64: 4 layers x 2 lanes x 128 B an
+        // entry (f32 keys and values of 16 channels), plus H2O's f32 score per entry
+        assertTrue(json.contains("\"measured_kv_bytes\": " + 24 * 8 * (128 + 4) + ","), json);
+        assertTrue(json.contains("\"measured_kv_bytes\": " + 64 * 8 * (128 + 4) + ","), json);
+        assertTrue(json.contains("\"measured_kv_bytes\": " + 32 * 8 * 128 + ","), json);
+        // an 8-token window changes what the model attends, so its perplexity
+        assertNotEquals(ppl(json, "full"), ppl(json, "full @sliding(w = 8)"));
+        // a variant with a jar, or a policy that is not there, stops the run with the reason
+        CliRunner bad = CliRunner.run("eval", "--model", model.toString(), "--policies", jar.toString(), "--attention", "softcap", "--out", dir.resolve("p").toString());
+        assertEquals(Main.INVALID, bad.code());
+        assertTrue(bad.err().contains("a compiled policy jar carries its attention variant"), bad.err());
+        bad = CliRunner.run("eval", "--model", model.toString(), "--policies", kvp + ":nope", "--out", dir.resolve("p").toString());
+        assertEquals(Main.INVALID, bad.code());
+        assertTrue(bad.err().contains("has no policy or config named 'nope'"), bad.err());
+    }
+
+    /** The first perplexity figure of a row. */
+    private static String ppl(String json, String policy) {
+        var m = java.util.regex.Pattern.compile("\"policy\": \"" + java.util.regex.Pattern.quote(policy) + "\".*?\"ppl\": ([0-9.]+)").matcher(json);
+        assertTrue(m.find(), policy + " in " + json);
+        return m.group(1);
+    }
+
+    @Test
     void outMustBeADirectory() throws Exception {
         Path file = Files.writeString(dir.resolve("taken"), "x");
         CliRunner r = CliRunner.run(args(file));
