@@ -88,7 +88,6 @@ final class Eval {
     record Compiled(PolicyRunner runner, Specialized program) {}
 
     static Compiled compile(Policy p, ModelSpec shape, Path scratch) throws IOException {
-        if (p.full()) return new Compiled(LlamaEngine.fullCache(), null);
         Path file = scratch.resolve("eval_" + p.name() + ".kvp");
         if (!Files.exists(file)) Files.writeString(file, "import \"" + p.name() + ".kvp\"\n");
         ModelShape ms = new ModelShape("eval", shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
@@ -99,6 +98,8 @@ final class Eval {
             throw new IllegalArgumentException(p.label() + " does not check for this model:\n" + sb);
         }
         Specialized s = Compilation.optimise(r.program(), p.name(), p.params(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        // the full cache runs on the engine's own path (no policy at all); its program is kept for the prediction
+        if (p.full()) return new Compiled(LlamaEngine.fullCache(), s);
         for (Backend b : ServiceLoader.load(Backend.class)) {
             if (!b.name().equals("jvm")) continue;
             PolicyRunner runner = b.runner(s, PolicyRunner.class);
@@ -151,7 +152,7 @@ final class Eval {
             }
         }
         double secs = decodeNanos / 1e9;
-        long predicted = c.program() == null ? -1 : predicted(c.program(), max);
+        long predicted = c.program() == null ? -1 : predicted(c.program(), lengths[0], max);
         return new Perplexity(lengths, nll, count, secs, decoded, measured, predicted);
     }
 
@@ -162,8 +163,9 @@ final class Eval {
         return b;
     }
 
-    static long predicted(Specialized s, long context) {
-        MemoryModel.Report r = MemoryModel.predict(s, context, "f32");
+    /** {@code kvpc memory --prompt PROMPT --context CONTEXT --dtype f32}: the perplexity run's scenario. */
+    static long predicted(Specialized s, long prompt, long context) {
+        MemoryModel.Report r = MemoryModel.predict(s, prompt, context, "f32");
         return r.totalSteady();
     }
 
@@ -222,8 +224,12 @@ final class Eval {
     static Answer answer(Model m, Compiled c, Passkey p) {
         try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
             long t0 = System.nanoTime();
-            // the prompt is one prefill step, as a host runs a prompt: prefill-time policies (SnapKV) act on it
-            float[] logits = e.prefill(p.prompt(), 0, p.prompt().length);
+            // the prompt is one prefill step, as a host runs a prompt: prefill-time policies (SnapKV) act on it; a
+            // prompt longer than the trained context runs in chunks of a quarter of it, with the policy acting after
+            // each, so that no step attends over more than the model was trained on unless the policy keeps it all
+            int n = p.prompt().length, chunk = chunk(m, n);
+            float[] logits = e.prefill(p.prompt(), 0, Math.min(n, chunk));
+            for (int at = chunk; at < n; at += chunk) logits = e.prefill(p.prompt(), at, Math.min(chunk, n - at));
             double promptSecs = (System.nanoTime() - t0) / 1e9;
             int steps = m.encode().apply(" " + p.key()).length + 1;
             ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -237,6 +243,11 @@ final class Eval {
             String text = out.toString(StandardCharsets.UTF_8).strip();
             return new Answer(text.startsWith(p.key()), promptSecs, p.prompt().length);
         }
+    }
+
+    /** Prefill step size for a prompt of {@code n} tokens: all of it, or a quarter of the trained context if longer. */
+    static int chunk(Model m, int n) {
+        return n <= m.trainedContext() ? n : Math.max(1, m.trainedContext() / 4);
     }
 
     static int argmax(float[] v) {

@@ -122,7 +122,14 @@ final class EvalReport {
             List<String> header = new ArrayList<>(List.of("policy"));
             if (first.perplexity() != null) for (int l : first.perplexity().lengths()) header.add("ppl@" + l);
             if (first.grid() != null) header.add("passkey");
-            header.addAll(List.of("KV bytes", "predicted", "diff", "decode/s", "prompt/s"));
+            header.addAll(List.of("KV bytes", "predicted", "diff", "decode/s", "x full", "prompt/s", "x full"));
+            // throughput as a ratio to the full cache's in the same run
+            double fullDecode = Double.NaN, fullPrompt = Double.NaN;
+            for (Eval.Row r : e.getValue()) {
+                if (!r.policy().full()) continue;
+                if (r.perplexity() != null) fullDecode = r.perplexity().decoded() / r.perplexity().decodeSeconds();
+                if (r.grid() != null) fullPrompt = r.grid().promptTokens() / r.grid().promptSeconds();
+            }
             List<List<String>> cells = new ArrayList<>();
             for (Eval.Row r : e.getValue()) {
                 List<String> c = new ArrayList<>(List.of(r.policy().label()));
@@ -135,11 +142,15 @@ final class EvalReport {
                     c.add(Long.toString(p.measuredBytes()));
                     c.add(p.predictedBytes() < 0 ? "" : Long.toString(p.predictedBytes()));
                     c.add(p.predictedBytes() <= 0 ? "" : f("%+.1f%%", 100.0 * (p.measuredBytes() - p.predictedBytes()) / p.predictedBytes()));
-                    c.add(f("%.1f", p.decoded() / p.decodeSeconds()));
+                    double rate = p.decoded() / p.decodeSeconds();
+                    c.add(f("%.1f", rate));
+                    c.add(Double.isNaN(fullDecode) ? "" : f("%.2f", rate / fullDecode));
                 } else {
-                    c.addAll(List.of("", "", "", ""));
+                    c.addAll(List.of("", "", "", "", ""));
                 }
-                c.add(r.grid() == null ? "" : f("%.1f", r.grid().promptTokens() / r.grid().promptSeconds()));
+                double prompt = r.grid() == null ? Double.NaN : r.grid().promptTokens() / r.grid().promptSeconds();
+                c.add(Double.isNaN(prompt) ? "" : f("%.1f", prompt));
+                c.add(Double.isNaN(prompt) || Double.isNaN(fullPrompt) ? "" : f("%.2f", prompt / fullPrompt));
                 cells.add(c);
             }
             out.add(new Table(e.getKey(), header, cells));
@@ -417,7 +428,7 @@ final class EvalReport {
         sb.append("</ul>\n");
         sb.append("<p>ppl@N: perplexity of the tokens after the previous length up to N, decoded token by token under the policy. passkey: ")
                 .append("share of pass-key documents answered. KV bytes: measured after the longest perplexity run; predicted: <code>kvpc memory</code>'s figure. ")
-                .append("decode/s and prompt/s: tokens per second. Raw figures: <a href=\"results.json\">results.json</a>.</p>\n");
+                .append("decode/s and prompt/s: tokens per second (x full: as a ratio to the full cache's in the same run). Raw figures: <a href=\"results.json\">results.json</a>.</p>\n");
         for (Table t : tables(run.rows())) {
             sb.append("<h2>").append(esc(t.model())).append("</h2>\n<table>\n<tr>");
             for (String h : t.header()) sb.append("<th>").append(esc(h)).append("</th>");
@@ -446,7 +457,7 @@ final class EvalReport {
         for (String n : run.notes()) sb.append("- ").append(n).append('\n');
         sb.append("\nppl@N: perplexity of the tokens after the previous length up to N, decoded token by token under the policy. passkey: share of ")
                 .append("pass-key documents answered. KV bytes: measured after the longest perplexity run; predicted: `kvpc memory`'s figure. ")
-                .append("decode/s and prompt/s: tokens per second. Raw figures: [results.json](results.json); the same as a page: [index.html](index.html).\n");
+                .append("decode/s and prompt/s: tokens per second (x full: as a ratio to the full cache's in the same run). Raw figures: [results.json](results.json); the same as a page: [index.html](index.html).\n");
         for (Table t : tables(run.rows())) {
             sb.append("\n## ").append(t.model()).append("\n\n|");
             for (String h : t.header()) sb.append(' ').append(mdCell(h)).append(" |");

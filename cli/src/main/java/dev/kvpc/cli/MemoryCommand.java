@@ -20,7 +20,8 @@ import java.util.concurrent.Callable;
 
 @Command(name = "memory", description = {"Predict the KV-cache memory a policy takes on a model at a context length:",
         "per layer and head, entries at their precision, quantisation scales, state, and the transient peaks of",
-        "prefill and decode, with totals and the ratio to the full cache. The scenario: a prompt of N tokens."})
+        "prefill and decode, with totals and the ratio to the full cache. The scenario: a prompt of --prompt tokens",
+        "(default: the whole context) in one prefill step, then decode steps up to --context tokens."})
 final class MemoryCommand implements Callable<Integer> {
     @Parameters(paramLabel = "FILE", description = "A KVP file.")
     Path file;
@@ -49,6 +50,9 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--context", required = true, paramLabel = "N", description = "Context length in tokens.")
     long context;
 
+    @Option(names = "--prompt", paramLabel = "N", description = "Prompt tokens, run as one prefill step; the rest of the context is decoded token by token (default: the whole context is the prompt).")
+    Long prompt;
+
     @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack, as for kvpc ir.")
     int slack;
 
@@ -75,6 +79,7 @@ final class MemoryCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "model: " + e.getMessage());
         }
         if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
+        if (prompt != null && (prompt < 1 || prompt > context)) throw new CommandLine.ParameterException(spec.commandLine(), "--prompt must be 1.." + context + " (the context)");
         if (!dtype.matches("f32|f16|bf16")) throw new CommandLine.ParameterException(spec.commandLine(), "--dtype must be f32, f16 or bf16");
         Frontend.Result r = Commands.check(file, shape, err);
         if (r == null) return Main.INVALID;
@@ -84,7 +89,7 @@ final class MemoryCommand implements Callable<Integer> {
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
-        MemoryModel.Report rep = MemoryModel.predict(s, context, dtype);
+        MemoryModel.Report rep = MemoryModel.predict(s, prompt == null ? context : prompt, context, dtype);
         out.print(json ? json(rep) : table(rep, shape));
         out.flush();
         return Main.OK;
@@ -92,7 +97,8 @@ final class MemoryCommand implements Callable<Integer> {
 
     static String table(MemoryModel.Report rep, ModelShape shape) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%s on %s, context %d, %s%n", rep.policy(), shape, rep.context(), rep.dtype()));
+        sb.append(String.format(Locale.ROOT, "%s on %s, context %d%s, %s%n", rep.policy(), shape, rep.context(),
+                rep.prompt() == rep.context() ? "" : " (prompt " + rep.prompt() + ", then " + (rep.context() - rep.prompt()) + " decoded)", rep.dtype()));
         sb.append(String.format(Locale.ROOT, "%-8s %-5s %9s %12s %10s %10s %12s %12s %12s  %s%n", "layers", "heads", "entries", "k+v", "scales",
                 "state", "steady", "prefill pk", "decode pk", "precision k/v"));
         // group identical consecutive rows
@@ -133,6 +139,7 @@ final class MemoryCommand implements Callable<Integer> {
         sb.append("{\n  \"policy\": \"").append(rep.policy()).append("\",\n");
         sb.append("  \"model\": {\"layers\": ").append(rep.shape().layers()).append(", \"heads\": ").append(rep.shape().heads())
                 .append(", \"kv_heads\": ").append(rep.shape().kvHeads()).append(", \"head_dim\": ").append(rep.shape().headDim()).append("},\n");
+        sb.append("  \"prompt\": ").append(rep.prompt()).append(",\n");
         sb.append("  \"context\": ").append(rep.context()).append(",\n  \"dtype\": \"").append(rep.dtype()).append("\",\n");
         sb.append("  \"total_steady_bytes\": ").append(rep.totalSteady()).append(",\n  \"full_cache_bytes\": ").append(rep.totalFull())
                 .append(",\n  \"ratio_to_full\": ").append(String.format(Locale.ROOT, "%.6f", rep.ratioToFull())).append(",\n");

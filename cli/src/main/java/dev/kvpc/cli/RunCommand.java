@@ -43,6 +43,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--param", paramLabel = "NAME=VALUE", description = "Give a parameter of the policy a value (repeatable).")
     Map<String, String> params = new LinkedHashMap<>();
 
+    @Option(names = "--attention", paramLabel = "V", description = {"An attention variant, with optional arguments: softcap, softcap(cap = 30.0), alibi, sliding(w = 256), sigmoid,",
+            "or one declared in P.kvp (default: standard, or the config's own). The policy runs under it on every layer."})
+    String attention;
+
     @Option(names = "--prompt", defaultValue = "", paramLabel = "TEXT", description = "The text to continue (default: none).")
     String prompt;
 
@@ -107,8 +111,8 @@ final class RunCommand implements Callable<Integer> {
         ModelSpec shape = m.spec();
         PolicyRunner policy = LlamaEngine.fullCache();
         if (policyFile != null && policyFile.getFileName().toString().endsWith(".jar")) {
-            if (policyName != null || !params.isEmpty()) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "a compiled policy jar is already specialised: --name and --param apply to .kvp files");
+            if (policyName != null || !params.isEmpty() || attention != null) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "a compiled policy jar is already specialised: --name, --param and --attention apply to .kvp files");
             }
             try {
                 policy = Kvpc.load(policyFile, shape);
@@ -117,11 +121,14 @@ final class RunCommand implements Callable<Integer> {
                 err.flush();
                 return Main.INVALID;
             }
-        } else if (policyFile != null) {
+        } else if (policyFile != null || attention != null) {
+            if (policyFile == null && (policyName != null || !params.isEmpty())) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--name and --param apply to a --policy file");
+            }
             Map<String, Object> values = new LinkedHashMap<>();
             params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
             try {
-                policy = Kvpc.compile(policyFile, shape, policyName, values);
+                policy = Kvpc.compile(policyFile, shape, policyName, values, attention);
             } catch (Kvpc.CompileException e) {
                 err.print(e.getMessage());
                 err.flush();

@@ -69,6 +69,30 @@ class RunCliTest {
     }
 
     @Test
+    void anAttentionVariantChangesWhatTheModelAttends() {
+        String model = CliRunner.root().resolve("models/kvpc-tiny").toString();
+        CliRunner standard = CliRunner.run("run", "--model", model, "--prompt", "The whale", "-n", "40");
+        assertEquals(0, standard.code(), standard.err());
+        // a window wider than the text masks nothing: the same tokens; a 4-token window changes them
+        CliRunner wide = CliRunner.run("run", "--model", model, "--prompt", "The whale", "-n", "40", "--attention", "sliding(w = 4096)");
+        assertEquals(0, wide.code(), wide.err());
+        assertEquals(standard.out(), wide.out());
+        CliRunner narrow = CliRunner.run("run", "--model", model, "--prompt", "The whale", "-n", "40", "--attention", "sliding(4)");
+        assertEquals(0, narrow.code(), narrow.err());
+        assertNotEquals(standard.out(), narrow.out());
+        // under a policy, with its parameters
+        String h2o = CliRunner.root().resolve("stdlib-policies/h2o.kvp").toString();
+        CliRunner both = CliRunner.run("run", "--model", model, "--policy", h2o, "--param", "budget=16", "--prompt", "The whale", "-n", "40",
+                "--attention", "softcap(cap = 0.1)");
+        assertEquals(0, both.code(), both.err());
+        assertNotEquals(standard.out(), both.out());
+        // a misspelt variant is reported on the generated text, with a suggestion
+        CliRunner bad = CliRunner.run("run", "--model", model, "--attention", "softcapp");
+        assertEquals(Main.INVALID, bad.code());
+        assertTrue(bad.err().contains("<--attention>:4:15: error[E104]: unknown attention variant 'softcapp'") && bad.err().contains("did you mean 'softcap'"), bad.err());
+    }
+
+    @Test
     void badInputIsAClearError() {
         CliRunner r = CliRunner.run("run", "--model", models().resolve("no-such.gguf").toString());
         assertEquals(Main.INVALID, r.code());

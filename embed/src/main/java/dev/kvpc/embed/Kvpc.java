@@ -1,6 +1,7 @@
 package dev.kvpc.embed;
 
 import dev.kvpc.compiler.api.Compilation;
+import dev.kvpc.compiler.api.Deployment;
 import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.diag.Diagnostic;
 import dev.kvpc.compiler.model.ModelShape;
@@ -39,7 +40,25 @@ public final class Kvpc {
      * @param params parameter values replacing defaults (may be empty)
      */
     public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, Object> params) throws CompileException {
+        return compile(file, model, policy, params, null);
+    }
+
+    /**
+     * As {@link #compile(Path, ModelSpec, String, Map)}, under the attention variant {@code attention} (a name with
+     * optional arguments, {@code softcap(cap = 30.0)}, declared in {@code file} or the standard {@code variants.kvp};
+     * null: the policy's own). {@code file} null means the full cache of the standard library.
+     */
+    public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, Object> params, String attention) throws CompileException {
+        return runner(specialise(file, model, policy, params, attention));
+    }
+
+    /** The specialised program {@link #compile(Path, ModelSpec, String, Map, String)} runs. */
+    public static Specialized specialise(Path file, ModelSpec model, String policy, Map<String, Object> params, String attention) throws CompileException {
         ModelShape shape = new ModelShape("host", model.layers(), model.heads(), model.kvHeads(), model.headDim());
+        if (file == null) {
+            if (attention == null) throw new IllegalArgumentException("the full cache under the standard attention needs no compiling");
+            return deploy(null, shape, "full", Map.of(), attention);
+        }
         Frontend.Result r = Frontend.check(file, shape);
         if (!r.ok()) {
             throw new CompileException(r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining()));
@@ -65,7 +84,27 @@ public final class Kvpc {
                 }
             }
         }
-        Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (pass, x) -> { });
+        if (attention != null) {
+            if (decl instanceof dev.kvpc.compiler.ast.Decl.Config) {
+                throw new CompileException(file + ": " + root + " is a config, which names its own attention variant; --attention applies to a policy");
+            }
+            return deploy(file, shape, root, params, attention);
+        }
+        return Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (pass, x) -> { });
+    }
+
+    /** {@code policy} of {@code file} (null: the standard library's) under {@code attention}, as a generated config. */
+    private static Specialized deploy(Path file, ModelShape shape, String policy, Map<String, Object> params, String attention) throws CompileException {
+        String text = Deployment.text(file == null ? policy + ".kvp" : file.toAbsolutePath().toString(), policy, params, attention);
+        Frontend.Result r = Frontend.checkText(Deployment.NAME, text, file == null ? null : file.toAbsolutePath().getParent(), shape);
+        if (!r.ok()) {
+            throw new CompileException(r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining()));
+        }
+        return Compilation.optimise(r.program(), Deployment.CONFIG, Map.of(), Pipeline.Options.DEFAULT, (pass, x) -> { });
+    }
+
+    /** The runner of a specialised program: the JVM backend's, or the interpreter's where it is the only one. */
+    public static PolicyRunner runner(Specialized s) {
         for (String preferred : new String[] {"jvm", "interp"}) {
             for (Backend b : ServiceLoader.load(Backend.class)) {
                 if (!b.name().equals(preferred)) continue;
@@ -93,18 +132,31 @@ public final class Kvpc {
      * @throws dev.kvpc.runtime.load.PolicyLoadException with a message for the user when any of that fails
      */
     public static PolicyRunner load(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
-        var loaded = dev.kvpc.runtime.load.PolicyJarLoader.load(jar, new dev.kvpc.runtime.load.ModelShapeSpec(model.layers(), model.heads(), model.kvHeads(), model.headDim()));
-        Class<? extends dev.kvpc.runtime.policy.CompiledPolicy> entry = loaded.entryClassAs(dev.kvpc.runtime.policy.CompiledPolicy.class);
-        dev.kvpc.runtime.policy.CompiledPolicy policy;
-        try {
-            policy = entry.getDeclaredConstructor().newInstance();
-        } catch (ReflectiveOperationException | LinkageError e) {
-            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": entry class " + entry.getName() + " cannot be instantiated: " + e, e);
-        }
+        dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
         try {
             return dev.kvpc.backend.jvm.JvmBackend.runner(policy);
         } catch (RuntimeException e) {
             throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program cannot be read: " + e.getMessage(), e);
+        }
+    }
+
+    /** The specialised program a policy jar carries (what {@code kvpc memory} predicts from), verified as {@link #load} does. */
+    public static Specialized program(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
+        dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
+        try {
+            return Specialized.parse(policy.program());
+        } catch (RuntimeException e) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program cannot be read: " + e.getMessage(), e);
+        }
+    }
+
+    private static dev.kvpc.runtime.policy.CompiledPolicy entry(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
+        var loaded = dev.kvpc.runtime.load.PolicyJarLoader.load(jar, new dev.kvpc.runtime.load.ModelShapeSpec(model.layers(), model.heads(), model.kvHeads(), model.headDim()));
+        Class<? extends dev.kvpc.runtime.policy.CompiledPolicy> entry = loaded.entryClassAs(dev.kvpc.runtime.policy.CompiledPolicy.class);
+        try {
+            return entry.getDeclaredConstructor().newInstance();
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": entry class " + entry.getName() + " cannot be instantiated: " + e, e);
         }
     }
 }

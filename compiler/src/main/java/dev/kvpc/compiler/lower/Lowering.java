@@ -16,6 +16,8 @@ import java.util.*;
  */
 public final class Lowering {
     private final CheckedProgram program;
+    /** Variants bound to a config's arguments ({@code attention softcap(cap = 30.0)}), named after both. */
+    private final List<AttentionIr> bound = new ArrayList<>();
 
     private Lowering(CheckedProgram program) {
         this.program = program;
@@ -33,6 +35,7 @@ public final class Lowering {
                 case Decl.Fn f -> { }
             }
         }
+        variants.addAll(l.bound);
         return new IrProgram(policies, variants);
     }
 
@@ -162,11 +165,33 @@ public final class Lowering {
             List<PolicyItem> items = new ArrayList<>();
             for (ConfigItem i : c.items()) {
                 switch (i) {
-                    case ConfigItem.AttentionUse a -> variant = a.variant().name().text();
+                    case ConfigItem.AttentionUse a -> variant = a.variant().argList().isEmpty() ? a.variant().name().text() : bind(a.variant(), c.name().text());
                     case Composition comp -> items.add((PolicyItem) comp);
                 }
             }
             return items(c.name().text(), params(c.paramList()), items, variant == null ? "standard" : variant);
+        }
+
+        /** The variant {@code ref} names with its parameters' defaults replaced by the arguments given there. */
+        private String bind(PolicyRef ref, String config) {
+            Decl.Attention target = (Decl.Attention) program.decls().get(ref.name().text());
+            // one lowering for the variant and its arguments, so that their values are numbered apart
+            PolicyLowering lowering = new PolicyLowering();
+            AttentionIr base = lowering.attention(target);
+            Map<String, Computation> args = new HashMap<>();
+            int pos = 0;
+            for (Arg a : ref.argList()) {
+                switch (a) {
+                    case Arg.Positional p -> args.put(target.paramList().get(pos++).name().text(), lowering.comp(p.value()));
+                    case Arg.Named n -> args.put(n.name().text(), lowering.comp(n.value()));
+                    case Arg.PerHeadAtLeast ph -> { }
+                }
+            }
+            List<PolicyIr.Param> params = new ArrayList<>();
+            for (PolicyIr.Param p : base.params()) params.add(args.containsKey(p.name()) ? new PolicyIr.Param(p.name(), p.kind(), args.get(p.name())) : p);
+            String name = base.name() + "_" + config;
+            bound.add(new AttentionIr(name, params, base.logits(), base.mask(), base.normalize()));
+            return name;
         }
 
         private PolicyIr.Use use(PolicyRef ref) {

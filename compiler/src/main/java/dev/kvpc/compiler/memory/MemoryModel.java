@@ -5,8 +5,10 @@ import dev.kvpc.ir.*;
 import java.util.*;
 
 /**
- * Predicted KV-cache memory of a specialised policy at a context length, per lane, from its IR: the scenario is a
- * prompt of {@code context} tokens (prefill) after which the lane is in its steady state. For each lane:
+ * Predicted KV-cache memory of a specialised policy, per lane, from its IR. The scenario is a prompt of {@code prompt}
+ * tokens run as one prefill step, then decode steps up to {@code context} tokens in all (a prompt of the whole context
+ * by default): prefill handlers act on the prompt only, decode, overflow and every-N handlers after each decoded
+ * token, so a prefill-only policy such as SnapKV holds its compressed prompt plus every decoded token. For each lane:
  * entries held, bytes of keys and values at their storage precision, quantisation scales, per-token / per-lane /
  * per-page state, and the transient peak of the prefill and of one decode step (entries before eviction, attention
  * rows and observed queries, selection scores). The runtime measures the same categories.
@@ -28,7 +30,7 @@ public final class MemoryModel {
     }
 
     /** The whole model: one {@link LaneMemory} per (layer, KV head), and the full cache's figure for comparison. */
-    public record Report(String policy, LaneShape shape, long context, String dtype, int dtypeBytes, LaneMemory[][] lanes, long fullBytesPerLane) {
+    public record Report(String policy, LaneShape shape, long prompt, long context, String dtype, int dtypeBytes, LaneMemory[][] lanes, long fullBytesPerLane) {
         public long totalSteady() {
             long t = 0;
             for (LaneMemory[] row : lanes) for (LaneMemory m : row) t += m.steadyBytes();
@@ -55,7 +57,14 @@ public final class MemoryModel {
 
     private MemoryModel() {}
 
+    /** A prompt of the whole context: the lane's state once a prompt of {@code context} tokens is processed. */
     public static Report predict(Specialized s, long context, String dtype) {
+        return predict(s, context, context, dtype);
+    }
+
+    /** A prompt of {@code prompt} tokens in one prefill step, then decode steps up to {@code context} tokens. */
+    public static Report predict(Specialized s, long prompt, long context, String dtype) {
+        if (prompt < 1 || prompt > context) throw new IllegalArgumentException("the prompt must be 1.." + context + " tokens, not " + prompt);
         int dtypeBytes = switch (dtype) {
             case "f32" -> 4;
             case "f16", "bf16" -> 2;
@@ -63,21 +72,21 @@ public final class MemoryModel {
         };
         LaneShape shape = s.shape();
         LaneMemory[] perClass = new LaneMemory[s.classes().size()];
-        for (int c = 0; c < perClass.length; c++) perClass[c] = lane(s.classes().get(c), shape, context, dtypeBytes);
-        LaneMemory full = lane(null, shape, context, dtypeBytes);
+        for (int c = 0; c < perClass.length; c++) perClass[c] = lane(s.classes().get(c), shape, prompt, context, dtypeBytes);
+        LaneMemory full = lane(null, shape, prompt, context, dtypeBytes);
         LaneMemory[][] lanes = new LaneMemory[shape.layers()][shape.kvHeads()];
         for (int l = 0; l < shape.layers(); l++) {
             for (int h = 0; h < shape.kvHeads(); h++) lanes[l][h] = s.classOf()[l][h] < 0 ? full : perClass[s.classOf()[l][h]];
         }
-        return new Report(s.root(), shape, context, dtype, dtypeBytes, lanes, full.steadyBytes());
+        return new Report(s.root(), shape, prompt, context, dtype, dtypeBytes, lanes, full.steadyBytes());
     }
 
-    /** One lane running {@code p} (null: the full cache). */
-    static LaneMemory lane(PolicyIr p, LaneShape shape, long n, int dtypeBytes) {
+    /** One lane running {@code p} (null: the full cache) for a prompt of {@code n} tokens and {@code context} in all. */
+    static LaneMemory lane(PolicyIr p, LaneShape shape, long n, long context, int dtypeBytes) {
         int d = shape.headDim(), g = shape.group();
         long entryBytes = 2L * d * dtypeBytes;
-        if (p == null) return new LaneMemory(n, n * entryBytes, 0, 0, n * entryBytes, (n + 1) * entryBytes, "host", false);
-        Sizes sizes = new Sizes(p, n, shape.kvHeads());
+        if (p == null) return new LaneMemory(context, context * entryBytes, 0, 0, n * entryBytes, (context + 1) * entryBytes, "host", false);
+        Sizes sizes = new Sizes(p, n, context, shape.kvHeads());
         long e = sizes.steadyEntries();
         boolean shared = p.selection() == PolicyIr.Selection.LAYER;
 
@@ -125,7 +134,7 @@ public final class MemoryModel {
         long prefillQueries = observed * g * d * 4L;
         long scoresPrefill = sizes.ranks(true) ? n * 4 : 0;
         long prefillPeak = prefillEntries * entryBytes + state / Math.max(1, e) * Math.max(e, n) + prefillRows + prefillQueries + scoresPrefill;
-        long decodeEntries = sizes.overflowLimit() >= 0 ? Math.min(n + 1, sizes.overflowLimit() + 1) : e + 1;
+        long decodeEntries = sizes.overflowLimit() >= 0 ? Math.min(context + 1, sizes.overflowLimit() + 1) : e + 1;
         long decodeRows = sizes.readsRows(false) ? (long) g * decodeEntries * 4 : 0;
         long scoresDecode = sizes.ranks(false) ? decodeEntries * 4 : 0;
         long perEntry = e == 0 ? entryBytes : (kv + scales + state) / Math.max(1, e);
@@ -204,16 +213,20 @@ public final class MemoryModel {
         }
     }
 
-    /** Sizes read off a leaf policy's IR for a prompt of {@code n} tokens. */
+    /** Sizes read off a leaf policy's IR for a prompt of {@code n} tokens, then decode steps up to {@code context}. */
     private static final class Sizes {
         private final PolicyIr p;
-        private final long n;
+        private final long n, context;
         private final int kvHeads;
+        /** What the {@code context} signal reads: the prompt while it is processed, then the whole context. */
+        private long seen;
         private final Map<Integer, Instr.Def> defs = new HashMap<>();
 
-        Sizes(PolicyIr p, long n, int kvHeads) {
+        Sizes(PolicyIr p, long n, long context, int kvHeads) {
             this.p = p;
             this.n = n;
+            this.context = context;
+            this.seen = context;
             this.kvHeads = kvHeads;
             forEach(i -> {
                 if (i instanceof Instr.Def d) defs.put(d.id(), d);
@@ -249,27 +262,37 @@ public final class MemoryModel {
 
         long overflowLimit() {
             for (PolicyIr.Handler h : p.handlers()) {
-                if (h.events().contains(PolicyIr.Event.OVERFLOW)) return computation(h.limit(), n);
+                if (h.events().contains(PolicyIr.Event.OVERFLOW)) return computation(h.limit(), context);
             }
             return -1;
         }
 
-        /** Entries in the lane once the prompt is processed. */
+        /** Entries in the lane once the prompt is processed and the decode steps are taken. */
         long steadyEntries() {
-            long e = n;
+            seen = n;
+            long e = apply(n, true);
+            if (context > n) {
+                seen = context;
+                // each decoded token adds an entry and the decode-time handlers act; the last step's state stands
+                e = apply(e + context - n, false);
+            }
+            seen = context;
+            return e;
+        }
+
+        /** The prefill's (or a decode step's) handlers on a lane of {@code e} entries, in their order. */
+        private long apply(long e, boolean prefill) {
             for (PolicyIr.Handler h : p.handlers()) {
-                boolean prefillish = h.events().contains(PolicyIr.Event.PREFILL) || h.events().contains(PolicyIr.Event.OVERFLOW);
-                if (!prefillish) continue;
-                if (h.events().contains(PolicyIr.Event.OVERFLOW)) {
-                    long b = computation(h.limit(), n);
-                    if (e <= b) continue;
-                }
+                boolean overflow = h.events().contains(PolicyIr.Event.OVERFLOW);
+                boolean runs = overflow || (prefill ? h.events().contains(PolicyIr.Event.PREFILL)
+                        : h.events().contains(PolicyIr.Event.DECODE) || h.events().contains(PolicyIr.Event.EVERY));
+                if (!runs) continue;
+                if (overflow && e <= computation(h.limit(), e)) continue;
                 for (Instr i : h.body().instrs()) {
                     if (i instanceof Instr.Keep k) e = Math.min(e, setSize(k.set(), e));
                     else if (i instanceof Instr.Evict ev) e = Math.max(0, e - setMin(ev.set(), e));
                 }
             }
-            if (p.selection() == PolicyIr.Selection.LAYER) return e;
             return e;
         }
 
@@ -283,7 +306,7 @@ public final class MemoryModel {
             if (d == null) return len;
             return switch (d.op()) {
                 case Op.Const c -> c.value() instanceof Long l ? l : c.value() instanceof Double x ? (long) (double) x : 0;
-                case Op.Signal s -> s.name().equals("len") ? len : s.name().equals("context") ? n : len;
+                case Op.Signal s -> s.name().equals("len") ? len : s.name().equals("context") ? seen : len;
                 case Op.Map1 m when m.fn() == Op.Fn1.TO_INT || m.fn() == Op.Fn1.TO_FLOAT -> value(m.x(), len);
                 case Op.Map2 m -> {
                     double a = dvalue(m.a(), len), b = dvalue(m.b(), len);

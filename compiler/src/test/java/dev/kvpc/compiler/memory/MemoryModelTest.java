@@ -21,9 +21,12 @@ class MemoryModelTest {
     private static final long FULL = 4096L * 512 * LANES; // 512 MiB
 
     private static MemoryModel.Report predict(String policy) {
+        return MemoryModel.predict(specialise(policy), 4096, "f16");
+    }
+
+    private static dev.kvpc.ir.Specialized specialise(String policy) {
         Frontend.Result r = Frontend.check(Corpus.root().resolve("stdlib-policies/" + policy + ".kvp"), LLAMA3);
-        var s = Compilation.optimise(r.program(), Compilation.defaultRoot(r.program()), Map.of(), Pipeline.Options.DEFAULT, (p, x) -> { });
-        return MemoryModel.predict(s, 4096, "f16");
+        return Compilation.optimise(r.program(), Compilation.defaultRoot(r.program()), Map.of(), Pipeline.Options.DEFAULT, (p, x) -> { });
     }
 
     @Test
@@ -73,5 +76,26 @@ class MemoryModelTest {
         var rep = predict("full");
         assertEquals(FULL, rep.totalSteady());
         assertEquals(1.0, rep.ratioToFull(), 0);
+    }
+
+    @Test
+    void promptThenDecode() {
+        // a 512-token prompt, then 3584 decoded tokens: 4096 in all
+        // SnapKV (budget 1024) acts at prefill only: the prompt fits its budget, and every decoded token is kept
+        var snap = MemoryModel.predict(specialise("snapkv"), 512, 4096, "f16");
+        assertEquals(4096, snap.lanes()[0][0].entries());
+        assertEquals(FULL, snap.totalSteady());
+        // a 2048-token prompt is compressed to 1024 entries, then 2048 decoded tokens are added
+        var longPrompt = MemoryModel.predict(specialise("snapkv"), 2048, 4096, "f16");
+        assertEquals(1024 + 2048, longPrompt.lanes()[0][0].entries());
+        // H2O's overflow handler runs after every decoded token: 512 entries whatever the prompt
+        assertEquals(512, MemoryModel.predict(specialise("h2o"), 100, 4096, "f16").lanes()[3][1].entries());
+        // a prompt shorter than the budget and no decode: nothing to evict
+        assertEquals(100, MemoryModel.predict(specialise("h2o"), 100, 100, "f16").lanes()[3][1].entries());
+        // the full cache holds the whole context
+        assertEquals(FULL, MemoryModel.predict(specialise("full"), 512, 4096, "f16").totalSteady());
+        // the whole context as the prompt is the one-argument scenario
+        assertEquals(predict("snapkv").totalSteady(), MemoryModel.predict(specialise("snapkv"), 4096, 4096, "f16").totalSteady());
+        assertEquals(1024, predict("snapkv").lanes()[0][0].entries());
     }
 }

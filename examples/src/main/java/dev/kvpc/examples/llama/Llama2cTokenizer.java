@@ -76,37 +76,57 @@ public final class Llama2cTokenizer implements Tokenizer {
             for (int i = pieces.length - 1; i >= 0; i--) ix.put(new String(pieces[i], StandardCharsets.ISO_8859_1), i);
             index = ix;
         }
-        java.util.List<Integer> t = new java.util.ArrayList<>();
-        if (bos) t.add(1);
+        int[] t = new int[text.length() * 4 + 2];
+        int n = 0;
+        if (bos) t[n++] = 1;
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         if (bytes.length > 0) {
             Integer sp = index.get(" ");
-            if (sp != null) t.add(sp);
+            if (sp != null) t[n++] = sp;
         }
+        if (t.length < n + bytes.length) t = java.util.Arrays.copyOf(t, n + bytes.length);
         for (int i = 0; i < bytes.length; ) {
             int j = i + 1;
             while (j < bytes.length && j - i < 4 && (bytes[j] & 0xC0) == 0x80) j++;
             Integer id = index.get(new String(bytes, i, j - i, StandardCharsets.ISO_8859_1));
-            if (id != null) t.add(id);
-            else for (int b = i; b < j; b++) t.add((bytes[b] & 0xff) + 3);
+            if (id != null) t[n++] = id;
+            else for (int b = i; b < j; b++) t[n++] = (bytes[b] & 0xff) + 3;
             i = j;
         }
+        // llama2.c's merge loop: repeatedly merge the adjacent pair whose merged piece scores highest (the first such
+        // pair on ties). The merged id of each adjacent pair is kept in pair[] and only the neighbours of a merge are
+        // looked up again, so a step is one scan instead of a string per pair.
+        int[] pair = new int[Math.max(1, n)];
+        for (int i = 0; i + 1 < n; i++) pair[i] = merged(t[i], t[i + 1]);
         while (true) {
             float best = -1e10f;
-            int bestId = -1, bestAt = -1;
-            for (int i = 0; i + 1 < t.size(); i++) {
-                Integer id = index.get(new String(pieces[t.get(i)], StandardCharsets.ISO_8859_1) + new String(pieces[t.get(i + 1)], StandardCharsets.ISO_8859_1));
-                if (id != null && scores[id] > best) {
+            int bestAt = -1;
+            for (int i = 0; i + 1 < n; i++) {
+                int id = pair[i];
+                if (id >= 0 && scores[id] > best) {
                     best = scores[id];
-                    bestId = id;
                     bestAt = i;
                 }
             }
             if (bestAt < 0) break;
-            t.set(bestAt, bestId);
-            t.remove(bestAt + 1);
+            t[bestAt] = pair[bestAt];
+            System.arraycopy(t, bestAt + 2, t, bestAt + 1, n - bestAt - 2);
+            System.arraycopy(pair, bestAt + 2, pair, bestAt + 1, Math.max(0, n - bestAt - 3));
+            n--;
+            if (bestAt > 0) pair[bestAt - 1] = merged(t[bestAt - 1], t[bestAt]);
+            if (bestAt + 1 < n) pair[bestAt] = merged(t[bestAt], t[bestAt + 1]);
         }
-        return t.stream().mapToInt(Integer::intValue).toArray();
+        return java.util.Arrays.copyOf(t, n);
+    }
+
+    byte[] piece(int id) {
+        return pieces[id];
+    }
+
+    /** The id of the piece made of {@code a}'s and {@code b}'s bytes, or -1. */
+    private int merged(int a, int b) {
+        Integer id = index.get(new String(pieces[a], StandardCharsets.ISO_8859_1) + new String(pieces[b], StandardCharsets.ISO_8859_1));
+        return id == null ? -1 : id;
     }
 
     @Override
