@@ -72,6 +72,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--quick", description = "A reduced grid: budget 25% only, lengths up to the trained context, one sample per pass-key cell, three depths.")
     boolean quick;
 
+    @Option(names = "--markdown", paramLabel = "FILE", description = "Also write the Markdown report at FILE, its links to the plots relative to it (docs/results.md).")
+    Path markdownFile;
+
     @Option(names = "--out", paramLabel = "DIR", description = {"Where the results go (default eval-results in the current directory): results.json, PNG plots,",
             "index.html (a page with the tables, the plots and the command) and results.md (the same as Markdown).",
             "`./kvpc eval --out docs/results` regenerates the project's docs/results."})
@@ -90,6 +93,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         for (double b : budgets) if (!(b > 0 && b <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--budgets are fractions in (0, 1]");
         for (double d : depths) if (!(d >= 0 && d <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--depths are in [0, 1]");
         for (String t : tasks) if (!t.equals("perplexity") && !t.equals("passkey")) throw new CommandLine.ParameterException(spec.commandLine(), "--tasks: perplexity or passkey, not '" + t + "'");
+        if (markdownFile != null && Files.isDirectory(markdownFile)) throw new CommandLine.ParameterException(spec.commandLine(), "--markdown: " + markdownFile + " is a directory, not a file");
         if (Files.exists(outDir) && !Files.isDirectory(outDir)) throw new CommandLine.ParameterException(spec.commandLine(), "--out: " + outDir + " is a file, not a directory");
         if (quick) {
             budgets = new double[] {0.25};
@@ -124,13 +128,13 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             return Main.INVALID;
         }
         err.printf(Locale.ROOT, "%nevaluated %d rows in %.0f s%n", rows.size(), (System.nanoTime() - t0) / 1e9);
-        out.print(table(rows));
         Map<String, Integer> contexts = new LinkedHashMap<>();
         for (Eval.Model m : ms) contexts.put(m.name(), m.trainedContext());
+        out.print(table(rows, contexts));
         List<String> notes = new ArrayList<>(userNotes);
         if (quick) notes.add("a reduced grid (--quick): budget 25% only, pass-key depths 0.1, 0.5 and 0.9, one document per cell");
         if (tasks.contains("passkey") && ms.stream().anyMatch(m -> !m.name().equals("kvpc-tiny"))) notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
-        List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seed, contexts, about, notes, rows));
+        List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seed, contexts, about, notes, rows), markdownFile);
         out.println();
         out.println("wrote:");
         for (Path p : written) out.println("  " + p);
@@ -295,7 +299,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     /** The results tables for the terminal: the policy left-aligned, the figures right-aligned in columns. */
-    static String table(List<Eval.Row> rows) {
+    static String table(List<Eval.Row> rows, Map<String, Integer> contexts) {
         StringBuilder sb = new StringBuilder();
         for (EvalReport.Table t : EvalReport.tables(rows)) {
             int[] w = new int[t.header().size()];
@@ -305,6 +309,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             sb.append('\n').append(t.model()).append('\n');
             line(sb, t.header(), w);
             for (List<String> row : t.rows()) line(sb, row, w);
+            List<String> found = EvalFindings.of(EvalReport.byModel(rows).get(t.model()), contexts.getOrDefault(t.model(), 0));
+            if (!found.isEmpty()) sb.append('\n');
+            for (String x : found) sb.append("- ").append(x).append('\n');
         }
         return sb.toString();
     }

@@ -57,6 +57,11 @@ final class EvalReport {
 
     /** Writes everything into {@code dir} (created if need be); returns the paths written, the JSON first. */
     static List<Path> write(Path dir, Run run) throws IOException {
+        return write(dir, run, null);
+    }
+
+    /** As above, and the Markdown also at {@code markdown} (null: not), its links relative to where it is. */
+    static List<Path> write(Path dir, Run run, Path markdown) throws IOException {
         System.setProperty("java.awt.headless", "true");
         Files.createDirectories(dir);
         try (var old = Files.list(dir)) {
@@ -81,8 +86,15 @@ final class EvalReport {
         Files.writeString(html, html(run, plots));
         written.add(html);
         Path md = dir.resolve("results.md");
-        Files.writeString(md, markdown(run, plots));
+        Files.writeString(md, markdown(run, plots, ""));
         written.add(md);
+        if (markdown != null) {
+            Path parent = markdown.toAbsolutePath().getParent();
+            if (parent != null) Files.createDirectories(parent);
+            String rel = parent == null ? "" : parent.relativize(dir.toAbsolutePath()).toString().replace('\\', '/');
+            Files.writeString(markdown, markdown(run, plots, rel.isEmpty() ? "" : rel + "/"));
+            written.add(markdown);
+        }
         return written;
     }
 
@@ -439,6 +451,12 @@ final class EvalReport {
                 sb.append("</tr>\n");
             }
             sb.append("</table>\n");
+            List<String> found = EvalFindings.of(byModel(run.rows()).get(t.model()), run.contexts().getOrDefault(t.model(), 0));
+            if (!found.isEmpty()) {
+                sb.append("<p>Findings, computed from this run's rows:</p>\n<ul>\n");
+                for (String x : found) sb.append("<li>").append(esc(x)).append("</li>\n");
+                sb.append("</ul>\n");
+            }
             for (Plot p : plots) {
                 if (!p.model().equals(t.model())) continue;
                 sb.append("<figure><img src=\"").append(esc(p.file())).append("\" alt=\"").append(esc(p.alt())).append("\">")
@@ -450,6 +468,11 @@ final class EvalReport {
     }
 
     static String markdown(Run run, List<Plot> plots) {
+        return markdown(run, plots, "");
+    }
+
+    /** The Markdown report; {@code prefix} leads every link to the results folder ("" when it is written there). */
+    static String markdown(Run run, List<Plot> plots, String prefix) {
         StringBuilder sb = new StringBuilder("# kvpc eval results\n\n");
         sb.append("Produced by:\n\n```\n").append(run.command()).append("\n```\n\n");
         sb.append("- seed ").append(run.seed()).append('\n');
@@ -457,7 +480,7 @@ final class EvalReport {
         for (String n : run.notes()) sb.append("- ").append(n).append('\n');
         sb.append("\nppl@N: perplexity of the tokens after the previous length up to N, decoded token by token under the policy. passkey: share of ")
                 .append("pass-key documents answered. KV bytes: measured after the longest perplexity run; predicted: `kvpc memory`'s figure. ")
-                .append("decode/s and prompt/s: tokens per second (x full: as a ratio to the full cache's in the same run). Raw figures: [results.json](results.json); the same as a page: [index.html](index.html).\n");
+                .append("decode/s and prompt/s: tokens per second (x full: as a ratio to the full cache's in the same run). Raw figures: [results.json](" + prefix + "results.json); the same as a page: [index.html](" + prefix + "index.html).\n");
         for (Table t : tables(run.rows())) {
             sb.append("\n## ").append(t.model()).append("\n\n|");
             for (String h : t.header()) sb.append(' ').append(mdCell(h)).append(" |");
@@ -469,9 +492,14 @@ final class EvalReport {
                 for (String c : row) sb.append(' ').append(mdCell(c)).append(" |");
                 sb.append('\n');
             }
+            List<String> found = EvalFindings.of(byModel(run.rows()).get(t.model()), run.contexts().getOrDefault(t.model(), 0));
+            if (!found.isEmpty()) {
+                sb.append("\nFindings, computed from this run's rows:\n\n");
+                for (String x : found) sb.append("- ").append(x).append('\n');
+            }
             for (Plot p : plots) {
                 if (!p.model().equals(t.model())) continue;
-                sb.append('\n').append(p.caption()).append("\n\n![").append(p.alt().replace("]", ")").replace("[", "(")).append("](").append(p.file()).append(")\n");
+                sb.append('\n').append(p.caption()).append("\n\n![").append(p.alt().replace("]", ")").replace("[", "(")).append("](").append(prefix).append(p.file()).append(")\n");
             }
         }
         return sb.toString();

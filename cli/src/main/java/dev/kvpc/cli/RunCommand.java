@@ -148,10 +148,11 @@ final class RunCommand implements Callable<Integer> {
             out.println();
             out.flush();
             int positions = engine.positions();
-            long fullBytes = (long) positions * m.layers * m.kvDim * 2 * Float.BYTES;
+            // both figures count whole pages, as the runtime holds memory: a policy's state can take it over 100%
+            long fullBytes = engine.sequence().fullCacheBytes(positions);
             long kv = engine.sequence().totalBytes();
-            err.printf(Locale.ROOT, "%d positions in %.2f s: %.1f tokens/s; KV cache %s measured, %s for the full cache at f32 (%.1f%%)%n",
-                    positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes));
+            err.printf(Locale.ROOT, "%d positions in %.2f s: %.1f tokens/s; KV cache %s measured, %s for the full cache at f32 (%.1f%%; pages of %d entries)%n",
+                    positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes), engine.sequence().entriesPerPage());
             err.flush();
         }
         return Main.OK;

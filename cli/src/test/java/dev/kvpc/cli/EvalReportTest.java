@@ -131,8 +131,24 @@ class EvalReportTest {
     }
 
     @Test
+    void theMarkdownElsewhereLinksIntoTheResultsFolder() throws Exception {
+        Path results = dir.resolve("docs/results"), md = dir.resolve("docs/results.md");
+        List<Path> written = EvalReport.write(results, run(), md);
+        assertEquals(md, written.getLast());
+        String text = Files.readString(md);
+        Matcher link = Pattern.compile("\\]\\(([^)]+)\\)").matcher(text);
+        int n = 0;
+        for (; link.find(); n++) {
+            assertTrue(link.group(1).startsWith("results/"), link.group(1));
+            assertTrue(Files.isRegularFile(md.getParent().resolve(link.group(1))), "docs/results.md links " + link.group(1) + ", which is there");
+        }
+        assertEquals(6 + 2, n, "six plots, the JSON and the page");
+        assertEquals(Files.readString(results.resolve("results.md")).replace("](", "](results/"), text, "the same report, links prefixed");
+    }
+
+    @Test
     void terminalTableHasTheSameCells() {
-        String t = EvalCommand.table(rows());
+        String t = EvalCommand.table(rows(), run().contexts());
         assertTrue(t.contains("\ntiny\n") && t.contains("\nother model\n"), t);
         assertTrue(t.matches("(?s).*\\nh2o 25% +6\\.00 +7\\.00 +8\\.00 +50% +42000 +41000 +\\+2\\.4%.*"), t);
         // the second model has no pass-key column

@@ -25,7 +25,7 @@ class RunCliTest {
         CliRunner r = CliRunner.run("run", "--model", models().toString(), "--prompt", "The cat", "-n", "40");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("The cat and a boy were playing in the park."), r.out());
-        assertTrue(r.err().matches("(?s).*40 positions in .* tokens/s; KV cache 50\\.0 KiB measured, 50\\.0 KiB for the full cache at f32 \\(100\\.0%\\).*"), r.err());
+        assertTrue(r.err().matches("(?s).*40 positions in .* tokens/s; KV cache 50\\.0 KiB measured, 50\\.0 KiB for the full cache at f32 \\(100\\.0%; pages of \\d+ entries\\).*"), r.err());
     }
 
     @Test
@@ -56,7 +56,7 @@ class RunCliTest {
                 "--param", "sinks=4", "--param", "window=28", "-n", "128");
         assertEquals(0, r.code(), r.err());
         // 32 of 128 positions per lane: 25% of the full cache.
-        assertTrue(r.err().contains("(25.0%)"), r.err());
+        assertTrue(r.err().contains("(25.0%; pages of 8 entries)"), r.err());
     }
 
     @Test

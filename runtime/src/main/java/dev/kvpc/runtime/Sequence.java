@@ -29,6 +29,7 @@ public final class Sequence implements AutoCloseable {
     private PolicyRunner.Step.Kind kind;
     private int next, tokens, decodeStep;
     private final boolean[] appended;
+    private final int rowsPerPage;
     /** Positions each lane's attention read at the last attend of its layer (null: all entries). */
     private final int[][][] attended;
 
@@ -41,6 +42,7 @@ public final class Sequence implements AutoCloseable {
             for (int h = 0; h < model.kvHeads(); h++) lanes[l][h] = new Lane(pool, model.headDim(), QuantSpec.of(model.dtype()), rowsPerPage);
         }
         this.appended = new boolean[model.layers()];
+        this.rowsPerPage = rowsPerPage;
         this.attended = new int[model.layers()][model.kvHeads()][];
     }
 
@@ -182,6 +184,18 @@ public final class Sequence implements AutoCloseable {
         Lane.LaneBytes[][] m = new Lane.LaneBytes[model.layers()][model.kvHeads()];
         for (int l = 0; l < model.layers(); l++) for (int h = 0; h < model.kvHeads(); h++) m[l][h] = lanes[l][h].bytes();
         return m;
+    }
+
+    /** Entries a page of host-precision rows holds (a key row and a value row each): lanes take memory a page at a time. */
+    public int entriesPerPage() {
+        return Math.max(1, rowsPerPage / 2);
+    }
+
+    /** What {@link #totalBytes()} is for the full cache of {@code entries} tokens: whole pages of host-precision rows. */
+    public long fullCacheBytes(int entries) {
+        // a lane's keys and values are rows of one chain of pages
+        long rows = (2L * entries + rowsPerPage - 1) / rowsPerPage * rowsPerPage;
+        return rows * model.headDim() * model.dtype().bits() / 8 * model.layers() * model.kvHeads();
     }
 
     public long totalBytes() {

@@ -1,0 +1,150 @@
+package dev.kvpc.cli;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * Findings computed from one model's rows of a {@code kvpc eval} run, as sentences for the report: how window-only
+ * and StreamingLLM perplexity compare with the full cache past the window and past the trained context, pass-key
+ * accuracy by where the key lies relative to the budget, KIVI's perplexity and bytes, and how measured KV bytes
+ * agree with the prediction. A finding whose rows are not in the run is left out, never guessed.
+ */
+final class EvalFindings {
+    private EvalFindings() {}
+
+    static List<String> of(List<Eval.Row> rows, int context) {
+        List<String> out = new ArrayList<>();
+        Eval.Row full = find(rows, "full", Double.NaN);
+        TreeSet<Double> budgets = new TreeSet<>();
+        for (Eval.Row r : rows) if (!Double.isNaN(r.policy().budget()) && !r.policy().full()) budgets.add(r.policy().budget());
+
+        // StreamingLLM: past the window, and past the trained context
+        if (full != null && full.perplexity() != null) {
+            Eval.Perplexity f = full.perplexity();
+            int[] lens = f.lengths();
+            int at = EvalReport.trainedIndex(lens, context);
+            for (double b : budgets) {
+                Eval.Row w = find(rows, "window", b), s = find(rows, "streaming_llm", b);
+                if (w == null || s == null || w.perplexity() == null || s.perplexity() == null) continue;
+                long window = ((Number) w.policy().params().get("size")).longValue();
+                if (at == 0 || lens[at - 1] < window) continue; // the bucket at the trained context is not past the window
+                out.add(f("Past the window (%s budget, %d entries), tokens %s: window-only perplexity %.2f, %.2fx the full cache's %.2f; "
+                                + "streaming_llm %.2f, %.2fx.", Eval.pct(b), window, EvalReport.span(lens, at), w.perplexity().ppl(at),
+                        w.perplexity().ppl(at) / f.ppl(at), f.ppl(at), s.perplexity().ppl(at), s.perplexity().ppl(at) / f.ppl(at)));
+            }
+            int last = lens.length - 1;
+            if (last > at && lens[last] > context) {
+                StringBuilder sb = new StringBuilder(f("Past the trained context (%d tokens), tokens %s against %s: the full cache %.2f against %.2f (%.2fx)",
+                        context, EvalReport.span(lens, last), EvalReport.span(lens, at), f.ppl(last), f.ppl(at), f.ppl(last) / f.ppl(at)));
+                for (double b : budgets) {
+                    Eval.Row s = find(rows, "streaming_llm", b);
+                    if (s == null || s.perplexity() == null) continue;
+                    Eval.Perplexity p = s.perplexity();
+                    sb.append(f("; streaming_llm %s (positions cache) %.2f against %.2f (%.2fx)", Eval.pct(b), p.ppl(last), p.ppl(at), p.ppl(last) / p.ppl(at)));
+                }
+                out.add(sb.append('.').toString());
+            }
+        }
+
+        // pass keys: where the key lies relative to the last B tokens
+        for (double b : budgets) {
+            List<Eval.Row> at = new ArrayList<>();
+            if (full != null && full.grid() != null) at.add(full);
+            for (Eval.Row r : rows) if (r.policy().budget() == b && !r.policy().full() && r.grid() != null) at.add(r);
+            if (at.size() < 2) continue;
+            long budget = Math.round(b * context);
+            StringBuilder sb = new StringBuilder(f("Pass keys at %s budget (%d entries); accuracy where the key lies more than %d tokens before the question "
+                    + "(outside a recent window of the budget) / within them, then by depth", Eval.pct(b), budget, budget));
+            Eval.Grid g0 = at.getFirst().grid();
+            sb.append(" (");
+            for (int di = 0; di < g0.depths().length; di++) sb.append(di == 0 ? "" : ", ").append(f("%.2f", g0.depths()[di]));
+            sb.append("; 0 = start):");
+            for (Eval.Row r : at) {
+                Eval.Grid g = r.grid();
+                int[] outside = new int[2], inside = new int[2];
+                int[] depthHits = new int[g.depths().length], depthN = new int[g.depths().length];
+                for (int li = 0; li < g.lengths().length; li++) {
+                    for (int di = 0; di < g.depths().length; di++) {
+                        double before = (1 - g.depths()[di]) * g.lengths()[li];
+                        int[] cell = before > budget ? outside : inside;
+                        cell[0] += g.hits()[li][di];
+                        cell[1] += g.samples();
+                        depthHits[di] += g.hits()[li][di];
+                        depthN[di] += g.samples();
+                    }
+                }
+                sb.append(f(" %s %s / %s (", r.policy().full() ? "full" : r.policy().label(), share(outside), share(inside)));
+                for (int di = 0; di < depthHits.length; di++) sb.append(di == 0 ? "" : ", ").append(f("%.0f%%", 100.0 * depthHits[di] / Math.max(1, depthN[di])));
+                sb.append(");");
+            }
+            sb.setLength(sb.length() - 1);
+            out.add(sb.append('.').toString());
+        }
+
+        // KIVI: perplexity against the full cache, bytes against the packed size
+        for (Eval.Row r : rows) {
+            if (!"kivi".equals(r.policy().name()) || r.policy().file() != null || r.perplexity() == null || full == null || full.perplexity() == null) continue;
+            Eval.Perplexity k = r.perplexity(), f = full.perplexity();
+            int worst = -1;
+            double worstRatio = 0;
+            for (int i = 0; i < k.lengths().length && i < f.lengths().length; i++) {
+                if (k.lengths()[i] > context) break;
+                double ratio = k.ppl(i) / f.ppl(i);
+                if (worst < 0 || Math.abs(ratio - 1) > Math.abs(worstRatio - 1)) {
+                    worst = i;
+                    worstRatio = ratio;
+                }
+            }
+            if (worst < 0) continue;
+            out.add(f("%s: perplexity at most %+.1f%% from the full cache's at every length up to the trained context (tokens %s: "
+                            + "%.2f against %.2f); KV bytes measured %d, %.1f%% of the full cache's %d, against the packed size kvpc memory predicts, %d (%+.1f%%).",
+                    r.policy().label(), 100 * (worstRatio - 1), EvalReport.span(k.lengths(), worst), k.ppl(worst), f.ppl(worst), k.measuredBytes(),
+                    100.0 * k.measuredBytes() / f.measuredBytes(), f.measuredBytes(), k.predictedBytes(),
+                    100.0 * (k.measuredBytes() - k.predictedBytes()) / Math.max(1, k.predictedBytes())));
+        }
+
+        // measured against predicted bytes
+        int n = 0;
+        double worst = 0;
+        String worstRow = null;
+        List<String> over = new ArrayList<>();
+        for (Eval.Row r : rows) {
+            Eval.Perplexity p = r.perplexity();
+            if (p == null || p.predictedBytes() <= 0) continue;
+            double d = 100.0 * (p.measuredBytes() - p.predictedBytes()) / p.predictedBytes();
+            n++;
+            if (worstRow == null || Math.abs(d) > Math.abs(worst)) {
+                worst = d;
+                worstRow = r.policy().label();
+            }
+            if (Math.abs(d) > 5) over.add(r.policy().label() + f(" (%+.1f%%)", d));
+        }
+        if (n > 0) {
+            out.add(over.isEmpty()
+                    ? f("Measured KV bytes are within 5%% of kvpc memory's prediction on all %d rows (largest difference %+.1f%%, %s).", n, worst, worstRow)
+                    : f("Measured KV bytes differ from kvpc memory's prediction by more than 5%% on %d of %d rows: %s.", over.size(), n, String.join(", ", over)));
+        }
+        return out;
+    }
+
+    private static String share(int[] hitsOfN) {
+        return hitsOfN[1] == 0 ? "-" : f("%.0f%% of %d", 100.0 * hitsOfN[0] / hitsOfN[1], hitsOfN[1]);
+    }
+
+    /** The row of a core policy at a budget (NaN: the full cache), or null. */
+    private static Eval.Row find(List<Eval.Row> rows, String name, double budget) {
+        for (Eval.Row r : rows) {
+            if (r.policy().file() != null || r.policy().attention() != null || !name.equals(r.policy().name())) continue;
+            if (Double.isNaN(budget) ? r.policy().full() : r.policy().budget() == budget) return r;
+        }
+        return null;
+    }
+
+    private static String f(String format, Object... args) {
+        return String.format(Locale.ROOT, format, args);
+    }
+}

@@ -1,0 +1,67 @@
+package dev.kvpc.cli;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The findings kvpc eval computes, from made-up rows whose figures are known. */
+class EvalFindingsTest {
+    private static final int[] LENGTHS = {64, 128, 256, 512};
+
+    /** One perplexity per bucket, {@code bytes} measured and {@code predicted} predicted. */
+    private static Eval.Perplexity ppl(double[] perBucket, long bytes, long predicted) {
+        double[] nll = new double[LENGTHS.length];
+        long[] tokens = new long[LENGTHS.length];
+        for (int i = 0; i < LENGTHS.length; i++) {
+            tokens[i] = 10;
+            nll[i] = 10 * Math.log(perBucket[i]);
+        }
+        return new Eval.Perplexity(LENGTHS, nll, tokens, 1.0, 100, bytes, predicted);
+    }
+
+    /** Pass keys in documents of 256 tokens at depths 0.1 and 0.9 (the key 230 and 26 tokens before the end). */
+    private static Eval.Grid grid(int hitsFar, int hitsNear) {
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{hitsFar, hitsNear}}, 4, 1, 1);
+    }
+
+    private static Eval.Row row(String name, double budget, Map<String, Object> params, Eval.Perplexity p, Eval.Grid g) {
+        String label = name.equals("full") ? "full" : name.equals("kivi") ? "kivi 2-bit" : name + " " + Eval.pct(budget);
+        return new Eval.Row("m", new Eval.Policy(label, name, params, budget), p, g);
+    }
+
+    @Test
+    void findingsStateTheRatiosAndAccuraciesOfTheRows() {
+        // trained context 256; budget 25% = 64 entries
+        List<Eval.Row> rows = List.of(
+                row("full", 1.0, Map.of(), ppl(new double[] {10, 8, 8, 16}, 1000, 1000), grid(4, 4)),
+                row("window", 0.25, Map.of("size", 64L), ppl(new double[] {10, 20, 24, 30}, 250, 250), grid(0, 4)),
+                row("streaming_llm", 0.25, Map.of("sinks", 4L, "window", 60L), ppl(new double[] {10, 8.8, 8.4, 8.8}, 250, 250), grid(0, 4)),
+                row("h2o", 0.25, Map.of("budget", 64L), ppl(new double[] {10, 9, 9, 10}, 260, 250), grid(3, 4)),
+                row("kivi", Double.NaN, Map.of("bits", 2L), ppl(new double[] {10.1, 8.2, 8.1, 16.5}, 150, 150), null));
+        List<String> f = EvalFindings.of(rows, 256);
+        String all = String.join("\n", f);
+        // past the window at the trained context (tokens 129-256): window 3x, streaming_llm 1.05x
+        assertTrue(all.contains("Past the window (25% budget, 64 entries), tokens 129-256: window-only perplexity 24.00, 3.00x the full cache's 8.00; streaming_llm 8.40, 1.05x."), all);
+        // past the trained context: the full cache doubles, streaming_llm stays
+        assertTrue(all.contains("Past the trained context (256 tokens), tokens 257-512 against 129-256: the full cache 16.00 against 8.00 (2.00x); streaming_llm 25% (positions cache) 8.80 against 8.40 (1.05x)."), all);
+        // pass keys: depth 0.1 is 230 tokens back (outside 64), 0.9 is 26 back (inside)
+        assertTrue(all.contains(" full 100% of 4 / 100% of 4 (100%, 100%);"), all);
+        assertTrue(all.contains(" window 25% 0% of 4 / 100% of 4 (0%, 100%);"), all);
+        assertTrue(all.contains(" h2o 25% 75% of 4 / 100% of 4 (75%, 100%)."), all);
+        // kivi: the worst bucket up to the trained context is tokens 65-128 (+2.5%)
+        assertTrue(all.contains("kivi 2-bit: perplexity at most +2.5% from the full cache's at every length up to the trained context (tokens 65-128: 8.20 against 8.00)"), all);
+        assertTrue(all.contains("KV bytes measured 150, 15.0% of the full cache's 1000, against the packed size kvpc memory predicts, 150 (+0.0%)."), all);
+        // h2o's 260 against 250 is the largest difference, within 5%
+        assertTrue(all.contains("Measured KV bytes are within 5% of kvpc memory's prediction on all 5 rows (largest difference +4.0%, h2o 25%)."), all);
+    }
+
+    @Test
+    void aFindingWithoutItsRowsIsLeftOut() {
+        List<Eval.Row> rows = List.of(row("h2o", 0.25, Map.of("budget", 64L), ppl(new double[] {10, 9, 9, 10}, 300, 250), null));
+        List<String> f = EvalFindings.of(rows, 256);
+        assertEquals(List.of("Measured KV bytes differ from kvpc memory's prediction by more than 5% on 1 of 1 rows: h2o 25% (+20.0%)."), f);
+    }
+}
