@@ -14,6 +14,7 @@ import java.util.BitSet;
 public final class AttentionKernel {
     private float[] logits = new float[64];
     private float[][] keys = new float[0][];
+    /** Keys rotated by slot for the current step, {@code n x d} (positions cache). */
     private float[] keyRow;
 
     /**
@@ -47,7 +48,15 @@ public final class AttentionKernel {
             return;
         }
         int n = lane.size(), d = lane.headDim();
-        if (slotRope != null && (keyRow == null || keyRow.length != d)) keyRow = new float[d];
+        if (slotRope != null) {
+            // keys rotated by their slot once per step (a key's rotation depends on its slot only), not per query
+            if (keyRow == null || keyRow.length < n * d) keyRow = new float[Math.max(n * d, keyRow == null ? 0 : keyRow.length * 2)];
+            for (int j = 0; j < n; j++) {
+                if (attend != null && !attend.get(j)) continue;
+                lane.read(j, Lane.Part.KEYS, keyRow, j * d);
+                slotRope.rotate(keyRow, j * d, d, j);
+            }
+        }
         if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int qi = 0; qi < qpos.length; qi++) {
@@ -63,10 +72,8 @@ public final class AttentionKernel {
                     if (slotRope == null) {
                         l = lane.dotKey(j, q, qOff) * scale;
                     } else {
-                        lane.read(j, Lane.Part.KEYS, keyRow, 0);
-                        slotRope.rotate(keyRow, 0, d, j);
                         float s = 0;
-                        for (int c = 0; c < d; c++) s += q[qOff + c] * keyRow[c];
+                        for (int c = 0, k0 = j * d; c < d; c++) s += q[qOff + c] * keyRow[k0 + c];
                         l = s * scale;
                     }
                     logits[j] = l;
