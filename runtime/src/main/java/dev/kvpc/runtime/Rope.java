@@ -1,24 +1,65 @@
 package dev.kvpc.runtime;
 
+import java.util.Arrays;
+
 /**
  * Rotary position embedding as llama-family models apply it: channel pairs (2i, 2i+1) rotated by angle
- * {@code position * theta^(-2i/d)}. Given to the runtime (in {@link ModelSpec}) when the host hands over keys and
- * queries before rotation, so that policies with {@code positions cache} can rotate by cache slot instead of text
- * position.
+ * {@code (position / factor) * theta^(-2i/d) / freqFactors[i]}. {@code factor} is linear position scaling (GGUF
+ * {@code llama.rope.scaling.type = linear}, 1 for none); {@code freqFactors}, when not null, divides each pair's
+ * frequency (the {@code rope_freqs} tensor of Llama 3.1-style long-context scaling), one per pair of a head. Given to
+ * the runtime (in {@link ModelSpec}) when the host hands over keys and queries before rotation, so that policies with
+ * {@code positions cache} can rotate by cache slot instead of text position.
  */
-public record Rope(double theta) {
+public record Rope(double theta, double factor, float[] freqFactors) {
     public Rope {
         if (!(theta > 1) || !Double.isFinite(theta)) throw new IllegalArgumentException("RoPE theta must be a finite number above 1, got " + theta);
+        if (!(factor > 0) || !Double.isFinite(factor)) throw new IllegalArgumentException("RoPE scaling factor must be a finite number above 0, got " + factor);
+        if (freqFactors != null) {
+            freqFactors = freqFactors.clone();
+            for (float f : freqFactors) {
+                if (!(f > 0) || !Float.isFinite(f)) throw new IllegalArgumentException("RoPE frequency factors must be finite numbers above 0, got " + f);
+            }
+        }
+    }
+
+    /** Unscaled RoPE with base {@code theta}. */
+    public Rope(double theta) {
+        this(theta, 1.0, null);
     }
 
     /** Rotates {@code x[off .. off+d)} in place by {@code position}. */
     public void rotate(float[] x, int off, int d, int position) {
+        if (freqFactors != null && freqFactors.length != d / 2) {
+            throw new IllegalArgumentException("RoPE has " + freqFactors.length + " frequency factors, heads of " + d + " channels need " + d / 2);
+        }
+        double p = factor == 1.0 ? position : position / factor;
         for (int i = 0; i < d / 2; i++) {
             double freq = Math.pow(theta, -2.0 * i / d);
-            double a = position * freq, c = Math.cos(a), s = Math.sin(a);
+            if (freqFactors != null) freq /= freqFactors[i];
+            double a = p * freq, c = Math.cos(a), s = Math.sin(a);
             float x0 = x[off + 2 * i], x1 = x[off + 2 * i + 1];
             x[off + 2 * i] = (float) (x0 * c - x1 * s);
             x[off + 2 * i + 1] = (float) (x0 * s + x1 * c);
         }
+    }
+
+    @Override
+    public float[] freqFactors() {
+        return freqFactors == null ? null : freqFactors.clone();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Rope r && Double.compare(theta, r.theta) == 0 && Double.compare(factor, r.factor) == 0 && Arrays.equals(freqFactors, r.freqFactors);
+    }
+
+    @Override
+    public int hashCode() {
+        return Double.hashCode(theta) * 31 * 31 + Double.hashCode(factor) * 31 + Arrays.hashCode(freqFactors);
+    }
+
+    @Override
+    public String toString() {
+        return "Rope[theta=" + theta + (factor == 1.0 ? "" : ", linear factor " + factor) + (freqFactors == null ? "" : ", " + freqFactors.length + " frequency factors") + "]";
     }
 }

@@ -20,6 +20,9 @@ public final class Llama2cModel {
     public final boolean sharedClassifier;
     /** RoPE base and RMSNorm epsilon: llama2.c's fixed 10000 and 1e-5, or a GGUF file's metadata. */
     public final double ropeTheta;
+    /** RoPE scaling: linear position factor (1: none) and per-pair frequency factors (null: none); see {@link Rope}. */
+    public final double ropeFactor;
+    public final float[] ropeFreqFactors;
     public final float rmsEps;
     /** The embedding ({@code vocab x dim}) and classifier (the same object when tied), in their stored type. */
     public final Matrix embedding, classifier;
@@ -44,6 +47,8 @@ public final class Llama2cModel {
         headSize = dim / heads;
         kvDim = kvHeads * headSize;
         ropeTheta = 10000.0;
+        ropeFactor = 1.0;
+        ropeFreqFactors = null;
         rmsEps = 1e-5f;
         long need = (long) vocab * dim + (long) layers * (2L * dim + (long) dim * dim * 2 + 2L * dim * kvDim + 3L * dim * hidden) + dim
                 + (long) seqLen * headSize + (sharedClassifier ? 0 : (long) vocab * dim);
@@ -65,9 +70,11 @@ public final class Llama2cModel {
         classifier = sharedClassifier ? embedding : Matrix.f32(vocab, dim, take(f, (long) vocab * dim));
     }
 
-    private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, double ropeTheta, float rmsEps,
+    private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, double ropeTheta, double ropeFactor, float[] ropeFreqFactors, float rmsEps,
                          Matrix embedding, float[] rmsFinal, Matrix classifier, float[][] rmsAtt, float[][] rmsFfn, Matrix[][] w) {
         this.ropeTheta = ropeTheta;
+        this.ropeFactor = ropeFactor;
+        this.ropeFreqFactors = ropeFreqFactors;
         this.rmsEps = rmsEps;
         this.dim = dim;
         this.hidden = hidden;
@@ -93,16 +100,18 @@ public final class Llama2cModel {
         w3 = w[6];
     }
 
-    /** The shape the kvpc runtime's cache is built for: f32 keys and values handed over unrotated, RoPE at {@link #ropeTheta}. */
+    /** The shape the kvpc runtime's cache is built for: f32 keys and values handed over unrotated, RoPE at {@link #ropeTheta}, scaled as the file says. */
     public ModelSpec spec() {
-        return new ModelSpec(layers, heads, kvHeads, headSize, Precision.F32, new Rope(ropeTheta));
+        return new ModelSpec(layers, heads, kvHeads, headSize, Precision.F32, new Rope(ropeTheta, ropeFactor, ropeFreqFactors));
     }
 
     /**
      * A llama-architecture GGUF file, its matrices kept in their stored type (norm weights as floats). Q and K weights are taken as stored: GGUF's
      * rotary layout is the interleaved-pair one this engine uses (the converters permute Hugging Face weights into it).
      * Head counts, RoPE base ({@code llama.rope.freq_base}, default 10000) and RMSNorm epsilon (default 1e-5) come from
-     * the metadata; RoPE over part of a head or with scaling is refused, as is a {@code llama.vocab_size} that
+     * the metadata, and RoPE scaling: linear ({@code llama.rope.scaling.type = linear} with {@code llama.rope.scaling.factor})
+     * and per-pair frequency factors (tensor {@code rope_freqs.weight}, as Llama 3.1 files carry); other scaling types (YaRN)
+     * and RoPE over part of a head are refused, as is a {@code llama.vocab_size} that
      * differs from the embedding's rows. Without {@code output.weight} the classifier is the embedding (tied).
      */
     public static Llama2cModel fromGguf(GgufFile g) throws ModelFormatException {
@@ -143,8 +152,23 @@ public final class Llama2cModel {
             throw new ModelFormatException(file + ": llama.rope.dimension_count is " + g.integer("llama.rope.dimension_count") + " but heads are "
                     + dim / heads + " wide; this engine rotates whole heads");
         Object scaling = g.metadata().get("llama.rope.scaling.type");
-        if (scaling != null && !"none".equals(scaling))
-            throw new ModelFormatException(file + ": llama.rope.scaling.type is '" + scaling + "'; this engine does not scale RoPE");
+        double factor = 1.0;
+        if ("linear".equals(scaling)) {
+            if (!g.metadata().containsKey("llama.rope.scaling.factor"))
+                throw new ModelFormatException(file + ": llama.rope.scaling.type is 'linear' but llama.rope.scaling.factor is missing");
+            factor = g.real("llama.rope.scaling.factor", 1.0);
+            if (!(factor > 0) || !Double.isFinite(factor))
+                throw new ModelFormatException(file + ": llama.rope.scaling.factor is " + factor + ", not a scaling factor (a finite number above 0)");
+        } else if (scaling != null && !"none".equals(scaling)) {
+            throw new ModelFormatException(file + ": llama.rope.scaling.type is '" + scaling + "'; this engine scales RoPE linearly or by rope_freqs factors only");
+        }
+        float[] freqFactors = null;
+        if (g.has("rope_freqs.weight")) {
+            freqFactors = g.floats("rope_freqs.weight", dim / heads / 2);
+            for (float f : freqFactors) {
+                if (!(f > 0) || !Float.isFinite(f)) throw new ModelFormatException(file + ": rope_freqs.weight holds " + f + ", not a frequency factor (a finite number above 0)");
+            }
+        }
         double theta = g.real("llama.rope.freq_base", 10000.0);
         if (!(theta > 1) || !Double.isFinite(theta))
             throw new ModelFormatException(file + ": llama.rope.freq_base is " + theta + ", not a RoPE base (a finite number above 1)");
@@ -152,7 +176,7 @@ public final class Llama2cModel {
         if (!(eps > 0 && eps < 1))
             throw new ModelFormatException(file + ": llama.attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
         Matrix classifier = g.has("output.weight") ? g.matrix("output.weight", dim, vocab) : embedding;
-        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, (float) eps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w);
+        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, factor, freqFactors, (float) eps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w);
     }
 
     private static int dim(GgufFile g, String key) throws ModelFormatException {
