@@ -231,6 +231,31 @@ final class Eval {
         return new Perplexity(lengths, nll, count, secs, decoded, measured, predicted);
     }
 
+    /**
+     * Runs the full cache untimed on {@code threads} threads at once: a prompt of up to 512 tokens in one prefill step,
+     * then 384 decoded tokens, so that the engine, the runtime and the decode kernels are compiled before rows are timed.
+     */
+    static void warmUp(Model m, int[] ids, int threads) {
+        int prompt = Math.max(1, Math.min(512, ids.length - 400)), decode = Math.min(384, ids.length - prompt - 1);
+        if (decode < 1) return;
+        Runnable one = () -> {
+            try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), LlamaEngine.fullCache(), pool)) {
+                e.prefill(ids, 0, prompt);
+                for (int t = 0; t < decode; t++) e.forward(ids[prompt + t]);
+            }
+        };
+        List<Thread> ts = new ArrayList<>();
+        for (int i = 0; i < threads; i++) ts.add(Thread.ofPlatform().start(one));
+        for (Thread t : ts) {
+            try {
+                t.join();
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
     /** The KV bytes the runtime holds: keys and values at their formats, scales, per-token and per-page state. */
     static long bytes(LlamaEngine e) {
         long b = 0;

@@ -157,6 +157,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         // compile every row first: a policy that does not check for this model stops the run before any work
         Map<Eval.Policy, Eval.Compiled> compiled = new LinkedHashMap<>();
         for (Eval.Policy p : ps) compiled.put(p, Eval.compile(p, m.weights().spec(), scratch));
+        // the engine's code compiled by the JIT before any row is timed (else the first row, the full cache, pays for it
+        // and every ratio to it is flattered); on as many threads as the rows will use
+        Eval.warmUp(m, ids, Math.min(threads, ps.size()));
         // units of progress: 64 decoded tokens, one pass-key document
         long perPolicy = (doPpl ? (long) windows * lens[lens.length - 1] / 64 : 0) + (doPk ? (long) pk.length * depths.length * samples : 0);
         Progress progress = new Progress(err, m.name(), perPolicy * ps.size());
