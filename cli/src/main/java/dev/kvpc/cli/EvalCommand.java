@@ -169,8 +169,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             for (Eval.Policy p : ps) {
                 fs.add(pool.submit(() -> {
                     Eval.Compiled c = compiled.get(p);
-                    progress.status(p.label());
+                    if (doPpl) progress.status(p.label() + ": perplexity");
                     Eval.Perplexity ppl = doPpl ? Eval.perplexity(m, c, ids, lens, windows, progress::tick) : null;
+                    if (doPk) progress.status(p.label() + ": pass keys");
                     Eval.Grid grid = doPk ? Eval.grid(m, c, fillers, pk, depths, samples, seed, progress::tick) : null;
                     return new Eval.Row(m.name(), p, ppl, grid);
                 }));
@@ -207,7 +208,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         return out;
     }
 
-    /** A progress bar on the error stream: done / total units, the policy last started, time left. */
+    /** A progress bar on the error stream: done / total units, the policy and task last started, time left. */
     static final class Progress {
         private final PrintWriter err;
         private final String model;
@@ -242,7 +243,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             double secs = (now - start) / 1e9;
             String left = d == 0 ? "?" : String.format(Locale.ROOT, "%.0f s", secs / frac - secs);
             int width = 30, fill = (int) Math.round(frac * width);
-            err.printf(Locale.ROOT, "\r%s [%s%s] %3.0f%%  %-22s left %s   ", model, "#".repeat(fill), ".".repeat(width - fill), frac * 100, status, left);
+            err.printf(Locale.ROOT, "\r%s [%s%s] %3.0f%%  %-34s left %s   ", model, "#".repeat(fill), ".".repeat(width - fill), frac * 100, status, left);
             err.flush();
         }
 
