@@ -268,7 +268,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     /** A model with its tokenizer and evaluation text (the embedded model's held-out documents). */
-    private static Eval.Model load(Path file, Path home, Map<String, String> about) throws ModelFormatException, IOException {
+    static Eval.Model load(Path file, Path home, Map<String, String> about) throws ModelFormatException, IOException {
         Path text = home.resolve("models/kvpc-tiny/heldout.txt");
         if (!Files.isRegularFile(text)) throw new ModelFormatException(text + ": the evaluation text is missing");
         String t = Files.readString(text);
