@@ -247,10 +247,15 @@ def main():
     last = last_loss()
     when = datetime.date.today().isoformat()
     nparams = sum(p.numel() for p in model.parameters())
+    total = sum(n for n, _, _ in train.CURRICULUM)
+    status = (f"**Final model.** Exported on {when}: trained to the end of its curriculum (`tools/train/`). The model card,"
+              f"\nwith the data, the loss curve, held-out perplexity and pass-key accuracy, is `docs/model.md`."
+              if state['tokens'] >= total else
+              f"**Intermediate snapshot.** Exported on {when} from a checkpoint of the training in progress\n"
+              f"(`tools/train/`); the model trained to the end of its curriculum replaces it.")
     card = f"""# {NAME}: kvpc's embedded model
 
-**Intermediate snapshot.** Exported on {when} from a checkpoint of the training in progress
-(`tools/train/`); the model trained to the end of its curriculum replaces it.
+{status}
 
 | | |
 |---|---|
@@ -261,7 +266,7 @@ def main():
 | data | Moby-Dick and State of the Union addresses (public domain), half the windows synthetic pass-key documents |
 
 Files: `{gguf.name}` (GGUF v3, F32), `reference.txt` (token ids and the torch model's logits for three prompts; format
-in `tools/train/export.py`). The pass-key prompt in the reference asks for key {key}; this snapshot, greedy, answers
+in `tools/train/export.py`). The pass-key prompt in the reference asks for key {key}; this model, greedy, answers
 `{answer.strip()}`.
 
 Re-export: `tools/train/run.sh export` (then `./run-tests -pl examples -am -Dtest=KvpcTinyTest`).
