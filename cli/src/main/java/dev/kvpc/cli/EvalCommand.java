@@ -57,8 +57,8 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--depths", split = ",", paramLabel = "D,...", description = "Depths of the key in the document, 0..1 (default 0.1,0.3,0.5,0.7,0.9).")
     double[] depths = {0.1, 0.3, 0.5, 0.7, 0.9};
 
-    @Option(names = "--samples", paramLabel = "N", description = "Pass-key documents per cell (default 2).")
-    int samples = 2;
+    @Option(names = "--samples", paramLabel = "N", description = "Pass-key documents per cell (default 4).")
+    int samples = 4;
 
     @Option(names = "--tasks", split = ",", paramLabel = "T,...", description = "perplexity, passkey (default both).")
     List<String> tasks = new ArrayList<>(List.of("perplexity", "passkey"));
