@@ -26,10 +26,10 @@ import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
-@Command(name = "eval", description = {"Evaluate KV-cache policies on real models: long-text perplexity (decoded token by token), pass-key",
-        "retrieval by length and depth, measured KV bytes against kvpc memory's prediction, and throughput against the full cache.",
-        "With no options: the core policies at 12.5%, 25% and 50% of the trained context on the embedded model,",
-        "and on stories260K when ../shared/models/stories260K is present."})
+@Command(name = "eval", description = {"Evaluate KV-cache policies on real models: long-text perplexity (decoded token by token), pass-key "
+        + "retrieval by length and depth, measured KV bytes against kvpc memory's prediction, and throughput against the full cache.",
+        "With no options: the core policies at 12.5%%, 25%% and 50%% of the trained context on the embedded model, "
+        + "and on stories260K when ../shared/models/stories260K is present."})
 final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--model", paramLabel = "M", description = "A model to evaluate (.gguf with its tokenizer, or a llama2.c .bin with tok*.bin beside it); repeatable (default: the embedded model, and stories260K when present).")
     List<Path> models = new ArrayList<>();
@@ -38,7 +38,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             "or files, one row each: FILE.kvp (its last policy or config), FILE.kvp:NAME, FILE.jar (from kvpc compile)."})
     List<String> policies = new ArrayList<>(List.of("full", "window", "streaming_llm", "h2o", "tova", "snapkv", "pyramidkv", "kivi"));
 
-    @Option(names = "--attention", split = ",(?![^(]*\\))", paramLabel = "V,...", description = {"Attention variants: every policy runs under each (softcap, softcap(cap = 30.0), alibi, sliding(w = 256), sigmoid,",
+    @Option(names = "--attention", split = ",(?![^(]*\\))", splitSynopsisLabel = ",", paramLabel = "V,...", description = {"Attention variants: every policy runs under each (softcap, softcap(cap = 30.0), alibi, sliding(w = 256), sigmoid,",
             "or one a .kvp policy file declares); 'standard' is the usual attention (default: standard only)."})
     List<String> attention = new ArrayList<>(List.of("standard"));
 
@@ -69,7 +69,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Policies evaluated at once (default: the cores).")
     int threads = Runtime.getRuntime().availableProcessors();
 
-    @Option(names = "--quick", description = "A reduced grid: budget 25% only, lengths up to the trained context, one sample per pass-key cell, three depths.")
+    @Option(names = "--quick", description = "A reduced grid: budget 25%% only, lengths up to the trained context, one sample per pass-key cell, three depths.")
     boolean quick;
 
     @Option(names = "--markdown", paramLabel = "FILE", description = "Also write the Markdown report at FILE, its links to the plots relative to it (docs/results.md).")
@@ -77,7 +77,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
 
     @Option(names = "--out", paramLabel = "DIR", description = {"Where the results go (default eval-results in the current directory): results.json, PNG plots,",
             "index.html (a page with the tables, the plots and the command) and results.md (the same as Markdown).",
-            "`./kvpc eval --out docs/results` regenerates the project's docs/results."})
+            "`./kvpc eval --out docs/results --markdown docs/results.md` regenerates the project's results."})
     Path outDir = Path.of("eval-results");
 
     @Option(names = "--note", paramLabel = "TEXT", description = "A line for the report's header, e.g. which snapshot of a model this is; repeatable.")

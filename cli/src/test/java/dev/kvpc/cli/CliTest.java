@@ -53,6 +53,18 @@ class CliTest {
     }
 
     @Test
+    void everyCommandAnswersHelpWithItsUsage() {
+        for (String c : List.of("check", "fmt", "ir", "memory", "compile", "eval", "trace", "run")) {
+            CliRunner r = CliRunner.run(c, "--help");
+            assertEquals(0, r.code(), c + ": " + r.err());
+            String all = r.out() + r.err();
+            assertTrue(all.startsWith("Usage: kvpc " + c + " "), c + ": " + all);
+            assertFalse(all.contains("WARN"), c + " help text formats cleanly: " + all);
+        }
+        assertTrue(CliRunner.run("eval", "--help").out().contains("12.5%, 25% and 50% of the trained context"));
+    }
+
+    @Test
     void usageErrorsExit64() {
         assertEquals(64, CliRunner.run("check").code());
         assertEquals(64, CliRunner.run("frobnicate").code());
