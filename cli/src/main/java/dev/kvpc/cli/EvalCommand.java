@@ -31,7 +31,7 @@ import java.util.function.Function;
         "With no options: the core policies at 12.5%%, 25%% and 50%% of the trained context on the embedded model, "
         + "and on stories260K when ../shared/models/stories260K is present."})
 final class EvalCommand implements java.util.concurrent.Callable<Integer> {
-    @Option(names = "--model", paramLabel = "M", description = "A model to evaluate (.gguf with its tokenizer, or a llama2.c .bin with tok*.bin beside it); repeatable (default: the embedded model, and stories260K when present).")
+    @Option(names = "--model", paramLabel = "M", description = "A model to evaluate (.gguf with its tokenizer, a llama2.c .bin with tok*.bin beside it, or a folder holding one); repeatable (default: the embedded model, and stories260K when present).")
     List<Path> models = new ArrayList<>();
 
     @Option(names = "--policies", split = ",", paramLabel = "P,...", description = {"Policies: core names, each at every budget (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,kivi),",
@@ -268,7 +268,8 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     /** A model with its tokenizer and evaluation text (the embedded model's held-out documents). */
-    static Eval.Model load(Path file, Path home, Map<String, String> about) throws ModelFormatException, IOException {
+    static Eval.Model load(Path given, Path home, Map<String, String> about) throws ModelFormatException, IOException {
+        Path file = RunCommand.resolveModel(given);
         Path text = home.resolve("models/kvpc-tiny/heldout.txt");
         if (!Files.isRegularFile(text)) throw new ModelFormatException(text + ": the evaluation text is missing");
         String t = Files.readString(text);
@@ -286,13 +287,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             return new Eval.Model(name, m, tok, enc, trained, t);
         }
         Llama2cModel m = Llama2cModel.load(file);
-        Path dir = file.toAbsolutePath().getParent();
-        Path tokFile;
-        try (var s = Files.list(dir)) {
-            tokFile = s.filter(f -> f.getFileName().toString().matches("tok.*\\.bin|tokenizer\\.bin")).sorted().findFirst()
-                    .orElseThrow(() -> new ModelFormatException(file + ": no tokenizer.bin or tok*.bin beside it"));
-        }
-        Llama2cTokenizer tok = Llama2cTokenizer.load(tokFile, m.vocab);
+        Llama2cTokenizer tok = Llama2cTokenizer.load(RunCommand.findTokenizer(file), m.vocab);
         String name = file.getFileName().toString().replaceFirst("\\.bin$", "");
         about.put(name, "llama2.c checkpoint, " + shape(m) + ", trained context " + m.seqLen + " tokens");
         return new Eval.Model(name, m, tok, s -> tok.encode(s, false), m.seqLen, t);

@@ -158,7 +158,8 @@ final class RunCommand implements Callable<Integer> {
         return Main.OK;
     }
 
-    private Path resolveModel(Path p) throws ModelFormatException {
+    /** A model file, or the one a folder holds (its .gguf first, else its checkpoint). */
+    static Path resolveModel(Path p) throws ModelFormatException {
         if (!Files.exists(p)) throw new ModelFormatException(p + ": no such file or folder");
         if (!Files.isDirectory(p)) return p;
         try (var s = Files.list(p)) {
@@ -176,7 +177,7 @@ final class RunCommand implements Callable<Integer> {
         return n.equals("tokenizer.bin") || n.startsWith("tok") && n.endsWith(".bin") && !n.startsWith("tokens");
     }
 
-    private static Path findTokenizer(Path checkpoint) throws ModelFormatException {
+    static Path findTokenizer(Path checkpoint) throws ModelFormatException {
         Path dir = checkpoint.toAbsolutePath().getParent();
         try (var s = Files.list(dir)) {
             return s.filter(f -> isTokenizerName(f.getFileName().toString())).sorted().findFirst()
