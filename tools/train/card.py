@@ -457,6 +457,8 @@ def card(out_dir):
     if history:
         w("In the log, " + ", and ".join(history) + ": that part of the run was trained with other settings (train.py's "
           "schedule or curriculum then) and resumed with these.\n")
+    if getattr(train, "CURRICULUM_HISTORY", None):
+        w(train.CURRICULUM_HISTORY + "\n")
     w("Curriculum (`train.CURRICULUM`), short contexts first:\n")
     w(f"| phase | context | batch | tokens per step | tokens | steps planned | steps logged | loss, mean of the last {SMOOTH} steps | last pass-key accuracy logged |")
     w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
