@@ -283,7 +283,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             String name = file.getFileName().toString().replaceFirst("\\.gguf$", "");
             Object tokens = g.metadata().get("kvpc.train.tokens"), steps = g.metadata().get("kvpc.train.steps");
             about.put(name, "GGUF, " + shape(m) + ", trained context " + trained + " tokens"
-                    + (tokens != null ? "; training so far recorded in the file: " + tokens + " tokens" + (steps != null ? ", " + steps + " steps" : "") : ""));
+                    + (tokens != null ? "; training recorded in the file: " + tokens + " tokens" + (steps != null ? ", " + steps + " steps" : "") : ""));
             return new Eval.Model(name, m, tok, enc, trained, t);
         }
         Llama2cModel m = Llama2cModel.load(file);
