@@ -58,6 +58,11 @@ final class Eval {
             return file == null && attention == null && name.equals("full");
         }
 
+        /** A compiled policy jar (it carries its own attention variant). */
+        boolean jar() {
+            return file != null && file.toString().endsWith(".jar");
+        }
+
         /** What plots colour and join into lines: the policy under its variant. */
         String family() {
             return (file == null ? name : label.replaceFirst(" @.*$", "")) + (attention == null ? "" : " @" + attention);
@@ -74,17 +79,15 @@ final class Eval {
      */
     static List<Policy> policies(List<String> names, double[] fractions, int context, int headDim, List<String> variants) {
         List<Policy> base = core(names, fractions, context, headDim), out = new ArrayList<>();
-        for (Policy p : base) {
-            boolean jar = p.file() != null && p.file().toString().endsWith(".jar");
-            if (jar && !variants.contains(null)) {
-                throw new IllegalArgumentException(p.file() + ": a compiled policy jar carries its attention variant; --attention applies to .kvp files and core policies");
+        if (!variants.contains(null)) {
+            for (Policy p : base) {
+                if (p.jar()) throw new IllegalArgumentException(p.file() + ": a compiled policy jar carries its attention variant; --attention applies to .kvp files and core policies");
             }
         }
         for (String v : variants) {
             for (Policy p : base) {
                 // a jar runs once, under the variant compiled into it
-                if (v != null && p.file() != null && p.file().toString().endsWith(".jar")) continue;
-                out.add(p.under(v));
+                if (v == null || !p.jar()) out.add(p.under(v));
             }
         }
         return out;
@@ -146,15 +149,13 @@ final class Eval {
     static Compiled compile(Policy p, ModelSpec shape, Path scratch) throws IOException {
         if (p.file() != null) {
             try {
-                if (p.file().toString().endsWith(".jar")) return new Compiled(Kvpc.load(p.file(), shape), Kvpc.program(p.file(), shape));
+                if (p.jar()) return new Compiled(Kvpc.load(p.file(), shape), Kvpc.program(p.file(), shape));
                 Specialized s = Kvpc.specialise(p.file(), shape, p.name(), p.params(), p.attention());
                 return new Compiled(Kvpc.runner(s), s);
             } catch (Kvpc.CompileException | dev.kvpc.runtime.load.PolicyLoadException e) {
                 throw new IllegalArgumentException(p.label() + " does not compile for this model:\n" + e.getMessage());
             }
         }
-        Path file = scratch.resolve("eval_" + p.name() + ".kvp");
-        if (!Files.exists(file)) Files.writeString(file, "import \"" + p.name() + ".kvp\"\n");
         ModelShape ms = new ModelShape("eval", shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
         String root = p.name();
         Map<String, Object> params = p.params();
@@ -165,6 +166,8 @@ final class Eval {
             root = Deployment.CONFIG;
             params = Map.of();
         } else {
+            Path file = scratch.resolve("eval_" + p.name() + ".kvp");
+            if (!Files.exists(file)) Files.writeString(file, "import \"" + p.name() + ".kvp\"\n");
             r = Frontend.check(file, ms);
         }
         if (!r.ok()) {

@@ -61,7 +61,7 @@ public final class Kvpc {
         }
         Frontend.Result r = Frontend.check(file, shape);
         if (!r.ok()) {
-            throw new CompileException(r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining()));
+            throw new CompileException(rendered(r));
         }
         String root = policy != null ? policy : Compilation.defaultRoot(r.program());
         if (root == null || r.program().decls().get(root) == null) {
@@ -98,9 +98,14 @@ public final class Kvpc {
         String text = Deployment.text(file == null ? policy + ".kvp" : file.toAbsolutePath().toString(), policy, params, attention);
         Frontend.Result r = Frontend.checkText(Deployment.NAME, text, file == null ? null : file.toAbsolutePath().getParent(), shape);
         if (!r.ok()) {
-            throw new CompileException(r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining()));
+            throw new CompileException(rendered(r));
         }
         return Compilation.optimise(r.program(), Deployment.CONFIG, Map.of(), Pipeline.Options.DEFAULT, (pass, x) -> { });
+    }
+
+    /** Every diagnostic of {@code r}, rendered as {@code kvpc check} prints them. */
+    private static String rendered(Frontend.Result r) {
+        return r.diagnostics().all().stream().map(d -> r.renderer().render(d)).collect(Collectors.joining());
     }
 
     /** The runner of a specialised program: the JVM backend's, or the interpreter's where it is the only one. */

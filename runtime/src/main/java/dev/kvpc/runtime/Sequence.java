@@ -186,16 +186,14 @@ public final class Sequence implements AutoCloseable {
         return m;
     }
 
-    /** Entries a page of host-precision rows holds (a key row and a value row each): lanes take memory a page at a time. */
+    /** Entries a page of host-precision rows holds: lanes take memory a page at a time. */
     public int entriesPerPage() {
-        return Math.max(1, rowsPerPage / 2);
+        return Lane.entriesPerPage(rowsPerPage);
     }
 
     /** What {@link #totalBytes()} is for the full cache of {@code entries} tokens: whole pages of host-precision rows. */
     public long fullCacheBytes(int entries) {
-        // a lane's keys and values are rows of one chain of pages
-        long rows = (2L * entries + rowsPerPage - 1) / rowsPerPage * rowsPerPage;
-        return rows * model.headDim() * model.dtype().bits() / 8 * model.layers() * model.kvHeads();
+        return Lane.bytesAt(QuantSpec.of(model.dtype()), model.headDim(), rowsPerPage, entries) * model.layers() * model.kvHeads();
     }
 
     public long totalBytes() {

@@ -26,7 +26,7 @@ public final class Deployment {
     public static String text(String policyImport, String policy, Map<String, Object> params, String attention) {
         StringJoiner args = new StringJoiner(", ");
         params.forEach((k, v) -> args.add(k + " = " + literal(v)));
-        return "import \"" + policyImport.replace("\\", "/") + "\"\n"
+        return "import " + dev.kvpc.compiler.fmt.Formatter.quote(policyImport.replace('\\', '/')) + "\n"
                 + "import \"variants.kvp\"\n"
                 + "config " + CONFIG + " {\n"
                 + "    attention " + attention + "\n"
@@ -46,7 +46,7 @@ public final class Deployment {
             }
             case Float f -> literal((double) f);
             case Boolean b -> Boolean.toString(b);
-            case String s -> "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+            case String s -> dev.kvpc.compiler.fmt.Formatter.quote(s);
             default -> throw new IllegalArgumentException("a parameter value must be a number, a boolean or a string, not " + v);
         };
     }

@@ -413,7 +413,8 @@ public final class Formatter {
         return parens ? "(" + expr(e) + ")" : expr(e);
     }
 
-    static String quote(String s) {
+    /** A KVP string literal for {@code s}: quoted, with backslash, quote, newline and tab escaped. */
+    public static String quote(String s) {
         StringBuilder sb = new StringBuilder("\"");
         for (char c : s.toCharArray()) {
             switch (c) {

@@ -76,15 +76,14 @@ public final class Llama2cTokenizer implements Tokenizer {
             for (int i = pieces.length - 1; i >= 0; i--) ix.put(new String(pieces[i], StandardCharsets.ISO_8859_1), i);
             index = ix;
         }
-        int[] t = new int[text.length() * 4 + 2];
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        int[] t = new int[bytes.length + 2]; // BOS, the dummy prefix, at most a token per byte
         int n = 0;
         if (bos) t[n++] = 1;
-        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         if (bytes.length > 0) {
             Integer sp = index.get(" ");
             if (sp != null) t[n++] = sp;
         }
-        if (t.length < n + bytes.length) t = java.util.Arrays.copyOf(t, n + bytes.length);
         for (int i = 0; i < bytes.length; ) {
             int j = i + 1;
             while (j < bytes.length && j - i < 4 && (bytes[j] & 0xC0) == 0x80) j++;

@@ -300,6 +300,20 @@ public final class Lane {
         return slot;
     }
 
+    /**
+     * What {@link #bytes()} is for a lane holding {@code entries} entries, keys and values all at {@code spec} (one
+     * chain: a key row and a value row per entry, in whole pages of {@code rowsPerPage} rows).
+     */
+    public static long bytesAt(QuantSpec spec, int headDim, int rowsPerPage, long entries) {
+        long rows = (2 * entries + rowsPerPage - 1) / rowsPerPage * rowsPerPage;
+        return rows * RowCodec.of(spec, headDim).rowBytes();
+    }
+
+    /** Entries a page of one-format rows holds: a key row and a value row each. */
+    public static int entriesPerPage(int rowsPerPage) {
+        return Math.max(1, rowsPerPage / 2);
+    }
+
     /** Rows per page of the lane's chains: slot {@code s} is row {@code s % rowsPerPage} of page {@code s / rowsPerPage}. */
     public int rowsPerPage() {
         return rowsPerPage;
