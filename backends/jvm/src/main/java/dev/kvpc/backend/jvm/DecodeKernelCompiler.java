@@ -28,7 +28,7 @@ import static org.objectweb.asm.Opcodes.*;
  * the head dimension, group, row sizes and offsets as constants.
  *
  * <p><b>Why Vector API calls in the bytecode.</b> HotSpot's C2 compiles calls to {@code jdk.incubator.vector}
- * ({@code FloatVector.fromMemorySegment}, {@code fma}, {@code reduceLanes}, {@code convertShape}...) on species that
+ * ({@code FloatVector.fromMemorySegment}, {@code fma}, {@code lane}, {@code convertShape}...) on species that
  * are constants into single SIMD instructions, with no vector objects left; its auto-vectoriser does not vectorise
  * the reductions of a dot product or reads through {@code MemorySegment} accessors in loops like these. So the
  * generated class does what a hand-written Vector API kernel does, and since the head dimension is a constant the
@@ -53,6 +53,13 @@ import static org.objectweb.asm.Opcodes.*;
  * <p>Results equal {@link dev.kvpc.runtime.engine.AttentionKernel}'s up to float rounding (sums in another order,
  * fused multiply-adds): the masking, the softmax (exponentials in float, their sum in double) and which entries the
  * column sums get are the same.
+ *
+ * <p><b>The same bits before and after the JIT.</b> A kernel's first calls run interpreted, through the Vector API's
+ * Java code; once C2 compiles it they run as SIMD instructions. The generated code uses only operations whose result
+ * both give exactly (loads, FMA, lane-wise arithmetic, lane reads): a vector's lanes are summed from lane 0 up rather
+ * than by {@code reduceLanes} (whose order is unspecified, and differs between the two), and the softmax's
+ * exponentials are {@code Math.exp} in a scalar loop rather than {@code lanewise(EXP)} (whose SIMD code rounds
+ * differently). So a run gives the same figures however long the JIT took to step in.
  */
 public final class DecodeKernelCompiler {
     private static final String PACKAGE = "dev/kvpc/backend/jvm/";
@@ -830,14 +837,22 @@ public final class DecodeKernelCompiler {
         }
     }
 
-    /** t[g] = sum of the accumulators' lanes, plus what scalar code added already (t[g] holds it). */
+    /**
+     * t[g] = sum of the accumulators' lanes, plus what scalar code added already (t[g] holds it). The lanes are added
+     * from 0 up ({@code lane(i)}), not by {@code reduceLanes}, which may add them in any order: its Java code (run
+     * before C2 compiles the kernel) and its SIMD code (after) round differently, and a run's figures would depend on
+     * when the JIT stepped in.
+     */
     private void reduceAccumulators(Map<Integer, int[]> bySize, int[] t) {
         for (var e : bySize.entrySet()) {
             for (int g = 0; g < hbSize; g++) {
                 m.visitVarInsn(FLOAD, t[g]);
-                m.visitVarInsn(ALOAD, e.getValue()[g]);
-                m.visitFieldInsn(GETSTATIC, OPS, "ADD", "L" + OPS + "$Associative;");
-                m.visitMethodInsn(INVOKEVIRTUAL, FV, "reduceLanes", "(L" + OPS + "$Associative;)F", false);
+                for (int i = 0; i < e.getKey(); i++) {
+                    m.visitVarInsn(ALOAD, e.getValue()[g]);
+                    push(i);
+                    m.visitMethodInsn(INVOKEVIRTUAL, FV, "lane", "(I)F", false);
+                    if (i > 0) m.visitInsn(FADD);
+                }
                 m.visitInsn(FADD);
                 m.visitVarInsn(FSTORE, t[g]);
             }
@@ -1187,7 +1202,8 @@ public final class DecodeKernelCompiler {
 
     /**
      * For each head g (a loop): max = mx[g]; if max is -inf every probability is 0; else e = (float) exp(l - max) for
-     * the unmasked entries (masked ones 0), sum in double, inv = (float) (1 / sum), p = e * inv, in place.
+     * the unmasked entries (masked ones 0), sum in double, inv = (float) (1 / sum), p = e * inv, in place. The
+     * exponentials are Math.exp's in a scalar loop on every JVM (see the class comment); the scaling is vectorised.
      */
     private void softmax() {
         int g = local(1), base = local(1), max = local(1), sum = local(2), inv = local(1), x = local(1);
@@ -1227,7 +1243,6 @@ public final class DecodeKernelCompiler {
         int from = local(1);
         push(0);
         m.visitVarInsn(ISTORE, from);
-        if (maxLanes > 0) vectorExp(base, max, sum, from);
         entryLoop(from, cont -> {
             m.visitVarInsn(ALOAD, lg);
             m.visitVarInsn(ILOAD, base);
@@ -1287,77 +1302,6 @@ public final class DecodeKernelCompiler {
         m.visitIincInsn(g, 1);
         m.visitJumpInsn(GOTO, top);
         m.visitLabel(end);
-    }
-
-    /**
-     * The exponentials of the widest species' whole vectors of entries {@code [0, from)} where {@code from} becomes
-     * {@code n} rounded down to a multiple of the lanes:
-     * {@code e = fromArray(lg, base + j).sub(max).lanewise(EXP)} (a masked entry's {@code -inf} gives exactly 0),
-     * stored back, and summed in double: the two halves of each vector widened ({@code F2D}, parts 0 and 1) into two
-     * double accumulators, reduced at the end and added to {@code sum}. The scalar loop does the rest.
-     */
-    private void vectorExp(int base, int max, int sum, int from) {
-        int lanes = maxLanes, e = local(1), lo = local(1), hi = local(1);
-        String dv = "jdk/incubator/vector/DoubleVector", dvD = "L" + dv + ";";
-        String dSpecies = "SPECIES_" + lanes * 32;
-        for (int a : new int[] {lo, hi}) {
-            m.visitFieldInsn(GETSTATIC, dv, dSpecies, SPECIES_D);
-            m.visitMethodInsn(INVOKESTATIC, dv, "zero", "(" + SPECIES_D + ")" + dvD, false);
-            m.visitVarInsn(ASTORE, a);
-        }
-        floatSpecies(lanes);
-        m.visitVarInsn(ILOAD, n);
-        m.visitMethodInsn(INVOKEINTERFACE, "jdk/incubator/vector/VectorSpecies", "loopBound", "(I)I", true);
-        m.visitVarInsn(ISTORE, from);
-        push(0);
-        m.visitVarInsn(ISTORE, j);
-        Label top = new Label(), end = new Label();
-        m.visitLabel(top);
-        m.visitVarInsn(ILOAD, j);
-        m.visitVarInsn(ILOAD, from);
-        m.visitJumpInsn(IF_ICMPGE, end);
-        floatSpecies(lanes);
-        m.visitVarInsn(ALOAD, lg);
-        m.visitVarInsn(ILOAD, base);
-        m.visitVarInsn(ILOAD, j);
-        m.visitInsn(IADD);
-        m.visitMethodInsn(INVOKESTATIC, FV, "fromArray", "(" + SPECIES_D + "[FI)" + FV_D, false);
-        m.visitVarInsn(FLOAD, max);
-        m.visitMethodInsn(INVOKEVIRTUAL, FV, "sub", "(F)" + FV_D, false);
-        m.visitFieldInsn(GETSTATIC, OPS, "EXP", "L" + OPS + "$Unary;");
-        m.visitMethodInsn(INVOKEVIRTUAL, FV, "lanewise", "(L" + OPS + "$Unary;)" + FV_D, false);
-        m.visitVarInsn(ASTORE, e);
-        m.visitVarInsn(ALOAD, e);
-        m.visitVarInsn(ALOAD, lg);
-        m.visitVarInsn(ILOAD, base);
-        m.visitVarInsn(ILOAD, j);
-        m.visitInsn(IADD);
-        m.visitMethodInsn(INVOKEVIRTUAL, FV, "intoArray", "([FI)V", false);
-        for (int part = 0; part < 2; part++) {
-            int a = part == 0 ? lo : hi;
-            m.visitVarInsn(ALOAD, a);
-            m.visitVarInsn(ALOAD, e);
-            m.visitFieldInsn(GETSTATIC, OPS, "F2D", "L" + OPS + "$Conversion;");
-            m.visitFieldInsn(GETSTATIC, dv, dSpecies, SPECIES_D);
-            push(part);
-            m.visitMethodInsn(INVOKEVIRTUAL, VEC, "convertShape", "(L" + OPS + "$Conversion;" + SPECIES_D + "I)" + VEC_D, false);
-            m.visitMethodInsn(INVOKEVIRTUAL, dv, "add", "(" + VEC_D + ")" + dvD, false);
-            m.visitVarInsn(ASTORE, a);
-        }
-        push(lanes);
-        m.visitVarInsn(ILOAD, j);
-        m.visitInsn(IADD);
-        m.visitVarInsn(ISTORE, j);
-        m.visitJumpInsn(GOTO, top);
-        m.visitLabel(end);
-        m.visitVarInsn(DLOAD, sum);
-        m.visitVarInsn(ALOAD, lo);
-        m.visitVarInsn(ALOAD, hi);
-        m.visitMethodInsn(INVOKEVIRTUAL, dv, "add", "(" + VEC_D + ")" + dvD, false);
-        m.visitFieldInsn(GETSTATIC, OPS, "ADD", "L" + OPS + "$Associative;");
-        m.visitMethodInsn(INVOKEVIRTUAL, dv, "reduceLanes", "(L" + OPS + "$Associative;)D", false);
-        m.visitInsn(DADD);
-        m.visitVarInsn(DSTORE, sum);
     }
 
     /** lg[base + j] *= inv over the whole vectors of entries; {@code from} becomes where the scalar loop goes on. */

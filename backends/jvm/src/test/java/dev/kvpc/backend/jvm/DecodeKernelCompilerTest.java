@@ -173,6 +173,39 @@ class DecodeKernelCompilerTest {
         }
     }
 
+    /**
+     * The Vector API class gives the same bits on its first calls (interpreted, the Vector API's Java code) as after
+     * C2 has compiled it (SIMD instructions): its sums run in a fixed order and its exponentials are Math.exp's, so a
+     * run's figures do not depend on when the JIT stepped in. ({@code reduceLanes} may add lanes in any order and
+     * {@code lanewise(EXP)} is looser than Math.exp, and both differed before and after compilation.)
+     */
+    @Test
+    void sameBitsBeforeAndAfterTheJit() {
+        for (int d : new int[] {64, 128}) {
+            for (QuantSpec[] f : formats(d).subList(0, 2)) {
+                Random r = new Random(d * 13L + f[0].hashCode());
+                DecodeKernel kernel = DecodeKernelCompiler.compile(d, 4, f[0], f[1], true).create();
+                try (PagePool pool = new PagePool()) {
+                    Lane lane = randomLane(pool, r, d, f[0], f[1], 300);
+                    float[] q = new float[4 * d];
+                    for (int i = 0; i < q.length; i++) q[i] = (float) (r.nextGaussian() * 2);
+                    int qpos = lane.position(lane.size() - 1);
+                    float[] first = new float[4 * d], firstCol = new float[lane.size()];
+                    kernel.attend(lane, q, qpos, null, first, firstCol);
+                    float[] out = new float[4 * d], col = new float[lane.size()];
+                    for (int i = 0; i < 40_000; i++) kernel.attend(lane, q, qpos, null, out, col);
+                    java.util.Arrays.fill(out, 0f);
+                    java.util.Arrays.fill(col, 0f);
+                    kernel.attend(lane, q, qpos, null, out, col);
+                    String where = "d" + d + " keys " + f[0] + " values " + f[1];
+                    for (int i = 0; i < out.length; i++) assertEquals(Float.floatToIntBits(first[i]), Float.floatToIntBits(out[i]), where + ": output " + i + " " + first[i] + " then " + out[i]);
+                    for (int j = 0; j < col.length; j++) assertEquals(Float.floatToIntBits(firstCol[j]), Float.floatToIntBits(col[j]), where + ": column sum " + j);
+                    lane.clear();
+                }
+            }
+        }
+    }
+
     /** Calls into jdk/incubator/vector in a class file: owner.name of each. */
     static Set<String> vectorCalls(byte[] bytes) {
         Set<String> calls = new HashSet<>();
@@ -195,8 +228,11 @@ class DecodeKernelCompilerTest {
         int d = 128;
         QuantSpec f32 = QuantSpec.of(Precision.F32), i4 = QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
         Set<String> f = vectorCalls(DecodeKernelCompiler.classFile(d, 4, f32, f32, true));
-        for (String c : List.of("FloatVector.fromMemorySegment", "FloatVector.fromArray", "FloatVector.fma", "FloatVector.reduceLanes", "FloatVector.intoArray")) {
+        for (String c : List.of("FloatVector.fromMemorySegment", "FloatVector.fromArray", "FloatVector.fma", "FloatVector.lane", "FloatVector.intoArray")) {
             assertTrue(f.contains(c), "f32 kernel calls " + c + ": " + f);
+        }
+        for (String c : List.of("FloatVector.reduceLanes", "DoubleVector.reduceLanes", "FloatVector.lanewise")) {
+            assertFalse(f.contains(c), "f32 kernel calls " + c + ", whose rounding changes when C2 compiles it: " + f);
         }
         Set<String> q = vectorCalls(DecodeKernelCompiler.classFile(d, 4, i4, i4, true));
         if (DecodeKernelCompiler.preferredVectorBits() >= 256) {
