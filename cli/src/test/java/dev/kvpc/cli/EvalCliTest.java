@@ -11,7 +11,8 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * kvpc eval on the embedded model, a reduced grid: every row is there, measured KV bytes match kvpc memory's
  * prediction within 5%, the JSON, plots, page and Markdown are written, and two runs with one seed give the same quality
- * figures.
+ * figures, bit for bit. The tests run with the Vector API (cli/pom.xml), as {@code ./kvpc eval} does, and the second run
+ * finds the engine and the decode kernels compiled by the JIT where the first ran them interpreted at first.
  */
 class EvalCliTest {
     @TempDir
@@ -25,6 +26,7 @@ class EvalCliTest {
 
     @Test
     void evaluatesAndIsDeterministic() throws Exception {
+        assertTrue(dev.kvpc.backend.jvm.DecodeKernelCompiler.vectorApiAvailable(), "the tests run with --add-modules jdk.incubator.vector (cli/pom.xml)");
         CliRunner a = CliRunner.run(args(dir.resolve("a")));
         assertEquals(0, a.code(), a.err());
         for (String row : new String[] {"full", "window 12.5%", "h2o 12.5%", "kivi 2-bit"}) assertTrue(a.out().contains(row), a.out());
