@@ -206,6 +206,39 @@ class DecodeKernelCompilerTest {
         }
     }
 
+    /**
+     * The vector class's exponentials (a polynomial in lane-wise arithmetic) against a softmax in double: logits
+     * spread over [-100, 0] (exact: keys on one channel, the query 8 = sqrt(64)), every probability within 1e-6
+     * relative, and those of logits under -87 (under a normal float) 0.
+     */
+    @Test
+    void vectorExponentialsAreAccurate() {
+        int d = 64, n = 517;
+        DecodeKernel k = DecodeKernelCompiler.compile(d, 1, QuantSpec.of(Precision.F32), QuantSpec.of(Precision.F32), true).create();
+        Random r = new Random(5);
+        float[] logit = new float[n];
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 16);
+            float[] key = new float[d], v = new float[d];
+            for (int j = 0; j < n; j++) {
+                logit[j] = j == 7 ? 0f : (float) (-100 * r.nextDouble());
+                key[0] = logit[j];
+                lane.append(j, 0, key, 0, v, 0);
+            }
+            float[] q = new float[d], out = new float[d], col = new float[n];
+            q[0] = 8f;
+            k.attend(lane, q, n, null, out, col);
+            double z = 0;
+            for (float l : logit) z += Math.exp(l);
+            for (int j = 0; j < n; j++) {
+                double p = Math.exp(logit[j]) / z;
+                if (logit[j] < DecodeKernelCompiler.EXP_FLOOR) assertEquals(0f, col[j], "logit " + logit[j]);
+                else assertEquals(p, col[j], 1e-6 * p, "entry " + j + ", logit " + logit[j]);
+            }
+            lane.clear();
+        }
+    }
+
     /** Calls into jdk/incubator/vector in a class file: owner.name of each. */
     static Set<String> vectorCalls(byte[] bytes) {
         Set<String> calls = new HashSet<>();
