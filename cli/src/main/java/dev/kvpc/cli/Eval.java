@@ -203,24 +203,29 @@ final class Eval {
         double[] nll = new double[lengths.length];
         long[] count = new long[lengths.length];
         long decoded = 0, measured = 0, decodeNanos = 0;
+        int bos = m.tokenizer().bos();
         for (int w = 0; w < windows; w++) {
-            int start = (int) ((long) w * Math.max(0, ids.length - max - 1) / Math.max(1, windows));
+            int at = (int) ((long) w * Math.max(0, ids.length - max - 1) / Math.max(1, windows));
+            // a window of the text, whose first position holds the model's BOS if it has one (as it was trained, and as
+            // a host runs it); the tokens predicted are the text's either way
+            int[] win = java.util.Arrays.copyOfRange(ids, at, at + max + 1);
+            if (bos >= 0) win[0] = bos;
             try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
                 // the first bucket is a prompt, run as one prefill step (prefill-time policies act on it); then the
                 // rest is decoded token by token
                 int first = lengths[0];
-                float[][] prompt = e.prefillAll(ids, start, first);
+                float[][] prompt = e.prefillAll(win, 0, first);
                 for (int t = 0; t < first; t++) {
-                    nll[0] += -logSoftmax(prompt[t], ids[start + t + 1]);
+                    nll[0] += -logSoftmax(prompt[t], win[t + 1]);
                     count[0]++;
                 }
                 for (int t = 0; t < first / 64; t++) tick.run();
                 long d0 = System.nanoTime();
                 int bucket = 0;
                 for (int t = first; t < max; t++) {
-                    float[] logits = e.forward(ids[start + t]);
+                    float[] logits = e.forward(win[t]);
                     while (t >= lengths[bucket]) bucket++;
-                    nll[bucket] += -logSoftmax(logits, ids[start + t + 1]);
+                    nll[bucket] += -logSoftmax(logits, win[t + 1]);
                     count[bucket]++;
                     decoded++;
                     if ((t & 63) == 63) tick.run();
@@ -300,20 +305,25 @@ final class Eval {
         return out;
     }
 
-    static Passkey passkey(Function<String, int[]> encode, Random rnd, List<String> fillers, int context, double depth) {
+    /**
+     * A pass-key document of {@code context} tokens: {@code bos} first if it is a token (the model's BOS), filler
+     * sentences, the key stated at {@code depth} of the filler, and the question; the answer is the key.
+     */
+    static Passkey passkey(Function<String, int[]> encode, int bos, Random rnd, List<String> fillers, int context, double depth) {
         StringBuilder k = new StringBuilder();
         for (int i = 0; i < 5; i++) k.append(rnd.nextInt(10));
         String key = k.toString();
         int[] needle = encode.apply(" The pass key is " + key + ". Remember it. " + key + " is the pass key.");
         int[] question = encode.apply(" What is the pass key? The pass key is");
         int[] answer = encode.apply(" " + key + ".");
-        int budget = context - needle.length - question.length - answer.length;
+        int lead = bos >= 0 ? 1 : 0, budget = context - lead - needle.length - question.length - answer.length;
         List<Integer> body = new ArrayList<>();
         while (body.size() < budget) for (int id : encode.apply(" " + fillers.get(rnd.nextInt(fillers.size())))) body.add(id);
         List<Integer> cut = body.subList(0, Math.max(0, budget));
         int at = (int) (depth * cut.size());
-        int[] ids = new int[cut.size() + needle.length + question.length];
+        int[] ids = new int[lead + cut.size() + needle.length + question.length];
         int o = 0;
+        if (lead > 0) ids[o++] = bos;
         for (int i = 0; i < at; i++) ids[o++] = cut.get(i);
         for (int x : needle) ids[o++] = x;
         for (int i = at; i < cut.size(); i++) ids[o++] = cut.get(i);
@@ -371,7 +381,7 @@ final class Eval {
                 // the same documents for every policy: the seed depends on the cell only
                 Random rnd = new Random(seed * 1_000_003L + lengths[li] * 131L + di);
                 for (int s = 0; s < samples; s++) {
-                    Answer a = answer(m, c, passkey(m.encode(), rnd, fillers, lengths[li], depths[di]));
+                    Answer a = answer(m, c, passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, lengths[li], depths[di]));
                     if (a.hit()) hits[li][di]++;
                     secs += a.promptSeconds();
                     tokens += a.promptTokens();

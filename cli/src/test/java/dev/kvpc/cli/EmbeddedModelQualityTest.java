@@ -30,7 +30,7 @@ class EmbeddedModelQualityTest {
         StringBuilder misses = new StringBuilder();
         for (int i = 0; i < 100; i++) {
             double depth = (i + 0.5) / 100;
-            Eval.Passkey p = Eval.passkey(m.encode(), rnd, fillers, ctx, depth);
+            Eval.Passkey p = Eval.passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, ctx, depth);
             boolean hit = Eval.answer(m, full, p).hit();
             int band = Math.min(3, (int) (depth * 4));
             bandN[band]++;

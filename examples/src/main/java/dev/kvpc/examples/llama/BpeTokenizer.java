@@ -11,7 +11,7 @@ import java.util.Map;
  * from the GGUF file {@code tools/train/export.py} writes, encoding exactly as the Python does: the text is split
  * into pieces by the pre-tokenizer {@link #PATTERN} (Python {@code re} semantics: {@code \s} is Python's Unicode
  * whitespace), each piece's UTF-8 bytes start as one token per byte, and the adjacent pair with the lowest merge
- * rank (the leftmost among equals) is merged until no pair has a rank. The model has no BOS and no end token.
+ * rank (the leftmost among equals) is merged until no pair has a rank. A BOS if the file asks for one; no end token.
  *
  * <p>In the file, tokens and merges are spelled with the byte-level alphabet: each byte one printable character
  * (printable Latin-1 bytes themselves, the other 68 bytes U+0100 upwards in byte order), a merge as "A B".
@@ -28,9 +28,11 @@ public final class BpeTokenizer implements Tokenizer {
     private final Map<String, Integer> ids = new HashMap<>();
     private final Map<Pair, Integer> ranks = new HashMap<>();
     private final Map<String, int[]> cache = new HashMap<>();
+    private final int bos;
 
-    private BpeTokenizer(String[] pieces, List<Pair> merges) {
+    private BpeTokenizer(String[] pieces, List<Pair> merges, int bos) {
         this.pieces = pieces;
+        this.bos = bos;
         // As train.py's dicts: a repeated piece or pair keeps its last index.
         for (int i = 0; i < pieces.length; i++) ids.put(pieces[i], i);
         for (int i = 0; i < merges.size(); i++) ranks.put(merges.get(i), i);
@@ -96,7 +98,16 @@ public final class BpeTokenizer implements Tokenizer {
         for (int b = 0; b < 256; b++)
             if (!known.contains(String.valueOf((char) b)))
                 throw new ModelFormatException(f + "byte 0x" + String.format("%02x", b) + " has no token; byte-level BPE needs one for each of the 256 bytes");
-        return new BpeTokenizer(pieces, merges);
+        // a BOS only where the file asks for one to be added (tokenizer.ggml.add_bos_token; for this vocabulary type
+        // the default is not to)
+        int bos = -1;
+        if (Boolean.TRUE.equals(g.metadata().get("tokenizer.ggml.add_bos_token"))) {
+            Object id = g.metadata().get("tokenizer.ggml.bos_token_id");
+            if (!(id instanceof Number n) || n.longValue() < 0 || n.longValue() >= vocab)
+                throw new ModelFormatException(f + "tokenizer.ggml.add_bos_token is true but tokenizer.ggml.bos_token_id is " + (id == null ? "missing" : id + ", not a token"));
+            bos = n.intValue();
+        }
+        return new BpeTokenizer(pieces, merges, bos);
     }
 
     @Override
@@ -192,15 +203,29 @@ public final class BpeTokenizer implements Tokenizer {
                 || c >= 0x2000 && c <= 0x200a || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
     }
 
-    /** The prompt's tokens; an empty prompt starts from a newline (training documents are separated by blank lines). */
+    /** The file's BOS when it asks for one to be added ({@code tokenizer.ggml.add_bos_token}), else -1. */
     @Override
-    public int[] start(String prompt) {
-        return encode(prompt.isEmpty() ? "\n" : prompt);
+    public int bos() {
+        return bos;
     }
 
+    /**
+     * The prompt's tokens, after the BOS if the model has one; an empty prompt without a BOS starts from a newline
+     * (training documents are separated by blank lines).
+     */
+    @Override
+    public int[] start(String prompt) {
+        if (bos < 0) return encode(prompt.isEmpty() ? "\n" : prompt);
+        int[] t = encode(prompt), out = new int[t.length + 1];
+        out[0] = bos;
+        System.arraycopy(t, 0, out, 1, t.length);
+        return out;
+    }
+
+    /** The token's bytes; a BOS prints nothing. */
     @Override
     public byte[] decode(int prev, int token) {
-        return pieces[token].getBytes(StandardCharsets.ISO_8859_1);
+        return token == bos ? new byte[0] : pieces[token].getBytes(StandardCharsets.ISO_8859_1);
     }
 
     @Override

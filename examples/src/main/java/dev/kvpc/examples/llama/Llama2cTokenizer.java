@@ -133,6 +133,12 @@ public final class Llama2cTokenizer implements Tokenizer {
         return pieces.length;
     }
 
+    /** Token 1, as in llama2.c: every story of its training data starts with it. */
+    @Override
+    public int bos() {
+        return 1;
+    }
+
     /** BOS and the prompt's tokens. */
     @Override
     public int[] start(String prompt) {

@@ -12,6 +12,12 @@ public interface Tokenizer {
     int[] start(String prompt);
 
     /**
+     * The token the model was trained to see first in every sequence (BOS), which a host puts before a prompt; -1 if
+     * it has none.
+     */
+    int bos();
+
+    /**
      * The bytes printed for {@code token} following {@code prev}; {@code prev} is -1 for the first token of a
      * generation. A piece may end inside a UTF-8 character; the next one completes it.
      */

@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Test code: writes GGUF v3 files (metadata of integers, floats and strings; tensors as given bytes) and quantises
+ * Test code: writes GGUF v3 files (metadata of integers, floats, booleans, strings and lists of strings; tensors as given bytes) and quantises
  * floats into GGML's block layouts, written from the GGUF specification: F16 as IEEE halves; Q8_0 as blocks of 34
  * bytes (an f16 scale {@code amax / 127}, then 32 signed quants {@code round(w / scale)}); Q4_0 as blocks of 18 bytes
  * (an f16 scale {@code max / -8}, max the weight of largest magnitude with its sign, then 16 bytes, byte {@code k}
@@ -127,6 +127,11 @@ final class GgufWriter {
                 case String s -> {
                     h.putInt(8);
                     string(h, s);
+                }
+                case Boolean b -> h.putInt(7).put((byte) (b ? 1 : 0));
+                case List<?> l -> {
+                    h.putInt(9).putInt(8).putLong(l.size());
+                    for (Object s : l) string(h, (String) s);
                 }
                 default -> throw new AssertionError("metadata of " + e.getValue().getClass());
             }
