@@ -145,6 +145,9 @@ def write_gguf(path, sd, tok, state):
     g.add("tokenizer.ggml.tokens", ARRAY, [spell(v) for v in tok.vocab], STRING)
     g.add("tokenizer.ggml.token_type", ARRAY, [1] * len(tok.vocab), I32)
     g.add("tokenizer.ggml.merges", ARRAY, [spell(a) + " " + spell(b) for (a, b), _ in ranked], STRING)
+    if state.get("bos") is not None:  # trained with a BOS first in every sequence (train.py train --bos): hosts add it
+        g.add("tokenizer.ggml.bos_token_id", U32, state["bos"])
+        g.add("tokenizer.ggml.add_bos_token", BOOL, True)
     g.add("kvpc.train.tokens", U64, state["tokens"])
     g.add("kvpc.train.steps", U64, state["step"])
     g.tensor("token_embd.weight", sd["embed.weight"])
@@ -237,7 +240,7 @@ def main():
     (args.out / "reference.txt").write_text("\n".join(reference_lines(model, tok, prompts, gguf.name)) + "\n", encoding="utf-8")
 
     with torch.no_grad():
-        ids = tok.encode(passkey)
+        ids = ([] if state.get("bos") is None else [state["bos"]]) + tok.encode(passkey)
         out = []
         for _ in range(6):
             nxt = int(model(torch.tensor([ids]))[0, -1].argmax())

