@@ -56,8 +56,8 @@ import static org.objectweb.asm.Opcodes.*;
  *
  * <p><b>The same bits before and after the JIT.</b> A kernel's first calls run interpreted, through the Vector API's
  * Java code; once C2 compiles it they run as SIMD instructions. The generated code uses only operations whose result
- * both give exactly (loads, FMA, lane-wise arithmetic, lane reads): a vector's lanes are summed from lane 0 up rather
- * than by {@code reduceLanes} (whose order is unspecified, and differs between the two), and the softmax's
+ * both give exactly (loads, FMA, lane-wise arithmetic, rotations, lane reads): a vector's lanes are summed in a
+ * fixed tree of rotations and adds rather than by {@code reduceLanes} (whose order is unspecified, and differs between the two), and the softmax's
  * exponentials are a polynomial in lane-wise arithmetic ({@link #vectorExp}) rather than {@code lanewise(EXP)}
  * (whose SIMD code rounds differently). So a run gives the same figures however long the JIT took to step in.
  */
@@ -74,6 +74,8 @@ public final class DecodeKernelCompiler {
     private static final String VEC = "jdk/incubator/vector/Vector";
     private static final String VEC_D = "L" + VEC + ";";
     private static final String SPECIES_D = "Ljdk/incubator/vector/VectorSpecies;";
+    private static final String SHUFFLE = "jdk/incubator/vector/VectorShuffle";
+    private static final String SHUFFLE_D = "L" + SHUFFLE + ";";
     private static final String OPS = "jdk/incubator/vector/VectorOperators";
     // the vector exponential (vectorExp): log2(e), 1.5 * 2^23 (adding it rounds to an integer in the low bits), ln 2 in
     // two parts (the first with 9 significant bits, so n * LN2_HI is exact), the polynomial's coefficients (the classic
@@ -361,6 +363,9 @@ public final class DecodeKernelCompiler {
         cw.visitField(ACC_PRIVATE | ACC_STATIC | ACC_FINAL, "I32", OF_INT_D, null, null).visitEnd();
         cw.visitField(ACC_PRIVATE | ACC_STATIC | ACC_FINAL, "KPERM", "[I", null, null).visitEnd();
         cw.visitField(ACC_PRIVATE | ACC_STATIC | ACC_FINAL, "VPERM", "[I", null, null).visitEnd();
+        // the rotations of a lane-sum tree (reduceAccumulators): ROT_L_k moves lane i + k to lane i, of L lanes
+        for (int l = maxLanes; l >= 4; l /= 2)
+            for (int k = l / 2; k >= 1; k /= 2) cw.visitField(ACC_PRIVATE | ACC_STATIC | ACC_FINAL, "ROT_" + l + "_" + k, SHUFFLE_D, null, null).visitEnd();
 
         MethodVisitor ci = cw.visitMethod(ACC_STATIC, "<clinit>", "()V", null, null);
         ci.visitCode();
@@ -376,6 +381,16 @@ public final class DecodeKernelCompiler {
         ci.visitFieldInsn(PUTSTATIC, name, "KPERM", "[I");
         intArray(ci, permutation(values));
         ci.visitFieldInsn(PUTSTATIC, name, "VPERM", "[I");
+        for (int l = maxLanes; l >= 4; l /= 2) {
+            for (int k = l / 2; k >= 1; k /= 2) {
+                ci.visitFieldInsn(GETSTATIC, FV, "SPECIES_" + l * 32, SPECIES_D);
+                push(ci, k);
+                ci.visitInsn(ICONST_1);
+                ci.visitInsn(ICONST_1);
+                ci.visitMethodInsn(INVOKESTATIC, SHUFFLE, "iota", "(" + SPECIES_D + "IIZ)" + SHUFFLE_D, false);
+                ci.visitFieldInsn(PUTSTATIC, name, "ROT_" + l + "_" + k, SHUFFLE_D);
+            }
+        }
         ci.visitInsn(RETURN);
         ci.visitMaxs(0, 0);
         ci.visitEnd();
@@ -845,20 +860,25 @@ public final class DecodeKernelCompiler {
 
     /**
      * t[g] = sum of the accumulators' lanes, plus what scalar code added already (t[g] holds it). The lanes are added
-     * from 0 up ({@code lane(i)}), not by {@code reduceLanes}, which may add them in any order: its Java code (run
-     * before C2 compiles the kernel) and its SIMD code (after) round differently, and a run's figures would depend on
-     * when the JIT stepped in.
+     * in a fixed tree, {@code a = a + a.rearrange(ROT_L_k)} for k = L/2, L/4, ..., 1, then lane 0 (the halves, then
+     * their halves...), not by {@code reduceLanes}, which may add them in any order: its Java code (run before C2
+     * compiles the kernel) and its SIMD code (after) round differently, and a run's figures would depend on when the
+     * JIT stepped in. Rotations and lane-wise adds give the same bits in both.
      */
     private void reduceAccumulators(Map<Integer, int[]> bySize, int[] t) {
         for (var e : bySize.entrySet()) {
+            int lanes = e.getKey();
             for (int g = 0; g < hbSize; g++) {
                 m.visitVarInsn(FLOAD, t[g]);
-                for (int i = 0; i < e.getKey(); i++) {
-                    m.visitVarInsn(ALOAD, e.getValue()[g]);
-                    push(i);
-                    m.visitMethodInsn(INVOKEVIRTUAL, FV, "lane", "(I)F", false);
-                    if (i > 0) m.visitInsn(FADD);
+                m.visitVarInsn(ALOAD, e.getValue()[g]);
+                for (int k = lanes / 2; k >= 1; k /= 2) {
+                    m.visitInsn(DUP);
+                    m.visitFieldInsn(GETSTATIC, name, "ROT_" + lanes + "_" + k, SHUFFLE_D);
+                    m.visitMethodInsn(INVOKEVIRTUAL, FV, "rearrange", "(" + SHUFFLE_D + ")" + FV_D, false);
+                    m.visitMethodInsn(INVOKEVIRTUAL, FV, "add", "(" + VEC_D + ")" + FV_D, false);
                 }
+                push(0);
+                m.visitMethodInsn(INVOKEVIRTUAL, FV, "lane", "(I)F", false);
                 m.visitInsn(FADD);
                 m.visitVarInsn(FSTORE, t[g]);
             }
@@ -1324,7 +1344,7 @@ public final class DecodeKernelCompiler {
      * {@code sum}. The scalar loop does the rest with {@code Math.exp}.
      */
     private void vectorExp(int base, int max, int sum, int from) {
-        int lanes = maxLanes, x = local(1), t = local(1), r = local(1), under = local(1), lo = local(1), hi = local(1);
+        int lanes = maxLanes, x = local(1), t = local(1), r = local(1), under = local(1), lo = local(1), hi = local(1), nv = local(1);
         String dv = "jdk/incubator/vector/DoubleVector", dvD = "L" + dv + ";";
         String iv = "jdk/incubator/vector/IntVector", ivD = "L" + iv + ";", maskD = "Ljdk/incubator/vector/VectorMask;";
         String dSpecies = "SPECIES_" + lanes * 32;
@@ -1363,33 +1383,35 @@ public final class DecodeKernelCompiler {
         pushFloat(EXP_FLOOR);
         m.visitMethodInsn(INVOKEVIRTUAL, FV, "max", "(F)" + FV_D, false);
         m.visitVarInsn(ASTORE, x);
-        // t = x.fma(LOG2E, MAGIC); r = x - (t - MAGIC) * LN2_HI - (t - MAGIC) * LN2_LO (n * LN2_HI is exact)
+        // t = x.fma(LOG2E, MAGIC); n = t - MAGIC (exact); r = x - n * LN2_HI - n * LN2_LO (n * LN2_HI is exact)
         m.visitVarInsn(ALOAD, x);
         pushFloat(LOG2E);
         pushFloat(MAGIC);
         m.visitMethodInsn(INVOKEVIRTUAL, FV, "fma", "(FF)" + FV_D, false);
         m.visitVarInsn(ASTORE, t);
+        m.visitVarInsn(ALOAD, t);
+        pushFloat(MAGIC);
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "sub", "(F)" + FV_D, false);
+        m.visitVarInsn(ASTORE, nv);
         m.visitVarInsn(ALOAD, x);
         for (float c : new float[] {LN2_HI, LN2_LO}) {
-            m.visitVarInsn(ALOAD, t);
-            pushFloat(MAGIC);
-            m.visitMethodInsn(INVOKEVIRTUAL, FV, "sub", "(F)" + FV_D, false);
+            m.visitVarInsn(ALOAD, nv);
             pushFloat(c);
             m.visitMethodInsn(INVOKEVIRTUAL, FV, "mul", "(F)" + FV_D, false);
             m.visitMethodInsn(INVOKEVIRTUAL, FV, "sub", "(" + VEC_D + ")" + FV_D, false);
         }
         m.visitVarInsn(ASTORE, r);
-        // p = (((c0 r + c1) r + c2) r + ... ) + c5; e = p r^2 + r + 1
+        // p = (((c0 r + c1) r + c2) r + ... ) + c5 by fused steps; e = p r^2 + r + 1
         m.visitVarInsn(ALOAD, r);
         pushFloat(EXP_POLY[0]);
-        m.visitMethodInsn(INVOKEVIRTUAL, FV, "mul", "(F)" + FV_D, false);
         pushFloat(EXP_POLY[1]);
-        m.visitMethodInsn(INVOKEVIRTUAL, FV, "add", "(F)" + FV_D, false);
+        m.visitMethodInsn(INVOKEVIRTUAL, FV, "fma", "(FF)" + FV_D, false);
         for (int i = 2; i < EXP_POLY.length; i++) {
             m.visitVarInsn(ALOAD, r);
-            m.visitMethodInsn(INVOKEVIRTUAL, FV, "mul", "(" + VEC_D + ")" + FV_D, false);
+            floatSpecies(lanes);
             pushFloat(EXP_POLY[i]);
-            m.visitMethodInsn(INVOKEVIRTUAL, FV, "add", "(F)" + FV_D, false);
+            m.visitMethodInsn(INVOKESTATIC, FV, "broadcast", "(" + SPECIES_D + "F)" + FV_D, false);
+            m.visitMethodInsn(INVOKEVIRTUAL, FV, "fma", "(" + VEC_D + VEC_D + ")" + FV_D, false);
         }
         m.visitVarInsn(ALOAD, r);
         m.visitVarInsn(ALOAD, r);

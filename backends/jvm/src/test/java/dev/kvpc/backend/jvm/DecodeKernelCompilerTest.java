@@ -261,7 +261,7 @@ class DecodeKernelCompilerTest {
         int d = 128;
         QuantSpec f32 = QuantSpec.of(Precision.F32), i4 = QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
         Set<String> f = vectorCalls(DecodeKernelCompiler.classFile(d, 4, f32, f32, true));
-        for (String c : List.of("FloatVector.fromMemorySegment", "FloatVector.fromArray", "FloatVector.fma", "FloatVector.lane", "FloatVector.intoArray")) {
+        for (String c : List.of("FloatVector.fromMemorySegment", "FloatVector.fromArray", "FloatVector.fma", "FloatVector.rearrange", "FloatVector.intoArray")) {
             assertTrue(f.contains(c), "f32 kernel calls " + c + ": " + f);
         }
         for (String c : List.of("FloatVector.reduceLanes", "DoubleVector.reduceLanes", "FloatVector.lanewise")) {
