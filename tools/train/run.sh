@@ -21,5 +21,5 @@ if [ "$step" = all ]; then
   exec nice -n 15 "$py" "$here/train.py" train "${@:2}"
 fi
 [ "$step" = export ] && exec "$py" "$here/export.py" "${@:2}"
-[ "$step" = sinks ] && exec "$py" "$here/sinks.py"
+[ "$step" = sinks ] && exec "$py" "$here/sinks.py" "${@:2}"
 exec "$py" "$here/train.py" "$step" "${@:2}"

@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""How much attention the latest checkpoint gives its first tokens (attention sinks, as StreamingLLM describes them):
-for windows of held-out text at the trained context, the mean attention probability on token 0, per layer and query
-head, and on tokens 0-3 summed, over the queries from position 256 on. A checkpoint trained with a BOS
-(train.py train --bos) gets it in place of each window's first token, as it was trained. Run with the system Python that has torch
-(tools/train/run.sh sinks). Writes nothing."""
+"""How much attention the latest checkpoint gives its first tokens (attention sinks, as StreamingLLM describes them),
+and what evicting them costs. For three windows of held-out text (--context tokens, default the trained context):
+the mean attention probability on token 0, per layer and query head, and on tokens 0-3 summed, over the queries of
+the window's later three quarters; then the perplexity of the window's second half with the full causal mask, with a
+sliding window of --window tokens (default a quarter of the context), and with that window plus the first 4 tokens
+(StreamingLLM's sinks), as ratios to the full mask's. A checkpoint trained with a BOS (train.py train --bos) gets it
+in place of each window's first token, as it was trained. Run with the system Python that has torch
+(tools/train/run.sh sinks [--context N] [--window W]). Writes nothing."""
+import argparse
 import math
 import sys
 from pathlib import Path
@@ -12,17 +16,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train  # noqa: E402
 
 
-def main():
+def main(argv=()):
     import torch
-    torch.set_num_threads(2)
     c = train.CONFIG
+    ap = argparse.ArgumentParser(prog="sinks.py", description=__doc__)
+    ap.add_argument("--context", type=int, default=c["max_context"], metavar="N", help="window length (default: the trained context)")
+    ap.add_argument("--window", type=int, default=None, metavar="W", help="sliding window of the masked runs (default: context / 4)")
+    args = ap.parse_args(argv)
+    ctx = args.context
+    win = args.window or ctx // 4
+    torch.set_num_threads(int(__import__("os").environ.get("KVPC_TRAIN_THREADS", "2")))
+    saved = torch.load(train.latest_checkpoint(), map_location="cpu")
     model = train.build_model()
-    saved = torch.load(train.latest_checkpoint())
     model.load_state_dict(saved["model"])
-    bos = saved["state"].get("bos")
     model.eval()
+    state = saved["state"]
+    bos = state.get("bos")
+    print(f"checkpoint: step {state['step']}, {state['tokens']} tokens, BOS {bos}; windows of {ctx} tokens")
     held = train.encoded("heldout", write_cache=False).long()
-    ctx = c["max_context"]
     h, kv = c["heads"], c["kv_heads"]
     hd = c["dim"] // h
     freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
@@ -32,29 +43,45 @@ def main():
         z0, z1 = z[..., 0::2], z[..., 1::2]
         return torch.stack((z0 * ang.cos() - z1 * ang.sin(), z0 * ang.sin() + z1 * ang.cos()), dim=-1).flatten(-2)
 
+    def run(ids, allowed, report):
+        """The mean loss of the second half of ids with attention limited to `allowed` (query x key); prints the
+        attention on the first tokens per layer if `report`."""
+        t = ids.shape[0]
+        pos = torch.arange(t)
+        x = model.embed(ids[None])
+        for l, blk in enumerate(model.blocks):
+            y = blk.attn_norm(x)
+            q = rope(blk.wq(y).view(1, t, h, hd).transpose(1, 2), pos)
+            k = rope(blk.wk(y).view(1, t, kv, hd).transpose(1, 2), pos).repeat_interleave(h // kv, dim=1)
+            v = blk.wv(y).view(1, t, kv, hd).transpose(1, 2).repeat_interleave(h // kv, dim=1)
+            att = ((q @ k.transpose(-1, -2)) / math.sqrt(hd)).masked_fill(~allowed, float("-inf")).softmax(-1)
+            if report:
+                late = att[0, :, t // 4:, :]
+                per_head = " ".join(f"{float(late[i, :, 0].mean()):.3f}" for i in range(h))
+                print(f"  layer {l}: {per_head}; first 4: {float(late[:, :, :4].sum(-1).mean()):.3f}")
+            x = x + blk.wo((att @ v).transpose(1, 2).reshape(1, t, h * hd))
+            y = blk.ffn_norm(x)
+            x = x + blk.w2(torch.nn.functional.silu(blk.w1(y)) * blk.w3(y))
+        logits = model.norm(x)[0] @ model.embed.weight.T
+        nll = torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="none")
+        return float(nll[t // 2:].mean())
+
     with torch.no_grad():
         for start in (0, len(held) // 3, 2 * len(held) // 3):
             ids = held[start:start + ctx].clone()
             if bos is not None:
                 ids[0] = bos
-            pos = torch.arange(ids.shape[0])
-            x = model.embed(ids[None])
-            print(f"held-out tokens {start}-{start + ids.shape[0] - 1}: attention of queries 256.. on token 0 per head; on tokens 0-3, mean over heads")
-            for l, blk in enumerate(model.blocks):
-                t = ids.shape[0]
-                y = blk.attn_norm(x)
-                q = rope(blk.wq(y).view(1, t, h, hd).transpose(1, 2), pos)
-                k = rope(blk.wk(y).view(1, t, kv, hd).transpose(1, 2), pos).repeat_interleave(h // kv, dim=1)
-                v = blk.wv(y).view(1, t, kv, hd).transpose(1, 2).repeat_interleave(h // kv, dim=1)
-                att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-                att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
-                late = att[0, :, 256:, :]
-                per_head = " ".join(f"{float(late[i, :, 0].mean()):.3f}" for i in range(h))
-                print(f"  layer {l}: {per_head}; first 4: {float(late[:, :, :4].sum(-1).mean()):.3f}")
-                x = x + blk.wo((att @ v).transpose(1, 2).reshape(1, t, h * hd))
-                y = blk.ffn_norm(x)
-                x = x + blk.w2(torch.nn.functional.silu(blk.w1(y)) * blk.w3(y))
+            t = ids.shape[0]
+            i = torch.arange(t)
+            causal = i[None, :] <= i[:, None]
+            window = causal & (i[:, None] - i[None, :] < win)
+            sinks = window | (causal & (i[None, :] < 4))
+            print(f"held-out tokens {start}-{start + t - 1}: attention of queries {t // 4}.. on token 0 per head; on tokens 0-3, mean over heads")
+            full = run(ids, causal, True)
+            w, s = run(ids, window, False), run(ids, sinks, False)
+            print(f"  perplexity of tokens {t // 2}-{t - 1}: full {math.exp(full):.2f}; window of {win} {math.exp(w):.2f} "
+                  f"({math.exp(w - full):.3f}x); window and the first 4 {math.exp(s):.2f} ({math.exp(s - full):.3f}x)")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
