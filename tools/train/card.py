@@ -320,6 +320,7 @@ def card(out_dir):
     smooth = moving_average([r["loss"] for r in rows], SMOOTH)
     hours = last["seconds"] / 3600
     ck = ev["checkpoint"] if ev else None
+    bos = ck.get("bos") if ck else None
     described = ck["tokens"] if ck else done
     hd = c["dim"] // c["heads"]
     trained_ctx = max(ctx for _, ctx, _ in train.CURRICULUM)
@@ -405,7 +406,10 @@ def card(out_dir):
     w("```\n" + train.PRETOKEN.pattern + "\n```\n")
     w("Then the most frequent adjacent pair over all pieces (weighted by their counts) is merged, repeatedly, until "
       f"the vocabulary has {train.VOCAB} tokens. Digits are always single tokens, so every 5-digit key is 5 tokens. "
-      "No special tokens: no BOS, EOS or padding. First merges: "
+      + (f"One token is special: byte 0x{bos:02x}, which the text never contains, is the BOS, put in place of the first token of "
+         "every training sequence (`train.py train --bos`) and declared in the GGUF; no EOS or padding. "
+         if bos is not None else "No special tokens: no BOS, EOS or padding. ")
+      + "First merges: "
       + ", ".join(f"`{t}`" for t in first) + "; longest tokens: " + ", ".join(f"`{visible(t)}`" for t in longest)
       + " (\u2423 is a space)."
       + (f" On the held-out text: {held_chars / corpus['heldout_tokens']:.2f} characters per token."
