@@ -327,13 +327,31 @@ def phase_of(tokens_done):
 
 def train(argv=()):
     """Trains the curriculum, resuming from the checkpoint. --bos ID (a new run only): every training sequence starts
-    with token ID, a BOS, in place of its first token; the checkpoint records it, and eval, export and sinks use it."""
+    with token ID, a BOS, in place of its first token; the checkpoint records it, and eval, export and sinks use it.
+    KVPC_TRAIN_PROCS=N (default 1) trains data-parallel in N processes of one thread each (torch.distributed, gloo, on
+    this machine): each computes the gradient of its share of the batch, they are averaged, and every process takes
+    the same step; the first one logs and checkpoints. On two cores, two processes of one thread outrun one process
+    of two."""
+    procs = int(os.environ.get("KVPC_TRAIN_PROCS", "1"))
+    if procs > 1:
+        import torch.multiprocessing as mp
+        port = 29500 + os.getpid() % 1000
+        mp.spawn(_train, args=(list(argv), procs, port), nprocs=procs, join=True)
+    else:
+        _train(0, list(argv), 1, None)
+
+
+def _train(rank, argv, procs, port):
     import torch
     ap = argparse.ArgumentParser(prog="train.py train", description=train.__doc__)
     ap.add_argument("--bos", type=int, default=None, metavar="ID", help="the BOS token of a new run (default: none)")
     args = ap.parse_args(argv)
+    if procs > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=procs)
+    main = rank == 0
     torch.manual_seed(0)
-    threads = int(os.environ.get("KVPC_TRAIN_THREADS", "2"))
+    threads = 1 if procs > 1 else int(os.environ.get("KVPC_TRAIN_THREADS", "2"))
     torch.set_num_threads(threads)
     tok = Tokenizer()
     data = encoded("train").long()
@@ -350,10 +368,16 @@ def train(argv=()):
         state.setdefault("bos", None)
         if args.bos is not None and args.bos != state["bos"]:
             sys.exit(f"train: {ck} was trained with BOS {state['bos']}; --bos {args.bos} needs a new training folder (KVPC_TRAIN_DIR)")
-        log(f"resumed at step {state['step']}, {state['tokens']} tokens, {state['seconds'] / 3600:.2f} h")
-    rnd = random.Random(state["step"])
-    logf = open(WORK / "log.csv", "a")
-    if logf.tell() == 0:
+        if main:
+            log(f"resumed at step {state['step']}, {state['tokens']} tokens, {state['seconds'] / 3600:.2f} h")
+    # the batch sampler: seeded with the step number at every (re)start, and the process's rank when data-parallel
+    rnd = random.Random(state["step"] if procs == 1 else state["step"] * 1000 + rank)
+    net = model
+    if procs > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model)
+    logf = open(WORK / "log.csv", "a") if main else None
+    if main and logf.tell() == 0:
         logf.write("step,tokens,context,loss,lr,seconds,passkey\n")
     last_save = time.time()
     t0 = time.time()
@@ -361,17 +385,20 @@ def train(argv=()):
     bos = state["bos"]
     if bos is not None and not 0 <= bos < VOCAB:
         sys.exit(f"train: --bos {bos} is not a token (0-{VOCAB - 1})")
-    log(f"model: {nparams} parameters, config {CONFIG}, BOS {bos}")
+    if main:
+        log(f"model: {nparams} parameters, config {CONFIG}, BOS {bos}" + (f", {procs} processes" if procs > 1 else ""))
     while True:
         ph = phase_of(state["tokens"])
         if ph is None:
             break
         _, ctx, batch = ph
+        if batch % procs:
+            sys.exit(f"train: a batch of {batch} does not split over {procs} processes")
         lr = lr_at(state["step"], state["tokens"])
         for g in opt.param_groups:
             g["lr"] = lr
-        xs, masks = [], []
-        for _ in range(batch):
+        xs = []
+        for _ in range(batch // procs):
             if rnd.random() < PASSKEY_FRACTION:
                 ids, _, _ = passkey_doc(tok, rnd, fillers, ctx + 1, bos=bos)
             else:
@@ -381,10 +408,14 @@ def train(argv=()):
                     ids[0] = bos
             xs.append(ids[:ctx + 1])
         x = torch.tensor(xs)
-        logits = model(x[:, :-1])
+        logits = net(x[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # data-parallel: the gradients are averaged over the processes here
+        if procs > 1:
+            loss = loss.detach().clone()
+            dist.all_reduce(loss)
+            loss /= procs
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
         state["step"] += 1
@@ -392,6 +423,8 @@ def train(argv=()):
         now = time.time()
         state["seconds"] += now - t0
         t0 = now
+        if not main:
+            continue
         pk = ""
         if state["step"] % PASSKEY_LOG_EVERY == 0:
             pk = f"{passkey_accuracy(model, tok, fillers, ctx, PASSKEY_LOG_PROMPTS, seed=state['step'], bos=bos):.2f}"
@@ -402,8 +435,11 @@ def train(argv=()):
         if now - last_save > CHECKPOINT_EVERY_S:
             save(model, opt, state)
             last_save = now
-    save(model, opt, state)
-    log("curriculum finished")
+    if main:
+        save(model, opt, state)
+        log("curriculum finished")
+    if procs > 1:
+        dist.destroy_process_group()
 
 
 def greedy_answers(model, prompts, steps):
