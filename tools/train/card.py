@@ -446,8 +446,9 @@ def card(out_dir):
       f"({train.LR_FLOOR:g} + {1 - train.LR_FLOOR:g} * (1 + cos(pi * tokens / {total})) / 2)`: linear warm-up over "
       f"{train.WARMUP_STEPS} steps, then a cosine over the curriculum's tokens down to "
       f"{train.LR * train.LR_FLOOR:g}. Text windows start at random positions of the train text; weights are "
-      "initialised with seed 0 and the batch sampler is seeded with the step number at every (re)start, so a run "
-      f"stopped and resumed elsewhere sees other batches. Checkpoint every {train.CHECKPOINT_EVERY_S} s.\n")
+      "initialised with seed 0 and the batch sampler is seeded with the step number at every (re)start (and, when "
+      "training data-parallel with `KVPC_TRAIN_PROCS`, the process's rank), so a run stopped and resumed elsewhere "
+      f"sees other batches. Checkpoint every {train.CHECKPOINT_EVERY_S} s.\n")
     bad_lr, bad_ctx = departures(rows)
     history = []
     if bad_lr:
