@@ -8,6 +8,7 @@ sliding window of --window tokens (default a quarter of the context), and with t
 in place of each window's first token, as it was trained. Run with the system Python that has torch
 (tools/train/run.sh sinks [--context N] [--window W]). Writes nothing."""
 import argparse
+import os
 import math
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def main(argv=()):
     args = ap.parse_args(argv)
     ctx = args.context
     win = args.window or ctx // 4
-    torch.set_num_threads(int(__import__("os").environ.get("KVPC_TRAIN_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("KVPC_TRAIN_THREADS", "2")))
     saved = torch.load(train.latest_checkpoint(), map_location="cpu")
     model = train.build_model()
     model.load_state_dict(saved["model"])
