@@ -192,15 +192,32 @@ final class Eval {
      * Mean negative log-likelihood per length bucket (positions after the previous length up to this one); the first
      * bucket is the prompt (one prefill step), the others are decoded. {@code decodeSeconds} covers the decoded part.
      */
-    record Perplexity(int[] lengths, double[] nll, long[] tokens, double decodeSeconds, long decoded, long measuredBytes, long predictedBytes) {
+    record Perplexity(int[] lengths, double[] nll, long[] tokens, double[][] windowNll, double decodeSeconds, long decoded, long measuredBytes,
+                      long predictedBytes) {
+        /** One text window: its sums are the totals. */
+        Perplexity(int[] lengths, double[] nll, long[] tokens, double decodeSeconds, long decoded, long measuredBytes, long predictedBytes) {
+            this(lengths, nll, tokens, new double[][] {nll}, decodeSeconds, decoded, measuredBytes, predictedBytes);
+        }
+
         double ppl(int i) {
             return Math.exp(nll[i] / Math.max(1, tokens[i]));
+        }
+
+        /** Text windows the figures are summed over; every window has the same number of tokens in each bucket. */
+        int windows() {
+            return windowNll.length;
+        }
+
+        /** The perplexity of bucket {@code i} in text window {@code w} alone. */
+        double ppl(int w, int i) {
+            return Math.exp(windowNll[w][i] / Math.max(1.0, (double) tokens[i] / windows()));
         }
     }
 
     static Perplexity perplexity(Model m, Compiled c, int[] ids, int[] lengths, int windows, Runnable tick) {
         int max = lengths[lengths.length - 1];
         double[] nll = new double[lengths.length];
+        double[][] windowNll = new double[windows][lengths.length];
         long[] count = new long[lengths.length];
         long decoded = 0, measured = 0, decodeNanos = 0;
         int bos = m.tokenizer().bos();
@@ -216,7 +233,7 @@ final class Eval {
                 int first = lengths[0];
                 float[][] prompt = e.prefillAll(win, 0, first);
                 for (int t = 0; t < first; t++) {
-                    nll[0] += -logSoftmax(prompt[t], win[t + 1]);
+                    windowNll[w][0] += -logSoftmax(prompt[t], win[t + 1]);
                     count[0]++;
                 }
                 for (int t = 0; t < first / 64; t++) tick.run();
@@ -225,7 +242,7 @@ final class Eval {
                 for (int t = first; t < max; t++) {
                     float[] logits = e.forward(win[t]);
                     while (t >= lengths[bucket]) bucket++;
-                    nll[bucket] += -logSoftmax(logits, win[t + 1]);
+                    windowNll[w][bucket] += -logSoftmax(logits, win[t + 1]);
                     count[bucket]++;
                     decoded++;
                     if ((t & 63) == 63) tick.run();
@@ -233,10 +250,11 @@ final class Eval {
                 decodeNanos += System.nanoTime() - d0;
                 if (w == 0) measured = bytes(e);
             }
+            for (int i = 0; i < lengths.length; i++) nll[i] += windowNll[w][i];
         }
         double secs = decodeNanos / 1e9;
         long predicted = c.program() == null ? -1 : predicted(c.program(), lengths[0], max);
-        return new Perplexity(lengths, nll, count, secs, decoded, measured, predicted);
+        return new Perplexity(lengths, nll, count, windowNll, secs, decoded, measured, predicted);
     }
 
     /**
@@ -331,8 +349,8 @@ final class Eval {
         return new Passkey(ids, key);
     }
 
-    /** Whether the model, greedy, answers the key; and the seconds the prompt's prefill took. */
-    record Answer(boolean hit, double promptSeconds, int promptTokens) {}
+    /** Whether the model, greedy, answers the key; what it answered; and the seconds the prompt's prefill took. */
+    record Answer(boolean hit, String text, double promptSeconds, int promptTokens) {}
 
     static Answer answer(Model m, Compiled c, Passkey p) {
         try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
@@ -354,7 +372,7 @@ final class Eval {
                 if (s + 1 < steps) logits = e.forward(next);
             }
             String text = out.toString(StandardCharsets.UTF_8).strip();
-            return new Answer(text.startsWith(p.key()), promptSecs, p.prompt().length);
+            return new Answer(text.startsWith(p.key()), text, promptSecs, p.prompt().length);
         }
     }
 
@@ -369,11 +387,20 @@ final class Eval {
         return best;
     }
 
-    /** Pass-key accuracy per (length, depth) cell. */
-    record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens) {}
+    /**
+     * Pass-key accuracy per (length, depth) cell; {@code keys} and {@code answers} per cell and document (the greedy
+     * answer as decoded, stripped), or null where not kept.
+     */
+    record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens, String[][][] keys,
+                String[][][] answers) {
+        Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens) {
+            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, null);
+        }
+    }
 
     static Grid grid(Model m, Compiled c, List<String> fillers, int[] lengths, double[] depths, int samples, long seed, Runnable tick) {
         int[][] hits = new int[lengths.length][depths.length];
+        String[][][] keys = new String[lengths.length][depths.length][samples], answers = new String[lengths.length][depths.length][samples];
         double secs = 0;
         long tokens = 0;
         for (int li = 0; li < lengths.length; li++) {
@@ -381,15 +408,18 @@ final class Eval {
                 // the same documents for every policy: the seed depends on the cell only
                 Random rnd = new Random(seed * 1_000_003L + lengths[li] * 131L + di);
                 for (int s = 0; s < samples; s++) {
-                    Answer a = answer(m, c, passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, lengths[li], depths[di]));
+                    Passkey doc = passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, lengths[li], depths[di]);
+                    Answer a = answer(m, c, doc);
                     if (a.hit()) hits[li][di]++;
+                    keys[li][di][s] = doc.key();
+                    answers[li][di][s] = a.text();
                     secs += a.promptSeconds();
                     tokens += a.promptTokens();
                     tick.run();
                 }
             }
         }
-        return new Grid(lengths, depths, hits, samples, secs, tokens);
+        return new Grid(lengths, depths, hits, samples, secs, tokens, keys, answers);
     }
 
     /** Everything measured for one policy on one model. */
@@ -412,6 +442,11 @@ final class Eval {
                 x.put("length", p.lengths()[i]);
                 x.put("ppl", p.ppl(i));
                 x.put("tokens", p.tokens()[i]);
+                if (p.windows() > 1) {
+                    List<Double> each = new ArrayList<>();
+                    for (int w = 0; w < p.windows(); w++) each.add(p.ppl(w, i));
+                    x.put("ppl_per_window", each);
+                }
                 ppl.add(x);
             }
             m.put("perplexity", ppl);
@@ -428,6 +463,16 @@ final class Eval {
                     x.put("length", g.lengths()[li]);
                     x.put("depth", g.depths()[di]);
                     x.put("accuracy", g.hits()[li][di] / (double) g.samples());
+                    if (g.answers() != null) {
+                        List<Map<String, Object>> docs = new ArrayList<>();
+                        for (int s = 0; s < g.samples(); s++) {
+                            Map<String, Object> d = new LinkedHashMap<>();
+                            d.put("key", g.keys()[li][di][s]);
+                            d.put("answer", g.answers()[li][di][s]);
+                            docs.add(d);
+                        }
+                        x.put("documents", docs);
+                    }
                     cells.add(x);
                 }
             }

@@ -48,8 +48,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--lengths", split = ",", paramLabel = "N,...", description = "Perplexity length buckets in tokens (default: a quarter, half, all and twice the trained context).")
     int[] lengths;
 
-    @Option(names = "--windows", paramLabel = "N", description = "Text windows per perplexity run (default 1).")
-    int windows = 1;
+    @Option(names = "--windows", paramLabel = "N", description = {"Text windows per perplexity run, spread over the model's text; figures are",
+            "summed over them (default 8; 1 with --quick)."})
+    Integer windows;
 
     @Option(names = "--passkey-lengths", split = ",", paramLabel = "N,...", description = "Pass-key document lengths (default: a quarter, half and all the trained context).")
     int[] passkeyLengths;
@@ -86,9 +87,13 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** Notes for the report: models whose text is too short for the text windows not to overlap. */
+    private final List<String> shortText = new ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        if (windows == null) windows = quick ? 1 : 8;
         if (windows < 1 || samples < 1 || threads < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--windows, --samples and --threads must be at least 1");
         for (double b : budgets) if (!(b > 0 && b <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--budgets are fractions in (0, 1]");
         for (double d : depths) if (!(d >= 0 && d <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--depths are in [0, 1]");
@@ -132,7 +137,10 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         for (Eval.Model m : ms) contexts.put(m.name(), m.trainedContext());
         out.print(table(rows, contexts));
         List<String> notes = new ArrayList<>(userNotes);
-        if (quick) notes.add("a reduced grid (--quick): budget 25% only, pass-key depths 0.1, 0.5 and 0.9, one document per cell");
+        if (quick) notes.add("a reduced grid (--quick): budget 25% only, pass-key depths 0.1, 0.5 and 0.9, one document per cell, one text window");
+        if (tasks.contains("perplexity")) notes.add(windows + (windows == 1 ? " text window" : " text windows") + " per perplexity run, spread over each model's text"
+                + (windows == 1 ? "" : "; a perplexity is over all of them"));
+        notes.addAll(shortText);
         if (tasks.contains("passkey") && ms.stream().anyMatch(m -> !m.name().equals("kvpc-tiny"))) notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
         List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seed, contexts, about, notes, rows), markdownFile);
         out.println();
@@ -149,6 +157,11 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         Arrays.sort(lens);
         int[] ids = encode(m, windows * (lens[lens.length - 1] + 1) + 1);
         if (ids.length < lens[lens.length - 1] + 2) throw new IllegalArgumentException(m.name() + ": its text has " + ids.length + " tokens, fewer than the longest length");
+        if (windows > 1 && tasks.contains("perplexity") && ids.length < windows * (lens[lens.length - 1] + 1) + 1) {
+            String note = String.format(Locale.ROOT, "%s: its text has %d tokens, fewer than %d windows of %d, so the windows overlap", m.name(), ids.length, windows, lens[lens.length - 1] + 1);
+            err.println("kvpc eval: " + note);
+            shortText.add(note);
+        }
         List<String> fillers = Eval.fillers(m.text());
         boolean doPpl = tasks.contains("perplexity"), doPk = tasks.contains("passkey") && m.name().equals("kvpc-tiny");
         List<String> variants = new ArrayList<>();

@@ -32,9 +32,10 @@ final class EvalFindings {
                 if (w == null || s == null || w.perplexity() == null || s.perplexity() == null) continue;
                 long window = ((Number) w.policy().params().get("size")).longValue();
                 if (at == 0 || lens[at - 1] < window) continue; // the bucket at the trained context is not past the window
-                out.add(f("Past the window (%s budget, %d entries), tokens %s: window-only perplexity %.2f, %.2fx the full cache's %.2f; "
-                                + "streaming_llm %.2f, %.2fx.", Eval.pct(b), window, EvalReport.span(lens, at), w.perplexity().ppl(at),
-                        w.perplexity().ppl(at) / f.ppl(at), f.ppl(at), s.perplexity().ppl(at), s.perplexity().ppl(at) / f.ppl(at)));
+                out.add(f("Past the window (%s budget, %d entries), tokens %s: window-only perplexity %.2f, %.2fx the full cache's %.2f%s; "
+                                + "streaming_llm %.2f, %.2fx%s.", Eval.pct(b), window, EvalReport.span(lens, at), w.perplexity().ppl(at),
+                        w.perplexity().ppl(at) / f.ppl(at), f.ppl(at), spread(w.perplexity(), f, at, at), s.perplexity().ppl(at),
+                        s.perplexity().ppl(at) / f.ppl(at), spread(s.perplexity(), f, at, at)));
             }
             int last = lens.length - 1;
             if (last > at && lens[last] > context) {
@@ -47,6 +48,14 @@ final class EvalFindings {
                     sb.append(f("; streaming_llm %s (positions cache) %.2f against %.2f (%.2fx)", Eval.pct(b), p.ppl(last), p.ppl(at), p.ppl(last) / p.ppl(at)));
                 }
                 out.add(sb.append('.').toString());
+                // window-only there: its distances stay within the window, so only the evicted first tokens differ
+                for (double b : budgets) {
+                    Eval.Row w = find(rows, "window", b), s = find(rows, "streaming_llm", b);
+                    if (w == null || s == null || w.perplexity() == null || s.perplexity() == null) continue;
+                    Eval.Perplexity p = w.perplexity();
+                    out.add(f("Past the trained context, tokens %s: window-only %s %.2f, %.2fx streaming_llm %s's %.2f%s.", EvalReport.span(lens, last), Eval.pct(b),
+                            p.ppl(last), p.ppl(last) / s.perplexity().ppl(last), Eval.pct(b), s.perplexity().ppl(last), spread(p, s.perplexity(), last, last)));
+                }
             }
         }
 
@@ -129,6 +138,22 @@ final class EvalFindings {
                     : f("Measured KV bytes differ from kvpc memory's prediction by more than 5%% on %d of %d rows: %s.", over.size(), n, String.join(", ", over)));
         }
         return out;
+    }
+
+    /**
+     * With more than one text window: the range over windows of row {@code p}'s perplexity in bucket {@code i} against
+     * {@code base}'s in bucket {@code j} of the same window, as " (per text window 0.98x-2.41x over 8 windows)".
+     */
+    static String spread(Eval.Perplexity p, Eval.Perplexity base, int i, int j) {
+        int n = Math.min(p.windows(), base.windows());
+        if (n < 2) return "";
+        double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY;
+        for (int w = 0; w < n; w++) {
+            double r = p.ppl(w, i) / base.ppl(w, j);
+            lo = Math.min(lo, r);
+            hi = Math.max(hi, r);
+        }
+        return f(" (per text window %.2fx-%.2fx over %d windows)", lo, hi, n);
     }
 
     private static String share(int[] hitsOfN) {

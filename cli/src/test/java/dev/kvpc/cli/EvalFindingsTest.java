@@ -47,6 +47,10 @@ class EvalFindingsTest {
         assertTrue(all.contains("Past the window (25% budget, 64 entries), tokens 129-256: window-only perplexity 24.00, 3.00x the full cache's 8.00; streaming_llm 8.40, 1.05x."), all);
         // past the trained context: the full cache doubles, streaming_llm stays
         assertTrue(all.contains("Past the trained context (256 tokens), tokens 257-512 against 129-256: the full cache 16.00 against 8.00 (2.00x); streaming_llm 25% (positions cache) 8.80 against 8.40 (1.05x)."), all);
+        // window-only past the trained context, against streaming_llm on the same tokens
+        assertTrue(all.contains("Past the trained context, tokens 257-512: window-only 25% 30.00, 3.41x streaming_llm 25%'s 8.80."), all);
+        // one text window: no per-window range
+        assertFalse(all.contains("per text window"), all);
         // pass keys: depth 0.1 is 230 tokens back (outside 64), 0.9 is 26 back (inside)
         assertTrue(all.contains(" full 100% of 4 / 100% of 4 (100%, 100%);"), all);
         assertTrue(all.contains(" window 25% 0% of 4 / 100% of 4 (0%, 100%);"), all);
@@ -56,6 +60,34 @@ class EvalFindingsTest {
         assertTrue(all.contains("KV bytes measured 150, 15.0% of the full cache's 1000, against the packed size kvpc memory predicts, 150 (+0.0%)."), all);
         // h2o's 260 against 250 is the largest difference, within 5%
         assertTrue(all.contains("Measured KV bytes are within 5% of kvpc memory's prediction on all 5 rows (largest difference +4.0%, h2o 25%)."), all);
+    }
+
+    /** Two text windows of 10 tokens per bucket, with these perplexities per bucket in each. */
+    private static Eval.Perplexity twoWindows(double[] first, double[] second) {
+        double[] nll = new double[LENGTHS.length];
+        long[] tokens = new long[LENGTHS.length];
+        double[][] each = new double[2][LENGTHS.length];
+        for (int i = 0; i < LENGTHS.length; i++) {
+            each[0][i] = 10 * Math.log(first[i]);
+            each[1][i] = 10 * Math.log(second[i]);
+            nll[i] = each[0][i] + each[1][i];
+            tokens[i] = 20;
+        }
+        return new Eval.Perplexity(LENGTHS, nll, tokens, each, 1.0, 100, 250, 250);
+    }
+
+    @Test
+    void theRatiosPastTheWindowComeWithTheirRangeOverTextWindows() {
+        // window-only is 1.5x the full cache in the first text window and 4x in the second; streaming_llm 1x and 1.1x
+        List<Eval.Row> rows = List.of(
+                row("full", 1.0, Map.of(), twoWindows(new double[] {10, 8, 8, 16}, new double[] {10, 8, 2, 16}), null),
+                row("window", 0.25, Map.of("size", 64L), twoWindows(new double[] {10, 8, 12, 12}, new double[] {10, 8, 8, 12}), null),
+                row("streaming_llm", 0.25, Map.of("sinks", 4L, "window", 60L), twoWindows(new double[] {10, 8, 8, 6}, new double[] {10, 8, 2.2, 6}), null));
+        String all = String.join("\n", EvalFindings.of(rows, 256));
+        // the summed figures: full sqrt(8*2) = 4, window sqrt(12*8) = 9.80, streaming_llm sqrt(8*2.2) = 4.20
+        assertTrue(all.contains("tokens 129-256: window-only perplexity 9.80, 2.45x the full cache's 4.00 (per text window 1.50x-4.00x over 2 windows); "
+                + "streaming_llm 4.20, 1.05x (per text window 1.00x-1.10x over 2 windows)."), all);
+        assertTrue(all.contains("tokens 257-512: window-only 25% 12.00, 2.00x streaming_llm 25%'s 6.00 (per text window 2.00x-2.00x over 2 windows)."), all);
     }
 
     @Test
