@@ -556,7 +556,8 @@ def card(out_dir):
     # ---- reproduce
     w("## Reproduce\n")
     eval_cmd = "tools/train/run.sh " + (ev["command"].split(" ", 1)[1] if ev else "eval")
-    steps = [("tools/train/run.sh all", "fetch and tokenizer (once), then train; resumes from the checkpoint"),
+    train_cmd = "tools/train/run.sh all" + (f" --bos {bos}" if bos is not None else "")
+    steps = [(train_cmd, "fetch and tokenizer (once), then train; resumes from the checkpoint"),
              (eval_cmd, "eval.json: held-out perplexity and pass-key accuracy of the latest checkpoint"),
              ("tools/train/run.sh export", "models/kvpc-tiny/: GGUF, reference logits"),
              ("tools/train/run.sh card", "this card and model/loss.svg")]

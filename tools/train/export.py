@@ -256,6 +256,9 @@ def main():
               if state['tokens'] >= total else
               f"**Intermediate snapshot.** Exported on {when} from a checkpoint of the training in progress\n"
               f"(`tools/train/`); the model trained to the end of its curriculum replaces it.")
+    bos_row = ("none: trained on windows that start anywhere in the text" if state.get("bos") is None else
+               f"token {state['bos']}, first in every training sequence (`train.py train --bos`); the GGUF declares it "
+               f"(`tokenizer.ggml.add_bos_token`), so hosts put it first")
     card = f"""# {NAME}: kvpc's embedded model
 
 {status}
@@ -264,6 +267,7 @@ def main():
 |---|---|
 | architecture | llama: {train.CONFIG['layers']} layers, width {train.CONFIG['dim']}, {train.CONFIG['heads']} query heads, {train.CONFIG['kv_heads']} KV heads, SwiGLU {train.CONFIG['hidden']}, RoPE theta {train.CONFIG['rope_theta']:g}, tied embeddings; {nparams} parameters |
 | tokenizer | byte-level BPE, {train.VOCAB} tokens, single-digit tokens (GGUF `gpt2` model, pre-tokenizer `kvpc`) |
+| BOS | {bos_row} |
 | trained | {state['tokens']:,} tokens in {state['step']:,} steps ({state['seconds'] / 3600:.1f} h on 2 cores), of {sum(n for n, _, _ in train.CURRICULUM):,} in the curriculum |
 | last logged training loss | {last[3] if last else '-'} at context {last[2] if last else '-'} (step {last[0] if last else '-'}) |
 | data | Moby-Dick and State of the Union addresses (public domain), half the windows synthetic pass-key documents |
