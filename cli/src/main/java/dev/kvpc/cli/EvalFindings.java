@@ -92,6 +92,9 @@ final class EvalFindings {
             }
             sb.setLength(sb.length() - 1);
             out.add(sb.append('.').toString());
+            String digits = digitsInPlace(at, budget);
+            if (digits != null) out.add(f("Pass-key digits at %s budget, where the key lies more than %d tokens before the question: the share of the key's "
+                    + "digits answered in their place (partial retrieval; a random answer gets 10%%):%s.", Eval.pct(b), budget, digits));
         }
 
         // KIVI: perplexity against the full cache, bytes against the packed size
@@ -138,6 +141,34 @@ final class EvalFindings {
                     : f("Measured KV bytes differ from kvpc memory's prediction by more than 5%% on %d of %d rows: %s.", over.size(), n, String.join(", ", over)));
         }
         return out;
+    }
+
+    /**
+     * For rows whose grid kept the answers: " full 88% of 120; h2o 25% 19% of 120; ..." over the documents whose key
+     * lies more than {@code budget} tokens before the question; null when no row kept them or no key lies there.
+     */
+    static String digitsInPlace(List<Eval.Row> rows, long budget) {
+        StringBuilder sb = new StringBuilder();
+        for (Eval.Row r : rows) {
+            Eval.Grid g = r.grid();
+            if (g.answers() == null) continue;
+            int right = 0, all = 0;
+            for (int li = 0; li < g.lengths().length; li++) {
+                for (int di = 0; di < g.depths().length; di++) {
+                    if ((1 - g.depths()[di]) * g.lengths()[li] <= budget) continue;
+                    for (int s = 0; s < g.samples(); s++) {
+                        String key = g.keys()[li][di][s], answer = g.answers()[li][di][s];
+                        for (int i = 0; i < key.length(); i++) if (i < answer.length() && answer.charAt(i) == key.charAt(i)) right++;
+                        all += key.length();
+                    }
+                }
+            }
+            if (all == 0) return null;
+            sb.append(f(" %s %.0f%% of %d;", r.policy().full() ? "full" : r.policy().label(), 100.0 * right / all, all));
+        }
+        if (sb.isEmpty()) return null;
+        sb.setLength(sb.length() - 1);
+        return sb.toString();
     }
 
     /**

@@ -49,8 +49,9 @@ class EvalFindingsTest {
         assertTrue(all.contains("Past the trained context (256 tokens), tokens 257-512 against 129-256: the full cache 16.00 against 8.00 (2.00x); streaming_llm 25% (positions cache) 8.80 against 8.40 (1.05x)."), all);
         // window-only past the trained context, against streaming_llm on the same tokens
         assertTrue(all.contains("Past the trained context, tokens 257-512: window-only 25% 30.00, 3.41x streaming_llm 25%'s 8.80."), all);
-        // one text window: no per-window range
+        // one text window: no per-window range; no answers kept: no digit shares
         assertFalse(all.contains("per text window"), all);
+        assertFalse(all.contains("Pass-key digits"), all);
         // pass keys: depth 0.1 is 230 tokens back (outside 64), 0.9 is 26 back (inside)
         assertTrue(all.contains(" full 100% of 4 / 100% of 4 (100%, 100%);"), all);
         assertTrue(all.contains(" window 25% 0% of 4 / 100% of 4 (0%, 100%);"), all);
@@ -88,6 +89,31 @@ class EvalFindingsTest {
         assertTrue(all.contains("tokens 129-256: window-only perplexity 9.80, 2.45x the full cache's 4.00 (per text window 1.50x-4.00x over 2 windows); "
                 + "streaming_llm 4.20, 1.05x (per text window 1.00x-1.10x over 2 windows)."), all);
         assertTrue(all.contains("tokens 257-512: window-only 25% 12.00, 2.00x streaming_llm 25%'s 6.00 (per text window 2.00x-2.00x over 2 windows)."), all);
+    }
+
+    /** Two documents per cell at depths 0.1 (outside a 64-entry window) and 0.9 (inside), with their answers. */
+    private static Eval.Grid answered(String[] farAnswers, String[] nearAnswers) {
+        String[][][] keys = {{{"12345", "67890"}, {"11111", "22222"}}};
+        int far = 0, near = 0;
+        for (int s = 0; s < 2; s++) {
+            if (farAnswers[s].startsWith(keys[0][0][s])) far++;
+            if (nearAnswers[s].startsWith(keys[0][1][s])) near++;
+        }
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{far, near}}, 2, 1, 1, keys, new String[][][] {{farAnswers, nearAnswers}});
+    }
+
+    @Test
+    void digitsAnsweredInPlaceMeasurePartialRetrievalOutsideTheWindow() {
+        List<Eval.Row> rows = List.of(
+                row("full", 1.0, Map.of(), null, answered(new String[] {"12345.", "67890."}, new String[] {"11111.", "22222."})),
+                // 3 of 5 digits in place, then none (a shorter answer); the inside documents do not count
+                row("h2o", 0.25, Map.of("budget", 64L), null, answered(new String[] {"12399.", "7"}, new String[] {"99999", "99999"})),
+                // no answers kept: left out of the digit shares
+                row("window", 0.25, Map.of("size", 64L), null, grid(0, 2)));
+        String all = String.join("\n", EvalFindings.of(rows, 256));
+        assertTrue(all.contains("Pass-key digits at 25% budget, where the key lies more than 64 tokens before the question: the share of the key's digits "
+                + "answered in their place (partial retrieval; a random answer gets 10%): full 100% of 10; h2o 25% 30% of 10."), all);
+        assertTrue(all.contains(" h2o 25% 0% of 2 / 0% of 2 (0%, 0%)"), all);
     }
 
     @Test
