@@ -305,8 +305,11 @@ final class Eval {
 
     // ------------------------------------------------------------------------------------------- pass keys
 
-    /** A pass-key document in the training tool's format: filler, the key stated once at a depth, the question. */
-    record Passkey(int[] prompt, String key) {}
+    /**
+     * A pass-key document in the training tool's format: filler, the key sentence at a depth (tokens
+     * {@code needleAt .. needleAt + needleLength - 1} of the prompt), the question.
+     */
+    record Passkey(int[] prompt, String key, int needleAt, int needleLength) {}
 
     private static final Pattern SENTENCE_END = Pattern.compile("(?<=[.!?])\\s+");
 
@@ -346,11 +349,15 @@ final class Eval {
         for (int x : needle) ids[o++] = x;
         for (int i = at; i < cut.size(); i++) ids[o++] = cut.get(i);
         for (int x : question) ids[o++] = x;
-        return new Passkey(ids, key);
+        return new Passkey(ids, key, lead + at, needle.length);
     }
 
-    /** Whether the model, greedy, answers the key; what it answered; and the seconds the prompt's prefill took. */
-    record Answer(boolean hit, String text, double promptSeconds, int promptTokens) {}
+    /**
+     * Whether the model, greedy, answers the key; what it answered; the seconds the prompt's prefill took; and, per
+     * lane (layer-major), how many of the key's digit tokens (both statements of it) still had their entries once the
+     * prompt was in, of {@code keyEntries}.
+     */
+    record Answer(boolean hit, String text, double promptSeconds, int promptTokens, int[] keyKept, int keyEntries) {}
 
     static Answer answer(Model m, Compiled c, Passkey p) {
         try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
@@ -362,6 +369,22 @@ final class Eval {
             float[] logits = e.prefill(p.prompt(), 0, Math.min(n, chunk));
             for (int at = chunk; at < n; at += chunk) logits = e.prefill(p.prompt(), at, Math.min(chunk, n - at));
             double promptSecs = (System.nanoTime() - t0) / 1e9;
+            // which of the key's digit tokens the policy kept, lane by lane, before anything is decoded
+            List<Integer> digits = new ArrayList<>();
+            for (int i = p.needleAt(); i < p.needleAt() + p.needleLength(); i++) {
+                String piece = new String(m.tokenizer().decode(p.prompt()[Math.max(0, i - 1)], p.prompt()[i]), StandardCharsets.UTF_8).strip();
+                if (!piece.isEmpty() && piece.chars().allMatch(Character::isDigit)) digits.add(i);
+            }
+            int layers = m.weights().layers, kvHeads = m.weights().kvHeads;
+            int[] kept = new int[layers * kvHeads];
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    Lane lane = e.sequence().lane(l, h);
+                    java.util.Set<Integer> held = new java.util.HashSet<>();
+                    for (int i = 0; i < lane.size(); i++) held.add(lane.position(i));
+                    for (int d : digits) if (held.contains(d)) kept[l * kvHeads + h]++;
+                }
+            }
             int steps = m.encode().apply(" " + p.key()).length + 1;
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             int prev = p.prompt()[p.prompt().length - 1];
@@ -372,7 +395,7 @@ final class Eval {
                 if (s + 1 < steps) logits = e.forward(next);
             }
             String text = out.toString(StandardCharsets.UTF_8).strip();
-            return new Answer(text.startsWith(p.key()), text, promptSecs, p.prompt().length);
+            return new Answer(text.startsWith(p.key()), text, promptSecs, p.prompt().length, kept, digits.size());
         }
     }
 
@@ -389,18 +412,21 @@ final class Eval {
 
     /**
      * Pass-key accuracy per (length, depth) cell; {@code keys} and {@code answers} per cell and document (the greedy
-     * answer as decoded, stripped), or null where not kept.
+     * answer as decoded, stripped), and {@code keyKept} / {@code keyEntries} (as {@link Answer} has them) per cell and
+     * document, or null where not kept; {@code kvHeads}, the lanes per layer.
      */
     record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens, String[][][] keys,
-                String[][][] answers) {
+                String[][][] answers, int[][][][] keyKept, int[][][] keyEntries, int kvHeads) {
         Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens) {
-            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, null);
+            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, null, null, null, 0);
         }
     }
 
     static Grid grid(Model m, Compiled c, List<String> fillers, int[] lengths, double[] depths, int samples, long seed, Runnable tick) {
         int[][] hits = new int[lengths.length][depths.length];
         String[][][] keys = new String[lengths.length][depths.length][samples], answers = new String[lengths.length][depths.length][samples];
+        int[][][][] keyKept = new int[lengths.length][depths.length][samples][];
+        int[][][] keyEntries = new int[lengths.length][depths.length][samples];
         double secs = 0;
         long tokens = 0;
         for (int li = 0; li < lengths.length; li++) {
@@ -413,13 +439,15 @@ final class Eval {
                     if (a.hit()) hits[li][di]++;
                     keys[li][di][s] = doc.key();
                     answers[li][di][s] = a.text();
+                    keyKept[li][di][s] = a.keyKept();
+                    keyEntries[li][di][s] = a.keyEntries();
                     secs += a.promptSeconds();
                     tokens += a.promptTokens();
                     tick.run();
                 }
             }
         }
-        return new Grid(lengths, depths, hits, samples, secs, tokens, keys, answers);
+        return new Grid(lengths, depths, hits, samples, secs, tokens, keys, answers, keyKept, keyEntries, m.weights().kvHeads);
     }
 
     /** Everything measured for one policy on one model. */
@@ -469,6 +497,12 @@ final class Eval {
                             Map<String, Object> d = new LinkedHashMap<>();
                             d.put("key", g.keys()[li][di][s]);
                             d.put("answer", g.answers()[li][di][s]);
+                            if (g.keyKept() != null) {
+                                d.put("key_entries", g.keyEntries()[li][di][s]);
+                                List<Integer> kept = new ArrayList<>();
+                                for (int k : g.keyKept()[li][di][s]) kept.add(k);
+                                d.put("key_kept_per_lane", kept);
+                            }
                             docs.add(d);
                         }
                         x.put("documents", docs);

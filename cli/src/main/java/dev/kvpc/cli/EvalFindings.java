@@ -95,6 +95,9 @@ final class EvalFindings {
             String digits = digitsInPlace(at, budget);
             if (digits != null) out.add(f("Pass-key digits at %s budget, where the key lies more than %d tokens before the question: the share of the key's "
                     + "digits answered in their place (partial retrieval; a random answer gets 10%%):%s.", Eval.pct(b), budget, digits));
+            String kept = keyKeptByLayer(at, budget);
+            if (kept != null) out.add(f("Key entries kept at %s budget, where the key lies more than %d tokens before the question: the share of the "
+                    + "entries of the key's digit tokens (both statements of it) still in the cache once the prompt is in, layer by layer:%s.", Eval.pct(b), budget, kept));
         }
 
         // KIVI: perplexity against the full cache, bytes against the packed size
@@ -165,6 +168,44 @@ final class EvalFindings {
             }
             if (all == 0) return null;
             sb.append(f(" %s %.0f%% of %d;", r.policy().full() ? "full" : r.policy().label(), 100.0 * right / all, all));
+        }
+        if (sb.isEmpty()) return null;
+        sb.setLength(sb.length() - 1);
+        return sb.toString();
+    }
+
+    /**
+     * For rows whose grid kept the key's entries: " full 100%, 100%, 100%, 100%; h2o 25% 60%, 35%, 2%, 0%; ..." (layer
+     * 0 first, each over the layer's lanes and the documents whose key lies more than {@code budget} tokens before the
+     * question); null when no row kept them or no key lies there.
+     */
+    static String keyKeptByLayer(List<Eval.Row> rows, long budget) {
+        StringBuilder sb = new StringBuilder();
+        for (Eval.Row r : rows) {
+            Eval.Grid g = r.grid();
+            if (g.keyKept() == null || g.kvHeads() < 1) continue;
+            long[] kept = null, all = null;
+            for (int li = 0; li < g.lengths().length; li++) {
+                for (int di = 0; di < g.depths().length; di++) {
+                    if ((1 - g.depths()[di]) * g.lengths()[li] <= budget) continue;
+                    for (int s = 0; s < g.samples(); s++) {
+                        int[] lanes = g.keyKept()[li][di][s];
+                        int layers = lanes.length / g.kvHeads();
+                        if (kept == null) {
+                            kept = new long[layers];
+                            all = new long[layers];
+                        }
+                        for (int i = 0; i < lanes.length; i++) {
+                            kept[i / g.kvHeads()] += lanes[i];
+                            all[i / g.kvHeads()] += g.keyEntries()[li][di][s];
+                        }
+                    }
+                }
+            }
+            if (kept == null) return null;
+            sb.append(' ').append(r.policy().full() ? "full" : r.policy().label());
+            for (int l = 0; l < kept.length; l++) sb.append(l == 0 ? " " : ", ").append(f("%.0f%%", 100.0 * kept[l] / Math.max(1, all[l])));
+            sb.append(';');
         }
         if (sb.isEmpty()) return null;
         sb.setLength(sb.length() - 1);

@@ -45,9 +45,15 @@ class EvalCliTest {
         assertTrue(json.contains("\"policy\": \"h2o 12.5%\""), json);
         assertTrue(json.contains("\"passkey\": ["), json);
         // every pass-key document's key and the model's greedy answer, one document per row
-        var doc = java.util.regex.Pattern.compile("\"documents\": \\[\\{\"key\": \"(\\d{5})\", \"answer\": \"([^\"]*)\"\\}\\]").matcher(json);
+        var doc = java.util.regex.Pattern.compile("\"documents\": \\[\\{\"key\": \"(\\d{5})\", \"answer\": \"([^\"]*)\", \"key_entries\": 10, "
+                + "\"key_kept_per_lane\": \\[(\\d+), (\\d+), (\\d+), (\\d+), (\\d+), (\\d+), (\\d+), (\\d+)\\]\\}\\]").matcher(json);
         int docs = 0;
-        while (doc.find()) docs++;
+        while (doc.find()) {
+            docs++;
+            // the key's 10 digit tokens (5 per statement): a 96-token document fits every row's 128 entries, so every lane
+            // of every row still holds them all once the prompt is in
+            for (int i = 3; i <= 10; i++) assertEquals("10", doc.group(i), json);
+        }
         assertEquals(4, docs, "one document per row: " + json);
         // the default 4 text windows, each bucket's perplexity per window beside the total
         var each = java.util.regex.Pattern.compile("\"ppl_per_window\": \\[([^\\]]*)\\]").matcher(json);

@@ -99,7 +99,7 @@ class EvalFindingsTest {
             if (farAnswers[s].startsWith(keys[0][0][s])) far++;
             if (nearAnswers[s].startsWith(keys[0][1][s])) near++;
         }
-        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{far, near}}, 2, 1, 1, keys, new String[][][] {{farAnswers, nearAnswers}});
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{far, near}}, 2, 1, 1, keys, new String[][][] {{farAnswers, nearAnswers}}, null, null, 0);
     }
 
     @Test
@@ -114,6 +114,25 @@ class EvalFindingsTest {
         assertTrue(all.contains("Pass-key digits at 25% budget, where the key lies more than 64 tokens before the question: the share of the key's digits "
                 + "answered in their place (partial retrieval; a random answer gets 10%): full 100% of 10; h2o 25% 30% of 10."), all);
         assertTrue(all.contains(" h2o 25% 0% of 2 / 0% of 2 (0%, 0%)"), all);
+    }
+
+    /** Two documents per cell at depths 0.1 (outside a 64-entry window) and 0.9; 2 layers of 2 lanes, 10 key entries each. */
+    private static Eval.Grid keyKept(int[][] far, int[][] near) {
+        String[][][] keys = {{{"12345", "67890"}, {"11111", "22222"}}};
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{0, 0}}, 2, 1, 1, keys, keys, new int[][][][] {{far, near}},
+                new int[][][] {{{10, 10}, {10, 10}}}, 2);
+    }
+
+    @Test
+    void theKeysEntriesKeptAreCountedLayerByLayerOutsideTheWindow() {
+        int[][] all = {{10, 10, 10, 10}, {10, 10, 10, 10}}, none = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+        List<Eval.Row> rows = List.of(
+                row("full", 1.0, Map.of(), null, keyKept(all, all)),
+                // layer 0: 8 + 4 + 6 + 2 of 40; layer 1: 1 + 1 of 40; the documents inside the window do not count
+                row("h2o", 0.25, Map.of("budget", 64L), null, keyKept(new int[][] {{8, 4, 1, 0}, {6, 2, 1, 0}}, none)));
+        String f = String.join("\n", EvalFindings.of(rows, 256));
+        assertTrue(f.contains("Key entries kept at 25% budget, where the key lies more than 64 tokens before the question: the share of the entries of the key's "
+                + "digit tokens (both statements of it) still in the cache once the prompt is in, layer by layer: full 100%, 100%; h2o 25% 50%, 5%."), f);
     }
 
     @Test
