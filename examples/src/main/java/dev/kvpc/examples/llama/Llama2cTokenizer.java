@@ -12,6 +12,8 @@ import java.nio.file.Path;
  * BOS: every generation starts from it, and choosing it ends one.
  */
 public final class Llama2cTokenizer implements Tokenizer {
+    /** llama2.c's BOS: every story of its training data starts with it. */
+    private static final int BOS = 1;
     private final byte[][] pieces;
     private final float[] scores;
 
@@ -79,7 +81,7 @@ public final class Llama2cTokenizer implements Tokenizer {
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         int[] t = new int[bytes.length + 2]; // BOS, the dummy prefix, at most a token per byte
         int n = 0;
-        if (bos) t[n++] = 1;
+        if (bos) t[n++] = BOS;
         if (bytes.length > 0) {
             Integer sp = index.get(" ");
             if (sp != null) t[n++] = sp;
@@ -133,10 +135,10 @@ public final class Llama2cTokenizer implements Tokenizer {
         return pieces.length;
     }
 
-    /** Token 1, as in llama2.c: every story of its training data starts with it. */
+    /** Token 1, as in llama2.c. */
     @Override
     public int bos() {
-        return 1;
+        return BOS;
     }
 
     /** BOS and the prompt's tokens. */
@@ -147,7 +149,7 @@ public final class Llama2cTokenizer implements Tokenizer {
 
     @Override
     public boolean ends(int token) {
-        return token == 1;
+        return token == BOS;
     }
 
     /**
@@ -160,7 +162,7 @@ public final class Llama2cTokenizer implements Tokenizer {
         if (prev < 0) return new byte[0];
         byte[] p = pieces[token];
         String s = new String(p, StandardCharsets.ISO_8859_1);
-        if (prev == 1 && s.startsWith(" ")) s = s.substring(1);
+        if (prev == BOS && s.startsWith(" ")) s = s.substring(1);
         byte[] out = s.getBytes(StandardCharsets.ISO_8859_1);
         if (s.length() == 6 && s.startsWith("<0x") && s.endsWith(">")) {
             try {
