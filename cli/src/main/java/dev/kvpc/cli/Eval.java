@@ -370,7 +370,7 @@ final class Eval {
             for (int at = chunk; at < n; at += chunk) logits = e.prefill(p.prompt(), at, Math.min(chunk, n - at));
             double promptSecs = (System.nanoTime() - t0) / 1e9;
             // which of the key's digit tokens the policy kept, lane by lane, before anything is decoded
-            List<Integer> digits = new ArrayList<>();
+            java.util.Set<Integer> digits = new java.util.HashSet<>();
             for (int i = p.needleAt(); i < p.needleAt() + p.needleLength(); i++) {
                 String piece = new String(m.tokenizer().decode(p.prompt()[Math.max(0, i - 1)], p.prompt()[i]), StandardCharsets.UTF_8).strip();
                 if (!piece.isEmpty() && piece.chars().allMatch(Character::isDigit)) digits.add(i);
@@ -380,9 +380,7 @@ final class Eval {
             for (int l = 0; l < layers; l++) {
                 for (int h = 0; h < kvHeads; h++) {
                     Lane lane = e.sequence().lane(l, h);
-                    java.util.Set<Integer> held = new java.util.HashSet<>();
-                    for (int i = 0; i < lane.size(); i++) held.add(lane.position(i));
-                    for (int d : digits) if (held.contains(d)) kept[l * kvHeads + h]++;
+                    for (int i = 0; i < lane.size(); i++) if (digits.contains(lane.position(i))) kept[l * kvHeads + h]++;
                 }
             }
             int steps = m.encode().apply(" " + p.key()).length + 1;
@@ -410,23 +408,28 @@ final class Eval {
         return best;
     }
 
+    /** One pass-key document's key and what the model made of it under a policy. */
+    record Document(String key, Answer answer) {}
+
     /**
-     * Pass-key accuracy per (length, depth) cell; {@code keys} and {@code answers} per cell and document (the greedy
-     * answer as decoded, stripped), and {@code keyKept} / {@code keyEntries} (as {@link Answer} has them) per cell and
-     * document, or null where not kept; {@code kvHeads}, the lanes per layer.
+     * Pass-key accuracy per (length, depth) cell; {@code documents} per cell and sample, or null where not kept;
+     * {@code kvHeads}, the lanes per layer (to read {@link Answer#keyKept} by layer).
      */
-    record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens, String[][][] keys,
-                String[][][] answers, int[][][][] keyKept, int[][][] keyEntries, int kvHeads) {
+    record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens, Document[][][] documents,
+                int kvHeads) {
         Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens) {
-            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, null, null, null, 0);
+            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, 0);
+        }
+
+        /** Whether the key of cell ({@code li}, {@code di}) lies more than {@code budget} tokens before the question. */
+        boolean outside(int li, int di, long budget) {
+            return (1 - depths[di]) * lengths[li] > budget;
         }
     }
 
     static Grid grid(Model m, Compiled c, List<String> fillers, int[] lengths, double[] depths, int samples, long seed, Runnable tick) {
         int[][] hits = new int[lengths.length][depths.length];
-        String[][][] keys = new String[lengths.length][depths.length][samples], answers = new String[lengths.length][depths.length][samples];
-        int[][][][] keyKept = new int[lengths.length][depths.length][samples][];
-        int[][][] keyEntries = new int[lengths.length][depths.length][samples];
+        Document[][][] documents = new Document[lengths.length][depths.length][samples];
         double secs = 0;
         long tokens = 0;
         for (int li = 0; li < lengths.length; li++) {
@@ -437,17 +440,14 @@ final class Eval {
                     Passkey doc = passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, lengths[li], depths[di]);
                     Answer a = answer(m, c, doc);
                     if (a.hit()) hits[li][di]++;
-                    keys[li][di][s] = doc.key();
-                    answers[li][di][s] = a.text();
-                    keyKept[li][di][s] = a.keyKept();
-                    keyEntries[li][di][s] = a.keyEntries();
+                    documents[li][di][s] = new Document(doc.key(), a);
                     secs += a.promptSeconds();
                     tokens += a.promptTokens();
                     tick.run();
                 }
             }
         }
-        return new Grid(lengths, depths, hits, samples, secs, tokens, keys, answers, keyKept, keyEntries, m.weights().kvHeads);
+        return new Grid(lengths, depths, hits, samples, secs, tokens, documents, m.weights().kvHeads);
     }
 
     /** Everything measured for one policy on one model. */
@@ -491,18 +491,16 @@ final class Eval {
                     x.put("length", g.lengths()[li]);
                     x.put("depth", g.depths()[di]);
                     x.put("accuracy", g.hits()[li][di] / (double) g.samples());
-                    if (g.answers() != null) {
+                    if (g.documents() != null) {
                         List<Map<String, Object>> docs = new ArrayList<>();
-                        for (int s = 0; s < g.samples(); s++) {
+                        for (Document doc : g.documents()[li][di]) {
                             Map<String, Object> d = new LinkedHashMap<>();
-                            d.put("key", g.keys()[li][di][s]);
-                            d.put("answer", g.answers()[li][di][s]);
-                            if (g.keyKept() != null) {
-                                d.put("key_entries", g.keyEntries()[li][di][s]);
-                                List<Integer> kept = new ArrayList<>();
-                                for (int k : g.keyKept()[li][di][s]) kept.add(k);
-                                d.put("key_kept_per_lane", kept);
-                            }
+                            d.put("key", doc.key());
+                            d.put("answer", doc.answer().text());
+                            d.put("key_entries", doc.answer().keyEntries());
+                            List<Integer> kept = new ArrayList<>();
+                            for (int k : doc.answer().keyKept()) kept.add(k);
+                            d.put("key_kept_per_lane", kept);
                             docs.add(d);
                         }
                         x.put("documents", docs);

@@ -34,8 +34,8 @@ final class EvalFindings {
                 if (at == 0 || lens[at - 1] < window) continue; // the bucket at the trained context is not past the window
                 out.add(f("Past the window (%s budget, %d entries), tokens %s: window-only perplexity %.2f, %.2fx the full cache's %.2f%s; "
                                 + "streaming_llm %.2f, %.2fx%s.", Eval.pct(b), window, EvalReport.span(lens, at), w.perplexity().ppl(at),
-                        w.perplexity().ppl(at) / f.ppl(at), f.ppl(at), spread(w.perplexity(), f, at, at), s.perplexity().ppl(at),
-                        s.perplexity().ppl(at) / f.ppl(at), spread(s.perplexity(), f, at, at)));
+                        w.perplexity().ppl(at) / f.ppl(at), f.ppl(at), spread(w.perplexity(), f, at), s.perplexity().ppl(at),
+                        s.perplexity().ppl(at) / f.ppl(at), spread(s.perplexity(), f, at)));
             }
             int last = lens.length - 1;
             if (last > at && lens[last] > context) {
@@ -54,7 +54,7 @@ final class EvalFindings {
                     if (w == null || s == null || w.perplexity() == null || s.perplexity() == null) continue;
                     Eval.Perplexity p = w.perplexity();
                     out.add(f("Past the trained context, tokens %s: window-only %s %.2f, %.2fx streaming_llm %s's %.2f%s.", EvalReport.span(lens, last), Eval.pct(b),
-                            p.ppl(last), p.ppl(last) / s.perplexity().ppl(last), Eval.pct(b), s.perplexity().ppl(last), spread(p, s.perplexity(), last, last)));
+                            p.ppl(last), p.ppl(last) / s.perplexity().ppl(last), Eval.pct(b), s.perplexity().ppl(last), spread(p, s.perplexity(), last)));
                 }
             }
         }
@@ -78,15 +78,14 @@ final class EvalFindings {
                 int[] depthHits = new int[g.depths().length], depthN = new int[g.depths().length];
                 for (int li = 0; li < g.lengths().length; li++) {
                     for (int di = 0; di < g.depths().length; di++) {
-                        double before = (1 - g.depths()[di]) * g.lengths()[li];
-                        int[] cell = before > budget ? outside : inside;
+                        int[] cell = g.outside(li, di, budget) ? outside : inside;
                         cell[0] += g.hits()[li][di];
                         cell[1] += g.samples();
                         depthHits[di] += g.hits()[li][di];
                         depthN[di] += g.samples();
                     }
                 }
-                sb.append(f(" %s %s / %s (", r.policy().full() ? "full" : r.policy().label(), share(outside), share(inside)));
+                sb.append(f(" %s %s / %s (", name(r), share(outside), share(inside)));
                 for (int di = 0; di < depthHits.length; di++) sb.append(di == 0 ? "" : ", ").append(f("%.0f%%", 100.0 * depthHits[di] / Math.max(1, depthN[di])));
                 sb.append(");");
             }
@@ -153,21 +152,15 @@ final class EvalFindings {
     static String digitsInPlace(List<Eval.Row> rows, long budget) {
         StringBuilder sb = new StringBuilder();
         for (Eval.Row r : rows) {
-            Eval.Grid g = r.grid();
-            if (g.answers() == null) continue;
+            List<Eval.Document> docs = outsideDocuments(r.grid(), budget);
+            if (docs.isEmpty()) continue;
             int right = 0, all = 0;
-            for (int li = 0; li < g.lengths().length; li++) {
-                for (int di = 0; di < g.depths().length; di++) {
-                    if ((1 - g.depths()[di]) * g.lengths()[li] <= budget) continue;
-                    for (int s = 0; s < g.samples(); s++) {
-                        String key = g.keys()[li][di][s], answer = g.answers()[li][di][s];
-                        for (int i = 0; i < key.length(); i++) if (i < answer.length() && answer.charAt(i) == key.charAt(i)) right++;
-                        all += key.length();
-                    }
-                }
+            for (Eval.Document d : docs) {
+                String key = d.key(), answer = d.answer().text();
+                for (int i = 0; i < key.length(); i++) if (i < answer.length() && answer.charAt(i) == key.charAt(i)) right++;
+                all += key.length();
             }
-            if (all == 0) return null;
-            sb.append(f(" %s %.0f%% of %d;", r.policy().full() ? "full" : r.policy().label(), 100.0 * right / all, all));
+            sb.append(f(" %s %.0f%% of %d;", name(r), 100.0 * right / all, all));
         }
         if (sb.isEmpty()) return null;
         sb.setLength(sb.length() - 1);
@@ -182,28 +175,19 @@ final class EvalFindings {
     static String keyKeptByLayer(List<Eval.Row> rows, long budget) {
         StringBuilder sb = new StringBuilder();
         for (Eval.Row r : rows) {
-            Eval.Grid g = r.grid();
-            if (g.keyKept() == null || g.kvHeads() < 1) continue;
-            long[] kept = null, all = null;
-            for (int li = 0; li < g.lengths().length; li++) {
-                for (int di = 0; di < g.depths().length; di++) {
-                    if ((1 - g.depths()[di]) * g.lengths()[li] <= budget) continue;
-                    for (int s = 0; s < g.samples(); s++) {
-                        int[] lanes = g.keyKept()[li][di][s];
-                        int layers = lanes.length / g.kvHeads();
-                        if (kept == null) {
-                            kept = new long[layers];
-                            all = new long[layers];
-                        }
-                        for (int i = 0; i < lanes.length; i++) {
-                            kept[i / g.kvHeads()] += lanes[i];
-                            all[i / g.kvHeads()] += g.keyEntries()[li][di][s];
-                        }
-                    }
+            int kvHeads = r.grid().kvHeads();
+            List<Eval.Document> docs = kvHeads < 1 ? List.of() : outsideDocuments(r.grid(), budget);
+            if (docs.isEmpty()) continue;
+            int layers = docs.getFirst().answer().keyKept().length / kvHeads;
+            long[] kept = new long[layers], all = new long[layers];
+            for (Eval.Document d : docs) {
+                int[] lanes = d.answer().keyKept();
+                for (int i = 0; i < lanes.length; i++) {
+                    kept[i / kvHeads] += lanes[i];
+                    all[i / kvHeads] += d.answer().keyEntries();
                 }
             }
-            if (kept == null) return null;
-            sb.append(' ').append(r.policy().full() ? "full" : r.policy().label());
+            sb.append(' ').append(name(r));
             for (int l = 0; l < kept.length; l++) sb.append(l == 0 ? " " : ", ").append(f("%.0f%%", 100.0 * kept[l] / Math.max(1, all[l])));
             sb.append(';');
         }
@@ -212,16 +196,31 @@ final class EvalFindings {
         return sb.toString();
     }
 
+    /** The documents of a grid that kept them whose key lies more than {@code budget} tokens before the question. */
+    private static List<Eval.Document> outsideDocuments(Eval.Grid g, long budget) {
+        List<Eval.Document> out = new ArrayList<>();
+        if (g.documents() == null) return out;
+        for (int li = 0; li < g.lengths().length; li++) {
+            for (int di = 0; di < g.depths().length; di++) if (g.outside(li, di, budget)) out.addAll(List.of(g.documents()[li][di]));
+        }
+        return out;
+    }
+
+    /** A row's name in the findings: "full" for the full cache, else its label. */
+    private static String name(Eval.Row r) {
+        return r.policy().full() ? "full" : r.policy().label();
+    }
+
     /**
      * With more than one text window: the range over windows of row {@code p}'s perplexity in bucket {@code i} against
-     * {@code base}'s in bucket {@code j} of the same window, as " (per text window 0.98x-2.41x over 8 windows)".
+     * {@code base}'s in the same bucket of the same window, as " (per text window 0.98x-2.41x over 8 windows)".
      */
-    static String spread(Eval.Perplexity p, Eval.Perplexity base, int i, int j) {
+    static String spread(Eval.Perplexity p, Eval.Perplexity base, int i) {
         int n = Math.min(p.windows(), base.windows());
         if (n < 2) return "";
         double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY;
         for (int w = 0; w < n; w++) {
-            double r = p.ppl(w, i) / base.ppl(w, j);
+            double r = p.ppl(w, i) / base.ppl(w, i);
             lo = Math.min(lo, r);
             hi = Math.max(hi, r);
         }

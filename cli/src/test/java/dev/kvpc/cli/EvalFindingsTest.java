@@ -93,13 +93,17 @@ class EvalFindingsTest {
 
     /** Two documents per cell at depths 0.1 (outside a 64-entry window) and 0.9 (inside), with their answers. */
     private static Eval.Grid answered(String[] farAnswers, String[] nearAnswers) {
-        String[][][] keys = {{{"12345", "67890"}, {"11111", "22222"}}};
-        int far = 0, near = 0;
-        for (int s = 0; s < 2; s++) {
-            if (farAnswers[s].startsWith(keys[0][0][s])) far++;
-            if (nearAnswers[s].startsWith(keys[0][1][s])) near++;
+        String[][] keys = {{"12345", "67890"}, {"11111", "22222"}}, answers = {farAnswers, nearAnswers};
+        Eval.Document[][][] docs = new Eval.Document[1][2][2];
+        int[] hits = new int[2];
+        for (int di = 0; di < 2; di++) {
+            for (int s = 0; s < 2; s++) {
+                boolean hit = answers[di][s].startsWith(keys[di][s]);
+                if (hit) hits[di]++;
+                docs[0][di][s] = new Eval.Document(keys[di][s], new Eval.Answer(hit, answers[di][s], 1, 1, new int[0], 10));
+            }
         }
-        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{far, near}}, 2, 1, 1, keys, new String[][][] {{farAnswers, nearAnswers}}, null, null, 0);
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {hits}, 2, 1, 1, docs, 0);
     }
 
     @Test
@@ -118,9 +122,13 @@ class EvalFindingsTest {
 
     /** Two documents per cell at depths 0.1 (outside a 64-entry window) and 0.9; 2 layers of 2 lanes, 10 key entries each. */
     private static Eval.Grid keyKept(int[][] far, int[][] near) {
-        String[][][] keys = {{{"12345", "67890"}, {"11111", "22222"}}};
-        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{0, 0}}, 2, 1, 1, keys, keys, new int[][][][] {{far, near}},
-                new int[][][] {{{10, 10}, {10, 10}}}, 2);
+        String[][] keys = {{"12345", "67890"}, {"11111", "22222"}};
+        int[][][] kept = {far, near};
+        Eval.Document[][][] docs = new Eval.Document[1][2][2];
+        for (int di = 0; di < 2; di++) {
+            for (int s = 0; s < 2; s++) docs[0][di][s] = new Eval.Document(keys[di][s], new Eval.Answer(true, keys[di][s], 1, 1, kept[di][s], 10));
+        }
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{2, 2}}, 2, 1, 1, docs, 2);
     }
 
     @Test
