@@ -69,6 +69,22 @@ class RunCliTest {
     }
 
     @Test
+    void aConfigWithoutAnAttentionClauseRunsUnderStandardAttentionWithoutImportingIt(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        // standard attention is built in; the file imports window.kvp only, not variants.kvp
+        Files.copy(CliRunner.root().resolve("stdlib-policies/window.kvp"), dir.resolve("window.kvp"));
+        Path config = dir.resolve("win.kvp");
+        Files.writeString(config, "import \"window.kvp\"\nconfig win {\n    layers 0.. use window(size = 16)\n}\n");
+        String model = CliRunner.root().resolve("models/kvpc-tiny").toString();
+        CliRunner viaConfig = CliRunner.run("run", "--model", model, "--policy", config.toString(), "--prompt", "The whale", "-n", "40");
+        assertEquals(0, viaConfig.code(), viaConfig.err());
+        CliRunner direct = CliRunner.run("run", "--model", model, "--policy", dir.resolve("window.kvp").toString(), "--param", "size=16",
+                "--prompt", "The whale", "-n", "40");
+        assertEquals(0, direct.code(), direct.err());
+        assertEquals(direct.out(), viaConfig.out());
+        assertTrue(viaConfig.err().contains("40 positions in "), viaConfig.err());
+    }
+
+    @Test
     void anAttentionVariantChangesWhatTheModelAttends() {
         String model = CliRunner.root().resolve("models/kvpc-tiny").toString();
         CliRunner standard = CliRunner.run("run", "--model", model, "--prompt", "The whale", "-n", "40");

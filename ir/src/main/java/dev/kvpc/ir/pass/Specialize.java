@@ -42,8 +42,10 @@ public final class Specialize {
                 classOf[l][h] = c;
             }
         }
-        AttentionIr variant = rootPolicy.variant() == null ? program.variant("standard").orElse(null)
-                : program.variant(rootPolicy.variant()).orElseThrow(() -> new IllegalArgumentException("no attention variant " + rootPolicy.variant()));
+        // standard attention is built in: a file need not import variants.kvp to run under it
+        String name = rootPolicy.variant() == null ? "standard" : rootPolicy.variant();
+        AttentionIr variant = name.equals("standard") ? program.variant(name).orElse(null)
+                : program.variant(name).orElseThrow(() -> new IllegalArgumentException("no attention variant " + name));
         return new Specialized(root, shape, classes, classOf, variant);
     }
 
