@@ -27,7 +27,8 @@ public final class BpeTokenizer implements Tokenizer {
     private final String[] pieces;
     private final Map<String, Integer> ids = new HashMap<>();
     private final Map<Pair, Integer> ranks = new HashMap<>();
-    private final Map<String, int[]> cache = new HashMap<>();
+    /** Each pre-token's ids once merged; concurrent because kvpc eval encodes on several threads with one tokenizer. */
+    private final Map<String, int[]> cache = new java.util.concurrent.ConcurrentHashMap<>();
     private final int bos;
 
     private BpeTokenizer(String[] pieces, List<Pair> merges, int bos) {

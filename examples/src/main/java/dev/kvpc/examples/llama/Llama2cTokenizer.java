@@ -20,6 +20,10 @@ public final class Llama2cTokenizer implements Tokenizer {
     private Llama2cTokenizer(byte[][] pieces, float[] scores) {
         this.pieces = pieces;
         this.scores = scores;
+        // built here, not on first use: one tokenizer is shared by kvpc eval's threads
+        java.util.Map<String, Integer> ix = new java.util.HashMap<>();
+        for (int i = pieces.length - 1; i >= 0; i--) ix.put(new String(pieces[i], StandardCharsets.ISO_8859_1), i);
+        this.index = ix;
     }
 
     public static Llama2cTokenizer load(Path file, int vocab) throws ModelFormatException {
@@ -66,18 +70,14 @@ public final class Llama2cTokenizer implements Tokenizer {
         return new Llama2cTokenizer(pieces, scores);
     }
 
-    private java.util.Map<String, Integer> index;
+    /** Piece to id, the first id where a piece repeats; read only after the constructor. */
+    private final java.util.Map<String, Integer> index;
 
     /**
      * llama2.c's encoding: BOS, a dummy-prefix space when the text is not empty, one token per UTF-8 character
      * (its bytes + 3 where the vocabulary lacks it), then repeatedly the adjacent pair whose merge has the best score.
      */
     public int[] encode(String text, boolean bos) {
-        if (index == null) {
-            java.util.Map<String, Integer> ix = new java.util.HashMap<>();
-            for (int i = pieces.length - 1; i >= 0; i--) ix.put(new String(pieces[i], StandardCharsets.ISO_8859_1), i);
-            index = ix;
-        }
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         int[] t = new int[bytes.length + 2]; // BOS, the dummy prefix, at most a token per byte
         int n = 0;

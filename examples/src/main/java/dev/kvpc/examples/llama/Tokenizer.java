@@ -2,7 +2,8 @@ package dev.kvpc.examples.llama;
 
 /**
  * Text to tokens and back, as a generation loop needs it: llama2.c's SentencePiece-style vocabulary
- * ({@link Llama2cTokenizer}) or the byte-level BPE of the project's own model ({@link BpeTokenizer}).
+ * ({@link Llama2cTokenizer}) or the byte-level BPE of the project's own model ({@link BpeTokenizer}). One instance may
+ * be used by several threads at once (kvpc eval runs its rows in parallel with one model).
  */
 public interface Tokenizer {
     /** Tokens in the vocabulary. */

@@ -155,6 +155,34 @@ class KvpcTinyTest {
     }
 
     @Test
+    void oneTokenizerEncodesOnSeveralThreadsAsOnOne() throws Exception {
+        GgufFile g = GgufFile.open(dir().resolve("kvpc-tiny.gguf"));
+        // distinct made-up words, so that every thread fills the tokenizer's cache of merged pieces at once
+        java.util.Random rnd = new java.util.Random(7);
+        String[] texts = new String[4];
+        for (int t = 0; t < texts.length; t++) {
+            StringBuilder b = new StringBuilder();
+            for (int w = 0; w < 20_000; w++) {
+                b.append(' ');
+                for (int c = 2 + rnd.nextInt(8); c > 0; c--) b.append((char) ('a' + rnd.nextInt(26)));
+            }
+            texts[t] = b.toString();
+        }
+        BpeTokenizer alone = BpeTokenizer.fromGguf(g, 512);
+        int[][] expected = new int[texts.length][];
+        for (int t = 0; t < texts.length; t++) expected[t] = alone.encode(texts[t]);
+        BpeTokenizer shared = BpeTokenizer.fromGguf(g, 512);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(texts.length);
+        try {
+            List<java.util.concurrent.Future<int[]>> got = new ArrayList<>();
+            for (String text : texts) got.add(pool.submit(() -> shared.encode(text)));
+            for (int t = 0; t < texts.length; t++) assertArrayEquals(expected[t], got.get(t).get(), "text " + t);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
     void aPromptIsPrintedAndContinued() throws Exception {
         GgufFile g = GgufFile.open(dir().resolve("kvpc-tiny.gguf"));
         Llama2cModel m = Llama2cModel.fromGguf(g);
