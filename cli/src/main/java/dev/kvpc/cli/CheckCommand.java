@@ -22,7 +22,7 @@ final class CheckCommand implements Callable<Integer> {
 
     @Option(names = "--model", paramLabel = "SHAPE", description = {
             "Model shape to check budgets, group sizes and tables against: a preset (${COMPLETION-CANDIDATES}) or "
-                    + "layers=L,heads=H,kv-heads=G,head-dim=D. Default: reference (32 layers, 32 heads, 8 KV heads, head dim 128)."},
+                    + "layers=L,heads=H,kv-heads=G,head-dim=D, or a model file or folder (.gguf, llama2.c .bin) to read it from. Default: reference (32 layers, 32 heads, 8 KV heads, head dim 128)."},
             completionCandidates = Presets.class)
     String model;
 
@@ -39,7 +39,7 @@ final class CheckCommand implements Callable<Integer> {
     public Integer call() {
         ModelShape shape;
         try {
-            shape = model == null ? ModelShape.REFERENCE : ModelShape.parse(model);
+            shape = model == null ? ModelShape.REFERENCE : Commands.shape(model);
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
         }

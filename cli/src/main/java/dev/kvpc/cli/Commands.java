@@ -15,9 +15,35 @@ final class Commands {
 
     static ModelShape shape(CommandLine.Model.CommandSpec spec, String model, String fallback) {
         try {
-            return model != null ? ModelShape.parse(model) : fallback != null ? ModelShape.parse(fallback) : ModelShape.REFERENCE;
+            return model != null ? shape(model) : fallback != null ? ModelShape.parse(fallback) : ModelShape.REFERENCE;
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + e.getMessage());
+        }
+    }
+
+    /**
+     * A preset, {@code layers=L,...}, or a model that kvpc run and eval take (a .gguf, a llama2.c .bin, or a folder
+     * holding one), whose shape is read from it. A preset wins over a file of the same name.
+     */
+    static ModelShape shape(String model) {
+        if (model.contains("=") || ModelShape.presets().containsKey(model.strip())) return ModelShape.parse(model);
+        Path p = Path.of(model);
+        if (!java.nio.file.Files.exists(p)) {
+            try {
+                return ModelShape.parse(model);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(e.getMessage() + ", or a model file or folder (no file or folder '" + model + "')");
+            }
+        }
+        try {
+            Path file = RunCommand.resolveModel(p);
+            dev.kvpc.examples.llama.Llama2cModel m = file.getFileName().toString().endsWith(".gguf")
+                    ? dev.kvpc.examples.llama.Llama2cModel.fromGguf(dev.kvpc.examples.llama.GgufFile.open(file))
+                    : dev.kvpc.examples.llama.Llama2cModel.load(file);
+            String name = file.getFileName().toString().replaceFirst("\\.(gguf|bin)$", "");
+            return new ModelShape(name, m.layers, m.heads, m.kvHeads, m.headSize);
+        } catch (dev.kvpc.examples.llama.ModelFormatException e) {
+            throw new IllegalArgumentException(e.getMessage());
         }
     }
 

@@ -40,7 +40,7 @@ final class CompileCommand implements Callable<Integer> {
     @Option(names = "--policy", paramLabel = "NAME", description = "The policy or config to compile (default: the last one in each FILE; only with one FILE).")
     String policy;
 
-    @Option(names = "--model", paramLabel = "SHAPE", description = "Model shape: a preset or layers=L,heads=H,kv-heads=G,head-dim=D (default: reference).")
+    @Option(names = "--model", paramLabel = "SHAPE", description = "Model shape: a preset, layers=L,heads=H,kv-heads=G,head-dim=D, or a model file or folder to read it from (default: reference).")
     String model;
 
     @Option(names = {"-o", "--output"}, paramLabel = "PATH", description = "The jar to write (one FILE), or a directory (default: POLICY.jar in the current directory).")

@@ -25,7 +25,7 @@ final class IrCommand implements Callable<Integer> {
     @Option(names = "--policy", paramLabel = "NAME", description = "The policy or config to compile (default: the last one in FILE).")
     String policy;
 
-    @Option(names = "--model", paramLabel = "SHAPE", description = "Model shape: a preset or layers=L,heads=H,kv-heads=G,head-dim=D (default: reference).")
+    @Option(names = "--model", paramLabel = "SHAPE", description = "Model shape: a preset, layers=L,heads=H,kv-heads=G,head-dim=D, or a model file or folder to read it from (default: reference).")
     String model;
 
     @Option(names = "--lowered", description = "Print the IR as lowered from the source, before any pass.")

@@ -29,7 +29,7 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--policy", paramLabel = "NAME", description = "The policy or config (default: the last one in FILE).")
     String policy;
 
-    @Option(names = "--model", paramLabel = "SHAPE", description = "A preset or layers=L,heads=H,kv-heads=G,head-dim=D (default: reference).")
+    @Option(names = "--model", paramLabel = "SHAPE", description = "A preset, layers=L,heads=H,kv-heads=G,head-dim=D, or a model file or folder (.gguf, llama2.c .bin) to read the shape from (default: reference).")
     String model;
 
     @Option(names = "--layers", description = "Model layers (overrides --model).")
@@ -70,7 +70,7 @@ final class MemoryCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         ModelShape shape;
         try {
-            shape = model == null ? ModelShape.REFERENCE : ModelShape.parse(model);
+            shape = model == null ? ModelShape.REFERENCE : Commands.shape(model);
             if (layers != null || heads != null || kvHeads != null || headDim != null) {
                 shape = new ModelShape("custom", layers != null ? layers : shape.layers(), heads != null ? heads : shape.heads(),
                         kvHeads != null ? kvHeads : shape.kvHeads(), headDim != null ? headDim : shape.headDim());

@@ -44,6 +44,29 @@ class IrMemoryTraceCliTest {
     }
 
     @Test
+    void aModelFileOrFolderGivesItsShape() {
+        String folder = CliRunner.root().resolve("models/kvpc-tiny").toString();
+        // kvpc-tiny: 4 layers, 2 KV heads of 16 channels; f16 keys and values: 4 * 2 * 2 * 16 * 2 bytes = 512 per token
+        CliRunner r = CliRunner.run("memory", stdlib("full"), "--context", "1024", "--model", folder);
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("full on kvpc-tiny (layers=4, heads=8, kv-heads=2, head-dim=16), context 1024"), r.out());
+        assertTrue(r.out().contains("full cache 512.0 KiB; ratio 1.0000"), r.out());
+        CliRunner check = CliRunner.run("check", stdlib("h2o"), "--model", folder + "/kvpc-tiny.gguf");
+        assertEquals(0, check.code(), check.err());
+        assertTrue(check.err().contains("checked 1 file for kvpc-tiny: 0 errors"), check.err());
+        // a preset is still a preset; a name that is neither a preset nor a file says both
+        CliRunner preset = CliRunner.run("memory", stdlib("full"), "--context", "8", "--model", "stories260K");
+        assertEquals(0, preset.code(), preset.err());
+        assertTrue(preset.out().startsWith("full on stories260K"), preset.out());
+        CliRunner missing = CliRunner.run("memory", stdlib("full"), "--context", "8", "--model", "no-such-model");
+        assertEquals(Main.USAGE, missing.code());
+        assertTrue(missing.err().contains("unknown model 'no-such-model'") && missing.err().contains("no file or folder 'no-such-model'"), missing.err());
+        CliRunner notAModel = CliRunner.run("compile", stdlib("full"), "--model", CliRunner.root().resolve("README.md").toString());
+        assertEquals(Main.USAGE, notAModel.code());
+        assertTrue(notAModel.err().contains("README.md: not a llama2.c checkpoint"), notAModel.err());
+    }
+
+    @Test
     void traceRunsAndRejectsBadTraces() {
         CliRunner r = CliRunner.run("trace", stdlib("window"), "--param", "size=8", "--trace", "random:seed=2,prefill=10,decode=2", "--lanes", "1");
         assertEquals(0, r.code(), r.err());
