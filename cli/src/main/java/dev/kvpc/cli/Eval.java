@@ -412,13 +412,28 @@ final class Eval {
     record Document(String key, Answer answer) {}
 
     /**
-     * Pass-key accuracy per (length, depth) cell; {@code documents} per cell and sample, or null where not kept;
+     * Pass-key accuracy per (length, depth) cell; {@code samples} documents per cell, over all the seeds;
+     * {@code documents} per cell, seed by seed ({@code samples / seeds.length} each), or null where not kept;
      * {@code kvHeads}, the lanes per layer (to read {@link Answer#keyKept} by layer).
      */
     record Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens, Document[][][] documents,
-                int kvHeads) {
+                int kvHeads, long[] seeds) {
         Grid(int[] lengths, double[] depths, int[][] hits, int samples, double promptSeconds, long promptTokens) {
-            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, 0);
+            this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, 0, new long[] {1});
+        }
+
+        /** The share of documents answered, over the whole grid, for each seed; null where the documents are not kept. */
+        double[] accuracyBySeed() {
+            if (documents == null) return null;
+            int per = samples / seeds.length;
+            double[] acc = new double[seeds.length];
+            for (Document[][] byDepth : documents) {
+                for (Document[] cell : byDepth) {
+                    for (int s = 0; s < cell.length; s++) if (cell[s].answer().hit()) acc[s / per]++;
+                }
+            }
+            for (int s = 0; s < acc.length; s++) acc[s] /= (double) per * lengths.length * depths.length;
+            return acc;
         }
 
         /** Whether the key of cell ({@code li}, {@code di}) lies more than {@code budget} tokens before the question. */
@@ -427,27 +442,33 @@ final class Eval {
         }
     }
 
-    static Grid grid(Model m, Compiled c, List<String> fillers, int[] lengths, double[] depths, int samples, long seed, Runnable tick) {
+    /**
+     * {@code samples} pass-key documents per cell and seed. A seed's documents are the same whichever other seeds run
+     * beside it, so a run with seeds 1,2 holds the run with seed 1.
+     */
+    static Grid grid(Model m, Compiled c, List<String> fillers, int[] lengths, double[] depths, int samples, long[] seeds, Runnable tick) {
         int[][] hits = new int[lengths.length][depths.length];
-        Document[][][] documents = new Document[lengths.length][depths.length][samples];
+        Document[][][] documents = new Document[lengths.length][depths.length][samples * seeds.length];
         double secs = 0;
         long tokens = 0;
         for (int li = 0; li < lengths.length; li++) {
             for (int di = 0; di < depths.length; di++) {
-                // the same documents for every policy: the seed depends on the cell only
-                Random rnd = new Random(seed * 1_000_003L + lengths[li] * 131L + di);
-                for (int s = 0; s < samples; s++) {
-                    Passkey doc = passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, lengths[li], depths[di]);
-                    Answer a = answer(m, c, doc);
-                    if (a.hit()) hits[li][di]++;
-                    documents[li][di][s] = new Document(doc.key(), a);
-                    secs += a.promptSeconds();
-                    tokens += a.promptTokens();
-                    tick.run();
+                for (int si = 0; si < seeds.length; si++) {
+                    // the same documents for every policy: the seed depends on the cell only
+                    Random rnd = new Random(seeds[si] * 1_000_003L + lengths[li] * 131L + di);
+                    for (int s = 0; s < samples; s++) {
+                        Passkey doc = passkey(m.encode(), m.tokenizer().bos(), rnd, fillers, lengths[li], depths[di]);
+                        Answer a = answer(m, c, doc);
+                        if (a.hit()) hits[li][di]++;
+                        documents[li][di][si * samples + s] = new Document(doc.key(), a);
+                        secs += a.promptSeconds();
+                        tokens += a.promptTokens();
+                        tick.run();
+                    }
                 }
             }
         }
-        return new Grid(lengths, depths, hits, samples, secs, tokens, documents, m.weights().kvHeads);
+        return new Grid(lengths, depths, hits, samples * seeds.length, secs, tokens, documents, m.weights().kvHeads, seeds);
     }
 
     /** Everything measured for one policy on one model. */
@@ -509,6 +530,12 @@ final class Eval {
                 }
             }
             m.put("passkey", cells);
+            double[] bySeed = g.seeds().length > 1 ? g.accuracyBySeed() : null;
+            if (bySeed != null) {
+                List<Double> acc = new ArrayList<>();
+                for (double a : bySeed) acc.add(a);
+                m.put("passkey_accuracy_per_seed", acc);
+            }
             m.put("prompt_tokens_per_s", g.promptTokens() / g.promptSeconds());
         }
         return m;

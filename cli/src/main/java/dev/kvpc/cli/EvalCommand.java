@@ -64,8 +64,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--tasks", split = ",", paramLabel = "T,...", description = "perplexity, passkey (default both).")
     List<String> tasks = new ArrayList<>(List.of("perplexity", "passkey"));
 
-    @Option(names = "--seed", paramLabel = "S", description = "Seed of the pass-key documents (default 1).")
-    long seed = 1;
+    @Option(names = "--seed", split = ",", paramLabel = "S,...", description = {"Seeds of the pass-key documents, each giving --samples documents per cell (default 1);",
+            "with several, the table gives each row's accuracy over all of them and its range from seed to seed."})
+    List<Long> seeds = new ArrayList<>(List.of(1L));
 
     @Option(names = "--threads", paramLabel = "N", description = "Policies evaluated at once (default: the cores).")
     int threads = Runtime.getRuntime().availableProcessors();
@@ -95,6 +96,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         if (windows == null) windows = quick ? 1 : 4;
         if (windows < 1 || samples < 1 || threads < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--windows, --samples and --threads must be at least 1");
+        if (new java.util.HashSet<>(seeds).size() < seeds.size()) throw new CommandLine.ParameterException(spec.commandLine(), "--seed: " + seeds + " names a seed twice");
         for (double b : budgets) if (!(b > 0 && b <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--budgets are fractions in (0, 1]");
         for (double d : depths) if (!(d >= 0 && d <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--depths are in [0, 1]");
         for (String t : tasks) if (!t.equals("perplexity") && !t.equals("passkey")) throw new CommandLine.ParameterException(spec.commandLine(), "--tasks: perplexity or passkey, not '" + t + "'");
@@ -142,12 +144,16 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
                 + (windows == 1 ? "" : "; a perplexity is over all of them"));
         notes.addAll(shortText);
         if (tasks.contains("passkey") && ms.stream().anyMatch(m -> !m.name().equals("kvpc-tiny"))) notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
-        List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seed, contexts, about, notes, rows), markdownFile);
+        List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seedArray(), contexts, about, notes, rows), markdownFile);
         out.println();
         out.println("wrote:");
         for (Path p : written) out.println("  " + p);
         out.flush();
         return Main.OK;
+    }
+
+    private long[] seedArray() {
+        return seeds.stream().mapToLong(Long::longValue).toArray();
     }
 
     private List<Eval.Row> evaluate(Eval.Model m, Path scratch, PrintWriter err) throws Exception {
@@ -174,7 +180,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         // and every ratio to it is flattered); on as many threads as the rows will use
         Eval.warmUp(m, ids, Math.min(threads, ps.size()));
         // units of progress: 64 decoded tokens, one pass-key document
-        long perPolicy = (doPpl ? (long) windows * lens[lens.length - 1] / 64 : 0) + (doPk ? (long) pk.length * depths.length * samples : 0);
+        long perPolicy = (doPpl ? (long) windows * lens[lens.length - 1] / 64 : 0) + (doPk ? (long) pk.length * depths.length * samples * seeds.size() : 0);
         Progress progress = new Progress(err, m.name(), perPolicy * ps.size());
         ExecutorService pool = Executors.newFixedThreadPool(Math.min(threads, ps.size()));
         try {
@@ -185,7 +191,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
                     if (doPpl) progress.status(p.label() + ": perplexity");
                     Eval.Perplexity ppl = doPpl ? Eval.perplexity(m, c, ids, lens, windows, progress::tick) : null;
                     if (doPk) progress.status(p.label() + ": pass keys");
-                    Eval.Grid grid = doPk ? Eval.grid(m, c, fillers, pk, depths, samples, seed, progress::tick) : null;
+                    Eval.Grid grid = doPk ? Eval.grid(m, c, fillers, pk, depths, samples, seedArray(), progress::tick) : null;
                     return new Eval.Row(m.name(), p, ppl, grid);
                 }));
             }

@@ -38,7 +38,7 @@ final class EvalReport {
      * What one run of {@code kvpc eval} produced: the command line that ran it, its seed, each model's trained
      * context and a line about it (in model order), notes on the run, and the rows.
      */
-    record Run(String command, long seed, Map<String, Integer> contexts, Map<String, String> about, List<String> notes, List<Eval.Row> rows) {}
+    record Run(String command, long[] seeds, Map<String, Integer> contexts, Map<String, String> about, List<String> notes, List<Eval.Row> rows) {}
 
     /** A results table for one model: a header and rows of formatted cells; the first column is the policy. */
     record Table(String model, List<String> header, List<List<String>> rows) {}
@@ -69,7 +69,7 @@ final class EvalReport {
         }
         List<Path> written = new ArrayList<>();
         Path json = dir.resolve("results.json");
-        Files.writeString(json, json(run.seed(), run.rows()));
+        Files.writeString(json, json(run.seeds(), run.rows()));
         written.add(json);
         List<Plot> plots = new ArrayList<>();
         for (var e : byModel(run.rows()).entrySet()) {
@@ -118,8 +118,8 @@ final class EvalReport {
         return (i == 0 ? 1 : lengths[i - 1] + 1) + "-" + lengths[i];
     }
 
-    static String json(long seed, List<Eval.Row> rows) {
-        StringBuilder sb = new StringBuilder("{\n  \"seed\": " + seed + ",\n  \"rows\": [\n");
+    static String json(long[] seeds, List<Eval.Row> rows) {
+        StringBuilder sb = new StringBuilder("{\n  \"seeds\": " + java.util.Arrays.toString(seeds) + ",\n  \"rows\": [\n");
         for (int i = 0; i < rows.size(); i++) {
             sb.append("    ").append(EvalCommand.Json.write(Eval.json(rows.get(i)))).append(i + 1 < rows.size() ? ",\n" : "\n");
         }
@@ -149,7 +149,7 @@ final class EvalReport {
                 if (first.perplexity() != null) {
                     for (int i = 0; i < first.perplexity().lengths().length; i++) c.add(p == null || i >= p.lengths().length ? "" : f("%.2f", p.ppl(i)));
                 }
-                if (first.grid() != null) c.add(r.grid() == null ? "" : f("%.0f%%", 100 * accuracy(r.grid())));
+                if (first.grid() != null) c.add(r.grid() == null ? "" : passkey(r.grid()));
                 if (p != null) {
                     c.add(Long.toString(p.measuredBytes()));
                     c.add(p.predictedBytes() < 0 ? "" : Long.toString(p.predictedBytes()));
@@ -168,6 +168,22 @@ final class EvalReport {
             out.add(new Table(e.getKey(), header, cells));
         }
         return out;
+    }
+
+    /** "seed 1", or "seeds 1, 2, 3 (pass-key documents of each)". */
+    static String seeds(long[] seeds) {
+        if (seeds.length == 1) return "seed " + seeds[0];
+        StringBuilder sb = new StringBuilder("seeds ");
+        for (int i = 0; i < seeds.length; i++) sb.append(i == 0 ? "" : ", ").append(seeds[i]);
+        return sb.append(" (the pass-key documents of each; passkey is over all of them, its range from seed to seed in brackets)").toString();
+    }
+
+    /** The table's pass-key cell: the accuracy, and with several seeds its lowest and highest seed's. */
+    static String passkey(Eval.Grid g) {
+        double[] bySeed = g.seeds().length > 1 ? g.accuracyBySeed() : null;
+        if (bySeed == null) return f("%.0f%%", 100 * accuracy(g));
+        double lo = java.util.Arrays.stream(bySeed).min().orElseThrow(), hi = java.util.Arrays.stream(bySeed).max().orElseThrow();
+        return f("%.0f%% (%.0f-%.0f)", 100 * accuracy(g), 100 * lo, 100 * hi);
     }
 
     static double accuracy(Eval.Grid g) {
@@ -434,7 +450,7 @@ final class EvalReport {
                 .append("figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #ddd; }\n")
                 .append("</style>\n</head>\n<body>\n<h1>kvpc eval</h1>\n");
         sb.append("<p>Produced by:</p>\n<pre><code>").append(esc(run.command())).append("</code></pre>\n");
-        sb.append("<ul>\n<li>seed ").append(run.seed()).append("</li>\n");
+        sb.append("<ul>\n<li>").append(seeds(run.seeds())).append("</li>\n");
         for (var e : run.about().entrySet()) sb.append("<li>").append(esc(e.getKey())).append(": ").append(esc(e.getValue())).append("</li>\n");
         for (String n : run.notes()) sb.append("<li>").append(esc(n)).append("</li>\n");
         sb.append("</ul>\n");
@@ -475,7 +491,7 @@ final class EvalReport {
     static String markdown(Run run, List<Plot> plots, String prefix) {
         StringBuilder sb = new StringBuilder("# kvpc eval results\n\n");
         sb.append("Produced by:\n\n```\n").append(run.command()).append("\n```\n\n");
-        sb.append("- seed ").append(run.seed()).append('\n');
+        sb.append("- ").append(seeds(run.seeds())).append('\n');
         for (var e : run.about().entrySet()) sb.append("- ").append(e.getKey()).append(": ").append(e.getValue()).append('\n');
         for (String n : run.notes()) sb.append("- ").append(n).append('\n');
         sb.append("\nppl@N: perplexity of the tokens after the previous length up to N, decoded token by token under the policy. passkey: share of ")

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -106,6 +107,46 @@ class EvalCliTest {
         bad = CliRunner.run("eval", "--model", model.toString(), "--policies", kvp + ":nope", "--out", dir.resolve("p").toString());
         assertEquals(Main.INVALID, bad.code());
         assertTrue(bad.err().contains("has no policy or config named 'nope'"), bad.err());
+    }
+
+    @Test
+    void severalSeedsAddDocumentsAndKeepEachSeedsOwn() throws Exception {
+        Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
+        java.util.function.Function<String, CliRunner> run = seeds -> CliRunner.run("eval", "--model", model.toString(), "--policies", "full,window",
+                "--budgets", "0.125", "--tasks", "passkey", "--passkey-lengths", "96", "--depths", "0.5", "--samples", "2", "--threads", "1",
+                "--seed", seeds, "--out", dir.resolve(seeds.replace(',', '-')).toString());
+        CliRunner one = run.apply("3"), two = run.apply("4,3");
+        assertEquals(0, one.code(), one.err());
+        assertEquals(0, two.code(), two.err());
+        String a = Files.readString(dir.resolve("3/results.json")), b = Files.readString(dir.resolve("4-3/results.json"));
+        assertTrue(a.startsWith("{\n  \"seeds\": [3],") && b.startsWith("{\n  \"seeds\": [4, 3],"), a + b);
+        // per row: seed 4's two documents, then seed 3's, the same as when seed 3 runs alone
+        List<String> keysA = keys(a), keysB = keys(b);
+        assertEquals(4, keysA.size(), a);
+        assertEquals(8, keysB.size(), b);
+        assertEquals(keysA.subList(0, 2), keysB.subList(2, 4), "seed 3's documents, full row");
+        assertEquals(keysA.subList(2, 4), keysB.subList(6, 8), "seed 3's documents, window row");
+        assertNotEquals(keysB.subList(0, 2), keysB.subList(2, 4), "seed 4's documents are others");
+        assertFalse(a.contains("passkey_accuracy_per_seed"), a);
+        var perSeed = java.util.regex.Pattern.compile("\"passkey_accuracy_per_seed\": \\[([0-9.]+), ([0-9.]+)\\]").matcher(b);
+        assertTrue(perSeed.find(), b);
+        // the table: the accuracy over all four documents and its range over the seeds
+        double lo = Math.min(Double.parseDouble(perSeed.group(1)), Double.parseDouble(perSeed.group(2)));
+        double hi = Math.max(Double.parseDouble(perSeed.group(1)), Double.parseDouble(perSeed.group(2)));
+        String cell = String.format(java.util.Locale.ROOT, "%.0f%% (%.0f-%.0f)", 50 * (lo + hi), 100 * lo, 100 * hi);
+        assertTrue(two.out().lines().anyMatch(l -> l.startsWith("full ") && l.contains(cell)), cell + " in\n" + two.out());
+        assertTrue(Files.readString(dir.resolve("4-3/results.md")).contains("- seeds 4, 3 ("), "the report names the seeds");
+        CliRunner twice = run.apply("3,3");
+        assertEquals(Main.USAGE, twice.code());
+        assertTrue(twice.err().contains("--seed: [3, 3] names a seed twice"), twice.err());
+    }
+
+    /** Every pass-key document's key, in order. */
+    private static List<String> keys(String json) {
+        var m = java.util.regex.Pattern.compile("\\{\"key\": \"(\\d{5})\"").matcher(json);
+        List<String> keys = new java.util.ArrayList<>();
+        while (m.find()) keys.add(m.group(1));
+        return keys;
     }
 
     /** The first perplexity figure of a row. */

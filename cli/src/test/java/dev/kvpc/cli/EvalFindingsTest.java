@@ -103,7 +103,7 @@ class EvalFindingsTest {
                 docs[0][di][s] = new Eval.Document(keys[di][s], new Eval.Answer(hit, answers[di][s], 1, 1, new int[0], 10));
             }
         }
-        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {hits}, 2, 1, 1, docs, 0);
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {hits}, 2, 1, 1, docs, 0, new long[] {1});
     }
 
     @Test
@@ -128,7 +128,7 @@ class EvalFindingsTest {
         for (int di = 0; di < 2; di++) {
             for (int s = 0; s < 2; s++) docs[0][di][s] = new Eval.Document(keys[di][s], new Eval.Answer(true, keys[di][s], 1, 1, kept[di][s], 10));
         }
-        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{2, 2}}, 2, 1, 1, docs, 2);
+        return new Eval.Grid(new int[] {256}, new double[] {0.1, 0.9}, new int[][] {{2, 2}}, 2, 1, 1, docs, 2, new long[] {1});
     }
 
     @Test

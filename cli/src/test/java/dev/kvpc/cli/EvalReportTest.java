@@ -68,7 +68,7 @@ class EvalReportTest {
         ctx.put("other model", 256);
         Map<String, String> about = new LinkedHashMap<>();
         about.put("tiny", "made up <for a test>");
-        return new EvalReport.Run("./kvpc eval --quick --out report", 7, ctx, about, List.of("a note"), rows());
+        return new EvalReport.Run("./kvpc eval --quick --out report", new long[] {7}, ctx, about, List.of("a note"), rows());
     }
 
     @Test
@@ -126,7 +126,7 @@ class EvalReportTest {
         assertEquals(pngs, linked, "every plot, once, in order");
 
         String json = Files.readString(dir.resolve("results.json"));
-        assertTrue(json.startsWith("{\n  \"seed\": 7,"), json);
+        assertTrue(json.startsWith("{\n  \"seeds\": [7],"), json);
         assertEquals(rows().size(), json.split("\"model\": ").length - 1, json);
     }
 
