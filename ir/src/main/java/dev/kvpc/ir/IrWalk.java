@@ -48,11 +48,20 @@ public final class IrWalk {
     /** Does any handler read attn, logits, or a statistic fused from them? */
     public static boolean readsAttention(PolicyIr p) {
         boolean[] found = {false};
-        forEachInstr(p, i -> {
-            if (i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
-                    || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")))) found[0] = true;
-        });
+        forEachInstr(p, i -> found[0] |= readsAttention(i));
         return found[0];
+    }
+
+    /** Does the block (or a nested one) read attn, logits, or a statistic fused from them? */
+    public static boolean readsAttention(Block b) {
+        boolean[] found = {false};
+        forEachInstr(b, i -> found[0] |= readsAttention(i));
+        return found[0];
+    }
+
+    private static boolean readsAttention(Instr i) {
+        return i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
+                || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")));
     }
 
     /** A computation's value when it is a constant (after specialisation), as a double; null when it is not. */

@@ -49,8 +49,8 @@ public final class NativeRunner implements PolicyRunner {
      * query and group); with fused statistics on, such a class takes them from the kernel instead of attention rows.
      */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, boolean[] attends, Map<String, Integer> inits,
-                     int standing, boolean readsAttention, Map<PolicyIr.Event, int[]> observe, boolean fusable,
-                     java.util.Set<String> pageCacheable) {}
+                     int standing, Map<PolicyIr.Event, int[]> observe, boolean fusable,
+                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt) {}
 
     /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
     final boolean fused;
@@ -95,7 +95,32 @@ public final class NativeRunner implements PolicyRunner {
         }
         java.util.Set<String> cacheable = new java.util.HashSet<>();
         for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
-        return new ClassInfo(p, code, body, limit, attends, inits, standing, IrWalk.readsAttention(p), observe, fusable(p), cacheable);
+        return new ClassInfo(p, code, body, limit, attends, inits, standing, observe, fusable(p), cacheable,
+                attentionAt(p, attends));
+    }
+
+    /**
+     * The steps at whose end some code that may run then reads the step's attention: only those pay for computing it
+     * (SnapKV reads it at prefill, not at each decode step). As {@link #finishEvent} runs handlers: at prefill and chunk
+     * those of the step, at decode those of decode that do not restrict attention, and at any step {@code every} and
+     * overflow handlers, and standing code.
+     */
+    static java.util.Set<PolicyIr.Event> attentionAt(PolicyIr p, boolean[] attends) {
+        java.util.Set<PolicyIr.Event> at = java.util.EnumSet.noneOf(PolicyIr.Event.class);
+        if (!IrWalk.readsAttention(p)) return at;
+        boolean always = IrWalk.readsAttention(p.standing());
+        for (PolicyIr.Event e : List.of(PolicyIr.Event.PREFILL, PolicyIr.Event.CHUNK, PolicyIr.Event.DECODE)) {
+            boolean need = always;
+            for (int i = 0; i < p.handlers().size() && !need; i++) {
+                PolicyIr.Handler h = p.handlers().get(i);
+                boolean reads = IrWalk.readsAttention(h.body()) || h.limit() != null && IrWalk.readsAttention(h.limit().block());
+                boolean runs = e == PolicyIr.Event.DECODE ? !attends[i] && h.events().contains(e) : h.events().contains(e);
+                runs |= h.events().contains(PolicyIr.Event.EVERY) && e == PolicyIr.Event.DECODE || h.events().contains(PolicyIr.Event.OVERFLOW);
+                need = reads && runs;
+            }
+            if (need) at.add(e);
+        }
+        return at;
     }
 
     private static int kernel(Map<String, Integer> index, String name, CompiledLaneClass code) {
@@ -187,7 +212,7 @@ public final class NativeRunner implements PolicyRunner {
             }
         }
         // the kernel's column sums serve when the class reads no other statistic and observes every query
-        es.fusedSums = fused && ci.readsAttention() && ci.fusable() && obs == null;
+        es.fusedSums = fused && ci.attentionAt().contains(event) && ci.fusable() && obs == null;
         return new Event() {
             @Override
             public BitSet[] attendSets() {
@@ -207,7 +232,7 @@ public final class NativeRunner implements PolicyRunner {
     }
 
     private void finishEvent(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
-        if (ci.readsAttention() && !es.fusedSums) es.computeAttention();
+        if (ci.attentionAt().contains(event) && !es.fusedSums) es.computeAttention();
         List<PolicyIr.Handler> hs = ci.policy().handlers();
         if (event != PolicyIr.Event.DECODE) {
             for (int i = 0; i < hs.size(); i++) if (hs.get(i).events().contains(event)) run(ci, i, es);

@@ -7,6 +7,7 @@ import dev.kvpc.compiler.api.Compilation;
 import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.gen.ProgramGenerator;
 import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.ir.PolicyIr;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;
 import dev.kvpc.runtime.policy.CompiledLaneClass;
@@ -95,6 +96,34 @@ class PolicyCompilerTest {
         }
         System.out.println("generated programs compiled and compared: " + ran + " (" + nativeRan + " also on native lanes), not run: " + notRun);
         assertTrue(ran >= seeds * 3 / 4, "only " + ran + " of " + seeds + " generated programs ran: " + notRun);
+    }
+
+    /** The runtime computes a step's attention rows only where code that runs at that step reads them. */
+    @Test
+    void attentionIsComputedOnlyAtTheStepsThatReadIt() throws Exception {
+        var prefill = PolicyIr.Event.PREFILL;
+        var chunk = PolicyIr.Event.CHUNK;
+        var decode = PolicyIr.Event.DECODE;
+        Map<String, java.util.Set<PolicyIr.Event>> expected = Map.of(
+                "snapkv", java.util.Set.of(prefill),                 // on prefill only
+                "h2o", java.util.Set.of(prefill, decode),            // on prefill, decode; its overflow handler reads acc
+                "tova", java.util.Set.of(prefill, chunk, decode),    // its overflow handler reads attn, at any step
+                "window", java.util.Set.of(),
+                "streaming_llm", java.util.Set.of());
+        int seen = 0;
+        for (Path p : PassPreservationTest.programs(stdlib)) {
+            String name = p.getFileName().toString().replace(".kvp", "");
+            if (!expected.containsKey(name)) continue;
+            Frontend.Result r = Frontend.check(p, PassPreservationTest.SMALL);
+            Specialized s = Compilation.optimise(r.program(), name, PassPreservationTest.SMALL_BUDGETS.getOrDefault(name, Map.of()),
+                    Pipeline.Options.DEFAULT, (a, b) -> { });
+            PolicyIr c = s.classes().getFirst();
+            boolean[] attends = new boolean[c.handlers().size()];
+            for (int i = 0; i < attends.length; i++) attends[i] = dev.kvpc.ir.IrWalk.attends(c.handlers().get(i).body());
+            assertEquals(expected.get(name), NativeRunner.attentionAt(c, attends), name);
+            seen++;
+        }
+        assertEquals(expected.size(), seen, "every policy above is in the standard library");
     }
 
     /** A stack trace through compiled policy code names the .kvp file and the line of the handler. */
