@@ -32,14 +32,85 @@ public record Rope(double theta, double factor, float[] freqFactors) {
         if (freqFactors != null && freqFactors.length != d / 2) {
             throw new IllegalArgumentException("RoPE has " + freqFactors.length + " frequency factors, heads of " + d + " channels need " + d / 2);
         }
+        double[] cs = Table.of(this, d).cosSin(position);
+        if (cs != null) {
+            int at = position * d;
+            for (int i = 0; i < d / 2; i++) {
+                double c = cs[at + 2 * i], s = cs[at + 2 * i + 1];
+                float x0 = x[off + 2 * i], x1 = x[off + 2 * i + 1];
+                x[off + 2 * i] = (float) (x0 * c - x1 * s);
+                x[off + 2 * i + 1] = (float) (x0 * s + x1 * c);
+            }
+            return;
+        }
         double p = factor == 1.0 ? position : position / factor;
         for (int i = 0; i < d / 2; i++) {
-            double freq = Math.pow(theta, -2.0 * i / d);
-            if (freqFactors != null) freq /= freqFactors[i];
-            double a = p * freq, c = Math.cos(a), s = Math.sin(a);
+            double a = p * frequency(i, d), c = Math.cos(a), s = Math.sin(a);
             float x0 = x[off + 2 * i], x1 = x[off + 2 * i + 1];
             x[off + 2 * i] = (float) (x0 * c - x1 * s);
             x[off + 2 * i + 1] = (float) (x0 * s + x1 * c);
+        }
+    }
+
+    private double frequency(int i, int d) {
+        double freq = Math.pow(theta, -2.0 * i / d);
+        return freqFactors != null ? freq / freqFactors[i] : freq;
+    }
+
+    /**
+     * The cosines and sines of one RoPE and head size by position, computed as {@link #rotate} computes them (the same
+     * double arithmetic, so a rotation is bit for bit the same either way) and kept: a policy with {@code positions
+     * cache} rotates every key it reads by its slot at every step. Grown by doubling up to {@link #LIMIT} values; a
+     * position past that is computed when asked. Shared between threads: a grown table replaces the old one whole.
+     */
+    private static final class Table {
+        static final int LIMIT = 1 << 21;
+        private static final java.util.concurrent.ConcurrentHashMap<Rope, Table[]> TABLES = new java.util.concurrent.ConcurrentHashMap<>();
+
+        private final Rope rope;
+        private final int d;
+        private volatile double[] cosSin = new double[0];
+
+        private Table(Rope rope, int d) {
+            this.rope = rope;
+            this.d = d;
+        }
+
+        static Table of(Rope rope, int d) {
+            Table[] byD = TABLES.computeIfAbsent(rope, r -> new Table[1025]);
+            if (d <= 0 || d >= byD.length) return new Table(rope, d);
+            Table t = byD[d];
+            if (t == null) {
+                synchronized (byD) {
+                    if (byD[d] == null) byD[d] = new Table(rope, d);
+                    t = byD[d];
+                }
+            }
+            return t;
+        }
+
+        /** c, s for each pair at {@code position}, from index {@code position * d}; null past the limit. */
+        double[] cosSin(int position) {
+            double[] cs = cosSin;
+            if ((long) (position + 1) * d <= cs.length) return cs;
+            if (position < 0 || (long) (position + 1) * d > LIMIT) return null;
+            synchronized (this) {
+                cs = cosSin;
+                if ((long) (position + 1) * d <= cs.length) return cs;
+                // a power of two above the position, within the limit (which holds the position: checked above)
+                int n = (int) Math.min(Math.max(64L, Long.highestOneBit(position) << 1), LIMIT / d);
+                double[] grown = java.util.Arrays.copyOf(cs, n * d);
+                for (int pos = cs.length / d; pos < n; pos++) {
+                    double p = rope.factor == 1.0 ? pos : pos / rope.factor;
+                    for (int i = 0; i < d / 2; i++) {
+                        double a = p * rope.frequency(i, d);
+                        grown[pos * d + 2 * i] = Math.cos(a);
+                        grown[pos * d + 2 * i + 1] = Math.sin(a);
+                    }
+                }
+                cosSin = grown;
+                return grown;
+            }
         }
     }
 
