@@ -16,6 +16,8 @@ public final class AttentionKernel {
     private float[][] keys = new float[0][];
     /** Keys rotated by slot for the current step, {@code n x d} (positions cache). */
     private float[] keyRow;
+    /** Float value rows of the lane, entry by entry, for a step whose values are read by several query rows. */
+    private float[] valueRow;
 
     /**
      * @param q        queries, {@code queries x group x headDim}, row-major
@@ -58,6 +60,15 @@ public final class AttentionKernel {
             }
         }
         if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
+        // float values read once per step into one array, when more than one query row reads them (a prefill, or a
+        // group of heads): the same products and sums as reading them in place, without a memory-segment access per
+        // channel per row. Other formats are read in place (their dequantisation is part of the product).
+        boolean gather = qpos.length * group > 1 && lane.rowFormat(Lane.Part.VALUES) instanceof dev.kvpc.runtime.store.QuantSpec vs
+                && vs.precision() == dev.kvpc.runtime.store.Precision.F32;
+        if (gather) {
+            if (valueRow == null || valueRow.length < n * d) valueRow = new float[Math.max(n * d, valueRow == null ? 0 : valueRow.length * 2)];
+            for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.VALUES, valueRow, j * d);
+        }
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int qi = 0; qi < qpos.length; qi++) {
             for (int g = 0; g < group; g++) {
@@ -95,7 +106,11 @@ public final class AttentionKernel {
                 for (int j = 0; j < n; j++) {
                     float p = logits[j] * inv;
                     if (p == 0) continue;
-                    lane.axpyValue(j, p, out, qOff);
+                    if (gather) {
+                        for (int c = 0, v0 = j * d; c < d; c++) out[qOff + c] += p * valueRow[v0 + c];
+                    } else {
+                        lane.axpyValue(j, p, out, qOff);
+                    }
                     if (colSums != null) colSums[j] += p;
                 }
             }
