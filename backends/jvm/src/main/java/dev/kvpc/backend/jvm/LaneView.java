@@ -400,7 +400,19 @@ final class LaneView implements LaneContext {
                 List<Axis> over = new ArrayList<>();
                 for (String a : p[2].split("\\+")) over.add(Axis.of(a));
                 dev.kvpc.ir.Op.Red fn = dev.kvpc.ir.Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT));
-                if (es.fusedSums) yield layout(fusedSums(), withHead(Axis.TOKEN), dims(lane0().size()), want);
+                if (es.fusedSums) {
+                    // per lane, the sum over queries and group heads (NativeRunner.fromColumnSums); then over the
+                    // layer's heads where asked, and a mean divides by the cells folded, as the rows' reduction does
+                    Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
+                    List<Axis> rest = new ArrayList<>(over);
+                    rest.removeAll(List.of(Axis.QUERY, Axis.GROUP));
+                    Tensor r = rest.isEmpty() ? x : x.reduce(dev.kvpc.ir.Op.Red.SUM, rest);
+                    if (fn == dev.kvpc.ir.Op.Red.MEAN) {
+                        double cells = (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
+                        for (int i = 0; i < r.data.length; i++) r.data[i] /= cells;
+                    }
+                    yield layout(r.data, r.axes, r.dims, want);
+                }
                 Tensor x = attention(p[0].equals("attn"));
                 Tensor r = x.reduce(fn, over);
                 yield layout(r.data, r.axes, r.dims, want);

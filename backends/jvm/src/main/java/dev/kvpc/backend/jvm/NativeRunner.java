@@ -149,10 +149,18 @@ public final class NativeRunner implements PolicyRunner {
         IrWalk.forEachInstr(p, i -> {
             if (!(i instanceof Instr.Def d)) return;
             if (d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits"))) ok[0] = false;
-            if (d.op() instanceof Op.KernelStat k && !(k.signal().equals("attn") && k.fn() == Op.Red.SUM
-                    && k.over().size() == 2 && k.over().contains(Axis.QUERY) && k.over().contains(Axis.GROUP))) ok[0] = false;
+            if (d.op() instanceof Op.KernelStat k && !fromColumnSums(k)) ok[0] = false;
         });
         return ok[0];
+    }
+
+    /**
+     * Whether the kernel's per-lane column sums give the statistic: a sum or mean of attn over the query and group
+     * axes (H2O), and over the layer's heads as well (TOVA's mean over query, group and head).
+     */
+    static boolean fromColumnSums(Op.KernelStat k) {
+        return k.signal().equals("attn") && (k.fn() == Op.Red.SUM || k.fn() == Op.Red.MEAN) && k.over().contains(Axis.QUERY)
+                && k.over().contains(Axis.GROUP) && java.util.Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD).containsAll(k.over());
     }
 
     static double constant(Computation c) {

@@ -71,6 +71,8 @@ class PolicyJarTest {
                 for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, new NativeRunner(s, classes, false));
                 RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), new NativeRunner(s, classes, false));
                 if (root.equals("h2o")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "H2O reads only column sums: the kernel's serve");
+                if (root.equals("tova")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "TOVA's mean over query, group and head is the layer's column sums over its cells");
+                if (root.equals("snapkv")) assertFalse(NativeRunner.fusable(s.classes().getFirst()), "SnapKV max-pools its window's rows: they are computed");
                 // what hosts run: column sums fused in the runtime's kernel (float): on these traces, the same decisions
                 for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root + " (fused statistics)", null, JvmBackend.runner(policy));
             }));
