@@ -8,6 +8,7 @@ import picocli.CommandLine;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Map;
 
 /** What the compiling commands share: reading --model, checking a file, finding the policy to compile. */
 final class Commands {
@@ -47,9 +48,12 @@ final class Commands {
         }
     }
 
-    /** Checks {@code file}, printing its diagnostics; null when it has errors. */
-    static Frontend.Result check(Path file, ModelShape shape, PrintWriter err) {
-        Frontend.Result r = Frontend.check(file, shape);
+    /**
+     * Checks {@code file}, printing its diagnostics; null when it has errors. The policy {@code root} (null: the file's
+     * last) is checked with the {@code given} parameter values in place of its defaults.
+     */
+    static Frontend.Result check(Path file, ModelShape shape, String root, Map<String, Object> given, PrintWriter err) {
+        Frontend.Result r = Frontend.check(file, shape, root, given);
         for (Diagnostic d : r.diagnostics().all()) err.print(r.renderer().render(d));
         return r.ok() ? r : null;
     }

@@ -82,7 +82,9 @@ final class CompileCommand implements Callable<Integer> {
         for (int i = 0; i < files.size(); i++) {
             Path file = files.get(i);
             long t0 = System.nanoTime();
-            Frontend.Result r = Commands.check(file, shape, err);
+            Map<String, Object> values = new LinkedHashMap<>();
+            params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
+            Frontend.Result r = Commands.check(file, shape, policy, values, err);
             if (r == null) {
                 failed++;
                 continue;
@@ -103,8 +105,6 @@ final class CompileCommand implements Callable<Integer> {
                 continue;
             }
             if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
-            Map<String, Object> values = new LinkedHashMap<>();
-            params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
             Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (pass, x) -> { });
             String source = file.getFileName().toString();
             if (emit.equals("asm")) {

@@ -58,7 +58,9 @@ final class IrCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--dump-after: unknown pass '" + dumpAfter + "'; passes: "
                     + String.join(", ", Pipeline.PASSES) + ", or all");
         }
-        Frontend.Result r = Commands.check(file, shape, err);
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, parseValue(spec, v)));
+        Frontend.Result r = Commands.check(file, shape, policy, values, err);
         if (r == null) return Main.INVALID;
         if (lowered) {
             out.print(IrPrinter.print(Compilation.lower(r.program())));
@@ -67,8 +69,6 @@ final class IrCommand implements Callable<Integer> {
         String root = Commands.root(r, file, policy, err);
         if (root == null) return Main.INVALID;
         if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
-        Map<String, Object> values = new LinkedHashMap<>();
-        params.forEach((k, v) -> values.put(k, parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (pass, result) -> {
             if (dumpAfter != null && (dumpAfter.equals("all") || dumpAfter.equals(pass))) {
                 out.println("// ---- after " + pass);

@@ -81,13 +81,13 @@ final class MemoryCommand implements Callable<Integer> {
         if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
         if (prompt != null && (prompt < 1 || prompt > context)) throw new CommandLine.ParameterException(spec.commandLine(), "--prompt must be 1.." + context + " (the context)");
         if (!dtype.matches("f32|f16|bf16")) throw new CommandLine.ParameterException(spec.commandLine(), "--dtype must be f32, f16 or bf16");
-        Frontend.Result r = Commands.check(file, shape, err);
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
+        Frontend.Result r = Commands.check(file, shape, policy, values, err);
         if (r == null) return Main.INVALID;
         String root = Commands.root(r, file, policy, err);
         if (root == null) return Main.INVALID;
         if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
-        Map<String, Object> values = new LinkedHashMap<>();
-        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
         MemoryModel.Report rep = MemoryModel.predict(s, prompt == null ? context : prompt, context, dtype);
         out.print(json ? json(rep) : table(rep, shape));

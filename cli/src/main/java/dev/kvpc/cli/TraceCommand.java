@@ -50,13 +50,13 @@ final class TraceCommand implements Callable<Integer> {
         var out = spec.commandLine().getOut();
         var err = spec.commandLine().getErr();
         ModelShape shape = Commands.shape(spec, model, "layers=2,heads=4,kv-heads=2,head-dim=32");
-        Frontend.Result r = Commands.check(file, shape, err);
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
+        Frontend.Result r = Commands.check(file, shape, policy, values, err);
         if (r == null) return Main.INVALID;
         String root = Commands.root(r, file, policy, err);
         if (root == null) return Main.INVALID;
         if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
-        Map<String, Object> values = new LinkedHashMap<>();
-        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
         Backend interp = ServiceLoader.load(Backend.class).stream().map(ServiceLoader.Provider::get)
                 .filter(b -> b.name().equals("interp")).findFirst().orElseThrow(() -> new IllegalStateException("no interpreter backend on the class path"));

@@ -67,6 +67,27 @@ class IrMemoryTraceCliTest {
     }
 
     @Test
+    void aValueGivenWithParamIsCheckedInPlaceOfTheDefault() {
+        // kivi's default group of 32 channels does not divide heads of 16; --param group=16 does
+        String shape = "layers=2,heads=4,kv-heads=2,head-dim=16";
+        CliRunner defaults = CliRunner.run("memory", stdlib("kivi"), "--context", "256", "--model", shape);
+        assertEquals(Main.INVALID, defaults.code());
+        assertTrue(defaults.err().contains("error[E501]: group(32) does not divide the head dimension 16"), defaults.err());
+        for (String command : new String[] {"memory", "ir", "compile"}) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of(command, stdlib("kivi"), "--model", shape, "--param", "group=16"));
+            if (command.equals("memory")) args.addAll(java.util.List.of("--context", "256"));
+            if (command.equals("compile")) args.addAll(java.util.List.of("--emit=asm"));
+            CliRunner given = CliRunner.run(args.toArray(String[]::new));
+            assertEquals(0, given.code(), command + ": " + given.err());
+            assertFalse(given.err().contains("E501"), given.err());
+        }
+        // a given value is still checked: 16 channels in groups of 5 do not divide
+        CliRunner bad = CliRunner.run("memory", stdlib("kivi"), "--context", "256", "--model", shape, "--param", "group=5");
+        assertEquals(Main.INVALID, bad.code());
+        assertTrue(bad.err().contains("error[E501]: group(5) does not divide the head dimension 16"), bad.err());
+    }
+
+    @Test
     void traceRunsAndRejectsBadTraces() {
         CliRunner r = CliRunner.run("trace", stdlib("window"), "--param", "size=8", "--trace", "random:seed=2,prefill=10,decode=2", "--lanes", "1");
         assertEquals(0, r.code(), r.err());

@@ -85,6 +85,18 @@ class RunCliTest {
     }
 
     @Test
+    void aPolicyWhoseDefaultDoesNotFitRunsWithAValueThatDoes() {
+        // kivi groups 32 channels by default; kvpc-tiny's heads have 16
+        String model = CliRunner.root().resolve("models/kvpc-tiny").toString(), kivi = CliRunner.root().resolve("stdlib-policies/kivi.kvp").toString();
+        CliRunner defaults = CliRunner.run("run", "--model", model, "--policy", kivi, "--prompt", "The whale", "-n", "20");
+        assertEquals(Main.INVALID, defaults.code());
+        assertTrue(defaults.err().contains("group(32) does not divide the head dimension 16"), defaults.err());
+        CliRunner given = CliRunner.run("run", "--model", model, "--policy", kivi, "--param", "group=16", "--param", "residual=8", "--prompt", "The whale", "-n", "20");
+        assertEquals(0, given.code(), given.err());
+        assertTrue(given.out().startsWith("The whale"), given.out());
+    }
+
+    @Test
     void anAttentionVariantChangesWhatTheModelAttends() {
         String model = CliRunner.root().resolve("models/kvpc-tiny").toString();
         CliRunner standard = CliRunner.run("run", "--model", model, "--prompt", "The whale", "-n", "40");

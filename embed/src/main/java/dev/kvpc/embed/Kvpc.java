@@ -59,7 +59,8 @@ public final class Kvpc {
             if (attention == null) throw new IllegalArgumentException("the full cache under the standard attention needs no compiling");
             return deploy(null, shape, "full", Map.of(), attention);
         }
-        Frontend.Result r = Frontend.check(file, shape);
+        // checked with the values given, not the defaults they replace
+        Frontend.Result r = Frontend.check(file, shape, policy, params);
         if (!r.ok()) {
             throw new CompileException(rendered(r));
         }

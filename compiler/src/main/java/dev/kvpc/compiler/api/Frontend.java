@@ -28,10 +28,19 @@ public final class Frontend {
     }
 
     public static Result check(Path file, ModelShape model) {
+        return check(file, model, null, Map.of());
+    }
+
+    /**
+     * As {@link #check(Path, ModelShape)}, with the file's declaration {@code root} checked with the {@code given}
+     * parameter values instead of their defaults (what {@code --param} gives): a default that does not fit the model is
+     * then no error when a value that does is given.
+     */
+    public static Result check(Path file, ModelShape model, String root, Map<String, Object> given) {
         Diagnostics diags = new Diagnostics();
         Loader loader = new Loader(diags);
         Program program = loader.load(file);
-        CheckedProgram checked = program == null ? null : Checker.check(program, model, diags);
+        CheckedProgram checked = program == null ? null : Checker.check(program, model, diags, root, given);
         return new Result(checked, program, diags, loader.sources());
     }
 

@@ -15,6 +15,14 @@ public final class Checker {
 
     /** Checks {@code program} for {@code model}; returns null when there were errors (all reported to {@code diags}). */
     public static CheckedProgram check(Program program, ModelShape model, Diagnostics diags) {
+        return check(program, model, diags, null, Map.of());
+    }
+
+    /**
+     * As above, with the declaration {@code root} of the file checked with the {@code given} parameter values in
+     * place of its defaults (a command line's {@code --param}).
+     */
+    public static CheckedProgram check(Program program, ModelShape model, Diagnostics diags, String root, Map<String, Object> given) {
         Map<String, Decl> decls = new LinkedHashMap<>();
         for (Decl d : program.decls()) {
             Decl prev = decls.putIfAbsent(d.name().text(), d);
@@ -34,7 +42,10 @@ public final class Checker {
             InstanceChecker instances = new InstanceChecker(diags, decls, model, tables);
             // declarations of imported files are checked where they are used, with the arguments given there: their
             // defaults (a placeholder table, a budget for another model) need not fit this model on their own
-            for (Decl d : program.root().decls()) instances.check(d);
+            // the values given are for the named declaration, else for the file's last policy or config
+            String target = root;
+            for (Decl d : program.root().decls()) if (root == null && (d instanceof Decl.Policy || d instanceof Decl.Config)) target = d.name().text();
+            for (Decl d : program.root().decls()) instances.check(d, d.name().text().equals(target) ? given : Map.of());
         }
         if (diags.hasErrors()) return null;
         return new CheckedProgram(program, decls, types.types, types.symbols, model);

@@ -40,18 +40,27 @@ final class InstanceChecker {
     }
 
     void check(Decl d) {
+        check(d, Map.of());
+    }
+
+    /**
+     * As {@link #check(Decl)}, with {@code given} values (from a command line: {@code --param}) in place of those
+     * parameters' defaults: a policy is checked as it will run, so a default that does not fit this model is no error
+     * when a value is given for it.
+     */
+    void check(Decl d, Map<String, Object> given) {
         switch (d) {
             case Decl.Policy p -> {
-                if (p.paramList().stream().allMatch(x -> x.defaultValue() != null)) {
+                if (p.paramList().stream().allMatch(x -> x.defaultValue() != null || given.containsKey(x.name().text()))) {
                     forEachLane((layer, head) -> {
                         Evaluator ev = evaluator(layer, head, null);
-                        Map<String, Val> env = defaults(p.paramList(), ev, null);
+                        Map<String, Val> env = defaults(p.paramList(), ev, null, given);
                         policy(p, env, ev, null, STANDARD);
                     });
                 }
             }
             case Decl.Config c -> {
-                if (c.paramList().stream().allMatch(x -> x.defaultValue() != null)) config(c);
+                if (c.paramList().stream().allMatch(x -> x.defaultValue() != null || given.containsKey(x.name().text()))) config(c, given);
             }
             case Decl.Attention a -> {
                 if (a.paramList().stream().allMatch(x -> x.defaultValue() != null)) {
@@ -118,15 +127,34 @@ final class InstanceChecker {
 
     /** Evaluates defaults in order, checking declared ranges. */
     private Map<String, Val> defaults(List<Decl.Param> params, Evaluator ev, Site site) {
+        return defaults(params, ev, site, Map.of());
+    }
+
+    /** The parameters' values: {@code given} ones (checked against their ranges at the declaration), else defaults. */
+    private Map<String, Val> defaults(List<Decl.Param> params, Evaluator ev, Site site, Map<String, Object> given) {
         Map<String, Val> env = new HashMap<>();
         for (Decl.Param p : params) {
-            if (p.defaultValue() == null) continue;
-            Val v = ev.eval(p.defaultValue(), env);
+            Object g = given.get(p.name().text());
+            if (g == null && p.defaultValue() == null) continue;
+            Val v = g != null ? value(g, p.span()) : ev.eval(p.defaultValue(), env);
             v = tableParam(p, v, site);
-            rangeCheck(p, v, p.defaultValue().span(), env, ev, site);
+            rangeCheck(p, v, g != null ? p.span() : p.defaultValue().span(), env, ev, site);
             env.put(p.name().text(), v);
         }
         return env;
+    }
+
+    /** A value given from outside the program (a number, boolean or string), as the evaluator holds it. */
+    private static Val value(Object v, Span at) {
+        return switch (v) {
+            case Long l -> Val.Num.of(l, true);
+            case Integer i -> Val.Num.of(i, true);
+            case Double x -> Val.Num.of(x, false);
+            case Float x -> Val.Num.of(x, false);
+            case Boolean b -> new Val.Bool(b);
+            case String s -> new Val.Str(s, at);
+            default -> new Val.Unknown();
+        };
     }
 
     private Val tableParam(Decl.Param p, Val v, Site site) {
@@ -180,7 +208,7 @@ final class InstanceChecker {
 
     // ---------------------------------------------------------------- configs and composition
 
-    private void config(Decl.Config c) {
+    private void config(Decl.Config c, Map<String, Object> given) {
         Variant variant = STANDARD;
         for (ConfigItem item : c.items()) {
             if (item instanceof ConfigItem.AttentionUse a && decls.get(a.variant().name().text()) instanceof Decl.Attention att) {
@@ -194,7 +222,7 @@ final class InstanceChecker {
         for (ConfigItem item : c.items()) if (item instanceof Composition comp) asItems.add((PolicyItem) comp);
         forEachLane((layer, head) -> {
             Evaluator ev = evaluator(layer, head, null);
-            Map<String, Val> env = defaults(c.paramList(), ev, null);
+            Map<String, Val> env = defaults(c.paramList(), ev, null, given);
             composition(asItems, env, ev, null, v, c.name().text());
         });
     }
