@@ -60,11 +60,16 @@ public final class AttentionKernel {
             }
         }
         if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
-        // float values read once per step into one array, when more than one query row reads them (a prefill, or a
-        // group of heads): the same products and sums as reading them in place, without a memory-segment access per
-        // channel per row. Other formats are read in place (their dequantisation is part of the product).
-        boolean gather = qpos.length * group > 1 && lane.rowFormat(Lane.Part.VALUES) instanceof dev.kvpc.runtime.store.QuantSpec vs
-                && vs.precision() == dev.kvpc.runtime.store.Precision.F32;
+        // values read (dequantised) once per step into one array when more than one query row reads them (a prefill,
+        // or a group of heads): a lane's axpy is the product with the row read, bit for bit (Lane.axpyValue), so the
+        // sums are the same, without decoding a row again for every query row
+        boolean gather = qpos.length * group > 1;
+        // keys likewise (those kept by position; slot-rotated ones are read above): Lane.dotKey is Lane.dot4 of the row
+        boolean gatherKeys = gather && slotRope == null;
+        if (gatherKeys) {
+            if (keyRow == null || keyRow.length < n * d) keyRow = new float[Math.max(n * d, keyRow == null ? 0 : keyRow.length * 2)];
+            for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.KEYS, keyRow, j * d);
+        }
         if (gather) {
             if (valueRow == null || valueRow.length < n * d) valueRow = new float[Math.max(n * d, valueRow == null ? 0 : valueRow.length * 2)];
             for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.VALUES, valueRow, j * d);
@@ -80,7 +85,9 @@ public final class AttentionKernel {
                         continue;
                     }
                     float l;
-                    if (slotRope == null) {
+                    if (gatherKeys) {
+                        l = Lane.dot4(q, qOff, keyRow, j * d, d) * scale;
+                    } else if (slotRope == null) {
                         l = lane.dotKey(j, q, qOff) * scale;
                     } else {
                         float s = 0;

@@ -22,6 +22,12 @@ final class BlockChain implements RowStore {
     private final List<PagePool.Page> pages = new ArrayList<>();
     private final List<boolean[]> live = new ArrayList<>();
     private final float[] zeros, scales;
+    /**
+     * The block whose zero points and scales {@link #zeros} and {@link #scales} hold, -1 for none: an attention pass
+     * reads a block's tokens one after another, so its parameters are decoded once, not per token. Forgotten when
+     * blocks are added, moved or dropped.
+     */
+    private int loaded = -1;
 
     BlockChain(QuantSpec spec, int headDim, PagePool pool, int blocksPerPage) {
         this.codec = ChannelBlockCodec.of(spec, headDim);
@@ -58,6 +64,7 @@ final class BlockChain implements RowStore {
     /** Quantises {@code group} rows ({@code rows}, row-major) into a new block; returns its first slot. */
     int addBlock(float[] rows) {
         int b = live.size();
+        loaded = -1;
         if (b == pages.size() * blocksPerPage) pages.add(pool.acquire(blockBytes * blocksPerPage));
         codec.quantise(rows, 0, seg(b), off(b));
         boolean[] alive = new boolean[group];
@@ -84,15 +91,21 @@ final class BlockChain implements RowStore {
     @Override
     public float dot(int slot, float[] q, int qOff) {
         int b = slot / group;
-        codec.loadParams(seg(b), off(b), zeros, scales);
+        load(b);
         return codec.dot(seg(b), off(b), slot % group, q, qOff, zeros, scales);
     }
 
     @Override
     public void axpy(int slot, float w, float[] acc, int accOff) {
         int b = slot / group;
-        codec.loadParams(seg(b), off(b), zeros, scales);
+        load(b);
         codec.axpy(seg(b), off(b), slot % group, w, acc, accOff, zeros, scales);
+    }
+
+    private void load(int block) {
+        if (loaded == block) return;
+        codec.loadParams(seg(block), off(block), zeros, scales);
+        loaded = block;
     }
 
     @Override
@@ -105,6 +118,7 @@ final class BlockChain implements RowStore {
         int b = slot / group;
         live.get(b)[slot % group] = false;
         for (boolean a : live.get(b)) if (a) return;
+        loaded = -1;
         int last = live.size() - 1;
         if (b != last) {
             MemorySegment.copy(seg(last), off(last), seg(b), off(b), blockBytes);
@@ -119,6 +133,7 @@ final class BlockChain implements RowStore {
 
     @Override
     public void clear() {
+        loaded = -1;
         for (PagePool.Page p : pages) pool.release(p);
         pages.clear();
         live.clear();

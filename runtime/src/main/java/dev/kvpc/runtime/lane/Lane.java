@@ -272,6 +272,26 @@ public final class Lane {
         return chains.get(chain[idx]).dot(slot[idx], q, qOff);
     }
 
+    /**
+     * {@code q . k} over {@code d} channels as every stored format sums it: channel c into partial sum {@code c mod 4},
+     * then {@code (s0 + s1) + (s2 + s3)}. {@link #dotKey} equals this on the key row {@link #read} gives, bit for bit.
+     */
+    public static float dot4(float[] q, int qOff, float[] k, int kOff, int d) {
+        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+        int c = 0;
+        for (; c + 3 < d; c += 4) {
+            s0 += q[qOff + c] * k[kOff + c];
+            s1 += q[qOff + c + 1] * k[kOff + c + 1];
+            s2 += q[qOff + c + 2] * k[kOff + c + 2];
+            s3 += q[qOff + c + 3] * k[kOff + c + 3];
+        }
+        if (c < d) s0 += q[qOff + c] * k[kOff + c];
+        if (c + 1 < d) s1 += q[qOff + c + 1] * k[kOff + c + 1];
+        if (c + 2 < d) s2 += q[qOff + c + 2] * k[kOff + c + 2];
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    /** {@code acc[accOff + c] += w * v[c]} for the entry's value row {@code v} as {@link #read} gives it, bit for bit. */
     public void axpyValue(int entry, float w, float[] acc, int accOff) {
         int idx = entry * 2 + 1;
         chains.get(chain[idx]).axpy(slot[idx], w, acc, accOff);

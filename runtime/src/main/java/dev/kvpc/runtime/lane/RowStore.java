@@ -16,8 +16,16 @@ sealed interface RowStore permits RowChain, BlockChain {
 
     void read(int slot, float[] dst, int dstOff);
 
+    /**
+     * The dot product of {@code q} with the row {@link #read} gives, summed as {@link Lane#dot4} sums: bit for bit the
+     * same (attention kernels read a row once and use it for several queries).
+     */
     float dot(int slot, float[] q, int qOff);
 
+    /**
+     * {@code acc[accOff + c] += w * row[c]}, where {@code row} is what {@link #read} gives: bit for bit the same
+     * (attention kernels read a row once and use it for several queries).
+     */
     void axpy(int slot, float w, float[] acc, int accOff);
 
     /** Re-stores a row in place. */

@@ -82,4 +82,48 @@ class LaneTest {
             assertEquals(34, lane.position(32));
         }
     }
+
+    /**
+     * What attention kernels rely on: in every format, adding w times an entry is adding w times the row read, and a
+     * dot product with an entry is {@link Lane#dot4} of the row read.
+     */
+    @Test
+    void axpyIsTheProductWithTheRowReadInEveryFormat() {
+        int d = 32;
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 8);
+            Random r = new Random(5);
+            for (int i = 0; i < 64; i++) lane.append(i, 0, row(r, d), 0, row(r, d), 0);
+            QuantSpec[] formats = {QuantSpec.of(Precision.F16), QuantSpec.of(Precision.BF16), new QuantSpec(Precision.INT8, QuantSpec.Axis.TOKEN, 32),
+                    new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, 16), new QuantSpec(Precision.INT2, QuantSpec.Axis.TOKEN, 8)};
+            for (int f = 0; f < formats.length; f++) {
+                for (int i = 0; i < 8; i++) {
+                    lane.restore(8 + f * 8 + i, Lane.Part.VALUES, formats[f]);
+                    lane.restore(8 + f * 8 + i, Lane.Part.KEYS, formats[f]);
+                }
+            }
+            // a block of 16 entries quantised per channel (KIVI's keys, here the values)
+            int[] block = new int[16];
+            for (int t = 0; t < 16; t++) block[t] = 48 + t;
+            lane.packBlock(block, Lane.Part.VALUES, new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 16));
+            lane.packBlock(block, Lane.Part.KEYS, new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 16));
+            java.util.Set<QuantSpec> seen = new java.util.HashSet<>();
+            float[] v = new float[d];
+            for (int e = 0; e < lane.size(); e++) {
+                seen.add(lane.spec(e, Lane.Part.VALUES));
+                float w = (float) r.nextGaussian();
+                float[] acc = row(r, d), want = acc.clone();
+                lane.read(e, Lane.Part.VALUES, v, 0);
+                for (int c = 0; c < d; c++) want[c] += w * v[c];
+                lane.axpyValue(e, w, acc, 0);
+                assertArrayEquals(want, acc, "entry " + e + " at " + lane.spec(e, Lane.Part.VALUES));
+                // and a dot product with the key is Lane.dot4 of the key row read (keys in the same formats)
+                float[] q = row(r, d);
+                float[] k = new float[d];
+                lane.read(e, Lane.Part.KEYS, k, 0);
+                assertEquals(Lane.dot4(q, 0, k, 0, d), lane.dotKey(e, q, 0), 0f, "entry " + e + " key");
+            }
+            assertEquals(7, seen.size(), "f32, five per-token formats and one per-channel block: " + seen);
+        }
+    }
 }
