@@ -49,7 +49,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     int[] lengths;
 
     @Option(names = "--windows", paramLabel = "N", description = {"Text windows per perplexity run, spread over the model's text; figures are",
-            "summed over them (default 4; 1 with --quick)."})
+            "summed over them (default 8; 1 with --quick)."})
     Integer windows;
 
     @Option(names = "--passkey-lengths", split = ",", paramLabel = "N,...", description = "Pass-key document lengths (default: a quarter, half and all the trained context).")
@@ -94,7 +94,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        if (windows == null) windows = quick ? 1 : 4;
+        if (windows == null) windows = quick ? 1 : 8;
         if (windows < 1 || samples < 1 || threads < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--windows, --samples and --threads must be at least 1");
         if (new java.util.HashSet<>(seeds).size() < seeds.size()) throw new CommandLine.ParameterException(spec.commandLine(), "--seed: " + seeds + " names a seed twice");
         for (double b : budgets) if (!(b > 0 && b <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--budgets are fractions in (0, 1]");

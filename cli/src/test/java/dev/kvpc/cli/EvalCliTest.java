@@ -56,10 +56,10 @@ class EvalCliTest {
             for (int i = 3; i <= 10; i++) assertEquals("10", doc.group(i), json);
         }
         assertEquals(4, docs, "one document per row: " + json);
-        // the default 4 text windows, each bucket's perplexity per window beside the total
+        // the default 8 text windows, each bucket's perplexity per window beside the total
         var each = java.util.regex.Pattern.compile("\"ppl_per_window\": \\[([^\\]]*)\\]").matcher(json);
         assertTrue(each.find(), json);
-        assertEquals(4, each.group(1).split(",").length, json);
+        assertEquals(8, each.group(1).split(",").length, json);
         // measured and predicted KV bytes agree within 5% on every row
         var m = java.util.regex.Pattern.compile("\"measured_kv_bytes\": (\\d+), \"predicted_kv_bytes\": (\\d+)").matcher(json);
         int rows = 0;
