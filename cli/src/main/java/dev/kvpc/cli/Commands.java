@@ -27,11 +27,19 @@ final class Commands {
      * holding one), whose shape is read from it. A preset wins over a file of the same name.
      */
     static ModelShape shape(String model) {
-        if (model.contains("=") || ModelShape.presets().containsKey(model.strip())) return ModelShape.parse(model);
+        return described(model).shape();
+    }
+
+    /** A model's shape, and its context length when it was read from a model file (0 for a preset or a shape). */
+    record Described(ModelShape shape, int context) {}
+
+    /** As {@link #shape(String)}, with the trained context of a model file. */
+    static Described described(String model) {
+        if (model.contains("=") || ModelShape.presets().containsKey(model.strip())) return new Described(ModelShape.parse(model), 0);
         Path p = Path.of(model);
         if (!java.nio.file.Files.exists(p)) {
             try {
-                return ModelShape.parse(model);
+                return new Described(ModelShape.parse(model), 0);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(e.getMessage() + ", or a model file or folder (no file or folder '" + model + "')");
             }
@@ -42,7 +50,7 @@ final class Commands {
                     ? dev.kvpc.examples.llama.Llama2cModel.fromGguf(dev.kvpc.examples.llama.GgufFile.open(file))
                     : dev.kvpc.examples.llama.Llama2cModel.load(file);
             String name = file.getFileName().toString().replaceFirst("\\.(gguf|bin)$", "");
-            return new ModelShape(name, m.layers, m.heads, m.kvHeads, m.headSize);
+            return new Described(new ModelShape(name, m.layers, m.heads, m.kvHeads, m.headSize), m.seqLen);
         } catch (dev.kvpc.examples.llama.ModelFormatException e) {
             throw new IllegalArgumentException(e.getMessage());
         }

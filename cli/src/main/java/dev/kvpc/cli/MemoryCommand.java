@@ -47,8 +47,8 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "f16", description = "Host precision of keys and values: f32, f16 or bf16 (default f16).")
     String dtype;
 
-    @Option(names = "--context", required = true, paramLabel = "N", description = "Context length in tokens.")
-    long context;
+    @Option(names = "--context", paramLabel = "N", description = "Context length in tokens (default: the trained context of a --model file).")
+    Long context;
 
     @Option(names = "--prompt", paramLabel = "N", description = "Prompt tokens, run as one prefill step; the rest of the context is decoded token by token (default: the whole context is the prompt).")
     Long prompt;
@@ -70,7 +70,9 @@ final class MemoryCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         ModelShape shape;
         try {
-            shape = model == null ? ModelShape.REFERENCE : Commands.shape(model);
+            Commands.Described described = model == null ? new Commands.Described(ModelShape.REFERENCE, 0) : Commands.described(model);
+            shape = described.shape();
+            if (context == null && described.context() > 0) context = (long) described.context();
             if (layers != null || heads != null || kvHeads != null || headDim != null) {
                 shape = new ModelShape("custom", layers != null ? layers : shape.layers(), heads != null ? heads : shape.heads(),
                         kvHeads != null ? kvHeads : shape.kvHeads(), headDim != null ? headDim : shape.headDim());
@@ -78,6 +80,7 @@ final class MemoryCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "model: " + e.getMessage());
         }
+        if (context == null) throw new CommandLine.ParameterException(spec.commandLine(), "--context is needed (or a --model file, whose trained context is the default)");
         if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
         if (prompt != null && (prompt < 1 || prompt > context)) throw new CommandLine.ParameterException(spec.commandLine(), "--prompt must be 1.." + context + " (the context)");
         if (!dtype.matches("f32|f16|bf16")) throw new CommandLine.ParameterException(spec.commandLine(), "--dtype must be f32, f16 or bf16");

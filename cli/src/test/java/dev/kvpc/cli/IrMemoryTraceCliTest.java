@@ -51,6 +51,13 @@ class IrMemoryTraceCliTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("full on kvpc-tiny (layers=4, heads=8, kv-heads=2, head-dim=16), context 1024"), r.out());
         assertTrue(r.out().contains("full cache 512.0 KiB; ratio 1.0000"), r.out());
+        // without --context, a model file's trained context (1024 tokens for kvpc-tiny): the same table
+        CliRunner trained = CliRunner.run("memory", stdlib("full"), "--model", folder);
+        assertEquals(0, trained.code(), trained.err());
+        assertEquals(r.out(), trained.out());
+        CliRunner noContext = CliRunner.run("memory", stdlib("full"), "--model", "stories260K");
+        assertEquals(Main.USAGE, noContext.code());
+        assertTrue(noContext.err().contains("--context is needed (or a --model file, whose trained context is the default)"), noContext.err());
         CliRunner check = CliRunner.run("check", stdlib("h2o"), "--model", folder + "/kvpc-tiny.gguf");
         assertEquals(0, check.code(), check.err());
         assertTrue(check.err().contains("checked 1 file for kvpc-tiny: 0 errors"), check.err());
