@@ -46,11 +46,16 @@ final class Eval {
     /**
      * One row's policy: a stdlib policy with parameters, the full cache, or a user's {@code .kvp} file (its policy
      * {@code name}, null for its last) or {@code .jar}; {@code budget} the fraction of the context (NaN: none), {@code
-     * attention} the variant it runs under (null: standard, or a config's own).
+     * attention} the variant it runs under (null: standard, or a config's own); {@code args}, the arguments given with a
+     * core policy's name ({@code h2o(recent = 0.1)}), also in {@code params}.
      */
-    record Policy(String label, String name, Map<String, Object> params, double budget, Path file, String attention) {
+    record Policy(String label, String name, Map<String, Object> params, double budget, Path file, String attention, Map<String, Object> args) {
         Policy(String label, String name, Map<String, Object> params, double budget) {
             this(label, name, params, budget, null, null);
+        }
+
+        Policy(String label, String name, Map<String, Object> params, double budget, Path file, String attention) {
+            this(label, name, params, budget, file, attention, Map.of());
         }
 
         /** The baseline: the full cache under standard attention. */
@@ -63,13 +68,13 @@ final class Eval {
             return file != null && file.toString().endsWith(".jar");
         }
 
-        /** What plots colour and join into lines: the policy under its variant. */
+        /** What plots colour and join into lines: the policy (with its arguments) under its variant. */
         String family() {
-            return (file == null ? name : label.replaceFirst(" @.*$", "")) + (attention == null ? "" : " @" + attention);
+            return (file == null ? name + arguments(args) : label.replaceFirst(" @.*$", "")) + (attention == null ? "" : " @" + attention);
         }
 
         Policy under(String variant) {
-            return variant == null ? this : new Policy(label + " @" + variant, name, params, budget, file, variant);
+            return variant == null ? this : new Policy(label + " @" + variant, name, params, budget, file, variant, args);
         }
     }
 
@@ -103,36 +108,103 @@ final class Eval {
         return new Policy(name != null ? name : stem, name, Map.of(), Double.NaN, file, null);
     }
 
-    /** The policies of the default run at a budget fraction of a context. */
+    /** A core policy's name with arguments: {@code h2o(recent = 0.1)}. */
+    private static final Pattern CALL = Pattern.compile("\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*(?:\\((.*)\\))?\\s*", Pattern.DOTALL);
+
+    /**
+     * The arguments of {@code spec}'s parentheses, in order: {@code NAME = VALUE} separated by commas; a value is a
+     * number (with a point or an exponent: a float), {@code true}, {@code false}, or a string in double quotes.
+     */
+    static Map<String, Object> arguments(String spec, String text) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        if (text == null || text.isBlank()) return out;
+        for (String part : text.split(",")) {
+            int eq = part.indexOf('=');
+            String key = eq < 0 ? "" : part.substring(0, eq).strip(), value = eq < 0 ? "" : part.substring(eq + 1).strip();
+            if (!key.matches("[A-Za-z_][A-Za-z0-9_]*") || value.isEmpty()) {
+                throw new IllegalArgumentException("--policies: '" + spec + "': arguments are NAME = VALUE, separated by commas, not '" + part.strip() + "'");
+            }
+            Object v;
+            if (value.equals("true") || value.equals("false")) v = Boolean.parseBoolean(value);
+            else if (value.length() >= 2 && value.startsWith("\"") && value.endsWith("\"")) v = value.substring(1, value.length() - 1);
+            else if (value.matches("[+-]?\\d+")) v = Long.parseLong(value);
+            else if (value.matches("[+-]?(\\d+\\.\\d*|\\.\\d+|\\d+(\\.\\d*)?[eE][+-]?\\d+)")) v = Double.parseDouble(value);
+            else throw new IllegalArgumentException("--policies: '" + spec + "': '" + value + "' is not a number, true, false or a \"string\"");
+            if (out.put(key, v) != null) throw new IllegalArgumentException("--policies: '" + spec + "' gives '" + key + "' twice");
+        }
+        return out;
+    }
+
+    /**
+     * {@code keysAndValues} in their order, then {@code args} over them: a policy's parameters as every run lists them
+     * (results.json's key order does not vary from run to run, as {@code Map.of}'s does).
+     */
+    private static Map<String, Object> ordered(Map<String, Object> args, Object... keysAndValues) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < keysAndValues.length; i += 2) m.put((String) keysAndValues[i], keysAndValues[i + 1]);
+        m.putAll(args);
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
+    /** {@code (a = 1, b = 0.5)} for arguments, "" for none. */
+    static String arguments(Map<String, Object> args) {
+        if (args.isEmpty()) return "";
+        java.util.StringJoiner j = new java.util.StringJoiner(", ", "(", ")");
+        args.forEach((k, v) -> j.add(k + " = " + (v instanceof String s ? "\"" + s + "\"" : v)));
+        return j.toString();
+    }
+
+    /**
+     * The policies of the default run at a budget fraction of a context. A core name may carry arguments for the
+     * policy's other parameters ({@code h2o(recent = 0.1)}, {@code kivi(bits = 4)}): the row is labelled with them and
+     * checked where they are given.
+     */
     static List<Policy> core(List<String> names, double[] fractions, int context, int headDim) {
         List<Policy> out = new ArrayList<>();
-        for (String n : names) {
-            if (n.endsWith(".jar") || n.endsWith(".kvp") || n.contains(".kvp:")) {
-                out.add(file(n));
+        for (String spec : names) {
+            if (spec.endsWith(".jar") || spec.endsWith(".kvp") || spec.contains(".kvp:")) {
+                out.add(file(spec));
                 continue;
             }
+            java.util.regex.Matcher call = CALL.matcher(spec);
+            if (!call.matches()) throw new IllegalArgumentException("--policies: '" + spec + "' is not a policy name, NAME(ARGS), or a .kvp or .jar file");
+            String n = call.group(1);
+            Map<String, Object> args = arguments(spec, call.group(2));
+            String shown = n + arguments(args);
             if (n.equals("full")) {
+                if (!args.isEmpty()) throw new IllegalArgumentException("--policies: the full cache takes no arguments");
                 out.add(new Policy("full", "full", Map.of(), 1.0));
                 continue;
             }
             if (n.equals("kivi")) {
                 // quantisation, not eviction: one row at 2 bits, groups as wide as the head (at most 32)
                 long g = Math.min(32, headDim);
-                out.add(new Policy("kivi 2-bit", "kivi", Map.of("bits", 2L, "group", g, "residual", 64L), Double.NaN));
+                Map<String, Object> p = ordered(args, "bits", 2L, "group", g, "residual", 64L);
+                Map<String, Object> rest = new LinkedHashMap<>(args);
+                rest.remove("bits");
+                out.add(new Policy("kivi" + arguments(rest) + " " + p.get("bits") + "-bit", "kivi", p, Double.NaN, null, null, args));
                 continue;
             }
             for (double f : fractions) {
                 long b = Math.max(8, Math.round(f * context));
                 Map<String, Object> p = switch (n) {
-                    case "window" -> Map.of("size", b);
-                    case "streaming_llm" -> Map.of("sinks", 4L, "window", b - 4);
-                    case "h2o", "tova" -> Map.of("budget", b);
-                    case "snapkv" -> Map.of("budget", b, "window", Math.min(32L, b / 4));
-                    case "pyramidkv" -> Map.of("total", b, "window", Math.min(32L, b / 4));
+                    case "window" -> ordered(Map.of(), "size", b);
+                    case "streaming_llm" -> ordered(Map.of(), "sinks", 4L, "window", b - 4);
+                    case "h2o", "tova" -> ordered(Map.of(), "budget", b);
+                    case "snapkv" -> ordered(Map.of(), "budget", b, "window", Math.min(32L, b / 4));
+                    case "pyramidkv" -> ordered(Map.of(), "total", b, "window", Math.min(32L, b / 4));
                     default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
                             + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi");
                 };
-                out.add(new Policy(n + " " + pct(f), n, p, f));
+                for (String k : args.keySet()) {
+                    if (p.containsKey(k)) {
+                        throw new IllegalArgumentException("--policies: '" + spec + "': " + k + " is set from --budgets for " + n + " (" + String.join(", ", p.keySet())
+                                + "); run a .kvp file to set it by hand");
+                    }
+                }
+                Map<String, Object> all = new LinkedHashMap<>(p);
+                all.putAll(args);
+                out.add(new Policy(shown + " " + pct(f), n, java.util.Collections.unmodifiableMap(all), f, null, null, args));
             }
         }
         return out;
@@ -160,9 +232,11 @@ final class Eval {
         String root = p.name();
         Map<String, Object> params = p.params();
         Frontend.Result r;
-        if (p.attention() != null) {
-            // a core policy under a variant: the config kvpc run --attention generates
-            r = Frontend.checkText(Deployment.NAME, Deployment.text(p.name() + ".kvp", p.name(), p.params(), p.attention()), scratch, ms);
+        if (p.attention() != null || !p.args().isEmpty()) {
+            // a core policy under a variant, or with arguments given: the config kvpc run --attention generates, which
+            // checks the arguments where the policy is used
+            String where = p.attention() != null ? Deployment.NAME : "<--policies>";
+            r = Frontend.checkText(where, Deployment.text(p.name() + ".kvp", p.name(), p.params(), p.attention() != null ? p.attention() : "standard"), scratch, ms);
             root = Deployment.CONFIG;
             params = Map.of();
         } else {

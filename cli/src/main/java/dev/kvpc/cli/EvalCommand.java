@@ -34,7 +34,8 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--model", paramLabel = "M", description = "A model to evaluate (.gguf with its tokenizer, a llama2.c .bin with tok*.bin beside it, or a folder holding one); repeatable (default: the embedded model, and stories260K when present).")
     List<Path> models = new ArrayList<>();
 
-    @Option(names = "--policies", split = ",", paramLabel = "P,...", description = {"Policies: core names, each at every budget (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,kivi),",
+    @Option(names = "--policies", split = ",(?![^(]*\\))", splitSynopsisLabel = ",", paramLabel = "P,...", description = {"Policies: core names, each at every budget (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,kivi),",
+            "a core name with arguments for its other parameters, 'h2o(recent = 0.1)', 'kivi(bits = 4)',",
             "or files, one row each: FILE.kvp (its last policy or config), FILE.kvp:NAME, FILE.jar (from kvpc compile)."})
     List<String> policies = new ArrayList<>(List.of("full", "window", "streaming_llm", "h2o", "tova", "snapkv", "pyramidkv", "kivi"));
 

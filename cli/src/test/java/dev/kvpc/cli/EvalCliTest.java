@@ -141,6 +141,35 @@ class EvalCliTest {
         assertTrue(twice.err().contains("--seed: [3, 3] names a seed twice"), twice.err());
     }
 
+    @Test
+    void corePoliciesTakeArgumentsForTheirOtherParameters() throws Exception {
+        Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
+        CliRunner r = CliRunner.run("eval", "--model", model.toString(), "--policies", "h2o,h2o(recent = 0.25),kivi(bits = 4, residual = 16)",
+                "--budgets", "0.03125", "--tasks", "perplexity", "--lengths", "48,96", "--windows", "1", "--threads", "1", "--out", dir.resolve("args").toString());
+        assertEquals(0, r.code(), r.err());
+        for (String row : new String[] {"h2o 3.125% ", "h2o(recent = 0.25) 3.125% ", "kivi(residual = 16) 4-bit "}) {
+            assertTrue(r.out().contains("\n" + row), row + " in\n" + r.out());
+        }
+        String json = Files.readString(dir.resolve("args/results.json"));
+        assertTrue(json.contains("\"params\": {\"budget\": 32, \"recent\": 0.25}"), json);
+        assertTrue(json.contains("\"params\": {\"bits\": 4, \"group\": 16, \"residual\": 16}"), json);
+        // the same budget: the same bytes (32 entries a lane, 4 layers x 2 lanes, 128 B an entry and H2O's f32 score)
+        var bytes = java.util.regex.Pattern.compile("\"measured_kv_bytes\": (\\d+)").matcher(json);
+        assertTrue(bytes.find() && bytes.group(1).equals(String.valueOf(32 * 8 * (128 + 4))), json);
+        assertTrue(bytes.find() && bytes.group(1).equals(String.valueOf(32 * 8 * (128 + 4))), json);
+        // a parameter the budget sets, one the policy does not have, and a value that is not one: said before any work
+        CliRunner budget = CliRunner.run("eval", "--model", model.toString(), "--policies", "h2o(budget = 5)", "--out", dir.resolve("x").toString());
+        assertEquals(Main.INVALID, budget.code());
+        assertTrue(budget.err().contains("'h2o(budget = 5)': budget is set from --budgets for h2o"), budget.err());
+        CliRunner unknown = CliRunner.run("eval", "--model", model.toString(), "--policies", "h2o(recnt = 0.1)", "--budgets", "0.25", "--out", dir.resolve("x").toString());
+        assertEquals(Main.INVALID, unknown.code());
+        assertTrue(unknown.err().contains("<--policies>:") && unknown.err().contains("error[E105]: 'h2o' has no parameter 'recnt'")
+                && unknown.err().contains("did you mean 'recent'?"), unknown.err());
+        CliRunner value = CliRunner.run("eval", "--model", model.toString(), "--policies", "h2o(recent = half)", "--out", dir.resolve("x").toString());
+        assertEquals(Main.INVALID, value.code());
+        assertTrue(value.err().contains("'half' is not a number, true, false or a \"string\""), value.err());
+    }
+
     /** Every pass-key document's key, in order. */
     private static List<String> keys(String json) {
         var m = java.util.regex.Pattern.compile("\\{\"key\": \"(\\d{5})\"").matcher(json);
