@@ -234,7 +234,8 @@ final class EvalFindings {
     /** The row of a core policy at a budget (NaN: the full cache), or null. */
     private static Eval.Row find(List<Eval.Row> rows, String name, double budget) {
         for (Eval.Row r : rows) {
-            if (r.policy().file() != null || r.policy().attention() != null || !name.equals(r.policy().name())) continue;
+            // the row as the budget rule makes it: not one with arguments of its own (h2o(recent = 0.1))
+            if (r.policy().file() != null || r.policy().attention() != null || !r.policy().args().isEmpty() || !name.equals(r.policy().name())) continue;
             if (Double.isNaN(budget) ? r.policy().full() : r.policy().budget() == budget) return r;
         }
         return null;

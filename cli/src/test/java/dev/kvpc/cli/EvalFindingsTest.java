@@ -33,6 +33,21 @@ class EvalFindingsTest {
     }
 
     @Test
+    void rowsWithArgumentsAreNotTheOnesTheFindingsCompare() {
+        // a streaming_llm row with 8 sinks comes first; the finding still reads the rule's row
+        Eval.Policy eight = new Eval.Policy("streaming_llm(sinks = 8) 25%", "streaming_llm", Map.of("sinks", 8L, "window", 56L), 0.25, null, null,
+                Map.of("sinks", 8L));
+        List<Eval.Row> rows = List.of(
+                row("full", 1.0, Map.of(), ppl(new double[] {10, 8, 8, 16}, 1000, 1000), null),
+                new Eval.Row("m", eight, ppl(new double[] {10, 50, 50, 50}, 250, 250), null),
+                row("window", 0.25, Map.of("size", 64L), ppl(new double[] {10, 20, 24, 30}, 250, 250), null),
+                row("streaming_llm", 0.25, Map.of("sinks", 4L, "window", 60L), ppl(new double[] {10, 8.8, 8.4, 8.8}, 250, 250), null));
+        String all = String.join("\n", EvalFindings.of(rows, 256));
+        assertTrue(all.contains("streaming_llm 8.40, 1.05x."), all);
+        assertFalse(all.contains("50.00"), all);
+    }
+
+    @Test
     void findingsStateTheRatiosAndAccuraciesOfTheRows() {
         // trained context 256; budget 25% = 64 entries
         List<Eval.Row> rows = List.of(
