@@ -91,9 +91,10 @@ public record Rope(double theta, double factor, float[] freqFactors) {
 
         /** c, s for each pair at {@code position}, from index {@code position * d}; null past the limit. */
         double[] cosSin(int position) {
+            if (position < 0) return null;
             double[] cs = cosSin;
             if ((long) (position + 1) * d <= cs.length) return cs;
-            if (position < 0 || (long) (position + 1) * d > LIMIT) return null;
+            if ((long) (position + 1) * d > LIMIT) return null;
             synchronized (this) {
                 cs = cosSin;
                 if ((long) (position + 1) * d <= cs.length) return cs;

@@ -75,7 +75,7 @@ class RopeTest {
         // head sizes with and without a power of two, scalings on and off; positions in any order, past the kept
         // table's limit (2^21 values: 21,845 positions of 96 channels) too
         Object[][] cases = {{16, new Rope(10000), 10000.0, 1.0, null}, {96, new Rope(500000, 2.0, ff), 500000.0, 2.0, ff}};
-        int[] positions = {0, 1, 5000, 63, 64, 65, 1023, 21_844, 21_845, 40_000, 2_000_000, 7};
+        int[] positions = {0, 1, 5000, 63, 64, 65, 1023, 21_844, 21_845, 40_000, 2_000_000, 7, -1, -70};
         for (Object[] c : cases) {
             int d = (int) c[0];
             Rope rope = (Rope) c[1];
