@@ -4,7 +4,8 @@ and what evicting them costs. For three windows of held-out text (--context toke
 the mean attention probability on token 0, per layer and query head, and on tokens 0-3 summed, over the queries of
 the window's later three quarters; then the perplexity of the window's second half with the full causal mask, with a
 sliding window of --window tokens (default a quarter of the context), and with that window plus the first 4 tokens
-(StreamingLLM's sinks), as ratios to the full mask's. A checkpoint trained with a BOS (train.py train --bos) gets it
+(StreamingLLM's sinks), as ratios to the full mask's. With --eval-windows N, kvpc eval's N text windows instead,
+and for each the key the sink head turns to once the sliding mask hides the BOS (eval_windows). A checkpoint trained with a BOS (train.py train --bos) gets it
 in place of each window's first token, as it was trained. Run with the system Python that has torch
 (tools/train/run.sh sinks [--context N] [--window W]). Writes nothing."""
 import argparse
@@ -23,6 +24,9 @@ def main(argv=()):
     ap = argparse.ArgumentParser(prog="sinks.py", description=__doc__)
     ap.add_argument("--context", type=int, default=c["max_context"], metavar="N", help="window length (default: the trained context)")
     ap.add_argument("--window", type=int, default=None, metavar="W", help="sliding window of the masked runs (default: context / 4)")
+    ap.add_argument("--eval-windows", type=int, default=None, metavar="N",
+                    help="use kvpc eval's N text windows of models/kvpc-tiny/heldout.txt (their first context + 1 tokens, the BOS first) "
+                         "instead of three held-out windows, and say where the sink head's attention goes once the masks hide the BOS")
     args = ap.parse_args(argv)
     ctx = args.context
     win = args.window or ctx // 4
@@ -44,9 +48,10 @@ def main(argv=()):
         z0, z1 = z[..., 0::2], z[..., 1::2]
         return torch.stack((z0 * ang.cos() - z1 * ang.sin(), z0 * ang.sin() + z1 * ang.cos()), dim=-1).flatten(-2)
 
-    def run(ids, allowed, report):
+    def run(ids, allowed, report, keep=None):
         """The mean loss of the second half of ids with attention limited to `allowed` (query x key); prints the
-        attention on the first tokens per layer if `report`."""
+        attention on the first tokens per layer if `report`; puts each layer's attention (head x query x key) in
+        `keep` if given."""
         t = ids.shape[0]
         pos = torch.arange(t)
         x = model.embed(ids[None])
@@ -56,6 +61,8 @@ def main(argv=()):
             k = rope(blk.wk(y).view(1, t, kv, hd).transpose(1, 2), pos).repeat_interleave(h // kv, dim=1)
             v = blk.wv(y).view(1, t, kv, hd).transpose(1, 2).repeat_interleave(h // kv, dim=1)
             att = ((q @ k.transpose(-1, -2)) / math.sqrt(hd)).masked_fill(~allowed, float("-inf")).softmax(-1)
+            if keep is not None:
+                keep.append(att[0])
             if report:
                 late = att[0, :, t // 4:, :]
                 per_head = " ".join(f"{float(late[i, :, 0].mean()):.3f}" for i in range(h))
@@ -67,6 +74,9 @@ def main(argv=()):
         nll = torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="none")
         return float(nll[t // 2:].mean())
 
+    if args.eval_windows:
+        eval_windows(args.eval_windows, ctx, win, bos, run, torch)
+        return
     with torch.no_grad():
         for start in (0, len(held) // 3, 2 * len(held) // 3):
             ids = held[start:start + ctx].clone()
@@ -82,6 +92,42 @@ def main(argv=()):
             w, s = run(ids, window, False), run(ids, sinks, False)
             print(f"  perplexity of tokens {t // 2}-{t - 1}: full {math.exp(full):.2f}; window of {win} {math.exp(w):.2f} "
                   f"({math.exp(w - full):.3f}x); window and the first 4 {math.exp(s):.2f} ({math.exp(s - full):.3f}x)")
+
+
+def eval_windows(n, ctx, win, bos, run, torch):
+    """kvpc eval's text windows (EvalCommand.encode and Eval.perplexity: the text encoded paragraph by paragraph, N
+    windows of 2 x context + 1 tokens spread over it, the BOS in place of each one's first token), cut to their first
+    context + 1 tokens; per window, the perplexity ratio of the sliding mask on tokens context/2..context, and where the
+    sink head (the head giving token 0 the most attention under the full mask) puts its attention from those queries
+    once the mask hides the BOS: the key that receives the most of it, and its share."""
+    tok = train.Tokenizer()
+    text = (Path(__file__).resolve().parents[2] / "models" / "kvpc-tiny" / "heldout.txt").read_text()
+    longest = 2 * ctx
+    need, ids = n * (longest + 1) + 1, []
+    for para in text.split("\n\n"):
+        if len(ids) >= need:
+            break
+        if para.strip():
+            ids += tok.encode(("" if not ids else "\n\n") + para)
+    with torch.no_grad():
+        for w in range(n):
+            at = w * max(0, len(ids) - longest - 1) // n
+            seg = torch.tensor(ids[at:at + ctx + 1])
+            if bos is not None:
+                seg[0] = bos
+            t = seg.shape[0]
+            i = torch.arange(t)
+            causal = i[None, :] <= i[:, None]
+            window = causal & (i[:, None] - i[None, :] < win)
+            full_att, win_att = [], []
+            full, masked = run(seg, causal, False, full_att), run(seg, window, False, win_att)
+            on_first = torch.stack([a[:, t // 2:, 0].mean(-1) for a in full_att])  # layer x head
+            layer, head = divmod(int(on_first.argmax()), on_first.shape[1])
+            received = win_att[layer][head, t // 2:, :].mean(0)
+            key = int(received.argmax())
+            print(f"eval window {w + 1} (text tokens from {at}): tokens {t // 2}-{t - 1}, window of {win}: {math.exp(masked - full):.2f}x the full mask; "
+                  f"sink head {layer}.{head} ({float(on_first[layer, head]):.2f} on token 0 with it) gives token {key} "
+                  f"{tok.decode([int(seg[key])])!r} (after {tok.decode([int(x) for x in seg[max(1, key - 4):key]])!r}) {float(received[key]):.2f} of its attention without it")
 
 
 if __name__ == "__main__":
