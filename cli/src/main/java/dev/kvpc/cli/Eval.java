@@ -193,8 +193,10 @@ final class Eval {
                     case "h2o", "tova" -> ordered(Map.of(), "budget", b);
                     case "snapkv" -> ordered(Map.of(), "budget", b, "window", Math.min(32L, b / 4));
                     case "pyramidkv" -> ordered(Map.of(), "total", b, "window", Math.min(32L, b / 4));
+                    // attends the budget's worth of 16-entry pages at each decode step; holds every entry
+                    case "quest" -> ordered(Map.of(), "page", 16L, "pages", Math.max(1L, b / 16));
                     default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
-                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi");
+                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest");
                 };
                 for (String k : args.keySet()) {
                     if (p.containsKey(k)) {
