@@ -33,28 +33,27 @@ public record Rope(double theta, double factor, float[] freqFactors) {
             throw new IllegalArgumentException("RoPE has " + freqFactors.length + " frequency factors, heads of " + d + " channels need " + d / 2);
         }
         double[] cs = Table.of(this, d).cosSin(position);
-        if (cs != null) {
-            int at = position * d;
-            for (int i = 0; i < d / 2; i++) {
-                double c = cs[at + 2 * i], s = cs[at + 2 * i + 1];
-                float x0 = x[off + 2 * i], x1 = x[off + 2 * i + 1];
-                x[off + 2 * i] = (float) (x0 * c - x1 * s);
-                x[off + 2 * i + 1] = (float) (x0 * s + x1 * c);
-            }
-            return;
-        }
-        double p = factor == 1.0 ? position : position / factor;
         for (int i = 0; i < d / 2; i++) {
-            double a = p * frequency(i, d), c = Math.cos(a), s = Math.sin(a);
+            double c, s;
+            if (cs != null) {
+                c = cs[position * d + 2 * i];
+                s = cs[position * d + 2 * i + 1];
+            } else {
+                double a = angle(position, i, d);
+                c = Math.cos(a);
+                s = Math.sin(a);
+            }
             float x0 = x[off + 2 * i], x1 = x[off + 2 * i + 1];
             x[off + 2 * i] = (float) (x0 * c - x1 * s);
             x[off + 2 * i + 1] = (float) (x0 * s + x1 * c);
         }
     }
 
-    private double frequency(int i, int d) {
+    /** The angle of pair {@code i} of a head of {@code d} channels at {@code position}. */
+    private double angle(int position, int i, int d) {
+        double p = factor == 1.0 ? position : position / factor;
         double freq = Math.pow(theta, -2.0 * i / d);
-        return freqFactors != null ? freq / freqFactors[i] : freq;
+        return p * (freqFactors != null ? freq / freqFactors[i] : freq);
     }
 
     /**
@@ -76,7 +75,13 @@ public record Rope(double theta, double factor, float[] freqFactors) {
             this.d = d;
         }
 
+        /** The table last asked for: a host rotates with one RoPE and head size, so most lookups end here. */
+        private static volatile Table recent;
+
         static Table of(Rope rope, int d) {
+            Table last = recent;
+            if (last != null && last.rope == rope && last.d == d) return last;
+            // else by value: the record's hash reads its frequency factors, too much to pay for every key rotated
             Table[] byD = TABLES.computeIfAbsent(rope, r -> new Table[1025]);
             if (d <= 0 || d >= byD.length) return new Table(rope, d);
             Table t = byD[d];
@@ -86,6 +91,7 @@ public record Rope(double theta, double factor, float[] freqFactors) {
                     t = byD[d];
                 }
             }
+            recent = t;
             return t;
         }
 
@@ -102,9 +108,8 @@ public record Rope(double theta, double factor, float[] freqFactors) {
                 int n = (int) Math.min(Math.max(64L, Long.highestOneBit(position) << 1), LIMIT / d);
                 double[] grown = java.util.Arrays.copyOf(cs, n * d);
                 for (int pos = cs.length / d; pos < n; pos++) {
-                    double p = rope.factor == 1.0 ? pos : pos / rope.factor;
                     for (int i = 0; i < d / 2; i++) {
-                        double a = p * rope.frequency(i, d);
+                        double a = rope.angle(pos, i, d);
                         grown[pos * d + 2 * i] = Math.cos(a);
                         grown[pos * d + 2 * i + 1] = Math.sin(a);
                     }
