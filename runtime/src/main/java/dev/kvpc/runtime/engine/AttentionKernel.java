@@ -52,14 +52,14 @@ public final class AttentionKernel {
         int n = lane.size(), d = lane.headDim();
         if (slotRope != null) {
             // keys rotated by their slot once per step (a key's rotation depends on its slot only), not per query
-            if (keyRow == null || keyRow.length < n * d) keyRow = new float[Math.max(n * d, keyRow == null ? 0 : keyRow.length * 2)];
+            keyRow = atLeast(keyRow, n * d);
             for (int j = 0; j < n; j++) {
                 if (attend != null && !attend.get(j)) continue;
                 lane.read(j, Lane.Part.KEYS, keyRow, j * d);
                 slotRope.rotate(keyRow, j * d, d, j);
             }
         }
-        if (logits.length < n) logits = new float[Math.max(n, logits.length * 2)];
+        logits = atLeast(logits, n);
         // values read (dequantised) once per step into one array when more than one query row reads them (a prefill,
         // or a group of heads): a lane's axpy is the product with the row read, bit for bit (Lane.axpyValue), so the
         // sums are the same, without decoding a row again for every query row
@@ -67,11 +67,11 @@ public final class AttentionKernel {
         // keys likewise (those kept by position; slot-rotated ones are read above): Lane.dotKey is Lane.dot4 of the row
         boolean gatherKeys = gather && slotRope == null;
         if (gatherKeys) {
-            if (keyRow == null || keyRow.length < n * d) keyRow = new float[Math.max(n * d, keyRow == null ? 0 : keyRow.length * 2)];
+            keyRow = atLeast(keyRow, n * d);
             for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.KEYS, keyRow, j * d);
         }
         if (gather) {
-            if (valueRow == null || valueRow.length < n * d) valueRow = new float[Math.max(n * d, valueRow == null ? 0 : valueRow.length * 2)];
+            valueRow = atLeast(valueRow, n * d);
             for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.VALUES, valueRow, j * d);
         }
         float scale = (float) (1.0 / Math.sqrt(d));
@@ -170,5 +170,10 @@ public final class AttentionKernel {
                 }
             }
         }
+    }
+
+    /** {@code a} if it holds {@code n} floats, else a new array of at least {@code n} (doubling, for reuse). */
+    private static float[] atLeast(float[] a, int n) {
+        return a != null && a.length >= n ? a : new float[Math.max(n, a == null ? 0 : a.length * 2)];
     }
 }
