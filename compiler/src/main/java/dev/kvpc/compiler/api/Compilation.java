@@ -1,6 +1,5 @@
 package dev.kvpc.compiler.api;
 
-import dev.kvpc.compiler.ast.Decl;
 import dev.kvpc.compiler.check.CheckedProgram;
 import dev.kvpc.compiler.check.Tables;
 import dev.kvpc.compiler.lower.Lowering;
@@ -11,7 +10,6 @@ import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;
 
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
@@ -26,11 +24,7 @@ public final class Compilation {
 
     /** The policy a file is about: the last policy or config declared in the root file. */
     public static String defaultRoot(CheckedProgram p) {
-        List<Decl> decls = p.program().root().decls();
-        for (int i = decls.size() - 1; i >= 0; i--) {
-            if (decls.get(i) instanceof Decl.Policy || decls.get(i) instanceof Decl.Config) return decls.get(i).name().text();
-        }
-        return null;
+        return p.program().defaultRoot();
     }
 
     public static Function<String, double[][]> tables(CheckedProgram p) {

@@ -43,8 +43,7 @@ public final class Checker {
             // declarations of imported files are checked where they are used, with the arguments given there: their
             // defaults (a placeholder table, a budget for another model) need not fit this model on their own
             // the values given are for the named declaration, else for the file's last policy or config
-            String target = root;
-            for (Decl d : program.root().decls()) if (root == null && (d instanceof Decl.Policy || d instanceof Decl.Config)) target = d.name().text();
+            String target = root != null ? root : program.defaultRoot();
             for (Decl d : program.root().decls()) instances.check(d, d.name().text().equals(target) ? given : Map.of());
         }
         if (diags.hasErrors()) return null;

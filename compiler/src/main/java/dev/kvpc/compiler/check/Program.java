@@ -23,4 +23,13 @@ public record Program(KvpFile root, List<KvpFile> files, Map<String, String> sou
     public List<Decl> decls() {
         return files.stream().flatMap(f -> f.decls().stream()).toList();
     }
+
+    /** The root file's last policy or config: what a command compiles when none is named; null if it has none. */
+    public String defaultRoot() {
+        List<Decl> ds = root.decls();
+        for (int i = ds.size() - 1; i >= 0; i--) {
+            if (ds.get(i) instanceof Decl.Policy || ds.get(i) instanceof Decl.Config) return ds.get(i).name().text();
+        }
+        return null;
+    }
 }
