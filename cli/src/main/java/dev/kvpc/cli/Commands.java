@@ -23,6 +23,19 @@ final class Commands {
     }
 
     /**
+     * A parameter value written on a command line ({@code --param}, a core policy's arguments in {@code --policies}):
+     * {@code true}, {@code false}, a whole number (long), a number with a point or an exponent (double), or a string in
+     * double quotes.
+     */
+    static Object literal(String v) {
+        if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
+        if (v.length() >= 2 && v.startsWith("\"") && v.endsWith("\"")) return v.substring(1, v.length() - 1);
+        if (v.matches("[+-]?\\d+")) return Long.parseLong(v);
+        if (v.matches("[+-]?(\\d+\\.\\d*|\\.\\d+|\\d+(\\.\\d*)?[eE][+-]?\\d+)")) return Double.parseDouble(v);
+        throw new IllegalArgumentException("'" + v + "' is not a number, true, false or a \"string\"");
+    }
+
+    /**
      * A preset, {@code layers=L,...}, or a model that kvpc run and eval take (a .gguf, a llama2.c .bin, or a folder
      * holding one), whose shape is read from it. A preset wins over a file of the same name.
      */

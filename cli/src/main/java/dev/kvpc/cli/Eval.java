@@ -112,8 +112,8 @@ final class Eval {
     private static final Pattern CALL = Pattern.compile("\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*(?:\\((.*)\\))?\\s*", Pattern.DOTALL);
 
     /**
-     * The arguments of {@code spec}'s parentheses, in order: {@code NAME = VALUE} separated by commas; a value is a
-     * number (with a point or an exponent: a float), {@code true}, {@code false}, or a string in double quotes.
+     * The arguments of {@code spec}'s parentheses, in order: {@code NAME = VALUE} separated by commas, each value read
+     * as {@code --param} reads one ({@link Commands#literal}).
      */
     static Map<String, Object> arguments(String spec, String text) {
         Map<String, Object> out = new LinkedHashMap<>();
@@ -125,11 +125,11 @@ final class Eval {
                 throw new IllegalArgumentException("--policies: '" + spec + "': arguments are NAME = VALUE, separated by commas, not '" + part.strip() + "'");
             }
             Object v;
-            if (value.equals("true") || value.equals("false")) v = Boolean.parseBoolean(value);
-            else if (value.length() >= 2 && value.startsWith("\"") && value.endsWith("\"")) v = value.substring(1, value.length() - 1);
-            else if (value.matches("[+-]?\\d+")) v = Long.parseLong(value);
-            else if (value.matches("[+-]?(\\d+\\.\\d*|\\.\\d+|\\d+(\\.\\d*)?[eE][+-]?\\d+)")) v = Double.parseDouble(value);
-            else throw new IllegalArgumentException("--policies: '" + spec + "': '" + value + "' is not a number, true, false or a \"string\"");
+            try {
+                v = Commands.literal(value);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--policies: '" + spec + "': " + e.getMessage());
+            }
             if (out.put(key, v) != null) throw new IllegalArgumentException("--policies: '" + spec + "' gives '" + key + "' twice");
         }
         return out;

@@ -91,11 +91,9 @@ final class IrCommand implements Callable<Integer> {
 
     static Object parseValue(CommandLine.Model.CommandSpec spec, String v) {
         try {
-            if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
-            if (v.contains(".") || v.contains("e")) return Double.parseDouble(v);
-            return Long.parseLong(v);
-        } catch (NumberFormatException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--param: '" + v + "' is not a number or boolean");
+            return Commands.literal(v);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--param: " + e.getMessage());
         }
     }
 }
