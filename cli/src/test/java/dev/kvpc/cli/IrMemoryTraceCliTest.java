@@ -88,6 +88,14 @@ class IrMemoryTraceCliTest {
             assertEquals(0, given.code(), command + ": " + given.err());
             assertFalse(given.err().contains("E501"), given.err());
         }
+        // a value of the wrong kind is a diagnostic at the parameter (it crashed specialisation before); no value at all is a usage error
+        CliRunner floatForInt = CliRunner.run("ir", stdlib("h2o"), "--param", "budget=1e2");
+        assertEquals(Main.INVALID, floatForInt.code());
+        assertTrue(floatForInt.err().contains("error[E200]: parameter 'budget' is int but the value given for it, 100.0, is not"), floatForInt.err());
+        assertFalse(floatForInt.err().contains("internal error"), floatForInt.err());
+        CliRunner notAValue = CliRunner.run("ir", stdlib("h2o"), "--param", "budget=abc");
+        assertEquals(Main.USAGE, notAValue.code());
+        assertTrue(notAValue.err().contains("--param: 'abc' is not a number, true, false or a \"string\""), notAValue.err());
         // a given value is still checked: 16 channels in groups of 5 do not divide
         CliRunner bad = CliRunner.run("memory", stdlib("kivi"), "--context", "256", "--model", shape, "--param", "group=5");
         assertEquals(Main.INVALID, bad.code());

@@ -136,12 +136,33 @@ final class InstanceChecker {
         for (Decl.Param p : params) {
             Object g = given.get(p.name().text());
             if (g == null && p.defaultValue() == null) continue;
+            if (g != null && !fits(p.type().name(), g)) {
+                report(site, Code.E200, p.span(), "parameter '" + p.name().text() + "' is " + p.type().name() + " but the value given for it, " + g
+                        + ", is not", new Note("given on the command line (--param)", null));
+                // the rest is checked with the default, so that this is the one error the value causes
+                if (p.defaultValue() == null) {
+                    env.put(p.name().text(), new Val.Unknown());
+                    continue;
+                }
+                g = null;
+            }
             Val v = g != null ? value(g, p.span()) : ev.eval(p.defaultValue(), env);
             v = tableParam(p, v, site);
             rangeCheck(p, v, g != null ? p.span() : p.defaultValue().span(), env, ev, site);
             env.put(p.name().text(), v);
         }
         return env;
+    }
+
+    /** Whether a value given from outside the program suits a parameter of type {@code type} (an int widens to float). */
+    private static boolean fits(String type, Object v) {
+        return switch (type) {
+            case "int" -> v instanceof Long || v instanceof Integer;
+            case "float" -> v instanceof Number;
+            case "bool" -> v instanceof Boolean;
+            case "table" -> v instanceof String;
+            default -> true;
+        };
     }
 
     /** A value given from outside the program (a number, boolean or string), as the evaluator holds it. */
