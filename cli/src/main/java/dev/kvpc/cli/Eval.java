@@ -498,9 +498,9 @@ final class Eval {
             this(lengths, depths, hits, samples, promptSeconds, promptTokens, null, 0, new long[] {1});
         }
 
-        /** The share of documents answered, over the whole grid, for each seed; null where the documents are not kept. */
+        /** The share of documents answered, over the whole grid, for each seed; null for one seed, or no documents kept. */
         double[] accuracyBySeed() {
-            if (documents == null) return null;
+            if (documents == null || seeds.length < 2) return null;
             int per = samples / seeds.length;
             double[] acc = new double[seeds.length];
             for (Document[][] byDepth : documents) {
@@ -606,7 +606,7 @@ final class Eval {
                 }
             }
             m.put("passkey", cells);
-            double[] bySeed = g.seeds().length > 1 ? g.accuracyBySeed() : null;
+            double[] bySeed = g.accuracyBySeed();
             if (bySeed != null) {
                 List<Double> acc = new ArrayList<>();
                 for (double a : bySeed) acc.add(a);

@@ -181,7 +181,8 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         // and every ratio to it is flattered); on as many threads as the rows will use
         Eval.warmUp(m, ids, Math.min(threads, ps.size()));
         // units of progress: 64 decoded tokens, one pass-key document
-        long perPolicy = (doPpl ? (long) windows * lens[lens.length - 1] / 64 : 0) + (doPk ? (long) pk.length * depths.length * samples * seeds.size() : 0);
+        long[] seedList = seedArray();
+        long perPolicy = (doPpl ? (long) windows * lens[lens.length - 1] / 64 : 0) + (doPk ? (long) pk.length * depths.length * samples * seedList.length : 0);
         Progress progress = new Progress(err, m.name(), perPolicy * ps.size());
         ExecutorService pool = Executors.newFixedThreadPool(Math.min(threads, ps.size()));
         try {
@@ -192,7 +193,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
                     if (doPpl) progress.status(p.label() + ": perplexity");
                     Eval.Perplexity ppl = doPpl ? Eval.perplexity(m, c, ids, lens, windows, progress::tick) : null;
                     if (doPk) progress.status(p.label() + ": pass keys");
-                    Eval.Grid grid = doPk ? Eval.grid(m, c, fillers, pk, depths, samples, seedArray(), progress::tick) : null;
+                    Eval.Grid grid = doPk ? Eval.grid(m, c, fillers, pk, depths, samples, seedList, progress::tick) : null;
                     return new Eval.Row(m.name(), p, ppl, grid);
                 }));
             }
