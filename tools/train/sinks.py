@@ -83,15 +83,20 @@ def main(argv=()):
             if bos is not None:
                 ids[0] = bos
             t = ids.shape[0]
-            i = torch.arange(t)
-            causal = i[None, :] <= i[:, None]
-            window = causal & (i[:, None] - i[None, :] < win)
-            sinks = window | (causal & (i[None, :] < 4))
+            causal, window = masks(t, win, torch)
+            sinks = window | (causal & (torch.arange(t)[None, :] < 4))
             print(f"held-out tokens {start}-{start + t - 1}: attention of queries {t // 4}.. on token 0 per head; on tokens 0-3, mean over heads")
             full = run(ids, causal, True)
             w, s = run(ids, window, False), run(ids, sinks, False)
             print(f"  perplexity of tokens {t // 2}-{t - 1}: full {math.exp(full):.2f}; window of {win} {math.exp(w):.2f} "
                   f"({math.exp(w - full):.3f}x); window and the first 4 {math.exp(s):.2f} ({math.exp(s - full):.3f}x)")
+
+
+def masks(t, win, torch):
+    """The causal mask of t tokens (query x key) and the sliding window of win keys within it."""
+    i = torch.arange(t)
+    causal = i[None, :] <= i[:, None]
+    return causal, causal & (i[:, None] - i[None, :] < win)
 
 
 def eval_windows(n, ctx, win, bos, run, torch):
@@ -116,9 +121,7 @@ def eval_windows(n, ctx, win, bos, run, torch):
             if bos is not None:
                 seg[0] = bos
             t = seg.shape[0]
-            i = torch.arange(t)
-            causal = i[None, :] <= i[:, None]
-            window = causal & (i[:, None] - i[None, :] < win)
+            causal, window = masks(t, win, torch)
             full_att, win_att = [], []
             full, masked = run(seg, causal, False, full_att), run(seg, window, False, win_att)
             on_first = torch.stack([a[:, t // 2:, 0].mean(-1) for a in full_att])  # layer x head
