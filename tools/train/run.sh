@@ -3,7 +3,7 @@
 # OpenBLAS if missing (root), then fetch -> tokenizer -> train (resuming). Output: $KVPC_TRAIN_DIR (default
 # ~/.cache/kvpc/train). Usage: tools/train/run.sh [fetch|tokenizer|train|all] [--bos ID], or
 # tools/train/run.sh eval [--passkey-prompts N] (held-out perplexity and pass-key accuracy, also to eval.json),
-# tools/train/run.sh export [--checkpoint FILE] [--out DIR] (GGUF + reference logits, default models/kvpc-tiny/), sinks (attention on the first tokens),
+# tools/train/run.sh export [--checkpoint FILE] [--out DIR] (GGUF + reference logits, default models/kvpc-tiny/), sinks (attention on the first tokens), heavy (where H2O's scores go on pass-key documents),
 # tools/train/run.sh card [--out DIR] (the model card, docs/model.md and docs/model/loss.svg; no torch needed)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,4 +22,5 @@ if [ "$step" = all ]; then
 fi
 [ "$step" = export ] && exec "$py" "$here/export.py" "${@:2}"
 [ "$step" = sinks ] && exec "$py" "$here/sinks.py" "${@:2}"
+[ "$step" = heavy ] && exec "$py" "$here/heavy.py" "${@:2}"
 exec "$py" "$here/train.py" "$step" "${@:2}"

@@ -31,48 +31,13 @@ def main(argv=()):
     ctx = args.context
     win = args.window or ctx // 4
     torch.set_num_threads(int(os.environ.get("KVPC_TRAIN_THREADS", "2")))
-    saved = torch.load(train.latest_checkpoint(), map_location="cpu")
-    model = train.build_model()
-    model.load_state_dict(saved["model"])
-    model.eval()
-    state = saved["state"]
+    model, state = load_latest(torch)
     bos = state.get("bos")
     print(f"checkpoint: step {state['step']}, {state['tokens']} tokens, BOS {bos}; windows of {ctx} tokens")
     held = train.encoded("heldout", write_cache=False).long()
-    h, kv = c["heads"], c["kv_heads"]
-    hd = c["dim"] // h
-    freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-
-    def rope(z, pos):
-        ang = pos[:, None].float() * freq[None, :]
-        z0, z1 = z[..., 0::2], z[..., 1::2]
-        return torch.stack((z0 * ang.cos() - z1 * ang.sin(), z0 * ang.sin() + z1 * ang.cos()), dim=-1).flatten(-2)
 
     def run(ids, allowed, report, keep=None):
-        """The mean loss of the second half of ids with attention limited to `allowed` (query x key); prints the
-        attention on the first tokens per layer if `report`; puts each layer's attention (head x query x key) in
-        `keep` if given."""
-        t = ids.shape[0]
-        pos = torch.arange(t)
-        x = model.embed(ids[None])
-        for l, blk in enumerate(model.blocks):
-            y = blk.attn_norm(x)
-            q = rope(blk.wq(y).view(1, t, h, hd).transpose(1, 2), pos)
-            k = rope(blk.wk(y).view(1, t, kv, hd).transpose(1, 2), pos).repeat_interleave(h // kv, dim=1)
-            v = blk.wv(y).view(1, t, kv, hd).transpose(1, 2).repeat_interleave(h // kv, dim=1)
-            att = ((q @ k.transpose(-1, -2)) / math.sqrt(hd)).masked_fill(~allowed, float("-inf")).softmax(-1)
-            if keep is not None:
-                keep.append(att[0])
-            if report:
-                late = att[0, :, t // 4:, :]
-                per_head = " ".join(f"{float(late[i, :, 0].mean()):.3f}" for i in range(h))
-                print(f"  layer {l}: {per_head}; first 4: {float(late[:, :, :4].sum(-1).mean()):.3f}")
-            x = x + blk.wo((att @ v).transpose(1, 2).reshape(1, t, h * hd))
-            y = blk.ffn_norm(x)
-            x = x + blk.w2(torch.nn.functional.silu(blk.w1(y)) * blk.w3(y))
-        logits = model.norm(x)[0] @ model.embed.weight.T
-        nll = torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="none")
-        return float(nll[t // 2:].mean())
+        return masked_loss(model, ids, allowed, report, keep, torch)
 
     if args.eval_windows:
         eval_windows(args.eval_windows, ctx, win, bos, run, torch)
@@ -90,6 +55,54 @@ def main(argv=()):
             w, s = run(ids, window, False), run(ids, sinks, False)
             print(f"  perplexity of tokens {t // 2}-{t - 1}: full {math.exp(full):.2f}; window of {win} {math.exp(w):.2f} "
                   f"({math.exp(w - full):.3f}x); window and the first 4 {math.exp(s):.2f} ({math.exp(s - full):.3f}x)")
+
+
+def load_latest(torch):
+    """The latest checkpoint's model, in eval mode, and its training state."""
+    saved = torch.load(train.latest_checkpoint(), map_location="cpu")
+    model = train.build_model()
+    model.load_state_dict(saved["model"])
+    model.eval()
+    return model, saved["state"]
+
+
+def masked_loss(model, ids, allowed, report, keep, torch):
+    """The mean loss of the second half of ids with attention limited to `allowed` (query x key, or KV head x query x
+    key); prints the attention on the first tokens per layer if `report`; puts each layer's attention (head x query x
+    key) in `keep` if given."""
+    c = train.CONFIG
+    h, kv = c["heads"], c["kv_heads"]
+    hd = c["dim"] // h
+    freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+
+    def rope(z, pos):
+        ang = pos[:, None].float() * freq[None, :]
+        z0, z1 = z[..., 0::2], z[..., 1::2]
+        return torch.stack((z0 * ang.cos() - z1 * ang.sin(), z0 * ang.sin() + z1 * ang.cos()), dim=-1).flatten(-2)
+
+    if allowed.dim() == 3:
+        allowed = allowed.repeat_interleave(h // kv, dim=0)
+    t = ids.shape[0]
+    pos = torch.arange(t)
+    x = model.embed(ids[None])
+    for l, blk in enumerate(model.blocks):
+        y = blk.attn_norm(x)
+        q = rope(blk.wq(y).view(1, t, h, hd).transpose(1, 2), pos)
+        k = rope(blk.wk(y).view(1, t, kv, hd).transpose(1, 2), pos).repeat_interleave(h // kv, dim=1)
+        v = blk.wv(y).view(1, t, kv, hd).transpose(1, 2).repeat_interleave(h // kv, dim=1)
+        att = ((q @ k.transpose(-1, -2)) / math.sqrt(hd)).masked_fill(~allowed, float("-inf")).softmax(-1)
+        if keep is not None:
+            keep.append(att[0])
+        if report:
+            late = att[0, :, t // 4:, :]
+            per_head = " ".join(f"{float(late[i, :, 0].mean()):.3f}" for i in range(h))
+            print(f"  layer {l}: {per_head}; first 4: {float(late[:, :, :4].sum(-1).mean()):.3f}")
+        x = x + blk.wo((att @ v).transpose(1, 2).reshape(1, t, h * hd))
+        y = blk.ffn_norm(x)
+        x = x + blk.w2(torch.nn.functional.silu(blk.w1(y)) * blk.w3(y))
+    logits = model.norm(x)[0] @ model.embed.weight.T
+    nll = torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="none")
+    return float(nll[t // 2:].mean())
 
 
 def masks(t, win, torch):
