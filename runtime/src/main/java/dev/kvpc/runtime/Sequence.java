@@ -4,6 +4,8 @@ import dev.kvpc.runtime.engine.AttentionKernel;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.engine.DecodeKernelProvider;
 import dev.kvpc.runtime.engine.DecodeKernels;
+import dev.kvpc.runtime.lane.DenseRows;
+import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.QuantSpec;
@@ -137,8 +139,14 @@ public final class Sequence implements AutoCloseable {
                 // a compiled kernel where one fits: standard attention, keys read as stored (no slot RoPE); a step of
                 // several tokens (prefill, chunk) runs it once per query position, each masked causally at its own
                 DecodeKernel dk = !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
+                KernelRows rows = lane;
+                if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
+                    // no kernel reads this lane in place (keys rotated by slot, KIVI's blocks, formats mixed or not
+                    // compiled): its rows, read once for the step as the runtime kernel reads them, go to the f32 kernel
+                    rows = denseRows(lane, a, cache);
+                }
                 if (dk != null && tokens == 1) {
-                    dk.attend(lane, qLane, positions[0], a, outLane, colSums);
+                    dk.attend(rows, qLane, positions[0], a, outLane, colSums);
                 } else if (dk != null) {
                     if (qOne == null || qOne.length != group * d) {
                         qOne = new float[group * d];
@@ -146,7 +154,7 @@ public final class Sequence implements AutoCloseable {
                     }
                     for (int t = 0; t < tokens; t++) {
                         System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
-                        dk.attend(lane, qOne, positions[t], a, outOne, colSums);
+                        dk.attend(rows, qOne, positions[t], a, outOne, colSums);
                         System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
                     }
                 } else {
@@ -162,6 +170,29 @@ public final class Sequence implements AutoCloseable {
 
     /** One query's group and output, for compiled kernels run per position of a multi-token step. */
     private float[] qOne, outOne;
+    /** A lane's rows as one step reads them, for the f32 kernel (reused). */
+    private DenseRows dense;
+
+    /**
+     * The lane's entries with their positions, and the key and value rows of those in {@code attend} (null: all)
+     * read as f32 (dequantised as {@link Lane#read} does), keys rotated by their slot when {@code bySlot}, as
+     * {@link AttentionKernel} reads them for a step.
+     */
+    private DenseRows denseRows(Lane lane, BitSet attend, boolean bySlot) {
+        int n = lane.size(), d = lane.headDim();
+        if (dense == null) dense = new DenseRows(d);
+        DenseRows r = dense.reset(n);
+        float[] k = r.keys(), v = r.values();
+        int[] pos = r.positions();
+        for (int j = 0; j < n; j++) {
+            pos[j] = lane.position(j);
+            if (attend != null && !attend.get(j)) continue;
+            lane.read(j, Lane.Part.KEYS, k, j * d);
+            if (bySlot) model.rope().rotate(k, j * d, d, j);
+            lane.read(j, Lane.Part.VALUES, v, j * d);
+        }
+        return r;
+    }
 
     /** The index (cache slot) of the entry at text position {@code pos}. */
     private static int slotOf(Lane lane, int pos) {

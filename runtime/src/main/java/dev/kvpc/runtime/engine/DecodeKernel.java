@@ -1,5 +1,6 @@
 package dev.kvpc.runtime.engine;
 
+import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.lane.Lane;
 
 import java.util.BitSet;
@@ -13,7 +14,9 @@ import java.util.BitSet;
  * optionally the fused column sums. Keys and values are read in place from the lane's pages.
  *
  * <p>The caller must have checked that the lane's keys and values are each in one row chain of the kernel's formats
- * ({@link Lane#rowFormat}); {@link DecodeKernels} does. Instances keep scratch buffers: one per thread.
+ * ({@link Lane#rowFormat}); {@link DecodeKernels} does. A kernel for f32 keys and values also runs over
+ * {@link dev.kvpc.runtime.lane.DenseRows}: a lane's rows decoded or rotated into arrays for the step. Instances keep
+ * scratch buffers: one per thread.
  */
 public interface DecodeKernel {
     /**
@@ -23,5 +26,5 @@ public interface DecodeKernel {
      * @param out     outputs, {@code group x headDim}, overwritten
      * @param colSums if not null, {@code colSums[entry] +=} the entry's probability summed over the group's heads
      */
-    void attend(Lane lane, float[] q, int qpos, BitSet attend, float[] out, float[] colSums);
+    void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums);
 }

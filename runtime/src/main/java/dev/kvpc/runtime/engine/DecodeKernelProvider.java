@@ -21,6 +21,16 @@ public interface DecodeKernelProvider {
     DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values);
 
     /**
+     * A new kernel for f32 keys and values that the runtime runs over {@link dev.kvpc.runtime.lane.DenseRows} (rows
+     * a step has decoded into arrays, or rotated by slot), or null when this provider has none; by default null. A
+     * provider may return a kernel of its own class for it, so that the JIT's profile of array-backed rows stays apart
+     * from that of lanes read in place.
+     */
+    default DecodeKernel denseKernel(int headDim, int group) {
+        return null;
+    }
+
+    /**
      * The first provider found on the class path through {@link ServiceLoader}, or {@link #NONE}, loaded once and
      * shared by every runtime (so a kernel class generated for one sequence is the warm one the next uses); {@link #NONE}
      * when the system property {@value #OFF_PROPERTY} is {@code off} (to compare with the runtime kernel).

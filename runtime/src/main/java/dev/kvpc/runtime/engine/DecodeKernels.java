@@ -15,6 +15,7 @@ public final class DecodeKernels {
 
     private final DecodeKernelProvider provider;
     private final Map<Key, DecodeKernel> kernels = new HashMap<>();
+    private final Map<Long, DecodeKernel> dense = new HashMap<>();
 
     public DecodeKernels(DecodeKernelProvider provider) {
         this.provider = provider == null ? DecodeKernelProvider.NONE : provider;
@@ -35,6 +36,19 @@ public final class DecodeKernels {
         if (kernels.containsKey(key)) return kernels.get(key);
         DecodeKernel kernel = provider.kernel(lane.headDim(), group, k, v);
         kernels.put(key, kernel);
+        return kernel;
+    }
+
+    /**
+     * The provider's kernel over {@link dev.kvpc.runtime.lane.DenseRows} for this head dimension and group, or null
+     * (remembered too).
+     */
+    public DecodeKernel dense(int headDim, int group) {
+        if (provider == DecodeKernelProvider.NONE) return null;
+        long key = (long) headDim << 32 | group;
+        if (dense.containsKey(key)) return dense.get(key);
+        DecodeKernel kernel = provider.denseKernel(headDim, group);
+        dense.put(key, kernel);
         return kernel;
     }
 }

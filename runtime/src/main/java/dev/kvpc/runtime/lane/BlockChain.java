@@ -85,7 +85,9 @@ final class BlockChain implements RowStore {
 
     @Override
     public void read(int slot, float[] dst, int dstOff) {
-        codec.readRow(seg(slot / group), off(slot / group), slot % group, dst, dstOff);
+        int b = slot / group;
+        load(b);
+        codec.readRow(seg(b), off(b), slot % group, dst, dstOff, zeros, scales);
     }
 
     @Override

@@ -17,7 +17,7 @@ import java.util.Map;
  * row chains of pages from the shared pool, each part at its own storage format, plus per-token state columns and
  * merge counts. Removing entries gives memory back to the pool. Not thread-safe: one sequence, one thread.
  */
-public final class Lane {
+public final class Lane implements KernelRows {
     /** Keys or values. */
     public enum Part { KEYS, VALUES }
 
@@ -46,10 +46,12 @@ public final class Lane {
         this.rowsPerPage = rowsPerPage;
     }
 
+    @Override
     public int size() {
         return n;
     }
 
+    @Override
     public int headDim() {
         return headDim;
     }
@@ -59,6 +61,7 @@ public final class Lane {
         return host;
     }
 
+    @Override
     public int position(int i) {
         check(i);
         return pos[i];
@@ -316,6 +319,7 @@ public final class Lane {
      * The slot table: entry {@code i}'s part {@code p} is row {@code table[2 * i + p.ordinal()]} of its chain. The
      * lane's own array, to be read only, and valid until the lane next changes.
      */
+    @Override
     public int[] slotTable() {
         return slot;
     }
@@ -335,6 +339,7 @@ public final class Lane {
     }
 
     /** Rows per page of the lane's chains: slot {@code s} is row {@code s % rowsPerPage} of page {@code s / rowsPerPage}. */
+    @Override
     public int rowsPerPage() {
         return rowsPerPage;
     }
@@ -344,6 +349,7 @@ public final class Lane {
      * row {@code s} starts at byte {@code (s % rowsPerPage) * rowBytes} of page {@code s / rowsPerPage}, laid out as
      * its {@link RowCodec} says. Valid until the lane next changes.
      */
+    @Override
     public java.lang.foreign.MemorySegment[] rowPages(Part part) {
         if (n == 0) return new java.lang.foreign.MemorySegment[0];
         if (!(chains.get(chain[part.ordinal()]) instanceof RowChain rc)) throw new IllegalStateException(part + " of this lane are not in a row chain");

@@ -76,9 +76,7 @@ public final class Packing {
     /** Reads a row of {@code n} elements at precision {@code p} from {@code seg} into {@code dst[dstOff ..)}. */
     public static void readRow(Precision p, MemorySegment seg, long offset, float[] dst, int dstOff, int n) {
         switch (p) {
-            case F32 -> {
-                for (int i = 0; i < n; i++) dst[dstOff + i] = seg.get(FLOAT_LE, offset + 4L * i);
-            }
+            case F32 -> MemorySegment.copy(seg, FLOAT_LE, offset, dst, dstOff, n);
             case F16 -> {
                 for (int i = 0; i < n; i++) dst[dstOff + i] = getF16(seg, offset + 2L * i);
             }

@@ -126,4 +126,48 @@ class LaneTest {
             assertEquals(7, seen.size(), "f32, five per-token formats and one per-channel block: " + seen);
         }
     }
+
+    /**
+     * Rows of per-channel blocks (KIVI keys) read the same whichever block was read before (the block chain keeps the
+     * last block's decoded scales), and after a dead block is replaced by the last one.
+     */
+    @Test
+    void perChannelBlocksReadTheSameRowsInAnyOrderAndAfterABlockMoves() {
+        int d = 16, blocks = 4;
+        QuantSpec spec = new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 16);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 8);
+            Random r = new Random(11);
+            for (int i = 0; i < 16 * blocks; i++) lane.append(i, 0, row(r, d), 0, row(r, d), 0);
+            for (int b = 0; b < blocks; b++) {
+                int[] block = new int[16];
+                for (int t = 0; t < 16; t++) block[t] = b * 16 + t;
+                lane.packBlock(block, Lane.Part.KEYS, spec);
+            }
+            java.util.Map<Integer, float[]> byPosition = new java.util.HashMap<>();
+            for (int e = 0; e < lane.size(); e++) {
+                float[] k = new float[d];
+                lane.read(e, Lane.Part.KEYS, k, 0);
+                byPosition.put(lane.position(e), k);
+            }
+            // entries in an order that changes block at every read
+            float[] k = new float[d];
+            for (int i = 0; i < lane.size(); i++) {
+                int e = (i * 17) % lane.size();
+                lane.read(e, Lane.Part.KEYS, k, 0);
+                assertArrayEquals(byPosition.get(lane.position(e)), k, "entry " + e + " read out of order");
+            }
+            // block 1 dies whole: the last block moves into its place
+            java.util.BitSet keep = new java.util.BitSet();
+            keep.set(0, lane.size());
+            keep.clear(16, 32);
+            lane.read(16, Lane.Part.KEYS, k, 0); // block 1 read last before it goes
+            lane.retain(keep);
+            assertEquals(16 * (blocks - 1), lane.size());
+            for (int e = lane.size() - 1; e >= 0; e--) {
+                lane.read(e, Lane.Part.KEYS, k, 0);
+                assertArrayEquals(byPosition.get(lane.position(e)), k, "entry " + e + " (position " + lane.position(e) + ") after the move");
+            }
+        }
+    }
 }

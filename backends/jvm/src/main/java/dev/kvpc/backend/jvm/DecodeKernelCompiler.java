@@ -64,7 +64,7 @@ import static org.objectweb.asm.Opcodes.*;
 public final class DecodeKernelCompiler {
     private static final String PACKAGE = "dev/kvpc/backend/jvm/";
     private static final String ITF = Type.getInternalName(DecodeKernel.class);
-    private static final String LANE = Type.getInternalName(Lane.class);
+    private static final String ROWS = Type.getInternalName(dev.kvpc.runtime.lane.KernelRows.class);
     private static final String PART = Type.getInternalName(Lane.Part.class);
     private static final String SEG = "java/lang/foreign/MemorySegment";
     private static final String SEG_D = "L" + SEG + ";";
@@ -88,8 +88,8 @@ public final class DecodeKernelCompiler {
     private static final String OF_FLOAT_D = "Ljava/lang/foreign/ValueLayout$OfFloat;";
     private static final String OF_INT_D = "Ljava/lang/foreign/ValueLayout$OfInt;";
     private static final String OF_BYTE_D = "Ljava/lang/foreign/ValueLayout$OfByte;";
-    /** attend(Lane lane, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) */
-    private static final String ATTEND_D = "(L" + LANE + ";[FILjava/util/BitSet;[F[F)V";
+    /** attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) */
+    private static final String ATTEND_D = "(L" + ROWS + ";[FILjava/util/BitSet;[F[F)V";
 
     /** Largest group size compiled; larger groups stay on the runtime kernel. */
     public static final int MAX_GROUP = 16;
@@ -468,7 +468,7 @@ public final class DecodeKernelCompiler {
     private void attendBody() {
         // head dim check: a kernel is for one head dim
         m.visitVarInsn(ALOAD, LANE_ARG);
-        m.visitMethodInsn(INVOKEVIRTUAL, LANE, "headDim", "()I", false);
+        m.visitMethodInsn(INVOKEINTERFACE, ROWS, "headDim", "()I", true);
         push(d);
         Label ok = new Label();
         m.visitJumpInsn(IF_ICMPEQ, ok);
@@ -503,7 +503,7 @@ public final class DecodeKernelCompiler {
         for (var part : List.of("KEYS", "VALUES")) {
             m.visitVarInsn(ALOAD, LANE_ARG);
             m.visitFieldInsn(GETSTATIC, PART, part, "L" + PART + ";");
-            m.visitMethodInsn(INVOKEVIRTUAL, LANE, "rowPages", "(L" + PART + ";)[" + SEG_D, false);
+            m.visitMethodInsn(INVOKEINTERFACE, ROWS, "rowPages", "(L" + PART + ";)[" + SEG_D, true);
             m.visitVarInsn(ASTORE, part.equals("KEYS") ? kp : vp);
         }
         // lg = this.lg, grown to group * n
@@ -556,7 +556,7 @@ public final class DecodeKernelCompiler {
 
     private void laneCall(String method, String desc) {
         m.visitVarInsn(ALOAD, LANE_ARG);
-        m.visitMethodInsn(INVOKEVIRTUAL, LANE, method, desc, false);
+        m.visitMethodInsn(INVOKEINTERFACE, ROWS, method, desc, true);
     }
 
     /**
@@ -751,7 +751,7 @@ public final class DecodeKernelCompiler {
             m.visitLabel(noSet);
             m.visitVarInsn(ALOAD, LANE_ARG);
             m.visitVarInsn(ILOAD, j);
-            m.visitMethodInsn(INVOKEVIRTUAL, LANE, "position", "(I)I", false);
+            m.visitMethodInsn(INVOKEINTERFACE, ROWS, "position", "(I)I", true);
             m.visitVarInsn(ILOAD, QPOS);
             m.visitJumpInsn(IF_ICMPLE, live);
             m.visitLabel(masked);

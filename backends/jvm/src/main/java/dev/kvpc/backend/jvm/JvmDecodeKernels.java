@@ -20,6 +20,8 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
 
     private final boolean vector;
     private final Map<Key, DecodeKernelCompiler.Factory> classes = new ConcurrentHashMap<>();
+    /** f32 kernels for rows decoded into arrays: classes of their own (a hidden class is defined anew each time). */
+    private final Map<Key, DecodeKernelCompiler.Factory> denseClasses = new ConcurrentHashMap<>();
 
     /** Vector API kernels where the JVM has the module (what {@link java.util.ServiceLoader} makes). */
     public JvmDecodeKernels() {
@@ -33,6 +35,16 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
 
     @Override
     public DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values) {
+        return kernel(classes, headDim, group, keys, values);
+    }
+
+    @Override
+    public DecodeKernel denseKernel(int headDim, int group) {
+        QuantSpec f32 = QuantSpec.of(dev.kvpc.runtime.store.Precision.F32);
+        return kernel(denseClasses, headDim, group, f32, f32);
+    }
+
+    private DecodeKernel kernel(Map<Key, DecodeKernelCompiler.Factory> classes, int headDim, int group, QuantSpec keys, QuantSpec values) {
         if (!DecodeKernelCompiler.supports(headDim, group, keys, values)) return null;
         DecodeKernelCompiler.Factory f = classes.computeIfAbsent(new Key(headDim, group, keys, values), k -> {
             try {

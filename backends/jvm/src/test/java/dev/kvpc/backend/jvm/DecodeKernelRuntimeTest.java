@@ -6,6 +6,7 @@ import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.Sequence;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.engine.DecodeKernelProvider;
+import dev.kvpc.runtime.lane.DenseRows;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
@@ -121,6 +122,111 @@ class DecodeKernelRuntimeTest {
             // the prefill (30 positions) runs compiled on every lane, its lanes being of one format then; after it,
             // layers 0 and 1 run compiled at every decode step, and layer 2 mixes formats and stays on the runtime kernel
             assertEquals(LAYERS * KV_HEADS * 30 + laneSteps * 2 / 3, calls[0], "compiled kernel calls");
+        }
+    }
+
+    /**
+     * Lanes no kernel reads in place run the f32 kernel over their rows read for the step: layer 2's mixed formats
+     * under {@link TestPolicy}, and, in a model with RoPE, keys rotated by their slot ({@code positions cache}) in
+     * a window that drops its oldest entry past 12. The outputs are the runtime kernel's within the tolerance.
+     */
+    @Test
+    void lanesNoKernelReadsInPlaceRunTheF32KernelOverTheirRows() {
+        int[] dense = new int[1], inPlace = new int[1];
+        DecodeKernelProvider jvm = new JvmDecodeKernels();
+        DecodeKernelProvider counting = new DecodeKernelProvider() {
+            @Override
+            public DecodeKernel kernel(int d, int g, QuantSpec k, QuantSpec v) {
+                DecodeKernel kernel = jvm.kernel(d, g, k, v);
+                return kernel == null ? null : (rows, q, qpos, attend, out, colSums) -> {
+                    inPlace[0]++;
+                    kernel.attend(rows, q, qpos, attend, out, colSums);
+                };
+            }
+
+            @Override
+            public DecodeKernel denseKernel(int d, int g) {
+                DecodeKernel kernel = jvm.denseKernel(d, g);
+                return (rows, q, qpos, attend, out, colSums) -> {
+                    assertInstanceOf(DenseRows.class, rows);
+                    dense[0]++;
+                    kernel.attend(rows, q, qpos, attend, out, colSums);
+                };
+            }
+        };
+        PolicyRunner window = new PolicyRunner() {
+            @Override
+            public int laneClass(int layer, int kvHead) {
+                return 0;
+            }
+
+            @Override
+            public boolean perLayer(int laneClass) {
+                return true;
+            }
+
+            @Override
+            public boolean cachePositions(int laneClass) {
+                return true;
+            }
+
+            @Override
+            public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
+                return new Event() {
+                    @Override
+                    public BitSet[] attendSets() {
+                        return null;
+                    }
+
+                    @Override
+                    public void finish() {
+                        for (Lane lane : lanes) {
+                            if (lane.size() <= 12) continue;
+                            BitSet keep = new BitSet();
+                            keep.set(0, lane.size());
+                            keep.clear(2);
+                            lane.retain(keep);
+                        }
+                    }
+                };
+            }
+        };
+        record Case(String name, ModelSpec model, PolicyRunner policy, int denseCalls) {}
+        ModelSpec plainModel = new ModelSpec(LAYERS, HEADS, KV_HEADS, D, Precision.F32);
+        ModelSpec ropeModel = new ModelSpec(LAYERS, HEADS, KV_HEADS, D, Precision.F32, new dev.kvpc.runtime.Rope(10000));
+        // layer 2's lanes after the prefill (40 decode steps); every lane at every position with positions cache
+        for (Case c : List.of(new Case("mixed formats", plainModel, new TestPolicy(), 40 * KV_HEADS),
+                new Case("positions cache", ropeModel, window, LAYERS * KV_HEADS * (30 + 40)))) {
+            dense[0] = 0;
+            inPlace[0] = 0;
+            try (PagePool pool = new PagePool()) {
+                KvRuntime plain = new KvRuntime(c.model(), c.policy(), pool, 8, DecodeKernelProvider.NONE);
+                KvRuntime compiled = plain.withDecodeKernels(counting);
+                Random r = new Random(9);
+                try (Sequence a = plain.newSequence(); Sequence b = compiled.newSequence()) {
+                    for (int step = 0; step < 41; step++) {
+                        int tokens = step == 0 ? 30 : 1;
+                        if (step == 0) {
+                            a.beginPrefill(tokens);
+                            b.beginPrefill(tokens);
+                        } else {
+                            a.beginDecode();
+                            b.beginDecode();
+                        }
+                        for (int layer = 0; layer < LAYERS; layer++) {
+                            float[] k = gaussian(r, tokens * KV_HEADS * D), v = gaussian(r, tokens * KV_HEADS * D), q = gaussian(r, tokens * HEADS * D);
+                            a.append(layer, k, v);
+                            b.append(layer, k.clone(), v.clone());
+                            float[] outA = new float[q.length], outB = new float[q.length];
+                            a.attend(layer, q, outA);
+                            b.attend(layer, q.clone(), outB);
+                            DecodeKernelCompilerTest.assertClose(outA, outB, D, c.name() + ", step " + step + " layer " + layer);
+                        }
+                    }
+                }
+            }
+            assertEquals(c.denseCalls(), dense[0], c.name() + ": f32 kernel calls over rows read for the step");
+            if (c.policy() == window) assertEquals(0, inPlace[0], "no lane with keys rotated by slot is read in place");
         }
     }
 
