@@ -95,33 +95,11 @@ class DecodeKernelRuntimeTest {
         try (PagePool pool = new PagePool()) {
             KvRuntime plain = new KvRuntime(model, new TestPolicy(), pool, 8, DecodeKernelProvider.NONE);
             KvRuntime compiled = plain.withDecodeKernels(counting);
-            Random r = new Random(5);
-            int laneSteps = 0;
-            try (Sequence a = plain.newSequence(); Sequence b = compiled.newSequence()) {
-                for (int step = 0; step < 41; step++) {
-                    int tokens = step == 0 ? 30 : 1;
-                    if (step == 0) {
-                        a.beginPrefill(tokens);
-                        b.beginPrefill(tokens);
-                    } else {
-                        a.beginDecode();
-                        b.beginDecode();
-                    }
-                    for (int layer = 0; layer < LAYERS; layer++) {
-                        float[] k = gaussian(r, tokens * KV_HEADS * D), v = gaussian(r, tokens * KV_HEADS * D), q = gaussian(r, tokens * HEADS * D);
-                        a.append(layer, k, v);
-                        b.append(layer, k.clone(), v.clone());
-                        float[] outA = new float[q.length], outB = new float[q.length];
-                        a.attend(layer, q, outA);
-                        b.attend(layer, q.clone(), outB);
-                        DecodeKernelCompilerTest.assertClose(outA, outB, D, "step " + step + " layer " + layer);
-                        if (step > 0) laneSteps += KV_HEADS;
-                    }
-                }
-            }
+            sideBySide(plain, compiled, 5, "");
+            int laneSteps = DECODE_STEPS * LAYERS * KV_HEADS;
             // the prefill (30 positions) runs compiled on every lane, its lanes being of one format then; after it,
             // layers 0 and 1 run compiled at every decode step, and layer 2 mixes formats and stays on the runtime kernel
-            assertEquals(LAYERS * KV_HEADS * 30 + laneSteps * 2 / 3, calls[0], "compiled kernel calls");
+            assertEquals(LAYERS * KV_HEADS * PROMPT + laneSteps * 2 / 3, calls[0], "compiled kernel calls");
         }
     }
 
@@ -195,38 +173,48 @@ class DecodeKernelRuntimeTest {
         ModelSpec plainModel = new ModelSpec(LAYERS, HEADS, KV_HEADS, D, Precision.F32);
         ModelSpec ropeModel = new ModelSpec(LAYERS, HEADS, KV_HEADS, D, Precision.F32, new dev.kvpc.runtime.Rope(10000));
         // layer 2's lanes after the prefill (40 decode steps); every lane at every position with positions cache
-        for (Case c : List.of(new Case("mixed formats", plainModel, new TestPolicy(), 40 * KV_HEADS),
-                new Case("positions cache", ropeModel, window, LAYERS * KV_HEADS * (30 + 40)))) {
+        for (Case c : List.of(new Case("mixed formats", plainModel, new TestPolicy(), DECODE_STEPS * KV_HEADS),
+                new Case("positions cache", ropeModel, window, LAYERS * KV_HEADS * (PROMPT + DECODE_STEPS)))) {
             dense[0] = 0;
             inPlace[0] = 0;
             try (PagePool pool = new PagePool()) {
                 KvRuntime plain = new KvRuntime(c.model(), c.policy(), pool, 8, DecodeKernelProvider.NONE);
                 KvRuntime compiled = plain.withDecodeKernels(counting);
-                Random r = new Random(9);
-                try (Sequence a = plain.newSequence(); Sequence b = compiled.newSequence()) {
-                    for (int step = 0; step < 41; step++) {
-                        int tokens = step == 0 ? 30 : 1;
-                        if (step == 0) {
-                            a.beginPrefill(tokens);
-                            b.beginPrefill(tokens);
-                        } else {
-                            a.beginDecode();
-                            b.beginDecode();
-                        }
-                        for (int layer = 0; layer < LAYERS; layer++) {
-                            float[] k = gaussian(r, tokens * KV_HEADS * D), v = gaussian(r, tokens * KV_HEADS * D), q = gaussian(r, tokens * HEADS * D);
-                            a.append(layer, k, v);
-                            b.append(layer, k.clone(), v.clone());
-                            float[] outA = new float[q.length], outB = new float[q.length];
-                            a.attend(layer, q, outA);
-                            b.attend(layer, q.clone(), outB);
-                            DecodeKernelCompilerTest.assertClose(outA, outB, D, c.name() + ", step " + step + " layer " + layer);
-                        }
-                    }
-                }
+                sideBySide(plain, compiled, 9, c.name() + ", ");
             }
             assertEquals(c.denseCalls(), dense[0], c.name() + ": f32 kernel calls over rows read for the step");
             if (c.policy() == window) assertEquals(0, inPlace[0], "no lane with keys rotated by slot is read in place");
+        }
+    }
+
+    static final int PROMPT = 30, DECODE_STEPS = 40;
+
+    /**
+     * A prefill of {@value #PROMPT} tokens and {@value #DECODE_STEPS} decode steps of random keys, values and queries
+     * on a sequence of each runtime; every layer's outputs of the two agree within the tolerance.
+     */
+    static void sideBySide(KvRuntime plain, KvRuntime compiled, long seed, String label) {
+        Random r = new Random(seed);
+        try (Sequence a = plain.newSequence(); Sequence b = compiled.newSequence()) {
+            for (int step = 0; step <= DECODE_STEPS; step++) {
+                int tokens = step == 0 ? PROMPT : 1;
+                if (step == 0) {
+                    a.beginPrefill(tokens);
+                    b.beginPrefill(tokens);
+                } else {
+                    a.beginDecode();
+                    b.beginDecode();
+                }
+                for (int layer = 0; layer < LAYERS; layer++) {
+                    float[] k = gaussian(r, tokens * KV_HEADS * D), v = gaussian(r, tokens * KV_HEADS * D), q = gaussian(r, tokens * HEADS * D);
+                    a.append(layer, k, v);
+                    b.append(layer, k.clone(), v.clone());
+                    float[] outA = new float[q.length], outB = new float[q.length];
+                    a.attend(layer, q, outA);
+                    b.attend(layer, q.clone(), outB);
+                    DecodeKernelCompilerTest.assertClose(outA, outB, D, label + "step " + step + " layer " + layer);
+                }
+            }
         }
     }
 
