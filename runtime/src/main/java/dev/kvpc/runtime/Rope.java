@@ -75,12 +75,19 @@ public record Rope(double theta, double factor, float[] freqFactors) {
             this.d = d;
         }
 
-        /** The table last asked for: a host rotates with one RoPE and head size, so most lookups end here. */
-        private static volatile Table recent;
+        /**
+         * What each thread last asked for, by the instance it asked with: a thread rotates with one RoPE and head
+         * size, so most lookups end here. The instance, not the table's own: tables are shared by value, and a RoPE
+         * equal to the one that made a table (another model's, another row's of an eval) must find it here too. Per
+         * thread, since threads running models of their own would otherwise take turns replacing one shared entry.
+         */
+        private record Recent(Rope rope, int d, Table table) {}
+
+        private static final ThreadLocal<Recent> RECENT = new ThreadLocal<>();
 
         static Table of(Rope rope, int d) {
-            Table last = recent;
-            if (last != null && last.rope == rope && last.d == d) return last;
+            Recent last = RECENT.get();
+            if (last != null && last.rope == rope && last.d == d) return last.table;
             // else by value: the record's hash reads its frequency factors, too much to pay for every key rotated
             Table[] byD = TABLES.computeIfAbsent(rope, r -> new Table[1025]);
             if (d <= 0 || d >= byD.length) return new Table(rope, d);
@@ -91,7 +98,7 @@ public record Rope(double theta, double factor, float[] freqFactors) {
                     t = byD[d];
                 }
             }
-            recent = t;
+            RECENT.set(new Recent(rope, d, t));
             return t;
         }
 

@@ -183,9 +183,8 @@ public final class Sequence implements AutoCloseable {
         if (dense == null) dense = new DenseRows(d);
         DenseRows r = dense.reset(n);
         float[] k = r.keys(), v = r.values();
-        int[] pos = r.positions();
+        lane.copyPositions(r.positions());
         for (int j = 0; j < n; j++) {
-            pos[j] = lane.position(j);
             if (attend != null && !attend.get(j)) continue;
             lane.read(j, Lane.Part.KEYS, k, j * d);
             if (bySlot) model.rope().rotate(k, j * d, d, j);

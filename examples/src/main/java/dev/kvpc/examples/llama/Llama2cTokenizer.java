@@ -124,11 +124,16 @@ public final class Llama2cTokenizer implements Tokenizer {
         return pieces[id];
     }
 
-    /** The id of the piece made of {@code a}'s and {@code b}'s bytes, or -1. */
+    /** The id of the piece made of {@code a}'s and {@code b}'s bytes, or -1; remembered by pair. */
     private int merged(int a, int b) {
-        Integer id = index.get(new String(pieces[a], StandardCharsets.ISO_8859_1) + new String(pieces[b], StandardCharsets.ISO_8859_1));
-        return id == null ? -1 : id;
+        return mergedPairs.computeIfAbsent((long) a << 32 | b, k -> {
+            Integer id = index.get(new String(pieces[a], StandardCharsets.ISO_8859_1) + new String(pieces[b], StandardCharsets.ISO_8859_1));
+            return id == null ? -1 : id;
+        });
     }
+
+    /** {@link #merged} by pair of ids ({@code a << 32 | b}): encoding a text asks for the same pairs again and again. */
+    private final java.util.concurrent.ConcurrentHashMap<Long, Integer> mergedPairs = new java.util.concurrent.ConcurrentHashMap<>();
 
     @Override
     public int size() {

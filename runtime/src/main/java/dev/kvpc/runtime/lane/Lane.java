@@ -67,6 +67,11 @@ public final class Lane implements KernelRows {
         return pos[i];
     }
 
+    /** Copies the entries' positions, in entry order, to {@code dst[0 .. size())}. */
+    public void copyPositions(int[] dst) {
+        System.arraycopy(pos, 0, dst, 0, n);
+    }
+
     public int addedAtStep(int i) {
         check(i);
         return step[i];

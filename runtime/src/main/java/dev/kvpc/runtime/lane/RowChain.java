@@ -67,12 +67,17 @@ final class RowChain implements RowStore {
         return pages.size() * rowBytes * rowsPerPage;
     }
 
-    /** The segments of the pages held, in order (a new array). */
+    /** The segments of the pages held, in order; the same array until pages are added or dropped (read only). */
     MemorySegment[] pageSegments() {
-        MemorySegment[] s = new MemorySegment[pages.size()];
+        MemorySegment[] s = segments;
+        if (s != null) return s;
+        s = new MemorySegment[pages.size()];
         for (int i = 0; i < s.length; i++) s[i] = pages.get(i).segment();
-        return s;
+        return segments = s;
     }
+
+    /** The pages' segments as {@link #pageSegments} last made them; null when pages were added or dropped since. */
+    private MemorySegment[] segments;
 
     private MemorySegment seg(int slot) {
         return pages.get(slot / rowsPerPage).segment();
@@ -84,7 +89,10 @@ final class RowChain implements RowStore {
 
     /** Stores a row; returns its slot. */
     int add(float[] row, int rowOff) {
-        if (size == pages.size() * rowsPerPage) pages.add(pool.acquire(rowBytes * rowsPerPage));
+        if (size == pages.size() * rowsPerPage) {
+            pages.add(pool.acquire(rowBytes * rowsPerPage));
+            segments = null;
+        }
         int slot = size++;
         codec.write(row, rowOff, seg(slot), off(slot));
         return slot;
@@ -101,7 +109,10 @@ final class RowChain implements RowStore {
         }
         size--;
         int needed = (size + rowsPerPage - 1) / rowsPerPage;
-        while (pages.size() > needed) pool.release(pages.removeLast());
+        while (pages.size() > needed) {
+            pool.release(pages.removeLast());
+            segments = null;
+        }
     }
 
     @Override
@@ -136,6 +147,7 @@ final class RowChain implements RowStore {
     public void clear() {
         for (PagePool.Page p : pages) pool.release(p);
         pages.clear();
+        segments = null;
         size = 0;
     }
 }

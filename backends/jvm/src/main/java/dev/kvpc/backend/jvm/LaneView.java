@@ -836,17 +836,12 @@ final class LaneView implements LaneContext {
         BitSet[] out = new BitSet[es.lanes.size()];
         for (int li = 0; li < out.length; li++) {
             Lane l = es.lanes.get(li);
-            BitSet reg = new BitSet();
-            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) reg.set(j);
-            int total = reg.cardinality();
+            // the regular entries are 0 .. total-1: a lane's compensation entry, if any, is its last
+            int size = l.size(), total = size > 0 && l.isCompensation(size - 1) ? size - 1 : size;
             int n = (int) Math.max(0, Math.min(count, total));
-            out[li] = new BitSet();
-            int seen = 0;
-            for (int i = reg.nextSetBit(0); i >= 0; i = reg.nextSetBit(i + 1)) {
-                boolean take = last ? seen >= total - n : seen < n;
-                if (take) out[li].set(i);
-                seen++;
-            }
+            out[li] = new BitSet(size);
+            if (last) out[li].set(total - n, total);
+            else out[li].set(0, n);
         }
         return sel(Axis.TOKEN, out, false);
     }
