@@ -67,6 +67,11 @@ public final class DenseRows implements KernelRows {
     }
 
     @Override
+    public int[] positionTable() {
+        return positions;
+    }
+
+    @Override
     public int[] slotTable() {
         return slots;
     }

@@ -16,6 +16,12 @@ public interface KernelRows {
     /** Entry {@code i}'s text position (-1 for a compensation entry). */
     int position(int i);
 
+    /**
+     * Entry {@code i}'s position is {@code table[i]} for {@code i < size()} (what {@link #position} answers, without
+     * a call per entry); read only, and valid until the rows next change.
+     */
+    int[] positionTable();
+
     /** Entry {@code i}'s part {@code p} is row {@code table[2 * i + p.ordinal()]} of that part's pages; read only. */
     int[] slotTable();
 

@@ -67,6 +67,12 @@ public final class Lane implements KernelRows {
         return pos[i];
     }
 
+    /** The lane's own positions array (entry i's at i, -1 for the compensation entry): read only. */
+    @Override
+    public int[] positionTable() {
+        return pos;
+    }
+
     /** Copies the entries' positions, in entry order, to {@code dst[0 .. size())}. */
     public void copyPositions(int[] dst) {
         System.arraycopy(pos, 0, dst, 0, n);

@@ -463,7 +463,7 @@ public final class DecodeKernelCompiler {
         else m.visitLdcInsn(v);
     }
 
-    private int n, slots, rpp, kp, vp, lg, qx, acc, j, s, seg, off;
+    private int n, slots, positions, rpp, kp, vp, lg, qx, acc, j, s, seg, off;
 
     private void attendBody() {
         // head dim check: a kernel is for one head dim
@@ -481,6 +481,7 @@ public final class DecodeKernelCompiler {
 
         n = local(1);
         slots = local(1);
+        positions = local(1);
         rpp = local(1);
         kp = local(1);
         vp = local(1);
@@ -498,6 +499,8 @@ public final class DecodeKernelCompiler {
         m.visitVarInsn(ISTORE, n);
         laneCall("slotTable", "()[I");
         m.visitVarInsn(ASTORE, slots);
+        laneCall("positionTable", "()[I");
+        m.visitVarInsn(ASTORE, positions);
         laneCall("rowsPerPage", "()I");
         m.visitVarInsn(ISTORE, rpp);
         for (var part : List.of("KEYS", "VALUES")) {
@@ -749,9 +752,9 @@ public final class DecodeKernelCompiler {
             m.visitMethodInsn(INVOKEVIRTUAL, "java/util/BitSet", "get", "(I)Z", false);
             m.visitJumpInsn(IFEQ, masked);
             m.visitLabel(noSet);
-            m.visitVarInsn(ALOAD, LANE_ARG);
+            m.visitVarInsn(ALOAD, positions);
             m.visitVarInsn(ILOAD, j);
-            m.visitMethodInsn(INVOKEINTERFACE, ROWS, "position", "(I)I", true);
+            m.visitInsn(IALOAD);
             m.visitVarInsn(ILOAD, QPOS);
             m.visitJumpInsn(IF_ICMPLE, live);
             m.visitLabel(masked);
