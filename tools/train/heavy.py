@@ -8,7 +8,8 @@ attention on the BOS; the accumulated attention of the key's digit tokens (media
 of the last heavy hitter it keeps: budget x (1 - recent) of the entries before the recent part); the share of the
 digits' entries H2O keeps; the share it would keep scoring with the last 32 queries only (SnapKV's window, which holds
 the question; no pooling); and the share of the kept heavy hitters that are punctuation. Run with the system Python
-that has torch (tools/train/run.sh heavy [--context N] [--budget F] [--recent F] [--documents N]). Writes nothing."""
+that has torch (tools/train/run.sh heavy [--context N] [--budget F] [--recent F] [--documents N]
+[--checkpoint FILE]). Writes nothing."""
 import argparse
 import os
 import random
@@ -33,9 +34,10 @@ def main(argv=()):
     ap.add_argument("--recent", type=float, default=0.5, metavar="F", help="H2O's recent share of the budget (default 0.5, the stdlib's)")
     ap.add_argument("--documents", type=int, default=24, metavar="N", help="pass-key documents (default 24)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the documents (default 1)")
+    ap.add_argument("--checkpoint", default=None, metavar="FILE", help="a checkpoint file of train.py (default: the work folder's latest)")
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("KVPC_TRAIN_THREADS", "2")))
-    model, state = sinks.load_latest(torch)
+    model, state = sinks.load_latest(torch, args.checkpoint)
     bos = state.get("bos")
     tok = train.Tokenizer()
     text = (Path(__file__).resolve().parents[2] / "models" / "kvpc-tiny" / "heldout.txt").read_text()

@@ -57,9 +57,9 @@ def main(argv=()):
                   f"({math.exp(w - full):.3f}x); window and the first 4 {math.exp(s):.2f} ({math.exp(s - full):.3f}x)")
 
 
-def load_latest(torch):
-    """The latest checkpoint's model, in eval mode, and its training state."""
-    saved = torch.load(train.latest_checkpoint(), map_location="cpu")
+def load_latest(torch, path=None):
+    """The model of checkpoint `path` (default: the latest), in eval mode, and its training state."""
+    saved = torch.load(path or train.latest_checkpoint(), map_location="cpu")
     model = train.build_model()
     model.load_state_dict(saved["model"])
     model.eval()
