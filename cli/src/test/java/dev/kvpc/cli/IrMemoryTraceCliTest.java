@@ -75,11 +75,11 @@ class IrMemoryTraceCliTest {
 
     @Test
     void aValueGivenWithParamIsCheckedInPlaceOfTheDefault() {
-        // kivi's default group of 32 channels does not divide heads of 16; --param group=16 does
-        String shape = "layers=2,heads=4,kv-heads=2,head-dim=16";
+        // kivi's default group of 32 channels does not divide heads of 48; --param group=16 does
+        String shape = "layers=2,heads=4,kv-heads=2,head-dim=48";
         CliRunner defaults = CliRunner.run("memory", stdlib("kivi"), "--context", "256", "--model", shape);
         assertEquals(Main.INVALID, defaults.code());
-        assertTrue(defaults.err().contains("error[E501]: group(32) does not divide the head dimension 16"), defaults.err());
+        assertTrue(defaults.err().contains("error[E501]: group(32) does not divide the head dimension 48"), defaults.err());
         for (String command : new String[] {"memory", "ir", "compile"}) {
             java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of(command, stdlib("kivi"), "--model", shape, "--param", "group=16"));
             if (command.equals("memory")) args.addAll(java.util.List.of("--context", "256"));
@@ -99,7 +99,7 @@ class IrMemoryTraceCliTest {
         // a given value is still checked: 16 channels in groups of 5 do not divide
         CliRunner bad = CliRunner.run("memory", stdlib("kivi"), "--context", "256", "--model", shape, "--param", "group=5");
         assertEquals(Main.INVALID, bad.code());
-        assertTrue(bad.err().contains("error[E501]: group(5) does not divide the head dimension 16"), bad.err());
+        assertTrue(bad.err().contains("error[E501]: group(5) does not divide the head dimension 48"), bad.err());
     }
 
     @Test

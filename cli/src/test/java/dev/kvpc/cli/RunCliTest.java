@@ -85,15 +85,27 @@ class RunCliTest {
     }
 
     @Test
-    void aPolicyWhoseDefaultDoesNotFitRunsWithAValueThatDoes() {
-        // kivi groups 32 channels by default; kvpc-tiny's heads have 16
-        String model = CliRunner.root().resolve("models/kvpc-tiny").toString(), kivi = CliRunner.root().resolve("stdlib-policies/kivi.kvp").toString();
-        CliRunner defaults = CliRunner.run("run", "--model", model, "--policy", kivi, "--prompt", "The whale", "-n", "20");
+    void aPolicyWhoseDefaultDoesNotFitRunsWithAValueThatDoes(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        // groups of 32 channels by default; kvpc-tiny's heads have 16
+        Path policy = dir.resolve("groups.kvp");
+        Files.writeString(policy, "policy groups(g: int = 32) {\n    store values as int4 per token group(g)\n}\n");
+        String model = CliRunner.root().resolve("models/kvpc-tiny").toString();
+        CliRunner defaults = CliRunner.run("run", "--model", model, "--policy", policy.toString(), "--prompt", "The whale", "-n", "20");
         assertEquals(Main.INVALID, defaults.code());
         assertTrue(defaults.err().contains("group(32) does not divide the head dimension 16"), defaults.err());
-        CliRunner given = CliRunner.run("run", "--model", model, "--policy", kivi, "--param", "group=16", "--param", "residual=8", "--prompt", "The whale", "-n", "20");
+        CliRunner given = CliRunner.run("run", "--model", model, "--policy", policy.toString(), "--param", "g=16", "--prompt", "The whale", "-n", "20");
         assertEquals(0, given.code(), given.err());
         assertTrue(given.out().startsWith("The whale"), given.out());
+    }
+
+    @Test
+    void theStdlibKiviRunsOnTheEmbeddedModelAsItIs() {
+        // value groups of min(group, head_dim): 16 channels on kvpc-tiny, whose heads are narrower than the default 32
+        String model = CliRunner.root().resolve("models/kvpc-tiny").toString(), kivi = CliRunner.root().resolve("stdlib-policies/kivi.kvp").toString();
+        CliRunner run = CliRunner.run("run", "--model", model, "--policy", kivi, "--param", "residual=8", "--prompt", "The whale", "-n", "40");
+        assertEquals(0, run.code(), run.err());
+        assertTrue(run.out().startsWith("The whale"), run.out());
+        assertTrue(run.err().contains("40 positions in "), run.err());
     }
 
     @Test
