@@ -62,11 +62,6 @@ public final class DenseRows implements KernelRows {
     }
 
     @Override
-    public int position(int i) {
-        return positions[i];
-    }
-
-    @Override
     public int[] positionTable() {
         return positions;
     }

@@ -13,12 +13,9 @@ public interface KernelRows {
     /** Entries. */
     int size();
 
-    /** Entry {@code i}'s text position (-1 for a compensation entry). */
-    int position(int i);
-
     /**
-     * Entry {@code i}'s position is {@code table[i]} for {@code i < size()} (what {@link #position} answers, without
-     * a call per entry); read only, and valid until the rows next change.
+     * Entry {@code i}'s text position is {@code table[i]} for {@code i < size()} (-1 for a compensation entry); read
+     * only, and valid until the rows next change.
      */
     int[] positionTable();
 

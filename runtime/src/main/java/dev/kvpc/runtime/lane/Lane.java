@@ -61,7 +61,6 @@ public final class Lane implements KernelRows {
         return host;
     }
 
-    @Override
     public int position(int i) {
         check(i);
         return pos[i];

@@ -339,7 +339,7 @@ public final class DecodeKernelCompiler {
 
     // ------------------------------------------------------------------------------------------------ emission
 
-    private static final int THIS = 0, LANE_ARG = 1, Q = 2, QPOS = 3, ATTEND = 4, OUT = 5, COLSUMS = 6;
+    private static final int THIS = 0, ROWS_ARG = 1, Q = 2, QPOS = 3, ATTEND = 4, OUT = 5, COLSUMS = 6;
 
     /** Local variable slots of the attend method. */
     private int next = 7;
@@ -467,7 +467,7 @@ public final class DecodeKernelCompiler {
 
     private void attendBody() {
         // head dim check: a kernel is for one head dim
-        m.visitVarInsn(ALOAD, LANE_ARG);
+        m.visitVarInsn(ALOAD, ROWS_ARG);
         m.visitMethodInsn(INVOKEINTERFACE, ROWS, "headDim", "()I", true);
         push(d);
         Label ok = new Label();
@@ -495,16 +495,16 @@ public final class DecodeKernelCompiler {
         s = local(1);
         seg = local(1);
         off = local(2);
-        laneCall("size", "()I");
+        rowsCall("size", "()I");
         m.visitVarInsn(ISTORE, n);
-        laneCall("slotTable", "()[I");
+        rowsCall("slotTable", "()[I");
         m.visitVarInsn(ASTORE, slots);
-        laneCall("positionTable", "()[I");
+        rowsCall("positionTable", "()[I");
         m.visitVarInsn(ASTORE, positions);
-        laneCall("rowsPerPage", "()I");
+        rowsCall("rowsPerPage", "()I");
         m.visitVarInsn(ISTORE, rpp);
         for (var part : List.of("KEYS", "VALUES")) {
-            m.visitVarInsn(ALOAD, LANE_ARG);
+            m.visitVarInsn(ALOAD, ROWS_ARG);
             m.visitFieldInsn(GETSTATIC, PART, part, "L" + PART + ";");
             m.visitMethodInsn(INVOKEINTERFACE, ROWS, "rowPages", "(L" + PART + ";)[" + SEG_D, true);
             m.visitVarInsn(ASTORE, part.equals("KEYS") ? kp : vp);
@@ -557,8 +557,8 @@ public final class DecodeKernelCompiler {
         m.visitInsn(RETURN);
     }
 
-    private void laneCall(String method, String desc) {
-        m.visitVarInsn(ALOAD, LANE_ARG);
+    private void rowsCall(String method, String desc) {
+        m.visitVarInsn(ALOAD, ROWS_ARG);
         m.visitMethodInsn(INVOKEINTERFACE, ROWS, method, desc, true);
     }
 
