@@ -4,7 +4,7 @@ import dev.kvpc.runtime.engine.AttentionKernel;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.engine.DecodeKernelProvider;
 import dev.kvpc.runtime.engine.DecodeKernels;
-import dev.kvpc.runtime.lane.DenseRows;
+import dev.kvpc.runtime.engine.DenseRows;
 import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
@@ -143,7 +143,8 @@ public final class Sequence implements AutoCloseable {
                 if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
                     // no kernel reads this lane in place (keys rotated by slot, KIVI's blocks, formats mixed or not
                     // compiled): its rows, read once for the step as the runtime kernel reads them, go to the f32 kernel
-                    rows = denseRows(lane, a, cache);
+                    if (dense == null) dense = new DenseRows(d);
+                    rows = dense.read(lane, a, cache ? model.rope() : null, true);
                 }
                 if (dk != null && tokens == 1) {
                     dk.attend(rows, qLane, positions[0], a, outLane, colSums);
@@ -172,26 +173,6 @@ public final class Sequence implements AutoCloseable {
     private float[] qOne, outOne;
     /** A lane's rows as one step reads them, for the f32 kernel (reused). */
     private DenseRows dense;
-
-    /**
-     * The lane's entries with their positions, and the key and value rows of those in {@code attend} (null: all)
-     * read as f32 (dequantised as {@link Lane#read} does), keys rotated by their slot when {@code bySlot}, as
-     * {@link AttentionKernel} reads them for a step.
-     */
-    private DenseRows denseRows(Lane lane, BitSet attend, boolean bySlot) {
-        int n = lane.size(), d = lane.headDim();
-        if (dense == null) dense = new DenseRows(d);
-        DenseRows r = dense.reset(n);
-        float[] k = r.keys(), v = r.values();
-        lane.copyPositions(r.positions());
-        for (int j = 0; j < n; j++) {
-            if (attend != null && !attend.get(j)) continue;
-            lane.read(j, Lane.Part.KEYS, k, j * d);
-            if (bySlot) model.rope().rotate(k, j * d, d, j);
-            lane.read(j, Lane.Part.VALUES, v, j * d);
-        }
-        return r;
-    }
 
     /** The index (cache slot) of the entry at text position {@code pos}. */
     private static int slotOf(Lane lane, int pos) {

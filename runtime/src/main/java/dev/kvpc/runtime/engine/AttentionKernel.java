@@ -14,10 +14,8 @@ import java.util.BitSet;
 public final class AttentionKernel {
     private float[] logits = new float[64];
     private float[][] keys = new float[0][];
-    /** Keys rotated by slot for the current step, {@code n x d} (positions cache). */
-    private float[] keyRow;
-    /** Float value rows of the lane, entry by entry, for a step whose values are read by several query rows. */
-    private float[] valueRow;
+    /** The lane's rows read for the current step: keys rotated by slot (positions cache), or keys and values read by several query rows. */
+    private DenseRows rows;
 
     /**
      * @param q        queries, {@code queries x group x headDim}, row-major
@@ -50,29 +48,20 @@ public final class AttentionKernel {
             return;
         }
         int n = lane.size(), d = lane.headDim();
-        if (slotRope != null) {
-            // keys rotated by their slot once per step (a key's rotation depends on its slot only), not per query
-            keyRow = atLeast(keyRow, n * d);
-            for (int j = 0; j < n; j++) {
-                if (attend != null && !attend.get(j)) continue;
-                lane.read(j, Lane.Part.KEYS, keyRow, j * d);
-                slotRope.rotate(keyRow, j * d, d, j);
-            }
-        }
         logits = atLeast(logits, n);
-        // values read (dequantised) once per step into one array when more than one query row reads them (a prefill,
+        // keys rotated by their slot once per step (a key's rotation depends on its slot only), not per query.
+        // Values read (dequantised) once per step into one array when more than one query row reads them (a prefill,
         // or a group of heads): a lane's axpy is the product with the row read, bit for bit (Lane.axpyValue), so the
-        // sums are the same, without decoding a row again for every query row
+        // sums are the same, without decoding a row again for every query row; keys likewise (Lane.dotKey is
+        // Lane.dot4 of the row read)
         boolean gather = qpos.length * group > 1;
-        // keys likewise (those kept by position; slot-rotated ones are read above): Lane.dotKey is Lane.dot4 of the row
         boolean gatherKeys = gather && slotRope == null;
-        if (gatherKeys) {
-            keyRow = atLeast(keyRow, n * d);
-            for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.KEYS, keyRow, j * d);
-        }
-        if (gather) {
-            valueRow = atLeast(valueRow, n * d);
-            for (int j = 0; j < n; j++) if (attend == null || attend.get(j)) lane.read(j, Lane.Part.VALUES, valueRow, j * d);
+        float[] keyRow = null, valueRow = null;
+        if (slotRope != null || gather) {
+            if (rows == null || rows.headDim() != d) rows = new DenseRows(d);
+            rows.read(lane, attend, slotRope, gather);
+            keyRow = rows.keys();
+            valueRow = rows.values();
         }
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int qi = 0; qi < qpos.length; qi++) {

@@ -15,7 +15,7 @@ import java.util.BitSet;
  *
  * <p>The caller must have checked that the lane's keys and values are each in one row chain of the kernel's formats
  * ({@link Lane#rowFormat}); {@link DecodeKernels} does. A kernel for f32 keys and values also runs over
- * {@link dev.kvpc.runtime.lane.DenseRows}: a lane's rows decoded or rotated into arrays for the step. Instances keep
+ * {@link dev.kvpc.runtime.engine.DenseRows}: a lane's rows decoded or rotated into arrays for the step. Instances keep
  * scratch buffers: one per thread.
  */
 public interface DecodeKernel {

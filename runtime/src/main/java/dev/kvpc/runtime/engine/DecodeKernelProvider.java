@@ -21,7 +21,7 @@ public interface DecodeKernelProvider {
     DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values);
 
     /**
-     * A new kernel for f32 keys and values that the runtime runs over {@link dev.kvpc.runtime.lane.DenseRows} (rows
+     * A new kernel for f32 keys and values that the runtime runs over {@link dev.kvpc.runtime.engine.DenseRows} (rows
      * a step has decoded into arrays, or rotated by slot), or null when this provider has none; by default null. A
      * provider may return a kernel of its own class for it, so that the JIT's profile of array-backed rows stays apart
      * from that of lanes read in place.

@@ -40,7 +40,7 @@ public final class DecodeKernels {
     }
 
     /**
-     * The provider's kernel over {@link dev.kvpc.runtime.lane.DenseRows} for this head dimension and group, or null
+     * The provider's kernel over {@link dev.kvpc.runtime.engine.DenseRows} for this head dimension and group, or null
      * (remembered too).
      */
     public DecodeKernel dense(int headDim, int group) {

@@ -5,7 +5,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * What a compiled decode kernel ({@link dev.kvpc.runtime.engine.DecodeKernel}) reads: entries with positions, and
  * their key and value rows in pages, located through a slot table. A {@link Lane} is one (its rows in place); a
- * {@link DenseRows} is another (rows a step has decoded or rotated into arrays, for lanes no kernel reads in place).
+ * {@link dev.kvpc.runtime.engine.DenseRows} is another (rows a step has decoded or rotated into arrays, for lanes no kernel reads in place).
  */
 public interface KernelRows {
     int headDim();

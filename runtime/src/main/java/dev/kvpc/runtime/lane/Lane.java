@@ -72,11 +72,6 @@ public final class Lane implements KernelRows {
         return pos;
     }
 
-    /** Copies the entries' positions, in entry order, to {@code dst[0 .. size())}. */
-    public void copyPositions(int[] dst) {
-        System.arraycopy(pos, 0, dst, 0, n);
-    }
-
     public int addedAtStep(int i) {
         check(i);
         return step[i];

@@ -6,7 +6,7 @@ import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.Sequence;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.engine.DecodeKernelProvider;
-import dev.kvpc.runtime.lane.DenseRows;
+import dev.kvpc.runtime.engine.DenseRows;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
