@@ -40,7 +40,7 @@ def main(argv=()):
     model, state = sinks.load_latest(torch, args.checkpoint)
     bos = state.get("bos")
     tok = train.Tokenizer()
-    text = (Path(__file__).resolve().parents[2] / "models" / "kvpc-tiny" / "heldout.txt").read_text()
+    text = sinks.eval_text()
     sentences = (s.strip().replace("\n", " ") for s in re.split(r"(?<=[.!?])\s+", text))
     fillers = [s for s in sentences if 20 <= len(s) <= 200 and not any(ch.isdigit() for ch in s)]
     budget = int(args.budget * args.context)

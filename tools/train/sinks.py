@@ -57,6 +57,11 @@ def main(argv=()):
                   f"({math.exp(w - full):.3f}x); window and the first 4 {math.exp(s):.2f} ({math.exp(s - full):.3f}x)")
 
 
+def eval_text():
+    """The held-out text kvpc eval reads: models/kvpc-tiny/heldout.txt, as shipped with the model."""
+    return (Path(__file__).resolve().parents[2] / "models" / "kvpc-tiny" / "heldout.txt").read_text()
+
+
 def load_latest(torch, path=None):
     """The model of checkpoint `path` (default: the latest), in eval mode, and its training state."""
     saved = torch.load(path or train.latest_checkpoint(), map_location="cpu")
@@ -119,7 +124,7 @@ def eval_windows(n, ctx, win, bos, run, torch):
     sink head (the head giving token 0 the most attention under the full mask) puts its attention from those queries
     once the mask hides the BOS: the key that receives the most of it, and its share."""
     tok = train.Tokenizer()
-    text = (Path(__file__).resolve().parents[2] / "models" / "kvpc-tiny" / "heldout.txt").read_text()
+    text = eval_text()
     longest = 2 * ctx
     need, ids = n * (longest + 1) + 1, []
     for para in text.split("\n\n"):
