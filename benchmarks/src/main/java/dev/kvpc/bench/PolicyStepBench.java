@@ -1,7 +1,7 @@
 package dev.kvpc.bench;
 
 import dev.kvpc.backend.jvm.JvmPolicies;
-import dev.kvpc.backend.jvm.NativeRunner;
+import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.compiler.api.Compilation;
 import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.model.ModelShape;
@@ -77,7 +77,7 @@ public class PolicyStepBench {
         Frontend.Result r = Frontend.check(file, shape);
         if (!r.ok()) throw new IllegalStateException(policy + " does not check for " + shape);
         Specialized s = Compilation.optimise(r.program(), policy, params(), Pipeline.Options.DEFAULT, (a, b) -> { });
-        runner = new NativeRunner(s, JvmPolicies.compile(s, policy + ".kvp").define());
+        runner = new NativeRunner(s, JvmPolicies.compile(s, policy + ".kvp").define(), null);
         Random rnd = new Random(7);
         key = gaussian(rnd, D);
         value = gaussian(rnd, D);

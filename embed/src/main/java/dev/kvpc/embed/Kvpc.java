@@ -140,7 +140,7 @@ public final class Kvpc {
     public static PolicyRunner load(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
         dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
         try {
-            return dev.kvpc.backend.jvm.JvmBackend.runner(policy);
+            return dev.kvpc.runtime.exec.NativeRunner.of(policy);
         } catch (RuntimeException e) {
             throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program cannot be read: " + e.getMessage(), e);
         }

@@ -20,7 +20,8 @@ import static dev.kvpc.runtime.load.Whitelist.Use.STATIC_READ;
  *
  * <ol>
  *   <li>{@link #isRuntimeApi the runtime's API}: every class under {@value #RUNTIME_API} except this loader's own
- *       package {@value #LOADER_PACKAGE} (policy code must not load other policies);</li>
+ *       package {@value #LOADER_PACKAGE} (policy code must not load other policies) and the runner of compiled
+ *       policies, {@value #RUNNER_PACKAGE};</li>
  *   <li>{@link #TABLE JDK classes}, each row with the uses it permits (construct, call static or instance methods,
  *       read static constants, extend or implement), an optional list of the only member names allowed or of names
  *       refused, and why the row is safe;</li>
@@ -43,10 +44,15 @@ final class Whitelist {
     static final String RUNTIME_API = "dev/kvpc/runtime/";
     /** This loader: not part of the API policy code may use. */
     static final String LOADER_PACKAGE = "dev/kvpc/runtime/load/";
+    /** The runner of compiled policies: the host's machinery, not part of the API policy code may use. */
+    static final String RUNNER_PACKAGE = "dev/kvpc/runtime/exec/";
 
-    /** Whether {@code internalName} is a class of the runtime API ({@value #RUNTIME_API}, not {@value #LOADER_PACKAGE}). */
+    /**
+     * Whether {@code internalName} is a class of the runtime API ({@value #RUNTIME_API}, neither {@value #LOADER_PACKAGE}
+     * nor {@value #RUNNER_PACKAGE}).
+     */
     static boolean isRuntimeApi(String internalName) {
-        return internalName.startsWith(RUNTIME_API) && !internalName.startsWith(LOADER_PACKAGE);
+        return internalName.startsWith(RUNTIME_API) && !internalName.startsWith(LOADER_PACKAGE) && !internalName.startsWith(RUNNER_PACKAGE);
     }
 
     /** How policy code may use a class. */

@@ -258,6 +258,14 @@ class HostileJarTest implements Opcodes {
                     mv.visitInsn(RETURN);
                 }, "refused: class gen/Nested, method run()V calls dev/kvpc/runtime/load/PolicyJarLoader.load("),
 
+                run("the runner of compiled policies", "gen/Runner", mv -> {
+                    mv.visitInsn(ACONST_NULL);
+                    mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/runtime/exec/NativeRunner", "of",
+                            "(Ldev/kvpc/runtime/policy/CompiledPolicy;)Ldev/kvpc/runtime/exec/NativeRunner;", false);
+                    mv.visitInsn(POP);
+                    mv.visitInsn(RETURN);
+                }, "refused: class gen/Runner, method run()V calls dev/kvpc/runtime/exec/NativeRunner.of("),
+
                 new Case("extends Thread", TestJars.classes("gen/Worker", TestJars.cls("gen/Worker").extend("java/lang/Thread").build()),
                         List.of("refused: class gen/Worker extends java/lang/Thread, which policy code may not extend",
                                 "refused: class gen/Worker, method <init>()V calls java/lang/Thread.<init>()V, which policy code may not call")),

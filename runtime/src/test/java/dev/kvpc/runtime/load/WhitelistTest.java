@@ -45,6 +45,7 @@ class WhitelistTest {
         assertTrue(Whitelist.isRuntimeApi("dev/kvpc/runtime/trace/TraceShape"));
         assertTrue(Whitelist.isRuntimeApi("dev/kvpc/runtime/Kv"));
         assertFalse(Whitelist.isRuntimeApi("dev/kvpc/runtime/load/PolicyJarLoader"));
+        assertFalse(Whitelist.isRuntimeApi("dev/kvpc/runtime/exec/NativeRunner"), "the runner is the host's, not policy code's");
         assertFalse(Whitelist.isRuntimeApi("dev/kvpc/runtimex/Foo"));
         assertFalse(Whitelist.isRuntimeApi("dev/kvpc/compiler/Foo"));
     }

@@ -5,6 +5,7 @@ import dev.kvpc.backend.interp.InterpreterException;
 import dev.kvpc.backend.interp.Result;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.spi.Backend;
+import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.policy.CompiledLaneClass;
 import dev.kvpc.runtime.policy.CompiledPolicy;
 import dev.kvpc.runtime.trace.Trace;
@@ -37,20 +38,19 @@ public final class JvmBackend implements Backend {
         return api.cast(runner(program, classes));
     }
 
-    /** The runner of compiled lane classes, on the runtime's own lanes ({@link NativeRunner}). */
+    /** The runner of compiled lane classes, on the runtime's own lanes ({@link NativeRunner}); the variant compiled here. */
     public static dev.kvpc.runtime.PolicyRunner runner(Specialized program, List<CompiledLaneClass> classes) {
-        return new NativeRunner(program, classes);
+        return new NativeRunner(program, classes, variant(program));
     }
 
-    /** A runner for a policy loaded from a jar: its program, its compiled lane classes. */
+    /** The program's attention variant compiled and defined in-process, or null for standard attention. */
+    public static dev.kvpc.runtime.AttentionVariant variant(Specialized program) {
+        return PolicyJarWriter.hasVariant(program) ? VariantCompiler.compile(program.variant(), program.shape()) : null;
+    }
+
+    /** A runner for a policy loaded from a jar: its program, its compiled lane classes and variant. */
     public static dev.kvpc.runtime.PolicyRunner runner(CompiledPolicy policy) {
-        Specialized program = Specialized.parse(policy.program());
-        if (program.classes().size() != policy.laneClasses()) {
-            throw new IllegalArgumentException("compiled policy has " + policy.laneClasses() + " lane classes, its program " + program.classes().size());
-        }
-        List<CompiledLaneClass> classes = new java.util.ArrayList<>();
-        for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
-        return runner(program, classes);
+        return NativeRunner.of(policy);
     }
 
     @Override

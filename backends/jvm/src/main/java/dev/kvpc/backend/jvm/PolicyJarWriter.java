@@ -22,7 +22,8 @@ import static org.objectweb.asm.Opcodes.*;
 
 /**
  * Writes a compiled policy as the jar the runtime's {@code PolicyJarLoader} accepts: the manifest
- * ({@value PolicyManifest#PATH}), one class per lane class, and an entry class implementing {@link CompiledPolicy}
+ * ({@value PolicyManifest#PATH}), one class per lane class, the attention variant compiled (when the program has one
+ * other than standard attention), and an entry class implementing {@link CompiledPolicy}
  * that holds the specialised program's IR text and instantiates the lane classes. Entries are in a fixed order with
  * a fixed time, so the same source compiles to the same bytes.
  */
@@ -38,10 +39,22 @@ public final class PolicyJarWriter {
         return "kvpc/gen/" + JvmPolicies.sanitize(program.root()) + "/Policy";
     }
 
-    /** Every class of the jar by internal name: lane classes, then the entry class. */
+    /** Internal name of the compiled attention variant in {@code program}'s jar. */
+    public static String variantClassName(Specialized program) {
+        return "kvpc/gen/" + JvmPolicies.sanitize(program.root()) + "/Variant";
+    }
+
+    /** Whether the program attends with a variant other than standard attention (its jar then carries it compiled). */
+    static boolean hasVariant(Specialized program) {
+        return program.variant() != null && !program.variant().name().equals("standard");
+    }
+
+    /** Every class of the jar by internal name: lane classes, the attention variant if any, then the entry class. */
     public static Map<String, byte[]> classes(JvmPolicies compiled) {
+        Specialized program = compiled.program();
         Map<String, byte[]> all = new LinkedHashMap<>(compiled.classFiles());
-        all.put(entryClassName(compiled.program()), entryClass(compiled.program()));
+        if (hasVariant(program)) all.put(variantClassName(program), VariantCompiler.classFile(program.variant(), program.shape(), variantClassName(program)));
+        all.put(entryClassName(program), entryClass(program));
         return all;
     }
 
@@ -136,6 +149,18 @@ public final class PolicyJarWriter {
         mv.visitInsn(IRETURN);
         mv.visitMaxs(0, 0);
         mv.visitEnd();
+
+        if (hasVariant(program)) {
+            String vc = variantClassName(program);
+            mv = cw.visitMethod(ACC_PUBLIC, "variant", "()L" + Type.getInternalName(dev.kvpc.runtime.AttentionVariant.class) + ";", null, null);
+            mv.visitCode();
+            mv.visitTypeInsn(NEW, vc);
+            mv.visitInsn(DUP);
+            mv.visitMethodInsn(INVOKESPECIAL, vc, "<init>", "()V", false);
+            mv.visitInsn(ARETURN);
+            mv.visitMaxs(0, 0);
+            mv.visitEnd();
+        }
 
         String lc = Type.getInternalName(CompiledLaneClass.class);
         mv = cw.visitMethod(ACC_PUBLIC, "laneClass", "(I)L" + lc + ";", null, null);

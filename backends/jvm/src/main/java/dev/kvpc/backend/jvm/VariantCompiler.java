@@ -42,7 +42,12 @@ public final class VariantCompiler {
 
     /** The class file of the compiled variant. */
     public static byte[] classFile(AttentionIr variant, LaneShape shape) {
-        return new VariantCompiler(variant, shape).emit();
+        return classFile(variant, shape, className(variant));
+    }
+
+    /** The class file of the compiled variant, as class {@code internalName} (a policy jar's own package). */
+    public static byte[] classFile(AttentionIr variant, LaneShape shape, String internalName) {
+        return new VariantCompiler(variant, shape).emit(internalName);
     }
 
     /** Compiles and defines the variant as a hidden class; returns an instance. */
@@ -59,9 +64,8 @@ public final class VariantCompiler {
         return PACKAGE + "Variant_" + v.name().replaceAll("[^A-Za-z0-9_]", "_");
     }
 
-    private byte[] emit() {
+    private byte[] emit(String name) {
         ClassWriter cw = new ClassWriter(ClassWriter.COMPUTE_FRAMES | ClassWriter.COMPUTE_MAXS);
-        String name = className(variant);
         cw.visit(V21, ACC_PUBLIC | ACC_FINAL | ACC_SUPER, name, null, "java/lang/Object", new String[] {ITF});
         cw.visitSource(variant.name() + ".kvp", null);
         MethodVisitor init = cw.visitMethod(ACC_PUBLIC, "<init>", "()V", null, null);

@@ -1,5 +1,6 @@
 package dev.kvpc.backend.jvm;
 
+import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.PassPreservationTest;
 import dev.kvpc.backend.interp.Result;
@@ -90,7 +91,7 @@ class PolicyCompilerTest {
             agree(s, traces, "seed " + seed + "\n" + text);
             // and on the runtime's own lanes: the interpreter's kept positions and outputs after every step
             List<CompiledLaneClass> classes = JvmPolicies.compile(s, "gen.kvp").define();
-            for (Trace t : traces) dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, "gen_" + seed, null, new NativeRunner(s, classes, false));
+            for (Trace t : traces) dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, "gen_" + seed, null, new NativeRunner(s, classes, JvmBackend.variant(s), false));
             nativeRan++;
             ran++;
         }

@@ -1,5 +1,6 @@
 package dev.kvpc.backend.jvm;
 
+import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.backend.interp.PassPreservationTest;
 import dev.kvpc.backend.interp.RuntimeDifferentialTest;
 import dev.kvpc.compiler.api.Compilation;
@@ -68,8 +69,8 @@ class PolicyJarTest {
                 List<dev.kvpc.runtime.policy.CompiledLaneClass> classes = new ArrayList<>();
                 for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
                 // statistics exactly as the interpreter computes them: the same kept positions after every step
-                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, new NativeRunner(s, classes, false));
-                RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), new NativeRunner(s, classes, false));
+                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, new NativeRunner(s, classes, JvmBackend.variant(s), false));
+                RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), new NativeRunner(s, classes, JvmBackend.variant(s), false));
                 if (root.equals("h2o")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "H2O reads only column sums: the kernel's serve");
                 if (root.equals("tova")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "TOVA's mean over query, group and head is the layer's column sums over its cells");
                 if (root.equals("snapkv")) assertFalse(NativeRunner.fusable(s.classes().getFirst()), "SnapKV max-pools its window's rows: they are computed");

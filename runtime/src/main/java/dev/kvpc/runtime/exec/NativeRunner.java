@@ -1,4 +1,4 @@
-package dev.kvpc.backend.jvm;
+package dev.kvpc.runtime.exec;
 
 import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Computation;
@@ -55,9 +55,33 @@ public final class NativeRunner implements PolicyRunner {
     /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
     final boolean fused;
 
-    /** Fused statistics on: what hosts run. */
-    public NativeRunner(Specialized program, List<CompiledLaneClass> classes) {
-        this(program, classes, true);
+    /**
+     * Fused statistics on: what hosts run. {@code variant}: the program's attention variant compiled (null for
+     * standard attention).
+     */
+    public NativeRunner(Specialized program, List<CompiledLaneClass> classes, AttentionVariant variant) {
+        this(program, classes, variant, true);
+    }
+
+    /**
+     * A runner for a compiled policy as a jar's entry class gives it: its program (parsed from its IR text), its
+     * lane classes and its attention variant.
+     *
+     * @throws IllegalArgumentException when the program text does not parse or does not match the compiled classes
+     */
+    public static NativeRunner of(dev.kvpc.runtime.policy.CompiledPolicy policy) {
+        Specialized program = Specialized.parse(policy.program());
+        if (program.classes().size() != policy.laneClasses()) {
+            throw new IllegalArgumentException("compiled policy has " + policy.laneClasses() + " lane classes, its program " + program.classes().size());
+        }
+        boolean standard = program.variant() == null || program.variant().name().equals("standard");
+        AttentionVariant variant = standard ? null : policy.variant();
+        if (!standard && variant == null) {
+            throw new IllegalArgumentException("compiled policy uses attention variant " + program.variant().name() + " but carries no compiled variant");
+        }
+        List<CompiledLaneClass> classes = new ArrayList<>();
+        for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
+        return new NativeRunner(program, classes, variant);
     }
 
     /**
@@ -65,10 +89,10 @@ public final class NativeRunner implements PolicyRunner {
      * reference interpreter computes it (the differential tests); on, column sums are the kernel's own, accumulated
      * in float while it attends, which costs nothing extra and differs from the interpreter's by rounding.
      */
-    public NativeRunner(Specialized program, List<CompiledLaneClass> classes, boolean fused) {
+    public NativeRunner(Specialized program, List<CompiledLaneClass> classes, AttentionVariant variant, boolean fused) {
         this.fused = fused;
         this.program = program;
-        this.variant = program.variant() == null || program.variant().name().equals("standard") ? null : VariantCompiler.compile(program.variant(), program.shape());
+        this.variant = variant;
         for (int c = 0; c < program.classes().size(); c++) infos.add(info(program.classes().get(c), classes.get(c)));
     }
 
@@ -105,7 +129,7 @@ public final class NativeRunner implements PolicyRunner {
      * those of the step, at decode those of decode that do not restrict attention, and at any step {@code every} and
      * overflow handlers, and standing code.
      */
-    static java.util.Set<PolicyIr.Event> attentionAt(PolicyIr p, boolean[] attends) {
+    public static java.util.Set<PolicyIr.Event> attentionAt(PolicyIr p, boolean[] attends) {
         java.util.Set<PolicyIr.Event> at = java.util.EnumSet.noneOf(PolicyIr.Event.class);
         if (!IrWalk.readsAttention(p)) return at;
         boolean always = IrWalk.readsAttention(p.standing());
@@ -144,7 +168,7 @@ public final class NativeRunner implements PolicyRunner {
     }
 
     /** Reads attention only as column sums: kernelstat attn:sum over exactly query and group. */
-    static boolean fusable(PolicyIr p) {
+    public static boolean fusable(PolicyIr p) {
         boolean[] ok = {true};
         IrWalk.forEachInstr(p, i -> {
             if (!(i instanceof Instr.Def d)) return;

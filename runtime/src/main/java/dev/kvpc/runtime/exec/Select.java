@@ -1,4 +1,4 @@
-package dev.kvpc.backend.jvm;
+package dev.kvpc.runtime.exec;
 
 import dev.kvpc.runtime.lane.Lane;
 

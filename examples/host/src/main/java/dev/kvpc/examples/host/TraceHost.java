@@ -1,0 +1,122 @@
+package dev.kvpc.examples.host;
+
+import dev.kvpc.runtime.KvRuntime;
+import dev.kvpc.runtime.ModelSpec;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.Sequence;
+import dev.kvpc.runtime.exec.NativeRunner;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.load.LoadedPolicy;
+import dev.kvpc.runtime.load.ModelShapeSpec;
+import dev.kvpc.runtime.load.PolicyJar;
+import dev.kvpc.runtime.load.PolicyJarLoader;
+import dev.kvpc.runtime.load.PolicyLoadException;
+import dev.kvpc.runtime.load.ShapeConstraints;
+import dev.kvpc.runtime.policy.CompiledPolicy;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.trace.Trace;
+import dev.kvpc.runtime.trace.TraceShape;
+import dev.kvpc.runtime.trace.TraceSpec;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+
+/**
+ * The smallest host of a compiled policy: it links the kvpc runtime and nothing else of kvpc (no compiler,
+ * interpreter or code generator), loads a policy jar written by {@code kvpc compile}, and runs it over a trace of
+ * keys, values and queries as a model's forward pass would feed it. After each step it prints, per layer and KV
+ * head, the positions the lane keeps.
+ *
+ * <pre>
+ * java -cp kvpc-examples.jar:kvpc-runtime.jar:kvpc-ir.jar:asm.jar:asm-tree.jar \
+ *     dev.kvpc.examples.host.TraceHost h2o.jar random:seed=1,prefill=64,decode=16
+ * </pre>
+ *
+ * The model's shape is the jar's own (a jar is compiled for one shape); the trace spec is the one {@code kvpc trace}
+ * takes.
+ */
+public final class TraceHost {
+    private TraceHost() {}
+
+    public static void main(String[] args) {
+        if (args.length != 2) {
+            System.err.println("usage: TraceHost POLICY.jar TRACE-SPEC   (e.g. random:seed=1,prefill=64,decode=16)");
+            System.exit(64);
+        }
+        try {
+            run(Path.of(args[0]), args[1], System.out);
+        } catch (PolicyLoadException e) {
+            System.err.println("TraceHost: " + e.getMessage());
+            System.exit(65);
+        } catch (IllegalArgumentException e) {
+            System.err.println("TraceHost: " + e.getMessage());
+            System.exit(64);
+        }
+    }
+
+    /** Loads {@code jar}, runs it over the trace {@code spec} on the runtime's lanes and prints what each lane keeps. */
+    public static void run(Path jar, String spec, PrintStream out) throws PolicyLoadException {
+        ModelShapeSpec shape = shapeOf(jar);
+        LoadedPolicy loaded = PolicyJarLoader.load(jar, shape);
+        CompiledPolicy policy;
+        try {
+            policy = loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance();
+        } catch (ReflectiveOperationException e) {
+            throw new PolicyLoadException(jar + ": its entry class cannot be instantiated: " + e, e);
+        }
+        PolicyRunner runner = NativeRunner.of(policy);
+        Trace trace = TraceSpec.open(spec, new TraceShape(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim()));
+        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32, null);
+        out.println("policy " + loaded.manifest().policyName() + " on " + shape);
+        try (PagePool pool = new PagePool(); Sequence seq = new KvRuntime(model, runner, pool).newSequence()) {
+            feed(seq, trace, out);
+        }
+    }
+
+    /** The exact shape the jar was compiled for. */
+    private static ModelShapeSpec shapeOf(Path jar) throws PolicyLoadException {
+        ShapeConstraints c = PolicyJar.read(jar).manifest().shape();
+        int[] d = new int[4];
+        for (int i = 0; i < 4; i++) {
+            String name = ShapeConstraints.DIMENSIONS.get(i);
+            ShapeConstraints.Dim dim = c.get(name);
+            if (dim.value() <= 0) throw new PolicyLoadException(jar + ": compiled for any " + name + "; this host needs an exact shape");
+            d[i] = dim.value();
+        }
+        return new ModelShapeSpec(d[0], d[1], d[2], d[3]);
+    }
+
+    /** Feeds the trace step by step, layer by layer, as a forward pass would; prints each lane's kept positions. */
+    private static void feed(Sequence seq, Trace t, PrintStream out) {
+        TraceShape s = t.shape();
+        int d = s.headDim(), g = s.kvHeads(), h = s.heads();
+        for (int si = 0; si < t.steps().size(); si++) {
+            Trace.Step step = t.steps().get(si);
+            int n = step.tokens(), start = t.start(si);
+            switch (step) {
+                case Trace.Prefill x -> seq.beginPrefill(n);
+                case Trace.Chunk x -> seq.beginChunk(n);
+                case Trace.Decode x -> seq.beginDecode();
+            }
+            for (int l = 0; l < s.layers(); l++) {
+                float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d], o = new float[n * h * d];
+                for (int tk = 0; tk < n; tk++) {
+                    for (int kv = 0; kv < g; kv++) {
+                        System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
+                        System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
+                    }
+                    for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
+                }
+                seq.append(l, k, v);
+                seq.attend(l, q, o);
+                for (int kv = 0; kv < g; kv++) {
+                    Lane lane = seq.lane(l, kv);
+                    StringBuilder line = new StringBuilder("step " + si + " layer " + l + " kv " + kv + " keeps");
+                    for (int i = 0; i < lane.size(); i++) line.append(' ').append(lane.position(i));
+                    out.println(line);
+                }
+            }
+        }
+    }
+}
