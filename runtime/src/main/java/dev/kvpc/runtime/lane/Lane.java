@@ -26,8 +26,14 @@ public final class Lane implements KernelRows {
     private final QuantSpec host;
     private final List<RowStore> chains = new ArrayList<>();
     private final Map<QuantSpec, Integer> chainOf = new HashMap<>();
-    /** Per chain: the entry index owning each slot. */
+    /**
+     * Per chain: who owns each slot, as {@code 2 * position + part} (the compensation entry's position is -1). Keyed
+     * by position, not entry index, so that survivors moving down in {@link #retain} keep their keys: eviction
+     * copies arrays and touches no slot table. {@link #ownerIndex} finds the entry again.
+     */
     private final List<int[]> owner = new ArrayList<>();
+    /** Per chain and part ({@code 2 * chain + part}): how many entries hold that part there. */
+    private int[] partCount = new int[8];
 
     private int n;
     private int[] pos = new int[16], step = new int[16], chain = new int[32], slot = new int[32];
@@ -110,6 +116,11 @@ public final class Lane implements KernelRows {
         pageStateShape.put(name, new int[] {pageSize, width});
     }
 
+    /** Whether a per-page state of that name has been set. */
+    public boolean hasPageState(String name) {
+        return pageStates.containsKey(name);
+    }
+
     public float[] pageState(String name) {
         float[] v = pageStates.get(name);
         if (v == null) throw new IllegalArgumentException("no page state " + name);
@@ -122,6 +133,7 @@ public final class Lane implements KernelRows {
         boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
         chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
         owner.add(new int[16]);
+        if (partCount.length < chains.size() * 2) partCount = Arrays.copyOf(partCount, chains.size() * 4);
         chainOf.put(spec, chains.size() - 1);
         return chains.size() - 1;
     }
@@ -138,13 +150,23 @@ public final class Lane implements KernelRows {
         for (var e : states.entrySet()) e.setValue(Arrays.copyOf(e.getValue(), cap * stateWidth.get(e.getKey())));
     }
 
-    private void own(int c, int s, int entry) {
+    /** Records that slot {@code s} of chain {@code c} holds part {@code idx & 1} of entry {@code idx >> 1} (whose position is set). */
+    private void own(int c, int s, int idx) {
         int[] o = owner.get(c);
         if (s >= o.length) {
             o = Arrays.copyOf(o, Math.max(s + 1, o.length * 2));
             owner.set(c, o);
         }
-        o[s] = entry;
+        o[s] = pos[idx >> 1] * 2 + (idx & 1);
+    }
+
+    /** The {@code 2 * entry + part} index of an owner key: regular entries are in position order, the compensation entry last. */
+    private int ownerIndex(int key) {
+        int p = key >> 1, part = key & 1;
+        int regular = n > 0 && comp[n - 1] ? n - 1 : n;
+        int entry = p == -1 ? regular : Arrays.binarySearch(pos, 0, regular, p);
+        if (entry < 0 || entry >= n || pos[entry] != p) throw new IllegalStateException("no entry at position " + p + " owns a slot");
+        return entry * 2 + part;
     }
 
     /** Whether entry {@code i} is the lane's compensation entry (merged summary, always last, position -1). */
@@ -209,12 +231,14 @@ public final class Lane implements KernelRows {
         chain[idx] = c;
         slot[idx] = s;
         own(c, s, idx);
+        partCount[idx & 1 | c << 1]++;
     }
 
     private void unplace(int idx) {
         int c = chain[idx];
+        partCount[idx & 1 | c << 1]--;
         chains.get(c).remove(slot[idx], (from, to) -> {
-            int movedIdx = owner.get(c)[from];
+            int movedIdx = ownerIndex(owner.get(c)[from]);
             slot[movedIdx] = to;
             own(c, to, movedIdx);
         });
@@ -223,6 +247,19 @@ public final class Lane implements KernelRows {
     public QuantSpec spec(int entry, Part part) {
         check(entry);
         return chains.get(chain[entry * 2 + part.ordinal()]).spec();
+    }
+
+    /** How many entries (the compensation entry included) hold {@code part} at precision {@code p}, in any layout: O(formats). */
+    public int countAt(Part part, dev.kvpc.runtime.store.Precision p) {
+        int total = 0;
+        for (int c = 0; c < chains.size(); c++) if (chains.get(c).spec().precision() == p) total += partCount[c * 2 + part.ordinal()];
+        return total;
+    }
+
+    /** Whether entry {@code i}'s {@code part} is stored at precision {@code p}. */
+    public boolean isAt(int entry, Part part, dev.kvpc.runtime.store.Precision p) {
+        check(entry);
+        return chains.get(chain[entry * 2 + part.ordinal()]).spec().precision() == p;
     }
 
     /**
@@ -242,6 +279,7 @@ public final class Lane implements KernelRows {
             chain[idx] = c;
             slot[idx] = first + t;
             own(c, first + t, idx);
+            partCount[idx & 1 | c << 1]++;
         }
     }
 
@@ -384,7 +422,7 @@ public final class Lane implements KernelRows {
                     int wd = stateWidth.get(e.getKey());
                     System.arraycopy(e.getValue(), a * wd, e.getValue(), w * wd, len * wd);
                 }
-                for (int i = w * 2; i < (w + len) * 2; i++) own(chain[i], slot[i], i);
+                // slot owners are keyed by position: nothing to update
             }
             w += len;
             a = b >= n ? -1 : keep.nextSetBit(b);
@@ -416,6 +454,7 @@ public final class Lane implements KernelRows {
     /** Gives every page back to the pool. */
     public void clear() {
         for (RowStore c : chains) c.clear();
+        Arrays.fill(partCount, 0);
         pageStates.clear();
         n = 0;
     }

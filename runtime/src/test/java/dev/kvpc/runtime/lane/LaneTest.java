@@ -170,4 +170,51 @@ class LaneTest {
             }
         }
     }
+
+    @Test
+    void perFormatCountsFollowEveryChange() {
+        int d = 16;
+        Random r = new Random(4);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 8);
+            float[] k = new float[d], v = new float[d];
+            int next = 0;
+            for (int round = 0; round < 400; round++) {
+                for (int c = 0; c < d; c++) {
+                    k[c] = (float) r.nextGaussian();
+                    v[c] = (float) r.nextGaussian();
+                }
+                int op = r.nextInt(10);
+                int n = lane.size();
+                if (op < 4 || n < 12) {
+                    lane.append(next++, round, k, 0, v, 0);
+                } else if (op < 6) {
+                    Precision p = r.nextBoolean() ? Precision.F16 : Precision.INT4;
+                    lane.restore(r.nextInt(n), r.nextBoolean() ? Lane.Part.KEYS : Lane.Part.VALUES,
+                            p.isInteger() ? new QuantSpec(p, QuantSpec.Axis.TOKEN, d) : QuantSpec.of(p));
+                } else if (op < 7) {
+                    int from = r.nextInt(n - 8);
+                    int[] block = new int[8];
+                    for (int i = 0; i < 8; i++) block[i] = from + i;
+                    lane.packBlock(block, Lane.Part.KEYS, new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 8));
+                } else if (op < 8 && !lane.isCompensation(n - 1)) {
+                    lane.appendCompensation(round, k, v, 1);
+                } else {
+                    BitSet keep = new BitSet();
+                    keep.set(0, n);
+                    for (int i = 0; i < 1 + r.nextInt(3); i++) keep.clear(r.nextInt(n));
+                    lane.retain(keep);
+                }
+                for (Lane.Part part : Lane.Part.values()) {
+                    for (Precision p : Precision.values()) {
+                        int want = 0;
+                        for (int i = 0; i < lane.size(); i++) if (lane.spec(i, part).precision() == p) want++;
+                        assertEquals(want, lane.countAt(part, p), "round " + round + ": " + part + " at " + p);
+                    }
+                }
+            }
+            lane.clear();
+            assertEquals(0, lane.countAt(Lane.Part.KEYS, Precision.F32));
+        }
+    }
 }
