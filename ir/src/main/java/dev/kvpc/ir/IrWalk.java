@@ -78,4 +78,30 @@ public final class IrWalk {
         }
         return null;
     }
+
+    /** Every value id an instruction reads (not defines), including nested blocks. */
+    public static void uses(Instr i, java.util.function.IntConsumer use) {
+        switch (i) {
+            case Instr.Def d -> d.op().operands().forEach(use::accept);
+            case Instr.Keep k -> use.accept(k.set());
+            case Instr.Evict e -> use.accept(e.set());
+            case Instr.Attend a -> use.accept(a.set());
+            case Instr.Merge x -> {
+                use.accept(x.source());
+                use.accept(x.dest());
+                if (x.weight() >= 0) use.accept(x.weight());
+            }
+            case Instr.Store s -> {
+                if (s.bits() >= 0) use.accept(s.bits());
+                if (s.group() >= 0) use.accept(s.group());
+                if (s.set() >= 0) use.accept(s.set());
+            }
+            case Instr.StateWrite w -> use.accept(w.value());
+            case Instr.If f -> {
+                use.accept(f.cond());
+                f.then().instrs().forEach(x -> uses(x, use));
+                f.otherwise().instrs().forEach(x -> uses(x, use));
+            }
+        }
+    }
 }

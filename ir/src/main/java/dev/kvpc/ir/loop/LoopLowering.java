@@ -8,9 +8,21 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-/** Lowers a specialised lane class from tensor IR to loop IR. */
+/**
+ * Lowers a specialised lane class from tensor IR to loop IR.
+ *
+ * <p>Elementwise chains are fused: a float elementwise value read once, by an elementwise value, a reduction or a dot
+ * product later in the same block with no effect in between, gets no buffer; its expression is evaluated inside
+ * the reader's loop instead (Quest's {@code sum(max(q * kmin, q * kmax), over: channel)} is one loop nest with no
+ * [query, group, page, channel] buffers). Every element is computed by the same operations in the same order, so
+ * results are identical to the unfused lowering's.
+ */
 public final class LoopLowering {
     private final Map<Integer, Ty> types = new HashMap<>();
+    /** Fused values: the expression a read of the value stands for, in the canonical loop variables of its axes. */
+    private final Map<Integer, Expr> fused = new HashMap<>();
+    /** Values read by a fused reader: each is read once, there. */
+    private final java.util.Set<Integer> fusable = new java.util.HashSet<>();
 
     private LoopLowering() {}
 
@@ -60,7 +72,54 @@ public final class LoopLowering {
     }
 
     private Kernel kernel(String name, Block b, int result, String origin) {
+        findFusable(b, result);
         return new Kernel(name, block(b), result, origin);
+    }
+
+    /** Whether an op is computed elementwise into its own buffer (a map, or a choice between values). */
+    private static boolean elementwise(Instr.Def d) {
+        return d.op() instanceof Op.Map1 || d.op() instanceof Op.Map2 || d.op() instanceof Op.Choose && d.type() instanceof Ty.Tensor;
+    }
+
+    /** Whether a definition's loop reads its operands through {@link #load} at the canonical variables of their axes. */
+    private static boolean fusingReader(Instr.Def d) {
+        return elementwise(d) || d.op() instanceof Op.Reduce || d.op() instanceof Op.Dot;
+    }
+
+    /** The axes a fusing reader's loop nest runs over: its input's for a reduction, both inputs' for a dot product, else its own. */
+    private List<Axis> iteration(Instr.Def reader) {
+        return switch (reader.op()) {
+            case Op.Reduce r -> types.get(r.x()) instanceof Ty.Tensor x ? x.axes() : null;
+            case Op.Dot dot -> types.get(dot.a()) instanceof Ty.Tensor a && types.get(dot.b()) instanceof Ty.Tensor b
+                    ? Ty.Tensor.of(Ty.Elem.FLOAT, union(a.axes(), b.axes())).axes() : null;
+            default -> reader.type() instanceof Ty.Tensor t ? t.axes() : null;
+        };
+    }
+
+    /**
+     * Marks the values of a kernel's block that are fused into their reader: float elementwise values read exactly
+     * once in the whole kernel, by a fusing reader of the same block whose loops run over exactly the value's axes
+     * (so that each element is still computed once), with only definitions (no effect, no branch) between them, and
+     * not the kernel's result.
+     */
+    private void findFusable(Block b, int result) {
+        IrWalk.forEachInstr(b, i -> {
+            if (i instanceof Instr.Def d) types.put(d.id(), d.type());
+        });
+        Map<Integer, Integer> reads = new HashMap<>();
+        for (Instr i : b.instrs()) IrWalk.uses(i, id -> reads.merge(id, 1, Integer::sum));
+        List<Instr> is = b.instrs();
+        for (int at = 0; at < is.size(); at++) {
+            if (!(is.get(at) instanceof Instr.Def d) || !elementwise(d) || d.id() == result) continue;
+            if (!(d.type() instanceof Ty.Tensor t) || t.elem() != Ty.Elem.FLOAT || reads.getOrDefault(d.id(), 0) != 1) continue;
+            for (int r = at + 1; r < is.size(); r++) {
+                if (!(is.get(r) instanceof Instr.Def reader)) break;
+                if (reader.op().operands().contains(d.id())) {
+                    if (fusingReader(reader) && t.axes().equals(iteration(reader))) fusable.add(d.id());
+                    break;
+                }
+            }
+        }
     }
 
     private List<Stmt> block(Block b) {
@@ -69,6 +128,10 @@ public final class LoopLowering {
             switch (i) {
                 case Instr.Def d -> {
                     types.put(d.id(), d.type());
+                    if (fusable.contains(d.id())) {
+                        fused.put(d.id(), value(d));
+                        continue;
+                    }
                     def(d, out);
                 }
                 case Instr.If f -> out.add(new Loop.If(new Load(f.cond(), List.of()), block(f.then()), block(f.otherwise())));
@@ -108,8 +171,10 @@ public final class LoopLowering {
         return t.axes().stream().map(LoopLowering::dim).toList();
     }
 
-    /** A load of {@code id} indexed by the loop variables of its axes. */
+    /** A load of {@code id} indexed by the loop variables of its axes (or its expression, when it is fused). */
     private Expr load(int id) {
+        Expr f = fused.get(id);
+        if (f != null) return f;
         Ty t = types.get(id);
         if (!(t instanceof Ty.Tensor tt)) throw new IllegalStateException("%" + id + " is not a tensor");
         return new Load(id, tt.axes().stream().map(a -> (Expr) new Var(var(a))).toList());
@@ -142,11 +207,11 @@ public final class LoopLowering {
             case Op.Table t -> out.add(new Bind(d.id(), "table", t.file(), type));
             case Op.KernelStat k -> out.add(new Bind(d.id(), "kernelstat", k.signal() + ":" + k.fn().word() + ":"
                     + String.join("+", k.over().stream().map(Axis::word).toList()), type));
-            case Op.Map1 m -> elementwise(d, new Un(m.fn(), load(m.x())), out);
-            case Op.Map2 m -> elementwise(d, new Bin(m.fn(), load(m.a()), load(m.b())), out);
+            case Op.Map1 m -> elementwise(d, value(d), out);
+            case Op.Map2 m -> elementwise(d, value(d), out);
             case Op.Choose c -> {
                 if (type instanceof Ty.SetTy) out.add(new SetPrim(d.id(), type, d.op()));
-                else elementwise(d, new Loop.Choose(load(c.cond()), load(c.a()), load(c.b())), out);
+                else elementwise(d, value(d), out);
             }
             case Op.Reduce r -> reduce(d, r.fn(), r.x(), r.over(), load(r.x()), out);
             case Op.Dot dot -> {
@@ -158,6 +223,16 @@ public final class LoopLowering {
             case Op.Pool p -> pool(d, p, out);
             default -> out.add(new SetPrim(d.id(), type, d.op()));
         }
+    }
+
+    /** The element of an elementwise definition, in the loop variables of its axes. */
+    private Expr value(Instr.Def d) {
+        return switch (d.op()) {
+            case Op.Map1 m -> new Un(m.fn(), load(m.x()));
+            case Op.Map2 m -> new Bin(m.fn(), load(m.a()), load(m.b()));
+            case Op.Choose c -> new Loop.Choose(load(c.cond()), load(c.a()), load(c.b()));
+            default -> throw new IllegalStateException("%" + d.id() + " is not elementwise");
+        };
     }
 
     private static List<Axis> union(List<Axis> a, List<Axis> b) {

@@ -32,7 +32,7 @@ public final class DeadCode {
         List<Integer> roots = new ArrayList<>();
         forEachInstr(q, i -> {
             if (i instanceof Instr.Def d) defs.put(d.id(), d);
-            else Rewrite.uses(i, roots::add);
+            else dev.kvpc.ir.IrWalk.uses(i, roots::add);
         });
         for (Computation c : computations(q)) roots.add(c.result());
         Set<Integer> live = new HashSet<>();
