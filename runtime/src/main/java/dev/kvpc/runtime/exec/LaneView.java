@@ -19,6 +19,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The {@link LaneContext} over the runtime's own lanes: signals are read where the lanes hold them (keys and
@@ -102,46 +103,65 @@ final class LaneView implements LaneContext {
         }
 
         int pages(Lane l) {
-            int regular = 0;
-            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) regular++;
             int size = pageSize();
-            return (regular + size - 1) / size;
+            return (regular(l) + size - 1) / size;
+        }
+
+        /** How many regular entries a lane holds: they are its first ones (a compensation entry, if any, is its last). */
+        static int regular(Lane l) {
+            int n = l.size();
+            return n > 0 && l.isCompensation(n - 1) ? n - 1 : n;
+        }
+
+        /** Whether entries {@code from..to} of a lane hold exactly {@code positions}. */
+        private static boolean samePositions(int[] positions, Lane l, int from, int to) {
+            if (positions.length != to - from) return false;
+            for (int j = 0; j < positions.length; j++) if (positions[j] != l.position(from + j)) return false;
+            return true;
         }
 
         /** Lane {@code li}'s per-page state {@code s}: its initialiser run over each page's entries, [page][width]. */
         double[] lanePageState(PolicyIr.State s, int li) {
             Lane l = lanes.get(li);
             int size = pageSize(), per = stateWidth(s);
-            List<Integer> regular = new ArrayList<>();
-            for (int j = 0; j < l.size(); j++) if (!l.isCompensation(j)) regular.add(j);
-            int pages = (regular.size() + size - 1) / size;
+            int regular = regular(l);
+            int pages = (regular + size - 1) / size;
             double[] out = new double[pages * per];
             Integer init = info.inits().get(s.name());
             if (init == null) return out;
             boolean cacheable = info.pageCacheable().contains(s.name());
+            boolean fresh = !cacheable;
             long version = runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0];
             List<NativeRunner.PageValue> cache = cacheable
                     ? runner.pageValues.computeIfAbsent(l, x -> new HashMap<>()).computeIfAbsent(s.name(), x -> new ArrayList<>()) : null;
             for (int p = 0; p < pages; p++) {
-                int[] entries = regular.subList(p * size, Math.min(regular.size(), (p + 1) * size)).stream().mapToInt(Integer::intValue).toArray();
-                int[] positions = new int[entries.length];
-                for (int j = 0; j < entries.length; j++) positions[j] = l.position(entries[j]);
+                int from = p * size, to = Math.min(regular, (p + 1) * size);
                 double[] v = null;
                 if (cache != null && p < cache.size()) {
                     NativeRunner.PageValue c = cache.get(p);
-                    if (c.version() == version && Arrays.equals(c.positions(), positions)) v = c.values();
+                    if (c.version() == version && samePositions(c.positions(), l, from, to)) v = c.values();
                 }
                 if (v == null) {
+                    int[] entries = new int[to - from], positions = new int[to - from];
+                    for (int j = 0; j < entries.length; j++) {
+                        entries[j] = from + j;
+                        positions[j] = l.position(from + j);
+                    }
                     v = info.code().run(init, new PageView(this, li, entries));
                     if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
                     if (cache != null) {
                         while (cache.size() <= p) cache.add(new NativeRunner.PageValue(new int[0], -1, new double[0]));
                         cache.set(p, new NativeRunner.PageValue(positions, version, v));
                     }
+                    fresh = true;
                 }
                 System.arraycopy(v, 0, out, p * per, per);
             }
-            if (cache != null) while (cache.size() > pages) cache.removeLast();
+            if (cache != null && cache.size() > pages) {
+                while (cache.size() > pages) cache.removeLast();
+                fresh = true;
+            }
+            if (fresh) runner.unpublished.computeIfAbsent(l, x -> new java.util.HashSet<>()).add(s.name());
             return out;
         }
 
@@ -153,6 +173,10 @@ final class LaneView implements LaneContext {
                 for (int li = 0; li < lanes.size(); li++) {
                     double[] v = lanePageState(s, li);
                     if (v.length == 0) continue;
+                    // unchanged since the lane's copy was published: nothing to copy
+                    java.util.Set<String> pending = runner.unpublished.get(lanes.get(li));
+                    if (lanes.get(li).hasPageState(s.name()) && (pending == null || !pending.remove(s.name()))) continue;
+                    if (pending != null) pending.remove(s.name());
                     float[] f = new float[v.length];
                     for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
                     lanes.get(li).setPageState(s.name(), pageSize(), per, f);
@@ -174,10 +198,12 @@ final class LaneView implements LaneContext {
         void checkAligned() {
             if (!perLayer) return;
             Lane a = lanes.getFirst();
+            int n = a.size();
             for (Lane l : lanes) {
-                if (l.size() != a.size()) throw new IllegalStateException("per-layer selection over lanes of different lengths (layer " + layer + ")");
-                for (int i = 0; i < a.size(); i++) {
-                    if (l.position(i) != a.position(i)) throw new IllegalStateException("per-layer selection over lanes holding different positions");
+                if (l == a) continue;
+                if (l.size() != n) throw new IllegalStateException("per-layer selection over lanes of different lengths (layer " + layer + ")");
+                if (!Arrays.equals(l.positionTable(), 0, n, a.positionTable(), 0, n)) {
+                    throw new IllegalStateException("per-layer selection over lanes holding different positions");
                 }
             }
         }
@@ -194,9 +220,16 @@ final class LaneView implements LaneContext {
             sumPositions = new int[lanes.size()][];
             for (int li = 0; li < lanes.size(); li++) {
                 Lane l = lanes.get(li);
-                sums[li] = new float[l.size()];
-                sumPositions[li] = new int[l.size()];
-                for (int j = 0; j < l.size(); j++) sumPositions[li][j] = l.position(j);
+                // the lane's scratch arrays, zeroed (a lane is in one event at a time); positions exactly as long as
+                // the lane, so that their length says how many entries the sums index
+                int n = l.size();
+                NativeRunner.Scratch sc = runner.scratch.computeIfAbsent(l, x -> new NativeRunner.Scratch());
+                if (sc.sums.length < n) sc.sums = new float[Math.max(n, sc.sums.length * 2)];
+                else Arrays.fill(sc.sums, 0, n, 0f);
+                if (sc.positions.length != n) sc.positions = new int[n];
+                System.arraycopy(l.positionTable(), 0, sc.positions, 0, n);
+                sums[li] = sc.sums;
+                sumPositions[li] = sc.positions;
             }
             return sums;
         }
@@ -206,10 +239,14 @@ final class LaneView implements LaneContext {
             BitSet[] out = new BitSet[lanes.size()];
             for (int li = 0; li < lanes.size(); li++) {
                 Lane l = lanes.get(li);
-                out[li] = new BitSet();
-                int[] chosen = attend[li];
-                for (int j = 0; j < l.size(); j++) if (Arrays.binarySearch(chosen, l.position(j)) >= 0) out[li].set(j);
-                // chosen is sorted, so the compensation entry (-1) is found too
+                int n = l.size(), regular = regular(l);
+                out[li] = new BitSet(n);
+                // the chosen positions found among the lane's (regular entries are in position order, a compensation
+                // entry, position -1, is last)
+                for (int p : attend[li]) {
+                    int j = p == -1 ? (regular < n ? regular : -1) : Arrays.binarySearch(l.positionTable(), 0, regular, p);
+                    if (j >= 0) out[li].set(j);
+                }
             }
             return out;
         }
@@ -307,20 +344,34 @@ final class LaneView implements LaneContext {
     }
 
     private final EventState es;
-    /** Positions of each lane at each epoch. */
+    /**
+     * Positions of each lane at each epoch, read when first needed: an epoch's before the effect that ends it (a
+     * value or set of that epoch may be re-indexed later), the current one when something is re-indexed to it.
+     * Kernels that change no entries never read them.
+     */
     private final List<int[][]> bases = new ArrayList<>();
 
     LaneView(EventState es) {
         this.es = es;
-        bases.add(basisNow());
+        bases.add(null);
+    }
+
+    /** The positions of the lanes now. */
+    private int[][] basisCurrent() {
+        if (bases.getLast() == null) bases.set(bases.size() - 1, basisNow());
+        return bases.getLast();
+    }
+
+    /** Called before an effect changes which entries the lanes hold. */
+    private void beforeChange() {
+        basisCurrent();
     }
 
     private int[][] basisNow() {
         int[][] b = new int[es.lanes.size()][];
         for (int i = 0; i < b.length; i++) {
             Lane l = es.lanes.get(i);
-            b[i] = new int[l.size()];
-            for (int j = 0; j < b[i].length; j++) b[i][j] = l.position(j);
+            b[i] = Arrays.copyOf(l.positionTable(), l.size());
         }
         return b;
     }
@@ -396,29 +447,46 @@ final class LaneView implements LaneContext {
             case "signal" -> signal(what, want);
             case "state" -> state(what, want);
             case "kernelstat" -> {
-                String[] p = what.split(":");
-                List<Axis> over = new ArrayList<>();
-                for (String a : p[2].split("\\+")) over.add(Axis.of(a));
-                dev.kvpc.ir.Op.Red fn = dev.kvpc.ir.Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT));
+                KernelStat ks = KernelStat.of(what);
+                List<Axis> over = ks.over();
+                dev.kvpc.ir.Op.Red fn = ks.fn();
                 if (es.fusedSums) {
                     // per lane, the sum over queries and group heads (NativeRunner.fromColumnSums); then over the
                     // layer's heads where asked, and a mean divides by the cells folded, as the rows' reduction does
-                    Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
                     List<Axis> rest = new ArrayList<>(over);
                     rest.removeAll(List.of(Axis.QUERY, Axis.GROUP));
-                    Tensor r = rest.isEmpty() ? x : x.reduce(dev.kvpc.ir.Op.Red.SUM, rest);
-                    if (fn == dev.kvpc.ir.Op.Red.MEAN) {
-                        double cells = (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
-                        for (int i = 0; i < r.data.length; i++) r.data[i] /= cells;
+                    double cells = fn == dev.kvpc.ir.Op.Red.MEAN
+                            ? (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1) : 1;
+                    if (rest.isEmpty()) yield layout(fusedSums(false, cells), withHead(Axis.TOKEN), dims(lane0().size()), want);
+                    if (es.perLayer && rest.equals(List.of(Axis.HEAD))) {
+                        // TOVA's mean over the layer's heads: summed over the lanes as the sums are read
+                        yield layout(fusedSums(true, cells), List.of(Axis.TOKEN), new int[] {lane0().size()}, want);
                     }
+                    Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
+                    Tensor r = x.reduce(dev.kvpc.ir.Op.Red.SUM, rest);
+                    if (cells != 1) for (int i = 0; i < r.data.length; i++) r.data[i] /= cells;
                     yield layout(r.data, r.axes, r.dims, want);
                 }
-                Tensor x = attention(p[0].equals("attn"));
+                Tensor x = attention(ks.signal().equals("attn"));
                 Tensor r = x.reduce(fn, over);
                 yield layout(r.data, r.axes, r.dims, want);
             }
             default -> throw new IllegalStateException(kind + " " + what + " was not specialised away before compilation");
         };
+    }
+
+    /** A kernel statistic as compiled code names it ({@code signal:fn:axis+axis}), parsed once per name. */
+    record KernelStat(String signal, dev.kvpc.ir.Op.Red fn, List<Axis> over) {
+        private static final java.util.concurrent.ConcurrentHashMap<String, KernelStat> PARSED = new java.util.concurrent.ConcurrentHashMap<>();
+
+        static KernelStat of(String what) {
+            return PARSED.computeIfAbsent(what, w -> {
+                String[] p = w.split(":");
+                List<Axis> over = new ArrayList<>();
+                for (String a : p[2].split("\\+")) over.add(Axis.of(a));
+                return new KernelStat(p[0], dev.kvpc.ir.Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT)), List.copyOf(over));
+            });
+        }
     }
 
     /** A dense value over named axes, as the interpreter's tensors (for reductions and layouts). */
@@ -427,6 +495,7 @@ final class LaneView implements LaneContext {
         Tensor reduce(dev.kvpc.ir.Op.Red fn, List<Axis> over) {
             List<Axis> keep = new ArrayList<>();
             for (Axis a : axes) if (!over.contains(a)) keep.add(a);
+            if (fn != dev.kvpc.ir.Op.Red.NORM && axes.subList(axes.size() - keep.size(), axes.size()).equals(keep)) return LaneView.reduceLeading(this, fn, keep);
             int[] od = new int[keep.size()];
             int n = 1;
             for (int i = 0; i < od.length; i++) {
@@ -465,24 +534,84 @@ final class LaneView implements LaneContext {
         }
     }
 
+    /**
+     * {@link Tensor#reduce} when the axes folded are the leading ones: output cell i folds input rows r at i in
+     * the order of r, as the general loop does (the input in row-major order), so the results are the same bits.
+     */
+    private static Tensor reduceLeading(Tensor x, dev.kvpc.ir.Op.Red fn, List<Axis> keep) {
+        int[] od = Arrays.copyOfRange(x.dims(), x.dims().length - keep.size(), x.dims().length);
+        int n = 1;
+        for (int d : od) n *= d;
+        double init = fn == dev.kvpc.ir.Op.Red.MAX ? Double.NEGATIVE_INFINITY : fn == dev.kvpc.ir.Op.Red.MIN ? Double.POSITIVE_INFINITY : 0;
+        double[] acc = new double[n];
+        Arrays.fill(acc, init);
+        double[] data = x.data();
+        int rows = n == 0 ? 0 : data.length / n;
+        for (int r = 0; r < rows; r++) {
+            int base = r * n;
+            switch (fn) {
+                case SUM, MEAN -> {
+                    for (int i = 0; i < n; i++) acc[i] += data[base + i];
+                }
+                case MAX -> {
+                    for (int i = 0; i < n; i++) acc[i] = Math.max(acc[i], data[base + i]);
+                }
+                case MIN -> {
+                    for (int i = 0; i < n; i++) acc[i] = Math.min(acc[i], data[base + i]);
+                }
+                default -> throw new IllegalStateException(fn.toString());
+            }
+        }
+        if (fn == dev.kvpc.ir.Op.Red.MEAN) for (int i = 0; i < n; i++) acc[i] = rows == 0 ? 0 : acc[i] / rows;
+        return new Tensor(keep, od, acc);
+    }
+
     /** The kernel's column sums over [head?, token] for the entries now (0 for entries it did not see). */
     private double[] fusedSums() {
+        return fusedSums(false, 1);
+    }
+
+    /**
+     * The kernel's column sums for the entries now, divided by {@code divisor} (1: as they are): over [head?, token],
+     * or with {@code overLanes} summed over the lanes into [token] (0 + the first lane's + the next lane's ..., the
+     * order of {@link Tensor#reduce}). One pass per lane.
+     */
+    private double[] fusedSums(boolean overLanes, double divisor) {
         es.checkAligned();
         if (es.sums == null) throw new IllegalStateException("the kernel's column sums were asked for but not computed");
         int n = lane0().size();
-        double[] data = new double[es.lanes.size() * n];
-        int o = 0;
+        double[] data = new double[(overLanes ? 1 : es.lanes.size()) * n];
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             int[] was = es.sumPositions[li];
-            boolean same = was.length == n;
-            for (int j = 0; same && j < n; j++) same = was[j] == l.position(j);
+            float[] sums = es.sums[li];
+            int o = overLanes ? 0 : li * n;
+            if (was.length == n && Arrays.equals(was, 0, n, l.positionTable(), 0, n)) {
+                // the entries attention saw: straight loops the JIT vectorises
+                if (overLanes) addTo(data, o, sums, n);
+                else copyTo(data, o, sums, n);
+                continue;
+            }
             for (int j = 0; j < n; j++) {
-                int at = same ? j : indexOf(was, l.position(j));
-                data[o++] = at < 0 ? 0 : es.sums[li][at];
+                int at = indexOf(was, l.position(j));
+                double v = at < 0 ? 0 : sums[at];
+                data[o + j] = overLanes ? data[o + j] + v : v;
             }
         }
+        if (divisor != 1) divide(data, divisor);
         return data;
+    }
+
+    private static void copyTo(double[] into, int at, float[] from, int n) {
+        for (int j = 0; j < n; j++) into[at + j] = from[j];
+    }
+
+    private static void addTo(double[] into, int at, float[] from, int n) {
+        for (int j = 0; j < n; j++) into[at + j] += from[j];
+    }
+
+    private static void divide(double[] a, double by) {
+        for (int i = 0; i < a.length; i++) a[i] /= by;
     }
 
     /** attn or logits over [head?, query, group, token] for the entries now (rows kept by position). */
@@ -624,7 +753,8 @@ final class LaneView implements LaneContext {
                 for (Lane l : es.lanes) {
                     l.declareState(name, per);
                     float[] col = l.state(name);
-                    for (int j = 0; j < n * per; j++) data[o++] = col[j];
+                    for (int j = 0; j < n * per; j++) data[o + j] = col[j];
+                    o += n * per;
                 }
                 List<Axis> axes = withHead(Axis.TOKEN);
                 axes.addAll(extra);
@@ -710,16 +840,11 @@ final class LaneView implements LaneContext {
             Lane l = lane0();
             l.declareState(name, 1);
             float[] col = l.state(name);
+            int code = assignment(op);
+            boolean integer = s.type().elem() == Ty.Elem.INT;
             for (int j = 0; j < value.length; j++) {
-                double cur = col[j];
-                double v = switch (op) {
-                    case "=" -> value[j];
-                    case "+=" -> cur + value[j];
-                    case "-=" -> cur - value[j];
-                    case "*=" -> cur * value[j];
-                    default -> throw new IllegalStateException("unknown state assignment " + op);
-                };
-                col[j] = s.type().elem() == Ty.Elem.INT ? (float) (long) v : (float) v;
+                double v = assign(code, col[j], value[j]);
+                col[j] = integer ? (float) (long) v : (float) v;
             }
             return;
         }
@@ -751,6 +876,72 @@ final class LaneView implements LaneContext {
         }
     }
 
+    /** A state assignment's code for {@link #assign}: 0 =, 1 +=, 2 -=, 3 *=. */
+    private static int assignment(String op) {
+        return switch (op) {
+            case "=" -> 0;
+            case "+=" -> 1;
+            case "-=" -> 2;
+            case "*=" -> 3;
+            default -> throw new IllegalStateException("unknown state assignment " + op);
+        };
+    }
+
+    /** {@code current op value} for an assignment code. */
+    private static double assign(int code, double current, double value) {
+        return switch (code) {
+            case 0 -> value;
+            case 1 -> current + value;
+            case 2 -> current - value;
+            default -> current * value;
+        };
+    }
+
+    /**
+     * H2O's {@code acc += sum(attn, over: query, group)} in one pass: the kernel's column sums added into the state
+     * column as they are read (what {@link #bind} and {@link #writeState} do in two). Other cases compose the two.
+     */
+    @Override
+    public void writeStateFrom(String name, String op, String kind, String what, String axesText) {
+        if (kind.equals("kernelstat") && es.fusedSums && !es.perLayer && es.lanes.size() == 1 && axesText.equals("token")) {
+            KernelStat ks = KernelStat.of(what);
+            PolicyIr.State s = stateDecl(name);
+            Lane l = lane0();
+            int n = l.size();
+            int[] was = es.sumPositions == null ? null : es.sumPositions[0];
+            boolean sum = ks.fn() == dev.kvpc.ir.Op.Red.SUM, mean = ks.fn() == dev.kvpc.ir.Op.Red.MEAN;
+            if (ks.signal().equals("attn") && (sum || mean) && Set.copyOf(ks.over()).equals(Set.of(Axis.QUERY, Axis.GROUP)) && s.scope() == PolicyIr.StateScope.TOKEN
+                    && es.stateWidth(s) == 1 && was != null && was.length == n && Arrays.equals(was, 0, n, l.positionTable(), 0, n)) {
+                es.pageCache.clear();
+                l.declareState(name, 1);
+                float[] col = l.state(name), sums = es.sums[0];
+                double cells = mean ? (double) es.observed.length * es.g : 1;
+                int code = assignment(op);
+                boolean integer = s.type().elem() == Ty.Elem.INT;
+                for (int j = 0; j < n; j++) {
+                    double x = sums[j];
+                    if (mean) x /= cells;
+                    double v = assign(code, col[j], x);
+                    col[j] = integer ? (float) (long) v : (float) v;
+                }
+                return;
+            }
+        }
+        LaneContext.super.writeStateFrom(name, op, kind, what, axesText);
+    }
+
+    /** A ranking of one row over tokens restricted to a set, without the masked copy {@link #within} makes. */
+    @Override
+    public Object rankWithin(double[] score, String axesText, Object set, boolean top, long count, long floor, String domain, String algorithm) {
+        List<Axis> ax = es.axes(axesText);
+        if (ax.equals(List.of(Axis.TOKEN)) && domain.equals("token")) {
+            Sel s = now(set);
+            BitSet[] mask = {s.forHead(0)};
+            return sel(Axis.TOKEN, Select.best(new double[][] {score}, 1, top, count, floor, es.lanes, mask), false);
+        }
+        return LaneContext.super.rankWithin(score, axesText, set, top, count, floor, domain, algorithm);
+    }
+
     // ------------------------------------------------------------------------------------------ epochs
 
     @Override
@@ -759,14 +950,14 @@ final class LaneView implements LaneContext {
     }
 
     private void changed() {
-        bases.add(basisNow());
+        bases.add(null);
     }
 
     @Override
     public double[] rebase(double[] values, String axesText, int epoch) {
         if (values == null || epoch == epoch()) return values;
         List<Axis> ax = es.axes(axesText);
-        int[][] was = bases.get(epoch), now = bases.getLast();
+        int[][] was = bases.get(epoch), now = basisCurrent();
         int ti = ax.indexOf(Axis.TOKEN);
         int outer = 1, inner = 1;
         for (int i = 0; i < ti; i++) outer *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
@@ -790,7 +981,7 @@ final class LaneView implements LaneContext {
     private Sel now(Object o) {
         Sel s = (Sel) o;
         if (s.domain() != Axis.TOKEN || s.epoch() == epoch()) return s;
-        int[][] was = bases.get(s.epoch()), now = bases.getLast();
+        int[][] was = bases.get(s.epoch()), now = basisCurrent();
         BitSet[] out = new BitSet[s.heads()];
         for (int h = 0; h < out.length; h++) {
             int[] wasH = was[Math.min(h, was.length - 1)], nowH = now[Math.min(h, now.length - 1)];
@@ -864,7 +1055,11 @@ final class LaneView implements LaneContext {
         return sel(Axis.TOKEN, out, false);
     }
 
-    /** Slices of a buffer along {@code along}: [outer * inner][along], as the interpreter's tensors slice. */
+    /**
+     * Slices of a buffer along {@code along}: [outer * inner][along], as the interpreter's tensors slice. When
+     * {@code along} is the last axis a slice is a run of the buffer (the buffer itself when there is one slice): the
+     * caller must not write to them.
+     */
     private double[][] slices(double[] data, List<Axis> ax, Axis along) {
         int ai = ax.indexOf(along);
         if (ai < 0) throw new IllegalStateException("value has no " + along.word() + " axis");
@@ -872,6 +1067,12 @@ final class LaneView implements LaneContext {
         for (int i = 0; i < ai; i++) outer *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
         for (int i = ai + 1; i < ax.size(); i++) inner *= es.extent(ax.get(i));
         int len = outer * inner == 0 ? 0 : data.length / (outer * inner);
+        if (inner == 1 && outer == 1 && len == data.length) return new double[][] {data};
+        if (inner == 1) {
+            double[][] r = new double[outer][];
+            for (int o = 0; o < outer; o++) r[o] = Arrays.copyOfRange(data, o * len, (o + 1) * len);
+            return r;
+        }
         double[][] r = new double[outer * inner][len];
         for (int o = 0; o < outer; o++) {
             for (int in = 0; in < inner; in++) {
@@ -886,7 +1087,7 @@ final class LaneView implements LaneContext {
         double[][] sl = slices(predicate, es.axes(axes), Axis.TOKEN);
         BitSet[] out = new BitSet[sl.length];
         for (int i = 0; i < sl.length; i++) {
-            out[i] = new BitSet();
+            out[i] = new BitSet(sl[i].length);
             for (int t = 0; t < sl[i].length; t++) if (sl[i][t] != 0) out[i].set(t);
         }
         return sel(Axis.TOKEN, out, false);
@@ -941,8 +1142,20 @@ final class LaneView implements LaneContext {
     public double[] within(double[] values, String axesText, Object set) {
         Sel s = now(set);
         List<Axis> ax = es.axes(axesText);
-        double[][] sl = slices(values, ax, Axis.TOKEN);
         int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
+        if (ax.getLast() == Axis.TOKEN) {
+            // rows over tokens are runs of the buffer: masked in a copy, one run per row
+            int rows = 1;
+            for (int i = 0; i < ax.size() - 1; i++) rows *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
+            int len = rows == 0 ? 0 : values.length / rows, per = rows / heads;
+            double[] out = values.clone();
+            for (int i = 0; i < rows; i++) {
+                BitSet b = s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
+                for (int t = b.nextClearBit(0); t < len; t = b.nextClearBit(t + 1)) out[i * len + t] = Double.NaN;
+            }
+            return out;
+        }
+        double[][] sl = slices(values.clone(), ax, Axis.TOKEN); // written below
         int per = sl.length / heads;
         for (int i = 0; i < sl.length; i++) {
             BitSet b = s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
@@ -984,12 +1197,15 @@ final class LaneView implements LaneContext {
     public void keep(Object set) {
         es.pageCache.clear();
         Sel s = now(set);
+        beforeChange();
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             BitSet b = (BitSet) s.forHead(li).clone();
-            if (!s.compensation()) for (int j = 0; j < l.size(); j++) if (l.isCompensation(j)) b.clear(j);
-            b.clear(l.size(), Math.max(l.size(), b.length()));
-            if (b.cardinality() < l.size()) l.retain(b);
+            // a lane's compensation entry, if any, is its last
+            int size = l.size();
+            if (!s.compensation() && size > 0 && l.isCompensation(size - 1)) b.clear(size - 1);
+            b.clear(size, Math.max(size, b.length()));
+            if (b.cardinality() < size) l.retain(b);
         }
         changed();
     }
@@ -998,6 +1214,7 @@ final class LaneView implements LaneContext {
     public void evict(Object set) {
         es.pageCache.clear();
         Sel s = now(set);
+        beforeChange();
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             BitSet b = new BitSet();
@@ -1030,6 +1247,7 @@ final class LaneView implements LaneContext {
         es.pageCache.clear();
         for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
         Sel srcSel = now(source), dstSel = now(dest);
+        beforeChange();
         List<Axis> wAxes = weight == null ? List.of() : es.axes(weightAxes);
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
@@ -1135,8 +1353,6 @@ final class LaneView implements LaneContext {
             default -> throw new IllegalStateException("unknown store scope " + scope);
         };
         if (!scope.equals("otherwise")) es.lastStoreScope = covered;
-        es.pageCache.clear();
-        for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
         Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
         Precision p = switch (f) {
             case F32 -> Precision.F32;
@@ -1147,34 +1363,57 @@ final class LaneView implements LaneContext {
             case INT2 -> Precision.INT2;
             case INT -> Precision.ofIntBits((int) bits);
         };
+        boolean changedRows = false;
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             BitSet cov = covered.forHead(li);
             for (String part : parts.split(",")) {
                 Lane.Part lp = part.equals("keys") ? Lane.Part.KEYS : Lane.Part.VALUES;
+                // the covered regular entries not yet at the precision, in order (entries already at it are left as
+                // they are, their group too)
+                int[] targets = notAt(l, cov, lp, p);
                 if (p.isInteger() && axis.equals("channel")) {
-                    // per channel: blocks of g consecutive covered entries not yet at the format; only full blocks
+                    // per channel: blocks of g consecutive targets; only full blocks
                     int gs = group > 0 ? (int) group : 32;
-                    List<Integer> targets = new ArrayList<>();
-                    for (int i = cov.nextSetBit(0); i >= 0 && i < l.size(); i = cov.nextSetBit(i + 1)) {
-                        if (!l.isCompensation(i) && l.spec(i, lp).precision() != p) targets.add(i);
-                    }
                     QuantSpec block = new QuantSpec(p, QuantSpec.Axis.CHANNEL, gs);
-                    for (int from = 0; from + gs <= targets.size(); from += gs) {
-                        l.packBlock(targets.subList(from, from + gs).stream().mapToInt(Integer::intValue).toArray(), lp, block);
+                    for (int from = 0; from + gs <= targets.length; from += gs) {
+                        l.packBlock(Arrays.copyOfRange(targets, from, from + gs), lp, block);
+                        changedRows = true;
                     }
                     continue;
                 }
-                for (int i = cov.nextSetBit(0); i >= 0 && i < l.size(); i = cov.nextSetBit(i + 1)) {
-                    if (l.isCompensation(i)) continue;
-                    QuantSpec have = l.spec(i, lp);
-                    // entries already at that format are left as they are (their group too)
-                    if (have.precision() == p) continue;
-                    QuantSpec want = p.isInteger() ? new QuantSpec(p, QuantSpec.Axis.TOKEN, group > 0 ? (int) group : es.d) : QuantSpec.of(p);
-                    l.restore(i, lp, want);
-                }
+                QuantSpec want = p.isInteger() ? new QuantSpec(p, QuantSpec.Axis.TOKEN, group > 0 ? (int) group : es.d) : QuantSpec.of(p);
+                for (int i : targets) l.restore(i, lp, want);
+                changedRows |= targets.length > 0;
             }
         }
+        if (changedRows) {
+            es.pageCache.clear();
+            for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
+        }
+    }
+
+    /**
+     * The regular entries of {@code cov} whose {@code part} is not at precision {@code p}, in order. Their number is
+     * known from the lane's per-format counts and the entries outside {@code cov}, so the scan goes from the last
+     * covered entry down and stops when it has them all: a standing {@code store ... except last(r)} finds the one
+     * entry that left the window without reading the thousands already stored.
+     */
+    static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
+        int size = l.size();
+        int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
+        int covered = (cov.length() <= size ? cov : cov.get(0, size)).cardinality(), atP = l.countAt(part, p), outsideAtP = 0;
+        if (comp >= 0 && cov.get(comp)) covered--;
+        if (comp >= 0 && l.isAt(comp, part, p)) atP--;
+        for (int i = cov.nextClearBit(0); i < size; i = cov.nextClearBit(i + 1)) if (i != comp && l.isAt(i, part, p)) outsideAtP++;
+        int missing = covered - (atP - outsideAtP);
+        int[] out = new int[missing];
+        int k = missing;
+        for (int i = cov.previousSetBit(size - 1); i >= 0 && k > 0; i = cov.previousSetBit(i - 1)) {
+            if (i != comp && !l.isAt(i, part, p)) out[--k] = i;
+        }
+        if (k != 0) throw new IllegalStateException("lane format counts disagree with its entries");
+        return out;
     }
 
     /**

@@ -37,6 +37,16 @@ public final class NativeRunner implements PolicyRunner {
     final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
     /** Per lane: per-page state values by state and page, with the positions they were computed from. */
     final Map<Lane, Map<String, List<PageValue>>> pageValues = Collections.synchronizedMap(new WeakHashMap<>());
+    /** Per lane: arrays reused from event to event for the kernel's column sums and the positions they index. */
+    final Map<Lane, Scratch> scratch = Collections.synchronizedMap(new WeakHashMap<>());
+
+    static final class Scratch {
+        float[] sums = new float[0];
+        int[] positions = new int[0];
+    }
+
+    /** Per lane: the per-page states computed anew since the lane's copy of them was last published. */
+    final Map<Lane, java.util.Set<String>> unpublished = Collections.synchronizedMap(new WeakHashMap<>());
     /** Per lane: a counter bumped whenever stored rows change in place (stores, merges). */
     final Map<Lane, long[]> rowVersions = Collections.synchronizedMap(new WeakHashMap<>());
 

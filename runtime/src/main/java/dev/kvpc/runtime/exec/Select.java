@@ -22,6 +22,15 @@ final class Select {
     }
 
     static BitSet[] best(double[][] score, int heads, boolean top, long count, long floor, List<Lane> lanes) {
+        return best(score, heads, top, count, floor, lanes, null);
+    }
+
+    /** As above, candidates restricted to {@code mask} (per head; null: all), as if the others were NaN. */
+    static BitSet[] best(double[][] score, int heads, boolean top, long count, long floor, List<Lane> lanes, BitSet[] mask) {
+        if (floor <= 0) {
+            BitSet[] few = allButFewWorst(score, heads, top, count, lanes, mask);
+            if (few != null) return few;
+        }
         int total = 0;
         for (double[] row : score) total += row.length;
         int[] head = new int[total], index = new int[total];
@@ -30,9 +39,11 @@ final class Select {
         for (int h = 0; h < heads; h++) {
             Lane lane = lanes == null ? null : lanes.get(Math.min(h, lanes.size() - 1));
             double[] row = score[h];
+            BitSet in = mask == null ? null : mask[h];
             for (int t = 0; t < row.length; t++) {
                 double v = row[t];
                 if (Double.isNaN(v)) continue;
+                if (in != null && !in.get(t)) continue;
                 if (lane != null && lane.isCompensation(t)) continue;
                 head[m] = h;
                 index[m] = t;
@@ -77,6 +88,107 @@ final class Select {
         // order[0..k) now holds the k best
         for (int i = 0; i < k; i++) out[head[order[i]]].set(index[order[i]]);
         return out;
+    }
+
+    /** At most this many candidates left out are found by one scan instead of by selection. */
+    static final int FEW = 8;
+
+    /**
+     * The common decode-step case (H2O, TOVA: one entry arrives, one leaves): when all but at most {@value #FEW}
+     * candidates are chosen, one scan finds the ones left out (the worst under the same order as {@link #before}),
+     * without building the candidate arrays. Returns null when more are left out.
+     */
+    private static BitSet[] allButFewWorst(double[][] score, int heads, boolean top, long count, List<Lane> lanes, BitSet[] mask) {
+        // one pass: count the candidates and keep the FEW worst seen so far, best first (wk key as in best, wt index,
+        // wh head); the ones left out are the last (m - k) of those
+        double[] wk = new double[FEW];
+        int[] wt = new int[FEW], wh = new int[FEW];
+        int w = 0;
+        long m = 0;
+        int[] comp = new int[heads];
+        boolean nan = false;
+        for (int h = 0; h < heads; h++) {
+            Lane lane = lanes == null ? null : lanes.get(Math.min(h, lanes.size() - 1));
+            // a lane's compensation entry, if any, is its last; it never ranks
+            comp[h] = lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
+            double[] row = score[h];
+            int skip = comp[h], len = row.length;
+            BitSet in = mask == null ? null : mask[h];
+            // the candidates in runs: the mask's runs of set bits, or the whole row
+            for (int a = in == null ? 0 : in.nextSetBit(0); a >= 0 && a < len; ) {
+                int b = in == null ? len : Math.min(len, in.nextClearBit(a));
+                for (int t = a; t < b; t++) {
+                    double v = row[t];
+                    if (v != v || t == skip) {
+                        nan |= t != skip;
+                        continue;
+                    }
+                    m++;
+                    double key = top ? -v : v;
+                    // once the buffer is full, a key below the best of the worst ranks before it (raw < implies
+                    // the order's <): most candidates stop here
+                    if (w == FEW && key < wk[0]) continue;
+                    int at;
+                    if (w < FEW) {
+                        at = w++;
+                    } else if (before(wk[0], wt[0], wh[0], key, t, h)) {
+                        // worse than the best of the worst: that one leaves, this one goes into place
+                        System.arraycopy(wk, 1, wk, 0, FEW - 1);
+                        System.arraycopy(wt, 1, wt, 0, FEW - 1);
+                        System.arraycopy(wh, 1, wh, 0, FEW - 1);
+                        at = FEW - 1;
+                    } else {
+                        continue;
+                    }
+                    while (at > 0 && before(key, t, h, wk[at - 1], wt[at - 1], wh[at - 1])) {
+                        wk[at] = wk[at - 1];
+                        wt[at] = wt[at - 1];
+                        wh[at] = wh[at - 1];
+                        at--;
+                    }
+                    wk[at] = key;
+                    wt[at] = t;
+                    wh[at] = h;
+                }
+                a = b >= len || in == null ? -1 : in.nextSetBit(b);
+            }
+        }
+        long k = Math.max(0, Math.min(count, m));
+        if (m - k > FEW) return null;
+        int drop = (int) (m - k);
+        BitSet[] out = new BitSet[heads];
+        for (int h = 0; h < heads; h++) {
+            double[] row = score[h];
+            BitSet b = out[h] = new BitSet(row.length);
+            BitSet in = mask == null ? null : mask[h];
+            if (!nan) {
+                // every index of the mask (or the row) but the compensation entry is a candidate
+                if (in == null) b.set(0, row.length);
+                else b.or(in);
+                b.clear(row.length, Math.max(row.length, b.length()));
+                if (comp[h] >= 0) b.clear(comp[h]);
+                continue;
+            }
+            int start = -1;
+            for (int t = 0; t <= row.length; t++) {
+                boolean valid = t < row.length && row[t] == row[t] && t != comp[h] && (in == null || in.get(t));
+                if (valid && start < 0) start = t;
+                if (!valid && start >= 0) {
+                    b.set(start, t);
+                    start = -1;
+                }
+            }
+        }
+        for (int i = w - drop; i < w; i++) out[wh[i]].clear(wt[i]);
+        return out;
+    }
+
+    /** Whether candidate (key {@code ka}, index {@code ia}, head {@code ha}) ranks before candidate b: {@link #before}'s order. */
+    private static boolean before(double ka, int ia, int ha, double kb, int ib, int hb) {
+        int c = Double.compare(ka, kb);
+        if (c != 0) return c < 0;
+        if (ia != ib) return ia > ib;
+        return ha < hb;
     }
 
     /** Whether candidate {@code a} ranks before {@code b}. */

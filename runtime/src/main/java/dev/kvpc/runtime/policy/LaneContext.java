@@ -88,4 +88,19 @@ public interface LaneContext {
 
     /** {@code state op value}; {@code op} one of = += -= *=. */
     void writeState(String name, String op, double[] value, String axes);
+
+    // ------------------------------------------------------------------------------------------------- fused forms
+    // What compiled code calls where a value would be made only to be consumed by the next operation. Each means
+    // exactly its composition of the operations above (the default); a context may do it without the intermediate
+    // buffer.
+
+    /** {@code writeState(name, op, bind(kind, what, axes), axes)}: H2O's {@code acc += sum(attn, ...)}. */
+    default void writeStateFrom(String name, String op, String kind, String what, String axes) {
+        writeState(name, op, bind(kind, what, axes), axes);
+    }
+
+    /** {@code rank(within(score, axes, set), axes, ...)}: a ranking restricted to a set. */
+    default Object rankWithin(double[] score, String axes, Object set, boolean top, long count, long floor, String domain, String algorithm) {
+        return rank(within(score, axes, set), axes, top, count, floor, domain, algorithm);
+    }
 }

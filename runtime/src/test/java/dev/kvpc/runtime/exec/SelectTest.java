@@ -68,4 +68,53 @@ class SelectTest {
             assertArrayEquals(bySort(s, top, count, floor), Select.best(s, heads, top, count, floor, null), "trial " + trial + " floor " + floor);
         }
     }
+
+    @Test
+    void leavingOutAFewAgreesWithSorting() {
+        // all but 0..10 of the valid candidates: the scan (up to Select.FEW left out) and selection beyond it
+        Random r = new Random(9);
+        for (int trial = 0; trial < 3000; trial++) {
+            int heads = 1 + r.nextInt(3), n = 1 + r.nextInt(60);
+            double[][] s = new double[heads][n];
+            int valid = 0;
+            for (double[] row : s) {
+                for (int t = 0; t < n; t++) {
+                    int kind = r.nextInt(10);
+                    row[t] = kind == 0 ? Double.NaN : kind < 5 ? r.nextInt(3) : kind == 5 ? -0.0 : kind == 6 ? 0.0 : r.nextGaussian();
+                    if (!Double.isNaN(row[t])) valid++;
+                }
+            }
+            boolean top = r.nextBoolean();
+            long count = Math.max(0, valid - r.nextInt(Select.FEW + 3));
+            assertArrayEquals(bySort(s, top, count), Select.best(s, heads, top, count, null), "trial " + trial + " count " + count + " of " + valid);
+        }
+    }
+
+    @Test
+    void aMaskRanksAsNaNOutsideIt() {
+        // rank within a set (LaneView.rankWithin) is rank of the scores with NaN outside the set
+        Random r = new Random(13);
+        for (int trial = 0; trial < 3000; trial++) {
+            int heads = 1 + r.nextInt(3), n = 1 + r.nextInt(60);
+            double[][] s = new double[heads][n], masked = new double[heads][n];
+            BitSet[] mask = new BitSet[heads];
+            int valid = 0;
+            for (int h = 0; h < heads; h++) {
+                mask[h] = new BitSet();
+                int from = r.nextInt(n), to = from + r.nextInt(n - from + 1);
+                mask[h].set(from, to);
+                if (r.nextBoolean()) mask[h].set(r.nextInt(n + 5));
+                for (int t = 0; t < n; t++) {
+                    int kind = r.nextInt(12);
+                    s[h][t] = kind == 0 ? Double.NaN : kind < 5 ? r.nextInt(3) : kind == 5 ? -0.0 : r.nextGaussian();
+                    masked[h][t] = mask[h].get(t) ? s[h][t] : Double.NaN;
+                    if (!Double.isNaN(masked[h][t])) valid++;
+                }
+            }
+            boolean top = r.nextBoolean();
+            long count = r.nextBoolean() ? Math.max(0, valid - r.nextInt(Select.FEW + 3)) : r.nextInt(valid + 2);
+            assertArrayEquals(Select.best(masked, heads, top, count, null), Select.best(s, heads, top, count, -1, null, mask), "trial " + trial);
+            assertArrayEquals(bySort(masked, top, count), Select.best(s, heads, top, count, -1, null, mask), "trial " + trial + " against sorting");
+        }
+    }
 }

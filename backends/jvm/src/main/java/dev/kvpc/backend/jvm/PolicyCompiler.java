@@ -306,6 +306,8 @@ public final class PolicyCompiler {
         /** Statement order: buffer id -> index of its definition and of its last read. */
         private final Map<Integer, Integer> defAt = new HashMap<>(), lastUse = new HashMap<>();
         private final Map<Stmt, Integer> order = new java.util.IdentityHashMap<>();
+        /** How many statements read each value. */
+        private final Map<Integer, Integer> useCount = new HashMap<>();
         private int counter;
 
         Body(MethodVisitor mv, Kernel kernel) {
@@ -418,6 +420,7 @@ public final class PolicyCompiler {
 
         private void use(int id, int at) {
             lastUse.merge(id, at, Math::max);
+            useCount.merge(id, 1, Integer::sum);
         }
 
         private void uses(Expr e, int at) {
@@ -544,7 +547,55 @@ public final class PolicyCompiler {
         }
 
         private void block(List<Stmt> body) {
-            for (Stmt s : body) stmt(s);
+            for (int i = 0; i < body.size(); i++) {
+                Stmt s = body.get(i), next = i + 1 < body.size() ? body.get(i + 1) : null;
+                if (fusedPair(s, next)) {
+                    i++;
+                    continue;
+                }
+                stmt(s);
+            }
+        }
+
+        /**
+         * A value made only to be consumed by the very next statement, where the context has the pair as one
+         * operation ({@link LaneContext#writeStateFrom}, {@link LaneContext#rankWithin}): emits the pair and returns
+         * true. Nothing lies between the two, so no effect can change what the value would have held.
+         */
+        private boolean fusedPair(Stmt s, Stmt next) {
+            if (s instanceof Bind b && next instanceof Effect e && e.effect() instanceof Instr.StateWrite w
+                    && w.value() == b.id() && useCount.getOrDefault(b.id(), 0) == 1 && !b.kind().equals("state")) {
+                mv.visitVarInsn(ALOAD, 0);
+                mv.visitLdcInsn(w.state());
+                mv.visitLdcInsn(w.op().symbol);
+                mv.visitLdcInsn(b.kind());
+                mv.visitLdcInsn(b.what());
+                mv.visitLdcInsn(axesText(axes.get(b.id())));
+                ctx("writeStateFrom", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V");
+                return true;
+            }
+            if (s instanceof SetPrim p && p.op() instanceof Op.Within w && !sets.contains(w.x()) && next instanceof SetPrim q
+                    && q.op() instanceof Op.Rank r && r.score() == p.id() && useCount.getOrDefault(p.id(), 0) == 1) {
+                mv.visitVarInsn(ALOAD, 0);
+                bufAndAxes(w.x());
+                mv.visitVarInsn(ALOAD, local.get(w.set()));
+                rankArguments(r, q);
+                ctx("rankWithin", "([DLjava/lang/String;Ljava/lang/Object;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
+                mv.visitVarInsn(ASTORE, local.get(q.id()));
+                stampEpoch(q.id());
+                return true;
+            }
+            return false;
+        }
+
+        /** A rank's arguments after its score: order, count, floor (-1: none), domain, algorithm. */
+        private void rankArguments(Op.Rank r, SetPrim p) {
+            mv.visitInsn(r.order() == Op.Order.TOP ? ICONST_1 : ICONST_0);
+            scalarLong(r.count());
+            if (r.floor() >= 0) scalarLong(r.floor());
+            else mv.visitLdcInsn(-1L);
+            mv.visitLdcInsn(((Ty.SetTy) p.type()).domain().word());
+            mv.visitLdcInsn(r.algorithm().word());
         }
 
         private boolean overTokens(int id) {
@@ -579,6 +630,8 @@ public final class PolicyCompiler {
                     mv.visitVarInsn(ASTORE, local.get(b.id()));
                     stampEpoch(b.id());
                 }
+                case For f when f.body().size() == 1 && f.body().getFirst() instanceof Accumulate a
+                        && !mentions(a.index(), f.var()) && !reads(a.value(), a.buf()) -> registerReduction(f, a);
                 case For f -> {
                     int v = next++, end = next++;
                     expr(f.from());
@@ -654,6 +707,78 @@ public final class PolicyCompiler {
         }
 
         /** Pushes the flat row-major index of {@code index} into buffer {@code id}. */
+        /**
+         * A loop whose only statement folds values into one cell (the cell's index does not use the loop variable,
+         * and the values do not read its buffer): the cell lives in a register for the loop and is stored once after
+         * it. The same operations in the same order as folding in memory, so the same bits.
+         */
+        private void registerReduction(For f, Accumulate a) {
+            int acc = next;
+            next += 2;
+            int v = next++, end = next++;
+            mv.visitVarInsn(ALOAD, local.get(a.buf()));
+            index(a.buf(), a.index());
+            mv.visitInsn(DALOAD);
+            mv.visitVarInsn(DSTORE, acc);
+            expr(f.from());
+            mv.visitInsn(D2I);
+            mv.visitVarInsn(ISTORE, v);
+            expr(f.to());
+            mv.visitInsn(D2I);
+            mv.visitVarInsn(ISTORE, end);
+            Label head = new Label(), exit = new Label();
+            mv.visitLabel(head);
+            mv.visitVarInsn(ILOAD, v);
+            mv.visitVarInsn(ILOAD, end);
+            mv.visitJumpInsn(IF_ICMPGE, exit);
+            vars.add(Map.of(f.var(), v));
+            mv.visitVarInsn(DLOAD, acc);
+            expr(a.value());
+            switch (a.op()) {
+                case SUM -> mv.visitInsn(DADD);
+                case MAX -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "max", "(DD)D", false);
+                case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
+                default -> throw new IllegalStateException();
+            }
+            mv.visitVarInsn(DSTORE, acc);
+            vars.removeLast();
+            mv.visitIincInsn(v, 1);
+            mv.visitJumpInsn(GOTO, head);
+            mv.visitLabel(exit);
+            mv.visitVarInsn(ALOAD, local.get(a.buf()));
+            index(a.buf(), a.index());
+            mv.visitVarInsn(DLOAD, acc);
+            mv.visitInsn(DASTORE);
+        }
+
+        /** Whether any of {@code es} uses loop variable {@code var}. */
+        private static boolean mentions(List<Expr> es, String var) {
+            for (Expr e : es) if (mentions(e, var)) return true;
+            return false;
+        }
+
+        private static boolean mentions(Expr e, String var) {
+            return switch (e) {
+                case Var v -> v.name().equals(var);
+                case Load l -> mentions(l.index(), var);
+                case Un u -> mentions(u.x(), var);
+                case Bin b -> mentions(b.a(), var) || mentions(b.b(), var);
+                case Loop.Choose c -> mentions(c.cond(), var) || mentions(c.a(), var) || mentions(c.b(), var);
+                default -> false;
+            };
+        }
+
+        /** Whether {@code e} loads from buffer {@code buf}. */
+        private static boolean reads(Expr e, int buf) {
+            return switch (e) {
+                case Load l -> l.buf() == buf || l.index().stream().anyMatch(x -> reads(x, buf));
+                case Un u -> reads(u.x(), buf);
+                case Bin b -> reads(b.a(), buf) || reads(b.b(), buf);
+                case Loop.Choose c -> reads(c.cond(), buf) || reads(c.a(), buf) || reads(c.b(), buf);
+                default -> false;
+            };
+        }
+
         private void index(int id, List<Expr> index) {
             List<Dim> ds = dims.get(id);
             if (ds == null) throw new IllegalStateException("%" + id + " has no shape");
@@ -793,12 +918,7 @@ public final class PolicyCompiler {
                 case Op.Rank r -> {
                     mv.visitVarInsn(ALOAD, 0);
                     bufAndAxes(r.score());
-                    mv.visitInsn(r.order() == Op.Order.TOP ? ICONST_1 : ICONST_0);
-                    scalarLong(r.count());
-                    if (r.floor() >= 0) scalarLong(r.floor());
-                    else mv.visitLdcInsn(-1L);
-                    mv.visitLdcInsn(((Ty.SetTy) p.type()).domain().word());
-                    mv.visitLdcInsn(r.algorithm().word());
+                    rankArguments(r, p);
                     ctx("rank", "([DLjava/lang/String;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
                 }
                 case Op.Range r -> {
