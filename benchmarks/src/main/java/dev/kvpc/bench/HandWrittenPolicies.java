@@ -41,6 +41,30 @@ final class HandWrittenPolicies {
         lane.retain(keep);
     }
 
+    /**
+     * TOVA's decode step on one lane: the step's attention (column sums over the group's heads; the mean's divisor
+     * changes no ranking, so it is skipped) scores the entries; over budget, the best {@code budget} stay.
+     */
+    static void tovaStep(Lane lane, float[] columnSums, int budget) {
+        int n = lane.size();
+        if (n <= budget) return;
+        BitSet keep = new BitSet(n);
+        keep.set(0, n);
+        if (n - budget == 1) {
+            // the usual decode step: one entry leaves, the lowest score (ties: the earliest goes)
+            int worst = 0;
+            for (int i = 1; i < n; i++) if (columnSums[i] < columnSums[worst]) worst = i;
+            keep.clear(worst);
+        } else {
+            Integer[] idx = new Integer[n];
+            for (int i = 0; i < n; i++) idx[i] = i;
+            Arrays.sort(idx, (a, b) -> columnSums[a] != columnSums[b] ? Float.compare(columnSums[b], columnSums[a]) : Integer.compare(b, a));
+            keep.clear();
+            for (int i = 0; i < budget; i++) keep.set(idx[i]);
+        }
+        lane.retain(keep);
+    }
+
     /** Quest's per-page key bounds, kept incrementally: only the last page changes as entries arrive. */
     static final class Quest {
         final int page, pages, d;

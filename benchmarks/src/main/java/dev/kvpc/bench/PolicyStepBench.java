@@ -30,6 +30,8 @@ import java.util.concurrent.TimeUnit;
  * <ul>
  *   <li>h2o (budget = entries): a decode step: an entry arrives, the accumulated scores take the step's column
  *       sums (fused in the kernel: given here), one entry is evicted;</li>
+ *   <li>tova (budget = entries): a decode step: the step's column sums (fused, given here) score the entries, the
+ *       lowest is evicted;</li>
  *   <li>quest (pages of 16, 64 pages): a decode step's attend set from the page bounds;</li>
  *   <li>kivi (2 bits, groups of 32, residual 128): a decode step's standing stores;</li>
  *   <li>snapkv (budget 1024, window 32, kernel 7): a prefill of {@code entries} tokens, compressed.</li>
@@ -46,7 +48,7 @@ import java.util.concurrent.TimeUnit;
 public class PolicyStepBench {
     static final int D = 128, GROUP = 4, HEADS = 4;
 
-    @Param({"h2o", "quest", "kivi", "snapkv"})
+    @Param({"h2o", "tova", "quest", "kivi", "snapkv"})
     public String policy;
     @Param({"4096", "16384"})
     public int entries;
@@ -62,6 +64,7 @@ public class PolicyStepBench {
     private Map<String, Object> params() {
         return switch (policy) {
             case "h2o" -> Map.of("budget", (long) entries);
+            case "tova" -> Map.of("budget", (long) entries);
             case "quest" -> Map.of("page", 16L, "pages", 64L);
             case "kivi" -> Map.of("bits", 2L, "group", 32L, "residual", 128L);
             case "snapkv" -> Map.of("budget", 1024L, "window", 32L, "kernel", 7L);
@@ -179,6 +182,7 @@ public class PolicyStepBench {
         lane.append(pos, step, key, 0, value, 0);
         switch (policy) {
             case "h2o" -> HandWrittenPolicies.h2oStep(lane, sums, entries, 0.5);
+            case "tova" -> HandWrittenPolicies.tovaStep(lane, sums, entries);
             case "quest" -> {
                 quest.update(lane);
                 bh.consume(quest.attend(lane, q, GROUP));
