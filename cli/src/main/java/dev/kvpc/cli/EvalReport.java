@@ -267,7 +267,8 @@ final class EvalReport {
             String file = "ppl-budget-" + fileName(model) + "-" + lengths[i] + ".png";
             save(chart, dir.resolve(file));
             String at = i == trained ? "at the trained context" : "at the longest length";
-            out.add(new Plot(model, file, model + ": perplexity against budget, tokens " + span(lengths, i), "Perplexity of tokens " + span(lengths, i) + " (" + at + ") against the KV budget, one line per policy; "
+            out.add(new Plot(model, file, model + ": perplexity against budget, tokens " + span(lengths, i),
+                    "Perplexity of tokens " + span(lengths, i) + " (" + at + ") against the KV budget, one line per policy; "
                     + "the full cache dashed, budget-free policies dotted." + coinciding(points, 1.0, span(ys))));
         }
         return out;

@@ -1,7 +1,6 @@
 package dev.kvpc.compiler.fmt;
 
 import dev.kvpc.compiler.ast.*;
-import dev.kvpc.compiler.ast.Expr.BinaryOp;
 
 import java.util.ArrayList;
 import java.util.Comparator;

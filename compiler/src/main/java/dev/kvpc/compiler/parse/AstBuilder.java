@@ -3,7 +3,6 @@ package dev.kvpc.compiler.parse;
 import dev.kvpc.compiler.ast.*;
 import dev.kvpc.compiler.ast.Expr.BinaryOp;
 import dev.kvpc.grammar.KvpLexer;
-import dev.kvpc.grammar.KvpParser;
 import dev.kvpc.grammar.KvpParser.*;
 import org.antlr.v4.runtime.CommonTokenStream;
 import org.antlr.v4.runtime.ParserRuleContext;

@@ -2,7 +2,6 @@ package dev.kvpc.backend.interp;
 
 import dev.kvpc.compiler.api.Compilation;
 import dev.kvpc.compiler.api.Frontend;
-import dev.kvpc.compiler.diag.Diagnostic;
 import dev.kvpc.compiler.model.ModelShape;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;

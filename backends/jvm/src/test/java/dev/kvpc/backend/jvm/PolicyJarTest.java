@@ -23,7 +23,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -69,8 +68,10 @@ class PolicyJarTest {
                 List<dev.kvpc.runtime.policy.CompiledLaneClass> classes = new ArrayList<>();
                 for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
                 // statistics exactly as the interpreter computes them: the same kept positions after every step
-                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, new NativeRunner(s, classes, JvmBackend.variant(s), false));
-                RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000), new NativeRunner(s, classes, JvmBackend.variant(s), false));
+                var variant = JvmBackend.variant(s);
+                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root, null, new NativeRunner(s, classes, variant, false));
+                RuntimeDifferentialTest.compare(s, PassPreservationTest.traces().getFirst(), root + " (RoPE by the runtime)", new Rope(10000),
+                        new NativeRunner(s, classes, variant, false));
                 if (root.equals("h2o")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "H2O reads only column sums: the kernel's serve");
                 if (root.equals("tova")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "TOVA's mean over query, group and head is the layer's column sums over its cells");
                 if (root.equals("snapkv")) assertFalse(NativeRunner.fusable(s.classes().getFirst()), "SnapKV max-pools its window's rows: they are computed");
