@@ -120,66 +120,94 @@ final class LaneView implements LaneContext {
             return true;
         }
 
-        /** Lane {@code li}'s per-page state {@code s}: its initialiser run over each page's entries, [page][width]. */
-        double[] lanePageState(PolicyIr.State s, int li) {
+        /**
+         * Lane {@code li}'s per-page state {@code s}: its initialiser run over each page's entries, [page][width].
+         * A state that depends only on rows and positions is cached per page while the page's entries and rows stay
+         * as they were: the array returned is then the lane's own, kept from event to event with only changed pages
+         * rewritten (callers read it, never write it), and the pages changed since the lane's published copy are
+         * noted for {@link #publishPageStates}. An array handed to compiled code ({@code handOut}) is not rewritten
+         * during the event: a later change in the same event goes to a copy, as a value bound before an effect keeps
+         * what it held.
+         */
+        double[] lanePageState(PolicyIr.State s, int li, boolean handOut) {
             Lane l = lanes.get(li);
             int size = pageSize(), per = stateWidth(s);
             int regular = regular(l);
             int pages = (regular + size - 1) / size;
-            double[] out = new double[pages * per];
             Integer init = info.inits().get(s.name());
-            if (init == null) return out;
-            boolean cacheable = info.pageCacheable().contains(s.name());
-            boolean fresh = !cacheable;
+            if (init == null) return new double[pages * per];
+            if (!info.pageCacheable().contains(s.name())) {
+                double[] out = new double[pages * per];
+                for (int p = 0; p < pages; p++) System.arraycopy(pageValue(s, init, li, l, p * size, Math.min(regular, (p + 1) * size), per), 0, out, p * per, per);
+                NativeRunner.PageStates ps = runner.pageStates(l, s.name());
+                ps.reshaped = true;
+                return out;
+            }
             long version = runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0];
-            List<NativeRunner.PageValue> cache = cacheable
-                    ? runner.pageValues.computeIfAbsent(l, x -> new HashMap<>()).computeIfAbsent(s.name(), x -> new ArrayList<>()) : null;
+            NativeRunner.PageStates ps = runner.pageStates(l, s.name());
+            if (ps.values.length != pages * per) {
+                ps.values = Arrays.copyOf(ps.values, pages * per);
+                ps.reshaped = true;
+                ps.handedOut = false;
+            }
+            while (ps.pages.size() > pages) ps.pages.removeLast();
             for (int p = 0; p < pages; p++) {
                 int from = p * size, to = Math.min(regular, (p + 1) * size);
-                double[] v = null;
-                if (cache != null && p < cache.size()) {
-                    NativeRunner.PageValue c = cache.get(p);
-                    if (c.version() == version && samePositions(c.positions(), l, from, to)) v = c.values();
+                if (p < ps.pages.size()) {
+                    NativeRunner.PageValue c = ps.pages.get(p);
+                    if (c.version() == version && samePositions(c.positions(), l, from, to)) continue;
                 }
-                if (v == null) {
-                    int[] entries = new int[to - from], positions = new int[to - from];
-                    for (int j = 0; j < entries.length; j++) {
-                        entries[j] = from + j;
-                        positions[j] = l.position(from + j);
-                    }
-                    v = info.code().run(init, new PageView(this, li, entries));
-                    if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
-                    if (cache != null) {
-                        while (cache.size() <= p) cache.add(new NativeRunner.PageValue(new int[0], -1, new double[0]));
-                        cache.set(p, new NativeRunner.PageValue(positions, version, v));
-                    }
-                    fresh = true;
+                int[] positions = Arrays.copyOfRange(l.positionTable(), from, to);
+                double[] v = pageValue(s, init, li, l, from, to, per);
+                if (ps.handedOut) {
+                    ps.values = ps.values.clone();
+                    ps.handedOut = false;
                 }
-                System.arraycopy(v, 0, out, p * per, per);
+                while (ps.pages.size() <= p) ps.pages.add(new NativeRunner.PageValue(new int[0], -1));
+                ps.pages.set(p, new NativeRunner.PageValue(positions, version));
+                System.arraycopy(v, 0, ps.values, p * per, per);
+                ps.unpublished.set(p);
             }
-            if (cache != null && cache.size() > pages) {
-                while (cache.size() > pages) cache.removeLast();
-                fresh = true;
-            }
-            if (fresh) runner.unpublished.computeIfAbsent(l, x -> new java.util.HashSet<>()).add(s.name());
-            return out;
+            ps.handedOut |= handOut;
+            return ps.values;
         }
 
-        /** The per-page states of every lane, kept with the runtime's lanes (so measured bytes count them). */
+        /** The initialiser of a per-page state run over entries {@code from..to} of a lane. */
+        private double[] pageValue(PolicyIr.State s, int init, int li, Lane l, int from, int to, int per) {
+            int[] entries = new int[to - from];
+            for (int j = 0; j < entries.length; j++) entries[j] = from + j;
+            double[] v = info.code().run(init, new PageView(this, li, entries));
+            if (v.length != per) throw new IllegalStateException("page state " + s.name() + " init has " + v.length + " values, expected " + per);
+            return v;
+        }
+
+        /**
+         * The per-page states of every lane, kept with the runtime's lanes (so measured bytes count them): the pages
+         * changed since the lane's copy are written into it, or the whole state when its pages changed in number.
+         */
         void publishPageStates() {
             for (PolicyIr.State s : info.policy().states()) {
                 if (s.scope() != PolicyIr.StateScope.PAGE) continue;
                 int per = stateWidth(s);
                 for (int li = 0; li < lanes.size(); li++) {
-                    double[] v = lanePageState(s, li);
+                    Lane l = lanes.get(li);
+                    double[] v = lanePageState(s, li, false);
+                    NativeRunner.PageStates ps = runner.pageStates(l, s.name());
+                    // the event ends: what compiled code was handed is no longer read
+                    ps.handedOut = false;
                     if (v.length == 0) continue;
-                    // unchanged since the lane's copy was published: nothing to copy
-                    java.util.Set<String> pending = runner.unpublished.get(lanes.get(li));
-                    if (lanes.get(li).hasPageState(s.name()) && (pending == null || !pending.remove(s.name()))) continue;
-                    if (pending != null) pending.remove(s.name());
-                    float[] f = new float[v.length];
-                    for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
-                    lanes.get(li).setPageState(s.name(), pageSize(), per, f);
+                    if (!ps.reshaped && l.hasPageState(s.name()) && l.pageState(s.name()).length == v.length) {
+                        float[] f = l.pageState(s.name());
+                        for (int p = ps.unpublished.nextSetBit(0); p >= 0 && p * per < v.length; p = ps.unpublished.nextSetBit(p + 1)) {
+                            for (int i = p * per; i < (p + 1) * per; i++) f[i] = (float) v[i];
+                        }
+                    } else {
+                        float[] f = new float[v.length];
+                        for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+                        l.setPageState(s.name(), pageSize(), per, f);
+                    }
+                    ps.unpublished.clear();
+                    ps.reshaped = false;
                 }
             }
         }
@@ -792,14 +820,18 @@ final class LaneView implements LaneContext {
                     double[][] byLane = new double[lanes][];
                     int total = 0;
                     for (int li = 0; li < lanes; li++) {
-                        byLane[li] = es.lanePageState(s, li);
+                        byLane[li] = es.lanePageState(s, li, true);
                         total += byLane[li].length;
                     }
-                    cached = new double[total];
-                    int o = 0;
-                    for (double[] x : byLane) {
-                        System.arraycopy(x, 0, cached, o, x.length);
-                        o += x.length;
+                    if (lanes == 1) {
+                        cached = byLane[0];
+                    } else {
+                        cached = new double[total];
+                        int o = 0;
+                        for (double[] x : byLane) {
+                            System.arraycopy(x, 0, cached, o, x.length);
+                            o += x.length;
+                        }
                     }
                     es.pageCache.put(name, cached);
                 }

@@ -35,8 +35,8 @@ public final class NativeRunner implements PolicyRunner {
     private final AttentionVariant variant;
     /** Per-lane states of each lane (scope lane), kept beside the runtime's lanes. */
     final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
-    /** Per lane: per-page state values by state and page, with the positions they were computed from. */
-    final Map<Lane, Map<String, List<PageValue>>> pageValues = Collections.synchronizedMap(new WeakHashMap<>());
+    /** Per lane: per-page state values by state, with the positions each page was computed from. */
+    final Map<Lane, Map<String, PageStates>> pageValues = Collections.synchronizedMap(new WeakHashMap<>());
     /** Per lane: arrays reused from event to event for the kernel's column sums and the positions they index. */
     final Map<Lane, Scratch> scratch = Collections.synchronizedMap(new WeakHashMap<>());
 
@@ -45,13 +45,30 @@ public final class NativeRunner implements PolicyRunner {
         int[] positions = new int[0];
     }
 
-    /** Per lane: the per-page states computed anew since the lane's copy of them was last published. */
-    final Map<Lane, java.util.Set<String>> unpublished = Collections.synchronizedMap(new WeakHashMap<>());
+
     /** Per lane: a counter bumped whenever stored rows change in place (stores, merges). */
     final Map<Lane, long[]> rowVersions = Collections.synchronizedMap(new WeakHashMap<>());
 
-    /** One page's state, valid while its entries and the lane's row version are those it was computed from. */
-    record PageValue(int[] positions, long version, double[] values) {}
+    /** What one page's state was computed from: valid while its entries and the lane's row version are these. */
+    record PageValue(int[] positions, long version) {}
+
+    /**
+     * One per-page state of one lane: what each page was computed from, the values of all pages ([page][width], read
+     * by compiled code in place), the pages changed since the lane's published copy, and whether the number of pages
+     * changed since then.
+     */
+    static final class PageStates {
+        final List<PageValue> pages = new ArrayList<>();
+        double[] values = new double[0];
+        final BitSet unpublished = new BitSet();
+        boolean reshaped = true;
+        /** Whether {@link #values} was handed to compiled code during the current event. */
+        boolean handedOut;
+    }
+
+    PageStates pageStates(Lane lane, String state) {
+        return pageValues.computeIfAbsent(lane, x -> new HashMap<>()).computeIfAbsent(state, x -> new PageStates());
+    }
 
     /** What the event schedule needs of one lane class. */
     /**
