@@ -150,6 +150,22 @@ public sealed interface Op {
         NEG, NOT, ABS, EXP, LOG, SQRT, TANH, SIGMOID, TO_INT, TO_FLOAT;
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        /** The function on doubles (booleans are 0 and 1): the rule every evaluator of the IR uses. */
+        public double apply(double x) {
+            return switch (this) {
+                case NEG -> -x;
+                case NOT -> x == 0 ? 1 : 0;
+                case ABS -> Math.abs(x);
+                case EXP -> Math.exp(x);
+                case LOG -> Math.log(x);
+                case SQRT -> Math.sqrt(x);
+                case TANH -> Math.tanh(x);
+                case SIGMOID -> 1 / (1 + Math.exp(-x));
+                case TO_INT -> (double) (long) x;
+                case TO_FLOAT -> x;
+            };
+        }
     }
 
     enum Fn2 {
@@ -158,12 +174,135 @@ public sealed interface Op {
         public String word() { return name().toLowerCase(Locale.ROOT); }
 
         public boolean comparison() { return ordinal() >= LT.ordinal() && ordinal() <= NE.ordinal(); }
+
+        /** The function on doubles (booleans are 0 and 1): the rule every evaluator of the IR uses. */
+        public double apply(double a, double b) {
+            return switch (this) {
+                case ADD -> a + b;
+                case SUB -> a - b;
+                case MUL -> a * b;
+                case DIV -> a / b;
+                case MOD -> b == 0 ? Double.NaN : a % b;
+                case LT -> a < b ? 1 : 0;
+                case LE -> a <= b ? 1 : 0;
+                case GT -> a > b ? 1 : 0;
+                case GE -> a >= b ? 1 : 0;
+                case EQ -> a == b ? 1 : 0;
+                case NE -> a != b ? 1 : 0;
+                case AND -> a != 0 && b != 0 ? 1 : 0;
+                case OR -> a != 0 || b != 0 ? 1 : 0;
+                case MAX -> Math.max(a, b);
+                case MIN -> Math.min(a, b);
+            };
+        }
     }
 
+    /**
+     * A scalar formula over numbered variables, built from the IR's own functions: how a reduction maps each value
+     * before folding it and finishes its result. Evaluated here ({@link #eval}) by the interpreter and the runtime,
+     * lowered to loop expressions by the loop IR, so that a rule stated once is the same everywhere.
+     */
+    sealed interface Scalar {
+        /** Variable {@code i}: the value (or the fold) for 0, the count of values folded for 1. */
+        record Var(int i) implements Scalar {}
+
+        record Num(double value) implements Scalar {}
+
+        record Un(Fn1 fn, Scalar x) implements Scalar {}
+
+        record Bin(Fn2 fn, Scalar a, Scalar b) implements Scalar {}
+
+        /** {@code cond != 0 ? a : b}. */
+        record If(Scalar cond, Scalar a, Scalar b) implements Scalar {}
+
+        Scalar V = new Var(0), N = new Var(1), ZERO = new Num(0.0);
+
+        default double eval(double v, double n) {
+            return switch (this) {
+                case Var x -> x.i() == 0 ? v : n;
+                case Num c -> c.value();
+                case Un u -> u.fn().apply(u.x().eval(v, n));
+                case Bin b -> b.fn().apply(b.a().eval(v, n), b.b().eval(v, n));
+                case If f -> f.cond().eval(v, n) != 0 ? f.a().eval(v, n) : f.b().eval(v, n);
+            };
+        }
+    }
+
+    /**
+     * A reduction, whole: how each value is mapped ({@code pre}, over {@link Scalar#V}; null: as it is), the fold
+     * ({@code acc}: SUM, MAX or MIN, from its identity), how the result comes from the fold and the count of values
+     * ({@code post}, over V and {@link Scalar#N}; null: the fold), and the facts the checker and the passes ask. The
+     * interpreter, the runtime and the loop lowering all derive from this; a new reduction is a new constant, and its
+     * word is the builtin's name ({@code norm(x, over: channel)}).
+     */
     enum Red {
-        SUM, MEAN, MAX, MIN, NORM;
+        SUM(null, Fold.SUM, null, false, true, true),
+        /** The mean; 0 over no values. */
+        MEAN(null, Fold.SUM, new Scalar.If(new Scalar.Bin(Fn2.EQ, Scalar.N, Scalar.ZERO), Scalar.ZERO, new Scalar.Bin(Fn2.DIV, Scalar.V, Scalar.N)),
+                true, true, false),
+        MAX(null, Fold.MAX, null, false, true, true),
+        MIN(null, Fold.MIN, null, false, false, true),
+        /** The Euclidean norm. */
+        NORM(new Scalar.Bin(Fn2.MUL, Scalar.V, Scalar.V), Fold.SUM, new Scalar.Un(Fn1.SQRT, Scalar.V), true, false, false);
+
+        /** How values fold: each has its identity. */
+        public enum Fold {
+            SUM(0.0), MAX(Double.NEGATIVE_INFINITY), MIN(Double.POSITIVE_INFINITY);
+
+            public final double identity;
+
+            Fold(double identity) {
+                this.identity = identity;
+            }
+
+            public double apply(double acc, double v) {
+                return switch (this) {
+                    case SUM -> acc + v;
+                    case MAX -> Math.max(acc, v);
+                    case MIN -> Math.min(acc, v);
+                };
+            }
+        }
+
+        public final Scalar pre, post;
+        public final Fold fold;
+        /** Whether the result is a float whatever the input (a mean of ints is not an int). */
+        public final boolean floatResult;
+        /** Whether a reduction of attention over queries may be named a kernel statistic (FuseStatistics). */
+        public final boolean kernelStatistic;
+        /** Whether a per-page state reducing tokens may be kept up to date page by page (Incrementalize). */
+        public final boolean incremental;
+
+        Red(Scalar pre, Fold fold, Scalar post, boolean floatResult, boolean kernelStatistic, boolean incremental) {
+            this.pre = pre;
+            this.fold = fold;
+            this.post = post;
+            this.floatResult = floatResult;
+            this.kernelStatistic = kernelStatistic;
+            this.incremental = incremental;
+        }
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        /** The reduction a builtin's name calls, or null. */
+        public static Red of(String word) {
+            for (Red r : values()) if (r.word().equals(word)) return r;
+            return null;
+        }
+
+        public double identity() {
+            return fold.identity;
+        }
+
+        /** {@code acc} with value {@code v} folded in. */
+        public double fold(double acc, double v) {
+            return fold.apply(acc, pre == null ? v : pre.eval(v, 0));
+        }
+
+        /** The result from the fold of {@code count} values. */
+        public double finish(double acc, double count) {
+            return post == null ? acc : post.eval(acc, count);
+        }
     }
 
     enum Order {

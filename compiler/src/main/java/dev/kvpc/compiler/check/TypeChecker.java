@@ -64,12 +64,24 @@ final class TypeChecker {
         }
     }
 
-    private static final Set<String> REDUCTIONS = Set.of("sum", "mean", "max", "min", "norm");
+    /** Every reduction the IR defines, by its word ({@code sum(x, over: token)}): one table, {@link dev.kvpc.ir.Op.Red}. */
+    private static final Set<String> REDUCTIONS = reductions();
     private static final Set<String> ELEMENTWISE = Set.of("abs", "exp", "log", "sqrt", "tanh", "sigmoid");
-    static final Set<String> BUILTINS = Set.of("sum", "mean", "max", "min", "norm", "maxpool", "avgpool", "quantile",
-            "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "dot", "slope", "table", "first", "last", "top", "bottom",
-            "where", "pages");
+    static final Set<String> BUILTINS = builtins();
     static final Set<String> FORMATS = Set.of("f32", "f16", "bf16", "int8", "int4", "int2");
+
+    private static Set<String> reductions() {
+        Set<String> out = new TreeSet<>();
+        for (dev.kvpc.ir.Op.Red r : dev.kvpc.ir.Op.Red.values()) out.add(r.word());
+        return Set.copyOf(out);
+    }
+
+    private static Set<String> builtins() {
+        Set<String> out = new TreeSet<>(reductions());
+        out.addAll(List.of("maxpool", "avgpool", "quantile", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "dot", "slope", "table", "first",
+                "last", "top", "bottom", "where", "pages"));
+        return Set.copyOf(out);
+    }
 
     private final Diagnostics diags;
     private final Map<String, Decl> decls;
@@ -950,12 +962,12 @@ final class TypeChecker {
             return Type.ERROR;
         }
         if (reduction) return reduce(call, pos, c);
+        if (REDUCTIONS.contains(f) && !f.equals("max") && !f.equals("min")) {
+            for (Expr e : pos) expr(e, c);
+            diags.error(Code.E109, call.span(), "'" + f + "' needs the axes it reduces: " + f + "(x, over: token)");
+            return Type.ERROR;
+        }
         return switch (f) {
-            case "sum", "mean", "norm" -> {
-                for (Expr e : pos) expr(e, c);
-                diags.error(Code.E109, call.span(), "'" + f + "' needs the axes it reduces: " + f + "(x, over: token)");
-                yield Type.ERROR;
-            }
             case "max", "min" -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
                 Type a = expr(pos.get(0), c), b = expr(pos.get(1), c);
@@ -1145,10 +1157,7 @@ final class TypeChecker {
             }
         }
         if (!ok) return Type.ERROR;
-        Elem e = switch (f) {
-            case "mean", "norm" -> Elem.FLOAT;
-            default -> tx.elem();
-        };
+        Elem e = dev.kvpc.ir.Op.Red.of(f).floatResult ? Elem.FLOAT : tx.elem();
         return new Tensor(e, rest);
     }
 

@@ -447,11 +447,10 @@ public final class Lowering {
             if (d instanceof Decl.Fn fn) return inline(fn, pos, b);
             Ty t = typeOf(c);
             List<Axis> over = c.over() == null ? List.of() : c.over().stream().map(n -> Axis.of(n.text())).toList();
+            Op.Red red = Op.Red.of(f);
+            if (red != null && c.over() != null) return b.def(t, new Op.Reduce(red, expr(pos.getFirst(), b), over));
             return switch (f) {
-                case "sum", "mean", "norm" -> b.def(t, new Op.Reduce(Op.Red.valueOf(f.toUpperCase(Locale.ROOT)), expr(pos.getFirst(), b), over));
-                case "max", "min" -> c.over() != null
-                        ? b.def(t, new Op.Reduce(Op.Red.valueOf(f.toUpperCase(Locale.ROOT)), expr(pos.getFirst(), b), over))
-                        : b.def(t, new Op.Map2(f.equals("max") ? Op.Fn2.MAX : Op.Fn2.MIN, expr(pos.get(0), b), expr(pos.get(1), b)));
+                case "max", "min" -> b.def(t, new Op.Map2(f.equals("max") ? Op.Fn2.MAX : Op.Fn2.MIN, expr(pos.get(0), b), expr(pos.get(1), b)));
                 case "maxpool", "avgpool" -> {
                     int x = expr(pos.get(0), b), k = expr(pos.get(1), b);
                     yield b.def(t, new Op.Pool(f.equals("maxpool") ? Op.Red.MAX : Op.Red.MEAN, x, k, over.getFirst()));

@@ -252,28 +252,38 @@ public final class LoopLowering {
         reduceOver(d, fn, xt.axes(), over, value, out);
     }
 
-    /** out[kept] = fn over {@code over} of value, iterating {@code all} axes. */
+    /**
+     * out[kept] = fn over {@code over} of value, iterating {@code all} axes: the reduction's rule ({@link Op.Red}):
+     * its identity, each value mapped by its {@code pre} and folded, then its {@code post} of the fold and the count.
+     */
     private void reduceOver(Instr.Def d, Op.Red fn, List<Axis> all, List<Axis> over, Expr value, List<Stmt> out) {
         Ty.Tensor t = (Ty.Tensor) d.type();
         out.add(new Alloc(d.id(), t.elem(), dims(t)));
-        Object init = switch (fn) {
-            case MAX -> Double.NEGATIVE_INFINITY;
-            case MIN -> Double.POSITIVE_INFINITY;
-            default -> 0.0;
+        out.addAll(nest(t.axes(), List.of(new Assign(d.id(), vars(t.axes()), new Const(fn.identity())))));
+        Op.Red acc = switch (fn.fold) {
+            case SUM -> Op.Red.SUM;
+            case MAX -> Op.Red.MAX;
+            case MIN -> Op.Red.MIN;
         };
-        out.addAll(nest(t.axes(), List.of(new Assign(d.id(), vars(t.axes()), new Const(init)))));
-        Op.Red acc = fn == Op.Red.MEAN || fn == Op.Red.NORM ? Op.Red.SUM : fn;
-        Expr v = fn == Op.Red.NORM ? new Bin(Op.Fn2.MUL, value, value) : value;
+        Expr v = fn.pre == null ? value : scalar(fn.pre, value, null);
         out.addAll(nest(all, List.of(new Accumulate(d.id(), vars(t.axes()), acc, v))));
-        if (fn == Op.Red.MEAN) {
+        if (fn.post != null) {
             Expr count = new Const(1L);
             for (Axis a : over) count = new Bin(Op.Fn2.MUL, count, new Extent(dim(a)));
             Expr cur = new Load(d.id(), vars(t.axes()));
-            out.addAll(nest(t.axes(), List.of(new Assign(d.id(), vars(t.axes()), new Bin(Op.Fn2.DIV, cur, count)))));
-        } else if (fn == Op.Red.NORM) {
-            Expr cur = new Load(d.id(), vars(t.axes()));
-            out.addAll(nest(t.axes(), List.of(new Assign(d.id(), vars(t.axes()), new Un(Op.Fn1.SQRT, cur)))));
+            out.addAll(nest(t.axes(), List.of(new Assign(d.id(), vars(t.axes()), scalar(fn.post, cur, count)))));
         }
+    }
+
+    /** A rule's formula as a loop expression: variable 0 is {@code v}, variable 1 is {@code n}. */
+    private static Expr scalar(Op.Scalar f, Expr v, Expr n) {
+        return switch (f) {
+            case Op.Scalar.Var x -> x.i() == 0 ? v : n;
+            case Op.Scalar.Num c -> new Const(c.value());
+            case Op.Scalar.Un u -> new Un(u.fn(), scalar(u.x(), v, n));
+            case Op.Scalar.Bin b -> new Bin(b.fn(), scalar(b.a(), v, n), scalar(b.b(), v, n));
+            case Op.Scalar.If c -> new Loop.Choose(scalar(c.cond(), v, n), scalar(c.a(), v, n), scalar(c.b(), v, n));
+        };
     }
 
     private void pool(Instr.Def d, Op.Pool p, List<Stmt> out) {

@@ -26,8 +26,8 @@ public final class FuseStatistics {
     private static Block block(Block b, Map<Integer, Instr.Def> defs) {
         List<Instr> out = new ArrayList<>();
         for (Instr i : b.instrs()) {
-            if (i instanceof Instr.Def d && d.op() instanceof Op.Reduce r && r.over().contains(Axis.QUERY) && r.fn() != Op.Red.NORM
-                    && r.fn() != Op.Red.MIN && defs.get(r.x()) instanceof Instr.Def src && src.op() instanceof Op.Signal s
+            if (i instanceof Instr.Def d && d.op() instanceof Op.Reduce r && r.over().contains(Axis.QUERY) && r.fn().kernelStatistic
+                    && defs.get(r.x()) instanceof Instr.Def src && src.op() instanceof Op.Signal s
                     && Sets.ATTENTION_ROWS.contains(s.name())) {
                 out.add(new Instr.Def(d.id(), d.type(), new Op.KernelStat(s.name(), r.fn(), r.over())));
             } else if (i instanceof Instr.If f) {

@@ -29,7 +29,7 @@ public final class Incrementalize {
         for (Instr i : c.block().instrs()) if (i instanceof Instr.Def d) defs.put(d.id(), d);
         Instr.Def r = defs.get(c.result());
         return r != null && r.op() instanceof Op.Reduce red && red.over().equals(List.of(Axis.TOKEN))
-                && red.fn() != Op.Red.MEAN && red.fn() != Op.Red.NORM
+                && red.fn().incremental
                 && defs.get(red.x()) instanceof Instr.Def x && x.op() instanceof Op.Signal s && (s.name().equals("k") || s.name().equals("v"));
     }
 }

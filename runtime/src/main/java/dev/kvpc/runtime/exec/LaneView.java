@@ -480,19 +480,19 @@ final class LaneView implements LaneContext {
                 dev.kvpc.ir.Op.Red fn = ks.fn();
                 if (es.fusedSums) {
                     // per lane, the sum over queries and group heads (NativeRunner.fromColumnSums); then over the
-                    // layer's heads where asked, and a mean divides by the cells folded, as the rows' reduction does
+                    // layer's heads where asked, and the reduction finishes from the sum and the cells folded (a
+                    // mean divides), as the rows' reduction does
                     List<Axis> rest = new ArrayList<>(over);
                     rest.removeAll(List.of(Axis.QUERY, Axis.GROUP));
-                    double cells = fn == dev.kvpc.ir.Op.Red.MEAN
-                            ? (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1) : 1;
-                    if (rest.isEmpty()) yield layout(fusedSums(false, cells), withHead(Axis.TOKEN), dims(lane0().size()), want);
+                    double cells = (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
+                    if (rest.isEmpty()) yield layout(fusedSums(false, fn, cells), withHead(Axis.TOKEN), dims(lane0().size()), want);
                     if (es.perLayer && rest.equals(List.of(Axis.HEAD))) {
                         // TOVA's mean over the layer's heads: summed over the lanes as the sums are read
-                        yield layout(fusedSums(true, cells), List.of(Axis.TOKEN), new int[] {lane0().size()}, want);
+                        yield layout(fusedSums(true, fn, cells), List.of(Axis.TOKEN), new int[] {lane0().size()}, want);
                     }
                     Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
                     Tensor r = x.reduce(dev.kvpc.ir.Op.Red.SUM, rest);
-                    if (cells != 1) for (int i = 0; i < r.data.length; i++) r.data[i] /= cells;
+                    finish(r.data, fn, cells);
                     yield layout(r.data, r.axes, r.dims, want);
                 }
                 Tensor x = attention(ks.signal().equals("attn"));
@@ -523,16 +523,15 @@ final class LaneView implements LaneContext {
         Tensor reduce(dev.kvpc.ir.Op.Red fn, List<Axis> over) {
             List<Axis> keep = new ArrayList<>();
             for (Axis a : axes) if (!over.contains(a)) keep.add(a);
-            if (fn != dev.kvpc.ir.Op.Red.NORM && axes.subList(axes.size() - keep.size(), axes.size()).equals(keep)) return LaneView.reduceLeading(this, fn, keep);
+            if (axes.subList(axes.size() - keep.size(), axes.size()).equals(keep)) return LaneView.reduceLeading(this, fn, keep);
             int[] od = new int[keep.size()];
             int n = 1;
             for (int i = 0; i < od.length; i++) {
                 od[i] = dims[axes.indexOf(keep.get(i))];
                 n *= od[i];
             }
-            double init = fn == dev.kvpc.ir.Op.Red.MAX ? Double.NEGATIVE_INFINITY : fn == dev.kvpc.ir.Op.Red.MIN ? Double.POSITIVE_INFINITY : 0;
             double[] acc = new double[n];
-            Arrays.fill(acc, init);
+            Arrays.fill(acc, fn.identity());
             int count = 1;
             for (Axis a : over) count *= dims[axes.indexOf(a)];
             int[] outStride = new int[axes.size()];
@@ -545,19 +544,13 @@ final class LaneView implements LaneContext {
             for (double v : data) {
                 int o = 0;
                 for (int j = 0; j < idx.length; j++) o += idx[j] * outStride[j];
-                acc[o] = switch (fn) {
-                    case SUM, MEAN -> acc[o] + v;
-                    case MAX -> Math.max(acc[o], v);
-                    case MIN -> Math.min(acc[o], v);
-                    case NORM -> acc[o] + v * v;
-                };
+                acc[o] = fn.fold(acc[o], v);
                 for (int j = idx.length - 1; j >= 0; j--) {
                     if (++idx[j] < dims[j]) break;
                     idx[j] = 0;
                 }
             }
-            if (fn == dev.kvpc.ir.Op.Red.MEAN) for (int i = 0; i < n; i++) acc[i] = count == 0 ? 0 : acc[i] / count;
-            if (fn == dev.kvpc.ir.Op.Red.NORM) for (int i = 0; i < n; i++) acc[i] = Math.sqrt(acc[i]);
+            if (fn.post != null) for (int i = 0; i < n; i++) acc[i] = fn.finish(acc[i], count);
             return new Tensor(keep, od, acc);
         }
     }
@@ -570,41 +563,33 @@ final class LaneView implements LaneContext {
         int[] od = Arrays.copyOfRange(x.dims(), x.dims().length - keep.size(), x.dims().length);
         int n = 1;
         for (int d : od) n *= d;
-        double init = fn == dev.kvpc.ir.Op.Red.MAX ? Double.NEGATIVE_INFINITY : fn == dev.kvpc.ir.Op.Red.MIN ? Double.POSITIVE_INFINITY : 0;
         double[] acc = new double[n];
-        Arrays.fill(acc, init);
+        Arrays.fill(acc, fn.identity());
         double[] data = x.data();
         int rows = n == 0 ? 0 : data.length / n;
         for (int r = 0; r < rows; r++) {
             int base = r * n;
-            switch (fn) {
-                case SUM, MEAN -> {
-                    for (int i = 0; i < n; i++) acc[i] += data[base + i];
-                }
-                case MAX -> {
-                    for (int i = 0; i < n; i++) acc[i] = Math.max(acc[i], data[base + i]);
-                }
-                case MIN -> {
-                    for (int i = 0; i < n; i++) acc[i] = Math.min(acc[i], data[base + i]);
-                }
-                default -> throw new IllegalStateException(fn.toString());
+            if (fn.pre == null && fn.fold == dev.kvpc.ir.Op.Red.Fold.SUM) {
+                for (int i = 0; i < n; i++) acc[i] += data[base + i];
+            } else {
+                for (int i = 0; i < n; i++) acc[i] = fn.fold(acc[i], data[base + i]);
             }
         }
-        if (fn == dev.kvpc.ir.Op.Red.MEAN) for (int i = 0; i < n; i++) acc[i] = rows == 0 ? 0 : acc[i] / rows;
+        if (fn.post != null) for (int i = 0; i < n; i++) acc[i] = fn.finish(acc[i], rows);
         return new Tensor(keep, od, acc);
     }
 
     /** The kernel's column sums over [head?, token] for the entries now (0 for entries it did not see). */
     private double[] fusedSums() {
-        return fusedSums(false, 1);
+        return fusedSums(false, dev.kvpc.ir.Op.Red.SUM, 1);
     }
 
     /**
-     * The kernel's column sums for the entries now, divided by {@code divisor} (1: as they are): over [head?, token],
+     * The kernel's column sums for the entries now, finished as reduction {@code fn} of {@code cells} values: over [head?, token],
      * or with {@code overLanes} summed over the lanes into [token] (0 + the first lane's + the next lane's ..., the
      * order of {@link Tensor#reduce}). One pass per lane.
      */
-    private double[] fusedSums(boolean overLanes, double divisor) {
+    private double[] fusedSums(boolean overLanes, dev.kvpc.ir.Op.Red fn, double cells) {
         es.checkAligned();
         if (es.sums == null) throw new IllegalStateException("the kernel's column sums were asked for but not computed");
         int n = lane0().size();
@@ -626,8 +611,18 @@ final class LaneView implements LaneContext {
                 data[o + j] = overLanes ? data[o + j] + v : v;
             }
         }
-        if (divisor != 1) divide(data, divisor);
+        finish(data, fn, cells);
         return data;
+    }
+
+    /** A reduction's finish (its rule, {@link dev.kvpc.ir.Op.Red#finish}) over sums of {@code count} values each. */
+    private static void finish(double[] sums, dev.kvpc.ir.Op.Red fn, double count) {
+        if (fn.post == null) return;
+        if (fn == dev.kvpc.ir.Op.Red.MEAN && count != 0) {
+            divide(sums, count);
+            return;
+        }
+        for (int i = 0; i < sums.length; i++) sums[i] = fn.finish(sums[i], count);
     }
 
     private static void copyTo(double[] into, int at, float[] from, int n) {
@@ -947,12 +942,11 @@ final class LaneView implements LaneContext {
                 es.pageCache.clear();
                 l.declareState(name, 1);
                 float[] col = l.state(name), sums = es.sums[0];
-                double cells = mean ? (double) es.observed.length * es.g : 1;
+                double cells = (double) es.observed.length * es.g;
                 int code = assignment(op);
                 boolean integer = s.type().elem() == Ty.Elem.INT;
                 for (int j = 0; j < n; j++) {
-                    double x = sums[j];
-                    if (mean) x /= cells;
+                    double x = ks.fn().finish(sums[j], cells);
                     double v = assign(code, col[j], x);
                     col[j] = integer ? (float) (long) v : (float) v;
                 }

@@ -332,37 +332,10 @@ public final class Interpreter {
     }
 
     static double map1(Op.Fn1 fn, double x) {
-        return switch (fn) {
-            case NEG -> -x;
-            case NOT -> x == 0 ? 1 : 0;
-            case ABS -> Math.abs(x);
-            case EXP -> Math.exp(x);
-            case LOG -> Math.log(x);
-            case SQRT -> Math.sqrt(x);
-            case TANH -> Math.tanh(x);
-            case SIGMOID -> 1 / (1 + Math.exp(-x));
-            case TO_INT -> (double) (long) x;
-            case TO_FLOAT -> x;
-        };
+        return fn.apply(x);
     }
 
     static double map2(Op.Fn2 fn, double a, double b) {
-        return switch (fn) {
-            case ADD -> a + b;
-            case SUB -> a - b;
-            case MUL -> a * b;
-            case DIV -> a / b;
-            case MOD -> b == 0 ? Double.NaN : a % b;
-            case LT -> a < b ? 1 : 0;
-            case LE -> a <= b ? 1 : 0;
-            case GT -> a > b ? 1 : 0;
-            case GE -> a >= b ? 1 : 0;
-            case EQ -> a == b ? 1 : 0;
-            case NE -> a != b ? 1 : 0;
-            case AND -> a != 0 && b != 0 ? 1 : 0;
-            case OR -> a != 0 || b != 0 ? 1 : 0;
-            case MAX -> Math.max(a, b);
-            case MIN -> Math.min(a, b);
-        };
+        return fn.apply(a, b);
     }
 }

@@ -96,14 +96,9 @@ final class Semantics {
         };
     }
 
+    /** A reduction by its rule ({@link Op.Red}: identity, fold, finish). */
     static Tensor reduce(Op.Red fn, Tensor x, List<Axis> over, Ty.Elem out) {
-        return switch (fn) {
-            case SUM -> Tensor.reduce(x, over, out, 0, Double::sum, (acc, n) -> acc);
-            case MEAN -> Tensor.reduce(x, over, out, 0, Double::sum, (acc, n) -> n == 0 ? 0 : acc / n);
-            case MAX -> Tensor.reduce(x, over, out, Double.NEGATIVE_INFINITY, Math::max, (acc, n) -> acc);
-            case MIN -> Tensor.reduce(x, over, out, Double.POSITIVE_INFINITY, Math::min, (acc, n) -> acc);
-            case NORM -> Tensor.reduce(x, over, out, 0, (acc, v) -> acc + v * v, (acc, n) -> Math.sqrt(acc));
-        };
+        return Tensor.reduce(x, over, out, fn.identity(), fn::fold, fn::finish);
     }
 
     static Tensor pool(Op.Red fn, Tensor x, int kernel, Axis along) {
