@@ -233,7 +233,7 @@ public sealed interface Op {
      * ({@code acc}: SUM, MAX or MIN, from its identity), how the result comes from the fold and the count of values
      * ({@code post}, over V and {@link Scalar#N}; null: the fold), and the facts the checker and the passes ask. The
      * interpreter, the runtime and the loop lowering all derive from this; a new reduction is a new constant, and its
-     * word is the builtin's name ({@code norm(x, over: channel)}).
+     * word is the builtin's name ({@code entropy(x, over: token)}).
      */
     enum Red {
         SUM(null, Fold.SUM, null, false, true, true),
@@ -243,7 +243,11 @@ public sealed interface Op {
         MAX(null, Fold.MAX, null, false, true, true),
         MIN(null, Fold.MIN, null, false, false, true),
         /** The Euclidean norm. */
-        NORM(new Scalar.Bin(Fn2.MUL, Scalar.V, Scalar.V), Fold.SUM, new Scalar.Un(Fn1.SQRT, Scalar.V), true, false, false);
+        NORM(new Scalar.Bin(Fn2.MUL, Scalar.V, Scalar.V), Fold.SUM, new Scalar.Un(Fn1.SQRT, Scalar.V), true, false, false),
+        /** The Shannon entropy (nats) of a distribution: the sum of -p log p over its positive entries. */
+        ENTROPY(new Scalar.If(new Scalar.Bin(Fn2.GT, Scalar.V, Scalar.ZERO),
+                new Scalar.Bin(Fn2.SUB, Scalar.ZERO, new Scalar.Bin(Fn2.MUL, Scalar.V, new Scalar.Un(Fn1.LOG, Scalar.V))), Scalar.ZERO),
+                Fold.SUM, null, true, false, false);
 
         /** How values fold: each has its identity. */
         public enum Fold {

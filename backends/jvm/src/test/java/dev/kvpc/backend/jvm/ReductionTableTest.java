@@ -57,7 +57,10 @@ class ReductionTableTest {
 
     @Test
     void aReductionIsItsRule() {
-        // the rule evaluated directly
+        // the rule evaluated directly: entropy of (0.5, 0.25, 0.25, 0) is 1.5 ln 2 nats, the zero contributing nothing
+        double acc = Op.Red.ENTROPY.identity();
+        for (double p : new double[] {0.5, 0.25, 0.25, 0}) acc = Op.Red.ENTROPY.fold(acc, p);
+        assertEquals(1.5 * Math.log(2), Op.Red.ENTROPY.finish(acc, 4), 1e-15);
         double norm = Op.Red.NORM.identity();
         for (double x : new double[] {3, -4}) norm = Op.Red.NORM.fold(norm, x);
         assertEquals(5.0, Op.Red.NORM.finish(norm, 2));
