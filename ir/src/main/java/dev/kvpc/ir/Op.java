@@ -169,7 +169,7 @@ public sealed interface Op {
     }
 
     enum Fn2 {
-        ADD, SUB, MUL, DIV, MOD, LT, LE, GT, GE, EQ, NE, AND, OR, MAX, MIN;
+        ADD, SUB, MUL, DIV, MOD, LT, LE, GT, GE, EQ, NE, AND, OR, MAX, MIN, POW;
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
 
@@ -193,6 +193,7 @@ public sealed interface Op {
                 case OR -> a != 0 || b != 0 ? 1 : 0;
                 case MAX -> Math.max(a, b);
                 case MIN -> Math.min(a, b);
+                case POW -> Math.pow(a, b);
             };
         }
     }

@@ -78,9 +78,15 @@ final class TypeChecker {
 
     private static Set<String> builtins() {
         Set<String> out = new TreeSet<>(reductions());
+        for (Composite c : Composite.values()) out.add(c.word());
         out.addAll(List.of("maxpool", "avgpool", "quantile", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "dot", "slope", "table", "first",
-                "last", "top", "bottom", "where", "pages"));
+                "last", "top", "bottom", "where", "pages", "pow"));
         return Set.copyOf(out);
+    }
+
+    /** Whether {@code f} is called as {@code f(x, over: axes)}: a reduction of the IR's table or a composite. */
+    private static boolean alongAxes(String f) {
+        return REDUCTIONS.contains(f) || Composite.of(f) != null;
     }
 
     private final Diagnostics diags;
@@ -955,14 +961,14 @@ final class TypeChecker {
             diags.error(Code.E109, call.span(), "'per head at least' belongs only in top(...) and bottom(...)");
             return Type.ERROR;
         }
-        boolean reduction = REDUCTIONS.contains(f) && call.over() != null;
+        boolean reduction = alongAxes(f) && call.over() != null;
         if (call.over() != null && !reduction && !Set.of("maxpool", "avgpool", "quantile").contains(f)) {
             for (Expr e : pos) expr(e, c);
             diags.error(Code.E109, call.span(), "'" + f + "' takes no 'over:' clause");
             return Type.ERROR;
         }
         if (reduction) return reduce(call, pos, c);
-        if (REDUCTIONS.contains(f) && !f.equals("max") && !f.equals("min")) {
+        if (alongAxes(f) && !f.equals("max") && !f.equals("min")) {
             for (Expr e : pos) expr(e, c);
             diags.error(Code.E109, call.span(), "'" + f + "' needs the axes it reduces: " + f + "(x, over: token)");
             return Type.ERROR;
@@ -1013,6 +1019,12 @@ final class TypeChecker {
                     }
                 }
                 yield new Tensor(Elem.FLOAT, rest);
+            }
+            case "pow" -> {
+                if (!arity(call, pos, 2, c)) yield Type.ERROR;
+                Type a = expr(pos.get(0), c), b = expr(pos.get(1), c);
+                if (!requireNumber(a, pos.get(0).span(), "'pow'") | !requireNumber(b, pos.get(1).span(), "'pow'")) yield Type.ERROR;
+                yield new Tensor(Elem.FLOAT, union((Tensor) a, (Tensor) b));
             }
             case "abs", "exp", "log", "sqrt", "tanh", "sigmoid" -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
@@ -1157,6 +1169,8 @@ final class TypeChecker {
             }
         }
         if (!ok) return Type.ERROR;
+        Composite composite = Composite.of(f);
+        if (composite != null) return new Tensor(Elem.FLOAT, composite.reduces ? rest : tx.axisSet());
         Elem e = dev.kvpc.ir.Op.Red.of(f).floatResult ? Elem.FLOAT : tx.elem();
         return new Tensor(e, rest);
     }

@@ -367,6 +367,30 @@ public final class Lowering {
 
         // ---------------------------------------------------------------- expressions
 
+        /** What each composite builtin is made of: the IR's reductions and elementwise functions, broadcasting back. */
+        private int composite(dev.kvpc.compiler.check.Composite composite, Ty.Tensor t, Expr arg, List<Axis> over, Builder b) {
+            Ty.Tensor tx = (Ty.Tensor) typeOf(arg);
+            Ty.Tensor full = Ty.Tensor.of(Ty.Elem.FLOAT, tx.axes());
+            List<Axis> kept = new ArrayList<>(tx.axes());
+            kept.removeAll(over);
+            Ty.Tensor reduced = Ty.Tensor.of(Ty.Elem.FLOAT, kept);
+            int x = expr(arg, b);
+            return switch (composite) {
+                case VARIANCE -> {
+                    int m = b.def(reduced, new Op.Reduce(Op.Red.MEAN, x, over));
+                    int d = b.def(full, new Op.Map2(Op.Fn2.SUB, x, m));
+                    int sq = b.def(full, new Op.Map2(Op.Fn2.MUL, d, d));
+                    yield b.def(t, new Op.Reduce(Op.Red.MEAN, sq, over));
+                }
+                case SOFTMAX -> {
+                    int m = b.def(Ty.Tensor.of(tx.elem(), kept), new Op.Reduce(Op.Red.MAX, x, over));
+                    int e = b.def(full, new Op.Map1(Op.Fn1.EXP, b.def(full, new Op.Map2(Op.Fn2.SUB, x, m))));
+                    int s = b.def(reduced, new Op.Reduce(Op.Red.SUM, e, over));
+                    yield b.def(t, new Op.Map2(Op.Fn2.DIV, e, s));
+                }
+            };
+        }
+
         private Ty typeOf(Expr e) {
             Type t = program.typeOf(e);
             if (t == null) throw new IllegalStateException("no type recorded for " + e);
@@ -449,7 +473,10 @@ public final class Lowering {
             List<Axis> over = c.over() == null ? List.of() : c.over().stream().map(n -> Axis.of(n.text())).toList();
             Op.Red red = Op.Red.of(f);
             if (red != null && c.over() != null) return b.def(t, new Op.Reduce(red, expr(pos.getFirst(), b), over));
+            dev.kvpc.compiler.check.Composite composite = dev.kvpc.compiler.check.Composite.of(f);
+            if (composite != null) return composite(composite, (Ty.Tensor) t, pos.getFirst(), over, b);
             return switch (f) {
+                case "pow" -> b.def(t, new Op.Map2(Op.Fn2.POW, expr(pos.get(0), b), expr(pos.get(1), b)));
                 case "max", "min" -> b.def(t, new Op.Map2(f.equals("max") ? Op.Fn2.MAX : Op.Fn2.MIN, expr(pos.get(0), b), expr(pos.get(1), b)));
                 case "maxpool", "avgpool" -> {
                     int x = expr(pos.get(0), b), k = expr(pos.get(1), b);

@@ -190,6 +190,7 @@ public final class Fold {
             case OR -> (Boolean) a || (Boolean) b;
             case MAX -> ints ? (Object) Math.max((Long) a, (Long) b) : (Object) Math.max(toDouble(a), toDouble(b));
             case MIN -> ints ? (Object) Math.min((Long) a, (Long) b) : (Object) Math.min(toDouble(a), toDouble(b));
+            case POW -> fn.apply(toDouble(a), toDouble(b));
         };
     }
 

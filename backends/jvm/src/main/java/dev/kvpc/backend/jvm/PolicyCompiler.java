@@ -872,7 +872,8 @@ public final class PolicyCompiler {
                         case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
                         case AND -> helper("and", "(DD)D");
                         case OR -> helper("or", "(DD)D");
-                        default -> helper(b.fn().word(), "(DD)D");
+                        case POW -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "pow", "(DD)D", false);
+                        case LT, LE, GT, GE, EQ, NE -> helper(b.fn().word(), "(DD)D");
                     }
                 }
                 case Loop.Choose c -> {

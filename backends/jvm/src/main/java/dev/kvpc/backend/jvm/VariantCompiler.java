@@ -262,6 +262,7 @@ public final class VariantCompiler {
                         case MOD -> mv.visitInsn(DREM);
                         case MAX -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "max", "(DD)D", false);
                         case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
+                        case POW -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "pow", "(DD)D", false);
                         // comparisons: NaN compares false (dcmpg for <, <=; dcmpl for >, >=, ==, !=)
                         case LT -> { mv.visitInsn(DCMPG); truth(IFLT, false); }
                         case LE -> { mv.visitInsn(DCMPG); truth(IFLE, false); }
