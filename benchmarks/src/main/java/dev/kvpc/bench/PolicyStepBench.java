@@ -24,7 +24,7 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Items 2 and 3 of docs/performance.md. One lane (head dim 128, a GQA group of 4 query heads) holding
+ * Policy work and policy overhead (docs/performance.md). One lane (head dim 128, a GQA group of 4 query heads) holding
  * {@code entries} entries; one step of a policy's work on it, compiled (the stdlib policy through the ASM backend,
  * run by the native runner as hosts run it) and hand-written ({@link HandWrittenPolicies}) over the same lane:
  * <ul>
@@ -37,7 +37,7 @@ import java.util.concurrent.TimeUnit;
  *   <li>snapkv (budget 1024, window 32, kernel 7): a prefill of {@code entries} tokens, compressed.</li>
  * </ul>
  * The attention step ({@code decodeAttention}: the generated decode kernel over the same lane at the same size)
- * is item 3's denominator. Lanes are rebuilt outside the measured time where a step changes their size.
+ * is the overhead target's denominator. Lanes are rebuilt outside the measured time where a step changes their size.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
