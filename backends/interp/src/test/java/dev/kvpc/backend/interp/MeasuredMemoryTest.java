@@ -74,7 +74,7 @@ class MeasuredMemoryTest {
         ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32);
         try (PagePool pool = new PagePool()) {
             try (Sequence seq = new KvRuntime(model, new InterpRunner(s), pool, 2).newSequence()) {
-                RuntimeFeed.feed(seq, t);
+                dev.kvpc.runtime.trace.TraceFeed.feed(seq, t);
                 long measured = 0, predictedTotal = 0;
                 Lane.LaneBytes[][] m = seq.memory();
                 for (int l = 0; l < shape.layers(); l++) {

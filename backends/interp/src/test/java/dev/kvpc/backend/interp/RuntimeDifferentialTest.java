@@ -156,7 +156,7 @@ public class RuntimeDifferentialTest {
         try (PagePool pool = new PagePool()) {
             KvRuntime rt = new KvRuntime(model, runner, pool, 8);
             try (Sequence seq = rt.newSequence()) {
-                RuntimeFeed.feed(seq, t, (si, l, out) -> {
+                dev.kvpc.runtime.trace.TraceFeed.feed(seq, t, (si, l, out) -> {
                     int n = t.steps().get(si).tokens(), start = t.start(si);
                     for (int kv = 0; kv < g; kv++) {
                         Result.Lane expected = want.steps().get(si).lanes()[l][kv];

@@ -48,7 +48,7 @@ class RuntimePropertiesTest {
         try (PagePool pool = new PagePool()) {
             KvRuntime rt = new KvRuntime(model, new InterpRunner(s), pool, 16);
             try (Sequence seq = rt.newSequence()) {
-                RuntimeFeed.feed(seq, t);
+                dev.kvpc.runtime.trace.TraceFeed.feed(seq, t);
                 Lane lane = seq.lane(0, 0);
                 assertEquals(budget, lane.size());
                 long full = (long) tokens * 2 * 8 * 4;
@@ -76,7 +76,7 @@ class RuntimePropertiesTest {
             for (int i = 0; i < 16; i++) {
                 Trace t = TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(100 + i).withPrefill(30).withDecode(12)).trace();
                 try (Sequence seq = new KvRuntime(model, new InterpRunner(policies.get(i % 4)), pool, 8).newSequence()) {
-                    alone[i] = RuntimeFeed.feed(seq, t);
+                    alone[i] = dev.kvpc.runtime.trace.TraceFeed.feed(seq, t);
                 }
             }
             try (ExecutorService ex = Executors.newFixedThreadPool(8)) {
@@ -87,7 +87,7 @@ class RuntimePropertiesTest {
                     fs.add(ex.submit(() -> {
                         Trace t = TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(100 + id).withPrefill(30).withDecode(12)).trace();
                         try (Sequence seq = rt.newSequence()) {
-                            return RuntimeFeed.feed(seq, t);
+                            return dev.kvpc.runtime.trace.TraceFeed.feed(seq, t);
                         }
                     }));
                 }

@@ -13,6 +13,7 @@ import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.trace.Trace;
+import dev.kvpc.runtime.trace.TraceFeed;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -39,43 +40,24 @@ class PageStateTest {
         Specialized s = Compilation.optimise(r.program(), "q", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
         NativeRunner runner = new NativeRunner(s, JvmPolicies.compile(s, "q.kvp").define(), null);
         ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32);
-        int d = shape.headDim(), g = shape.kvHeads(), h = shape.heads();
-        int checked = 0;
+        int d = shape.headDim();
+        int[] checked = {0};
         for (Trace t : PassPreservationTest.traces()) {
             try (PagePool pool = new PagePool(); Sequence seq = new KvRuntime(model, runner, pool).newSequence()) {
-                for (int si = 0; si < t.steps().size(); si++) {
-                    Trace.Step step = t.steps().get(si);
-                    int n = step.tokens(), start = t.start(si);
-                    switch (step) {
-                        case Trace.Prefill x -> seq.beginPrefill(n);
-                        case Trace.Chunk x -> seq.beginChunk(n);
-                        case Trace.Decode x -> seq.beginDecode();
+                TraceFeed.feed(seq, t, (si, l, out) -> {
+                    for (int kv = 0; kv < shape.kvHeads(); kv++) {
+                        Lane lane = seq.lane(l, kv);
+                        if (!lane.hasPageState("kmin")) continue;
+                        float[][] want = bounds(lane, 4, d);
+                        String where = "step " + si + " layer " + l + " kv " + kv;
+                        assertArrayEquals(want[0], lane.pageState("kmin"), where + ": kmin");
+                        assertArrayEquals(want[1], lane.pageState("kmax"), where + ": kmax");
+                        checked[0]++;
                     }
-                    for (int l = 0; l < shape.layers(); l++) {
-                        float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d];
-                        for (int tk = 0; tk < n; tk++) {
-                            for (int kv = 0; kv < g; kv++) {
-                                System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
-                                System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
-                            }
-                            for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
-                        }
-                        seq.append(l, k, v);
-                        seq.attend(l, q, new float[n * h * d]);
-                        for (int kv = 0; kv < g; kv++) {
-                            Lane lane = seq.lane(l, kv);
-                            if (!lane.hasPageState("kmin")) continue;
-                            float[][] want = bounds(lane, 4, d);
-                            String where = "step " + si + " layer " + l + " kv " + kv;
-                            assertArrayEquals(want[0], lane.pageState("kmin"), where + ": kmin");
-                            assertArrayEquals(want[1], lane.pageState("kmax"), where + ": kmax");
-                            checked++;
-                        }
-                    }
-                }
+                });
             }
         }
-        assertTrue(checked > 100, "page states were published and checked (" + checked + ")");
+        assertTrue(checked[0] > 100, "page states were published and checked (" + checked[0] + ")");
     }
 
     /** Per page of {@code page} entries: the channel-wise min and max of its keys. */

@@ -16,6 +16,7 @@ import dev.kvpc.runtime.policy.CompiledPolicy;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.trace.Trace;
+import dev.kvpc.runtime.trace.TraceFeed;
 import dev.kvpc.runtime.trace.TraceShape;
 import dev.kvpc.runtime.trace.TraceSpec;
 
@@ -87,36 +88,15 @@ public final class TraceHost {
         return new ModelShapeSpec(d[0], d[1], d[2], d[3]);
     }
 
-    /** Feeds the trace step by step, layer by layer, as a forward pass would; prints each lane's kept positions. */
+    /** Feeds the trace as a forward pass would ({@link TraceFeed}); after each layer prints each lane's kept positions. */
     private static void feed(Sequence seq, Trace t, PrintStream out) {
-        TraceShape s = t.shape();
-        int d = s.headDim(), g = s.kvHeads(), h = s.heads();
-        for (int si = 0; si < t.steps().size(); si++) {
-            Trace.Step step = t.steps().get(si);
-            int n = step.tokens(), start = t.start(si);
-            switch (step) {
-                case Trace.Prefill x -> seq.beginPrefill(n);
-                case Trace.Chunk x -> seq.beginChunk(n);
-                case Trace.Decode x -> seq.beginDecode();
+        TraceFeed.feed(seq, t, (si, l, o) -> {
+            for (int kv = 0; kv < t.shape().kvHeads(); kv++) {
+                Lane lane = seq.lane(l, kv);
+                StringBuilder line = new StringBuilder("step " + si + " layer " + l + " kv " + kv + " keeps");
+                for (int i = 0; i < lane.size(); i++) line.append(' ').append(lane.position(i));
+                out.println(line);
             }
-            for (int l = 0; l < s.layers(); l++) {
-                float[] k = new float[n * g * d], v = new float[n * g * d], q = new float[n * h * d], o = new float[n * h * d];
-                for (int tk = 0; tk < n; tk++) {
-                    for (int kv = 0; kv < g; kv++) {
-                        System.arraycopy(t.key(l, start + tk, kv), 0, k, (tk * g + kv) * d, d);
-                        System.arraycopy(t.value(l, start + tk, kv), 0, v, (tk * g + kv) * d, d);
-                    }
-                    for (int qh = 0; qh < h; qh++) System.arraycopy(t.query(l, start + tk, qh), 0, q, (tk * h + qh) * d, d);
-                }
-                seq.append(l, k, v);
-                seq.attend(l, q, o);
-                for (int kv = 0; kv < g; kv++) {
-                    Lane lane = seq.lane(l, kv);
-                    StringBuilder line = new StringBuilder("step " + si + " layer " + l + " kv " + kv + " keeps");
-                    for (int i = 0; i < lane.size(); i++) line.append(' ').append(lane.position(i));
-                    out.println(line);
-                }
-            }
-        }
+        });
     }
 }

@@ -1,24 +1,28 @@
-package dev.kvpc.backend.interp;
+package dev.kvpc.runtime.trace;
 
 import dev.kvpc.runtime.Sequence;
-import dev.kvpc.runtime.trace.Trace;
 
-/** Feeds traces to runtime sequences, as a host would feed its forward pass. */
-final class RuntimeFeed {
-    private RuntimeFeed() {}
+/**
+ * Feeds a trace to a runtime sequence as a model's forward pass would: step by step, and in each step layer by
+ * layer, the step's keys and values appended and its queries attended (which runs the policy). What a host that
+ * replays traces does; the runtime's tests and the example host use it.
+ */
+public final class TraceFeed {
+    private TraceFeed() {}
 
-    /** Feeds a trace to a sequence; returns the last step's outputs of layer 0. */
     /** Told after each layer of each step: the step index, the layer, and that layer's outputs. */
-    interface AfterLayer {
+    public interface AfterLayer {
         void after(int step, int layer, float[] out);
     }
 
-    static float[] feed(Sequence seq, Trace t) {
+    /** Feeds a trace to a sequence; returns the last step's outputs of layer 0. */
+    public static float[] feed(Sequence seq, Trace t) {
         return feed(seq, t, (s, l, o) -> { });
     }
 
-    static float[] feed(Sequence seq, Trace t, AfterLayer after) {
-        var s = t.shape();
+    /** As {@link #feed(Sequence, Trace)}, telling {@code after} about each layer of each step. */
+    public static float[] feed(Sequence seq, Trace t, AfterLayer after) {
+        TraceShape s = t.shape();
         int d = s.headDim(), g = s.kvHeads(), h = s.heads();
         float[] last = null;
         for (int si = 0; si < t.steps().size(); si++) {
@@ -46,5 +50,4 @@ final class RuntimeFeed {
         }
         return last;
     }
-
 }
