@@ -308,6 +308,19 @@ public sealed interface Op {
         public double finish(double acc, double count) {
             return post == null ? acc : post.eval(acc, count);
         }
+
+        /**
+         * {@link #finish} of every fold in {@code acc}, each of {@code count} values, in place: the same results, a
+         * mean over values by one division per cell.
+         */
+        public void finish(double[] acc, double count) {
+            if (post == null) return;
+            if (this == MEAN && count != 0) {
+                for (int i = 0; i < acc.length; i++) acc[i] /= count;
+                return;
+            }
+            for (int i = 0; i < acc.length; i++) acc[i] = finish(acc[i], count);
+        }
     }
 
     enum Order {

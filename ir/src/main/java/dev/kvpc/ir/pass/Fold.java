@@ -162,11 +162,7 @@ public final class Fold {
             case NEG -> x instanceof Long l ? (Object) (-l) : (Object) (-toDouble(x));
             case NOT -> !(Boolean) x;
             case ABS -> x instanceof Long l ? (Object) Math.abs(l) : (Object) Math.abs(toDouble(x));
-            case EXP -> Math.exp(toDouble(x));
-            case LOG -> Math.log(toDouble(x));
-            case SQRT -> Math.sqrt(toDouble(x));
-            case TANH -> Math.tanh(toDouble(x));
-            case SIGMOID -> 1.0 / (1.0 + Math.exp(-toDouble(x)));
+            case EXP, LOG, SQRT, TANH, SIGMOID -> fn.apply(toDouble(x));
             case TO_INT -> x instanceof Long ? x : (Object) (long) toDouble(x);
             case TO_FLOAT -> toDouble(x);
         };

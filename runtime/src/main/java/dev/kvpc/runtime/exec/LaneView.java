@@ -492,7 +492,7 @@ final class LaneView implements LaneContext {
                     }
                     Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
                     Tensor r = x.reduce(dev.kvpc.ir.Op.Red.SUM, rest);
-                    finish(r.data, fn, cells);
+                    fn.finish(r.data, cells);
                     yield layout(r.data, r.axes, r.dims, want);
                 }
                 Tensor x = attention(ks.signal().equals("attn"));
@@ -550,7 +550,7 @@ final class LaneView implements LaneContext {
                     idx[j] = 0;
                 }
             }
-            if (fn.post != null) for (int i = 0; i < n; i++) acc[i] = fn.finish(acc[i], count);
+            fn.finish(acc, count);
             return new Tensor(keep, od, acc);
         }
     }
@@ -575,7 +575,7 @@ final class LaneView implements LaneContext {
                 for (int i = 0; i < n; i++) acc[i] = fn.fold(acc[i], data[base + i]);
             }
         }
-        if (fn.post != null) for (int i = 0; i < n; i++) acc[i] = fn.finish(acc[i], rows);
+        fn.finish(acc, rows);
         return new Tensor(keep, od, acc);
     }
 
@@ -611,18 +611,8 @@ final class LaneView implements LaneContext {
                 data[o + j] = overLanes ? data[o + j] + v : v;
             }
         }
-        finish(data, fn, cells);
+        fn.finish(data, cells);
         return data;
-    }
-
-    /** A reduction's finish (its rule, {@link dev.kvpc.ir.Op.Red#finish}) over sums of {@code count} values each. */
-    private static void finish(double[] sums, dev.kvpc.ir.Op.Red fn, double count) {
-        if (fn.post == null) return;
-        if (fn == dev.kvpc.ir.Op.Red.MEAN && count != 0) {
-            divide(sums, count);
-            return;
-        }
-        for (int i = 0; i < sums.length; i++) sums[i] = fn.finish(sums[i], count);
     }
 
     private static void copyTo(double[] into, int at, float[] from, int n) {
@@ -631,10 +621,6 @@ final class LaneView implements LaneContext {
 
     private static void addTo(double[] into, int at, float[] from, int n) {
         for (int j = 0; j < n; j++) into[at + j] += from[j];
-    }
-
-    private static void divide(double[] a, double by) {
-        for (int i = 0; i < a.length; i++) a[i] /= by;
     }
 
     /** attn or logits over [head?, query, group, token] for the entries now (rows kept by position). */
@@ -1313,7 +1299,7 @@ final class LaneView implements LaneContext {
                         score = -Math.abs(l.position(j) - l.position(i));
                     } else {
                         l.read(j, part, b, 0);
-                        score = cosine(a, b);
+                        score = Lane.cosine(a, b);
                     }
                     if (score >= bestScore) {
                         bestScore = score;
@@ -1324,16 +1310,6 @@ final class LaneView implements LaneContext {
             }
         }
         changed();
-    }
-
-    private static double cosine(float[] a, float[] b) {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.length; i++) {
-            dot += a[i] * b[i];
-            na += a[i] * a[i];
-            nb += b[i] * b[i];
-        }
-        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
     }
 
     /** Folds entry {@code from} into entry {@code into} of lane {@code l}, and stores {@code into} again at its format. */
@@ -1380,15 +1356,7 @@ final class LaneView implements LaneContext {
         };
         if (!scope.equals("otherwise")) es.lastStoreScope = covered;
         Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
-        Precision p = switch (f) {
-            case F32 -> Precision.F32;
-            case F16 -> Precision.F16;
-            case BF16 -> Precision.BF16;
-            case INT8 -> Precision.INT8;
-            case INT4 -> Precision.INT4;
-            case INT2 -> Precision.INT2;
-            case INT -> Precision.ofIntBits((int) bits);
-        };
+        Precision p = Precision.of(f, (int) bits);
         boolean changedRows = false;
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);

@@ -337,6 +337,20 @@ public final class Lane implements KernelRows {
         return (s0 + s1) + (s2 + s3);
     }
 
+    /**
+     * The similarity a merge by cosine uses: {@code a . b / (|a| |b|)} of two rows, summed in double in channel order
+     * (0 when either row is zero). The interpreter and the runtime's runner both call this.
+     */
+    public static double cosine(float[] a, float[] b) {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.length; i++) {
+            dot += a[i] * b[i];
+            na += a[i] * a[i];
+            nb += b[i] * b[i];
+        }
+        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
+    }
+
     /** {@code acc[accOff + c] += w * v[c]} for the entry's value row {@code v} as {@link #read} gives it, bit for bit. */
     public void axpyValue(int entry, float w, float[] acc, int accOff) {
         int idx = entry * 2 + 1;

@@ -39,6 +39,19 @@ public enum Precision {
     }
 
     /** The precision of an integer width (8, 4 or 2 bits). */
+    /** The precision a storage rule's format names ({@code int} with its {@code bits}). */
+    public static Precision of(dev.kvpc.ir.Instr.Format format, int bits) {
+        return switch (format) {
+            case F32 -> F32;
+            case F16 -> F16;
+            case BF16 -> BF16;
+            case INT8 -> INT8;
+            case INT4 -> INT4;
+            case INT2 -> INT2;
+            case INT -> ofIntBits(bits);
+        };
+    }
+
     public static Precision ofIntBits(int bits) {
         return switch (bits) {
             case 8 -> INT8;

@@ -641,8 +641,8 @@ final class ExecContext {
                     LaneState.Entry t = l.entries.get(j);
                     double score = switch (by) {
                         case NEAREST -> -Math.abs(t.pos - s.pos);
-                        case COSINE_V -> cosine(s.v, t.v);
-                        default -> cosine(s.k, t.k);
+                        case COSINE_V -> dev.kvpc.runtime.lane.Lane.cosine(s.v, t.v);
+                        default -> dev.kvpc.runtime.lane.Lane.cosine(s.k, t.k);
                     };
                     if (score >= bestScore) {
                         bestScore = score;
@@ -703,16 +703,6 @@ final class ExecContext {
                 }
             }
         }
-    }
-
-    private static double cosine(float[] a, float[] b) {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.length; i++) {
-            dot += a[i] * b[i];
-            na += a[i] * a[i];
-            nb += b[i] * b[i];
-        }
-        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
     }
 
     /** Applies a storage rule to the entries it covers; entries already at that format are left as they are. */

@@ -199,15 +199,7 @@ public final class InterpRunner implements PolicyRunner {
         int bits = part == Lane.Part.KEYS ? e.kBits : e.vBits;
         boolean perChannel = part == Lane.Part.KEYS ? e.kPerChannel : e.vPerChannel;
         int group = part == Lane.Part.KEYS ? e.kGroup : e.vGroup;
-        Precision p = switch (f) {
-            case F32 -> Precision.F32;
-            case F16 -> Precision.F16;
-            case BF16 -> Precision.BF16;
-            case INT8 -> Precision.INT8;
-            case INT4 -> Precision.INT4;
-            case INT2 -> Precision.INT2;
-            case INT -> Precision.ofIntBits(bits);
-        };
+        Precision p = Precision.of(f, bits);
         if (!p.isInteger()) return QuantSpec.of(p);
         return new QuantSpec(p, perChannel ? QuantSpec.Axis.CHANNEL : QuantSpec.Axis.TOKEN, group);
     }

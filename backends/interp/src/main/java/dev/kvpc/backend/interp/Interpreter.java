@@ -331,11 +331,5 @@ public final class Interpreter {
         return v instanceof Long l ? l : v instanceof Double d ? d : ((Boolean) v ? 1 : 0);
     }
 
-    static double map1(Op.Fn1 fn, double x) {
-        return fn.apply(x);
-    }
 
-    static double map2(Op.Fn2 fn, double a, double b) {
-        return fn.apply(a, b);
-    }
 }

@@ -33,12 +33,12 @@ final class Semantics {
             case Op.Map1 m -> {
                 Tensor x = (Tensor) a[0];
                 Ty.Elem e = ((Ty.Tensor) type).elem();
-                yield Tensor.map1(x, e, v -> Interpreter.map1(m.fn(), v));
+                yield Tensor.map1(x, e, v -> m.fn().apply(v));
             }
             case Op.Map2 m -> {
                 Ty.Elem e = ((Ty.Tensor) type).elem();
                 yield Tensor.map2((Tensor) a[0], (Tensor) a[1], e, (x, y) -> {
-                    double r = Interpreter.map2(m.fn(), x, y);
+                    double r = m.fn().apply(x, y);
                     return e == Ty.Elem.INT && m.fn() != Op.Fn2.DIV ? (double) (long) r : r;
                 });
             }

@@ -168,8 +168,8 @@ final class VariantEval {
             };
             case Op.Dot d -> dot((float[]) v.get(d.a()), (float[]) v.get(d.b()));
             case Op.Slope s -> Math.pow(2, -8.0 * (((Double) v.get(s.head())) + 1) / shape.heads());
-            case Op.Map1 m -> Interpreter.map1(m.fn(), (Double) v.get(m.x()));
-            case Op.Map2 m -> Interpreter.map2(m.fn(), (Double) v.get(m.a()), (Double) v.get(m.b()));
+            case Op.Map1 m -> m.fn().apply((Double) v.get(m.x()));
+            case Op.Map2 m -> m.fn().apply((Double) v.get(m.a()), (Double) v.get(m.b()));
             case Op.Choose c -> ((Double) v.get(c.cond())) != 0 ? v.get(c.a()) : v.get(c.b());
             default -> throw new InterpreterException("attention variants cannot use " + op.getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT));
         };
