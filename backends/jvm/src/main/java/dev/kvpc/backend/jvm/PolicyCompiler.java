@@ -633,24 +633,9 @@ public final class PolicyCompiler {
                 case For f when f.body().size() == 1 && f.body().getFirst() instanceof Accumulate a
                         && !mentions(a.index(), f.var()) && !reads(a.value(), a.buf()) -> registerReduction(f, a);
                 case For f -> {
-                    int v = next++, end = next++;
-                    expr(f.from());
-                    mv.visitInsn(D2I);
-                    mv.visitVarInsn(ISTORE, v);
-                    expr(f.to());
-                    mv.visitInsn(D2I);
-                    mv.visitVarInsn(ISTORE, end);
-                    Label head = new Label(), exit = new Label();
-                    mv.visitLabel(head);
-                    mv.visitVarInsn(ILOAD, v);
-                    mv.visitVarInsn(ILOAD, end);
-                    mv.visitJumpInsn(IF_ICMPGE, exit);
-                    vars.add(Map.of(f.var(), v));
+                    OpenLoop open = openLoop(f);
                     block(f.body());
-                    vars.removeLast();
-                    mv.visitIincInsn(v, 1);
-                    mv.visitJumpInsn(GOTO, head);
-                    mv.visitLabel(exit);
+                    closeLoop(open);
                 }
                 case Assign a -> {
                     mv.visitVarInsn(ALOAD, local.get(a.buf()));
@@ -668,12 +653,7 @@ public final class PolicyCompiler {
                     mv.visitInsn(DUP2);
                     mv.visitInsn(DALOAD);
                     expr(a.value());
-                    switch (a.op()) {
-                        case SUM -> mv.visitInsn(DADD);
-                        case MAX -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "max", "(DD)D", false);
-                        case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
-                        default -> throw new IllegalStateException();
-                    }
+                    fold(a.op());
                     mv.visitInsn(DASTORE);
                 }
                 case SetPrim p -> setPrim(p);
@@ -715,11 +695,28 @@ public final class PolicyCompiler {
         private void registerReduction(For f, Accumulate a) {
             int acc = next;
             next += 2;
-            int v = next++, end = next++;
             mv.visitVarInsn(ALOAD, local.get(a.buf()));
             index(a.buf(), a.index());
             mv.visitInsn(DALOAD);
             mv.visitVarInsn(DSTORE, acc);
+            OpenLoop open = openLoop(f);
+            mv.visitVarInsn(DLOAD, acc);
+            expr(a.value());
+            fold(a.op());
+            mv.visitVarInsn(DSTORE, acc);
+            closeLoop(open);
+            mv.visitVarInsn(ALOAD, local.get(a.buf()));
+            index(a.buf(), a.index());
+            mv.visitVarInsn(DLOAD, acc);
+            mv.visitInsn(DASTORE);
+        }
+
+        /** An open JVM loop: its counter local and its labels. */
+        private record OpenLoop(int counter, Label head, Label exit) {}
+
+        /** A loop's bounds into locals and its test; the body follows, then {@link #closeLoop}. */
+        private OpenLoop openLoop(For f) {
+            int v = next++, end = next++;
             expr(f.from());
             mv.visitInsn(D2I);
             mv.visitVarInsn(ISTORE, v);
@@ -732,23 +729,24 @@ public final class PolicyCompiler {
             mv.visitVarInsn(ILOAD, end);
             mv.visitJumpInsn(IF_ICMPGE, exit);
             vars.add(Map.of(f.var(), v));
-            mv.visitVarInsn(DLOAD, acc);
-            expr(a.value());
-            switch (a.op()) {
+            return new OpenLoop(v, head, exit);
+        }
+
+        private void closeLoop(OpenLoop l) {
+            vars.removeLast();
+            mv.visitIincInsn(l.counter(), 1);
+            mv.visitJumpInsn(GOTO, l.head());
+            mv.visitLabel(l.exit());
+        }
+
+        /** Folds the value on the stack into the accumulator below it. */
+        private void fold(Op.Red op) {
+            switch (op) {
                 case SUM -> mv.visitInsn(DADD);
                 case MAX -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "max", "(DD)D", false);
                 case MIN -> mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "min", "(DD)D", false);
-                default -> throw new IllegalStateException();
+                default -> throw new IllegalStateException("accumulation by " + op);
             }
-            mv.visitVarInsn(DSTORE, acc);
-            vars.removeLast();
-            mv.visitIincInsn(v, 1);
-            mv.visitJumpInsn(GOTO, head);
-            mv.visitLabel(exit);
-            mv.visitVarInsn(ALOAD, local.get(a.buf()));
-            index(a.buf(), a.index());
-            mv.visitVarInsn(DLOAD, acc);
-            mv.visitInsn(DASTORE);
         }
 
         /** Whether any of {@code es} uses loop variable {@code var}. */
