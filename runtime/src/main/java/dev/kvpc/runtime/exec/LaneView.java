@@ -854,11 +854,7 @@ final class LaneView implements LaneContext {
             l.declareState(name, 1);
             float[] col = l.state(name);
             int code = assignment(op);
-            boolean integer = s.type().elem() == Ty.Elem.INT;
-            for (int j = 0; j < value.length; j++) {
-                double v = assign(code, col[j], value[j]);
-                col[j] = integer ? (float) (long) v : (float) v;
-            }
+            for (int j = 0; j < value.length; j++) col[j] = es.storeValue(s, assign(code, col[j], value[j]));
             return;
         }
         double[] next = layout(value, have, haveDims, target);
@@ -930,12 +926,7 @@ final class LaneView implements LaneContext {
                 float[] col = l.state(name), sums = es.sums[0];
                 double cells = (double) es.observed.length * es.g;
                 int code = assignment(op);
-                boolean integer = s.type().elem() == Ty.Elem.INT;
-                for (int j = 0; j < n; j++) {
-                    double x = ks.fn().finish(sums[j], cells);
-                    double v = assign(code, col[j], x);
-                    col[j] = integer ? (float) (long) v : (float) v;
-                }
+                for (int j = 0; j < n; j++) col[j] = es.storeValue(s, assign(code, col[j], ks.fn().finish(sums[j], cells)));
                 return;
             }
         }
