@@ -72,6 +72,9 @@ public final class LoopLowering {
     }
 
     private Kernel kernel(String name, Block b, int result, String origin) {
+        // what is fused is decided per kernel
+        fusable.clear();
+        fused.clear();
         findFusable(b, result);
         return new Kernel(name, block(b), result, origin);
     }
