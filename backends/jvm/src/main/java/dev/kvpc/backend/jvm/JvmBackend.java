@@ -7,7 +7,6 @@ import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.spi.Backend;
 import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.policy.CompiledLaneClass;
-import dev.kvpc.runtime.policy.CompiledPolicy;
 import dev.kvpc.runtime.trace.Trace;
 import dev.kvpc.runtime.trace.TraceShape;
 import dev.kvpc.runtime.trace.TraceSpec;
@@ -46,11 +45,6 @@ public final class JvmBackend implements Backend {
     /** The program's attention variant compiled and defined in-process, or null for standard attention. */
     public static dev.kvpc.runtime.AttentionVariant variant(Specialized program) {
         return PolicyJarWriter.hasVariant(program) ? VariantCompiler.compile(program.variant(), program.shape()) : null;
-    }
-
-    /** A runner for a policy loaded from a jar: its program, its compiled lane classes and variant. */
-    public static dev.kvpc.runtime.PolicyRunner runner(CompiledPolicy policy) {
-        return NativeRunner.of(policy);
     }
 
     @Override

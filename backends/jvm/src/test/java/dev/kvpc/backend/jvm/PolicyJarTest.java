@@ -64,7 +64,7 @@ class PolicyJarTest {
                 LoadedPolicy loaded = write(s);
                 CompiledPolicy policy = loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance();
                 assertEquals(s.print(), Specialized.parse(policy.program()).print(), "the jar's program reads back as compiled");
-                assertInstanceOf(NativeRunner.class, JvmBackend.runner(policy), "loaded policies run on the runtime's own lanes");
+                assertInstanceOf(NativeRunner.class, NativeRunner.of(policy), "loaded policies run on the runtime's own lanes");
                 List<dev.kvpc.runtime.policy.CompiledLaneClass> classes = new ArrayList<>();
                 for (int c = 0; c < policy.laneClasses(); c++) classes.add(policy.laneClass(c));
                 // statistics exactly as the interpreter computes them: the same kept positions after every step
@@ -76,7 +76,7 @@ class PolicyJarTest {
                 if (root.equals("tova")) assertTrue(NativeRunner.fusable(s.classes().getFirst()), "TOVA's mean over query, group and head is the layer's column sums over its cells");
                 if (root.equals("snapkv")) assertFalse(NativeRunner.fusable(s.classes().getFirst()), "SnapKV max-pools its window's rows: they are computed");
                 // what hosts run: column sums fused in the runtime's kernel (float): on these traces, the same decisions
-                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root + " (fused statistics)", null, JvmBackend.runner(policy));
+                for (Trace t : PassPreservationTest.traces()) RuntimeDifferentialTest.compare(s, t, root + " (fused statistics)", null, NativeRunner.of(policy));
             }));
         }
         assertTrue(tests.size() >= 17);
