@@ -67,7 +67,7 @@ final class RunCommand implements Callable<Integer> {
                     "or auto, vector when the JVM has the module (the default)."})
     String matmul;
 
-    @Option(names = "--threads", paramLabel = "N", description = "Threads the matrix products split their rows over (default: the machine's processors; the result does not depend on it).")
+    @Option(names = "--threads", paramLabel = "N", description = "Threads the matrix products and the attention of a layer's KV heads spread over (default: the machine's processors; the result does not depend on it).")
     Integer threads;
 
     @CommandLine.Spec

@@ -17,6 +17,8 @@ public final class KvRuntime {
     private final PagePool pool;
     private final int rowsPerPage;
     private final DecodeKernelProvider kernels;
+    private final int threads;
+    private final long minWork;
 
     public KvRuntime(ModelSpec model, PolicyRunner policy, PagePool pool) {
         this(model, policy, pool, 16);
@@ -28,6 +30,14 @@ public final class KvRuntime {
 
     /** As above, with the decode kernels from {@code kernels} ({@link DecodeKernelProvider#NONE}: none). */
     public KvRuntime(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage, DecodeKernelProvider kernels) {
+        this(model, policy, pool, rowsPerPage, kernels, 1, DEFAULT_MIN_WORK);
+    }
+
+    private KvRuntime(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage, DecodeKernelProvider kernels, int threads, long minWork) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1, not " + threads);
+        if (minWork < 0) throw new IllegalArgumentException("minWork must not be negative, not " + minWork);
+        this.threads = threads;
+        this.minWork = minWork;
         this.model = model;
         this.policy = policy;
         this.pool = pool;
@@ -37,7 +47,31 @@ public final class KvRuntime {
 
     /** This runtime with its decode kernels from {@code kernels} instead. */
     public KvRuntime withDecodeKernels(DecodeKernelProvider kernels) {
-        return new KvRuntime(model, policy, pool, rowsPerPage, kernels);
+        return new KvRuntime(model, policy, pool, rowsPerPage, kernels, threads, minWork);
+    }
+
+    /**
+     * The least attention work, in multiply-adds of key and value rows, that a layer gives each thread it spreads
+     * over: below it, a hand-off (microseconds) costs more than it saves.
+     */
+    public static final long DEFAULT_MIN_WORK = 1 << 18;
+
+    /**
+     * This runtime with each sequence's attention spread over up to {@code threads} threads (the caller's and shared
+     * daemon threads): the lanes of a layer are attended in parallel when they hold enough work to pay for the
+     * hand-off. The results do not depend on the number of threads.
+     */
+    public KvRuntime withThreads(int threads) {
+        return withThreads(threads, DEFAULT_MIN_WORK);
+    }
+
+    /** As {@link #withThreads(int)}, each thread given at least {@code minWork} multiply-adds (0: every lane may go). */
+    public KvRuntime withThreads(int threads, long minWork) {
+        return new KvRuntime(model, policy, pool, rowsPerPage, kernels, threads, minWork);
+    }
+
+    public int threads() {
+        return threads;
     }
 
     /** Where this runtime's compiled decode kernels come from. */
@@ -54,6 +88,6 @@ public final class KvRuntime {
     }
 
     public Sequence newSequence() {
-        return new Sequence(model, policy, pool, rowsPerPage, kernels);
+        return new Sequence(model, policy, pool, rowsPerPage, kernels, threads, minWork);
     }
 }

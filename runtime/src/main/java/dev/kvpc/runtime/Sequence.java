@@ -5,6 +5,7 @@ import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.engine.DecodeKernelProvider;
 import dev.kvpc.runtime.engine.DecodeKernels;
 import dev.kvpc.runtime.engine.DenseRows;
+import dev.kvpc.runtime.engine.Parallel;
 import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
@@ -25,9 +26,10 @@ public final class Sequence implements AutoCloseable {
     private final ModelSpec model;
     private final PolicyRunner policy;
     private final Lane[][] lanes;
-    private final AttentionKernel kernel = new AttentionKernel();
-    /** Compiled kernels for single-token steps of standard attention (the others run on {@link #kernel}). */
-    private final DecodeKernels compiled;
+    /** Threads a layer's attention may use, and what each needs. */
+    private final int threads;
+    private final long minWork;
+    private final Worker[] workers;
     private PolicyRunner.Step.Kind kind;
     private int next, tokens, decodeStep;
     private final boolean[] appended;
@@ -35,9 +37,12 @@ public final class Sequence implements AutoCloseable {
     /** Positions each lane's attention read at the last attend of its layer (null: all entries). */
     private final int[][][] attended;
 
-    Sequence(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage, DecodeKernelProvider kernels) {
+    Sequence(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage, DecodeKernelProvider kernels, int threads, long minWork) {
         this.model = model;
-        this.compiled = new DecodeKernels(kernels);
+        this.threads = threads;
+        this.minWork = minWork;
+        this.workers = new Worker[threads];
+        for (int i = 0; i < threads; i++) workers[i] = new Worker(kernels);
         this.policy = policy;
         this.lanes = new Lane[model.layers()][model.kvHeads()];
         for (int l = 0; l < model.layers(); l++) {
@@ -102,7 +107,6 @@ public final class Sequence implements AutoCloseable {
      */
     public void attend(int layer, float[] q, float[] out) {
         if (!appended[layer]) throw new IllegalStateException("append the step's keys and values of layer " + layer + " first");
-        int d = model.headDim(), group = model.group();
         int[] positions = new int[tokens];
         for (int t = 0; t < tokens; t++) positions[t] = next + t;
         PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, q, decodeStep, next + tokens, model.rope());
@@ -113,7 +117,10 @@ public final class Sequence implements AutoCloseable {
             boolean together = c >= 0 && policy.perLayer(c);
             groups.computeIfAbsent(together ? c : -2 - h, x -> new ArrayList<>()).add(h);
         }
-        float[] qLane = new float[tokens * group * d], outLane = new float[tokens * group * d];
+        // the order of events: every group's event opens (its attend sets chosen), in order of its first KV head;
+        // then every lane attends (on several threads when that pays); then the events finish, in the same order
+        List<PolicyRunner.Event> events = new ArrayList<>();
+        LaneJob[] jobs = new LaneJob[model.kvHeads()];
         for (List<Integer> heads : groups.values()) {
             int c = policy.laneClass(layer, heads.getFirst());
             List<Lane> ls = new ArrayList<>();
@@ -121,58 +128,103 @@ public final class Sequence implements AutoCloseable {
             PolicyRunner.Event ev = c < 0 ? null : policy.open(c, step, layer, heads.stream().mapToInt(Integer::intValue).toArray(), ls);
             BitSet[] attend = ev == null ? null : ev.attendSets();
             float[][] sums = ev == null ? null : ev.columnSums();
+            if (ev != null) events.add(ev);
             for (int i = 0; i < heads.size(); i++) {
                 int h = heads.get(i);
-                Lane lane = lanes[layer][h];
-                boolean cache = model.rope() != null && cachePositions(layer, h);
-                for (int t = 0; t < tokens; t++) {
-                    System.arraycopy(q, (t * model.heads() + h * group) * d, qLane, t * group * d, group * d);
-                    if (model.rope() != null) {
-                        // original: rotate by text position; cache: by the slot the query's own entry holds
-                        int at = cache ? slotOf(lane, positions[t]) : positions[t];
-                        for (int gi = 0; gi < group; gi++) model.rope().rotate(qLane, (t * group + gi) * d, d, at);
-                    }
-                }
                 BitSet a = attend == null ? null : attend[i];
-                attended[layer][h] = a == null ? null : a.stream().map(lane::position).toArray();
-                float[] colSums = sums == null ? null : sums[i];
-                // a compiled kernel where one fits: standard attention, keys read as stored (no slot RoPE); a step of
-                // several tokens (prefill, chunk) runs it once per query position, each masked causally at its own
-                DecodeKernel dk = !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
-                KernelRows rows = lane;
-                if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
-                    // no kernel reads this lane in place (keys rotated by slot, KIVI's blocks, formats mixed or not
-                    // compiled): its rows, read once for the step as the runtime kernel reads them, go to the f32 kernel
-                    if (dense == null) dense = new DenseRows(d);
-                    rows = dense.read(lane, a, cache ? model.rope() : null, true);
-                }
-                if (dk != null && tokens == 1) {
-                    dk.attend(rows, qLane, positions[0], a, outLane, colSums);
-                } else if (dk != null) {
-                    if (qOne == null || qOne.length != group * d) {
-                        qOne = new float[group * d];
-                        outOne = new float[group * d];
-                    }
-                    for (int t = 0; t < tokens; t++) {
-                        System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
-                        dk.attend(rows, qOne, positions[t], a, outOne, colSums);
-                        System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
-                    }
-                } else {
-                    kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
-                }
-                for (int t = 0; t < tokens; t++) {
-                    System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
-                }
+                attended[layer][h] = a == null ? null : a.stream().map(lanes[layer][h]::position).toArray();
+                jobs[h] = new LaneJob(h, a, sums == null ? null : sums[i]);
             }
-            if (ev != null) ev.finish();
         }
+        int parts = parts(layer);
+        Parallel.run(parts, p -> {
+            for (int h = p; h < jobs.length; h += parts) workers[p].attend(layer, jobs[h], positions, q, out);
+        });
+        for (PolicyRunner.Event ev : events) ev.finish();
     }
 
-    /** One query's group and output, for compiled kernels run per position of a multi-token step. */
-    private float[] qOne, outOne;
-    /** A lane's rows as one step reads them, for the f32 kernel (reused). */
-    private DenseRows dense;
+    /** One lane's attention in a step: its KV head, the entries it may read (null: all), its fused column sums. */
+    private record LaneJob(int kvHead, BitSet attend, float[] colSums) {}
+
+    /**
+     * Threads a layer's attention runs on: up to {@link #threads} while each gets at least {@link #minWork}
+     * multiply-adds of keys and values (a hand-off costs microseconds), never more than the lanes.
+     */
+    private int parts(int layer) {
+        if (threads == 1) return 1;
+        long work = 0;
+        for (Lane l : lanes[layer]) work += (long) l.size() * model.headDim() * model.group() * tokens * 2;
+        long parts = minWork == 0 ? threads : work / minWork;
+        return (int) Math.max(1, Math.min(Math.min(threads, model.kvHeads()), parts));
+    }
+
+    /**
+     * What one thread needs to attend lanes: the kernels (they keep scratch buffers) and the step's buffers. Lanes
+     * are spread over workers by KV head ({@code h mod parts}); each lane's result depends only on the lane, so the
+     * number of threads changes no bit of the output.
+     */
+    private final class Worker {
+        private final AttentionKernel kernel = new AttentionKernel();
+        /** Compiled kernels for single-token steps of standard attention (the others run on {@link #kernel}). */
+        private final DecodeKernels compiled;
+        private float[] qLane = new float[0], outLane = new float[0];
+        /** One query's group and output, for compiled kernels run per position of a multi-token step. */
+        private float[] qOne, outOne;
+        /** A lane's rows as one step reads them, for the f32 kernel (reused). */
+        private DenseRows dense;
+
+        Worker(DecodeKernelProvider provider) {
+            this.compiled = new DecodeKernels(provider);
+        }
+
+        void attend(int layer, LaneJob job, int[] positions, float[] q, float[] out) {
+            int d = model.headDim(), group = model.group(), h = job.kvHead();
+            if (qLane.length != tokens * group * d) {
+                qLane = new float[tokens * group * d];
+                outLane = new float[tokens * group * d];
+            }
+            Lane lane = lanes[layer][h];
+            boolean cache = model.rope() != null && cachePositions(layer, h);
+            for (int t = 0; t < tokens; t++) {
+                System.arraycopy(q, (t * model.heads() + h * group) * d, qLane, t * group * d, group * d);
+                if (model.rope() != null) {
+                    // original: rotate by text position; cache: by the slot the query's own entry holds
+                    int at = cache ? slotOf(lane, positions[t]) : positions[t];
+                    for (int gi = 0; gi < group; gi++) model.rope().rotate(qLane, (t * group + gi) * d, d, at);
+                }
+            }
+            BitSet a = job.attend();
+            float[] colSums = job.colSums();
+            // a compiled kernel where one fits: standard attention, keys read as stored (no slot RoPE); a step of
+            // several tokens (prefill, chunk) runs it once per query position, each masked causally at its own
+            DecodeKernel dk = !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
+            KernelRows rows = lane;
+            if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
+                // no kernel reads this lane in place (keys rotated by slot, KIVI's blocks, formats mixed or not
+                // compiled): its rows, read once for the step as the runtime kernel reads them, go to the f32 kernel
+                if (dense == null) dense = new DenseRows(d);
+                rows = dense.read(lane, a, cache ? model.rope() : null, true);
+            }
+            if (dk != null && tokens == 1) {
+                dk.attend(rows, qLane, positions[0], a, outLane, colSums);
+            } else if (dk != null) {
+                if (qOne == null || qOne.length != group * d) {
+                    qOne = new float[group * d];
+                    outOne = new float[group * d];
+                }
+                for (int t = 0; t < tokens; t++) {
+                    System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
+                    dk.attend(rows, qOne, positions[t], a, outOne, colSums);
+                    System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
+                }
+            } else {
+                kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+            }
+            for (int t = 0; t < tokens; t++) {
+                System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
+            }
+        }
+    }
 
     /** The index (cache slot) of the entry at text position {@code pos}. */
     private static int slotOf(Lane lane, int pos) {

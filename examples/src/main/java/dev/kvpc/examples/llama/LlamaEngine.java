@@ -34,7 +34,7 @@ public final class LlamaEngine implements AutoCloseable {
     public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool, Matmul matmul) {
         this.m = model;
         this.mm = java.util.Objects.requireNonNull(matmul, "matmul");
-        this.seq = new KvRuntime(m.spec(), policy, pool).newSequence();
+        this.seq = new KvRuntime(m.spec(), policy, pool).withThreads(mm.threads()).newSequence();
         last = new float[m.dim];
         logits = new float[m.vocab];
         ensure(1);

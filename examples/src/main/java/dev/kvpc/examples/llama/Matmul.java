@@ -14,6 +14,11 @@ public interface Matmul {
     /** A short name: "scalar" or "vector". */
     String name();
 
+    /** Threads this kernel set spreads a product over (the engine spreads its attention over as many). */
+    default int threads() {
+        return 1;
+    }
+
     static Matmul scalar() {
         return ScalarMatmul.INSTANCE;
     }

@@ -26,6 +26,11 @@ final class ParallelMatmul implements Matmul {
         this.threads = threads;
     }
 
+    @Override
+    public int threads() {
+        return threads;
+    }
+
     public String name() {
         return kernels.name() + " x" + threads;
     }
