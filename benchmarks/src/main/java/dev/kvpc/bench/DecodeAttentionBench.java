@@ -39,6 +39,7 @@ public class DecodeAttentionBench {
     private Lane lane;
     private final AttentionKernel kernel = new AttentionKernel();
     private DecodeKernel generated;
+    private StrongDecode strong, strong2;
     private float[] q, out, logits, row, keys, values, kScales, vScales;
     private byte[] kPacked, vPacked;
     private int[] qpos;
@@ -74,6 +75,28 @@ public class DecodeAttentionBench {
             pack(keys, kPacked, kScales, n, d);
             pack(values, vPacked, vScales, n, d);
         }
+        strong = new StrongDecode(d, GROUP, 1);
+        strong2 = new StrongDecode(d, GROUP, 2);
+        // the yardsticks must compute what the reference computes, or their times mean nothing
+        float[] want = new float[GROUP * d];
+        handWrittenVector(want);
+        for (StrongDecode k : new StrongDecode[] {strong, strong2}) {
+            strong(k, out);
+            for (int i = 0; i < want.length; i++) {
+                if (Math.abs(out[i] - want[i]) > 1e-4f * (1 + Math.abs(want[i])))
+                    throw new IllegalStateException("the strong kernel disagrees with the reference at " + i + ": " + out[i] + " vs " + want[i]);
+            }
+        }
+    }
+
+    private void handWrittenVector(float[] o) {
+        if (kPacked == null) ReferenceDecode.attendF32(keys, values, entries, headDim, q, GROUP, o, logits);
+        else ReferenceDecode.attendInt4(kPacked, kScales, vPacked, vScales, entries, headDim, q, GROUP, o, logits, row);
+    }
+
+    private void strong(StrongDecode k, float[] o) {
+        if (kPacked == null) k.f32(keys, values, entries, q, o);
+        else k.int4(kPacked, kScales, vPacked, vScales, entries, q, o);
     }
 
     /** Symmetric int4 with one scale per 32 channels of a row: the layout the reference kernel reads. */
@@ -113,8 +136,21 @@ public class DecodeAttentionBench {
 
     @Benchmark
     public void handWrittenVector(Blackhole bh) {
-        if (kPacked == null) ReferenceDecode.attendF32(keys, values, entries, headDim, q, GROUP, out, logits);
-        else ReferenceDecode.attendInt4(kPacked, kScales, vPacked, vScales, entries, headDim, q, GROUP, out, logits, row);
+        handWrittenVector(out);
+        bh.consume(out);
+    }
+
+    /** {@link StrongDecode}, one thread: the yardstick the generated kernel is held to. */
+    @Benchmark
+    public void strongHandWritten(Blackhole bh) {
+        strong(strong, out);
+        bh.consume(out);
+    }
+
+    /** {@link StrongDecode} with the entries split over two threads. */
+    @Benchmark
+    public void strongHandWritten2(Blackhole bh) {
+        strong(strong2, out);
         bh.consume(out);
     }
 
