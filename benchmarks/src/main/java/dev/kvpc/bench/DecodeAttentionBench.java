@@ -1,5 +1,6 @@
 package dev.kvpc.bench;
 
+import dev.kvpc.backend.jvm.DecodeKernelCompiler;
 import dev.kvpc.backend.jvm.JvmDecodeKernels;
 import dev.kvpc.runtime.engine.AttentionKernel;
 import dev.kvpc.runtime.engine.DecodeKernel;
@@ -32,13 +33,18 @@ public class DecodeAttentionBench {
     public int headDim;
     @Param({"4096", "32768"})
     public int entries;
+    /**
+     * Lane formats: f32, int4 or int2 per token in groups of 32, or kivi (int2 keys per channel in blocks of 32, int2
+     * values per token, the last 128 entries f32). The hand-written kernels read f32 and int4 only.
+     */
     @Param({"f32", "int4"})
     public String precision;
 
     private PagePool pool;
     private Lane lane;
     private final AttentionKernel kernel = new AttentionKernel();
-    private DecodeKernel generated;
+    private DecodeKernel generated, asm, template, denseKernel;
+    private final dev.kvpc.runtime.engine.DenseRows dense = new dev.kvpc.runtime.engine.DenseRows(128);
     private StrongDecode strong, strong2;
     private float[] q, out, logits, row, keys, values, kScales, vScales;
     private byte[] kPacked, vPacked;
@@ -49,9 +55,13 @@ public class DecodeAttentionBench {
         Random r = new Random(1);
         int d = headDim, n = entries;
         boolean int4 = precision.equals("int4");
-        QuantSpec spec = int4 ? QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d) : QuantSpec.of(Precision.F32);
+        QuantSpec spec = switch (precision) {
+            case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
+            case "int2" -> QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, d);
+            default -> QuantSpec.of(Precision.F32);
+        };
         pool = new PagePool();
-        lane = new Lane(pool, d, spec, 256);
+        lane = new Lane(pool, d, precision.equals("kivi") ? QuantSpec.of(Precision.F32) : spec, 256);
         keys = new float[n * d];
         values = new float[n * d];
         for (int i = 0; i < n * d; i++) {
@@ -59,8 +69,30 @@ public class DecodeAttentionBench {
             values[i] = (float) r.nextGaussian();
         }
         for (int j = 0; j < n; j++) lane.append(j, j, keys, j * d, values, j * d);
-        generated = new JvmDecodeKernels().kernel(d, GROUP, spec, spec);
+        if (precision.equals("kivi")) {
+            QuantSpec blocks = QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.CHANNEL, 32, d), rows = QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, d);
+            for (int b = 0; (b + 1) * 32 <= n - 128; b++) {
+                int[] e = new int[32];
+                for (int t = 0; t < 32; t++) e[t] = b * 32 + t;
+                lane.packBlock(e, Lane.Part.KEYS, blocks);
+            }
+            for (int j = 0; j < n - 128; j++) lane.restore(j, Lane.Part.VALUES, rows);
+        } else if (!precision.equals("int2")) {
+            asm = DecodeKernelCompiler.compile(d, GROUP, spec, spec, true).create();
+        }
+        template = JvmDecodeKernels.template(d, GROUP);
+        JvmDecodeKernels provider = new JvmDecodeKernels();
+        generated = provider.kernel(d, GROUP, lane.formatsInUse());
+        if (generated == null) generated = provider.kernel(d, GROUP, spec, spec);
         if (generated == null) throw new IllegalStateException("no generated kernel for " + spec);
+        denseKernel = DecodeKernelCompiler.compile(d, GROUP, QuantSpec.of(Precision.F32), QuantSpec.of(Precision.F32), true).create();
+        if (!precision.equals("f32") && !int4) {
+            q = new float[GROUP * d];
+            for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+            out = new float[GROUP * d];
+            qpos = new int[] {n};
+            return; // no hand-written kernel reads these
+        }
         q = new float[GROUP * d];
         for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
         out = new float[GROUP * d];
@@ -127,10 +159,34 @@ public class DecodeAttentionBench {
         bh.consume(out);
     }
 
-    /** The class DecodeKernelCompiler generates for this head dim, group and format, over the same lane. */
+    /** The kernel the runtime runs for this lane with the JVM backend installed (the ASM one, or the template). */
     @Benchmark
     public void generatedKernel(Blackhole bh) {
         generated.attend(lane, q, qpos[0], null, out, null);
+        bh.consume(out);
+    }
+
+    /**
+     * What the runtime did for lanes no kernel read in place (head dim 128 only): every row decoded into arrays
+     * ({@code DenseRows}), then the f32 kernel generated with ASM over them.
+     */
+    @Benchmark
+    public void decodedRowsPath(Blackhole bh) {
+        denseKernel.attend(dense.read(lane, null, null, true), q, qpos[0], null, out, null);
+        bh.consume(out);
+    }
+
+    /** The template kernel specialised to this shape, whatever the formats. */
+    @Benchmark
+    public void templateKernel(Blackhole bh) {
+        template.attend(lane, q, qpos[0], null, out, null);
+        bh.consume(out);
+    }
+
+    /** The class DecodeKernelCompiler generates with ASM for this head dim, group and format (f32 and int4). */
+    @Benchmark
+    public void asmKernel(Blackhole bh) {
+        asm.attend(lane, q, qpos[0], null, out, null);
         bh.consume(out);
     }
 

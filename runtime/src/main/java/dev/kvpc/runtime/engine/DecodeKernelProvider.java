@@ -21,6 +21,15 @@ public interface DecodeKernelProvider {
     DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values);
 
     /**
+     * A new kernel for lanes whose rows are in any mix of {@code formats} (their chains: {@link
+     * dev.kvpc.runtime.lane.KernelRows#chainSpec}), read in place, or null when this provider has none; by default
+     * null, and then lanes of one key format and one value format go to {@link #kernel(int, int, QuantSpec, QuantSpec)}.
+     */
+    default DecodeKernel kernel(int headDim, int group, java.util.Set<QuantSpec> formats) {
+        return null;
+    }
+
+    /**
      * A new kernel for f32 keys and values that the runtime runs over {@link dev.kvpc.runtime.engine.DenseRows} (rows
      * a step has decoded into arrays, or rotated by slot), or null when this provider has none; by default null. A
      * provider may return a kernel of its own class for it, so that the JIT's profile of array-backed rows stays apart

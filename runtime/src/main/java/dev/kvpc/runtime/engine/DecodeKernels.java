@@ -16,6 +16,8 @@ public final class DecodeKernels {
     private final DecodeKernelProvider provider;
     private final Map<Key, DecodeKernel> kernels = new HashMap<>();
     private final Map<Long, DecodeKernel> dense = new HashMap<>();
+    private record Mixed(int headDim, int group, java.util.Set<QuantSpec> formats) {}
+    private final Map<Mixed, DecodeKernel> mixed = new HashMap<>();
 
     public DecodeKernels(DecodeKernelProvider provider) {
         this.provider = provider == null ? DecodeKernelProvider.NONE : provider;
@@ -23,11 +25,15 @@ public final class DecodeKernels {
 
     /**
      * The compiled kernel for this lane's current formats and {@code group} query heads, or null when there is none
-     * (the lane is empty, keys or values are spread over several formats or held in per-channel blocks, or the
-     * provider does not support the formats): the caller then uses {@link AttentionKernel}.
+     * (the lane is empty, or the provider reads neither the mix of formats in use nor, where keys and values are each
+     * in one row chain, that pair): the caller then uses {@link AttentionKernel}.
      */
     public DecodeKernel forLane(Lane lane, int group) {
-        if (provider == DecodeKernelProvider.NONE) return null;
+        if (provider == DecodeKernelProvider.NONE || lane.size() == 0) return null;
+        Mixed m = new Mixed(lane.headDim(), group, lane.formatsInUse());
+        DecodeKernel any = mixed.get(m);
+        if (any == null && !mixed.containsKey(m)) mixed.put(m, any = provider.kernel(m.headDim(), group, m.formats()));
+        if (any != null) return any;
         QuantSpec k = lane.rowFormat(Lane.Part.KEYS);
         if (k == null) return null;
         QuantSpec v = lane.rowFormat(Lane.Part.VALUES);

@@ -19,7 +19,7 @@ public final class DenseRows implements KernelRows {
     private final int headDim;
     private int n, capacity;
     private float[] keys = new float[0], values = new float[0];
-    private int[] positions = new int[0], slots = new int[0];
+    private int[] positions = new int[0], slots = new int[0], chains = new int[0];
     private MemorySegment[] keyPage, valuePage;
 
     public DenseRows(int headDim) {
@@ -51,7 +51,11 @@ public final class DenseRows implements KernelRows {
             values = new float[capacity * headDim];
             positions = new int[capacity];
             slots = new int[2 * capacity];
-            for (int i = 0; i < capacity; i++) slots[2 * i] = slots[2 * i + 1] = i;
+            chains = new int[2 * capacity];
+            for (int i = 0; i < capacity; i++) {
+                slots[2 * i] = slots[2 * i + 1] = i;
+                chains[2 * i + 1] = 1;
+            }
             keyPage = new MemorySegment[] {MemorySegment.ofArray(keys)};
             valuePage = new MemorySegment[] {MemorySegment.ofArray(values)};
         }
@@ -91,6 +95,29 @@ public final class DenseRows implements KernelRows {
     @Override
     public int rowsPerPage() {
         return Math.max(1, capacity);
+    }
+
+    /** Chain 0 holds the keys, chain 1 the values, both f32, one page each. */
+    @Override
+    public int[] chainTable() {
+        return chains;
+    }
+
+    @Override
+    public int chainCount() {
+        return 2;
+    }
+
+    @Override
+    public dev.kvpc.runtime.store.QuantSpec chainSpec(int c) {
+        return F32;
+    }
+
+    private static final dev.kvpc.runtime.store.QuantSpec F32 = dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F32);
+
+    @Override
+    public MemorySegment[] chainPages(int c) {
+        return rowPages(c == 0 ? Lane.Part.KEYS : Lane.Part.VALUES);
     }
 
     @Override

@@ -53,6 +53,17 @@ final class BlockChain implements RowStore {
         return group;
     }
 
+    /** The segments of the pages held (one block each), in order; the same array until pages change (read only). */
+    MemorySegment[] pageSegments() {
+        MemorySegment[] s = segments;
+        if (s != null) return s;
+        s = new MemorySegment[pages.size()];
+        for (int i = 0; i < s.length; i++) s[i] = pages.get(i).segment();
+        return segments = s;
+    }
+
+    private MemorySegment[] segments;
+
     private MemorySegment seg(int block) {
         return pages.get(block / blocksPerPage).segment();
     }
@@ -65,7 +76,10 @@ final class BlockChain implements RowStore {
     int addBlock(float[] rows) {
         int b = live.size();
         loaded = -1;
-        if (b == pages.size() * blocksPerPage) pages.add(pool.acquire(blockBytes * blocksPerPage));
+        if (b == pages.size() * blocksPerPage) {
+            pages.add(pool.acquire(blockBytes * blocksPerPage));
+            segments = null;
+        }
         codec.quantise(rows, 0, seg(b), off(b));
         boolean[] alive = new boolean[group];
         java.util.Arrays.fill(alive, true);
@@ -130,7 +144,10 @@ final class BlockChain implements RowStore {
         }
         live.removeLast();
         int needed = (live.size() + blocksPerPage - 1) / blocksPerPage;
-        while (pages.size() > needed) pool.release(pages.removeLast());
+        while (pages.size() > needed) {
+            pool.release(pages.removeLast());
+            segments = null;
+        }
     }
 
     @Override
@@ -138,6 +155,7 @@ final class BlockChain implements RowStore {
         loaded = -1;
         for (PagePool.Page p : pages) pool.release(p);
         pages.clear();
+        segments = null;
         live.clear();
     }
 }

@@ -27,4 +27,27 @@ public interface KernelRows {
 
     /** The pages holding {@code part}'s rows, each row laid out as its row codec says. */
     MemorySegment[] rowPages(Lane.Part part);
+
+    // ---- rows of several formats: the chains ----
+
+    /**
+     * Entry {@code i}'s part {@code p} is slot {@code slotTable()[2 * i + p]} of chain {@code table[2 * i + p]}; read
+     * only, valid until the rows next change.
+     */
+    int[] chainTable();
+
+    /** Chains, numbered from 0 (some may hold no rows now). */
+    int chainCount();
+
+    /**
+     * How chain {@code c} stores its rows. A per-token format ({@link dev.kvpc.runtime.store.QuantSpec.Axis#TOKEN},
+     * or a float precision): slot {@code s} is row {@code s % rowsPerPage()} of page {@code s / rowsPerPage()}, laid
+     * out as its {@link dev.kvpc.runtime.store.RowCodec} says. A per-channel format: blocks of {@code spec.group()}
+     * tokens, one block per page, laid out as {@link dev.kvpc.runtime.store.ChannelBlockCodec} says; slot {@code s} is
+     * token {@code s % group} of the block in page {@code s / group}.
+     */
+    dev.kvpc.runtime.store.QuantSpec chainSpec(int c);
+
+    /** Chain {@code c}'s pages; valid until the rows next change. */
+    MemorySegment[] chainPages(int c);
 }

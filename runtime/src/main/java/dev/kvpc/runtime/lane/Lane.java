@@ -413,6 +413,33 @@ public final class Lane implements KernelRows {
         return rc.pageSegments();
     }
 
+    /** The formats of the chains that hold some entry's key or value now. */
+    public java.util.Set<QuantSpec> formatsInUse() {
+        java.util.Set<QuantSpec> s = new java.util.HashSet<>();
+        for (int c = 0; c < chains.size(); c++) if (partCount[2 * c] + partCount[2 * c + 1] > 0) s.add(chains.get(c).spec());
+        return s;
+    }
+
+    @Override
+    public int[] chainTable() {
+        return chain;
+    }
+
+    @Override
+    public int chainCount() {
+        return chains.size();
+    }
+
+    @Override
+    public QuantSpec chainSpec(int c) {
+        return chains.get(c).spec();
+    }
+
+    @Override
+    public java.lang.foreign.MemorySegment[] chainPages(int c) {
+        return chains.get(c) instanceof RowChain rc ? rc.pageSegments() : ((BlockChain) chains.get(c)).pageSegments();
+    }
+
     /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */
     public void retain(BitSet keep) {
         for (int i = keep.previousClearBit(n - 1); i >= 0; i = keep.previousClearBit(i - 1)) {

@@ -45,7 +45,8 @@ public final class Packing {
         return Float.intBitsToFloat(bits << 16);
     }
 
-    static float getF16(MemorySegment seg, long offset) {
+    /** The float of the little-endian f16 at {@code offset}. */
+    public static float getF16(MemorySegment seg, long offset) {
         return Float.float16ToFloat(seg.get(SHORT_LE, offset));
     }
 
@@ -213,7 +214,7 @@ public final class Packing {
      * codes are written 0) becomes {@code -0.0}, so that {@code zero + 0 * -0.0} is {@code zero} bit for bit (also for
      * a zero point of {@code -0.0}, infinite or NaN) and the inner loops need no branch.
      */
-    static float readScale(float scale) {
+    public static float readScale(float scale) {
         return scale == 0f || !Float.isFinite(scale) ? -0.0f : scale;
     }
 

@@ -30,12 +30,36 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
 
     /** {@code vector} false: scalar kernels only. */
     public JvmDecodeKernels(boolean vector) {
-        this.vector = vector;
+        this.vector = vector && DecodeKernelCompiler.vectorApiAvailable();
     }
 
     @Override
     public DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values) {
         return kernel(classes, headDim, group, keys, values);
+    }
+
+    /**
+     * For a lane whose rows are in several formats, or in one the generated kernels do not read (int2, int8,
+     * per-channel blocks): the template kernel ({@link DecodeTemplate}) where it reads them all, else null. A lane of
+     * one format the generated kernels read (f32, int4 per token) goes to them: they are faster there today.
+     */
+    @Override
+    public DecodeKernel kernel(int headDim, int group, java.util.Set<QuantSpec> formats) {
+        if (!vector || !DecodeTemplates.supports(headDim, group, formats)) return null;
+        if (formats.size() == 1) {
+            QuantSpec only = formats.iterator().next();
+            if (DecodeKernelCompiler.supports(headDim, group, only, only)) return null;
+        }
+        return DecodeTemplates.kernel(headDim, group);
+    }
+
+    /**
+     * The template kernel for this shape whatever the lane's formats (null where it reads none: no Vector API, or a
+     * head dim that is not a multiple of 4); for benchmarks and tests that compare it with the generated kernels.
+     */
+    public static DecodeKernel template(int headDim, int group) {
+        if (!DecodeKernelCompiler.vectorApiAvailable() || !DecodeTemplates.supports(headDim, group, java.util.Set.of())) return null;
+        return DecodeTemplates.kernel(headDim, group);
     }
 
     @Override

@@ -1,0 +1,452 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.lane.KernelRows;
+import dev.kvpc.runtime.store.Packing;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.constant.ConstantDescs;
+import java.lang.invoke.MethodHandles;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.BitSet;
+
+/**
+ * The decode kernel's template: plain Java, specialised per shape by {@link DecodeTemplates}, which defines this
+ * class's bytes anew as a hidden class whose class data is the shape (head dim, group, lanes, heads per block). The
+ * shape lands in static finals, so the JIT sees constants: the channel loops have constant trip counts, the head
+ * blocks constant sizes, the species constant, and each specialisation has its own profile. Never initialised as
+ * itself (it has no class data then).
+ *
+ * <p>One step for the group's query heads over a lane whose rows may be in several chains of different formats
+ * ({@link KernelRows#chainSpec}): f32 rows, integer rows quantised per token in groups, integer blocks quantised per
+ * channel (KIVI's keys), read in place from the pages. Three passes:
+ * <ol>
+ *   <li><b>scores</b> over the entries read (attend set and causal mask applied first, into an index list): each key
+ *       row read once for every head of the group (quantised rows dequantised a vector at a time: codes unpacked
+ *       with lane shifts, one FMA with the scale and zero point, the block's per-channel parameters decoded once per
+ *       block), one FMA per head per chunk;</li>
+ *   <li><b>softmax</b> per head, a vector at a time: {@code e^(l - max)} by {@link #exp}, summed in double, then
+ *       multiplied by the inverse sum;</li>
+ *   <li><b>values</b> in tiles of {@value #TILE} entries: each value row that some head weighs is read once
+ *       (dequantised as above) into the tile, and then, a pair of channel chunks at a time, every head's output
+ *       accumulates the whole tile in registers (one load and store of the outputs per tile, not per entry).</li>
+ * </ol>
+ *
+ * <p>Only operations whose interpreted and compiled forms give the same bits are used (loads, FMA, lane-wise
+ * arithmetic, shifts, blends, conversions, rearranges by rotation), so a run's numbers do not depend on when the JIT
+ * compiled what: lane sums are a fixed tree of rotations, the exponential a polynomial in lane-wise arithmetic.
+ */
+final class DecodeTemplate implements DecodeKernel {
+    private static final int[] SHAPE = shape();
+    static final int D = SHAPE[0], G = SHAPE[1], L = SHAPE[2], GB = SHAPE[3];
+    private static final int CHUNKS = D / L, BLOCKS = G / GB;
+    static final int TILE = 32;
+    private static final VectorSpecies<Float> S = VectorSpecies.of(float.class, VectorShape.forBitSize(L * 32));
+    private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class, VectorShape.forBitSize(L * 32));
+    private static final float SCALE = (float) (1.0 / Math.sqrt(D));
+    private static final VectorShuffle<Float> R1 = VectorShuffle.iota(S, 1, 1, true), R2 = VectorShuffle.iota(S, Math.min(2, L - 1), 1, true),
+            R4 = VectorShuffle.iota(S, Math.min(4, L - 1), 1, true), R8 = VectorShuffle.iota(S, Math.min(8, L - 1), 1, true);
+    private static final int[] IOTA = iota(), SHIFT2 = shifts(2), SHIFT4 = shifts(4), SHIFT8 = shifts(8);
+    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final float LOG2E = 1.44269504088896341f, ROUND = 12582912f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+            P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+    static final float EXP_FLOOR = -87f;
+
+    /** How a chain stores its rows, as the kernel reads them. */
+    static final int F32 = 0, TOKEN = 1, BLOCK = 2;
+
+    private static int[] shape() {
+        try {
+            return MethodHandles.classData(MethodHandles.lookup(), ConstantDescs.DEFAULT_NAME, int[].class);
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static int[] iota() {
+        int[] a = new int[L];
+        for (int i = 0; i < L; i++) a[i] = i;
+        return a;
+    }
+
+    /** Lane i's code starts at bit {@code (i * bits) mod 32} of its word. */
+    private static int[] shifts(int bits) {
+        int[] a = new int[L];
+        for (int i = 0; i < L; i++) a[i] = i * bits % 32;
+        return a;
+    }
+
+    // ---- per call: the chains, the entries read, scratch ----
+    private int[] kind = new int[4], bits = new int[4], groupOf = new int[4];
+    private long[] rowBytes = new long[4], paramBytes = new long[4];
+    private MemorySegment[][] pages = new MemorySegment[4][];
+    /** Per block chain: the block whose parameters {@link #zeros} / {@link #scales} hold (-1: none). */
+    private int[] loaded = new int[4];
+    private float[][] zeros = new float[4][D], scales = new float[4][D];
+    private int rpp;
+    private int[] idx = new int[64];
+    private float[] lg = new float[64];
+    private final float[] row = new float[D], tile = new float[TILE * D], pt = new float[G * TILE], maxes = new float[G];
+
+    @Override
+    public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) {
+        Arrays.fill(out, 0, G * D, 0f);
+        int m = select(rows, qpos, attend);
+        if (m == 0) return;
+        chains(rows);
+        int stride = (m + L - 1) / L * L;
+        if (lg.length < G * stride) lg = new float[G * stride];
+        int[] slots = rows.slotTable(), chainOf = rows.chainTable();
+        Arrays.fill(maxes, Float.NEGATIVE_INFINITY);
+        for (int k = 0; k < m; k++) {
+            int j = idx[k];
+            score(chainOf[2 * j], slots[2 * j], q, k, stride);
+        }
+        for (int g = 0; g < G; g++) softmax(g * stride, m, stride, maxes[g]);
+        values(rows, m, stride, out, colSums);
+    }
+
+    /** The entries read, into {@link #idx}: in the attend set (null: all), at positions up to {@code qpos}. */
+    private int select(KernelRows rows, int qpos, BitSet attend) {
+        int n = rows.size();
+        int[] pos = rows.positionTable();
+        if (idx.length < n) idx = new int[Math.max(n, idx.length * 2)];
+        int m = 0;
+        if (attend == null) {
+            for (int j = 0; j < n; j++) if (pos[j] <= qpos) idx[m++] = j;
+        } else {
+            for (int j = attend.nextSetBit(0); j >= 0 && j < n; j = attend.nextSetBit(j + 1)) if (pos[j] <= qpos) idx[m++] = j;
+        }
+        return m;
+    }
+
+    private void chains(KernelRows rows) {
+        int c = rows.chainCount();
+        if (kind.length < c) {
+            kind = new int[c];
+            bits = new int[c];
+            groupOf = new int[c];
+            rowBytes = new long[c];
+            paramBytes = new long[c];
+            pages = new MemorySegment[c][];
+            loaded = new int[c];
+            zeros = new float[c][D];
+            scales = new float[c][D];
+        }
+        rpp = rows.rowsPerPage();
+        for (int i = 0; i < c; i++) {
+            QuantSpec s = rows.chainSpec(i);
+            pages[i] = rows.chainPages(i);
+            loaded[i] = -1;
+            if (s.precision() == Precision.F32) {
+                kind[i] = F32;
+                rowBytes[i] = 4L * D;
+            } else {
+                int b = s.precision().bits();
+                bits[i] = b;
+                groupOf[i] = s.group();
+                kind[i] = s.axis() == QuantSpec.Axis.CHANNEL ? BLOCK : TOKEN;
+                paramBytes[i] = kind[i] == BLOCK ? 4L * D : 4L * (D / s.group());
+                rowBytes[i] = paramBytes[i] + (long) D * b / 8; // a block chain: bytes of one token's codes + params
+            }
+        }
+    }
+
+    // ---- scores ----
+
+    private void score(int c, int s, float[] q, int k, int stride) {
+        switch (kind[c]) {
+            case F32 -> scoreF32(pages[c][s / rpp], (long) (s % rpp) * rowBytes[c], q, k, stride);
+            case TOKEN -> {
+                rowToken(c, s, row, 0);
+                scoreRow(row, q, k, stride);
+            }
+            default -> {
+                rowBlock(c, s, row, 0);
+                scoreRow(row, q, k, stride);
+            }
+        }
+    }
+
+    /** Logits of entry {@code k} from the f32 row at {@code off}, every head, {@code GB} at a time. */
+    private void scoreF32(MemorySegment seg, long off, float[] q, int k, int stride) {
+        for (int b = 0; b < BLOCKS; b++) {
+            int h = b * GB;
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int ch = 0; ch < CHUNKS; ch++) {
+                FloatVector x = FloatVector.fromMemorySegment(S, seg, off + 4L * ch * L, ByteOrder.LITTLE_ENDIAN);
+                a0 = FloatVector.fromArray(S, q, h * D + ch * L).fma(x, a0);
+                if (GB > 1) a1 = FloatVector.fromArray(S, q, (h + 1) * D + ch * L).fma(x, a1);
+                if (GB > 2) a2 = FloatVector.fromArray(S, q, (h + 2) * D + ch * L).fma(x, a2);
+                if (GB > 3) a3 = FloatVector.fromArray(S, q, (h + 3) * D + ch * L).fma(x, a3);
+            }
+            logits(h, k, stride, a0, a1, a2, a3);
+        }
+    }
+
+    /** As {@link #scoreF32} from a row already read into {@code r}. */
+    private void scoreRow(float[] r, float[] q, int k, int stride) {
+        for (int b = 0; b < BLOCKS; b++) {
+            int h = b * GB;
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int ch = 0; ch < CHUNKS; ch++) {
+                FloatVector x = FloatVector.fromArray(S, r, ch * L);
+                a0 = FloatVector.fromArray(S, q, h * D + ch * L).fma(x, a0);
+                if (GB > 1) a1 = FloatVector.fromArray(S, q, (h + 1) * D + ch * L).fma(x, a1);
+                if (GB > 2) a2 = FloatVector.fromArray(S, q, (h + 2) * D + ch * L).fma(x, a2);
+                if (GB > 3) a3 = FloatVector.fromArray(S, q, (h + 3) * D + ch * L).fma(x, a3);
+            }
+            logits(h, k, stride, a0, a1, a2, a3);
+        }
+    }
+
+    private void logits(int h, int k, int stride, FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3) {
+        logit(h, k, stride, sum(a0) * SCALE);
+        if (GB > 1) logit(h + 1, k, stride, sum(a1) * SCALE);
+        if (GB > 2) logit(h + 2, k, stride, sum(a2) * SCALE);
+        if (GB > 3) logit(h + 3, k, stride, sum(a3) * SCALE);
+    }
+
+    private void logit(int h, int k, int stride, float l) {
+        lg[h * stride + k] = l;
+        if (l > maxes[h]) maxes[h] = l;
+    }
+
+    /** The lanes of {@code v} added in a fixed tree of rotations (the same bits interpreted and compiled). */
+    private static float sum(FloatVector v) {
+        if (L >= 16) v = v.add(v.rearrange(R8));
+        if (L >= 8) v = v.add(v.rearrange(R4));
+        if (L >= 4) v = v.add(v.rearrange(R2));
+        if (L >= 2) v = v.add(v.rearrange(R1));
+        return v.lane(0);
+    }
+
+    // ---- reading rows of each format ----
+
+    /** The codes of one chunk of {@code L} channels at {@code off} ({@code bits} each, lowest bits first), as floats. */
+    private static FloatVector codes(MemorySegment seg, long off, int bits) {
+        return switch (bits) {
+            case 2 -> codes2(seg, off);
+            case 4 -> codes4(seg, off);
+            default -> codes8(seg, off);
+        };
+    }
+
+    /** 2-bit codes: {@code L} of them are one word (L is 16 where 2-bit chains are read). */
+    private static FloatVector codes2(MemorySegment seg, long off) {
+        IntVector v = IntVector.broadcast(IS, seg.get(INT_LE, off));
+        return (FloatVector) v.lanewise(VectorOperators.LSHR, IntVector.fromArray(IS, SHIFT2, 0)).and(3).convert(VectorOperators.I2F, 0);
+    }
+
+    private static FloatVector codes4(MemorySegment seg, long off) {
+        IntVector v = IntVector.broadcast(IS, seg.get(INT_LE, off));
+        if (L > 8) v = v.blend(seg.get(INT_LE, off + 4), IntVector.fromArray(IS, IOTA, 0).compare(VectorOperators.GE, 8));
+        return (FloatVector) v.lanewise(VectorOperators.LSHR, IntVector.fromArray(IS, SHIFT4, 0)).and(15).convert(VectorOperators.I2F, 0);
+    }
+
+    private static FloatVector codes8(MemorySegment seg, long off) {
+        IntVector lane = IntVector.fromArray(IS, IOTA, 0);
+        IntVector v = IntVector.broadcast(IS, seg.get(INT_LE, off));
+        if (L > 4) v = v.blend(seg.get(INT_LE, off + 4), lane.compare(VectorOperators.GE, 4));
+        if (L > 8) {
+            v = v.blend(seg.get(INT_LE, off + 8), lane.compare(VectorOperators.GE, 8));
+            v = v.blend(seg.get(INT_LE, off + 12), lane.compare(VectorOperators.GE, 12));
+        }
+        return (FloatVector) v.lanewise(VectorOperators.LSHR, IntVector.fromArray(IS, SHIFT8, 0)).and(255).convert(VectorOperators.I2F, 0);
+    }
+
+    /** Row {@code s} of token-quantised chain {@code c}, dequantised ({@code zero + code * scale}) into {@code dst}. */
+    private void rowToken(int c, int s, float[] dst, int dOff) {
+        MemorySegment seg = pages[c][s / rpp];
+        long off = (long) (s % rpp) * rowBytes[c], codes = off + paramBytes[c];
+        int b = bits[c], grp = groupOf[c];
+        for (int ch = 0; ch < CHUNKS; ch++) {
+            int c0 = ch * L, g = c0 / grp;
+            float zero = Packing.getF16(seg, off + 4L * g), scale = Packing.readScale(Packing.getF16(seg, off + 4L * g + 2));
+            codes(seg, codes + (long) c0 * b / 8, b).fma(scale, zero).intoArray(dst, dOff + c0);
+        }
+    }
+
+    /** Slot {@code s} of block chain {@code c} (token {@code s % group} of block {@code s / group}), dequantised. */
+    private void rowBlock(int c, int s, float[] dst, int dOff) {
+        int grp = groupOf[c], blk = s / grp, b = bits[c];
+        MemorySegment seg = pages[c][blk];
+        float[] z = zeros[c], sc = scales[c];
+        if (loaded[c] != blk) {
+            for (int i = 0; i < D; i++) {
+                z[i] = Packing.getF16(seg, 4L * i);
+                sc[i] = Packing.readScale(Packing.getF16(seg, 4L * i + 2));
+            }
+            loaded[c] = blk;
+        }
+        long codes = paramBytes[c] + (long) (s % grp) * D * b / 8;
+        for (int ch = 0; ch < CHUNKS; ch++) {
+            int c0 = ch * L;
+            codes(seg, codes + (long) c0 * b / 8, b).fma(FloatVector.fromArray(S, sc, c0), FloatVector.fromArray(S, z, c0)).intoArray(dst, dOff + c0);
+        }
+    }
+
+    /** Value row of entry {@code j} into {@code dst}. */
+    private void valueRow(int c, int s, float[] dst, int dOff) {
+        switch (kind[c]) {
+            case F32 -> {
+                MemorySegment seg = pages[c][s / rpp];
+                long off = (long) (s % rpp) * rowBytes[c];
+                for (int ch = 0; ch < CHUNKS; ch++) {
+                    FloatVector.fromMemorySegment(S, seg, off + 4L * ch * L, ByteOrder.LITTLE_ENDIAN).intoArray(dst, dOff + ch * L);
+                }
+            }
+            case TOKEN -> rowToken(c, s, dst, dOff);
+            default -> rowBlock(c, s, dst, dOff);
+        }
+    }
+
+    // ---- softmax ----
+
+    /** Head logits at {@code off}, {@code m} of them, the largest {@code max}: replaced by their probabilities. */
+    private void softmax(int off, int m, int stride, float max) {
+        for (int k = m; k < stride; k++) lg[off + k] = Float.NEGATIVE_INFINITY;
+        double total = 0;
+        for (int k = 0; k < stride; k += L) {
+            FloatVector e = exp(FloatVector.fromArray(S, lg, off + k).sub(max));
+            e.intoArray(lg, off + k);
+            total += sum(e);
+        }
+        float inv = (float) (1.0 / total);
+        for (int k = 0; k < stride; k += L) FloatVector.fromArray(S, lg, off + k).mul(inv).intoArray(lg, off + k);
+    }
+
+    /**
+     * {@code e^x} for {@code x <= 0} in lane-wise arithmetic: below {@value #EXP_FLOOR} (masked entries are
+     * {@code -inf}) gives 0; else {@code x = n ln2 + r}, {@code n} rounded by adding {@code 1.5 * 2^23} (in one
+     * rounding, with the FMA), {@code r} in two parts (the first has 9 significant bits, so {@code n} times it is
+     * exact), {@code e^r} from a degree-5 polynomial on {@code |r| <= ln2/2}, times {@code 2^n} made from the
+     * rounded float's low bits.
+     */
+    static FloatVector exp(FloatVector x) {
+        VectorMask<Float> under = x.compare(VectorOperators.LT, EXP_FLOOR);
+        FloatVector xs = x.blend(0f, under);
+        FloatVector t = xs.fma(LOG2E, ROUND);
+        FloatVector n = t.sub(ROUND);
+        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), xs);
+        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = r.fma(P0, P1).fma(r, FloatVector.broadcast(S, P2)).fma(r, FloatVector.broadcast(S, P3))
+                .fma(r, FloatVector.broadcast(S, P4)).fma(r, FloatVector.broadcast(S, P5));
+        FloatVector r2 = r.mul(r);
+        FloatVector er = p.fma(r2, r.add(1f));
+        IntVector bitsOf2n = ((IntVector) t.reinterpretAsInts()).lanewise(VectorOperators.LSHL, 23).add(127 << 23);
+        return er.mul(bitsOf2n.reinterpretAsFloats()).blend(0f, under);
+    }
+
+    // ---- values ----
+
+    private void values(KernelRows rows, int m, int stride, float[] out, float[] colSums) {
+        int[] slots = rows.slotTable(), chainOf = rows.chainTable();
+        int t = 0;
+        for (int k = 0; k < m; k++) {
+            boolean any = false;
+            for (int g = 0; g < G; g++) any |= lg[g * stride + k] != 0f;
+            if (!any) continue;
+            int j = idx[k];
+            if (colSums != null) for (int g = 0; g < G; g++) colSums[j] += lg[g * stride + k];
+            for (int g = 0; g < G; g++) pt[g * TILE + t] = lg[g * stride + k];
+            valueRow(chainOf[2 * j + 1], slots[2 * j + 1], tile, t * D);
+            if (++t == TILE) {
+                accumulate(t, out);
+                t = 0;
+            }
+        }
+        if (t > 0) accumulate(t, out);
+    }
+
+    /** Every head's output += the tile's {@code n} rows weighed by their probabilities, two chunks at a time. */
+    private void accumulate(int n, float[] out) {
+        for (int b = 0; b < BLOCKS; b++) {
+            int h = b * GB, ch = 0;
+            for (; ch + 1 < CHUNKS; ch += 2) pair(n, out, h, ch * L);
+            if (ch < CHUNKS) single(n, out, h, ch * L);
+        }
+    }
+
+    private void pair(int n, float[] out, int h, int c0) {
+        FloatVector o00 = FloatVector.fromArray(S, out, h * D + c0), o01 = FloatVector.fromArray(S, out, h * D + c0 + L);
+        FloatVector o10 = o00, o11 = o00, o20 = o00, o21 = o00, o30 = o00, o31 = o00;
+        if (GB > 1) {
+            o10 = FloatVector.fromArray(S, out, (h + 1) * D + c0);
+            o11 = FloatVector.fromArray(S, out, (h + 1) * D + c0 + L);
+        }
+        if (GB > 2) {
+            o20 = FloatVector.fromArray(S, out, (h + 2) * D + c0);
+            o21 = FloatVector.fromArray(S, out, (h + 2) * D + c0 + L);
+        }
+        if (GB > 3) {
+            o30 = FloatVector.fromArray(S, out, (h + 3) * D + c0);
+            o31 = FloatVector.fromArray(S, out, (h + 3) * D + c0 + L);
+        }
+        for (int t = 0; t < n; t++) {
+            FloatVector v0 = FloatVector.fromArray(S, tile, t * D + c0), v1 = FloatVector.fromArray(S, tile, t * D + c0 + L);
+            FloatVector w = FloatVector.broadcast(S, pt[h * TILE + t]);
+            o00 = v0.fma(w, o00);
+            o01 = v1.fma(w, o01);
+            if (GB > 1) {
+                w = FloatVector.broadcast(S, pt[(h + 1) * TILE + t]);
+                o10 = v0.fma(w, o10);
+                o11 = v1.fma(w, o11);
+            }
+            if (GB > 2) {
+                w = FloatVector.broadcast(S, pt[(h + 2) * TILE + t]);
+                o20 = v0.fma(w, o20);
+                o21 = v1.fma(w, o21);
+            }
+            if (GB > 3) {
+                w = FloatVector.broadcast(S, pt[(h + 3) * TILE + t]);
+                o30 = v0.fma(w, o30);
+                o31 = v1.fma(w, o31);
+            }
+        }
+        o00.intoArray(out, h * D + c0);
+        o01.intoArray(out, h * D + c0 + L);
+        if (GB > 1) {
+            o10.intoArray(out, (h + 1) * D + c0);
+            o11.intoArray(out, (h + 1) * D + c0 + L);
+        }
+        if (GB > 2) {
+            o20.intoArray(out, (h + 2) * D + c0);
+            o21.intoArray(out, (h + 2) * D + c0 + L);
+        }
+        if (GB > 3) {
+            o30.intoArray(out, (h + 3) * D + c0);
+            o31.intoArray(out, (h + 3) * D + c0 + L);
+        }
+    }
+
+    private void single(int n, float[] out, int h, int c0) {
+        FloatVector o0 = FloatVector.fromArray(S, out, h * D + c0), o1 = o0, o2 = o0, o3 = o0;
+        if (GB > 1) o1 = FloatVector.fromArray(S, out, (h + 1) * D + c0);
+        if (GB > 2) o2 = FloatVector.fromArray(S, out, (h + 2) * D + c0);
+        if (GB > 3) o3 = FloatVector.fromArray(S, out, (h + 3) * D + c0);
+        for (int t = 0; t < n; t++) {
+            FloatVector v = FloatVector.fromArray(S, tile, t * D + c0);
+            o0 = v.fma(FloatVector.broadcast(S, pt[h * TILE + t]), o0);
+            if (GB > 1) o1 = v.fma(FloatVector.broadcast(S, pt[(h + 1) * TILE + t]), o1);
+            if (GB > 2) o2 = v.fma(FloatVector.broadcast(S, pt[(h + 2) * TILE + t]), o2);
+            if (GB > 3) o3 = v.fma(FloatVector.broadcast(S, pt[(h + 3) * TILE + t]), o3);
+        }
+        o0.intoArray(out, h * D + c0);
+        if (GB > 1) o1.intoArray(out, (h + 1) * D + c0);
+        if (GB > 2) o2.intoArray(out, (h + 2) * D + c0);
+        if (GB > 3) o3.intoArray(out, (h + 3) * D + c0);
+    }
+}

@@ -1,0 +1,176 @@
+package dev.kvpc.backend.jvm;
+
+import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+
+import static dev.kvpc.backend.jvm.DecodeKernelCompilerTest.TOL;
+import static dev.kvpc.backend.jvm.DecodeKernelCompilerTest.assertClose;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The template kernel ({@link DecodeTemplate}, specialised by {@link DecodeTemplates}) gives the runtime kernel's
+ * outputs and column sums within {@link DecodeKernelCompilerTest#TOL} on lanes of every format it reads, alone and
+ * mixed as KIVI mixes them (per-channel blocks and f32 rows of keys, per-token rows and f32 rows of values), over
+ * attend subsets and causal masks; gives the same bits interpreted and compiled; and is made in well under 20 ms.
+ */
+class DecodeTemplateTest {
+    static final QuantSpec F32 = QuantSpec.of(Precision.F32);
+
+    static QuantSpec token(Precision p, int group, int d) {
+        return QuantSpec.resolve(p, QuantSpec.Axis.TOKEN, group, d);
+    }
+
+    static QuantSpec channel(Precision p, int group, int d) {
+        return QuantSpec.resolve(p, QuantSpec.Axis.CHANNEL, group, d);
+    }
+
+    /**
+     * A lane of {@code n} random entries: keys of the oldest whole blocks of {@code blockKeys} tokens packed per
+     * channel (null: none), the rest at {@code keys}; values of every entry but the last {@code recent} at
+     * {@code values}.
+     */
+    static Lane lane(PagePool pool, Random r, int d, int n, QuantSpec keys, QuantSpec blockKeys, QuantSpec values, int recent) {
+        Lane lane = new Lane(pool, d, F32, 8);
+        float[] k = new float[d], v = new float[d];
+        for (int j = 0; j < n; j++) {
+            for (int c = 0; c < d; c++) {
+                k[c] = (float) (r.nextGaussian() * (1 + c % 3));
+                v[c] = (float) r.nextGaussian();
+            }
+            lane.append(j * 2, j, k, 0, v, 0);
+        }
+        int packed = 0;
+        if (blockKeys != null) {
+            int g = blockKeys.group();
+            for (; packed + g <= n - recent; packed += g) {
+                int[] e = new int[g];
+                for (int t = 0; t < g; t++) e[t] = packed + t;
+                lane.packBlock(e, Lane.Part.KEYS, blockKeys);
+            }
+        }
+        for (int j = packed; j < n; j++) if (!keys.equals(F32)) lane.restore(j, Lane.Part.KEYS, keys);
+        for (int j = 0; j < n - recent; j++) if (!values.equals(F32)) lane.restore(j, Lane.Part.VALUES, values);
+        return lane;
+    }
+
+    /** Lane formats: keys, per-channel key blocks (or null), values, entries kept at f32. */
+    record Case(QuantSpec keys, QuantSpec blocks, QuantSpec values, int recent) {}
+
+    static List<Case> cases(int d) {
+        List<Case> cs = new ArrayList<>();
+        cs.add(new Case(F32, null, F32, 0));
+        for (Precision p : new Precision[] {Precision.INT8, Precision.INT4, Precision.INT2}) {
+            int g = Math.min(32, d);
+            cs.add(new Case(token(p, g, d), null, token(p, g, d), 0));
+            cs.add(new Case(F32, channel(p, 8, d), token(p, g, d), 12)); // KIVI: blocks, then f32 residual
+        }
+        cs.add(new Case(token(Precision.INT4, Math.min(32, d), d), null, F32, 5)); // mixed rows of both parts
+        return cs;
+    }
+
+    @Test
+    void agreesWithTheRuntimeKernelOnEveryFormatAndMix() {
+        AttentionKernel reference = new AttentionKernel();
+        int checked = 0;
+        for (int d : new int[] {16, 64, 128}) {
+            for (int group : new int[] {1, 4, 8}) {
+                DecodeKernel kernel = DecodeTemplates.kernel(d, group);
+                for (Case c : cases(d)) {
+                    Random r = new Random(d * 131L + group * 7L + c.hashCode());
+                    try (PagePool pool = new PagePool()) {
+                        for (int trial = 0; trial < 5; trial++) {
+                            Lane lane = lane(pool, r, d, 30 + r.nextInt(120), c.keys(), c.blocks(), c.values(), c.recent());
+                            Set<QuantSpec> formats = lane.formatsInUse();
+                            assertTrue(DecodeTemplates.supports(d, group, formats), formats + " read at d " + d);
+                            int n = lane.size();
+                            float[] q = new float[group * d];
+                            for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                            int qpos = trial == 1 ? lane.position(n / 2) : lane.position(n - 1);
+                            BitSet attend = null;
+                            if (trial >= 2) {
+                                attend = new BitSet();
+                                for (int j = 0; j < n; j++) if (r.nextInt(trial == 4 ? 9 : 3) == 0) attend.set(j);
+                            }
+                            float[] col0 = new float[n];
+                            for (int j = 0; j < n; j++) col0[j] = r.nextFloat();
+                            float[] out = new float[group * d], outRef = new float[group * d];
+                            java.util.Arrays.fill(out, Float.NaN);
+                            float[] col = col0.clone(), colRef = col0.clone();
+                            kernel.attend(lane, q, qpos, attend, out, col);
+                            reference.attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef);
+                            String where = "d " + d + " group " + group + " " + formats + " trial " + trial;
+                            assertClose(outRef, out, d, where);
+                            for (int j = 0; j < n; j++) {
+                                assertEquals(colRef[j], col[j], Math.max(TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum " + j);
+                            }
+                            checked++;
+                            lane.clear();
+                        }
+                    }
+                }
+            }
+        }
+        assertEquals(3 * 3 * 8 * 5, checked);
+    }
+
+    /** Interpreted (the Vector API's Java code) and compiled (SIMD), the kernel gives the same bits. */
+    @Test
+    void sameBitsBeforeAndAfterTheJit() {
+        int d = 128;
+        for (Case c : List.of(new Case(F32, null, F32, 0), new Case(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, 32, d), 40))) {
+            DecodeKernel kernel = DecodeTemplates.kernel(d, 4);
+            Random r = new Random(5);
+            try (PagePool pool = new PagePool()) {
+                Lane lane = lane(pool, r, d, 300, c.keys(), c.blocks(), c.values(), c.recent());
+                float[] q = new float[4 * d];
+                for (int i = 0; i < q.length; i++) q[i] = (float) (r.nextGaussian() * 2);
+                int qpos = lane.position(lane.size() - 1);
+                float[] first = new float[4 * d], firstCol = new float[lane.size()];
+                kernel.attend(lane, q, qpos, null, first, firstCol);
+                float[] out = new float[4 * d], col = new float[lane.size()];
+                for (int i = 0; i < 20_000; i++) kernel.attend(lane, q, qpos, null, out, col);
+                java.util.Arrays.fill(col, 0f);
+                kernel.attend(lane, q, qpos, null, out, col);
+                assertArrayEquals(first, out, "outputs, " + lane.formatsInUse());
+                assertArrayEquals(firstCol, col, "column sums, " + lane.formatsInUse());
+                lane.clear();
+            }
+        }
+    }
+
+    /** The provider gives the template for mixed lanes and int2 rows, and leaves one-format f32 or int4 lanes to the generated kernels. */
+    @Test
+    void theProviderPicksTheTemplateWhereTheGeneratedKernelsReadNothing() {
+        JvmDecodeKernels provider = new JvmDecodeKernels();
+        int d = 64;
+        assertNotNull(provider.kernel(d, 4, Set.of(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, 32, d))));
+        assertNotNull(provider.kernel(d, 4, Set.of(token(Precision.INT2, 32, d))));
+        assertEquals(null, provider.kernel(d, 4, Set.of(F32)));
+        assertEquals(null, provider.kernel(d, 4, Set.of(token(Precision.INT4, 32, d))));
+        assertEquals(null, provider.kernel(d, 4, Set.of(F32, QuantSpec.of(Precision.F16))), "f16 rows are not read in place");
+    }
+
+    /** A shape's first kernel is a class defined from the template's bytes: no code generation. */
+    @Test
+    void aNewShapeIsMadeQuickly() {
+        long t0 = System.nanoTime();
+        DecodeKernel k = DecodeTemplates.kernel(96, 3);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertNotNull(k);
+        assertTrue(ms < 20, "made in " + ms + " ms");
+    }
+}
