@@ -44,7 +44,7 @@ public class DecodeAttentionBench {
     private Lane lane;
     private final AttentionKernel kernel = new AttentionKernel();
     private DecodeKernel generated, asm, template, denseKernel;
-    private final dev.kvpc.runtime.engine.DenseRows dense = new dev.kvpc.runtime.engine.DenseRows(128);
+    private dev.kvpc.runtime.engine.DenseRows dense;
     private StrongDecode strong, strong2;
     private float[] q, out, logits, row, keys, values, kScales, vScales;
     private byte[] kPacked, vPacked;
@@ -85,6 +85,7 @@ public class DecodeAttentionBench {
         generated = provider.kernel(d, GROUP, lane.formatsInUse());
         if (generated == null) generated = provider.kernel(d, GROUP, spec, spec);
         if (generated == null) throw new IllegalStateException("no generated kernel for " + spec);
+        dense = new dev.kvpc.runtime.engine.DenseRows(d);
         denseKernel = DecodeKernelCompiler.compile(d, GROUP, QuantSpec.of(Precision.F32), QuantSpec.of(Precision.F32), true).create();
         if (!precision.equals("f32") && !int4) {
             q = new float[GROUP * d];
@@ -167,7 +168,7 @@ public class DecodeAttentionBench {
     }
 
     /**
-     * What the runtime did for lanes no kernel read in place (head dim 128 only): every row decoded into arrays
+     * What the runtime did for lanes no kernel read in place: every row decoded into arrays
      * ({@code DenseRows}), then the f32 kernel generated with ASM over them.
      */
     @Benchmark

@@ -57,6 +57,10 @@ final class DecodeTemplate implements DecodeKernel {
     private static final float SCALE = (float) (1.0 / Math.sqrt(D));
     private static final VectorShuffle<Float> R1 = VectorShuffle.iota(S, 1, 1, true), R2 = VectorShuffle.iota(S, Math.min(2, L - 1), 1, true),
             R4 = VectorShuffle.iota(S, Math.min(4, L - 1), 1, true), R8 = VectorShuffle.iota(S, Math.min(8, L - 1), 1, true);
+    /** Rotations by half, a quarter and three quarters of the lanes, for {@link #logits4}. */
+    private static final VectorShuffle<Float> RH = VectorShuffle.iota(S, L / 2, 1, true), RQ = VectorShuffle.iota(S, L / 4, 1, true),
+            RB = VectorShuffle.iota(S, 3 * L / 4, 1, true);
+    private static final float[] LANE = lanes();
     private static final int[] IOTA = iota(), SHIFT2 = shifts(2), SHIFT4 = shifts(4), SHIFT8 = shifts(8);
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final float LOG2E = 1.44269504088896341f, ROUND = 12582912f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
@@ -73,6 +77,12 @@ final class DecodeTemplate implements DecodeKernel {
         } catch (IllegalAccessException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    private static float[] lanes() {
+        float[] a = new float[L];
+        for (int i = 0; i < L; i++) a[i] = i;
+        return a;
     }
 
     private static int[] iota() {
@@ -98,7 +108,7 @@ final class DecodeTemplate implements DecodeKernel {
     private int rpp;
     private int[] idx = new int[64];
     private float[] lg = new float[64];
-    private final float[] row = new float[D], tile = new float[TILE * D], pt = new float[G * TILE], maxes = new float[G];
+    private final float[] row = new float[D], tile = new float[TILE * D], pt = new float[G * TILE], maxes = new float[G], red = new float[L];
 
     @Override
     public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) {
@@ -166,37 +176,23 @@ final class DecodeTemplate implements DecodeKernel {
 
     // ---- scores ----
 
+    /** Entry {@code k}'s logits from its key row (chain {@code c}, slot {@code s}), read into {@link #row} first. */
     private void score(int c, int s, float[] q, int k, int stride) {
         switch (kind[c]) {
-            case F32 -> scoreF32(pages[c][s / rpp], (long) (s % rpp) * rowBytes[c], q, k, stride);
-            case TOKEN -> {
-                rowToken(c, s, row, 0);
-                scoreRow(row, q, k, stride);
-            }
-            default -> {
-                rowBlock(c, s, row, 0);
-                scoreRow(row, q, k, stride);
-            }
+            case F32 -> rowF32(c, s, row, 0);
+            case TOKEN -> rowToken(c, s, row, 0);
+            default -> rowBlock(c, s, row, 0);
         }
+        scoreRow(row, q, k, stride);
     }
 
-    /** Logits of entry {@code k} from the f32 row at {@code off}, every head, {@code GB} at a time. */
-    private void scoreF32(MemorySegment seg, long off, float[] q, int k, int stride) {
-        for (int b = 0; b < BLOCKS; b++) {
-            int h = b * GB;
-            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-            for (int ch = 0; ch < CHUNKS; ch++) {
-                FloatVector x = FloatVector.fromMemorySegment(S, seg, off + 4L * ch * L, ByteOrder.LITTLE_ENDIAN);
-                a0 = FloatVector.fromArray(S, q, h * D + ch * L).fma(x, a0);
-                if (GB > 1) a1 = FloatVector.fromArray(S, q, (h + 1) * D + ch * L).fma(x, a1);
-                if (GB > 2) a2 = FloatVector.fromArray(S, q, (h + 2) * D + ch * L).fma(x, a2);
-                if (GB > 3) a3 = FloatVector.fromArray(S, q, (h + 3) * D + ch * L).fma(x, a3);
-            }
-            logits(h, k, stride, a0, a1, a2, a3);
-        }
-    }
-
-    /** As {@link #scoreF32} from a row already read into {@code r}. */
+    /**
+     * Logits of entry {@code k} from the key row {@code r}, every head, {@code GB} at a time (one load of each chunk,
+     * one FMA per head). Four heads' lane sums are one fixed tree: each head's halves added, two heads blended into
+     * one vector (head 0 low, head 1 high; heads 2 and 3 alike), quarters added, the two vectors blended so that the
+     * quarters hold heads 0, 2, 1, 3, then each quarter summed into its first lane: 9 rotations for four heads, not
+     * 16. The reduction is written here, not in a helper, so that no vector crosses a call the JIT might not inline.
+     */
     private void scoreRow(float[] r, float[] q, int k, int stride) {
         for (int b = 0; b < BLOCKS; b++) {
             int h = b * GB;
@@ -208,15 +204,33 @@ final class DecodeTemplate implements DecodeKernel {
                 if (GB > 2) a2 = FloatVector.fromArray(S, q, (h + 2) * D + ch * L).fma(x, a2);
                 if (GB > 3) a3 = FloatVector.fromArray(S, q, (h + 3) * D + ch * L).fma(x, a3);
             }
-            logits(h, k, stride, a0, a1, a2, a3);
+            if (GB == 4) {
+                FloatVector lane = FloatVector.fromArray(S, LANE, 0);
+                VectorMask<Float> upper = lane.compare(VectorOperators.GE, L / 2);
+                FloatVector y01 = a0.add(a0.rearrange(RH)).blend(a1.add(a1.rearrange(RH)), upper);
+                FloatVector y23 = a2.add(a2.rearrange(RH)).blend(a3.add(a3.rearrange(RH)), upper);
+                FloatVector z01 = y01.add(y01.rearrange(RQ)), z23 = y23.add(y23.rearrange(RQ));
+                VectorMask<Float> odd = lane.compare(VectorOperators.GE, L / 4).and(lane.compare(VectorOperators.LT, L / 2))
+                        .or(lane.compare(VectorOperators.GE, 3 * L / 4));
+                FloatVector w = z01.blend(z23.rearrange(RB), odd);
+                if (L >= 16) w = w.add(w.rearrange(R2));
+                if (L >= 8) w = w.add(w.rearrange(R1));
+                w.intoArray(red, 0);
+                logits4(h, k, stride);
+            } else {
+                logit(h, k, stride, sum(a0) * SCALE);
+                if (GB > 1) logit(h + 1, k, stride, sum(a1) * SCALE);
+                if (GB > 2) logit(h + 2, k, stride, sum(a2) * SCALE);
+            }
         }
     }
 
-    private void logits(int h, int k, int stride, FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3) {
-        logit(h, k, stride, sum(a0) * SCALE);
-        if (GB > 1) logit(h + 1, k, stride, sum(a1) * SCALE);
-        if (GB > 2) logit(h + 2, k, stride, sum(a2) * SCALE);
-        if (GB > 3) logit(h + 3, k, stride, sum(a3) * SCALE);
+    /** The four heads' sums {@link #scoreRow} left in {@link #red}. */
+    private void logits4(int h, int k, int stride) {
+        logit(h, k, stride, red[0] * SCALE);
+        logit(h + 1, k, stride, red[L / 2] * SCALE);
+        logit(h + 2, k, stride, red[L / 4] * SCALE);
+        logit(h + 3, k, stride, red[3 * L / 4] * SCALE);
     }
 
     private void logit(int h, int k, int stride, float l) {
@@ -298,16 +312,19 @@ final class DecodeTemplate implements DecodeKernel {
         }
     }
 
+    /** Row {@code s} of f32 chain {@code c} into {@code dst}. */
+    private void rowF32(int c, int s, float[] dst, int dOff) {
+        MemorySegment seg = pages[c][s / rpp];
+        long off = (long) (s % rpp) * rowBytes[c];
+        for (int ch = 0; ch < CHUNKS; ch++) {
+            FloatVector.fromMemorySegment(S, seg, off + 4L * ch * L, ByteOrder.LITTLE_ENDIAN).intoArray(dst, dOff + ch * L);
+        }
+    }
+
     /** Value row of entry {@code j} into {@code dst}. */
     private void valueRow(int c, int s, float[] dst, int dOff) {
         switch (kind[c]) {
-            case F32 -> {
-                MemorySegment seg = pages[c][s / rpp];
-                long off = (long) (s % rpp) * rowBytes[c];
-                for (int ch = 0; ch < CHUNKS; ch++) {
-                    FloatVector.fromMemorySegment(S, seg, off + 4L * ch * L, ByteOrder.LITTLE_ENDIAN).intoArray(dst, dOff + ch * L);
-                }
-            }
+            case F32 -> rowF32(c, s, dst, dOff);
             case TOKEN -> rowToken(c, s, dst, dOff);
             default -> rowBlock(c, s, dst, dOff);
         }
