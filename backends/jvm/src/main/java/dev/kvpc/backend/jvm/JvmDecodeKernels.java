@@ -33,23 +33,22 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
         this.vector = vector && DecodeKernelCompiler.vectorApiAvailable();
     }
 
+    /**
+     * The template kernel ({@link DecodeTemplate}) where it reads both formats; else the class generated with ASM for
+     * the pair (the scalar class without the Vector API; int4 groups narrower than a vector).
+     */
     @Override
     public DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values) {
+        if (vector && DecodeTemplates.supports(headDim, group, keys.equals(values) ? java.util.Set.of(keys) : java.util.Set.of(keys, values))) {
+            return DecodeTemplates.kernel(headDim, group);
+        }
         return kernel(classes, headDim, group, keys, values);
     }
 
-    /**
-     * For a lane whose rows are in several formats, or in one the generated kernels do not read (int2, int8,
-     * per-channel blocks): the template kernel ({@link DecodeTemplate}) where it reads them all, else null. A lane of
-     * one format the generated kernels read (f32, int4 per token) goes to them: they are faster there today.
-     */
+    /** The template kernel, for any mix of formats it reads; null where it reads one of them not, or without the Vector API. */
     @Override
     public DecodeKernel kernel(int headDim, int group, java.util.Set<QuantSpec> formats) {
         if (!vector || !DecodeTemplates.supports(headDim, group, formats)) return null;
-        if (formats.size() == 1) {
-            QuantSpec only = formats.iterator().next();
-            if (DecodeKernelCompiler.supports(headDim, group, only, only)) return null;
-        }
         return DecodeTemplates.kernel(headDim, group);
     }
 
@@ -62,9 +61,11 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
         return DecodeTemplates.kernel(headDim, group);
     }
 
+    /** The template kernel (its f32 rows), else the generated f32 class of its own for rows read into arrays. */
     @Override
     public DecodeKernel denseKernel(int headDim, int group) {
         QuantSpec f32 = QuantSpec.of(dev.kvpc.runtime.store.Precision.F32);
+        if (vector && DecodeTemplates.supports(headDim, group, java.util.Set.of(f32))) return DecodeTemplates.kernel(headDim, group);
         return kernel(denseClasses, headDim, group, f32, f32);
     }
 

@@ -152,16 +152,20 @@ class DecodeTemplateTest {
         }
     }
 
-    /** The provider gives the template for mixed lanes and int2 rows, and leaves one-format f32 or int4 lanes to the generated kernels. */
+    /** The provider gives the template wherever it reads the lane's formats, and the generated class elsewhere. */
     @Test
-    void theProviderPicksTheTemplateWhereTheGeneratedKernelsReadNothing() {
+    void theProviderPicksTheTemplateWhereItReads() {
         JvmDecodeKernels provider = new JvmDecodeKernels();
         int d = 64;
-        assertNotNull(provider.kernel(d, 4, Set.of(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, 32, d))));
-        assertNotNull(provider.kernel(d, 4, Set.of(token(Precision.INT2, 32, d))));
-        assertEquals(null, provider.kernel(d, 4, Set.of(F32)));
-        assertEquals(null, provider.kernel(d, 4, Set.of(token(Precision.INT4, 32, d))));
+        String template = DecodeTemplates.kernel(d, 4).getClass().getName();
+        assertEquals(template, provider.kernel(d, 4, Set.of(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, 32, d))).getClass().getName());
+        assertEquals(template, provider.kernel(d, 4, Set.of(token(Precision.INT2, 32, d))).getClass().getName());
+        assertEquals(template, provider.kernel(d, 4, F32, F32).getClass().getName());
         assertEquals(null, provider.kernel(d, 4, Set.of(F32, QuantSpec.of(Precision.F16))), "f16 rows are not read in place");
+        // int4 in groups of 8 channels: narrower than a vector, so the generated class reads them
+        QuantSpec narrow = token(Precision.INT4, 8, d);
+        assertNotNull(provider.kernel(d, 4, narrow, narrow));
+        assertTrue(!provider.kernel(d, 4, narrow, narrow).getClass().getName().equals(template), "the generated class");
     }
 
     /** A shape's first kernel is a class defined from the template's bytes: no code generation. */
