@@ -63,6 +63,7 @@ final class DecodeTemplate implements DecodeKernel {
     private static final float[] LANE = lanes();
     private static final int[] IOTA = iota(), SHIFT2 = shifts(2), SHIFT4 = shifts(4), SHIFT8 = shifts(8);
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final float LOG2E = 1.44269504088896341f, ROUND = 12582912f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
     private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
             P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
@@ -258,14 +259,23 @@ final class DecodeTemplate implements DecodeKernel {
         };
     }
 
-    /** 2-bit codes: {@code L} of them are one word (L is 16 where 2-bit chains are read). */
+    /** The {@code bytes} (4, 2 or 1) little-endian bytes at {@code off} as an unsigned int. */
+    private static int word(MemorySegment seg, long off, int bytes) {
+        return switch (bytes) {
+            case 4 -> seg.get(INT_LE, off);
+            case 2 -> seg.get(SHORT_LE, off) & 0xFFFF;
+            default -> seg.get(ValueLayout.JAVA_BYTE, off) & 0xFF;
+        };
+    }
+
+    /** 2-bit codes: {@code L} of them are {@code L / 4} bytes, read as one word. */
     private static FloatVector codes2(MemorySegment seg, long off) {
-        IntVector v = IntVector.broadcast(IS, seg.get(INT_LE, off));
+        IntVector v = IntVector.broadcast(IS, word(seg, off, L / 4));
         return (FloatVector) v.lanewise(VectorOperators.LSHR, IntVector.fromArray(IS, SHIFT2, 0)).and(3).convert(VectorOperators.I2F, 0);
     }
 
     private static FloatVector codes4(MemorySegment seg, long off) {
-        IntVector v = IntVector.broadcast(IS, seg.get(INT_LE, off));
+        IntVector v = IntVector.broadcast(IS, word(seg, off, Math.min(4, L / 2)));
         if (L > 8) v = v.blend(seg.get(INT_LE, off + 4), IntVector.fromArray(IS, IOTA, 0).compare(VectorOperators.GE, 8));
         return (FloatVector) v.lanewise(VectorOperators.LSHR, IntVector.fromArray(IS, SHIFT4, 0)).and(15).convert(VectorOperators.I2F, 0);
     }

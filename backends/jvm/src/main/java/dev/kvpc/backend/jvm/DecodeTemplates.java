@@ -48,14 +48,12 @@ final class DecodeTemplates {
         return 1;
     }
 
-    /** Whether a kernel of this head dim reads chains of {@code spec}: f32, or int8/4/2 with whole words per chunk. */
+    /** Whether a kernel of this head dim reads chains of {@code spec}: f32, or int8/4/2 whose groups are whole chunks. */
     static boolean reads(int headDim, QuantSpec spec) {
         int lanes = lanes(headDim);
         if (lanes == 0) return false;
         if (spec.precision() == Precision.F32) return true;
         if (!spec.quantised()) return false;
-        int bits = spec.precision().bits();
-        if (lanes * bits < 32 || lanes * bits > 128) return false;
         return spec.axis() == QuantSpec.Axis.CHANNEL || spec.group() % lanes == 0;
     }
 
