@@ -6,7 +6,37 @@ package dev.kvpc.runtime;
  * scaled dot-product attention with a causal mask and softmax.
  */
 public interface AttentionVariant {
-    enum Normalize { SOFTMAX, SIGMOID, NONE }
+    /** How a query's logits become the weights of the values: the one rule every backend and the interpreter call. */
+    enum Normalize {
+        SOFTMAX, SIGMOID, NONE;
+
+        /**
+         * The weights of one query's row: for each of the first {@code n} entries that is {@code visible}, from its
+         * logit; 0 for the others. Softmax: {@code e^(l - max) / sum} over the visible entries, in double (no weight
+         * when none is visible); sigmoid: {@code 1 / (1 + e^-l)}; none: the logit itself. {@code weights} may be
+         * {@code logits}.
+         */
+        public void apply(double[] logits, boolean[] visible, double[] weights, int n) {
+            switch (this) {
+                case SOFTMAX -> {
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < n; j++) if (visible[j]) max = Math.max(max, logits[j]);
+                    double sum = 0;
+                    for (int j = 0; j < n; j++) {
+                        weights[j] = visible[j] ? Math.exp(logits[j] - max) : 0;
+                        sum += weights[j];
+                    }
+                    if (sum > 0) for (int j = 0; j < n; j++) weights[j] /= sum;
+                }
+                case SIGMOID -> {
+                    for (int j = 0; j < n; j++) weights[j] = visible[j] ? 1 / (1 + Math.exp(-logits[j])) : 0;
+                }
+                case NONE -> {
+                    for (int j = 0; j < n; j++) weights[j] = visible[j] ? logits[j] : 0;
+                }
+            }
+        }
+    }
 
     /**
      * The logit of query {@code q} (head {@code head}, at {@code qpos}) against key {@code k} (at {@code kpos}), both

@@ -128,7 +128,6 @@ public final class AttentionKernel {
             for (int g = 0; g < group; g++) {
                 int qOff = (qi * group + g) * d, head = firstHead + g;
                 java.util.Arrays.fill(out, qOff, qOff + d, 0f);
-                double max = Double.NEGATIVE_INFINITY;
                 boolean[] vis = new boolean[n];
                 for (int j = 0; j < n; j++) {
                     int kpos = lane.isCompensation(j) ? -1 : lane.position(j);
@@ -136,24 +135,11 @@ public final class AttentionKernel {
                     if (!variant.visible(q, qOff, keys[j], qpos[qi], kpos, head, context)) continue;
                     vis[j] = true;
                     w[j] = variant.logit(q, qOff, keys[j], qpos[qi], kpos, head, context);
-                    max = Math.max(max, w[j]);
                 }
-                double sum = 0;
-                for (int j = 0; j < n; j++) {
-                    if (!vis[j]) {
-                        w[j] = 0;
-                        continue;
-                    }
-                    w[j] = switch (variant.normalize()) {
-                        case SOFTMAX -> Math.exp(w[j] - max);
-                        case SIGMOID -> 1 / (1 + Math.exp(-w[j]));
-                        case NONE -> w[j];
-                    };
-                    sum += w[j];
-                }
+                variant.normalize().apply(w, vis, w, n);
                 for (int j = 0; j < n; j++) {
                     if (w[j] == 0) continue;
-                    float p = (float) (variant.normalize() == dev.kvpc.runtime.AttentionVariant.Normalize.SOFTMAX ? w[j] / sum : w[j]);
+                    float p = (float) w[j];
                     lane.axpyValue(j, p, out, qOff);
                     if (colSums != null) colSums[j] += p;
                 }

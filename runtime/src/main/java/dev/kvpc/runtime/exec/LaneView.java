@@ -324,28 +324,8 @@ final class LaneView implements LaneContext {
                                 visible[j] = variant.visible(q, 0, keys[j], qpos, kpos, head, step.context());
                             }
                         }
-                        double[] p = pr[qi * g + gi];
                         AttentionVariant.Normalize norm = variant == null ? AttentionVariant.Normalize.SOFTMAX : variant.normalize();
-                        switch (norm) {
-                            case SOFTMAX -> {
-                                double max = Double.NEGATIVE_INFINITY;
-                                for (int j = 0; j < m; j++) if (visible[j]) max = Math.max(max, row[j]);
-                                double sum = 0;
-                                for (int j = 0; j < m; j++) {
-                                    if (visible[j]) {
-                                        p[j] = Math.exp(row[j] - max);
-                                        sum += p[j];
-                                    }
-                                }
-                                if (sum > 0) for (int j = 0; j < m; j++) p[j] /= sum;
-                            }
-                            case SIGMOID -> {
-                                for (int j = 0; j < m; j++) if (visible[j]) p[j] = 1 / (1 + Math.exp(-row[j]));
-                            }
-                            case NONE -> {
-                                for (int j = 0; j < m; j++) if (visible[j]) p[j] = row[j];
-                            }
-                        }
+                        norm.apply(row, visible, pr[qi * g + gi], m);
                     }
                 }
                 probs[li] = pr;

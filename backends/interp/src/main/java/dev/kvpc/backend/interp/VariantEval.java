@@ -52,10 +52,6 @@ final class VariantEval {
         };
     }
 
-    String normalize() {
-        return variant == null ? "softmax" : variant.normalize().word();
-    }
-
     /** Returns {probabilities, logits}, each [query * group][entry]. */
     double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed) {
         return attend(trace, layer, lane, queryPositions, allowed, null, false);
@@ -68,6 +64,8 @@ final class VariantEval {
     double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed, dev.kvpc.runtime.Rope rope, boolean cache) {
         int g = shape.group(), n = lane.size();
         double scale = 1.0 / Math.sqrt(shape.headDim());
+        dev.kvpc.runtime.AttentionVariant.Normalize norm = variant == null ? dev.kvpc.runtime.AttentionVariant.Normalize.SOFTMAX
+                : dev.kvpc.runtime.AttentionVariant.Normalize.valueOf(variant.normalize().name());
         double[][] probs = new double[queryPositions.length * g][n], logits = new double[queryPositions.length * g][n];
         for (int qi = 0; qi < queryPositions.length; qi++) {
             int qpos = queryPositions[qi];
@@ -97,27 +95,7 @@ final class VariantEval {
                         visible[j] = variant.mask() == null ? kpos <= qpos : scalarEval(variant.mask(), q, key, qpos, kpos, head, scale) != 0;
                     }
                 }
-                double[] p = probs[qi * g + gi];
-                switch (normalize()) {
-                    case "softmax" -> {
-                        double max = Double.NEGATIVE_INFINITY;
-                        for (int j = 0; j < n; j++) if (visible[j]) max = Math.max(max, row[j]);
-                        double sum = 0;
-                        for (int j = 0; j < n; j++) {
-                            if (visible[j]) {
-                                p[j] = Math.exp(row[j] - max);
-                                sum += p[j];
-                            }
-                        }
-                        if (sum > 0) for (int j = 0; j < n; j++) p[j] /= sum;
-                    }
-                    case "sigmoid" -> {
-                        for (int j = 0; j < n; j++) if (visible[j]) p[j] = 1 / (1 + Math.exp(-row[j]));
-                    }
-                    default -> {
-                        for (int j = 0; j < n; j++) if (visible[j]) p[j] = row[j];
-                    }
-                }
+                norm.apply(row, visible, probs[qi * g + gi], n);
             }
         }
         return new double[][][] {probs, logits};
