@@ -195,9 +195,12 @@ public final class Sequence implements AutoCloseable {
             }
             BitSet a = job.attend();
             float[] colSums = job.colSums();
-            // a compiled kernel where one fits: standard attention, keys read as stored (no slot RoPE); a step of
-            // several tokens (prefill, chunk) runs it once per query position, each masked causally at its own
-            DecodeKernel dk = !cache && policy.variant() == null ? compiled.forLane(lane, group) : null;
+            // a compiled kernel where one fits: standard attention, keys read in place (and rotated by slot as they
+            // are read, for positions cache, by a kernel that can); a step of several tokens (prefill, chunk) runs it
+            // once per query position, each masked causally at its own
+            DecodeKernel dk = policy.variant() == null ? compiled.forLane(lane, group) : null;
+            if (dk != null && cache && !dk.rotatesKeysBySlot()) dk = null;
+            Rope bySlot = dk != null && cache ? model.rope() : null;
             KernelRows rows = lane;
             if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
                 // no kernel reads this lane in place (keys rotated by slot, KIVI's blocks, formats mixed or not
@@ -206,7 +209,7 @@ public final class Sequence implements AutoCloseable {
                 rows = dense.read(lane, a, cache ? model.rope() : null, true);
             }
             if (dk != null && tokens == 1) {
-                dk.attend(rows, qLane, positions[0], a, outLane, colSums);
+                dk.attend(rows, qLane, positions[0], a, outLane, colSums, bySlot);
             } else if (dk != null) {
                 if (qOne == null || qOne.length != group * d) {
                     qOne = new float[group * d];
@@ -214,7 +217,7 @@ public final class Sequence implements AutoCloseable {
                 }
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
-                    dk.attend(rows, qOne, positions[t], a, outOne, colSums);
+                    dk.attend(rows, qOne, positions[t], a, outOne, colSums, bySlot);
                     System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
                 }
             } else {

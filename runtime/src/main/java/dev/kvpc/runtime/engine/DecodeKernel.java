@@ -27,4 +27,18 @@ public interface DecodeKernel {
      * @param colSums if not null, {@code colSums[entry] +=} the entry's probability summed over the group's heads
      */
     void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums);
+
+    /**
+     * As above, each entry's key rotated by {@code keysBySlot} at its index in the lane (its cache slot) as it is
+     * read, as a lane of {@code positions cache} wants; only for kernels whose {@link #rotatesKeysBySlot} is true.
+     */
+    default void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
+        if (keysBySlot != null) throw new UnsupportedOperationException("this kernel does not rotate keys by slot");
+        attend(rows, q, qpos, attend, out, colSums);
+    }
+
+    /** Whether {@link #attend(KernelRows, float[], int, BitSet, float[], float[], dev.kvpc.runtime.Rope)} rotates keys. */
+    default boolean rotatesKeysBySlot() {
+        return false;
+    }
 }

@@ -111,6 +111,24 @@ final class DecodeTemplate implements DecodeKernel {
     private float[] lg = new float[64];
     private final float[] row = new float[D], tile = new float[TILE * D], pt = new float[G * TILE], maxes = new float[G], red = new float[L];
 
+    /** Rotates each key row by its entry's index as it is read (a lane of {@code positions cache}); null: none. */
+    private dev.kvpc.runtime.Rope slotRope;
+
+    @Override
+    public boolean rotatesKeysBySlot() {
+        return true;
+    }
+
+    @Override
+    public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
+        slotRope = keysBySlot;
+        try {
+            attend(rows, q, qpos, attend, out, colSums);
+        } finally {
+            slotRope = null;
+        }
+    }
+
     @Override
     public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) {
         Arrays.fill(out, 0, G * D, 0f);
@@ -123,7 +141,7 @@ final class DecodeTemplate implements DecodeKernel {
         Arrays.fill(maxes, Float.NEGATIVE_INFINITY);
         for (int k = 0; k < m; k++) {
             int j = idx[k];
-            score(chainOf[2 * j], slots[2 * j], q, k, stride);
+            score(chainOf[2 * j], slots[2 * j], j, q, k, stride);
         }
         for (int g = 0; g < G; g++) softmax(g * stride, m, stride, maxes[g]);
         values(rows, m, stride, out, colSums);
@@ -177,13 +195,17 @@ final class DecodeTemplate implements DecodeKernel {
 
     // ---- scores ----
 
-    /** Entry {@code k}'s logits from its key row (chain {@code c}, slot {@code s}), read into {@link #row} first. */
-    private void score(int c, int s, float[] q, int k, int stride) {
+    /**
+     * Entry {@code k}'s logits from its key row (chain {@code c}, slot {@code s}), read into {@link #row} first (and
+     * rotated by the entry's index {@code j} for a lane of {@code positions cache}).
+     */
+    private void score(int c, int s, int j, float[] q, int k, int stride) {
         switch (kind[c]) {
             case F32 -> rowF32(c, s, row, 0);
             case TOKEN -> rowToken(c, s, row, 0);
             default -> rowBlock(c, s, row, 0);
         }
+        if (slotRope != null) slotRope.rotate(row, 0, D, j);
         scoreRow(row, q, k, stride);
     }
 

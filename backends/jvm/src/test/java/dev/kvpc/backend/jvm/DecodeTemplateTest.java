@@ -128,6 +128,40 @@ class DecodeTemplateTest {
         assertEquals(5 * 3 * 8 * 5, checked);
     }
 
+    /**
+     * For a lane of {@code positions cache}, keys rotated by their slot as they are read give the runtime kernel's
+     * result with the same rotation; the kernel says it can, and without the rotation the outputs differ.
+     */
+    @Test
+    void rotatesKeysBySlotAsTheyAreRead() {
+        AttentionKernel reference = new AttentionKernel();
+        dev.kvpc.runtime.Rope rope = new dev.kvpc.runtime.Rope(10000);
+        for (int d : new int[] {16, 64}) {
+            DecodeKernel kernel = DecodeTemplates.kernel(d, 4);
+            assertTrue(kernel.rotatesKeysBySlot());
+            for (Case c : List.of(new Case(F32, null, F32, 0), new Case(F32, channel(Precision.INT2, 8, d), token(Precision.INT2, Math.min(32, d), d), 12))) {
+                Random r = new Random(d + c.hashCode());
+                try (PagePool pool = new PagePool()) {
+                    Lane lane = lane(pool, r, d, 70, c.keys(), c.blocks(), c.values(), c.recent());
+                    int n = lane.size();
+                    float[] q = new float[4 * d];
+                    for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                    int qpos = lane.position(n - 1);
+                    float[] out = new float[4 * d], outRef = new float[4 * d], plain = new float[4 * d];
+                    float[] col = new float[n], colRef = new float[n];
+                    kernel.attend(lane, q, qpos, null, out, col, rope);
+                    reference.attend(lane, q, new int[] {qpos}, 4, null, outRef, colRef, rope);
+                    String where = "d " + d + " " + lane.formatsInUse();
+                    assertClose(outRef, out, d, where);
+                    for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum " + j);
+                    kernel.attend(lane, q, qpos, null, plain, null);
+                    assertTrue(!java.util.Arrays.equals(plain, out), where + ": the rotation changes the result");
+                    lane.clear();
+                }
+            }
+        }
+    }
+
     /** Interpreted (the Vector API's Java code) and compiled (SIMD), the kernel gives the same bits. */
     @Test
     void sameBitsBeforeAndAfterTheJit() {
