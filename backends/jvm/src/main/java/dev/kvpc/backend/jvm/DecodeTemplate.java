@@ -70,7 +70,7 @@ final class DecodeTemplate implements DecodeKernel {
     static final float EXP_FLOOR = -87f;
 
     /** How a chain stores its rows, as the kernel reads them. */
-    static final int F32 = 0, TOKEN = 1, BLOCK = 2;
+    static final int F32 = 0, TOKEN = 1, BLOCK = 2, F16 = 3, BF16 = 4;
 
     private static int[] shape() {
         try {
@@ -182,6 +182,9 @@ final class DecodeTemplate implements DecodeKernel {
             if (s.precision() == Precision.F32) {
                 kind[i] = F32;
                 rowBytes[i] = 4L * D;
+            } else if (!s.quantised()) {
+                kind[i] = s.precision() == Precision.F16 ? F16 : BF16;
+                rowBytes[i] = 2L * D;
             } else {
                 int b = s.precision().bits();
                 bits[i] = b;
@@ -202,6 +205,7 @@ final class DecodeTemplate implements DecodeKernel {
     private void score(int c, int s, int j, float[] q, int k, int stride) {
         switch (kind[c]) {
             case F32 -> rowF32(c, s, row, 0);
+            case F16, BF16 -> rowHalf(c, s, row, 0);
             case TOKEN -> rowToken(c, s, row, 0);
             default -> rowBlock(c, s, row, 0);
         }
@@ -344,6 +348,17 @@ final class DecodeTemplate implements DecodeKernel {
         }
     }
 
+    /** Row {@code s} of f16 or bf16 chain {@code c}, widened as the runtime's codecs widen it, into {@code dst}. */
+    private void rowHalf(int c, int s, float[] dst, int dOff) {
+        MemorySegment seg = pages[c][s / rpp];
+        long off = (long) (s % rpp) * rowBytes[c];
+        if (kind[c] == F16) {
+            for (int i = 0; i < D; i++) dst[dOff + i] = Packing.getF16(seg, off + 2L * i);
+        } else {
+            for (int i = 0; i < D; i++) dst[dOff + i] = Packing.bf16ToFloat(seg.get(SHORT_LE, off + 2L * i));
+        }
+    }
+
     /** Row {@code s} of f32 chain {@code c} into {@code dst}. */
     private void rowF32(int c, int s, float[] dst, int dOff) {
         MemorySegment seg = pages[c][s / rpp];
@@ -357,6 +372,7 @@ final class DecodeTemplate implements DecodeKernel {
     private void valueRow(int c, int s, float[] dst, int dOff) {
         switch (kind[c]) {
             case F32 -> rowF32(c, s, dst, dOff);
+            case F16, BF16 -> rowHalf(c, s, dst, dOff);
             case TOKEN -> rowToken(c, s, dst, dOff);
             default -> rowBlock(c, s, dst, dOff);
         }

@@ -1,7 +1,6 @@
 package dev.kvpc.backend.jvm;
 
 import dev.kvpc.runtime.engine.DecodeKernel;
-import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.store.QuantSpec;
 
 import java.io.IOException;
@@ -48,12 +47,12 @@ final class DecodeTemplates {
         return 1;
     }
 
-    /** Whether a kernel of this head dim reads chains of {@code spec}: f32, or int8/4/2 whose groups are whole chunks. */
+    /** Whether a kernel of this head dim reads chains of {@code spec}: f32, f16, bf16, or int8/4/2 whose groups are whole chunks. */
     static boolean reads(int headDim, QuantSpec spec) {
         int lanes = lanes(headDim);
         if (lanes == 0) return false;
-        if (spec.precision() == Precision.F32) return true;
-        if (!spec.quantised()) return false;
+        if (!spec.quantised()) return true; // f32, f16, bf16
+
         return spec.axis() == QuantSpec.Axis.CHANNEL || spec.group() % lanes == 0;
     }
 

@@ -341,7 +341,9 @@ class DecodeKernelCompilerTest {
         QuantSpec f16 = QuantSpec.of(Precision.F16), f32 = QuantSpec.of(Precision.F32);
         assertFalse(DecodeKernelCompiler.supports(64, 4, f16, f32));
         assertFalse(DecodeKernelCompiler.supports(64, DecodeKernelCompiler.MAX_GROUP + 1, f32, f32));
-        assertNull(new JvmDecodeKernels().kernel(64, 4, f16, f32), "the provider declines, the runtime falls back");
+        // neither kernel: the generated one reads no f16, and the template no head dim that is not a multiple of 4
+        assertNull(new JvmDecodeKernels().kernel(66, 4, f16, f32), "the provider declines, the runtime falls back");
+        assertNull(new JvmDecodeKernels().kernel(64, DecodeKernelCompiler.MAX_GROUP + 1, f32, f32), "groups over the largest");
         var e = assertThrows(IllegalArgumentException.class, () -> DecodeKernelCompiler.classFile(64, 4, f16, f32));
         assertTrue(e.getMessage().contains("f16") && e.getMessage().contains("supported"), e.getMessage());
     }

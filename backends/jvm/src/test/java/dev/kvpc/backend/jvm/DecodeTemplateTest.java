@@ -80,6 +80,7 @@ class DecodeTemplateTest {
             cs.add(new Case(F32, channel(p, 8, d), token(p, g, d), 12)); // KIVI: blocks, then f32 residual
         }
         cs.add(new Case(token(Precision.INT4, Math.min(32, d), d), null, F32, 5)); // mixed rows of both parts
+        cs.add(new Case(QuantSpec.of(Precision.F16), null, QuantSpec.of(Precision.BF16), 6)); // half rows beside f32
         return cs;
     }
 
@@ -125,7 +126,7 @@ class DecodeTemplateTest {
                 }
             }
         }
-        assertEquals(5 * 3 * 8 * 5, checked);
+        assertEquals(5 * 3 * 9 * 5, checked);
     }
 
     /**
@@ -196,7 +197,7 @@ class DecodeTemplateTest {
         assertEquals(template, provider.kernel(d, 4, Set.of(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, 32, d))).getClass().getName());
         assertEquals(template, provider.kernel(d, 4, Set.of(token(Precision.INT2, 32, d))).getClass().getName());
         assertEquals(template, provider.kernel(d, 4, F32, F32).getClass().getName());
-        assertEquals(null, provider.kernel(d, 4, Set.of(F32, QuantSpec.of(Precision.F16))), "f16 rows are not read in place");
+        assertEquals(template, provider.kernel(d, 4, Set.of(F32, QuantSpec.of(Precision.F16), QuantSpec.of(Precision.BF16))).getClass().getName());
         // int4 in groups of 8 channels: narrower than a vector, so the generated class reads them
         QuantSpec narrow = token(Precision.INT4, 8, d);
         assertNotNull(provider.kernel(d, 4, narrow, narrow));
