@@ -203,8 +203,9 @@ public final class Sequence implements AutoCloseable {
             Rope bySlot = dk != null && cache ? model.rope() : null;
             KernelRows rows = lane;
             if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
-                // no kernel reads this lane in place (keys rotated by slot, KIVI's blocks, formats mixed or not
-                // compiled): its rows, read once for the step as the runtime kernel reads them, go to the f32 kernel
+                // no kernel reads this lane in place (a format or mix the provider's kernels do not read, or keys
+                // rotated by slot and no kernel that rotates them): its rows, read once for the step as the runtime
+                // kernel reads them, go to the f32 kernel
                 if (dense == null) dense = new DenseRows(d);
                 rows = dense.read(lane, a, cache ? model.rope() : null, true);
             }

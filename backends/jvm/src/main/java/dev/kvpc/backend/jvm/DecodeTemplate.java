@@ -203,12 +203,7 @@ final class DecodeTemplate implements DecodeKernel {
      * rotated by the entry's index {@code j} for a lane of {@code positions cache}).
      */
     private void score(int c, int s, int j, float[] q, int k, int stride) {
-        switch (kind[c]) {
-            case F32 -> rowF32(c, s, row, 0);
-            case F16, BF16 -> rowHalf(c, s, row, 0);
-            case TOKEN -> rowToken(c, s, row, 0);
-            default -> rowBlock(c, s, row, 0);
-        }
+        readRow(c, s, row, 0);
         if (slotRope != null) slotRope.rotate(row, 0, D, j);
         scoreRow(row, q, k, stride);
     }
@@ -368,8 +363,8 @@ final class DecodeTemplate implements DecodeKernel {
         }
     }
 
-    /** Value row of entry {@code j} into {@code dst}. */
-    private void valueRow(int c, int s, float[] dst, int dOff) {
+    /** Row {@code s} of chain {@code c}, as f32 (widened or dequantised as its format says), into {@code dst}. */
+    private void readRow(int c, int s, float[] dst, int dOff) {
         switch (kind[c]) {
             case F32 -> rowF32(c, s, dst, dOff);
             case F16, BF16 -> rowHalf(c, s, dst, dOff);
@@ -427,7 +422,7 @@ final class DecodeTemplate implements DecodeKernel {
             int j = idx[k];
             if (colSums != null) for (int g = 0; g < G; g++) colSums[j] += lg[g * stride + k];
             for (int g = 0; g < G; g++) pt[g * TILE + t] = lg[g * stride + k];
-            valueRow(chainOf[2 * j + 1], slots[2 * j + 1], tile, t * D);
+            readRow(chainOf[2 * j + 1], slots[2 * j + 1], tile, t * D);
             if (++t == TILE) {
                 accumulate(t, out);
                 t = 0;
