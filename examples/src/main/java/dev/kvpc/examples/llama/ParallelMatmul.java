@@ -1,13 +1,10 @@
 package dev.kvpc.examples.llama;
 
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import dev.kvpc.runtime.engine.Parallel;
 
 /**
  * {@link Matmul#parallel}: contiguous ranges of rows (multiples of 4), the first on the caller's thread, the others
- * on a pool of daemon threads shared by every instance (idle threads end after a minute).
+ * on the runtime's shared daemon threads ({@link Parallel}, which the attention of a layer uses too).
  */
 final class ParallelMatmul implements Matmul {
     /** Products below this many multiply-adds run on the caller's thread alone (a hand-off costs microseconds). */
@@ -15,11 +12,6 @@ final class ParallelMatmul implements Matmul {
 
     private final Rows kernels;
     private final int threads;
-    private static final ExecutorService POOL = Executors.newCachedThreadPool(r -> {
-        Thread t = new Thread(r, "kvpc-matmul");
-        t.setDaemon(true);
-        return t;
-    });
 
     ParallelMatmul(Rows kernels, int threads) {
         this.kernels = kernels;
@@ -43,21 +35,10 @@ final class ParallelMatmul implements Matmul {
             kernels.rows(out, w, x, tokens, 0, w.rows);
             return;
         }
-        int step = (w.rows / parts + 3) & ~3;
-        Future<?>[] f = new Future<?>[parts];
-        for (int p = 1; p < parts; p++) {
-            int from = Math.min(w.rows, p * step), to = p == parts - 1 ? w.rows : Math.min(w.rows, (p + 1) * step);
-            f[p] = POOL.submit(() -> kernels.rows(out, w, x, tokens, from, to));
-        }
-        kernels.rows(out, w, x, tokens, 0, Math.min(w.rows, step));
-        try {
-            for (int p = 1; p < parts; p++) f[p].get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for a matmul's rows", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException r) throw r;
-            throw new IllegalStateException(e.getCause());
-        }
+        int step = (w.rows / parts + 3) & ~3, n = parts;
+        Parallel.run(parts, p -> {
+            int from = Math.min(w.rows, p * step), to = p == n - 1 ? w.rows : Math.min(w.rows, (p + 1) * step);
+            kernels.rows(out, w, x, tokens, from, to);
+        });
     }
 }

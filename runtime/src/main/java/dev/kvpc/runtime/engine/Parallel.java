@@ -13,7 +13,7 @@ import java.util.function.IntConsumer;
  */
 public final class Parallel {
     private static final ExecutorService POOL = Executors.newCachedThreadPool(r -> {
-        Thread t = new Thread(r, "kvpc-attention");
+        Thread t = new Thread(r, "kvpc-worker");
         t.setDaemon(true);
         return t;
     });
