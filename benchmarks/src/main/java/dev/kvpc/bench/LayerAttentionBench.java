@@ -5,13 +5,11 @@ import dev.kvpc.runtime.KvRuntime;
 import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.Sequence;
-import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
 import org.openjdk.jmh.annotations.*;
 import org.openjdk.jmh.infra.Blackhole;
 
-import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
@@ -44,7 +42,7 @@ public class LayerAttentionBench {
         Random r = new Random(1);
         ModelSpec model = new ModelSpec(1, HEADS, KV_HEADS, HEAD_DIM, Precision.F32);
         pool = new PagePool();
-        seq = new KvRuntime(model, FULL, pool, 16, new JvmDecodeKernels()).withThreads(threads).newSequence();
+        seq = new KvRuntime(model, PolicyRunner.fullCache(), pool, 16, new JvmDecodeKernels()).withThreads(threads).newSequence();
         float[] keys = gaussian(r, entries * KV_HEADS * HEAD_DIM), values = gaussian(r, entries * KV_HEADS * HEAD_DIM);
         seq.beginPrefill(entries);
         seq.append(0, keys, values); // the prompt's rows, not attended: the benchmark times decode steps
@@ -74,18 +72,4 @@ public class LayerAttentionBench {
         bh.consume(out);
     }
 
-    /** No policy: every lane keeps every entry. */
-    static final PolicyRunner FULL = new PolicyRunner() {
-        public int laneClass(int layer, int kvHead) {
-            return -1;
-        }
-
-        public boolean perLayer(int laneClass) {
-            return false;
-        }
-
-        public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
-            throw new IllegalStateException("the full cache runs no policy");
-        }
-    };
 }

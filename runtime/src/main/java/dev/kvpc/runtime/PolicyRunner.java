@@ -28,6 +28,11 @@ public interface PolicyRunner {
         return false;
     }
 
+    /** No policy: every lane is in no class and keeps every entry. */
+    static PolicyRunner fullCache() {
+        return FullCache.INSTANCE;
+    }
+
     /** Starts the event of one step on lanes of one class in one layer; {@code kvHeads[i]} is the KV head of {@code lanes.get(i)}. */
     Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes);
 
@@ -53,5 +58,27 @@ public interface PolicyRunner {
 
         /** Runs the rest of the event; the lanes are changed in place. */
         void finish();
+    }
+
+    /** {@link #fullCache()}. */
+    final class FullCache implements PolicyRunner {
+        static final FullCache INSTANCE = new FullCache();
+
+        private FullCache() {}
+
+        @Override
+        public int laneClass(int layer, int kvHead) {
+            return -1;
+        }
+
+        @Override
+        public boolean perLayer(int laneClass) {
+            return false;
+        }
+
+        @Override
+        public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
+            throw new IllegalStateException("the full cache runs no policy");
+        }
     }
 }

@@ -58,21 +58,9 @@ public final class LlamaEngine implements AutoCloseable {
         return mm;
     }
 
-    /** A policy that keeps the full cache on every lane. */
+    /** A policy that keeps the full cache on every lane ({@link PolicyRunner#fullCache()}). */
     public static PolicyRunner fullCache() {
-        return new PolicyRunner() {
-            public int laneClass(int layer, int kvHead) {
-                return -1;
-            }
-
-            public boolean perLayer(int laneClass) {
-                return false;
-            }
-
-            public Event open(int laneClass, Step step, int layer, int[] kvHeads, java.util.List<dev.kvpc.runtime.lane.Lane> lanes) {
-                throw new IllegalStateException("the full cache runs no policy");
-            }
-        };
+        return PolicyRunner.fullCache();
     }
 
     /** Positions run so far. */

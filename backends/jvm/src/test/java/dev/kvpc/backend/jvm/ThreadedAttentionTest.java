@@ -57,20 +57,6 @@ class ThreadedAttentionTest {
         return tests.stream();
     }
 
-    /** No policy: every lane keeps every entry. */
-    private static final PolicyRunner FULL = new PolicyRunner() {
-        public int laneClass(int layer, int kvHead) {
-            return -1;
-        }
-
-        public boolean perLayer(int laneClass) {
-            return false;
-        }
-
-        public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<dev.kvpc.runtime.lane.Lane> lanes) {
-            throw new IllegalStateException("the full cache runs no policy");
-        }
-    };
 
     private static void same(ModelSpec model, java.util.function.Supplier<PolicyRunner> runner) {
         for (Trace t : PassPreservationTest.traces()) {
@@ -84,7 +70,7 @@ class ThreadedAttentionTest {
     /** Each layer's output at each step, then each lane's positions after it. */
     private static List<float[]> run(ModelSpec model, java.util.function.Supplier<PolicyRunner> runner, Trace t, int threads) {
         List<float[]> out = new ArrayList<>();
-        PolicyRunner policy = runner == null ? FULL : runner.get();
+        PolicyRunner policy = runner == null ? PolicyRunner.fullCache() : runner.get();
         try (PagePool pool = new PagePool();
              Sequence seq = new KvRuntime(model, policy, pool, 16, new JvmDecodeKernels()).withThreads(threads, 0).newSequence()) {
             TraceFeed.feed(seq, t, (si, l, o) -> {
