@@ -53,13 +53,10 @@ final class BlockChain implements RowStore {
         return group;
     }
 
-    /** The segments of the pages held (one block each), in order; the same array until pages change (read only). */
-    MemorySegment[] pageSegments() {
+    @Override
+    public MemorySegment[] pageSegments() {
         MemorySegment[] s = segments;
-        if (s != null) return s;
-        s = new MemorySegment[pages.size()];
-        for (int i = 0; i < s.length; i++) s[i] = pages.get(i).segment();
-        return segments = s;
+        return s != null ? s : (segments = RowStore.segmentsOf(pages));
     }
 
     private MemorySegment[] segments;

@@ -437,7 +437,7 @@ public final class Lane implements KernelRows {
 
     @Override
     public java.lang.foreign.MemorySegment[] chainPages(int c) {
-        return chains.get(c) instanceof RowChain rc ? rc.pageSegments() : ((BlockChain) chains.get(c)).pageSegments();
+        return chains.get(c).pageSegments();
     }
 
     /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */

@@ -67,13 +67,10 @@ final class RowChain implements RowStore {
         return pages.size() * rowBytes * rowsPerPage;
     }
 
-    /** The segments of the pages held, in order; the same array until pages are added or dropped (read only). */
-    MemorySegment[] pageSegments() {
+    @Override
+    public MemorySegment[] pageSegments() {
         MemorySegment[] s = segments;
-        if (s != null) return s;
-        s = new MemorySegment[pages.size()];
-        for (int i = 0; i < s.length; i++) s[i] = pages.get(i).segment();
-        return segments = s;
+        return s != null ? s : (segments = RowStore.segmentsOf(pages));
     }
 
     /** The pages' segments as {@link #pageSegments} last made them; null when pages were added or dropped since. */

@@ -1,6 +1,10 @@
 package dev.kvpc.runtime.lane;
 
+import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.QuantSpec;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /** Where rows of one storage format live: a dense chain of per-token rows, or blocks quantised per channel. */
 sealed interface RowStore permits RowChain, BlockChain {
@@ -10,6 +14,16 @@ sealed interface RowStore permits RowChain, BlockChain {
 
     /** Bytes of the pages held. */
     long bytes();
+
+    /** The segments of the pages held, in order; the same array until pages are added or dropped (read only). */
+    MemorySegment[] pageSegments();
+
+    /** The segments of {@code pages}, in order. */
+    static MemorySegment[] segmentsOf(List<PagePool.Page> pages) {
+        MemorySegment[] s = new MemorySegment[pages.size()];
+        for (int i = 0; i < s.length; i++) s[i] = pages.get(i).segment();
+        return s;
+    }
 
     /** Bytes of quantisation scales within {@link #bytes()}. */
     long scaleBytes();
