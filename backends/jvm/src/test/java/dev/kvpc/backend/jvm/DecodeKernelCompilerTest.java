@@ -187,23 +187,31 @@ class DecodeKernelCompilerTest {
                 DecodeKernel kernel = DecodeKernelCompiler.compile(d, 4, f[0], f[1], true).create();
                 try (PagePool pool = new PagePool()) {
                     Lane lane = randomLane(pool, r, d, f[0], f[1], 300);
-                    float[] q = new float[4 * d];
-                    for (int i = 0; i < q.length; i++) q[i] = (float) (r.nextGaussian() * 2);
-                    int qpos = lane.position(lane.size() - 1);
-                    float[] first = new float[4 * d], firstCol = new float[lane.size()];
-                    kernel.attend(lane, q, qpos, null, first, firstCol);
-                    float[] out = new float[4 * d], col = new float[lane.size()];
-                    for (int i = 0; i < 40_000; i++) kernel.attend(lane, q, qpos, null, out, col);
-                    java.util.Arrays.fill(out, 0f);
-                    java.util.Arrays.fill(col, 0f);
-                    kernel.attend(lane, q, qpos, null, out, col);
-                    String where = "d" + d + " keys " + f[0] + " values " + f[1];
-                    for (int i = 0; i < out.length; i++) assertEquals(Float.floatToIntBits(first[i]), Float.floatToIntBits(out[i]), where + ": output " + i + " " + first[i] + " then " + out[i]);
-                    for (int j = 0; j < col.length; j++) assertEquals(Float.floatToIntBits(firstCol[j]), Float.floatToIntBits(col[j]), where + ": column sum " + j);
+                    assertSameBitsWhenHot(kernel, lane, r, 4, 40_000, "d" + d + " keys " + f[0] + " values " + f[1]);
                     lane.clear();
                 }
             }
         }
+    }
+
+    /**
+     * A kernel's first call on {@code lane} (interpreted) against its call after {@code calls} more (compiled by C2):
+     * outputs and column sums bit for bit, for a random query of {@code group} heads at the lane's last position.
+     */
+    static void assertSameBitsWhenHot(DecodeKernel kernel, Lane lane, Random r, int group, int calls, String where) {
+        int d = lane.headDim();
+        float[] q = new float[group * d];
+        for (int i = 0; i < q.length; i++) q[i] = (float) (r.nextGaussian() * 2);
+        int qpos = lane.position(lane.size() - 1);
+        float[] first = new float[group * d], firstCol = new float[lane.size()];
+        kernel.attend(lane, q, qpos, null, first, firstCol);
+        float[] out = new float[group * d], col = new float[lane.size()];
+        for (int i = 0; i < calls; i++) kernel.attend(lane, q, qpos, null, out, col);
+        java.util.Arrays.fill(out, 0f);
+        java.util.Arrays.fill(col, 0f);
+        kernel.attend(lane, q, qpos, null, out, col);
+        for (int i = 0; i < out.length; i++) assertEquals(Float.floatToIntBits(first[i]), Float.floatToIntBits(out[i]), where + ": output " + i + " " + first[i] + " then " + out[i]);
+        for (int j = 0; j < col.length; j++) assertEquals(Float.floatToIntBits(firstCol[j]), Float.floatToIntBits(col[j]), where + ": column sum " + j);
     }
 
     /**

@@ -16,7 +16,6 @@ import java.util.Set;
 
 import static dev.kvpc.backend.jvm.DecodeKernelCompilerTest.TOL;
 import static dev.kvpc.backend.jvm.DecodeKernelCompilerTest.assertClose;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -172,17 +171,7 @@ class DecodeTemplateTest {
             Random r = new Random(5);
             try (PagePool pool = new PagePool()) {
                 Lane lane = lane(pool, r, d, 300, c.keys(), c.blocks(), c.values(), c.recent());
-                float[] q = new float[4 * d];
-                for (int i = 0; i < q.length; i++) q[i] = (float) (r.nextGaussian() * 2);
-                int qpos = lane.position(lane.size() - 1);
-                float[] first = new float[4 * d], firstCol = new float[lane.size()];
-                kernel.attend(lane, q, qpos, null, first, firstCol);
-                float[] out = new float[4 * d], col = new float[lane.size()];
-                for (int i = 0; i < 20_000; i++) kernel.attend(lane, q, qpos, null, out, col);
-                java.util.Arrays.fill(col, 0f);
-                kernel.attend(lane, q, qpos, null, out, col);
-                assertArrayEquals(first, out, "outputs, " + lane.formatsInUse());
-                assertArrayEquals(firstCol, col, "column sums, " + lane.formatsInUse());
+                DecodeKernelCompilerTest.assertSameBitsWhenHot(kernel, lane, r, 4, 20_000, lane.formatsInUse().toString());
                 lane.clear();
             }
         }
