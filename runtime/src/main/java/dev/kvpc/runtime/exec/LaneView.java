@@ -52,6 +52,7 @@ final class LaneView implements LaneContext {
         boolean fusedSums;
         float[][] sums;
         int[][] sumPositions;
+        int[] sumVersions;
         /** Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change). */
         final Map<String, double[]> pageCache = new HashMap<>();
         private final Map<String, List<Axis>> axesCache = new HashMap<>();
@@ -242,22 +243,45 @@ final class LaneView implements LaneContext {
             return Arrays.copyOfRange(step.queries(), off, off + d);
         }
 
+        /**
+         * Called before an effect of the event changes which entries the lanes hold: the positions the column sums
+         * index are kept, so that sums read after the effect find their entries by position.
+         */
+        void beforeEntriesChange() {
+            if (sums == null) return;
+            for (int li = 0; li < lanes.size(); li++) {
+                Lane l = lanes.get(li);
+                if (sumPositions[li] == null && sumsCurrent(li)) sumPositions[li] = Arrays.copyOf(l.positionTable(), l.size());
+            }
+        }
+
+        /** Whether the kernel's column sums index every lane's entries as they are now. */
+        boolean sumsCurrent() {
+            if (sums == null) return false;
+            for (int li = 0; li < lanes.size(); li++) if (!sumsCurrent(li)) return false;
+            return true;
+        }
+
+        /** Whether lane {@code li}'s column sums index its entries as they are now (none changed since they were made). */
+        boolean sumsCurrent(int li) {
+            return sumVersions[li] == lanes.get(li).entriesVersion();
+        }
+
         /** Arrays for the kernel to add column sums to, and the positions they index. */
         float[][] columnSums() {
             sums = new float[lanes.size()][];
             sumPositions = new int[lanes.size()][];
+            sumVersions = new int[lanes.size()];
             for (int li = 0; li < lanes.size(); li++) {
                 Lane l = lanes.get(li);
-                // the lane's scratch arrays, zeroed (a lane is in one event at a time); positions exactly as long as
-                // the lane, so that their length says how many entries the sums index
+                // the lane's scratch array, zeroed (a lane is in one event at a time); the positions the sums index
+                // are the lane's until its entries change (see beforeEntriesChange)
                 int n = l.size();
                 NativeRunner.Scratch sc = runner.scratch.computeIfAbsent(l, x -> new NativeRunner.Scratch());
                 if (sc.sums.length < n) sc.sums = new float[Math.max(n, sc.sums.length * 2)];
                 else Arrays.fill(sc.sums, 0, n, 0f);
-                if (sc.positions.length != n) sc.positions = new int[n];
-                System.arraycopy(l.positionTable(), 0, sc.positions, 0, n);
                 sums[li] = sc.sums;
-                sumPositions[li] = sc.positions;
+                sumVersions[li] = l.entriesVersion();
             }
             return sums;
         }
@@ -353,35 +377,62 @@ final class LaneView implements LaneContext {
 
     private final EventState es;
     /**
-     * Positions of each lane at each epoch, read when first needed: an epoch's before the effect that ends it (a
-     * value or set of that epoch may be re-indexed later), the current one when something is re-indexed to it.
-     * Kernels that change no entries never read them.
+     * What is known of each epoch's entries, to re-index values and sets made then: the positions of each lane, kept
+     * when an effect other than a keep or evict ends the epoch (their re-indexing is by position), or the entries a
+     * keep or evict retained (index maps compose through them, with no copy of the positions). The current epoch is
+     * last.
      */
-    private final List<int[][]> bases = new ArrayList<>();
+    private final List<Epoch> epochs = new ArrayList<>();
+
+    /** One epoch: per lane, its positions (or null) or the kept entries of the retain that ended it, and its sizes. */
+    private record Epoch(int[][] positions, BitSet[] kept, int[] sizes) {}
 
     LaneView(EventState es) {
         this.es = es;
-        bases.add(null);
+        epochs.add(null);
     }
 
-    /** The positions of the lanes now. */
-    private int[][] basisCurrent() {
-        if (bases.getLast() == null) bases.set(bases.size() - 1, basisNow());
-        return bases.getLast();
-    }
-
-    /** Called before an effect changes which entries the lanes hold. */
+    /** Called before an effect other than keep or evict changes which entries the lanes hold. */
     private void beforeChange() {
-        basisCurrent();
-    }
-
-    private int[][] basisNow() {
         int[][] b = new int[es.lanes.size()][];
+        int[] sizes = new int[b.length];
         for (int i = 0; i < b.length; i++) {
             Lane l = es.lanes.get(i);
             b[i] = Arrays.copyOf(l.positionTable(), l.size());
+            sizes[i] = l.size();
         }
-        return b;
+        epochs.set(epochs.size() - 1, new Epoch(b, null, sizes));
+        es.beforeEntriesChange();
+    }
+
+    /** Called before lane i keeps exactly {@code kept[i]} of its entries (its first {@code sizes[i]}). */
+    private void beforeRetain(BitSet[] kept, int[] sizes) {
+        epochs.set(epochs.size() - 1, new Epoch(null, kept, sizes));
+        es.beforeEntriesChange();
+    }
+
+    /** For each entry of lane {@code li} now, its index at {@code epoch} (-1: it arrived since). */
+    private int[] indexAt(int epoch, int li) {
+        Lane l = es.lanes.get(li);
+        int n = l.size();
+        int[] map = new int[n];
+        if (epoch == epoch()) {
+            for (int j = 0; j < n; j++) map[j] = j;
+            return map;
+        }
+        Epoch e = epochs.get(epoch);
+        if (e.positions() != null) {
+            int[] was = e.positions()[li];
+            for (int j = 0; j < n; j++) map[j] = indexOf(was, l.position(j));
+            return map;
+        }
+        // through the retain: the i-th entry after it was the i-th kept one
+        int[] next = indexAt(epoch + 1, li);
+        BitSet kept = e.kept()[li];
+        int[] order = new int[kept.cardinality()];
+        for (int k = 0, i = kept.nextSetBit(0); i >= 0; i = kept.nextSetBit(i + 1)) order[k++] = i;
+        for (int j = 0; j < n; j++) map[j] = next[j] < 0 || next[j] >= order.length ? -1 : order[next[j]];
+        return map;
     }
 
     private Lane lane0() {
@@ -577,9 +628,10 @@ final class LaneView implements LaneContext {
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             int[] was = es.sumPositions[li];
+            if (was == null && !es.sumsCurrent(li)) throw new IllegalStateException("lane " + li + " changed outside its event after attention");
             float[] sums = es.sums[li];
             int o = overLanes ? 0 : li * n;
-            if (was.length == n && Arrays.equals(was, 0, n, l.positionTable(), 0, n)) {
+            if (es.sumsCurrent(li)) {
                 // the entries attention saw: straight loops the JIT vectorises
                 if (overLanes) addTo(data, o, sums, n);
                 else copyTo(data, o, sums, n);
@@ -717,8 +769,7 @@ final class LaneView implements LaneContext {
     }
 
     private PolicyIr.State stateDecl(String name) {
-        for (PolicyIr.State s : es.info.policy().states()) if (s.name().equals(name)) return s;
-        throw new IllegalStateException("unknown state " + name);
+        return es.info.state(name);
     }
 
     private List<Axis> extra(PolicyIr.State s) {
@@ -897,10 +948,10 @@ final class LaneView implements LaneContext {
             PolicyIr.State s = stateDecl(name);
             Lane l = lane0();
             int n = l.size();
-            int[] was = es.sumPositions == null ? null : es.sumPositions[0];
+            boolean made = es.sums != null;
             boolean sum = ks.fn() == dev.kvpc.ir.Op.Red.SUM, mean = ks.fn() == dev.kvpc.ir.Op.Red.MEAN;
             if (ks.signal().equals("attn") && (sum || mean) && Set.copyOf(ks.over()).equals(Set.of(Axis.QUERY, Axis.GROUP)) && s.scope() == PolicyIr.StateScope.TOKEN
-                    && es.stateWidth(s) == 1 && was != null && was.length == n && Arrays.equals(was, 0, n, l.positionTable(), 0, n)) {
+                    && es.stateWidth(s) == 1 && made && es.sumsCurrent(0)) {
                 es.pageCache.clear();
                 l.declareState(name, 1);
                 float[] col = l.state(name), sums = es.sums[0];
@@ -911,6 +962,45 @@ final class LaneView implements LaneContext {
             }
         }
         LaneContext.super.writeStateFrom(name, op, kind, what, axesText);
+    }
+
+    /**
+     * A ranking of a per-token state column or of the kernel's column sums (one row over tokens), read where they are
+     * kept: the decode step's case, where all but a few candidates stay ({@link Select#allButFewWorstOfColumns}).
+     * Other cases compose bind and rank.
+     */
+    @Override
+    public Object rankBound(String kind, String what, String axesText, Object set, boolean top, long count, long floor, String domain, String algorithm) {
+        if (floor <= 0 && domain.equals("token") && axesText.equals("token")) {
+            Lane l = lane0();
+            int n = l.size();
+            float[][] columns = null;
+            dev.kvpc.ir.Op.Red fn = dev.kvpc.ir.Op.Red.SUM;
+            double cells = 1;
+            if (kind.equals("state") && es.lanes.size() == 1) {
+                PolicyIr.State s = stateDecl(what);
+                if (s.scope() == PolicyIr.StateScope.TOKEN && es.stateWidth(s) == 1) {
+                    l.declareState(what, 1);
+                    columns = new float[][] {l.state(what)};
+                }
+            } else if (kind.equals("kernelstat") && es.fusedSums) {
+                KernelStat ks = KernelStat.of(what);
+                Set<Axis> over = Set.copyOf(ks.over());
+                boolean lane = !es.perLayer && es.lanes.size() == 1 && over.equals(Set.of(Axis.QUERY, Axis.GROUP));
+                boolean layer = es.perLayer && over.equals(Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD));
+                if (ks.signal().equals("attn") && ks.fn().pre == null && ks.fn().fold == dev.kvpc.ir.Op.Red.Fold.SUM && (lane || layer) && es.sumsCurrent()) {
+                    columns = es.sums;
+                    fn = ks.fn();
+                    cells = (double) es.observed.length * es.g * (layer ? es.lanes.size() : 1);
+                }
+            }
+            if (columns != null) {
+                BitSet mask = set == null ? null : now(set).forHead(0);
+                BitSet chosen = Select.allButFewWorstOfColumns(columns, n, fn, cells, top, count, l, mask);
+                if (chosen != null) return sel(Axis.TOKEN, new BitSet[] {chosen}, false);
+            }
+        }
+        return LaneContext.super.rankBound(kind, what, axesText, set, top, count, floor, domain, algorithm);
     }
 
     /** A ranking of one row over tokens restricted to a set, without the masked copy {@link #within} makes. */
@@ -929,32 +1019,33 @@ final class LaneView implements LaneContext {
 
     @Override
     public int epoch() {
-        return bases.size() - 1;
+        return epochs.size() - 1;
     }
 
     private void changed() {
-        bases.add(null);
+        epochs.add(null);
     }
 
     @Override
     public double[] rebase(double[] values, String axesText, int epoch) {
         if (values == null || epoch == epoch()) return values;
         List<Axis> ax = es.axes(axesText);
-        int[][] was = bases.get(epoch), now = basisCurrent();
         int ti = ax.indexOf(Axis.TOKEN);
         int outer = 1, inner = 1;
         for (int i = 0; i < ti; i++) outer *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
         for (int i = ti + 1; i < ax.size(); i++) inner *= es.extent(ax.get(i));
-        int oldN = was[0].length, newN = now[0].length;
+        int oldN = epochs.get(epoch).sizes()[0], newN = lane0().size();
         boolean byHead = ax.contains(Axis.HEAD);
         int perHead = byHead ? outer / es.lanes.size() : outer;
+        int[][] from = new int[es.lanes.size()][];
         double[] out = new double[outer * newN * inner];
         for (int o = 0; o < outer; o++) {
-            int h = byHead ? o / Math.max(1, perHead) : 0;
-            int[] wasH = was[Math.min(h, was.length - 1)], nowH = now[Math.min(h, now.length - 1)];
+            int h = Math.min(byHead ? o / Math.max(1, perHead) : 0, from.length - 1);
+            if (from[h] == null) from[h] = indexAt(epoch, h);
+            int[] fromH = from[h];
             for (int j = 0; j < newN; j++) {
-                int from = j < nowH.length ? indexOf(wasH, nowH[j]) : -1;
-                for (int in = 0; in < inner; in++) out[(o * newN + j) * inner + in] = from < 0 ? Double.NaN : values[(o * oldN + from) * inner + in];
+                int f = j < fromH.length ? fromH[j] : -1;
+                for (int in = 0; in < inner; in++) out[(o * newN + j) * inner + in] = f < 0 ? Double.NaN : values[(o * oldN + f) * inner + in];
             }
         }
         return out;
@@ -964,16 +1055,12 @@ final class LaneView implements LaneContext {
     private Sel now(Object o) {
         Sel s = (Sel) o;
         if (s.domain() != Axis.TOKEN || s.epoch() == epoch()) return s;
-        int[][] was = bases.get(s.epoch()), now = basisCurrent();
         BitSet[] out = new BitSet[s.heads()];
         for (int h = 0; h < out.length; h++) {
-            int[] wasH = was[Math.min(h, was.length - 1)], nowH = now[Math.min(h, now.length - 1)];
+            int[] from = indexAt(s.epoch(), Math.min(h, es.lanes.size() - 1));
             out[h] = new BitSet();
             BitSet bits = s.forHead(h);
-            for (int j = 0; j < nowH.length; j++) {
-                int from = indexOf(wasH, nowH[j]);
-                if (from >= 0 && bits.get(from)) out[h].set(j);
-            }
+            for (int j = 0; j < from.length; j++) if (from[j] >= 0 && bits.get(from[j])) out[h].set(j);
         }
         return new Sel(s.domain(), out, s.compensation(), epoch());
     }
@@ -1180,31 +1267,39 @@ final class LaneView implements LaneContext {
     public void keep(Object set) {
         es.pageCache.clear();
         Sel s = now(set);
-        beforeChange();
-        for (int li = 0; li < es.lanes.size(); li++) {
+        BitSet[] kept = new BitSet[es.lanes.size()];
+        int[] sizes = new int[kept.length];
+        for (int li = 0; li < kept.length; li++) {
             Lane l = es.lanes.get(li);
             BitSet b = (BitSet) s.forHead(li).clone();
             // a lane's compensation entry, if any, is its last
-            int size = l.size();
+            int size = sizes[li] = l.size();
             if (!s.compensation() && size > 0 && l.isCompensation(size - 1)) b.clear(size - 1);
             b.clear(size, Math.max(size, b.length()));
-            if (b.cardinality() < size) l.retain(b);
+            kept[li] = b;
         }
-        changed();
+        retain(kept, sizes);
     }
 
     @Override
     public void evict(Object set) {
         es.pageCache.clear();
         Sel s = now(set);
-        beforeChange();
-        for (int li = 0; li < es.lanes.size(); li++) {
+        BitSet[] kept = new BitSet[es.lanes.size()];
+        int[] sizes = new int[kept.length];
+        for (int li = 0; li < kept.length; li++) {
             Lane l = es.lanes.get(li);
-            BitSet b = new BitSet();
-            b.set(0, l.size());
+            BitSet b = kept[li] = new BitSet();
+            b.set(0, sizes[li] = l.size());
             b.andNot(s.forHead(li));
-            if (b.cardinality() < l.size()) l.retain(b);
         }
+        retain(kept, sizes);
+    }
+
+    /** Lane i keeps exactly the entries {@code kept[i]} of its first {@code sizes[i]}: a new epoch. */
+    private void retain(BitSet[] kept, int[] sizes) {
+        beforeRetain(kept, sizes);
+        for (int li = 0; li < kept.length; li++) if (kept[li].cardinality() < sizes[li]) es.lanes.get(li).retain(kept[li]);
         changed();
     }
 

@@ -37,12 +37,11 @@ public final class NativeRunner implements PolicyRunner {
     final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
     /** Per lane: per-page state values by state, with the positions each page was computed from. */
     final Map<Lane, Map<String, PageStates>> pageValues = Collections.synchronizedMap(new WeakHashMap<>());
-    /** Per lane: arrays reused from event to event for the kernel's column sums and the positions they index. */
+    /** Per lane: an array reused from event to event for the kernel's column sums. */
     final Map<Lane, Scratch> scratch = Collections.synchronizedMap(new WeakHashMap<>());
 
     static final class Scratch {
         float[] sums = new float[0];
-        int[] positions = new int[0];
     }
 
 
@@ -77,7 +76,13 @@ public final class NativeRunner implements PolicyRunner {
      */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, boolean[] attends, Map<String, Integer> inits,
                      int standing, Map<PolicyIr.Event, int[]> observe, boolean fusable,
-                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt) {}
+                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt) {
+        /** The state declared as {@code name}. */
+        PolicyIr.State state(String name) {
+            for (PolicyIr.State s : policy.states()) if (s.name() == name || s.name().equals(name)) return s;
+            throw new IllegalStateException("unknown state " + name);
+        }
+    }
 
     /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
     final boolean fused;

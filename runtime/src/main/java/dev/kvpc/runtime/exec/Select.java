@@ -1,5 +1,6 @@
 package dev.kvpc.runtime.exec;
 
+import dev.kvpc.ir.Op.Red;
 import dev.kvpc.runtime.lane.Lane;
 
 import java.util.BitSet;
@@ -94,23 +95,84 @@ final class Select {
     static final int FEW = 8;
 
     /**
+     * The {@value #FEW} worst candidates offered so far, best first (keys as in {@link #best}, indices, heads), and
+     * how many were offered: the one scan of {@link #allButFewWorst} and {@link #allButFewWorstOfColumns}. A key
+     * below {@link #bar()} ranks before all of them once the buffer is full (raw {@code <} implies the order's), so
+     * the scans skip it without a call: most candidates stop there.
+     */
+    private static final class Worst {
+        final double[] key = new double[FEW];
+        final int[] index = new int[FEW], head = new int[FEW];
+        int w;
+        long m;
+
+        double bar() {
+            return w == FEW ? key[0] : Double.NEGATIVE_INFINITY;
+        }
+
+        void offer(double k, int t, int h) {
+            int at;
+            if (w < FEW) {
+                at = w++;
+            } else if (before(key[0], index[0], head[0], k, t, h)) {
+                // worse than the best of the worst: that one leaves, this one goes into place
+                System.arraycopy(key, 1, key, 0, FEW - 1);
+                System.arraycopy(index, 1, index, 0, FEW - 1);
+                System.arraycopy(head, 1, head, 0, FEW - 1);
+                at = FEW - 1;
+            } else {
+                return;
+            }
+            while (at > 0 && before(k, t, h, key[at - 1], index[at - 1], head[at - 1])) {
+                key[at] = key[at - 1];
+                index[at] = index[at - 1];
+                head[at] = head[at - 1];
+                at--;
+            }
+            key[at] = k;
+            index[at] = t;
+            head[at] = h;
+        }
+
+        /** How many of the {@link #m} candidates are left out when {@code count} are chosen (-1: more than FEW). */
+        int dropped(long count) {
+            long k = Math.max(0, Math.min(count, m));
+            return m - k > FEW ? -1 : (int) (m - k);
+        }
+
+        /** Clears the dropped worst candidates from the sets of every candidate. */
+        void clearDropped(BitSet[] out, int drop) {
+            for (int i = w - drop; i < w; i++) out[head[i]].clear(index[i]);
+        }
+    }
+
+    /** A lane's compensation entry (its last, if any; it never ranks), or -1. */
+    private static int compensation(List<Lane> lanes, int h) {
+        Lane lane = lanes == null ? null : lanes.get(Math.min(h, lanes.size() - 1));
+        return lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
+    }
+
+    /** Every index below {@code len} of the mask (or all), but {@code comp}: the candidates when none is NaN. */
+    private static BitSet candidates(int len, BitSet in, int comp) {
+        BitSet b = new BitSet(len);
+        if (in == null) b.set(0, len);
+        else b.or(in);
+        b.clear(len, Math.max(len, b.length()));
+        if (comp >= 0) b.clear(comp);
+        return b;
+    }
+
+    /**
      * The common decode-step case (H2O, TOVA: one entry arrives, one leaves): when all but at most {@value #FEW}
      * candidates are chosen, one scan finds the ones left out (the worst under the same order as {@link #before}),
      * without building the candidate arrays. Returns null when more are left out.
      */
     private static BitSet[] allButFewWorst(double[][] score, int heads, boolean top, long count, List<Lane> lanes, BitSet[] mask) {
-        // one pass: count the candidates and keep the FEW worst seen so far, best first (wk key as in best, wt index,
-        // wh head); the ones left out are the last (m - k) of those
-        double[] wk = new double[FEW];
-        int[] wt = new int[FEW], wh = new int[FEW];
-        int w = 0;
-        long m = 0;
+        Worst worst = new Worst();
         int[] comp = new int[heads];
         boolean nan = false;
         for (int h = 0; h < heads; h++) {
-            Lane lane = lanes == null ? null : lanes.get(Math.min(h, lanes.size() - 1));
-            // a lane's compensation entry, if any, is its last; it never ranks
-            comp[h] = lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
+            comp[h] = compensation(lanes, h);
             double[] row = score[h];
             int skip = comp[h], len = row.length;
             BitSet in = mask == null ? null : mask[h];
@@ -123,52 +185,25 @@ final class Select {
                         nan |= t != skip;
                         continue;
                     }
-                    m++;
+                    worst.m++;
                     double key = top ? -v : v;
-                    // once the buffer is full, a key below the best of the worst ranks before it (raw < implies
-                    // the order's <): most candidates stop here
-                    if (w == FEW && key < wk[0]) continue;
-                    int at;
-                    if (w < FEW) {
-                        at = w++;
-                    } else if (before(wk[0], wt[0], wh[0], key, t, h)) {
-                        // worse than the best of the worst: that one leaves, this one goes into place
-                        System.arraycopy(wk, 1, wk, 0, FEW - 1);
-                        System.arraycopy(wt, 1, wt, 0, FEW - 1);
-                        System.arraycopy(wh, 1, wh, 0, FEW - 1);
-                        at = FEW - 1;
-                    } else {
-                        continue;
-                    }
-                    while (at > 0 && before(key, t, h, wk[at - 1], wt[at - 1], wh[at - 1])) {
-                        wk[at] = wk[at - 1];
-                        wt[at] = wt[at - 1];
-                        wh[at] = wh[at - 1];
-                        at--;
-                    }
-                    wk[at] = key;
-                    wt[at] = t;
-                    wh[at] = h;
+                    if (key < worst.bar()) continue;
+                    worst.offer(key, t, h);
                 }
                 a = b >= len || in == null ? -1 : in.nextSetBit(b);
             }
         }
-        long k = Math.max(0, Math.min(count, m));
-        if (m - k > FEW) return null;
-        int drop = (int) (m - k);
+        int drop = worst.dropped(count);
+        if (drop < 0) return null;
         BitSet[] out = new BitSet[heads];
         for (int h = 0; h < heads; h++) {
             double[] row = score[h];
-            BitSet b = out[h] = new BitSet(row.length);
             BitSet in = mask == null ? null : mask[h];
             if (!nan) {
-                // every index of the mask (or the row) but the compensation entry is a candidate
-                if (in == null) b.set(0, row.length);
-                else b.or(in);
-                b.clear(row.length, Math.max(row.length, b.length()));
-                if (comp[h] >= 0) b.clear(comp[h]);
+                out[h] = candidates(row.length, in, comp[h]);
                 continue;
             }
+            BitSet b = out[h] = new BitSet(row.length);
             int start = -1;
             for (int t = 0; t <= row.length; t++) {
                 boolean valid = t < row.length && row[t] == row[t] && t != comp[h] && (in == null || in.get(t));
@@ -179,8 +214,81 @@ final class Select {
                 }
             }
         }
-        for (int i = w - drop; i < w; i++) out[wh[i]].clear(wt[i]);
+        worst.clearDropped(out, drop);
         return out;
+    }
+
+    /**
+     * {@link #best} of one row over the first {@code len} indices whose values are {@code fn.finish(c[0][t], cells)},
+     * or of several columns {@code fn.finish(0 + c[0][t] + c[1][t] + ..., cells)} (summed in double in column order,
+     * as the interpreter's reduction over lanes; {@link Red#finish(double[], double)}'s mean by division), read
+     * where the columns are, without a buffer: the decode-step case where all but at most {@value #FEW} are chosen.
+     * Returns null (the caller builds the buffer and calls {@link #best}) when more are left out or a value is NaN.
+     */
+    static BitSet allButFewWorstOfColumns(float[][] c, int len, Red fn, double cells, boolean top, long count, Lane lane, BitSet mask) {
+        Worst worst = new Worst();
+        int skip = compensation(lane == null ? null : List.of(lane), 0);
+        float[] c0 = c[0];
+        boolean several = c.length > 1, mean = fn == Red.MEAN && cells != 0, other = !mean && fn != Red.SUM;
+        // a mean over a power-of-two count: its reciprocal is exact, and multiplying by it gives the quotient's bits
+        boolean exact = mean && Math.getExponent(cells) >= Double.MIN_EXPONENT && cells == Math.scalb(1.0, Math.getExponent(cells));
+        double inverse = exact ? 1 / cells : 0, sign = top ? -1 : 1, bar = worst.bar();
+        // one column, its values scaled by nothing or by a power of two: the order of the keys is the floats' own, so
+        // a block whose every float ranks before the best of the worst (in float compares) holds no candidate
+        boolean screen = !several && !other && (!mean || exact);
+        float rawBar = 0;
+        long m = 0;
+        for (int a = mask == null ? 0 : mask.nextSetBit(0); a >= 0 && a < len; ) {
+            int b = mask == null ? len : Math.min(len, mask.nextClearBit(a));
+            m += b - a - (skip >= a && skip < b ? 1 : 0);
+            for (int s = a, e; s < b; s = e) {
+                e = Math.min(b, s + BLOCK);
+                if (screen && worst.w == FEW && allBetter(c0, s, e, rawBar, top)) continue;
+                for (int t = s; t < e; t++) {
+                    double v = c0[t];
+                    if (several) {
+                        v = 0.0 + v;
+                        for (int i = 1; i < c.length; i++) v += c[i][t];
+                    }
+                    if (exact) v *= inverse;
+                    else if (mean) v /= cells;
+                    else if (other) v = fn.finish(v, cells);
+                    if (v != v) {
+                        if (t == skip) continue;
+                        return null;
+                    }
+                    double key = sign * v;
+                    if (key < bar || t == skip) continue;
+                    worst.offer(key, t, 0);
+                    bar = worst.bar();
+                    if (worst.w == FEW) rawBar = c0[worst.index[0]];
+                }
+            }
+            a = b >= len || mask == null ? -1 : mask.nextSetBit(b);
+        }
+        worst.m = m;
+        int drop = worst.dropped(count);
+        if (drop < 0) return null;
+        BitSet[] out = {candidates(len, mask, skip)};
+        worst.clearDropped(out, drop);
+        return out[0];
+    }
+
+    /** Entries screened together by {@link #allButFewWorstOfColumns}. */
+    private static final int BLOCK = 32;
+
+    /**
+     * Whether every value of {@code c[a..b)} ranks strictly before {@code bar} (above it for {@code top}, below it
+     * otherwise; a NaN does not): one branch-free pass, so most blocks of a decode step's scan cost a compare each.
+     */
+    private static boolean allBetter(float[] c, int a, int b, float bar, boolean top) {
+        int miss = 0;
+        if (top) {
+            for (int t = a; t < b; t++) miss |= c[t] > bar ? 0 : 1;
+        } else {
+            for (int t = a; t < b; t++) miss |= c[t] < bar ? 0 : 1;
+        }
+        return miss == 0;
     }
 
     /** Whether candidate (key {@code ka}, index {@code ia}, head {@code ha}) ranks before candidate b: {@link #before}'s order. */

@@ -40,6 +40,7 @@ public final class Lane implements KernelRows {
     private double[] count = new double[16];
     private boolean[] comp = new boolean[16];
     private final Map<String, float[]> states = new LinkedHashMap<>();
+    private int version;
     private final Map<String, Integer> stateWidth = new LinkedHashMap<>();
     /** Per-page state: values per page, its width per page, and the page size in entries. */
     private final Map<String, float[]> pageStates = new LinkedHashMap<>();
@@ -70,6 +71,14 @@ public final class Lane implements KernelRows {
     public int position(int i) {
         check(i);
         return pos[i];
+    }
+
+    /**
+     * A counter that changes whenever the entries or their order change (an entry added, entries dropped or moved):
+     * arrays indexed by entry stay valid while it reads the same.
+     */
+    public int entriesVersion() {
+        return version;
     }
 
     /** The lane's own positions array (entry i's at i, -1 for the compensation entry): read only. */
@@ -191,6 +200,7 @@ public final class Lane implements KernelRows {
 
     private void add(int position, int addedAtStep, float[] k, int kOff, float[] v, int vOff, boolean compensation, double c) {
         grow();
+        version++;
         pos[n] = position;
         step[n] = addedAtStep;
         count[n] = c;
@@ -203,6 +213,7 @@ public final class Lane implements KernelRows {
     }
 
     private void swap(int a, int b) {
+        version++;
         int tp = pos[a]; pos[a] = pos[b]; pos[b] = tp;
         int ts = step[a]; step[a] = step[b]; step[b] = ts;
         double tc = count[a]; count[a] = count[b]; count[b] = tc;
@@ -442,6 +453,7 @@ public final class Lane implements KernelRows {
 
     /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */
     public void retain(BitSet keep) {
+        version++;
         for (int i = keep.previousClearBit(n - 1); i >= 0; i = keep.previousClearBit(i - 1)) {
             unplace(i * 2);
             unplace(i * 2 + 1);
@@ -494,6 +506,7 @@ public final class Lane implements KernelRows {
 
     /** Gives every page back to the pool. */
     public void clear() {
+        version++;
         for (RowStore c : chains) c.clear();
         Arrays.fill(partCount, 0);
         pageStates.clear();

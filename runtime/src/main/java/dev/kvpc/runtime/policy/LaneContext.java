@@ -99,6 +99,16 @@ public interface LaneContext {
         writeState(name, op, bind(kind, what, axes), axes);
     }
 
+    /**
+     * {@code rank(bind(kind, what, axes), axes, ...)}, or with a {@code set} (null: none) {@code rankWithin(bind(kind,
+     * what, axes), axes, set, ...)}: a ranking of a state or a kernel statistic, which a context may read where it is
+     * kept.
+     */
+    default Object rankBound(String kind, String what, String axes, Object set, boolean top, long count, long floor, String domain, String algorithm) {
+        double[] score = bind(kind, what, axes);
+        return set == null ? rank(score, axes, top, count, floor, domain, algorithm) : rankWithin(score, axes, set, top, count, floor, domain, algorithm);
+    }
+
     /** {@code rank(within(score, axes, set), axes, ...)}: a ranking restricted to a set. */
     default Object rankWithin(double[] score, String axes, Object set, boolean top, long count, long floor, String domain, String algorithm) {
         return rank(within(score, axes, set), axes, top, count, floor, domain, algorithm);

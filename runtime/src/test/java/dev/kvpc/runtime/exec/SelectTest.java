@@ -117,4 +117,55 @@ class SelectTest {
             assertArrayEquals(bySort(masked, top, count), Select.best(s, heads, top, count, -1, null, mask), "trial " + trial + " against sorting");
         }
     }
+    @Test
+    void leavingOutAFewOfColumnsAgreesWithSorting() {
+        // one or several float columns, a mask, sums or means (over a power of two and not), long rows so that the
+        // block screen skips: the buffer the interpreter would build, ranked by the plain sort
+        Random r = new Random(13);
+        dev.kvpc.ir.Op.Red[] fns = {dev.kvpc.ir.Op.Red.SUM, dev.kvpc.ir.Op.Red.MEAN};
+        int nulls = 0;
+        for (int trial = 0; trial < 3000; trial++) {
+            int cols = 1 + (r.nextInt(4) == 0 ? r.nextInt(3) : 0), n = 1 + r.nextInt(r.nextBoolean() ? 40 : 600);
+            float[][] c = new float[cols][n];
+            for (float[] col : c) {
+                for (int t = 0; t < n; t++) {
+                    int kind = r.nextInt(40);
+                    col[t] = kind == 0 && trial % 7 == 0 ? Float.NaN : kind < 8 ? r.nextInt(3) : kind == 8 ? -0.0f : (float) r.nextGaussian();
+                }
+            }
+            dev.kvpc.ir.Op.Red fn = fns[r.nextInt(2)];
+            double cells = new double[] {1, 3, 4, 8}[r.nextInt(4)];
+            BitSet mask = null;
+            if (r.nextBoolean()) {
+                mask = new BitSet();
+                int a = r.nextInt(n), b = a + r.nextInt(n - a + 1);
+                mask.set(a, b);
+                if (r.nextBoolean()) mask.set(r.nextInt(n));
+            }
+            double[] row = new double[n];
+            for (int t = 0; t < n; t++) {
+                double v = c[0][t];
+                if (cols > 1) {
+                    v = 0.0 + v;
+                    for (int i = 1; i < cols; i++) v += c[i][t];
+                }
+                row[t] = mask == null || mask.get(t) ? fn.finish(v, cells) : Double.NaN;
+            }
+            boolean top = r.nextBoolean();
+            int valid = 0;
+            for (double v : row) if (!Double.isNaN(v)) valid++;
+            long count = Math.max(0, valid - r.nextInt(Select.FEW + 3));
+            BitSet got = Select.allButFewWorstOfColumns(c, n, fn, cells, top, count, null, mask);
+            boolean nan = false;
+            for (int t = 0; t < n; t++) if ((mask == null || mask.get(t)) && Double.isNaN(row[t])) nan = true;
+            if (got == null) {
+                // only when a candidate is NaN or more than FEW are left out
+                nulls++;
+                org.junit.jupiter.api.Assertions.assertTrue(nan || valid - count > Select.FEW, "trial " + trial);
+                continue;
+            }
+            assertArrayEquals(bySort(new double[][] {row}, top, count), new BitSet[] {got}, "trial " + trial);
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(nulls < 1500, "the scan declined " + nulls + " of 3000");
+    }
 }

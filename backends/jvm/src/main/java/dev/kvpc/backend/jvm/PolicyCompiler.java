@@ -549,12 +549,67 @@ public final class PolicyCompiler {
         private void block(List<Stmt> body) {
             for (int i = 0; i < body.size(); i++) {
                 Stmt s = body.get(i), next = i + 1 < body.size() ? body.get(i + 1) : null;
+                if (s instanceof Bind b && rankedLater(body, i, b)) {
+                    deferred.put(b.id(), b);
+                    continue;
+                }
+                if (s instanceof SetPrim p && p.op() instanceof Op.Rank r && deferred.containsKey(r.score())) {
+                    rankBound(deferred.get(r.score()), -1, r, p);
+                    continue;
+                }
                 if (fusedPair(s, next)) {
                     i++;
                     continue;
                 }
                 stmt(s);
             }
+        }
+
+        /** Binds of a state or kernel statistic emitted with the ranking that is their only use. */
+        private final Map<Integer, Bind> deferred = new HashMap<>();
+
+        /**
+         * Whether bind {@code b} (statement {@code i}) is used only by a ranking (directly, or through a restriction
+         * to a set that only the ranking uses) later in the same block, with no effect between: nothing changes the
+         * entries or states, so the value read at the ranking is the value the bind would have read.
+         */
+        private boolean rankedLater(List<Stmt> body, int i, Bind b) {
+            if (useCount.getOrDefault(b.id(), 0) != 1 || !(b.kind().equals("state") || b.kind().equals("kernelstat"))) return false;
+            for (int j = i + 1; j < body.size(); j++) {
+                if (!(body.get(j) instanceof SetPrim p)) {
+                    if (hasEffect(body.get(j))) return false;
+                    continue;
+                }
+                if (p.op() instanceof Op.Rank r && r.score() == b.id()) return true;
+                if (p.op() instanceof Op.Within w && w.x() == b.id()) {
+                    return useCount.getOrDefault(p.id(), 0) == 1 && j + 1 < body.size() && body.get(j + 1) instanceof SetPrim q
+                            && q.op() instanceof Op.Rank r && r.score() == p.id();
+                }
+            }
+            return false;
+        }
+
+        private static boolean hasEffect(Stmt s) {
+            return switch (s) {
+                case Effect e -> true;
+                case For f -> f.body().stream().anyMatch(Body::hasEffect);
+                case Loop.If f -> f.then().stream().anyMatch(Body::hasEffect) || f.otherwise().stream().anyMatch(Body::hasEffect);
+                default -> false;
+            };
+        }
+
+        /** {@link LaneContext#rankBound}: a deferred bind, restricted to {@code set} (-1: none), ranked. */
+        private void rankBound(Bind b, int set, Op.Rank r, SetPrim p) {
+            mv.visitVarInsn(ALOAD, 0);
+            mv.visitLdcInsn(b.kind());
+            mv.visitLdcInsn(b.what());
+            mv.visitLdcInsn(axesText(axes.get(b.id())));
+            if (set >= 0) mv.visitVarInsn(ALOAD, local.get(set));
+            else mv.visitInsn(ACONST_NULL);
+            rankArguments(r, p);
+            ctx("rankBound", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/Object;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
+            mv.visitVarInsn(ASTORE, local.get(p.id()));
+            stampEpoch(p.id());
         }
 
         /**
@@ -572,6 +627,10 @@ public final class PolicyCompiler {
                 mv.visitLdcInsn(b.what());
                 mv.visitLdcInsn(axesText(axes.get(b.id())));
                 ctx("writeStateFrom", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V");
+                return true;
+            }
+            if (s instanceof SetPrim p && p.op() instanceof Op.Within w && deferred.containsKey(w.x()) && next instanceof SetPrim q && q.op() instanceof Op.Rank r) {
+                rankBound(deferred.get(w.x()), w.set(), r, q);
                 return true;
             }
             if (s instanceof SetPrim p && p.op() instanceof Op.Within w && !sets.contains(w.x()) && next instanceof SetPrim q
