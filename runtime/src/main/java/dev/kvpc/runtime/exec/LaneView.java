@@ -327,6 +327,13 @@ final class LaneView implements LaneContext {
                 }
                 double[][] pr = new double[observed.length * g][m], lg = new double[observed.length * g][m];
                 int kvHead = kvHeads[li];
+                if (variant == null) {
+                    standardLogits(lane, keys, pos, allowed, kvHead, lg, pr, scale);
+                    probs[li] = pr;
+                    logits[li] = lg;
+                    rowPositions[li] = pos;
+                    continue;
+                }
                 for (int qi = 0; qi < observed.length; qi++) {
                     int qpos = observed[qi];
                     for (int gi = 0; gi < g; gi++) {
@@ -356,6 +363,45 @@ final class LaneView implements LaneContext {
                 logits[li] = lg;
                 rowPositions[li] = pos;
             }
+        }
+
+        /**
+         * Standard attention's rows over one lane: each key row read once for every observed query and group head
+         * (the queries side by side, so the loop over them runs in vector registers), each logit the same sum in the
+         * same order as one dot product at a time ({@code s += q[c] * k[c]} in double, c ascending), so the same bits.
+         */
+        private void standardLogits(Lane lane, float[][] keys, int[] pos, BitSet allowed, int kvHead, double[][] lg, double[][] pr, double scale) {
+            int m = keys.length, rows = observed.length * g;
+            double[] qt = new double[d * rows];
+            int[] qpos = new int[rows];
+            for (int qi = 0; qi < observed.length; qi++) {
+                for (int gi = 0; gi < g; gi++) {
+                    int r = qi * g + gi;
+                    float[] q = query(observed[qi], kvHead * g + gi);
+                    if (rope != null) rope.rotate(q, 0, d, cache ? slotOf(lane, observed[qi]) : observed[qi]);
+                    for (int c = 0; c < d; c++) qt[c * rows + r] = q[c];
+                    qpos[r] = observed[qi];
+                }
+            }
+            boolean[][] visible = new boolean[rows][m];
+            double[] s = new double[rows];
+            for (int j = 0; j < m; j++) {
+                if (allowed != null && !allowed.get(j)) continue;
+                float[] k = keys[j];
+                Arrays.fill(s, 0);
+                for (int c = 0; c < d; c++) addScaled(s, qt, c * rows, k[c], rows);
+                int kpos = lane.isCompensation(j) ? -1 : pos[j];
+                for (int r = 0; r < rows; r++) {
+                    lg[r][j] = s[r] * scale;
+                    visible[r][j] = kpos <= qpos[r];
+                }
+            }
+            for (int r = 0; r < rows; r++) AttentionVariant.Normalize.SOFTMAX.apply(lg[r], visible[r], pr[r], m);
+        }
+
+        /** {@code s[r] += x[at + r] * k} for r below n: a loop the JIT runs in vector registers. */
+        private static void addScaled(double[] s, double[] x, int at, double k, int n) {
+            for (int r = 0; r < n; r++) s[r] += x[at + r] * k;
         }
 
         private static int slotOf(Lane lane, int pos) {
