@@ -1003,6 +1003,11 @@ final class LaneView implements LaneContext {
                 float[] col = l.state(name), sums = es.sums[0];
                 double cells = (double) es.observed.length * es.g;
                 int code = assignment(op);
+                if (code == 1 && sum && s.type().elem() == Ty.Elem.FLOAT) {
+                    // H2O's acc += column sums: the general loop's operations, without its per-entry dispatch
+                    for (int j = 0; j < n; j++) col[j] = (float) (col[j] + (double) sums[j]);
+                    return;
+                }
                 for (int j = 0; j < n; j++) col[j] = es.storeValue(s, assign(code, col[j], ks.fn().finish(sums[j], cells)));
                 return;
             }
