@@ -29,9 +29,10 @@ import java.util.concurrent.TimeUnit;
  * run by the native runner as hosts run it) and hand-written ({@link HandWrittenPolicies}) over the same lane:
  * <ul>
  *   <li>h2o (budget = entries): a decode step: an entry arrives, the accumulated scores take the step's column
- *       sums (fused in the kernel: given here), one entry is evicted;</li>
- *   <li>tova (budget = entries): a decode step: the step's column sums (fused, given here) score the entries, the
- *       lowest is evicted;</li>
+ *       sums (fused in the kernel: handed to both as a host hands them, see {@link #handOff}), one entry is
+ *       evicted;</li>
+ *   <li>tova (budget = entries): a decode step: the step's column sums (fused, handed over the same way) score the
+ *       entries, the lowest is evicted;</li>
  *   <li>quest (pages of 16, 64 pages): a decode step's attend set from the page bounds;</li>
  *   <li>kivi (2 bits, groups of 32, residual 128): a decode step's standing stores;</li>
  *   <li>snapkv (budget 1024, window 32, kernel 7): a prefill of {@code entries} tokens, compressed.</li>
@@ -56,7 +57,7 @@ public class PolicyStepBench {
     private PagePool pool;
     private Lane lane;
     private PolicyRunner runner;
-    private float[] key, value, q, sums, out, prefillQueries;
+    private float[] key, value, q, sums, out, prefillQueries, handSums = new float[0];
     private int next, step;
     private HandWrittenPolicies.Quest quest;
     private DecodeKernel kernel;
@@ -181,8 +182,8 @@ public class PolicyStepBench {
         step++;
         lane.append(pos, step, key, 0, value, 0);
         switch (policy) {
-            case "h2o" -> HandWrittenPolicies.h2oStep(lane, sums, entries, 0.5);
-            case "tova" -> HandWrittenPolicies.tovaStep(lane, sums, entries);
+            case "h2o" -> HandWrittenPolicies.h2oStep(lane, handOff(), entries, 0.5);
+            case "tova" -> HandWrittenPolicies.tovaStep(lane, handOff(), entries);
             case "quest" -> {
                 quest.update(lane);
                 bh.consume(quest.attend(lane, q, GROUP));
@@ -191,6 +192,19 @@ public class PolicyStepBench {
             default -> throw new IllegalStateException(policy);
         }
         bh.consume(lane.size());
+    }
+
+    /**
+     * The step's column sums as a host hands them to a hand-written policy: the array the kernel adds them to, zeroed,
+     * then filled (the copy stands in for the kernel's writes), as {@link PolicyRunner.Event#columnSums} and the copy
+     * in {@link #compiled} do for the compiled one.
+     */
+    private float[] handOff() {
+        int n = lane.size();
+        if (handSums.length < n) handSums = new float[Math.max(n, 2 * handSums.length)];
+        else java.util.Arrays.fill(handSums, 0, n, 0f);
+        System.arraycopy(sums, 0, handSums, 0, Math.min(n, sums.length));
+        return handSums;
     }
 
     /** Item 3's denominator: one decode attention step over the lane (the generated kernel hosts run). */
