@@ -226,6 +226,11 @@ final class Select {
      * Returns null (the caller builds the buffer and calls {@link #best}) when more are left out or a value is NaN.
      */
     static BitSet allButFewWorstOfColumns(float[][] c, int len, Red fn, double cells, boolean top, long count, Lane lane, BitSet mask) {
+        return allButFewWorstOfColumns(c, len, fn, cells, top, count, lane, mask, Screens.BEST);
+    }
+
+    /** As above, blocks screened by {@code screens} (the tests run each). */
+    static BitSet allButFewWorstOfColumns(float[][] c, int len, Red fn, double cells, boolean top, long count, Lane lane, BitSet mask, Screens screens) {
         Worst worst = new Worst();
         int skip = compensation(lane == null ? null : List.of(lane), 0);
         float[] c0 = c[0];
@@ -243,7 +248,7 @@ final class Select {
             m += b - a - (skip >= a && skip < b ? 1 : 0);
             for (int s = a, e; s < b; s = e) {
                 e = Math.min(b, s + BLOCK);
-                if (screen && worst.w == FEW && allBetter(c0, s, e, rawBar, top)) continue;
+                if (screen && worst.w == FEW && screens.allBetter(c0, s, e, rawBar, top)) continue;
                 for (int t = s; t < e; t++) {
                     double v = c0[t];
                     if (several) {
@@ -276,20 +281,6 @@ final class Select {
 
     /** Entries screened together by {@link #allButFewWorstOfColumns}. */
     private static final int BLOCK = 32;
-
-    /**
-     * Whether every value of {@code c[a..b)} ranks strictly before {@code bar} (above it for {@code top}, below it
-     * otherwise; a NaN does not): one branch-free pass, so most blocks of a decode step's scan cost a compare each.
-     */
-    private static boolean allBetter(float[] c, int a, int b, float bar, boolean top) {
-        int miss = 0;
-        if (top) {
-            for (int t = a; t < b; t++) miss |= c[t] > bar ? 0 : 1;
-        } else {
-            for (int t = a; t < b; t++) miss |= c[t] < bar ? 0 : 1;
-        }
-        return miss == 0;
-    }
 
     /** Whether candidate (key {@code ka}, index {@code ia}, head {@code ha}) ranks before candidate b: {@link #before}'s order. */
     private static boolean before(double ka, int ia, int ha, double kb, int ib, int hb) {

@@ -119,6 +119,12 @@ class SelectTest {
     }
     @Test
     void leavingOutAFewOfColumnsAgreesWithSorting() {
+        org.junit.jupiter.api.Assertions.assertInstanceOf(VectorScreens.class, Screens.BEST, "the tests run with the Vector API");
+        columnsAgreeWithSorting(Screens.BEST);
+        columnsAgreeWithSorting(Screens.Scalar.INSTANCE);
+    }
+
+    private static void columnsAgreeWithSorting(Screens screens) {
         // one or several float columns, a mask, sums or means (over a power of two and not), long rows so that the
         // block screen skips: the buffer the interpreter would build, ranked by the plain sort
         Random r = new Random(13);
@@ -155,7 +161,7 @@ class SelectTest {
             int valid = 0;
             for (double v : row) if (!Double.isNaN(v)) valid++;
             long count = Math.max(0, valid - r.nextInt(Select.FEW + 3));
-            BitSet got = Select.allButFewWorstOfColumns(c, n, fn, cells, top, count, null, mask);
+            BitSet got = Select.allButFewWorstOfColumns(c, n, fn, cells, top, count, null, mask, screens);
             boolean nan = false;
             for (int t = 0; t < n; t++) if ((mask == null || mask.get(t)) && Double.isNaN(row[t])) nan = true;
             if (got == null) {
