@@ -962,6 +962,11 @@ final class LaneView implements LaneContext {
         }
     }
 
+    /** {@code col[j] = (float) (col[j] + (double) x[j])} for j below n: a small loop the JIT compiles on its own. */
+    private static void addInto(float[] col, float[] x, int n) {
+        for (int j = 0; j < n; j++) col[j] = (float) (col[j] + (double) x[j]);
+    }
+
     /** A state assignment's code for {@link #assign}: 0 =, 1 +=, 2 -=, 3 *=. */
     private static int assignment(String op) {
         return switch (op) {
@@ -1005,7 +1010,7 @@ final class LaneView implements LaneContext {
                 int code = assignment(op);
                 if (code == 1 && sum && s.type().elem() == Ty.Elem.FLOAT) {
                     // H2O's acc += column sums: the general loop's operations, without its per-entry dispatch
-                    for (int j = 0; j < n; j++) col[j] = (float) (col[j] + (double) sums[j]);
+                    addInto(col, sums, n);
                     return;
                 }
                 for (int j = 0; j < n; j++) col[j] = es.storeValue(s, assign(code, col[j], ks.fn().finish(sums[j], cells)));
