@@ -14,6 +14,15 @@ public sealed interface Ty {
         INT, FLOAT, BOOL;
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        /** A value as a state of this kind holds it: an int drops its fraction, a float rounds to f32. */
+        public double stored(double x) {
+            return switch (this) {
+                case INT -> (long) x;
+                case FLOAT -> (float) x;
+                case BOOL -> x;
+            };
+        }
     }
 
     /** A tensor; {@code axes} are distinct and in canonical order (checked). */

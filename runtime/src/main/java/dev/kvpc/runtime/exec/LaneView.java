@@ -219,9 +219,9 @@ final class LaneView implements LaneContext {
             return per;
         }
 
-        /** A state value as its element kind stores it (the interpreter rounds floats to float, ints to long). */
+        /** A state value as its element kind stores it ({@link Ty.Elem#stored}), in the lane's float column. */
         float storeValue(PolicyIr.State s, double x) {
-            return s.type().elem() == Ty.Elem.INT ? (float) (long) x : (float) x;
+            return (float) s.type().elem().stored(x);
         }
 
         void checkAligned() {

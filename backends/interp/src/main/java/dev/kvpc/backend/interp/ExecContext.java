@@ -402,8 +402,7 @@ final class ExecContext {
         Tensor shaped = Tensor.map2(next, current, s.type().elem(), (a, b) -> a);
         if (!shaped.axes.equals(current.axes)) throw new InterpreterException("value for state " + name + " has axes " + next.axes);
         double[] d = shaped.data.clone();
-        if (s.type().elem() == Ty.Elem.INT) for (int i = 0; i < d.length; i++) d[i] = (long) d[i];
-        if (s.type().elem() == Ty.Elem.FLOAT) for (int i = 0; i < d.length; i++) d[i] = (float) d[i];
+        for (int i = 0; i < d.length; i++) d[i] = s.type().elem().stored(d[i]);
         if (s.scope() == PolicyIr.StateScope.LANE) {
             int per = d.length / lanes.size();
             for (int li = 0; li < lanes.size(); li++) {
