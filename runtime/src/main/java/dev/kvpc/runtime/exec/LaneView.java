@@ -580,8 +580,15 @@ final class LaneView implements LaneContext {
         };
     }
 
+    /** The folds over one lane's queries and group heads (H2O's column sums), and those of a layer's lanes (TOVA's). */
+    private static final Set<Axis> QUERY_GROUP = Set.of(Axis.QUERY, Axis.GROUP), QUERY_GROUP_HEAD = Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD);
+
     /** A kernel statistic as compiled code names it ({@code signal:fn:axis+axis}), parsed once per name. */
-    record KernelStat(String signal, dev.kvpc.ir.Op.Red fn, List<Axis> over) {
+    record KernelStat(String signal, dev.kvpc.ir.Op.Red fn, List<Axis> over, Set<Axis> overSet) {
+        KernelStat(String signal, dev.kvpc.ir.Op.Red fn, List<Axis> over) {
+            this(signal, fn, over, Set.copyOf(over));
+        }
+
         private static final java.util.concurrent.ConcurrentHashMap<String, KernelStat> PARSED = new java.util.concurrent.ConcurrentHashMap<>();
 
         static KernelStat of(String what) {
@@ -1001,7 +1008,7 @@ final class LaneView implements LaneContext {
             int n = l.size();
             boolean made = es.sums != null;
             boolean sum = ks.fn() == dev.kvpc.ir.Op.Red.SUM, mean = ks.fn() == dev.kvpc.ir.Op.Red.MEAN;
-            if (ks.signal().equals("attn") && (sum || mean) && Set.copyOf(ks.over()).equals(Set.of(Axis.QUERY, Axis.GROUP)) && s.scope() == PolicyIr.StateScope.TOKEN
+            if (ks.signal().equals("attn") && (sum || mean) && ks.overSet().equals(QUERY_GROUP) && s.scope() == PolicyIr.StateScope.TOKEN
                     && es.stateWidth(s) == 1 && made && es.sumsCurrent(0)) {
                 es.pageCache.clear();
                 l.declareState(name, 1);
@@ -1041,9 +1048,9 @@ final class LaneView implements LaneContext {
                 }
             } else if (kind.equals("kernelstat") && es.fusedSums) {
                 KernelStat ks = KernelStat.of(what);
-                Set<Axis> over = Set.copyOf(ks.over());
-                boolean lane = !es.perLayer && es.lanes.size() == 1 && over.equals(Set.of(Axis.QUERY, Axis.GROUP));
-                boolean layer = es.perLayer && over.equals(Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD));
+                Set<Axis> over = ks.overSet();
+                boolean lane = !es.perLayer && es.lanes.size() == 1 && over.equals(QUERY_GROUP);
+                boolean layer = es.perLayer && over.equals(QUERY_GROUP_HEAD);
                 if (ks.signal().equals("attn") && ks.fn().pre == null && ks.fn().fold == dev.kvpc.ir.Op.Red.Fold.SUM && (lane || layer) && es.sumsCurrent()) {
                     columns = es.sums;
                     fn = ks.fn();
