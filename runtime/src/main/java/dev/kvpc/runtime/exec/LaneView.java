@@ -1525,15 +1525,26 @@ final class LaneView implements LaneContext {
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
         int size = l.size();
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
+        // an entry's part is at p when its chain is: the chains' answers once, then one table read per entry
+        int[] chain = l.chainTable();
+        boolean[] chainAt = new boolean[l.chainCount()];
+        for (int c = 0; c < chainAt.length; c++) chainAt[c] = l.chainSpec(c).precision() == p;
+        int po = part.ordinal();
         int covered = (cov.length() <= size ? cov : cov.get(0, size)).cardinality(), atP = l.countAt(part, p), outsideAtP = 0;
         if (comp >= 0 && cov.get(comp)) covered--;
-        if (comp >= 0 && l.isAt(comp, part, p)) atP--;
-        for (int i = cov.nextClearBit(0); i < size; i = cov.nextClearBit(i + 1)) if (i != comp && l.isAt(i, part, p)) outsideAtP++;
+        if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
+        // the entries outside cov, run by run (a standing store's window is one run)
+        for (int a = cov.nextClearBit(0); a < size; ) {
+            int b = cov.nextSetBit(a);
+            b = b < 0 ? size : Math.min(b, size);
+            for (int i = a; i < b; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
+            a = b >= size ? size : cov.nextClearBit(b);
+        }
         int missing = covered - (atP - outsideAtP);
         int[] out = new int[missing];
         int k = missing;
         for (int i = cov.previousSetBit(size - 1); i >= 0 && k > 0; i = cov.previousSetBit(i - 1)) {
-            if (i != comp && !l.isAt(i, part, p)) out[--k] = i;
+            if (i != comp && !chainAt[chain[i * 2 + po]]) out[--k] = i;
         }
         if (k != 0) throw new IllegalStateException("lane format counts disagree with its entries");
         return out;
