@@ -152,7 +152,10 @@ final class LaneView implements LaneContext {
                 ps.handedOut = false;
             }
             while (ps.pages.size() > pages) ps.pages.removeLast();
-            for (int p = 0; p < pages; p++) {
+            // full pages of entries there at the last check and still there, when no entry has moved and no row changed
+            // since, hold what they held then: only the pages after them are checked (a decode step's last page)
+            int trusted = ps.checkedOrder == l.orderVersion() && ps.checkedRows == version ? Math.min(Math.min(ps.checkedRegular, regular) / size, ps.pages.size()) : 0;
+            for (int p = trusted; p < pages; p++) {
                 int from = p * size, to = Math.min(regular, (p + 1) * size);
                 if (p < ps.pages.size()) {
                     NativeRunner.PageValue c = ps.pages.get(p);
@@ -169,6 +172,9 @@ final class LaneView implements LaneContext {
                 System.arraycopy(v, 0, ps.values, p * per, per);
                 ps.unpublished.set(p);
             }
+            ps.checkedOrder = l.orderVersion();
+            ps.checkedRows = version;
+            ps.checkedRegular = regular;
             ps.handedOut |= handOut;
             return ps.values;
         }

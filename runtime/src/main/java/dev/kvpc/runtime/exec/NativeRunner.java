@@ -59,6 +59,12 @@ public final class NativeRunner implements PolicyRunner {
     static final class PageStates {
         final List<PageValue> pages = new ArrayList<>();
         double[] values = new double[0];
+        /**
+         * The lane's order version, row version and regular entries when every page was last checked against its
+         * entries: full pages within those entries are unchanged while neither version has moved.
+         */
+        int checkedOrder = -1, checkedRegular;
+        long checkedRows = -1;
         final BitSet unpublished = new BitSet();
         boolean reshaped = true;
         /** Whether {@link #values} was handed to compiled code during the current event. */

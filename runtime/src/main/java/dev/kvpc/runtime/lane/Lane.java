@@ -40,7 +40,7 @@ public final class Lane implements KernelRows {
     private double[] count = new double[16];
     private boolean[] comp = new boolean[16];
     private final Map<String, float[]> states = new LinkedHashMap<>();
-    private int version;
+    private int version, order;
     private final Map<String, Integer> stateWidth = new LinkedHashMap<>();
     /** Per-page state: values per page, its width per page, and the page size in entries. */
     private final Map<String, float[]> pageStates = new LinkedHashMap<>();
@@ -79,6 +79,15 @@ public final class Lane implements KernelRows {
      */
     public int entriesVersion() {
         return version;
+    }
+
+    /**
+     * A counter that changes whenever entries move to other indices (an entry before the last ones leaves, or two
+     * swap), but not when entries are appended or only the last ones leave: entries there at an earlier reading and
+     * still there are at the same indices while it reads the same.
+     */
+    public int orderVersion() {
+        return order;
     }
 
     /** The lane's own positions array (entry i's at i, -1 for the compensation entry): read only. */
@@ -214,6 +223,7 @@ public final class Lane implements KernelRows {
 
     private void swap(int a, int b) {
         version++;
+        order++;
         int tp = pos[a]; pos[a] = pos[b]; pos[b] = tp;
         int ts = step[a]; step[a] = step[b]; step[b] = ts;
         double tc = count[a]; count[a] = count[b]; count[b] = tc;
@@ -480,6 +490,8 @@ public final class Lane implements KernelRows {
             w += len;
             a = b >= n ? -1 : keep.nextSetBit(b);
         }
+        // keeping a prefix moves no entry
+        if (keep.nextClearBit(0) < w) order++;
         n = w;
     }
 
@@ -507,6 +519,7 @@ public final class Lane implements KernelRows {
     /** Gives every page back to the pool. */
     public void clear() {
         version++;
+        order++;
         for (RowStore c : chains) c.clear();
         Arrays.fill(partCount, 0);
         pageStates.clear();
