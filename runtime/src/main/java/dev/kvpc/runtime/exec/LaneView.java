@@ -45,8 +45,13 @@ final class LaneView implements LaneContext {
         /** Attention rows per lane over the observed queries, [q * g][entry], and the positions they index. */
         double[][][] probs, logits;
         int[][] rowPositions;
-        /** Per lane, the positions this step's attention may read (null: all). */
-        int[][] attend;
+        /**
+         * Per lane, the entries this step's attention may read (null: all), the lane's entries version when they were
+         * chosen, and their positions (kept before an effect of the event changes the entries, else null).
+         */
+        BitSet[] attend;
+        int[] attendVersions;
+        int[][] attendPositions;
         Sel lastStoreScope;
         /** Whether column sums come from the kernel: then {@link #sums} (per lane, in lane order at attention) hold them. */
         boolean fusedSums;
@@ -254,6 +259,15 @@ final class LaneView implements LaneContext {
          * index are kept, so that sums read after the effect find their entries by position.
          */
         void beforeEntriesChange() {
+            if (attend != null) {
+                if (attendPositions == null) attendPositions = new int[lanes.size()][];
+                for (int li = 0; li < lanes.size(); li++) {
+                    Lane l = lanes.get(li);
+                    if (attendPositions[li] == null && attendVersions[li] == l.entriesVersion()) {
+                        attendPositions[li] = attend[li].stream().map(l::position).sorted().toArray();
+                    }
+                }
+            }
             if (sums == null) return;
             for (int li = 0; li < lanes.size(); li++) {
                 Lane l = lanes.get(li);
@@ -297,11 +311,17 @@ final class LaneView implements LaneContext {
             BitSet[] out = new BitSet[lanes.size()];
             for (int li = 0; li < lanes.size(); li++) {
                 Lane l = lanes.get(li);
+                if (attendVersions[li] == l.entriesVersion()) {
+                    // the entries are those the set was chosen over
+                    out[li] = (BitSet) attend[li].clone();
+                    continue;
+                }
+                if (attendPositions == null || attendPositions[li] == null) throw new IllegalStateException("lane " + li + " changed outside its event after its attend set");
                 int n = l.size(), regular = regular(l);
                 out[li] = new BitSet(n);
                 // the chosen positions found among the lane's (regular entries are in position order, a compensation
                 // entry, position -1, is last)
-                for (int p : attend[li]) {
+                for (int p : attendPositions[li]) {
                     int j = p == -1 ? (regular < n ? regular : -1) : Arrays.binarySearch(l.positionTable(), 0, regular, p);
                     if (j >= 0) out[li].set(j);
                 }
@@ -1184,11 +1204,12 @@ final class LaneView implements LaneContext {
         for (int h = 0; h < out.length; h++) {
             Lane l = es.lanes.get(Math.min(h, es.lanes.size() - 1));
             out[h] = new BitSet();
-            int regular = 0;
-            for (int j = 0; j < l.size(); j++) {
-                if (l.isCompensation(j)) continue;
-                if (ps.forHead(h).get(regular / size)) out[h].set(j);
-                regular++;
+            // regular entries are the first ones (a compensation entry, if any, is last): page p is entries
+            // p * size up to the next page or the last regular entry
+            int regular = EventState.regular(l);
+            BitSet chosen = ps.forHead(h);
+            for (int p = chosen.nextSetBit(0); p >= 0 && (long) p * size < regular; p = chosen.nextSetBit(p + 1)) {
+                out[h].set(p * size, Math.min(regular, (p + 1) * size));
             }
         }
         return sel(Axis.TOKEN, out, false);
@@ -1375,13 +1396,16 @@ final class LaneView implements LaneContext {
     @Override
     public void attend(Object set) {
         Sel s = now(set);
-        int[][] chosen = new int[es.lanes.size()][];
+        BitSet[] chosen = new BitSet[es.lanes.size()];
+        int[] versions = new int[chosen.length];
         for (int li = 0; li < chosen.length; li++) {
             Lane l = es.lanes.get(li);
-            BitSet b = s.forHead(Math.min(li, s.heads() - 1));
-            chosen[li] = b.stream().filter(i -> i < l.size()).map(l::position).sorted().toArray();
+            chosen[li] = s.forHead(Math.min(li, s.heads() - 1)).get(0, l.size());
+            versions[li] = l.entriesVersion();
         }
         es.attend = chosen;
+        es.attendVersions = versions;
+        es.attendPositions = null;
     }
 
     /**
