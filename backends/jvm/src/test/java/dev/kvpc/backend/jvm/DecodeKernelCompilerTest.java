@@ -96,7 +96,6 @@ class DecodeKernelCompilerTest {
     static void compare(int d, int group, QuantSpec keys, QuantSpec values, boolean vector, long seed) {
         Random r = new Random(seed);
         DecodeKernel kernel = DecodeKernelCompiler.compile(d, group, keys, values, vector).create();
-        AttentionKernel reference = new AttentionKernel();
         try (PagePool pool = new PagePool()) {
             for (int trial = 0; trial < 6; trial++) {
                 Lane lane = randomLane(pool, r, d, keys, values, 40 + r.nextInt(200));
@@ -115,20 +114,29 @@ class DecodeKernelCompilerTest {
                 }
                 float[] col0 = new float[n];
                 for (int j = 0; j < n; j++) col0[j] = r.nextFloat();
-                float[] out = new float[group * d], outRef = new float[group * d];
-                java.util.Arrays.fill(out, Float.NaN);
-                float[] col = col0.clone(), colRef = col0.clone();
-                kernel.attend(lane, q, qpos, attend, out, col);
-                reference.attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef);
-                String where = "trial " + trial + ", " + n + " entries";
-                assertClose(outRef, out, d, where);
-                for (int j = 0; j < n; j++) {
-                    double tol = Math.max(TOL * Math.abs(colRef[j]), 1e-9);
-                    assertEquals(colRef[j], col[j], tol, where + ": column sum of entry " + j);
-                }
+                assertAgrees(kernel, lane, q, qpos, group, attend, col0, null, "trial " + trial + ", " + n + " entries");
                 lane.clear();
             }
         }
+    }
+
+    /**
+     * Runs {@code kernel} and the runtime's {@link AttentionKernel} on the same lane and query, column sums starting
+     * from {@code col0} (keys rotated by slot with {@code keysBySlot}, or not): the outputs agree by
+     * {@link #assertClose} (every one written), the column sums within {@value #TOL} relative or 1e-9 absolute.
+     * Returns the kernel's output.
+     */
+    static float[] assertAgrees(DecodeKernel kernel, Lane lane, float[] q, int qpos, int group, BitSet attend, float[] col0,
+                                dev.kvpc.runtime.Rope keysBySlot, String where) {
+        int d = lane.headDim(), n = lane.size();
+        float[] out = new float[group * d], outRef = new float[group * d];
+        java.util.Arrays.fill(out, Float.NaN);
+        float[] col = col0.clone(), colRef = col0.clone();
+        kernel.attend(lane, q, qpos, attend, out, col, keysBySlot);
+        new AttentionKernel().attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef, keysBySlot);
+        assertClose(outRef, out, d, where);
+        for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+        return out;
     }
 
     static void assertClose(float[] expected, float[] actual, int d, String where) {
