@@ -304,6 +304,11 @@ public sealed interface Op {
             return fold.apply(acc, pre == null ? v : pre.eval(v, 0));
         }
 
+        /** Whether {@link #finish} of {@code count} values is the fold divided by {@code count} (a mean of some values). */
+        public boolean dividesBy(double count) {
+            return this == MEAN && count != 0;
+        }
+
         /** The result from the fold of {@code count} values. */
         public double finish(double acc, double count) {
             return post == null ? acc : post.eval(acc, count);
@@ -315,7 +320,7 @@ public sealed interface Op {
          */
         public void finish(double[] acc, double count) {
             if (post == null) return;
-            if (this == MEAN && count != 0) {
+            if (dividesBy(count)) {
                 for (int i = 0; i < acc.length; i++) acc[i] /= count;
                 return;
             }

@@ -234,7 +234,7 @@ final class Select {
         Worst worst = new Worst();
         int skip = compensation(lane == null ? null : List.of(lane), 0);
         float[] c0 = c[0];
-        boolean several = c.length > 1, mean = fn == Red.MEAN && cells != 0, other = !mean && fn != Red.SUM;
+        boolean several = c.length > 1, mean = fn.dividesBy(cells), other = !mean && fn.post != null;
         // a mean over a power-of-two count: its reciprocal is exact, and multiplying by it gives the quotient's bits
         boolean exact = mean && Math.getExponent(cells) >= Double.MIN_EXPONENT && cells == Math.scalb(1.0, Math.getExponent(cells));
         double inverse = exact ? 1 / cells : 0, sign = top ? -1 : 1, bar = worst.bar();
