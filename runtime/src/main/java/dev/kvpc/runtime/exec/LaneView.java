@@ -707,10 +707,11 @@ final class LaneView implements LaneContext {
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             int[] was = es.sumPositions[li];
-            if (was == null && !es.sumsCurrent(li)) throw new IllegalStateException("lane " + li + " changed outside its event after attention");
+            boolean current = es.sumsCurrent(li);
+            if (was == null && !current) throw new IllegalStateException("lane " + li + " changed outside its event after attention");
             float[] sums = es.sums[li];
             int o = overLanes ? 0 : li * n;
-            if (es.sumsCurrent(li)) {
+            if (current) {
                 // the entries attention saw: straight loops the JIT vectorises
                 if (overLanes) addTo(data, o, sums, n);
                 else copyTo(data, o, sums, n);

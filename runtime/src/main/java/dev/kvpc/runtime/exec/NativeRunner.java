@@ -85,7 +85,7 @@ public final class NativeRunner implements PolicyRunner {
                      java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt) {
         /** The state declared as {@code name}. */
         PolicyIr.State state(String name) {
-            for (PolicyIr.State s : policy.states()) if (s.name() == name || s.name().equals(name)) return s;
+            for (PolicyIr.State s : policy.states()) if (s.name().equals(name)) return s;
             throw new IllegalStateException("unknown state " + name);
         }
     }

@@ -146,9 +146,13 @@ final class Select {
         }
     }
 
-    /** A lane's compensation entry (its last, if any; it never ranks), or -1. */
+    /** Lane h's compensation entry (of the last lane for heads beyond them), or -1. */
     private static int compensation(List<Lane> lanes, int h) {
-        Lane lane = lanes == null ? null : lanes.get(Math.min(h, lanes.size() - 1));
+        return lanes == null ? -1 : compensation(lanes.get(Math.min(h, lanes.size() - 1)));
+    }
+
+    /** A lane's compensation entry (its last, if any; it never ranks), or -1. */
+    private static int compensation(Lane lane) {
         return lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
     }
 
@@ -232,7 +236,7 @@ final class Select {
     /** As above, blocks screened by {@code screens} (the tests run each). */
     static BitSet allButFewWorstOfColumns(float[][] c, int len, Red fn, double cells, boolean top, long count, Lane lane, BitSet mask, Screens screens) {
         Worst worst = new Worst();
-        int skip = compensation(lane == null ? null : List.of(lane), 0);
+        int skip = compensation(lane);
         float[] c0 = c[0];
         boolean several = c.length > 1, mean = fn.dividesBy(cells), other = !mean && fn.post != null;
         // a mean over a power-of-two count: its reciprocal is exact, and multiplying by it gives the quotient's bits
