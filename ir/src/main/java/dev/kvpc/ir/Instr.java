@@ -1,5 +1,6 @@
 package dev.kvpc.ir;
 
+import java.util.BitSet;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
@@ -74,10 +75,45 @@ public sealed interface Instr {
         public String word() { return name().toLowerCase(Locale.ROOT); }
     }
 
+    /**
+     * Which entries a {@code store} covers: all, those of its set, all but those of its set, or all but those the
+     * last {@code for} or {@code except} store of the same event covered. The interpreter and the runtime both call
+     * {@link #covered}.
+     */
     enum Scope {
         ALL, FOR, EXCEPT, OTHERWISE;
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        /** The scope a word names. */
+        public static Scope of(String word) {
+            for (Scope s : values()) if (s.word().equals(word)) return s;
+            throw new IllegalArgumentException("unknown store scope " + word);
+        }
+
+        /**
+         * One head's covered entries (a new set): of {@code all}, given the store's {@code set} (for and except) and
+         * the last remembered scope {@code last} (otherwise; null when none was).
+         */
+        public BitSet covered(BitSet all, BitSet set, BitSet last) {
+            BitSet out = (BitSet) all.clone();
+            switch (this) {
+                case ALL -> { }
+                case FOR -> {
+                    return (BitSet) set.clone();
+                }
+                case EXCEPT -> out.andNot(set);
+                case OTHERWISE -> {
+                    if (last != null) out.andNot(last);
+                }
+            }
+            return out;
+        }
+
+        /** Whether a later {@code otherwise} of the event excludes what this store covers. */
+        public boolean remembered() {
+            return this != OTHERWISE;
+        }
     }
 
     enum Assign {

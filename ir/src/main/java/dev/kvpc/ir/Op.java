@@ -1,5 +1,7 @@
 package dev.kvpc.ir;
 
+import java.util.Arrays;
+import java.util.BitSet;
 import java.util.List;
 import java.util.Locale;
 
@@ -81,6 +83,18 @@ public sealed interface Op {
         public Quantile { over = List.copyOf(over); }
 
         public List<Integer> operands() { return List.of(x, p); }
+
+        /**
+         * The {@code p} quantile of {@code values} (sorted in place): linear interpolation between the order
+         * statistics around {@code p * (n - 1)}, {@code p} clamped to [0, 1]; NaN of no values.
+         */
+        public static double of(double[] values, double p) {
+            Arrays.sort(values);
+            if (values.length == 0) return Double.NaN;
+            double q = Math.max(0, Math.min(1, p)) * (values.length - 1);
+            int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
+            return values[lo] + (values[hi] - values[lo]) * (q - lo);
+        }
     }
 
     /** Sum over channel of a product: attention variants' q.k. */
@@ -340,10 +354,39 @@ public sealed interface Op {
         public String word() { return name().toLowerCase(Locale.ROOT); }
     }
 
+    /**
+     * Set algebra over entries, whole: how each head's members combine, and whether the lane's compensation entry
+     * (a member whether or not it exists yet) belongs to the result. The interpreter and the runtime both call it.
+     */
     enum SetFn {
         UNION, DIFF, INTER;
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        /** The operation a word names ({@code union}, {@code diff}, {@code inter}). */
+        public static SetFn of(String word) {
+            for (SetFn f : values()) if (f.word().equals(word)) return f;
+            throw new IllegalArgumentException("unknown set operation " + word);
+        }
+
+        /** {@code a} combined with {@code b}, in place ({@code a} is the result). */
+        public BitSet apply(BitSet a, BitSet b) {
+            switch (this) {
+                case UNION -> a.or(b);
+                case DIFF -> a.andNot(b);
+                case INTER -> a.and(b);
+            }
+            return a;
+        }
+
+        /** Whether the compensation entry is a member of the result, from its membership of {@code a} and {@code b}. */
+        public boolean compensation(boolean a, boolean b) {
+            return switch (this) {
+                case UNION -> a || b;
+                case DIFF -> a && !b;
+                case INTER -> a && b;
+            };
+        }
     }
 
     /** How a rank is computed: chosen by the selection pass from the sizes involved. */

@@ -2,6 +2,7 @@ package dev.kvpc.runtime.exec;
 
 import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.Op;
 import dev.kvpc.ir.PolicyIr;
 import dev.kvpc.ir.Ty;
 import dev.kvpc.runtime.AttentionVariant;
@@ -1274,29 +1275,13 @@ final class LaneView implements LaneContext {
     @Override
     public Object setOp(String fn, Object a, Object b) {
         Sel x = now(a), y = now(b);
-        return switch (fn) {
-            case "union" -> combine(x, y, (p, q) -> {
-                p.or(q);
-                return p;
-            }, x.compensation() || y.compensation());
-            case "diff" -> combine(x, y, (p, q) -> {
-                p.andNot(q);
-                return p;
-            }, x.compensation() && !y.compensation());
-            case "inter" -> combine(x, y, (p, q) -> {
-                p.and(q);
-                return p;
-            }, x.compensation() && y.compensation());
-            default -> throw new IllegalStateException("unknown set operation " + fn);
-        };
+        Op.SetFn f = Op.SetFn.of(fn);
+        return combine(x, y, f::apply, f.compensation(x.compensation(), y.compensation()));
     }
 
     @Override
     public Object withinSet(Object a, Object set) {
-        return combine(now(a), now(set), (p, q) -> {
-            p.and(q);
-            return p;
-        }, false);
+        return combine(now(a), now(set), Op.SetFn.INTER::apply, false);
     }
 
     @Override
@@ -1342,14 +1327,9 @@ final class LaneView implements LaneContext {
         return quantileOf(values, p);
     }
 
-    /** The {@code p} quantile of all values, linear interpolation between order statistics (the interpreter's rule). */
+    /** The {@code p} quantile of all values: {@link Op.Quantile#of}, on a copy. */
     static double quantileOf(double[] values, double p) {
-        double[] all = values.clone();
-        Arrays.sort(all);
-        if (all.length == 0) return Double.NaN;
-        double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
-        int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
-        return all[lo] + (all[hi] - all[lo]) * (q - lo);
+        return Op.Quantile.of(values.clone(), p);
     }
 
     // ------------------------------------------------------------------------------------------ effects
@@ -1432,7 +1412,7 @@ final class LaneView implements LaneContext {
             double[] w = new double[l.size()];
             int wn = weight == null ? 0 : (wAxes.contains(Axis.HEAD) ? weight.length / es.lanes.size() : weight.length);
             for (int i = 0; i < w.length; i++) {
-                w[i] = weight == null || i >= wn ? 1 : Math.max(1e-12, weight[(es.perLayer && wAxes.contains(Axis.HEAD) ? li * wn : 0) + i]);
+                w[i] = weight == null || i >= wn ? 1 : Lane.mergeWeight(weight[(es.perLayer && wAxes.contains(Axis.HEAD) ? li * wn : 0) + i]);
             }
             boolean onlyComp = true;
             for (int i = dst.nextSetBit(0); i >= 0 && i < l.size(); i = dst.nextSetBit(i + 1)) if (!l.isCompensation(i)) onlyComp = false;
@@ -1475,20 +1455,11 @@ final class LaneView implements LaneContext {
     /** Folds entry {@code from} into entry {@code into} of lane {@code l}, and stores {@code into} again at its format. */
     private void fold(Lane l, int into, int from, double wInto, double wFrom) {
         int d = es.d;
-        double a = l.count(into) * wInto, b = l.count(from) * wFrom;
-        if (a + b <= 0) {
-            a = l.count(into);
-            b = l.count(from);
-        }
-        if (a + b <= 0) {
-            a = 0;
-            b = 1;
-        }
         float[] x = new float[d], y = new float[d];
         for (Lane.Part part : Lane.Part.values()) {
             l.read(into, part, x, 0);
             l.read(from, part, y, 0);
-            for (int c = 0; c < d; c++) x[c] = (float) ((x[c] * a + y[c] * b) / (a + b));
+            Lane.mergeRow(x, y, l.count(into), l.count(from), wInto, wFrom);
             QuantSpec spec = l.spec(into, part);
             // an entry in a per-channel block leaves it and returns to the host precision
             if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) l.restore(into, part, l.hostSpec());
@@ -1499,22 +1470,14 @@ final class LaneView implements LaneContext {
 
     @Override
     public void store(String parts, String format, long bits, String axis, long group, String scope, Object set) {
-        BitSet[] all = ((Sel) all()).perHead();
-        Sel allSel = sel(Axis.TOKEN, all, true);
-        Sel covered = switch (scope) {
-            case "all" -> allSel;
-            case "for" -> now(set);
-            case "except" -> combine(allSel, now(set), (a, b) -> {
-                a.andNot(b);
-                return a;
-            }, false);
-            case "otherwise" -> es.lastStoreScope == null ? allSel : combine(allSel, now(es.lastStoreScope), (a, b) -> {
-                a.andNot(b);
-                return a;
-            }, false);
-            default -> throw new IllegalStateException("unknown store scope " + scope);
-        };
-        if (!scope.equals("otherwise")) es.lastStoreScope = covered;
+        Instr.Scope sc = Instr.Scope.of(scope);
+        Sel all = (Sel) all(), given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : now(es.lastStoreScope);
+        BitSet[] each = new BitSet[es.lanes.size()];
+        for (int li = 0; li < each.length; li++) {
+            each[li] = sc.covered(all.forHead(li), given == null ? null : given.forHead(li), last == null ? null : last.forHead(li));
+        }
+        Sel covered = sel(Axis.TOKEN, each, sc == Instr.Scope.ALL || sc == Instr.Scope.FOR && given.compensation());
+        if (sc.remembered()) es.lastStoreScope = covered;
         Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
         Precision p = Precision.of(f, (int) bits);
         boolean changedRows = false;

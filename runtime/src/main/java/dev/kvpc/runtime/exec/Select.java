@@ -11,8 +11,19 @@ import java.util.List;
  * order (score, then the later index, then the lower head), found by selection in linear expected time; with a
  * per-head floor (each head first gets its best {@code floor}, the rest is filled globally) by one sort.
  */
-final class Select {
+public final class Select {
     private Select() {}
+
+    /**
+     * The ranking rule, for every caller (the reference interpreter's included): per head, the indices of the
+     * {@code count} best candidates of {@code score[h]} ({@code top}: highest), NaN never ranking and neither does
+     * index {@code compensation[h]} (-1: none; null: none for any head); with {@code floor > 0}, each head first gets
+     * its best {@code floor}, the rest are filled globally. The order is total: score, then the later index, then the
+     * lower head.
+     */
+    public static BitSet[] rank(double[][] score, boolean top, long count, long floor, int[] compensation) {
+        return bestOf(score, score.length, top, count, floor, compensation == null ? new int[score.length] : compensation, compensation == null, null);
+    }
 
     /**
      * Per head, the chosen indices of {@code score[h]} (NaN never ranks; with {@code lanes}, neither does a lane's
@@ -28,8 +39,16 @@ final class Select {
 
     /** As above, candidates restricted to {@code mask} (per head; null: all), as if the others were NaN. */
     static BitSet[] best(double[][] score, int heads, boolean top, long count, long floor, List<Lane> lanes, BitSet[] mask) {
+        int[] comp = new int[heads];
+        for (int h = 0; h < heads; h++) comp[h] = compensation(lanes, h);
+        return bestOf(score, heads, top, count, floor, comp, false, mask);
+    }
+
+    /** {@link #best} with each head's compensation index given ({@code none}: no head has one). */
+    private static BitSet[] bestOf(double[][] score, int heads, boolean top, long count, long floor, int[] comp, boolean none, BitSet[] mask) {
+        if (none) java.util.Arrays.fill(comp, -1);
         if (floor <= 0) {
-            BitSet[] few = allButFewWorst(score, heads, top, count, lanes, mask);
+            BitSet[] few = allButFewWorst(score, heads, top, count, comp, mask);
             if (few != null) return few;
         }
         int total = 0;
@@ -38,14 +57,13 @@ final class Select {
         double[] key = new double[total];
         int m = 0;
         for (int h = 0; h < heads; h++) {
-            Lane lane = lanes == null ? null : lanes.get(Math.min(h, lanes.size() - 1));
             double[] row = score[h];
             BitSet in = mask == null ? null : mask[h];
             for (int t = 0; t < row.length; t++) {
                 double v = row[t];
                 if (Double.isNaN(v)) continue;
                 if (in != null && !in.get(t)) continue;
-                if (lane != null && lane.isCompensation(t)) continue;
+                if (t == comp[h]) continue;
                 head[m] = h;
                 index[m] = t;
                 key[m] = top ? -v : v;
@@ -171,12 +189,10 @@ final class Select {
      * candidates are chosen, one scan finds the ones left out (the worst under the same order as {@link #before}),
      * without building the candidate arrays. Returns null when more are left out.
      */
-    private static BitSet[] allButFewWorst(double[][] score, int heads, boolean top, long count, List<Lane> lanes, BitSet[] mask) {
+    private static BitSet[] allButFewWorst(double[][] score, int heads, boolean top, long count, int[] comp, BitSet[] mask) {
         Worst worst = new Worst();
-        int[] comp = new int[heads];
         boolean nan = false;
         for (int h = 0; h < heads; h++) {
-            comp[h] = compensation(lanes, h);
             double[] row = score[h];
             int skip = comp[h], len = row.length;
             BitSet in = mask == null ? null : mask[h];

@@ -372,6 +372,30 @@ public final class Lane implements KernelRows {
         return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
     }
 
+    /**
+     * The merge fold: row {@code from} folded into row {@code into} in place, as the mean of the two weighted by
+     * count x weight ({@code countInto * wInto} and {@code countFrom * wFrom}); by counts alone when those weigh
+     * nothing, and {@code from} as it is when the counts do too. Each channel is mixed in double and rounded to float.
+     * The interpreter and the runtime's runner both call this, for keys and for values.
+     */
+    public static void mergeRow(float[] into, float[] from, double countInto, double countFrom, double wInto, double wFrom) {
+        double a = countInto * wInto, b = countFrom * wFrom;
+        if (a + b <= 0) {
+            a = countInto;
+            b = countFrom;
+        }
+        if (a + b <= 0) {
+            a = 0;
+            b = 1;
+        }
+        for (int c = 0; c < into.length; c++) into[c] = (float) ((into[c] * a + from[c] * b) / (a + b));
+    }
+
+    /** An entry's weight in a merge, from the policy's weight value: never below 1e-12, so no entry weighs nothing. */
+    public static double mergeWeight(double w) {
+        return Math.max(1e-12, w);
+    }
+
     /** {@code acc[accOff + c] += w * v[c]} for the entry's value row {@code v} as {@link #read} gives it, bit for bit. */
     public void axpyValue(int entry, float w, float[] acc, int accOff) {
         int idx = entry * 2 + 1;
