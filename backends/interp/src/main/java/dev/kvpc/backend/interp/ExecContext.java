@@ -1,6 +1,7 @@
 package dev.kvpc.backend.interp;
 
 import dev.kvpc.ir.*;
+import dev.kvpc.runtime.lane.Lane;
 
 import java.util.*;
 
@@ -618,7 +619,7 @@ final class ExecContext {
             // the weight was computed over the entries of that moment; a compensation entry created since sits last
             int wn = weight == null ? 0 : weight.dim(Axis.TOKEN);
             for (int i = 0; i < w.length; i++) {
-                w[i] = weight == null || i >= wn ? 1 : Math.max(1e-12, weight.data[(perLayer && weight.axes.contains(Axis.HEAD) ? li * wn : 0) + i]);
+                w[i] = weight == null || i >= wn ? 1 : Lane.mergeWeight(weight.data[(perLayer && weight.axes.contains(Axis.HEAD) ? li * wn : 0) + i]);
             }
             if (dest.compensation() && dst.isEmpty() || dest.compensation() && onlyCompensation(l, dst)) {
                 LaneState.Entry comp = l.compensationEntry();
@@ -640,8 +641,8 @@ final class ExecContext {
                     LaneState.Entry t = l.entries.get(j);
                     double score = switch (by) {
                         case NEAREST -> -Math.abs(t.pos - s.pos);
-                        case COSINE_V -> dev.kvpc.runtime.lane.Lane.cosine(s.v, t.v);
-                        default -> dev.kvpc.runtime.lane.Lane.cosine(s.k, t.k);
+                        case COSINE_V -> Lane.cosine(s.v, t.v);
+                        default -> Lane.cosine(s.k, t.k);
                     };
                     if (score >= bestScore) {
                         bestScore = score;
@@ -659,19 +660,8 @@ final class ExecContext {
     }
 
     private static void fold(LaneState.Entry into, LaneState.Entry from, double wInto, double wFrom) {
-        double a = into.count * wInto, b = from.count * wFrom;
-        if (a + b <= 0) {
-            a = into.count;
-            b = from.count;
-        }
-        if (a + b <= 0) {
-            a = 0;
-            b = 1;
-        }
-        for (int c = 0; c < into.k.length; c++) {
-            into.k[c] = (float) ((into.k[c] * a + from.k[c] * b) / (a + b));
-            into.v[c] = (float) ((into.v[c] * a + from.v[c] * b) / (a + b));
-        }
+        Lane.mergeRow(into.k, from.k, into.count, from.count, wInto, wFrom);
+        Lane.mergeRow(into.v, from.v, into.count, from.count, wInto, wFrom);
         into.count += from.count;
         requantise(into);
     }
@@ -702,6 +692,21 @@ final class ExecContext {
                 }
             }
         }
+    }
+
+    /**
+     * A {@code store} with its scope: the entries it covers ({@link Instr.Scope#covered}, {@code set} null unless
+     * for or except), remembered for a later {@code otherwise} of the event, then stored.
+     */
+    void store(Set<Instr.Part> parts, Instr.Format format, int bits, Instr.QuantAxis axis, int group, Instr.Scope scope, TokenSet set) {
+        TokenSet all = all(), last = lastStoreScope == null ? null : (TokenSet) rebase(lastStoreScope);
+        BitSet[] cov = new BitSet[lanes.size()];
+        for (int h = 0; h < cov.length; h++) {
+            cov[h] = scope.covered(all.forHead(h), set == null ? null : set.forHead(h), last == null ? null : last.forHead(h));
+        }
+        TokenSet covered = new TokenSet(Axis.TOKEN, cov, scope == Instr.Scope.ALL || scope == Instr.Scope.FOR && set.compensation());
+        if (scope.remembered()) lastStoreScope = (TokenSet) stamp(covered);
+        store(parts, format, bits, axis, group, covered);
     }
 
     /** Applies a storage rule to the entries it covers; entries already at that format are left as they are. */

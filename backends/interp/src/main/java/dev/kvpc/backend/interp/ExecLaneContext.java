@@ -199,35 +199,27 @@ final class ExecLaneContext implements LaneContext {
 
     @Override
     public Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm) {
-        Op.Rank r = new Op.Rank(top ? Op.Order.TOP : Op.Order.BOTTOM, 0, 1, floor >= 0 ? 2 : -1, Op.Algorithm.valueOf(algorithm.toUpperCase(Locale.ROOT)));
-        Axis d = Axis.of(domain);
-        return stamped(Semantics.rank(r, tensor(score, axes), count, floor, new Ty.SetTy(d, axes(axes).contains(Axis.HEAD)), ctx));
+        return stamped(Semantics.rank(top, tensor(score, axes), count, floor, Axis.of(domain), ctx));
     }
 
     @Override
     public Object setOp(String fn, Object a, Object b) {
-        Op.SetOp op = new Op.SetOp(Op.SetFn.valueOf(fn.toUpperCase(Locale.ROOT)), 0, 1);
-        TokenSet x = (TokenSet) set(a);
-        return stamped(Semantics.eval(op, new Ty.SetTy(x.domain(), x.heads() > 1), new Object[] {x, set(b)}, ctx));
+        return stamped(Semantics.setOp(Op.SetFn.of(fn), (TokenSet) set(a), (TokenSet) set(b)));
     }
 
     @Override
     public Object withinSet(Object a, Object s) {
-        TokenSet x = (TokenSet) set(a);
-        return stamped(Semantics.eval(new Op.Within(0, 1), new Ty.SetTy(x.domain(), x.heads() > 1), new Object[] {x, set(s)}, ctx));
+        return stamped(Semantics.within((TokenSet) set(a), (TokenSet) set(s)));
     }
 
     @Override
     public double[] within(double[] values, String axes, Object s) {
-        List<Axis> ax = axes(axes);
-        Tensor t = tensor(values, axes);
-        Object r = Semantics.eval(new Op.Within(0, 1), new Ty.Tensor(Ty.Elem.FLOAT, ax), new Object[] {t, set(s)}, ctx);
-        return buffer(r, ax);
+        return buffer(Semantics.within(tensor(values, axes), (TokenSet) set(s)), axes(axes));
     }
 
     @Override
     public double quantile(double[] values, String axes, double p) {
-        return Semantics.quantile(tensor(values, axes), p, List.of()).scalar();
+        return Semantics.quantile(tensor(values, axes), p).scalar();
     }
 
     // ------------------------------------------------------------------------------------------ effects
@@ -262,23 +254,7 @@ final class ExecLaneContext implements LaneContext {
         for (String p : parts.split(",")) ps.add(Instr.Part.valueOf(p.toUpperCase(Locale.ROOT)));
         Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
         Instr.QuantAxis qa = axis.isEmpty() ? null : Instr.QuantAxis.valueOf(axis.toUpperCase(Locale.ROOT));
-        Instr.Scope sc = Instr.Scope.valueOf(scope.toUpperCase(Locale.ROOT));
-        // as the interpreter's store node does
-        TokenSet all = ctx.all();
-        TokenSet covered = switch (sc) {
-            case ALL -> all;
-            case FOR -> (TokenSet) set(s);
-            case EXCEPT -> TokenSet.combine(all, (TokenSet) set(s), (a, b) -> {
-                a.andNot(b);
-                return a;
-            }, false);
-            case OTHERWISE -> ctx.lastStoreScope == null ? all : TokenSet.combine(all, (TokenSet) ctx.rebase(ctx.lastStoreScope), (a, b) -> {
-                a.andNot(b);
-                return a;
-            }, false);
-        };
-        if (sc != Instr.Scope.OTHERWISE) ctx.lastStoreScope = (TokenSet) ctx.stamp(covered);
-        ctx.store(ps, f, (int) bits, qa, (int) group, covered);
+        ctx.store(ps, f, (int) bits, qa, (int) group, Instr.Scope.of(scope), s == null ? null : (TokenSet) set(s));
     }
 
     @Override

@@ -30,7 +30,6 @@ public final class Interpreter {
     /** The model's RoPE when the trace's keys and queries are unrotated (null: they are as attention reads them). */
     private dev.kvpc.runtime.Rope rope;
 
-    /** One lane class compiled to call targets. */
     /** {@code readsAttention}: the policy reads attention rows or statistics, so they are computed for each event. */
     record ClassCode(PolicyIr policy, List<HandlerCode> handlers, Code standing, Map<String, Code> stateInits, boolean readsAttention) {}
 

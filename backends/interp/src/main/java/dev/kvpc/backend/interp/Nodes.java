@@ -10,12 +10,12 @@ import dev.kvpc.ir.*;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 
 /**
- * The Truffle node tree the reference interpreter executes: one node per IR instruction, values in frame slots
- * indexed by value id, the event's {@link ExecContext} as the frame's argument. Nodes are deliberately plain:
- * each does exactly what the IR says through {@link Semantics}, so the tree is the definition of meaning.
+ * The Truffle node tree the reference interpreter executes: a statement node per IR instruction, a node per
+ * operation for each definition ({@link OpNodes}), values in frame slots indexed by value id, the event's
+ * {@link ExecContext} as the frame's argument. Each node does exactly what the IR says, by the rules it shares
+ * with compiled code, so the tree is the definition of meaning.
  */
 final class Nodes {
     private Nodes() {}
@@ -28,112 +28,101 @@ final class Nodes {
         abstract void execute(VirtualFrame f);
     }
 
+    /** {@code %id = op}: the op's node ({@link OpNodes}), its value stamped with the entries it indexes. */
     static final class DefNode extends StmtNode {
         private final int id;
-        private final Ty type;
-        private final Op op;
+        @Child private OpNodes.ValueNode value;
 
         DefNode(Instr.Def d) {
             this.id = d.id();
-            this.type = d.type();
-            this.op = d.op();
+            this.value = OpNodes.of(d);
         }
 
         @Override
         void execute(VirtualFrame f) {
-            List<Integer> ids = op.operands();
-            Object[] args = new Object[ids.size()];
-            ExecContext c = ctx(f);
-            for (int i = 0; i < args.length; i++) args[i] = c.rebase(f.getObject(ids.get(i)));
-            f.setObject(id, c.stamp(Semantics.eval(op, type, args, c)));
+            f.setObject(id, ctx(f).stamp(value.execute(f)));
         }
     }
 
     static final class KeepNode extends StmtNode {
-        private final int set;
+        @Child private OpNodes.ValueNode set;
         private final boolean evict;
 
         KeepNode(int set, boolean evict) {
-            this.set = set;
+            this.set = new OpNodes.Read(set);
             this.evict = evict;
         }
 
         @Override
         void execute(VirtualFrame f) {
-            TokenSet s = (TokenSet) ctx(f).rebase(f.getObject(set));
+            TokenSet s = (TokenSet) set.execute(f);
             if (evict) ctx(f).evict(s);
             else ctx(f).keep(s);
         }
     }
 
     static final class AttendNode extends StmtNode {
-        private final int set;
+        @Child private OpNodes.ValueNode set;
 
         AttendNode(int set) {
-            this.set = set;
+            this.set = new OpNodes.Read(set);
         }
 
         @Override
         void execute(VirtualFrame f) {
-            ctx(f).attend((TokenSet) ctx(f).rebase(f.getObject(set)));
+            ctx(f).attend((TokenSet) set.execute(f));
         }
     }
 
     static final class MergeNode extends StmtNode {
-        private final Instr.Merge m;
+        private final Instr.MergeBy by;
+        @Child private OpNodes.ValueNode source;
+        @Child private OpNodes.ValueNode dest;
+        @Child private OpNodes.ValueNode weight;
 
         MergeNode(Instr.Merge m) {
-            this.m = m;
+            this.by = m.by();
+            this.source = new OpNodes.Read(m.source());
+            this.dest = new OpNodes.Read(m.dest());
+            this.weight = m.weight() < 0 ? null : new OpNodes.Read(m.weight());
         }
 
         @Override
         void execute(VirtualFrame f) {
-            ExecContext c = ctx(f);
-            c.merge((TokenSet) c.rebase(f.getObject(m.source())), (TokenSet) c.rebase(f.getObject(m.dest())), m.by(),
-                    m.weight() < 0 ? null : (Tensor) c.rebase(f.getObject(m.weight())));
+            TokenSet s = (TokenSet) source.execute(f), d = (TokenSet) dest.execute(f);
+            ctx(f).merge(s, d, by, weight == null ? null : (Tensor) weight.execute(f));
         }
     }
 
     static final class StoreNode extends StmtNode {
         private final Instr.Store s;
+        @Child private OpNodes.ValueNode set;
 
         StoreNode(Instr.Store s) {
             this.s = s;
+            this.set = s.set() < 0 ? null : new OpNodes.Read(s.set());
         }
 
         @Override
         void execute(VirtualFrame f) {
-            ExecContext c = ctx(f);
             int bits = s.bits() < 0 ? -1 : (int) ((Tensor) f.getObject(s.bits())).scalar();
             int group = s.group() < 0 ? -1 : (int) ((Tensor) f.getObject(s.group())).scalar();
-            TokenSet all = c.all();
-            TokenSet covered = switch (s.scope()) {
-                case ALL -> all;
-                case FOR -> (TokenSet) c.rebase(f.getObject(s.set()));
-                case EXCEPT -> TokenSet.combine(all, (TokenSet) c.rebase(f.getObject(s.set())), (a, b) -> {
-                    a.andNot(b);
-                    return a;
-                }, false);
-                case OTHERWISE -> c.lastStoreScope == null ? all : TokenSet.combine(all, (TokenSet) c.rebase(c.lastStoreScope), (a, b) -> {
-                    a.andNot(b);
-                    return a;
-                }, false);
-            };
-            if (s.scope() != Instr.Scope.OTHERWISE) c.lastStoreScope = (TokenSet) c.stamp(covered);
-            c.store(s.parts(), s.format(), bits, s.axis(), group, covered);
+            ctx(f).store(s.parts(), s.format(), bits, s.axis(), group, s.scope(), set == null ? null : (TokenSet) set.execute(f));
         }
     }
 
     static final class StateWriteNode extends StmtNode {
         private final Instr.StateWrite w;
+        @Child private OpNodes.ValueNode value;
 
         StateWriteNode(Instr.StateWrite w) {
             this.w = w;
+            this.value = new OpNodes.Read(w.value());
         }
 
         @Override
         void execute(VirtualFrame f) {
-            ctx(f).writeState(w.state(), w.op(), (Tensor) ctx(f).rebase(f.getObject(w.value())));
+            ctx(f).writeState(w.state(), w.op(), (Tensor) value.execute(f));
         }
     }
 
@@ -206,6 +195,4 @@ final class Nodes {
             return result < 0 ? null : f.getObject(result);
         }
     }
-
-    static final Set<String> ROW_SIGNALS = Set.of("attn", "logits");
 }
