@@ -25,9 +25,8 @@ import java.util.WeakHashMap;
 /**
  * Compiled policies run on the runtime's own lanes, without shadow copies: each event's compiled kernels run
  * against a {@link LaneView} that reads keys, values, positions and states where the lanes hold them and applies
- * keeps, evictions and stores to the lanes directly. The order of an event is the reference interpreter's
- * (docs/semantics.md): per-token state of new entries, decode handlers that attend, attention, the other handlers
- * and {@code every N}, overflow, standing stores.
+ * keeps, evictions and stores to the lanes directly. An event sets the per-token state of new entries, then follows
+ * {@link EventOrder}, as the reference interpreter does.
  */
 public final class NativeRunner implements PolicyRunner {
     final Specialized program;
@@ -276,11 +275,7 @@ public final class NativeRunner implements PolicyRunner {
         }
         LaneView.EventState es = new LaneView.EventState(this, ci, step, layer, kvHeads, lanes, observed);
         initStates(ci, es, positions.length);
-        if (event == PolicyIr.Event.DECODE) {
-            for (int i = 0; i < ci.body().length; i++) {
-                if (ci.attends()[i] && ci.policy().handlers().get(i).events().contains(event)) run(ci, i, es);
-            }
-        }
+        EventOrder.open(ci.policy().handlers(), ci.attends(), event, steps(ci, es));
         // the kernel's column sums serve when the class reads no other statistic and observes every query
         es.fusedSums = fused && ci.attentionAt().contains(event) && ci.fusable() && obs == null;
         return new Event() {
@@ -303,41 +298,34 @@ public final class NativeRunner implements PolicyRunner {
 
     private void finishEvent(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
         if (ci.attentionAt().contains(event) && !es.fusedSums) es.computeAttention();
-        List<PolicyIr.Handler> hs = ci.policy().handlers();
-        if (event != PolicyIr.Event.DECODE) {
-            for (int i = 0; i < hs.size(); i++) if (hs.get(i).events().contains(event)) run(ci, i, es);
-        } else {
-            for (int i = 0; i < hs.size(); i++) if (!ci.attends()[i] && hs.get(i).events().contains(event)) run(ci, i, es);
-            for (int i = 0; i < hs.size(); i++) {
-                if (hs.get(i).events().contains(PolicyIr.Event.EVERY)) {
-                    long n = limit(ci, i, es);
-                    if (n > 0 && decodeStep % n == 0) run(ci, i, es);
-                }
-            }
-        }
-        for (int i = 0; i < hs.size(); i++) {
-            if (hs.get(i).events().contains(PolicyIr.Event.OVERFLOW) && !hs.get(i).events().contains(event)) {
-                long b = limit(ci, i, es);
-                if (es.lanes.getFirst().size() > b) run(ci, i, es);
-            }
-        }
-        if (ci.standing() >= 0) ci.code().run(ci.standing(), new LaneView(es));
+        EventOrder.finish(ci.policy().handlers(), ci.attends(), event, decodeStep, steps(ci, es));
         es.publishPageStates();
     }
 
-    private void run(ClassInfo ci, int handler, LaneView.EventState es) {
-        PolicyIr.Handler h = ci.policy().handlers().get(handler);
-        if (h.events().contains(PolicyIr.Event.OVERFLOW) && h.events().size() > 1) {
-            long b = limit(ci, handler, es);
-            if (es.lanes.getFirst().size() <= b) return;
-        }
-        es.lastStoreScope = null;
-        ci.code().run(ci.body()[handler], new LaneView(es));
-    }
+    /** The parts of an event as this runner does them: compiled kernels over a {@link LaneView} of the event. */
+    private static EventOrder.Steps steps(ClassInfo ci, LaneView.EventState es) {
+        return new EventOrder.Steps() {
+            @Override
+            public void body(int i) {
+                es.lastStoreScope = null;
+                ci.code().run(ci.body()[i], new LaneView(es));
+            }
 
-    private static long limit(ClassInfo ci, int handler, LaneView.EventState es) {
-        double[] r = ci.code().run(ci.limit()[handler], new LaneView(es));
-        return (long) r[0];
+            @Override
+            public long limit(int i) {
+                return (long) ci.code().run(ci.limit()[i], new LaneView(es))[0];
+            }
+
+            @Override
+            public int entries() {
+                return es.lanes.getFirst().size();
+            }
+
+            @Override
+            public void standing() {
+                if (ci.standing() >= 0) ci.code().run(ci.standing(), new LaneView(es));
+            }
+        };
     }
 
     /** Per-token state of the {@code appended} new entries: the init value (broadcast), or 0. */

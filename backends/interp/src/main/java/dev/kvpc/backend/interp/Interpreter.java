@@ -2,6 +2,7 @@ package dev.kvpc.backend.interp;
 
 import com.oracle.truffle.api.CallTarget;
 import dev.kvpc.ir.*;
+import dev.kvpc.runtime.exec.EventOrder;
 import dev.kvpc.runtime.trace.Trace;
 
 import java.util.*;
@@ -11,12 +12,10 @@ import java.util.*;
  * step what each lane holds. The order of one step, for every layer and lane:
  * <ol>
  *   <li>the step's keys and values are appended (per-token state starts at its init value);</li>
- *   <li>prefill and chunk: handlers for that event run in source order (attention over the lane, causal, is
- *       computed when first read); decode: handlers that {@code attend} run first, then attention is computed over
- *       the attend set, then the other decode handlers, then {@code every N} handlers when the decode step is a
- *       multiple of N;</li>
- *   <li>{@code on overflow(B)} handlers run when the lane holds more than B entries;</li>
- *   <li>standing {@code store} rules are applied.</li>
+ *   <li>the event's handlers, overflow handlers and standing {@code store} rules run in the order
+ *       {@link EventOrder} states, which the runtime's runner follows too: at decode, handlers that {@code attend}
+ *       run first and attention is computed over the attend set; at prefill and chunk, attention over the lane,
+ *       causal, is computed when first read.</li>
  * </ol>
  * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis.
  * The attention outputs recorded are those of the step's last query, per query head.
@@ -31,7 +30,14 @@ public final class Interpreter {
     private dev.kvpc.runtime.Rope rope;
 
     /** {@code readsAttention}: the policy reads attention rows or statistics, so they are computed for each event. */
-    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, Code standing, Map<String, Code> stateInits, boolean readsAttention) {}
+    record ClassCode(PolicyIr policy, List<HandlerCode> handlers, Code standing, Map<String, Code> stateInits, boolean readsAttention) {
+        /** Per handler, whether it attends (runs before the step's attention at decode). */
+        boolean[] attends() {
+            boolean[] a = new boolean[handlers.size()];
+            for (int i = 0; i < a.length; i++) a[i] = handlers.get(i).attends();
+            return a;
+        }
+    }
 
     record HandlerCode(PolicyIr.Handler handler, Code limit, Code body, boolean attends) {}
 
@@ -222,9 +228,7 @@ public final class Interpreter {
                 positions, observed, decodeStep, context, variant);
         ctx.rope = rope;
         if (cc != null) initStates(cc, ctx, appended);
-        if (cc != null && event == PolicyIr.Event.DECODE) {
-            for (HandlerCode h : cc.handlers()) if (h.attends() && h.handler().events().contains(event)) run(h, ctx);
-        }
+        if (cc != null) EventOrder.open(policy.handlers(), cc.attends(), event, steps(cc, ctx));
         return ctx;
     }
 
@@ -236,42 +240,37 @@ public final class Interpreter {
         if (outputs) ctx.recordOutputs();
         if (cc == null) return;
         if (cc.readsAttention()) ctx.computeAttention();
-        if (event != PolicyIr.Event.DECODE) {
-            for (HandlerCode h : cc.handlers()) if (h.handler().events().contains(event)) run(h, ctx);
-        } else {
-            for (HandlerCode h : cc.handlers()) if (!h.attends() && h.handler().events().contains(event)) run(h, ctx);
-            for (HandlerCode h : cc.handlers()) {
-                if (h.handler().events().contains(PolicyIr.Event.EVERY)) {
-                    long n = limit(h, ctx);
-                    if (n > 0 && decodeStep % n == 0) run(h, ctx);
-                }
-            }
-        }
-        for (HandlerCode h : cc.handlers()) {
-            if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && !h.handler().events().contains(event)) {
-                long b = limit(h, ctx);
-                if (ctx.lanes.getFirst().size() > b) run(h, ctx);
-            }
-        }
-        cc.standing().call(ctx);
+        EventOrder.finish(cc.policy().handlers(), cc.attends(), event, decodeStep, steps(cc, ctx));
     }
 
     private static PolicyIr emptyPolicy() {
         return new PolicyIr("full", List.of(), PolicyIr.Positions.ORIGINAL, PolicyIr.Selection.LANE, List.of(), List.of(), Block.EMPTY, List.of(), List.of(), null);
     }
 
-    private void run(HandlerCode h, ExecContext ctx) {
-        if (h.handler().events().contains(PolicyIr.Event.OVERFLOW) && h.handler().events().size() > 1) {
-            // 'on decode, overflow(B)': the overflow part only when over budget
-            long b = limit(h, ctx);
-            if (ctx.lanes.getFirst().size() <= b) return;
-        }
-        ctx.lastStoreScope = null;
-        h.body().call(ctx);
-    }
+    /** The parts of an event as the interpreter does them: its call targets over the event's context. */
+    private static EventOrder.Steps steps(ClassCode cc, ExecContext ctx) {
+        return new EventOrder.Steps() {
+            @Override
+            public void body(int i) {
+                ctx.lastStoreScope = null;
+                cc.handlers().get(i).body().call(ctx);
+            }
 
-    private static long limit(HandlerCode h, ExecContext ctx) {
-        return (long) ((Tensor) h.limit().call(ctx)).scalar();
+            @Override
+            public long limit(int i) {
+                return (long) ((Tensor) cc.handlers().get(i).limit().call(ctx)).scalar();
+            }
+
+            @Override
+            public int entries() {
+                return ctx.lanes.getFirst().size();
+            }
+
+            @Override
+            public void standing() {
+                cc.standing().call(ctx);
+            }
+        };
     }
 
     private static int[] observed(PolicyIr p, PolicyIr.Event event, int[] positions) {

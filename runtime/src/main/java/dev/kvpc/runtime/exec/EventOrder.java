@@ -1,0 +1,71 @@
+package dev.kvpc.runtime.exec;
+
+import dev.kvpc.ir.PolicyIr;
+
+import java.util.List;
+
+/**
+ * The order of one event of a lane class, stated once: the reference interpreter and the runtime's runner both
+ * follow it, each doing the steps its own way ({@link Steps}).
+ * <ol>
+ *   <li>{@link #open}: at decode, the handlers that {@code attend} run first, in source order, so that the step's
+ *       attention is computed over the set they chose;</li>
+ *   <li>the caller computes the step's attention;</li>
+ *   <li>{@link #finish}: at prefill and chunk, the event's handlers in source order; at decode, the other decode
+ *       handlers, then each {@code every N} handler when the decode step is a multiple of N; then each
+ *       {@code overflow(B)} handler not already run for the event, when the lane holds more than B entries; then
+ *       the standing {@code store} rules.</li>
+ * </ol>
+ * A handler of {@code on decode, overflow(B)} runs at decode only when the lane holds more than B entries.
+ */
+public final class EventOrder {
+    private EventOrder() {}
+
+    /** What running an event's parts means to one engine. */
+    public interface Steps {
+        /** Runs handler {@code i}'s body. */
+        void body(int i);
+
+        /** Handler {@code i}'s limit: N of {@code every N}, B of {@code overflow(B)}. */
+        long limit(int i);
+
+        /** How many entries the (first) lane of the event holds now. */
+        int entries();
+
+        /** Applies the standing {@code store} rules. */
+        void standing();
+    }
+
+    /** The start of an event: at decode, the handlers that attend ({@code attends[i]}). */
+    public static void open(List<PolicyIr.Handler> handlers, boolean[] attends, PolicyIr.Event event, Steps steps) {
+        if (event != PolicyIr.Event.DECODE) return;
+        for (int i = 0; i < handlers.size(); i++) if (attends[i] && handlers.get(i).events().contains(event)) run(handlers, i, steps);
+    }
+
+    /** The rest of an event, once its attention is computed: handlers, every N, overflow, standing stores. */
+    public static void finish(List<PolicyIr.Handler> handlers, boolean[] attends, PolicyIr.Event event, int decodeStep, Steps steps) {
+        if (event != PolicyIr.Event.DECODE) {
+            for (int i = 0; i < handlers.size(); i++) if (handlers.get(i).events().contains(event)) run(handlers, i, steps);
+        } else {
+            for (int i = 0; i < handlers.size(); i++) if (!attends[i] && handlers.get(i).events().contains(event)) run(handlers, i, steps);
+            for (int i = 0; i < handlers.size(); i++) {
+                if (handlers.get(i).events().contains(PolicyIr.Event.EVERY)) {
+                    long n = steps.limit(i);
+                    if (n > 0 && decodeStep % n == 0) run(handlers, i, steps);
+                }
+            }
+        }
+        for (int i = 0; i < handlers.size(); i++) {
+            PolicyIr.Handler h = handlers.get(i);
+            if (h.events().contains(PolicyIr.Event.OVERFLOW) && !h.events().contains(event) && steps.entries() > steps.limit(i)) run(handlers, i, steps);
+        }
+        steps.standing();
+    }
+
+    private static void run(List<PolicyIr.Handler> handlers, int i, Steps steps) {
+        PolicyIr.Handler h = handlers.get(i);
+        // 'on decode, overflow(B)': the overflow part only when over budget
+        if (h.events().contains(PolicyIr.Event.OVERFLOW) && h.events().size() > 1 && steps.entries() <= steps.limit(i)) return;
+        steps.body(i);
+    }
+}
