@@ -174,8 +174,8 @@ final class CompileCommand implements Callable<Integer> {
         for (PolicyIr p : s.classes()) {
             IrWalk.forEachInstr(p, i -> {
                 if (i instanceof Instr.Def d) {
-                    if (d.op() instanceof Op.Signal sg && List.of("attn", "logits", "k", "v", "q", "pos", "age").contains(sg.name())) e.add(sg.name());
-                    if (d.op() instanceof Op.KernelStat k) e.add(k.signal());
+                    if (d.op() instanceof Op.Signal sg && sg.signal().perLane()) e.add(sg.signal().word());
+                    if (d.op() instanceof Op.KernelStat k) e.add(k.input().word());
                 }
             });
             for (PolicyIr.Observe o : p.observes()) if (o.end() != null) e.add("observed-queries");

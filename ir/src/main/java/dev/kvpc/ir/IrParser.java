@@ -347,7 +347,7 @@ public final class IrParser {
         return switch (k) {
             case "const" -> new Op.Const(constant(w[1]));
             case "param" -> new Op.Param(w[1]);
-            case "signal" -> new Op.Signal(w[1]);
+            case "signal" -> new Op.Signal(enumOf(Signal.class, w[1]));
             case "state" -> new Op.StateRead(w[1]);
             case "table" -> new Op.Table(unquote(text.substring(6).strip()));
             case "choose" -> new Op.Choose(ref(w[1]), ref(w[2]), ref(w[3]));
@@ -373,7 +373,7 @@ public final class IrParser {
             case "pages" -> new Op.Pages(ref(w[1]));
             case "set" -> new Op.SetOp(enumOf(Op.SetFn.class, w[1]), ref(w[2]), ref(w[3]));
             case "within" -> new Op.Within(ref(w[1]), ref(w[2]));
-            case "kernelstat" -> new Op.KernelStat(w[1], enumOf(Op.Red.class, w[2]), axesAfter(w, 4));
+            case "kernelstat" -> new Op.KernelStat(enumOf(Signal.class, w[1]), enumOf(Op.Red.class, w[2]), axesAfter(w, 4));
             default -> {
                 for (Op.Fn1 f : Op.Fn1.values()) if (f.word().equals(k)) yield new Op.Map1(f, ref(w[1]));
                 for (Op.Fn2 f : Op.Fn2.values()) if (f.word().equals(k)) yield new Op.Map2(f, ref(w[1]), ref(w[2]));

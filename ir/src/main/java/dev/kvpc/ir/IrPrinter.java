@@ -163,7 +163,7 @@ public final class IrPrinter {
         return switch (op) {
             case Op.Const c -> "const " + constText(c.value());
             case Op.Param p -> "param " + p.name();
-            case Op.Signal s -> "signal " + s.name();
+            case Op.Signal s -> "signal " + s.signal().word();
             case Op.StateRead s -> "state " + s.name();
             case Op.Table t -> "table " + quote(t.file());
             case Op.Map1 m -> m.fn().word() + " %" + m.x();
@@ -183,7 +183,7 @@ public final class IrPrinter {
             case Op.Pages p -> "pages %" + p.pages();
             case Op.SetOp s -> "set " + s.fn().word() + " %" + s.a() + " %" + s.b();
             case Op.Within w -> "within %" + w.x() + " %" + w.set();
-            case Op.KernelStat k -> "kernelstat " + k.signal() + " " + k.fn().word() + " over " + axes(k.over());
+            case Op.KernelStat k -> "kernelstat " + k.input().word() + " " + k.fn().word() + " over " + axes(k.over());
         };
     }
 

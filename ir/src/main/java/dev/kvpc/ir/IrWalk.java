@@ -61,7 +61,7 @@ public final class IrWalk {
 
     private static boolean readsAttention(Instr i) {
         return i instanceof Instr.Def d && (d.op() instanceof Op.KernelStat
-                || d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits")));
+                || d.op() instanceof Op.Signal sg && sg.signal().attention());
     }
 
     /** A computation's value when it is a constant (after specialisation), as a double; null when it is not. */

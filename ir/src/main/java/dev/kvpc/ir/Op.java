@@ -30,7 +30,7 @@ public sealed interface Op {
     }
 
     /** A signal of the host or the model ({@code attn}, {@code k}, {@code len}, {@code layer}, ...). */
-    record Signal(String name) implements Op {
+    record Signal(dev.kvpc.ir.Signal signal) implements Op {
         public List<Integer> operands() { return List.of(); }
     }
 
@@ -154,7 +154,7 @@ public sealed interface Op {
      * A statistic of the attention kernel, fused: the kernel accumulates it while computing attention instead of
      * materialising {@code attn} rows. {@code reduction} is the reduction over query rows (and group) it replaces.
      */
-    record KernelStat(String signal, Red fn, List<Axis> over) implements Op {
+    record KernelStat(dev.kvpc.ir.Signal input, Red fn, List<Axis> over) implements Op {
         public KernelStat { over = List.copyOf(over); }
 
         public List<Integer> operands() { return List.of(); }

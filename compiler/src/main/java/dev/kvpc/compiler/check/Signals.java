@@ -1,8 +1,9 @@
 package dev.kvpc.compiler.check;
 
+import dev.kvpc.ir.Signal;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Set;
 
 import static dev.kvpc.compiler.check.Axis.*;
 import static dev.kvpc.compiler.check.Type.Elem.FLOAT;
@@ -25,11 +26,20 @@ final class Signals {
             "pos", tensor(INT, TOKEN), "age", tensor(INT, TOKEN),
             "len", tensor(INT), "context", tensor(INT), "step", tensor(INT));
 
-    /** Signals that gain a {@code head} axis under {@code selection per layer}. */
-    static final Set<String> PER_LANE = Set.of("k", "v", "q", "attn", "logits", "pos", "age");
+    /** Whether a signal gains a {@code head} axis under {@code selection per layer} ({@link Signal#perLane}). */
+    static boolean perLane(String name) {
+        Signal s = Signal.of(name);
+        return s != null && s.perLane();
+    }
 
-    /** Signals with one row per query: at prefill they need {@code observe} unless reduced over {@code query}. */
-    static final Set<String> QUERY_ROWS = Set.of("q", "attn", "logits");
+    /**
+     * Whether a signal has one row per query: at prefill it needs {@code observe} unless reduced over {@code query}
+     * ({@link Signal#queryRows}).
+     */
+    static boolean queryRows(String name) {
+        Signal s = Signal.of(name);
+        return s != null && s.queryRows();
+    }
 
     static final Map<String, Type.Tensor> ATTENTION = ordered(
             "q", tensor(FLOAT, CHANNEL), "k", tensor(FLOAT, CHANNEL), "qpos", tensor(INT), "kpos", tensor(INT),

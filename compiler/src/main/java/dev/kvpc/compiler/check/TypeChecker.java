@@ -757,7 +757,7 @@ final class TypeChecker {
         if (sig != null) {
             Sym.Signal ss = new Sym.Signal(n.name(), sig);
             symbols.put(n, ss);
-            if (c.where == Where.POLICY && Signals.QUERY_ROWS.contains(n.name()) && c.queryRowsUnobserved() && !c.reducedOverQuery) {
+            if (c.where == Where.POLICY && Signals.queryRows(n.name()) && c.queryRowsUnobserved() && !c.reducedOverQuery) {
                 String ev = c.events.contains(EventKind.CHUNK) && !c.events.contains(EventKind.PREFILL) ? "chunk" : "prefill";
                 diags.error(Code.E400, n.span(), "'" + n.name() + "' at " + ev + " has one row per prompt token, and this policy observes none",
                         new Note("declare 'observe last(n) queries at " + ev + "', or reduce it over query: sum(" + n.name() + ", over: query, ...)", null));
@@ -813,7 +813,7 @@ final class TypeChecker {
     private Type.Tensor signal(String name, Ctx c) {
         Type.Tensor t = signalTable(c).get(name);
         if (t == null) return null;
-        if (c.where == Where.POLICY && c.policy != null && c.policy.perLayer() && Signals.PER_LANE.contains(name)) {
+        if (c.where == Where.POLICY && c.policy != null && c.policy.perLayer() && Signals.perLane(name)) {
             EnumSet<Axis> axes = t.axisSet();
             axes.add(Axis.HEAD);
             return new Tensor(t.elem(), axes);

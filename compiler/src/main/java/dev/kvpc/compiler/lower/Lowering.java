@@ -141,10 +141,10 @@ public final class Lowering {
             if (logits == null) {
                 // the default variant: dot(q, k) * scale
                 Builder b = new Builder(null);
-                int q = b.def(Ty.Tensor.of(Ty.Elem.FLOAT, List.of(Axis.CHANNEL)), new Op.Signal("q"));
-                int k = b.def(Ty.Tensor.of(Ty.Elem.FLOAT, List.of(Axis.CHANNEL)), new Op.Signal("k"));
+                int q = b.def(Ty.Tensor.of(Ty.Elem.FLOAT, List.of(Axis.CHANNEL)), new Op.Signal(Signal.Q));
+                int k = b.def(Ty.Tensor.of(Ty.Elem.FLOAT, List.of(Axis.CHANNEL)), new Op.Signal(Signal.K));
                 int d = b.def(Ty.FLOAT, new Op.Dot(q, k));
-                int s = b.def(Ty.FLOAT, new Op.Signal("scale"));
+                int s = b.def(Ty.FLOAT, new Op.Signal(Signal.SCALE));
                 logits = new Computation(b.block(), b.def(Ty.FLOAT, new Op.Map2(Op.Fn2.MUL, d, s)));
             }
             return new AttentionIr(a.name().text(), params(a.paramList()), logits, mask, norm);
@@ -291,7 +291,7 @@ public final class Lowering {
 
         private Computation layerGuard(Composition.Layers l) {
             Builder b = new Builder(null);
-            int layer = b.def(Ty.INT, new Op.Signal("layer"));
+            int layer = b.def(Ty.INT, new Op.Signal(Signal.LAYER));
             int from = expr(l.from(), b);
             int r;
             if (!l.ranged()) {
@@ -425,7 +425,7 @@ public final class Lowering {
             return switch (s) {
                 case Sym.Param p -> b.def(t, new Op.Param(p.name()));
                 case Sym.State st -> b.def(t, new Op.StateRead(st.name()));
-                case Sym.Signal sig -> b.def(t, new Op.Signal(sig.name()));
+                case Sym.Signal sig -> b.def(t, new Op.Signal(Signal.of(sig.name())));
                 case Sym.Local l -> {
                     Expr def = policyLets.get(l.name());
                     if (def != null && l.let().value() == def) yield expr(def, b);

@@ -306,7 +306,7 @@ public final class MemoryModel {
             if (d == null) return len;
             return switch (d.op()) {
                 case Op.Const c -> c.value() instanceof Long l ? l : c.value() instanceof Double x ? (long) (double) x : 0;
-                case Op.Signal s -> s.name().equals("len") ? len : s.name().equals("context") ? seen : len;
+                case Op.Signal s -> s.signal() == Signal.CONTEXT ? seen : len;
                 case Op.Map1 m when m.fn() == Op.Fn1.TO_INT || m.fn() == Op.Fn1.TO_FLOAT -> value(m.x(), len);
                 case Op.Map2 m -> {
                     double a = dvalue(m.a(), len), b = dvalue(m.b(), len);
@@ -389,7 +389,7 @@ public final class MemoryModel {
                         : h.events().contains(PolicyIr.Event.DECODE) || h.events().contains(PolicyIr.Event.OVERFLOW) || h.events().contains(PolicyIr.Event.EVERY);
                 if (!runs) continue;
                 visit(h.body(), i -> {
-                    if (i instanceof Instr.Def d && d.op() instanceof Op.Signal s && (s.name().equals("attn") || s.name().equals("logits"))) found[0] = true;
+                    if (i instanceof Instr.Def d && d.op() instanceof Op.Signal s && s.signal().attention()) found[0] = true;
                 });
             }
             return found[0];

@@ -1,7 +1,9 @@
 package dev.kvpc.ir.loop;
 
+import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.Op;
+import dev.kvpc.ir.Signal;
 import dev.kvpc.ir.Ty;
 
 import java.util.List;
@@ -63,8 +65,64 @@ public final class Loop {
         }
     }
 
-    /** {@code %id} is the runtime's buffer for a signal, a state, or a fused kernel statistic ({@code what}). */
-    public record Bind(int id, String kind, String what, Ty type) implements Stmt {}
+    /**
+     * {@code %id} is the runtime's buffer for what {@code source} reads: a signal, a state or a fused kernel
+     * statistic (a parameter or a table only when not specialised away, which running refuses).
+     */
+    public record Bind(int id, Op source, Ty type) implements Stmt {
+        public Bind {
+            if (!(source instanceof Op.Signal || source instanceof Op.StateRead || source instanceof Op.KernelStat
+                    || source instanceof Op.Param || source instanceof Op.Table)) {
+                throw new IllegalArgumentException("a bind reads a signal, state, kernel statistic, parameter or table, not " + source);
+            }
+        }
+
+        /** Its kind in the loop text: signal, state, kernelstat, param or table. */
+        public String kind() {
+            return switch (source) {
+                case Op.Signal s -> "signal";
+                case Op.StateRead s -> "state";
+                case Op.KernelStat k -> "kernelstat";
+                case Op.Param p -> "param";
+                default -> "table";
+            };
+        }
+
+        /** What it reads in the loop text: a name, or a kernel statistic as {@code signal:fn:axis+axis}. */
+        public String what() {
+            return switch (source) {
+                case Op.Signal s -> s.signal().word();
+                case Op.StateRead s -> s.name();
+                case Op.KernelStat k -> k.input().word() + ":" + k.fn().word() + ":" + String.join("+", k.over().stream().map(Axis::word).toList());
+                case Op.Param p -> p.name();
+                case Op.Table t -> t.file();
+                default -> throw new IllegalStateException();
+            };
+        }
+
+        /** The source a loop text's kind and what name (the inverse of {@link #kind} and {@link #what}). */
+        public static Op source(String kind, String what) {
+            return switch (kind) {
+                case "signal" -> new Op.Signal(signal(what));
+                case "state" -> new Op.StateRead(what);
+                case "kernelstat" -> {
+                    String[] p = what.split(":");
+                    List<Axis> over = new java.util.ArrayList<>();
+                    for (String a : p[2].split("\\+")) over.add(Axis.of(a));
+                    yield new Op.KernelStat(signal(p[0]), Op.Red.valueOf(p[1].toUpperCase(java.util.Locale.ROOT)), over);
+                }
+                case "param" -> new Op.Param(what);
+                case "table" -> new Op.Table(what);
+                default -> throw new IllegalArgumentException("unknown bind kind " + kind);
+            };
+        }
+
+        private static Signal signal(String word) {
+            Signal s = Signal.of(word);
+            if (s == null) throw new IllegalArgumentException("unknown signal " + word);
+            return s;
+        }
+    }
 
     /** {@code for var in from..to { body }} (to exclusive). */
     public record For(String var, Expr from, Expr to, List<Stmt> body) implements Stmt {

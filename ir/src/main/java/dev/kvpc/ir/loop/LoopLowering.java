@@ -204,12 +204,11 @@ public final class LoopLowering {
                 out.add(new Alloc(d.id(), ((Ty.Tensor) type).elem(), List.of()));
                 out.add(new Assign(d.id(), List.of(), new Const(c.value())));
             }
-            case Op.Signal s -> out.add(new Bind(d.id(), "signal", s.name(), type));
-            case Op.StateRead s -> out.add(new Bind(d.id(), "state", s.name(), type));
-            case Op.Param p -> out.add(new Bind(d.id(), "param", p.name(), type));
-            case Op.Table t -> out.add(new Bind(d.id(), "table", t.file(), type));
-            case Op.KernelStat k -> out.add(new Bind(d.id(), "kernelstat", k.signal() + ":" + k.fn().word() + ":"
-                    + String.join("+", k.over().stream().map(Axis::word).toList()), type));
+            case Op.Signal s -> out.add(new Bind(d.id(), s, type));
+            case Op.StateRead s -> out.add(new Bind(d.id(), s, type));
+            case Op.Param p -> out.add(new Bind(d.id(), p, type));
+            case Op.Table t -> out.add(new Bind(d.id(), t, type));
+            case Op.KernelStat k -> out.add(new Bind(d.id(), k, type));
             case Op.Map1 m -> elementwise(d, value(d), out);
             case Op.Map2 m -> elementwise(d, value(d), out);
             case Op.Choose c -> {

@@ -180,7 +180,7 @@ public final class LoopText {
                     int id = Integer.parseInt(l.substring(6, colon));
                     String typeText = l.substring(colon + 1, eq).strip();
                     String[] kw = l.substring(eq + 3).strip().split(" ", 2);
-                    return new Bind(id, kw[0], kw[1], typeOf(typeText));
+                    return new Bind(id, Bind.source(kw[0], kw[1]), typeOf(typeText));
                 }
                 if (l.startsWith("for ") && l.endsWith(" {")) {
                     String h = l.substring(4, l.length() - 2);

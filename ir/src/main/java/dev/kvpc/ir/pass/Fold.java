@@ -115,13 +115,13 @@ public final class Fold {
                 yield lane.params().get(p.name());
             }
             case Op.Table t -> lane.tables().apply(t.file());
-            case Op.Signal s -> switch (s.name()) {
-                case "layer" -> (long) lane.layer();
-                case "head" -> (long) lane.head();
-                case "layers" -> (long) lane.shape().layers();
-                case "heads" -> (long) lane.shape().kvHeads();
-                case "group" -> (long) lane.shape().group();
-                case "head_dim" -> (long) lane.shape().headDim();
+            case Op.Signal s -> switch (s.signal()) {
+                case LAYER -> (long) lane.layer();
+                case HEAD -> (long) lane.head();
+                case LAYERS -> (long) lane.shape().layers();
+                case HEADS -> (long) lane.shape().kvHeads();
+                case GROUP -> (long) lane.shape().group();
+                case HEAD_DIM -> (long) lane.shape().headDim();
                 default -> null;
             };
             case Op.Map1 m -> {

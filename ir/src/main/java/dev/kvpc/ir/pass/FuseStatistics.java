@@ -28,8 +28,8 @@ public final class FuseStatistics {
         for (Instr i : b.instrs()) {
             if (i instanceof Instr.Def d && d.op() instanceof Op.Reduce r && r.over().contains(Axis.QUERY) && r.fn().kernelStatistic
                     && defs.get(r.x()) instanceof Instr.Def src && src.op() instanceof Op.Signal s
-                    && Sets.ATTENTION_ROWS.contains(s.name())) {
-                out.add(new Instr.Def(d.id(), d.type(), new Op.KernelStat(s.name(), r.fn(), r.over())));
+                    && s.signal().attention()) {
+                out.add(new Instr.Def(d.id(), d.type(), new Op.KernelStat(s.signal(), r.fn(), r.over())));
             } else if (i instanceof Instr.If f) {
                 out.add(new Instr.If(f.cond(), block(f.then(), defs), block(f.otherwise(), defs)));
             } else {

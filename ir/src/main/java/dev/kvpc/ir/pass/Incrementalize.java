@@ -30,6 +30,6 @@ public final class Incrementalize {
         Instr.Def r = defs.get(c.result());
         return r != null && r.op() instanceof Op.Reduce red && red.over().equals(List.of(Axis.TOKEN))
                 && red.fn().incremental
-                && defs.get(red.x()) instanceof Instr.Def x && x.op() instanceof Op.Signal s && (s.name().equals("k") || s.name().equals("v"));
+                && defs.get(red.x()) instanceof Instr.Def x && x.op() instanceof Op.Signal s && (s.signal() == Signal.K || s.signal() == Signal.V);
     }
 }

@@ -4,6 +4,7 @@ import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.Op;
 import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Signal;
 import dev.kvpc.ir.Ty;
 import dev.kvpc.runtime.AttentionVariant;
 import dev.kvpc.runtime.PolicyRunner;
@@ -18,9 +19,7 @@ import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * The {@link LaneContext} over the runtime's own lanes: signals are read where the lanes hold them (keys and
@@ -78,15 +77,6 @@ final class LaneView implements LaneContext {
             this.g = shape.group();
             this.heads = shape.heads();
             this.rope = step.rope();
-        }
-
-        List<Axis> axes(String text) {
-            return axesCache.computeIfAbsent(text, t -> {
-                if (t.isEmpty()) return List.of();
-                List<Axis> out = new ArrayList<>();
-                for (String w : t.split(",")) out.add(Axis.of(w));
-                return out;
-            });
         }
 
         int extent(Axis a) {
@@ -573,65 +563,49 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public double[] bind(String kind, String what, String axesText) {
-        List<Axis> want = es.axes(axesText);
-        return switch (kind) {
-            case "signal" -> signal(what, want);
-            case "state" -> state(what, want);
-            case "kernelstat" -> {
-                KernelStat ks = KernelStat.of(what);
-                List<Axis> over = ks.over();
-                dev.kvpc.ir.Op.Red fn = ks.fn();
-                if (es.fusedSums) {
-                    // per lane, the sum over queries and group heads (NativeRunner.fromColumnSums); then over the
-                    // layer's heads where asked, and the reduction finishes from the sum and the cells folded (a
-                    // mean divides), as the rows' reduction does
-                    List<Axis> rest = new ArrayList<>(over);
-                    rest.removeAll(List.of(Axis.QUERY, Axis.GROUP));
-                    double cells = (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
-                    if (rest.isEmpty()) yield layout(fusedSums(false, fn, cells), withHead(Axis.TOKEN), dims(lane0().size()), want);
-                    if (es.perLayer && rest.equals(List.of(Axis.HEAD))) {
-                        // TOVA's mean over the layer's heads: summed over the lanes as the sums are read
-                        yield layout(fusedSums(true, fn, cells), List.of(Axis.TOKEN), new int[] {lane0().size()}, want);
-                    }
-                    Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
-                    Tensor r = x.reduce(dev.kvpc.ir.Op.Red.SUM, rest);
-                    fn.finish(r.data, cells);
-                    yield layout(r.data, r.axes, r.dims, want);
-                }
-                Tensor x = attention(ks.signal().equals("attn"));
-                Tensor r = x.reduce(fn, over);
-                yield layout(r.data, r.axes, r.dims, want);
+    public double[] signal(Signal signal, int axes) {
+        return signal(signal, Axis.of(axes));
+    }
+
+    @Override
+    public double[] state(String name, int axes) {
+        return state(name, Axis.of(axes));
+    }
+
+    @Override
+    public double[] kernelStat(Signal signal, Op.Red fn, int overMask, int axes) {
+        List<Axis> want = Axis.of(axes), over = Axis.of(overMask);
+        if (es.fusedSums) {
+            // per lane, the sum over queries and group heads (NativeRunner.fromColumnSums); then over the
+            // layer's heads where asked, and the reduction finishes from the sum and the cells folded (a
+            // mean divides), as the rows' reduction does
+            List<Axis> rest = new ArrayList<>(over);
+            rest.removeAll(List.of(Axis.QUERY, Axis.GROUP));
+            double cells = (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
+            if (rest.isEmpty()) return layout(fusedSums(false, fn, cells), withHead(Axis.TOKEN), dims(lane0().size()), want);
+            if (es.perLayer && rest.equals(List.of(Axis.HEAD))) {
+                // TOVA's mean over the layer's heads: summed over the lanes as the sums are read
+                return layout(fusedSums(true, fn, cells), List.of(Axis.TOKEN), new int[] {lane0().size()}, want);
             }
-            default -> throw new IllegalStateException(kind + " " + what + " was not specialised away before compilation");
-        };
+            Tensor x = new Tensor(withHead(Axis.TOKEN), dims(lane0().size()), fusedSums());
+            Tensor r = x.reduce(Op.Red.SUM, rest);
+            fn.finish(r.data, cells);
+            return layout(r.data, r.axes, r.dims, want);
+        }
+        Tensor x = attention(signal == Signal.ATTN);
+        Tensor r = x.reduce(fn, over);
+        return layout(r.data, r.axes, r.dims, want);
     }
 
-    /** The folds over one lane's queries and group heads (H2O's column sums), and those of a layer's lanes (TOVA's). */
-    private static final Set<Axis> QUERY_GROUP = Set.of(Axis.QUERY, Axis.GROUP), QUERY_GROUP_HEAD = Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD);
-
-    /** A kernel statistic as compiled code names it ({@code signal:fn:axis+axis}), parsed once per name. */
-    record KernelStat(String signal, dev.kvpc.ir.Op.Red fn, List<Axis> over, Set<Axis> overSet) {
-        KernelStat(String signal, dev.kvpc.ir.Op.Red fn, List<Axis> over) {
-            this(signal, fn, over, Set.copyOf(over));
-        }
-
-        private static final java.util.concurrent.ConcurrentHashMap<String, KernelStat> PARSED = new java.util.concurrent.ConcurrentHashMap<>();
-
-        static KernelStat of(String what) {
-            return PARSED.computeIfAbsent(what, w -> {
-                String[] p = w.split(":");
-                List<Axis> over = new ArrayList<>();
-                for (String a : p[2].split("\\+")) over.add(Axis.of(a));
-                return new KernelStat(p[0], dev.kvpc.ir.Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT)), List.copyOf(over));
-            });
-        }
-    }
+    /** The folds over one lane's queries and group heads (H2O's column sums), and those of a layer's lanes (TOVA's), as masks. */
+    private static final int QUERY_GROUP = Axis.mask(List.of(Axis.QUERY, Axis.GROUP)), QUERY_GROUP_HEAD = Axis.mask(List.of(Axis.QUERY, Axis.GROUP, Axis.HEAD));
+    /** One row over tokens. */
+    private static final int TOKEN = Axis.mask(List.of(Axis.TOKEN));
 
     /** A dense value over named axes, as the interpreter's tensors (for reductions and layouts). */
     record Tensor(List<Axis> axes, int[] dims, double[] data) {
         /** Reduction in the interpreter's order: the input in row-major order, folded into the output cells. */
-        Tensor reduce(dev.kvpc.ir.Op.Red fn, List<Axis> over) {
+        Tensor reduce(Op.Red fn, List<Axis> over) {
             List<Axis> keep = new ArrayList<>();
             for (Axis a : axes) if (!over.contains(a)) keep.add(a);
             if (axes.subList(axes.size() - keep.size(), axes.size()).equals(keep)) return LaneView.reduceLeading(this, fn, keep);
@@ -670,7 +644,7 @@ final class LaneView implements LaneContext {
      * {@link Tensor#reduce} when the axes folded are the leading ones: output cell i folds input rows r at i in
      * the order of r, as the general loop does (the input in row-major order), so the results are the same bits.
      */
-    private static Tensor reduceLeading(Tensor x, dev.kvpc.ir.Op.Red fn, List<Axis> keep) {
+    private static Tensor reduceLeading(Tensor x, Op.Red fn, List<Axis> keep) {
         int[] od = Arrays.copyOfRange(x.dims(), x.dims().length - keep.size(), x.dims().length);
         int n = 1;
         for (int d : od) n *= d;
@@ -680,7 +654,7 @@ final class LaneView implements LaneContext {
         int rows = n == 0 ? 0 : data.length / n;
         for (int r = 0; r < rows; r++) {
             int base = r * n;
-            if (fn.pre == null && fn.fold == dev.kvpc.ir.Op.Red.Fold.SUM) {
+            if (fn.pre == null && fn.fold == Op.Red.Fold.SUM) {
                 for (int i = 0; i < n; i++) acc[i] += data[base + i];
             } else {
                 for (int i = 0; i < n; i++) acc[i] = fn.fold(acc[i], data[base + i]);
@@ -692,7 +666,7 @@ final class LaneView implements LaneContext {
 
     /** The kernel's column sums over [head?, token] for the entries now (0 for entries it did not see). */
     private double[] fusedSums() {
-        return fusedSums(false, dev.kvpc.ir.Op.Red.SUM, 1);
+        return fusedSums(false, Op.Red.SUM, 1);
     }
 
     /**
@@ -700,7 +674,7 @@ final class LaneView implements LaneContext {
      * or with {@code overLanes} summed over the lanes into [token] (0 + the first lane's + the next lane's ..., the
      * order of {@link Tensor#reduce}). One pass per lane.
      */
-    private double[] fusedSums(boolean overLanes, dev.kvpc.ir.Op.Red fn, double cells) {
+    private double[] fusedSums(boolean overLanes, Op.Red fn, double cells) {
         es.checkAligned();
         if (es.sums == null) throw new IllegalStateException("the kernel's column sums were asked for but not computed");
         int n = lane0().size();
@@ -773,33 +747,33 @@ final class LaneView implements LaneContext {
         return i < 0 ? -1 : i;
     }
 
-    private double[] signal(String name, List<Axis> want) {
+    private double[] signal(Signal name, List<Axis> want) {
         switch (name) {
-            case "len" -> {
+            case LEN -> {
                 return layout(scalar(lane0().size()), List.of(), new int[0], want);
             }
-            case "context" -> {
+            case CONTEXT -> {
                 return layout(scalar(es.step.context()), List.of(), new int[0], want);
             }
-            case "step" -> {
+            case STEP -> {
                 return layout(scalar(es.step.decodeStep()), List.of(), new int[0], want);
             }
-            case "layer" -> {
+            case LAYER -> {
                 return layout(scalar(es.layer), List.of(), new int[0], want);
             }
-            case "head" -> {
+            case HEAD -> {
                 return layout(scalar(es.kvHeads[0]), List.of(), new int[0], want);
             }
-            case "layers" -> {
+            case LAYERS -> {
                 return layout(scalar(es.runner.program.shape().layers()), List.of(), new int[0], want);
             }
-            case "heads" -> {
+            case HEADS -> {
                 return layout(scalar(es.runner.program.shape().kvHeads()), List.of(), new int[0], want);
             }
-            case "group" -> {
+            case GROUP -> {
                 return layout(scalar(es.g), List.of(), new int[0], want);
             }
-            case "head_dim" -> {
+            case HEAD_DIM -> {
                 return layout(scalar(es.d), List.of(), new int[0], want);
             }
             default -> { }
@@ -807,27 +781,27 @@ final class LaneView implements LaneContext {
         es.checkAligned();
         int n = lane0().size(), d = es.d, g = es.g;
         return switch (name) {
-            case "k", "v" -> {
+            case K, V -> {
                 double[] data = new double[es.lanes.size() * n * d];
                 float[] row = new float[d];
                 int o = 0;
                 for (Lane l : es.lanes) {
                     for (int j = 0; j < l.size(); j++) {
-                        l.read(j, name.equals("k") ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
+                        l.read(j, name == Signal.K ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
                         for (float x : row) data[o++] = x;
                     }
                 }
                 yield layout(data, withHead(Axis.TOKEN, Axis.CHANNEL), dims(n, d), want);
             }
-            case "pos", "age" -> {
+            case POS, AGE -> {
                 double[] data = new double[es.lanes.size() * n];
                 int o = 0;
                 for (Lane l : es.lanes) {
-                    for (int j = 0; j < l.size(); j++) data[o++] = name.equals("pos") ? l.position(j) : es.step.decodeStep() - l.addedAtStep(j);
+                    for (int j = 0; j < l.size(); j++) data[o++] = name == Signal.POS ? l.position(j) : es.step.decodeStep() - l.addedAtStep(j);
                 }
                 yield layout(data, withHead(Axis.TOKEN), dims(n), want);
             }
-            case "q" -> {
+            case Q -> {
                 double[] data = new double[es.lanes.size() * es.observed.length * g * d];
                 int o = 0;
                 for (int li = 0; li < es.lanes.size(); li++) {
@@ -841,8 +815,8 @@ final class LaneView implements LaneContext {
                 }
                 yield layout(data, withHead(Axis.QUERY, Axis.GROUP, Axis.CHANNEL), dims(es.observed.length, g, d), want);
             }
-            case "attn", "logits" -> {
-                Tensor t = attention(name.equals("attn"));
+            case ATTN, LOGITS -> {
+                Tensor t = attention(name == Signal.ATTN);
                 yield layout(t.data, t.axes, t.dims, want);
             }
             default -> throw new IllegalStateException("unknown signal " + name);
@@ -939,13 +913,13 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public void writeState(String name, String op, double[] value, String axesText) {
+    public void writeState(String name, Instr.Assign op, double[] value, int axes) {
         PolicyIr.State s = stateDecl(name);
         List<Axis> target = new ArrayList<>(s.type().axes());
         if (es.perLayer && !target.contains(Axis.HEAD)) target.addFirst(Axis.HEAD);
         if (s.scope() == PolicyIr.StateScope.LANE) target.remove(Axis.TOKEN);
         // the state's layout, with the value broadcast over it
-        List<Axis> have = es.axes(axesText);
+        List<Axis> have = Axis.of(axes);
         int[] haveDims = new int[have.size()];
         int known = 1, open = -1;
         for (int i = 0; i < have.size(); i++) {
@@ -973,11 +947,10 @@ final class LaneView implements LaneContext {
         double[] current = state(name, target);
         for (int i = 0; i < next.length; i++) {
             double v = switch (op) {
-                case "=" -> next[i];
-                case "+=" -> current[i] + next[i];
-                case "-=" -> current[i] - next[i];
-                case "*=" -> current[i] * next[i];
-                default -> throw new IllegalStateException("unknown state assignment " + op);
+                case SET -> next[i];
+                case ADD -> current[i] + next[i];
+                case SUB -> current[i] - next[i];
+                case MUL -> current[i] * next[i];
             };
             next[i] = s.type().elem() == Ty.Elem.INT ? (long) v : s.type().elem() == Ty.Elem.FLOAT ? (float) v : v;
         }
@@ -1003,13 +976,12 @@ final class LaneView implements LaneContext {
     }
 
     /** A state assignment's code for {@link #assign}: 0 =, 1 +=, 2 -=, 3 *=. */
-    private static int assignment(String op) {
+    private static int assignment(Instr.Assign op) {
         return switch (op) {
-            case "=" -> 0;
-            case "+=" -> 1;
-            case "-=" -> 2;
-            case "*=" -> 3;
-            default -> throw new IllegalStateException("unknown state assignment " + op);
+            case SET -> 0;
+            case ADD -> 1;
+            case SUB -> 2;
+            case MUL -> 3;
         };
     }
 
@@ -1028,15 +1000,14 @@ final class LaneView implements LaneContext {
      * column as they are read (what {@link #bind} and {@link #writeState} do in two). Other cases compose the two.
      */
     @Override
-    public void writeStateFrom(String name, String op, String kind, String what, String axesText) {
-        if (kind.equals("kernelstat") && es.fusedSums && !es.perLayer && es.lanes.size() == 1 && axesText.equals("token")) {
-            KernelStat ks = KernelStat.of(what);
+    public void writeStateFrom(String name, Instr.Assign op, Signal signal, Op.Red fn, int over, int axes) {
+        if (es.fusedSums && !es.perLayer && es.lanes.size() == 1 && axes == TOKEN) {
             PolicyIr.State s = stateDecl(name);
             Lane l = lane0();
             int n = l.size();
             boolean made = es.sums != null;
-            boolean sum = ks.fn() == dev.kvpc.ir.Op.Red.SUM, mean = ks.fn() == dev.kvpc.ir.Op.Red.MEAN;
-            if (ks.signal().equals("attn") && (sum || mean) && ks.overSet().equals(QUERY_GROUP) && s.scope() == PolicyIr.StateScope.TOKEN
+            boolean sum = fn == Op.Red.SUM, mean = fn == Op.Red.MEAN;
+            if (signal == Signal.ATTN && (sum || mean) && over == QUERY_GROUP && s.scope() == PolicyIr.StateScope.TOKEN
                     && es.stateWidth(s) == 1 && made && es.sumsCurrent(0)) {
                 es.pageCache.clear();
                 l.declareState(name, 1);
@@ -1048,11 +1019,11 @@ final class LaneView implements LaneContext {
                     addInto(col, sums, n);
                     return;
                 }
-                for (int j = 0; j < n; j++) col[j] = es.storeValue(s, assign(code, col[j], ks.fn().finish(sums[j], cells)));
+                for (int j = 0; j < n; j++) col[j] = es.storeValue(s, assign(code, col[j], fn.finish(sums[j], cells)));
                 return;
             }
         }
-        LaneContext.super.writeStateFrom(name, op, kind, what, axesText);
+        LaneContext.super.writeStateFrom(name, op, signal, fn, over, axes);
     }
 
     /**
@@ -1061,49 +1032,54 @@ final class LaneView implements LaneContext {
      * Other cases compose bind and rank.
      */
     @Override
-    public Object rankBound(String kind, String what, String axesText, Object set, boolean top, long count, long floor, String domain, String algorithm) {
-        if (floor <= 0 && domain.equals("token") && axesText.equals("token")) {
-            Lane l = lane0();
-            int n = l.size();
-            float[][] columns = null;
-            dev.kvpc.ir.Op.Red fn = dev.kvpc.ir.Op.Red.SUM;
-            double cells = 1;
-            if (kind.equals("state") && es.lanes.size() == 1) {
-                PolicyIr.State s = stateDecl(what);
-                if (s.scope() == PolicyIr.StateScope.TOKEN && es.stateWidth(s) == 1) {
-                    l.declareState(what, 1);
-                    columns = new float[][] {l.state(what)};
-                }
-            } else if (kind.equals("kernelstat") && es.fusedSums) {
-                KernelStat ks = KernelStat.of(what);
-                Set<Axis> over = ks.overSet();
-                boolean lane = !es.perLayer && es.lanes.size() == 1 && over.equals(QUERY_GROUP);
-                boolean layer = es.perLayer && over.equals(QUERY_GROUP_HEAD);
-                if (ks.signal().equals("attn") && ks.fn().pre == null && ks.fn().fold == dev.kvpc.ir.Op.Red.Fold.SUM && (lane || layer) && es.sumsCurrent()) {
-                    columns = es.sums;
-                    fn = ks.fn();
-                    cells = (double) es.observed.length * es.g * (layer ? es.lanes.size() : 1);
-                }
-            }
-            if (columns != null) {
-                BitSet mask = set == null ? null : now(set).forHead(0);
-                BitSet chosen = Select.allButFewWorstOfColumns(columns, n, fn, cells, top, count, l, mask);
-                if (chosen != null) return sel(Axis.TOKEN, new BitSet[] {chosen}, false);
+    public Object rankState(String name, int axes, Object set, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm) {
+        if (floor <= 0 && domain == Axis.TOKEN && axes == TOKEN && es.lanes.size() == 1) {
+            PolicyIr.State s = stateDecl(name);
+            if (s.scope() == PolicyIr.StateScope.TOKEN && es.stateWidth(s) == 1) {
+                Lane l = lane0();
+                l.declareState(name, 1);
+                Object chosen = rankColumns(new float[][] {l.state(name)}, Op.Red.SUM, 1, set, top, count);
+                if (chosen != null) return chosen;
             }
         }
-        return LaneContext.super.rankBound(kind, what, axesText, set, top, count, floor, domain, algorithm);
+        return LaneContext.super.rankState(name, axes, set, top, count, floor, domain, algorithm);
+    }
+
+    @Override
+    public Object rankKernelStat(Signal signal, Op.Red fn, int over, int axes, Object set, boolean top, long count, long floor, Axis domain,
+                                 Op.Algorithm algorithm) {
+        if (floor <= 0 && domain == Axis.TOKEN && axes == TOKEN && es.fusedSums) {
+            boolean lane = !es.perLayer && es.lanes.size() == 1 && over == QUERY_GROUP;
+            boolean layer = es.perLayer && over == QUERY_GROUP_HEAD;
+            if (signal == Signal.ATTN && fn.pre == null && fn.fold == Op.Red.Fold.SUM && (lane || layer) && es.sumsCurrent()) {
+                double cells = (double) es.observed.length * es.g * (layer ? es.lanes.size() : 1);
+                Object chosen = rankColumns(es.sums, fn, cells, set, top, count);
+                if (chosen != null) return chosen;
+            }
+        }
+        return LaneContext.super.rankKernelStat(signal, fn, over, axes, set, top, count, floor, domain, algorithm);
+    }
+
+    /**
+     * A ranking of per-token float columns read where they are kept ({@link Select#allButFewWorstOfColumns}): the
+     * decode step's case, where all but a few candidates stay; null when it is not that case.
+     */
+    private Object rankColumns(float[][] columns, Op.Red fn, double cells, Object set, boolean top, long count) {
+        Lane l = lane0();
+        BitSet mask = set == null ? null : now(set).forHead(0);
+        BitSet chosen = Select.allButFewWorstOfColumns(columns, l.size(), fn, cells, top, count, l, mask);
+        return chosen == null ? null : sel(Axis.TOKEN, new BitSet[] {chosen}, false);
     }
 
     /** A ranking of one row over tokens restricted to a set, without the masked copy {@link #within} makes. */
     @Override
-    public Object rankWithin(double[] score, String axesText, Object set, boolean top, long count, long floor, String domain, String algorithm) {
-        List<Axis> ax = es.axes(axesText);
-        if (ax.equals(List.of(Axis.TOKEN)) && domain.equals("token")) {
+    public Object rankWithin(double[] score, int axes, Object set, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm) {
+        if (axes == TOKEN && domain == Axis.TOKEN) {
             Sel s = now(set);
             BitSet[] mask = {s.forHead(0)};
             return sel(Axis.TOKEN, Select.best(new double[][] {score}, 1, top, count, floor, es.lanes, mask), false);
         }
-        return LaneContext.super.rankWithin(score, axesText, set, top, count, floor, domain, algorithm);
+        return LaneContext.super.rankWithin(score, axes, set, top, count, floor, domain, algorithm);
     }
 
     // ------------------------------------------------------------------------------------------ epochs
@@ -1118,9 +1094,9 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public double[] rebase(double[] values, String axesText, int epoch) {
+    public double[] rebase(double[] values, int axes, int epoch) {
         if (values == null || epoch == epoch()) return values;
-        List<Axis> ax = es.axes(axesText);
+        List<Axis> ax = Axis.of(axes);
         int ti = ax.indexOf(Axis.TOKEN);
         int outer = 1, inner = 1;
         for (int i = 0; i < ti; i++) outer *= ax.get(i) == Axis.HEAD ? es.lanes.size() : es.extent(ax.get(i));
@@ -1245,8 +1221,8 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public Object where(double[] predicate, String axes) {
-        double[][] sl = slices(predicate, es.axes(axes), Axis.TOKEN);
+    public Object where(double[] predicate, int axes) {
+        double[][] sl = slices(predicate, Axis.of(axes), Axis.TOKEN);
         BitSet[] out = new BitSet[sl.length];
         for (int i = 0; i < sl.length; i++) {
             out[i] = new BitSet(sl[i].length);
@@ -1256,9 +1232,8 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public Object rank(double[] score, String axesText, boolean top, long count, long floor, String domain, String algorithm) {
-        List<Axis> ax = es.axes(axesText);
-        Axis dom = Axis.of(domain);
+    public Object rank(double[] score, int axes, boolean top, long count, long floor, Axis dom, Op.Algorithm algorithm) {
+        List<Axis> ax = Axis.of(axes);
         int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
         double[][] sl = slices(score, ax, dom);
         if (sl.length != heads) throw new IllegalStateException("rank score has axes " + ax + " beyond head and " + dom.word());
@@ -1273,10 +1248,9 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public Object setOp(String fn, Object a, Object b) {
+    public Object setOp(Op.SetFn fn, Object a, Object b) {
         Sel x = now(a), y = now(b);
-        Op.SetFn f = Op.SetFn.of(fn);
-        return combine(x, y, f::apply, f.compensation(x.compensation(), y.compensation()));
+        return combine(x, y, fn::apply, fn.compensation(x.compensation(), y.compensation()));
     }
 
     @Override
@@ -1285,9 +1259,9 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public double[] within(double[] values, String axesText, Object set) {
+    public double[] within(double[] values, int axes, Object set) {
         Sel s = now(set);
-        List<Axis> ax = es.axes(axesText);
+        List<Axis> ax = Axis.of(axes);
         int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
         if (ax.getLast() == Axis.TOKEN) {
             // rows over tokens are runs of the buffer: masked in a copy, one run per row
@@ -1323,7 +1297,7 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public double quantile(double[] values, String axes, double p) {
+    public double quantile(double[] values, int axes, double p) {
         return quantileOf(values, p);
     }
 
@@ -1395,12 +1369,12 @@ final class LaneView implements LaneContext {
      * keys and values by (count x weight), counts adding up, the result stored again at the entry's format.
      */
     @Override
-    public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+    public void merge(Object source, Object dest, Instr.MergeBy by, double[] weight, int weightAxes) {
         es.pageCache.clear();
         for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
         Sel srcSel = now(source), dstSel = now(dest);
         beforeChange();
-        List<Axis> wAxes = weight == null ? List.of() : es.axes(weightAxes);
+        List<Axis> wAxes = weight == null ? List.of() : Axis.of(weightAxes);
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             BitSet src = (BitSet) srcSel.forHead(li).clone();
@@ -1428,14 +1402,14 @@ final class LaneView implements LaneContext {
                 continue;
             }
             float[] a = new float[es.d], b = new float[es.d];
-            Lane.Part part = by.equals("cosine_v") ? Lane.Part.VALUES : Lane.Part.KEYS;
+            Lane.Part part = by == Instr.MergeBy.COSINE_V ? Lane.Part.VALUES : Lane.Part.KEYS;
             for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) {
                 int best = -1;
                 double bestScore = Double.NEGATIVE_INFINITY;
-                if (!by.equals("nearest")) l.read(i, part, a, 0);
+                if (by != Instr.MergeBy.NEAREST) l.read(i, part, a, 0);
                 for (int j = dst.nextSetBit(0); j >= 0 && j < l.size(); j = dst.nextSetBit(j + 1)) {
                     double score;
-                    if (by.equals("nearest")) {
+                    if (by == Instr.MergeBy.NEAREST) {
                         score = -Math.abs(l.position(j) - l.position(i));
                     } else {
                         l.read(j, part, b, 0);
@@ -1469,8 +1443,7 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public void store(String parts, String format, long bits, String axis, long group, String scope, Object set) {
-        Instr.Scope sc = Instr.Scope.of(scope);
+    public void store(boolean keys, boolean values, Instr.Format f, long bits, Instr.QuantAxis axis, long group, Instr.Scope sc, Object set) {
         Sel all = (Sel) all(), given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : now(es.lastStoreScope);
         BitSet[] each = new BitSet[es.lanes.size()];
         for (int li = 0; li < each.length; li++) {
@@ -1478,18 +1451,17 @@ final class LaneView implements LaneContext {
         }
         Sel covered = sel(Axis.TOKEN, each, sc == Instr.Scope.ALL || sc == Instr.Scope.FOR && given.compensation());
         if (sc.remembered()) es.lastStoreScope = covered;
-        Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
         Precision p = Precision.of(f, (int) bits);
         boolean changedRows = false;
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
             BitSet cov = covered.forHead(li);
-            for (String part : parts.split(",")) {
-                Lane.Part lp = part.equals("keys") ? Lane.Part.KEYS : Lane.Part.VALUES;
+            for (Lane.Part lp : Lane.Part.values()) {
+                if (!(lp == Lane.Part.KEYS ? keys : values)) continue;
                 // the covered regular entries not yet at the precision, in order (entries already at it are left as
                 // they are, their group too)
                 int[] targets = notAt(l, cov, lp, p);
-                if (p.isInteger() && axis.equals("channel")) {
+                if (p.isInteger() && axis == Instr.QuantAxis.CHANNEL) {
                     // per channel: blocks of g consecutive targets; only full blocks
                     int gs = group > 0 ? (int) group : 32;
                     QuantSpec block = new QuantSpec(p, QuantSpec.Axis.CHANNEL, gs);
@@ -1575,33 +1547,42 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public double[] bind(String kind, String what, String axes) {
-            if (!kind.equals("signal")) throw new IllegalStateException("a per-page state's initialiser cannot read " + kind + " " + what);
+        public double[] signal(Signal what, int axes) {
             int n = entries.length, d = es.d;
             return switch (what) {
-                case "k", "v" -> {
+                case K, V -> {
                     double[] data = new double[n * d];
                     float[] row = new float[d];
                     for (int j = 0; j < n; j++) {
-                        lane.read(entries[j], what.equals("k") ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
+                        lane.read(entries[j], what == Signal.K ? Lane.Part.KEYS : Lane.Part.VALUES, row, 0);
                         for (int c = 0; c < d; c++) data[j * d + c] = row[c];
                     }
                     yield data;
                 }
-                case "pos", "age" -> {
+                case POS, AGE -> {
                     double[] data = new double[n];
-                    for (int j = 0; j < n; j++) data[j] = what.equals("pos") ? lane.position(entries[j]) : es.step.decodeStep() - lane.addedAtStep(entries[j]);
+                    for (int j = 0; j < n; j++) data[j] = what == Signal.POS ? lane.position(entries[j]) : es.step.decodeStep() - lane.addedAtStep(entries[j]);
                     yield data;
                 }
-                case "len" -> new double[] {n};
-                case "context" -> new double[] {es.step.context()};
-                case "step" -> new double[] {es.step.decodeStep()};
-                case "layer" -> new double[] {es.layer};
-                case "head" -> new double[] {kvHead};
-                case "head_dim" -> new double[] {d};
-                case "group" -> new double[] {es.g};
-                default -> throw new IllegalStateException("a per-page state's initialiser cannot read " + what);
+                case LEN -> new double[] {n};
+                case CONTEXT -> new double[] {es.step.context()};
+                case STEP -> new double[] {es.step.decodeStep()};
+                case LAYER -> new double[] {es.layer};
+                case HEAD -> new double[] {kvHead};
+                case HEAD_DIM -> new double[] {d};
+                case GROUP -> new double[] {es.g};
+                default -> throw new IllegalStateException("a per-page state's initialiser cannot read " + what.word());
             };
+        }
+
+        @Override
+        public double[] state(String name, int axes) {
+            throw new IllegalStateException("a per-page state's initialiser cannot read state " + name);
+        }
+
+        @Override
+        public double[] kernelStat(Signal signal, Op.Red fn, int over, int axes) {
+            throw new IllegalStateException("a per-page state's initialiser cannot read a statistic of " + signal.word());
         }
 
         @Override
@@ -1610,7 +1591,7 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public double[] rebase(double[] values, String axes, int epoch) {
+        public double[] rebase(double[] values, int axes, int epoch) {
             return values;
         }
 
@@ -1639,18 +1620,18 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public Object where(double[] predicate, String axes) {
+        public Object where(double[] predicate, int axes) {
             throw pure("where");
         }
 
         @Override
-        public Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm) {
+        public Object rank(double[] score, int axes, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm) {
             throw pure(top ? "top" : "bottom");
         }
 
         @Override
-        public Object setOp(String fn, Object a, Object b) {
-            throw pure(fn);
+        public Object setOp(Op.SetFn fn, Object a, Object b) {
+            throw pure(fn.word());
         }
 
         @Override
@@ -1659,12 +1640,12 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public double[] within(double[] values, String axes, Object set) {
+        public double[] within(double[] values, int axes, Object set) {
             throw pure("within");
         }
 
         @Override
-        public double quantile(double[] values, String axes, double p) {
+        public double quantile(double[] values, int axes, double p) {
             return quantileOf(values, p);
         }
 
@@ -1684,17 +1665,17 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+        public void merge(Object source, Object dest, Instr.MergeBy by, double[] weight, int weightAxes) {
             throw pure("merge");
         }
 
         @Override
-        public void store(String parts, String format, long bits, String axis, long group, String scope, Object set) {
+        public void store(boolean keys, boolean values, Instr.Format format, long bits, Instr.QuantAxis axis, long group, Instr.Scope scope, Object set) {
             throw pure("store");
         }
 
         @Override
-        public void writeState(String name, String op, double[] value, String axes) {
+        public void writeState(String name, Instr.Assign op, double[] value, int axes) {
             throw pure("a state write");
         }
     }

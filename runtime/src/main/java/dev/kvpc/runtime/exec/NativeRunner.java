@@ -6,6 +6,7 @@ import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.IrWalk;
 import dev.kvpc.ir.Op;
 import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Signal;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.Ty;
 import dev.kvpc.ir.loop.LoopLowering;
@@ -195,10 +196,11 @@ public final class NativeRunner implements PolicyRunner {
      * shape): then a per-page value stays valid while the page's entries and their rows do.
      */
     static boolean rowsOnly(Computation c) {
-        java.util.Set<String> allowed = java.util.Set.of("k", "v", "pos", "len", "head_dim", "group", "heads", "layers", "layer", "head");
+        java.util.Set<Signal> allowed = java.util.EnumSet.of(Signal.K, Signal.V, Signal.POS, Signal.LEN, Signal.HEAD_DIM, Signal.GROUP, Signal.HEADS,
+                Signal.LAYERS, Signal.LAYER, Signal.HEAD);
         for (Instr i : c.block().instrs()) {
             if (!(i instanceof Instr.Def d)) return false;
-            if (d.op() instanceof Op.Signal sg && !allowed.contains(sg.name())) return false;
+            if (d.op() instanceof Op.Signal sg && !allowed.contains(sg.signal())) return false;
             if (d.op() instanceof Op.StateRead || d.op() instanceof Op.KernelStat || d.op() instanceof Op.Param || d.op() instanceof Op.Table) return false;
         }
         return true;
@@ -209,7 +211,7 @@ public final class NativeRunner implements PolicyRunner {
         boolean[] ok = {true};
         IrWalk.forEachInstr(p, i -> {
             if (!(i instanceof Instr.Def d)) return;
-            if (d.op() instanceof Op.Signal sg && (sg.name().equals("attn") || sg.name().equals("logits"))) ok[0] = false;
+            if (d.op() instanceof Op.Signal sg && sg.signal().attention()) ok[0] = false;
             if (d.op() instanceof Op.KernelStat k && !fromColumnSums(k)) ok[0] = false;
         });
         return ok[0];
@@ -220,7 +222,7 @@ public final class NativeRunner implements PolicyRunner {
      * axes (H2O), and over the layer's heads as well (TOVA's mean over query, group and head).
      */
     static boolean fromColumnSums(Op.KernelStat k) {
-        return k.signal().equals("attn") && (k.fn() == Op.Red.SUM || k.fn() == Op.Red.MEAN) && k.over().contains(Axis.QUERY)
+        return k.input() == Signal.ATTN && (k.fn() == Op.Red.SUM || k.fn() == Op.Red.MEAN) && k.over().contains(Axis.QUERY)
                 && k.over().contains(Axis.GROUP) && java.util.Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD).containsAll(k.over());
     }
 

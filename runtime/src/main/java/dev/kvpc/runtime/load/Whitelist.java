@@ -22,7 +22,7 @@ import static dev.kvpc.runtime.load.Whitelist.Use.STATIC_READ;
  *   <li>{@link #isRuntimeApi the runtime's API}: every class under {@value #RUNTIME_API} except this loader's own
  *       package {@value #LOADER_PACKAGE} (policy code must not load other policies) and the runner of compiled
  *       policies, {@value #RUNNER_PACKAGE};</li>
- *   <li>{@link #TABLE JDK classes}, each row with the uses it permits (construct, call static or instance methods,
+ *   <li>{@link #TABLE JDK classes} and the policy vocabulary (the IR's enums {@code LaneContext} takes), each row with the uses it permits (construct, call static or instance methods,
  *       read static constants, extend or implement), an optional list of the only member names allowed or of names
  *       refused, and why the row is safe;</li>
  *   <li>{@link #BOOTSTRAPS invokedynamic bootstraps}: string concatenation, lambdas and record methods, each with
@@ -122,8 +122,10 @@ final class Whitelist {
     }
 
     private static final String SYSTEM_PROPERTY = "reads a system property";
+    private static final String VOCABULARY = "an enum constant compiled code passes to LaneContext (a signal, a reduction, a format...): "
+            + "reading one runs nothing but the enum's own constant table";
 
-    /** The JDK classes policy code may use, and how. Order is only for reading. */
+    /** The JDK classes policy code may use, and how, and the IR's enums it may name. Order is only for reading. */
     static final List<Row> TABLE = List.of(
             // --- arithmetic and boxes ------------------------------------------------------------------------------
             row("java/lang/Math", "pure functions of their arguments (sqrt, exp, fma, PI...); random() draws from a private generator",
@@ -185,7 +187,19 @@ final class Whitelist {
             row("java/lang/foreign/Arena", "allocation in an arena the runtime passes in; creating or closing arenas is refused",
                     INSTANCE_CALL).only("allocate", "allocateFrom"),
             row("java/lang/foreign/SegmentAllocator", "allocation through an allocator the runtime passes in, or inside a given segment",
-                    STATIC_CALL, INSTANCE_CALL).only("allocate", "allocateFrom", "slicingAllocator", "prefixAllocator"));
+                    STATIC_CALL, INSTANCE_CALL).only("allocate", "allocateFrom", "slicingAllocator", "prefixAllocator"),
+
+            // --- the policy vocabulary: the IR's enums that LaneContext takes ------------------------------------------
+            row("dev/kvpc/ir/Signal", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Axis", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Op$Red", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Op$SetFn", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Op$Algorithm", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Instr$Assign", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Instr$MergeBy", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Instr$Format", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Instr$QuantAxis", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Instr$Scope", VOCABULARY, STATIC_READ));
 
     /**
      * Methods of {@code java/lang/Object} refused whatever class they are called on (name and descriptor): every class

@@ -1,13 +1,21 @@
 package dev.kvpc.runtime.policy;
 
+import dev.kvpc.ir.Axis;
+import dev.kvpc.ir.Instr;
+import dev.kvpc.ir.Op;
+import dev.kvpc.ir.Signal;
+
 /**
  * One event of a lane (or of the lanes of one layer, under per-layer selection) as compiled policy code sees it.
+ * The interface is typed: signals, reductions, set operations, merge rules, formats and scopes are the IR's own
+ * enums ({@link Signal}, {@link Op.Red}, {@link Op.SetFn}, {@link Instr.MergeBy}, {@link Instr.Format},
+ * {@link Instr.Scope}...), which compiled code reads as constants; nothing is parsed from text at run time.
  *
- * <p>Numbers travel as {@code double[]} buffers, row-major over named axes given as a comma-separated list in
- * canonical order ({@code "head,token"}, {@code "query,group,token"}; {@code ""} for a scalar, one element).
- * Axis extents are named as in the loop IR: {@code len} (entries), {@code head_dim}, {@code query} (observed
- * queries), {@code group}, {@code pages}, {@code heads} (lanes handled together), {@code layers}. Ints and bools are
- * whole numbers and 0/1. Token sets are opaque handles the context creates and reads back.
+ * <p>Numbers travel as {@code double[]} buffers, row-major over axes in canonical order, named by an axis mask
+ * ({@link Axis#mask}: bit {@code 1 << ordinal} per axis; 0 for a scalar, one element). Axis extents are named as in
+ * the loop IR: {@code len} (entries), {@code head_dim}, {@code query} (observed queries), {@code group},
+ * {@code pages}, {@code heads} (lanes handled together), {@code layers}. Ints and bools are whole numbers and 0/1.
+ * Token sets are opaque handles the context creates and reads back. States are named as the policy declares them.
  *
  * <p>A keep, evict or merge changes which entries the lane holds. A buffer over tokens computed before such an
  * effect indexes the entries as they were: compiled code asks {@link #rebase} for it re-indexed to the entries now
@@ -18,18 +26,23 @@ public interface LaneContext {
     /** The extent of a named dimension now. */
     int extent(String dim);
 
+    /** The runtime's buffer for a signal, over {@code axes}. */
+    double[] signal(Signal signal, int axes);
+
+    /** A state's current values, over {@code axes}. */
+    double[] state(String name, int axes);
+
     /**
-     * The runtime's buffer for a signal ({@code kind} "signal", {@code what} its name), a state ("state", its name),
-     * a fused kernel statistic ("kernelstat", {@code signal:fn:axis+axis}), a parameter or a table; {@code axes} are
-     * the buffer's axes.
+     * A kernel statistic: {@code fn} of {@code signal} (attn or logits) over the axes {@code over} (a mask; query
+     * among them), accumulated by the attention kernel where it can be; the result over {@code axes}.
      */
-    double[] bind(String kind, String what, String axes);
+    double[] kernelStat(Signal signal, Op.Red fn, int over, int axes);
 
     /** A counter that changes whenever the entries of the lane change. */
     int epoch();
 
     /** {@code values} (over {@code axes}, computed at {@code epoch}) re-indexed to the entries now. */
-    double[] rebase(double[] values, String axes, int epoch);
+    double[] rebase(double[] values, int axes, int epoch);
 
     // ------------------------------------------------------------------------------------------------- sets
 
@@ -46,27 +59,27 @@ public interface LaneContext {
     Object pages(Object pageSet);
 
     /** The entries (or pages, by {@code axes}) whose predicate is non-zero. */
-    Object where(double[] predicate, String axes);
+    Object where(double[] predicate, int axes);
 
     /**
      * The {@code count} best non-NaN candidates of {@code score} ({@code top}: highest), over {@code domain}
-     * ("token" or "page"); with {@code floor >= 0}, each head first gets its best {@code floor}. Ties go to the
-     * later index, then the lower head; the compensation entry never ranks. {@code algorithm} is the selection
-     * pass's choice (a hint: every algorithm gives the same set).
+     * (token or page); with {@code floor >= 0}, each head first gets its best {@code floor}. Ties go to the later
+     * index, then the lower head; the compensation entry never ranks. {@code algorithm} is the selection pass's
+     * choice (a hint: every algorithm gives the same set).
      */
-    Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm);
+    Object rank(double[] score, int axes, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm);
 
-    /** {@code fn} one of union, diff, inter. */
-    Object setOp(String fn, Object a, Object b);
+    /** {@code a fn b} ({@link Op.SetFn}). */
+    Object setOp(Op.SetFn fn, Object a, Object b);
 
     /** A set restricted to another. */
     Object withinSet(Object a, Object set);
 
     /** {@code values} with entries outside {@code set} set to NaN (a new buffer). */
-    double[] within(double[] values, String axes, Object set);
+    double[] within(double[] values, int axes, Object set);
 
     /** The {@code p} quantile (linear interpolation) of all of {@code values}. */
-    double quantile(double[] values, String axes, double p);
+    double quantile(double[] values, int axes, double p);
 
     // ------------------------------------------------------------------------------------------------- effects
 
@@ -76,41 +89,47 @@ public interface LaneContext {
 
     void attend(Object set);
 
-    /** {@code by}: none, cosine_k, cosine_v or nearest; {@code weight} null or a buffer over {@code weightAxes}. */
-    void merge(Object source, Object dest, String by, double[] weight, String weightAxes);
+    /** {@code weight} null or a buffer over {@code weightAxes}. */
+    void merge(Object source, Object dest, Instr.MergeBy by, double[] weight, int weightAxes);
 
     /**
-     * Storage precision: {@code parts} "keys", "values" or "keys,values"; {@code format} f32, f16, bf16, int8, int4,
-     * int2 or int; {@code bits} and {@code group} -1 when absent; {@code axis} token or channel; {@code scope} all,
-     * for, except or otherwise ({@code set} null unless for or except).
+     * Storage precision of the parts named ({@code keys}, {@code values}): {@code bits} and {@code group} -1 when
+     * absent; {@code axis} null unless the format is an integer one; {@code set} null unless the scope is for or
+     * except.
      */
-    void store(String parts, String format, long bits, String axis, long group, String scope, Object set);
+    void store(boolean keys, boolean values, Instr.Format format, long bits, Instr.QuantAxis axis, long group, Instr.Scope scope, Object set);
 
-    /** {@code state op value}; {@code op} one of = += -= *=. */
-    void writeState(String name, String op, double[] value, String axes);
+    /** {@code state op value}. */
+    void writeState(String name, Instr.Assign op, double[] value, int axes);
 
     // ------------------------------------------------------------------------------------------------- fused forms
     // What compiled code calls where a value would be made only to be consumed by the next operation. Each means
     // exactly its composition of the operations above (the default); a context may do it without the intermediate
     // buffer.
 
-    /** {@code writeState(name, op, bind(kind, what, axes), axes)}: H2O's {@code acc += sum(attn, ...)}. */
-    default void writeStateFrom(String name, String op, String kind, String what, String axes) {
-        writeState(name, op, bind(kind, what, axes), axes);
+    /** {@code writeState(name, op, kernelStat(signal, fn, over, axes), axes)}: H2O's {@code acc += sum(attn, ...)}. */
+    default void writeStateFrom(String name, Instr.Assign op, Signal signal, Op.Red fn, int over, int axes) {
+        writeState(name, op, kernelStat(signal, fn, over, axes), axes);
     }
 
     /**
-     * {@code rank(bind(kind, what, axes), axes, ...)}, or with a {@code set} (null: none) {@code rankWithin(bind(kind,
-     * what, axes), axes, set, ...)}: a ranking of a state or a kernel statistic, which a context may read where it is
-     * kept.
+     * {@code rank(state(name, axes), axes, ...)}, or with a {@code set} (null: none) {@code rankWithin(state(name,
+     * axes), axes, set, ...)}: a ranking of a state, which a context may read where it is kept.
      */
-    default Object rankBound(String kind, String what, String axes, Object set, boolean top, long count, long floor, String domain, String algorithm) {
-        double[] score = bind(kind, what, axes);
+    default Object rankState(String name, int axes, Object set, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm) {
+        double[] score = state(name, axes);
+        return set == null ? rank(score, axes, top, count, floor, domain, algorithm) : rankWithin(score, axes, set, top, count, floor, domain, algorithm);
+    }
+
+    /** As {@link #rankState}, of {@code kernelStat(signal, fn, over, axes)}. */
+    default Object rankKernelStat(Signal signal, Op.Red fn, int over, int axes, Object set, boolean top, long count, long floor, Axis domain,
+                                  Op.Algorithm algorithm) {
+        double[] score = kernelStat(signal, fn, over, axes);
         return set == null ? rank(score, axes, top, count, floor, domain, algorithm) : rankWithin(score, axes, set, top, count, floor, domain, algorithm);
     }
 
     /** {@code rank(within(score, axes, set), axes, ...)}: a ranking restricted to a set. */
-    default Object rankWithin(double[] score, String axes, Object set, boolean top, long count, long floor, String domain, String algorithm) {
+    default Object rankWithin(double[] score, int axes, Object set, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm) {
         return rank(within(score, axes, set), axes, top, count, floor, domain, algorithm);
     }
 }

@@ -52,6 +52,20 @@ class HostileJarTest implements Opcodes {
                     mv.visitInsn(RETURN);
                 }, calls("gen/Exit", "run()V", "java/lang/System.exit(I)V")),
 
+                run("the IR beyond its vocabulary constants", "gen/Parse", mv -> {
+                    mv.visitFieldInsn(GETSTATIC, "dev/kvpc/ir/Op$Red", "SUM", "Ldev/kvpc/ir/Op$Red;");
+                    mv.visitInsn(POP);
+                    mv.visitLdcInsn("sum");
+                    mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/ir/Op$Red", "of", "(Ljava/lang/String;)Ldev/kvpc/ir/Op$Red;", false);
+                    mv.visitInsn(POP);
+                    mv.visitLdcInsn("policy p");
+                    mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/ir/IrParser", "parse", "(Ljava/lang/String;)Ldev/kvpc/ir/Specialized;", false);
+                    mv.visitInsn(POP);
+                    mv.visitInsn(RETURN);
+                }, calls("gen/Parse", "run()V", "dev/kvpc/ir/Op$Red.of(Ljava/lang/String;)Ldev/kvpc/ir/Op$Red;") + " (dev/kvpc/ir/Op$Red allows static constants only)",
+                        calls("gen/Parse", "run()V", "dev/kvpc/ir/IrParser.parse(Ljava/lang/String;)Ldev/kvpc/ir/Specialized;")
+                                + " (its signature uses dev/kvpc/ir/Specialized)"),
+
                 run("Class.forName", "gen/ForName", mv -> {
                     mv.visitLdcInsn("java.lang.Runtime");
                     mv.visitMethodInsn(INVOKESTATIC, "java/lang/Class", "forName", "(Ljava/lang/String;)Ljava/lang/Class;", false);

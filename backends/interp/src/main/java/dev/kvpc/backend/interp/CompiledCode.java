@@ -1,6 +1,5 @@
 package dev.kvpc.backend.interp;
 
-import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Computation;
 import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.IrWalk;
@@ -57,12 +56,5 @@ final class CompiledCode {
     private static Ty resultType(Computation c) {
         for (Instr i : c.block().instrs()) if (i instanceof Instr.Def d && d.id() == c.result()) return d.type();
         throw new InterpreterException("computation result %" + c.result() + " is not defined in its block");
-    }
-
-    static List<Axis> axes(String text) {
-        if (text.isEmpty()) return List.of();
-        List<Axis> out = new java.util.ArrayList<>();
-        for (String w : text.split(",")) out.add(Axis.of(w));
-        return out;
     }
 }

@@ -88,33 +88,33 @@ final class ExecContext {
 
     // ---------------------------------------------------------------- signals
 
-    Object signal(String name) {
+    Object signal(Signal name) {
         switch (name) {
-            case "len" -> {
+            case LEN -> {
                 return Tensor.scalar(Ty.Elem.INT, lane0().size());
             }
-            case "context" -> {
+            case CONTEXT -> {
                 return Tensor.scalar(Ty.Elem.INT, context);
             }
-            case "step" -> {
+            case STEP -> {
                 return Tensor.scalar(Ty.Elem.INT, decodeStep);
             }
-            case "layer" -> {
+            case LAYER -> {
                 return Tensor.scalar(Ty.Elem.INT, layer);
             }
-            case "head" -> {
+            case HEAD -> {
                 return Tensor.scalar(Ty.Elem.INT, lane0().kvHead);
             }
-            case "layers" -> {
+            case LAYERS -> {
                 return Tensor.scalar(Ty.Elem.INT, shape.layers());
             }
-            case "heads" -> {
+            case HEADS -> {
                 return Tensor.scalar(Ty.Elem.INT, shape.kvHeads());
             }
-            case "group" -> {
+            case GROUP -> {
                 return Tensor.scalar(Ty.Elem.INT, shape.group());
             }
-            case "head_dim" -> {
+            case HEAD_DIM -> {
                 return Tensor.scalar(Ty.Elem.INT, shape.headDim());
             }
             default -> { }
@@ -122,23 +122,23 @@ final class ExecContext {
         checkAligned();
         int n = lane0().size(), d = shape.headDim(), g = shape.group();
         return switch (name) {
-            case "k", "v" -> {
+            case K, V -> {
                 double[] data = new double[lanes.size() * n * d];
                 int o = 0;
                 for (LaneState l : lanes) {
-                    for (LaneState.Entry e : l.entries) for (float x : name.equals("k") ? e.k : e.v) data[o++] = x;
+                    for (LaneState.Entry e : l.entries) for (float x : name == Signal.K ? e.k : e.v) data[o++] = x;
                 }
                 yield new Tensor(Ty.Elem.FLOAT, withHead(Axis.TOKEN, Axis.CHANNEL), dims(n, d), data);
             }
-            case "pos", "age" -> {
+            case POS, AGE -> {
                 double[] data = new double[lanes.size() * n];
                 int o = 0;
                 for (LaneState l : lanes) {
-                    for (LaneState.Entry e : l.entries) data[o++] = name.equals("pos") ? e.pos : decodeStep - e.addedAtStep;
+                    for (LaneState.Entry e : l.entries) data[o++] = name == Signal.POS ? e.pos : decodeStep - e.addedAtStep;
                 }
                 yield new Tensor(Ty.Elem.INT, withHead(Axis.TOKEN), dims(n), data);
             }
-            case "q" -> {
+            case Q -> {
                 double[] data = new double[lanes.size() * observed.length * g * d];
                 int o = 0;
                 for (LaneState l : lanes) {
@@ -155,8 +155,8 @@ final class ExecContext {
                 }
                 yield new Tensor(Ty.Elem.FLOAT, withHead(Axis.QUERY, Axis.GROUP, Axis.CHANNEL), dims(observed.length, g, d), data);
             }
-            case "attn", "logits" -> attentionTensor(name.equals("attn"));
-            default -> throw new InterpreterException("unknown signal " + name);
+            case ATTN, LOGITS -> attentionTensor(name == Signal.ATTN);
+            default -> throw new InterpreterException("a policy cannot read " + name.word());
         };
     }
 

@@ -4,15 +4,13 @@ import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.Op;
 import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Signal;
 import dev.kvpc.ir.Ty;
 import dev.kvpc.runtime.policy.LaneContext;
 
 import java.util.ArrayList;
 import java.util.EnumSet;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -24,15 +22,14 @@ import java.util.Set;
 final class ExecLaneContext implements LaneContext {
     private final ExecContext ctx;
     private final List<LaneState.Entry[][]> bases = new ArrayList<>();
-    private final Map<String, List<Axis>> axesCache = new HashMap<>();
 
     ExecLaneContext(ExecContext ctx) {
         this.ctx = ctx;
         bases.add(ctx.basisNow());
     }
 
-    private List<Axis> axes(String text) {
-        return axesCache.computeIfAbsent(text, CompiledCode::axes);
+    private static List<Axis> axes(int mask) {
+        return Axis.of(mask);
     }
 
     // ------------------------------------------------------------------------------------------ conversions
@@ -62,7 +59,7 @@ final class ExecLaneContext implements LaneContext {
         return new Tensor(elem, axes, dims, data);
     }
 
-    private Tensor tensor(double[] data, String axes) {
+    private Tensor tensor(double[] data, int axes) {
         return tensor(ctx, data, axes(axes), Ty.Elem.FLOAT);
     }
 
@@ -124,20 +121,18 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
-    public double[] bind(String kind, String what, String axes) {
-        List<Axis> want = axes(axes);
-        return switch (kind) {
-            case "signal" -> buffer(ctx.signal(what), want);
-            case "state" -> buffer(ctx.readState(what), want);
-            case "kernelstat" -> {
-                String[] p = what.split(":");
-                List<Axis> over = new ArrayList<>();
-                for (String a : p[2].split("\\+")) over.add(Axis.of(a));
-                Op.Red fn = Op.Red.valueOf(p[1].toUpperCase(Locale.ROOT));
-                yield buffer(Semantics.reduce(fn, (Tensor) ctx.signal(p[0]), over, Ty.Elem.FLOAT), want);
-            }
-            default -> throw new InterpreterException(kind + " " + what + " was not specialised away before compilation");
-        };
+    public double[] signal(Signal signal, int axes) {
+        return buffer(ctx.signal(signal), axes(axes));
+    }
+
+    @Override
+    public double[] state(String name, int axes) {
+        return buffer(ctx.readState(name), axes(axes));
+    }
+
+    @Override
+    public double[] kernelStat(Signal signal, Op.Red fn, int over, int axes) {
+        return buffer(Semantics.reduce(fn, (Tensor) ctx.signal(signal), axes(over), Ty.Elem.FLOAT), axes(axes));
     }
 
     @Override
@@ -150,7 +145,7 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
-    public double[] rebase(double[] values, String axes, int epoch) {
+    public double[] rebase(double[] values, int axes, int epoch) {
         if (values == null) return null;
         List<Axis> ax = axes(axes);
         Tensor t = tensorAt(values, ax, bases.get(epoch));
@@ -193,18 +188,18 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
-    public Object where(double[] predicate, String axes) {
+    public Object where(double[] predicate, int axes) {
         return stamped(Semantics.where(tensor(predicate, axes)));
     }
 
     @Override
-    public Object rank(double[] score, String axes, boolean top, long count, long floor, String domain, String algorithm) {
-        return stamped(Semantics.rank(top, tensor(score, axes), count, floor, Axis.of(domain), ctx));
+    public Object rank(double[] score, int axes, boolean top, long count, long floor, Axis domain, Op.Algorithm algorithm) {
+        return stamped(Semantics.rank(top, tensor(score, axes), count, floor, domain, ctx));
     }
 
     @Override
-    public Object setOp(String fn, Object a, Object b) {
-        return stamped(Semantics.setOp(Op.SetFn.of(fn), (TokenSet) set(a), (TokenSet) set(b)));
+    public Object setOp(Op.SetFn fn, Object a, Object b) {
+        return stamped(Semantics.setOp(fn, (TokenSet) set(a), (TokenSet) set(b)));
     }
 
     @Override
@@ -213,12 +208,12 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
-    public double[] within(double[] values, String axes, Object s) {
+    public double[] within(double[] values, int axes, Object s) {
         return buffer(Semantics.within(tensor(values, axes), (TokenSet) set(s)), axes(axes));
     }
 
     @Override
-    public double quantile(double[] values, String axes, double p) {
+    public double quantile(double[] values, int axes, double p) {
         return Semantics.quantile(tensor(values, axes), p).scalar();
     }
 
@@ -242,27 +237,23 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
-    public void merge(Object source, Object dest, String by, double[] weight, String weightAxes) {
+    public void merge(Object source, Object dest, Instr.MergeBy by, double[] weight, int weightAxes) {
         Tensor w = weight == null ? null : tensor(weight, weightAxes);
-        ctx.merge((TokenSet) set(source), (TokenSet) set(dest), Instr.MergeBy.valueOf(by.toUpperCase(Locale.ROOT)), w);
+        ctx.merge((TokenSet) set(source), (TokenSet) set(dest), by, w);
         changed();
     }
 
     @Override
-    public void store(String parts, String format, long bits, String axis, long group, String scope, Object s) {
+    public void store(boolean keys, boolean values, Instr.Format format, long bits, Instr.QuantAxis axis, long group, Instr.Scope scope, Object s) {
         Set<Instr.Part> ps = EnumSet.noneOf(Instr.Part.class);
-        for (String p : parts.split(",")) ps.add(Instr.Part.valueOf(p.toUpperCase(Locale.ROOT)));
-        Instr.Format f = Instr.Format.valueOf(format.toUpperCase(Locale.ROOT));
-        Instr.QuantAxis qa = axis.isEmpty() ? null : Instr.QuantAxis.valueOf(axis.toUpperCase(Locale.ROOT));
-        ctx.store(ps, f, (int) bits, qa, (int) group, Instr.Scope.of(scope), s == null ? null : (TokenSet) set(s));
+        if (keys) ps.add(Instr.Part.KEYS);
+        if (values) ps.add(Instr.Part.VALUES);
+        ctx.store(ps, format, (int) bits, axis, (int) group, scope, s == null ? null : (TokenSet) set(s));
     }
 
     @Override
-    public void writeState(String name, String op, double[] value, String axes) {
-        Instr.Assign a = null;
-        for (Instr.Assign x : Instr.Assign.values()) if (x.symbol.equals(op)) a = x;
-        if (a == null) throw new InterpreterException("unknown state assignment " + op);
-        PolicyIr.State s = ctx.state(name);
-        ctx.writeState(name, a, tensor(ctx, value, axes(axes), s.type().elem()));
+    public void writeState(String name, Instr.Assign op, double[] value, int axes) {
+        PolicyIr.State st = ctx.state(name);
+        ctx.writeState(name, op, tensor(ctx, value, axes(axes), st.type().elem()));
     }
 }

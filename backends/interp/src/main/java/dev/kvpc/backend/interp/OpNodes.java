@@ -9,6 +9,7 @@ import com.oracle.truffle.api.nodes.Node;
 import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.Op;
+import dev.kvpc.ir.Signal;
 import dev.kvpc.ir.Ty;
 
 import java.util.ArrayList;
@@ -64,13 +65,13 @@ final class OpNodes {
             case Op.Param p -> new Fail("parameter " + p.name() + " was not specialised");
             case Op.Table t -> new Fail("table " + t.file() + " was not specialised");
             case Op.Slope s -> new Fail("slope outside an attention variant");
-            case Op.Signal s -> new Signal(s.name());
+            case Op.Signal s -> new SignalNode(s.signal());
             case Op.StateRead s -> new StateRead(s.name());
             case Op.Map1 m -> OpNodesFactory.Map1NodeGen.create(m.fn(), elem(type), read(m.x()));
             case Op.Map2 m -> OpNodesFactory.Map2NodeGen.create(m.fn(), elem(type), read(m.a()), read(m.b()));
             case Op.Choose c -> OpNodesFactory.ChooseNodeGen.create(elem(type), read(c.cond()), read(c.a()), read(c.b()));
             case Op.Reduce r -> OpNodesFactory.ReduceNodeGen.create(r.fn(), r.over(), elem(type), read(r.x()));
-            case Op.KernelStat k -> OpNodesFactory.ReduceNodeGen.create(k.fn(), k.over(), elem(type), new Signal(k.signal()));
+            case Op.KernelStat k -> OpNodesFactory.ReduceNodeGen.create(k.fn(), k.over(), elem(type), new SignalNode(k.input()));
             case Op.Pool p -> OpNodesFactory.PoolNodeGen.create(p.fn(), p.along(), read(p.x()), read(p.kernel()));
             case Op.Quantile q -> {
                 if (!q.over().isEmpty()) yield new Fail("quantile over some axes is not supported by the interpreter");
@@ -127,10 +128,10 @@ final class OpNodes {
         }
     }
 
-    static final class Signal extends ValueNode {
-        private final String name;
+    static final class SignalNode extends ValueNode {
+        private final Signal name;
 
-        Signal(String name) {
+        SignalNode(Signal name) {
             this.name = name;
         }
 

@@ -132,17 +132,17 @@ final class VariantEval {
                 if (x == null) throw new InterpreterException("variant parameter " + p.name() + " has no value");
                 yield x;
             }
-            case Op.Signal s -> switch (s.name()) {
-                case "q" -> q;
-                case "k" -> k;
-                case "qpos" -> (double) qpos;
-                case "kpos" -> (double) kpos;
-                case "head" -> (double) head;
-                case "scale" -> scale;
-                case "heads" -> (double) shape.kvHeads();
-                case "head_dim" -> (double) shape.headDim();
-                case "context" -> (double) (qpos + 1);
-                default -> throw new InterpreterException("attention variants cannot read " + s.name());
+            case Op.Signal s -> switch (s.signal()) {
+                case Q -> q;
+                case K -> k;
+                case QPOS -> (double) qpos;
+                case KPOS -> (double) kpos;
+                case HEAD -> (double) head;
+                case SCALE -> scale;
+                case HEADS -> (double) shape.kvHeads();
+                case HEAD_DIM -> (double) shape.headDim();
+                case CONTEXT -> (double) (qpos + 1);
+                default -> throw new InterpreterException("attention variants cannot read " + s.signal().word());
             };
             case Op.Dot d -> dot((float[]) v.get(d.a()), (float[]) v.get(d.b()));
             case Op.Slope s -> Math.pow(2, -8.0 * (((Double) v.get(s.head())) + 1) / shape.heads());

@@ -20,7 +20,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.stream.Collectors;
 
 import static org.objectweb.asm.Opcodes.*;
 
@@ -39,6 +38,14 @@ public final class PolicyCompiler {
     static final String ITF = Type.getInternalName(CompiledLaneClass.class);
     static final String CTX = Type.getInternalName(LaneContext.class);
     static final String CTX_DESC = "L" + CTX + ";";
+    /** The descriptor of each {@link LaneContext} method, by name. */
+    static final Map<String, String> CTX_METHODS = new HashMap<>();
+
+    static {
+        for (java.lang.reflect.Method m : LaneContext.class.getMethods()) {
+            if (CTX_METHODS.put(m.getName(), Type.getMethodDescriptor(m)) != null) throw new IllegalStateException("LaneContext overloads " + m.getName());
+        }
+    }
     private static final String KERNEL_DESC = "(" + CTX_DESC + ")[D";
 
     private final Loop.Program program;
@@ -275,10 +282,6 @@ public final class PolicyCompiler {
     }
 
     // ------------------------------------------------------------------------------------------- kernel bodies
-
-    static String axesText(List<Axis> axes) {
-        return axes.stream().map(Axis::word).collect(Collectors.joining(","));
-    }
 
     static Axis axisOf(Dim d) {
         if (d.symbol() == null) return null;
@@ -517,7 +520,7 @@ public final class PolicyCompiler {
             for (var e : extents.entrySet()) {
                 mv.visitVarInsn(ALOAD, 0);
                 mv.visitLdcInsn(e.getKey());
-                ctx("extent", "(Ljava/lang/String;)I");
+                ctx("extent");
                 mv.visitVarInsn(ISTORE, e.getValue());
             }
         }
@@ -542,8 +545,20 @@ public final class PolicyCompiler {
 
         // ---- code
 
-        private void ctx(String name, String desc) {
-            mv.visitMethodInsn(INVOKEINTERFACE, CTX, name, desc, true);
+        /** A call of {@link LaneContext}'s method {@code name} (names are unique there), its descriptor its own. */
+        private void ctx(String name) {
+            mv.visitMethodInsn(INVOKEINTERFACE, CTX, name, CTX_METHODS.get(name), true);
+        }
+
+        /** An enum constant of the policy vocabulary, as the argument of a {@link LaneContext} call. */
+        private void constant(Enum<?> e) {
+            Class<?> c = e.getDeclaringClass();
+            mv.visitFieldInsn(GETSTATIC, Type.getInternalName(c), e.name(), Type.getDescriptor(c));
+        }
+
+        /** A buffer's axes as {@link LaneContext} takes them: {@link Axis#mask}. */
+        private void axesOf(List<Axis> ax) {
+            pushInt(mv, Axis.mask(ax));
         }
 
         private void block(List<Stmt> body) {
@@ -574,7 +589,7 @@ public final class PolicyCompiler {
          * entries or states, so the value read at the ranking is the value the bind would have read.
          */
         private boolean rankedLater(List<Stmt> body, int i, Bind b) {
-            if (useCount.getOrDefault(b.id(), 0) != 1 || !(b.kind().equals("state") || b.kind().equals("kernelstat"))) return false;
+            if (useCount.getOrDefault(b.id(), 0) != 1 || !(b.source() instanceof Op.StateRead || b.source() instanceof Op.KernelStat)) return false;
             for (int j = i + 1; j < body.size(); j++) {
                 if (!(body.get(j) instanceof SetPrim p)) {
                     if (hasEffect(body.get(j))) return false;
@@ -598,16 +613,20 @@ public final class PolicyCompiler {
             };
         }
 
-        /** {@link LaneContext#rankBound}: a deferred bind, restricted to {@code set} (-1: none), ranked. */
+        /**
+         * {@link LaneContext#rankState} or {@link LaneContext#rankKernelStat}: a deferred bind, restricted to
+         * {@code set} (-1: none), ranked.
+         */
         private void rankBound(Bind b, int set, Op.Rank r, SetPrim p) {
             mv.visitVarInsn(ALOAD, 0);
-            mv.visitLdcInsn(b.kind());
-            mv.visitLdcInsn(b.what());
-            mv.visitLdcInsn(axesText(axes.get(b.id())));
+            boolean state = b.source() instanceof Op.StateRead;
+            if (b.source() instanceof Op.StateRead s) mv.visitLdcInsn(s.name());
+            else kernelStatSource((Op.KernelStat) b.source());
+            axesOf(axes.get(b.id()));
             if (set >= 0) mv.visitVarInsn(ALOAD, local.get(set));
             else mv.visitInsn(ACONST_NULL);
             rankArguments(r, p);
-            ctx("rankBound", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/Object;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
+            ctx(state ? "rankState" : "rankKernelStat");
             mv.visitVarInsn(ASTORE, local.get(p.id()));
             stampEpoch(p.id());
         }
@@ -618,15 +637,14 @@ public final class PolicyCompiler {
          * true. Nothing lies between the two, so no effect can change what the value would have held.
          */
         private boolean fusedPair(Stmt s, Stmt next) {
-            if (s instanceof Bind b && next instanceof Effect e && e.effect() instanceof Instr.StateWrite w
-                    && w.value() == b.id() && useCount.getOrDefault(b.id(), 0) == 1 && !b.kind().equals("state")) {
+            if (s instanceof Bind b && b.source() instanceof Op.KernelStat k && next instanceof Effect e && e.effect() instanceof Instr.StateWrite w
+                    && w.value() == b.id() && useCount.getOrDefault(b.id(), 0) == 1) {
                 mv.visitVarInsn(ALOAD, 0);
                 mv.visitLdcInsn(w.state());
-                mv.visitLdcInsn(w.op().symbol);
-                mv.visitLdcInsn(b.kind());
-                mv.visitLdcInsn(b.what());
-                mv.visitLdcInsn(axesText(axes.get(b.id())));
-                ctx("writeStateFrom", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)V");
+                constant(w.op());
+                kernelStatSource(k);
+                axesOf(axes.get(b.id()));
+                ctx("writeStateFrom");
                 return true;
             }
             if (s instanceof SetPrim p && p.op() instanceof Op.Within w && deferred.containsKey(w.x()) && next instanceof SetPrim q && q.op() instanceof Op.Rank r) {
@@ -639,7 +657,7 @@ public final class PolicyCompiler {
                 bufAndAxes(w.x());
                 mv.visitVarInsn(ALOAD, local.get(w.set()));
                 rankArguments(r, q);
-                ctx("rankWithin", "([DLjava/lang/String;Ljava/lang/Object;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
+                ctx("rankWithin");
                 mv.visitVarInsn(ASTORE, local.get(q.id()));
                 stampEpoch(q.id());
                 return true;
@@ -653,8 +671,8 @@ public final class PolicyCompiler {
             scalarLong(r.count());
             if (r.floor() >= 0) scalarLong(r.floor());
             else mv.visitLdcInsn(-1L);
-            mv.visitLdcInsn(((Ty.SetTy) p.type()).domain().word());
-            mv.visitLdcInsn(r.algorithm().word());
+            constant(((Ty.SetTy) p.type()).domain());
+            constant(r.algorithm());
         }
 
         private boolean overTokens(int id) {
@@ -668,7 +686,7 @@ public final class PolicyCompiler {
             Integer l = epochLocal.get(id);
             if (l == null) return;
             mv.visitVarInsn(ALOAD, 0);
-            ctx("epoch", "()I");
+            ctx("epoch");
             mv.visitVarInsn(ISTORE, l);
         }
 
@@ -681,11 +699,7 @@ public final class PolicyCompiler {
                     stampEpoch(a.id());
                 }
                 case Bind b -> {
-                    mv.visitVarInsn(ALOAD, 0);
-                    mv.visitLdcInsn(b.kind());
-                    mv.visitLdcInsn(b.what());
-                    mv.visitLdcInsn(axesText(axes.get(b.id())));
-                    ctx("bind", "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)[D");
+                    bind(b);
                     mv.visitVarInsn(ASTORE, local.get(b.id()));
                     stampEpoch(b.id());
                 }
@@ -966,7 +980,46 @@ public final class PolicyCompiler {
 
         private void bufAndAxes(int id) {
             mv.visitVarInsn(ALOAD, local.get(id));
-            mv.visitLdcInsn(axesText(axes.get(id)));
+            axesOf(axes.get(id));
+        }
+
+        /** The runtime's buffer for what a bind reads: a signal, a state or a kernel statistic. */
+        private void bind(Bind b) {
+            switch (b.source()) {
+                case Op.Signal s -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    constant(s.signal());
+                    axesOf(axes.get(b.id()));
+                    ctx("signal");
+                }
+                case Op.StateRead s -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    mv.visitLdcInsn(s.name());
+                    axesOf(axes.get(b.id()));
+                    ctx("state");
+                }
+                case Op.KernelStat k -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    kernelStatSource(k);
+                    axesOf(axes.get(b.id()));
+                    ctx("kernelStat");
+                }
+                default -> {
+                    // a parameter or table left unspecialised: running it is an error, as the interpreter's is
+                    mv.visitTypeInsn(NEW, "java/lang/IllegalStateException");
+                    mv.visitInsn(DUP);
+                    mv.visitLdcInsn(b.kind() + " " + b.what() + " was not specialised away before compilation");
+                    mv.visitMethodInsn(INVOKESPECIAL, "java/lang/IllegalStateException", "<init>", "(Ljava/lang/String;)V", false);
+                    mv.visitInsn(ATHROW);
+                }
+            }
+        }
+
+        /** A kernel statistic's signal, reduction and axes reduced over, as {@link LaneContext#kernelStat} takes them. */
+        private void kernelStatSource(Op.KernelStat k) {
+            constant(k.input());
+            constant(k.fn());
+            axesOf(k.over());
         }
 
         private void setPrim(SetPrim p) {
@@ -977,49 +1030,49 @@ public final class PolicyCompiler {
                     mv.visitVarInsn(ALOAD, 0);
                     bufAndAxes(r.score());
                     rankArguments(r, p);
-                    ctx("rank", "([DLjava/lang/String;ZJJLjava/lang/String;Ljava/lang/String;)Ljava/lang/Object;");
+                    ctx("rank");
                 }
                 case Op.Range r -> {
                     mv.visitVarInsn(ALOAD, 0);
                     mv.visitInsn(r.end() == Op.End.LAST ? ICONST_1 : ICONST_0);
                     scalarLong(r.count());
-                    ctx("range", "(ZJ)Ljava/lang/Object;");
+                    ctx("range");
                 }
                 case Op.All a -> {
                     mv.visitVarInsn(ALOAD, 0);
-                    ctx("all", "()Ljava/lang/Object;");
+                    ctx("all");
                 }
                 case Op.Compensation c -> {
                     mv.visitVarInsn(ALOAD, 0);
-                    ctx("compensation", "()Ljava/lang/Object;");
+                    ctx("compensation");
                 }
                 case Op.Where w -> {
                     mv.visitVarInsn(ALOAD, 0);
                     bufAndAxes(w.pred());
-                    ctx("where", "([DLjava/lang/String;)Ljava/lang/Object;");
+                    ctx("where");
                 }
                 case Op.Pages pg -> {
                     mv.visitVarInsn(ALOAD, 0);
                     mv.visitVarInsn(ALOAD, local.get(pg.pages()));
-                    ctx("pages", "(Ljava/lang/Object;)Ljava/lang/Object;");
+                    ctx("pages");
                 }
                 case Op.SetOp s -> {
                     mv.visitVarInsn(ALOAD, 0);
-                    mv.visitLdcInsn(s.fn().word());
+                    constant(s.fn());
                     mv.visitVarInsn(ALOAD, local.get(s.a()));
                     mv.visitVarInsn(ALOAD, local.get(s.b()));
-                    ctx("setOp", "(Ljava/lang/String;Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;");
+                    ctx("setOp");
                 }
                 case Op.Within w -> {
                     mv.visitVarInsn(ALOAD, 0);
                     if (sets.contains(w.x())) {
                         mv.visitVarInsn(ALOAD, local.get(w.x()));
                         mv.visitVarInsn(ALOAD, local.get(w.set()));
-                        ctx("withinSet", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;");
+                        ctx("withinSet");
                     } else {
                         bufAndAxes(w.x());
                         mv.visitVarInsn(ALOAD, local.get(w.set()));
-                        ctx("within", "([DLjava/lang/String;Ljava/lang/Object;)[D");
+                        ctx("within");
                     }
                 }
                 case Op.Quantile q -> {
@@ -1033,7 +1086,7 @@ public final class PolicyCompiler {
                     mv.visitVarInsn(ALOAD, local.get(q.p()));
                     mv.visitInsn(ICONST_0);
                     mv.visitInsn(DALOAD);
-                    ctx("quantile", "([DLjava/lang/String;D)D");
+                    ctx("quantile");
                     mv.visitInsn(DASTORE);
                 }
                 case Op.Choose c -> {
@@ -1065,35 +1118,37 @@ public final class PolicyCompiler {
                     mv.visitVarInsn(ALOAD, 0);
                     mv.visitVarInsn(ALOAD, local.get(m.source()));
                     mv.visitVarInsn(ALOAD, local.get(m.dest()));
-                    mv.visitLdcInsn(m.by().word());
+                    constant(m.by());
                     if (m.weight() >= 0) {
                         bufAndAxes(m.weight());
                     } else {
                         mv.visitInsn(ACONST_NULL);
-                        mv.visitLdcInsn("");
+                        mv.visitInsn(ICONST_0);
                     }
-                    ctx("merge", "(Ljava/lang/Object;Ljava/lang/Object;Ljava/lang/String;[DLjava/lang/String;)V");
+                    ctx("merge");
                 }
                 case Instr.Store s -> {
                     mv.visitVarInsn(ALOAD, 0);
-                    mv.visitLdcInsn(s.parts().stream().sorted().map(Instr.Part::word).collect(Collectors.joining(",")));
-                    mv.visitLdcInsn(s.format().word());
+                    mv.visitInsn(s.parts().contains(Instr.Part.KEYS) ? ICONST_1 : ICONST_0);
+                    mv.visitInsn(s.parts().contains(Instr.Part.VALUES) ? ICONST_1 : ICONST_0);
+                    constant(s.format());
                     if (s.bits() >= 0) scalarLong(s.bits());
                     else mv.visitLdcInsn(-1L);
-                    mv.visitLdcInsn(s.axis() == null ? "" : s.axis().word());
+                    if (s.axis() == null) mv.visitInsn(ACONST_NULL);
+                    else constant(s.axis());
                     if (s.group() >= 0) scalarLong(s.group());
                     else mv.visitLdcInsn(-1L);
-                    mv.visitLdcInsn(s.scope().word());
+                    constant(s.scope());
                     if (s.set() >= 0) mv.visitVarInsn(ALOAD, local.get(s.set()));
                     else mv.visitInsn(ACONST_NULL);
-                    ctx("store", "(Ljava/lang/String;Ljava/lang/String;JLjava/lang/String;JLjava/lang/String;Ljava/lang/Object;)V");
+                    ctx("store");
                 }
                 case Instr.StateWrite w -> {
                     mv.visitVarInsn(ALOAD, 0);
                     mv.visitLdcInsn(w.state());
-                    mv.visitLdcInsn(w.op().symbol);
+                    constant(w.op());
                     bufAndAxes(w.value());
-                    ctx("writeState", "(Ljava/lang/String;Ljava/lang/String;[DLjava/lang/String;)V");
+                    ctx("writeState");
                 }
                 default -> throw new UnsupportedOperationException("effect " + i);
             }
@@ -1103,7 +1158,7 @@ public final class PolicyCompiler {
         private void setEffect(String name, int set) {
             mv.visitVarInsn(ALOAD, 0);
             mv.visitVarInsn(ALOAD, local.get(set));
-            ctx(name, "(Ljava/lang/Object;)V");
+            ctx(name);
         }
 
         /** Extents again, and every buffer over tokens defined before {@code at} and read after it re-indexed. */
@@ -1118,10 +1173,10 @@ public final class PolicyCompiler {
                 mv.visitVarInsn(ALOAD, 0);
                 bufAndAxes(id);
                 mv.visitVarInsn(ILOAD, ep);
-                ctx("rebase", "([DLjava/lang/String;I)[D");
+                ctx("rebase");
                 mv.visitVarInsn(ASTORE, local.get(id));
                 mv.visitVarInsn(ALOAD, 0);
-                ctx("epoch", "()I");
+                ctx("epoch");
                 mv.visitVarInsn(ISTORE, ep);
             }
         }

@@ -178,12 +178,12 @@ public final class VariantCompiler {
                     store(d.id());
                 }
                 case Op.Signal s -> {
-                    switch (s.name()) {
-                        case "q", "k" -> arrays.put(d.id(), s.name());
-                        case "qpos" -> intArg(4, d.id());
-                        case "kpos" -> intArg(5, d.id());
-                        case "head" -> intArg(6, d.id());
-                        case "context" -> {
+                    switch (s.signal()) {
+                        case Q, K -> arrays.put(d.id(), s.signal().word());
+                        case QPOS -> intArg(4, d.id());
+                        case KPOS -> intArg(5, d.id());
+                        case HEAD -> intArg(6, d.id());
+                        case CONTEXT -> {
                             // tokens seen by the query: qpos + 1 (the interpreter's definition)
                             mv.visitVarInsn(ILOAD, 4);
                             mv.visitInsn(ICONST_1);
@@ -191,19 +191,19 @@ public final class VariantCompiler {
                             mv.visitInsn(I2D);
                             store(d.id());
                         }
-                        case "scale" -> {
+                        case SCALE -> {
                             mv.visitLdcInsn(1.0 / Math.sqrt(shape.headDim()));
                             store(d.id());
                         }
-                        case "heads" -> {
+                        case HEADS -> {
                             mv.visitLdcInsn((double) shape.kvHeads());
                             store(d.id());
                         }
-                        case "head_dim" -> {
+                        case HEAD_DIM -> {
                             mv.visitLdcInsn((double) shape.headDim());
                             store(d.id());
                         }
-                        default -> throw new IllegalArgumentException("attention variants cannot read " + s.name());
+                        default -> throw new IllegalArgumentException("attention variants cannot read " + s.signal().word());
                     }
                 }
                 case Op.Dot dot -> dot(d.id(), dot);
