@@ -96,18 +96,26 @@ public sealed interface Instr {
          * the last remembered scope {@code last} (otherwise; null when none was).
          */
         public BitSet covered(BitSet all, BitSet set, BitSet last) {
-            BitSet out = (BitSet) all.clone();
-            switch (this) {
-                case ALL -> { }
-                case FOR -> {
-                    return (BitSet) set.clone();
-                }
-                case EXCEPT -> out.andNot(set);
-                case OTHERWISE -> {
-                    if (last != null) out.andNot(last);
-                }
-            }
-            return out;
+            return switch (this) {
+                case ALL -> (BitSet) all.clone();
+                case FOR -> (BitSet) set.clone();
+                case EXCEPT -> Op.SetFn.DIFF.apply((BitSet) all.clone(), set);
+                case OTHERWISE -> last == null ? (BitSet) all.clone() : Op.SetFn.DIFF.apply((BitSet) all.clone(), last);
+            };
+        }
+
+        /**
+         * {@link #covered} when all is the run {@code [0, size)} and the store's set and the last remembered scope are
+         * runs ({@link Runs}; {@link Runs#NONE} when absent): the covered entries as one run, or {@link Runs#NONE}
+         * when they are not one run.
+         */
+        public long coveredRun(int size, long set, long last) {
+            return switch (this) {
+                case ALL -> Runs.of(0, size);
+                case FOR -> set;
+                case EXCEPT -> Op.SetFn.DIFF.run(0, size, Runs.from(set), Runs.to(set));
+                case OTHERWISE -> last == Runs.NONE ? Runs.of(0, size) : Op.SetFn.DIFF.run(0, size, Runs.from(last), Runs.to(last));
+            };
         }
 
         /** Whether a later {@code otherwise} of the event excludes what this store covers. */

@@ -379,6 +379,27 @@ public sealed interface Op {
             return a;
         }
 
+        /**
+         * {@link #apply} of the runs {@code [aFrom, aTo)} and {@code [bFrom, bTo)}: the result as one run
+         * ({@link Runs}), or {@link Runs#NONE} when it is not one run.
+         */
+        public long run(int aFrom, int aTo, int bFrom, int bTo) {
+            boolean aEmpty = aTo <= aFrom, bEmpty = bTo <= bFrom;
+            return switch (this) {
+                case UNION -> {
+                    if (aEmpty) yield Runs.of(bFrom, bTo);
+                    if (bEmpty) yield Runs.of(aFrom, aTo);
+                    yield aFrom <= bTo && bFrom <= aTo ? Runs.of(Math.min(aFrom, bFrom), Math.max(aTo, bTo)) : Runs.NONE;
+                }
+                case INTER -> Runs.of(Math.max(aFrom, bFrom), Math.min(aTo, bTo));
+                case DIFF -> {
+                    if (aEmpty || bEmpty || bTo <= aFrom || bFrom >= aTo) yield Runs.of(aFrom, aTo);
+                    if (bFrom <= aFrom) yield Runs.of(Math.min(aTo, bTo), aTo);
+                    yield bTo >= aTo ? Runs.of(aFrom, bFrom) : Runs.NONE;
+                }
+            };
+        }
+
         /** Whether the compensation entry is a member of the result, from its membership of {@code a} and {@code b}. */
         public boolean compensation(boolean a, boolean b) {
             return switch (this) {

@@ -4,6 +4,7 @@ import dev.kvpc.ir.Axis;
 import dev.kvpc.ir.Instr;
 import dev.kvpc.ir.Op;
 import dev.kvpc.ir.PolicyIr;
+import dev.kvpc.ir.Runs;
 import dev.kvpc.ir.Signal;
 import dev.kvpc.ir.Ty;
 import dev.kvpc.runtime.AttentionVariant;
@@ -428,13 +429,76 @@ final class LaneView implements LaneContext {
     }
 
     /** A set of entries per lane (or one for all), as positions at the epoch it was made. */
-    record Sel(Axis domain, BitSet[] perHead, boolean compensation, int epoch) {
-        BitSet forHead(int h) {
-            return perHead.length == 1 ? perHead[0] : perHead[Math.min(h, perHead.length - 1)];
+    /**
+     * A set of entries (or pages) per lane, as it was at an epoch: bits, or one run {@code [from, to)} per lane
+     * ({@link Runs}: all entries, first and last n, and what set algebra and store scopes make of runs), whose bits
+     * are made only when something asks for them.
+     */
+    static final class Sel {
+        private final Axis domain;
+        private final BitSet[] perHead;
+        /** Per lane, its run; null when the set is bits. */
+        private final long[] runs;
+        private final boolean compensation;
+        private final int epoch;
+
+        Sel(Axis domain, BitSet[] perHead, boolean compensation, int epoch) {
+            this(domain, perHead, null, compensation, epoch);
+        }
+
+        private Sel(Axis domain, BitSet[] perHead, long[] runs, boolean compensation, int epoch) {
+            this.domain = domain;
+            this.perHead = perHead;
+            this.runs = runs;
+            this.compensation = compensation;
+            this.epoch = epoch;
+        }
+
+        /** A set that is one run per lane. */
+        static Sel ofRuns(Axis domain, long[] runs, boolean compensation, int epoch) {
+            return new Sel(domain, new BitSet[runs.length], runs, compensation, epoch);
+        }
+
+        Axis domain() {
+            return domain;
+        }
+
+        boolean compensation() {
+            return compensation;
+        }
+
+        int epoch() {
+            return epoch;
         }
 
         int heads() {
             return perHead.length;
+        }
+
+        private int index(int h) {
+            return perHead.length == 1 ? 0 : Math.min(h, perHead.length - 1);
+        }
+
+        /** Lane h's members (made from its run the first time they are asked for). */
+        BitSet forHead(int h) {
+            int i = index(h);
+            BitSet b = perHead[i];
+            if (b == null) {
+                b = new BitSet(Runs.to(runs[i]));
+                b.set(Runs.from(runs[i]), Runs.to(runs[i]));
+                perHead[i] = b;
+            }
+            return b;
+        }
+
+        /** Whether every lane's members are one run. */
+        boolean isRuns() {
+            return runs != null;
+        }
+
+        /** Lane h's run (only when {@link #isRuns}). */
+        long run(int h) {
+            return runs[index(h)];
         }
     }
 
@@ -1140,12 +1204,9 @@ final class LaneView implements LaneContext {
 
     @Override
     public Object all() {
-        BitSet[] out = new BitSet[es.lanes.size()];
-        for (int li = 0; li < out.length; li++) {
-            out[li] = new BitSet();
-            out[li].set(0, es.lanes.get(li).size());
-        }
-        return sel(Axis.TOKEN, out, true);
+        long[] out = new long[es.lanes.size()];
+        for (int li = 0; li < out.length; li++) out[li] = Runs.of(0, es.lanes.get(li).size());
+        return Sel.ofRuns(Axis.TOKEN, out, true, epoch());
     }
 
     @Override
@@ -1161,17 +1222,15 @@ final class LaneView implements LaneContext {
 
     @Override
     public Object range(boolean last, long count) {
-        BitSet[] out = new BitSet[es.lanes.size()];
+        long[] out = new long[es.lanes.size()];
         for (int li = 0; li < out.length; li++) {
             Lane l = es.lanes.get(li);
             // the regular entries are 0 .. total-1: a lane's compensation entry, if any, is its last
             int size = l.size(), total = size > 0 && l.isCompensation(size - 1) ? size - 1 : size;
             int n = (int) Math.max(0, Math.min(count, total));
-            out[li] = new BitSet(size);
-            if (last) out[li].set(total - n, total);
-            else out[li].set(0, n);
+            out[li] = last ? Runs.of(total - n, total) : Runs.of(0, n);
         }
-        return sel(Axis.TOKEN, out, false);
+        return Sel.ofRuns(Axis.TOKEN, out, false, epoch());
     }
 
     @Override
@@ -1250,7 +1309,18 @@ final class LaneView implements LaneContext {
     @Override
     public Object setOp(Op.SetFn fn, Object a, Object b) {
         Sel x = now(a), y = now(b);
-        return combine(x, y, fn::apply, fn.compensation(x.compensation(), y.compensation()));
+        boolean compensation = fn.compensation(x.compensation(), y.compensation());
+        if (x.isRuns() && y.isRuns() && x.domain() == y.domain()) {
+            // runs stay runs where the result is one (H2O's all - last(r))
+            long[] out = new long[Math.max(x.heads(), y.heads())];
+            boolean runs = true;
+            for (int h = 0; h < out.length && runs; h++) {
+                out[h] = fn.run(Runs.from(x.run(h)), Runs.to(x.run(h)), Runs.from(y.run(h)), Runs.to(y.run(h)));
+                runs = out[h] != Runs.NONE;
+            }
+            if (runs) return Sel.ofRuns(x.domain(), out, compensation, x.epoch());
+        }
+        return combine(x, y, fn::apply, compensation);
     }
 
     @Override
@@ -1445,22 +1515,25 @@ final class LaneView implements LaneContext {
     @Override
     public void store(boolean keys, boolean values, Instr.Format f, long bits, Instr.QuantAxis axis, long group, Instr.Scope sc, Object set) {
         Sel all = (Sel) all(), given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : now(es.lastStoreScope);
-        BitSet[] each = new BitSet[es.lanes.size()];
-        for (int li = 0; li < each.length; li++) {
-            each[li] = sc.covered(all.forHead(li), given == null ? null : given.forHead(li), last == null ? null : last.forHead(li));
+        boolean compensation = sc == Instr.Scope.ALL || sc == Instr.Scope.FOR && given.compensation();
+        Sel covered = coveredRuns(sc, given, last, compensation);
+        if (covered == null) {
+            BitSet[] each = new BitSet[es.lanes.size()];
+            for (int li = 0; li < each.length; li++) {
+                each[li] = sc.covered(all.forHead(li), given == null ? null : given.forHead(li), last == null ? null : last.forHead(li));
+            }
+            covered = sel(Axis.TOKEN, each, compensation);
         }
-        Sel covered = sel(Axis.TOKEN, each, sc == Instr.Scope.ALL || sc == Instr.Scope.FOR && given.compensation());
         if (sc.remembered()) es.lastStoreScope = covered;
         Precision p = Precision.of(f, (int) bits);
         boolean changedRows = false;
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
-            BitSet cov = covered.forHead(li);
             for (Lane.Part lp : Lane.Part.values()) {
                 if (!(lp == Lane.Part.KEYS ? keys : values)) continue;
                 // the covered regular entries not yet at the precision, in order (entries already at it are left as
                 // they are, their group too)
-                int[] targets = notAt(l, cov, lp, p);
+                int[] targets = covered.isRuns() ? notAt(l, covered.run(li), lp, p) : notAt(l, covered.forHead(li), lp, p);
                 if (p.isInteger() && axis == Instr.QuantAxis.CHANNEL) {
                     // per channel: blocks of g consecutive targets; only full blocks
                     int gs = group > 0 ? (int) group : 32;
@@ -1488,6 +1561,41 @@ final class LaneView implements LaneContext {
      * covered entry down and stops when it has them all: a standing {@code store ... except last(r)} finds the one
      * entry that left the window without reading the thousands already stored.
      */
+    /**
+     * A store's covered entries as one run per lane ({@link Instr.Scope#coveredRun}) when its set and the remembered
+     * scope are runs (KIVI's {@code except last(r)}: the run before the window), or null.
+     */
+    private Sel coveredRuns(Instr.Scope sc, Sel given, Sel last, boolean compensation) {
+        if (given != null && !given.isRuns() || last != null && !last.isRuns()) return null;
+        long[] out = new long[es.lanes.size()];
+        for (int li = 0; li < out.length; li++) {
+            out[li] = sc.coveredRun(es.lanes.get(li).size(), given == null ? Runs.NONE : given.run(li), last == null ? Runs.NONE : last.run(li));
+            if (out[li] == Runs.NONE) return null;
+        }
+        return Sel.ofRuns(Axis.TOKEN, out, compensation, epoch());
+    }
+
+    /** {@link #notAt} of the entries of one run: the counts come from the run's bounds, not from bits. */
+    static int[] notAt(Lane l, long run, Lane.Part part, Precision p) {
+        int size = l.size(), to = Math.min(Runs.to(run), size), from = Math.min(Runs.from(run), to);
+        int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
+        int[] chain = l.chainTable();
+        boolean[] chainAt = new boolean[l.chainCount()];
+        for (int c = 0; c < chainAt.length; c++) chainAt[c] = l.chainSpec(c).precision() == p;
+        int po = part.ordinal();
+        int covered = to - from - (comp >= from && comp < to ? 1 : 0), atP = l.countAt(part, p), outsideAtP = 0;
+        if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
+        // the entries outside the run: before it, and after it (a standing store's window)
+        for (int i = 0; i < from; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
+        for (int i = to; i < size; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
+        int missing = covered - (atP - outsideAtP);
+        int[] out = new int[missing];
+        int k = missing;
+        for (int i = to - 1; i >= from && k > 0; i--) if (i != comp && !chainAt[chain[i * 2 + po]]) out[--k] = i;
+        if (k != 0) throw new IllegalStateException("lane format counts disagree with its entries");
+        return out;
+    }
+
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
         int size = l.size();
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;

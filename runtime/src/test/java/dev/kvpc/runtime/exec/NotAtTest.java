@@ -1,0 +1,55 @@
+package dev.kvpc.runtime.exec;
+
+import dev.kvpc.ir.Runs;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import org.junit.jupiter.api.Test;
+
+import java.util.BitSet;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+/**
+ * A store's targets (the covered entries not yet at its precision) are the same whether the covered entries are given
+ * as a run or as bits: lanes with entries at mixed precisions (per token and per-channel blocks), with and without a
+ * compensation entry, every run.
+ */
+class NotAtTest {
+    @Test
+    void runAndBitsGiveTheSameTargets() {
+        int d = 8;
+        Random r = new Random(5);
+        Precision int2 = Precision.ofIntBits(2);
+        for (int trial = 0; trial < 40; trial++) {
+            try (PagePool pool = new PagePool()) {
+                Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 16);
+                int n = 1 + r.nextInt(60);
+                float[] row = new float[d];
+                for (int i = 0; i < n; i++) {
+                    for (int c = 0; c < d; c++) row[c] = (float) r.nextGaussian();
+                    lane.append(i, 0, row, 0, row, 0);
+                }
+                for (int i = 0; i < n; i++) if (r.nextInt(3) == 0) lane.restore(i, Lane.Part.VALUES, new QuantSpec(int2, QuantSpec.Axis.TOKEN, d));
+                if (n >= 4 && r.nextBoolean()) {
+                    int start = r.nextInt(n - 3);
+                    lane.packBlock(new int[] {start, start + 1, start + 2, start + 3}, Lane.Part.KEYS, new QuantSpec(int2, QuantSpec.Axis.CHANNEL, 4));
+                }
+                if (r.nextBoolean()) lane.appendCompensation(0, row, row, 1);
+                int size = lane.size();
+                for (int from = 0; from <= size; from++) {
+                    for (int to = from; to <= size + 1; to++) {
+                        BitSet bits = new BitSet();
+                        bits.set(from, to);
+                        for (Lane.Part part : Lane.Part.values()) {
+                            assertArrayEquals(LaneView.notAt(lane, bits, part, int2), LaneView.notAt(lane, Runs.of(from, to), part, int2),
+                                    "trial " + trial + " [" + from + "," + to + ") " + part);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
