@@ -57,11 +57,11 @@ final class LaneView implements LaneContext {
         /** Whether column sums come from the kernel: then {@link #sums} (per lane, in lane order at attention) hold them. */
         boolean fusedSums;
         float[][] sums;
-        int[][] sumPositions;
+        /** Per lane, what became of its entries since the column sums were made (null: nothing yet). */
+        SumTrail[] sumTrails;
         int[] sumVersions;
         /** Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change). */
         final Map<String, double[]> pageCache = new HashMap<>();
-        private final Map<String, List<Axis>> axesCache = new HashMap<>();
 
         EventState(NativeRunner runner, NativeRunner.ClassInfo info, PolicyRunner.Step step, int layer, int[] kvHeads, List<Lane> lanes, int[] observed) {
             this.runner = runner;
@@ -250,7 +250,7 @@ final class LaneView implements LaneContext {
          * Called before an effect of the event changes which entries the lanes hold: the positions the column sums
          * index are kept, so that sums read after the effect find their entries by position.
          */
-        void beforeEntriesChange() {
+        void beforeEntriesChange(BitSet[] kept) {
             if (attend != null) {
                 if (attendPositions == null) attendPositions = new int[lanes.size()][];
                 for (int li = 0; li < lanes.size(); li++) {
@@ -262,8 +262,10 @@ final class LaneView implements LaneContext {
             }
             if (sums == null) return;
             for (int li = 0; li < lanes.size(); li++) {
-                Lane l = lanes.get(li);
-                if (sumPositions[li] == null && sumsCurrent(li)) sumPositions[li] = Arrays.copyOf(l.positionTable(), l.size());
+                SumTrail t = sumTrails[li];
+                if (t == null && !sumsCurrent(li)) continue;
+                if (t == null) t = sumTrails[li] = new SumTrail();
+                t.record(lanes.get(li), kept == null ? null : kept[li]);
             }
         }
 
@@ -282,7 +284,7 @@ final class LaneView implements LaneContext {
         /** Arrays for the kernel to add column sums to, and the positions they index. */
         float[][] columnSums() {
             sums = new float[lanes.size()][];
-            sumPositions = new int[lanes.size()][];
+            sumTrails = new SumTrail[lanes.size()];
             sumVersions = new int[lanes.size()];
             for (int li = 0; li < lanes.size(); li++) {
                 Lane l = lanes.get(li);
@@ -430,6 +432,38 @@ final class LaneView implements LaneContext {
 
     /** A set of entries per lane (or one for all), as positions at the epoch it was made. */
     /**
+     * What became of a lane's entries since the kernel's column sums were made, recorded without a copy per entry:
+     * the kept sets of retains (a decode step's eviction), then, at the first other change, the positions before it
+     * (a position names an entry across every later change, so nothing after it is recorded).
+     */
+    static final class SumTrail {
+        private final List<BitSet> kept = new ArrayList<>();
+        private int[] positions;
+
+        /** Lane {@code l} is about to keep exactly {@code kept} of its entries, or (null) to change otherwise. */
+        void record(Lane l, BitSet keptNow) {
+            if (positions != null) return;
+            if (keptNow != null) kept.add(keptNow.get(0, l.size()));
+            else positions = Arrays.copyOf(l.positionTable(), l.size());
+        }
+
+        /** For each entry of {@code l} now, its index among the entries the sums were made for (-1: it arrived since). */
+        int[] indexMap(Lane l) {
+            int n = l.size();
+            int[] map = new int[n];
+            for (int j = 0; j < n; j++) map[j] = positions == null ? j : indexOf(positions, l.position(j));
+            for (int r = kept.size() - 1; r >= 0; r--) {
+                // through a retain: the i-th entry after it was the i-th kept one
+                BitSet k = kept.get(r);
+                int[] order = new int[k.cardinality()];
+                for (int c = 0, i = k.nextSetBit(0); i >= 0; i = k.nextSetBit(i + 1)) order[c++] = i;
+                for (int j = 0; j < n; j++) map[j] = map[j] < 0 || map[j] >= order.length ? -1 : order[map[j]];
+            }
+            return map;
+        }
+    }
+
+    /**
      * A set of entries (or pages) per lane, as it was at an epoch: bits, or one run {@code [from, to)} per lane
      * ({@link Runs}: all entries, first and last n, and what set algebra and store scopes make of runs), whose bits
      * are made only when something asks for them.
@@ -529,13 +563,13 @@ final class LaneView implements LaneContext {
             sizes[i] = l.size();
         }
         epochs.set(epochs.size() - 1, new Epoch(b, null, sizes));
-        es.beforeEntriesChange();
+        es.beforeEntriesChange(null);
     }
 
     /** Called before lane i keeps exactly {@code kept[i]} of its entries (its first {@code sizes[i]}). */
     private void beforeRetain(BitSet[] kept, int[] sizes) {
         epochs.set(epochs.size() - 1, new Epoch(null, kept, sizes));
-        es.beforeEntriesChange();
+        es.beforeEntriesChange(kept);
     }
 
     /** For each entry of lane {@code li} now, its index at {@code epoch} (-1: it arrived since). */
@@ -745,9 +779,9 @@ final class LaneView implements LaneContext {
         double[] data = new double[(overLanes ? 1 : es.lanes.size()) * n];
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
-            int[] was = es.sumPositions[li];
+            SumTrail trail = es.sumTrails[li];
             boolean current = es.sumsCurrent(li);
-            if (was == null && !current) throw new IllegalStateException("lane " + li + " changed outside its event after attention");
+            if (trail == null && !current) throw new IllegalStateException("lane " + li + " changed outside its event after attention");
             float[] sums = es.sums[li];
             int o = overLanes ? 0 : li * n;
             if (current) {
@@ -756,9 +790,9 @@ final class LaneView implements LaneContext {
                 else copyTo(data, o, sums, n);
                 continue;
             }
+            int[] at = trail.indexMap(l);
             for (int j = 0; j < n; j++) {
-                int at = indexOf(was, l.position(j));
-                double v = at < 0 ? 0 : sums[at];
+                double v = at[j] < 0 ? 0 : sums[at[j]];
                 data[o + j] = overLanes ? data[o + j] + v : v;
             }
         }
