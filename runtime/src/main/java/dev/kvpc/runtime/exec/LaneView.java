@@ -1164,8 +1164,15 @@ final class LaneView implements LaneContext {
      */
     private Object rankColumns(float[][] columns, Op.Red fn, double cells, Object set, boolean top, long count) {
         Lane l = lane0();
-        BitSet mask = set == null ? null : now(set).forHead(0);
-        BitSet chosen = Select.allButFewWorstOfColumns(columns, l.size(), fn, cells, top, count, l, mask);
+        int len = l.size();
+        BitSet mask = null;
+        if (set != null) {
+            Sel s = now(set);
+            // within a prefix (H2O's all - last(r)): the candidates are the entries before its end, with no bits made
+            if (s.isRuns() && Runs.from(s.run(0)) == 0) len = Math.min(len, Runs.to(s.run(0)));
+            else mask = s.forHead(0);
+        }
+        BitSet chosen = Select.allButFewWorstOfColumns(columns, len, fn, cells, top, count, l, mask);
         return chosen == null ? null : sel(Axis.TOKEN, new BitSet[] {chosen}, false);
     }
 
