@@ -101,10 +101,11 @@ final class OpNodes {
 
     // ------------------------------------------------------------------------------------------ leaves
 
+    /** A value given when the tree is built: a constant, or (in tests) any operand. */
     static final class Constant extends ValueNode {
-        private final Tensor value;
+        private final Object value;
 
-        Constant(Tensor value) {
+        Constant(Object value) {
             this.value = value;
         }
 

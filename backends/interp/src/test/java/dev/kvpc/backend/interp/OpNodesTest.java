@@ -40,21 +40,8 @@ class OpNodesTest {
     }
 
     /** An operand node that gives a value as it is (a tensor or a set). */
-    private static final class Given extends OpNodes.ValueNode {
-        private final Object value;
-
-        Given(Object value) {
-            this.value = value;
-        }
-
-        @Override
-        Object execute(VirtualFrame f) {
-            return value;
-        }
-    }
-
     private static OpNodes.ValueNode constant(Object v) {
-        return new Given(v);
+        return new OpNodes.Constant(v);
     }
 
     private static Tensor random(Ty.Elem elem, List<Axis> axes, int... dims) {
