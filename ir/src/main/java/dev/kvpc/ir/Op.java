@@ -379,6 +379,19 @@ public sealed interface Op {
             return a;
         }
 
+        /** {@link #apply} of {@code a} and the run {@code [from, to)}, in place ({@code a} is the result). */
+        public BitSet applyRun(BitSet a, int from, int to) {
+            switch (this) {
+                case UNION -> a.set(from, Math.max(from, to));
+                case DIFF -> a.clear(from, Math.max(from, to));
+                case INTER -> {
+                    a.clear(0, from);
+                    a.clear(Math.max(from, to), Math.max(Math.max(from, to), a.length()));
+                }
+            }
+            return a;
+        }
+
         /**
          * {@link #apply} of the runs {@code [aFrom, aTo)} and {@code [bFrom, bTo)}: the result as one run
          * ({@link Runs}), or {@link Runs#NONE} when it is not one run.

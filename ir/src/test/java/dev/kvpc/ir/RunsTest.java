@@ -38,6 +38,20 @@ class RunsTest {
     }
 
     @Test
+    void setAlgebraWithARunIsSetAlgebraWithItsBits() {
+        Random rnd = new Random(4);
+        for (int trial = 0; trial < 20_000; trial++) {
+            BitSet a = new BitSet();
+            for (int i = 0; i < 12; i++) if (rnd.nextBoolean()) a.set(i);
+            int from = rnd.nextInt(14), to = rnd.nextInt(14);
+            for (Op.SetFn fn : Op.SetFn.values()) {
+                BitSet want = fn.apply((BitSet) a.clone(), bits(Runs.of(from, to)));
+                assertEquals(want, fn.applyRun((BitSet) a.clone(), from, to), fn + " " + a + " [" + from + "," + to + ")");
+            }
+        }
+    }
+
+    @Test
     void storeScopesOnRunsAreScopesOnBits() {
         Random rnd = new Random(3);
         for (int trial = 0; trial < 20_000; trial++) {

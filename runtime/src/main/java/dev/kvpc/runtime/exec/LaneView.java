@@ -443,7 +443,8 @@ final class LaneView implements LaneContext {
         /** Lane {@code l} is about to keep exactly {@code kept} of its entries, or (null) to change otherwise. */
         void record(Lane l, BitSet keptNow) {
             if (positions != null) return;
-            if (keptNow != null) kept.add(keptNow.get(0, l.size()));
+            // a retain's kept set is its own, never changed after (the epochs hold it too)
+            if (keptNow != null) kept.add(keptNow);
             else positions = Arrays.copyOf(l.positionTable(), l.size());
         }
 
@@ -1360,6 +1361,14 @@ final class LaneView implements LaneContext {
                 runs = out[h] != Runs.NONE;
             }
             if (runs) return Sel.ofRuns(x.domain(), out, compensation, x.epoch());
+        }
+        if (x.domain() == y.domain() && (y.isRuns() && !x.isRuns() || x.isRuns() && !y.isRuns() && fn != Op.SetFn.DIFF)) {
+            // bits and a run (H2O's last(r) + the ranking's result): the run is applied to a copy of the bits, and is
+            // never made into bits itself (union and intersection commute)
+            Sel bits = y.isRuns() ? x : y, run = y.isRuns() ? y : x;
+            BitSet[] out = new BitSet[Math.max(x.heads(), y.heads())];
+            for (int h = 0; h < out.length; h++) out[h] = fn.applyRun((BitSet) bits.forHead(h).clone(), Runs.from(run.run(h)), Runs.to(run.run(h)));
+            return new Sel(x.domain(), out, compensation, x.epoch());
         }
         return combine(x, y, fn::apply, compensation);
     }
