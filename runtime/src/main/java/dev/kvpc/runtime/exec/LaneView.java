@@ -604,16 +604,15 @@ final class LaneView implements LaneContext {
     // ------------------------------------------------------------------------------------------ numbers
 
     @Override
-    public int extent(String dim) {
-        return switch (dim) {
-            case "len" -> lane0().size();
-            case "head_dim" -> es.d;
-            case "query" -> es.observed.length;
-            case "group" -> es.g;
-            case "heads" -> es.lanes.size();
-            case "layers" -> es.runner.program.shape().layers();
-            case "pages" -> es.pages(lane0());
-            default -> throw new IllegalStateException("unknown extent " + dim);
+    public int extent(Axis axis) {
+        return switch (axis) {
+            case TOKEN -> lane0().size();
+            case CHANNEL -> es.d;
+            case QUERY -> es.observed.length;
+            case GROUP -> es.g;
+            case HEAD -> es.lanes.size();
+            case LAYER -> es.runner.program.shape().layers();
+            case PAGE -> es.pages(lane0());
         };
     }
 
@@ -1692,15 +1691,15 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public int extent(String dim) {
-            return switch (dim) {
-                case "len" -> entries.length;
-                case "head_dim" -> es.d;
-                case "query" -> es.observed.length;
-                case "group" -> es.g;
-                case "heads" -> 1;
-                case "layers" -> es.runner.program.shape().layers();
-                default -> throw new IllegalStateException("a per-page state's initialiser cannot use " + dim);
+        public int extent(Axis axis) {
+            return switch (axis) {
+                case TOKEN -> entries.length;
+                case CHANNEL -> es.d;
+                case QUERY -> es.observed.length;
+                case GROUP -> es.g;
+                case HEAD -> 1;
+                case LAYER -> es.runner.program.shape().layers();
+                case PAGE -> throw new IllegalStateException("a per-page state's initialiser cannot use the lane's pages");
             };
         }
 

@@ -12,9 +12,8 @@ import dev.kvpc.ir.Signal;
  * {@link Instr.Scope}...), which compiled code reads as constants; nothing is parsed from text at run time.
  *
  * <p>Numbers travel as {@code double[]} buffers, row-major over axes in canonical order, named by an axis mask
- * ({@link Axis#mask}: bit {@code 1 << ordinal} per axis; 0 for a scalar, one element). Axis extents are named as in
- * the loop IR: {@code len} (entries), {@code head_dim}, {@code query} (observed queries), {@code group},
- * {@code pages}, {@code heads} (lanes handled together), {@code layers}. Ints and bools are whole numbers and 0/1.
+ * ({@link Axis#mask}: bit {@code 1 << ordinal} per axis; 0 for a scalar, one element); {@link #extent} gives each
+ * axis's length. Ints and bools are whole numbers and 0/1.
  * Token sets are opaque handles the context creates and reads back. States are named as the policy declares them.
  *
  * <p>A keep, evict or merge changes which entries the lane holds. A buffer over tokens computed before such an
@@ -23,8 +22,11 @@ import dev.kvpc.ir.Signal;
  * Token sets are re-indexed by the context itself.
  */
 public interface LaneContext {
-    /** The extent of a named dimension now. */
-    int extent(String dim);
+    /**
+     * The extent of an axis now: entries ({@code TOKEN}), pages, observed queries, the group, channels, the lanes
+     * handled together ({@code HEAD}) or the model's layers.
+     */
+    int extent(Axis axis);
 
     /** The runtime's buffer for a signal, over {@code axes}. */
     double[] signal(Signal signal, int axes);

@@ -103,20 +103,19 @@ final class ExecLaneContext implements LaneContext {
     // ------------------------------------------------------------------------------------------ signals
 
     @Override
-    public int extent(String dim) {
-        return switch (dim) {
-            case "len" -> ctx.lanes.getFirst().size();
-            case "head_dim" -> ctx.shape.headDim();
-            case "query" -> ctx.observed.length;
-            case "group" -> ctx.shape.group();
-            case "heads" -> ctx.lanes.size();
-            case "layers" -> ctx.shape.layers();
-            case "pages" -> {
+    public int extent(Axis axis) {
+        return switch (axis) {
+            case TOKEN -> ctx.lanes.getFirst().size();
+            case CHANNEL -> ctx.shape.headDim();
+            case QUERY -> ctx.observed.length;
+            case GROUP -> ctx.shape.group();
+            case HEAD -> ctx.lanes.size();
+            case LAYER -> ctx.shape.layers();
+            case PAGE -> {
                 int regular = ctx.regularEntries(ctx.lanes.getFirst()).cardinality();
                 int size = ctx.pageSize();
                 yield (regular + size - 1) / size;
             }
-            default -> throw new InterpreterException("unknown extent " + dim);
         };
     }
 

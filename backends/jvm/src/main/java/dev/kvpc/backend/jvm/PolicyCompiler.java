@@ -519,7 +519,9 @@ public final class PolicyCompiler {
         private void reloadExtents() {
             for (var e : extents.entrySet()) {
                 mv.visitVarInsn(ALOAD, 0);
-                mv.visitLdcInsn(e.getKey());
+                Axis axis = axisOf(Dim.sym(e.getKey()));
+                if (axis == null) throw new IllegalStateException("extent " + e.getKey() + " is no axis's length");
+                constant(axis);
                 ctx("extent");
                 mv.visitVarInsn(ISTORE, e.getValue());
             }
