@@ -18,6 +18,9 @@ public final class DecodeKernels {
     private final Map<Long, DecodeKernel> dense = new HashMap<>();
     private record Mixed(int headDim, int group, java.util.Set<QuantSpec> formats) {}
     private final Map<Mixed, DecodeKernel> mixed = new HashMap<>();
+    /** Per lane, the kernel last chosen and what it was chosen for: asked again at every step of every layer. */
+    private record Chosen(long chainsInUse, int group, DecodeKernel kernel) {}
+    private final Map<Lane, Chosen> byLane = new java.util.IdentityHashMap<>();
 
     public DecodeKernels(DecodeKernelProvider provider) {
         this.provider = provider == null ? DecodeKernelProvider.NONE : provider;
@@ -30,6 +33,16 @@ public final class DecodeKernels {
      */
     public DecodeKernel forLane(Lane lane, int group) {
         if (provider == DecodeKernelProvider.NONE || lane.size() == 0) return null;
+        // the same chains in use as last time: the same formats, so the same kernel, with nothing allocated
+        long inUse = lane.chainsInUse();
+        Chosen last = byLane.get(lane);
+        if (last != null && inUse >= 0 && last.chainsInUse() == inUse && last.group() == group) return last.kernel();
+        DecodeKernel k = choose(lane, group);
+        if (inUse >= 0) byLane.put(lane, new Chosen(inUse, group, k));
+        return k;
+    }
+
+    private DecodeKernel choose(Lane lane, int group) {
         Mixed m = new Mixed(lane.headDim(), group, lane.formatsInUse());
         DecodeKernel any = mixed.get(m);
         if (any == null && !mixed.containsKey(m)) mixed.put(m, any = provider.kernel(m.headDim(), group, m.formats()));

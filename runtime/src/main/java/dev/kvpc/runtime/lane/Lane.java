@@ -459,6 +459,18 @@ public final class Lane implements KernelRows {
     }
 
     /** The formats of the chains that hold some entry's key or value now. */
+    /**
+     * Which chains hold keys or values now, as bits {@code 2 * chain + part} (-1 when the lane has more than 32
+     * chains): the same bits mean the same {@link #formatsInUse} and {@link #rowFormat}s, since chains are only ever
+     * added and keep their format. No allocation.
+     */
+    public long chainsInUse() {
+        if (chains.size() > 32) return -1;
+        long bits = 0;
+        for (int i = 0; i < 2 * chains.size(); i++) if (partCount[i] > 0) bits |= 1L << i;
+        return bits;
+    }
+
     public java.util.Set<QuantSpec> formatsInUse() {
         java.util.Set<QuantSpec> s = new java.util.HashSet<>();
         for (int c = 0; c < chains.size(); c++) if (partCount[2 * c] + partCount[2 * c + 1] > 0) s.add(chains.get(c).spec());
