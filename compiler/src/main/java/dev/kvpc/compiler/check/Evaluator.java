@@ -226,68 +226,71 @@ final class Evaluator {
         for (Arg a : call.args()) if (a instanceof Arg.Positional p) pos.add(p.value());
         Decl d = decls.get(f);
         if (d instanceof Decl.Fn fn) return userFn(fn, pos, env);
-        switch (f) {
-            case "first", "last" -> {
-                if (pos.size() != 1) return Val.UNKNOWN;
+        if (f.equals("max") || f.equals("min")) {
+            if (call.over() != null || pos.size() != 2) {
+                for (Expr e : pos) eval(e, env);
+                return Val.UNKNOWN;
+            }
+            Val a = laneValue(eval(pos.get(0), env)), b = laneValue(eval(pos.get(1), env));
+            if (a instanceof Val.Num na && b instanceof Val.Num nb && na.known() && nb.known()) {
+                return Val.Num.of(f.equals("max") ? Math.max(na.value(), nb.value()) : Math.min(na.value(), nb.value()), na.isInt() && nb.isInt());
+            }
+            return Val.UNKNOWN;
+        }
+        Builtin builtin = Builtin.of(f);
+        if (builtin == null) {
+            for (Expr e : pos) eval(e, env);
+            return Val.UNKNOWN;
+        }
+        return switch (builtin) {
+            case FIRST, LAST -> {
+                if (pos.size() != 1) yield Val.UNKNOWN;
                 Val n = laneValue(eval(pos.get(0), env));
                 onCount.accept(call, n);
                 Lin count = n instanceof Val.Num nn ? nn.lin() : Lin.atom("count", 0, INF);
                 boolean nonEmpty = count.lowerBound() >= 1;
-                return new Val.SetV(count, Lin.of(0), count, nonEmpty, f.equals("first") ? call.span() : null);
+                yield new Val.SetV(count, Lin.of(0), count, nonEmpty, f.equals("first") ? call.span() : null);
             }
-            case "top", "bottom" -> {
-                if (pos.size() != 2) return Val.UNKNOWN;
+            case TOP, BOTTOM -> {
+                if (pos.size() != 2) yield Val.UNKNOWN;
                 Val score = eval(pos.get(0), env);
                 Val n = laneValue(eval(pos.get(1), env));
                 onCount.accept(call, n);
                 for (Arg a : call.args()) if (a instanceof Arg.PerHeadAtLeast ph) eval(ph.value(), env);
                 Lin count = n instanceof Val.Num nn ? nn.lin() : Lin.atom("count", 0, INF);
                 boolean nonEmpty = count.lowerBound() >= 1 && !(score instanceof Val.Restricted rs && !rs.to().nonEmpty());
-                return new Val.SetV(count, Lin.of(0), Lin.of(0), nonEmpty, null);
+                yield new Val.SetV(count, Lin.of(0), Lin.of(0), nonEmpty, null);
             }
-            case "where" -> {
+            case WHERE -> {
                 if (pos.size() == 1) eval(pos.get(0), env);
-                return new Val.SetV(len(), Lin.of(0), Lin.of(0), false, null);
+                yield new Val.SetV(len(), Lin.of(0), Lin.of(0), false, null);
             }
-            case "pages" -> {
+            case PAGES -> {
                 Val p = pos.size() == 1 ? eval(pos.get(0), env) : Val.UNKNOWN;
                 boolean nonEmpty = p instanceof Val.SetV sp && sp.nonEmpty();
-                return new Val.SetV(len(), Lin.of(0), Lin.of(0), nonEmpty, null);
+                yield new Val.SetV(len(), Lin.of(0), Lin.of(0), nonEmpty, null);
             }
-            case "table" -> {
-                if (pos.size() == 1 && pos.get(0) instanceof Expr.StringLit s) return tableLoader.apply(s);
-                return Val.UNKNOWN;
+            case TABLE -> {
+                if (pos.size() == 1 && pos.get(0) instanceof Expr.StringLit s) yield tableLoader.apply(s);
+                yield Val.UNKNOWN;
             }
-            case "quantile" -> {
-                if (pos.size() != 2 || call.over() != null) return Val.UNKNOWN;
+            case QUANTILE -> {
+                if (pos.size() != 2 || call.over() != null) yield Val.UNKNOWN;
                 Val x = eval(pos.get(0), env), p = eval(pos.get(1), env);
-                if (x instanceof Val.Table t && p instanceof Val.Num np && np.known()) return Val.Num.of(quantile(t.rows(), np.value()), false);
-                return Val.UNKNOWN;
+                if (x instanceof Val.Table t && p instanceof Val.Num np && np.known()) yield Val.Num.of(quantile(t.rows(), np.value()), false);
+                yield Val.UNKNOWN;
             }
-            case "max", "min" -> {
-                if (call.over() != null || pos.size() != 2) {
-                    for (Expr e : pos) eval(e, env);
-                    return Val.UNKNOWN;
-                }
-                Val a = laneValue(eval(pos.get(0), env)), b = laneValue(eval(pos.get(1), env));
-                if (a instanceof Val.Num na && b instanceof Val.Num nb && na.known() && nb.known()) {
-                    return Val.Num.of(f.equals("max") ? Math.max(na.value(), nb.value()) : Math.min(na.value(), nb.value()), na.isInt() && nb.isInt());
-                }
-                return Val.UNKNOWN;
-            }
-            default -> {
+            // not known at compile time: their arguments are still checked for counts
+            case MAXPOOL, AVGPOOL, POW, ABS, EXP, LOG, SQRT, TANH, SIGMOID, DOT, SLOPE -> {
                 for (Expr e : pos) eval(e, env);
-                return Val.UNKNOWN;
+                yield Val.UNKNOWN;
             }
-        }
+        };
     }
 
+    /** The {@code p} quantile of a table's values ({@link dev.kvpc.ir.Op.Quantile#of}, the rule every engine uses). */
     static double quantile(double[][] rows, double p) {
-        double[] all = Arrays.stream(rows).flatMapToDouble(Arrays::stream).sorted().toArray();
-        if (all.length == 0) return Double.NaN;
-        double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
-        int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
-        return all[lo] + (all[hi] - all[lo]) * (q - lo);
+        return dev.kvpc.ir.Op.Quantile.of(Arrays.stream(rows).flatMapToDouble(Arrays::stream).toArray(), p);
     }
 
     private Val userFn(Decl.Fn fn, List<Expr> args, Map<String, Val> env) {

@@ -79,8 +79,7 @@ final class TypeChecker {
     private static Set<String> builtins() {
         Set<String> out = new TreeSet<>(reductions());
         for (Composite c : Composite.values()) out.add(c.word());
-        out.addAll(List.of("maxpool", "avgpool", "quantile", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "dot", "slope", "table", "first",
-                "last", "top", "bottom", "where", "pages", "pow"));
+        for (Builtin b : Builtin.values()) out.add(b.word());
         return Set.copyOf(out);
     }
 
@@ -962,7 +961,7 @@ final class TypeChecker {
             return Type.ERROR;
         }
         boolean reduction = alongAxes(f) && call.over() != null;
-        if (call.over() != null && !reduction && !Set.of("maxpool", "avgpool", "quantile").contains(f)) {
+        if (call.over() != null && !reduction && !(Builtin.of(f) != null && Builtin.of(f).over)) {
             for (Expr e : pos) expr(e, c);
             diags.error(Code.E109, call.span(), "'" + f + "' takes no 'over:' clause");
             return Type.ERROR;
@@ -973,19 +972,21 @@ final class TypeChecker {
             diags.error(Code.E109, call.span(), "'" + f + "' needs the axes it reduces: " + f + "(x, over: token)");
             return Type.ERROR;
         }
-        return switch (f) {
-            case "max", "min" -> {
-                if (!arity(call, pos, 2, c)) yield Type.ERROR;
-                Type a = expr(pos.get(0), c), b = expr(pos.get(1), c);
-                if (a instanceof Tensor ta && b instanceof Tensor tb && ta.numeric() && tb.numeric()) {
-                    yield new Tensor(ta.elem() == Elem.FLOAT || tb.elem() == Elem.FLOAT ? Elem.FLOAT : Elem.INT, union(ta, tb));
-                }
-                if (!(a instanceof Type.Error) && !(b instanceof Type.Error)) {
-                    diags.error(Code.E109, call.span(), "'" + f + "(a, b)' takes two numbers, or '" + f + "(x, over: axes)' reduces");
-                }
-                yield Type.ERROR;
+        if (f.equals("max") || f.equals("min")) {
+            if (!arity(call, pos, 2, c)) return Type.ERROR;
+            Type a = expr(pos.get(0), c), b = expr(pos.get(1), c);
+            if (a instanceof Tensor ta && b instanceof Tensor tb && ta.numeric() && tb.numeric()) {
+                return new Tensor(ta.elem() == Elem.FLOAT || tb.elem() == Elem.FLOAT ? Elem.FLOAT : Elem.INT, union(ta, tb));
             }
-            case "maxpool", "avgpool" -> {
+            if (!(a instanceof Type.Error) && !(b instanceof Type.Error)) {
+                diags.error(Code.E109, call.span(), "'" + f + "(a, b)' takes two numbers, or '" + f + "(x, over: axes)' reduces");
+            }
+            return Type.ERROR;
+        }
+        Builtin builtin = Builtin.of(f);
+        if (builtin == null) throw new IllegalStateException("builtin without a rule: " + f);
+        return switch (builtin) {
+            case MAXPOOL, AVGPOOL -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
                 Type x = expr(pos.get(0), c);
                 requireLaneInt(expr(pos.get(1), c), pos.get(1).span(), "a kernel size");
@@ -1002,7 +1003,7 @@ final class TypeChecker {
                 }
                 yield f.equals("avgpool") && x instanceof Tensor tx ? new Tensor(Elem.FLOAT, tx.axes()) : x;
             }
-            case "quantile" -> {
+            case QUANTILE -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
                 Type x = expr(pos.get(0), c);
                 Type p = expr(pos.get(1), c);
@@ -1020,20 +1021,20 @@ final class TypeChecker {
                 }
                 yield new Tensor(Elem.FLOAT, rest);
             }
-            case "pow" -> {
+            case POW -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
                 Type a = expr(pos.get(0), c), b = expr(pos.get(1), c);
                 if (!requireNumber(a, pos.get(0).span(), "'pow'") | !requireNumber(b, pos.get(1).span(), "'pow'")) yield Type.ERROR;
                 yield new Tensor(Elem.FLOAT, union((Tensor) a, (Tensor) b));
             }
-            case "abs", "exp", "log", "sqrt", "tanh", "sigmoid" -> {
+            case ABS, EXP, LOG, SQRT, TANH, SIGMOID -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 Type x = expr(pos.get(0), c);
                 if (!requireNumber(x, pos.get(0).span(), "'" + f + "'")) yield Type.ERROR;
                 Tensor tx = (Tensor) x;
                 yield f.equals("abs") ? tx : new Tensor(Elem.FLOAT, tx.axes());
             }
-            case "dot" -> {
+            case DOT -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
                 Type a = expr(pos.get(0), c), b = expr(pos.get(1), c);
                 if (!requireNumber(a, pos.get(0).span(), "'dot'") | !requireNumber(b, pos.get(1).span(), "'dot'")) yield Type.ERROR;
@@ -1046,7 +1047,7 @@ final class TypeChecker {
                 s.remove(Axis.CHANNEL);
                 yield new Tensor(Elem.FLOAT, s);
             }
-            case "slope" -> {
+            case SLOPE -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 Type h = expr(pos.get(0), c);
                 if (c.where != Where.ATTENTION) {
@@ -1056,7 +1057,7 @@ final class TypeChecker {
                 requireInt(h, pos.get(0).span(), "a head index");
                 yield Type.FLOAT;
             }
-            case "table" -> {
+            case TABLE -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 Type s = expr(pos.get(0), c);
                 if (!(pos.get(0) instanceof Expr.StringLit)) {
@@ -1065,13 +1066,13 @@ final class TypeChecker {
                 }
                 yield Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
             }
-            case "first", "last" -> {
+            case FIRST, LAST -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 requireLaneInt(expr(pos.get(0), c), pos.get(0).span(), "a count");
                 yield Type.TOKENS;
             }
-            case "top", "bottom" -> topK(call, pos, perHead, c);
-            case "where" -> {
+            case TOP, BOTTOM -> topK(call, pos, perHead, c);
+            case WHERE -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 Type p = expr(pos.get(0), c);
                 if (!requireBool(p, pos.get(0).span(), "where(...)")) yield Type.ERROR;
@@ -1087,7 +1088,7 @@ final class TypeChecker {
                 }
                 yield new Type.SetOf(Axis.TOKEN, perLayer && tp.axes().contains(Axis.HEAD));
             }
-            case "pages" -> {
+            case PAGES -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 Type s = expr(pos.get(0), c);
                 if (s instanceof Type.SetOf ps && ps.domain() == Axis.PAGE) yield new Type.SetOf(Axis.TOKEN, ps.perHead());
@@ -1096,7 +1097,6 @@ final class TypeChecker {
                 }
                 yield Type.ERROR;
             }
-            default -> throw new IllegalStateException("builtin without a rule: " + f);
         };
     }
 

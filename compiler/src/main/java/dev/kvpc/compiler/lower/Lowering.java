@@ -1,6 +1,7 @@
 package dev.kvpc.compiler.lower;
 
 import dev.kvpc.compiler.ast.*;
+import dev.kvpc.compiler.check.Builtin;
 import dev.kvpc.compiler.check.CheckedProgram;
 import dev.kvpc.compiler.check.Sym;
 import dev.kvpc.compiler.check.Type;
@@ -475,33 +476,36 @@ public final class Lowering {
             if (red != null && c.over() != null) return b.def(t, new Op.Reduce(red, expr(pos.getFirst(), b), over));
             dev.kvpc.compiler.check.Composite composite = dev.kvpc.compiler.check.Composite.of(f);
             if (composite != null) return composite(composite, (Ty.Tensor) t, pos.getFirst(), over, b);
-            return switch (f) {
-                case "pow" -> b.def(t, new Op.Map2(Op.Fn2.POW, expr(pos.get(0), b), expr(pos.get(1), b)));
-                case "max", "min" -> b.def(t, new Op.Map2(f.equals("max") ? Op.Fn2.MAX : Op.Fn2.MIN, expr(pos.get(0), b), expr(pos.get(1), b)));
-                case "maxpool", "avgpool" -> {
+            if (f.equals("max") || f.equals("min")) {
+                return b.def(t, new Op.Map2(f.equals("max") ? Op.Fn2.MAX : Op.Fn2.MIN, expr(pos.get(0), b), expr(pos.get(1), b)));
+            }
+            Builtin builtin = Builtin.of(f);
+            if (builtin == null) throw new IllegalStateException("no builtin " + f);
+            return switch (builtin) {
+                case POW -> b.def(t, new Op.Map2(builtin.fn2, expr(pos.get(0), b), expr(pos.get(1), b)));
+                case MAXPOOL, AVGPOOL -> {
                     int x = expr(pos.get(0), b), k = expr(pos.get(1), b);
-                    yield b.def(t, new Op.Pool(f.equals("maxpool") ? Op.Red.MAX : Op.Red.MEAN, x, k, over.getFirst()));
+                    yield b.def(t, new Op.Pool(builtin == Builtin.MAXPOOL ? Op.Red.MAX : Op.Red.MEAN, x, k, over.getFirst()));
                 }
-                case "quantile" -> {
+                case QUANTILE -> {
                     int x = expr(pos.get(0), b), p = expr(pos.get(1), b);
                     yield b.def(t, new Op.Quantile(x, p, over));
                 }
-                case "abs", "exp", "log", "sqrt", "tanh", "sigmoid" -> b.def(t, new Op.Map1(Op.Fn1.valueOf(f.toUpperCase(Locale.ROOT)), expr(pos.getFirst(), b)));
-                case "dot" -> {
+                case ABS, EXP, LOG, SQRT, TANH, SIGMOID -> b.def(t, new Op.Map1(builtin.fn1, expr(pos.getFirst(), b)));
+                case DOT -> {
                     int x = expr(pos.get(0), b), y = expr(pos.get(1), b);
                     yield b.def(t, new Op.Dot(x, y));
                 }
-                case "slope" -> b.def(t, new Op.Slope(expr(pos.getFirst(), b)));
-                case "table" -> b.def(t, new Op.Table(((Expr.StringLit) pos.getFirst()).value()));
-                case "first", "last" -> b.def(t, new Op.Range(f.equals("first") ? Op.End.FIRST : Op.End.LAST, expr(pos.getFirst(), b)));
-                case "top", "bottom" -> {
+                case SLOPE -> b.def(t, new Op.Slope(expr(pos.getFirst(), b)));
+                case TABLE -> b.def(t, new Op.Table(((Expr.StringLit) pos.getFirst()).value()));
+                case FIRST, LAST -> b.def(t, new Op.Range(builtin == Builtin.FIRST ? Op.End.FIRST : Op.End.LAST, expr(pos.getFirst(), b)));
+                case TOP, BOTTOM -> {
                     int s = expr(pos.get(0), b), n = expr(pos.get(1), b);
                     int fl = floor != null ? expr(floor, b) : -1;
-                    yield b.def(t, new Op.Rank(f.equals("top") ? Op.Order.TOP : Op.Order.BOTTOM, s, n, fl, Op.Algorithm.AUTO));
+                    yield b.def(t, new Op.Rank(builtin == Builtin.TOP ? Op.Order.TOP : Op.Order.BOTTOM, s, n, fl, Op.Algorithm.AUTO));
                 }
-                case "where" -> b.def(t, new Op.Where(expr(pos.getFirst(), b)));
-                case "pages" -> b.def(t, new Op.Pages(expr(pos.getFirst(), b)));
-                default -> throw new IllegalStateException("builtin without lowering: " + f);
+                case WHERE -> b.def(t, new Op.Where(expr(pos.getFirst(), b)));
+                case PAGES -> b.def(t, new Op.Pages(expr(pos.getFirst(), b)));
             };
         }
 
