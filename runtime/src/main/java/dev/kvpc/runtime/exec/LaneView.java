@@ -1095,7 +1095,7 @@ final class LaneView implements LaneContext {
 
     /**
      * H2O's {@code acc += sum(attn, over: query, group)} in one pass: the kernel's column sums added into the state
-     * column as they are read (what {@link #bind} and {@link #writeState} do in two). Other cases compose the two.
+     * column as they are read (what {@link #kernelStat} and {@link #writeState} do in two). Other cases compose the two.
      */
     @Override
     public void writeStateFrom(String name, Instr.Assign op, Signal signal, Op.Red fn, int over, int axes) {
