@@ -80,7 +80,7 @@ public final class NativeRunner implements PolicyRunner {
      * {@code fusable}: every attention statistic the class reads is the kernel's column sum (attention summed over
      * query and group); with fused statistics on, such a class takes them from the kernel instead of attention rows.
      */
-    record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, boolean[] attends, Map<String, Integer> inits,
+    record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, long[] fixedLimit, boolean[] attends, Map<String, Integer> inits,
                      int standing, Map<PolicyIr.Event, int[]> observe, boolean fusable,
                      java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt) {
         /** The state declared as {@code name}. */
@@ -89,6 +89,9 @@ public final class NativeRunner implements PolicyRunner {
             throw new IllegalStateException("unknown state " + name);
         }
     }
+
+    /** {@link ClassInfo#fixedLimit} of a handler whose limit is computed at each event. */
+    private static final long NOT_FIXED = Long.MIN_VALUE;
 
     /** Whether column sums come from the runtime's attention kernel (float, its order) rather than recomputed rows. */
     final boolean fused;
@@ -140,11 +143,15 @@ public final class NativeRunner implements PolicyRunner {
         for (int i = 0; i < names.length; i++) index.put(names[i], i);
         int n = p.handlers().size();
         int[] body = new int[n], limit = new int[n];
+        long[] fixedLimit = new long[n];
         boolean[] attends = new boolean[n];
         for (int i = 0; i < n; i++) {
             PolicyIr.Handler h = p.handlers().get(i);
             body[i] = kernel(index, LoopLowering.bodyName(i, h), code);
             limit[i] = h.limit() == null ? -1 : kernel(index, LoopLowering.limitName(i, h), code);
+            // a limit that specialisation made a constant (overflow(budget)) is that number: no kernel runs for it
+            Double fixed = h.limit() == null ? null : IrWalk.constant(h.limit());
+            fixedLimit[i] = fixed == null ? NOT_FIXED : (long) (double) fixed;
             attends[i] = IrWalk.attends(h.body());
         }
         Map<String, Integer> inits = new HashMap<>();
@@ -157,7 +164,7 @@ public final class NativeRunner implements PolicyRunner {
         }
         java.util.Set<String> cacheable = new java.util.HashSet<>();
         for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
-        return new ClassInfo(p, code, body, limit, attends, inits, standing, observe, fusable(p), cacheable,
+        return new ClassInfo(p, code, body, limit, fixedLimit, attends, inits, standing, observe, fusable(p), cacheable,
                 attentionAt(p, attends));
     }
 
@@ -315,7 +322,8 @@ public final class NativeRunner implements PolicyRunner {
 
             @Override
             public long limit(int i) {
-                return (long) ci.code().run(ci.limit()[i], new LaneView(es))[0];
+                long fixed = ci.fixedLimit()[i];
+                return fixed != NOT_FIXED ? fixed : (long) ci.code().run(ci.limit()[i], new LaneView(es))[0];
             }
 
             @Override
