@@ -53,3 +53,10 @@ kvpc_need_maven() {
     return 1
   fi
 }
+
+# The JVM options of a process that decodes with the JVM backend's kernels (`kvpc run`, `kvpc eval`, the engine
+# benchmarks): the Vector API module, and C2 asked to compile the decode kernel twenty times sooner than its
+# thresholds say. Until C2 has it, the kernel runs C1's code, which does not intrinsify the Vector API
+# (docs/performance.md, "The first decode step").
+kvpc_decode_opts=(--add-modules jdk.incubator.vector -XX:CompileCommand=quiet
+  "-XX:CompileCommand=CompileThresholdScaling,dev.kvpc.backend.jvm.DecodeTemplate*::*,0.05")
