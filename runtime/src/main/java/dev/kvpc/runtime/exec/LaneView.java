@@ -247,8 +247,9 @@ final class LaneView implements LaneContext {
         }
 
         /**
-         * Called before an effect of the event changes which entries the lanes hold: the positions the column sums
-         * index are kept, so that sums read after the effect find their entries by position.
+         * Called before an effect of the event changes which entries the lanes hold ({@code kept}: a retain's kept
+         * sets, or null for another effect): the attend set's positions are taken, and the column sums' trail records
+         * the change, so that sums read after it find their entries.
          */
         void beforeEntriesChange(BitSet[] kept) {
             if (attend != null) {
@@ -281,7 +282,7 @@ final class LaneView implements LaneContext {
             return sumVersions[li] == lanes.get(li).entriesVersion();
         }
 
-        /** Arrays for the kernel to add column sums to, and the positions they index. */
+        /** Arrays for the kernel to add column sums to (they index each lane's entries as they are now). */
         float[][] columnSums() {
             sums = new float[lanes.size()][];
             sumTrails = new SumTrail[lanes.size()];
@@ -430,7 +431,6 @@ final class LaneView implements LaneContext {
         }
     }
 
-    /** A set of entries per lane (or one for all), as positions at the epoch it was made. */
     /**
      * What became of a lane's entries since the kernel's column sums were made, recorded without a copy per entry:
      * the kept sets of retains (a decode step's eviction), then, at the first other change, the positions before it
@@ -453,13 +453,7 @@ final class LaneView implements LaneContext {
             int n = l.size();
             int[] map = new int[n];
             for (int j = 0; j < n; j++) map[j] = positions == null ? j : indexOf(positions, l.position(j));
-            for (int r = kept.size() - 1; r >= 0; r--) {
-                // through a retain: the i-th entry after it was the i-th kept one
-                BitSet k = kept.get(r);
-                int[] order = new int[k.cardinality()];
-                for (int c = 0, i = k.nextSetBit(0); i >= 0; i = k.nextSetBit(i + 1)) order[c++] = i;
-                for (int j = 0; j < n; j++) map[j] = map[j] < 0 || map[j] >= order.length ? -1 : order[map[j]];
-            }
+            for (int r = kept.size() - 1; r >= 0; r--) throughRetain(map, kept.get(r));
             return map;
         }
     }
@@ -588,12 +582,17 @@ final class LaneView implements LaneContext {
             for (int j = 0; j < n; j++) map[j] = indexOf(was, l.position(j));
             return map;
         }
-        // through the retain: the i-th entry after it was the i-th kept one
-        int[] next = indexAt(epoch + 1, li);
-        BitSet kept = e.kept()[li];
+        return throughRetain(indexAt(epoch + 1, li), e.kept()[li]);
+    }
+
+    /**
+     * An index map (entry now -> its index after a retain, -1 for none) taken back through that retain, in place: the
+     * i-th entry after it was the i-th kept one.
+     */
+    static int[] throughRetain(int[] map, BitSet kept) {
         int[] order = new int[kept.cardinality()];
         for (int k = 0, i = kept.nextSetBit(0); i >= 0; i = kept.nextSetBit(i + 1)) order[k++] = i;
-        for (int j = 0; j < n; j++) map[j] = next[j] < 0 || next[j] >= order.length ? -1 : order[next[j]];
+        for (int j = 0; j < map.length; j++) map[j] = map[j] < 0 || map[j] >= order.length ? -1 : order[map[j]];
         return map;
     }
 
@@ -1624,13 +1623,22 @@ final class LaneView implements LaneContext {
         return Sel.ofRuns(Axis.TOKEN, out, compensation, epoch());
     }
 
+    /**
+     * Per chain of the lane, whether it holds rows at precision {@code p}: an entry's part is at p when its chain is,
+     * so the chains are asked once and then one table read per entry answers.
+     */
+    private static boolean[] chainsAt(Lane l, Precision p) {
+        boolean[] at = new boolean[l.chainCount()];
+        for (int c = 0; c < at.length; c++) at[c] = l.chainSpec(c).precision() == p;
+        return at;
+    }
+
     /** {@link #notAt} of the entries of one run: the counts come from the run's bounds, not from bits. */
     static int[] notAt(Lane l, long run, Lane.Part part, Precision p) {
         int size = l.size(), to = Math.min(Runs.to(run), size), from = Math.min(Runs.from(run), to);
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
         int[] chain = l.chainTable();
-        boolean[] chainAt = new boolean[l.chainCount()];
-        for (int c = 0; c < chainAt.length; c++) chainAt[c] = l.chainSpec(c).precision() == p;
+        boolean[] chainAt = chainsAt(l, p);
         int po = part.ordinal();
         int covered = to - from - (comp >= from && comp < to ? 1 : 0), atP = l.countAt(part, p), outsideAtP = 0;
         if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
@@ -1648,10 +1656,8 @@ final class LaneView implements LaneContext {
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
         int size = l.size();
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
-        // an entry's part is at p when its chain is: the chains' answers once, then one table read per entry
         int[] chain = l.chainTable();
-        boolean[] chainAt = new boolean[l.chainCount()];
-        for (int c = 0; c < chainAt.length; c++) chainAt[c] = l.chainSpec(c).precision() == p;
+        boolean[] chainAt = chainsAt(l, p);
         int po = part.ordinal();
         int covered = (cov.length() <= size ? cov : cov.get(0, size)).cardinality(), atP = l.countAt(part, p), outsideAtP = 0;
         if (comp >= 0 && cov.get(comp)) covered--;
