@@ -85,12 +85,6 @@ public sealed interface Instr {
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
 
-        /** The scope a word names. */
-        public static Scope of(String word) {
-            for (Scope s : values()) if (s.word().equals(word)) return s;
-            throw new IllegalArgumentException("unknown store scope " + word);
-        }
-
         /**
          * One head's covered entries (a new set): of {@code all}, given the store's {@code set} (for and except) and
          * the last remembered scope {@code last} (otherwise; null when none was).

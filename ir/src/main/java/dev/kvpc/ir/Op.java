@@ -363,12 +363,6 @@ public sealed interface Op {
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
 
-        /** The operation a word names ({@code union}, {@code diff}, {@code inter}). */
-        public static SetFn of(String word) {
-            for (SetFn f : values()) if (f.word().equals(word)) return f;
-            throw new IllegalArgumentException("unknown set operation " + word);
-        }
-
         /** {@code a} combined with {@code b}, in place ({@code a} is the result). */
         public BitSet apply(BitSet a, BitSet b) {
             switch (this) {
