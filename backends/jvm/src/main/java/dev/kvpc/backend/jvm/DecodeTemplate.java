@@ -379,23 +379,24 @@ final class DecodeTemplate implements DecodeKernel {
     private void softmax(int off, int m, int stride, float max) {
         for (int k = m; k < stride; k++) lg[off + k] = Float.NEGATIVE_INFINITY;
         double total = 0;
-        for (int k = 0; k < stride; k += L) {
-            FloatVector e = exp(FloatVector.fromArray(S, lg, off + k).sub(max));
-            e.intoArray(lg, off + k);
-            total += sum(e);
-        }
+        for (int k = 0; k < stride; k += L) total += exp(lg, off + k, max);
         float inv = (float) (1.0 / total);
         for (int k = 0; k < stride; k += L) FloatVector.fromArray(S, lg, off + k).mul(inv).intoArray(lg, off + k);
     }
 
     /**
-     * {@code e^x} for {@code x <= 0} in lane-wise arithmetic: below {@value #EXP_FLOOR} (masked entries are
-     * {@code -inf}) gives 0; else {@code x = n ln2 + r}, {@code n} rounded by adding {@code 1.5 * 2^23} (in one
-     * rounding, with the FMA), {@code r} in two parts (the first has 9 significant bits, so {@code n} times it is
-     * exact), {@code e^r} from a degree-5 polynomial on {@code |r| <= ln2/2}, times {@code 2^n} made from the
+     * {@code e^(x - max)} for the vector {@code x} at {@code a[at]}, stored in its place; returns the lanes' sum (the
+     * fixed tree of {@link #sum}, written out). Arrays in, a float out: no vector crosses this call, so it costs no
+     * allocation when the JIT does not inline it (a vector returned from a call it does not inline is boxed).
+     *
+     * <p>The exponential, for {@code y = x - max <= 0} in lane-wise arithmetic: below {@value #EXP_FLOOR} (masked
+     * entries are {@code -inf}) gives 0; else {@code y = n ln2 + r}, {@code n} rounded by adding {@code 1.5 * 2^23}
+     * (in one rounding, with the FMA), {@code r} in two parts (the first has 9 significant bits, so {@code n} times it
+     * is exact), {@code e^r} from a degree-5 polynomial on {@code |r| <= ln2/2}, times {@code 2^n} made from the
      * rounded float's low bits.
      */
-    static FloatVector exp(FloatVector x) {
+    private static float exp(float[] a, int at, float max) {
+        FloatVector x = FloatVector.fromArray(S, a, at).sub(max);
         VectorMask<Float> under = x.compare(VectorOperators.LT, EXP_FLOOR);
         FloatVector xs = x.blend(0f, under);
         FloatVector t = xs.fma(LOG2E, ROUND);
@@ -407,7 +408,13 @@ final class DecodeTemplate implements DecodeKernel {
         FloatVector r2 = r.mul(r);
         FloatVector er = p.fma(r2, r.add(1f));
         IntVector bitsOf2n = ((IntVector) t.reinterpretAsInts()).lanewise(VectorOperators.LSHL, 23).add(127 << 23);
-        return er.mul(bitsOf2n.reinterpretAsFloats()).blend(0f, under);
+        FloatVector e = er.mul(bitsOf2n.reinterpretAsFloats()).blend(0f, under);
+        e.intoArray(a, at);
+        if (L >= 16) e = e.add(e.rearrange(R8));
+        if (L >= 8) e = e.add(e.rearrange(R4));
+        if (L >= 4) e = e.add(e.rearrange(R2));
+        if (L >= 2) e = e.add(e.rearrange(R1));
+        return e.lane(0);
     }
 
     // ---- values ----
