@@ -100,13 +100,16 @@ final class DecodeTemplate implements DecodeKernel {
     }
 
     // ---- per call: the chains, the entries read, scratch ----
-    private int[] kind = new int[4], bits = new int[4], groupOf = new int[4];
+    private int[] kind = new int[4], bits = new int[4], groupOf = new int[4], groupShift = new int[4];
+    private long[] groupMagic = new long[4];
     private long[] rowBytes = new long[4], paramBytes = new long[4];
     private MemorySegment[][] pages = new MemorySegment[4][];
     /** Per block chain: the block whose parameters {@link #zeros} / {@link #scales} hold (-1: none). */
     private int[] loaded = new int[4];
     private float[][] zeros = new float[4][D], scales = new float[4][D];
-    private int rpp;
+    private int rpp, rppShift;
+    /** {@code s / rpp} is {@code (s * rppMagic) >>> rppShift} ({@link DecodeTemplates#divMagic}): no division per row. */
+    private long rppMagic;
     private int[] idx = new int[64];
     private float[] lg = new float[64];
     private final float[] row = new float[D], tile = new float[TILE * D], pt = new float[G * TILE], maxes = new float[G], red = new float[L];
@@ -167,6 +170,8 @@ final class DecodeTemplate implements DecodeKernel {
             kind = new int[c];
             bits = new int[c];
             groupOf = new int[c];
+            groupShift = new int[c];
+            groupMagic = new long[c];
             rowBytes = new long[c];
             paramBytes = new long[c];
             pages = new MemorySegment[c][];
@@ -175,6 +180,8 @@ final class DecodeTemplate implements DecodeKernel {
             scales = new float[c][D];
         }
         rpp = rows.rowsPerPage();
+        rppShift = DecodeTemplates.divShift(rpp);
+        rppMagic = DecodeTemplates.divMagic(rpp);
         for (int i = 0; i < c; i++) {
             QuantSpec s = rows.chainSpec(i);
             pages[i] = rows.chainPages(i);
@@ -189,6 +196,8 @@ final class DecodeTemplate implements DecodeKernel {
                 int b = s.precision().bits();
                 bits[i] = b;
                 groupOf[i] = s.group();
+                groupShift[i] = DecodeTemplates.divShift(s.group());
+                groupMagic[i] = DecodeTemplates.divMagic(s.group());
                 kind[i] = s.axis() == QuantSpec.Axis.CHANNEL ? BLOCK : TOKEN;
                 paramBytes[i] = kind[i] == BLOCK ? 4L * D : 4L * (D / s.group());
                 rowBytes[i] = paramBytes[i] + (long) D * b / 8; // a block chain: bytes of one token's codes + params
@@ -314,19 +323,26 @@ final class DecodeTemplate implements DecodeKernel {
 
     /** Row {@code s} of token-quantised chain {@code c}, dequantised ({@code zero + code * scale}) into {@code dst}. */
     private void rowToken(int c, int s, float[] dst, int dOff) {
-        MemorySegment seg = pages[c][s / rpp];
-        long off = (long) (s % rpp) * rowBytes[c], codes = off + paramBytes[c];
+        int p = page(s);
+        MemorySegment seg = pages[c][p];
+        long off = (long) (s - p * rpp) * rowBytes[c], codes = off + paramBytes[c];
         int b = bits[c], grp = groupOf[c];
-        for (int ch = 0; ch < CHUNKS; ch++) {
-            int c0 = ch * L, g = c0 / grp;
+        for (int g = 0, c0 = 0; c0 < D; g++) {
             float zero = Packing.getF16(seg, off + 4L * g), scale = Packing.readScale(Packing.getF16(seg, off + 4L * g + 2));
-            codes(seg, codes + (long) c0 * b / 8, b).fma(scale, zero).intoArray(dst, dOff + c0);
+            for (int end = c0 + grp; c0 < end; c0 += L) {
+                codes(seg, codes + (long) c0 * b / 8, b).fma(scale, zero).intoArray(dst, dOff + c0);
+            }
         }
+    }
+
+    /** The page of slot {@code s}: {@code s / rpp} without a division. */
+    private int page(int s) {
+        return (int) ((s * rppMagic) >>> rppShift);
     }
 
     /** Slot {@code s} of block chain {@code c} (token {@code s % group} of block {@code s / group}), dequantised. */
     private void rowBlock(int c, int s, float[] dst, int dOff) {
-        int grp = groupOf[c], blk = s / grp, b = bits[c];
+        int grp = groupOf[c], blk = (int) ((s * groupMagic[c]) >>> groupShift[c]), b = bits[c];
         MemorySegment seg = pages[c][blk];
         float[] z = zeros[c], sc = scales[c];
         if (loaded[c] != blk) {
@@ -336,7 +352,7 @@ final class DecodeTemplate implements DecodeKernel {
             }
             loaded[c] = blk;
         }
-        long codes = paramBytes[c] + (long) (s % grp) * D * b / 8;
+        long codes = paramBytes[c] + (long) (s - blk * grp) * D * b / 8;
         for (int ch = 0; ch < CHUNKS; ch++) {
             int c0 = ch * L;
             codes(seg, codes + (long) c0 * b / 8, b).fma(FloatVector.fromArray(S, sc, c0), FloatVector.fromArray(S, z, c0)).intoArray(dst, dOff + c0);
@@ -345,8 +361,9 @@ final class DecodeTemplate implements DecodeKernel {
 
     /** Row {@code s} of f16 or bf16 chain {@code c}, widened as the runtime's codecs widen it, into {@code dst}. */
     private void rowHalf(int c, int s, float[] dst, int dOff) {
-        MemorySegment seg = pages[c][s / rpp];
-        long off = (long) (s % rpp) * rowBytes[c];
+        int p = page(s);
+        MemorySegment seg = pages[c][p];
+        long off = (long) (s - p * rpp) * rowBytes[c];
         if (kind[c] == F16) {
             for (int i = 0; i < D; i++) dst[dOff + i] = Packing.getF16(seg, off + 2L * i);
         } else {
@@ -356,8 +373,9 @@ final class DecodeTemplate implements DecodeKernel {
 
     /** Row {@code s} of f32 chain {@code c} into {@code dst}. */
     private void rowF32(int c, int s, float[] dst, int dOff) {
-        MemorySegment seg = pages[c][s / rpp];
-        long off = (long) (s % rpp) * rowBytes[c];
+        int p = page(s);
+        MemorySegment seg = pages[c][p];
+        long off = (long) (s - p * rpp) * rowBytes[c];
         for (int ch = 0; ch < CHUNKS; ch++) {
             FloatVector.fromMemorySegment(S, seg, off + 4L * ch * L, ByteOrder.LITTLE_ENDIAN).intoArray(dst, dOff + ch * L);
         }

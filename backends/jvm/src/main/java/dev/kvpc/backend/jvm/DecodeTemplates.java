@@ -82,4 +82,22 @@ final class DecodeTemplates {
             throw new IllegalStateException("decode kernel for head dim " + headDim + " could not be defined", e);
         }
     }
+
+    /**
+     * The shift of {@code n / d} as a multiply and a shift, for {@code 0 <= n < 2^31} and {@code d >= 1}:
+     * {@code 32 + ceil(log2 d)}.
+     */
+    static int divShift(int d) {
+        if (d < 1) throw new IllegalArgumentException("divisor " + d);
+        return 32 + (32 - Integer.numberOfLeadingZeros(d - 1));
+    }
+
+    /**
+     * The multiplier {@code ceil(2^divShift(d) / d)}: then {@code n / d == (n * m) >>> divShift(d)} for every
+     * {@code 0 <= n < 2^31} (the round-up method: the multiplier has 33 bits, the product fits 64 unsigned).
+     */
+    static long divMagic(int d) {
+        long p = 1L << divShift(d); // 2^63 at most: read as unsigned
+        return Long.divideUnsigned(p, d) + (Long.remainderUnsigned(p, d) == 0 ? 0 : 1);
+    }
 }

@@ -42,7 +42,12 @@ class DecodeTemplateTest {
      * {@code values}.
      */
     static Lane lane(PagePool pool, Random r, int d, int n, QuantSpec keys, QuantSpec blockKeys, QuantSpec values, int recent) {
-        Lane lane = new Lane(pool, d, F32, 8);
+        return lane(pool, r, d, n, keys, blockKeys, values, recent, 8);
+    }
+
+    /** As above, {@code rowsPerPage} rows to a page. */
+    static Lane lane(PagePool pool, Random r, int d, int n, QuantSpec keys, QuantSpec blockKeys, QuantSpec values, int recent, int rowsPerPage) {
+        Lane lane = new Lane(pool, d, F32, rowsPerPage);
         float[] k = new float[d], v = new float[d];
         for (int j = 0; j < n; j++) {
             for (int c = 0; c < d; c++) {
@@ -77,6 +82,7 @@ class DecodeTemplateTest {
             cs.add(new Case(F32, channel(p, 8, d), token(p, g, d), 12)); // KIVI: blocks, then f32 residual
         }
         cs.add(new Case(token(Precision.INT4, Math.min(32, d), d), null, F32, 5)); // mixed rows of both parts
+        cs.add(new Case(token(Precision.INT4, Math.min(64, d), d), null, token(Precision.INT2, Math.min(64, d), d), 3)); // groups of several chunks
         cs.add(new Case(QuantSpec.of(Precision.F16), null, QuantSpec.of(Precision.BF16), 6)); // half rows beside f32
         return cs;
     }
@@ -91,7 +97,8 @@ class DecodeTemplateTest {
                     Random r = new Random(d * 131L + group * 7L + c.hashCode());
                     try (PagePool pool = new PagePool()) {
                         for (int trial = 0; trial < 5; trial++) {
-                            Lane lane = lane(pool, r, d, 30 + r.nextInt(120), c.keys(), c.blocks(), c.values(), c.recent());
+                            int rowsPerPage = new int[] {8, 5, 3, 16, 7}[trial]; // pages of any size, not only powers of two
+                            Lane lane = lane(pool, r, d, 30 + r.nextInt(120), c.keys(), c.blocks(), c.values(), c.recent(), rowsPerPage);
                             Set<QuantSpec> formats = lane.formatsInUse();
                             assertTrue(DecodeTemplates.supports(d, group, formats), formats + " read at d " + d);
                             int n = lane.size();
@@ -113,7 +120,7 @@ class DecodeTemplateTest {
                 }
             }
         }
-        assertEquals(5 * 3 * 9 * 5, checked);
+        assertEquals(5 * 3 * 10 * 5, checked);
     }
 
     /**
