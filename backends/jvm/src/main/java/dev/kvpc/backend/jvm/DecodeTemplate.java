@@ -35,7 +35,8 @@ import java.util.BitSet;
  *   <li><b>scores</b> over the entries read (attend set and causal mask applied first, into an index list): each key
  *       row read once for every head of the group (quantised rows dequantised a vector at a time: codes unpacked
  *       with lane shifts, one FMA with the scale and zero point, the block's per-channel parameters decoded once per
- *       block), one FMA per head per chunk;</li>
+ *       block), one FMA per head per chunk; in blocks of four heads, two entries at a time, so that each chunk of
+ *       the query is loaded once for both;</li>
  *   <li><b>softmax</b> per head, a vector at a time: {@code e^(l - max)} by {@link #exp}, summed in double, then
  *       multiplied by the inverse sum;</li>
  *   <li><b>values</b> in tiles of {@value #TILE} entries: each value row that some head weighs is read once
@@ -112,6 +113,7 @@ final class DecodeTemplate implements DecodeKernel {
     private long rppMagic;
     private int[] idx = new int[64];
     private float[] lg = new float[64];
+    private final float[] row2 = new float[D];
     private final float[] row = new float[D], tile = new float[TILE * D], pt = new float[G * TILE], maxes = new float[G], red = new float[L];
 
     /** Rotates each key row by its entry's index as it is read (a lane of {@code positions cache}); null: none. */
@@ -142,9 +144,20 @@ final class DecodeTemplate implements DecodeKernel {
         if (lg.length < G * stride) lg = new float[G * stride];
         int[] slots = rows.slotTable(), chainOf = rows.chainTable();
         Arrays.fill(maxes, Float.NEGATIVE_INFINITY);
-        for (int k = 0; k < m; k++) {
-            int j = idx[k];
-            score(chainOf[2 * j], slots[2 * j], j, q, k, stride);
+        if (GB == 4) {
+            // two entries at a time (the last alone when m is odd): each chunk of the query is read once for both
+            for (int k = 0; k < m; k += 2) {
+                int j0 = idx[k], j1 = idx[Math.min(k + 1, m - 1)];
+                readKey(chainOf[2 * j0], slots[2 * j0], j0, row);
+                if (k + 1 < m) readKey(chainOf[2 * j1], slots[2 * j1], j1, row2);
+                scorePair(q, k, stride, k + 1 < m);
+            }
+        } else {
+            for (int k = 0; k < m; k++) {
+                int j = idx[k];
+                readKey(chainOf[2 * j], slots[2 * j], j, row);
+                scoreRow(row, q, k, stride);
+            }
         }
         for (int g = 0; g < G; g++) softmax(g * stride, m, stride, maxes[g]);
         values(rows, m, stride, out, colSums);
@@ -208,55 +221,77 @@ final class DecodeTemplate implements DecodeKernel {
     // ---- scores ----
 
     /**
-     * Entry {@code k}'s logits from its key row (chain {@code c}, slot {@code s}), read into {@link #row} first (and
-     * rotated by the entry's index {@code j} for a lane of {@code positions cache}).
+     * The key row of chain {@code c}, slot {@code s} into {@code dst} (rotated by the entry's index {@code j} for a lane
+     * of {@code positions cache}).
      */
-    private void score(int c, int s, int j, float[] q, int k, int stride) {
-        readRow(c, s, row, 0);
-        if (slotRope != null) slotRope.rotate(row, 0, D, j);
-        scoreRow(row, q, k, stride);
+    private void readKey(int c, int s, int j, float[] dst) {
+        readRow(c, s, dst, 0);
+        if (slotRope != null) slotRope.rotate(dst, 0, D, j);
     }
 
     /**
-     * Logits of entry {@code k} from the key row {@code r}, every head, {@code GB} at a time (one load of each chunk,
-     * one FMA per head). Four heads' lane sums are one fixed tree: each head's halves added, two heads blended into
-     * one vector (head 0 low, head 1 high; heads 2 and 3 alike), quarters added, the two vectors blended so that the
-     * quarters hold heads 0, 2, 1, 3, then each quarter summed into its first lane: 9 rotations for four heads, not
-     * 16. The reduction is written here, not in a helper, so that no vector crosses a call the JIT might not inline.
+     * Logits of entries {@code k} (key row in {@link #row}) and, when {@code both}, {@code k + 1} (in {@link #row2}),
+     * for blocks of four heads: one load of each chunk of the query for both rows, one FMA per head and row. Four
+     * heads' lane sums are one fixed tree: each head's halves added, two heads blended into one vector (head 0 low,
+     * head 1 high; heads 2 and 3 alike), quarters added, the two vectors blended so that the quarters hold heads 0, 2,
+     * 1, 3, then each quarter summed into its first lane: 9 rotations for four heads, not 16. The sums are written
+     * here, not in a helper, so that no vector crosses a call the JIT might not inline; the rows are read by the
+     * caller, so that this method stays small.
      */
+    private void scorePair(float[] q, int k, int stride, boolean both) {
+        float[] second = both ? row2 : row;
+        for (int b = 0; b < BLOCKS; b++) {
+            int h = b * GB;
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+            for (int ch = 0; ch < CHUNKS; ch++) {
+                FloatVector x = FloatVector.fromArray(S, row, ch * L), y = FloatVector.fromArray(S, second, ch * L);
+                FloatVector q0 = FloatVector.fromArray(S, q, h * D + ch * L), q1 = FloatVector.fromArray(S, q, (h + 1) * D + ch * L);
+                a0 = q0.fma(x, a0);
+                e0 = q0.fma(y, e0);
+                a1 = q1.fma(x, a1);
+                e1 = q1.fma(y, e1);
+                FloatVector q2 = FloatVector.fromArray(S, q, (h + 2) * D + ch * L), q3 = FloatVector.fromArray(S, q, (h + 3) * D + ch * L);
+                a2 = q2.fma(x, a2);
+                e2 = q2.fma(y, e2);
+                a3 = q3.fma(x, a3);
+                e3 = q3.fma(y, e3);
+            }
+            FloatVector lane = FloatVector.fromArray(S, LANE, 0);
+            VectorMask<Float> upper = lane.compare(VectorOperators.GE, L / 2);
+            VectorMask<Float> odd = lane.compare(VectorOperators.GE, L / 4).and(lane.compare(VectorOperators.LT, L / 2))
+                    .or(lane.compare(VectorOperators.GE, 3 * L / 4));
+            for (int r = 0; r < (both ? 2 : 1); r++) {
+                FloatVector c0 = r == 0 ? a0 : e0, c1 = r == 0 ? a1 : e1, c2 = r == 0 ? a2 : e2, c3 = r == 0 ? a3 : e3;
+                FloatVector y01 = c0.add(c0.rearrange(RH)).blend(c1.add(c1.rearrange(RH)), upper);
+                FloatVector y23 = c2.add(c2.rearrange(RH)).blend(c3.add(c3.rearrange(RH)), upper);
+                FloatVector z01 = y01.add(y01.rearrange(RQ)), z23 = y23.add(y23.rearrange(RQ));
+                FloatVector w = z01.blend(z23.rearrange(RB), odd);
+                if (L >= 16) w = w.add(w.rearrange(R2));
+                if (L >= 8) w = w.add(w.rearrange(R1));
+                w.intoArray(red, 0);
+                logits4(h, k + r, stride);
+            }
+        }
+    }
+
+    /** Logits of entry {@code k} from the key row {@code r}, for heads in blocks of fewer than four. */
     private void scoreRow(float[] r, float[] q, int k, int stride) {
         for (int b = 0; b < BLOCKS; b++) {
             int h = b * GB;
-            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0;
             for (int ch = 0; ch < CHUNKS; ch++) {
                 FloatVector x = FloatVector.fromArray(S, r, ch * L);
                 a0 = FloatVector.fromArray(S, q, h * D + ch * L).fma(x, a0);
                 if (GB > 1) a1 = FloatVector.fromArray(S, q, (h + 1) * D + ch * L).fma(x, a1);
                 if (GB > 2) a2 = FloatVector.fromArray(S, q, (h + 2) * D + ch * L).fma(x, a2);
-                if (GB > 3) a3 = FloatVector.fromArray(S, q, (h + 3) * D + ch * L).fma(x, a3);
             }
-            if (GB == 4) {
-                FloatVector lane = FloatVector.fromArray(S, LANE, 0);
-                VectorMask<Float> upper = lane.compare(VectorOperators.GE, L / 2);
-                FloatVector y01 = a0.add(a0.rearrange(RH)).blend(a1.add(a1.rearrange(RH)), upper);
-                FloatVector y23 = a2.add(a2.rearrange(RH)).blend(a3.add(a3.rearrange(RH)), upper);
-                FloatVector z01 = y01.add(y01.rearrange(RQ)), z23 = y23.add(y23.rearrange(RQ));
-                VectorMask<Float> odd = lane.compare(VectorOperators.GE, L / 4).and(lane.compare(VectorOperators.LT, L / 2))
-                        .or(lane.compare(VectorOperators.GE, 3 * L / 4));
-                FloatVector w = z01.blend(z23.rearrange(RB), odd);
-                if (L >= 16) w = w.add(w.rearrange(R2));
-                if (L >= 8) w = w.add(w.rearrange(R1));
-                w.intoArray(red, 0);
-                logits4(h, k, stride);
-            } else {
-                logit(h, k, stride, sum(a0) * SCALE);
-                if (GB > 1) logit(h + 1, k, stride, sum(a1) * SCALE);
-                if (GB > 2) logit(h + 2, k, stride, sum(a2) * SCALE);
-            }
+            logit(h, k, stride, sum(a0) * SCALE);
+            if (GB > 1) logit(h + 1, k, stride, sum(a1) * SCALE);
+            if (GB > 2) logit(h + 2, k, stride, sum(a2) * SCALE);
         }
     }
 
-    /** The four heads' sums {@link #scoreRow} left in {@link #red}. */
+    /** The four heads' sums {@link #scorePair} left in {@link #red}. */
     private void logits4(int h, int k, int stride) {
         logit(h, k, stride, red[0] * SCALE);
         logit(h + 1, k, stride, red[L / 2] * SCALE);
