@@ -40,6 +40,12 @@ public final class TemplateAB {
         String precision = args.length > 2 ? args[2] : "f32";
         int d = 128, g = 4, n = args.length > 3 ? Integer.parseInt(args[3]) : 4096, rounds = args.length > 4 ? Integer.parseInt(args[4]) : 20;
         int[] shape = {d, g, lanes(d), 4}; // as DecodeTemplates shapes it: the widest lanes dividing the head dim, heads in fours
+        for (int i = 0; i < 2; i++) {
+            if (!Files.isRegularFile(Path.of(args[i]))) {
+                System.err.println("template-ab: " + args[i] + ": no such class file (build that checkout first)");
+                System.exit(66);
+            }
+        }
         DecodeKernel a = define(Files.readAllBytes(Path.of(args[0])), shape), b = define(Files.readAllBytes(Path.of(args[1])), shape);
         QuantSpec spec = switch (precision) {
             case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
