@@ -1604,12 +1604,6 @@ final class LaneView implements LaneContext {
     }
 
     /**
-     * The regular entries of {@code cov} whose {@code part} is not at precision {@code p}, in order. Their number is
-     * known from the lane's per-format counts and the entries outside {@code cov}, so the scan goes from the last
-     * covered entry down and stops when it has them all: a standing {@code store ... except last(r)} finds the one
-     * entry that left the window without reading the thousands already stored.
-     */
-    /**
      * A store's covered entries as one run per lane ({@link Instr.Scope#coveredRun}) when its set and the remembered
      * scope are runs (KIVI's {@code except last(r)}: the run before the window), or null.
      */
@@ -1653,6 +1647,12 @@ final class LaneView implements LaneContext {
         return out;
     }
 
+    /**
+     * The regular entries of {@code cov} whose {@code part} is not at precision {@code p}, in order. Their number is
+     * known from the lane's per-format counts and the entries outside {@code cov}, so the scan goes from the last
+     * covered entry down and stops when it has them all: a standing {@code store ... except last(r)} finds the one
+     * entry that left the window without reading the thousands already stored.
+     */
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
         int size = l.size();
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;

@@ -458,7 +458,6 @@ public final class Lane implements KernelRows {
         return rc.pageSegments();
     }
 
-    /** The formats of the chains that hold some entry's key or value now. */
     /**
      * Which chains hold keys or values now, as bits {@code 2 * chain + part} (-1 when the lane has more than 32
      * chains): the same bits mean the same {@link #formatsInUse} and {@link #rowFormat}s, since chains are only ever
@@ -471,6 +470,7 @@ public final class Lane implements KernelRows {
         return bits;
     }
 
+    /** The formats of the chains that hold some entry's key or value now. */
     public java.util.Set<QuantSpec> formatsInUse() {
         java.util.Set<QuantSpec> s = new java.util.HashSet<>();
         for (int c = 0; c < chains.size(); c++) if (partCount[2 * c] + partCount[2 * c + 1] > 0) s.add(chains.get(c).spec());
