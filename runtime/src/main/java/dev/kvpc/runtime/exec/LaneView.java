@@ -1629,22 +1629,7 @@ final class LaneView implements LaneContext {
 
     /** {@link #notAt} of the entries of one run: the counts come from the run's bounds, not from bits. */
     static int[] notAt(Lane l, long run, Lane.Part part, Precision p) {
-        int size = l.size(), to = Math.min(Runs.to(run), size), from = Math.min(Runs.from(run), to);
-        int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
-        int[] chain = l.chainTable();
-        boolean[] chainAt = chainsAt(l, p);
-        int po = part.ordinal();
-        int covered = to - from - (comp >= from && comp < to ? 1 : 0), atP = l.countAt(part, p), outsideAtP = 0;
-        if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
-        // the entries outside the run: before it, and after it (a standing store's window)
-        for (int i = 0; i < from; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
-        for (int i = to; i < size; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
-        int missing = covered - (atP - outsideAtP);
-        int[] out = new int[missing];
-        int k = missing;
-        for (int i = to - 1; i >= from && k > 0; i--) if (i != comp && !chainAt[chain[i * 2 + po]]) out[--k] = i;
-        if (k != 0) throw new IllegalStateException("lane format counts disagree with its entries");
-        return out;
+        return notAt(l, new long[] {run}, 1, part, p);
     }
 
     /**
@@ -1654,26 +1639,40 @@ final class LaneView implements LaneContext {
      * entry that left the window without reading the thousands already stored.
      */
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
+        int size = l.size(), n = 0;
+        long[] runs = new long[4];
+        for (int a = cov.nextSetBit(0); a >= 0 && a < size; ) {
+            int b = Math.min(size, cov.nextClearBit(a));
+            if (n == runs.length) runs = Arrays.copyOf(runs, 2 * n);
+            runs[n++] = Runs.of(a, b);
+            a = b >= size ? -1 : cov.nextSetBit(b);
+        }
+        return notAt(l, runs, n, part, p);
+    }
+
+    /** {@link #notAt} of the entries of the first {@code count} of {@code runs} (in order, disjoint). */
+    private static int[] notAt(Lane l, long[] runs, int count, Lane.Part part, Precision p) {
         int size = l.size();
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
         int[] chain = l.chainTable();
         boolean[] chainAt = chainsAt(l, p);
         int po = part.ordinal();
-        int covered = (cov.length() <= size ? cov : cov.get(0, size)).cardinality(), atP = l.countAt(part, p), outsideAtP = 0;
-        if (comp >= 0 && cov.get(comp)) covered--;
+        int covered = 0, atP = l.countAt(part, p), outsideAtP = 0, end = 0;
         if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
-        // the entries outside cov, run by run (a standing store's window is one run)
-        for (int a = cov.nextClearBit(0); a < size; ) {
-            int b = cov.nextSetBit(a);
-            b = b < 0 ? size : Math.min(b, size);
-            for (int i = a; i < b; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
-            a = b >= size ? size : cov.nextClearBit(b);
+        // the entries outside the runs, gap by gap (a standing store's window is the last gap)
+        for (int r = 0; r < count; r++) {
+            int to = Math.min(Runs.to(runs[r]), size), from = Math.min(Runs.from(runs[r]), to);
+            covered += to - from - (comp >= from && comp < to ? 1 : 0);
+            for (int i = end; i < from; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
+            end = Math.max(end, to);
         }
+        for (int i = end; i < size; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
         int missing = covered - (atP - outsideAtP);
         int[] out = new int[missing];
         int k = missing;
-        for (int i = cov.previousSetBit(size - 1); i >= 0 && k > 0; i = cov.previousSetBit(i - 1)) {
-            if (i != comp && !chainAt[chain[i * 2 + po]]) out[--k] = i;
+        for (int r = count - 1; r >= 0 && k > 0; r--) {
+            int to = Math.min(Runs.to(runs[r]), size), from = Math.min(Runs.from(runs[r]), to);
+            for (int i = to - 1; i >= from && k > 0; i--) if (i != comp && !chainAt[chain[i * 2 + po]]) out[--k] = i;
         }
         if (k != 0) throw new IllegalStateException("lane format counts disagree with its entries");
         return out;

@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 /**
  * A store's targets (the covered entries not yet at its precision) are the same whether the covered entries are given
  * as a run or as bits: lanes with entries at mixed precisions (per token and per-channel blocks), with and without a
- * compensation entry, every run.
+ * compensation entry, every run; and, for sets of several runs, the same as a plain scan.
  */
 class NotAtTest {
     @Test
@@ -49,7 +49,21 @@ class NotAtTest {
                         }
                     }
                 }
+                // any set of entries, in several runs, against a plain scan
+                for (int k = 0; k < 20; k++) {
+                    BitSet bits = new BitSet();
+                    for (int i = 0; i <= size; i++) if (r.nextInt(3) > 0) bits.set(i);
+                    for (Lane.Part part : Lane.Part.values()) {
+                        assertArrayEquals(scan(lane, bits, part, int2), LaneView.notAt(lane, bits, part, int2), "trial " + trial + " " + bits + " " + part);
+                    }
+                }
             }
         }
+    }
+
+    /** The covered regular entries whose part is not at {@code p}, entry by entry. */
+    private static int[] scan(Lane lane, BitSet cov, Lane.Part part, Precision p) {
+        int size = lane.size();
+        return cov.stream().filter(i -> i < size && !lane.isCompensation(i) && lane.spec(i, part).precision() != p).toArray();
     }
 }
