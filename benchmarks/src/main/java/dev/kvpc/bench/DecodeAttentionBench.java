@@ -55,11 +55,7 @@ public class DecodeAttentionBench {
         Random r = new Random(1);
         int d = headDim, n = entries;
         boolean int4 = precision.equals("int4");
-        QuantSpec spec = switch (precision) {
-            case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
-            case "int2" -> QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, d);
-            default -> QuantSpec.of(Precision.F32);
-        };
+        QuantSpec spec = Lanes.spec(precision.equals("kivi") ? "f32" : precision, d); // a kivi lane starts at f32
         pool = new PagePool();
         lane = new Lane(pool, d, precision.equals("kivi") ? QuantSpec.of(Precision.F32) : spec, 256);
         keys = new float[n * d];

@@ -51,15 +51,7 @@ public class FirstCallBench {
     public void setUp() {
         Random r = new Random(1);
         pool = new PagePool();
-        lane = new Lane(pool, D, QuantSpec.of(Precision.F32), 256);
-        float[] k = new float[D], v = new float[D];
-        for (int j = 0; j < entries; j++) {
-            for (int c = 0; c < D; c++) {
-                k[c] = (float) r.nextGaussian();
-                v[c] = (float) r.nextGaussian();
-            }
-            lane.append(j, j, k, 0, v, 0);
-        }
+        lane = Lanes.random(pool, D, QuantSpec.of(Precision.F32), entries, r);
         q = new float[GROUP * D];
         for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
         out = new float[GROUP * D];

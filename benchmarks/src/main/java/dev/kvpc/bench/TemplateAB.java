@@ -1,13 +1,11 @@
 package dev.kvpc.bench;
 
+import dev.kvpc.backend.jvm.JvmDecodeKernels;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
-import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.store.QuantSpec;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -26,44 +24,35 @@ import java.util.Random;
 public final class TemplateAB {
     private TemplateAB() {}
 
-    static DecodeKernel define(byte[] bytes, int[] shape) throws Throwable {
-        Class<?> anchor = Class.forName("dev.kvpc.backend.jvm.DecodeTemplates");
-        MethodHandles.Lookup l = MethodHandles.privateLookupIn(anchor, MethodHandles.lookup()).defineHiddenClassWithClassData(bytes, shape, true);
-        return (DecodeKernel) l.findConstructor(l.lookupClass(), MethodType.methodType(void.class)).invoke();
-    }
-
-    public static void main(String[] args) throws Throwable {
+    public static void main(String[] args) throws java.io.IOException {
         if (args.length < 2) {
             System.err.println("usage: template-ab A.class B.class [f32|int4|int2] [entries] [rounds]");
             System.exit(64);
         }
         String precision = args.length > 2 ? args[2] : "f32";
         int d = 128, g = 4, n = args.length > 3 ? Integer.parseInt(args[3]) : 4096, rounds = args.length > 4 ? Integer.parseInt(args[4]) : 20;
-        int[] shape = {d, g, lanes(d), 4}; // as DecodeTemplates shapes it: the widest lanes dividing the head dim, heads in fours
         for (int i = 0; i < 2; i++) {
             if (!Files.isRegularFile(Path.of(args[i]))) {
                 System.err.println("template-ab: " + args[i] + ": no such class file (build that checkout first)");
                 System.exit(66);
             }
         }
-        DecodeKernel a = define(Files.readAllBytes(Path.of(args[0])), shape), b = define(Files.readAllBytes(Path.of(args[1])), shape);
-        QuantSpec spec = switch (precision) {
-            case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d);
-            case "int2" -> QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, d);
-            case "f32" -> QuantSpec.of(Precision.F32);
-            default -> throw new IllegalArgumentException("precision " + precision + ": f32, int4 or int2");
-        };
+        DecodeKernel a = JvmDecodeKernels.template(Files.readAllBytes(Path.of(args[0])), d, g), b = JvmDecodeKernels.template(Files.readAllBytes(Path.of(args[1])), d, g);
+        if (a == null || b == null) {
+            System.err.println("template-ab: the template needs the Vector API (--add-modules jdk.incubator.vector)");
+            System.exit(69);
+        }
+        QuantSpec spec;
+        try {
+            spec = Lanes.spec(precision, d);
+        } catch (IllegalArgumentException e) {
+            System.err.println("template-ab: " + e.getMessage());
+            System.exit(64);
+            return;
+        }
         try (PagePool pool = new PagePool()) {
-            Lane lane = new Lane(pool, d, spec, 256);
             Random r = new Random(1);
-            float[] k = new float[d], v = new float[d];
-            for (int j = 0; j < n; j++) {
-                for (int c = 0; c < d; c++) {
-                    k[c] = (float) r.nextGaussian();
-                    v[c] = (float) r.nextGaussian();
-                }
-                lane.append(j, j, k, 0, v, 0);
-            }
+            Lane lane = Lanes.random(pool, d, spec, n, r);
             float[] q = new float[g * d], outA = new float[g * d], outB = new float[g * d];
             for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
             int calls = Math.max(20, 400_000 / n);
@@ -93,12 +82,5 @@ public final class TemplateAB {
                     Arrays.equals(outA, outB) ? "the same bits" : "different bits");
             lane.clear();
         }
-    }
-
-    /** The float lanes the template takes for this head dim: the widest power of two of this JVM's, at least 4. */
-    private static int lanes(int headDim) {
-        int max = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
-        for (int l = max; l >= 4; l /= 2) if (headDim % l == 0) return l;
-        return 0;
     }
 }

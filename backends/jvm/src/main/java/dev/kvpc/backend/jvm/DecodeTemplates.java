@@ -73,10 +73,26 @@ final class DecodeTemplates {
         }
     }
 
+    /**
+     * A new kernel of the class {@code classBytes} (a build of {@link DecodeTemplate}, not necessarily this one)
+     * specialised to this head dim and group, defined anew each time: for comparing builds.
+     */
+    static DecodeKernel kernel(byte[] classBytes, int headDim, int group) {
+        try {
+            return (DecodeKernel) define(classBytes, headDim, group).invoke();
+        } catch (Throwable e) {
+            throw new IllegalStateException("decode kernel for head dim " + headDim + " could not be made", e);
+        }
+    }
+
     private static MethodHandle define(int headDim, int group) {
+        return define(TEMPLATE, headDim, group);
+    }
+
+    private static MethodHandle define(byte[] classBytes, int headDim, int group) {
         int[] shape = {headDim, group, lanes(headDim), headBlock(group)};
         try {
-            MethodHandles.Lookup l = MethodHandles.lookup().defineHiddenClassWithClassData(TEMPLATE, shape, true);
+            MethodHandles.Lookup l = MethodHandles.lookup().defineHiddenClassWithClassData(classBytes, shape, true);
             return l.findConstructor(l.lookupClass(), MethodType.methodType(void.class));
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException("decode kernel for head dim " + headDim + " could not be defined", e);

@@ -61,6 +61,15 @@ public final class JvmDecodeKernels implements DecodeKernelProvider {
         return DecodeTemplates.kernel(headDim, group);
     }
 
+    /**
+     * As {@link #template}, from another build's {@code DecodeTemplate.class} bytes, shaped by this build's rules; a
+     * new class each call. For timing two builds side by side ({@code benchmarks/template-ab}).
+     */
+    public static DecodeKernel template(byte[] classBytes, int headDim, int group) {
+        if (!DecodeKernelCompiler.vectorApiAvailable() || !DecodeTemplates.supports(headDim, group, java.util.Set.of())) return null;
+        return DecodeTemplates.kernel(classBytes, headDim, group);
+    }
+
     /** The template kernel (its f32 rows), else the generated f32 class of its own for rows read into arrays. */
     @Override
     public DecodeKernel denseKernel(int headDim, int group) {

@@ -1,0 +1,37 @@
+package dev.kvpc.bench;
+
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.util.Random;
+
+/** Lanes the decode benchmarks share: their formats by name, and lanes of random entries. */
+final class Lanes {
+    private Lanes() {}
+
+    /** {@code f32}, or {@code int4} / {@code int2} quantised per token in groups of 32 channels. */
+    static QuantSpec spec(String precision, int headDim) {
+        return switch (precision) {
+            case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, headDim);
+            case "int2" -> QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, headDim);
+            case "f32" -> QuantSpec.of(Precision.F32);
+            default -> throw new IllegalArgumentException("precision " + precision + ": f32, int4 or int2");
+        };
+    }
+
+    /** A lane of {@code n} entries (256 rows a page) with keys and values drawn from {@code r}'s Gaussian, at {@code host}. */
+    static Lane random(PagePool pool, int headDim, QuantSpec host, int n, Random r) {
+        Lane lane = new Lane(pool, headDim, host, 256);
+        float[] k = new float[headDim], v = new float[headDim];
+        for (int j = 0; j < n; j++) {
+            for (int c = 0; c < headDim; c++) {
+                k[c] = (float) r.nextGaussian();
+                v[c] = (float) r.nextGaussian();
+            }
+            lane.append(j, j, k, 0, v, 0);
+        }
+        return lane;
+    }
+}
