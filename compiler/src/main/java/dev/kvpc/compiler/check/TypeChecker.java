@@ -961,7 +961,8 @@ final class TypeChecker {
             return Type.ERROR;
         }
         boolean reduction = alongAxes(f) && call.over() != null;
-        if (call.over() != null && !reduction && !(Builtin.of(f) != null && Builtin.of(f).over)) {
+        Builtin builtin = Builtin.of(f);
+        if (call.over() != null && !reduction && !(builtin != null && builtin.over)) {
             for (Expr e : pos) expr(e, c);
             diags.error(Code.E109, call.span(), "'" + f + "' takes no 'over:' clause");
             return Type.ERROR;
@@ -983,7 +984,6 @@ final class TypeChecker {
             }
             return Type.ERROR;
         }
-        Builtin builtin = Builtin.of(f);
         if (builtin == null) throw new IllegalStateException("builtin without a rule: " + f);
         return switch (builtin) {
             case MAXPOOL, AVGPOOL -> {
