@@ -121,23 +121,29 @@ public final class Select {
     private static final class Worst {
         final double[] key = new double[FEW];
         final int[] index = new int[FEW], head = new int[FEW];
+        /** How many worst candidates are kept: {@value #FEW}, or as many as are known to be left out. */
+        final int cap;
         int w;
         long m;
 
+        Worst(int cap) {
+            this.cap = cap;
+        }
+
         double bar() {
-            return w == FEW ? key[0] : Double.NEGATIVE_INFINITY;
+            return w == cap ? key[0] : Double.NEGATIVE_INFINITY;
         }
 
         void offer(double k, int t, int h) {
             int at;
-            if (w < FEW) {
+            if (w < cap) {
                 at = w++;
             } else if (before(key[0], index[0], head[0], k, t, h)) {
                 // worse than the best of the worst: that one leaves, this one goes into place
-                System.arraycopy(key, 1, key, 0, FEW - 1);
-                System.arraycopy(index, 1, index, 0, FEW - 1);
-                System.arraycopy(head, 1, head, 0, FEW - 1);
-                at = FEW - 1;
+                System.arraycopy(key, 1, key, 0, cap - 1);
+                System.arraycopy(index, 1, index, 0, cap - 1);
+                System.arraycopy(head, 1, head, 0, cap - 1);
+                at = cap - 1;
             } else {
                 return;
             }
@@ -174,6 +180,17 @@ public final class Select {
         return lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
     }
 
+    /** How many of {@link #candidates}: the indices below {@code len} of the mask (or all), but {@code comp}. */
+    private static long count(int len, BitSet in, int comp) {
+        long m = 0;
+        for (int a = in == null ? 0 : in.nextSetBit(0); a >= 0 && a < len; ) {
+            int b = in == null ? len : Math.min(len, in.nextClearBit(a));
+            m += b - a - (comp >= a && comp < b ? 1 : 0);
+            a = b >= len || in == null ? -1 : in.nextSetBit(b);
+        }
+        return m;
+    }
+
     /** Every index below {@code len} of the mask (or all), but {@code comp}: the candidates when none is NaN. */
     private static BitSet candidates(int len, BitSet in, int comp) {
         BitSet b = new BitSet(len);
@@ -190,7 +207,7 @@ public final class Select {
      * without building the candidate arrays. Returns null when more are left out.
      */
     private static BitSet[] allButFewWorst(double[][] score, int heads, boolean top, long count, int[] comp, BitSet[] mask) {
-        Worst worst = new Worst();
+        Worst worst = new Worst(FEW);
         boolean nan = false;
         for (int h = 0; h < heads; h++) {
             double[] row = score[h];
@@ -251,8 +268,13 @@ public final class Select {
 
     /** As above, blocks screened by {@code screens} (the tests run each). */
     static BitSet allButFewWorstOfColumns(float[][] c, int len, Red fn, double cells, boolean top, long count, Lane lane, BitSet mask, Screens screens) {
-        Worst worst = new Worst();
         int skip = compensation(lane);
+        // NaN stops the scan, so how many are left out is known before it: the scan keeps only that many worst, and
+        // its screen's bar is then the very worst so far, which few blocks pass (with a bar of the FEW-th worst,
+        // a third of a decode step's blocks did)
+        long candidates = count(len, mask, skip), left = candidates - Math.max(0, Math.min(count, candidates));
+        if (left > FEW) return null;
+        Worst worst = new Worst((int) Math.max(1, left));
         float[] c0 = c[0];
         boolean several = c.length > 1, mean = fn.dividesBy(cells), other = !mean && fn.post != null;
         // a mean over a power-of-two count: its reciprocal is exact, and multiplying by it gives the quotient's bits
@@ -262,13 +284,11 @@ public final class Select {
         // a block whose every float ranks before the best of the worst (in float compares) holds no candidate
         boolean screen = !several && !other && (!mean || exact);
         float rawBar = 0;
-        long m = 0;
         for (int a = mask == null ? 0 : mask.nextSetBit(0); a >= 0 && a < len; ) {
             int b = mask == null ? len : Math.min(len, mask.nextClearBit(a));
-            m += b - a - (skip >= a && skip < b ? 1 : 0);
             for (int s = a, e; s < b; s = e) {
                 e = Math.min(b, s + BLOCK);
-                if (screen && worst.w == FEW && screens.allBetter(c0, s, e, rawBar, top)) continue;
+                if (screen && worst.w == worst.cap && screens.allBetter(c0, s, e, rawBar, top)) continue;
                 for (int t = s; t < e; t++) {
                     double v = c0[t];
                     if (several) {
@@ -286,12 +306,12 @@ public final class Select {
                     if (key < bar || t == skip) continue;
                     worst.offer(key, t, 0);
                     bar = worst.bar();
-                    if (worst.w == FEW) rawBar = c0[worst.index[0]];
+                    if (worst.w == worst.cap) rawBar = c0[worst.index[0]];
                 }
             }
             a = b >= len || mask == null ? -1 : mask.nextSetBit(b);
         }
-        worst.m = m;
+        worst.m = candidates;
         int drop = worst.dropped(count);
         if (drop < 0) return null;
         BitSet[] out = {candidates(len, mask, skip)};
