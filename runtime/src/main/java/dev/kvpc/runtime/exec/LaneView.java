@@ -1659,14 +1659,17 @@ final class LaneView implements LaneContext {
         int po = part.ordinal();
         int covered = 0, atP = l.countAt(part, p), outsideAtP = 0, end = 0;
         if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
-        // the entries outside the runs, gap by gap (a standing store's window is the last gap)
+        // the entries outside the runs, gap by gap (a standing store's window is the last gap), counted by vector
+        // compares of the chain table (a KIVI step's window of 128 entries, twice, was most of its store's own cost)
         for (int r = 0; r < count; r++) {
             int to = Math.min(Runs.to(runs[r]), size), from = Math.min(Runs.from(runs[r]), to);
             covered += to - from - (comp >= from && comp < to ? 1 : 0);
-            for (int i = end; i < from; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
+            if (end < from) outsideAtP += Screens.BEST.countIn(chain, end, from, po, chainAt);
+            if (comp >= end && comp < from && chainAt[chain[comp * 2 + po]]) outsideAtP--;
             end = Math.max(end, to);
         }
-        for (int i = end; i < size; i++) if (i != comp && chainAt[chain[i * 2 + po]]) outsideAtP++;
+        outsideAtP += Screens.BEST.countIn(chain, end, size, po, chainAt);
+        if (comp >= end && chainAt[chain[comp * 2 + po]]) outsideAtP--;
         int missing = covered - (atP - outsideAtP);
         int[] out = new int[missing];
         int k = missing;

@@ -15,7 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 /**
  * A store's targets (the covered entries not yet at its precision) are the same whether the covered entries are given
  * as a run or as bits: lanes with entries at mixed precisions (per token and per-channel blocks), with and without a
- * compensation entry, every run; and, for sets of several runs, the same as a plain scan.
+ * compensation entry, every run; and, for sets of several runs, the same as a plain scan. The count those scans make
+ * of a chain table answers the same with the Vector API as without.
  */
 class NotAtTest {
     @Test
@@ -58,6 +59,24 @@ class NotAtTest {
                     }
                 }
             }
+        }
+    }
+
+    @Test
+    void chainCountsAgreeWithAndWithoutTheVectorApi() {
+        org.junit.jupiter.api.Assertions.assertInstanceOf(VectorScreens.class, Screens.BEST, "the tests run with the Vector API");
+        Random r = new Random(9);
+        for (int trial = 0; trial < 2000; trial++) {
+            int chains = 1 + r.nextInt(5), entries = r.nextInt(100);
+            int[] table = new int[2 * entries + r.nextInt(8)];
+            for (int i = 0; i < table.length; i++) table[i] = r.nextInt(chains);
+            boolean[] at = new boolean[chains];
+            for (int c = 0; c < chains; c++) at[c] = r.nextInt(3) == 0;
+            int from = r.nextInt(entries + 1), to = from + r.nextInt(entries - from + 1), part = r.nextInt(2);
+            int plain = 0;
+            for (int i = from; i < to; i++) if (at[table[2 * i + part]]) plain++;
+            org.junit.jupiter.api.Assertions.assertEquals(plain, Screens.Scalar.INSTANCE.countIn(table, from, to, part, at), "trial " + trial);
+            org.junit.jupiter.api.Assertions.assertEquals(plain, VectorScreens.INSTANCE.countIn(table, from, to, part, at), "trial " + trial);
         }
     }
 
