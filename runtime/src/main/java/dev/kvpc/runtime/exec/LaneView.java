@@ -31,6 +31,9 @@ import java.util.Map;
  * in {@link EventState}.
  */
 final class LaneView implements LaneContext {
+    /** Both parts of an entry, without {@code values()}'s copy per call. */
+    private static final Lane.Part[] PARTS = Lane.Part.values();
+
     /** One event of a group of lanes. */
     static final class EventState {
         final NativeRunner runner;
@@ -1577,7 +1580,7 @@ final class LaneView implements LaneContext {
         boolean changedRows = false;
         for (int li = 0; li < es.lanes.size(); li++) {
             Lane l = es.lanes.get(li);
-            for (Lane.Part lp : Lane.Part.values()) {
+            for (Lane.Part lp : PARTS) {
                 if (!(lp == Lane.Part.KEYS ? keys : values)) continue;
                 // the covered regular entries not yet at the precision, in order (entries already at it are left as
                 // they are, their group too)
@@ -1599,7 +1602,7 @@ final class LaneView implements LaneContext {
         }
         if (changedRows) {
             es.pageCache.clear();
-            for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
+            for (int li = 0; li < es.lanes.size(); li++) es.runner.rowVersions.computeIfAbsent(es.lanes.get(li), x -> new long[1])[0]++;
         }
     }
 

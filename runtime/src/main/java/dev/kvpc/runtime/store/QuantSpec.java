@@ -31,7 +31,14 @@ public record QuantSpec(Precision precision, Axis axis, int group) {
     /** A float precision (no grouping). */
     public static QuantSpec of(Precision precision) {
         if (precision.isInteger()) throw new IllegalArgumentException(precision + " needs an axis and a group");
-        return new QuantSpec(precision, Axis.TOKEN, 1);
+        return FLOATS[precision.ordinal()];
+    }
+
+    /** {@link #of} of each float precision, made once: chains are asked their spec at every store. */
+    private static final QuantSpec[] FLOATS = new QuantSpec[Precision.values().length];
+
+    static {
+        for (Precision p : Precision.values()) if (!p.isInteger()) FLOATS[p.ordinal()] = new QuantSpec(p, Axis.TOKEN, 1);
     }
 
     /**
