@@ -74,9 +74,11 @@ final class BlockChain implements RowStore {
         int b = live.size();
         loaded = -1;
         if (b == pages.size() * blocksPerPage) {
-            pages.add(pool.acquire(blockBytes * blocksPerPage));
+            pages.add(pool.acquire(blockBytes * blocksPerPage, false));
             segments = null;
         }
+        // a reused page holds old blocks: the block is zeroed first, as on a fresh page
+        seg(b).asSlice(off(b), blockBytes).fill((byte) 0);
         codec.quantise(rows, 0, seg(b), off(b));
         boolean[] alive = new boolean[group];
         java.util.Arrays.fill(alive, true);

@@ -84,14 +84,20 @@ final class RowChain implements RowStore {
         return (long) (slot % rowsPerPage) * rowBytes;
     }
 
-    /** Stores a row; returns its slot. */
+    /**
+     * Stores a row; returns its slot. Pages come from the pool as they are (a reused page holds old rows); the slot is
+     * zeroed before the codec writes it, so its bytes are what they would be on a fresh page.
+     */
     int add(float[] row, int rowOff) {
         if (size == pages.size() * rowsPerPage) {
-            pages.add(pool.acquire(rowBytes * rowsPerPage));
+            pages.add(pool.acquire(rowBytes * rowsPerPage, false));
             segments = null;
         }
         int slot = size++;
-        codec.write(row, rowOff, seg(slot), off(slot));
+        MemorySegment seg = seg(slot);
+        long off = off(slot);
+        seg.asSlice(off, rowBytes).fill((byte) 0);
+        codec.write(row, rowOff, seg, off);
         return slot;
     }
 

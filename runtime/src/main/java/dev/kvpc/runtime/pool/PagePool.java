@@ -51,7 +51,17 @@ public final class PagePool implements AutoCloseable {
     }
 
     /** A zeroed page of exactly {@code bytes}. */
-    public synchronized Page acquire(long bytes) {
+    public Page acquire(long bytes) {
+        return acquire(bytes, true);
+    }
+
+    /**
+     * A page of exactly {@code bytes}: zeroed when new; a reused one is zeroed only if {@code zeroed}. A caller that
+     * writes every part of the page before reading it (a lane's chains zero each slot as they fill it) passes false,
+     * and a lane at a page boundary, which takes a page and gives it back at every decode step, no longer clears a
+     * whole page each time.
+     */
+    public synchronized Page acquire(long bytes, boolean zeroed) {
         if (closed) throw new IllegalStateException("page pool is closed");
         if (bytes <= 0) throw new IllegalArgumentException("page size must be positive");
         if (inUse.get() + bytes > limit) {
@@ -63,7 +73,7 @@ public final class PagePool implements AutoCloseable {
             p = new Page(bytes);
             reserved.addAndGet(bytes);
         } else {
-            p.segment.fill((byte) 0);
+            if (zeroed) p.segment.fill((byte) 0);
             reused.incrementAndGet();
         }
         p.inUse = true;

@@ -172,6 +172,47 @@ class LaneTest {
     }
 
     @Test
+    void pagesTakenBackFromThePoolHoldExactlyTheNewRows() {
+        // a lane on pages another lane filled with other rows (reused as they are, each slot zeroed as it is written)
+        // reads back bit for bit what a lane on fresh pages does: f32 rows, int4 rows per token, int2 blocks per channel
+        int d = 32;
+        QuantSpec token = new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, 16), block = new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 8);
+        try (PagePool reused = new PagePool(); PagePool fresh = new PagePool()) {
+            Lane old = new Lane(reused, d, QuantSpec.of(Precision.F32), 8);
+            fill(old, new Random(1), 64, token, block);
+            old.clear();
+            assertEquals(0, reused.bytesInUse());
+            Lane a = new Lane(reused, d, QuantSpec.of(Precision.F32), 8), b = new Lane(fresh, d, QuantSpec.of(Precision.F32), 8);
+            fill(a, new Random(2), 40, token, block);
+            fill(b, new Random(2), 40, token, block);
+            assertTrue(reused.pagesReused() > 0, "the second lane reused pages");
+            float[] x = new float[d], y = new float[d];
+            for (int i = 0; i < 40; i++) {
+                for (Lane.Part part : Lane.Part.values()) {
+                    a.read(i, part, x, 0);
+                    b.read(i, part, y, 0);
+                    assertArrayEquals(y, x, "entry " + i + " " + part);
+                }
+            }
+        }
+    }
+
+    /** {@code n} entries of random rows; every third entry's values per token, and keys in blocks of 8 per channel. */
+    private static void fill(Lane lane, Random r, int n, QuantSpec token, QuantSpec block) {
+        int d = lane.headDim();
+        float[] k = new float[d], v = new float[d];
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < d; c++) {
+                k[c] = (float) r.nextGaussian();
+                v[c] = (float) r.nextGaussian() * 100;
+            }
+            lane.append(i, i, k, 0, v, 0);
+        }
+        for (int i = 0; i < n; i += 3) lane.restore(i, Lane.Part.VALUES, token);
+        for (int b = 0; (b + 1) * 8 <= n / 2; b++) lane.packBlock(new int[] {8 * b, 8 * b + 1, 8 * b + 2, 8 * b + 3, 8 * b + 4, 8 * b + 5, 8 * b + 6, 8 * b + 7}, Lane.Part.KEYS, block);
+    }
+
+    @Test
     void perFormatCountsFollowEveryChange() {
         int d = 16;
         Random r = new Random(4);

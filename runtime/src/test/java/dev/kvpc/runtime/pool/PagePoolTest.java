@@ -34,6 +34,22 @@ class PagePoolTest {
     }
 
     @Test
+    void aReusedPageAskedForAsItIsKeepsItsBytes() {
+        try (PagePool pool = new PagePool()) {
+            PagePool.Page a = pool.acquire(4096, false);
+            assertEquals(0, a.segment().get(java.lang.foreign.ValueLayout.JAVA_INT, 0), "a new page is zeroed");
+            a.segment().set(java.lang.foreign.ValueLayout.JAVA_INT, 0, 42);
+            pool.release(a);
+            PagePool.Page b = pool.acquire(4096, false);
+            assertSame(a, b);
+            assertEquals(42, b.segment().get(java.lang.foreign.ValueLayout.JAVA_INT, 0), "not cleared when asked as it is");
+            assertEquals(4096, pool.bytesInUse());
+            pool.release(b);
+            assertEquals(0, pool.acquire(4096).segment().get(java.lang.foreign.ValueLayout.JAVA_INT, 0), "cleared when asked zeroed");
+        }
+    }
+
+    @Test
     void limitIsEnforced() {
         try (PagePool pool = new PagePool(10_000)) {
             pool.acquire(6000);
