@@ -1,5 +1,7 @@
 package dev.kvpc.ir;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -9,15 +11,18 @@ import java.util.Locale;
  */
 public enum Signal {
     // where the lane is, and the model's shape: one value per lane
-    LAYER(Kind.LOCATION), HEAD(Kind.LOCATION), LAYERS(Kind.LOCATION), HEADS(Kind.LOCATION), GROUP(Kind.LOCATION), HEAD_DIM(Kind.LOCATION),
+    LAYER(Kind.LOCATION, false), HEAD(Kind.LOCATION, false), LAYERS(Kind.LOCATION, false), HEADS(Kind.LOCATION, false), GROUP(Kind.LOCATION, false),
+    HEAD_DIM(Kind.LOCATION, false),
     // the event
-    LEN(Kind.EVENT), CONTEXT(Kind.EVENT), STEP(Kind.EVENT),
+    LEN(Kind.EVENT, false), CONTEXT(Kind.EVENT, false), STEP(Kind.EVENT, false),
     // one row per entry of the lane
-    K(Kind.ENTRY), V(Kind.ENTRY), POS(Kind.ENTRY), AGE(Kind.ENTRY),
+    K(Kind.ENTRY, true, Axis.TOKEN, Axis.CHANNEL), V(Kind.ENTRY, true, Axis.TOKEN, Axis.CHANNEL), POS(Kind.ENTRY, false, Axis.TOKEN),
+    AGE(Kind.ENTRY, false, Axis.TOKEN),
     // one row per observed query
-    Q(Kind.QUERY), ATTN(Kind.ATTENTION), LOGITS(Kind.ATTENTION),
+    Q(Kind.QUERY, true, Axis.QUERY, Axis.GROUP, Axis.CHANNEL), ATTN(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
+    LOGITS(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
     // an attention variant's own: the query's and the key's positions, the logit scale
-    QPOS(Kind.VARIANT), KPOS(Kind.VARIANT), SCALE(Kind.VARIANT);
+    QPOS(Kind.VARIANT, false), KPOS(Kind.VARIANT, false), SCALE(Kind.VARIANT, true);
 
     /** What a signal describes. */
     public enum Kind {
@@ -36,9 +41,32 @@ public enum Signal {
     }
 
     public final Kind kind;
+    /** Whether its values are floats (else whole numbers). */
+    public final boolean floating;
+    private final List<Axis> axes;
 
-    Signal(Kind kind) {
+    Signal(Kind kind, boolean floating, Axis... axes) {
         this.kind = kind;
+        this.floating = floating;
+        this.axes = List.of(axes);
+    }
+
+    /**
+     * The axes of its value as a policy reads it, in the order every engine lays the value out (the checker's types,
+     * the interpreter's tensors and the runtime's arrays all take them from here): none for a number, token and
+     * channel for k and v. An attention variant reads one row of k and q (channel only) and scalars of the rest.
+     */
+    public List<Axis> axes() {
+        return axes;
+    }
+
+    /** {@link #axes()}, led by the head axis when a policy selects per layer and the signal is {@link #perLane}. */
+    public List<Axis> axes(boolean perLayer) {
+        if (!perLayer || !perLane()) return axes;
+        List<Axis> out = new ArrayList<>(axes.size() + 1);
+        out.add(Axis.HEAD);
+        out.addAll(axes);
+        return out;
     }
 
     public String word() {

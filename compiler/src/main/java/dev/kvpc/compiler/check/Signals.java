@@ -15,16 +15,19 @@ final class Signals {
     private Signals() {}
 
     /** Where the lane is and the model's shape: readable everywhere except attention variants' own table. */
-    static final Map<String, Type.Tensor> LOCATION = ordered(
-            "layer", tensor(INT), "head", tensor(INT), "layers", tensor(INT), "heads", tensor(INT),
-            "group", tensor(INT), "head_dim", tensor(INT));
+    static final Map<String, Type.Tensor> LOCATION = asPoliciesRead("layer", "head", "layers", "heads", "group", "head_dim");
 
-    static final Map<String, Type.Tensor> POLICY = ordered(
-            "k", tensor(FLOAT, TOKEN, CHANNEL), "v", tensor(FLOAT, TOKEN, CHANNEL),
-            "q", tensor(FLOAT, QUERY, GROUP, CHANNEL),
-            "attn", tensor(FLOAT, QUERY, GROUP, TOKEN), "logits", tensor(FLOAT, QUERY, GROUP, TOKEN),
-            "pos", tensor(INT, TOKEN), "age", tensor(INT, TOKEN),
-            "len", tensor(INT), "context", tensor(INT), "step", tensor(INT));
+    static final Map<String, Type.Tensor> POLICY = asPoliciesRead("k", "v", "q", "attn", "logits", "pos", "age", "len", "context", "step");
+
+    /** The signals of these words with their types as policies read them: each signal's own axes and element. */
+    private static Map<String, Type.Tensor> asPoliciesRead(String... words) {
+        Map<String, Type.Tensor> m = new LinkedHashMap<>();
+        for (String w : words) {
+            Signal s = Signal.of(w);
+            m.put(w, tensor(s.floating ? FLOAT : INT, s.axes().stream().map(a -> Axis.valueOf(a.name())).toArray(Axis[]::new)));
+        }
+        return m;
+    }
 
     /** Whether a signal gains a {@code head} axis under {@code selection per layer} ({@link Signal#perLane}). */
     static boolean perLane(String name) {
@@ -41,6 +44,7 @@ final class Signals {
         return s != null && s.queryRows();
     }
 
+    /** An attention variant's: one row of q and k (their channels), scalars of the rest. */
     static final Map<String, Type.Tensor> ATTENTION = ordered(
             "q", tensor(FLOAT, CHANNEL), "k", tensor(FLOAT, CHANNEL), "qpos", tensor(INT), "kpos", tensor(INT),
             "head", tensor(INT), "layer", tensor(INT), "heads", tensor(INT), "head_dim", tensor(INT),

@@ -830,7 +830,7 @@ final class LaneView implements LaneContext {
                 }
             }
         }
-        return new Tensor(withHead(Axis.QUERY, Axis.GROUP, Axis.TOKEN), dims(q, g, n), data);
+        return new Tensor((probabilities ? Signal.ATTN : Signal.LOGITS).axes(es.perLayer), dims(q, g, n), data);
     }
 
     /**
@@ -891,7 +891,7 @@ final class LaneView implements LaneContext {
                         for (float x : row) data[o++] = x;
                     }
                 }
-                yield layout(data, withHead(Axis.TOKEN, Axis.CHANNEL), dims(n, d), want);
+                yield layout(data, name.axes(es.perLayer), dims(n, d), want);
             }
             case POS, AGE -> {
                 double[] data = new double[es.lanes.size() * n];
@@ -899,7 +899,7 @@ final class LaneView implements LaneContext {
                 for (Lane l : es.lanes) {
                     for (int j = 0; j < l.size(); j++) data[o++] = name == Signal.POS ? l.position(j) : es.step.decodeStep() - l.addedAtStep(j);
                 }
-                yield layout(data, withHead(Axis.TOKEN), dims(n), want);
+                yield layout(data, name.axes(es.perLayer), dims(n), want);
             }
             case Q -> {
                 double[] data = new double[es.lanes.size() * es.observed.length * g * d];
@@ -913,7 +913,7 @@ final class LaneView implements LaneContext {
                         }
                     }
                 }
-                yield layout(data, withHead(Axis.QUERY, Axis.GROUP, Axis.CHANNEL), dims(es.observed.length, g, d), want);
+                yield layout(data, name.axes(es.perLayer), dims(es.observed.length, g, d), want);
             }
             case ATTN, LOGITS -> {
                 Tensor t = attention(name == Signal.ATTN);

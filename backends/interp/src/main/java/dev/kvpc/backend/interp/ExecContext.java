@@ -128,7 +128,7 @@ final class ExecContext {
                 for (LaneState l : lanes) {
                     for (LaneState.Entry e : l.entries) for (float x : name == Signal.K ? e.k : e.v) data[o++] = x;
                 }
-                yield new Tensor(Ty.Elem.FLOAT, withHead(Axis.TOKEN, Axis.CHANNEL), dims(n, d), data);
+                yield new Tensor(Ty.Elem.FLOAT, name.axes(perLayer), dims(n, d), data);
             }
             case POS, AGE -> {
                 double[] data = new double[lanes.size() * n];
@@ -136,7 +136,7 @@ final class ExecContext {
                 for (LaneState l : lanes) {
                     for (LaneState.Entry e : l.entries) data[o++] = name == Signal.POS ? e.pos : decodeStep - e.addedAtStep;
                 }
-                yield new Tensor(Ty.Elem.INT, withHead(Axis.TOKEN), dims(n), data);
+                yield new Tensor(Ty.Elem.INT, name.axes(perLayer), dims(n), data);
             }
             case Q -> {
                 double[] data = new double[lanes.size() * observed.length * g * d];
@@ -153,7 +153,7 @@ final class ExecContext {
                         }
                     }
                 }
-                yield new Tensor(Ty.Elem.FLOAT, withHead(Axis.QUERY, Axis.GROUP, Axis.CHANNEL), dims(observed.length, g, d), data);
+                yield new Tensor(Ty.Elem.FLOAT, name.axes(perLayer), dims(observed.length, g, d), data);
             }
             case ATTN, LOGITS -> attentionTensor(name == Signal.ATTN);
             default -> throw new InterpreterException("a policy cannot read " + name.word());
@@ -178,7 +178,7 @@ final class ExecContext {
                 }
             }
         }
-        return new Tensor(Ty.Elem.FLOAT, withHead(Axis.QUERY, Axis.GROUP, Axis.TOKEN), dims(observed.length, g, n), data);
+        return new Tensor(Ty.Elem.FLOAT, (probabilities ? Signal.ATTN : Signal.LOGITS).axes(perLayer), dims(observed.length, g, n), data);
     }
 
     private static int indexOf(int[] a, int v) {
