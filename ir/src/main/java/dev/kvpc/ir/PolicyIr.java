@@ -81,6 +81,29 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
         public State {
             if ((scope == StateScope.PAGE) != (pageSize != null)) throw new IllegalArgumentException("page size only for page state");
         }
+
+        /**
+         * The axes of one cell of the state: its type's axes but head, token and page (what one entry, page or lane
+         * holds of it: channel, group, query...).
+         */
+        public List<Axis> cellAxes() {
+            List<Axis> out = new java.util.ArrayList<>(type.axes());
+            out.removeAll(List.of(Axis.HEAD, Axis.TOKEN, Axis.PAGE));
+            return out;
+        }
+
+        /**
+         * The axes of the state's value as code reads it, in the order every engine lays it out: the head first under
+         * selection per layer, then token (per-token state) or page (per-page state), then {@link #cellAxes}.
+         */
+        public List<Axis> axes(boolean perLayer) {
+            List<Axis> out = new java.util.ArrayList<>();
+            if (perLayer) out.add(Axis.HEAD);
+            if (scope == StateScope.TOKEN) out.add(Axis.TOKEN);
+            else if (scope == StateScope.PAGE) out.add(Axis.PAGE);
+            out.addAll(cellAxes());
+            return out;
+        }
     }
 
     public enum Event {

@@ -221,7 +221,7 @@ final class LaneView implements LaneContext {
 
         int stateWidth(PolicyIr.State s) {
             int per = 1;
-            for (Axis a : s.type().axes()) if (a != Axis.TOKEN && a != Axis.HEAD && a != Axis.PAGE) per *= extent(a);
+            for (Axis a : s.cellAxes()) per *= extent(a);
             return per;
         }
 
@@ -927,17 +927,10 @@ final class LaneView implements LaneContext {
         return es.info.state(name);
     }
 
-    private List<Axis> extra(PolicyIr.State s) {
-        List<Axis> extra = new ArrayList<>(s.type().axes());
-        extra.remove(Axis.HEAD);
-        extra.remove(Axis.TOKEN);
-        extra.remove(Axis.PAGE);
-        return extra;
-    }
 
     private double[] state(String name, List<Axis> want) {
         PolicyIr.State s = stateDecl(name);
-        List<Axis> extra = extra(s);
+        List<Axis> extra = s.cellAxes();
         int per = es.stateWidth(s);
         switch (s.scope()) {
             case TOKEN -> {
@@ -951,8 +944,7 @@ final class LaneView implements LaneContext {
                     for (int j = 0; j < n * per; j++) data[o + j] = col[j];
                     o += n * per;
                 }
-                List<Axis> axes = withHead(Axis.TOKEN);
-                axes.addAll(extra);
+                List<Axis> axes = s.axes(es.perLayer);
                 int[] dd = new int[axes.size()];
                 int k = 0;
                 if (es.perLayer) dd[k++] = es.lanes.size();
@@ -967,8 +959,7 @@ final class LaneView implements LaneContext {
                     if (x != null) System.arraycopy(x, 0, data, li * per, per);
                     if (!es.perLayer) break;
                 }
-                List<Axis> axes = withHead();
-                axes.addAll(extra);
+                List<Axis> axes = s.axes(es.perLayer);
                 int[] dd = new int[axes.size()];
                 int k = 0;
                 if (es.perLayer) dd[k++] = es.lanes.size();
@@ -977,10 +968,7 @@ final class LaneView implements LaneContext {
             }
             default -> {
                 double[] cached = es.pageCache.get(name);
-                List<Axis> axes = new ArrayList<>();
-                if (es.perLayer) axes.add(Axis.HEAD);
-                axes.add(Axis.PAGE);
-                axes.addAll(extra);
+                List<Axis> axes = s.axes(es.perLayer);
                 if (cached == null) {
                     if (es.perLayer) es.checkAligned();
                     int lanes = es.perLayer ? es.lanes.size() : 1;

@@ -71,13 +71,6 @@ final class ExecContext {
         }
     }
 
-    private List<Axis> withHead(Axis... axes) {
-        List<Axis> out = new ArrayList<>();
-        if (perLayer) out.add(Axis.HEAD);
-        out.addAll(List.of(axes));
-        return out;
-    }
-
     private int[] dims(int... d) {
         if (!perLayer) return d;
         int[] r = new int[d.length + 1];
@@ -246,10 +239,7 @@ final class ExecContext {
 
     Tensor readState(String name) {
         PolicyIr.State s = state(name);
-        List<Axis> extra = new ArrayList<>(s.type().axes());
-        extra.remove(Axis.HEAD);
-        extra.remove(Axis.TOKEN);
-        extra.remove(Axis.PAGE);
+        List<Axis> extra = s.cellAxes();
         int per = 1;
         for (Axis a : extra) per *= extent(a);
         switch (s.scope()) {
@@ -264,8 +254,7 @@ final class ExecContext {
                         for (int i = 0; i < per; i++) data[o++] = v == null ? 0 : v[i];
                     }
                 }
-                List<Axis> axes = withHead(Axis.TOKEN);
-                axes.addAll(extra);
+                List<Axis> axes = s.axes(perLayer);
                 int[] dd = new int[axes.size()];
                 int k = 0;
                 if (perLayer) dd[k++] = lanes.size();
@@ -282,8 +271,7 @@ final class ExecContext {
                         Tensor x = lanes.get(li).laneState.get(name);
                         if (x != null) System.arraycopy(x.data, 0, data, li * per, per);
                     }
-                    List<Axis> axes = withHead();
-                    axes.addAll(extra);
+                    List<Axis> axes = s.axes(true);
                     int[] dd = new int[axes.size()];
                     dd[0] = lanes.size();
                     for (int i = 0; i < extra.size(); i++) dd[i + 1] = extent(extra.get(i));
@@ -369,9 +357,7 @@ final class ExecContext {
             Object v = Interpreter.evaluate(s.init(), sub);
             perPage.add((Tensor) v);
         }
-        List<Axis> extra = new ArrayList<>(s.type().axes());
-        extra.remove(Axis.PAGE);
-        extra.remove(Axis.HEAD);
+        List<Axis> extra = s.cellAxes();
         int per = 1;
         for (Axis a : extra) per *= extent(a);
         double[] data = new double[pages * per];
@@ -380,9 +366,7 @@ final class ExecContext {
             if (t.data.length != per) throw new InterpreterException("page state " + s.name() + " init has " + t.data.length + " values, expected " + per);
             System.arraycopy(t.data, 0, data, p * per, per);
         }
-        List<Axis> axes = new ArrayList<>();
-        axes.add(Axis.PAGE);
-        axes.addAll(extra);
+        List<Axis> axes = s.axes(false);
         int[] dd = new int[axes.size()];
         dd[0] = pages;
         for (int i = 0; i < extra.size(); i++) dd[i + 1] = extent(extra.get(i));
