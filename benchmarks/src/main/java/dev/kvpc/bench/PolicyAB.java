@@ -37,6 +37,12 @@ public final class PolicyAB {
                 System.exit(64);
             }
         }
+        for (int n : sizes) {
+            if (n < 256) {
+                System.err.println("policy-ab: " + n + " entries: at least 256 (KIVI keeps the last 128 at full precision)");
+                System.exit(64);
+            }
+        }
         if (rounds < 3) {
             System.err.println("policy-ab: at least 3 rounds");
             System.exit(64);
