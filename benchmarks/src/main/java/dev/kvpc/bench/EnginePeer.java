@@ -88,6 +88,10 @@ public final class EnginePeer {
             }
         }
         System.out.println(tokens + " tokens after the prompt '" + PROMPT + "', greedy; " + gguf.getFileName());
+        System.out.flush();
+        // the binding leaves a native thread per model attached to the JVM after close(); without an exit the JVM
+        // waits on them forever once the table is out
+        System.exit(0);
     }
 
     private static Run find(List<Run> runs, String engine, int threads, int round) {
