@@ -4,11 +4,11 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * Compiled and hand-written policy steps ({@link PolicyFixture}) timed in one JVM, in alternating rounds, so that
- * the machine's slow spells fall on both sides alike: on a noisy 2-core machine separate JMH forks of the two disagree
- * by more than the gap being measured. Each side has its own lane; each step is timed alone, with the untimed
- * {@link PolicyFixture#prepare} between steps. Lanes are filled once, so a step's one-off work on a fresh lane (KIVI
- * quantising all but the window at its first step) is warm-up, not measured. For each policy and size it prints each side's median time per step
+ * Compiled and hand-written policy steps ({@link PolicyFixture}) timed in one JVM, in alternating rounds
+ * ({@link Interleaved}): on a noisy 2-core machine separate JMH forks of the two disagree by more than the gap being
+ * measured. Each side has its own lane; each step is timed alone, with the untimed {@link PolicyFixture#prepare}
+ * between steps. Lanes are filled once, so a step's one-off work on a fresh lane (KIVI quantising all but the window
+ * at its first step) is warm-up, not measured. For each policy and size it prints each side's median time per step
  * and the median and 10th-90th percentiles of the per-round ratio hand-written / compiled time (above 1: compiled
  * faster).
  *
@@ -61,20 +61,8 @@ public final class PolicyAB {
                 time(compiled, true, calls);
                 time(hand, false, calls);
             }
-            double[] tc = new double[rounds], th = new double[rounds], ratio = new double[rounds];
-            for (int round = 0; round < rounds; round++) {
-                boolean compiledFirst = round % 2 == 0;
-                for (int pass = 0; pass < 2; pass++) {
-                    if ((pass == 0) == compiledFirst) tc[round] = time(compiled, true, calls);
-                    else th[round] = time(hand, false, calls);
-                }
-                ratio[round] = th[round] / tc[round];
-            }
-            Arrays.sort(tc);
-            Arrays.sort(th);
-            Arrays.sort(ratio);
-            System.out.printf("%-7s %8d  %13.2f  %17.2f  %.3f (%.3f-%.3f)%n", policy, n, tc[rounds / 2], th[rounds / 2], ratio[rounds / 2],
-                    ratio[rounds / 10], ratio[rounds * 9 / 10]);
+            Interleaved.Result r = Interleaved.run(() -> time(hand, false, calls), () -> time(compiled, true, calls), rounds);
+            System.out.printf("%-7s %8d  %13.2f  %17.2f  %.3f (%.3f-%.3f)%n", policy, n, r.b(), r.a(), r.ratio(), r.ratioLow(), r.ratioHigh());
         }
     }
 

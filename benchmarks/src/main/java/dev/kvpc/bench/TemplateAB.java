@@ -13,8 +13,7 @@ import java.util.Random;
 
 /**
  * Two builds of the decode template (their {@code DecodeTemplate.class} files) timed in one JVM, in alternating
- * rounds over the same lane, so that the machine's slow spells fall on both: on a noisy 2-core machine this separates
- * a few percent where separate JMH forks cannot. Head dim 128, a group of 4; prints each build's median time per
+ * rounds ({@link Interleaved}) over the same lane. Head dim 128, a group of 4; prints each build's median time per
  * call, and the median and 10th-90th percentiles of the per-round ratio. It also says whether the two gave the same
  * bits. Shared JDK code is profiled once for both builds, so a build that feeds it other types (a heap segment where
  * the other reads native ones) can slow the other: compare a build with itself first.
@@ -62,25 +61,18 @@ public final class TemplateAB {
                     b.attend(lane, q, n, null, outB, null);
                 }
             }
-            double[] ta = new double[rounds], tb = new double[rounds], ratio = new double[rounds];
-            for (int round = 0; round < rounds; round++) {
-                for (int pass = 0; pass < 2; pass++) {
-                    boolean first = (pass == 0) == (round % 2 == 0);
-                    DecodeKernel kernel = first ? a : b;
-                    float[] out = first ? outA : outB;
-                    long t0 = System.nanoTime();
-                    for (int i = 0; i < calls; i++) kernel.attend(lane, q, n, null, out, null);
-                    (first ? ta : tb)[round] = (System.nanoTime() - t0) / 1e3 / calls;
-                }
-                ratio[round] = ta[round] / tb[round];
-            }
-            Arrays.sort(ta);
-            Arrays.sort(tb);
-            Arrays.sort(ratio);
+            Interleaved.Result res = Interleaved.run(() -> time(a, lane, q, n, outA, calls), () -> time(b, lane, q, n, outB, calls), rounds);
             System.out.printf("%s, %d entries, %d rounds of %d calls: A %.1f us, B %.1f us (medians); A/B time %.3f (10th-90th percentile %.3f-%.3f); %s%n",
-                    precision, n, rounds, calls, ta[rounds / 2], tb[rounds / 2], ratio[rounds / 2], ratio[rounds / 10], ratio[rounds * 9 / 10],
+                    precision, n, rounds, calls, res.a(), res.b(), res.ratio(), res.ratioLow(), res.ratioHigh(),
                     Arrays.equals(outA, outB) ? "the same bits" : "different bits");
             lane.clear();
         }
+    }
+
+    /** Mean time in microseconds of {@code calls} calls of one kernel. */
+    private static double time(DecodeKernel kernel, Lane lane, float[] q, int n, float[] out, int calls) {
+        long t0 = System.nanoTime();
+        for (int i = 0; i < calls; i++) kernel.attend(lane, q, n, null, out, null);
+        return (System.nanoTime() - t0) / 1e3 / calls;
     }
 }
