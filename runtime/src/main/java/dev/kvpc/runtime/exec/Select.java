@@ -180,17 +180,6 @@ public final class Select {
         return lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
     }
 
-    /** How many of {@link #candidates}: the indices below {@code len} of the mask (or all), but {@code comp}. */
-    private static long count(int len, BitSet in, int comp) {
-        long m = 0;
-        for (int a = in == null ? 0 : in.nextSetBit(0); a >= 0 && a < len; ) {
-            int b = in == null ? len : Math.min(len, in.nextClearBit(a));
-            m += b - a - (comp >= a && comp < b ? 1 : 0);
-            a = b >= len || in == null ? -1 : in.nextSetBit(b);
-        }
-        return m;
-    }
-
     /** Every index below {@code len} of the mask (or all), but {@code comp}: the candidates when none is NaN. */
     private static BitSet candidates(int len, BitSet in, int comp) {
         BitSet b = new BitSet(len);
@@ -270,9 +259,9 @@ public final class Select {
     static BitSet allButFewWorstOfColumns(float[][] c, int len, Red fn, double cells, boolean top, long count, Lane lane, BitSet mask, Screens screens) {
         int skip = compensation(lane);
         // NaN stops the scan, so how many are left out is known before it: the scan keeps only that many worst, and
-        // its screen's bar is then the very worst so far, which few blocks pass (with a bar of the FEW-th worst,
-        // a third of a decode step's blocks did)
-        long candidates = count(len, mask, skip), left = candidates - Math.max(0, Math.min(count, candidates));
+        // its screen's bar is then the very worst so far, which few blocks pass (against the FEW-th worst, many did)
+        BitSet all = candidates(len, mask, skip);
+        long candidates = all.cardinality(), left = candidates - Math.max(0, Math.min(count, candidates));
         if (left > FEW) return null;
         Worst worst = new Worst((int) Math.max(1, left));
         float[] c0 = c[0];
@@ -314,9 +303,9 @@ public final class Select {
         worst.m = candidates;
         int drop = worst.dropped(count);
         if (drop < 0) return null;
-        BitSet[] out = {candidates(len, mask, skip)};
+        BitSet[] out = {all};
         worst.clearDropped(out, drop);
-        return out[0];
+        return all;
     }
 
     /** Entries screened together by {@link #allButFewWorstOfColumns}. */
