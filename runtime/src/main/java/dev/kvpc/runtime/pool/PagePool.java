@@ -57,7 +57,7 @@ public final class PagePool implements AutoCloseable {
 
     /**
      * A page of exactly {@code bytes}: zeroed when new; a reused one is zeroed only if {@code zeroed}. A caller that
-     * writes every part of the page before reading it (a lane's chains zero each slot as they fill it) passes false,
+     * writes every part of the page before reading it (a lane's chains: their codecs write whole slots) passes false,
      * and a lane at a page boundary, which takes a page and gives it back at every decode step, no longer clears a
      * whole page each time.
      */

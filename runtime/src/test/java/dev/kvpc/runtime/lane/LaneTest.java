@@ -173,7 +173,7 @@ class LaneTest {
 
     @Test
     void pagesTakenBackFromThePoolHoldExactlyTheNewRows() {
-        // a lane on pages another lane filled with other rows (reused as they are, each slot zeroed as it is written)
+        // a lane on pages another lane filled with other rows (reused as they are, uncleared)
         // reads back bit for bit what a lane on fresh pages does: f32 rows, int4 rows per token, int2 blocks per channel
         int d = 32;
         QuantSpec token = new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, 16), block = new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 8);
