@@ -57,7 +57,7 @@ public class DecodeAttentionBench {
         boolean int4 = precision.equals("int4");
         QuantSpec spec = Lanes.spec(precision.equals("kivi") ? "f32" : precision, d); // a kivi lane starts at f32
         pool = new PagePool();
-        lane = new Lane(pool, d, precision.equals("kivi") ? QuantSpec.of(Precision.F32) : spec, 256);
+        lane = new Lane(pool, d, spec, 256);
         keys = new float[n * d];
         values = new float[n * d];
         for (int i = 0; i < n * d; i++) {
