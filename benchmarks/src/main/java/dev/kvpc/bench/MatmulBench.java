@@ -34,44 +34,11 @@ public class MatmulBench {
     public void setUp() {
         String[] s = shape.split("x");
         int rows = Integer.parseInt(s[0]), cols = Integer.parseInt(s[1]);
-        w = matrix(GgufFile.TensorType.valueOf(type), rows, cols, new Random(1));
+        w = Matrix.random(GgufFile.TensorType.valueOf(type), rows, cols, new Random(1));
         x = new float[cols];
         out = new float[rows];
         Random r = new Random(2);
         for (int i = 0; i < cols; i++) x[i] = (float) r.nextGaussian();
-    }
-
-    /** Random weights in {@code type}: Q8_0 quants -127..127 and Q4_0 nibbles 0..15, with random f16-exact scales. */
-    static Matrix matrix(GgufFile.TensorType type, int rows, int cols, Random r) {
-        int n = rows * cols;
-        return switch (type) {
-            case F32 -> {
-                float[] w = new float[n];
-                for (int i = 0; i < n; i++) w[i] = (float) r.nextGaussian() * 0.05f;
-                yield new Matrix.F32(rows, cols, w);
-            }
-            case F16 -> {
-                short[] w = new short[n];
-                for (int i = 0; i < n; i++) w[i] = Float.floatToFloat16((float) r.nextGaussian() * 0.05f);
-                yield new Matrix.F16(rows, cols, w);
-            }
-            case Q8_0 -> {
-                byte[] q = new byte[n];
-                for (int i = 0; i < n; i++) q[i] = (byte) (r.nextInt(255) - 127);
-                yield new Matrix.Q8_0(rows, cols, q, scales(n / 32, r));
-            }
-            case Q4_0 -> {
-                byte[] q = new byte[n / 2];
-                r.nextBytes(q);
-                yield new Matrix.Q4_0(rows, cols, q, scales(n / 32, r));
-            }
-        };
-    }
-
-    private static float[] scales(int blocks, Random r) {
-        float[] d = new float[blocks];
-        for (int i = 0; i < blocks; i++) d[i] = Float.float16ToFloat(Float.floatToFloat16(0.001f + r.nextFloat() * 0.01f));
-        return d;
     }
 
     @Benchmark

@@ -100,6 +100,41 @@ public final class Llama2cModel {
         w3 = w[6];
     }
 
+    /**
+     * A model of random weights ({@link Matrix#random}) in {@code type}, of the given shape, for benchmarks: it computes
+     * what a real model of that shape computes, at the same cost, and means nothing. The classifier is the embedding
+     * (tied); norm weights are 1; RoPE base 10000, epsilon 1e-5; {@link #seqLen} (a trained context, which such a
+     * model has not) 2^20; seed {@code seed}.
+     */
+    public static Llama2cModel random(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, GgufFile.TensorType type, long seed) {
+        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || dim % heads != 0 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException("not a model shape: dim=" + dim + " hidden=" + hidden + " layers=" + layers + " heads=" + heads + " kv_heads=" + kvHeads + " vocab=" + vocab);
+        }
+        java.util.random.RandomGenerator r = new java.util.SplittableRandom(seed);
+        int kvDim = dim / heads * kvHeads;
+        Matrix[][] w = new Matrix[7][layers];
+        float[][] rmsAtt = new float[layers][], rmsFfn = new float[layers][];
+        for (int l = 0; l < layers; l++) {
+            w[0][l] = Matrix.random(type, dim, dim, r);
+            w[1][l] = Matrix.random(type, kvDim, dim, r);
+            w[2][l] = Matrix.random(type, kvDim, dim, r);
+            w[3][l] = Matrix.random(type, dim, dim, r);
+            w[4][l] = Matrix.random(type, hidden, dim, r);
+            w[5][l] = Matrix.random(type, dim, hidden, r);
+            w[6][l] = Matrix.random(type, hidden, dim, r);
+            rmsAtt[l] = ones(dim);
+            rmsFfn[l] = ones(dim);
+        }
+        Matrix embedding = Matrix.random(type, vocab, dim, r);
+        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, 1 << 20, 10000.0, 1.0, null, 1e-5f, embedding, ones(dim), embedding, rmsAtt, rmsFfn, w);
+    }
+
+    private static float[] ones(int n) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, 1f);
+        return a;
+    }
+
     /** The shape the kvpc runtime's cache is built for: f32 keys and values handed over unrotated, RoPE at {@link #ropeTheta}, scaled as the file says. */
     public ModelSpec spec() {
         return new ModelSpec(layers, heads, kvHeads, headSize, Precision.F32, new Rope(ropeTheta, ropeFactor, ropeFreqFactors));

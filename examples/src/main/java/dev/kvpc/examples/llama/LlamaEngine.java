@@ -104,6 +104,25 @@ public final class LlamaEngine implements AutoCloseable {
         return all;
     }
 
+    /**
+     * Opens the context with {@code n} positions whose keys and values were not computed by this model:
+     * {@code rows.apply(layer)} gives a layer's {@code {keys, values}}, {@code n x kvDim} each, unrotated (the
+     * runtime rotates them, as it does the model's own). One runtime prefill step appends them and attends nothing, so
+     * the policy sees no prefill event; its first decode step meets the whole context. Generation continues from
+     * position {@code n} with {@link #forward}. What it is for: a benchmark that needs a long context without running
+     * the model over it (8k positions of a 7B-sized layer would take minutes).
+     */
+    public void appendContext(int n, java.util.function.IntFunction<float[][]> rows) {
+        if (pos != 0) throw new IllegalStateException("a context opens a sequence; this one is at position " + pos);
+        if (n < 1) throw new IllegalArgumentException("a context has at least one position");
+        seq.beginPrefill(n);
+        for (int l = 0; l < m.layers; l++) {
+            float[][] kv = rows.apply(l);
+            seq.append(l, kv[0], kv[1]);
+        }
+        pos = n;
+    }
+
     private float[] run(int[] tokens, int from, int n) {
         return run(tokens, from, n, null);
     }

@@ -35,6 +35,43 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
         return new F32(rows, cols, w);
     }
 
+    /**
+     * A matrix of random weights in {@code type}, for benchmarks and tests: F32 and F16 weights Gaussian with standard
+     * deviation 0.05; Q8_0 quants -127..127 and Q4_0 nibbles 0..15 uniform, with random f16-exact block scales in
+     * [0.001, 0.011).
+     */
+    public static Matrix random(GgufFile.TensorType type, int rows, int cols, java.util.random.RandomGenerator r) {
+        int n = Math.multiplyExact(rows, cols);
+        return switch (type) {
+            case F32 -> {
+                float[] w = new float[n];
+                for (int i = 0; i < n; i++) w[i] = (float) r.nextGaussian() * 0.05f;
+                yield new F32(rows, cols, w);
+            }
+            case F16 -> {
+                short[] w = new short[n];
+                for (int i = 0; i < n; i++) w[i] = Float.floatToFloat16((float) r.nextGaussian() * 0.05f);
+                yield new F16(rows, cols, w);
+            }
+            case Q8_0 -> {
+                byte[] q = new byte[n];
+                for (int i = 0; i < n; i++) q[i] = (byte) (r.nextInt(255) - 127);
+                yield new Q8_0(rows, cols, q, randomScales(n / 32, r));
+            }
+            case Q4_0 -> {
+                byte[] q = new byte[n / 2];
+                r.nextBytes(q);
+                yield new Q4_0(rows, cols, q, randomScales(n / 32, r));
+            }
+        };
+    }
+
+    private static float[] randomScales(int blocks, java.util.random.RandomGenerator r) {
+        float[] d = new float[blocks];
+        for (int i = 0; i < blocks; i++) d[i] = Float.float16ToFloat(Float.floatToFloat16(0.001f + r.nextFloat() * 0.01f));
+        return d;
+    }
+
     static void checkLength(String what, long have, long want) {
         if (have != want) throw new IllegalArgumentException(what + " holds " + have + " values, the shape needs " + want);
     }
