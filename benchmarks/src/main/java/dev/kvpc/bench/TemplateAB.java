@@ -1,6 +1,7 @@
 package dev.kvpc.bench;
 
 import dev.kvpc.backend.jvm.JvmDecodeKernels;
+import dev.kvpc.runtime.Rope;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
@@ -18,17 +19,19 @@ import java.util.Random;
  * bits. Shared JDK code is profiled once for both builds, so a build that feeds it other types (a heap segment where
  * the other reads native ones) can slow the other: compare a build with itself first.
  *
- * <p>{@code benchmarks/template-ab A.class B.class [f32|int4|int2] [entries] [rounds]}
+ * <p>{@code benchmarks/template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds]}: {@code -slot}, a lane of
+ * {@code positions cache}, whose keys the kernels rotate by slot as they read them.
  */
 public final class TemplateAB {
     private TemplateAB() {}
 
     public static void main(String[] args) throws java.io.IOException {
         if (args.length < 2) {
-            System.err.println("usage: template-ab A.class B.class [f32|int4|int2] [entries] [rounds]");
+            System.err.println("usage: template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds]");
             System.exit(64);
         }
         String precision = args.length > 2 ? args[2] : "f32";
+        Rope rope = precision.endsWith("-slot") ? new Rope(10000) : null;
         int d = 128, g = 4, n = args.length > 3 ? Integer.parseInt(args[3]) : 4096, rounds = args.length > 4 ? Integer.parseInt(args[4]) : 20;
         for (int i = 0; i < 2; i++) {
             if (!Files.isRegularFile(Path.of(args[i]))) {
@@ -43,7 +46,7 @@ public final class TemplateAB {
         }
         QuantSpec spec;
         try {
-            spec = Lanes.spec(precision, d);
+            spec = Lanes.spec(precision.replace("-slot", ""), d);
         } catch (IllegalArgumentException e) {
             System.err.println("template-ab: " + e.getMessage());
             System.exit(64);
@@ -57,11 +60,11 @@ public final class TemplateAB {
             int calls = Math.max(20, 400_000 / n);
             for (int w = 0; w < 20; w++) {
                 for (int i = 0; i < calls; i++) {
-                    a.attend(lane, q, n, null, outA, null);
-                    b.attend(lane, q, n, null, outB, null);
+                    a.attend(lane, q, n, null, outA, null, rope);
+                    b.attend(lane, q, n, null, outB, null, rope);
                 }
             }
-            Interleaved.Result res = Interleaved.run(() -> time(a, lane, q, n, outA, calls), () -> time(b, lane, q, n, outB, calls), rounds);
+            Interleaved.Result res = Interleaved.run(() -> time(a, lane, q, n, outA, calls, rope), () -> time(b, lane, q, n, outB, calls, rope), rounds);
             System.out.printf("%s, %d entries, %d rounds of %d calls: A %.1f us, B %.1f us (medians); A/B time %.3f (10th-90th percentile %.3f-%.3f); %s%n",
                     precision, n, rounds, calls, res.a(), res.b(), res.ratio(), res.ratioLow(), res.ratioHigh(),
                     Arrays.equals(outA, outB) ? "the same bits" : "different bits");
@@ -70,9 +73,9 @@ public final class TemplateAB {
     }
 
     /** Mean time in microseconds of {@code calls} calls of one kernel. */
-    private static double time(DecodeKernel kernel, Lane lane, float[] q, int n, float[] out, int calls) {
+    private static double time(DecodeKernel kernel, Lane lane, float[] q, int n, float[] out, int calls, Rope rope) {
         long t0 = System.nanoTime();
-        for (int i = 0; i < calls; i++) kernel.attend(lane, q, n, null, out, null);
+        for (int i = 0; i < calls; i++) kernel.attend(lane, q, n, null, out, null, rope);
         return (System.nanoTime() - t0) / 1e3 / calls;
     }
 }

@@ -49,6 +49,20 @@ public record Rope(double theta, double factor, float[] freqFactors) {
         }
     }
 
+    /**
+     * The cosines and sines {@link #rotate} multiplies by, for heads of {@code d} channels at positions
+     * {@code 0 .. positions - 1}: pair {@code i} at position {@code p} has its cosine at {@code p * d + 2 * i} and its
+     * sine right after. A kernel that rotates rows a vector at a time reads them here, so that its rotation is
+     * {@link #rotate}'s bit for bit (the same doubles, {@code x0 * c - x1 * s} and {@code x0 * s + x1 * c} in double,
+     * rounded to float). Null where the positions are past the kept table: rotate with {@link #rotate} then.
+     */
+    public double[] cosSinTable(int d, int positions) {
+        if (freqFactors != null && freqFactors.length != d / 2) {
+            throw new IllegalArgumentException("RoPE has " + freqFactors.length + " frequency factors, heads of " + d + " channels need " + d / 2);
+        }
+        return Table.of(this, d).cosSin(Math.max(0, positions - 1));
+    }
+
     /** The angle of pair {@code i} of a head of {@code d} channels at {@code position}. */
     private double angle(int position, int i, int d) {
         double p = factor == 1.0 ? position : position / factor;

@@ -5,6 +5,7 @@ import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.store.Packing;
 import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.store.QuantSpec;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
@@ -61,6 +62,16 @@ final class DecodeTemplate implements DecodeKernel {
     /** Rotations by half, a quarter and three quarters of the lanes, for {@link #logits4}. */
     private static final VectorShuffle<Float> RH = VectorShuffle.iota(S, L / 2, 1, true), RQ = VectorShuffle.iota(S, L / 4, 1, true),
             RB = VectorShuffle.iota(S, 3 * L / 4, 1, true);
+    /**
+     * Key rotation by slot ({@link #rotate}): {@code DL} channels at a time in double, {@code DL} the preferred double
+     * lanes up to {@code L}; the pairs' lanes swapped, the table's cosines and sines spread over both lanes of a pair.
+     */
+    private static final int DL = Math.min(L, DoubleVector.SPECIES_PREFERRED.length());
+    private static final VectorSpecies<Double> DS = VectorSpecies.of(double.class, VectorShape.forBitSize(DL * 64));
+    private static final VectorSpecies<Float> FD = VectorSpecies.of(float.class, VectorShape.forBitSize(DL * 32));
+    private static final VectorShuffle<Double> SWAP = VectorShuffle.fromOp(DS, i -> i ^ 1), EVEN = VectorShuffle.fromOp(DS, i -> i & ~1),
+            ODD = VectorShuffle.fromOp(DS, i -> i | 1);
+    private static final double[] SIGN = signs();
     private static final float[] LANE = lanes();
     private static final int[] IOTA = iota(), SHIFT2 = shifts(2), SHIFT4 = shifts(4), SHIFT8 = shifts(8);
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -79,6 +90,13 @@ final class DecodeTemplate implements DecodeKernel {
         } catch (IllegalAccessException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** -1 in the first lane of each pair, 1 in the second: {@code x0 * c + x1 * -s} and {@code x1 * c + x0 * s}. */
+    private static double[] signs() {
+        double[] a = new double[DL];
+        for (int i = 0; i < DL; i++) a[i] = i % 2 == 0 ? -1 : 1;
+        return a;
     }
 
     private static float[] lanes() {
@@ -118,6 +136,8 @@ final class DecodeTemplate implements DecodeKernel {
 
     /** Rotates each key row by its entry's index as it is read (a lane of {@code positions cache}); null: none. */
     private dev.kvpc.runtime.Rope slotRope;
+    /** {@link #slotRope}'s cosines and sines by index ({@link dev.kvpc.runtime.Rope#cosSinTable}); null: rotate row by row. */
+    private double[] slotCs;
 
     @Override
     public boolean rotatesKeysBySlot() {
@@ -127,10 +147,12 @@ final class DecodeTemplate implements DecodeKernel {
     @Override
     public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
         slotRope = keysBySlot;
+        slotCs = keysBySlot == null ? null : keysBySlot.cosSinTable(D, rows.size());
         try {
             attend(rows, q, qpos, attend, out, colSums);
         } finally {
             slotRope = null;
+            slotCs = null;
         }
     }
 
@@ -226,7 +248,38 @@ final class DecodeTemplate implements DecodeKernel {
      */
     private void readKey(int c, int s, int j, float[] dst) {
         readRow(c, s, dst, 0);
-        if (slotRope != null) slotRope.rotate(dst, 0, D, j);
+        if (slotCs != null) rotate(dst, slotCs, j * D);
+        else if (slotRope != null) slotRope.rotate(dst, 0, D, j);
+    }
+
+    /**
+     * {@link dev.kvpc.runtime.Rope#rotate} of row {@code x} with the cosines and sines at {@code base} of {@code cs},
+     * bit for bit: per pair {@code x0 * c - x1 * s} and {@code x0 * s + x1 * c} in double (a negated product added is
+     * the difference, and a sum is the same either way round), rounded to float.
+     */
+    private static void rotate(float[] x, double[] cs, int base) {
+        DoubleVector sign = DoubleVector.fromArray(DS, SIGN, 0);
+        if (L == 2 * DL) {
+            // a chunk of L floats is two double vectors; stored whole, as the scores read it (a chunk stored in halves
+            // and loaded whole would stall on the store buffer)
+            VectorMask<Float> upper = FloatVector.fromArray(S, LANE, 0).compare(VectorOperators.GE, DL);
+            for (int c = 0; c < D; c += L) {
+                FloatVector x2 = FloatVector.fromArray(S, x, c);
+                DoubleVector v0 = (DoubleVector) x2.convertShape(VectorOperators.F2D, DS, 0), v1 = (DoubleVector) x2.convertShape(VectorOperators.F2D, DS, 1);
+                DoubleVector t0 = DoubleVector.fromArray(DS, cs, base + c), t1 = DoubleVector.fromArray(DS, cs, base + c + DL);
+                DoubleVector r0 = v0.mul(t0.rearrange(EVEN)).add(v0.rearrange(SWAP).mul(t0.rearrange(ODD).mul(sign)));
+                DoubleVector r1 = v1.mul(t1.rearrange(EVEN)).add(v1.rearrange(SWAP).mul(t1.rearrange(ODD).mul(sign)));
+                FloatVector f0 = (FloatVector) r0.convertShape(VectorOperators.D2F, S, 0), f1 = (FloatVector) r1.convertShape(VectorOperators.D2F, S, -1);
+                f0.blend(f1, upper).intoArray(x, c);
+            }
+            return;
+        }
+        for (int c = 0; c < D; c += DL) {
+            DoubleVector v = (DoubleVector) FloatVector.fromArray(FD, x, c).convertShape(VectorOperators.F2D, DS, 0);
+            DoubleVector t = DoubleVector.fromArray(DS, cs, base + c);
+            DoubleVector r = v.mul(t.rearrange(EVEN)).add(v.rearrange(SWAP).mul(t.rearrange(ODD).mul(sign)));
+            ((FloatVector) r.convertShape(VectorOperators.D2F, FD, 0)).intoArray(x, c);
+        }
     }
 
     /**

@@ -14,6 +14,7 @@ import java.util.Random;
 import java.util.Set;
 
 import static dev.kvpc.backend.jvm.DecodeKernelCompilerTest.assertAgrees;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -147,6 +148,45 @@ class DecodeTemplateTest {
                     assertTrue(!java.util.Arrays.equals(plain, out), where + ": the rotation changes the result");
                     lane.clear();
                 }
+            }
+        }
+    }
+
+    /**
+     * The kernel's rotation by slot (vectors of doubles over the RoPE's table) is {@link dev.kvpc.runtime.Rope#rotate}'s
+     * bit for bit: over a {@code positions cache} lane it gives exactly what it gives over a lane whose keys were
+     * rotated by {@code Rope.rotate} before they were stored. Head dims whose chunks are one and two double vectors,
+     * and a lane past the RoPE's kept table (16,384 positions at head dim 128), which the kernel rotates row by row.
+     */
+    @Test
+    void rotatesBySlotBitForBitAsTheRopeDoes() {
+        dev.kvpc.runtime.Rope rope = new dev.kvpc.runtime.Rope(10000, 2.0, null);
+        int[][] shapes = {{8, 300}, {16, 300}, {64, 300}, {128, 300}, {128, 16_500}};
+        for (int[] shape : shapes) {
+            int d = shape[0], n = shape[1];
+            DecodeKernel kernel = DecodeTemplates.kernel(d, 4);
+            Random r = new Random(d + n);
+            try (PagePool pool = new PagePool()) {
+                Lane bySlot = new Lane(pool, d, F32, 16), rotated = new Lane(pool, d, F32, 16);
+                float[] k = new float[d], v = new float[d];
+                for (int j = 0; j < n; j++) {
+                    for (int c = 0; c < d; c++) {
+                        k[c] = (float) (r.nextGaussian() * 3);
+                        v[c] = (float) r.nextGaussian();
+                    }
+                    bySlot.append(j, j, k, 0, v, 0);
+                    rope.rotate(k, 0, d, j);
+                    rotated.append(j, j, k, 0, v, 0);
+                }
+                float[] q = new float[4 * d];
+                for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                float[] want = new float[4 * d], got = new float[4 * d], wantSums = new float[n], gotSums = new float[n];
+                kernel.attend(rotated, q, n, null, want, wantSums);
+                kernel.attend(bySlot, q, n, null, got, gotSums, rope);
+                assertArrayEquals(want, got, "d " + d + ", " + n + " entries: outputs");
+                assertArrayEquals(wantSums, gotSums, "d " + d + ", " + n + " entries: column sums");
+                bySlot.clear();
+                rotated.clear();
             }
         }
     }
