@@ -22,10 +22,16 @@ public final class Lane implements KernelRows {
     public enum Part { KEYS, VALUES }
 
     private final PagePool pool;
+    /** Rows a page of each chain holds: half of the configured page (keys and values are in chains of their own). */
     private final int headDim, rowsPerPage;
     private final QuantSpec host;
     private final List<RowStore> chains = new ArrayList<>();
-    private final Map<QuantSpec, Integer> chainOf = new HashMap<>();
+    /**
+     * The chain of each format, keys' and values' apart: a pass over a lane's keys (a step's scores) then reads its
+     * key rows one after another, not every other row of pages it shares with the values.
+     */
+    @SuppressWarnings("unchecked")
+    private final Map<QuantSpec, Integer>[] chainOf = new Map[] {new HashMap<>(), new HashMap<>()};
     /**
      * Per chain: who owns each slot, as {@code 2 * position + part} (the compensation entry's position is -1). Keyed
      * by position, not entry index, so that survivors moving down in {@link #retain} keep their keys: eviction
@@ -50,7 +56,8 @@ public final class Lane implements KernelRows {
         this.pool = pool;
         this.headDim = headDim;
         this.host = host.validate(headDim);
-        this.rowsPerPage = rowsPerPage;
+        if (rowsPerPage < 1) throw new IllegalArgumentException("rows per page must be positive");
+        this.rowsPerPage = entriesPerPage(rowsPerPage);
     }
 
     @Override
@@ -145,14 +152,14 @@ public final class Lane implements KernelRows {
         return v;
     }
 
-    private int chainFor(QuantSpec spec) {
-        Integer c = chainOf.get(spec);
+    private int chainFor(QuantSpec spec, Part part) {
+        Integer c = chainOf[part.ordinal()].get(spec);
         if (c != null) return c;
         boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
         chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
         owner.add(new int[16]);
         if (partCount.length < chains.size() * 2) partCount = Arrays.copyOf(partCount, chains.size() * 4);
-        chainOf.put(spec, chains.size() - 1);
+        chainOf[part.ordinal()].put(spec, chains.size() - 1);
         return chains.size() - 1;
     }
 
@@ -215,9 +222,8 @@ public final class Lane implements KernelRows {
         count[n] = c;
         comp[n] = compensation;
         for (var e : states.entrySet()) Arrays.fill(e.getValue(), n * stateWidth.get(e.getKey()), (n + 1) * stateWidth.get(e.getKey()), 0f);
-        int hc = chainFor(host);
-        place(n, Part.KEYS, hc, k, kOff);
-        place(n, Part.VALUES, hc, v, vOff);
+        place(n, Part.KEYS, chainFor(host, Part.KEYS), k, kOff);
+        place(n, Part.VALUES, chainFor(host, Part.VALUES), v, vOff);
         n++;
     }
 
@@ -293,7 +299,7 @@ public final class Lane implements KernelRows {
         float[] rows = new float[entries.length * headDim];
         for (int t = 0; t < entries.length; t++) read(entries[t], part, rows, t * headDim);
         for (int e : entries) unplace(e * 2 + part.ordinal());
-        int c = chainFor(spec);
+        int c = chainFor(spec, part);
         int first = ((BlockChain) chains.get(c)).addBlock(rows);
         for (int t = 0; t < entries.length; t++) {
             int idx = entries[t] * 2 + part.ordinal();
@@ -313,7 +319,7 @@ public final class Lane implements KernelRows {
         float[] row = new float[headDim];
         chains.get(chain[idx]).read(slot[idx], row, 0);
         unplace(idx);
-        place(entry, part, chainFor(spec), row, 0);
+        place(entry, part, chainFor(spec, part), row, 0);
     }
 
     public void read(int entry, Part part, float[] dst, int dstOff) {
@@ -427,20 +433,29 @@ public final class Lane implements KernelRows {
     }
 
     /**
-     * What {@link #bytes()} is for a lane holding {@code entries} entries, keys and values all at {@code spec} (one
-     * chain: a key row and a value row per entry, in whole pages of {@code rowsPerPage} rows).
+     * What {@link #bytes()} is for a lane holding {@code entries} entries, keys and values all at {@code spec}, the
+     * lane made with pages of {@code rowsPerPage} rows: a chain of keys and a chain of values, each in whole pages of
+     * {@link #entriesPerPage} rows (for an even {@code rowsPerPage}, as many bytes as the entries' key and value rows
+     * in whole pages of {@code rowsPerPage}).
      */
     public static long bytesAt(QuantSpec spec, int headDim, int rowsPerPage, long entries) {
-        long rows = (2 * entries + rowsPerPage - 1) / rowsPerPage * rowsPerPage;
+        long e = entriesPerPage(rowsPerPage), rows = 2 * ((entries + e - 1) / e * e);
         return rows * RowCodec.of(spec, headDim).rowBytes();
     }
 
-    /** Entries a page of one-format rows holds: a key row and a value row each. */
+    /**
+     * Entries a page of {@code rowsPerPage} rows holds, a key row and a value row each: its keys and its values are
+     * in pages of half that many rows, one chain for each part, so that a pass over the keys reads them one after
+     * another (a step's scores) and a pass over the values likewise.
+     */
     public static int entriesPerPage(int rowsPerPage) {
         return Math.max(1, rowsPerPage / 2);
     }
 
-    /** Rows per page of the lane's chains: slot {@code s} is row {@code s % rowsPerPage} of page {@code s / rowsPerPage}. */
+    /**
+     * Rows per page of the lane's chains ({@link #entriesPerPage} of the rows per page it was made with): slot
+     * {@code s} is row {@code s % rowsPerPage} of page {@code s / rowsPerPage}.
+     */
     @Override
     public int rowsPerPage() {
         return rowsPerPage;
