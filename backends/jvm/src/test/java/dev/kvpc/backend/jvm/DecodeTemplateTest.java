@@ -216,8 +216,10 @@ class DecodeTemplateTest {
         assertEquals(template, provider.kernel(d, 4, Set.of(token(Precision.INT2, 32, d))).getClass().getName());
         assertEquals(template, provider.kernel(d, 4, F32, F32).getClass().getName());
         assertEquals(template, provider.kernel(d, 4, Set.of(F32, QuantSpec.of(Precision.F16), QuantSpec.of(Precision.BF16))).getClass().getName());
-        // int4 in groups of 8 channels: narrower than a vector, so the generated class reads them
-        QuantSpec narrow = token(Precision.INT4, 8, d);
+        // int4 in groups of half a vector's channels (8 at 512 bits, 4 at 256, 2 at 128): the template reads groups
+        // of whole vectors only, so the generated class reads these
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        QuantSpec narrow = token(Precision.INT4, Math.max(2, lanes / 2), d);
         assertNotNull(provider.kernel(d, 4, narrow, narrow));
         assertTrue(!provider.kernel(d, 4, narrow, narrow).getClass().getName().equals(template), "the generated class");
     }
