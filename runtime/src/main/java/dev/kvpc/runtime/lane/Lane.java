@@ -22,16 +22,16 @@ public final class Lane implements KernelRows {
     public enum Part { KEYS, VALUES }
 
     private final PagePool pool;
+    private final int headDim;
     /** Rows a page of each chain holds: half of the configured page (keys and values are in chains of their own). */
-    private final int headDim, rowsPerPage;
+    private final int rowsPerPage;
     private final QuantSpec host;
     private final List<RowStore> chains = new ArrayList<>();
     /**
      * The chain of each format, keys' and values' apart: a pass over a lane's keys (a step's scores) then reads its
      * key rows one after another, not every other row of pages it shares with the values.
      */
-    @SuppressWarnings("unchecked")
-    private final Map<QuantSpec, Integer>[] chainOf = new Map[] {new HashMap<>(), new HashMap<>()};
+    private final List<Map<QuantSpec, Integer>> chainOf = List.of(new HashMap<>(), new HashMap<>());
     /**
      * Per chain: who owns each slot, as {@code 2 * position + part} (the compensation entry's position is -1). Keyed
      * by position, not entry index, so that survivors moving down in {@link #retain} keep their keys: eviction
@@ -153,13 +153,13 @@ public final class Lane implements KernelRows {
     }
 
     private int chainFor(QuantSpec spec, Part part) {
-        Integer c = chainOf[part.ordinal()].get(spec);
+        Integer c = chainOf.get(part.ordinal()).get(spec);
         if (c != null) return c;
         boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
         chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
         owner.add(new int[16]);
         if (partCount.length < chains.size() * 2) partCount = Arrays.copyOf(partCount, chains.size() * 4);
-        chainOf[part.ordinal()].put(spec, chains.size() - 1);
+        chainOf.get(part.ordinal()).put(spec, chains.size() - 1);
         return chains.size() - 1;
     }
 
