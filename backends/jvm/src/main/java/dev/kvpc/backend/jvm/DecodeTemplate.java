@@ -5,6 +5,7 @@ import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.store.Packing;
 import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.store.QuantSpec;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -72,6 +73,13 @@ final class DecodeTemplate implements DecodeKernel {
     private static final VectorShuffle<Double> SWAP = VectorShuffle.fromOp(DS, i -> i ^ 1), EVEN = VectorShuffle.fromOp(DS, i -> i & ~1),
             ODD = VectorShuffle.fromOp(DS, i -> i | 1);
     private static final double[] SIGN = signs();
+    /**
+     * int4 rows per token two chunks at a time ({@link #rowToken4}): the {@code L} bytes of {@code 2L} codes loaded
+     * whole and widened, low nibbles (even channels) and high nibbles (odd channels) split, the two planes put back in
+     * channel order by two two-source shuffles. Where {@code L >= 8} (a byte species of {@code L} lanes exists).
+     */
+    private static final VectorSpecies<Byte> BS = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, L * 8)));
+    private static final VectorShuffle<Float> ZIP_LO = zip(0), ZIP_HI = zip(L / 2);
     private static final float[] LANE = lanes();
     private static final int[] IOTA = iota(), SHIFT2 = shifts(2), SHIFT4 = shifts(4), SHIFT8 = shifts(8);
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -82,7 +90,7 @@ final class DecodeTemplate implements DecodeKernel {
     static final float EXP_FLOOR = -87f;
 
     /** How a chain stores its rows, as the kernel reads them. */
-    static final int F32 = 0, TOKEN = 1, BLOCK = 2, F16 = 3, BF16 = 4;
+    static final int F32 = 0, TOKEN = 1, BLOCK = 2, F16 = 3, BF16 = 4, TOKEN4 = 5;
 
     private static int[] shape() {
         try {
@@ -90,6 +98,19 @@ final class DecodeTemplate implements DecodeKernel {
         } catch (IllegalAccessException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /**
+     * Lane {@code 2i} from lane {@code from + i} of the first vector, lane {@code 2i + 1} from lane {@code from + i} of
+     * the second (an index {@code - L} names the second vector's lane).
+     */
+    private static VectorShuffle<Float> zip(int from) {
+        int[] a = new int[L];
+        for (int i = 0; i < L / 2; i++) {
+            a[2 * i] = from + i;
+            a[2 * i + 1] = from + i - L;
+        }
+        return VectorShuffle.fromValues(S, a);
     }
 
     /** -1 in the first lane of each pair, 1 in the second: {@code x0 * c + x1 * -s} and {@code x1 * c + x0 * s}. */
@@ -233,7 +254,7 @@ final class DecodeTemplate implements DecodeKernel {
                 groupOf[i] = s.group();
                 groupShift[i] = DecodeTemplates.divShift(s.group());
                 groupMagic[i] = DecodeTemplates.divMagic(s.group());
-                kind[i] = s.axis() == QuantSpec.Axis.CHANNEL ? BLOCK : TOKEN;
+                kind[i] = s.axis() == QuantSpec.Axis.CHANNEL ? BLOCK : L >= 8 && b == 4 && s.group() % (2 * L) == 0 ? TOKEN4 : TOKEN;
                 paramBytes[i] = kind[i] == BLOCK ? 4L * D : 4L * (D / s.group());
                 rowBytes[i] = paramBytes[i] + (long) D * b / 8; // a block chain: bytes of one token's codes + params
             }
@@ -423,6 +444,24 @@ final class DecodeTemplate implements DecodeKernel {
         }
     }
 
+    /** {@link #rowToken} of an int4 chain whose groups are whole pairs of chunks, a pair at a time. */
+    private void rowToken4(int c, int s, float[] dst, int dOff) {
+        int p = page(s);
+        MemorySegment seg = pages[c][p];
+        long off = (long) (s - p * rpp) * rowBytes[c], codes = off + paramBytes[c];
+        int grp = groupOf[c];
+        for (int g = 0, c0 = 0; c0 < D; g++) {
+            float zero = Packing.getF16(seg, off + 4L * g), scale = Packing.readScale(Packing.getF16(seg, off + 4L * g + 2));
+            for (int end = c0 + grp; c0 < end; c0 += 2 * L) {
+                IntVector w = (IntVector) ByteVector.fromMemorySegment(BS, seg, codes + c0 / 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, IS, 0);
+                FloatVector even = (FloatVector) w.and(15).convert(VectorOperators.I2F, 0);
+                FloatVector odd = (FloatVector) w.lanewise(VectorOperators.LSHR, 4).and(15).convert(VectorOperators.I2F, 0);
+                even.rearrange(ZIP_LO, odd).fma(scale, zero).intoArray(dst, dOff + c0);
+                even.rearrange(ZIP_HI, odd).fma(scale, zero).intoArray(dst, dOff + c0 + L);
+            }
+        }
+    }
+
     /** The page of slot {@code s}: {@code s / rpp} without a division. */
     private int page(int s) {
         return (int) ((s * rppMagic) >>> rppShift);
@@ -475,6 +514,7 @@ final class DecodeTemplate implements DecodeKernel {
             case F32 -> rowF32(c, s, dst, dOff);
             case F16, BF16 -> rowHalf(c, s, dst, dOff);
             case TOKEN -> rowToken(c, s, dst, dOff);
+            case TOKEN4 -> rowToken4(c, s, dst, dOff);
             default -> rowBlock(c, s, dst, dOff);
         }
     }
