@@ -105,9 +105,9 @@ public final class EnginePeer {
         try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(model, LlamaEngine.fullCache(), pool, matmul)) {
             int[] p = tok.start(PROMPT);
             long t0 = System.nanoTime();
-            int token = argmax(e.prefill(p, 0, p.length));
+            int token = LlamaEngine.argmax(e.prefill(p, 0, p.length));
             long t1 = System.nanoTime();
-            for (int i = 1; i < tokens; i++) token = argmax(e.forward(token));
+            for (int i = 1; i < tokens; i++) token = LlamaEngine.argmax(e.forward(token));
             long t2 = System.nanoTime();
             if (token < 0) throw new IllegalStateException();
             return new Run("kvpc", threads, round, tokens, (tokens - 1) / ((t2 - t1) / 1e9), tokens / ((t2 - t0) / 1e9));
@@ -126,12 +126,6 @@ public final class EnginePeer {
         long t2 = System.nanoTime();
         if (count < 2) throw new IllegalStateException("llama.cpp produced " + count + " outputs");
         return new Run("llama.cpp", threads, round, count, (count - 1) / ((t2 - t1) / 1e9), count / ((t2 - t0) / 1e9));
-    }
-
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-        return best;
     }
 
     static Path model() {

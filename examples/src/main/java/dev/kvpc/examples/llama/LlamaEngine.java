@@ -181,7 +181,8 @@ public final class LlamaEngine implements AutoCloseable {
         for (int j = 0; j < n; j++) o[oo + j] = w[j] * (ss * x[xo + j]);
     }
 
-    static int argmax(float[] p) {
+    /** The index of the largest logit (the first of equals): greedy sampling's choice. */
+    public static int argmax(float[] p) {
         int best = 0;
         for (int i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
         return best;
