@@ -7,7 +7,7 @@ import dev.kvpc.runtime.store.QuantSpec;
 
 import java.util.Random;
 
-/** Lanes the decode benchmarks share: their formats by name, and lanes of random entries. */
+/** Lanes the decode benchmarks share: their formats by name, lanes of random entries, and random rows. */
 final class Lanes {
     private Lanes() {}
 
@@ -33,5 +33,12 @@ final class Lanes {
             lane.append(j, j, k, 0, v, 0);
         }
         return lane;
+    }
+
+    /** {@code n} floats drawn from {@code r}'s Gaussian. */
+    static float[] gaussian(Random r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) r.nextGaussian();
+        return a;
     }
 }

@@ -30,7 +30,7 @@ final class LayerFixture implements AutoCloseable {
         Random r = new Random(1);
         ModelSpec model = new ModelSpec(1, HEADS, KV_HEADS, HEAD_DIM, Precision.F32);
         seq = new KvRuntime(model, PolicyRunner.fullCache(), pool, rowsPerPage, new JvmDecodeKernels()).withThreads(threads).newSequence();
-        float[] keys = gaussian(r, entries * KV_HEADS * HEAD_DIM), values = gaussian(r, entries * KV_HEADS * HEAD_DIM);
+        float[] keys = Lanes.gaussian(r, entries * KV_HEADS * HEAD_DIM), values = Lanes.gaussian(r, entries * KV_HEADS * HEAD_DIM);
         seq.beginPrefill(entries);
         seq.append(0, keys, values); // the prompt's rows, not attended: what is timed is decode steps
         if (!precision.equals("f32")) {
@@ -43,9 +43,9 @@ final class LayerFixture implements AutoCloseable {
                 }
             }
         }
-        k = gaussian(r, KV_HEADS * HEAD_DIM);
-        v = gaussian(r, KV_HEADS * HEAD_DIM);
-        q = gaussian(r, HEADS * HEAD_DIM);
+        k = Lanes.gaussian(r, KV_HEADS * HEAD_DIM);
+        v = Lanes.gaussian(r, KV_HEADS * HEAD_DIM);
+        q = Lanes.gaussian(r, HEADS * HEAD_DIM);
         out = new float[HEADS * HEAD_DIM];
     }
 
@@ -55,12 +55,6 @@ final class LayerFixture implements AutoCloseable {
         seq.append(0, k, v);
         seq.attend(0, q, out);
         return out;
-    }
-
-    private static float[] gaussian(Random r, int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = (float) r.nextGaussian();
-        return a;
     }
 
     @Override

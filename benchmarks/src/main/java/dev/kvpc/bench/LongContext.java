@@ -1,22 +1,14 @@
 package dev.kvpc.bench;
 
-import dev.kvpc.backend.jvm.JvmPolicies;
-import dev.kvpc.compiler.api.Compilation;
-import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.model.ModelShape;
 import dev.kvpc.examples.llama.GgufFile;
 import dev.kvpc.examples.llama.Llama2cModel;
 import dev.kvpc.examples.llama.LlamaEngine;
 import dev.kvpc.examples.llama.Matmul;
-import dev.kvpc.ir.Specialized;
-import dev.kvpc.ir.pass.Pipeline;
 import dev.kvpc.runtime.PolicyRunner;
-import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.pool.PagePool;
 
 import java.lang.management.ManagementFactory;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -83,8 +75,8 @@ public final class LongContext {
 
         ModelShape shape = ModelShape.parse("layers=" + layers + ",heads=" + HEADS + ",kv-heads=" + KV_HEADS + ",head-dim=" + DIM / HEADS);
         List<String> names = List.of("full", "h2o", "streaming_llm");
-        List<PolicyRunner> runners = List.of(LlamaEngine.fullCache(), policy("h2o", shape, Map.of("budget", (long) budget)),
-                policy("streaming_llm", shape, Map.of("sinks", 4L, "window", (long) budget - 4)));
+        List<PolicyRunner> runners = List.of(LlamaEngine.fullCache(), PolicyFixture.compiled("h2o", shape, Map.of("budget", (long) budget)),
+                PolicyFixture.compiled("streaming_llm", shape, Map.of("sinks", 4L, "window", (long) budget - 4)));
         Matmul mm = Matmul.parallel(Matmul.best(), threads);
         List<LlamaEngine> engines = new ArrayList<>();
         int[] token = new int[names.size()];
@@ -99,7 +91,7 @@ public final class LongContext {
                     engine.appendContext(n, l -> rows(l, n, kvDim));
                     token[e] = 1;
                     long w = System.nanoTime();
-                    for (int i = 0; i < warm; i++) token[e] = argmax(engine.forward(token[e]));
+                    for (int i = 0; i < warm; i++) token[e] = LlamaEngine.argmax(engine.forward(token[e]));
                     System.out.printf(Locale.ROOT, "%s: context opened in %.1f s, %d warm-up tokens in %.1f s, cache %.1f MB%n", names.get(e),
                             (w - s) / 1e9, warm, (System.nanoTime() - w) / 1e9, engine.sequence().totalBytes() / 1e6);
                 }
@@ -108,7 +100,7 @@ public final class LongContext {
                         int e = (i + r) % names.size();
                         LlamaEngine engine = engines.get(e);
                         long s = System.nanoTime();
-                        for (int t = 0; t < tokens; t++) token[e] = argmax(engine.forward(token[e]));
+                        for (int t = 0; t < tokens; t++) token[e] = LlamaEngine.argmax(engine.forward(token[e]));
                         rate[e][r] = tokens / ((System.nanoTime() - s) / 1e9);
                     }
                 }
@@ -139,22 +131,6 @@ public final class LongContext {
         float[][] kv = new float[2][n * kvDim];
         for (float[] a : kv) for (int i = 0; i < a.length; i++) a[i] = (float) r.nextGaussian();
         return kv;
-    }
-
-    /** A stdlib policy compiled by the JVM backend and run by the runtime's native runner, as hosts run it. */
-    private static PolicyRunner policy(String name, ModelShape shape, Map<String, Object> params) {
-        Path file = Path.of("stdlib-policies", name + ".kvp");
-        if (!Files.isRegularFile(file)) throw new IllegalStateException(file.toAbsolutePath() + " is missing: run from the repository root");
-        Frontend.Result r = Frontend.check(file, shape);
-        if (!r.ok()) throw new IllegalStateException(name + " does not check for " + shape);
-        Specialized s = Compilation.optimise(r.program(), name, params, Pipeline.Options.DEFAULT, (a, b) -> { });
-        return new NativeRunner(s, JvmPolicies.compile(s, name + ".kvp").define(), null);
-    }
-
-    private static int argmax(float[] p) {
-        int best = 0;
-        for (int i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
-        return best;
     }
 
     private static void usage(String why) {

@@ -53,24 +53,31 @@ final class PolicyFixture implements AutoCloseable {
     PolicyFixture(String policy, int entries) {
         this.policy = policy;
         this.entries = entries;
-        Path file = Path.of("stdlib-policies", policy + ".kvp");
-        if (!Files.isRegularFile(file)) throw new IllegalStateException(file.toAbsolutePath() + " is missing: run from the repository root");
-        ModelShape shape = ModelShape.parse("layers=1,heads=" + HEADS + ",kv-heads=1,head-dim=" + D);
-        Frontend.Result r = Frontend.check(file, shape);
-        if (!r.ok()) throw new IllegalStateException(policy + " does not check for " + shape);
-        Specialized s = Compilation.optimise(r.program(), policy, params(), Pipeline.Options.DEFAULT, (a, b) -> { });
-        runner = new NativeRunner(s, JvmPolicies.compile(s, policy + ".kvp").define(), null);
+        runner = compiled(policy, ModelShape.parse("layers=1,heads=" + HEADS + ",kv-heads=1,head-dim=" + D), params());
         Random rnd = new Random(7);
-        key = gaussian(rnd, D);
-        value = gaussian(rnd, D);
-        q = gaussian(rnd, HEADS * D);
+        key = Lanes.gaussian(rnd, D);
+        value = Lanes.gaussian(rnd, D);
+        q = Lanes.gaussian(rnd, HEADS * D);
         // column sums of a decode step: 4 heads' probabilities over the lane
         sums = new float[entries + 1];
         double total = 0;
         for (int i = 0; i < sums.length; i++) total += sums[i] = (float) -Math.log(1 - rnd.nextDouble());
         for (int i = 0; i < sums.length; i++) sums[i] = (float) (sums[i] / total * GROUP);
-        prefillQueries = policy.equals("snapkv") ? gaussian(rnd, entries * HEADS * D) : null;
+        prefillQueries = policy.equals("snapkv") ? Lanes.gaussian(rnd, entries * HEADS * D) : null;
         fill();
+    }
+
+    /**
+     * The stdlib policy {@code name} for {@code shape} with {@code params}, compiled by the JVM backend and run by the
+     * runtime's native runner, as hosts run it. Reads {@code stdlib-policies/} from the working directory.
+     */
+    static PolicyRunner compiled(String name, ModelShape shape, Map<String, Object> params) {
+        Path file = Path.of("stdlib-policies", name + ".kvp");
+        if (!Files.isRegularFile(file)) throw new IllegalStateException(file.toAbsolutePath() + " is missing: run from the repository root");
+        Frontend.Result r = Frontend.check(file, shape);
+        if (!r.ok()) throw new IllegalStateException(name + " does not check for " + shape);
+        Specialized s = Compilation.optimise(r.program(), name, params, Pipeline.Options.DEFAULT, (a, b) -> { });
+        return new NativeRunner(s, JvmPolicies.compile(s, name + ".kvp").define(), null);
     }
 
     private Map<String, Object> params() {
@@ -81,12 +88,6 @@ final class PolicyFixture implements AutoCloseable {
             case "snapkv" -> Map.of("budget", 1024L, "window", 32L, "kernel", 7L);
             default -> throw new IllegalArgumentException("policy " + policy + ": one of " + POLICIES);
         };
-    }
-
-    private static float[] gaussian(Random r, int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = (float) r.nextGaussian();
-        return a;
     }
 
     /** A fresh lane of {@code entries} entries (random keys: Quest's bounds and SnapKV's scores differ per entry). */
