@@ -927,7 +927,6 @@ final class LaneView implements LaneContext {
         return es.info.state(name);
     }
 
-
     private double[] state(String name, List<Axis> want) {
         PolicyIr.State s = stateDecl(name);
         List<Axis> extra = s.cellAxes();
