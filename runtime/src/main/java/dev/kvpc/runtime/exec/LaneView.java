@@ -1571,10 +1571,13 @@ final class LaneView implements LaneContext {
                 if (!(lp == Lane.Part.KEYS ? keys : values)) continue;
                 // the covered regular entries not yet at the precision, in order (entries already at it are left as
                 // they are, their group too)
-                int[] targets = covered.isRuns() ? notAt(l, covered.run(li), lp, p) : notAt(l, covered.forHead(li), lp, p);
-                if (p.isInteger() && axis == Instr.QuantAxis.CHANNEL) {
-                    // per channel: blocks of g consecutive targets; only full blocks
-                    int gs = group > 0 ? (int) group : 32;
+                boolean blocks = p.isInteger() && axis == Instr.QuantAxis.CHANNEL;
+                int gs = group > 0 ? (int) group : 32;
+                // per channel, only full blocks are stored: fewer targets than a block are none
+                int atLeast = blocks ? gs : 1;
+                int[] targets = covered.isRuns() ? notAt(l, new long[] {covered.run(li)}, 1, lp, p, atLeast) : notAt(l, covered.forHead(li), lp, p, atLeast);
+                if (blocks) {
+                    // per channel: blocks of g consecutive targets
                     QuantSpec block = new QuantSpec(p, QuantSpec.Axis.CHANNEL, gs);
                     for (int from = 0; from + gs <= targets.length; from += gs) {
                         l.packBlock(Arrays.copyOfRange(targets, from, from + gs), lp, block);
@@ -1617,9 +1620,17 @@ final class LaneView implements LaneContext {
         return at;
     }
 
+    /** Covered entries above a lane's prefix at the store's precision that {@link #notAt} reads one by one rather than count. */
+    private static final int DIRECT_SCAN = 64;
+    private static final int[] NONE = {};
+
     /** {@link #notAt} of the entries of one run: the counts come from the run's bounds, not from bits. */
     static int[] notAt(Lane l, long run, Lane.Part part, Precision p) {
-        return notAt(l, new long[] {run}, 1, part, p);
+        return notAt(l, new long[] {run}, 1, part, p, 1);
+    }
+
+    static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
+        return notAt(l, cov, part, p, 1);
     }
 
     /**
@@ -1628,7 +1639,7 @@ final class LaneView implements LaneContext {
      * covered entry down and stops when it has them all: a standing {@code store ... except last(r)} finds the one
      * entry that left the window without reading the thousands already stored.
      */
-    static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
+    static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p, int atLeast) {
         int size = l.size(), n = 0;
         long[] runs = new long[4];
         for (int a = cov.nextSetBit(0); a >= 0 && a < size; ) {
@@ -1637,16 +1648,34 @@ final class LaneView implements LaneContext {
             runs[n++] = Runs.of(a, b);
             a = b >= size ? -1 : cov.nextSetBit(b);
         }
-        return notAt(l, runs, n, part, p);
+        return notAt(l, runs, n, part, p, atLeast);
     }
 
-    /** {@link #notAt} of the entries of the first {@code count} of {@code runs} (in order, disjoint). */
-    private static int[] notAt(Lane l, long[] runs, int count, Lane.Part part, Precision p) {
+    /**
+     * {@link #notAt} of the entries of the first {@code count} of {@code runs} (in order, disjoint), or none when fewer
+     * than {@code atLeast} could be (what a per-channel store can use comes in whole blocks).
+     */
+    private static int[] notAt(Lane l, long[] runs, int count, Lane.Part part, Precision p, int atLeast) {
         int size = l.size();
+        // the entries below the lane's prefix at p are at p: when few covered ones lie above it (a standing store's
+        // step: the entry that left the window, a block's keys), they are read one by one and nothing is counted
+        int above = l.prefixAt(part, p), span = 0;
+        for (int r = 0; r < count; r++) span += Math.max(0, Math.min(Runs.to(runs[r]), size) - Math.max(Runs.from(runs[r]), above));
+        if (span < atLeast) return NONE;
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
         int[] chain = l.chainTable();
         boolean[] chainAt = chainsAt(l, p);
         int po = part.ordinal();
+        if (span <= DIRECT_SCAN) {
+            int[] out = new int[span];
+            int k = 0;
+            for (int r = 0; r < count; r++) {
+                for (int i = Math.max(Runs.from(runs[r]), above), to = Math.min(Runs.to(runs[r]), size); i < to; i++) {
+                    if (i != comp && !chainAt[chain[i * 2 + po]]) out[k++] = i;
+                }
+            }
+            return k == span ? out : Arrays.copyOf(out, k);
+        }
         int covered = 0, atP = l.countAt(part, p), outsideAtP = 0, end = 0;
         if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
         // the entries outside the runs, gap by gap (a standing store's window is the last gap), counted by vector

@@ -27,6 +27,8 @@ public final class Lane implements KernelRows {
     private final int rowsPerPage;
     private final QuantSpec host;
     private final List<RowStore> chains = new ArrayList<>();
+    /** Each chain's format, read without a call through {@link RowStore} (whose classes differ from chain to chain). */
+    private QuantSpec[] chainSpecs = new QuantSpec[4];
     /**
      * The chain of each format, keys' and values' apart: a pass over a lane's keys (a step's scores) then reads its
      * key rows one after another, not every other row of pages it shares with the values.
@@ -40,6 +42,13 @@ public final class Lane implements KernelRows {
     private final List<int[]> owner = new ArrayList<>();
     /** Per chain and part ({@code 2 * chain + part}): how many entries hold that part there. */
     private int[] partCount = new int[8];
+    /**
+     * Per part: entries {@code [0, prefix[part])} are regular entries holding that part at precision
+     * {@code prefixAt[part]}. A lower bound, lowered by every change that could break it and raised only by
+     * {@link #prefixAt}: a standing store's targets are then found above it, not among the thousands below.
+     */
+    private final int[] prefix = new int[2];
+    private final dev.kvpc.runtime.store.Precision[] prefixAt = new dev.kvpc.runtime.store.Precision[2];
 
     private int n;
     private int[] pos = new int[16], step = new int[16], chain = new int[32], slot = new int[32];
@@ -157,6 +166,8 @@ public final class Lane implements KernelRows {
         if (c != null) return c;
         boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
         chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
+        if (chainSpecs.length < chains.size()) chainSpecs = Arrays.copyOf(chainSpecs, 2 * chains.size());
+        chainSpecs[chains.size() - 1] = chains.getLast().spec();
         owner.add(new int[16]);
         if (partCount.length < chains.size() * 2) partCount = Arrays.copyOf(partCount, chains.size() * 4);
         chainOf.get(part.ordinal()).put(spec, chains.size() - 1);
@@ -240,6 +251,7 @@ public final class Lane implements KernelRows {
             int sl = slot[ia]; slot[ia] = slot[ib]; slot[ib] = sl;
             own(chain[ia], slot[ia], ia);
             own(chain[ib], slot[ib], ib);
+            prefix[p] = Math.min(prefix[p], Math.min(a, b));
         }
         for (var e : states.entrySet()) {
             int w = stateWidth.get(e.getKey());
@@ -259,6 +271,8 @@ public final class Lane implements KernelRows {
         slot[idx] = s;
         own(c, s, idx);
         partCount[idx & 1 | c << 1]++;
+        int pi = part.ordinal();
+        if (entry < prefix[pi] && chainSpecs[c].precision() != prefixAt[pi]) prefix[pi] = entry;
     }
 
     private void unplace(int idx) {
@@ -273,20 +287,36 @@ public final class Lane implements KernelRows {
 
     public QuantSpec spec(int entry, Part part) {
         check(entry);
-        return chains.get(chain[entry * 2 + part.ordinal()]).spec();
+        return chainSpecs[chain[entry * 2 + part.ordinal()]];
     }
 
     /** How many entries (the compensation entry included) hold {@code part} at precision {@code p}, in any layout: O(formats). */
     public int countAt(Part part, dev.kvpc.runtime.store.Precision p) {
         int total = 0;
-        for (int c = 0; c < chains.size(); c++) if (chains.get(c).spec().precision() == p) total += partCount[c * 2 + part.ordinal()];
+        for (int c = 0; c < chains.size(); c++) if (chainSpecs[c].precision() == p) total += partCount[c * 2 + part.ordinal()];
         return total;
     }
 
     /** Whether entry {@code i}'s {@code part} is stored at precision {@code p}. */
     public boolean isAt(int entry, Part part, dev.kvpc.runtime.store.Precision p) {
         check(entry);
-        return chains.get(chain[entry * 2 + part.ordinal()]).spec().precision() == p;
+        return chainSpecs[chain[entry * 2 + part.ordinal()]].precision() == p;
+    }
+
+    /**
+     * How many leading entries hold {@code part} at precision {@code p}, or fewer (a lower bound: 0 when the lane
+     * tracks another precision for the part): every entry below the answer is a regular entry at {@code p}. Amortised
+     * O(1) when asked again and again as entries arrive and are stored (a standing store).
+     */
+    public int prefixAt(Part part, dev.kvpc.runtime.store.Precision p) {
+        int pi = part.ordinal(), l = prefix[pi];
+        if (prefixAt[pi] != p) {
+            if (l > 0) return 0;
+            prefixAt[pi] = p;
+        }
+        while (l < n && !comp[l] && chainSpecs[chain[l * 2 + pi]].precision() == p) l++;
+        prefix[pi] = l;
+        return l;
     }
 
     /**
@@ -301,6 +331,7 @@ public final class Lane implements KernelRows {
         for (int e : entries) unplace(e * 2 + part.ordinal());
         int c = chainFor(spec, part);
         int first = ((BlockChain) chains.get(c)).addBlock(rows);
+        if (spec.precision() != prefixAt[part.ordinal()]) for (int e : entries) prefix[part.ordinal()] = Math.min(prefix[part.ordinal()], e);
         for (int t = 0; t < entries.length; t++) {
             int idx = entries[t] * 2 + part.ordinal();
             chain[idx] = c;
@@ -315,7 +346,7 @@ public final class Lane implements KernelRows {
         check(entry);
         if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) throw new IllegalArgumentException("per-channel formats are stored in blocks: packBlock");
         int idx = entry * 2 + part.ordinal();
-        if (chains.get(chain[idx]).spec().equals(spec)) return;
+        if (chainSpecs[chain[idx]].equals(spec)) return;
         float[] row = new float[headDim];
         chains.get(chain[idx]).read(slot[idx], row, 0);
         unplace(idx);
@@ -504,7 +535,8 @@ public final class Lane implements KernelRows {
 
     @Override
     public QuantSpec chainSpec(int c) {
-        return chains.get(c).spec();
+        if (c >= chains.size()) throw new IndexOutOfBoundsException("chain " + c + " of " + chains.size());
+        return chainSpecs[c];
     }
 
     @Override
@@ -521,10 +553,13 @@ public final class Lane implements KernelRows {
         }
         // survivors move down in runs (one copy per run and array, not per entry): evicting one entry of a long
         // lane is one pass of array copies
-        int w = 0;
+        int w = 0, keys = 0, values = 0;
         for (int a = keep.nextSetBit(0); a >= 0 && a < n; ) {
             int b = Math.min(n, keep.nextClearBit(a));
             int len = b - a;
+            // the kept entries of a prefix are the new prefix
+            keys += Math.max(0, Math.min(b, prefix[0]) - a);
+            values += Math.max(0, Math.min(b, prefix[1]) - a);
             if (w != a) {
                 System.arraycopy(pos, a, pos, w, len);
                 System.arraycopy(step, a, step, w, len);
@@ -544,6 +579,8 @@ public final class Lane implements KernelRows {
         // keeping a prefix moves no entry
         if (keep.nextClearBit(0) < w) order++;
         n = w;
+        prefix[0] = keys;
+        prefix[1] = values;
     }
 
     /** Bytes held, by category: key and value rows (packed data and their scales), and per-token state. */
@@ -575,5 +612,7 @@ public final class Lane implements KernelRows {
         Arrays.fill(partCount, 0);
         pageStates.clear();
         n = 0;
+        prefix[0] = 0;
+        prefix[1] = 0;
     }
 }

@@ -24,16 +24,23 @@ class NotAtTest {
         int d = 8;
         Random r = new Random(5);
         Precision int2 = Precision.ofIntBits(2);
-        for (int trial = 0; trial < 40; trial++) {
+        for (int trial = 0; trial < 60; trial++) {
             try (PagePool pool = new PagePool()) {
                 Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 16);
-                int n = 1 + r.nextInt(60);
+                // the later trials: longer lanes, mostly stored as a standing store leaves them (a long prefix at
+                // int2, then a window), so that both the direct reading above the prefix and the count are taken
+                boolean standing = trial >= 40;
+                int n = 1 + r.nextInt(standing ? 200 : 60);
                 float[] row = new float[d];
                 for (int i = 0; i < n; i++) {
                     for (int c = 0; c < d; c++) row[c] = (float) r.nextGaussian();
                     lane.append(i, 0, row, 0, row, 0);
                 }
-                for (int i = 0; i < n; i++) if (r.nextInt(3) == 0) lane.restore(i, Lane.Part.VALUES, new QuantSpec(int2, QuantSpec.Axis.TOKEN, d));
+                int window = r.nextInt(100);
+                for (int i = 0; i < n; i++) {
+                    if (standing ? i < n - window && r.nextInt(50) > 0 : r.nextInt(3) == 0) lane.restore(i, Lane.Part.VALUES, new QuantSpec(int2, QuantSpec.Axis.TOKEN, d));
+                }
+                if (standing) lane.prefixAt(Lane.Part.VALUES, int2);
                 if (n >= 4 && r.nextBoolean()) {
                     int start = r.nextInt(n - 3);
                     lane.packBlock(new int[] {start, start + 1, start + 2, start + 3}, Lane.Part.KEYS, new QuantSpec(int2, QuantSpec.Axis.CHANNEL, 4));

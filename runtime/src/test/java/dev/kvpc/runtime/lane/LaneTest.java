@@ -213,6 +213,36 @@ class LaneTest {
     }
 
     @Test
+    void aStandingStoresPrefixFollowsTheWindow() {
+        int d = 8, window = 5;
+        QuantSpec int2 = new QuantSpec(Precision.INT2, QuantSpec.Axis.TOKEN, d);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 8);
+            float[] row = new float[d];
+            for (int step = 0; step < 60; step++) {
+                lane.append(step, step, row, 0, row, 0);
+                if (lane.size() > window) lane.restore(lane.size() - window - 1, Lane.Part.VALUES, int2);
+                // the oldest leaves every third step, a middle entry every seventh
+                BitSet keep = new BitSet();
+                keep.set(0, lane.size());
+                if (step % 3 == 2) keep.clear(0);
+                if (step % 7 == 6 && lane.size() > 2) keep.clear(lane.size() / 2);
+                lane.retain(keep);
+                int leading = 0;
+                while (leading < lane.size() && lane.spec(leading, Lane.Part.VALUES).precision() == Precision.INT2) leading++;
+                assertTrue(leading >= lane.size() - window - 1, "step " + step);
+                assertEquals(leading, lane.prefixAt(Lane.Part.VALUES, Precision.INT2), "step " + step);
+                assertEquals(0, lane.prefixAt(Lane.Part.KEYS, Precision.INT2), "step " + step);
+            }
+            // an entry at another precision cuts the prefix where it is
+            lane.restore(3, Lane.Part.VALUES, QuantSpec.of(Precision.F16));
+            assertEquals(3, lane.prefixAt(Lane.Part.VALUES, Precision.INT2));
+            lane.clear();
+            assertEquals(0, lane.prefixAt(Lane.Part.VALUES, Precision.INT2));
+        }
+    }
+
+    @Test
     void perFormatCountsFollowEveryChange() {
         int d = 16;
         Random r = new Random(4);
@@ -240,6 +270,9 @@ class LaneTest {
                     lane.packBlock(block, Lane.Part.KEYS, new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 8));
                 } else if (op < 8 && !lane.isCompensation(n - 1)) {
                     lane.appendCompensation(round, k, v, 1);
+                } else if (op < 9) {
+                    // a standing store: all but the last few values at int4
+                    for (int i = 0; i < n - 4; i++) if (!lane.isCompensation(i)) lane.restore(i, Lane.Part.VALUES, new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, d));
                 } else {
                     BitSet keep = new BitSet();
                     keep.set(0, n);
@@ -251,6 +284,10 @@ class LaneTest {
                         int want = 0;
                         for (int i = 0; i < lane.size(); i++) if (lane.spec(i, part).precision() == p) want++;
                         assertEquals(want, lane.countAt(part, p), "round " + round + ": " + part + " at " + p);
+                        int prefix = lane.prefixAt(part, p);
+                        for (int i = 0; i < prefix; i++) {
+                            assertTrue(!lane.isCompensation(i) && lane.spec(i, part).precision() == p, "round " + round + ": " + part + " prefix " + prefix + " at " + p + ", entry " + i);
+                        }
                     }
                 }
             }
