@@ -144,7 +144,7 @@ final class LaneView implements LaneContext {
                 ps.reshaped = true;
                 return out;
             }
-            long version = runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0];
+            long version = l.rowsVersion();
             NativeRunner.PageStates ps = runner.pageStates(l, s.name());
             if (ps.values.length != pages * per) {
                 ps.values = Arrays.copyOf(ps.values, pages * per);
@@ -1479,7 +1479,6 @@ final class LaneView implements LaneContext {
     @Override
     public void merge(Object source, Object dest, Instr.MergeBy by, double[] weight, int weightAxes) {
         es.pageCache.clear();
-        for (Lane l : es.lanes) es.runner.rowVersions.computeIfAbsent(l, x -> new long[1])[0]++;
         Sel srcSel = now(source), dstSel = now(dest);
         beforeChange();
         List<Axis> wAxes = weight == null ? List.of() : Axis.of(weightAxes);
@@ -1590,10 +1589,7 @@ final class LaneView implements LaneContext {
                 changedRows |= targets.length > 0;
             }
         }
-        if (changedRows) {
-            es.pageCache.clear();
-            for (int li = 0; li < es.lanes.size(); li++) es.runner.rowVersions.computeIfAbsent(es.lanes.get(li), x -> new long[1])[0]++;
-        }
+        if (changedRows) es.pageCache.clear();
     }
 
     /**

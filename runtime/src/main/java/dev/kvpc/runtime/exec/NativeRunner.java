@@ -44,10 +44,6 @@ public final class NativeRunner implements PolicyRunner {
         float[] sums = new float[0];
     }
 
-
-    /** Per lane: a counter bumped whenever stored rows change in place (stores, merges). */
-    final Map<Lane, long[]> rowVersions = Collections.synchronizedMap(new WeakHashMap<>());
-
     /** What one page's state was computed from: valid while its entries and the lane's row version are these. */
     record PageValue(int[] positions, long version) {}
 

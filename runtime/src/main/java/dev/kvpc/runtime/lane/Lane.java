@@ -56,6 +56,7 @@ public final class Lane implements KernelRows {
     private boolean[] comp = new boolean[16];
     private final Map<String, float[]> states = new LinkedHashMap<>();
     private int version, order;
+    private long rows;
     private final Map<String, Integer> stateWidth = new LinkedHashMap<>();
     /** Per-page state: values per page, its width per page, and the page size in entries. */
     private final Map<String, float[]> pageStates = new LinkedHashMap<>();
@@ -104,6 +105,14 @@ public final class Lane implements KernelRows {
      */
     public int orderVersion() {
         return order;
+    }
+
+    /**
+     * A counter that changes whenever a stored row changes in place (re-stored at another format, packed into a block,
+     * overwritten by a merge): what was computed from an entry's rows holds while it and the entries read the same.
+     */
+    public long rowsVersion() {
+        return rows;
     }
 
     /** The lane's own positions array (entry i's at i, -1 for the compensation entry): read only. */
@@ -326,6 +335,7 @@ public final class Lane implements KernelRows {
     public void packBlock(int[] entries, Part part, QuantSpec spec) {
         if (!spec.quantised() || spec.axis() != QuantSpec.Axis.CHANNEL) throw new IllegalArgumentException(spec + " is not a per-channel format");
         if (entries.length != spec.group()) throw new IllegalArgumentException("a block holds " + spec.group() + " entries, got " + entries.length);
+        this.rows++;
         float[] rows = new float[entries.length * headDim];
         for (int t = 0; t < entries.length; t++) read(entries[t], part, rows, t * headDim);
         for (int e : entries) unplace(e * 2 + part.ordinal());
@@ -347,6 +357,7 @@ public final class Lane implements KernelRows {
         if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) throw new IllegalArgumentException("per-channel formats are stored in blocks: packBlock");
         int idx = entry * 2 + part.ordinal();
         if (chainSpecs[chain[idx]].equals(spec)) return;
+        rows++;
         float[] row = new float[headDim];
         chains.get(chain[idx]).read(slot[idx], row, 0);
         unplace(idx);
@@ -363,6 +374,7 @@ public final class Lane implements KernelRows {
     public void overwrite(int entry, Part part, float[] row, int rowOff) {
         check(entry);
         int idx = entry * 2 + part.ordinal();
+        rows++;
         chains.get(chain[idx]).write(slot[idx], row, rowOff);
     }
 

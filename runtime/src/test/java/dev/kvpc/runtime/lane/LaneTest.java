@@ -243,6 +243,29 @@ class LaneTest {
     }
 
     @Test
+    void theRowsVersionMovesWhenARowChangesInPlaceAndOnlyThen() {
+        int d = 8;
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 8);
+            float[] row = new float[d];
+            for (int i = 0; i < 8; i++) lane.append(i, i, row, 0, row, 0);
+            long v = lane.rowsVersion();
+            lane.read(2, Lane.Part.KEYS, row, 0);
+            lane.restore(2, Lane.Part.KEYS, QuantSpec.of(Precision.F32));
+            BitSet keep = new BitSet();
+            keep.set(1, 8);
+            lane.retain(keep);
+            assertEquals(v, lane.rowsVersion(), "reads, a restore to the same format and an eviction change no row");
+            lane.restore(2, Lane.Part.VALUES, QuantSpec.of(Precision.F16));
+            assertNotEquals(v, v = lane.rowsVersion(), "restore");
+            lane.packBlock(new int[] {0, 1, 2, 3}, Lane.Part.KEYS, new QuantSpec(Precision.INT2, QuantSpec.Axis.CHANNEL, 4));
+            assertNotEquals(v, v = lane.rowsVersion(), "packBlock");
+            lane.overwrite(5, Lane.Part.VALUES, row, 0);
+            assertNotEquals(v, lane.rowsVersion(), "overwrite");
+        }
+    }
+
+    @Test
     void perFormatCountsFollowEveryChange() {
         int d = 16;
         Random r = new Random(4);
