@@ -468,7 +468,8 @@ final class LaneView implements LaneContext {
      */
     static final class Sel {
         private final Axis domain;
-        private final BitSet[] perHead;
+        /** Per lane, its members; for a set of runs, made when first asked for. */
+        private BitSet[] perHead;
         /** Per lane, its run; null when the set is bits. */
         private final long[] runs;
         private final boolean compensation;
@@ -488,7 +489,7 @@ final class LaneView implements LaneContext {
 
         /** A set that is one run per lane. */
         static Sel ofRuns(Axis domain, long[] runs, boolean compensation, int epoch) {
-            return new Sel(domain, new BitSet[runs.length], runs, compensation, epoch);
+            return new Sel(domain, null, runs, compensation, epoch);
         }
 
         Axis domain() {
@@ -504,16 +505,18 @@ final class LaneView implements LaneContext {
         }
 
         int heads() {
-            return perHead.length;
+            return runs != null ? runs.length : perHead.length;
         }
 
         private int index(int h) {
-            return perHead.length == 1 ? 0 : Math.min(h, perHead.length - 1);
+            int n = heads();
+            return n == 1 ? 0 : Math.min(h, n - 1);
         }
 
         /** Lane h's members (made from its run the first time they are asked for). */
         BitSet forHead(int h) {
             int i = index(h);
+            if (perHead == null) perHead = new BitSet[runs.length];
             BitSet b = perHead[i];
             if (b == null) {
                 b = new BitSet(Runs.to(runs[i]));
@@ -1551,10 +1554,11 @@ final class LaneView implements LaneContext {
 
     @Override
     public void store(boolean keys, boolean values, Instr.Format f, long bits, Instr.QuantAxis axis, long group, Instr.Scope sc, Object set) {
-        Sel all = (Sel) all(), given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : now(es.lastStoreScope);
+        Sel given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : now(es.lastStoreScope);
         boolean compensation = sc == Instr.Scope.ALL || sc == Instr.Scope.FOR && given.compensation();
         Sel covered = coveredRuns(sc, given, last, compensation);
         if (covered == null) {
+            Sel all = (Sel) all();
             BitSet[] each = new BitSet[es.lanes.size()];
             for (int li = 0; li < each.length; li++) {
                 each[li] = sc.covered(all.forHead(li), given == null ? null : given.forHead(li), last == null ? null : last.forHead(li));
@@ -1574,7 +1578,7 @@ final class LaneView implements LaneContext {
                 int gs = group > 0 ? (int) group : 32;
                 // per channel, only full blocks are stored: fewer targets than a block are none
                 int atLeast = blocks ? gs : 1;
-                int[] targets = covered.isRuns() ? notAt(l, new long[] {covered.run(li)}, 1, lp, p, atLeast) : notAt(l, covered.forHead(li), lp, p, atLeast);
+                int[] targets = covered.isRuns() ? notAt(l, covered.run(li), lp, p, atLeast) : notAt(l, covered.forHead(li), lp, p, atLeast);
                 if (blocks) {
                     // per channel: blocks of g consecutive targets
                     QuantSpec block = new QuantSpec(p, QuantSpec.Axis.CHANNEL, gs);
@@ -1622,7 +1626,18 @@ final class LaneView implements LaneContext {
 
     /** {@link #notAt} of the entries of one run: the counts come from the run's bounds, not from bits. */
     static int[] notAt(Lane l, long run, Lane.Part part, Precision p) {
-        return notAt(l, new long[] {run}, 1, part, p, 1);
+        return notAt(l, run, part, p, 1);
+    }
+
+    /** {@link #notAt} of one run, or none when fewer than {@code atLeast} could be: nothing is allocated for none. */
+    private static int[] notAt(Lane l, long run, Lane.Part part, Precision p, int atLeast) {
+        int size = l.size(), from = Math.max(Runs.from(run), l.prefixAt(part, p)), to = Math.min(Runs.to(run), size);
+        if (to - from < atLeast) return NONE;
+        if (to - from > DIRECT_SCAN) return notAt(l, new long[] {run}, 1, part, p, atLeast);
+        int[] out = new int[to - from];
+        int k = 0;
+        for (int i = from; i < to; i++) if (!l.isAt(i, part, p) && !(i == size - 1 && l.isCompensation(i))) out[k++] = i;
+        return k == out.length ? out : Arrays.copyOf(out, k);
     }
 
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
