@@ -14,25 +14,39 @@ import java.util.Random;
 
 /**
  * Two builds of the decode template (their {@code DecodeTemplate.class} files) timed in one JVM, in alternating
- * rounds ({@link Interleaved}) over the same lane. Head dim 128, a group of 4; prints each build's median time per
+ * rounds ({@link Interleaved}) over the same lane. Head dim 128 and a group of 4 unless given; prints each build's median time per
  * call, and the median and 10th-90th percentiles of the per-round ratio. It also says whether the two gave the same
  * bits. Shared JDK code is profiled once for both builds, so a build that feeds it other types (a heap segment where
  * the other reads native ones) can slow the other: compare a build with itself first.
  *
- * <p>{@code benchmarks/template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds]}: {@code -slot}, a lane of
- * {@code positions cache}, whose keys the kernels rotate by slot as they read them.
+ * <p>{@code benchmarks/template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds] [head dim] [group]}:
+ * {@code -slot}, a lane of {@code positions cache}, whose keys the kernels rotate by slot as they read them.
  */
 public final class TemplateAB {
     private TemplateAB() {}
 
     public static void main(String[] args) throws java.io.IOException {
         if (args.length < 2) {
-            System.err.println("usage: template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds]");
+            System.err.println("usage: template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds] [head dim] [group]");
             System.exit(64);
         }
         String precision = args.length > 2 ? args[2] : "f32";
         Rope rope = precision.endsWith("-slot") ? new Rope(10000) : null;
-        int d = 128, g = 4, n = args.length > 3 ? Integer.parseInt(args[3]) : 4096, rounds = args.length > 4 ? Integer.parseInt(args[4]) : 20;
+        int n, rounds, d, g;
+        try {
+            n = args.length > 3 ? Integer.parseInt(args[3]) : 4096;
+            rounds = args.length > 4 ? Integer.parseInt(args[4]) : 20;
+            d = args.length > 5 ? Integer.parseInt(args[5]) : 128;
+            g = args.length > 6 ? Integer.parseInt(args[6]) : 4;
+        } catch (NumberFormatException e) {
+            System.err.println("template-ab: " + e.getMessage() + ": entries, rounds, head dim and group are whole numbers");
+            System.exit(64);
+            return;
+        }
+        if (n < 1 || rounds < 3 || d < 2 || d % 2 != 0 || g < 1) {
+            System.err.println("template-ab: at least 1 entry and 3 rounds, an even head dim and a group of at least 1");
+            System.exit(64);
+        }
         for (int i = 0; i < 2; i++) {
             if (!Files.isRegularFile(Path.of(args[i]))) {
                 System.err.println("template-ab: " + args[i] + ": no such class file (build that checkout first)");
