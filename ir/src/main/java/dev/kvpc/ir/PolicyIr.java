@@ -87,9 +87,15 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
          * holds of it: channel, group, query...).
          */
         public List<Axis> cellAxes() {
-            List<Axis> out = new java.util.ArrayList<>(type.axes());
-            out.removeAll(List.of(Axis.HEAD, Axis.TOKEN, Axis.PAGE));
-            return out;
+            // asked at every event: most states have none, and a state's type's axes are an immutable list already
+            List<Axis> axes = type.axes();
+            int cells = 0;
+            for (Axis a : axes) if (a != Axis.HEAD && a != Axis.TOKEN && a != Axis.PAGE) cells++;
+            if (cells == 0) return List.of();
+            if (cells == axes.size()) return axes;
+            List<Axis> out = new java.util.ArrayList<>(cells);
+            for (Axis a : axes) if (a != Axis.HEAD && a != Axis.TOKEN && a != Axis.PAGE) out.add(a);
+            return List.copyOf(out);
         }
 
         /**
