@@ -464,7 +464,9 @@ final class LaneView implements LaneContext {
     /**
      * A set of entries (or pages) per lane, as it was at an epoch: bits, or one run {@code [from, to)} per lane
      * ({@link Runs}: all entries, first and last n, and what set algebra and store scopes make of runs), whose bits
-     * are made only when something asks for them.
+     * are made only when something asks for them. Its bits are never changed once made: what changes a set's bits
+     * (set algebra, a keep that drops the compensation entry) changes a copy, so sets and the epochs' kept entries
+     * share them.
      */
     static final class Sel {
         private final Axis domain;
@@ -1339,6 +1341,13 @@ final class LaneView implements LaneContext {
         return new Sel(a.domain(), out, compensation, a.epoch());
     }
 
+    /** A copy of {@code bits} with room for {@code bound} bits: one array (a clone trims the words, then copies them). */
+    private static BitSet copy(BitSet bits, int bound) {
+        BitSet c = new BitSet(Math.max(bits.length(), bound));
+        c.or(bits);
+        return c;
+    }
+
     @Override
     public Object setOp(Op.SetFn fn, Object a, Object b) {
         Sel x = now(a), y = now(b);
@@ -1358,7 +1367,7 @@ final class LaneView implements LaneContext {
             // never made into bits itself (union and intersection commute)
             Sel bits = y.isRuns() ? x : y, run = y.isRuns() ? y : x;
             BitSet[] out = new BitSet[Math.max(x.heads(), y.heads())];
-            for (int h = 0; h < out.length; h++) out[h] = fn.applyRun((BitSet) bits.forHead(h).clone(), Runs.from(run.run(h)), Runs.to(run.run(h)));
+            for (int h = 0; h < out.length; h++) out[h] = fn.applyRun(copy(bits.forHead(h), Runs.to(run.run(h))), Runs.from(run.run(h)), Runs.to(run.run(h)));
             return new Sel(x.domain(), out, compensation, x.epoch());
         }
         return combine(x, y, fn::apply, compensation);
@@ -1427,11 +1436,16 @@ final class LaneView implements LaneContext {
         int[] sizes = new int[kept.length];
         for (int li = 0; li < kept.length; li++) {
             Lane l = es.lanes.get(li);
-            BitSet b = (BitSet) s.forHead(li).clone();
+            BitSet b = s.forHead(li);
             // a lane's compensation entry, if any, is its last
             int size = sizes[li] = l.size();
-            if (!s.compensation() && size > 0 && l.isCompensation(size - 1)) b.clear(size - 1);
-            b.clear(size, Math.max(size, b.length()));
+            boolean dropCompensation = !s.compensation() && size > 0 && l.isCompensation(size - 1) && b.get(size - 1);
+            if (dropCompensation || b.length() > size) {
+                // a set's bits are never changed once made (they are shared, not copied): the copy is changed
+                b = (BitSet) b.clone();
+                if (dropCompensation) b.clear(size - 1);
+                b.clear(size, Math.max(size, b.length()));
+            }
             kept[li] = b;
         }
         retain(kept, sizes);
