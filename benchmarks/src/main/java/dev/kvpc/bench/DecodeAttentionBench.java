@@ -217,6 +217,24 @@ public class DecodeAttentionBench {
         return sum(kPacked) + sum(vPacked) + sum(kScales) + sum(vScales);
     }
 
+    /**
+     * The same read over the lane's own pages (every page of every chain, as the kernels find them: the bytes in their
+     * paged layout, unused room at a chain's end included): what reading the bytes where the runtime keeps them costs.
+     */
+    @Benchmark
+    public float streamingReadPages() {
+        float s = 0;
+        for (int c = 0; c < lane.chainCount(); c++) for (java.lang.foreign.MemorySegment page : lane.chainPages(c)) s += sum(page);
+        return s;
+    }
+
+    private static float sum(java.lang.foreign.MemorySegment page) {
+        var acc = jdk.incubator.vector.FloatVector.zero(ReferenceDecode.S);
+        long step = 4L * ReferenceDecode.S.length(), up = page.byteSize() / step * step;
+        for (long o = 0; o < up; o += step) acc = acc.add(jdk.incubator.vector.FloatVector.fromMemorySegment(ReferenceDecode.S, page, o, java.nio.ByteOrder.LITTLE_ENDIAN));
+        return acc.reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+    }
+
     private static float sum(float[] a) {
         var acc = jdk.incubator.vector.FloatVector.zero(ReferenceDecode.S);
         int i = 0, up = ReferenceDecode.S.loopBound(a.length);
