@@ -14,8 +14,9 @@ final class Lanes {
     /** {@code f32}, or {@code int4} / {@code int2} quantised per token in groups of 32 channels. */
     static QuantSpec spec(String precision, int headDim) {
         return switch (precision) {
-            case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, headDim);
-            case "int2" -> QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, headDim);
+            // groups of 32 channels, or the whole head where it is narrower (as the stdlib's KIVI)
+            case "int4" -> QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, Math.min(32, headDim), headDim);
+            case "int2" -> QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, Math.min(32, headDim), headDim);
             case "f32" -> QuantSpec.of(Precision.F32);
             default -> throw new IllegalArgumentException("precision " + precision + ": f32, int4 or int2");
         };
