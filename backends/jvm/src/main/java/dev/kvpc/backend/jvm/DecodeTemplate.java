@@ -437,7 +437,9 @@ final class DecodeTemplate implements DecodeKernel {
         long off = (long) (s - p * rpp) * rowBytes[c], codes = off + paramBytes[c];
         int b = bits[c], grp = groupOf[c];
         for (int g = 0, c0 = 0; c0 < D; g++) {
-            float zero = Packing.getF16(seg, off + 4L * g), scale = Packing.readScale(Packing.getF16(seg, off + 4L * g + 2));
+            // the group's zero point and scale, two f16 side by side, in one read
+            int zs = seg.get(INT_LE, off + 4L * g);
+            float zero = Float.float16ToFloat((short) zs), scale = Packing.readScale(Float.float16ToFloat((short) (zs >>> 16)));
             for (int end = c0 + grp; c0 < end; c0 += L) {
                 codes(seg, codes + (long) c0 * b / 8, b).fma(scale, zero).intoArray(dst, dOff + c0);
             }
