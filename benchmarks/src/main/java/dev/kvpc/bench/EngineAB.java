@@ -1,6 +1,6 @@
 package dev.kvpc.bench;
 
-import dev.kvpc.compiler.model.ModelShape;
+import dev.kvpc.embed.Kvpc;
 import dev.kvpc.examples.llama.GgufFile;
 import dev.kvpc.examples.llama.Llama2cModel;
 import dev.kvpc.examples.llama.LlamaEngine;
@@ -10,6 +10,8 @@ import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.pool.PagePool;
 
 import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -25,7 +27,8 @@ import java.util.Map;
  * benchmarks/engine-ab [POLICY [NAME=VALUE...]] [--positions 2048] [--rounds 4]
  * </pre>
  *
- * The default is KIVI at 2 bits ({@code kivi bits=2}).
+ * The default is KIVI at 2 bits ({@code kivi bits=2}); the policy is compiled as {@code kvpc run --policy
+ * stdlib-policies/POLICY.kvp --param ...} compiles it.
  */
 public final class EngineAB {
     private EngineAB() {}
@@ -58,12 +61,14 @@ public final class EngineAB {
         GgufFile g = GgufFile.open(PrefillBench.model());
         Llama2cModel model = Llama2cModel.fromGguf(g);
         Tokenizer tok = Tokenizer.fromGguf(g, model.vocab);
-        ModelShape shape = ModelShape.parse("layers=" + model.layers + ",heads=" + model.heads + ",kv-heads=" + model.kvHeads + ",head-dim=" + model.headSize);
+        Path file = Path.of("stdlib-policies", policy + ".kvp");
+        if (!Files.isRegularFile(file)) usage("no stdlib policy " + policy + " (" + file + "; run from the repository root)");
         PolicyRunner compiled;
         try {
-            compiled = PolicyFixture.compiled(policy, shape, params);
-        } catch (RuntimeException e) {
-            usage("stdlib policy " + policy + " " + params + ": " + e.getMessage());
+            // as `kvpc run --policy FILE --param ...` compiles it
+            compiled = Kvpc.compile(file, model.spec(), null, params, null);
+        } catch (Kvpc.CompileException e) {
+            usage(e.getMessage().strip());
             return;
         }
         System.out.printf(Locale.ROOT, "load average %.2f; kvpc-tiny, %d positions, one thread; %s %s against the full cache%n",
