@@ -1649,9 +1649,18 @@ final class LaneView implements LaneContext {
         if (to - from < atLeast) return NONE;
         if (to - from > DIRECT_SCAN) return notAt(l, new long[] {run}, 1, part, p, atLeast);
         int[] out = new int[to - from];
-        int k = 0;
-        for (int i = from; i < to; i++) if (!l.isAt(i, part, p) && !(i == size - 1 && l.isCompensation(i))) out[k++] = i;
+        int k = scanNotAt(l, from, to, part, p, out, 0);
         return k == out.length ? out : Arrays.copyOf(out, k);
+    }
+
+    /**
+     * The entries of {@code [from, to)} whose {@code part} is not at {@code p} (the compensation entry never), read one
+     * by one into {@code out} from {@code k}: the direct reading above a lane's prefix. Returns the new count.
+     */
+    private static int scanNotAt(Lane l, int from, int to, Lane.Part part, Precision p, int[] out, int k) {
+        int size = l.size();
+        for (int i = from; i < to; i++) if (!l.isAt(i, part, p) && !(i == size - 1 && l.isCompensation(i))) out[k++] = i;
+        return k;
     }
 
     static int[] notAt(Lane l, BitSet cov, Lane.Part part, Precision p) {
@@ -1687,20 +1696,16 @@ final class LaneView implements LaneContext {
         int above = l.prefixAt(part, p), span = 0;
         for (int r = 0; r < count; r++) span += Math.max(0, Math.min(Runs.to(runs[r]), size) - Math.max(Runs.from(runs[r]), above));
         if (span < atLeast) return NONE;
+        if (span <= DIRECT_SCAN) {
+            int[] out = new int[span];
+            int k = 0;
+            for (int r = 0; r < count; r++) k = scanNotAt(l, Math.max(Runs.from(runs[r]), above), Math.min(Runs.to(runs[r]), size), part, p, out, k);
+            return k == span ? out : Arrays.copyOf(out, k);
+        }
         int comp = size > 0 && l.isCompensation(size - 1) ? size - 1 : -1;
         int[] chain = l.chainTable();
         boolean[] chainAt = chainsAt(l, p);
         int po = part.ordinal();
-        if (span <= DIRECT_SCAN) {
-            int[] out = new int[span];
-            int k = 0;
-            for (int r = 0; r < count; r++) {
-                for (int i = Math.max(Runs.from(runs[r]), above), to = Math.min(Runs.to(runs[r]), size); i < to; i++) {
-                    if (i != comp && !chainAt[chain[i * 2 + po]]) out[k++] = i;
-                }
-            }
-            return k == span ? out : Arrays.copyOf(out, k);
-        }
         int covered = 0, atP = l.countAt(part, p), outsideAtP = 0, end = 0;
         if (comp >= 0 && chainAt[chain[comp * 2 + po]]) atP--;
         // the entries outside the runs, gap by gap (a standing store's window is the last gap), counted by vector
