@@ -63,8 +63,21 @@ final class LaneView implements LaneContext {
         /** Per lane, what became of its entries since the column sums were made (null: nothing yet). */
         SumTrail[] sumTrails;
         int[] sumVersions;
-        /** Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change). */
-        final Map<String, double[]> pageCache = new HashMap<>();
+        /**
+         * Per-page states as derived from the lanes now (cleared whenever entries, precisions or states change); made
+         * when first needed, as most events of most policies read none.
+         */
+        private Map<String, double[]> pageCache;
+
+        Map<String, double[]> pageCache() {
+            if (pageCache == null) pageCache = new HashMap<>();
+            return pageCache;
+        }
+
+        /** Forgets the per-page states derived so far. */
+        void dropPageCache() {
+            if (pageCache != null) pageCache.clear();
+        }
 
         EventState(NativeRunner runner, NativeRunner.ClassInfo info, PolicyRunner.Step step, int layer, int[] kvHeads, List<Lane> lanes, int[] observed) {
             this.runner = runner;
@@ -971,7 +984,7 @@ final class LaneView implements LaneContext {
                 return layout(es.perLayer ? data : Arrays.copyOf(data, per), axes, dd, want);
             }
             default -> {
-                double[] cached = es.pageCache.get(name);
+                double[] cached = es.pageCache().get(name);
                 List<Axis> axes = s.axes(es.perLayer);
                 if (cached == null) {
                     if (es.perLayer) es.checkAligned();
@@ -992,7 +1005,7 @@ final class LaneView implements LaneContext {
                             o += x.length;
                         }
                     }
-                    es.pageCache.put(name, cached);
+                    es.pageCache().put(name, cached);
                 }
                 int[] dd = new int[axes.size()];
                 int k = 0;
@@ -1024,7 +1037,7 @@ final class LaneView implements LaneContext {
         }
         if (open >= 0) haveDims[open] = known == 0 ? 0 : value.length / known;
         if (s.scope() == PolicyIr.StateScope.PAGE) throw new IllegalStateException("writes to per-page state are not supported");
-        es.pageCache.clear();
+        es.dropPageCache();
         if (s.scope() == PolicyIr.StateScope.TOKEN && !es.perLayer && have.equals(List.of(Axis.TOKEN)) && es.stateWidth(s) == 1
                 && value.length == lane0().size()) {
             // the common case (H2O's acc += column sums): the column updated in place, same rounding as below
@@ -1101,7 +1114,7 @@ final class LaneView implements LaneContext {
             boolean sum = fn == Op.Red.SUM, mean = fn == Op.Red.MEAN;
             if (signal == Signal.ATTN && (sum || mean) && over == QUERY_GROUP && s.scope() == PolicyIr.StateScope.TOKEN
                     && es.stateWidth(s) == 1 && made && es.sumsCurrent(0)) {
-                es.pageCache.clear();
+                es.dropPageCache();
                 l.declareState(name, 1);
                 float[] col = l.state(name), sums = es.sums[0];
                 double cells = (double) es.observed.length * es.g;
@@ -1430,7 +1443,7 @@ final class LaneView implements LaneContext {
 
     @Override
     public void keep(Object set) {
-        es.pageCache.clear();
+        es.dropPageCache();
         Sel s = now(set);
         BitSet[] kept = new BitSet[es.lanes.size()];
         int[] sizes = new int[kept.length];
@@ -1453,7 +1466,7 @@ final class LaneView implements LaneContext {
 
     @Override
     public void evict(Object set) {
-        es.pageCache.clear();
+        es.dropPageCache();
         Sel s = now(set);
         BitSet[] kept = new BitSet[es.lanes.size()];
         int[] sizes = new int[kept.length];
@@ -1495,7 +1508,7 @@ final class LaneView implements LaneContext {
      */
     @Override
     public void merge(Object source, Object dest, Instr.MergeBy by, double[] weight, int weightAxes) {
-        es.pageCache.clear();
+        es.dropPageCache();
         Sel srcSel = now(source), dstSel = now(dest);
         beforeChange();
         List<Axis> wAxes = weight == null ? List.of() : Axis.of(weightAxes);
@@ -1607,7 +1620,7 @@ final class LaneView implements LaneContext {
                 changedRows |= targets.length > 0;
             }
         }
-        if (changedRows) es.pageCache.clear();
+        if (changedRows) es.dropPageCache();
     }
 
     /**

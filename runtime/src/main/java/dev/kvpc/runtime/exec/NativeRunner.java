@@ -71,14 +71,15 @@ public final class NativeRunner implements PolicyRunner {
         return pageValues.computeIfAbsent(lane, x -> new HashMap<>()).computeIfAbsent(state, x -> new PageStates());
     }
 
-    /** What the event schedule needs of one lane class. */
     /**
-     * {@code fusable}: every attention statistic the class reads is the kernel's column sum (attention summed over
-     * query and group); with fused statistics on, such a class takes them from the kernel instead of attention rows.
+     * What the event schedule needs of one lane class. {@code fusable}: every attention statistic the class reads is
+     * the kernel's column sum (attention summed over query and group); with fused statistics on, such a class takes
+     * them from the kernel instead of attention rows. {@code tokenStates}, {@code pageStates}: whether it declares
+     * per-token and per-page states (an event of a class with none skips their work).
      */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, long[] fixedLimit, boolean[] attends, Map<String, Integer> inits,
                      int standing, Map<PolicyIr.Event, int[]> observe, boolean fusable,
-                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt) {
+                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt, boolean tokenStates, boolean pageStates) {
         /** The state declared as {@code name}. */
         PolicyIr.State state(String name) {
             for (PolicyIr.State s : policy.states()) if (s.name().equals(name)) return s;
@@ -160,13 +161,18 @@ public final class NativeRunner implements PolicyRunner {
         }
         java.util.Set<String> cacheable = new java.util.HashSet<>();
         for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
+        boolean tokenStates = false, pageStates = false;
+        for (PolicyIr.State s : p.states()) {
+            tokenStates |= s.scope() == PolicyIr.StateScope.TOKEN;
+            pageStates |= s.scope() == PolicyIr.StateScope.PAGE;
+        }
         return new ClassInfo(p, code, body, limit, fixedLimit, attends, inits, standing, observe, fusable(p), cacheable,
-                attentionAt(p, attends));
+                attentionAt(p, attends), tokenStates, pageStates);
     }
 
     /**
      * The steps at whose end some code that may run then reads the step's attention: only those pay for computing it
-     * (SnapKV reads it at prefill, not at each decode step). As {@link #finishEvent} runs handlers: at prefill and chunk
+     * (SnapKV reads it at prefill, not at each decode step). As an event's finish runs handlers: at prefill and chunk
      * those of the step, at decode those of decode that do not restrict attention, and at any step {@code every} and
      * overflow handlers, and standing code.
      */
@@ -279,59 +285,69 @@ public final class NativeRunner implements PolicyRunner {
             observed = obs[0] == 0 ? java.util.Arrays.copyOfRange(positions, 0, n) : java.util.Arrays.copyOfRange(positions, positions.length - n, positions.length);
         }
         LaneView.EventState es = new LaneView.EventState(this, ci, step, layer, kvHeads, lanes, observed);
-        initStates(ci, es, positions.length);
-        EventOrder.open(ci.policy().handlers(), ci.attends(), event, steps(ci, es));
+        if (ci.tokenStates()) initStates(ci, es, positions.length);
+        EventRun run = new EventRun(ci, es, event, step.decodeStep());
+        EventOrder.open(ci.policy().handlers(), ci.attends(), event, run);
         // the kernel's column sums serve when the class reads no other statistic and observes every query
         es.fusedSums = fused && ci.attentionAt().contains(event) && ci.fusable() && obs == null;
-        return new Event() {
-            @Override
-            public BitSet[] attendSets() {
-                return es.attendSets();
-            }
-
-            @Override
-            public float[][] columnSums() {
-                return es.fusedSums ? es.columnSums() : null;
-            }
-
-            @Override
-            public void finish() {
-                finishEvent(ci, es, event, step.decodeStep());
-            }
-        };
+        return run;
     }
 
-    private void finishEvent(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
-        if (ci.attentionAt().contains(event) && !es.fusedSums) es.computeAttention();
-        EventOrder.finish(ci.policy().handlers(), ci.attends(), event, decodeStep, steps(ci, es));
-        es.publishPageStates();
-    }
+    /**
+     * One event as this runner does its parts ({@link EventOrder.Steps}): compiled kernels over a {@link LaneView} of
+     * the event. It is also the event the host holds.
+     */
+    private static final class EventRun implements Event, EventOrder.Steps {
+        private final ClassInfo ci;
+        private final LaneView.EventState es;
+        private final PolicyIr.Event event;
+        private final int decodeStep;
 
-    /** The parts of an event as this runner does them: compiled kernels over a {@link LaneView} of the event. */
-    private static EventOrder.Steps steps(ClassInfo ci, LaneView.EventState es) {
-        return new EventOrder.Steps() {
-            @Override
-            public void body(int i) {
-                es.lastStoreScope = null;
-                ci.code().run(ci.body()[i], new LaneView(es));
-            }
+        EventRun(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
+            this.ci = ci;
+            this.es = es;
+            this.event = event;
+            this.decodeStep = decodeStep;
+        }
 
-            @Override
-            public long limit(int i) {
-                long fixed = ci.fixedLimit()[i];
-                return fixed != NOT_FIXED ? fixed : (long) ci.code().run(ci.limit()[i], new LaneView(es))[0];
-            }
+        @Override
+        public BitSet[] attendSets() {
+            return es.attendSets();
+        }
 
-            @Override
-            public int entries() {
-                return es.lanes.getFirst().size();
-            }
+        @Override
+        public float[][] columnSums() {
+            return es.fusedSums ? es.columnSums() : null;
+        }
 
-            @Override
-            public void standing() {
-                if (ci.standing() >= 0) ci.code().run(ci.standing(), new LaneView(es));
-            }
-        };
+        @Override
+        public void finish() {
+            if (ci.attentionAt().contains(event) && !es.fusedSums) es.computeAttention();
+            EventOrder.finish(ci.policy().handlers(), ci.attends(), event, decodeStep, this);
+            if (ci.pageStates()) es.publishPageStates();
+        }
+
+        @Override
+        public void body(int i) {
+            es.lastStoreScope = null;
+            ci.code().run(ci.body()[i], new LaneView(es));
+        }
+
+        @Override
+        public long limit(int i) {
+            long fixed = ci.fixedLimit()[i];
+            return fixed != NOT_FIXED ? fixed : (long) ci.code().run(ci.limit()[i], new LaneView(es))[0];
+        }
+
+        @Override
+        public int entries() {
+            return es.lanes.getFirst().size();
+        }
+
+        @Override
+        public void standing() {
+            if (ci.standing() >= 0) ci.code().run(ci.standing(), new LaneView(es));
+        }
     }
 
     /** Per-token state of the {@code appended} new entries: the init value (broadcast), or 0. */
