@@ -66,13 +66,7 @@ public class DecodeAttentionBench {
         }
         for (int j = 0; j < n; j++) lane.append(j, j, keys, j * d, values, j * d);
         if (precision.equals("kivi")) {
-            QuantSpec blocks = QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.CHANNEL, 32, d), rows = QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 32, d);
-            for (int b = 0; (b + 1) * 32 <= n - 128; b++) {
-                int[] e = new int[32];
-                for (int t = 0; t < 32; t++) e[t] = b * 32 + t;
-                lane.packBlock(e, Lane.Part.KEYS, blocks);
-            }
-            for (int j = 0; j < n - 128; j++) lane.restore(j, Lane.Part.VALUES, rows);
+            Lanes.kivi(lane);
         } else if (!precision.equals("int2")) {
             asm = DecodeKernelCompiler.compile(d, GROUP, spec, spec, true).create();
         }

@@ -36,6 +36,21 @@ final class Lanes {
         return lane;
     }
 
+    /**
+     * Stores a lane as the stdlib's KIVI at 2 bits leaves it: keys per channel in blocks of 32 entries and values per
+     * token in groups of {@code min(32, head dim)}, all but the last 128 entries, which stay as they are.
+     */
+    static void kivi(Lane lane) {
+        int d = lane.headDim(), n = lane.size();
+        QuantSpec blocks = QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.CHANNEL, 32, d), rows = QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, Math.min(32, d), d);
+        for (int b = 0; (b + 1) * 32 <= n - 128; b++) {
+            int[] e = new int[32];
+            for (int t = 0; t < 32; t++) e[t] = b * 32 + t;
+            lane.packBlock(e, Lane.Part.KEYS, blocks);
+        }
+        for (int j = 0; j < n - 128; j++) lane.restore(j, Lane.Part.VALUES, rows);
+    }
+
     /** {@code n} floats drawn from {@code r}'s Gaussian. */
     static float[] gaussian(Random r, int n) {
         float[] a = new float[n];

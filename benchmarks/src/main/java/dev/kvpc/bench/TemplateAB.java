@@ -19,7 +19,8 @@ import java.util.Random;
  * bits. Shared JDK code is profiled once for both builds, so a build that feeds it other types (a heap segment where
  * the other reads native ones) can slow the other: compare a build with itself first.
  *
- * <p>{@code benchmarks/template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds] [head dim] [group]}:
+ * <p>{@code benchmarks/template-ab A.class B.class [f32|int4|int2|kivi][-slot] [entries] [rounds] [head dim] [group]}:
+ * {@code kivi}: 2-bit keys per channel in blocks of 32 and values per token, the last 128 entries f32 ({@link Lanes#kivi});
  * {@code -slot}, a lane of {@code positions cache}, whose keys the kernels rotate by slot as they read them.
  */
 public final class TemplateAB {
@@ -27,7 +28,7 @@ public final class TemplateAB {
 
     public static void main(String[] args) throws java.io.IOException {
         if (args.length < 2) {
-            System.err.println("usage: template-ab A.class B.class [f32|int4|int2][-slot] [entries] [rounds] [head dim] [group]");
+            System.err.println("usage: template-ab A.class B.class [f32|int4|int2|kivi][-slot] [entries] [rounds] [head dim] [group]");
             System.exit(64);
         }
         String precision = args.length > 2 ? args[2] : "f32";
@@ -60,7 +61,9 @@ public final class TemplateAB {
         }
         QuantSpec spec;
         try {
-            spec = Lanes.spec(precision.replace("-slot", ""), d);
+            String format = precision.replace("-slot", "");
+            // a KIVI lane starts at f32 and is then stored as KIVI stores it
+            spec = Lanes.spec(format.equals("kivi") ? "f32" : format, d);
         } catch (IllegalArgumentException e) {
             System.err.println("template-ab: " + e.getMessage());
             System.exit(64);
@@ -69,6 +72,7 @@ public final class TemplateAB {
         try (PagePool pool = new PagePool()) {
             Random r = new Random(1);
             Lane lane = Lanes.random(pool, d, spec, n, r);
+            if (precision.startsWith("kivi")) Lanes.kivi(lane);
             float[] q = new float[g * d], outA = new float[g * d], outB = new float[g * d];
             for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
             int calls = Math.max(20, 400_000 / n);
