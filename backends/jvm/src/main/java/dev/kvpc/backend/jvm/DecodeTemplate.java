@@ -38,7 +38,8 @@ import java.util.BitSet;
  *       row read once for every head of the group (quantised rows dequantised a vector at a time: codes unpacked
  *       with lane shifts, one FMA with the scale and zero point, the block's per-channel parameters decoded once per
  *       block), one FMA per head per chunk; in blocks of four heads, two entries at a time, so that each chunk of
- *       the query is loaded once for both;</li>
+ *       the query is loaded once for both; at head dim 16, 2-bit per-channel blocks 16 tokens at a time by table
+ *       lookup ({@link #scoreLut}), with the same bits;</li>
  *   <li><b>softmax</b> per head, a vector at a time: {@code e^(l - max)} by {@link #exp}, summed in double, then
  *       multiplied by the inverse sum;</li>
  *   <li><b>values</b> in tiles of {@value #TILE} entries: each value row that some head weighs is read once
@@ -47,7 +48,7 @@ import java.util.BitSet;
  * </ol>
  *
  * <p>Only operations whose interpreted and compiled forms give the same bits are used (loads, FMA, lane-wise
- * arithmetic, shifts, blends, conversions, rearranges by rotation), so a run's numbers do not depend on when the JIT
+ * arithmetic, shifts, blends, conversions, rearranges), so a run's numbers do not depend on when the JIT
  * compiled what: lane sums are a fixed tree of rotations, the exponential a polynomial in lane-wise arithmetic.
  */
 final class DecodeTemplate implements DecodeKernel {
@@ -81,6 +82,14 @@ final class DecodeTemplate implements DecodeKernel {
     private static final VectorSpecies<Byte> BS = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, L * 8)));
     private static final VectorShuffle<Float> ZIP_LO = zip(0), ZIP_HI = zip(L / 2);
     private static final float[] LANE = lanes();
+    /**
+     * 2-bit key blocks scored by table lookup ({@link #scoreLut}): at head dim 16 with vectors of 16 floats, where a
+     * key row is one chunk, one vector holds a table of the 16 values of a channel pair's codes, and {@code L} tokens'
+     * code words are one vector.
+     */
+    private static final boolean LUT = L == 16 && D == 16;
+    /** A table entry's two codes: the pair's first channel's ({@code i & 3}) and second's ({@code i >> 2}). */
+    private static final float[] LUT_LO = lutCodes(0), LUT_HI = lutCodes(2);
     private static final int[] IOTA = iota(), SHIFT2 = shifts(2), SHIFT4 = shifts(4), SHIFT8 = shifts(8);
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -126,6 +135,12 @@ final class DecodeTemplate implements DecodeKernel {
         return a;
     }
 
+    private static float[] lutCodes(int shift) {
+        float[] a = new float[L];
+        for (int i = 0; i < L; i++) a[i] = i >> shift & 3;
+        return a;
+    }
+
     private static int[] iota() {
         int[] a = new int[L];
         for (int i = 0; i < L; i++) a[i] = i;
@@ -148,6 +163,10 @@ final class DecodeTemplate implements DecodeKernel {
     private int[] loaded = new int[4];
     private float[][] zeros = new float[4][D], scales = new float[4][D];
     private int rpp, rppShift;
+    /** {@link #buildLut}'s tables, [head][pair][16]. */
+    private final float[] lut = new float[LUT ? G * L / 2 * L : 0];
+    /** The chain and block the tables are for (-1: none yet this call). */
+    private int lutChain = -1, lutBlock = -1;
     /** {@code s / rpp} is {@code (s * rppMagic) >>> rppShift} ({@link DecodeTemplates#divMagic}): no division per row. */
     private long rppMagic;
     private int[] idx = new int[64];
@@ -187,19 +206,33 @@ final class DecodeTemplate implements DecodeKernel {
         if (lg.length < G * stride) lg = new float[G * stride];
         int[] slots = rows.slotTable(), chainOf = rows.chainTable();
         Arrays.fill(maxes, Float.NEGATIVE_INFINITY);
+        lutBlock = -1;
+        boolean lut = LUT && slotCs == null && slotRope == null;
         if (GB == 4) {
             // two entries at a time (the last alone when m is odd): each chunk of the query is read once for both
-            for (int k = 0; k < m; k += 2) {
+            for (int k = 0; k < m; ) {
+                if (lut && k + L <= m && lutRun(slots, chainOf, k)) {
+                    scoreLut(q, k, stride, chainOf[2 * idx[k]], slots[2 * idx[k]]);
+                    k += L;
+                    continue;
+                }
                 int j0 = idx[k], j1 = idx[Math.min(k + 1, m - 1)];
                 readKey(chainOf[2 * j0], slots[2 * j0], j0, row);
                 if (k + 1 < m) readKey(chainOf[2 * j1], slots[2 * j1], j1, row2);
                 scorePair(q, k, stride, k + 1 < m);
+                k += 2;
             }
         } else {
-            for (int k = 0; k < m; k++) {
+            for (int k = 0; k < m; ) {
+                if (lut && k + L <= m && lutRun(slots, chainOf, k)) {
+                    scoreLut(q, k, stride, chainOf[2 * idx[k]], slots[2 * idx[k]]);
+                    k += L;
+                    continue;
+                }
                 int j = idx[k];
                 readKey(chainOf[2 * j], slots[2 * j], j, row);
                 scoreRow(row, q, k, stride);
+                k++;
             }
         }
         for (int g = 0; g < G; g++) softmax(g * stride, m, stride, maxes[g]);
@@ -473,19 +506,103 @@ final class DecodeTemplate implements DecodeKernel {
     private void rowBlock(int c, int s, float[] dst, int dOff) {
         int grp = groupOf[c], blk = (int) ((s * groupMagic[c]) >>> groupShift[c]), b = bits[c];
         MemorySegment seg = pages[c][blk];
+        blockParams(c, blk);
         float[] z = zeros[c], sc = scales[c];
-        if (loaded[c] != blk) {
-            for (int i = 0; i < D; i++) {
-                z[i] = Packing.getF16(seg, 4L * i);
-                sc[i] = Packing.readScale(Packing.getF16(seg, 4L * i + 2));
-            }
-            loaded[c] = blk;
-        }
         long codes = paramBytes[c] + (long) (s - blk * grp) * D * b / 8;
         for (int ch = 0; ch < CHUNKS; ch++) {
             int c0 = ch * L;
             codes(seg, codes + (long) c0 * b / 8, b).fma(FloatVector.fromArray(S, sc, c0), FloatVector.fromArray(S, z, c0)).intoArray(dst, dOff + c0);
         }
+    }
+
+    /** Block {@code blk} of block chain {@code c}: its per-channel zero points and scales into {@link #zeros} / {@link #scales}. */
+    private void blockParams(int c, int blk) {
+        if (loaded[c] == blk) return;
+        MemorySegment seg = pages[c][blk];
+        float[] z = zeros[c], sc = scales[c];
+        for (int i = 0; i < D; i++) {
+            z[i] = Packing.getF16(seg, 4L * i);
+            sc[i] = Packing.readScale(Packing.getF16(seg, 4L * i + 2));
+        }
+        loaded[c] = blk;
+    }
+
+    // ---- 2-bit key blocks by table lookup ----
+
+    /**
+     * Whether entries {@code idx[k .. k + L)} are {@code L} consecutive tokens of one 2-bit per-channel block (KIVI's
+     * keys), read in order: then {@link #scoreLut} scores them together.
+     */
+    private boolean lutRun(int[] slots, int[] chainOf, int k) {
+        int j = idx[k], c = chainOf[2 * j];
+        if (kind[c] != BLOCK || bits[c] != 2) return false;
+        int s = slots[2 * j], grp = groupOf[c], blk = (int) ((s * groupMagic[c]) >>> groupShift[c]);
+        if (s - blk * grp + L > grp) return false;
+        for (int i = 1; i < L; i++) {
+            int e = j + i;
+            if (idx[k + i] != e || chainOf[2 * e] != c || slots[2 * e] != s + i) return false;
+        }
+        return true;
+    }
+
+    /**
+     * Logits of the {@code L} tokens from slot {@code s} of 2-bit block chain {@code c} (entries {@code idx[k..]}),
+     * every head at once, by table lookup rather than row by row, with the same bits. Read row by row, a key's score
+     * is a sum over the 16 lanes of {@code c_i = q_i * (code_i * scale_i + zero_i)} (each rounded as the FMAs round
+     * it) in a fixed tree whose first level adds lanes {@code i} and {@code i + 8}. That first sum takes one of 16
+     * values for the two lanes' four code bits, so per block and head there is a table of 16 floats for each of the 8
+     * pairs {@code (i, i + 8)} ({@link #buildLut}); for {@code L} tokens the pairs' bits index their tables, all tokens
+     * in one rearrange, and the rest of the tree adds the 8 lookups in its own order.
+     */
+    private void scoreLut(float[] q, int k, int stride, int c, int s) {
+        int grp = groupOf[c], blk = (int) ((s * groupMagic[c]) >>> groupShift[c]);
+        if (lutBlock != blk || lutChain != c) buildLut(q, c, blk);
+        IntVector words = IntVector.fromMemorySegment(IS, pages[c][blk], paramBytes[c] + 4L * (s - blk * grp), ByteOrder.LITTLE_ENDIAN);
+        // each pair's index vector once for every head: lanes i and i + 8's codes, the first in the low bits
+        VectorShuffle<Float> i0 = pairIndex(words, 0), i1 = pairIndex(words, 1), i2 = pairIndex(words, 2), i3 = pairIndex(words, 3);
+        VectorShuffle<Float> i4 = pairIndex(words, 4), i5 = pairIndex(words, 5), i6 = pairIndex(words, 6), i7 = pairIndex(words, 7);
+        for (int h = 0; h < G; h++) {
+            int t = h * (L / 2) * L;
+            FloatVector p0 = FloatVector.fromArray(S, lut, t).rearrange(i0), p1 = FloatVector.fromArray(S, lut, t + L).rearrange(i1);
+            FloatVector p2 = FloatVector.fromArray(S, lut, t + 2 * L).rearrange(i2), p3 = FloatVector.fromArray(S, lut, t + 3 * L).rearrange(i3);
+            FloatVector p4 = FloatVector.fromArray(S, lut, t + 4 * L).rearrange(i4), p5 = FloatVector.fromArray(S, lut, t + 5 * L).rearrange(i5);
+            FloatVector p6 = FloatVector.fromArray(S, lut, t + 6 * L).rearrange(i6), p7 = FloatVector.fromArray(S, lut, t + 7 * L).rearrange(i7);
+            // added as sum()'s tree adds lanes: (0 + 4) + (2 + 6), then (1 + 5) + (3 + 7), then the two
+            FloatVector l = p0.add(p4).add(p2.add(p6)).add(p1.add(p5).add(p3.add(p7))).mul(SCALE);
+            l.intoArray(lg, h * stride + k);
+            float max = l.reduceLanes(VectorOperators.MAX);
+            if (max > maxes[h]) maxes[h] = max;
+        }
+    }
+
+    /**
+     * Pair {@code i}'s table index for each token of {@code words}: its codes of lanes {@code i} (low bits) and
+     * {@code i + 8} (small: the JIT inlines it, so its vectors stay in registers).
+     */
+    private static VectorShuffle<Float> pairIndex(IntVector words, int i) {
+        return words.lanewise(VectorOperators.LSHR, 2 * i).and(3).or(words.lanewise(VectorOperators.LSHR, 2 * i + 14).and(12)).toShuffle().cast(S);
+    }
+
+    /**
+     * The tables of block {@code blk} of chain {@code c} for this call's query: per head and pair {@code (i, i + 8)},
+     * entry {@code e} is {@code c_i + c_(i+8)} for codes {@code e & 3} and {@code e >> 2}, each {@code c} computed as
+     * the row's path computes it (the code times the scale plus the zero point in one FMA, then times the query in
+     * another).
+     */
+    private void buildLut(float[] q, int c, int blk) {
+        blockParams(c, blk);
+        float[] z = zeros[c], sc = scales[c];
+        FloatVector lo = FloatVector.fromArray(S, LUT_LO, 0), hi = FloatVector.fromArray(S, LUT_HI, 0), zero = FloatVector.zero(S);
+        for (int h = 0; h < G; h++) {
+            for (int i = 0; i < L / 2; i++) {
+                int a = i, b = i + L / 2;
+                FloatVector ca = FloatVector.broadcast(S, q[h * D + a]).fma(lo.fma(sc[a], z[a]), zero);
+                FloatVector cb = FloatVector.broadcast(S, q[h * D + b]).fma(hi.fma(sc[b], z[b]), zero);
+                ca.add(cb).intoArray(lut, (h * (L / 2) + i) * L);
+            }
+        }
+        lutChain = c;
+        lutBlock = blk;
     }
 
     /** Row {@code s} of f16 or bf16 chain {@code c}, widened as the runtime's codecs widen it, into {@code dst}. */

@@ -82,6 +82,9 @@ class DecodeTemplateTest {
             cs.add(new Case(token(p, g, d), null, token(p, g, d), 0));
             cs.add(new Case(F32, channel(p, 8, d), token(p, g, d), 12)); // KIVI: blocks, then f32 residual
         }
+        // KIVI's own blocks of 32 and blocks of 16: runs of 16 tokens of a block, which small heads score by table lookup
+        cs.add(new Case(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, Math.min(32, d), d), 12));
+        cs.add(new Case(F32, channel(Precision.INT2, 16, d), token(Precision.INT2, Math.min(32, d), d), 7));
         cs.add(new Case(token(Precision.INT4, Math.min(32, d), d), null, F32, 5)); // mixed rows of both parts
         cs.add(new Case(token(Precision.INT4, Math.min(64, d), d), null, token(Precision.INT2, Math.min(64, d), d), 3)); // groups of several chunks
         cs.add(new Case(QuantSpec.of(Precision.F16), null, QuantSpec.of(Precision.BF16), 6)); // half rows beside f32
@@ -91,7 +94,7 @@ class DecodeTemplateTest {
     @Test
     void agreesWithTheRuntimeKernelOnEveryFormatAndMix() {
         int checked = 0;
-        for (int d : new int[] {8, 12, 16, 64, 128}) {
+        for (int d : new int[] {8, 12, 16, 32, 64, 128}) {
             for (int group : new int[] {1, 4, 8}) {
                 DecodeKernel kernel = DecodeTemplates.kernel(d, group);
                 for (Case c : cases(d)) {
@@ -121,7 +124,7 @@ class DecodeTemplateTest {
                 }
             }
         }
-        assertEquals(5 * 3 * 10 * 5, checked);
+        assertEquals(6 * 3 * 12 * 5, checked);
     }
 
     /**
@@ -194,15 +197,21 @@ class DecodeTemplateTest {
     /** Interpreted (the Vector API's Java code) and compiled (SIMD), the kernel gives the same bits. */
     @Test
     void sameBitsBeforeAndAfterTheJit() {
-        int d = 128;
-        for (Case c : List.of(new Case(F32, null, F32, 0), new Case(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, 32, d), 40))) {
-            DecodeKernel kernel = DecodeTemplates.kernel(d, 4);
-            Random r = new Random(5);
-            try (PagePool pool = new PagePool()) {
-                Lane lane = lane(pool, r, d, 300, c.keys(), c.blocks(), c.values(), c.recent());
-                DecodeKernelCompilerTest.assertSameBitsWhenHot(kernel, lane, r, 4, 20_000, lane.formatsInUse().toString());
-                lane.clear();
+        // head dim 16: KIVI's key blocks scored by table lookup
+        for (int d : new int[] {128, 16}) {
+            for (Case c : List.of(new Case(F32, null, F32, 0), new Case(F32, channel(Precision.INT2, 32, d), token(Precision.INT2, Math.min(32, d), d), 40))) {
+                sameBitsWhenHot(d, c);
             }
+        }
+    }
+
+    private static void sameBitsWhenHot(int d, Case c) {
+        DecodeKernel kernel = DecodeTemplates.kernel(d, 4);
+        Random r = new Random(5);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = lane(pool, r, d, 300, c.keys(), c.blocks(), c.values(), c.recent());
+            DecodeKernelCompilerTest.assertSameBitsWhenHot(kernel, lane, r, 4, 20_000, "d " + d + " " + lane.formatsInUse());
+            lane.clear();
         }
     }
 
