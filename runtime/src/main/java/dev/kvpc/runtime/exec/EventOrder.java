@@ -8,7 +8,9 @@ import java.util.List;
  * The order of one event of a lane class, stated once: the reference interpreter and the runtime's runner both
  * follow it, each doing the steps its own way ({@link Steps}).
  * <ol>
- *   <li>{@link #open}: at decode, the handlers that {@code attend} run first, in source order, so that the step's
+ *   <li>{@link #open}: first the states' initial values: each entry the event brought gets its per-token states'
+ *       initial values, and each per-lane state the event's lanes do not hold yet gets its own (0 where a state has
+ *       no initial value); then, at decode, the handlers that {@code attend} run, in source order, so that the step's
  *       attention is computed over the set they chose;</li>
  *   <li>the caller computes the step's attention;</li>
  *   <li>{@link #finish}: at prefill and chunk, the event's handlers in source order; at decode, the other decode
@@ -23,6 +25,12 @@ public final class EventOrder {
 
     /** What running an event's parts means to one engine. */
     public interface Steps {
+        /**
+         * Gives the event's new entries their per-token states' initial values, and its lanes the initial values of
+         * the per-lane states they do not hold yet.
+         */
+        void initStates();
+
         /** Runs handler {@code i}'s body. */
         void body(int i);
 
@@ -36,8 +44,9 @@ public final class EventOrder {
         void standing();
     }
 
-    /** The start of an event: at decode, the handlers that attend ({@code attends[i]}). */
+    /** The start of an event: the states' initial values, then at decode the handlers that attend ({@code attends[i]}). */
     public static void open(List<PolicyIr.Handler> handlers, boolean[] attends, PolicyIr.Event event, Steps steps) {
+        steps.initStates();
         if (event != PolicyIr.Event.DECODE) return;
         for (int i = 0; i < handlers.size(); i++) if (attends[i] && handlers.get(i).events().contains(event)) run(handlers, i, steps);
     }

@@ -75,11 +75,13 @@ public final class NativeRunner implements PolicyRunner {
      * What the event schedule needs of one lane class. {@code fusable}: every attention statistic the class reads is
      * the kernel's column sum (attention summed over query and group); with fused statistics on, such a class takes
      * them from the kernel instead of attention rows. {@code tokenStates}, {@code pageStates}: whether it declares
-     * per-token and per-page states (an event of a class with none skips their work).
+     * per-token and per-page states (an event of a class with none skips their work); {@code laneInits}: whether a
+     * per-lane state has an init value.
      */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, long[] fixedLimit, boolean[] attends, Map<String, Integer> inits,
                      int standing, Map<PolicyIr.Event, int[]> observe, boolean fusable,
-                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt, boolean tokenStates, boolean pageStates) {
+                     java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt, boolean tokenStates, boolean pageStates,
+                     boolean laneInits) {
         /** The state declared as {@code name}. */
         PolicyIr.State state(String name) {
             for (PolicyIr.State s : policy.states()) if (s.name().equals(name)) return s;
@@ -161,13 +163,14 @@ public final class NativeRunner implements PolicyRunner {
         }
         java.util.Set<String> cacheable = new java.util.HashSet<>();
         for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
-        boolean tokenStates = false, pageStates = false;
+        boolean tokenStates = false, pageStates = false, laneInits = false;
         for (PolicyIr.State s : p.states()) {
             tokenStates |= s.scope() == PolicyIr.StateScope.TOKEN;
             pageStates |= s.scope() == PolicyIr.StateScope.PAGE;
+            laneInits |= s.scope() == PolicyIr.StateScope.LANE && s.init() != null;
         }
         return new ClassInfo(p, code, body, limit, fixedLimit, attends, inits, standing, observe, fusable(p), cacheable,
-                attentionAt(p, attends), tokenStates, pageStates);
+                attentionAt(p, attends), tokenStates, pageStates, laneInits);
     }
 
     /**
@@ -285,8 +288,7 @@ public final class NativeRunner implements PolicyRunner {
             observed = obs[0] == 0 ? java.util.Arrays.copyOfRange(positions, 0, n) : java.util.Arrays.copyOfRange(positions, positions.length - n, positions.length);
         }
         LaneView.EventState es = new LaneView.EventState(this, ci, step, layer, kvHeads, lanes, observed);
-        if (ci.tokenStates()) initStates(ci, es, positions.length);
-        EventRun run = new EventRun(ci, es, event, step.decodeStep());
+        EventRun run = new EventRun(ci, es, event, step.decodeStep(), positions.length);
         EventOrder.open(ci.policy().handlers(), ci.attends(), event, run);
         // the kernel's column sums serve when the class reads no other statistic and observes every query
         es.fusedSums = fused && ci.attentionAt().contains(event) && ci.fusable() && obs == null;
@@ -301,13 +303,19 @@ public final class NativeRunner implements PolicyRunner {
         private final ClassInfo ci;
         private final LaneView.EventState es;
         private final PolicyIr.Event event;
-        private final int decodeStep;
+        private final int decodeStep, appended;
 
-        EventRun(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep) {
+        EventRun(ClassInfo ci, LaneView.EventState es, PolicyIr.Event event, int decodeStep, int appended) {
             this.ci = ci;
             this.es = es;
             this.event = event;
             this.decodeStep = decodeStep;
+            this.appended = appended;
+        }
+
+        @Override
+        public void initStates() {
+            if (ci.tokenStates() || ci.laneInits()) NativeRunner.initStates(ci, es, appended);
         }
 
         @Override
@@ -350,9 +358,16 @@ public final class NativeRunner implements PolicyRunner {
         }
     }
 
-    /** Per-token state of the {@code appended} new entries: the init value (broadcast), or 0. */
-    private void initStates(ClassInfo ci, LaneView.EventState es, int appended) {
+    /**
+     * Per-token state of the {@code appended} new entries: the init value (broadcast), or 0; and each per-lane state
+     * with an init value that a lane of the event does not hold yet: that value.
+     */
+    private static void initStates(ClassInfo ci, LaneView.EventState es, int appended) {
         for (PolicyIr.State s : ci.policy().states()) {
+            if (s.scope() == PolicyIr.StateScope.LANE) {
+                initLaneState(ci, es, s);
+                continue;
+            }
             if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
             int per = es.stateWidth(s);
             for (Lane lane : es.lanes) lane.declareState(s.name(), per);
@@ -376,6 +391,20 @@ public final class NativeRunner implements PolicyRunner {
                 }
             }
         }
+    }
+
+    /** A per-lane state's init value, given to the event's lanes when one of them does not hold the state yet. */
+    private static void initLaneState(ClassInfo ci, LaneView.EventState es, PolicyIr.State s) {
+        Integer init = ci.inits().get(s.name());
+        if (init == null) return;
+        boolean unset = false;
+        for (Lane lane : es.lanes) {
+            Map<String, double[]> held = es.runner.laneStates.get(lane);
+            unset |= held == null || !held.containsKey(s.name());
+        }
+        if (!unset) return;
+        LaneView view = new LaneView(es);
+        view.writeState(s.name(), Instr.Assign.SET, ci.code().run(init, view), Axis.mask(resultType(s.init()).axes()));
     }
 
     static Ty.Tensor resultType(Computation c) {

@@ -227,8 +227,7 @@ public final class Interpreter {
         ExecContext ctx = new ExecContext(policy, group, cc != null && policy.selection() == PolicyIr.Selection.LAYER, shape, queries, layer,
                 positions, observed, decodeStep, context, variant);
         ctx.rope = rope;
-        if (cc != null) initStates(cc, ctx, appended);
-        if (cc != null) EventOrder.open(policy.handlers(), cc.attends(), event, steps(cc, ctx));
+        if (cc != null) EventOrder.open(policy.handlers(), cc.attends(), event, steps(cc, ctx, appended));
         return ctx;
     }
 
@@ -240,16 +239,24 @@ public final class Interpreter {
         if (outputs) ctx.recordOutputs();
         if (cc == null) return;
         if (cc.readsAttention()) ctx.computeAttention();
-        EventOrder.finish(cc.policy().handlers(), cc.attends(), event, decodeStep, steps(cc, ctx));
+        EventOrder.finish(cc.policy().handlers(), cc.attends(), event, decodeStep, steps(cc, ctx, 0));
     }
 
     private static PolicyIr emptyPolicy() {
         return new PolicyIr("full", List.of(), PolicyIr.Positions.ORIGINAL, PolicyIr.Selection.LANE, List.of(), List.of(), Block.EMPTY, List.of(), List.of(), null);
     }
 
-    /** The parts of an event as the interpreter does them: its call targets over the event's context. */
-    private static EventOrder.Steps steps(ClassCode cc, ExecContext ctx) {
+    /**
+     * The parts of an event as the interpreter does them: its call targets over the event's context ({@code appended}:
+     * the entries the event brought).
+     */
+    private static EventOrder.Steps steps(ClassCode cc, ExecContext ctx, int appended) {
         return new EventOrder.Steps() {
+            @Override
+            public void initStates() {
+                Interpreter.initStates(cc, ctx, appended);
+            }
+
             @Override
             public void body(int i) {
                 ctx.lastStoreScope = null;
@@ -282,9 +289,19 @@ public final class Interpreter {
         return positions;
     }
 
-    /** Per-token state of the entries just appended: the init value (broadcast), or 0. */
-    private void initStates(ClassCode cc, ExecContext ctx, int appended) {
+    /**
+     * Per-token state of the entries just appended: the init value (broadcast), or 0; and each per-lane state with an
+     * init value that a lane of the event does not hold yet: that value.
+     */
+    private static void initStates(ClassCode cc, ExecContext ctx, int appended) {
         for (PolicyIr.State s : cc.policy().states()) {
+            if (s.scope() == PolicyIr.StateScope.LANE) {
+                Code init = cc.stateInits().get(s.name());
+                boolean unset = false;
+                for (LaneState lane : ctx.lanes) unset |= !lane.laneState.containsKey(s.name());
+                if (init != null && unset) ctx.writeState(s.name(), Instr.Assign.SET, (Tensor) init.call(ctx));
+                continue;
+            }
             if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
             Code init = cc.stateInits().get(s.name());
             Tensor v = init == null ? null : (Tensor) init.call(ctx);
