@@ -39,6 +39,15 @@ public interface AttentionVariant {
     }
 
     /**
+     * A row of logits as a policy reads them ({@code logits}): an entry the query does not see (a later position, one
+     * outside the attend set, one the variant masks) reads as {@code -inf}, the logit softmax gives no weight. The one
+     * rule the interpreter and the runtime call, after {@link Normalize#apply} has used the row.
+     */
+    static void maskUnseen(double[] logits, boolean[] visible, int n) {
+        for (int j = 0; j < n; j++) if (!visible[j]) logits[j] = Double.NEGATIVE_INFINITY;
+    }
+
+    /**
      * The logit of query {@code q} (head {@code head}, at {@code qpos}) against key {@code k} (at {@code kpos}), both
      * as the kernel reads them (rotated where RoPE applies); {@code context} is the number of tokens seen.
      */

@@ -394,6 +394,7 @@ final class LaneView implements LaneContext {
                         }
                         AttentionVariant.Normalize norm = variant == null ? AttentionVariant.Normalize.SOFTMAX : variant.normalize();
                         norm.apply(row, visible, pr[qi * g + gi], m);
+                        AttentionVariant.maskUnseen(row, visible, m);
                     }
                 }
                 probs[li] = pr;
@@ -433,7 +434,10 @@ final class LaneView implements LaneContext {
                     visible[r][j] = kpos <= qpos[r];
                 }
             }
-            for (int r = 0; r < rows; r++) AttentionVariant.Normalize.SOFTMAX.apply(lg[r], visible[r], pr[r], m);
+            for (int r = 0; r < rows; r++) {
+                AttentionVariant.Normalize.SOFTMAX.apply(lg[r], visible[r], pr[r], m);
+                AttentionVariant.maskUnseen(lg[r], visible[r], m);
+            }
         }
 
         /** {@code s[r] += x[at + r] * k} for r below n: a loop the JIT runs in vector registers. */

@@ -96,6 +96,7 @@ final class VariantEval {
                     }
                 }
                 norm.apply(row, visible, probs[qi * g + gi], n);
+                dev.kvpc.runtime.AttentionVariant.maskUnseen(row, visible, n);
             }
         }
         return new double[][][] {probs, logits};
