@@ -86,12 +86,16 @@ public sealed interface Op {
 
         /**
          * The {@code p} quantile of {@code values} (sorted in place): linear interpolation between the order
-         * statistics around {@code p * (n - 1)}, {@code p} clamped to [0, 1]; NaN of no values.
+         * statistics around {@code p * (n - 1)}, {@code p} clamped to [0, 1], over the {@code n} values that are not
+         * NaN (the entries {@code x within S} leaves out read as NaN, and do not count); NaN of no values.
          */
         public static double of(double[] values, double p) {
             Arrays.sort(values);
-            if (values.length == 0) return Double.NaN;
-            double q = Math.max(0, Math.min(1, p)) * (values.length - 1);
+            // NaN sorts last: the first n values are the numbers
+            int n = values.length;
+            while (n > 0 && Double.isNaN(values[n - 1])) n--;
+            if (n == 0) return Double.NaN;
+            double q = Math.max(0, Math.min(1, p)) * (n - 1);
             int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
             return values[lo] + (values[hi] - values[lo]) * (q - lo);
         }
