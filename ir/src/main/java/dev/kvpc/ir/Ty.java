@@ -13,6 +13,12 @@ public sealed interface Ty {
     enum Elem {
         INT, FLOAT, BOOL;
 
+        /**
+         * Bytes a state element of any kind takes: the runtime holds states in f32 columns, an int or a bool too, and
+         * {@code kvpc memory} predicts what it holds.
+         */
+        public static final int STATE_BYTES = 4;
+
         public String word() { return name().toLowerCase(Locale.ROOT); }
 
         /** A value as a state of this kind holds it: an int drops its fraction, a float rounds to f32. */

@@ -15,8 +15,8 @@ import java.util.*;
  *
  * <p>Layout rules (the runtime's): a packed b-bit element takes b/8 bytes; each quantisation group has a scale and
  * a zero point in f16 (4 bytes); per-channel groups span {@code group} tokens of one channel and only full groups
- * are quantised (the rest stays in the residual at the host precision); states take 4 bytes per f32/i32 element,
- * 1 per bool; observed queries and attention rows are f32.
+ * are quantised (the rest stays in the residual at the host precision); a state element of any kind takes
+ * {@link Ty.Elem#STATE_BYTES} (4) bytes; observed queries and attention rows are f32.
  */
 public final class MemoryModel {
     public static final int SCALE_BYTES = 4;
@@ -124,7 +124,7 @@ public final class MemoryModel {
                     default -> 1;
                 };
             }
-            state += elems * (st.type().elem() == Ty.Elem.BOOL ? 1 : 4);
+            state += elems * Ty.Elem.STATE_BYTES;
         }
 
         // transients

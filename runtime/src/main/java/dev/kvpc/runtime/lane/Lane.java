@@ -604,8 +604,8 @@ public final class Lane implements KernelRows {
             scales += sc;
         }
         long state = 0;
-        for (var e : stateWidth.entrySet()) state += (long) n * e.getValue() * 4;
-        for (float[] v : pageStates.values()) state += (long) v.length * 4;
+        for (var e : stateWidth.entrySet()) state += (long) n * e.getValue() * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
+        for (float[] v : pageStates.values()) state += (long) v.length * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
         return new LaneBytes(kv, scales, state);
     }
 
