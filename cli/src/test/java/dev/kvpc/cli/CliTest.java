@@ -79,6 +79,36 @@ class CliTest {
         assertTrue(r.err().contains("error[E012]"), r.err());
     }
 
+    /** A file that is not UTF-8 is named with the line and column of its first bad byte, as is an import of one. */
+    @Test
+    void aFileThatIsNotUtf8IsPlacedAtItsFirstBadByte() throws Exception {
+        Path latin = tmp.resolve("latin.kvp");
+        java.nio.file.Files.write(latin, "policy p() { }\n// caf\u00e9 au lait\n".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+        CliRunner r = CliRunner.run("check", latin.toString());
+        assertEquals(65, r.code(), r.err());
+        assertTrue(r.err().contains("latin.kvp:2:7: error[E012]"), r.err());
+        assertTrue(r.err().contains("is not UTF-8 text: byte 0xE9 at line 2, column 7"), r.err());
+        Path importer = tmp.resolve("importer.kvp");
+        java.nio.file.Files.writeString(importer, "import \"latin.kvp\"\npolicy q() { }\n");
+        CliRunner i = CliRunner.run("check", importer.toString());
+        assertEquals(65, i.code(), i.err());
+        assertTrue(i.err().contains("importer.kvp:1:1: error[E010]") && i.err().contains("byte 0xE9 at line 2, column 7"), i.err());
+    }
+
+    /** An import must name a file: an empty path (or one that names no .kvp file of the standard library) is E010. */
+    @Test
+    void anEmptyImportIsAnError() throws Exception {
+        Path f = tmp.resolve("empty_import.kvp");
+        java.nio.file.Files.writeString(f, "import \"\"\npolicy p() { }\n");
+        CliRunner r = CliRunner.run("check", f.toString());
+        assertEquals(65, r.code(), r.err());
+        assertTrue(r.err().contains("empty_import.kvp:1:1: error[E010]") && r.err().contains("an import names a file"), r.err());
+        java.nio.file.Files.writeString(f, "import \"stdlib-policies/\"\npolicy p() { }\n");
+        CliRunner d = CliRunner.run("check", f.toString());
+        assertEquals(65, d.code(), d.err());
+        assertTrue(d.err().contains("error[E010]"), d.err());
+    }
+
     @Test
     void helpListsCommands() {
         CliRunner r = CliRunner.run("--help");

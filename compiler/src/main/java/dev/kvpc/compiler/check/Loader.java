@@ -8,6 +8,11 @@ import dev.kvpc.compiler.parse.KvpParsing;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,7 +52,10 @@ public final class Loader {
         String name = displayName(path);
         String text;
         try {
-            text = Files.readString(path, StandardCharsets.UTF_8);
+            text = utf8(Files.readAllBytes(path), name);
+        } catch (NotUtf8 e) {
+            diags.error(Code.E012, new Span(name, e.line, e.column, e.line, e.column, 0, 0), e.getMessage());
+            return null;
         } catch (IOException | RuntimeException e) {
             diags.error(Code.E012, new Span(name, 1, 1, 1, 1, 0, 0), "cannot read " + name + ": " + reason(e));
             return null;
@@ -78,13 +86,19 @@ public final class Loader {
 
     private void resolveImport(KvpFile.Import imp, Path dir) {
         String target = imp.path();
+        if (target.isBlank()) {
+            diags.error(Code.E010, imp.span(), "an import names a file: write the path of a .kvp file, relative to this one");
+            return;
+        }
         if (dir != null) {
             Path p = dir.resolve(target).normalize();
             if (Files.isRegularFile(p)) {
                 String name = displayName(p);
                 if (checkCycle(imp, name)) return;
                 try {
-                    parseFile(name, Files.readString(p, StandardCharsets.UTF_8), p.toAbsolutePath().getParent());
+                    parseFile(name, utf8(Files.readAllBytes(p), name), p.toAbsolutePath().getParent());
+                } catch (NotUtf8 e) {
+                    diags.error(Code.E010, imp.span(), "cannot read imported file " + target + ": " + e.getMessage());
                 } catch (IOException | RuntimeException e) {
                     diags.error(Code.E010, imp.span(), "cannot read imported file " + target + ": " + reason(e));
                 }
@@ -119,11 +133,47 @@ public final class Loader {
 
     /** The text of a bundled standard-library file, or null. */
     public static String readBundled(String fileName) {
+        // a file of the standard library by its name: not a folder, not a path
+        if (!fileName.endsWith(".kvp") || fileName.contains("/") || fileName.contains("\\")) return null;
         try (InputStream in = Loader.class.getClassLoader().getResourceAsStream(STDLIB_RESOURCE + fileName)) {
             return in == null ? null : new String(in.readAllBytes(), StandardCharsets.UTF_8);
         } catch (IOException e) {
             return null;
         }
+    }
+
+    /** A source file that is not UTF-8 text: where its first undecodable byte is. */
+    static final class NotUtf8 extends Exception {
+        final int line, column;
+
+        NotUtf8(String message, int line, int column) {
+            super(message);
+            this.line = line;
+            this.column = column;
+        }
+    }
+
+    /** {@code bytes} as UTF-8 text, or the line and column of the first byte that is not UTF-8. */
+    static String utf8(byte[] bytes, String name) throws NotUtf8 {
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(bytes.length + 1);
+        CoderResult r = decoder.decode(in, out, true);
+        if (r.isError()) {
+            int at = in.position(), lineStart = 0, line = 1;
+            for (int i = 0; i < at; i++) {
+                if (bytes[i] == '\n') {
+                    line++;
+                    lineStart = i + 1;
+                }
+            }
+            // the column counts characters: the line's bytes before the bad one are valid UTF-8
+            int column = new String(bytes, lineStart, at - lineStart, StandardCharsets.UTF_8).length() + 1;
+            throw new NotUtf8(String.format("%s is not UTF-8 text: byte 0x%02X at line %d, column %d (save the file as UTF-8)", name, bytes[at] & 0xFF, line, column),
+                    line, column);
+        }
+        decoder.flush(out);
+        return out.flip().toString();
     }
 
     private static String reason(Exception e) {
