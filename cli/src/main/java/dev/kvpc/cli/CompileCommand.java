@@ -90,7 +90,14 @@ final class CompileCommand implements Callable<Integer> {
                 continue;
             }
             if (policy == null && Compilation.defaultRoot(r.program()) == null) {
-                // attention variants only: they are compiled into the jars of the configs that use them
+                // attention variants only: they are compiled into the jars of the configs that use them. Among other
+                // files (a folder of policies) that is no failure; asked for alone, there is nothing to do
+                if (files.size() == 1) {
+                    err.println("kvpc compile: " + file + " declares no policy or config, only attention variants: nothing to compile"
+                            + " (a variant is compiled into the jar of a config that uses it)");
+                    err.flush();
+                    return Main.INVALID;
+                }
                 err.println("kvpc: " + file + ": no policy or config to compile (nothing written)");
                 continue;
             }

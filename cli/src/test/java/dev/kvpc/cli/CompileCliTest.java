@@ -55,6 +55,19 @@ class CompileCliTest {
         assertEquals("kivi", loaded.manifest().policyName());
     }
 
+    /** A file of attention variants only, compiled alone: nothing to compile is an error, and nothing is written. */
+    @Test
+    void aFileWithNoPolicyAloneIsAnError() throws Exception {
+        Path jar = dir.resolve("variants.jar");
+        CliRunner r = CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/variants.kvp").toString(), "-o", jar.toString());
+        assertEquals(65, r.code(), r.err());
+        assertTrue(r.err().contains("declares no policy or config") && r.err().contains("nothing to compile"), r.err());
+        assertFalse(Files.exists(jar));
+        try (Stream<Path> s = Files.list(dir)) {
+            assertEquals(0, s.count(), "nothing written");
+        }
+    }
+
     @Test
     void printsTheBytecodeListing() {
         CliRunner r = CliRunner.run("compile", "--emit=asm", CliRunner.root().resolve("stdlib-policies/window.kvp").toString());
