@@ -28,16 +28,19 @@ final class Evaluator {
     private final Function<Expr.StringLit, Val> tableLoader;
     /** Called with each top/bottom/first/last count expression and its value (for the negative-count check). */
     private final BiConsumer<Expr.Call, Val> onCount;
+    /** Called with each integer sum, difference or product whose known value lies beyond 64 bits (it would wrap). */
+    private final BiConsumer<Expr.Binary, Double> onOverflow;
     private int depth;
 
     Evaluator(ModelShape model, int layer, int head, Map<String, Decl> decls, Function<Expr.StringLit, Val> tableLoader,
-              BiConsumer<Expr.Call, Val> onCount) {
+              BiConsumer<Expr.Call, Val> onCount, BiConsumer<Expr.Binary, Double> onOverflow) {
         this.model = model;
         this.layer = layer;
         this.head = head;
         this.decls = decls;
         this.tableLoader = tableLoader;
         this.onCount = onCount;
+        this.onOverflow = onOverflow;
     }
 
     int layer() { return layer; }
@@ -119,6 +122,15 @@ final class Evaluator {
         return v;
     }
 
+    /** {@code v}, told to {@link #onOverflow} first when it is a known integer beyond 64 bits (the runtime's would wrap). */
+    private Val inRange(Expr.Binary b, Val.Num v) {
+        if (v.isInt() && v.lin().isConstant()) {
+            double x = v.lin().constant();
+            if (!(x >= -0x1p63 && x < 0x1p63)) onOverflow.accept(b, x);
+        }
+        return v;
+    }
+
     private Val binary(Expr.Binary b, Map<String, Val> env) {
         Val l = eval(b.left(), env), r = eval(b.right(), env);
         switch (b.op()) {
@@ -140,11 +152,11 @@ final class Evaluator {
             Lin a = nl.lin(), c = nr.lin();
             boolean ints = nl.isInt() && nr.isInt();
             switch (b.op()) {
-                case ADD: return new Val.Num(a.plus(c), ints);
-                case SUB: return new Val.Num(a.minus(c), ints);
+                case ADD: return inRange(b, new Val.Num(a.plus(c), ints));
+                case SUB: return inRange(b, new Val.Num(a.minus(c), ints));
                 case MUL:
-                    if (a.isConstant()) return new Val.Num(c.scale(a.constant()), ints);
-                    if (c.isConstant()) return new Val.Num(a.scale(c.constant()), ints);
+                    if (a.isConstant()) return inRange(b, new Val.Num(c.scale(a.constant()), ints));
+                    if (c.isConstant()) return inRange(b, new Val.Num(a.scale(c.constant()), ints));
                     return new Val.Num(opaque("*", a, c, productRange(a, c)), ints);
                 case DIV:
                     if (c.isConstant() && c.constant() != 0) return new Val.Num(a.scale(1.0 / c.constant()), false);

@@ -81,7 +81,9 @@ final class InstanceChecker {
     }
 
     private Evaluator evaluator(int layer, int head, Site site) {
-        return new Evaluator(model, layer, head, decls, s -> tables.load(s, site == null ? null : site.span()), (call, n) -> countCheck(call, n, site));
+        return new Evaluator(model, layer, head, decls, s -> tables.load(s, site == null ? null : site.span()), (call, n) -> countCheck(call, n, site),
+                (expr, x) -> report(site, Code.E205, expr.span(), "integer overflow: this is " + String.format(java.util.Locale.ROOT, "%.0f", x) + ", beyond the 64-bit range (the largest int is "
+                        + Long.MAX_VALUE + "), where it would wrap around"));
     }
 
     // ---------------------------------------------------------------- reporting

@@ -29,6 +29,7 @@ public enum Code {
     E202("reduction or pooling over an axis the value does not have"),
     E203("token set expected"),
     E204("not a constant where one is needed"),
+    E205("integer outside the 64-bit range"),
     // budgets and sets
     E300("budget or count can be negative"),
     E301("protected sets exceed the budget"),

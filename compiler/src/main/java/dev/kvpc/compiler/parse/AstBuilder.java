@@ -21,10 +21,17 @@ final class AstBuilder {
     private final String file;
     private final CommonTokenStream tokens;
     private final Set<Integer> docTokensUsed = new HashSet<>();
+    /** What the tree cannot say as written: integer literals beyond 64 bits. */
+    private final List<dev.kvpc.compiler.diag.Diagnostic> problems = new ArrayList<>();
 
     AstBuilder(String file, CommonTokenStream tokens) {
         this.file = file;
         this.tokens = tokens;
+    }
+
+    /** The problems found while building (each an error at its place). */
+    List<dev.kvpc.compiler.diag.Diagnostic> problems() {
+        return problems;
     }
 
     KvpFile build(FileContext ctx) {
@@ -272,7 +279,7 @@ final class AstBuilder {
 
     private Expr primary(PrimaryContext p) {
         return switch (p) {
-            case IntLitContext i -> new Expr.IntLit(parseLong(i.getText()), span(i));
+            case IntLitContext i -> new Expr.IntLit(intLiteral(i), span(i));
             case FloatLitContext f -> new Expr.FloatLit(Double.parseDouble(f.getText()), f.getText(), span(f));
             case BoolLitContext b -> new Expr.BoolLit(b.TRUE() != null, span(b));
             case StringLitContext s -> new Expr.StringLit(unquote(s.getText()), span(s));
@@ -291,11 +298,13 @@ final class AstBuilder {
         };
     }
 
-    /** Integer literals too large for a long are clamped; the checker reports values out of range where it matters. */
-    private static long parseLong(String text) {
+    /** An integer literal's value; one too large for 64 bits is an error (E205), and reads as the largest int. */
+    private long intLiteral(IntLitContext i) {
         try {
-            return Long.parseLong(text);
+            return Long.parseLong(i.getText());
         } catch (NumberFormatException e) {
+            problems.add(new dev.kvpc.compiler.diag.Diagnostic(dev.kvpc.compiler.diag.Code.E205,
+                    "integer literal " + i.getText() + " is beyond the 64-bit range (the largest int is " + Long.MAX_VALUE + ")", span(i), List.of()));
             return Long.MAX_VALUE;
         }
     }

@@ -43,7 +43,10 @@ public final class KvpParsing {
             found.forEach(diags::report);
             return null;
         }
-        return new AstBuilder(file, tokens).build(tree);
+        AstBuilder builder = new AstBuilder(file, tokens);
+        KvpFile built = builder.build(tree);
+        builder.problems().forEach(diags::report);
+        return built;
     }
 
     private static Diagnostic syntaxDiagnostic(String file, KvpParser parser, Token t, int line, int col, RecognitionException e) {
