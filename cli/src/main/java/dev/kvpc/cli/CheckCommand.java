@@ -10,7 +10,9 @@ import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
@@ -25,6 +27,11 @@ final class CheckCommand implements Callable<Integer> {
                     + "layers=L,heads=H,kv-heads=G,head-dim=D, or a model file or folder (.gguf, llama2.c .bin) to read it from. Default: reference (32 layers, 32 heads, 8 KV heads, head dim 128)."},
             completionCandidates = Presets.class)
     String model;
+
+    @Option(names = "--param", paramLabel = "NAME=VALUE", description = {
+            "Give a parameter of each file's policy a value (repeatable): a number, true, false, or a \"string\" (a table"
+                    + " file, read from the current folder). The checks then use it instead of the default."})
+    Map<String, String> params = new LinkedHashMap<>();
 
     @Option(names = {"-q", "--quiet"}, description = "Print only diagnostics, no summary.")
     boolean quiet;
@@ -46,8 +53,14 @@ final class CheckCommand implements Callable<Integer> {
         var err = spec.commandLine().getErr();
         Set<String> seen = new HashSet<>();
         int errors = 0, warnings = 0;
+        Map<String, Object> values = new LinkedHashMap<>();
+        params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         for (Path f : files) {
-            Frontend.Result r = Frontend.check(f, shape);
+            Frontend.Result r = values.isEmpty() ? Frontend.check(f, shape) : Frontend.check(f, shape, null, values);
+            if (!values.isEmpty() && r.program() != null && Commands.missingParams(r, dev.kvpc.compiler.api.Compilation.defaultRoot(r.program()), values.keySet(), err)) {
+                err.flush();
+                return Main.USAGE;
+            }
             for (Diagnostic d : r.diagnostics().all()) {
                 if (!seen.add(d.code() + "|" + d.span() + "|" + d.message())) continue;
                 err.print(r.renderer().render(d));

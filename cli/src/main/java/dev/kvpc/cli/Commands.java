@@ -29,7 +29,13 @@ final class Commands {
      */
     static Object literal(String v) {
         if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
-        if (v.length() >= 2 && v.startsWith("\"") && v.endsWith("\"")) return v.substring(1, v.length() - 1);
+        if (v.length() >= 2 && v.startsWith("\"") && v.endsWith("\"")) {
+            // a string names a table file: one given on the command line is read from where the command runs (a
+            // name with no file there is looked for next to the policy and in the standard library, as a default is)
+            String s = v.substring(1, v.length() - 1);
+            Path p = s.isEmpty() ? null : Path.of(s);
+            return p != null && java.nio.file.Files.isRegularFile(p) ? p.toAbsolutePath().normalize().toString() : s;
+        }
         if (v.matches("[+-]?\\d+")) return Long.parseLong(v);
         if (v.matches("[+-]?(\\d+\\.\\d*|\\.\\d+|\\d+(\\.\\d*)?[eE][+-]?\\d+)")) return Double.parseDouble(v);
         throw new IllegalArgumentException("'" + v + "' is not a number, true, false or a \"string\"");

@@ -10,6 +10,36 @@ class IrMemoryTraceCliTest {
         return CliRunner.root().resolve("stdlib-policies/" + name + ".kvp").toString();
     }
 
+    /**
+     * A table given with --param ("a string", the file's path) is read as the table, by every command that takes
+     * parameters (each exited 70 before) and by check; a path is read from the current folder.
+     */
+    @Test
+    void aTableGivenAsAParameterIsRead(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        java.nio.file.Path table = tmp.resolve("my_gates.tsv");
+        java.nio.file.Files.copy(CliRunner.root().resolve("stdlib-policies/duo_gates.tsv"), table);
+        String given = "gates=\"" + table + "\"";
+        CliRunner ir = CliRunner.run("ir", stdlib("duo_attention"), "--param", given);
+        assertEquals(0, ir.code(), ir.err());
+        assertTrue(ir.out().contains("policy full") && ir.out().contains("policy streaming_llm"), ir.out());
+        CliRunner memory = CliRunner.run("memory", stdlib("duo_attention"), "--context", "4096", "--param", given);
+        assertEquals(0, memory.code(), memory.err());
+        CliRunner compile = CliRunner.run("compile", stdlib("duo_attention"), "--param", given, "-o", tmp.resolve("duo.jar").toString());
+        assertEquals(0, compile.code(), compile.err());
+        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("duo.jar")));
+        CliRunner check = CliRunner.run("check", stdlib("duo_attention"), "--param", given);
+        assertEquals(0, check.code(), check.err());
+        CliRunner missing = CliRunner.run("check", stdlib("duo_attention"), "--param", "gates=\"" + tmp.resolve("none.tsv") + "\"");
+        assertEquals(65, missing.code(), missing.err());
+        assertTrue(missing.err().contains("error[E502]"), missing.err());
+        CliRunner unknown = CliRunner.run("check", stdlib("duo_attention"), "--param", "bogus=1");
+        assertEquals(64, unknown.code(), unknown.err());
+        assertTrue(unknown.err().contains("has no parameter bogus"), unknown.err());
+        // relative to where the command runs: the test's working folder holds the module's pom.xml
+        assertEquals(java.nio.file.Path.of("pom.xml").toAbsolutePath().normalize().toString(), Commands.literal("\"pom.xml\""));
+        assertEquals("duo_gates.tsv", Commands.literal("\"duo_gates.tsv\""), "a name with no file here is left to the policy's folder and the stdlib");
+    }
+
     @Test
     void irDumpsEveryPassInOrder() {
         CliRunner r = CliRunner.run("ir", "--dump-after=all", stdlib("h2o"));

@@ -55,7 +55,14 @@ public final class Specialize {
         Map<String, Object> env = new LinkedHashMap<>(outer);
         for (PolicyIr.Param prm : p.params()) {
             if (given.containsKey(prm.name())) {
-                env.put(prm.name(), given.get(prm.name()));
+                Object v = given.get(prm.name());
+                // a table is given by its file's name, as a default names one: the table it holds
+                if (v instanceof String file) {
+                    double[][] t = tables.apply(file);
+                    if (t == null) throw new IllegalArgumentException("parameter " + prm.name() + " of " + p.name() + ": no table " + file + " was read");
+                    v = t;
+                }
+                env.put(prm.name(), v);
             } else if (prm.init() != null) {
                 Object v = Fold.evaluate(prm.init(), new Fold.Lane(shape, l, h, env, tables));
                 if (v == null) throw new IllegalStateException("default of " + p.name() + "." + prm.name() + " is not a constant");
