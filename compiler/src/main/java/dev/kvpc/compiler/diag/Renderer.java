@@ -47,13 +47,26 @@ public final class Renderer {
         String num = Integer.toString(s.line());
         String pad = " ".repeat(num.length());
         String shown = line.replace('\t', ' ');
-        out.append(' ').append(pad).append(" |\n");
-        out.append(' ').append(num).append(" | ").append(shown).append('\n');
         int from = Math.min(s.col() - 1, shown.length());
         int to = s.endLine() == s.line() ? Math.max(s.endCol() - 1, from + 1) : Math.max(shown.length(), from + 1);
+        if (shown.length() > WIDTH) {
+            // a long line shows a window around the place: at most WIDTH columns, elided ends marked
+            int start = Math.max(0, Math.min(from - CONTEXT, shown.length() - WIDTH));
+            int end = Math.min(shown.length(), start + WIDTH);
+            String head = start > 0 ? "..." : "", tail = end < shown.length() ? "..." : "";
+            shown = head + shown.substring(start, end) + tail;
+            from = from - start + head.length();
+            to = Math.min(to - start, end - start) + head.length();
+            to = Math.max(to, from + 1);
+        }
+        out.append(' ').append(pad).append(" |\n");
+        out.append(' ').append(num).append(" | ").append(shown).append('\n');
         out.append(' ').append(pad).append(" | ").append(" ".repeat(from)).append(mark.repeat(to - from))
                 .append(s.endLine() > s.line() ? " (continues to line " + s.endLine() + ")" : "").append('\n');
     }
+
+    /** Source lines longer than this are shown as a window of it around the place, starting {@link #CONTEXT} before. */
+    static final int WIDTH = 120, CONTEXT = 40;
 
     private static String lineOf(String text, int line) {
         int start = 0;
