@@ -163,9 +163,14 @@ final class AstBuilder {
     }
 
     private PolicyItem.Block block(BlockContext b) {
-        List<Stmt> stmts = new ArrayList<>();
-        for (StmtContext s : b.stmt()) stmts.add(stmt(s));
-        return new PolicyItem.Block(stmts, span(b));
+        try {
+            if (deeper(b)) return new PolicyItem.Block(List.of(), span(b));
+            List<Stmt> stmts = new ArrayList<>();
+            for (StmtContext s : b.stmt()) stmts.add(stmt(s));
+            return new PolicyItem.Block(stmts, span(b));
+        } finally {
+            nesting--;
+        }
     }
 
     private Stmt stmt(StmtContext s) {
@@ -197,8 +202,13 @@ final class AstBuilder {
     }
 
     private Stmt.If ifClause(IfClauseContext c) {
-        return new Stmt.If(expr(c.expr()), block(c.block(0)), c.elseBlock != null ? block(c.elseBlock) : null,
-                c.elseIf != null ? ifClause(c.elseIf) : null, span(c));
+        try {
+            if (deeper(c)) return new Stmt.If(new Expr.BoolLit(false, span(c)), new PolicyItem.Block(List.of(), span(c)), null, null, span(c));
+            return new Stmt.If(expr(c.expr()), block(c.block(0)), c.elseBlock != null ? block(c.elseBlock) : null,
+                    c.elseIf != null ? ifClause(c.elseIf) : null, span(c));
+        } finally {
+            nesting--;
+        }
     }
 
     private Stmt.Store store(StoreStmtContext s) {
@@ -243,7 +253,36 @@ final class AstBuilder {
 
     // ---------------------------------------------------------------- expressions
 
+    /**
+     * How deep expressions, else-if chains and blocks may nest in the tree: the later stages walk it recursively, so
+     * deeper input is reported where the limit is crossed ({@code KvpParsing} stops deeper brackets before parsing).
+     */
+    static final int MAX_NESTING = 256;
+    private int nesting;
+    private boolean tooDeep;
+
+    /** Whether entering one more level passes {@link #MAX_NESTING}: then reported once, at {@code where}. */
+    private boolean deeper(ParserRuleContext where) {
+        if (++nesting <= MAX_NESTING) return false;
+        if (!tooDeep) {
+            tooDeep = true;
+            problems.add(new dev.kvpc.compiler.diag.Diagnostic(dev.kvpc.compiler.diag.Code.E001, "nested more than " + MAX_NESTING + " levels deep here",
+                    span(where), List.of(new dev.kvpc.compiler.diag.Diagnostic.Note(
+                            "expressions, else-if chains and blocks nest at most " + MAX_NESTING + " deep: name parts with let, or split the chain", null))));
+        }
+        return true;
+    }
+
     Expr expr(ExprContext e) {
+        try {
+            // past the limit the rest is not built: a stand-in keeps the tree shallow (the file does not check)
+            return deeper(e) ? new Expr.IntLit(0, span(e)) : exprAt(e);
+        } finally {
+            nesting--;
+        }
+    }
+
+    private Expr exprAt(ExprContext e) {
         return switch (e) {
             case PrimaryExprContext p -> primary(p.primary());
             case UnaryExprContext u -> new Expr.Unary(u.op.getType() == KvpLexer.MINUS ? Expr.UnaryOp.NEG : Expr.UnaryOp.NOT, expr(u.expr()), span(u));

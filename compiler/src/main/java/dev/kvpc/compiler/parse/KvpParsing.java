@@ -38,7 +38,22 @@ public final class KvpParsing {
                 found.add(syntaxDiagnostic(file, parser, t, line, col, e));
             }
         });
-        KvpParser.FileContext tree = parser.file();
+        Token deep = tooDeep(tokens);
+        if (deep != null) {
+            diags.report(new Diagnostic(Code.E001, "nested more than " + MAX_DEPTH + " brackets deep here", span(file, deep),
+                    List.of(new Diagnostic.Note("parentheses, brackets and braces nest at most " + MAX_DEPTH + " deep: name a part with let", null))));
+            return null;
+        }
+        KvpParser.FileContext tree;
+        try {
+            tree = parser.file();
+        } catch (StackOverflowError e) {
+            // a chain that nests without brackets (else if ..., a ? b : c ? ...): where the parser had got to
+            Token at = parser.getCurrentToken();
+            diags.report(new Diagnostic(Code.E001, "nested too deeply to parse, at the latest here", span(file, at),
+                    List.of(new Diagnostic.Note("a chain of else-if or of ?: this long nests one level per link: split it with let or a lookup", null))));
+            return null;
+        }
         if (!found.isEmpty()) {
             found.forEach(diags::report);
             return null;
@@ -46,7 +61,33 @@ public final class KvpParsing {
         AstBuilder builder = new AstBuilder(file, tokens);
         KvpFile built = builder.build(tree);
         builder.problems().forEach(diags::report);
-        return built;
+        // a tree cut short where it nested too deeply is not checked further (its stand-ins would only add noise)
+        return builder.problems().stream().anyMatch(d -> d.code() == Code.E001) ? null : built;
+    }
+
+    /** How deep parentheses, brackets and braces may nest: far deeper than a person writes, well within the parser's stack. */
+    static final int MAX_DEPTH = 256;
+
+    /** The first opening bracket at which the nesting passes {@link #MAX_DEPTH}, or null: one pass over the tokens. */
+    private static Token tooDeep(CommonTokenStream tokens) {
+        tokens.fill();
+        int depth = 0;
+        for (Token t : tokens.getTokens()) {
+            switch (t.getType()) {
+                case KvpLexer.LPAREN, KvpLexer.LBRACK, KvpLexer.LBRACE -> {
+                    if (++depth > MAX_DEPTH) return t;
+                }
+                case KvpLexer.RPAREN, KvpLexer.RBRACK, KvpLexer.RBRACE -> depth = Math.max(0, depth - 1);
+                default -> { }
+            }
+        }
+        return null;
+    }
+
+    private static Span span(String file, Token t) {
+        int len = Math.max(1, t.getStopIndex() - t.getStartIndex() + 1);
+        return new Span(file, t.getLine(), t.getCharPositionInLine() + 1, t.getLine(), t.getCharPositionInLine() + 1 + len, t.getStartIndex(),
+                t.getStartIndex() + len);
     }
 
     private static Diagnostic syntaxDiagnostic(String file, KvpParser parser, Token t, int line, int col, RecognitionException e) {
