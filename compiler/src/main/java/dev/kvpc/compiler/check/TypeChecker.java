@@ -116,12 +116,13 @@ final class TypeChecker {
         }
     }
 
-    /** After all declarations: recursion among fns and the usage warnings. */
+    /** After all declarations: recursion among fns, how deep compositions go, and the usage warnings. */
     void finish() {
         for (String fn : fnCalls.keySet()) {
             Deque<String> path = new ArrayDeque<>();
             findCycle(fn, fn, path, new HashSet<>());
         }
+        compositionDepths();
         for (Object o : warnOrder) {
             if (used.contains(o)) continue;
             switch (o) {
@@ -131,6 +132,113 @@ final class TypeChecker {
                 case Stmt.Let l -> diags.error(Code.W102, l.name().span(), "'" + l.name().text() + "' is never used");
                 default -> { }
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- composition depth
+
+    /**
+     * Each policy and config composed more than {@link dev.kvpc.ir.pass.Specialize#MAX_DEPTH} levels deep (an alias,
+     * a {@code use} or an inline body each a level, as the specialiser counts them) is E112 where the limit is crossed:
+     * on the declaration whose own clauses take it past the limit.
+     */
+    private void compositionDepths() {
+        Map<String, Integer> depth = new HashMap<>();
+        for (Decl d : decls.values()) {
+            if (!(d instanceof Decl.Policy) && !(d instanceof Decl.Config)) continue;
+            int own = declDepth(d, depth, new HashSet<>());
+            if (own <= dev.kvpc.ir.pass.Specialize.MAX_DEPTH) continue;
+            boolean below = false;
+            for (String used : usedPolicies(d)) below |= depth.getOrDefault(used, 0) > dev.kvpc.ir.pass.Specialize.MAX_DEPTH;
+            if (below) continue;
+            Name name = d instanceof Decl.Policy p ? p.name() : ((Decl.Config) d).name();
+            diags.error(Code.E112, name.span(), "'" + name.text() + "' is composed " + own + " policies deep; compositions nest at most "
+                    + dev.kvpc.ir.pass.Specialize.MAX_DEPTH, new Note("each alias, use and inline body is a level: compose from a shallower policy", null));
+        }
+    }
+
+    private int declDepth(Decl d, Map<String, Integer> memo, Set<String> visiting) {
+        String n = d instanceof Decl.Policy p ? p.name().text() : d instanceof Decl.Config c ? c.name().text() : null;
+        if (n == null) return 0;
+        if (memo.containsKey(n)) return memo.get(n);
+        // a cycle is E107, reported elsewhere: it adds nothing here
+        if (!visiting.add(n)) return 0;
+        int v = switch (d) {
+            case Decl.Policy p -> switch (p.body()) {
+                case PolicyBody.Alias a -> 1 + refDepth(a.target(), memo, visiting);
+                case PolicyBody.Items items -> itemsDepth(items.items(), memo, visiting);
+            };
+            case Decl.Config c -> {
+                int m = 0;
+                for (ConfigItem i : c.items()) if (i instanceof Composition comp) m = Math.max(m, compositionDepth(comp, memo, visiting));
+                yield m;
+            }
+            default -> 0;
+        };
+        visiting.remove(n);
+        memo.put(n, v);
+        return v;
+    }
+
+    private int itemsDepth(List<PolicyItem> items, Map<String, Integer> memo, Set<String> visiting) {
+        int m = 0;
+        for (PolicyItem i : items) if (i instanceof Composition comp) m = Math.max(m, compositionDepth(comp, memo, visiting));
+        return m;
+    }
+
+    private int compositionDepth(Composition c, Map<String, Integer> memo, Set<String> visiting) {
+        return switch (c) {
+            case Composition.HeadsWhere h -> Math.max(targetDepth(h.then(), memo, visiting), h.otherwise() == null ? 0 : targetDepth(h.otherwise(), memo, visiting));
+            case Composition.Layers l -> targetDepth(l.target(), memo, visiting);
+        };
+    }
+
+    private int targetDepth(Target t, Map<String, Integer> memo, Set<String> visiting) {
+        return switch (t) {
+            case Target.Use u -> 1 + refDepth(u.ref(), memo, visiting);
+            case Target.Inline in -> 1 + itemsDepth(in.body().items(), memo, visiting);
+        };
+    }
+
+    private int refDepth(PolicyRef ref, Map<String, Integer> memo, Set<String> visiting) {
+        Decl d = decls.get(ref.name().text());
+        return d == null ? 0 : declDepth(d, memo, visiting);
+    }
+
+    /** The policies and configs a declaration names in its own clauses (not through them). */
+    private List<String> usedPolicies(Decl d) {
+        List<String> out = new ArrayList<>();
+        java.util.function.Consumer<Target> target = new java.util.function.Consumer<>() {
+            @Override
+            public void accept(Target t) {
+                switch (t) {
+                    case Target.Use u -> out.add(u.ref().name().text());
+                    case Target.Inline in -> {
+                        for (PolicyItem i : in.body().items()) if (i instanceof Composition c) composition(c, this);
+                    }
+                }
+            }
+        };
+        switch (d) {
+            case Decl.Policy p -> {
+                if (p.body() instanceof PolicyBody.Alias a) out.add(a.target().name().text());
+                if (p.body() instanceof PolicyBody.Items items) for (PolicyItem i : items.items()) if (i instanceof Composition c) composition(c, target);
+            }
+            case Decl.Config c -> {
+                for (ConfigItem i : c.items()) if (i instanceof Composition comp) composition(comp, target);
+            }
+            default -> { }
+        }
+        return out;
+    }
+
+    private static void composition(Composition c, java.util.function.Consumer<Target> target) {
+        switch (c) {
+            case Composition.HeadsWhere h -> {
+                target.accept(h.then());
+                if (h.otherwise() != null) target.accept(h.otherwise());
+            }
+            case Composition.Layers l -> target.accept(l.target());
         }
     }
 

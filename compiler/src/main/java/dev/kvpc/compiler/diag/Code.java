@@ -23,6 +23,7 @@ public enum Code {
     E109("wrong number or kind of arguments to a builtin"),
     E110("unknown option word"),
     E111("argument outside the parameter's declared range"),
+    E112("composition nested too deeply"),
     // types and shapes
     E200("type mismatch"),
     E201("shape mismatch"),

@@ -54,6 +54,23 @@ class DeepNestingTest {
         assertEquals(3, only(policy("acc += " + "1.0 + ".repeat(2000) + "1.0")).span().line());
     }
 
+    /** A chain of aliases as deep as the specialiser takes compiles; one more is E112, found by the checker. */
+    @Test
+    void compositionsNestAtMostAsDeepAsTheSpecialiserGoes() {
+        int limit = dev.kvpc.ir.pass.Specialize.MAX_DEPTH;
+        StringBuilder text = new StringBuilder("policy base(budget: int = 64) {\n    on overflow(budget) { keep last(budget) }\n}\npolicy a1 = base(budget = 32)\n");
+        for (int i = 2; i <= limit; i++) text.append("policy a").append(i).append(" = a").append(i - 1).append('\n');
+        Frontend.Result ok = Frontend.checkText("chain.kvp", text.toString(), null, ModelShape.REFERENCE);
+        assertTrue(ok.ok(), ok.diagnostics().all().toString());
+        Compilation.optimise(ok.program(), "a" + limit, Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        text.append("policy a").append(limit + 1).append(" = a").append(limit).append('\n');
+        Frontend.Result deep = Frontend.checkText("chain.kvp", text.toString(), null, ModelShape.REFERENCE);
+        List<Diagnostic> all = deep.diagnostics().all();
+        assertEquals(1, all.size(), all.toString());
+        assertEquals(Code.E112, all.getFirst().code());
+        assertEquals(limit + 4, all.getFirst().span().line(), "at the alias that crosses the limit");
+    }
+
     @Test
     void justUnderTheLimitCompiles() {
         String ternaries = "acc += " + "len > 3 ? ".repeat(250) + "1.0" + " : 0.0".repeat(250);

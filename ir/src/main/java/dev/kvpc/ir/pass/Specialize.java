@@ -74,9 +74,15 @@ public final class Specialize {
         return env;
     }
 
+    /**
+     * How many policies deep a composition may go (each alias, {@code use} or inline body one level): the checker
+     * reports deeper ones (E112), so this limit is never met by a program that checked.
+     */
+    public static final int MAX_DEPTH = 64;
+
     private static PolicyIr resolve(IrProgram program, PolicyIr p, Map<String, Object> env, LaneShape shape, int l, int h,
                                     Function<String, double[][]> tables, int depth) {
-        if (depth > 64) throw new IllegalStateException("composition nested too deeply at " + p.name());
+        if (depth > MAX_DEPTH) throw new IllegalStateException("composition nested too deeply at " + p.name());
         Fold.Lane lane = new Fold.Lane(shape, l, h, env, tables);
         if (p.isLeaf()) return Fold.policy(p, lane);
         for (PolicyIr.Clause c : p.clauses()) {
