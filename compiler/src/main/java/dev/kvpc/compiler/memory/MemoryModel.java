@@ -288,10 +288,20 @@ public final class MemoryModel {
                         : h.events().contains(PolicyIr.Event.DECODE) || h.events().contains(PolicyIr.Event.EVERY));
                 if (!runs) continue;
                 if (overflow && e <= computation(h.limit(), e)) continue;
-                for (Instr i : h.body().instrs()) {
-                    if (i instanceof Instr.Keep k) e = Math.min(e, setSize(k.set(), e));
-                    else if (i instanceof Instr.Evict ev) e = Math.max(0, e - setMin(ev.set(), e));
-                }
+                e = entriesAfter(h.body(), e);
+            }
+            return e;
+        }
+
+        /**
+         * Entries after the keeps and evictions of a block, in order, on a lane of {@code e}. An {@code if} left after
+         * specialisation depends on the data: the larger of its branches' outcomes, a bound the measure stays under.
+         */
+        private long entriesAfter(Block b, long e) {
+            for (Instr i : b.instrs()) {
+                if (i instanceof Instr.Keep k) e = Math.min(e, setSize(k.set(), e));
+                else if (i instanceof Instr.Evict ev) e = Math.max(0, e - setMin(ev.set(), e));
+                else if (i instanceof Instr.If f) e = Math.max(entriesAfter(f.then(), e), entriesAfter(f.otherwise(), e));
             }
             return e;
         }
