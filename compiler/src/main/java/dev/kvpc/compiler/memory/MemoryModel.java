@@ -92,14 +92,18 @@ public final class MemoryModel {
 
         // keys and values at their precision
         Storage keys = new Storage(), values = new Storage();
-        for (Instr i : sizes.stores()) {
-            if (!(i instanceof Instr.Store st)) continue;
-            int bits = st.format() == Instr.Format.INT ? (int) sizes.value(st.bits(), e) : st.format().bits;
-            long group = st.group() >= 0 ? sizes.value(st.group(), e) : d;
+        for (Sizes.StoreAt at : sizes.stores()) {
+            Instr.Store st = at.store();
+            // a store of the prompt's handlers covers what the prompt's lane held then (of n entries), not the
+            // entries decoded after it; later ones cover the lane as it ends
+            long len = at.promptOnly() ? Math.min(e, n) : e;
+            int bits = st.format() == Instr.Format.INT ? (int) sizes.value(st.bits(), len) : st.format().bits;
+            long group = st.group() >= 0 ? sizes.value(st.group(), len) : d;
             long covered = switch (st.scope()) {
-                case ALL -> e;
-                case FOR -> Math.min(e, sizes.setSize(st.set(), e));
-                case EXCEPT -> Math.max(0, e - Math.min(e, sizes.setSize(st.set(), e)));
+                case ALL -> len;
+                case FOR -> Math.min(len, sizes.setSize(st.set(), at.promptOnly() ? n : e));
+                case EXCEPT -> at.promptOnly() ? Math.min(len, Math.max(0, n - Math.min(n, sizes.setSize(st.set(), n))))
+                        : Math.max(0, e - Math.min(e, sizes.setSize(st.set(), e)));
                 case OTHERWISE -> -1;
             };
             for (Instr.Part part : st.parts()) (part == Instr.Part.KEYS ? keys : values).rule(bits, st.axis(), group, covered);
@@ -252,11 +256,20 @@ public final class MemoryModel {
             IrWalk.forEachInstr(b, f);
         }
 
-        List<Instr> stores() {
-            List<Instr> out = new ArrayList<>();
-            forEach(i -> {
-                if (i instanceof Instr.Store) out.add(i);
+        /** A store, and whether it runs only in the prompt's handlers (prefill or chunk, never after). */
+        record StoreAt(Instr.Store store, boolean promptOnly) {}
+
+        List<StoreAt> stores() {
+            List<StoreAt> out = new ArrayList<>();
+            IrWalk.forEachInstr(p.standing(), i -> {
+                if (i instanceof Instr.Store st) out.add(new StoreAt(st, false));
             });
+            for (PolicyIr.Handler h : p.handlers()) {
+                boolean prompt = h.events().stream().allMatch(ev -> ev == PolicyIr.Event.PREFILL || ev == PolicyIr.Event.CHUNK);
+                IrWalk.forEachInstr(h.body(), i -> {
+                    if (i instanceof Instr.Store st) out.add(new StoreAt(st, prompt));
+                });
+            }
             return out;
         }
 

@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A keep inside a data-dependent {@code if} of an overflow handler counts in {@code kvpc memory}: the model once
- * ignored it and predicted the full cache. Both branches keep the budget, so prediction and measure agree exactly.
+ * ignored it and predicted the full cache. Both branches keep the budget, so prediction and measure agree exactly. And
+ * a store of the prefill's handler covers the prompt only.
  */
 class BranchMemoryTest {
     static final String POLICY = """
@@ -38,6 +39,40 @@ class BranchMemoryTest {
                 }
             }
             """;
+
+    static final String PROMPT_STORE = """
+            policy promptq() {
+                on prefill {
+                    store keys as int(4) per token group(16) except last(16)
+                    store values as int(8) per token group(16) except last(16)
+                }
+            }
+            """;
+
+    /** A store of the prefill's handler covers the prompt's entries, not those decoded after it (once +46.6%). */
+    @Test
+    void aPrefillStoreCoversThePromptOnly() {
+        var shape = PassPreservationTest.SMALL;
+        Frontend.Result fr = Frontend.checkText("promptq.kvp", PROMPT_STORE, null, shape);
+        assertTrue(fr.ok(), fr.diagnostics().all().toString());
+        Specialized s = Compilation.optimise(fr.program(), "promptq", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        int prompt = 96, decode = 40;
+        MemoryModel.Report predicted = MemoryModel.predict(s, prompt, prompt + decode, "f32");
+        TraceShape ts = new TraceShape(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
+        Trace t = TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(6).withPrefill(prompt).withDecode(decode)).trace();
+        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32);
+        try (PagePool pool = new PagePool(); Sequence seq = new KvRuntime(model, new InterpRunner(s), pool, 2).newSequence()) {
+            dev.kvpc.runtime.trace.TraceFeed.feed(seq, t);
+            for (int l = 0; l < shape.layers(); l++) {
+                for (int h = 0; h < shape.kvHeads(); h++) {
+                    assertEquals(prompt + decode, seq.lane(l, h).size());
+                    var m = seq.memory()[l][h];
+                    MemoryModel.LaneMemory pl = predicted.lanes()[l][h];
+                    assertEquals(m.kv() + m.scales(), pl.kvBytes() + pl.scaleBytes(), "layer " + l + " head " + h + ": key and value bytes");
+                }
+            }
+        }
+    }
 
     @Test
     void aKeepInABranchCounts() {
