@@ -216,6 +216,11 @@ final class Evaluator {
         return Lin.atom("max(" + a.show() + ", " + b.show() + ")", Math.max(a.lowerBound(), b.lowerBound()), Math.max(a.upperBound(), b.upperBound()));
     }
 
+    private static Lin opaqueMin(Lin a, Lin b) {
+        if (a.isConstant() && b.isConstant()) return Lin.of(Math.min(a.constant(), b.constant()));
+        return Lin.atom("min(" + a.show() + ", " + b.show() + ")", Math.min(a.lowerBound(), b.lowerBound()), Math.min(a.upperBound(), b.upperBound()));
+    }
+
     private static Lin smaller(Lin a, Lin b) {
         if (a.isConstant() && b.isConstant()) return Lin.of(Math.min(a.constant(), b.constant()));
         if (b.isConstant()) return b;
@@ -246,6 +251,15 @@ final class Evaluator {
             Val a = laneValue(eval(pos.get(0), env)), b = laneValue(eval(pos.get(1), env));
             if (a instanceof Val.Num na && b instanceof Val.Num nb && na.known() && nb.known()) {
                 return Val.Num.of(f.equals("max") ? Math.max(na.value(), nb.value()) : Math.min(na.value(), nb.value()), na.isInt() && nb.isInt());
+            }
+            // one side known: the result is bounded by it (max(0, x) is never negative, min(x, 16) never above 16),
+            // whatever the other side is; a side the checker cannot follow ranges over every number
+            Val.Num known = a instanceof Val.Num na && na.known() ? na : b instanceof Val.Num nb && nb.known() ? nb : null;
+            if (known != null) {
+                Val other = known == a ? b : a;
+                Lin lo = other instanceof Val.Num no ? no.lin() : Lin.atom("data", -INF, INF);
+                boolean ints = known.isInt() && (!(other instanceof Val.Num no) || no.isInt());
+                return new Val.Num(f.equals("max") ? opaqueMax(known.lin(), lo) : opaqueMin(known.lin(), lo), ints);
             }
             return Val.UNKNOWN;
         }

@@ -107,13 +107,20 @@ final class InstanceChecker {
     }
 
     private void countCheck(Expr.Call call, Val n, Site site) {
-        if (!(n instanceof Val.Num num)) return;
         String f = call.callee().text();
         List<Expr> positional = new ArrayList<>();
         for (Arg a : call.args()) if (a instanceof Arg.Positional p) positional.add(p.value());
         if (positional.isEmpty()) return;
         Expr countExpr = positional.size() > 1 ? positional.get(1) : positional.get(0);
         boolean ranking = f.equals("top") || f.equals("bottom");
+        if (!(n instanceof Val.Num num)) {
+            // a count computed from the data: nothing keeps it from going negative (an empty set at run time)
+            if (ranking) {
+                report(site, Code.E300, countExpr.span(), "the count of " + f + "(...) depends on the data and can be negative",
+                        new Note("bound it: max(0, ...)", null));
+            }
+            return;
+        }
         if (ranking && num.lin().lowerBound() < 0) {
             report(site, Code.E300, countExpr.span(), "the count of " + f + "(...) " + negativeWords(num.lin()));
         } else if (!ranking && num.known() && num.value() < 0) {
