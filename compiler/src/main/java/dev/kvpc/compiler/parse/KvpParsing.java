@@ -111,6 +111,10 @@ public final class KvpParsing {
             what = t.getType() == KvpLexer.BAD_CHAR ? "unexpected character " + printable(t.getText()) : "unexpected " + describe(t);
         }
         List<Diagnostic.Note> notes = new ArrayList<>();
+        if (t != null && reservedWhereANameGoes(parser, t)) {
+            return new Diagnostic(Code.E001, "'" + t.getText() + "' is a reserved word and cannot be a name", span,
+                    List.of(new Diagnostic.Note("choose another name (the reserved words are listed in docs/language.md)", null)));
+        }
         IntervalSet expected = null;
         try {
             expected = e != null && e.getExpectedTokens() != null ? e.getExpectedTokens() : parser.getExpectedTokens();
@@ -123,6 +127,41 @@ public final class KvpParsing {
             if (names.size() <= 8) notes.add(new Diagnostic.Note("expected " + String.join(", ", names), null));
         }
         return new Diagnostic(Code.E001, what, span, notes);
+    }
+
+    /**
+     * Whether {@code t} is a keyword standing where a name goes: after {@code policy}, {@code fn}, {@code config},
+     * {@code attention}, {@code let} or {@code state}, or first in a parameter (after the list's '(' or a ',').
+     */
+    private static boolean reservedWhereANameGoes(KvpParser parser, Token t) {
+        String text = t.getText();
+        if (text == null || !text.matches("[a-z_]+")) return false;
+        String literal = parser.getVocabulary().getLiteralName(t.getType());
+        if (literal == null || !literal.equals("'" + text + "'")) return false;
+        if (!(parser.getInputStream() instanceof CommonTokenStream ts)) return false;
+        Token before = null;
+        for (int i = t.getTokenIndex() - 1; i >= 0; i--) {
+            Token p = ts.get(i);
+            if (p.getChannel() == Token.DEFAULT_CHANNEL) {
+                before = p;
+                break;
+            }
+        }
+        if (before == null) return false;
+        return switch (before.getType()) {
+            case KvpLexer.POLICY, KvpLexer.FN, KvpLexer.CONFIG, KvpLexer.ATTENTION, KvpLexer.LET, KvpLexer.STATE -> true;
+            // a parameter list: '(' or ',' followed by the reserved word and ':'
+            case KvpLexer.LPAREN, KvpLexer.COMMA -> t.getTokenIndex() + 1 < ts.size() && nextIsColon(ts, t);
+            default -> false;
+        };
+    }
+
+    private static boolean nextIsColon(CommonTokenStream ts, Token t) {
+        for (int i = t.getTokenIndex() + 1; i < ts.size(); i++) {
+            Token n = ts.get(i);
+            if (n.getChannel() == Token.DEFAULT_CHANNEL) return n.getType() == KvpLexer.COLON;
+        }
+        return false;
     }
 
     /** The innermost '{' left open at the end of the file, or null when braces balance. */
