@@ -311,6 +311,12 @@ final class TypeChecker {
             diags.error(Code.E103, name.span(), "'" + name.text() + "' is already defined in this scope");
             return;
         }
+        // a name of the policy's own signals (k, pos, len, ...) declared in a policy reads the declaration from then on
+        if (scope.where == Where.POLICY && Signals.POLICY.containsKey(name.text())) {
+            String kind = sym instanceof Sym.Param ? "parameter" : sym instanceof Sym.State ? "state" : "let";
+            diags.error(Code.W103, name.span(), "the " + kind + " '" + name.text() + "' hides the signal " + name.text() + ": in its scope the name reads the " + kind,
+                    new Note("rename it to keep the signal within reach", null));
+        }
         scope.names.put(name.text(), sym);
         if (sym instanceof Sym.Local l) symbols.put(l.let(), sym);
         if (sym instanceof Sym.State st) symbols.put(st.state(), sym);

@@ -53,6 +53,7 @@ public enum Code {
     W100("unused parameter"),
     W101("dead state: written but never read"),
     W102("unused let binding"),
+    W103("a name hides a signal"),
     W200("lossy: quantised to 4 bits or fewer with no full-precision recent window"),
     W201("attention sinks kept under a variant whose rows do not sum to 1");
 
