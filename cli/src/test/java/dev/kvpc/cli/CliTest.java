@@ -95,6 +95,15 @@ class CliTest {
         assertTrue(i.err().contains("importer.kvp:1:1: error[E010]") && i.err().contains("byte 0xE9 at line 2, column 7"), i.err());
     }
 
+    /** A policy imported from the bundled standard library finds the bundled table its default names. */
+    @Test
+    void aBundledPolicyFindsItsBundledTable() throws Exception {
+        Path f = tmp.resolve("mine.kvp");
+        java.nio.file.Files.writeString(f, "import \"duo_attention.kvp\"\npolicy mine = duo_attention(sparsity = 0.5)\n");
+        CliRunner r = CliRunner.run("check", f.toString());
+        assertEquals(0, r.code(), r.err());
+    }
+
     /** An import must name a file: an empty path (or one that names no .kvp file of the standard library) is E010. */
     @Test
     void anEmptyImportIsAnError() throws Exception {
@@ -107,6 +116,10 @@ class CliTest {
         CliRunner d = CliRunner.run("check", f.toString());
         assertEquals(65, d.code(), d.err());
         assertTrue(d.err().contains("error[E010]"), d.err());
+        java.nio.file.Files.writeString(f, "import \".\"\npolicy p() { }\n");
+        CliRunner dot = CliRunner.run("check", f.toString());
+        assertEquals(65, dot.code(), dot.err());
+        assertTrue(dot.err().contains("error[E010]"), dot.err());
     }
 
     @Test

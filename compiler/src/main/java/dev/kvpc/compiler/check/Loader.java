@@ -133,8 +133,9 @@ public final class Loader {
 
     /** The text of a bundled standard-library file, or null. */
     public static String readBundled(String fileName) {
-        // a file of the standard library by its name: not a folder, not a path
-        if (!fileName.endsWith(".kvp") || fileName.contains("/") || fileName.contains("\\")) return null;
+        // a file of the standard library (a policy or a table) by its name: not a folder, not a path (a folder's
+        // resource reads as the list of its files)
+        if (fileName.isBlank() || fileName.equals(".") || fileName.equals("..") || fileName.contains("/") || fileName.contains("\\")) return null;
         try (InputStream in = Loader.class.getClassLoader().getResourceAsStream(STDLIB_RESOURCE + fileName)) {
             return in == null ? null : new String(in.readAllBytes(), StandardCharsets.UTF_8);
         } catch (IOException e) {
