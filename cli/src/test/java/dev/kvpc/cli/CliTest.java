@@ -104,22 +104,24 @@ class CliTest {
         assertEquals(0, r.code(), r.err());
     }
 
-    /** An import must name a file: an empty path (or one that names no .kvp file of the standard library) is E010. */
+    /** An import must name a file: an empty path, a folder, or "." is E010. */
     @Test
-    void anEmptyImportIsAnError() throws Exception {
-        Path f = tmp.resolve("empty_import.kvp");
-        java.nio.file.Files.writeString(f, "import \"\"\npolicy p() { }\n");
+    void anImportThatNamesNoFileIsAnError() throws Exception {
+        String empty = checkFails("import \"\"\npolicy p() { }\n");
+        assertTrue(empty.contains("imports.kvp:1:1: error[E010]") && empty.contains("an import names a file"), empty);
+        for (String target : new String[] {"stdlib-policies/", "."}) {
+            String err = checkFails("import \"" + target + "\"\npolicy p() { }\n");
+            assertTrue(err.contains("imports.kvp:1:1: error[E010]"), target + ": " + err);
+        }
+    }
+
+    /** {@code kvpc check} of {@code text} (as imports.kvp) is invalid input; returns what it printed. */
+    private String checkFails(String text) throws Exception {
+        Path f = tmp.resolve("imports.kvp");
+        java.nio.file.Files.writeString(f, text);
         CliRunner r = CliRunner.run("check", f.toString());
         assertEquals(65, r.code(), r.err());
-        assertTrue(r.err().contains("empty_import.kvp:1:1: error[E010]") && r.err().contains("an import names a file"), r.err());
-        java.nio.file.Files.writeString(f, "import \"stdlib-policies/\"\npolicy p() { }\n");
-        CliRunner d = CliRunner.run("check", f.toString());
-        assertEquals(65, d.code(), d.err());
-        assertTrue(d.err().contains("error[E010]"), d.err());
-        java.nio.file.Files.writeString(f, "import \".\"\npolicy p() { }\n");
-        CliRunner dot = CliRunner.run("check", f.toString());
-        assertEquals(65, dot.code(), dot.err());
-        assertTrue(dot.err().contains("error[E010]"), dot.err());
+        return r.err();
     }
 
     @Test

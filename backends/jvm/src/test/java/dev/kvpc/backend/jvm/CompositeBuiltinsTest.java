@@ -2,17 +2,12 @@ package dev.kvpc.backend.jvm;
 
 import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.PassPreservationTest;
+import dev.kvpc.backend.interp.PolicyText;
 import dev.kvpc.backend.interp.Result;
-import dev.kvpc.compiler.api.Compilation;
-import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.check.Composite;
 import dev.kvpc.ir.Specialized;
-import dev.kvpc.ir.pass.Pipeline;
-import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.trace.Trace;
 import org.junit.jupiter.api.Test;
-
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -41,9 +36,7 @@ class CompositeBuiltinsTest {
 
     @Test
     void theCompositesComputeWhatTheySayAndCompileAsInterpreted() {
-        Frontend.Result fr = Frontend.checkText("stats.kvp", POLICY, null, PassPreservationTest.SMALL);
-        assertTrue(fr.ok(), fr.diagnostics().all().toString());
-        Specialized s = Compilation.optimise(fr.program(), "stats", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        Specialized s = PolicyText.optimise("stats", POLICY);
         Trace t = PassPreservationTest.traces().getFirst();
         Result r = Interpreter.run(s, t);
         // the prefill's handler sees every prompt entry of layer 0, KV head 0 (the overflow evicts after it)
@@ -62,9 +55,8 @@ class CompositeBuiltinsTest {
         assertEquals(var, lane.states().get("spread")[0], 1e-4 * Math.max(1, var), "variance of the keys' channel sums");
         // compiled code computes the same, on the interpreter's events and on the runtime's lanes
         PolicyCompilerTest.agree(s, PassPreservationTest.traces(), "stats");
-        var classes = JvmPolicies.compile(s, "stats.kvp").define();
         for (Trace tr : PassPreservationTest.traces()) {
-            dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, tr, "stats", null, new NativeRunner(s, classes, null, false));
+            dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, tr, "stats", null, CompiledOnLanes.runner(s));
         }
         assertEquals(2, Composite.values().length, "a new composite gets a test here");
     }

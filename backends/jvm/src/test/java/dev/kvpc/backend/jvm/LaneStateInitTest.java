@@ -2,17 +2,13 @@ package dev.kvpc.backend.jvm;
 
 import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.PassPreservationTest;
+import dev.kvpc.backend.interp.PolicyText;
 import dev.kvpc.backend.interp.Result;
-import dev.kvpc.compiler.api.Compilation;
-import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.ir.Specialized;
-import dev.kvpc.ir.pass.Pipeline;
-import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.trace.Trace;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -39,9 +35,7 @@ class LaneStateInitTest {
 
     @Test
     void aPerLaneStateStartsAtItsInitialValue() {
-        Frontend.Result fr = Frontend.checkText("initial.kvp", POLICY, null, PassPreservationTest.SMALL);
-        assertTrue(fr.ok(), fr.diagnostics().all().toString());
-        Specialized s = Compilation.optimise(fr.program(), "initial", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        Specialized s = PolicyText.optimise("initial", POLICY);
         int checked = 0;
         for (Trace t : PassPreservationTest.traces()) {
             Result r = Interpreter.run(s, t);
@@ -59,9 +53,8 @@ class LaneStateInitTest {
         assertTrue(checked > 0, "some trace overflows the budget");
         // compiled code keeps the same entries, on the interpreter's events and on the runtime's lanes
         PolicyCompilerTest.agree(s, PassPreservationTest.traces(), "initial");
-        var classes = JvmPolicies.compile(s, "initial.kvp").define();
         for (Trace tr : PassPreservationTest.traces()) {
-            dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, tr, "initial", null, new NativeRunner(s, classes, null, false));
+            dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, tr, "initial", null, CompiledOnLanes.runner(s));
         }
     }
 }

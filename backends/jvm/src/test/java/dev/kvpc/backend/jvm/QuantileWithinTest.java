@@ -2,24 +2,15 @@ package dev.kvpc.backend.jvm;
 
 import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.PassPreservationTest;
-import dev.kvpc.compiler.api.Compilation;
-import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.backend.interp.PolicyText;
 import dev.kvpc.ir.Specialized;
-import dev.kvpc.ir.pass.Pipeline;
-import dev.kvpc.runtime.KvRuntime;
-import dev.kvpc.runtime.ModelSpec;
-import dev.kvpc.runtime.Sequence;
-import dev.kvpc.runtime.exec.NativeRunner;
-import dev.kvpc.runtime.pool.PagePool;
-import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.trace.Trace;
-import dev.kvpc.runtime.trace.TraceFeed;
 import org.junit.jupiter.api.Test;
-
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+
 
 /**
  * {@code quantile(x within S, p)} counts the entries of {@code S} only, in the reference interpreter and in compiled
@@ -41,28 +32,18 @@ class QuantileWithinTest {
 
     @Test
     void onlyTheEntriesOfTheSetCount() {
-        Frontend.Result fr = Frontend.checkText("median.kvp", POLICY, null, PassPreservationTest.SMALL);
-        assertTrue(fr.ok(), fr.diagnostics().all().toString());
-        Specialized s = Compilation.optimise(fr.program(), "median", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        Specialized s = PolicyText.optimise("median", POLICY);
         Trace t = PassPreservationTest.traces().getFirst();
         int n = t.steps().getFirst().tokens();
         assertTrue(n > 8, "a prompt longer than the set");
         double want = n - 4.5;
         double[] acc = Interpreter.run(s, t).steps().getFirst().lanes()[0][0].states().get("acc");
+        double[] got = CompiledOnLanes.stateAfterPrompt(s, t, "acc");
         assertEquals(n, acc.length);
-        for (int i = 0; i < n; i++) assertEquals(want, acc[i], "interpreter, entry " + i);
-        var shape = s.shape();
-        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32, null);
-        float[][] got = new float[1][];
-        try (PagePool pool = new PagePool()) {
-            KvRuntime rt = new KvRuntime(model, new NativeRunner(s, JvmPolicies.compile(s, "median.kvp").define(), null, false), pool, 8);
-            try (Sequence seq = rt.newSequence()) {
-                TraceFeed.feed(seq, t, (si, l, out) -> {
-                    if (si == 0 && l == 0) got[0] = java.util.Arrays.copyOf(seq.lane(0, 0).state("acc"), seq.lane(0, 0).size());
-                });
-            }
+        assertEquals(n, got.length);
+        for (int i = 0; i < n; i++) {
+            assertEquals(want, acc[i], "interpreter, entry " + i);
+            assertEquals(want, got[i], "compiled, entry " + i);
         }
-        assertEquals(n, got[0].length);
-        for (int i = 0; i < n; i++) assertEquals(want, got[0][i], "compiled, entry " + i);
     }
 }
