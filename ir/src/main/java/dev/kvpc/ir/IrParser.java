@@ -373,6 +373,13 @@ public final class IrParser {
             case "pages" -> new Op.Pages(ref(w[1]));
             case "set" -> new Op.SetOp(enumOf(Op.SetFn.class, w[1]), ref(w[2]), ref(w[3]));
             case "within" -> new Op.Within(ref(w[1]), ref(w[2]));
+            case "prim" -> {
+                Op.PrimFn fn = enumOf(Op.PrimFn.class, w[1]);
+                List<Integer> args = new ArrayList<>();
+                for (int i = 2; i < w.length; i++) args.add(ref(w[i]));
+                if (args.size() != fn.operands.length) throw new IrParseException(at, fn.word() + " takes " + fn.operands.length + " operands");
+                yield new Op.Prim(fn, args);
+            }
             case "kernelstat" -> new Op.KernelStat(enumOf(Signal.class, w[1]), enumOf(Op.Red.class, w[2]), axesAfter(w, 4));
             default -> {
                 for (Op.Fn1 f : Op.Fn1.values()) if (f.word().equals(k)) yield new Op.Map1(f, ref(w[1]));

@@ -183,6 +183,7 @@ public final class IrPrinter {
             case Op.Pages p -> "pages %" + p.pages();
             case Op.SetOp s -> "set " + s.fn().word() + " %" + s.a() + " %" + s.b();
             case Op.Within w -> "within %" + w.x() + " %" + w.set();
+            case Op.Prim p -> "prim " + p.fn().word() + p.args().stream().map(a -> " %" + a).collect(Collectors.joining());
             case Op.KernelStat k -> "kernelstat " + k.input().word() + " " + k.fn().word() + " over " + axes(k.over());
         };
     }

@@ -155,6 +155,67 @@ public sealed interface Op {
     }
 
     /**
+     * A primitive over a lane's entries that no elementwise or reduction form can say: an entry's rank, set
+     * membership and size, seeded random numbers, the greatest similarity to a set's entries, a ranking cut into
+     * strata. Its rule, for every engine, is in the runtime's {@code Prims}; {@link PrimFn} says what it takes.
+     */
+    record Prim(PrimFn fn, List<Integer> args) implements Op {
+        public Prim {
+            args = List.copyOf(args);
+            if (args.size() != fn.operands.length) throw new IllegalArgumentException(fn.word() + " takes " + fn.operands.length + " operands");
+        }
+
+        public List<Integer> operands() { return args; }
+    }
+
+    /** What an operand of a {@link Prim} is. */
+    enum Operand {
+        /** Numbers over the lane's entries (and maybe channels, and the head under per-layer selection). */
+        VALUES,
+        /** A token set. */
+        SET,
+        /** An int or float scalar. */
+        SCALAR
+    }
+
+    /** The primitives of {@link Prim}: each its word in the language and its operands, in order. */
+    enum PrimFn {
+        /** {@code rank(s)}: each entry's place in {@code top}'s order of {@code s} (0: the best), a float: NaN where it cannot rank. */
+        RANK(Operand.VALUES),
+        /** {@code count(S)}: the number of entries of {@code S}. */
+        COUNT(Operand.SET),
+        /** {@code member(S)}: per entry, whether it belongs to {@code S}. */
+        MEMBER(Operand.SET),
+        /** {@code uniform(seed)}: per entry, a number in (0, 1) fixed by the seed, step, layer, KV head and position. */
+        UNIFORM(Operand.SCALAR),
+        /** {@code gumbel(seed)}: per entry, {@code -log(-log(u))} of the same {@code u} as {@code uniform(seed)}. */
+        GUMBEL(Operand.SCALAR),
+        /** {@code maxcos(x, S)}: per entry, its greatest cosine similarity (over channel) to another entry of S. */
+        MAXCOS(Operand.VALUES, Operand.SET),
+        /** {@code maxdot(x, S)}: per entry, its greatest dot product (over channel) with another entry of S. */
+        MAXDOT(Operand.VALUES, Operand.SET),
+        /** {@code strata(s, n)}: {@code top}'s order of {@code s} cut into {@code n} equal strata, the best of each. */
+        STRATA(Operand.VALUES, Operand.SCALAR);
+
+        public final Operand[] operands;
+
+        PrimFn(Operand... operands) {
+            this.operands = operands;
+        }
+
+        public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        /** Whether its result is a token set (else numbers). */
+        public boolean setResult() { return this == STRATA; }
+
+        /** The primitive a builtin's name calls, or null. */
+        public static PrimFn of(String word) {
+            for (PrimFn f : values()) if (f.word().equals(word)) return f;
+            return null;
+        }
+    }
+
+    /**
      * A statistic of the attention kernel, fused: the kernel accumulates it while computing attention instead of
      * materialising {@code attn} rows. {@code reduction} is the reduction over query rows (and group) it replaces.
      */

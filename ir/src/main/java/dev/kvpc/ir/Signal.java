@@ -17,7 +17,7 @@ public enum Signal {
     LEN(Kind.EVENT, false), CONTEXT(Kind.EVENT, false), STEP(Kind.EVENT, false),
     // one row per entry of the lane
     K(Kind.ENTRY, true, Axis.TOKEN, Axis.CHANNEL), V(Kind.ENTRY, true, Axis.TOKEN, Axis.CHANNEL), POS(Kind.ENTRY, false, Axis.TOKEN),
-    AGE(Kind.ENTRY, false, Axis.TOKEN),
+    AGE(Kind.ENTRY, false, Axis.TOKEN), INDEX(Kind.ENTRY, false, Axis.TOKEN),
     // one row per observed query
     Q(Kind.QUERY, true, Axis.QUERY, Axis.GROUP, Axis.CHANNEL), ATTN(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
     LOGITS(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),

@@ -201,6 +201,24 @@ public final class Verifier {
                 if (!(types.get(p.pages()) instanceof Ty.SetTy s && s.domain() == Axis.PAGE)) problem("%" + d.id() + ": pages of " + show(p.pages()));
             }
             case Op.Where w -> expectTensor(w.pred(), Ty.Elem.BOOL, "where predicate of %" + d.id());
+            case Op.Prim p -> {
+                if (p.fn().setResult() != d.type() instanceof Ty.SetTy) problem("%" + d.id() + ": " + p.fn().word() + " is typed " + d.type().show());
+                for (int i = 0; i < p.args().size(); i++) {
+                    int a = p.args().get(i);
+                    String what = p.fn().word() + " operand " + (i + 1) + " of %" + d.id();
+                    switch (p.fn().operands[i]) {
+                        case SET -> {
+                            if (!(types.get(a) instanceof Ty.SetTy s && s.domain() == Axis.TOKEN)) problem(what + ": " + show(a) + " is not a token set");
+                        }
+                        case VALUES -> {
+                            if (!(types.get(a) instanceof Ty.Tensor t && t.axes().contains(Axis.TOKEN))) problem(what + ": " + show(a) + " is not over tokens");
+                        }
+                        case SCALAR -> {
+                            if (!(types.get(a) instanceof Ty.Tensor t && t.isScalar())) problem(what + ": " + show(a) + " is not a scalar");
+                        }
+                    }
+                }
+            }
             case Op.StateRead s -> {
                 if (!states.contains(s.name())) problem("%" + d.id() + ": reads undeclared state " + s.name());
             }

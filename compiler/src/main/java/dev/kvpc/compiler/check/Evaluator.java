@@ -114,6 +114,34 @@ final class Evaluator {
     }
 
     /** A table read where one number per lane is meant is the lane's own cell. */
+    /**
+     * The most entries {@code where(rank(s) < n)} can hold: ranks are distinct whole numbers from 0, so {@code n}
+     * (one more for {@code <=} or a fractional bound), or {@code len} when {@code n} is not known; null when the
+     * predicate is not such a comparison (and then nothing of it was evaluated).
+     */
+    private Lin rankBound(Expr p, Map<String, Val> env) {
+        if (!(p instanceof Expr.Binary b)) return null;
+        boolean strict = b.op() == Expr.BinaryOp.LT || b.op() == Expr.BinaryOp.GT;
+        Expr r, n;
+        switch (b.op()) {
+            case LT, LE -> {
+                r = b.left();
+                n = b.right();
+            }
+            case GT, GE -> {
+                r = b.right();
+                n = b.left();
+            }
+            default -> {
+                return null;
+            }
+        }
+        if (!(r instanceof Expr.Call c && c.callee().text().equals("rank")) || decls.get("rank") != null) return null;
+        eval(r, env);
+        if (!(laneValue(eval(n, env)) instanceof Val.Num num)) return len();
+        return strict && num.isInt() ? num.lin() : num.lin().plus(Lin.of(1));
+    }
+
     private Val laneValue(Val v) {
         if (v instanceof Val.Table t) {
             if (layer < t.rows().length && head < t.rows()[layer].length) return Val.Num.of(t.rows()[layer][head], false);
@@ -288,8 +316,9 @@ final class Evaluator {
                 yield new Val.SetV(count, Lin.of(0), Lin.of(0), nonEmpty, null);
             }
             case WHERE -> {
-                if (pos.size() == 1) eval(pos.get(0), env);
-                yield new Val.SetV(len(), Lin.of(0), Lin.of(0), false, null);
+                Lin most = pos.size() == 1 ? rankBound(pos.get(0), env) : null;
+                if (most == null && pos.size() == 1) eval(pos.get(0), env);
+                yield new Val.SetV(most != null ? most : len(), Lin.of(0), Lin.of(0), false, null);
             }
             case PAGES -> {
                 Val p = pos.size() == 1 ? eval(pos.get(0), env) : Val.UNKNOWN;
@@ -306,8 +335,23 @@ final class Evaluator {
                 if (x instanceof Val.Table t && p instanceof Val.Num np && np.known()) yield Val.Num.of(quantile(t.rows(), np.value()), false);
                 yield Val.UNKNOWN;
             }
+            case STRATA -> {
+                if (pos.size() != 2) yield Val.UNKNOWN;
+                Val score = eval(pos.get(0), env);
+                Val n = laneValue(eval(pos.get(1), env));
+                onCount.accept(call, n);
+                // at most n entries, one per stratum; at least one when n >= 1 and the lane has a candidate
+                Lin count = n instanceof Val.Num nn ? nn.lin() : Lin.atom("count", 0, INF);
+                boolean nonEmpty = count.lowerBound() >= 1 && !(score instanceof Val.Restricted rs && !rs.to().nonEmpty());
+                yield new Val.SetV(count, Lin.of(0), Lin.of(0), nonEmpty, null);
+            }
+            case COUNT -> {
+                // a number of entries: unknown, never negative (its own symbol, so count(A) - count(B) is not 0)
+                for (Expr e : pos) eval(e, env);
+                yield new Val.Num(Lin.atom("count@" + call.span().file() + ":" + call.span().start(), 0, INF), true);
+            }
             // not known at compile time: their arguments are still checked for counts
-            case MAXPOOL, AVGPOOL, POW, ABS, EXP, LOG, SQRT, TANH, SIGMOID, DOT, SLOPE -> {
+            case MAXPOOL, AVGPOOL, POW, ABS, EXP, LOG, SQRT, TANH, SIGMOID, DOT, SLOPE, RANK, MEMBER, UNIFORM, GUMBEL, MAXCOS, MAXDOT -> {
                 for (Expr e : pos) eval(e, env);
                 yield Val.UNKNOWN;
             }

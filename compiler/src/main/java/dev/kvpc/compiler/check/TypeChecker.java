@@ -1186,6 +1186,7 @@ final class TypeChecker {
                 yield Type.TOKENS;
             }
             case TOP, BOTTOM -> topK(call, pos, perHead, c);
+            case RANK, COUNT, MEMBER, UNIFORM, GUMBEL, MAXCOS, MAXDOT, STRATA -> prim(call, pos, builtin.prim, c);
             case WHERE -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
                 Type p = expr(pos.get(0), c);
@@ -1212,6 +1213,74 @@ final class TypeChecker {
                 yield Type.ERROR;
             }
         };
+    }
+
+    /** A call of an IR primitive ({@link dev.kvpc.ir.Op.PrimFn}): its operands' types and its own. */
+    private Type prim(Expr.Call call, List<Expr> pos, dev.kvpc.ir.Op.PrimFn fn, Ctx c) {
+        String f = call.callee().text();
+        if (!arity(call, pos, fn.operands.length, c)) return Type.ERROR;
+        Type[] t = new Type[pos.size()];
+        for (int i = 0; i < t.length; i++) t[i] = expr(pos.get(i), c);
+        if (c.where != Where.POLICY) {
+            diags.error(Code.E402, call.callee().span(), f + "(...) reads the lane's entries: it belongs in a policy");
+            return Type.ERROR;
+        }
+        for (Type x : t) if (x instanceof Type.Error) return Type.ERROR;
+        boolean perLayer = c.policy != null && c.policy.perLayer();
+        return switch (fn) {
+            case RANK, STRATA -> {
+                Tensor s = entryValues(t[0], pos.get(0).span(), f, perLayer, false);
+                if (s == null) yield Type.ERROR;
+                // a float: whole numbers, and NaN where an entry cannot rank (int arithmetic would make NaN 0)
+                if (fn == dev.kvpc.ir.Op.PrimFn.RANK) yield new Tensor(Elem.FLOAT, s.axes());
+                requireLaneInt(t[1], pos.get(1).span(), "a count");
+                yield new Type.SetOf(Axis.TOKEN, s.axes().contains(Axis.HEAD));
+            }
+            case COUNT, MEMBER -> {
+                if (!(t[0] instanceof Type.SetOf s) || s.domain() != Axis.TOKEN) {
+                    diags.error(Code.E203, pos.get(0).span(), f + "(...) takes a token set, e.g. " + f + "(top(acc, 8)); got " + t[0].show());
+                    yield Type.ERROR;
+                }
+                if (fn == dev.kvpc.ir.Op.PrimFn.COUNT) yield Type.INT;
+                yield s.perHead() ? Type.tensor(Elem.BOOL, Axis.HEAD, Axis.TOKEN) : Type.tensor(Elem.BOOL, Axis.TOKEN);
+            }
+            case UNIFORM, GUMBEL -> {
+                if (!requireInt(t[0], pos.get(0).span(), "a seed")) yield Type.ERROR;
+                requireScalar(t[0], pos.get(0).span(), "a seed");
+                yield perLayer ? Type.tensor(Elem.FLOAT, Axis.HEAD, Axis.TOKEN) : Type.tensor(Elem.FLOAT, Axis.TOKEN);
+            }
+            case MAXCOS, MAXDOT -> {
+                Tensor x = entryValues(t[0], pos.get(0).span(), f, perLayer, true);
+                if (x == null) yield Type.ERROR;
+                if (!(t[1] instanceof Type.SetOf s) || s.domain() != Axis.TOKEN) {
+                    diags.error(Code.E203, pos.get(1).span(), f + "(x, S) compares each entry with the entries of a token set S; got " + t[1].show());
+                    yield Type.ERROR;
+                }
+                EnumSet<Axis> out = x.axisSet();
+                out.remove(Axis.CHANNEL);
+                yield new Tensor(Elem.FLOAT, out);
+            }
+        };
+    }
+
+    /**
+     * A primitive's per-entry operand: numbers over exactly [token] ([token, channel] when {@code channels}), and
+     * [head] too under per-layer selection; null after reporting E201 (or E200) otherwise.
+     */
+    private Tensor entryValues(Type t, Span span, String f, boolean perLayer, boolean channels) {
+        if (!requireNumber(t, span, f + "(...)")) return null;
+        Tensor x = (Tensor) t;
+        EnumSet<Axis> want = channels ? EnumSet.of(Axis.TOKEN, Axis.CHANNEL) : EnumSet.of(Axis.TOKEN);
+        EnumSet<Axis> have = x.axisSet();
+        if (perLayer) have.remove(Axis.HEAD);
+        if (have.equals(want)) return x;
+        EnumSet<Axis> extra = EnumSet.copyOf(have);
+        extra.removeAll(want);
+        String shape = channels ? "one row per entry ([token, channel], as k and v are)" : "one score per entry ([token])";
+        diags.error(Code.E201, span, f + "(...) needs " + shape + "; this is " + t.show(),
+                new Note(extra.isEmpty() ? "it lacks an axis" : "reduce the other axes first, e.g. sum(x, over: " +
+                        extra.stream().map(Axis::word).reduce((a, b) -> a + ", " + b).orElse("") + ")", null));
+        return null;
     }
 
     private Type topK(Expr.Call call, List<Expr> pos, Expr perHead, Ctx c) {

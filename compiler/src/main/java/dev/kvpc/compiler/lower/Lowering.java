@@ -506,6 +506,11 @@ public final class Lowering {
                 }
                 case WHERE -> b.def(t, new Op.Where(expr(pos.getFirst(), b)));
                 case PAGES -> b.def(t, new Op.Pages(expr(pos.getFirst(), b)));
+                case RANK, COUNT, MEMBER, UNIFORM, GUMBEL, MAXCOS, MAXDOT, STRATA -> {
+                    List<Integer> args = new ArrayList<>();
+                    for (Expr e : pos) args.add(expr(e, b));
+                    yield b.def(t, new Op.Prim(builtin.prim, args));
+                }
             };
         }
 

@@ -382,9 +382,51 @@ public final class MemoryModel {
                     case INTER -> Math.min(setSize(o.a(), len), setSize(o.b(), len));
                 };
                 case Op.Compensation c -> 1;
+                case Op.Where w -> rankBound(w.pred(), len);
+                case Op.Prim pr when pr.fn() == Op.PrimFn.STRATA -> {
+                    long c = Math.max(0, value(pr.args().get(1), len));
+                    if (p.selection() == PolicyIr.Selection.LAYER && d.type() instanceof Ty.SetTy st && st.perHead()) {
+                        c = c / Math.max(1, laneHeads());
+                    }
+                    yield c;
+                }
                 default -> len;
             };
             return Math.min(s, len + (d.op() instanceof Op.Compensation ? 1 : 0));
+        }
+
+        /**
+         * The most entries {@code where(rank(s) < n)} holds: ranks are distinct whole numbers from 0, so {@code
+         * ceil(n)} ({@code floor(n) + 1} for {@code <=}); {@code len} for any other predicate (the checker's rule).
+         */
+        private long rankBound(int pred, long len) {
+            Instr.Def d = defs.get(pred);
+            if (d == null || !(d.op() instanceof Op.Map2 m)) return len;
+            boolean rankLeft = isRank(m.a()), rankRight = isRank(m.b());
+            int n;
+            boolean strict;
+            switch (m.fn()) {
+                case LT, LE -> {
+                    if (!rankLeft) return len;
+                    n = m.b();
+                    strict = m.fn() == Op.Fn2.LT;
+                }
+                case GT, GE -> {
+                    if (!rankRight) return len;
+                    n = m.a();
+                    strict = m.fn() == Op.Fn2.GT;
+                }
+                default -> {
+                    return len;
+                }
+            }
+            double v = dvalue(n, len);
+            return (long) Math.max(0, strict ? Math.ceil(v) : Math.floor(v) + 1);
+        }
+
+        private boolean isRank(int id) {
+            Instr.Def d = defs.get(id);
+            return d != null && d.op() instanceof Op.Prim p && p.fn() == Op.PrimFn.RANK;
         }
 
         private long laneHeads() {

@@ -35,6 +35,7 @@ final class Rewrite {
             case Op.Pages x -> new Op.Pages(m.applyAsInt(x.pages()));
             case Op.SetOp x -> new Op.SetOp(x.fn(), m.applyAsInt(x.a()), m.applyAsInt(x.b()));
             case Op.Within x -> new Op.Within(m.applyAsInt(x.x()), m.applyAsInt(x.set()));
+            case Op.Prim x -> new Op.Prim(x.fn(), x.args().stream().map(m::applyAsInt).toList());
         };
     }
 

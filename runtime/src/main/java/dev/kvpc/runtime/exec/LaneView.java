@@ -915,11 +915,13 @@ final class LaneView implements LaneContext {
                 }
                 yield layout(data, name.axes(es.perLayer), dims(n, d), want);
             }
-            case POS, AGE -> {
+            case POS, AGE, INDEX -> {
                 double[] data = new double[es.lanes.size() * n];
                 int o = 0;
                 for (Lane l : es.lanes) {
-                    for (int j = 0; j < l.size(); j++) data[o++] = name == Signal.POS ? l.position(j) : es.step.decodeStep() - l.addedAtStep(j);
+                    for (int j = 0; j < l.size(); j++) {
+                        data[o++] = name == Signal.POS ? l.position(j) : name == Signal.INDEX ? j : es.step.decodeStep() - l.addedAtStep(j);
+                    }
                 }
                 yield layout(data, name.axes(es.perLayer), dims(n), want);
             }
@@ -1438,6 +1440,75 @@ final class LaneView implements LaneContext {
         return quantileOf(values, p);
     }
 
+    @Override
+    public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes) {
+        int lanes = Axis.of(axes).contains(Axis.HEAD) ? es.lanes.size() : 1;
+        double[][] r = switch (fn) {
+            case RANK -> Prims.rank(perLane(values, lanes), compensations(lanes));
+            case COUNT -> new double[][] {{Prims.count(bits(now(set), es.lanes.size()), sizes(es.lanes.size()))}};
+            case MEMBER -> Prims.member(bits(now(set), lanes), sizes(lanes));
+            case UNIFORM, GUMBEL -> {
+                long[][] positions = new long[lanes][];
+                int[] heads = new int[lanes];
+                for (int h = 0; h < lanes; h++) {
+                    Lane l = es.lanes.get(h);
+                    positions[h] = new long[l.size()];
+                    for (int j = 0; j < l.size(); j++) positions[h][j] = l.position(j);
+                    heads[h] = es.kvHeads[h];
+                }
+                yield Prims.random(fn == Op.PrimFn.GUMBEL, (long) arg, es.step.decodeStep(), es.layer, heads, positions);
+            }
+            case MAXCOS, MAXDOT -> Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(values, lanes), es.d, bits(now(set), lanes));
+            case STRATA -> throw new IllegalStateException("strata is a set");
+        };
+        int n = 0;
+        for (double[] row : r) n += row.length;
+        double[] out = new double[n];
+        int o = 0;
+        for (double[] row : r) {
+            System.arraycopy(row, 0, out, o, row.length);
+            o += row.length;
+        }
+        return out;
+    }
+
+    @Override
+    public Object primSet(Op.PrimFn fn, double[] values, int valueAxes, double arg) {
+        if (fn != Op.PrimFn.STRATA) throw new IllegalStateException(fn.word() + " is not a set");
+        int lanes = Axis.of(valueAxes).contains(Axis.HEAD) ? es.lanes.size() : 1;
+        return sel(Axis.TOKEN, Prims.strata(perLane(values, lanes), compensations(lanes), (long) arg), false);
+    }
+
+    /** A buffer over [lane?, token, ...] as one slice per lane. */
+    private static double[][] perLane(double[] values, int lanes) {
+        double[][] out = new double[lanes][];
+        int per = lanes == 0 ? 0 : values.length / lanes;
+        for (int h = 0; h < lanes; h++) out[h] = Arrays.copyOfRange(values, h * per, (h + 1) * per);
+        return out;
+    }
+
+    /** Each of the first {@code lanes} lanes' compensation entry (-1: none). */
+    private int[] compensations(int lanes) {
+        int[] out = new int[lanes];
+        for (int h = 0; h < lanes; h++) {
+            Lane l = es.lanes.get(h);
+            out[h] = l.size() > 0 && l.isCompensation(l.size() - 1) ? l.size() - 1 : -1;
+        }
+        return out;
+    }
+
+    private int[] sizes(int lanes) {
+        int[] out = new int[lanes];
+        for (int h = 0; h < lanes; h++) out[h] = es.lanes.get(h).size();
+        return out;
+    }
+
+    private static BitSet[] bits(Sel s, int lanes) {
+        BitSet[] out = new BitSet[lanes];
+        for (int h = 0; h < lanes; h++) out[h] = s.forHead(h);
+        return out;
+    }
+
     /** The {@code p} quantile of all values: {@link Op.Quantile#of}, on a copy. */
     static double quantileOf(double[] values, double p) {
         return Op.Quantile.of(values.clone(), p);
@@ -1790,9 +1861,11 @@ final class LaneView implements LaneContext {
                     }
                     yield data;
                 }
-                case POS, AGE -> {
+                case POS, AGE, INDEX -> {
                     double[] data = new double[n];
-                    for (int j = 0; j < n; j++) data[j] = what == Signal.POS ? lane.position(entries[j]) : es.step.decodeStep() - lane.addedAtStep(entries[j]);
+                    for (int j = 0; j < n; j++) {
+                        data[j] = what == Signal.POS ? lane.position(entries[j]) : what == Signal.INDEX ? entries[j] : es.step.decodeStep() - lane.addedAtStep(entries[j]);
+                    }
                     yield data;
                 }
                 case LEN -> new double[] {n};
@@ -1833,6 +1906,16 @@ final class LaneView implements LaneContext {
         @Override
         public Object all() {
             throw pure("all");
+        }
+
+        @Override
+        public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes) {
+            throw pure(fn.word());
+        }
+
+        @Override
+        public Object primSet(Op.PrimFn fn, double[] values, int valueAxes, double arg) {
+            throw pure(fn.word());
         }
 
         @Override

@@ -83,6 +83,16 @@ public interface LaneContext {
     /** The {@code p} quantile (linear interpolation) of all of {@code values}. */
     double quantile(double[] values, int axes, double p);
 
+    /**
+     * A primitive with a numeric result ({@link Op.PrimFn}, by {@code dev.kvpc.runtime.exec.Prims}' rules): its
+     * operands are {@code values} over {@code valueAxes} (null when it takes none), {@code set} (null when none) and
+     * the scalar {@code arg} (0 when none); the result over {@code axes}.
+     */
+    double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes);
+
+    /** A primitive whose result is a token set ({@code strata}), with operands as {@link #prim} takes them. */
+    Object primSet(Op.PrimFn fn, double[] values, int valueAxes, double arg);
+
     // ------------------------------------------------------------------------------------------------- effects
 
     void keep(Object set);

@@ -123,11 +123,14 @@ final class ExecContext {
                 }
                 yield new Tensor(Ty.Elem.FLOAT, name.axes(perLayer), dims(n, d), data);
             }
-            case POS, AGE -> {
+            case POS, AGE, INDEX -> {
                 double[] data = new double[lanes.size() * n];
                 int o = 0;
                 for (LaneState l : lanes) {
-                    for (LaneState.Entry e : l.entries) data[o++] = name == Signal.POS ? e.pos : decodeStep - e.addedAtStep;
+                    for (int j = 0; j < l.entries.size(); j++) {
+                        LaneState.Entry e = l.entries.get(j);
+                        data[o++] = name == Signal.POS ? e.pos : name == Signal.INDEX ? j : decodeStep - e.addedAtStep;
+                    }
                 }
                 yield new Tensor(Ty.Elem.INT, name.axes(perLayer), dims(n), data);
             }

@@ -216,6 +216,26 @@ final class ExecLaneContext implements LaneContext {
         return Semantics.quantile(tensor(values, axes), p).scalar();
     }
 
+    @Override
+    public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes) {
+        List<Object> operands = new ArrayList<>();
+        for (Op.Operand o : fn.operands) {
+            operands.add(switch (o) {
+                case VALUES -> tensor(values, valueAxes);
+                case SET -> set(set);
+                case SCALAR -> Tensor.scalar(Ty.Elem.FLOAT, arg);
+            });
+        }
+        Ty.Elem elem = fn == Op.PrimFn.MEMBER ? Ty.Elem.BOOL : fn == Op.PrimFn.COUNT ? Ty.Elem.INT : Ty.Elem.FLOAT;
+        Tensor r = (Tensor) Semantics.prim(fn, operands.toArray(), new Ty.Tensor(elem, axes(axes)), ctx);
+        return buffer(r, axes(axes));
+    }
+
+    @Override
+    public Object primSet(Op.PrimFn fn, double[] values, int valueAxes, double arg) {
+        return stamped((TokenSet) Semantics.prim(fn, new Object[] {tensor(values, valueAxes), Tensor.scalar(Ty.Elem.FLOAT, arg)}, null, ctx));
+    }
+
     // ------------------------------------------------------------------------------------------ effects
 
     @Override

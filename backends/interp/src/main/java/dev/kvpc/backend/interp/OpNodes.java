@@ -87,6 +87,7 @@ final class OpNodes {
             case Op.Pages p -> OpNodesFactory.PagesNodeGen.create(read(p.pages()));
             case Op.SetOp s -> OpNodesFactory.SetOpNodeGen.create(s.fn(), read(s.a()), read(s.b()));
             case Op.Within w -> OpNodesFactory.WithinNodeGen.create(read(w.x()), read(w.set()));
+            case Op.Prim p -> new PrimNode(p.fn(), type, reads(p.args()));
         };
     }
 
@@ -410,6 +411,27 @@ final class OpNodes {
         @Specialization
         Tensor values(Tensor x, TokenSet set) {
             return Semantics.within(x, set);
+        }
+    }
+
+    /** A primitive ({@link Op.PrimFn}): its operands, then the rule ({@link Semantics#prim}). */
+    static final class PrimNode extends ValueNode {
+        private final Op.PrimFn fn;
+        private final Ty type;
+        @Children private final ValueNode[] args;
+
+        PrimNode(Op.PrimFn fn, Ty type, ValueNode[] args) {
+            this.fn = fn;
+            this.type = type;
+            this.args = args;
+        }
+
+        @Override
+        @com.oracle.truffle.api.nodes.ExplodeLoop
+        Object execute(VirtualFrame f) {
+            Object[] v = new Object[args.length];
+            for (int i = 0; i < args.length; i++) v[i] = args[i].execute(f);
+            return Semantics.prim(fn, v, type, Nodes.ctx(f));
         }
     }
 

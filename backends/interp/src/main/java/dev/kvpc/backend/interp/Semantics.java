@@ -1,8 +1,10 @@
 package dev.kvpc.backend.interp;
 
 import dev.kvpc.ir.*;
+import dev.kvpc.runtime.exec.Prims;
 import dev.kvpc.runtime.exec.Select;
 
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
 
@@ -114,5 +116,76 @@ final class Semantics {
             }
         }
         return new TokenSet(domain, Select.rank(sl, top, count, floor, comp), false);
+    }
+
+    /**
+     * A primitive ({@link Op.PrimFn}) by the runtime's rules ({@link Prims}), over the lanes of the event: operands
+     * in order ({@link Tensor}s and {@link TokenSet}s), the result of type {@code type}.
+     */
+    static Object prim(Op.PrimFn fn, Object[] a, Ty type, ExecContext c) {
+        if (fn == Op.PrimFn.STRATA) {
+            Tensor s = (Tensor) a[0];
+            int lanes = s.axes.contains(Axis.HEAD) ? s.dim(Axis.HEAD) : 1;
+            return new TokenSet(Axis.TOKEN, Prims.strata(perLane(s, lanes), compensations(c, lanes), (long) ((Tensor) a[1]).scalar()), false);
+        }
+        Ty.Tensor out = (Ty.Tensor) type;
+        int lanes = out.axes().contains(Axis.HEAD) ? c.lanes.size() : 1;
+        double[][] r = switch (fn) {
+            case RANK -> Prims.rank(perLane((Tensor) a[0], lanes), compensations(c, lanes));
+            case COUNT -> new double[][] {{Prims.count(bits((TokenSet) a[0], c.lanes.size()), sizes(c, c.lanes.size()))}};
+            case MEMBER -> Prims.member(bits((TokenSet) a[0], lanes), sizes(c, lanes));
+            case UNIFORM, GUMBEL -> {
+                long[][] positions = new long[lanes][];
+                int[] heads = new int[lanes];
+                for (int h = 0; h < lanes; h++) {
+                    LaneState l = c.lanes.get(h);
+                    positions[h] = new long[l.size()];
+                    for (int j = 0; j < l.size(); j++) positions[h][j] = l.entries.get(j).pos;
+                    heads[h] = l.kvHead;
+                }
+                yield Prims.random(fn == Op.PrimFn.GUMBEL, (long) ((Tensor) a[0]).scalar(), c.decodeStep, c.layer, heads, positions);
+            }
+            case MAXCOS, MAXDOT -> {
+                Tensor x = (Tensor) a[0];
+                yield Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(x, lanes), x.dim(Axis.CHANNEL), bits((TokenSet) a[1], lanes));
+            }
+            case STRATA -> throw new IllegalStateException("strata is a set");
+        };
+        int[] dims = new int[out.axes().size()];
+        for (int i = 0; i < dims.length; i++) dims[i] = out.axes().get(i) == Axis.HEAD ? lanes : r[0].length;
+        double[] data = new double[lanes * (r.length == 0 ? 0 : r[0].length)];
+        for (int h = 0; h < r.length; h++) System.arraycopy(r[h], 0, data, h * r[h].length, r[h].length);
+        return new Tensor(out.elem(), out.axes(), dims, data);
+    }
+
+    /** A value over [head?, token, ...] as one slice per lane (the head axis leads). */
+    private static double[][] perLane(Tensor x, int lanes) {
+        if (lanes > 1 && x.axes.getFirst() != Axis.HEAD) throw new InterpreterException("a value over " + x.axes + " read per lane");
+        double[][] out = new double[lanes][];
+        int per = lanes == 0 ? 0 : x.data.length / lanes;
+        for (int h = 0; h < lanes; h++) out[h] = Arrays.copyOfRange(x.data, h * per, (h + 1) * per);
+        return out;
+    }
+
+    private static int[] compensations(ExecContext c, int lanes) {
+        int[] out = new int[lanes];
+        for (int h = 0; h < lanes; h++) {
+            LaneState l = c.lanes.get(h);
+            int n = l.size();
+            out[h] = n > 0 && l.entries.get(n - 1).compensation ? n - 1 : -1;
+        }
+        return out;
+    }
+
+    private static int[] sizes(ExecContext c, int lanes) {
+        int[] out = new int[lanes];
+        for (int h = 0; h < lanes; h++) out[h] = c.lanes.get(h).size();
+        return out;
+    }
+
+    private static BitSet[] bits(TokenSet s, int lanes) {
+        BitSet[] out = new BitSet[lanes];
+        for (int h = 0; h < lanes; h++) out[h] = s.forHead(Math.min(h, s.heads() - 1));
+        return out;
     }
 }

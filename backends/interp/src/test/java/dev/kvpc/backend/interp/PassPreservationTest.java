@@ -44,7 +44,11 @@ public class PassPreservationTest {
             Map.entry("duo_attention", Map.of("sinks", 2L, "recent", 10L)),
             Map.entry("razor", Map.of("sinks", 2L, "window", 12L)),
             Map.entry("cam", Map.of("budget", 24L, "recent", 6L)),
-            Map.entry("quest", Map.of("page", 4L, "pages", 3L)));
+            Map.entry("quest", Map.of("page", 4L, "pages", 3L)),
+            Map.entry("keyformer", Map.of("budget", 24L, "window", 4L)),
+            Map.entry("d2o", Map.of("budget", 24L)),
+            Map.entry("rank_fusion", Map.of("budget", 24L, "recent", 6L)),
+            Map.entry("stratified", Map.of("budget", 24L, "recent", 6L, "heavy", 6L)));
 
     @TempDir
     static Path stdlib;
@@ -54,15 +58,19 @@ public class PassPreservationTest {
         return programs(stdlib);
     }
 
-    /** The stdlib copied into {@code stdlib}, small-shape gate tables included; the policy files. */
+    /**
+     * The stdlib and the example policies ({@code examples/policies}) copied into {@code stdlib}, small-shape gate
+     * tables included; the policy files.
+     */
     public static List<Path> programs(Path stdlib) throws IOException {
-        Path src = root().resolve("stdlib-policies");
         List<Path> out = new ArrayList<>();
-        try (Stream<Path> s = Files.list(src)) {
-            for (Path p : s.sorted().toList()) {
-                if (p.toString().endsWith(".kvp") || p.toString().endsWith(".tsv")) {
-                    Files.copy(p, stdlib.resolve(p.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                    if (p.toString().endsWith(".kvp")) out.add(stdlib.resolve(p.getFileName()));
+        for (Path src : List.of(root().resolve("stdlib-policies"), root().resolve("examples/policies"))) {
+            try (Stream<Path> s = Files.list(src)) {
+                for (Path p : s.sorted().toList()) {
+                    if (p.toString().endsWith(".kvp") || p.toString().endsWith(".tsv")) {
+                        Files.copy(p, stdlib.resolve(p.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                        if (p.toString().endsWith(".kvp")) out.add(stdlib.resolve(p.getFileName()));
+                    }
                 }
             }
         }

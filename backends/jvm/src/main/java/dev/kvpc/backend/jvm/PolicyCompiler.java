@@ -1091,6 +1091,41 @@ public final class PolicyCompiler {
                     ctx("quantile");
                     mv.visitInsn(DASTORE);
                 }
+                case Op.Prim pr -> {
+                    int values = -1, set = -1, scalar = -1;
+                    for (int i = 0; i < pr.args().size(); i++) {
+                        switch (pr.fn().operands[i]) {
+                            case VALUES -> values = pr.args().get(i);
+                            case SET -> set = pr.args().get(i);
+                            case SCALAR -> scalar = pr.args().get(i);
+                        }
+                    }
+                    mv.visitVarInsn(ALOAD, 0);
+                    constant(pr.fn());
+                    if (values >= 0) {
+                        bufAndAxes(values);
+                    } else {
+                        mv.visitInsn(ACONST_NULL);
+                        mv.visitInsn(ICONST_0);
+                    }
+                    if (!pr.fn().setResult()) {
+                        if (set >= 0) mv.visitVarInsn(ALOAD, local.get(set));
+                        else mv.visitInsn(ACONST_NULL);
+                    }
+                    if (scalar >= 0) {
+                        mv.visitVarInsn(ALOAD, local.get(scalar));
+                        mv.visitInsn(ICONST_0);
+                        mv.visitInsn(DALOAD);
+                    } else {
+                        mv.visitInsn(DCONST_0);
+                    }
+                    if (pr.fn().setResult()) {
+                        ctx("primSet");
+                    } else {
+                        axesOf(axes.get(id));
+                        ctx("prim");
+                    }
+                }
                 case Op.Choose c -> {
                     Label no = new Label(), done = new Label();
                     mv.visitVarInsn(ALOAD, local.get(c.cond()));
