@@ -37,7 +37,10 @@ public final class EventOrder {
         /** Handler {@code i}'s limit: N of {@code every N}, B of {@code overflow(B)}. */
         long limit(int i);
 
-        /** How many entries the (first) lane of the event holds now. */
+        /**
+         * The most entries a lane of the event holds now: under per-layer selection the layer's lanes may differ (a
+         * shared {@code top} gives one head more), and {@code overflow(B)} runs when any of them holds more than B.
+         */
         int entries();
 
         /** Applies the standing {@code store} rules. */

@@ -349,7 +349,9 @@ public final class NativeRunner implements PolicyRunner {
 
         @Override
         public int entries() {
-            return es.lanes.getFirst().size();
+            int most = 0;
+            for (var l : es.lanes) most = Math.max(most, l.size());
+            return most;
         }
 
         @Override

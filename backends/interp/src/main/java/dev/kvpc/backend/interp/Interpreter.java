@@ -270,7 +270,9 @@ public final class Interpreter {
 
             @Override
             public int entries() {
-                return ctx.lanes.getFirst().size();
+                int most = 0;
+                for (LaneState l : ctx.lanes) most = Math.max(most, l.size());
+                return most;
             }
 
             @Override
