@@ -81,9 +81,12 @@ public class RuntimeDifferentialTest {
 
     /**
      * Properties that hold after every event: the lane is within its budget; StreamingLLM's sinks survive; survivors
-     * at the host precision hold exactly the trace's keys and values; merge counts add up to the tokens seen.
+     * at the host precision hold exactly the trace's keys and values, unless the policy ever stores below it
+     * ({@code lossy}: a store at f32 does not restore what an earlier bf16 store rounded); merge counts add up to the
+     * tokens seen.
      */
-    static void properties(String name, Lane lane, Trace t, int layer, int kv, int seen, String where, Rope rope, boolean cache, long limit) {
+    static void properties(String name, Lane lane, Trace t, int layer, int kv, int seen, String where, Rope rope, boolean cache, long limit,
+                           boolean lossy) {
         Integer budget = BUDGET.get(name);
         if (budget != null) assertTrue(lane.size() <= budget, where + ": " + lane.size() + " entries over the budget " + budget);
         if (limit >= 0) assertTrue(lane.size() <= limit, where + ": " + lane.size() + " entries over the overflow budget " + limit);
@@ -97,13 +100,14 @@ public class RuntimeDifferentialTest {
         for (int i = 0; i < lane.size(); i++) {
             counts += lane.count(i);
             if (lane.isCompensation(i) || lane.count(i) != 1) continue;
-            if (lane.spec(i, Lane.Part.KEYS).precision() == Precision.F32) {
+            if (lane.spec(i, Lane.Part.KEYS).precision() == Precision.F32 && !lossy) {
                 lane.read(i, Lane.Part.KEYS, row, 0);
                 float[] key = t.key(layer, lane.position(i), kv).clone();
                 if (rope != null && !cache) rope.rotate(key, 0, key.length, lane.position(i));
                 assertArrayEquals(key, row, where + ": key of position " + lane.position(i));
             }
             if (lane.spec(i, Lane.Part.VALUES).precision() == Precision.F32) {
+                if (lossy) continue;
                 lane.read(i, Lane.Part.VALUES, row, 0);
                 assertArrayEquals(t.value(layer, lane.position(i), kv), row, where + ": value of position " + lane.position(i));
             } else {
@@ -147,6 +151,21 @@ public class RuntimeDifferentialTest {
         compare(s, t, name, rope, new InterpRunner(s));
     }
 
+    /** Whether a class stores any entry below f32 (its handlers or its standing rules). */
+    static boolean lossy(dev.kvpc.ir.PolicyIr p) {
+        if (lossy(p.standing())) return true;
+        for (var h : p.handlers()) if (lossy(h.body())) return true;
+        return false;
+    }
+
+    private static boolean lossy(dev.kvpc.ir.Block b) {
+        for (dev.kvpc.ir.Instr i : b.instrs()) {
+            if (i instanceof dev.kvpc.ir.Instr.Store st && st.format() != dev.kvpc.ir.Instr.Format.F32) return true;
+            if (i instanceof dev.kvpc.ir.Instr.If f && (lossy(f.then()) || lossy(f.otherwise()))) return true;
+        }
+        return false;
+    }
+
     /** As above, with the runtime running {@code runner} (a compiled policy, for instance). */
     public static void compare(Specialized s, Trace t, String name, Rope rope, dev.kvpc.runtime.PolicyRunner runner) {
         Result want = rope == null ? Interpreter.run(s, t) : Interpreter.run(s, t, rope);
@@ -167,7 +186,8 @@ public class RuntimeDifferentialTest {
                         assertArrayEquals(expected.positions(), got, where + ": kept positions");
                         int laneClass = s.classOf()[l][kv];
                         boolean cache = laneClass >= 0 && s.classes().get(laneClass).positions() == dev.kvpc.ir.PolicyIr.Positions.CACHE;
-                        properties(name, lane, t, l, kv, start + n, where, rope, cache, overflowLimit(s, laneClass));
+                        properties(name, lane, t, l, kv, start + n, where, rope, cache, overflowLimit(s, laneClass),
+                                laneClass >= 0 && lossy(s.classes().get(laneClass)));
                         double[] eo = expected.outputs();
                         for (int gi = 0; gi < group; gi++) {
                             for (int c = 0; c < d; c++) {
