@@ -115,9 +115,10 @@ public final class ProgramGenerator {
             "except", "heads", "head", "where", "layers", "logits", "mask", "normalize", "over", "least", "table", "bool",
             "in",
             // signals, builtins, axes, formats and option words
-            "k", "v", "q", "attn", "pos", "age", "len", "step", "context", "layer", "head_dim", "qpos", "kpos", "scale",
+            "k", "v", "q", "attn", "pos", "age", "index", "len", "step", "context", "layer", "head_dim", "qpos", "kpos", "scale",
             "sum", "mean", "max", "min", "norm", "maxpool", "avgpool", "quantile", "abs", "exp", "log", "sqrt", "tanh",
-            "sigmoid", "dot", "slope", "first", "last", "top", "bottom", "pages", "query", "channel", "f32", "f16",
+            "sigmoid", "dot", "slope", "first", "last", "top", "bottom", "pages", "rank", "strata", "count", "member",
+            "uniform", "gumbel", "maxcos", "maxdot", "query", "channel", "f32", "f16",
             "bf16", "int8", "int4", "int2", "i32", "softmax", "none", "original", "cache", "standard");
 
     private static final String[] FLOATS = {"0.5", "0.25", "0.9", "1.0", "2.0", "0.1", "1e-3", "2.5e-1", "3.0", "0.75", "10.0"};
@@ -500,6 +501,7 @@ public final class ProgramGenerator {
         addSignal("logits", El.FLOAT, h, true, false, Ax.QUERY, Ax.GROUP, Ax.TOKEN);
         addSignal("pos", El.INT, h, false, false, Ax.TOKEN);
         addSignal("age", El.INT, h, false, false, Ax.TOKEN);
+        addSignal("index", El.INT, h, false, false, Ax.TOKEN);
         addSignal("dot(k, v)", El.FLOAT, h, false, false, Ax.TOKEN);
         addSignal("dot(q, k)", El.FLOAT, h, false, true, Ax.QUERY, Ax.GROUP, Ax.TOKEN);
         for (String s : List.of("len", "step", "context", "layer", "layers", "heads", "head_dim")) {
@@ -994,6 +996,8 @@ public final class ProgramGenerator {
     }
 
     private Ex whereSet(Block b) {
+        if (chance(0.2)) return set("where(rank(" + tokScore(b).t + ") < " + par(count(b), P_CMP + 1) + ")", P_PRIM);
+        if (chance(0.15)) return set("strata(" + tokScore(b).t + ", " + count(b).t + ")", P_PRIM);
         return set("where(" + boolEx(tok(), 1, b).t + ")", P_PRIM);
     }
 
@@ -1003,6 +1007,7 @@ public final class ProgramGenerator {
         if (c < 55) return kex(intIn(0, 256, pick("n", "count", "keep_n")));
         if (c < 75) return new Ex("int(len * " + unitFloat("frac", UNIT_FLOATS).t + ")", P_PRIM, El.INT, ax());
         if (c < 85) return new Ex("max(len - " + par(intIn(0, 256, "n"), P_ADD + 1) + ", 0)", P_PRIM, El.INT, ax());
+        if (c < 90) return new Ex("count(" + tokSet(0, b).t + ")", P_PRIM, El.INT, ax());
         K a = intIn(0, 128, "n"), z = intIn(0, 128, "m");
         return new Ex("len > " + par(intIn(0, 1024, "limit"), P_CMP + 1) + " ? " + a.t + " : " + z.t, P_COND, El.INT, ax());
     }
@@ -1011,7 +1016,7 @@ public final class ProgramGenerator {
     private Ex tokScore(Block b) {
         Ex e;
         if (chance(0.35)) {
-            int c = rnd.nextInt(b.restricted ? 6 : 8);
+            int c = rnd.nextInt(b.restricted ? 6 : 12);
             e = switch (c) {
                 case 0 -> new Ex("sum(attn, over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
                 case 1 -> new Ex("mean(attn, over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
@@ -1022,7 +1027,11 @@ public final class ProgramGenerator {
                 case 5 -> new Ex("norm(v, over: channel)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
                 case 6 -> new Ex("mean(" + pick("maxpool", "avgpool") + "(attn, " + intIn(1, 15, "kernel").t + ", over: token), over: query, group)",
                         P_PRIM, El.FLOAT, ax(Ax.TOKEN));
-                default -> new Ex("max(dot(q, k), over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+                case 7 -> new Ex("max(dot(q, k), over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+                case 8 -> new Ex(pick("maxcos", "maxdot") + "(" + pick("k", "v") + ", " + tokSet(0, b).t + ")", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+                case 9 -> new Ex(pick("uniform", "gumbel") + "(" + intIn(0, 1000, "seed").t + ")", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+                case 10 -> new Ex("rank(" + num(tok(), 1, b).t + ")", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+                default -> new Ex("float(member(" + tokSet(0, b).t + ") ? " + between(1, 9) + " : 0)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
             };
         } else {
             e = num(tok(), 2, b);
