@@ -466,6 +466,14 @@ public final class ProgramGenerator {
             if (perLayer) sh.add(Ax.HEAD);
             states.add(new St(n, f ? El.FLOAT : El.INT, sh, "token"));
         }
+        if (chance(0.2)) {
+            // a per-token flag (4 bytes an entry in the runtime, as every state element)
+            String n = fresh(pick("flag", "hot", "marked"));
+            stateDecls.add("state " + n + ": bool per token" + (chance(0.5) ? "" : " = " + pick("true", "false")));
+            EnumSet<Ax> sh = ax(Ax.TOKEN);
+            if (perLayer) sh.add(Ax.HEAD);
+            states.add(new St(n, El.BOOL, sh, "token"));
+        }
         if (chance(0.25)) {
             boolean f = chance(0.5);
             String n = fresh(f ? pick("total", "mass") : pick("seen", "ticks"));
@@ -507,9 +515,10 @@ public final class ProgramGenerator {
         for (String s : List.of("len", "step", "context", "layer", "layers", "heads", "head_dim")) {
             addSignal(s, El.INT, ax(), false, false);
         }
-        for (St s : states) sources.add(new Src(s.name, s.el, s.sh, false, false, s));
-        // states are read more often than any one signal
-        for (St s : states) sources.add(new Src(s.name, s.el, s.sh, false, false, s));
+        // states are read more often than any one signal; flags are read as truth values (boolEx), not numbers
+        for (int twice = 0; twice < 2; twice++) {
+            for (St s : states) if (s.el != El.BOOL) sources.add(new Src(s.name, s.el, s.sh, false, false, s));
+        }
     }
 
     private void addSignal(String t, El el, EnumSet<Ax> extra, boolean rows, boolean composite, Ax... axes) {
@@ -615,6 +624,10 @@ public final class ProgramGenerator {
         List<String> tokenScores = new ArrayList<>();
         for (St s : unread) {
             s.read = true;
+            if (s.el == El.BOOL) {
+                terms.add("where(" + s.name + ")");
+                continue;
+            }
             switch (s.scope) {
                 case "token" -> tokenScores.add(s.name);
                 case "page" -> {
@@ -663,6 +676,11 @@ public final class ProgramGenerator {
 
     private void update(Block b, St s) {
         s.written = true;
+        if (s.el == El.BOOL) {
+            // a flag: set from a truth value of its axes or fewer
+            b.add(s.name + " = " + boolEx(chance(0.7) ? ax(s.sh) : sub(s.sh), 1, b).t);
+            return;
+        }
         String op = pick("+=", "+=", "+=", "=", "=", "-=", "*=", "*=");
         String value;
         switch (op) {
@@ -1273,6 +1291,12 @@ public final class ProgramGenerator {
     /** A bool expression with exactly the axes {@code t}. */
     private Ex boolEx(EnumSet<Ax> t, int d, Block b) {
         if (t.isEmpty() && chance(0.3)) return scalarBool(b);
+        List<St> flags = states.stream().filter(x -> x.el == El.BOOL && x.sh.equals(t)).toList();
+        if (!flags.isEmpty() && chance(0.4)) {
+            St f = pick(flags);
+            f.read = true;
+            return new Ex(f.name, P_PRIM, El.BOOL, t);
+        }
         int c = d <= 0 ? 0 : rnd.nextInt(100);
         if (c < 60) {
             Ex x = num(t, Math.max(d - 1, 0), b);
