@@ -114,14 +114,19 @@ final class MemoryCommand implements Callable<Integer> {
             for (var e : heads.entrySet()) {
                 MemoryModel.LaneMemory m = e.getKey();
                 String hs = e.getValue().split(",").length == lanes[l].length ? "all" : compress(e.getValue());
-                sb.append(String.format(Locale.ROOT, "%-8s %-5s %9d %12s %10s %10s %12s %12s %12s  %s%s%n", end > l ? l + ".." + end : Integer.toString(l), hs,
-                        m.entries(), bytes(m.kvBytes()), bytes(m.scaleBytes()), bytes(m.stateBytes()), bytes(m.steadyBytes()),
+                String most = m.exact() ? "" : "<= ";
+                sb.append(String.format(Locale.ROOT, "%-8s %-5s %9s %12s %10s %10s %12s %12s %12s  %s%s%n", end > l ? l + ".." + end : Integer.toString(l), hs,
+                        (m.entriesExact() ? "" : "<= ") + m.entries(), most + bytes(m.kvBytes()), most + bytes(m.scaleBytes()), bytes(m.stateBytes()), most + bytes(m.steadyBytes()),
                         bytes(m.prefillPeak()), bytes(m.decodePeak()), m.precision(), m.sharedInLayer() ? " (layer-shared budget: mean per head)" : ""));
             }
             l = end + 1;
         }
-        sb.append(String.format(Locale.ROOT, "total steady %s (per lane figures above are per KV head); full cache %s; ratio %.4f%n",
-                bytes(rep.totalSteady()), bytes(rep.totalFull()), rep.ratioToFull()));
+        sb.append(String.format(Locale.ROOT, "total steady %s%s (per lane figures above are per KV head); full cache %s; ratio %s%.4f%n",
+                rep.exact() ? "" : "at most ", bytes(rep.totalSteady()), bytes(rep.totalFull()), rep.exact() ? "" : "<= ", rep.ratioToFull()));
+        if (!rep.exact()) {
+            sb.append("figures marked <= are upper bounds: which entries the policy keeps, or at which precision, depends on the data\n"
+                    + "or on when its handlers ran; the runtime's lanes stay within them (docs/ir.md, Memory accounting)\n");
+        }
         sb.append(String.format(Locale.ROOT, "peak during prefill %s, during a decode step %s%n", bytes(rep.peak(true)), bytes(rep.peak(false))));
         return sb.toString();
     }
@@ -144,6 +149,7 @@ final class MemoryCommand implements Callable<Integer> {
                 .append(", \"kv_heads\": ").append(rep.shape().kvHeads()).append(", \"head_dim\": ").append(rep.shape().headDim()).append("},\n");
         sb.append("  \"prompt\": ").append(rep.prompt()).append(",\n");
         sb.append("  \"context\": ").append(rep.context()).append(",\n  \"dtype\": \"").append(rep.dtype()).append("\",\n");
+        sb.append("  \"exact\": ").append(rep.exact()).append(",\n");
         sb.append("  \"total_steady_bytes\": ").append(rep.totalSteady()).append(",\n  \"full_cache_bytes\": ").append(rep.totalFull())
                 .append(",\n  \"ratio_to_full\": ").append(String.format(Locale.ROOT, "%.6f", rep.ratioToFull())).append(",\n");
         sb.append("  \"peak_prefill_bytes\": ").append(rep.peak(true)).append(",\n  \"peak_decode_bytes\": ").append(rep.peak(false)).append(",\n");
@@ -156,7 +162,7 @@ final class MemoryCommand implements Callable<Integer> {
                         .append(", \"kv_bytes\": ").append(m.kvBytes()).append(", \"scale_bytes\": ").append(m.scaleBytes())
                         .append(", \"state_bytes\": ").append(m.stateBytes()).append(", \"steady_bytes\": ").append(m.steadyBytes())
                         .append(", \"prefill_peak_bytes\": ").append(m.prefillPeak()).append(", \"decode_peak_bytes\": ").append(m.decodePeak())
-                        .append(", \"precision\": \"").append(m.precision()).append("\"}")
+                        .append(", \"precision\": \"").append(m.precision()).append("\", \"entries_exact\": ").append(m.entriesExact()).append(", \"exact\": ").append(m.exact()).append("}")
                         .append(l == lanes.length - 1 && h == lanes[l].length - 1 ? "\n" : ",\n");
             }
         }

@@ -21,9 +21,13 @@ import java.util.*;
 public final class MemoryModel {
     public static final int SCALE_BYTES = 4;
 
-    /** Bytes of one lane by category. */
+    /**
+     * Bytes of one lane by category. {@code entriesExact}: the entries are the runtime's for the scenario; {@code
+     * exact}: so are the entries and the bytes. Where not, they are bounds the runtime stays under (the policy's
+     * decisions depend on the data, or on when its handlers ran).
+     */
     public record LaneMemory(long entries, long kvBytes, long scaleBytes, long stateBytes, long prefillPeak, long decodePeak,
-                             String precision, boolean sharedInLayer) {
+                             String precision, boolean sharedInLayer, boolean entriesExact, boolean exact) {
         public long steadyBytes() {
             return kvBytes + scaleBytes + stateBytes;
         }
@@ -35,6 +39,12 @@ public final class MemoryModel {
             long t = 0;
             for (LaneMemory[] row : lanes) for (LaneMemory m : row) t += m.steadyBytes();
             return t;
+        }
+
+        /** Whether every lane's figures are exact (else some are upper bounds). */
+        public boolean exact() {
+            for (LaneMemory[] row : lanes) for (LaneMemory m : row) if (!m.exact()) return false;
+            return true;
         }
 
         public long totalFull() {
@@ -85,34 +95,108 @@ public final class MemoryModel {
     static LaneMemory lane(PolicyIr p, LaneShape shape, long n, long context, int dtypeBytes) {
         int d = shape.headDim(), g = shape.group();
         long entryBytes = 2L * d * dtypeBytes;
-        if (p == null) return new LaneMemory(context, context * entryBytes, 0, 0, n * entryBytes, (context + 1) * entryBytes, "host", false);
+        if (p == null) return new LaneMemory(context, context * entryBytes, 0, 0, n * entryBytes, (context + 1) * entryBytes, "host", false, true, true);
         Sizes sizes = new Sizes(p, n, context, shape.kvHeads());
         long e = sizes.steadyEntries();
         boolean shared = p.selection() == PolicyIr.Selection.LAYER;
+        if (shared && context > n && sizes.overflowLimit() >= 0) {
+            // a layer's lanes grow from unequal shares, and the first over the budget sets the handler off: each
+            // lane stays within the budget, not within its share
+            e = Math.max(e, Math.min(sizes.overflowLimit(), e + context - n));
+            sizes.entriesExact = false;
+        }
 
-        // keys and values at their precision
+        // keys and values at their precision. A standing rule covers the lane as it ends; a handler's store covers
+        // the entries the lane held when it last ran (the entries added since are at the host's precision, until a
+        // standing rule takes them). Exact when each part has one rule (or a handler's `for` and `otherwise` pair),
+        // its set's size is known, and no entry left the lane since it ran; else a bound.
         Storage keys = new Storage(), values = new Storage();
+        boolean storageExact = true, countBound = true;
+        long regular = e - (sizes.holdsCompensationEntry() ? 1 : 0);
+        long lastFor = 0;
+        Instr.Store previous = null;
+        java.util.Set<Instr.Part> pairs = java.util.EnumSet.noneOf(Instr.Part.class);
         for (Sizes.StoreAt at : sizes.stores()) {
             Instr.Store st = at.store();
-            // a store of the prompt's handlers covers what the prompt's lane held then (of n entries), not the
-            // entries decoded after it; later ones cover the lane as it ends
-            long len = at.promptOnly() ? Math.min(e, n) : e;
+            long len;
+            if (at.standing()) {
+                len = regular;
+            } else {
+                Sizes.Run run = sizes.lastRun(st);
+                if (run == null) continue; // never ran: it covers nothing
+                if (run.inexact()) {
+                    storageExact = false;
+                    countBound = false;
+                }
+                // the compensation entry is never stored at another format: rules cover the regular entries
+                len = Math.min(regular, run.len());
+            }
+            // a 'for' set of uncertain size with an 'otherwise' after it: the pair covers every entry, so counting the
+            // larger format's side at its most is a bound (mixed's top(acc, n) + last(64), which may overlap)
+            boolean pairedFor = st.scope() == Instr.Scope.FOR && !at.standing() && sizes.followedByOtherwise(st);
+            boolean uncertain = (st.scope() == Instr.Scope.FOR || st.scope() == Instr.Scope.EXCEPT) && !sizes.setOfKnownSize(st.set(), len);
+            if (uncertain) {
+                storageExact = false;
+                if (!pairedFor) countBound = false;
+            }
+            // a rule that runs again over another set leaves the entries it covered before at its format: what it
+            // covers accumulates. Exact: a standing rule for first(n) or except last(n) (the set only grows), a
+            // handler's rule that ran once, or one whose 'otherwise' restores every other entry
+            if (st.scope() == Instr.Scope.FOR || st.scope() == Instr.Scope.EXCEPT) {
+                boolean stable = at.standing() ? sizes.isRange(st.set(), st.scope() == Instr.Scope.FOR ? Op.End.FIRST : Op.End.LAST)
+                        : sizes.lastRun(st).times() == 1 || st.scope() == Instr.Scope.FOR && sizes.followedByOtherwise(st);
+                if (!stable) {
+                    storageExact = false;
+                    countBound = false;
+                }
+            }
+            // per-channel groups form from consecutive entries as they arrive: once entries leave, which groups are
+            // full is history
+            if (st.axis() == Instr.QuantAxis.CHANNEL && sizes.removesEntries()) {
+                storageExact = false;
+                countBound = false;
+            }
             int bits = st.format() == Instr.Format.INT ? (int) sizes.value(st.bits(), len) : st.format().bits;
-            long group = st.group() >= 0 ? sizes.value(st.group(), len) : d;
+            // without group(n): a token's channels together, or 32 entries per channel (the runtime's default)
+            long group = st.group() >= 0 ? sizes.value(st.group(), len) : st.axis() == Instr.QuantAxis.CHANNEL ? 32 : d;
             long covered = switch (st.scope()) {
                 case ALL -> len;
-                case FOR -> Math.min(len, sizes.setSize(st.set(), at.promptOnly() ? n : e));
-                case EXCEPT -> at.promptOnly() ? Math.min(len, Math.max(0, n - Math.min(n, sizes.setSize(st.set(), n))))
-                        : Math.max(0, e - Math.min(e, sizes.setSize(st.set(), e)));
-                case OTHERWISE -> -1;
+                case FOR -> Math.min(len, uncertain && !largerThanOtherwise(st, bits, sizes, len) ? sizes.setMinimum(st.set(), len) : sizes.setSize(st.set(), len));
+                case EXCEPT -> Math.max(0, len - Math.min(len, sizes.setSize(st.set(), len)));
+                // the entries the previous 'for' of the same block left out
+                case OTHERWISE -> previous != null && previous.scope() == Instr.Scope.FOR ? Math.max(0, len - lastFor) : len;
             };
-            for (Instr.Part part : st.parts()) (part == Instr.Part.KEYS ? keys : values).rule(bits, st.axis(), group, covered);
+            if (st.scope() == Instr.Scope.OTHERWISE && previous != null && previous.scope() == Instr.Scope.FOR) pairs.addAll(st.parts());
+            if (st.scope() == Instr.Scope.FOR) lastFor = covered;
+            previous = st;
+            for (Instr.Part part : st.parts()) {
+                Storage to = part == Instr.Part.KEYS ? keys : values;
+                // a later rule over every entry decides every entry's format
+                if (st.scope() == Instr.Scope.ALL && at.standing()) to.clear();
+                to.rule(bits, st.axis(), group, covered);
+            }
         }
-        long kv = keys.bytes(e, d, dtypeBytes) + values.bytes(e, d, dtypeBytes);
-        long scales = keys.scaleBytes(e, d) + values.scaleBytes(e, d);
+        for (Instr.Part part : Instr.Part.values()) {
+            int rules = (part == Instr.Part.KEYS ? keys : values).rules.size();
+            if (rules > 2 || rules == 2 && !pairs.contains(part)) {
+                storageExact = false;
+                countBound = false;
+            }
+        }
+        long kv, scales;
+        if (storageExact || countBound) {
+            kv = keys.bytes(e, d, dtypeBytes) + values.bytes(e, d, dtypeBytes);
+            scales = keys.scaleBytes(e, d) + values.scaleBytes(e, d);
+        } else {
+            // which entries each rule finally covers depends on when handlers ran and on the data: at most every
+            // entry at the largest format, and every entry with the most scales a rule gives one
+            kv = keys.boundBytes(e, d, dtypeBytes) + values.boundBytes(e, d, dtypeBytes);
+            scales = keys.boundScaleBytes(e, d) + values.boundScaleBytes(e, d);
+        }
         String precision = keys.describe(e) + " / " + values.describe(e);
 
         // state
+        boolean pagesExact = true;
         long state = 0;
         for (PolicyIr.State st : p.states()) {
             long elems = 1;
@@ -121,8 +205,11 @@ public final class MemoryModel {
                     case TOKEN -> e;
                     case CHANNEL -> d;
                     case PAGE -> {
+                        // a page state is refreshed when read: it may still hold the pages of the most entries held
                         long page = Math.max(1, st.pageSize() == null ? 1 : sizes.computation(st.pageSize(), e));
-                        yield (e + page - 1) / page;
+                        long now = (e + page - 1) / page, most = (Math.max(e, sizes.mostSeen) + page - 1) / page;
+                        if (most != now) pagesExact = false;
+                        yield most;
                     }
                     case HEAD -> 1; // per-layer state is shared: this lane's share
                     default -> 1;
@@ -130,6 +217,8 @@ public final class MemoryModel {
             }
             state += elems * Ty.Elem.STATE_BYTES;
         }
+
+        boolean exact = sizes.entriesExact && storageExact && pagesExact;
 
         // transients
         long observed = sizes.observedQueries();
@@ -143,7 +232,15 @@ public final class MemoryModel {
         long scoresDecode = sizes.ranks(false) ? decodeEntries * 4 : 0;
         long perEntry = e == 0 ? entryBytes : (kv + scales + state) / Math.max(1, e);
         long decodePeak = kv + scales + state + Math.max(0, decodeEntries - e) * Math.max(perEntry, entryBytes) + decodeRows + scoresDecode;
-        return new LaneMemory(e, kv, scales, state, Math.max(prefillPeak, kv + scales + state), decodePeak, precision, shared);
+        return new LaneMemory(e, kv, scales, state, Math.max(prefillPeak, kv + scales + state), decodePeak, precision, shared, sizes.entriesExact, exact);
+    }
+
+    /** Whether a handler's {@code store ... for S} at {@code bits} takes more bytes per entry than the 'otherwise' after it. */
+    private static boolean largerThanOtherwise(Instr.Store st, int bits, Sizes sizes, long len) {
+        Instr.Store other = sizes.otherwiseAfter(st);
+        if (other == null) return true;
+        int otherBits = other.format() == Instr.Format.INT ? (int) sizes.value(other.bits(), len) : other.format().bits;
+        return bits >= otherBits;
     }
 
     /** Storage rules for keys or values, applied in order (later rules take entries from the host precision pool). */
@@ -154,6 +251,28 @@ public final class MemoryModel {
 
         void rule(int bits, Instr.QuantAxis axis, long group, long covered) {
             rules.add(new Rule(bits, axis, group, covered));
+        }
+
+        void clear() {
+            rules.clear();
+        }
+
+        /** At most: every entry at the largest of the host's and the rules' formats. */
+        long boundBytes(long e, int d, int hostBytes) {
+            long most = (long) d * hostBytes * 8;
+            for (Rule r : rules) most = Math.max(most, (long) d * r.bits);
+            return e * most / 8;
+        }
+
+        /** At most: every entry with the most scales any quantising rule gives an entry. */
+        long boundScaleBytes(long e, int d) {
+            long most = 0;
+            for (Rule r : rules) {
+                if (r.bits >= 16) continue;
+                long group = Math.max(1, r.group);
+                most = Math.max(most, r.axis == Instr.QuantAxis.TOKEN ? (d + group - 1) / group * SCALE_BYTES : ((long) d * SCALE_BYTES + group - 1) / group);
+            }
+            return e * most;
         }
 
         /** Entries per rule: explicit coverage first, 'otherwise' takes what remains; the rest is at host precision. */
@@ -256,21 +375,88 @@ public final class MemoryModel {
             IrWalk.forEachInstr(b, f);
         }
 
-        /** A store, and whether it runs only in the prompt's handlers (prefill or chunk, never after). */
-        record StoreAt(Instr.Store store, boolean promptOnly) {}
+        /** A store, and whether it is a standing rule (applied at every event, after the handlers). */
+        record StoreAt(Instr.Store store, boolean standing) {}
 
+        /** The stores in the order an event applies them: the handlers', then the standing rules. */
         List<StoreAt> stores() {
             List<StoreAt> out = new ArrayList<>();
-            IrWalk.forEachInstr(p.standing(), i -> {
-                if (i instanceof Instr.Store st) out.add(new StoreAt(st, false));
-            });
             for (PolicyIr.Handler h : p.handlers()) {
-                boolean prompt = h.events().stream().allMatch(ev -> ev == PolicyIr.Event.PREFILL || ev == PolicyIr.Event.CHUNK);
                 IrWalk.forEachInstr(h.body(), i -> {
-                    if (i instanceof Instr.Store st) out.add(new StoreAt(st, prompt));
+                    if (i instanceof Instr.Store st) out.add(new StoreAt(st, false));
                 });
             }
+            IrWalk.forEachInstr(p.standing(), i -> {
+                if (i instanceof Instr.Store st) out.add(new StoreAt(st, true));
+            });
             return out;
+        }
+
+        /**
+         * A handler's store when it last ran: the regular entries the lane held then, and whether what it covered is
+         * no longer known (an entry left the lane since, or it ran in a branch that depends on the data).
+         */
+        record Run(long len, boolean inexact, int times) {}
+
+        private final Map<Instr.Store, Run> runs = new java.util.IdentityHashMap<>();
+        private int inIf;
+
+        /** The last run of a handler's store in the steps followed, or null if it never ran. */
+        Run lastRun(Instr.Store st) {
+            return runs.get(st);
+        }
+
+        /** Whether a set is first(n) ({@code end} FIRST) or last(n) with n known. */
+        boolean isRange(int id, Op.End end) {
+            Instr.Def d = defs.get(id);
+            return d != null && d.op() instanceof Op.Range r && r.end() == end && known(r.count());
+        }
+
+        /** Whether a handler's {@code store ... for S} is followed in its block by a {@code store ... otherwise}. */
+        boolean followedByOtherwise(Instr.Store st) {
+            return otherwiseAfter(st) != null;
+        }
+
+        /** The {@code store ... otherwise} that follows a handler's {@code store ... for S} in its block, or null. */
+        Instr.Store otherwiseAfter(Instr.Store st) {
+            for (PolicyIr.Handler h : p.handlers()) {
+                List<Instr> is = h.body().instrs();
+                for (int i = 0; i < is.size(); i++) {
+                    if (is.get(i) != st) continue;
+                    for (int j = i + 1; j < is.size(); j++) {
+                        if (is.get(j) instanceof Instr.Store o) {
+                            return o.scope() == Instr.Scope.OTHERWISE && o.parts().containsAll(st.parts()) ? o : null;
+                        }
+                    }
+                }
+            }
+            return null;
+        }
+
+        /** The fewest entries a set holds in a lane of {@code len}. */
+        long setMinimum(int id, long len) {
+            return setMin(id, len);
+        }
+
+        /** Whether a set's size is known exactly for a lane of {@code len}. */
+        boolean setOfKnownSize(int id, long len) {
+            return setExact(id, len);
+        }
+
+        /** Whether any handler can remove entries (keep, evict). */
+        boolean removesEntries() {
+            boolean[] found = {false};
+            for (PolicyIr.Handler h : p.handlers()) {
+                IrWalk.forEachInstr(h.body(), i -> {
+                    if (i instanceof Instr.Keep || i instanceof Instr.Evict) found[0] = true;
+                });
+            }
+            return found[0];
+        }
+
+        /** Entries left the lane: what the stores that ran before covered is no longer known. */
+        private void entriesLeft() {
+            runs.replaceAll((k, v) -> new Run(v.len(), true, v.times()));
         }
 
         long overflowLimit() {
@@ -280,43 +466,255 @@ public final class MemoryModel {
             return -1;
         }
 
-        /** Entries in the lane once the prompt is processed and the decode steps are taken. */
-        long steadyEntries() {
-            seen = n;
-            long e = apply(n, true);
-            if (context > n) {
-                seen = context;
-                // each decoded token adds an entry and the decode-time handlers act; the last step's state stands
-                e = apply(e + context - n, false);
-            }
-            seen = context;
-            return e;
-        }
+        /**
+         * Whether the lane may hold its compensation entry (a merge into it creates it), and whether it surely does,
+         * as the steps are followed.
+         */
+        private boolean compensation, compensationSure;
+        /**
+         * Whether the entries followed are exactly the runtime's: the fewest and the most the lane can hold agree at
+         * the end. Where a decision depends on the data (a set whose size is not known, an {@code if} whose branches
+         * differ, an overflow handler that may or may not run), the most is a bound the runtime stays under.
+         */
+        boolean entriesExact = true;
+        /** The most entries the lane held at the end of an event's append, before its handlers. */
+        long mostSeen;
 
-        /** The prefill's (or a decode step's) handlers on a lane of {@code e} entries, in their order. */
-        private long apply(long e, boolean prefill) {
-            for (PolicyIr.Handler h : p.handlers()) {
-                boolean overflow = h.events().contains(PolicyIr.Event.OVERFLOW);
-                boolean runs = overflow || (prefill ? h.events().contains(PolicyIr.Event.PREFILL)
-                        : h.events().contains(PolicyIr.Event.DECODE) || h.events().contains(PolicyIr.Event.EVERY));
-                if (!runs) continue;
-                if (overflow && e <= computation(h.limit(), e)) continue;
-                e = entriesAfter(h.body(), e);
+        /** The fewest and the most entries a lane can hold at a point of the steps followed. */
+        private record Count(long lo, long hi) {
+            Count plus(long k) {
+                return new Count(lo + k, hi + k);
             }
-            return e;
         }
 
         /**
-         * Entries after the keeps and evictions of a block, in order, on a lane of {@code e}. An {@code if} left after
-         * specialisation depends on the data: the larger of its branches' outcomes, a bound the measure stays under.
+         * Entries in the lane once the prompt is processed and the decode steps are taken, step by step: each decode
+         * step adds an entry, then its handlers act ({@code every N} at the steps N divides, {@code overflow(B)}
+         * whenever the lane holds more than B), so a lane that an overflow handler cuts below its budget is followed
+         * up the saw-tooth to the step the prediction is for. The fewest and the most entries are followed together:
+         * the most is what the prediction states.
          */
-        private long entriesAfter(Block b, long e) {
-            for (Instr i : b.instrs()) {
-                if (i instanceof Instr.Keep k) e = Math.min(e, setSize(k.set(), e));
-                else if (i instanceof Instr.Evict ev) e = Math.max(0, e - setMin(ev.set(), e));
-                else if (i instanceof Instr.If f) e = Math.max(entriesAfter(f.then(), e), entriesAfter(f.otherwise(), e));
+        long steadyEntries() {
+            seen = n;
+            compensation = false;
+            compensationSure = false;
+            mostSeen = n;
+            Count c = apply(new Count(n, n), true, 0);
+            for (long t = 1; t <= context - n; t++) {
+                seen = n + t;
+                mostSeen = Math.max(mostSeen, c.hi() + 1);
+                c = apply(c.plus(1), false, t);
             }
-            return e;
+            seen = context;
+            // under per-layer selection a lane's figure is its share of the layer's: exact is said of the layer
+            entriesExact = c.lo() == c.hi();
+            return c.hi();
+        }
+
+        /** The prefill's (or decode step {@code step}'s) handlers on a lane of {@code c} entries, in their order. */
+        private Count apply(Count c, boolean prefill, long step) {
+            for (PolicyIr.Handler h : p.handlers()) {
+                boolean overflow = h.events().contains(PolicyIr.Event.OVERFLOW);
+                boolean every = h.events().contains(PolicyIr.Event.EVERY);
+                if (every) {
+                    long period = computation(h.limit(), c.hi());
+                    if (prefill || period <= 0 || step % period != 0) continue;
+                    c = after(h.body(), c);
+                    continue;
+                }
+                boolean runs = overflow || (prefill ? h.events().contains(PolicyIr.Event.PREFILL) : h.events().contains(PolicyIr.Event.DECODE));
+                if (!runs) continue;
+                if (!overflow) {
+                    c = after(h.body(), c);
+                    continue;
+                }
+                long b = computation(h.limit(), c.hi());
+                if (c.hi() <= b) continue;
+                if (c.lo() > b) {
+                    c = after(h.body(), c);
+                } else {
+                    // over the budget or not, as the data decided: either the handler runs on more than b, or not
+                    Count fired = after(h.body(), new Count(b + 1, c.hi()));
+                    c = new Count(Math.min(c.lo(), fired.lo()), Math.max(b, fired.hi()));
+                }
+            }
+            return c;
+        }
+
+        /**
+         * Entries after the keeps, evictions and merges into the compensation entry of a block, in order, on a lane of
+         * {@code c} entries. An {@code if} left after specialisation depends on the data: the fewest and the most of
+         * its branches'.
+         */
+        private Count after(Block b, Count c) {
+            long lo = c.lo(), hi = c.hi();
+            for (Instr i : b.instrs()) {
+                if (i instanceof Instr.Keep k) {
+                    boolean holds = holdsCompensation(k.set());
+                    long most = setSize(k.set(), hi);
+                    // a set without the compensation entry drops it
+                    if (!holds) most = Math.min(most, hi - (compensationSure ? 1 : 0));
+                    long least = Math.min(lo, setMin(k.set(), lo));
+                    if (!holds) least = Math.min(least, lo - (compensation ? 1 : 0));
+                    if (most < hi || !setExact(k.set(), hi)) entriesLeft();
+                    hi = Math.min(hi, most);
+                    lo = Math.max(0, Math.min(lo, least));
+                    if (!holds) {
+                        compensation = false;
+                        compensationSure = false;
+                    }
+                } else if (i instanceof Instr.Evict ev) {
+                    if (setSize(ev.set(), hi) > 0) entriesLeft();
+                    hi = Math.max(0, hi - setMin(ev.set(), hi));
+                    lo = Math.max(0, lo - Math.min(lo, setSize(ev.set(), lo)));
+                    if (holdsCompensation(ev.set())) {
+                        compensation = false;
+                        compensationSure = false;
+                    }
+                } else if (i instanceof Instr.Merge m && defs.get(m.dest()) != null && defs.get(m.dest()).op() instanceof Op.Compensation) {
+                    // the first merge into it adds the lane's compensation entry (nothing to merge adds none)
+                    boolean surely = setMin(m.source(), lo) >= 1;
+                    if (!compensationSure) {
+                        hi++;
+                        if (surely && !compensation) lo++;
+                    }
+                    compensation = true;
+                    compensationSure |= surely;
+                } else if (i instanceof Instr.Store st) {
+                    Run was = runs.get(st);
+                    runs.put(st, new Run(regular(hi), inIf > 0, was == null ? 1 : was.times() + 1));
+                } else if (i instanceof Instr.If f) {
+                    boolean before = compensation, beforeSure = compensationSure;
+                    inIf++;
+                    Count a = after(f.then(), new Count(lo, hi));
+                    boolean thenMaybe = compensation, thenSure = compensationSure;
+                    compensation = before;
+                    compensationSure = beforeSure;
+                    Count o = after(f.otherwise(), new Count(lo, hi));
+                    inIf--;
+                    compensation |= thenMaybe;
+                    compensationSure &= thenSure;
+                    lo = Math.min(a.lo(), o.lo());
+                    hi = Math.max(a.hi(), o.hi());
+                }
+            }
+            return new Count(lo, hi);
+        }
+
+        /** Whether the lane holds its compensation entry at the end of the steps followed. */
+        boolean holdsCompensationEntry() {
+            return compensation;
+        }
+
+        /** Whether an int value is known from the constants, {@code len} and {@code context} (else it depends on data). */
+        boolean known(int id) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return false;
+            return switch (d.op()) {
+                case Op.Const c -> true;
+                case Op.Signal s -> s.signal() == Signal.CONTEXT || s.signal() == Signal.LEN;
+                case Op.Map1 m when m.fn() == Op.Fn1.TO_INT || m.fn() == Op.Fn1.TO_FLOAT -> known(m.x());
+                case Op.Map2 m when m.fn() == Op.Fn2.ADD || m.fn() == Op.Fn2.SUB || m.fn() == Op.Fn2.MUL || m.fn() == Op.Fn2.DIV
+                        || m.fn() == Op.Fn2.MAX || m.fn() == Op.Fn2.MIN -> known(m.a()) && known(m.b());
+                case Op.Choose c -> truth(c.cond(), 0) != null && known(c.a()) && known(c.b());
+                default -> false;
+            };
+        }
+
+        /** A comparison of known values (or a constant truth), or null when it depends on the data. */
+        Boolean truth(int id, long len) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return null;
+            if (d.op() instanceof Op.Const c && c.value() instanceof Boolean b) return b;
+            if (d.op() instanceof Op.Map1 m && m.fn() == Op.Fn1.NOT) {
+                Boolean x = truth(m.x(), len);
+                return x == null ? null : !x;
+            }
+            if (!(d.op() instanceof Op.Map2 m)) return null;
+            if (m.fn() == Op.Fn2.AND || m.fn() == Op.Fn2.OR) {
+                Boolean a = truth(m.a(), len), b = truth(m.b(), len);
+                return a == null || b == null ? null : m.fn() == Op.Fn2.AND ? a && b : a || b;
+            }
+            if (!m.fn().comparison() || !known(m.a()) || !known(m.b())) return null;
+            return m.fn().apply(dvalue(m.a(), len), dvalue(m.b(), len)) != 0;
+        }
+
+        /** The regular entries of a lane of {@code len} (its compensation entry, if held, is not one). */
+        private long regular(long len) {
+            return Math.max(0, len - (compensation ? 1 : 0));
+        }
+
+        /** Whether a set holds exactly {@link #setSize} entries of a lane of {@code len}, whatever the data. */
+        boolean setExact(int id, long len) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return false;
+            return switch (d.op()) {
+                case Op.Range r -> known(r.count()) && value(r.count(), len) <= regular(len);
+                case Op.Rank r -> {
+                    // a per-head floor shares the layer's count among its lanes: the layer's total is the count
+                    if (!known(r.count()) || r.floor() >= 0 && p.selection() != PolicyIr.Selection.LAYER) yield false;
+                    long c = value(r.count(), len);
+                    Instr.Def sd = defs.get(r.score());
+                    long candidates = sd != null && sd.op() instanceof Op.Within w ? setMin(w.set(), len) : regular(len);
+                    yield c <= candidates;
+                }
+                case Op.All a -> true;
+                case Op.Compensation c -> true;
+                case Op.SetOp o when o.fn() == Op.SetFn.UNION -> setExact(o.a(), len) && setExact(o.b(), len) && (sameEnd(o.a(), o.b()) || disjoint(o.a(), o.b(), len));
+                default -> false;
+            };
+        }
+
+        /** Whether two sets surely share no entry. */
+        private boolean disjoint(int a, int b, long len) {
+            Instr.Def da = defs.get(a), db = defs.get(b);
+            if (da == null || db == null) return false;
+            if (db.op() instanceof Op.SetOp u && u.fn() == Op.SetFn.UNION) return disjoint(a, u.a(), len) && disjoint(a, u.b(), len);
+            if (da.op() instanceof Op.SetOp u && u.fn() == Op.SetFn.UNION) return disjoint(u.a(), b, len) && disjoint(u.b(), b, len);
+            if (da.op() instanceof Op.Compensation) return !holdsCompensation(b);
+            if (db.op() instanceof Op.Compensation) return !holdsCompensation(a);
+            if (da.op() instanceof Op.Range x && db.op() instanceof Op.Range y) {
+                return x.end() != y.end() && value(x.count(), len) + value(y.count(), len) <= regular(len);
+            }
+            // a ranking within S has its members in S (H2O's top(acc within all - last(r), ...), SnapKV's within
+            // first(len - w)); A - B has none of B
+            if (da.op() instanceof Op.Rank r) return withinDisjoint(r.score(), b, len);
+            if (db.op() instanceof Op.Rank r) return withinDisjoint(r.score(), a, len);
+            if (da.op() instanceof Op.SetOp o && o.fn() == Op.SetFn.DIFF) return sameSet(o.b(), b, len) || disjoint(o.a(), b, len);
+            if (db.op() instanceof Op.SetOp o && o.fn() == Op.SetFn.DIFF) return sameSet(o.b(), a, len) || disjoint(a, o.a(), len);
+            return false;
+        }
+
+        /** Whether a ranking of {@code score} ({@code x within S}) shares no entry with {@code set}. */
+        private boolean withinDisjoint(int score, int set, long len) {
+            Instr.Def sd = defs.get(score);
+            return sd != null && sd.op() instanceof Op.Within w && disjoint(w.set(), set, len);
+        }
+
+        /** Whether both sets are first(n) (or both last(n)): their union is the larger. */
+        private boolean sameEnd(int a, int b) {
+            Instr.Def da = defs.get(a), db = defs.get(b);
+            return da != null && db != null && da.op() instanceof Op.Range x && db.op() instanceof Op.Range y && x.end() == y.end();
+        }
+
+        private boolean sameSet(int a, int b, long len) {
+            if (a == b) return true;
+            Instr.Def da = defs.get(a), db = defs.get(b);
+            return da != null && db != null && da.op() instanceof Op.Range x && db.op() instanceof Op.Range y && x.end() == y.end()
+                    && known(x.count()) && known(y.count()) && value(x.count(), len) == value(y.count(), len);
+        }
+
+        /** Whether a set has the compensation entry among its members ({@link Op.SetFn#compensation}). */
+        private boolean holdsCompensation(int id) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return false;
+            return switch (d.op()) {
+                case Op.All a -> true;
+                case Op.Compensation c -> true;
+                case Op.SetOp o -> o.fn().compensation(holdsCompensation(o.a()), holdsCompensation(o.b()));
+                case Op.Choose c -> holdsCompensation(c.a()) || holdsCompensation(c.b());
+                default -> false;
+            };
         }
 
         long computation(Computation c, long len) {
@@ -331,6 +729,7 @@ public final class MemoryModel {
                 case Op.Const c -> c.value() instanceof Long l ? l : c.value() instanceof Double x ? (long) (double) x : 0;
                 case Op.Signal s -> s.signal() == Signal.CONTEXT ? seen : len;
                 case Op.Map1 m when m.fn() == Op.Fn1.TO_INT || m.fn() == Op.Fn1.TO_FLOAT -> value(m.x(), len);
+                case Op.Choose c when truth(c.cond(), len) != null -> value(truth(c.cond(), len) ? c.a() : c.b(), len);
                 case Op.Map2 m -> {
                     double a = dvalue(m.a(), len), b = dvalue(m.b(), len);
                     yield (long) switch (m.fn()) {
@@ -376,12 +775,13 @@ public final class MemoryModel {
                     }
                     yield c;
                 }
+                case Op.SetOp o when o.fn() == Op.SetFn.UNION && sameEnd(o.a(), o.b()) -> Math.max(setSize(o.a(), len), setSize(o.b(), len));
                 case Op.SetOp o -> switch (o.fn()) {
                     case UNION -> setSize(o.a(), len) + setSize(o.b(), len);
                     case DIFF -> setSize(o.a(), len);
                     case INTER -> Math.min(setSize(o.a(), len), setSize(o.b(), len));
                 };
-                case Op.Compensation c -> 1;
+                case Op.Compensation c -> compensation ? 1 : 0;
                 case Op.Where w -> rankBound(w.pred(), len);
                 case Op.Prim pr when pr.fn() == Op.PrimFn.STRATA -> {
                     long c = Math.max(0, value(pr.args().get(1), len));
@@ -435,8 +835,12 @@ public final class MemoryModel {
 
         private long setMin(int id, long len) {
             Instr.Def d = defs.get(id);
-            if (d != null && d.op() instanceof Op.All) return len;
-            if (d != null && d.op() instanceof Op.SetOp o && o.fn() == Op.SetFn.DIFF) return Math.max(0, setMin(o.a(), len) - setSize(o.b(), len));
+            if (d == null) return 0;
+            if (d.op() instanceof Op.All) return len;
+            if (d.op() instanceof Op.Compensation) return compensationSure ? 1 : 0;
+            if (setExact(id, len)) return Math.min(len, setSize(id, len));
+            if (d.op() instanceof Op.SetOp o && o.fn() == Op.SetFn.DIFF) return Math.max(0, setMin(o.a(), len) - setSize(o.b(), len));
+            if (d.op() instanceof Op.SetOp o && o.fn() == Op.SetFn.UNION) return Math.max(setMin(o.a(), len), setMin(o.b(), len));
             return 0;
         }
 

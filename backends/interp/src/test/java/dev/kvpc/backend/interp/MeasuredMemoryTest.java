@@ -67,7 +67,7 @@ class MeasuredMemoryTest {
         // periodic handlers ('every 64') need decode steps to have run; the prediction assumes they have
         boolean periodic = s.classes().stream().anyMatch(c -> c.handlers().stream().anyMatch(h -> h.events().contains(dev.kvpc.ir.PolicyIr.Event.EVERY)));
         int decode = periodic ? 64 : 0, context = 96 + decode;
-        MemoryModel.Report predicted = MemoryModel.predict(s, context, "f32");
+        MemoryModel.Report predicted = MemoryModel.predict(s, 96, context, "f32");
         TraceShape ts = new TraceShape(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
         Trace t = TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(9).withPrefill(96).withDecode(decode)).trace();
         boolean perLayer = s.classes().stream().anyMatch(c -> c.selection() == dev.kvpc.ir.PolicyIr.Selection.LAYER);
