@@ -21,8 +21,10 @@ public enum Signal {
     // one row per observed query
     Q(Kind.QUERY, true, Axis.QUERY, Axis.GROUP, Axis.CHANNEL), ATTN(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
     LOGITS(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
-    // an attention variant's own: the query's and the key's positions, the logit scale
-    QPOS(Kind.VARIANT, false), KPOS(Kind.VARIANT, false), SCALE(Kind.VARIANT, true);
+    // the positions of the observed queries (a variant reads its query's, a scalar)
+    QPOS(Kind.QUERY, false, Axis.QUERY),
+    // an attention variant's own: the key's position, the logit scale
+    KPOS(Kind.VARIANT, false), SCALE(Kind.VARIANT, true);
 
     /** What a signal describes. */
     public enum Kind {

@@ -37,8 +37,8 @@ class SignalTableTest {
             if (Signals.queryRows(s.word())) queryRows.add(s.word());
             if (s.location()) location.add(s.word());
         }
-        assertEquals(new TreeSet<>(Set.of("k", "v", "q", "attn", "logits", "pos", "age", "index")), perLane);
-        assertEquals(new TreeSet<>(Set.of("q", "attn", "logits")), queryRows);
+        assertEquals(new TreeSet<>(Set.of("k", "v", "q", "attn", "logits", "pos", "age", "index", "qpos")), perLane);
+        assertEquals(new TreeSet<>(Set.of("q", "attn", "logits", "qpos")), queryRows);
         assertEquals(new TreeSet<>(Signals.LOCATION.keySet()), location);
     }
 }

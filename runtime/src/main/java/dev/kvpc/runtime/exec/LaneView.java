@@ -943,6 +943,12 @@ final class LaneView implements LaneContext {
                 Tensor t = attention(name == Signal.ATTN);
                 yield layout(t.data, t.axes, t.dims, want);
             }
+            case QPOS -> {
+                double[] data = new double[es.lanes.size() * es.observed.length];
+                int o = 0;
+                for (int li = 0; li < es.lanes.size(); li++) for (int qp : es.observed) data[o++] = qp;
+                yield layout(data, name.axes(es.perLayer), dims(es.observed.length), want);
+            }
             default -> throw new IllegalStateException("unknown signal " + name);
         };
     }

@@ -152,6 +152,12 @@ final class ExecContext {
                 yield new Tensor(Ty.Elem.FLOAT, name.axes(perLayer), dims(observed.length, g, d), data);
             }
             case ATTN, LOGITS -> attentionTensor(name == Signal.ATTN);
+            case QPOS -> {
+                double[] data = new double[lanes.size() * observed.length];
+                int o = 0;
+                for (int li = 0; li < lanes.size(); li++) for (int qp : observed) data[o++] = qp;
+                yield new Tensor(Ty.Elem.INT, name.axes(perLayer), dims(observed.length), data);
+            }
             default -> throw new InterpreterException("a policy cannot read " + name.word());
         };
     }
