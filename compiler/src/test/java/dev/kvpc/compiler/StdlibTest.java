@@ -57,14 +57,33 @@ class StdlibTest {
         assertEquals(Set.of(), missing);
     }
 
-    /** Checking against a smaller real model: tables made for the reference shape are refused with E503. */
+    /** A model with no table of its shape: the table made for the reference shape is refused with E503. */
     @Test
     void tablesAreCheckedAgainstTheModel() throws Exception {
         Path duo = Corpus.root().resolve("stdlib-policies/duo_attention.kvp");
-        Frontend.Result r = Frontend.check(duo, ModelShape.parse("stories260K"));
+        Frontend.Result r = Frontend.check(duo, ModelShape.parse("layers=6,heads=8,kv-heads=4,head-dim=16"));
         List<Diagnostic> ds = r.diagnostics().all();
         assertEquals(List.of("E503"), ds.stream().map(d -> d.code().name()).toList());
         assertTrue(ds.getFirst().message().contains("32 x 8"), ds.getFirst().message());
         assertTrue(Files.exists(duo));
+    }
+
+    /** Beside a policy, NAME.LxK.tsv is taken before NAME.tsv for a model of that shape, and only for it. */
+    @Test
+    void aTableOfTheModelsShapeComesFirst(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("p.kvp"), """
+                /// A test policy.
+                policy p(t: table = "t.tsv") {
+                    heads where t > 0.5 use full
+                    otherwise { on overflow(8) { keep last(8) } }
+                }
+                policy full { }
+                """);
+        Files.writeString(dir.resolve("t.tsv"), "1\n0\n");
+        Files.writeString(dir.resolve("t.3x1.tsv"), "1\n0\n1\n");
+        assertTrue(Frontend.check(dir.resolve("p.kvp"), ModelShape.parse("layers=3,heads=2,kv-heads=1,head-dim=8")).ok(), "3 x 1 finds t.3x1.tsv");
+        assertTrue(Frontend.check(dir.resolve("p.kvp"), ModelShape.parse("layers=2,heads=2,kv-heads=1,head-dim=8")).ok(), "2 x 1 finds t.tsv");
+        Frontend.Result r = Frontend.check(dir.resolve("p.kvp"), ModelShape.parse("layers=4,heads=2,kv-heads=1,head-dim=8"));
+        assertEquals(List.of("E503"), r.diagnostics().all().stream().map(d -> d.code().name()).toList(), "4 x 1 has no table of its own");
     }
 }

@@ -29,7 +29,7 @@ public final class Compilation {
 
     public static Function<String, double[][]> tables(CheckedProgram p) {
         Map<String, double[][]> cache = new HashMap<>();
-        return file -> cache.computeIfAbsent(file, f -> Tables.readForProgram(p.program(), f));
+        return file -> cache.computeIfAbsent(file, f -> Tables.readForProgram(p.program(), f, p.model()));
     }
 
     public static IrProgram lower(CheckedProgram p) {

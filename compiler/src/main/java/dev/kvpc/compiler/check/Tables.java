@@ -18,7 +18,9 @@ import java.util.Map;
 
 /**
  * Calibration tables ({@code [layer, head]} numbers in TSV: one row per layer, one column per KV head, {@code #}
- * comment lines). Resolved relative to the file that names them, then in the bundled standard library.
+ * comment lines). Resolved relative to the file that names them, then in the bundled standard library; with a model
+ * shape known, {@code NAME.LxK.tsv} (L layers, K KV heads) is looked for before {@code NAME.tsv} in each place, so
+ * that a table computed for a model of that shape ({@code kvpc heads}) is what a default names.
  */
 public final class Tables {
     private final Diagnostics diags;
@@ -46,19 +48,29 @@ public final class Tables {
      * Reads a table for code generation (after checking): relative to any file of the program, then the bundled
      * standard library. Throws IllegalArgumentException when it is missing or malformed.
      */
-    public static double[][] readForProgram(Program program, String file) {
+    public static double[][] readForProgram(Program program, String file, ModelShape model) {
         Diagnostics d = new Diagnostics();
         for (Map.Entry<String, Path> e : program.dirs().entrySet()) {
-            if (e.getValue() != null && Files.isRegularFile(e.getValue().resolve(file))) {
-                Tables t = new Tables(d, program, null);
+            if (e.getValue() == null) continue;
+            for (String name : names(file, model)) {
+                if (!Files.isRegularFile(e.getValue().resolve(name))) continue;
+                Tables t = new Tables(d, program, model);
                 Val v = t.read(new Expr.StringLit(file, new Span(e.getKey(), 1, 1, 1, 1, 0, 0)));
                 if (v instanceof Val.Table tab) return tab.rows();
             }
         }
-        Tables t = new Tables(d, program, null);
+        Tables t = new Tables(d, program, model);
         Val v = t.read(new Expr.StringLit(file, new Span("<none>", 1, 1, 1, 1, 0, 0)));
         if (v instanceof Val.Table tab) return tab.rows();
         throw new IllegalArgumentException(d.all().isEmpty() ? "cannot read table " + file : d.all().getFirst().message());
+    }
+
+    /** The names a table is looked for under: for a model's shape {@code NAME.LxK.tsv} first, then as given. */
+    static List<String> names(String file, ModelShape model) {
+        if (model == null) return List.of(file);
+        int dot = file.lastIndexOf('.'), slash = Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\'));
+        String stem = dot > slash ? file.substring(0, dot) : file, ext = dot > slash ? file.substring(dot) : "";
+        return List.of(stem + "." + model.layers() + "x" + model.kvHeads() + ext, file);
     }
 
     private Val read(Expr.StringLit name) {
@@ -67,21 +79,26 @@ public final class Tables {
         String text = null;
         String shown = name.value();
         if (dir != null) {
-            Path p = dir.resolve(name.value()).normalize();
-            if (Files.isRegularFile(p)) {
+            for (String candidate : names(name.value(), model)) {
+                Path p = dir.resolve(candidate).normalize();
+                if (!Files.isRegularFile(p)) continue;
                 try {
                     text = Files.readString(p, StandardCharsets.UTF_8);
                     shown = Loader.displayName(p);
+                    break;
                 } catch (IOException | RuntimeException e) {
-                    diags.error(Code.E502, at, "cannot read table " + name.value() + ": " + e.getMessage());
+                    diags.error(Code.E502, at, "cannot read table " + candidate + ": " + e.getMessage());
                     return Val.UNKNOWN;
                 }
             }
         }
         if (text == null) {
-            String fileName = Path.of(name.value()).getFileName() == null ? name.value() : Path.of(name.value()).getFileName().toString();
-            text = Loader.readBundled(fileName);
-            shown = Loader.STDLIB_PREFIX + fileName;
+            for (String candidate : names(name.value(), model)) {
+                String fileName = Path.of(candidate).getFileName() == null ? candidate : Path.of(candidate).getFileName().toString();
+                text = Loader.readBundled(fileName);
+                shown = Loader.STDLIB_PREFIX + fileName;
+                if (text != null) break;
+            }
         }
         if (text == null) {
             diags.error(Code.E502, at, "table file '" + name.value() + "' not found next to this file nor in the standard library");
