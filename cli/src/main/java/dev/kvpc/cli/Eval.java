@@ -195,8 +195,11 @@ final class Eval {
                     case "pyramidkv" -> ordered(Map.of(), "total", b, "window", Math.min(32L, b / 4));
                     // attends the budget's worth of 16-entry pages at each decode step; holds every entry
                     case "quest" -> ordered(Map.of(), "page", 16L, "pages", Math.max(1L, b / 16));
+                    // the streaming heads' budget; the retrieval heads (from the model's tables, kvpc heads) keep all
+                    case "duo_attention" -> ordered(Map.of(), "sinks", 4L, "recent", b - 4);
+                    case "razor" -> ordered(Map.of(), "sinks", 4L, "window", b - 5);
                     default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
-                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest");
+                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, duo_attention, razor");
                 };
                 for (String k : args.keySet()) {
                     if (p.containsKey(k)) {

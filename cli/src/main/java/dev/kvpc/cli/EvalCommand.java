@@ -276,7 +276,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         }
     }
 
-    private static Path home() {
+    static Path home() {
         try {
             Path jar = Path.of(EvalCommand.class.getProtectionDomain().getCodeSource().getLocation().toURI());
             for (Path p = jar; p != null; p = p.getParent()) if (Files.isDirectory(p.resolve("models/kvpc-tiny"))) return p;

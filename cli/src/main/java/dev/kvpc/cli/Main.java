@@ -9,7 +9,7 @@ import java.io.PrintWriter;
 /** {@code kvpc}: the command-line front of the compiler. Exit codes: 0 ok, 64 usage, 65 invalid input, 70 internal. */
 @Command(name = "kvpc", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, versionProvider = Main.Version.class,
         description = "Compiler for KV-cache policies and attention variants written in KVP.",
-        subcommands = {CheckCommand.class, FmtCommand.class, IrCommand.class, MemoryCommand.class, CompileCommand.class, EvalCommand.class,
+        subcommands = {CheckCommand.class, FmtCommand.class, IrCommand.class, MemoryCommand.class, CompileCommand.class, EvalCommand.class, HeadsCommand.class,
                 TraceCommand.class, RunCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Exit codes: 0 ok, 64 usage error, 65 invalid input, 70 internal error.",
                 "The language reference is docs/language.md."})

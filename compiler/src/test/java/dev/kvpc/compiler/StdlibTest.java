@@ -68,6 +68,20 @@ class StdlibTest {
         assertTrue(Files.exists(duo));
     }
 
+    /**
+     * DuoAttention and RazorAttention check with no arguments on the embedded model's shape and on stories260K's: the
+     * standard library ships their tables as NAME.LxK.tsv, which a default NAME.tsv finds by the model's shape.
+     */
+    @Test
+    void headTablesAreFoundByTheModelsShape() {
+        for (ModelShape m : List.of(ModelShape.parse("layers=4,heads=8,kv-heads=2,head-dim=16"), ModelShape.parse("stories260K"))) {
+            for (String f : List.of("duo_attention.kvp", "razor.kvp")) {
+                Frontend.Result r = Frontend.check(Corpus.root().resolve("stdlib-policies/" + f), m);
+                assertTrue(r.ok() && r.diagnostics().all().isEmpty(), f + " on " + m + ": " + r.diagnostics().all());
+            }
+        }
+    }
+
     /** Beside a policy, NAME.LxK.tsv is taken before NAME.tsv for a model of that shape, and only for it. */
     @Test
     void aTableOfTheModelsShapeComesFirst(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
