@@ -13,6 +13,8 @@ public enum Signal {
     // where the lane is, and the model's shape: one value per lane
     LAYER(Kind.LOCATION, false), HEAD(Kind.LOCATION, false), LAYERS(Kind.LOCATION, false), HEADS(Kind.LOCATION, false), GROUP(Kind.LOCATION, false),
     HEAD_DIM(Kind.LOCATION, false),
+    // each channel's number, 0 .. head_dim - 1: the same in every lane
+    CHANNEL(Kind.LOCATION, false, Axis.CHANNEL),
     // the event
     LEN(Kind.EVENT, false), CONTEXT(Kind.EVENT, false), STEP(Kind.EVENT, false),
     // one row per entry of the lane

@@ -17,7 +17,7 @@ final class Signals {
     /** Where the lane is and the model's shape: readable everywhere except attention variants' own table. */
     static final Map<String, Type.Tensor> LOCATION = asPoliciesRead("layer", "head", "layers", "heads", "group", "head_dim");
 
-    static final Map<String, Type.Tensor> POLICY = asPoliciesRead("k", "v", "q", "attn", "logits", "pos", "age", "index", "qpos", "len", "context", "step");
+    static final Map<String, Type.Tensor> POLICY = asPoliciesRead("k", "v", "q", "attn", "logits", "pos", "age", "index", "qpos", "len", "context", "step", "channel");
 
     /** The signals of these words with their types as policies read them: each signal's own axes and element. */
     private static Map<String, Type.Tensor> asPoliciesRead(String... words) {

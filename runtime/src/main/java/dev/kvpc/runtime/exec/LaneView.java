@@ -898,6 +898,11 @@ final class LaneView implements LaneContext {
             case HEAD_DIM -> {
                 return layout(scalar(es.d), List.of(), new int[0], want);
             }
+            case CHANNEL -> {
+                double[] c = new double[es.d];
+                for (int i = 0; i < c.length; i++) c[i] = i;
+                return layout(c, List.of(Axis.CHANNEL), new int[] {es.d}, want);
+            }
             default -> { }
         }
         es.checkAligned();
@@ -1880,6 +1885,11 @@ final class LaneView implements LaneContext {
                 case LAYER -> new double[] {es.layer};
                 case HEAD -> new double[] {kvHead};
                 case HEAD_DIM -> new double[] {d};
+                case CHANNEL -> {
+                    double[] c = new double[d];
+                    for (int i = 0; i < d; i++) c[i] = i;
+                    yield c;
+                }
                 case GROUP -> new double[] {es.g};
                 default -> throw new IllegalStateException("a per-page state's initialiser cannot read " + what.word());
             };

@@ -110,6 +110,11 @@ final class ExecContext {
             case HEAD_DIM -> {
                 return Tensor.scalar(Ty.Elem.INT, shape.headDim());
             }
+            case CHANNEL -> {
+                double[] c = new double[shape.headDim()];
+                for (int x = 0; x < c.length; x++) c[x] = x;
+                return new Tensor(Ty.Elem.INT, List.of(Axis.CHANNEL), new int[] {c.length}, c);
+            }
             default -> { }
         }
         checkAligned();
