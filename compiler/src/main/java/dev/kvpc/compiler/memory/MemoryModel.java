@@ -161,7 +161,7 @@ public final class MemoryModel {
             long group = st.group() >= 0 ? sizes.value(st.group(), len) : st.axis() == Instr.QuantAxis.CHANNEL ? 32 : d;
             long covered = switch (st.scope()) {
                 case ALL -> len;
-                case FOR -> Math.min(len, uncertain && !largerThanOtherwise(st, bits, sizes, len) ? sizes.setMinimum(st.set(), len) : sizes.setSize(st.set(), len));
+                case FOR -> Math.min(len, uncertain && !largerThanOtherwise(st, bits, sizes, len, d) ? sizes.setMinimum(st.set(), len) : sizes.setSize(st.set(), len));
                 case EXCEPT -> Math.max(0, len - Math.min(len, sizes.setSize(st.set(), len)));
                 // the entries the previous 'for' of the same block left out
                 case OTHERWISE -> previous != null && previous.scope() == Instr.Scope.FOR ? Math.max(0, len - lastFor) : len;
@@ -236,11 +236,19 @@ public final class MemoryModel {
     }
 
     /** Whether a handler's {@code store ... for S} at {@code bits} takes more bytes per entry than the 'otherwise' after it. */
-    private static boolean largerThanOtherwise(Instr.Store st, int bits, Sizes sizes, long len) {
+    private static boolean largerThanOtherwise(Instr.Store st, int bits, Sizes sizes, long len, int d) {
         Instr.Store other = sizes.otherwiseAfter(st);
         if (other == null) return true;
         int otherBits = other.format() == Instr.Format.INT ? (int) sizes.value(other.bits(), len) : other.format().bits;
-        return bits >= otherBits;
+        return entryBits(st, bits, sizes, len, d) >= entryBits(other, otherBits, sizes, len, d);
+    }
+
+    /** Bits one entry takes under a rule of {@code bits}: its channels, and its share of the scales if quantised. */
+    private static double entryBits(Instr.Store st, int bits, Sizes sizes, long len, int d) {
+        double b = (double) bits * d;
+        if (bits >= 16) return b;
+        long group = Math.max(1, st.group() >= 0 ? sizes.value(st.group(), len) : st.axis() == Instr.QuantAxis.CHANNEL ? 32 : d);
+        return b + 8.0 * SCALE_BYTES * (st.axis() == Instr.QuantAxis.CHANNEL ? (double) d / group : Math.ceil((double) d / group));
     }
 
     /** Storage rules for keys or values, applied in order (later rules take entries from the host precision pool). */
