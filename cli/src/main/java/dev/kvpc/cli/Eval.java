@@ -190,7 +190,7 @@ final class Eval {
                 Map<String, Object> p = switch (n) {
                     case "window" -> ordered(Map.of(), "size", b);
                     case "streaming_llm" -> ordered(Map.of(), "sinks", 4L, "window", b - 4);
-                    case "h2o", "tova" -> ordered(Map.of(), "budget", b);
+                    case "h2o", "tova", "keydiff", "keyformer", "d2o" -> ordered(Map.of(), "budget", b);
                     case "snapkv" -> ordered(Map.of(), "budget", b, "window", Math.min(32L, b / 4));
                     case "pyramidkv" -> ordered(Map.of(), "total", b, "window", Math.min(32L, b / 4));
                     // attends the budget's worth of 16-entry pages at each decode step; holds every entry
@@ -199,7 +199,7 @@ final class Eval {
                     case "duo_attention" -> ordered(Map.of(), "sinks", 4L, "recent", b - 4);
                     case "razor" -> ordered(Map.of(), "sinks", 4L, "window", b - 5);
                     default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
-                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, duo_attention, razor");
+                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, duo_attention, razor, keydiff, keyformer, d2o");
                 };
                 for (String k : args.keySet()) {
                     if (p.containsKey(k)) {

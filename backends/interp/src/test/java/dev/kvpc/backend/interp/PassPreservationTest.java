@@ -47,6 +47,7 @@ public class PassPreservationTest {
             Map.entry("quest", Map.of("page", 4L, "pages", 3L)),
             Map.entry("keyformer", Map.of("budget", 24L, "window", 4L)),
             Map.entry("d2o", Map.of("budget", 24L)),
+            Map.entry("keydiff", Map.of("budget", 24L)),
             Map.entry("rank_fusion", Map.of("budget", 24L, "recent", 6L)),
             Map.entry("stratified", Map.of("budget", 24L, "recent", 6L, "heavy", 6L)));
 
