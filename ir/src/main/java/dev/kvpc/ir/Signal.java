@@ -23,6 +23,9 @@ public enum Signal {
     // one row per observed query
     Q(Kind.QUERY, true, Axis.QUERY, Axis.GROUP, Axis.CHANNEL), ATTN(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
     LOGITS(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
+    // the attention of every query of the event, whatever an observe clause keeps: no word reads it; it is the input
+    // of a fused reduction written over the prompt (sum(attn, over: prompt, group))
+    PROMPT_ATTN(Kind.ATTENTION, true, Axis.QUERY, Axis.GROUP, Axis.TOKEN),
     // the positions of the observed queries (a variant reads its query's, a scalar)
     QPOS(Kind.QUERY, false, Axis.QUERY),
     // an attention variant's own: the key's position, the logit scale

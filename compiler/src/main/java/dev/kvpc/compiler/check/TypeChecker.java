@@ -1319,6 +1319,47 @@ final class TypeChecker {
         return Type.ERROR;
     }
 
+    /**
+     * {@code sum(attn, over: prompt, group)} (or {@code mean}; {@code head} too under per-layer selection): the
+     * attention of every query of the event, whatever an observe clause keeps, summed inside the attention kernel.
+     */
+    private Type promptReduction(Expr.Call call, Expr x, Ctx c) {
+        String f = call.callee().text();
+        Ctx ac = c.child();
+        ac.reducedOverQuery = true;
+        Type t = expr(x, ac);
+        if (t instanceof Type.Error) return Type.ERROR;
+        String form = "a sum over the prompt is sum(attn, over: prompt, group) or mean(attn, over: prompt, group)";
+        if (!f.equals("sum") && !f.equals("mean") || !(x instanceof Expr.NameRef n && n.name().equals("attn"))
+                || !(t instanceof Tensor tt && tt.axes().contains(Axis.QUERY))) {
+            diags.error(Code.E109, call.span(), "'over: prompt' sums attention inside the attention kernel: " + form);
+            return Type.ERROR;
+        }
+        boolean perLayer = c.policy != null && c.policy.perLayer();
+        EnumSet<Axis> rest = ((Tensor) t).axisSet();
+        rest.remove(Axis.QUERY);
+        boolean group = false;
+        for (Name name : call.over()) {
+            String w = name.text();
+            if (w.equals("prompt")) continue;
+            if (w.equals("group")) {
+                group = true;
+                rest.remove(Axis.GROUP);
+            } else if (w.equals("head") && perLayer) {
+                rest.remove(Axis.HEAD);
+            } else {
+                diags.error(Code.E202, name.span(), "a sum over the prompt reduces the group (and, under per-layer selection, the head), not '" + w + "'",
+                        new Note(form, null));
+                return Type.ERROR;
+            }
+        }
+        if (!group) {
+            diags.error(Code.E109, call.span(), "a sum over the prompt sums the group's query heads too: " + form);
+            return Type.ERROR;
+        }
+        return new Tensor(Elem.FLOAT, rest);
+    }
+
     private Type reduce(Expr.Call call, List<Expr> pos, Ctx c) {
         String f = call.callee().text();
         if (pos.size() != 1) {
@@ -1326,6 +1367,7 @@ final class TypeChecker {
             diags.error(Code.E109, call.span(), "'" + f + "(x, over: ...)' reduces one value; got " + pos.size() + " arguments");
             return Type.ERROR;
         }
+        if (call.over().stream().anyMatch(n -> n.text().equals("prompt"))) return promptReduction(call, pos.getFirst(), c);
         boolean overQuery = call.over().stream().anyMatch(n -> n.text().equals("query"));
         Ctx ac = c;
         if (overQuery && pos.get(0) instanceof Expr.NameRef) {

@@ -471,6 +471,13 @@ public final class Lowering {
             }
             if (d instanceof Decl.Fn fn) return inline(fn, pos, b);
             Ty t = typeOf(c);
+            if (c.over() != null && c.over().stream().anyMatch(n -> n.text().equals("prompt"))) {
+                // every query of the event: the kernel's column sums, whatever an observe clause keeps
+                List<Axis> axes = new ArrayList<>(List.of(Axis.QUERY));
+                for (var n : c.over()) if (!n.text().equals("prompt")) axes.add(Axis.of(n.text()));
+                axes.sort(java.util.Comparator.naturalOrder());
+                return b.def(typeOf(c), new Op.KernelStat(dev.kvpc.ir.Signal.PROMPT_ATTN, Op.Red.of(f), axes));
+            }
             List<Axis> over = c.over() == null ? List.of() : c.over().stream().map(n -> Axis.of(n.text())).toList();
             Op.Red red = Op.Red.of(f);
             if (red != null && c.over() != null) return b.def(t, new Op.Reduce(red, expr(pos.getFirst(), b), over));

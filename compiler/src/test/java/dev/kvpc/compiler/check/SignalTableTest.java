@@ -26,6 +26,8 @@ class SignalTableTest {
         }
         Set<String> all = new TreeSet<>();
         for (Signal s : Signal.values()) all.add(s.word());
+        // the whole prompt's attention has no word: it is what sum(attn, over: prompt, group) reads
+        all.remove(Signal.PROMPT_ATTN.word());
         assertEquals(all, named);
     }
 
@@ -37,8 +39,8 @@ class SignalTableTest {
             if (Signals.queryRows(s.word())) queryRows.add(s.word());
             if (s.location()) location.add(s.word());
         }
-        assertEquals(new TreeSet<>(Set.of("k", "v", "q", "attn", "logits", "pos", "age", "index", "qpos")), perLane);
-        assertEquals(new TreeSet<>(Set.of("q", "attn", "logits", "qpos")), queryRows);
+        assertEquals(new TreeSet<>(Set.of("k", "v", "q", "attn", "logits", "pos", "age", "index", "qpos", "prompt_attn")), perLane);
+        assertEquals(new TreeSet<>(Set.of("q", "attn", "logits", "qpos", "prompt_attn")), queryRows);
         // the channel numbers are the same in every lane too, but only policies read them (a vector, not a number)
         Set<String> fixed = new TreeSet<>(Signals.LOCATION.keySet());
         fixed.add("channel");

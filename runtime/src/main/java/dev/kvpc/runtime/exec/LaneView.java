@@ -42,7 +42,8 @@ final class LaneView implements LaneContext {
         final int layer;
         final int[] kvHeads;
         final List<Lane> lanes;
-        final int[] observed;
+        /** The observed queries' positions (all of the step's while the whole prompt's rows are computed). */
+        int[] observed;
         final boolean perLayer, cache;
         final int d, g, heads;
         final Rope rope;
@@ -59,6 +60,8 @@ final class LaneView implements LaneContext {
         Sel lastStoreScope;
         /** Whether column sums come from the kernel: then {@link #sums} (per lane, in lane order at attention) hold them. */
         boolean fusedSums;
+        /** Whether the kernel's column sums serve the whole prompt's statistics ({@link Signal#PROMPT_ATTN}). */
+        boolean promptSums;
         float[][] sums;
         /** Per lane, what became of its entries since the column sums were made (null: nothing yet). */
         SumTrail[] sumTrails;
@@ -697,13 +700,15 @@ final class LaneView implements LaneContext {
     @Override
     public double[] kernelStat(Signal signal, Op.Red fn, int overMask, int axes) {
         List<Axis> want = Axis.of(axes), over = Axis.of(overMask);
-        if (es.fusedSums) {
+        boolean prompt = signal == Signal.PROMPT_ATTN;
+        if (es.fusedSums || prompt && es.promptSums) {
             // per lane, the sum over queries and group heads (NativeRunner.fromColumnSums); then over the
             // layer's heads where asked, and the reduction finishes from the sum and the cells folded (a
             // mean divides), as the rows' reduction does
             List<Axis> rest = new ArrayList<>(over);
             rest.removeAll(List.of(Axis.QUERY, Axis.GROUP));
-            double cells = (double) es.observed.length * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
+            int queries = prompt ? es.step.positions().length : es.observed.length;
+            double cells = (double) queries * es.g * (over.contains(Axis.HEAD) ? es.lanes.size() : 1);
             if (rest.isEmpty()) return layout(fusedSums(false, fn, cells), withHead(Axis.TOKEN), dims(lane0().size()), want);
             if (es.perLayer && rest.equals(List.of(Axis.HEAD))) {
                 // TOVA's mean over the layer's heads: summed over the lanes as the sums are read
@@ -714,9 +719,29 @@ final class LaneView implements LaneContext {
             fn.finish(r.data, cells);
             return layout(r.data, r.axes, r.dims, want);
         }
-        Tensor x = attention(signal == Signal.ATTN);
+        Tensor x = prompt ? promptAttention() : attention(signal == Signal.ATTN);
         Tensor r = x.reduce(fn, over);
         return layout(r.data, r.axes, r.dims, want);
+    }
+
+    /**
+     * Every query's attention rows of the event, whatever an observe clause keeps (where the kernel's column sums do
+     * not serve): computed as the observed rows are, for all of the step's positions, leaving those as they were.
+     */
+    private Tensor promptAttention() {
+        int[] kept = es.observed;
+        double[][][] probs = es.probs, logits = es.logits;
+        int[][] rows = es.rowPositions;
+        es.observed = es.step.positions();
+        es.probs = null;
+        try {
+            return attention(true);
+        } finally {
+            es.observed = kept;
+            es.probs = probs;
+            es.logits = logits;
+            es.rowPositions = rows;
+        }
     }
 
     /** The folds over one lane's queries and group heads (H2O's column sums), and those of a layer's lanes (TOVA's), as masks. */

@@ -218,6 +218,15 @@ public final class NativeRunner implements PolicyRunner {
         return true;
     }
 
+    /** Whether a class reads a statistic of the whole prompt's attention ({@code over: prompt}). */
+    static boolean promptStats(PolicyIr p) {
+        boolean[] found = {false};
+        IrWalk.forEachInstr(p, i -> {
+            if (i instanceof Instr.Def d && d.op() instanceof Op.KernelStat k && k.input() == Signal.PROMPT_ATTN) found[0] = true;
+        });
+        return found[0];
+    }
+
     /** Reads attention only as column sums: kernelstat attn:sum over exactly query and group. */
     public static boolean fusable(PolicyIr p) {
         boolean[] ok = {true};
@@ -234,7 +243,7 @@ public final class NativeRunner implements PolicyRunner {
      * axes (H2O), and over the layer's heads as well (TOVA's mean over query, group and head).
      */
     static boolean fromColumnSums(Op.KernelStat k) {
-        return k.input() == Signal.ATTN && (k.fn() == Op.Red.SUM || k.fn() == Op.Red.MEAN) && k.over().contains(Axis.QUERY)
+        return (k.input() == Signal.ATTN || k.input() == Signal.PROMPT_ATTN) && (k.fn() == Op.Red.SUM || k.fn() == Op.Red.MEAN) && k.over().contains(Axis.QUERY)
                 && k.over().contains(Axis.GROUP) && java.util.Set.of(Axis.QUERY, Axis.GROUP, Axis.HEAD).containsAll(k.over());
     }
 
@@ -292,6 +301,8 @@ public final class NativeRunner implements PolicyRunner {
         EventOrder.open(ci.policy().handlers(), ci.attends(), event, run);
         // the kernel's column sums serve when the class reads no other statistic and observes every query
         es.fusedSums = fused && ci.attentionAt().contains(event) && ci.fusable() && obs == null;
+        // sums over the whole prompt come from the kernel's column sums even where an observe clause keeps rows
+        es.promptSums = fused && ci.attentionAt().contains(event) && promptStats(ci.policy());
         return run;
     }
 
@@ -325,7 +336,7 @@ public final class NativeRunner implements PolicyRunner {
 
         @Override
         public float[][] columnSums() {
-            return es.fusedSums ? es.columnSums() : null;
+            return es.fusedSums || es.promptSums ? es.columnSums() : null;
         }
 
         @Override

@@ -156,7 +156,8 @@ final class ExecContext {
                 }
                 yield new Tensor(Ty.Elem.FLOAT, name.axes(perLayer), dims(observed.length, g, d), data);
             }
-            case ATTN, LOGITS -> attentionTensor(name == Signal.ATTN);
+            case ATTN, LOGITS -> attentionTensor(name == Signal.ATTN, observed);
+            case PROMPT_ATTN -> attentionTensor(true, queryPositions);
             case QPOS -> {
                 double[] data = new double[lanes.size() * observed.length];
                 int o = 0;
@@ -167,10 +168,11 @@ final class ExecContext {
         };
     }
 
-    /** [query, group, token] over the observed queries (all of the event's when none are declared). */
-    private Tensor attentionTensor(boolean probabilities) {
+    /** [query, group, token] over {@code rows}: the observed queries (all of the event's when none are declared). */
+    private Tensor attentionTensor(boolean probabilities, int[] rows) {
         computeAttention();
         int n = lane0().size(), g = shape.group();
+        int[] observed = rows;
         double[] data = new double[lanes.size() * observed.length * g * n];
         int o = 0;
         for (int li = 0; li < lanes.size(); li++) {
