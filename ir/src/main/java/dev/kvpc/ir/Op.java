@@ -190,10 +190,13 @@ public sealed interface Op {
         UNIFORM(Operand.SCALAR),
         /** {@code gumbel(seed)}: per entry, {@code -log(-log(u))} of the same {@code u} as {@code uniform(seed)}. */
         GUMBEL(Operand.SCALAR),
-        /** {@code maxcos(x, S)}: per entry, its greatest cosine similarity (over channel) to another entry of S. */
-        MAXCOS(Operand.VALUES, Operand.SET),
-        /** {@code maxdot(x, S)}: per entry, its greatest dot product (over channel) with another entry of S. */
-        MAXDOT(Operand.VALUES, Operand.SET),
+        /**
+         * {@code maxcos(x, S, R)}: per entry of R (every entry when written {@code maxcos(x, S)}), its greatest cosine
+         * similarity (over channel) to another entry of S; NaN outside R.
+         */
+        MAXCOS(Operand.VALUES, Operand.SET, Operand.SET),
+        /** {@code maxdot(x, S, R)}: as {@link #MAXCOS}, the greatest dot product. */
+        MAXDOT(Operand.VALUES, Operand.SET, Operand.SET),
         /** {@code strata(s, n)}: {@code top}'s order of {@code s} cut into {@code n} equal strata, the best of each. */
         STRATA(Operand.VALUES, Operand.SCALAR);
 

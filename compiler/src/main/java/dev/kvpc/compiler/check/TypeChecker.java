@@ -1218,7 +1218,14 @@ final class TypeChecker {
     /** A call of an IR primitive ({@link dev.kvpc.ir.Op.PrimFn}): its operands' types and its own. */
     private Type prim(Expr.Call call, List<Expr> pos, dev.kvpc.ir.Op.PrimFn fn, Ctx c) {
         String f = call.callee().text();
-        if (!arity(call, pos, fn.operands.length, c)) return Type.ERROR;
+        // maxcos(x, S) or maxcos(x, S, R): the rows computed are R's, every entry's without it
+        boolean rowsOptional = fn == dev.kvpc.ir.Op.PrimFn.MAXCOS || fn == dev.kvpc.ir.Op.PrimFn.MAXDOT;
+        if (rowsOptional && pos.size() != 2 && pos.size() != 3) {
+            for (Expr e : pos) expr(e, c);
+            diags.error(Code.E109, call.span(), "'" + f + "' takes 2 or 3 arguments, " + f + "(x, S) or " + f + "(x, S, R), got " + pos.size());
+            return Type.ERROR;
+        }
+        if (!rowsOptional && !arity(call, pos, fn.operands.length, c)) return Type.ERROR;
         Type[] t = new Type[pos.size()];
         for (int i = 0; i < t.length; i++) t[i] = expr(pos.get(i), c);
         if (c.where != Where.POLICY) {
@@ -1254,6 +1261,10 @@ final class TypeChecker {
                 if (x == null) yield Type.ERROR;
                 if (!(t[1] instanceof Type.SetOf s) || s.domain() != Axis.TOKEN) {
                     diags.error(Code.E203, pos.get(1).span(), f + "(x, S) compares each entry with the entries of a token set S; got " + t[1].show());
+                    yield Type.ERROR;
+                }
+                if (t.length == 3 && !(t[2] instanceof Type.SetOf r && r.domain() == Axis.TOKEN)) {
+                    diags.error(Code.E203, pos.get(2).span(), f + "(x, S, R) computes the rows of the entries of a token set R; got " + t[2].show());
                     yield Type.ERROR;
                 }
                 EnumSet<Axis> out = x.axisSet();

@@ -516,6 +516,8 @@ public final class Lowering {
                 case RANK, COUNT, MEMBER, UNIFORM, GUMBEL, MAXCOS, MAXDOT, STRATA -> {
                     List<Integer> args = new ArrayList<>();
                     for (Expr e : pos) args.add(expr(e, b));
+                    // maxcos(x, S) computes every entry's row: maxcos(x, S, all)
+                    if (args.size() < builtin.prim.operands.length) args.add(b.def(Ty.TOKENS, new Op.All()));
                     yield b.def(t, new Op.Prim(builtin.prim, args));
                 }
             };

@@ -1477,7 +1477,7 @@ final class LaneView implements LaneContext {
     }
 
     @Override
-    public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes) {
+    public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, Object rows, double arg, int axes) {
         int lanes = Axis.of(axes).contains(Axis.HEAD) ? es.lanes.size() : 1;
         double[][] r = switch (fn) {
             case RANK -> Prims.rank(perLane(values, lanes), compensations(lanes));
@@ -1494,7 +1494,8 @@ final class LaneView implements LaneContext {
                 }
                 yield Prims.random(fn == Op.PrimFn.GUMBEL, (long) arg, es.step.decodeStep(), es.layer, heads, positions);
             }
-            case MAXCOS, MAXDOT -> Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(values, lanes), es.d, bits(now(set), lanes));
+            case MAXCOS, MAXDOT -> Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(values, lanes), es.d, bits(now(set), lanes),
+                    bits(now(rows), lanes));
             case STRATA -> throw new IllegalStateException("strata is a set");
         };
         int n = 0;
@@ -1950,7 +1951,7 @@ final class LaneView implements LaneContext {
         }
 
         @Override
-        public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes) {
+        public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, Object rows, double arg, int axes) {
             throw pure(fn.word());
         }
 

@@ -139,12 +139,12 @@ public final class Prims {
     }
 
     /**
-     * {@code maxcos(x, S)} ({@code maxdot} when {@code !cosine}): per lane and entry {@code i}, the greatest
-     * similarity of row {@code i} of {@code x} ({@code width} channels) to row {@code j} of another entry {@code j}
-     * of the set; {@code -inf} when the set has no other entry. Dot products add channels in order; a cosine with a
-     * zero row is 0.
+     * {@code maxcos(x, S, R)} ({@code maxdot} when {@code !cosine}): per lane and entry {@code i} of {@code rows}
+     * (null: every entry), the greatest similarity of row {@code i} of {@code x} ({@code width} channels) to row
+     * {@code j} of another entry {@code j} of the set; {@code -inf} when the set has no other entry, NaN for an entry
+     * outside {@code rows}. Dot products add channels in order; a cosine with a zero row is 0.
      */
-    public static double[][] maxSimilarity(boolean cosine, double[][] x, int width, BitSet[] set) {
+    public static double[][] maxSimilarity(boolean cosine, double[][] x, int width, BitSet[] set, BitSet[] rows) {
         double[][] out = new double[x.length][];
         for (int h = 0; h < x.length; h++) {
             double[] row = x[h];
@@ -155,7 +155,12 @@ public final class Prims {
                 for (int i = 0; i < n; i++) norm[i] = Math.sqrt(dot(row, i, row, i, width));
             }
             out[h] = new double[n];
+            BitSet want = rows == null ? null : rows[Math.min(h, rows.length - 1)];
             for (int i = 0; i < n; i++) {
+                if (want != null && !want.get(i)) {
+                    out[h][i] = Double.NaN;
+                    continue;
+                }
                 double best = Double.NEGATIVE_INFINITY;
                 for (int j = b.nextSetBit(0); j >= 0 && j < n; j = b.nextSetBit(j + 1)) {
                     if (j == i) continue;

@@ -85,10 +85,10 @@ public interface LaneContext {
 
     /**
      * A primitive with a numeric result ({@link Op.PrimFn}, by {@code dev.kvpc.runtime.exec.Prims}' rules): its
-     * operands are {@code values} over {@code valueAxes} (null when it takes none), {@code set} (null when none) and
-     * the scalar {@code arg} (0 when none); the result over {@code axes}.
+     * operands are {@code values} over {@code valueAxes} (null when it takes none), its first set {@code set} and its
+     * second {@code rows} (null when none) and the scalar {@code arg} (0 when none); the result over {@code axes}.
      */
-    double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes);
+    double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, Object rows, double arg, int axes);
 
     /** A primitive whose result is a token set ({@code strata}), with operands as {@link #prim} takes them. */
     Object primSet(Op.PrimFn fn, double[] values, int valueAxes, double arg);

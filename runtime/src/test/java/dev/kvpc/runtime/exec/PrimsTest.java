@@ -91,10 +91,12 @@ class PrimsTest {
         BitSet[] set = {bits(0, 2)};
         double r = Math.sqrt(0.5);
         // entry 0 compares with 2 only (not itself): cos 0; entry 2 with 0: 0; 1 with 0: 1; 3: max(r, r); 4: zero row
-        assertArrayEquals(new double[] {0, 1, 0, r, 0}, Prims.maxSimilarity(true, x, 2, set)[0], 1e-15);
+        assertArrayEquals(new double[] {0, 1, 0, r, 0}, Prims.maxSimilarity(true, x, 2, set, null)[0], 1e-15);
         // dot: 0.(0,3)=0; 1.(1,0)=2 vs 1.(0,3)=0; 2: 0; 3: max(1, 3); 4: 0
-        assertArrayEquals(new double[] {0, 2, 0, 3, 0}, Prims.maxSimilarity(false, x, 2, set)[0], 1e-15);
+        assertArrayEquals(new double[] {0, 2, 0, 3, 0}, Prims.maxSimilarity(false, x, 2, set, null)[0], 1e-15);
         // a set with no other entry: -inf
-        assertArrayEquals(new double[] {Double.NEGATIVE_INFINITY, 1, 0, r, 0}, Prims.maxSimilarity(true, x, 2, new BitSet[] {bits(0)})[0], 1e-15);
+        assertArrayEquals(new double[] {Double.NEGATIVE_INFINITY, 1, 0, r, 0}, Prims.maxSimilarity(true, x, 2, new BitSet[] {bits(0)}, null)[0], 1e-15);
+        // only the rows asked for (entries 1 and 3) are computed; the others are NaN
+        assertArrayEquals(new double[] {Double.NaN, 1, Double.NaN, r, Double.NaN}, Prims.maxSimilarity(true, x, 2, set, new BitSet[] {bits(1, 3)})[0], 1e-15);
     }
 }

@@ -217,14 +217,16 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
-    public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, double arg, int axes) {
+    public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, Object rows, double arg, int axes) {
         List<Object> operands = new ArrayList<>();
+        boolean second = false;
         for (Op.Operand o : fn.operands) {
             operands.add(switch (o) {
                 case VALUES -> tensor(values, valueAxes);
-                case SET -> set(set);
+                case SET -> set(second ? rows : set);
                 case SCALAR -> Tensor.scalar(Ty.Elem.FLOAT, arg);
             });
+            if (o == Op.Operand.SET) second = true;
         }
         Ty.Elem elem = fn == Op.PrimFn.MEMBER ? Ty.Elem.BOOL : fn == Op.PrimFn.COUNT ? Ty.Elem.INT : Ty.Elem.FLOAT;
         Tensor r = (Tensor) Semantics.prim(fn, operands.toArray(), new Ty.Tensor(elem, axes(axes)), ctx);

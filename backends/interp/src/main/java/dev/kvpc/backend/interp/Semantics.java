@@ -147,7 +147,8 @@ final class Semantics {
             }
             case MAXCOS, MAXDOT -> {
                 Tensor x = (Tensor) a[0];
-                yield Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(x, lanes), x.dim(Axis.CHANNEL), bits((TokenSet) a[1], lanes));
+                yield Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(x, lanes), x.dim(Axis.CHANNEL), bits((TokenSet) a[1], lanes),
+                        bits((TokenSet) a[2], lanes));
             }
             case STRATA -> throw new IllegalStateException("strata is a set");
         };

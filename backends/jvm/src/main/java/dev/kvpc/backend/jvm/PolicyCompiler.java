@@ -1092,11 +1092,14 @@ public final class PolicyCompiler {
                     mv.visitInsn(DASTORE);
                 }
                 case Op.Prim pr -> {
-                    int values = -1, set = -1, scalar = -1;
+                    int values = -1, set = -1, rows = -1, scalar = -1;
                     for (int i = 0; i < pr.args().size(); i++) {
                         switch (pr.fn().operands[i]) {
                             case VALUES -> values = pr.args().get(i);
-                            case SET -> set = pr.args().get(i);
+                            case SET -> {
+                                if (set < 0) set = pr.args().get(i);
+                                else rows = pr.args().get(i);
+                            }
                             case SCALAR -> scalar = pr.args().get(i);
                         }
                     }
@@ -1110,6 +1113,8 @@ public final class PolicyCompiler {
                     }
                     if (!pr.fn().setResult()) {
                         if (set >= 0) mv.visitVarInsn(ALOAD, local.get(set));
+                        else mv.visitInsn(ACONST_NULL);
+                        if (rows >= 0) mv.visitVarInsn(ALOAD, local.get(rows));
                         else mv.visitInsn(ACONST_NULL);
                     }
                     if (scalar >= 0) {

@@ -13,6 +13,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The entry primitives (rank, index, strata, count, member, uniform, gumbel, maxcos, maxdot) in whole policies, with
@@ -133,11 +134,13 @@ class PrimitivesTest {
                 policy similar() {
                     state c: f32 per token = 0
                     state d: f32 per token = 0
+                    state r: f32 per token = 0
                     on prefill {
                         c = maxcos(v, first(2))
                         d = maxdot(v, first(2))
+                        r = maxcos(v, first(2), last(3))
                     }
-                    on overflow(1000) { keep top(c + d, 1000) }
+                    on overflow(1000) { keep top(c + d + 0.0 * r, 1000) }
                 }
                 """, t);
         Result.Lane lane = r.steps().getFirst().lanes()[0][0];
@@ -157,6 +160,9 @@ class PrimitivesTest {
                 bestDot = Math.max(bestDot, dot);
             }
             assertEquals((float) bestCos, lane.states().get("c")[i], 1e-6, "maxcos of entry " + i);
+            // with rows asked for: the last three entries' rows only, NaN elsewhere
+            if (i >= 3) assertEquals((float) bestCos, lane.states().get("r")[i], 1e-6, "maxcos of row " + i);
+            else assertTrue(Double.isNaN(lane.states().get("r")[i]), "no row for entry " + i);
             assertEquals((float) bestDot, lane.states().get("d")[i], 1e-5, "maxdot of entry " + i);
         }
     }
