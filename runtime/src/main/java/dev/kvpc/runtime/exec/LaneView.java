@@ -1479,70 +1479,53 @@ final class LaneView implements LaneContext {
     @Override
     public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, Object rows, double arg, int axes) {
         int lanes = Axis.of(axes).contains(Axis.HEAD) ? es.lanes.size() : 1;
-        double[][] r = switch (fn) {
-            case RANK -> Prims.rank(perLane(values, lanes), compensations(lanes));
-            case COUNT -> new double[][] {{Prims.count(bits(now(set), es.lanes.size()), sizes(es.lanes.size()))}};
-            case MEMBER -> Prims.member(bits(now(set), lanes), sizes(lanes));
-            case UNIFORM, GUMBEL -> {
-                long[][] positions = new long[lanes][];
-                int[] heads = new int[lanes];
-                for (int h = 0; h < lanes; h++) {
-                    Lane l = es.lanes.get(h);
-                    positions[h] = new long[l.size()];
-                    for (int j = 0; j < l.size(); j++) positions[h][j] = l.position(j);
-                    heads[h] = es.kvHeads[h];
-                }
-                yield Prims.random(fn == Op.PrimFn.GUMBEL, (long) arg, es.step.decodeStep(), es.layer, heads, positions);
-            }
-            case MAXCOS, MAXDOT -> Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(values, lanes), es.d, bits(now(set), lanes),
-                    bits(now(rows), lanes));
-            case STRATA -> throw new IllegalStateException("strata is a set");
-        };
-        int n = 0;
-        for (double[] row : r) n += row.length;
-        double[] out = new double[n];
-        int o = 0;
-        for (double[] row : r) {
-            System.arraycopy(row, 0, out, o, row.length);
-            o += row.length;
-        }
-        return out;
+        return Prims.joined(Prims.values(fn, facts(), lanes, values == null ? null : Prims.perLane(values, lanes), es.d,
+                set == null ? null : bits(now(set)), rows == null ? null : bits(now(rows)), arg));
     }
 
     @Override
     public Object primSet(Op.PrimFn fn, double[] values, int valueAxes, double arg) {
-        if (fn != Op.PrimFn.STRATA) throw new IllegalStateException(fn.word() + " is not a set");
         int lanes = Axis.of(valueAxes).contains(Axis.HEAD) ? es.lanes.size() : 1;
-        return sel(Axis.TOKEN, Prims.strata(perLane(values, lanes), compensations(lanes), (long) arg), false);
+        return sel(Axis.TOKEN, Prims.set(fn, facts(), lanes, Prims.perLane(values, lanes), arg), false);
     }
 
-    /** A buffer over [lane?, token, ...] as one slice per lane. */
-    private static double[][] perLane(double[] values, int lanes) {
-        double[][] out = new double[lanes][];
-        int per = lanes == 0 ? 0 : values.length / lanes;
-        for (int h = 0; h < lanes; h++) out[h] = Arrays.copyOfRange(values, h * per, (h + 1) * per);
-        return out;
+    /** The event's lanes as the primitives read them. */
+    private Prims.Lanes facts() {
+        return new Prims.Lanes() {
+            public int count() {
+                return es.lanes.size();
+            }
+
+            public int size(int lane) {
+                return es.lanes.get(lane).size();
+            }
+
+            public int compensation(int lane) {
+                return Select.compensation(es.lanes.get(lane));
+            }
+
+            public long position(int lane, int entry) {
+                return es.lanes.get(lane).position(entry);
+            }
+
+            public int kvHead(int lane) {
+                return es.kvHeads[lane];
+            }
+
+            public long step() {
+                return es.step.decodeStep();
+            }
+
+            public long layer() {
+                return es.layer;
+            }
+        };
     }
 
-    /** Each of the first {@code lanes} lanes' compensation entry (-1: none). */
-    private int[] compensations(int lanes) {
-        int[] out = new int[lanes];
-        for (int h = 0; h < lanes; h++) {
-            Lane l = es.lanes.get(h);
-            out[h] = l.size() > 0 && l.isCompensation(l.size() - 1) ? l.size() - 1 : -1;
-        }
-        return out;
-    }
-
-    private int[] sizes(int lanes) {
-        int[] out = new int[lanes];
-        for (int h = 0; h < lanes; h++) out[h] = es.lanes.get(h).size();
-        return out;
-    }
-
-    private static BitSet[] bits(Sel s, int lanes) {
-        BitSet[] out = new BitSet[lanes];
-        for (int h = 0; h < lanes; h++) out[h] = s.forHead(h);
+    /** A set's members in each of the event's lanes. */
+    private BitSet[] bits(Sel s) {
+        BitSet[] out = new BitSet[es.lanes.size()];
+        for (int h = 0; h < out.length; h++) out[h] = s.forHead(h);
         return out;
     }
 

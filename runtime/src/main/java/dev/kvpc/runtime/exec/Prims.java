@@ -1,5 +1,7 @@
 package dev.kvpc.runtime.exec;
 
+import dev.kvpc.ir.Op;
+
 import java.util.Arrays;
 import java.util.BitSet;
 
@@ -11,6 +13,92 @@ import java.util.BitSet;
  */
 public final class Prims {
     private Prims() {}
+
+    /** What a primitive reads of an event's lanes besides its operands: each engine's view of its own lanes. */
+    public interface Lanes {
+        /** The lanes of the event (one, or a layer's under per-layer selection). */
+        int count();
+
+        int size(int lane);
+
+        /** The lane's compensation entry, or -1. */
+        int compensation(int lane);
+
+        /** The original position of entry {@code entry}. */
+        long position(int lane, int entry);
+
+        int kvHead(int lane);
+
+        /** The decode step (0 at the prompt) and the layer. */
+        long step();
+
+        long layer();
+    }
+
+    /**
+     * A primitive with a numeric result ({@link Op.PrimFn}), per lane, over the first {@code n} lanes of the event (1,
+     * or all of them where the result has the head axis; {@code count} always counts every lane): {@code x} its value
+     * operand as per-lane slices of {@code width} values an entry, {@code set} and {@code rows} its sets for every
+     * lane (null where it takes none), {@code arg} its scalar. The one place a primitive's word meets its rule.
+     */
+    public static double[][] values(Op.PrimFn fn, Lanes lanes, int n, double[][] x, int width, BitSet[] set, BitSet[] rows, double arg) {
+        return switch (fn) {
+            case RANK -> rank(x, compensations(lanes, n));
+            case COUNT -> new double[][] {{count(set, sizes(lanes, lanes.count()))}};
+            case MEMBER -> member(set, sizes(lanes, n));
+            case UNIFORM, GUMBEL -> {
+                long[][] positions = new long[n][];
+                int[] heads = new int[n];
+                for (int h = 0; h < n; h++) {
+                    positions[h] = new long[lanes.size(h)];
+                    for (int j = 0; j < positions[h].length; j++) positions[h][j] = lanes.position(h, j);
+                    heads[h] = lanes.kvHead(h);
+                }
+                yield random(fn == Op.PrimFn.GUMBEL, (long) arg, lanes.step(), lanes.layer(), heads, positions);
+            }
+            case MAXCOS, MAXDOT -> maxSimilarity(fn == Op.PrimFn.MAXCOS, x, width, set, rows);
+            case STRATA -> throw new IllegalArgumentException("strata is a set");
+        };
+    }
+
+    /** A primitive whose result is a token set ({@code strata}), per lane, over the first {@code n} lanes. */
+    public static BitSet[] set(Op.PrimFn fn, Lanes lanes, int n, double[][] x, double arg) {
+        if (fn != Op.PrimFn.STRATA) throw new IllegalArgumentException(fn.word() + " is not a set");
+        return strata(x, compensations(lanes, n), (long) arg);
+    }
+
+    private static int[] compensations(Lanes lanes, int n) {
+        int[] out = new int[n];
+        for (int h = 0; h < n; h++) out[h] = lanes.compensation(h);
+        return out;
+    }
+
+    private static int[] sizes(Lanes lanes, int n) {
+        int[] out = new int[n];
+        for (int h = 0; h < n; h++) out[h] = lanes.size(h);
+        return out;
+    }
+
+    /** A buffer over [lane?, entry, ...] as one slice per lane (the lane axis leads). */
+    public static double[][] perLane(double[] values, int lanes) {
+        double[][] out = new double[lanes][];
+        int per = lanes == 0 ? 0 : values.length / lanes;
+        for (int h = 0; h < lanes; h++) out[h] = Arrays.copyOfRange(values, h * per, (h + 1) * per);
+        return out;
+    }
+
+    /** Per-lane slices back into one buffer, lane after lane. */
+    public static double[] joined(double[][] slices) {
+        int n = 0;
+        for (double[] row : slices) n += row.length;
+        double[] out = new double[n];
+        int o = 0;
+        for (double[] row : slices) {
+            System.arraycopy(row, 0, out, o, row.length);
+            o += row.length;
+        }
+        return out;
+    }
 
     /**
      * {@code top}'s order of the candidates of {@code score} (every lane together; NaN and the compensation entry are
@@ -127,7 +215,7 @@ public final class Prims {
      * {@code uniform(seed)} ({@code gumbel} when {@code gumbel}) of every entry: per lane, from its KV head and its
      * entries' original positions.
      */
-    public static double[][] random(boolean gumbel, long seed, long step, long layer, int[] kvHead, long[][] positions) {
+    static double[][] random(boolean gumbel, long seed, long step, long layer, int[] kvHead, long[][] positions) {
         double[][] out = new double[positions.length][];
         for (int h = 0; h < positions.length; h++) {
             out[h] = new double[positions[h].length];

@@ -176,7 +176,7 @@ public final class Select {
     }
 
     /** A lane's compensation entry (its last, if any; it never ranks), or -1. */
-    private static int compensation(Lane lane) {
+    static int compensation(Lane lane) {
         return lane != null && lane.size() > 0 && lane.isCompensation(lane.size() - 1) ? lane.size() - 1 : -1;
     }
 

@@ -4,7 +4,6 @@ import dev.kvpc.ir.*;
 import dev.kvpc.runtime.exec.Prims;
 import dev.kvpc.runtime.exec.Select;
 
-import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
 
@@ -109,79 +108,85 @@ final class Semantics {
         int[] comp = null;
         if (domain == Axis.TOKEN) {
             comp = new int[heads];
-            for (int h = 0; h < heads; h++) {
-                LaneState lane = c.lanes.get(Math.min(h, c.lanes.size() - 1));
-                int n = lane.size();
-                comp[h] = n > 0 && lane.entries.get(n - 1).compensation ? n - 1 : -1;
-            }
+            for (int h = 0; h < heads; h++) comp[h] = compensation(c.lanes.get(Math.min(h, c.lanes.size() - 1)));
         }
         return new TokenSet(domain, Select.rank(sl, top, count, floor, comp), false);
     }
 
     /**
-     * A primitive ({@link Op.PrimFn}) by the runtime's rules ({@link Prims}), over the lanes of the event: operands
-     * in order ({@link Tensor}s and {@link TokenSet}s), the result of type {@code type}.
+     * A primitive ({@link Op.PrimFn}) by the runtime's rules ({@link Prims#values}, {@link Prims#set}), over the lanes
+     * of the event: operands in order ({@link Tensor}s and {@link TokenSet}s), the result of type {@code type}.
      */
     static Object prim(Op.PrimFn fn, Object[] a, Ty type, ExecContext c) {
-        if (fn == Op.PrimFn.STRATA) {
-            Tensor s = (Tensor) a[0];
-            int lanes = s.axes.contains(Axis.HEAD) ? s.dim(Axis.HEAD) : 1;
-            return new TokenSet(Axis.TOKEN, Prims.strata(perLane(s, lanes), compensations(c, lanes), (long) ((Tensor) a[1]).scalar()), false);
+        Tensor x = null;
+        TokenSet set = null, rows = null;
+        double arg = 0;
+        for (int i = 0; i < a.length; i++) {
+            switch (fn.operands[i]) {
+                case VALUES -> x = (Tensor) a[i];
+                case SET -> {
+                    if (set == null) set = (TokenSet) a[i];
+                    else rows = (TokenSet) a[i];
+                }
+                case SCALAR -> arg = ((Tensor) a[i]).scalar();
+            }
+        }
+        if (fn.setResult()) {
+            int lanes = x.axes.contains(Axis.HEAD) ? x.dim(Axis.HEAD) : 1;
+            return new TokenSet(Axis.TOKEN, Prims.set(fn, facts(c), lanes, perLane(x, lanes), arg), false);
         }
         Ty.Tensor out = (Ty.Tensor) type;
         int lanes = out.axes().contains(Axis.HEAD) ? c.lanes.size() : 1;
-        double[][] r = switch (fn) {
-            case RANK -> Prims.rank(perLane((Tensor) a[0], lanes), compensations(c, lanes));
-            case COUNT -> new double[][] {{Prims.count(bits((TokenSet) a[0], c.lanes.size()), sizes(c, c.lanes.size()))}};
-            case MEMBER -> Prims.member(bits((TokenSet) a[0], lanes), sizes(c, lanes));
-            case UNIFORM, GUMBEL -> {
-                long[][] positions = new long[lanes][];
-                int[] heads = new int[lanes];
-                for (int h = 0; h < lanes; h++) {
-                    LaneState l = c.lanes.get(h);
-                    positions[h] = new long[l.size()];
-                    for (int j = 0; j < l.size(); j++) positions[h][j] = l.entries.get(j).pos;
-                    heads[h] = l.kvHead;
-                }
-                yield Prims.random(fn == Op.PrimFn.GUMBEL, (long) ((Tensor) a[0]).scalar(), c.decodeStep, c.layer, heads, positions);
-            }
-            case MAXCOS, MAXDOT -> {
-                Tensor x = (Tensor) a[0];
-                yield Prims.maxSimilarity(fn == Op.PrimFn.MAXCOS, perLane(x, lanes), x.dim(Axis.CHANNEL), bits((TokenSet) a[1], lanes),
-                        bits((TokenSet) a[2], lanes));
-            }
-            case STRATA -> throw new IllegalStateException("strata is a set");
-        };
+        double[][] r = Prims.values(fn, facts(c), lanes, x == null ? null : perLane(x, lanes), x != null && x.axes.contains(Axis.CHANNEL) ? x.dim(Axis.CHANNEL) : 1,
+                set == null ? null : bits(set, c.lanes.size()), rows == null ? null : bits(rows, c.lanes.size()), arg);
         int[] dims = new int[out.axes().size()];
         for (int i = 0; i < dims.length; i++) dims[i] = out.axes().get(i) == Axis.HEAD ? lanes : r[0].length;
-        double[] data = new double[lanes * (r.length == 0 ? 0 : r[0].length)];
-        for (int h = 0; h < r.length; h++) System.arraycopy(r[h], 0, data, h * r[h].length, r[h].length);
-        return new Tensor(out.elem(), out.axes(), dims, data);
+        return new Tensor(out.elem(), out.axes(), dims, Prims.joined(r));
     }
 
     /** A value over [head?, token, ...] as one slice per lane (the head axis leads). */
     private static double[][] perLane(Tensor x, int lanes) {
         if (lanes > 1 && x.axes.getFirst() != Axis.HEAD) throw new InterpreterException("a value over " + x.axes + " read per lane");
-        double[][] out = new double[lanes][];
-        int per = lanes == 0 ? 0 : x.data.length / lanes;
-        for (int h = 0; h < lanes; h++) out[h] = Arrays.copyOfRange(x.data, h * per, (h + 1) * per);
-        return out;
+        return Prims.perLane(x.data, lanes);
     }
 
-    private static int[] compensations(ExecContext c, int lanes) {
-        int[] out = new int[lanes];
-        for (int h = 0; h < lanes; h++) {
-            LaneState l = c.lanes.get(h);
-            int n = l.size();
-            out[h] = n > 0 && l.entries.get(n - 1).compensation ? n - 1 : -1;
-        }
-        return out;
+    /** A lane's compensation entry (its last, if any), or -1. */
+    private static int compensation(LaneState l) {
+        int n = l.size();
+        return n > 0 && l.entries.get(n - 1).compensation ? n - 1 : -1;
     }
 
-    private static int[] sizes(ExecContext c, int lanes) {
-        int[] out = new int[lanes];
-        for (int h = 0; h < lanes; h++) out[h] = c.lanes.get(h).size();
-        return out;
+    /** The event's lanes as the primitives read them. */
+    private static Prims.Lanes facts(ExecContext c) {
+        return new Prims.Lanes() {
+            public int count() {
+                return c.lanes.size();
+            }
+
+            public int size(int lane) {
+                return c.lanes.get(lane).size();
+            }
+
+            public int compensation(int lane) {
+                return Semantics.compensation(c.lanes.get(lane));
+            }
+
+            public long position(int lane, int entry) {
+                return c.lanes.get(lane).entries.get(entry).pos;
+            }
+
+            public int kvHead(int lane) {
+                return c.lanes.get(lane).kvHead;
+            }
+
+            public long step() {
+                return c.decodeStep;
+            }
+
+            public long layer() {
+                return c.layer;
+            }
+        };
     }
 
     private static BitSet[] bits(TokenSet s, int lanes) {
