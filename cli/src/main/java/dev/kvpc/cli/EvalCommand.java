@@ -111,15 +111,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Model> ms = new ArrayList<>();
         Map<String, String> about = new LinkedHashMap<>();
         try {
-            if (models.isEmpty()) {
-                Path home = home();
-                ms.add(load(home.resolve("models/kvpc-tiny/kvpc-tiny.gguf"), home, about));
-                Path stories = home.resolveSibling("shared").resolve("models/stories260K/stories260K.bin");
-                if (Files.isRegularFile(stories)) ms.add(load(stories, home, about));
-                else err.println("kvpc eval: stories260K not found beside the checkout (../shared/models/stories260K): evaluating the embedded model only");
-            } else {
-                for (Path m : models) ms.add(load(m, home(), about));
-            }
+            ms.addAll(models(models, about, err, "kvpc eval"));
         } catch (ModelFormatException e) {
             err.println("kvpc eval: " + e.getMessage());
             return Main.INVALID;
@@ -274,6 +266,24 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             draw(true);
             err.println();
         }
+    }
+
+    /**
+     * The models given, or by default the embedded model and stories260K when ../shared holds it (saying so when it
+     * does not), as {@code command} reports it.
+     */
+    static List<Eval.Model> models(List<Path> given, Map<String, String> about, PrintWriter err, String command) throws ModelFormatException, IOException {
+        List<Eval.Model> ms = new ArrayList<>();
+        if (!given.isEmpty()) {
+            for (Path m : given) ms.add(load(m, home(), about));
+            return ms;
+        }
+        Path home = home();
+        ms.add(load(home.resolve("models/kvpc-tiny/kvpc-tiny.gguf"), home, about));
+        Path stories = home.resolveSibling("shared").resolve("models/stories260K/stories260K.bin");
+        if (Files.isRegularFile(stories)) ms.add(load(stories, home, about));
+        else err.println(command + ": stories260K not found beside the checkout (../shared/models/stories260K): the embedded model only");
+        return ms;
     }
 
     static Path home() {

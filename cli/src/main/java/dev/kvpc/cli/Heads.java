@@ -4,9 +4,8 @@ import dev.kvpc.compiler.api.Compilation;
 import dev.kvpc.compiler.api.Frontend;
 import dev.kvpc.compiler.model.ModelShape;
 import dev.kvpc.examples.llama.LlamaEngine;
-import dev.kvpc.ir.Specialized;
+import dev.kvpc.embed.Kvpc;
 import dev.kvpc.ir.pass.Pipeline;
-import dev.kvpc.ir.spi.Backend;
 import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
@@ -15,7 +14,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
-import java.util.ServiceLoader;
 
 /**
  * Scores each (layer, KV head) of a model for the tables DuoAttention and RazorAttention read ({@code kvpc heads}).
@@ -115,17 +113,11 @@ final class Heads {
         return runner(new ModelShape(m.name(), m.weights().layers, m.weights().heads, m.weights().kvHeads, m.weights().headSize), root, params);
     }
 
-    /** A probe policy ({@link #PROBES}) compiled for a model shape by the JVM backend. */
+    /** A probe policy ({@link #PROBES}) compiled for a model shape (by the JVM backend where it is present). */
     static PolicyRunner runner(ModelShape shape, String root, Map<String, Object> params) {
         Frontend.Result r = Frontend.checkText("heads.kvp", PROBES, null, shape);
         if (!r.ok()) throw new IllegalStateException("the head probes do not check: " + r.diagnostics().all());
-        Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { });
-        for (Backend b : ServiceLoader.load(Backend.class)) {
-            if (!b.name().equals("jvm")) continue;
-            PolicyRunner runner = b.runner(s, PolicyRunner.class);
-            if (runner != null) return runner;
-        }
-        throw new IllegalStateException("no JVM backend on the class path");
+        return Kvpc.runner(Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { }));
     }
 
     /** Runs {@code ids} as one prefill step; per lane, the sum of {@code state} over the entries whose position counts. */

@@ -52,15 +52,7 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Model> ms = new ArrayList<>();
         Map<String, String> about = new LinkedHashMap<>();
         try {
-            if (models.isEmpty()) {
-                Path home = EvalCommand.home();
-                ms.add(EvalCommand.load(home.resolve("models/kvpc-tiny/kvpc-tiny.gguf"), home, about));
-                Path stories = home.resolveSibling("shared").resolve("models/stories260K/stories260K.bin");
-                if (Files.isRegularFile(stories)) ms.add(EvalCommand.load(stories, home, about));
-                else err.println("kvpc heads: stories260K not found beside the checkout (../shared/models/stories260K): the embedded model only");
-            } else {
-                for (Path m : models) ms.add(EvalCommand.load(m, EvalCommand.home(), about));
-            }
+            ms.addAll(EvalCommand.models(models, about, err, "kvpc heads"));
         } catch (ModelFormatException e) {
             err.println("kvpc heads: " + e.getMessage());
             return Main.INVALID;
