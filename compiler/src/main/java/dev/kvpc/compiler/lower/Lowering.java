@@ -476,7 +476,7 @@ public final class Lowering {
                 List<Axis> axes = new ArrayList<>(List.of(Axis.QUERY));
                 for (var n : c.over()) if (!n.text().equals("prompt")) axes.add(Axis.of(n.text()));
                 axes.sort(java.util.Comparator.naturalOrder());
-                return b.def(typeOf(c), new Op.KernelStat(dev.kvpc.ir.Signal.PROMPT_ATTN, Op.Red.of(f), axes));
+                return b.def(t, new Op.KernelStat(dev.kvpc.ir.Signal.PROMPT_ATTN, Op.Red.of(f), axes));
             }
             List<Axis> over = c.over() == null ? List.of() : c.over().stream().map(n -> Axis.of(n.text())).toList();
             Op.Red red = Op.Red.of(f);

@@ -112,8 +112,9 @@ public final class MemoryModel {
         // its set's size is known, and no entry left the lane since it ran; else a bound.
         Storage keys = new Storage(), values = new Storage();
         boolean storageExact = true, countBound = true;
-        long regular = e - (sizes.holdsCompensationEntry() ? 1 : 0);
+        long regular = e - (sizes.compensation ? 1 : 0);
         long lastFor = 0;
+        boolean removes = sizes.removesEntries();
         Instr.Store previous = null;
         java.util.Set<Instr.Part> pairs = java.util.EnumSet.noneOf(Instr.Part.class);
         for (Sizes.StoreAt at : sizes.stores()) {
@@ -134,7 +135,7 @@ public final class MemoryModel {
             // a 'for' set of uncertain size with an 'otherwise' after it: the pair covers every entry, so counting the
             // larger format's side at its most is a bound (mixed's top(acc, n) + last(64), which may overlap)
             boolean pairedFor = st.scope() == Instr.Scope.FOR && !at.standing() && sizes.followedByOtherwise(st);
-            boolean uncertain = (st.scope() == Instr.Scope.FOR || st.scope() == Instr.Scope.EXCEPT) && !sizes.setOfKnownSize(st.set(), len);
+            boolean uncertain = (st.scope() == Instr.Scope.FOR || st.scope() == Instr.Scope.EXCEPT) && !sizes.setExact(st.set(), len);
             if (uncertain) {
                 storageExact = false;
                 if (!pairedFor) countBound = false;
@@ -152,7 +153,7 @@ public final class MemoryModel {
             }
             // per-channel groups form from consecutive entries as they arrive: once entries leave, which groups are
             // full is history
-            if (st.axis() == Instr.QuantAxis.CHANNEL && sizes.removesEntries()) {
+            if (st.axis() == Instr.QuantAxis.CHANNEL && removes) {
                 storageExact = false;
                 countBound = false;
             }
@@ -161,7 +162,7 @@ public final class MemoryModel {
             long group = st.group() >= 0 ? sizes.value(st.group(), len) : st.axis() == Instr.QuantAxis.CHANNEL ? 32 : d;
             long covered = switch (st.scope()) {
                 case ALL -> len;
-                case FOR -> Math.min(len, uncertain && !largerThanOtherwise(st, bits, sizes, len, d) ? sizes.setMinimum(st.set(), len) : sizes.setSize(st.set(), len));
+                case FOR -> Math.min(len, uncertain && !largerThanOtherwise(st, bits, sizes, len, d) ? sizes.setMin(st.set(), len) : sizes.setSize(st.set(), len));
                 case EXCEPT -> Math.max(0, len - Math.min(len, sizes.setSize(st.set(), len)));
                 // the entries the previous 'for' of the same block left out
                 case OTHERWISE -> previous != null && previous.scope() == Instr.Scope.FOR ? Math.max(0, len - lastFor) : len;
@@ -441,15 +442,6 @@ public final class MemoryModel {
             return null;
         }
 
-        /** The fewest entries a set holds in a lane of {@code len}. */
-        long setMinimum(int id, long len) {
-            return setMin(id, len);
-        }
-
-        /** Whether a set's size is known exactly for a lane of {@code len}. */
-        boolean setOfKnownSize(int id, long len) {
-            return setExact(id, len);
-        }
 
         /** Whether any handler can remove entries (keep, evict). */
         boolean removesEntries() {
@@ -607,11 +599,6 @@ public final class MemoryModel {
                 }
             }
             return new Count(lo, hi);
-        }
-
-        /** Whether the lane holds its compensation entry at the end of the steps followed. */
-        boolean holdsCompensationEntry() {
-            return compensation;
         }
 
         /** Whether an int value is known from the constants, {@code len} and {@code context} (else it depends on data). */

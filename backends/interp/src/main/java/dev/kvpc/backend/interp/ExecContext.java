@@ -172,13 +172,12 @@ final class ExecContext {
     private Tensor attentionTensor(boolean probabilities, int[] rows) {
         computeAttention();
         int n = lane0().size(), g = shape.group();
-        int[] observed = rows;
-        double[] data = new double[lanes.size() * observed.length * g * n];
+        double[] data = new double[lanes.size() * rows.length * g * n];
         int o = 0;
         for (int li = 0; li < lanes.size(); li++) {
             Map<LaneState.Entry, double[]> m = (probabilities ? probs : logits).get(li);
-            for (int qi = 0; qi < observed.length; qi++) {
-                int row = indexOf(queryPositions, observed[qi]);
+            for (int qi = 0; qi < rows.length; qi++) {
+                int row = indexOf(queryPositions, rows[qi]);
                 for (int gi = 0; gi < g; gi++) {
                     for (LaneState.Entry e : lanes.get(li).entries) {
                         double[] col = m.get(e);
@@ -187,7 +186,7 @@ final class ExecContext {
                 }
             }
         }
-        return new Tensor(Ty.Elem.FLOAT, (probabilities ? Signal.ATTN : Signal.LOGITS).axes(perLayer), dims(observed.length, g, n), data);
+        return new Tensor(Ty.Elem.FLOAT, (probabilities ? Signal.ATTN : Signal.LOGITS).axes(perLayer), dims(rows.length, g, n), data);
     }
 
     private static int indexOf(int[] a, int v) {
