@@ -47,6 +47,7 @@ stateType : elem=ident (LBRACK ident (COMMA ident)* RBRACK)? ;
 stateScope
   : TOKEN
   | LANE
+  | MODEL
   | PAGE LPAREN expr RPAREN
   ;
 
@@ -174,7 +175,7 @@ overClause : OVER COLON ident (COMMA ident)* ;
 // Soft keywords: words with a meaning in one place that remain ordinary names elsewhere.
 ident
   : ID
-  | POSITIONS | SELECTION | PER | OBSERVE | QUERIES | AT | TOKEN | LANE | PAGE | PREFILL | CHUNK | DECODE
+  | POSITIONS | SELECTION | PER | OBSERVE | QUERIES | AT | TOKEN | LANE | MODEL | PAGE | PREFILL | CHUNK | DECODE
   | OVERFLOW | INTO | BY | WEIGHTED | COSINE | NEAREST | KEYS | VALUES | AS | GROUP | FOR | EXCEPT
   | HEADS | HEAD | WHERE | LAYERS | LOGITS | MASK | NORMALIZE | OVER | LEAST | TABLE | BOOL | IN
   ;
@@ -214,6 +215,7 @@ QUERIES : 'queries' ;
 AT : 'at' ;
 TOKEN : 'token' ;
 LANE : 'lane' ;
+MODEL : 'model' ;
 PAGE : 'page' ;
 PREFILL : 'prefill' ;
 CHUNK : 'chunk' ;

@@ -381,6 +381,7 @@ public final class IrParser {
                 yield new Op.Prim(fn, args);
             }
             case "kernelstat" -> new Op.KernelStat(enumOf(Signal.class, w[1]), enumOf(Op.Red.class, w[2]), axesAfter(w, 4));
+            case "modelstat" -> new Op.ModelStat(enumOf(Op.CellStat.class, w[1]), w[2], axesAfter(w, 4));
             default -> {
                 for (Op.Fn1 f : Op.Fn1.values()) if (f.word().equals(k)) yield new Op.Map1(f, ref(w[1]));
                 for (Op.Fn2 f : Op.Fn2.values()) if (f.word().equals(k)) yield new Op.Map2(f, ref(w[1]), ref(w[2]));

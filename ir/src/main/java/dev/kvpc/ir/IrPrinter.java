@@ -185,6 +185,7 @@ public final class IrPrinter {
             case Op.Within w -> "within %" + w.x() + " %" + w.set();
             case Op.Prim p -> "prim " + p.fn().word() + p.args().stream().map(a -> " %" + a).collect(Collectors.joining());
             case Op.KernelStat k -> "kernelstat " + k.input().word() + " " + k.fn().word() + " over " + axes(k.over());
+            case Op.ModelStat m -> "modelstat " + m.stat().word() + " " + m.state() + " over " + axes(m.over());
         };
     }
 

@@ -219,6 +219,41 @@ public sealed interface Op {
     }
 
     /**
+     * A statistic over every cell of a {@code per model} state (all its location axes, {@code over}), as the state
+     * holds it now: a reduction of {@link Red}'s table, or {@link CellStat#SHARE}, the lane's own cell's part of the
+     * cells' total. The rule is the runtime's {@code ModelCells}, which every engine calls.
+     */
+    record ModelStat(CellStat stat, String state, List<Axis> over) implements Op {
+        public ModelStat { over = List.copyOf(over); }
+
+        public List<Integer> operands() { return List.of(); }
+    }
+
+    /** What {@link ModelStat} computes over a model state's cells: a reduction, or the own cell's share. */
+    enum CellStat {
+        SUM(Red.SUM), MEAN(Red.MEAN), MAX(Red.MAX), MIN(Red.MIN), NORM(Red.NORM), ENTROPY(Red.ENTROPY),
+        /**
+         * {@code share(total, w)}'s fraction: {@code max(own, 0) / sum(max(cell, 0))} over the cells, or
+         * {@code 1 / cells} when no cell is positive; in [0, 1], and the fractions of all cells add up to 1.
+         */
+        SHARE(null);
+
+        /** The reduction it is (null for {@link #SHARE}). */
+        public final Red red;
+
+        CellStat(Red red) {
+            this.red = red;
+        }
+
+        public String word() { return name().toLowerCase(Locale.ROOT); }
+
+        public static CellStat of(Red r) {
+            for (CellStat c : values()) if (c.red == r) return c;
+            throw new IllegalArgumentException("no cell statistic for " + r);
+        }
+    }
+
+    /**
      * A statistic of the attention kernel, fused: the kernel accumulates it while computing attention instead of
      * materialising {@code attn} rows. {@code reduction} is the reduction over query rows (and group) it replaces.
      */

@@ -66,8 +66,13 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
     /** A parameter; {@code init} computes its default (null when it has none). */
     public record Param(String name, ParamKind kind, Computation init) {}
 
+    /**
+     * Where a state lives: with each entry, each lane, each page of a lane, or once per sequence for every lane of the
+     * class ({@code MODEL}: its declared {@code layer} and {@code head} axes are cells that lanes share; a lane reads
+     * and writes its own cell, see {@link State#axes}).
+     */
     public enum StateScope {
-        TOKEN, LANE, PAGE;
+        TOKEN, LANE, PAGE, MODEL;
 
         public String word() { return name().toLowerCase(Locale.ROOT); }
     }
@@ -90,11 +95,23 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
             // asked at every event: most states have none, and a state's type's axes are an immutable list already
             List<Axis> axes = type.axes();
             int cells = 0;
-            for (Axis a : axes) if (a != Axis.HEAD && a != Axis.TOKEN && a != Axis.PAGE) cells++;
+            for (Axis a : axes) if (a != Axis.HEAD && a != Axis.TOKEN && a != Axis.PAGE && a != Axis.LAYER) cells++;
             if (cells == 0) return List.of();
             if (cells == axes.size()) return axes;
             List<Axis> out = new java.util.ArrayList<>(cells);
-            for (Axis a : axes) if (a != Axis.HEAD && a != Axis.TOKEN && a != Axis.PAGE) out.add(a);
+            for (Axis a : axes) if (a != Axis.HEAD && a != Axis.TOKEN && a != Axis.PAGE && a != Axis.LAYER) out.add(a);
+            return List.copyOf(out);
+        }
+
+        /**
+         * For a {@code MODEL} state, its location axes ({@code layer}, {@code head}) as declared: the shared cells,
+         * one per layer, per KV head or per lane (none: one cell for the whole model).
+         */
+        public List<Axis> modelAxes() {
+            if (scope != StateScope.MODEL) return List.of();
+            List<Axis> out = new java.util.ArrayList<>(2);
+            if (type.axes().contains(Axis.LAYER)) out.add(Axis.LAYER);
+            if (type.axes().contains(Axis.HEAD)) out.add(Axis.HEAD);
             return List.copyOf(out);
         }
 
@@ -104,7 +121,8 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
          */
         public List<Axis> axes(boolean perLayer) {
             List<Axis> out = new java.util.ArrayList<>();
-            if (perLayer) out.add(Axis.HEAD);
+            // a model state's view from its lanes: the own cell, or under per-layer selection the layer's heads' cells
+            if (perLayer && (scope != StateScope.MODEL || type.axes().contains(Axis.HEAD))) out.add(Axis.HEAD);
             if (scope == StateScope.TOKEN) out.add(Axis.TOKEN);
             else if (scope == StateScope.PAGE) out.add(Axis.PAGE);
             out.addAll(cellAxes());

@@ -222,6 +222,9 @@ public final class Verifier {
             case Op.StateRead s -> {
                 if (!states.contains(s.name())) problem("%" + d.id() + ": reads undeclared state " + s.name());
             }
+            case Op.ModelStat m -> {
+                if (!states.contains(m.state())) problem("%" + d.id() + ": reads undeclared state " + m.state());
+            }
             case Op.Const c -> {
                 boolean ok = d.type() instanceof Ty.Tensor t && t.isScalar() && switch (t.elem()) {
                     case INT -> c.value() instanceof Long;

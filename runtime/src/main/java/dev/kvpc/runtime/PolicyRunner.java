@@ -23,6 +23,14 @@ public interface PolicyRunner {
         return null;
     }
 
+    /**
+     * Whether a lane class's events settle (overflow handlers, standing stores) only after the step's last layer, at
+     * {@link Event#settle}: a policy with {@code per model} state. Its events keep the step's queries until then.
+     */
+    default boolean settlesAfterLastLayer(int laneClass) {
+        return false;
+    }
+
     /** Whether a lane class uses cache positions (RoPE by cache slot, {@code positions cache}). */
     default boolean cachePositions(int laneClass) {
         return false;
@@ -38,8 +46,16 @@ public interface PolicyRunner {
 
     /** One step, as the policy sees it. */
     /** {@code rope}: the model's RoPE when queries (and keys) are unrotated, else null. */
-    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope) {
+    /**
+     * {@code sequence}: what identifies the sequence the step belongs to (its {@code per model} states are kept by it);
+     * null where a host runs a single sequence.
+     */
+    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope, Object sequence) {
         public enum Kind { PREFILL, CHUNK, DECODE }
+
+        public Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope) {
+            this(kind, positions, queries, decodeStep, context, rope, null);
+        }
     }
 
     /** An event in progress. */
@@ -56,8 +72,14 @@ public interface PolicyRunner {
             return null;
         }
 
-        /** Runs the rest of the event; the lanes are changed in place. */
+        /** Runs the rest of the event (but what {@link #settle} runs, where the class settles later); lanes change in place. */
         void finish();
+
+        /**
+         * After the step's last layer: the overflow handlers and standing stores of a class that
+         * {@link PolicyRunner#settlesAfterLastLayer settles after the last layer}; nothing for the others.
+         */
+        default void settle() {}
     }
 
     /** {@link #fullCache()}. */

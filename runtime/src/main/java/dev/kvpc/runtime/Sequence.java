@@ -67,6 +67,8 @@ public final class Sequence implements AutoCloseable {
 
     private void begin(PolicyRunner.Step.Kind k, int n) {
         if (n < 1) throw new IllegalArgumentException("a step has at least one token");
+        // a host that did not attend the last layer: what waits for it settles before the next step
+        settle();
         if (kind != null) next += tokens;
         kind = k;
         tokens = n;
@@ -109,7 +111,13 @@ public final class Sequence implements AutoCloseable {
         if (!appended[layer]) throw new IllegalStateException("append the step's keys and values of layer " + layer + " first");
         int[] positions = new int[tokens];
         for (int t = 0; t < tokens; t++) positions[t] = next + t;
-        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, q, decodeStep, next + tokens, model.rope());
+        boolean later = false;
+        for (int h = 0; h < model.kvHeads(); h++) {
+            int c = policy.laneClass(layer, h);
+            later |= c >= 0 && policy.settlesAfterLastLayer(c);
+        }
+        // an event that settles after the last layer keeps this layer's queries (the host reuses its buffer)
+        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, later ? q.clone() : q, decodeStep, next + tokens, model.rope(), this);
         // lanes of one class in this layer that select together
         Map<Integer, List<Integer>> groups = new LinkedHashMap<>();
         for (int h = 0; h < model.kvHeads(); h++) {
@@ -141,6 +149,16 @@ public final class Sequence implements AutoCloseable {
             for (int h = p; h < jobs.length; h += parts) workers[p].attend(layer, jobs[h], positions, q, out);
         });
         for (PolicyRunner.Event ev : events) ev.finish();
+        unsettled.addAll(events);
+        if (layer == model.layers() - 1) settle();
+    }
+
+    /** Events of this step waiting for its last layer to settle ({@link PolicyRunner.Event#settle}), in layer order. */
+    private final List<PolicyRunner.Event> unsettled = new ArrayList<>();
+
+    private void settle() {
+        for (PolicyRunner.Event ev : unsettled) ev.settle();
+        unsettled.clear();
     }
 
     /** One lane's attention in a step: its KV head, the entries it may read (null: all), its fused column sums. */

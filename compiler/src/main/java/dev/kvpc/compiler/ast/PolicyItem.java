@@ -23,10 +23,10 @@ public sealed interface PolicyItem permits PolicyItem.Positions, PolicyItem.Sele
         public StateType { axes = List.copyOf(axes); }
     }
 
-    /** {@code per token}, {@code per lane}, or {@code per page(size)} (size null otherwise). */
+    /** {@code per token}, {@code per lane}, {@code per model}, or {@code per page(size)} (size null otherwise). */
     record StateScope(Scope scope, Expr pageSize, Span span) {}
 
-    enum Scope { TOKEN, LANE, PAGE }
+    enum Scope { TOKEN, LANE, PAGE, MODEL }
 
     record On(List<Event> events, Block body, Span span) implements PolicyItem {
         public On { events = List.copyOf(events); }

@@ -17,7 +17,7 @@ public enum Builtin {
     POW(false, null, Op.Fn2.POW),
     ABS(false, Op.Fn1.ABS, null), EXP(false, Op.Fn1.EXP, null), LOG(false, Op.Fn1.LOG, null), SQRT(false, Op.Fn1.SQRT, null),
     TANH(false, Op.Fn1.TANH, null), SIGMOID(false, Op.Fn1.SIGMOID, null),
-    DOT(false, null, null), SLOPE(false, null, null), TABLE(false, null, null),
+    DOT(false, null, null), SLOPE(false, null, null), TABLE(false, null, null), SHARE(false, null, null),
     FIRST(false, null, null), LAST(false, null, null), TOP(false, null, null), BOTTOM(false, null, null),
     WHERE(false, null, null), PAGES(false, null, null),
     RANK(Op.PrimFn.RANK), COUNT(Op.PrimFn.COUNT), MEMBER(Op.PrimFn.MEMBER), UNIFORM(Op.PrimFn.UNIFORM), GUMBEL(Op.PrimFn.GUMBEL),

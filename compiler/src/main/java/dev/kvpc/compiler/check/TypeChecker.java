@@ -658,20 +658,34 @@ final class TypeChecker {
                 diags.error(Code.E103, a.span(), "axis '" + a.text() + "' is listed twice");
             }
         }
+        boolean model = s.scope().scope() == PolicyItem.Scope.MODEL;
+        for (Name a : s.type().axes()) {
+            Axis axis = Axis.of(a.text());
+            if (model && axis != null && axis != Axis.LAYER && axis != Axis.HEAD) {
+                diags.error(Code.E102, a.span(), "a per model state's axes are its cells: 'layer', 'head' or both; '" + a.text() + "' is not one",
+                        new Note("keep per-entry or per-channel values in a per token or per lane state", null));
+                axes.remove(axis);
+            } else if (!model && axis == Axis.LAYER) {
+                diags.error(Code.E102, a.span(), "only a per model state has a 'layer' axis (one cell per layer, shared by the model's lanes)",
+                        new Note("declare it 'per model' to share it among layers", null));
+                axes.remove(axis);
+            }
+        }
         switch (s.scope().scope()) {
             case TOKEN -> axes.add(Axis.TOKEN);
             case PAGE -> {
                 axes.add(Axis.PAGE);
                 requireLaneInt(expr(s.scope().pageSize(), new Ctx(Where.POLICY, scope)), s.scope().pageSize().span(), "a page size");
             }
-            case LANE -> { }
+            case LANE, MODEL -> { }
         }
-        if (scope.policy.perLayer()) axes.add(Axis.HEAD);
+        // per-layer selection sees each lane's own value along head; a model state has head only where declared
+        if (scope.policy.perLayer() && !model) axes.add(Axis.HEAD);
         Type t = elem == null ? Type.ERROR : new Tensor(elem, axes);
         if (s.init() != null) {
             Ctx c = new Ctx(Where.POLICY, scope);
             Type it = expr(s.init(), c);
-            assignable(t, it, s.init().span(), "initial value of '" + s.name().text() + "'");
+            assignable(t, atLane(it, c), s.init().span(), "initial value of '" + s.name().text() + "'");
         }
         declare(scope, s.name(), new Sym.State(s, t));
         track(s);
@@ -778,7 +792,19 @@ final class TypeChecker {
             diags.error(Code.E200, a.span(), "'" + a.op().symbol + "' needs a numeric state; '" + st.name() + "' is " + tt.show());
             return;
         }
-        assignable(st.type(), vt, a.value().span(), "'" + st.name() + "'");
+        assignable(st.type(), atLane(vt, c), a.value().span(), "'" + st.name() + "'");
+    }
+
+    /**
+     * A value as a lane stores it: without its location axes (layer; head unless the policy selects per layer), which
+     * a table or a model state has and the lane reads at its own cell.
+     */
+    private static Type atLane(Type t, Ctx c) {
+        if (!(t instanceof Tensor tt)) return t;
+        EnumSet<Axis> axes = tt.axisSet();
+        boolean changed = axes.remove(Axis.LAYER);
+        if (locationAxis(Axis.HEAD, c)) changed |= axes.remove(Axis.HEAD);
+        return changed ? new Tensor(tt.elem(), axes) : t;
     }
 
     private void store(Stmt.Store st, Ctx c) {
@@ -1117,8 +1143,15 @@ final class TypeChecker {
                 }
                 yield f.equals("avgpool") && x instanceof Tensor tx ? new Tensor(Elem.FLOAT, tx.axes()) : x;
             }
+            case SHARE -> share(call, pos, c);
             case QUANTILE -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
+                if (c.where == Where.POLICY && readsModelState(pos.get(0), c)) {
+                    for (Expr e : pos) expr(e, c);
+                    diags.error(Code.E202, pos.get(0).span(), "a quantile of a per model state would read other lanes' cells; not supported",
+                            new Note("sum, mean, max, min, norm and entropy reduce a model state's cells: max(NAME, over: layer)", null));
+                    yield Type.ERROR;
+                }
                 Type x = expr(pos.get(0), c);
                 Type p = expr(pos.get(1), c);
                 requireNumber(x, pos.get(0).span(), "'quantile'");
@@ -1195,7 +1228,8 @@ final class TypeChecker {
                 EnumSet<Axis> rest = tp.axisSet();
                 rest.remove(Axis.TOKEN);
                 boolean perLayer = c.policy != null && c.policy.perLayer();
-                if (perLayer) rest.remove(Axis.HEAD);
+                // head: the layer's lanes under per-layer selection, else a location axis (a table's, a model state's)
+                rest.remove(Axis.HEAD);
                 rest.remove(Axis.LAYER);
                 if (!rest.isEmpty() || !tp.axes().contains(Axis.TOKEN)) {
                     diags.error(Code.E201, pos.get(0).span(), "where(...) needs one truth value per entry ([token]); this is " + p.show());
@@ -1283,7 +1317,9 @@ final class TypeChecker {
         Tensor x = (Tensor) t;
         EnumSet<Axis> want = channels ? EnumSet.of(Axis.TOKEN, Axis.CHANNEL) : EnumSet.of(Axis.TOKEN);
         EnumSet<Axis> have = x.axisSet();
-        if (perLayer) have.remove(Axis.HEAD);
+        // the location axes (layer; head outside per-layer selection) are read at the lane's own cell
+        have.remove(Axis.HEAD);
+        have.remove(Axis.LAYER);
         if (have.equals(want)) return x;
         EnumSet<Axis> extra = EnumSet.copyOf(have);
         extra.removeAll(want);
@@ -1316,8 +1352,8 @@ final class TypeChecker {
         if (!requireNumber(s, pos.get(0).span(), f + "(...)")) return Type.ERROR;
         Tensor ts = (Tensor) s;
         EnumSet<Axis> axes = ts.axisSet();
-        boolean head = axes.remove(Axis.HEAD);
-        if (head && !perLayer) axes.add(Axis.HEAD);
+        // the layer's lanes under per-layer selection; else head, as layer, is a location read at the lane's cell
+        boolean head = axes.remove(Axis.HEAD) && perLayer;
         axes.remove(Axis.LAYER);
         if (axes.equals(EnumSet.of(Axis.TOKEN))) return new Type.SetOf(Axis.TOKEN, head);
         if (axes.equals(EnumSet.of(Axis.PAGE))) return new Type.SetOf(Axis.PAGE, head);
@@ -1389,6 +1425,7 @@ final class TypeChecker {
         if (x instanceof Type.Error) return Type.ERROR;
         if (!requireNumber(x, pos.get(0).span(), "'" + f + "'")) return Type.ERROR;
         Tensor tx = (Tensor) x;
+        if (!modelCells(call, pos.getFirst(), f, c)) return Type.ERROR;
         EnumSet<Axis> rest = tx.axisSet();
         boolean ok = true;
         for (Name n : call.over()) {
@@ -1409,6 +1446,94 @@ final class TypeChecker {
         if (composite != null) return new Tensor(Elem.FLOAT, composite.reduces ? rest : tx.axisSet());
         Elem e = dev.kvpc.ir.Op.Red.of(f).floatResult ? Elem.FLOAT : tx.elem();
         return new Tensor(e, rest);
+    }
+
+    // ---------------------------------------------------------------- per model state
+
+    /** The per model state a name refers to here, or null. */
+    private static PolicyItem.State modelState(Expr e, Ctx c) {
+        if (e instanceof Expr.NameRef n && c.lookup(n.name()) instanceof Sym.State st && st.state().scope().scope() == PolicyItem.Scope.MODEL) {
+            return st.state();
+        }
+        return null;
+    }
+
+    /** Whether the value of {@code e} depends on a per model state (through let bindings too). */
+    private static boolean readsModelState(Expr e, Ctx c) {
+        return readsModelState(e, c, Collections.newSetFromMap(new IdentityHashMap<>()));
+    }
+
+    private static boolean readsModelState(Expr e, Ctx c, Set<Object> seen) {
+        if (!seen.add(e)) return false;
+        boolean[] found = {false};
+        AstWalk.exprs(e, x -> {
+            if (found[0] || !(x instanceof Expr.NameRef n)) return;
+            Sym s = c.lookup(n.name());
+            if (s instanceof Sym.State st && st.state().scope().scope() == PolicyItem.Scope.MODEL) found[0] = true;
+            else if (s instanceof Sym.Local l && readsModelState(l.let().value(), c, seen)) found[0] = true;
+        });
+        return found[0];
+    }
+
+    /** The location axes of a policy value: layer, and head unless the policy selects per layer (where head is its own). */
+    private static boolean locationAxis(Axis a, Ctx c) {
+        return a == Axis.LAYER || (a == Axis.HEAD && (c.policy == null || !c.policy.perLayer()));
+    }
+
+    /**
+     * A reduction over the cells of a per model state ({@code sum(pref, over: layer)}): other lanes' cells are read
+     * only from the state itself, over all of its cell axes. Reports and returns false when the call reduces another
+     * lane's cells of anything else that depends on a model state.
+     */
+    private boolean modelCells(Expr.Call call, Expr x, String f, Ctx c) {
+        if (call.over() == null || c.where != Where.POLICY) return true;
+        boolean location = false;
+        Set<Axis> over = EnumSet.noneOf(Axis.class);
+        for (Name n : call.over()) {
+            Axis a = Axis.of(n.text());
+            if (a == null) continue;
+            over.add(a);
+            location |= locationAxis(a, c);
+        }
+        if (!location) return true;
+        PolicyItem.State st = modelState(x, c);
+        if (st != null && Composite.of(f) != null) {
+            diags.error(Code.E202, call.span(), "'" + f + "' over a per model state's cells is not supported; sum, mean, max, min, norm and entropy are",
+                    new Note("for a variance, keep the squares in a second state: mean(sq, over: layer) - pow(mean(x, over: layer), 2)", null));
+            return false;
+        }
+        if (st != null) {
+            Set<Axis> cells = EnumSet.noneOf(Axis.class);
+            for (Name a : st.type().axes()) if (Axis.of(a.text()) != null) cells.add(Axis.of(a.text()));
+            if (over.equals(cells)) return true;
+            diags.error(Code.E202, call.span(), "'" + f + "' over a per model state reduces all of its cells: over: "
+                    + cells.stream().map(Axis::word).reduce((a, b) -> a + ", " + b).orElse("") + "");
+            return false;
+        }
+        if (!readsModelState(x, c)) return true;
+        diags.error(Code.E202, x.span(), "other layers' cells are read only from a per model state itself",
+                new Note("reduce the state by name, e.g. " + f + "(NAME, over: layer), and compute with the result", null));
+        return false;
+    }
+
+    /** {@code share(total, w)}: the lane's part of {@code total} by the weights of a per model state. */
+    private Type share(Expr.Call call, List<Expr> pos, Ctx c) {
+        if (!arity(call, pos, 2, c)) return Type.ERROR;
+        requireLaneInt(expr(pos.get(0), c), pos.get(0).span(), "a total");
+        Type w = expr(pos.get(1), c);
+        PolicyItem.State st = modelState(pos.get(1), c);
+        if (w instanceof Type.Error) return Type.ERROR;
+        if (st == null || st.type().axes().isEmpty()) {
+            diags.error(Code.E109, pos.get(1).span(), "share(total, w) shares a total by the cells of a per model state with a layer or head axis; this is not one",
+                    new Note("declare e.g. 'state w: f32[layer] per model' and write each layer's weight into it", null));
+            return Type.ERROR;
+        }
+        requireNumber(w, pos.get(1).span(), "share's weights");
+        if (c.policy != null && c.policy.perLayer() && ((Tensor) w).axes().contains(Axis.HEAD)) {
+            diags.error(Code.E201, pos.get(1).span(), "under selection per layer, share(...) takes weights per layer ([layer]), one count for the layer");
+            return Type.ERROR;
+        }
+        return Type.INT;
     }
 
     private Axis axis(Name n) {
@@ -1532,7 +1657,7 @@ final class TypeChecker {
     private boolean perTokenOnly(Tensor t, Ctx c) {
         EnumSet<Axis> rest = t.axisSet();
         rest.remove(Axis.TOKEN);
-        if (c.policy != null && c.policy.perLayer()) rest.remove(Axis.HEAD);
+        rest.remove(Axis.HEAD);
         rest.remove(Axis.LAYER);
         return rest.isEmpty();
     }

@@ -211,6 +211,7 @@ public final class Formatter {
                 String scope = switch (s.scope().scope()) {
                     case TOKEN -> "token";
                     case LANE -> "lane";
+                    case MODEL -> "model";
                     case PAGE -> "page(" + expr(s.scope().pageSize()) + ")";
                 };
                 line("state " + s.name().text() + ": " + type + " per " + scope + (s.init() != null ? " = " + expr(s.init()) : ""));

@@ -480,6 +480,11 @@ public final class Lowering {
             }
             List<Axis> over = c.over() == null ? List.of() : c.over().stream().map(n -> Axis.of(n.text())).toList();
             Op.Red red = Op.Red.of(f);
+            PolicyItem.State cells = modelState(pos.isEmpty() ? null : pos.getFirst(), b);
+            if (red != null && c.over() != null && cells != null && Set.copyOf(over).equals(Set.copyOf(modelAxes(cells)))) {
+                // every cell of a per model state (the checker allows a reduction over its cell axes only on the state)
+                return b.def(t, new Op.ModelStat(Op.CellStat.of(red), cells.name().text(), modelAxes(cells)));
+            }
             if (red != null && c.over() != null) return b.def(t, new Op.Reduce(red, expr(pos.getFirst(), b), over));
             dev.kvpc.compiler.check.Composite composite = dev.kvpc.compiler.check.Composite.of(f);
             if (composite != null) return composite(composite, (Ty.Tensor) t, pos.getFirst(), over, b);
@@ -505,6 +510,14 @@ public final class Lowering {
                 }
                 case SLOPE -> b.def(t, new Op.Slope(expr(pos.getFirst(), b)));
                 case TABLE -> b.def(t, new Op.Table(((Expr.StringLit) pos.getFirst()).value()));
+                case SHARE -> {
+                    // share(total, w) = int(total * the own cell's fraction of the weights): parts never add up to more
+                    PolicyItem.State w = modelState(pos.get(1), b);
+                    int total = expr(pos.get(0), b);
+                    int frac = b.def(Ty.FLOAT, new Op.ModelStat(Op.CellStat.SHARE, w.name().text(), modelAxes(w)));
+                    int part = b.def(Ty.FLOAT, new Op.Map2(Op.Fn2.MUL, total, frac));
+                    yield b.def(t, new Op.Map1(Op.Fn1.TO_INT, part));
+                }
                 case FIRST, LAST -> b.def(t, new Op.Range(builtin == Builtin.FIRST ? Op.End.FIRST : Op.End.LAST, expr(pos.getFirst(), b)));
                 case TOP, BOTTOM -> {
                     int s = expr(pos.get(0), b), n = expr(pos.get(1), b);
@@ -521,6 +534,20 @@ public final class Lowering {
                     yield b.def(t, new Op.Prim(builtin.prim, args));
                 }
             };
+        }
+
+        /** The per model state {@code e} names (not shadowed by a local), or null. */
+        private PolicyItem.State modelState(Expr e, Builder b) {
+            if (!(e instanceof Expr.NameRef n) || b.local(n.name()) != null) return null;
+            return program.symbols().get(n) instanceof Sym.State st && st.state().scope().scope() == PolicyItem.Scope.MODEL ? st.state() : null;
+        }
+
+        /** A model state's cell axes, in the IR's order. */
+        private static List<Axis> modelAxes(PolicyItem.State s) {
+            List<Axis> out = new ArrayList<>();
+            for (var a : s.type().axes()) if (Axis.of(a.text()) != null) out.add(Axis.of(a.text()));
+            out.sort(java.util.Comparator.naturalOrder());
+            return out;
         }
 
         /** Inlines a function: its parameters bound to the argument values, its lets, its result. */

@@ -200,6 +200,8 @@ public final class MemoryModel {
         boolean pagesExact = true;
         long state = 0;
         for (PolicyIr.State st : p.states()) {
+            // a model state is one sequence's few cells, beside the lanes: not a lane's bytes
+            if (st.scope() == PolicyIr.StateScope.MODEL) continue;
             long elems = 1;
             for (Axis a : st.type().axes()) {
                 elems *= switch (a) {
@@ -528,14 +530,16 @@ public final class MemoryModel {
                     c = after(h.body(), c);
                     continue;
                 }
+                // a limit read from a model state's share lies between its value at no share and at the whole total
                 long b = computation(h.limit(), c.hi());
-                if (c.hi() <= b) continue;
+                long least = known(h.limit().result()) ? b : lowest(h.limit(), c.hi());
+                if (c.hi() <= least) continue;
                 if (c.lo() > b) {
                     c = after(h.body(), c);
                 } else {
-                    // over the budget or not, as the data decided: either the handler runs on more than b, or not
-                    Count fired = after(h.body(), new Count(b + 1, c.hi()));
-                    c = new Count(Math.min(c.lo(), fired.lo()), Math.max(b, fired.hi()));
+                    // over the budget or not, as the data decided: either the handler runs on more than the limit, or not
+                    Count fired = after(h.body(), new Count(Math.max(c.lo(), least + 1), c.hi()));
+                    c = new Count(Math.min(c.lo(), fired.lo()), Math.max(Math.min(b, c.hi()), fired.hi()));
                 }
             }
             return c;
@@ -741,9 +745,26 @@ public final class MemoryModel {
             };
         }
 
+        /**
+         * What a model state's {@code share} fraction counts as: 1 (a part is at most the whole total) while the most
+         * is computed, 0 for {@link #lowest}.
+         */
+        private double shareFraction = 1;
+
+        /** A computation's value with every share at 0: the least a limit read from shares can be. */
+        private long lowest(Computation c, long len) {
+            shareFraction = 0;
+            try {
+                return computation(c, len);
+            } finally {
+                shareFraction = 1;
+            }
+        }
+
         private double dvalue(int id, long len) {
             Instr.Def d = defs.get(id);
             if (d != null && d.op() instanceof Op.Const c && c.value() instanceof Double x) return x;
+            if (d != null && d.op() instanceof Op.ModelStat ms && ms.stat() == Op.CellStat.SHARE) return shareFraction;
             if (d != null && d.op() instanceof Op.Map2 m && (m.fn() == Op.Fn2.MUL || m.fn() == Op.Fn2.SUB || m.fn() == Op.Fn2.ADD || m.fn() == Op.Fn2.DIV)) {
                 double a = dvalue(m.a(), len), b = dvalue(m.b(), len);
                 return switch (m.fn()) {

@@ -124,6 +124,7 @@ final class AstBuilder {
                 StateScopeContext sc = s.stateScope();
                 var scope = sc.TOKEN() != null ? new PolicyItem.StateScope(PolicyItem.Scope.TOKEN, null, span(sc))
                         : sc.LANE() != null ? new PolicyItem.StateScope(PolicyItem.Scope.LANE, null, span(sc))
+                        : sc.MODEL() != null ? new PolicyItem.StateScope(PolicyItem.Scope.MODEL, null, span(sc))
                         : new PolicyItem.StateScope(PolicyItem.Scope.PAGE, expr(sc.expr()), span(sc));
                 yield new PolicyItem.State(name(s.name), type, scope, s.expr() != null ? expr(s.expr()) : null, span(s));
             }

@@ -110,7 +110,7 @@ public final class ProgramGenerator {
             "merge", "store", "if", "else", "otherwise", "within", "all", "compensation", "true", "false", "int", "float",
             "use",
             // soft keywords
-            "positions", "selection", "per", "observe", "queries", "at", "token", "lane", "page", "prefill", "chunk",
+            "positions", "selection", "per", "observe", "queries", "at", "token", "lane", "model", "page", "prefill", "chunk",
             "decode", "overflow", "into", "by", "weighted", "cosine", "nearest", "keys", "values", "as", "group", "for",
             "except", "heads", "head", "where", "layers", "logits", "mask", "normalize", "over", "least", "table", "bool",
             "in",
@@ -118,7 +118,7 @@ public final class ProgramGenerator {
             "k", "v", "q", "attn", "pos", "age", "index", "len", "step", "context", "layer", "head_dim", "qpos", "kpos", "scale",
             "sum", "mean", "max", "min", "norm", "maxpool", "avgpool", "quantile", "abs", "exp", "log", "sqrt", "tanh",
             "sigmoid", "dot", "slope", "first", "last", "top", "bottom", "pages", "rank", "strata", "count", "member",
-            "uniform", "gumbel", "maxcos", "maxdot", "query", "channel", "f32", "f16",
+            "uniform", "gumbel", "maxcos", "maxdot", "share", "query", "channel", "f32", "f16",
             "bf16", "int8", "int4", "int2", "i32", "softmax", "none", "original", "cache", "standard");
 
     private static final String[] FLOATS = {"0.5", "0.25", "0.9", "1.0", "2.0", "0.1", "1e-3", "2.5e-1", "3.0", "0.75", "10.0"};
@@ -166,6 +166,8 @@ public final class ProgramGenerator {
     private final List<String> handlers = new ArrayList<>();
     private final Set<String> taken = new HashSet<>(RESERVED);
     private final List<St> states = new ArrayList<>();
+    /** Reductions over every cell of a per model state, read like signals. */
+    private final List<String> cellStats = new ArrayList<>();
     private final List<Src> sources = new ArrayList<>();
     private String boolFn, floatFn;
 
@@ -480,6 +482,16 @@ public final class ProgramGenerator {
             stateDecls.add("state " + n + ": " + (f ? "f32" : "i32") + " per lane" + (chance(0.7) ? " = 0" : ""));
             states.add(new St(n, f ? El.FLOAT : El.INT, perLayer ? ax(Ax.HEAD) : ax(), "lane"));
         }
+        if (chance(0.15)) {
+            // shared by the policy's lanes across layers: a cell per layer, per lane, or one for the model; read at the
+            // lane's own cell, and all of them through a reduction by name
+            int kind = rnd.nextInt(3);
+            String cells = kind == 0 ? "[layer]" : kind == 1 ? "[layer, head]" : "";
+            String n = fresh(pick("pref", "spread", "weight"));
+            stateDecls.add("state " + n + ": f32" + cells + " per model" + (chance(0.5) ? "" : " = " + pick("0", "1.0")));
+            states.add(new St(n, El.FLOAT, perLayer && kind == 1 ? ax(Ax.HEAD) : ax(), "model"));
+            if (kind != 2) cellStats.add(pick("sum", "mean", "max", "min") + "(" + n + ", over: " + (kind == 0 ? "layer" : "layer, head") + ")");
+        }
         if (chance(0.16)) {
             K size = intIn(4, 32, "page_size", false);
             int n = pick(1, 2, 2);
@@ -515,6 +527,7 @@ public final class ProgramGenerator {
         for (String s : List.of("len", "step", "context", "layer", "layers", "heads", "head_dim")) {
             addSignal(s, El.INT, ax(), false, false);
         }
+        for (String c : cellStats) sources.add(new Src(c, El.FLOAT, ax(), false, false, null));
         // states are read more often than any one signal; flags are read as truth values (boolEx), not numbers
         for (int twice = 0; twice < 2; twice++) {
             for (St s : states) if (s.el != El.BOOL) sources.add(new Src(s.name, s.el, s.sh, false, false, s));

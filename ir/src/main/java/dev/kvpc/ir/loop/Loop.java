@@ -72,7 +72,7 @@ public final class Loop {
     public record Bind(int id, Op source, Ty type) implements Stmt {
         public Bind {
             if (!(source instanceof Op.Signal || source instanceof Op.StateRead || source instanceof Op.KernelStat
-                    || source instanceof Op.Param || source instanceof Op.Table)) {
+                    || source instanceof Op.ModelStat || source instanceof Op.Param || source instanceof Op.Table)) {
                 throw new IllegalArgumentException("a bind reads a signal, state, kernel statistic, parameter or table, not " + source);
             }
         }
@@ -83,6 +83,7 @@ public final class Loop {
                 case Op.Signal s -> "signal";
                 case Op.StateRead s -> "state";
                 case Op.KernelStat k -> "kernelstat";
+                case Op.ModelStat m -> "modelstat";
                 case Op.Param p -> "param";
                 default -> "table";
             };
@@ -94,6 +95,7 @@ public final class Loop {
                 case Op.Signal s -> s.signal().word();
                 case Op.StateRead s -> s.name();
                 case Op.KernelStat k -> k.input().word() + ":" + k.fn().word() + ":" + String.join("+", k.over().stream().map(Axis::word).toList());
+                case Op.ModelStat m -> m.stat().word() + ":" + m.state() + ":" + String.join("+", m.over().stream().map(Axis::word).toList());
                 case Op.Param p -> p.name();
                 case Op.Table t -> t.file();
                 default -> throw new IllegalStateException();
@@ -110,6 +112,12 @@ public final class Loop {
                     List<Axis> over = new java.util.ArrayList<>();
                     for (String a : p[2].split("\\+")) over.add(Axis.of(a));
                     yield new Op.KernelStat(signal(p[0]), Op.Red.valueOf(p[1].toUpperCase(java.util.Locale.ROOT)), over);
+                }
+                case "modelstat" -> {
+                    String[] p = what.split(":");
+                    List<Axis> over = new java.util.ArrayList<>();
+                    for (String a : p[2].split("\\+")) over.add(Axis.of(a));
+                    yield new Op.ModelStat(Op.CellStat.valueOf(p[0].toUpperCase(java.util.Locale.ROOT)), p[1], over);
                 }
                 case "param" -> new Op.Param(what);
                 case "table" -> new Op.Table(what);

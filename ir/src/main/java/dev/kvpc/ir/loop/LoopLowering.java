@@ -209,6 +209,7 @@ public final class LoopLowering {
             case Op.Param p -> out.add(new Bind(d.id(), p, type));
             case Op.Table t -> out.add(new Bind(d.id(), t, type));
             case Op.KernelStat k -> out.add(new Bind(d.id(), k, type));
+            case Op.ModelStat m -> out.add(new Bind(d.id(), m, type));
             case Op.Map1 m -> elementwise(d, value(d), out);
             case Op.Map2 m -> elementwise(d, value(d), out);
             case Op.Choose c -> {

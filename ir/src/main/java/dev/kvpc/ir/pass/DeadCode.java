@@ -21,6 +21,7 @@ public final class DeadCode {
         Set<String> read = new HashSet<>();
         forEachInstr(p, i -> {
             if (i instanceof Instr.Def d && d.op() instanceof Op.StateRead s) read.add(s.name());
+            if (i instanceof Instr.Def d && d.op() instanceof Op.ModelStat m) read.add(m.state());
         });
         List<PolicyIr.State> states = p.states().stream().filter(s -> read.contains(s.name())).toList();
         Set<String> dead = new HashSet<>();

@@ -29,7 +29,9 @@ public final class Fold {
         Fold f = new Fold(lane);
         List<PolicyIr.State> states = new ArrayList<>();
         for (PolicyIr.State s : p.states()) {
-            states.add(new PolicyIr.State(s.name(), stripLocation(s.type(), p.selection()), s.scope(),
+            // a model state keeps its declared cells (layer, head); every other value is read at the lane's cell
+            Ty.Tensor type = s.scope() == PolicyIr.StateScope.MODEL ? s.type() : stripLocation(s.type(), p.selection());
+            states.add(new PolicyIr.State(s.name(), type, s.scope(),
                     f.comp(s.pageSize(), p.selection()), f.comp(s.init(), p.selection()), s.derived()));
         }
         List<PolicyIr.Observe> observes = new ArrayList<>();

@@ -20,6 +20,7 @@ final class Rewrite {
             case Op.All a -> a;
             case Op.Compensation c -> c;
             case Op.KernelStat k -> k;
+            case Op.ModelStat ms -> ms;
             case Op.Map1 x -> new Op.Map1(x.fn(), m.applyAsInt(x.x()));
             case Op.Map2 x -> new Op.Map2(x.fn(), m.applyAsInt(x.a()), m.applyAsInt(x.b()));
             case Op.Choose x -> new Op.Choose(m.applyAsInt(x.cond()), m.applyAsInt(x.a()), m.applyAsInt(x.b()));

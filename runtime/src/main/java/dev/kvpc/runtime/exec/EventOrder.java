@@ -18,6 +18,8 @@ import java.util.List;
  *       {@code overflow(B)} handler not already run for the event, when the lane holds more than B entries; then
  *       the standing {@code store} rules.</li>
  * </ol>
+ * The last part ({@link #settle}: overflow, standing stores) waits for the step's last layer in a policy with
+ * {@code per model} state ({@link #settlesAfterLastLayer}).
  * A handler of {@code on decode, overflow(B)} runs at decode only when the lane holds more than B entries.
  */
 public final class EventOrder {
@@ -54,8 +56,26 @@ public final class EventOrder {
         for (int i = 0; i < handlers.size(); i++) if (attends[i] && handlers.get(i).events().contains(event)) run(handlers, i, steps);
     }
 
+    /**
+     * Whether a class's events settle (their {@code overflow} handlers and standing stores) after the step's last layer
+     * rather than right after their own handlers: a policy with {@code per model} state. Each layer's handlers still
+     * run after its attention, in layer order; then, once every layer has run them, each layer's event settles, in layer
+     * order. So a budget read from a model state at overflow sees what every layer wrote this step. For a policy
+     * without model state nothing a layer does is seen by another, and settling at once gives the same lanes.
+     */
+    public static boolean settlesAfterLastLayer(PolicyIr p) {
+        for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.MODEL) return true;
+        return false;
+    }
+
     /** The rest of an event, once its attention is computed: handlers, every N, overflow, standing stores. */
     public static void finish(List<PolicyIr.Handler> handlers, boolean[] attends, PolicyIr.Event event, int decodeStep, Steps steps) {
+        handlers(handlers, attends, event, decodeStep, steps);
+        settle(handlers, event, steps);
+    }
+
+    /** The event's handlers once its attention is computed, every N included: {@link #finish} without {@link #settle}. */
+    public static void handlers(List<PolicyIr.Handler> handlers, boolean[] attends, PolicyIr.Event event, int decodeStep, Steps steps) {
         if (event != PolicyIr.Event.DECODE) {
             for (int i = 0; i < handlers.size(); i++) if (handlers.get(i).events().contains(event)) run(handlers, i, steps);
         } else {
@@ -67,6 +87,10 @@ public final class EventOrder {
                 }
             }
         }
+    }
+
+    /** The end of an event: each {@code overflow(B)} handler not already run for it, then the standing stores. */
+    public static void settle(List<PolicyIr.Handler> handlers, PolicyIr.Event event, Steps steps) {
         for (int i = 0; i < handlers.size(); i++) {
             PolicyIr.Handler h = handlers.get(i);
             if (h.events().contains(PolicyIr.Event.OVERFLOW) && !h.events().contains(event) && steps.entries() > steps.limit(i)) run(handlers, i, steps);

@@ -63,6 +63,12 @@ final class LaneView implements LaneContext {
         /** Whether the kernel's column sums serve the whole prompt's statistics ({@link Signal#PROMPT_ATTN}). */
         boolean promptSums;
         float[][] sums;
+        /** The sequence's per model states of this class (null when it declares none). */
+        ModelCells model;
+        /** Per model state reads and writes: the cells the event's view holds ({@link ModelCells#view}). */
+        int[] modelView(PolicyIr.State s) {
+            return model.view(s, layer, kvHeads, perLayer);
+        }
         /** Per lane, what became of its entries since the column sums were made (null: nothing yet). */
         SumTrail[] sumTrails;
         int[] sumVersions;
@@ -698,6 +704,11 @@ final class LaneView implements LaneContext {
     }
 
     @Override
+    public double[] modelStat(Op.CellStat stat, String state, int axes) {
+        return new double[] {es.model.stat(stat, stateDecl(state), es.layer, es.kvHeads[0])};
+    }
+
+    @Override
     public double[] kernelStat(Signal signal, Op.Red fn, int overMask, int axes) {
         List<Axis> want = Axis.of(axes), over = Axis.of(overMask);
         boolean prompt = signal == Signal.PROMPT_ATTN;
@@ -1011,6 +1022,14 @@ final class LaneView implements LaneContext {
                 for (Axis a : extra) dd[k++] = es.extent(a);
                 return layout(data, axes, dd, want);
             }
+            case MODEL -> {
+                double[] cells = es.model.cells(s);
+                int[] view = es.modelView(s);
+                double[] data = new double[view.length];
+                for (int i = 0; i < view.length; i++) data[i] = cells[view[i]];
+                List<Axis> axes = s.axes(es.perLayer);
+                return layout(data, axes, axes.isEmpty() ? new int[0] : new int[] {view.length}, want);
+            }
             case LANE -> {
                 double[] data = new double[es.lanes.size() * per];
                 for (int li = 0; li < es.lanes.size(); li++) {
@@ -1065,6 +1084,7 @@ final class LaneView implements LaneContext {
         List<Axis> target = new ArrayList<>(s.type().axes());
         if (es.perLayer && !target.contains(Axis.HEAD)) target.addFirst(Axis.HEAD);
         if (s.scope() == PolicyIr.StateScope.LANE) target.remove(Axis.TOKEN);
+        if (s.scope() == PolicyIr.StateScope.MODEL) target = new ArrayList<>(s.axes(es.perLayer));
         // the state's layout, with the value broadcast over it
         List<Axis> have = Axis.of(axes);
         int[] haveDims = new int[have.size()];
@@ -1102,6 +1122,12 @@ final class LaneView implements LaneContext {
             next[i] = s.type().elem() == Ty.Elem.INT ? (long) v : s.type().elem() == Ty.Elem.FLOAT ? (float) v : v;
         }
         int per = es.stateWidth(s);
+        if (s.scope() == PolicyIr.StateScope.MODEL) {
+            double[] cells = es.model.cells(s);
+            int[] view = es.modelView(s);
+            for (int i = 0; i < view.length; i++) cells[view[i]] = next[i];
+            return;
+        }
         if (s.scope() == PolicyIr.StateScope.LANE) {
             for (int li = 0; li < es.lanes.size(); li++) {
                 es.runner.laneStates.computeIfAbsent(es.lanes.get(li), k -> new HashMap<>()).put(name, Arrays.copyOfRange(next, li * per, (li + 1) * per));
@@ -1912,6 +1938,11 @@ final class LaneView implements LaneContext {
         @Override
         public double[] kernelStat(Signal signal, Op.Red fn, int over, int axes) {
             throw new IllegalStateException("a per-page state's initialiser cannot read a statistic of " + signal.word());
+        }
+
+        @Override
+        public double[] modelStat(Op.CellStat stat, String state, int axes) {
+            throw new IllegalStateException("a per-page state's initialiser cannot read state " + state);
         }
 
         @Override

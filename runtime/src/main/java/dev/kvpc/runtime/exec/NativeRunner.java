@@ -37,6 +37,10 @@ public final class NativeRunner implements PolicyRunner {
     final Map<Lane, Map<String, double[]>> laneStates = Collections.synchronizedMap(new WeakHashMap<>());
     /** Per lane: per-page state values by state, with the positions each page was computed from. */
     final Map<Lane, Map<String, PageStates>> pageValues = Collections.synchronizedMap(new WeakHashMap<>());
+    /** Per sequence ({@link Step#sequence}; null: the one sequence of a host that runs one), per policy: model states. */
+    private final Map<Object, Map<String, ModelCells>> modelCells = Collections.synchronizedMap(new WeakHashMap<>());
+    private static final Object ONE_SEQUENCE = new Object();
+
     /** Per lane: an array reused from event to event for the kernel's column sums. */
     final Map<Lane, Scratch> scratch = Collections.synchronizedMap(new WeakHashMap<>());
 
@@ -76,12 +80,13 @@ public final class NativeRunner implements PolicyRunner {
      * the kernel's column sum (attention summed over query and group); with fused statistics on, such a class takes
      * them from the kernel instead of attention rows. {@code tokenStates}, {@code pageStates}: whether it declares
      * per-token and per-page states (an event of a class with none skips their work); {@code laneInits}: whether a
-     * per-lane state has an init value.
+     * per-lane state has an init value; {@code modelStates}: whether it declares per model state; {@code settlesLater}:
+     * whether its events settle after the step's last layer ({@link EventOrder#settlesAfterLastLayer}).
      */
     record ClassInfo(PolicyIr policy, CompiledLaneClass code, int[] body, int[] limit, long[] fixedLimit, boolean[] attends, Map<String, Integer> inits,
                      int standing, Map<PolicyIr.Event, int[]> observe, boolean fusable,
                      java.util.Set<String> pageCacheable, java.util.Set<PolicyIr.Event> attentionAt, boolean tokenStates, boolean pageStates,
-                     boolean laneInits) {
+                     boolean laneInits, boolean modelStates, boolean settlesLater) {
         /** The state declared as {@code name}. */
         PolicyIr.State state(String name) {
             for (PolicyIr.State s : policy.states()) if (s.name().equals(name)) return s;
@@ -163,14 +168,15 @@ public final class NativeRunner implements PolicyRunner {
         }
         java.util.Set<String> cacheable = new java.util.HashSet<>();
         for (PolicyIr.State s : p.states()) if (s.scope() == PolicyIr.StateScope.PAGE && s.init() != null && rowsOnly(s.init())) cacheable.add(s.name());
-        boolean tokenStates = false, pageStates = false, laneInits = false;
+        boolean tokenStates = false, pageStates = false, laneInits = false, modelStates = false;
         for (PolicyIr.State s : p.states()) {
+            modelStates |= s.scope() == PolicyIr.StateScope.MODEL;
             tokenStates |= s.scope() == PolicyIr.StateScope.TOKEN;
             pageStates |= s.scope() == PolicyIr.StateScope.PAGE;
             laneInits |= s.scope() == PolicyIr.StateScope.LANE && s.init() != null;
         }
         return new ClassInfo(p, code, body, limit, fixedLimit, attends, inits, standing, observe, fusable(p), cacheable,
-                attentionAt(p, attends), tokenStates, pageStates, laneInits);
+                attentionAt(p, attends), tokenStates, pageStates, laneInits, modelStates, EventOrder.settlesAfterLastLayer(p));
     }
 
     /**
@@ -282,6 +288,20 @@ public final class NativeRunner implements PolicyRunner {
     }
 
     @Override
+    public boolean settlesAfterLastLayer(int laneClass) {
+        return infos.get(laneClass).settlesLater();
+    }
+
+    /**
+     * The model states of a class in a sequence: shared by every class specialised from the same policy (a policy's
+     * lanes fall into several classes where specialisation tells layers apart).
+     */
+    private ModelCells modelCells(Object sequence, int laneClass) {
+        Map<String, ModelCells> byPolicy = modelCells.computeIfAbsent(sequence == null ? ONE_SEQUENCE : sequence, k -> new HashMap<>());
+        return byPolicy.computeIfAbsent(program.classes().get(laneClass).name(), k -> new ModelCells(program.shape().layers(), program.shape().kvHeads()));
+    }
+
+    @Override
     public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
         ClassInfo ci = infos.get(laneClass);
         PolicyIr.Event event = switch (step.kind()) {
@@ -297,6 +317,7 @@ public final class NativeRunner implements PolicyRunner {
             observed = obs[0] == 0 ? java.util.Arrays.copyOfRange(positions, 0, n) : java.util.Arrays.copyOfRange(positions, positions.length - n, positions.length);
         }
         LaneView.EventState es = new LaneView.EventState(this, ci, step, layer, kvHeads, lanes, observed);
+        if (ci.modelStates()) es.model = modelCells(step.sequence(), laneClass);
         EventRun run = new EventRun(ci, es, event, step.decodeStep(), positions.length);
         EventOrder.open(ci.policy().handlers(), ci.attends(), event, run);
         // the kernel's column sums serve when the class reads no other statistic and observes every query
@@ -326,7 +347,7 @@ public final class NativeRunner implements PolicyRunner {
 
         @Override
         public void initStates() {
-            if (ci.tokenStates() || ci.laneInits()) NativeRunner.initStates(ci, es, appended);
+            if (ci.tokenStates() || ci.laneInits() || ci.modelStates()) NativeRunner.initStates(ci, es, appended);
         }
 
         @Override
@@ -342,7 +363,18 @@ public final class NativeRunner implements PolicyRunner {
         @Override
         public void finish() {
             if (ci.attentionAt().contains(event) && !es.fusedSums) es.computeAttention();
+            if (ci.settlesLater()) {
+                EventOrder.handlers(ci.policy().handlers(), ci.attends(), event, decodeStep, this);
+                return;
+            }
             EventOrder.finish(ci.policy().handlers(), ci.attends(), event, decodeStep, this);
+            if (ci.pageStates()) es.publishPageStates();
+        }
+
+        @Override
+        public void settle() {
+            if (!ci.settlesLater()) return;
+            EventOrder.settle(ci.policy().handlers(), event, this);
             if (ci.pageStates()) es.publishPageStates();
         }
 
@@ -379,6 +411,10 @@ public final class NativeRunner implements PolicyRunner {
         for (PolicyIr.State s : ci.policy().states()) {
             if (s.scope() == PolicyIr.StateScope.LANE) {
                 initLaneState(ci, es, s);
+                continue;
+            }
+            if (s.scope() == PolicyIr.StateScope.MODEL) {
+                initModelState(ci, es, s);
                 continue;
             }
             if (s.scope() != PolicyIr.StateScope.TOKEN) continue;
@@ -418,6 +454,20 @@ public final class NativeRunner implements PolicyRunner {
         if (!unset) return;
         LaneView view = new LaneView(es);
         view.writeState(s.name(), Instr.Assign.SET, ci.code().run(init, view), Axis.mask(resultType(s.init()).axes()));
+    }
+
+    /** A model state's init value, given to each cell of the event's lanes at the first event of a lane it belongs to. */
+    private static void initModelState(ClassInfo ci, LaneView.EventState es, PolicyIr.State s) {
+        Integer init = ci.inits().get(s.name());
+        boolean[] claimed = new boolean[es.kvHeads.length];
+        boolean any = false;
+        for (int i = 0; i < es.kvHeads.length; i++) any |= claimed[i] = es.model.claimInit(s, es.layer, es.kvHeads[i]);
+        if (init == null || !any) return;
+        double[] v = ci.code().run(init, new LaneView(es));
+        double[] cells = es.model.cells(s);
+        for (int i = 0; i < es.kvHeads.length; i++) {
+            if (claimed[i]) cells[es.model.cell(s, es.layer, es.kvHeads[i])] = ModelCells.stored(s, v.length == 1 ? v[0] : v[i]);
+        }
     }
 
     static Ty.Tensor resultType(Computation c) {

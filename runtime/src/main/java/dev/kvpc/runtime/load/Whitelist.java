@@ -196,6 +196,7 @@ final class Whitelist {
             row("dev/kvpc/ir/Op$SetFn", VOCABULARY, STATIC_READ),
             row("dev/kvpc/ir/Op$Algorithm", VOCABULARY, STATIC_READ),
             row("dev/kvpc/ir/Op$PrimFn", VOCABULARY, STATIC_READ),
+            row("dev/kvpc/ir/Op$CellStat", VOCABULARY, STATIC_READ),
             row("dev/kvpc/ir/Instr$Assign", VOCABULARY, STATIC_READ),
             row("dev/kvpc/ir/Instr$MergeBy", VOCABULARY, STATIC_READ),
             row("dev/kvpc/ir/Instr$Format", VOCABULARY, STATIC_READ),

@@ -35,6 +35,12 @@ public interface LaneContext {
     double[] state(String name, int axes);
 
     /**
+     * A statistic over every cell of a {@code per model} state ({@link Op.ModelStat}): a scalar, as the cells are now
+     * (what earlier lanes and layers of this step wrote included).
+     */
+    double[] modelStat(Op.CellStat stat, String state, int axes);
+
+    /**
      * A kernel statistic: {@code fn} of {@code signal} (attn or logits) over the axes {@code over} (a mask; query
      * among them), accumulated by the attention kernel where it can be; the result over {@code axes}.
      */

@@ -35,6 +35,8 @@ final class ExecContext {
     /** Per KV head: attention output of the event's last query, [group * head_dim], and the attended positions. */
     final Map<Integer, double[]> outputs = new HashMap<>();
     final Map<Integer, int[]> attendedPositions = new HashMap<>();
+    /** The sequence's per model states of this class (null when it declares none). */
+    dev.kvpc.runtime.exec.ModelCells model;
 
     ExecContext(PolicyIr policy, List<LaneState> lanes, boolean perLayer, LaneShape shape, Queries trace, int layer,
                 int[] queryPositions, int[] observed, int decodeStep, int context, VariantEval variant) {
@@ -252,12 +254,32 @@ final class ExecContext {
 
     // ---------------------------------------------------------------- state
 
+    /** The model state's cells this event's view holds. */
+    int[] modelView(PolicyIr.State s) {
+        int[] heads = new int[lanes.size()];
+        for (int i = 0; i < heads.length; i++) heads[i] = lanes.get(i).kvHead;
+        return model.view(s, layer, heads, perLayer);
+    }
+
+    /** A statistic over a model state's cells ({@link dev.kvpc.ir.Op.ModelStat}), by the runtime's one rule. */
+    Tensor modelStat(dev.kvpc.ir.Op.CellStat stat, String name) {
+        return Tensor.scalar(Ty.Elem.FLOAT, model.stat(stat, state(name), layer, lane0().kvHead));
+    }
+
     Tensor readState(String name) {
         PolicyIr.State s = state(name);
         List<Axis> extra = s.cellAxes();
         int per = 1;
         for (Axis a : extra) per *= extent(a);
         switch (s.scope()) {
+            case MODEL -> {
+                double[] cells = model.cells(s);
+                int[] view = modelView(s);
+                double[] data = new double[view.length];
+                for (int i = 0; i < view.length; i++) data[i] = cells[view[i]];
+                List<Axis> axes = s.axes(perLayer);
+                return new Tensor(s.type().elem(), axes, axes.isEmpty() ? new int[0] : new int[] {view.length}, data);
+            }
             case TOKEN -> {
                 checkAligned();
                 int n = lane0().size();
@@ -403,6 +425,12 @@ final class ExecContext {
         if (!shaped.axes.equals(current.axes)) throw new InterpreterException("value for state " + name + " has axes " + next.axes);
         double[] d = shaped.data.clone();
         for (int i = 0; i < d.length; i++) d[i] = s.type().elem().stored(d[i]);
+        if (s.scope() == PolicyIr.StateScope.MODEL) {
+            double[] cells = model.cells(s);
+            int[] view = modelView(s);
+            for (int i = 0; i < view.length; i++) cells[view[i]] = d[i];
+            return;
+        }
         if (s.scope() == PolicyIr.StateScope.LANE) {
             int per = d.length / lanes.size();
             for (int li = 0; li < lanes.size(); li++) {

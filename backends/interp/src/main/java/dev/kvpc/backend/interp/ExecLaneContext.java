@@ -130,6 +130,11 @@ final class ExecLaneContext implements LaneContext {
     }
 
     @Override
+    public double[] modelStat(Op.CellStat stat, String state, int axes) {
+        return buffer(ctx.modelStat(stat, state), axes(axes));
+    }
+
+    @Override
     public double[] kernelStat(Signal signal, Op.Red fn, int over, int axes) {
         return buffer(Semantics.reduce(fn, (Tensor) ctx.signal(signal), axes(over), Ty.Elem.FLOAT), axes(axes));
     }

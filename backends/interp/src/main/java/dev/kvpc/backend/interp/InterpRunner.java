@@ -57,6 +57,11 @@ public final class InterpRunner implements PolicyRunner {
     }
 
     @Override
+    public boolean settlesAfterLastLayer(int laneClass) {
+        return dev.kvpc.runtime.exec.EventOrder.settlesAfterLastLayer(interp.program().classes().get(laneClass));
+    }
+
+    @Override
     public Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes) {
         Interpreter.ClassCode cc = interp.classCode(laneClass);
         List<LaneState> group = new ArrayList<>();
@@ -70,7 +75,8 @@ public final class InterpRunner implements PolicyRunner {
         };
         int first = step.positions()[0];
         Queries queries = (l, position, head) -> Arrays.copyOfRange(step.queries(), ((position - first) * heads + head) * d, ((position - first) * heads + head + 1) * d);
-        ExecContext ctx = interp.startEvent(cc, group, layer, event, step.positions(), step.decodeStep(), step.context(), queries, appended, step.rope());
+        ExecContext ctx = interp.startEvent(cc, group, layer, event, step.positions(), step.decodeStep(), step.context(), queries, appended, step.rope(),
+                cc == null ? null : interp.modelCells(step.sequence(), laneClass));
         return new Event() {
             @Override
             public BitSet[] attendSets() {
@@ -89,6 +95,17 @@ public final class InterpRunner implements PolicyRunner {
             @Override
             public void finish() {
                 interp.finishEvent(cc, ctx, event, step.decodeStep(), false);
+                applyAll();
+            }
+
+            @Override
+            public void settle() {
+                if (cc == null || !settlesAfterLastLayer(laneClass)) return;
+                interp.settleEvent(cc, ctx, event);
+                applyAll();
+            }
+
+            private void applyAll() {
                 for (int i = 0; i < lanes.size(); i++) apply(group.get(i), lanes.get(i), cc == null ? List.of() : cc.policy().states());
                 if (cc != null) pageStates(cc.policy(), ctx, lanes);
             }

@@ -3,6 +3,7 @@ package dev.kvpc.backend.interp;
 import com.oracle.truffle.api.CallTarget;
 import dev.kvpc.ir.*;
 import dev.kvpc.runtime.exec.EventOrder;
+import dev.kvpc.runtime.exec.ModelCells;
 import dev.kvpc.runtime.trace.Trace;
 
 import java.util.*;
@@ -17,7 +18,8 @@ import java.util.*;
  *       run first and attention is computed over the attend set; at prefill and chunk, attention over the lane,
  *       causal, is computed when first read.</li>
  * </ol>
- * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis.
+ * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis. A policy with
+ * {@code per model} state settles (overflow handlers, standing stores) after the step's last layer, in layer order.
  * The attention outputs recorded are those of the step's last query, per query head.
  */
 public final class Interpreter {
@@ -165,6 +167,10 @@ public final class Interpreter {
             int[] positions = new int[count];
             for (int i = 0; i < count; i++) positions[i] = start + i;
             Result.Lane[][] rec = new Result.Lane[shape.layers()][shape.kvHeads()];
+            double[][][] outputs = new double[shape.layers()][shape.kvHeads()][];
+            int[][][] attended = new int[shape.layers()][shape.kvHeads()][];
+            // events that settle after the step's last layer (a policy with per model state), in layer order
+            List<Runnable> unsettled = new ArrayList<>();
             for (int l = 0; l < shape.layers(); l++) {
                 for (int h = 0; h < shape.kvHeads(); h++) append(lanes[l][h], positions, decodeStep);
                 // group the layer's lanes: per-lane classes alone, per-layer classes together
@@ -174,19 +180,25 @@ public final class Interpreter {
                     boolean perLayer = c >= 0 && code.get(c).policy().selection() == PolicyIr.Selection.LAYER;
                     groups.computeIfAbsent(perLayer ? c : -2 - h, k -> new ArrayList<>()).add(lanes[l][h]);
                 }
-                double[][] outputs = new double[shape.kvHeads()][];
-                int[][] attended = new int[shape.kvHeads()][];
                 for (List<LaneState> g : groups.values()) {
                     int c = program.classOf()[l][g.getFirst().kvHead];
-                    ExecContext ctx = event(c < 0 ? null : code.get(c), g, l, event, positions, decodeStep, start + count);
+                    ClassCode cc = c < 0 ? null : code.get(c);
+                    ExecContext ctx = startEvent(cc, g, l, event, positions, decodeStep, start + count, trace::query, positions.length, rope,
+                            cc == null ? null : modelCells(null, c));
+                    finishEvent(cc, ctx, event, decodeStep, true);
+                    if (cc != null && EventOrder.settlesAfterLastLayer(cc.policy())) unsettled.add(() -> settleEvent(cc, ctx, event));
                     for (LaneState lane : g) {
-                        outputs[lane.kvHead] = ctx.outputs.get(lane.kvHead);
-                        attended[lane.kvHead] = ctx.attendedPositions.get(lane.kvHead);
+                        outputs[l][lane.kvHead] = ctx.outputs.get(lane.kvHead);
+                        attended[l][lane.kvHead] = ctx.attendedPositions.get(lane.kvHead);
                     }
                 }
+            }
+            unsettled.forEach(Runnable::run);
+            for (int l = 0; l < shape.layers(); l++) {
                 for (int h = 0; h < shape.kvHeads(); h++) {
                     int c = program.classOf()[l][h];
-                    rec[l][h] = Result.Lane.of(lanes[l][h], c < 0 ? List.of() : code.get(c).policy().states(), outputs[h], attended[h]);
+                    rec[l][h] = Result.Lane.of(lanes[l][h], c < 0 ? List.of() : code.get(c).policy().states(), c < 0 ? null : modelCells(null, c),
+                            outputs[l][h], attended[l][h]);
                 }
             }
             steps.add(new Result.Step(si, event.word(), rec));
@@ -204,11 +216,17 @@ public final class Interpreter {
         }
     }
 
-    /** Runs one event for a group of lanes; returns the context (with the attention outputs it recorded). */
-    private ExecContext event(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep, int context) {
-        ExecContext ctx = startEvent(cc, group, layer, event, positions, decodeStep, context, trace::query, positions.length);
-        finishEvent(cc, ctx, event, decodeStep, true);
-        return ctx;
+    /** Per sequence (null: the one a trace is), per policy: the per model states. */
+    private final Map<Object, Map<String, ModelCells>> modelCells = Collections.synchronizedMap(new WeakHashMap<>());
+    private static final Object ONE_SEQUENCE = new Object();
+
+    /**
+     * The model states of a class in a sequence: shared by every class specialised from the same policy (a policy's
+     * lanes fall into several classes where specialisation tells layers apart).
+     */
+    ModelCells modelCells(Object sequence, int laneClass) {
+        Map<String, ModelCells> byPolicy = modelCells.computeIfAbsent(sequence == null ? ONE_SEQUENCE : sequence, k -> new HashMap<>());
+        return byPolicy.computeIfAbsent(code.get(laneClass).policy().name(), k -> new ModelCells(shape.layers(), shape.kvHeads()));
     }
 
     /**
@@ -216,17 +234,13 @@ public final class Interpreter {
      * restrict attention. {@link ExecContext#attend} then holds the attend set.
      */
     ExecContext startEvent(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep,
-                           int context, Queries queries, int appended) {
-        return startEvent(cc, group, layer, event, positions, decodeStep, context, queries, appended, rope);
-    }
-
-    ExecContext startEvent(ClassCode cc, List<LaneState> group, int layer, PolicyIr.Event event, int[] positions, int decodeStep,
-                           int context, Queries queries, int appended, dev.kvpc.runtime.Rope rope) {
+                           int context, Queries queries, int appended, dev.kvpc.runtime.Rope rope, ModelCells model) {
         PolicyIr policy = cc == null ? emptyPolicy() : cc.policy();
         int[] observed = observed(policy, event, positions);
         ExecContext ctx = new ExecContext(policy, group, cc != null && policy.selection() == PolicyIr.Selection.LAYER, shape, queries, layer,
                 positions, observed, decodeStep, context, variant);
         ctx.rope = rope;
+        ctx.model = model;
         if (cc != null) EventOrder.open(policy.handlers(), cc.attends(), event, steps(cc, ctx, appended));
         return ctx;
     }
@@ -239,7 +253,13 @@ public final class Interpreter {
         if (outputs) ctx.recordOutputs();
         if (cc == null) return;
         if (cc.readsAttention()) ctx.computeAttention();
-        EventOrder.finish(cc.policy().handlers(), cc.attends(), event, decodeStep, steps(cc, ctx, 0));
+        if (EventOrder.settlesAfterLastLayer(cc.policy())) EventOrder.handlers(cc.policy().handlers(), cc.attends(), event, decodeStep, steps(cc, ctx, 0));
+        else EventOrder.finish(cc.policy().handlers(), cc.attends(), event, decodeStep, steps(cc, ctx, 0));
+    }
+
+    /** After the step's last layer: the overflow handlers and standing stores of a class that settles then. */
+    void settleEvent(ClassCode cc, ExecContext ctx, PolicyIr.Event event) {
+        if (cc != null && EventOrder.settlesAfterLastLayer(cc.policy())) EventOrder.settle(cc.policy().handlers(), event, steps(cc, ctx, 0));
     }
 
     private static PolicyIr emptyPolicy() {
@@ -297,6 +317,20 @@ public final class Interpreter {
      */
     private static void initStates(ClassCode cc, ExecContext ctx, int appended) {
         for (PolicyIr.State s : cc.policy().states()) {
+            if (s.scope() == PolicyIr.StateScope.MODEL) {
+                // each cell takes its init value at the first event of a lane it belongs to
+                Code init = cc.stateInits().get(s.name());
+                boolean[] claimed = new boolean[ctx.lanes.size()];
+                boolean any = false;
+                for (int i = 0; i < claimed.length; i++) any |= claimed[i] = ctx.model.claimInit(s, ctx.layer, ctx.lanes.get(i).kvHead);
+                if (init == null || !any) continue;
+                Tensor v = (Tensor) init.call(ctx);
+                double[] cells = ctx.model.cells(s);
+                for (int i = 0; i < claimed.length; i++) {
+                    if (claimed[i]) cells[ctx.model.cell(s, ctx.layer, ctx.lanes.get(i).kvHead)] = ModelCells.stored(s, v.data.length == 1 ? v.data[0] : v.data[i]);
+                }
+                continue;
+            }
             if (s.scope() == PolicyIr.StateScope.LANE) {
                 Code init = cc.stateInits().get(s.name());
                 boolean unset = false;

@@ -67,6 +67,7 @@ final class OpNodes {
             case Op.Slope s -> new Fail("slope outside an attention variant");
             case Op.Signal s -> new SignalNode(s.signal());
             case Op.StateRead s -> new StateRead(s.name());
+            case Op.ModelStat m -> new ModelStat(m.stat(), m.state());
             case Op.Map1 m -> OpNodesFactory.Map1NodeGen.create(m.fn(), elem(type), read(m.x()));
             case Op.Map2 m -> OpNodesFactory.Map2NodeGen.create(m.fn(), elem(type), read(m.a()), read(m.b()));
             case Op.Choose c -> OpNodesFactory.ChooseNodeGen.create(elem(type), read(c.cond()), read(c.a()), read(c.b()));
@@ -153,6 +154,21 @@ final class OpNodes {
         @Override
         Object execute(VirtualFrame f) {
             return Nodes.ctx(f).readState(name);
+        }
+    }
+
+    static final class ModelStat extends ValueNode {
+        private final Op.CellStat stat;
+        private final String name;
+
+        ModelStat(Op.CellStat stat, String name) {
+            this.stat = stat;
+            this.name = name;
+        }
+
+        @Override
+        Object execute(VirtualFrame f) {
+            return Nodes.ctx(f).modelStat(stat, name);
         }
     }
 

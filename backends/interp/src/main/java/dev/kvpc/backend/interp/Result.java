@@ -18,7 +18,7 @@ public record Result(List<Step> steps) {
      * policy restricted attention (else null), and the attention output of the step's last query per query head.
      */
     public record Lane(int[] positions, double[] counts, String[] precisions, Map<String, double[]> states, int[] attended, double[] outputs) {
-        static Lane of(LaneState l, List<PolicyIr.State> declared, double[] outputs, int[] attended) {
+        static Lane of(LaneState l, List<PolicyIr.State> declared, dev.kvpc.runtime.exec.ModelCells model, double[] outputs, int[] attended) {
             int n = l.size();
             int[] pos = new int[n];
             double[] counts = new double[n];
@@ -44,6 +44,7 @@ public record Result(List<Step> steps) {
                         Tensor t = l.laneState.get(s.name());
                         states.put(s.name(), t == null ? new double[0] : t.data.clone());
                     }
+                    case MODEL -> states.put(s.name(), new double[] {model.cells(s)[model.cell(s, l.layer, l.kvHead)]});
                     case PAGE -> { }
                 }
             }

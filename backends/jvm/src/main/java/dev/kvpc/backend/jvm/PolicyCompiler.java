@@ -1006,6 +1006,13 @@ public final class PolicyCompiler {
                     axesOf(axes.get(b.id()));
                     ctx("kernelStat");
                 }
+                case Op.ModelStat m -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    constant(m.stat());
+                    mv.visitLdcInsn(m.state());
+                    axesOf(axes.get(b.id()));
+                    ctx("modelStat");
+                }
                 default -> {
                     // a parameter or table left unspecialised: running it is an error, as the interpreter's is
                     mv.visitTypeInsn(NEW, "java/lang/IllegalStateException");

@@ -1,0 +1,101 @@
+package dev.kvpc.runtime.exec;
+
+import dev.kvpc.ir.Axis;
+import dev.kvpc.ir.Op;
+import dev.kvpc.ir.PolicyIr;
+
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The {@code per model} states of one lane class in one sequence, and the rules that read them, stated once for every
+ * engine. A model state has one cell per layer ({@code [layer]}), per KV head ({@code [head]}), per lane
+ * ({@code [layer, head]}) or one for the whole model (no axes), laid out layer-major. Every cell starts at zero; a
+ * cell with an initial value takes it at the first event of a lane the cell belongs to. A lane reads and writes its
+ * own cell (under per-layer selection with a {@code head} axis, its layer's cells, one per lane); {@link #stat} reads
+ * them all.
+ */
+public final class ModelCells {
+    private final int layers, heads;
+    private final Map<String, double[]> values = new HashMap<>();
+    private final Map<String, BitSet> initialised = new HashMap<>();
+
+    public ModelCells(int layers, int heads) {
+        this.layers = layers;
+        this.heads = heads;
+    }
+
+    /** The cells of a state (zeros until written). */
+    public double[] cells(PolicyIr.State s) {
+        return values.computeIfAbsent(s.name(), k -> new double[count(s)]);
+    }
+
+    private int count(PolicyIr.State s) {
+        List<Axis> a = s.modelAxes();
+        return (a.contains(Axis.LAYER) ? layers : 1) * (a.contains(Axis.HEAD) ? heads : 1);
+    }
+
+    /** The cell of the lane at ({@code layer}, {@code kvHead}). */
+    public int cell(PolicyIr.State s, int layer, int kvHead) {
+        List<Axis> a = s.modelAxes();
+        int l = a.contains(Axis.LAYER) ? layer : 0;
+        return a.contains(Axis.HEAD) ? l * heads + kvHead : l;
+    }
+
+    /**
+     * The cells an event's lanes see, in the order of its view ({@link PolicyIr.State#axes}): one per lane when the
+     * view has the head axis, else the first lane's.
+     */
+    public int[] view(PolicyIr.State s, int layer, int[] kvHeads, boolean perLayer) {
+        if (perLayer && s.modelAxes().contains(Axis.HEAD)) {
+            int[] out = new int[kvHeads.length];
+            for (int i = 0; i < kvHeads.length; i++) out[i] = cell(s, layer, kvHeads[i]);
+            return out;
+        }
+        return new int[] {cell(s, layer, kvHeads[0])};
+    }
+
+    /**
+     * Whether the lane's cell still needs its initial value: true once per cell, at the first event of a lane it
+     * belongs to (the caller then writes it).
+     */
+    public boolean claimInit(PolicyIr.State s, int layer, int kvHead) {
+        BitSet done = initialised.computeIfAbsent(s.name(), k -> new BitSet());
+        int c = cell(s, layer, kvHead);
+        if (done.get(c)) return false;
+        done.set(c);
+        return true;
+    }
+
+    /** {@link Op.CellStat} {@code stat} over a state's cells, seen from the lane at ({@code layer}, {@code kvHead}). */
+    public double stat(Op.CellStat stat, PolicyIr.State s, int layer, int kvHead) {
+        return stat(stat, cells(s), cell(s, layer, kvHead));
+    }
+
+    /**
+     * The rule: a reduction of {@link Op.Red}'s table over the cells, in cell order; or {@link Op.CellStat#SHARE},
+     * {@code max(own, 0) / sum(max(cell, 0))}, and {@code 1 / cells} when no cell is positive (a NaN cell counts as 0).
+     */
+    public static double stat(Op.CellStat stat, double[] cells, int own) {
+        if (stat == Op.CellStat.SHARE) {
+            double total = 0;
+            for (double c : cells) total += positive(c);
+            return total > 0 ? positive(cells[own]) / total : 1.0 / cells.length;
+        }
+        Op.Red fn = stat.red;
+        double acc = fn.identity();
+        for (double c : cells) acc = fn.fold(acc, c);
+        return fn.finish(acc, cells.length);
+    }
+
+    /** A value as the state holds it ({@link dev.kvpc.ir.Ty.Elem#stored}). */
+    public static double stored(PolicyIr.State s, double v) {
+        return s.type().elem().stored(v);
+    }
+
+    private static double positive(double c) {
+        return c > 0 ? c : 0;
+    }
+}
