@@ -34,8 +34,21 @@ public final class MemoryModel {
     }
 
     /** The whole model: one {@link LaneMemory} per (layer, KV head), and the full cache's figure for comparison. */
-    public record Report(String policy, LaneShape shape, long prompt, long context, String dtype, int dtypeBytes, LaneMemory[][] lanes, long fullBytesPerLane) {
+    /**
+     * The whole model: one {@link LaneMemory} per (layer, KV head), and the full cache's figure for comparison.
+     * {@code shareCap}: where every lane's budget is a share of one total among the cells of a model state
+     * ({@code share(T, w)}), the bytes the shares bound the model to (the shares add up to at most T), else -1.
+     */
+    public record Report(String policy, LaneShape shape, long prompt, long context, String dtype, int dtypeBytes, LaneMemory[][] lanes, long fullBytesPerLane,
+                         long shareCap) {
+        /** Every lane's steady bytes together, or the shares' bound on them where that is less. */
         public long totalSteady() {
+            long t = lanesTotal();
+            return shareCap >= 0 ? Math.min(t, shareCap) : t;
+        }
+
+        /** Every lane's steady bytes (or bound) added up. */
+        public long lanesTotal() {
             long t = 0;
             for (LaneMemory[] row : lanes) for (LaneMemory m : row) t += m.steadyBytes();
             return t;
@@ -88,7 +101,42 @@ public final class MemoryModel {
         for (int l = 0; l < shape.layers(); l++) {
             for (int h = 0; h < shape.kvHeads(); h++) lanes[l][h] = s.classOf()[l][h] < 0 ? full : perClass[s.classOf()[l][h]];
         }
-        return new Report(s.root(), shape, prompt, context, dtype, dtypeBytes, lanes, full.steadyBytes());
+        return new Report(s.root(), shape, prompt, context, dtype, dtypeBytes, lanes, full.steadyBytes(), shareCap(s, lanes, prompt, context));
+    }
+
+    /**
+     * Where every lane's first overflow limit is {@code share(T, w) + c} for one total T and one model state w, the
+     * bytes the lanes can hold together: each lane at most c entries plus its share, and the shares of w's cells adding
+     * up to at most T, each cell's share held by each lane of that cell. Each entry is counted at the most bytes an
+     * entry of its lane takes. -1 where the budgets are not shares.
+     */
+    private static long shareCap(Specialized s, LaneMemory[][] lanes, long prompt, long context) {
+        LaneShape shape = s.shape();
+        String state = null;
+        long total = -1;
+        PolicyIr.State decl = null;
+        double fixedBytes = 0, most = 0;
+        for (int l = 0; l < shape.layers(); l++) {
+            for (int h = 0; h < shape.kvHeads(); h++) {
+                int c = s.classOf()[l][h];
+                if (c < 0) return -1;
+                Sizes sizes = new Sizes(s.classes().get(c), prompt, context, shape.kvHeads());
+                Sizes.Share sh = sizes.shareLimit();
+                if (sh == null || (state != null && (!state.equals(sh.state()) || total != sh.total()))) return -1;
+                state = sh.state();
+                total = sh.total();
+                for (PolicyIr.State st : s.classes().get(c).states()) if (st.name().equals(state)) decl = st;
+                LaneMemory m = lanes[l][h];
+                double perEntry = m.entries() == 0 ? 0 : (double) m.steadyBytes() / m.entries();
+                fixedBytes += perEntry * Math.min(m.entries(), sh.fixed());
+                most = Math.max(most, perEntry);
+            }
+        }
+        if (decl == null) return -1;
+        java.util.List<Axis> cells = decl.modelAxes();
+        long count = (cells.contains(Axis.LAYER) ? shape.layers() : 1) * (cells.contains(Axis.HEAD) ? shape.kvHeads() : 1);
+        long lanesPerCell = (long) shape.layers() * shape.kvHeads() / count;
+        return (long) Math.ceil(fixedBytes + most * lanesPerCell * total);
     }
 
     /** One lane running {@code p} (null: the full cache) for a prompt of {@code n} tokens and {@code context} in all. */
@@ -459,6 +507,43 @@ public final class MemoryModel {
         /** Entries left the lane: what the stores that ran before covered is no longer known. */
         private void entriesLeft() {
             runs.replaceAll((k, v) -> new Run(v.len(), true, v.times()));
+        }
+
+        /** A limit {@code share(total, state) + fixed}: its share's state, its total and its fixed part. */
+        record Share(String state, long total, long fixed) {}
+
+        /** The first overflow handler's limit as a share of a total plus a fixed part, or null when it is not one. */
+        Share shareLimit() {
+            for (PolicyIr.Handler h : p.handlers()) {
+                if (!h.events().contains(PolicyIr.Event.OVERFLOW)) continue;
+                String state = null;
+                int shares = 0;
+                for (Instr i : h.limit().block().instrs()) {
+                    if (i instanceof Instr.Def d && d.op() instanceof Op.ModelStat ms && ms.stat() == Op.CellStat.SHARE) {
+                        state = ms.state();
+                        shares++;
+                    }
+                }
+                if (shares != 1 || !shareForm(h.limit().result())) return null;
+                long fixed = lowest(h.limit(), context), most = computation(h.limit(), context);
+                return fixed < 0 || most < fixed ? null : new Share(state, most - fixed, fixed);
+            }
+            return null;
+        }
+
+        /** Whether a value is {@code share(T, w)} ({@code int(T * fraction)}) or it plus a known value: a share's form. */
+        private boolean shareForm(int id) {
+            Instr.Def d = defs.get(id);
+            if (d == null) return false;
+            if (d.op() instanceof Op.Map2 m && m.fn() == Op.Fn2.ADD) return shareForm(m.a()) && known(m.b()) || known(m.a()) && shareForm(m.b());
+            if (!(d.op() instanceof Op.Map1 m1 && m1.fn() == Op.Fn1.TO_INT && defs.get(m1.x()) != null && defs.get(m1.x()).op() instanceof Op.Map2 mul
+                    && mul.fn() == Op.Fn2.MUL)) return false;
+            return isShare(mul.a()) && known(mul.b()) || known(mul.a()) && isShare(mul.b());
+        }
+
+        private boolean isShare(int id) {
+            Instr.Def d = defs.get(id);
+            return d != null && d.op() instanceof Op.ModelStat ms && ms.stat() == Op.CellStat.SHARE;
         }
 
         long overflowLimit() {

@@ -98,4 +98,49 @@ class MemoryModelTest {
         assertEquals(predict("snapkv").totalSteady(), MemoryModel.predict(specialise("snapkv"), 4096, 4096, "f16").totalSteady());
         assertEquals(1024, predict("snapkv").lanes()[0][0].entries());
     }
+
+    private static MemoryModel.Report predictText(String text) {
+        Frontend.Result r = Frontend.checkText("shares.kvp", text, null, LLAMA3);
+        org.junit.jupiter.api.Assertions.assertTrue(r.ok(), r.diagnostics().all().toString());
+        var s = Compilation.optimise(r.program(), Compilation.defaultRoot(r.program()), Map.of(), Pipeline.Options.DEFAULT, (p, x) -> { });
+        return MemoryModel.predict(s, 4096, "f16");
+    }
+
+    @Test
+    void sharesOfATotalBoundTheModel() {
+        // each lane at most 64 + its share of 8192 entries: 8256 > 4096, so a lane is bounded by the prompt. The
+        // shares of the 32 layer cells add up to at most 8192, each held by the layer's 8 KV heads: the model holds at
+        // most 256 lanes x 64 + 8 x 8192 entries of 512 B
+        var layers = predictText("""
+                policy shares() {
+                    state w: f32[layer] per model
+                    on prefill { w = float(layer) }
+                    on overflow(share(8192, w) + 64) { keep last(share(8192, w) + 64) }
+                }
+                """);
+        assertEquals(4096, layers.lanes()[5][2].entries());
+        assertEquals(false, layers.lanes()[5][2].entriesExact());
+        assertEquals((LANES * 64 + 8 * 8192) * 512, layers.shareCap());
+        assertEquals(layers.shareCap(), layers.totalSteady());
+        // one cell per lane: each lane's share held by that lane alone
+        var lanes = predictText("""
+                policy shares() {
+                    state w: f32[layer, head] per model
+                    on prefill { w = float(layer + head) }
+                    on overflow(share(8192, w) + 64) { keep last(share(8192, w) + 64) }
+                }
+                """);
+        assertEquals((LANES * 64 + 8192) * 512, lanes.totalSteady());
+        // a limit that is not a share plus a fixed part bounds nothing beyond the lanes: max(share, 100) can add 100
+        // to every lane whatever the shares
+        var other = predictText("""
+                policy shares() {
+                    state w: f32[layer] per model
+                    on prefill { w = float(layer) }
+                    on overflow(max(share(8192, w), 100)) { keep last(max(share(8192, w), 100)) }
+                }
+                """);
+        assertEquals(-1, other.shareCap());
+        assertEquals(FULL, other.totalSteady());
+    }
 }

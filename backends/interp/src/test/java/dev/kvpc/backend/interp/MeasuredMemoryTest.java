@@ -75,23 +75,34 @@ class MeasuredMemoryTest {
         try (PagePool pool = new PagePool()) {
             try (Sequence seq = new KvRuntime(model, new InterpRunner(s), pool, 2).newSequence()) {
                 dev.kvpc.runtime.trace.TraceFeed.feed(seq, t);
-                long measured = 0, predictedTotal = 0;
+                long measured = 0;
                 Lane.LaneBytes[][] m = seq.memory();
                 for (int l = 0; l < shape.layers(); l++) {
                     long layerEntries = 0, layerPredicted = 0;
+                    boolean bound = false;
                     for (int h = 0; h < shape.kvHeads(); h++) {
                         measured += m[l][h].total();
                         MemoryModel.LaneMemory pl = predicted.lanes()[l][h];
-                        predictedTotal += pl.steadyBytes();
                         layerEntries += seq.lane(l, h).size();
                         layerPredicted += pl.entries();
+                        // a budget shared from a model state's cells (cake) is a bound on each lane
+                        bound |= !pl.entriesExact() && !perLayer;
+                        String where = root + " layer " + l + " head " + h + ": entries";
+                        if (bound) assertTrue(seq.lane(l, h).size() <= pl.entries(), where + " " + seq.lane(l, h).size() + " over the bound " + pl.entries());
                         // under per-layer selection heads share the layer's budget: only the layer total is exact
-                        if (!perLayer) assertEquals(pl.entries(), seq.lane(l, h).size(), root + " layer " + l + " head " + h + ": entries");
+                        else if (!perLayer) assertEquals(pl.entries(), seq.lane(l, h).size(), where);
                     }
-                    assertEquals(layerPredicted, layerEntries, root + " layer " + l + ": entries of the layer");
+                    if (!bound) assertEquals(layerPredicted, layerEntries, root + " layer " + l + ": entries of the layer");
                 }
+                long predictedTotal = predicted.totalSteady();
                 double ratio = (double) measured / predictedTotal;
-                assertEquals(1.0, ratio, 0.05, root + ": measured " + measured + " B, predicted " + predictedTotal + " B");
+                if (predicted.shareCap() >= 0) {
+                    // the shares' total holds the model; each cell's share is rounded down, so it may hold a little less
+                    assertTrue(measured <= predictedTotal, root + ": measured " + measured + " B over the shares' bound " + predictedTotal + " B");
+                    assertEquals(1.0, ratio, 0.1, root + ": measured " + measured + " B, the shares' bound " + predictedTotal + " B");
+                } else {
+                    assertEquals(1.0, ratio, 0.05, root + ": measured " + measured + " B, predicted " + predictedTotal + " B");
+                }
             }
         }
     }
