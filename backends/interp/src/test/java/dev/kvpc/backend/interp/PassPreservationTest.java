@@ -48,6 +48,7 @@ public class PassPreservationTest {
             Map.entry("keyformer", Map.of("budget", 24L, "window", 4L)),
             Map.entry("d2o", Map.of("budget", 24L)),
             Map.entry("keydiff", Map.of("budget", 24L)),
+            Map.entry("cake", Map.of("total", 16L, "window", 4L)),
             Map.entry("rank_fusion", Map.of("budget", 24L, "recent", 6L)),
             Map.entry("stratified", Map.of("budget", 24L, "recent", 6L, "heavy", 6L)));
 
