@@ -80,6 +80,9 @@ public final class InterpRunner implements PolicyRunner {
         return new Event() {
             @Override
             public BitSet[] attendSets() {
+                // the handlers that attend ran as the event opened, before attention: what else they did (a merge, a
+                // keep, a store) is the lanes' before attention reads them, as in the interpreter
+                if (event == PolicyIr.Event.DECODE && cc != null && anyAttends(cc)) applyAll();
                 if (ctx.attend == null) return null;
                 BitSet[] out = new BitSet[lanes.size()];
                 for (int i = 0; i < lanes.size(); i++) {
@@ -110,6 +113,11 @@ public final class InterpRunner implements PolicyRunner {
                 if (cc != null) pageStates(cc.policy(), ctx, lanes);
             }
         };
+    }
+
+    private static boolean anyAttends(Interpreter.ClassCode cc) {
+        for (boolean a : cc.attends()) if (a) return true;
+        return false;
     }
 
     /** The lane's shadow, with the runtime lane's new entries appended. */
