@@ -127,6 +127,9 @@ final class MemoryCommand implements Callable<Integer> {
             sb.append("figures marked <= are upper bounds: which entries the policy keeps, or at which precision, depends on the data\n"
                     + "or on when its handlers ran; the runtime's lanes stay within them (docs/ir.md, Memory accounting)\n");
         }
+        if (rep.modelStateBytes() > 0) {
+            sb.append("per model states: " + bytes(rep.modelStateBytes()) + " for the sequence, beside the lanes (not in the totals)\n");
+        }
         if (rep.shareCap() >= 0 && rep.shareCap() < rep.lanesTotal()) {
             sb.append("the lanes' budgets are shares of one total (share(...)): together they hold at most the total above, less than\n"
                     + "the lanes' own bounds add up to (" + bytes(rep.lanesTotal()) + ")\n");
@@ -155,6 +158,7 @@ final class MemoryCommand implements Callable<Integer> {
         sb.append("  \"context\": ").append(rep.context()).append(",\n  \"dtype\": \"").append(rep.dtype()).append("\",\n");
         sb.append("  \"exact\": ").append(rep.exact()).append(",\n");
         if (rep.shareCap() >= 0) sb.append("  \"share_bound_bytes\": ").append(rep.shareCap()).append(",\n");
+        sb.append("  \"model_state_bytes\": ").append(rep.modelStateBytes()).append(",\n");
         sb.append("  \"total_steady_bytes\": ").append(rep.totalSteady()).append(",\n  \"full_cache_bytes\": ").append(rep.totalFull())
                 .append(",\n  \"ratio_to_full\": ").append(String.format(Locale.ROOT, "%.6f", rep.ratioToFull())).append(",\n");
         sb.append("  \"peak_prefill_bytes\": ").append(rep.peak(true)).append(",\n  \"peak_decode_bytes\": ").append(rep.peak(false)).append(",\n");

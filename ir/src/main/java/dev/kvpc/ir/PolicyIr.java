@@ -107,6 +107,14 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
          * For a {@code MODEL} state, its location axes ({@code layer}, {@code head}) as declared: the shared cells,
          * one per layer, per KV head or per lane (none: one cell for the whole model).
          */
+        /**
+         * Whether it is a {@code MODEL} state over tokens: one value per text position (per KV head with a {@code head}
+         * axis), which a lane reads and writes at its entries' positions.
+         */
+        public boolean overTokens() {
+            return scope == StateScope.MODEL && type.axes().contains(Axis.TOKEN);
+        }
+
         public List<Axis> modelAxes() {
             if (scope != StateScope.MODEL) return List.of();
             List<Axis> out = new java.util.ArrayList<>(2);
@@ -123,7 +131,7 @@ public record PolicyIr(String name, List<Param> params, Positions positions, Sel
             List<Axis> out = new java.util.ArrayList<>();
             // a model state's view from its lanes: the own cell, or under per-layer selection the layer's heads' cells
             if (perLayer && (scope != StateScope.MODEL || type.axes().contains(Axis.HEAD))) out.add(Axis.HEAD);
-            if (scope == StateScope.TOKEN) out.add(Axis.TOKEN);
+            if (scope == StateScope.TOKEN || overTokens()) out.add(Axis.TOKEN);
             else if (scope == StateScope.PAGE) out.add(Axis.PAGE);
             out.addAll(cellAxes());
             return out;

@@ -83,7 +83,8 @@ public final class Verifier {
             }
             if (s.init() != null) computation(s.init(), List.of());
             boolean hasToken = s.type().axes().contains(Axis.TOKEN), hasPage = s.type().axes().contains(Axis.PAGE);
-            if (hasToken != (s.scope() == PolicyIr.StateScope.TOKEN)) problem("state " + s.name() + ": token axis and scope disagree");
+            // a token axis: per token state, or a model state over tokens (one value per text position)
+            if (hasToken != (s.scope() == PolicyIr.StateScope.TOKEN || s.overTokens())) problem("state " + s.name() + ": token axis and scope disagree");
             if (hasPage != (s.scope() == PolicyIr.StateScope.PAGE)) problem("state " + s.name() + ": page axis and scope disagree");
         }
         for (PolicyIr.Observe o : p.observes()) if (o.count() != null) computation(o.count(), List.of());

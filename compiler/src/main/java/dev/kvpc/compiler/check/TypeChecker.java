@@ -661,9 +661,17 @@ final class TypeChecker {
         boolean model = s.scope().scope() == PolicyItem.Scope.MODEL;
         for (Name a : s.type().axes()) {
             Axis axis = Axis.of(a.text());
-            if (model && axis != null && axis != Axis.LAYER && axis != Axis.HEAD) {
-                diags.error(Code.E102, a.span(), "a per model state's axes are its cells: 'layer', 'head' or both; '" + a.text() + "' is not one",
-                        new Note("keep per-entry or per-channel values in a per token or per lane state", null));
+            if (model && axis != null && axis != Axis.LAYER && axis != Axis.HEAD && axis != Axis.TOKEN) {
+                diags.error(Code.E102, a.span(), "a per model state's axes are its cells ('layer', 'head' or both) or 'token'; '" + a.text() + "' is not one",
+                        new Note("keep per-channel values in a per token or per lane state", null));
+                axes.remove(axis);
+            } else if (model && axis == Axis.TOKEN && axes.contains(Axis.LAYER)) {
+                diags.error(Code.E102, a.span(), "a per model state over tokens holds one value per position for every layer: it has no 'layer' axis",
+                        new Note("declare it [token], or [head, token] for one value per position and KV head", null));
+                axes.remove(axis);
+            } else if (model && axis == Axis.TOKEN && scope.policy.perLayer()) {
+                diags.error(Code.E102, a.span(), "a per model state over tokens needs per-lane selection: a layer's lanes would write the same positions",
+                        new Note("drop 'selection per layer', or declare the state per token", null));
                 axes.remove(axis);
             } else if (!model && axis == Axis.LAYER) {
                 diags.error(Code.E102, a.span(), "only a per model state has a 'layer' axis (one cell per layer, shared by the model's lanes)",
@@ -685,7 +693,14 @@ final class TypeChecker {
         if (s.init() != null) {
             Ctx c = new Ctx(Where.POLICY, scope);
             Type it = expr(s.init(), c);
-            assignable(t, atLane(it, c), s.init().span(), "initial value of '" + s.name().text() + "'");
+            if (model && axes.contains(Axis.TOKEN)) {
+                // what a position holds until written: one value for the lane's cell
+                requireLaneAxes(it, s.init().span(), "the initial value of a per model state over tokens");
+                assignable(new Tensor(elem == null ? Elem.FLOAT : elem, EnumSet.noneOf(Axis.class)), atLane(it, c), s.init().span(),
+                        "initial value of '" + s.name().text() + "'");
+            } else {
+                assignable(t, atLane(it, c), s.init().span(), "initial value of '" + s.name().text() + "'");
+            }
         }
         declare(scope, s.name(), new Sym.State(s, t));
         track(s);
@@ -1458,21 +1473,43 @@ final class TypeChecker {
         return null;
     }
 
-    /** Whether the value of {@code e} depends on a per model state (through let bindings too). */
+    /** Whether the value of {@code e} depends on a per model state's cells (through let bindings too). */
     private static boolean readsModelState(Expr e, Ctx c) {
         return readsModelState(e, c, Collections.newSetFromMap(new IdentityHashMap<>()));
     }
 
+
     private static boolean readsModelState(Expr e, Ctx c, Set<Object> seen) {
-        if (!seen.add(e)) return false;
-        boolean[] found = {false};
-        AstWalk.exprs(e, x -> {
-            if (found[0] || !(x instanceof Expr.NameRef n)) return;
-            Sym s = c.lookup(n.name());
-            if (s instanceof Sym.State st && st.state().scope().scope() == PolicyItem.Scope.MODEL) found[0] = true;
-            else if (s instanceof Sym.Local l && readsModelState(l.let().value(), c, seen)) found[0] = true;
-        });
-        return found[0];
+        return switch (e) {
+            case null -> false;
+            case Expr.NameRef n -> {
+                Sym s = c.lookup(n.name());
+                // a state over tokens is read at the lane's own entries: it has no other lanes' cells to reach
+                if (s instanceof Sym.State st) {
+                    yield st.state().scope().scope() == PolicyItem.Scope.MODEL && st.state().type().axes().stream().noneMatch(a -> a.text().equals("token"));
+                }
+                yield s instanceof Sym.Local l && seen.add(l.let()) && readsModelState(l.let().value(), c, seen);
+            }
+            case Expr.Unary u -> readsModelState(u.operand(), c, seen);
+            case Expr.Binary b -> readsModelState(b.left(), c, seen) || readsModelState(b.right(), c, seen);
+            case Expr.Conditional k -> readsModelState(k.condition(), c, seen) || readsModelState(k.ifTrue(), c, seen) || readsModelState(k.ifFalse(), c, seen);
+            case Expr.Cast k -> readsModelState(k.operand(), c, seen);
+            case Expr.Call call -> {
+                // a reduction of a model state by name over its cells is one number, the same for every lane
+                if (call.over() != null && call.args().size() == 1 && call.args().getFirst() instanceof Arg.Positional p && modelState(p.value(), c) != null) yield false;
+                boolean any = false;
+                for (Arg a : call.args()) {
+                    Expr x = switch (a) {
+                        case Arg.Positional p -> p.value();
+                        case Arg.Named nm -> nm.value();
+                        case Arg.PerHeadAtLeast ph -> ph.value();
+                    };
+                    any |= readsModelState(x, c, seen);
+                }
+                yield any;
+            }
+            default -> false;
+        };
     }
 
     /** The location axes of a policy value: layer, and head unless the policy selects per layer (where head is its own). */
@@ -1497,6 +1534,11 @@ final class TypeChecker {
         }
         if (!location) return true;
         PolicyItem.State st = modelState(x, c);
+        if (st != null && st.type().axes().stream().anyMatch(a -> a.text().equals("token"))) {
+            diags.error(Code.E202, call.span(), "a per model state over tokens is read at the lane's entries: reduce it over token only",
+                    new Note("'" + f + "(NAME, over: token)' reduces the values at the lane's entries' positions", null));
+            return false;
+        }
         if (st != null && Composite.of(f) != null) {
             diags.error(Code.E202, call.span(), "'" + f + "' over a per model state's cells is not supported; sum, mean, max, min, norm and entropy are",
                     new Note("for a variance, keep the squares in a second state: mean(sq, over: layer) - pow(mean(x, over: layer), 2)", null));
@@ -1523,7 +1565,7 @@ final class TypeChecker {
         Type w = expr(pos.get(1), c);
         PolicyItem.State st = modelState(pos.get(1), c);
         if (w instanceof Type.Error) return Type.ERROR;
-        if (st == null || st.type().axes().isEmpty()) {
+        if (st == null || st.type().axes().isEmpty() || st.type().axes().stream().anyMatch(a -> a.text().equals("token"))) {
             diags.error(Code.E109, pos.get(1).span(), "share(total, w) shares a total by the cells of a per model state with a layer or head axis; this is not one",
                     new Note("declare e.g. 'state w: f32[layer] per model' and write each layer's weight into it", null));
             return Type.ERROR;

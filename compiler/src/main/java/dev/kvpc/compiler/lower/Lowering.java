@@ -481,7 +481,8 @@ public final class Lowering {
             List<Axis> over = c.over() == null ? List.of() : c.over().stream().map(n -> Axis.of(n.text())).toList();
             Op.Red red = Op.Red.of(f);
             PolicyItem.State cells = modelState(pos.isEmpty() ? null : pos.getFirst(), b);
-            if (red != null && c.over() != null && cells != null && Set.copyOf(over).equals(Set.copyOf(modelAxes(cells)))) {
+            if (red != null && c.over() != null && cells != null && !modelAxes(cells).contains(Axis.TOKEN)
+                    && Set.copyOf(over).equals(Set.copyOf(modelAxes(cells)))) {
                 // every cell of a per model state (the checker allows a reduction over its cell axes only on the state)
                 return b.def(t, new Op.ModelStat(Op.CellStat.of(red), cells.name().text(), modelAxes(cells)));
             }

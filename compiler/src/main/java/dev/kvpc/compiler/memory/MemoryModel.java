@@ -38,9 +38,11 @@ public final class MemoryModel {
      * The whole model: one {@link LaneMemory} per (layer, KV head), and the full cache's figure for comparison.
      * {@code shareCap}: where every lane's budget is a share of one total among the cells of a model state
      * ({@code share(T, w)}), the bytes the shares bound the model to (the shares add up to at most T), else -1.
+     * {@code modelStateBytes}: the sequence's {@code per model} states, beside the lanes (a cell per layer, head or
+     * lane; a state over tokens a value per position seen).
      */
     public record Report(String policy, LaneShape shape, long prompt, long context, String dtype, int dtypeBytes, LaneMemory[][] lanes, long fullBytesPerLane,
-                         long shareCap) {
+                         long shareCap, long modelStateBytes) {
         /** Every lane's steady bytes together, or the shares' bound on them where that is less. */
         public long totalSteady() {
             long t = lanesTotal();
@@ -101,7 +103,25 @@ public final class MemoryModel {
         for (int l = 0; l < shape.layers(); l++) {
             for (int h = 0; h < shape.kvHeads(); h++) lanes[l][h] = s.classOf()[l][h] < 0 ? full : perClass[s.classOf()[l][h]];
         }
-        return new Report(s.root(), shape, prompt, context, dtype, dtypeBytes, lanes, full.steadyBytes(), shareCap(s, lanes, prompt, context));
+        return new Report(s.root(), shape, prompt, context, dtype, dtypeBytes, lanes, full.steadyBytes(), shareCap(s, lanes, prompt, context),
+                modelStateBytes(s, context));
+    }
+
+    /** The bytes of the sequence's per model states: each policy's, once for all its lane classes. */
+    private static long modelStateBytes(Specialized s, long context) {
+        Map<String, Long> bytes = new TreeMap<>();
+        for (PolicyIr p : s.classes()) {
+            for (PolicyIr.State st : p.states()) {
+                if (st.scope() != PolicyIr.StateScope.MODEL) continue;
+                List<Axis> cells = st.modelAxes();
+                long n = (cells.contains(Axis.LAYER) ? s.shape().layers() : 1L) * (cells.contains(Axis.HEAD) ? s.shape().kvHeads() : 1L);
+                if (st.overTokens()) n *= context;
+                bytes.put(p.name() + "." + st.name(), n * Ty.Elem.STATE_BYTES);
+            }
+        }
+        long t = 0;
+        for (long b : bytes.values()) t += b;
+        return t;
     }
 
     /**

@@ -492,6 +492,13 @@ public final class ProgramGenerator {
             states.add(new St(n, El.FLOAT, perLayer && kind == 1 ? ax(Ax.HEAD) : ax(), "model"));
             if (kind != 2) cellStats.add(pick("sum", "mean", "max", "min") + "(" + n + ", over: " + (kind == 0 ? "layer" : "layer, head") + ")");
         }
+        if (!perLayer && chance(0.12)) {
+            // one value per text position, shared by the policy's lanes (per KV head with a head axis): read and written
+            // at the lane's entries' positions, like a per token state
+            String n = fresh(pick("marks", "chosen", "record"));
+            stateDecls.add("state " + n + ": f32" + pick("[token]", "[head, token]") + " per model" + (chance(0.6) ? "" : " = " + pick("0", "-1.0", "0.5")));
+            states.add(new St(n, El.FLOAT, ax(Ax.TOKEN), "token"));
+        }
         if (chance(0.16)) {
             K size = intIn(4, 32, "page_size", false);
             int n = pick(1, 2, 2);

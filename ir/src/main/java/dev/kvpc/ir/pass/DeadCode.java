@@ -23,6 +23,8 @@ public final class DeadCode {
             if (i instanceof Instr.Def d && d.op() instanceof Op.StateRead s) read.add(s.name());
             if (i instanceof Instr.Def d && d.op() instanceof Op.ModelStat m) read.add(m.state());
         });
+        // a model state is shared with the policy's other lane classes: one that only writes it feeds another's reads
+        p.states().forEach(s -> { if (s.scope() == PolicyIr.StateScope.MODEL) read.add(s.name()); });
         List<PolicyIr.State> states = p.states().stream().filter(s -> read.contains(s.name())).toList();
         Set<String> dead = new HashSet<>();
         p.states().forEach(s -> { if (!read.contains(s.name())) dead.add(s.name()); });

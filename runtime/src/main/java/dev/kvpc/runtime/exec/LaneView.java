@@ -1023,6 +1023,14 @@ final class LaneView implements LaneContext {
                 return layout(data, axes, dd, want);
             }
             case MODEL -> {
+                if (s.overTokens()) {
+                    // the values at the lane's entries' positions (per-lane selection: one lane)
+                    Lane l = lane0();
+                    int n = l.size(), cell = es.modelView(s)[0];
+                    double[] data = new double[n];
+                    for (int i = 0; i < n; i++) data[i] = es.model.at(s, cell, l.isCompensation(i) ? -1 : l.position(i));
+                    return layout(data, List.of(Axis.TOKEN), new int[] {n}, want);
+                }
                 double[] cells = es.model.cells(s);
                 int[] view = es.modelView(s);
                 double[] data = new double[view.length];
@@ -1122,6 +1130,12 @@ final class LaneView implements LaneContext {
             next[i] = s.type().elem() == Ty.Elem.INT ? (long) v : s.type().elem() == Ty.Elem.FLOAT ? (float) v : v;
         }
         int per = es.stateWidth(s);
+        if (s.overTokens()) {
+            Lane l = lane0();
+            int cell = es.modelView(s)[0];
+            for (int i = 0; i < next.length; i++) es.model.set(s, cell, l.isCompensation(i) ? -1 : l.position(i), next[i]);
+            return;
+        }
         if (s.scope() == PolicyIr.StateScope.MODEL) {
             double[] cells = es.model.cells(s);
             int[] view = es.modelView(s);

@@ -15,11 +15,16 @@ import java.util.Map;
  * ({@code [layer, head]}) or one for the whole model (no axes), laid out layer-major. Every cell starts at zero; a
  * cell with an initial value takes it at the first event of a lane the cell belongs to. A lane reads and writes its
  * own cell (under per-layer selection with a {@code head} axis, its layer's cells, one per lane); {@link #stat} reads
- * them all.
+ * them all. A state over tokens ({@code [token]} or {@code [head, token]}) has, per cell, one value per text
+ * position: a lane reads and writes the values at its entries' positions, and a position nothing has written holds
+ * the cell's initial value (0 without one).
  */
 public final class ModelCells {
     private final int layers, heads;
     private final Map<String, double[]> values = new HashMap<>();
+    /** A state over tokens: per cell, a value per text position, and what a position nothing wrote holds. */
+    private final Map<String, double[][]> positions = new HashMap<>();
+    private final Map<String, double[]> fills = new HashMap<>();
     private final Map<String, BitSet> initialised = new HashMap<>();
 
     public ModelCells(int layers, int heads) {
@@ -35,6 +40,40 @@ public final class ModelCells {
     private int count(PolicyIr.State s) {
         List<Axis> a = s.modelAxes();
         return (a.contains(Axis.LAYER) ? layers : 1) * (a.contains(Axis.HEAD) ? heads : 1);
+    }
+
+    /** The value of a state over tokens at a text position (0 at the compensation entry's, -1). */
+    public double at(PolicyIr.State s, int cell, int position) {
+        if (position < 0) return 0;
+        double[] row = row(s, cell, -1);
+        return position < row.length ? row[position] : fill(s, cell);
+    }
+
+    /** Sets the value of a state over tokens at a text position (the compensation entry's, -1, holds none). */
+    public void set(PolicyIr.State s, int cell, int position, double v) {
+        if (position >= 0) row(s, cell, position)[position] = v;
+    }
+
+    /** What a position of a state over tokens holds until written: the cell's initial value. */
+    public void fill(PolicyIr.State s, int cell, double v) {
+        fills.computeIfAbsent(s.name(), k -> new double[count(s)])[cell] = v;
+    }
+
+    private double fill(PolicyIr.State s, int cell) {
+        double[] f = fills.get(s.name());
+        return f == null ? 0 : f[cell];
+    }
+
+    /** A cell's values by position, grown (with its fill) to hold {@code position}. */
+    private double[] row(PolicyIr.State s, int cell, int position) {
+        double[][] rows = positions.computeIfAbsent(s.name(), k -> new double[count(s)][0]);
+        double[] row = rows[cell];
+        if (position >= row.length) {
+            double[] grown = java.util.Arrays.copyOf(row, Math.max(position + 1, 2 * row.length));
+            java.util.Arrays.fill(grown, row.length, grown.length, fill(s, cell));
+            rows[cell] = row = grown;
+        }
+        return row;
     }
 
     /** The cell of the lane at ({@code layer}, {@code kvHead}). */

@@ -464,9 +464,13 @@ public final class NativeRunner implements PolicyRunner {
         for (int i = 0; i < es.kvHeads.length; i++) any |= claimed[i] = es.model.claimInit(s, es.layer, es.kvHeads[i]);
         if (init == null || !any) return;
         double[] v = ci.code().run(init, new LaneView(es));
-        double[] cells = es.model.cells(s);
+        double[] cells = s.overTokens() ? null : es.model.cells(s);
         for (int i = 0; i < es.kvHeads.length; i++) {
-            if (claimed[i]) cells[es.model.cell(s, es.layer, es.kvHeads[i])] = ModelCells.stored(s, v.length == 1 ? v[0] : v[i]);
+            if (!claimed[i]) continue;
+            int cell = es.model.cell(s, es.layer, es.kvHeads[i]);
+            double x = ModelCells.stored(s, v.length == 1 ? v[0] : v[i]);
+            if (s.overTokens()) es.model.fill(s, cell, x);
+            else cells[cell] = x;
         }
     }
 

@@ -273,6 +273,14 @@ final class ExecContext {
         for (Axis a : extra) per *= extent(a);
         switch (s.scope()) {
             case MODEL -> {
+                if (s.overTokens()) {
+                    // the values at the lane's entries' positions (per-lane selection: one lane)
+                    int cell = modelView(s)[0];
+                    List<LaneState.Entry> es = lane0().entries;
+                    double[] data = new double[es.size()];
+                    for (int i = 0; i < data.length; i++) data[i] = model.at(s, cell, es.get(i).compensation ? -1 : es.get(i).pos);
+                    return new Tensor(s.type().elem(), List.of(Axis.TOKEN), new int[] {data.length}, data);
+                }
                 double[] cells = model.cells(s);
                 int[] view = modelView(s);
                 double[] data = new double[view.length];
@@ -425,6 +433,12 @@ final class ExecContext {
         if (!shaped.axes.equals(current.axes)) throw new InterpreterException("value for state " + name + " has axes " + next.axes);
         double[] d = shaped.data.clone();
         for (int i = 0; i < d.length; i++) d[i] = s.type().elem().stored(d[i]);
+        if (s.overTokens()) {
+            int cell = modelView(s)[0];
+            List<LaneState.Entry> es = lane0().entries;
+            for (int i = 0; i < d.length; i++) model.set(s, cell, es.get(i).compensation ? -1 : es.get(i).pos, d[i]);
+            return;
+        }
         if (s.scope() == PolicyIr.StateScope.MODEL) {
             double[] cells = model.cells(s);
             int[] view = modelView(s);

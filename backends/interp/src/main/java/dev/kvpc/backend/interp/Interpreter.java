@@ -325,9 +325,13 @@ public final class Interpreter {
                 for (int i = 0; i < claimed.length; i++) any |= claimed[i] = ctx.model.claimInit(s, ctx.layer, ctx.lanes.get(i).kvHead);
                 if (init == null || !any) continue;
                 Tensor v = (Tensor) init.call(ctx);
-                double[] cells = ctx.model.cells(s);
                 for (int i = 0; i < claimed.length; i++) {
-                    if (claimed[i]) cells[ctx.model.cell(s, ctx.layer, ctx.lanes.get(i).kvHead)] = ModelCells.stored(s, v.data.length == 1 ? v.data[0] : v.data[i]);
+                    if (!claimed[i]) continue;
+                    int cell = ctx.model.cell(s, ctx.layer, ctx.lanes.get(i).kvHead);
+                    double x = ModelCells.stored(s, v.data.length == 1 ? v.data[0] : v.data[i]);
+                    // a state over tokens: what its positions hold until written
+                    if (s.overTokens()) ctx.model.fill(s, cell, x);
+                    else ctx.model.cells(s)[cell] = x;
                 }
                 continue;
             }

@@ -44,7 +44,17 @@ public record Result(List<Step> steps) {
                         Tensor t = l.laneState.get(s.name());
                         states.put(s.name(), t == null ? new double[0] : t.data.clone());
                     }
-                    case MODEL -> states.put(s.name(), new double[] {model.cells(s)[model.cell(s, l.layer, l.kvHead)]});
+                    case MODEL -> {
+                        int cell = model.cell(s, l.layer, l.kvHead);
+                        if (s.overTokens()) {
+                            // the values at the lane's entries' positions
+                            double[] v = new double[n];
+                            for (int i = 0; i < n; i++) v[i] = model.at(s, cell, pos[i]);
+                            states.put(s.name(), v);
+                        } else {
+                            states.put(s.name(), new double[] {model.cells(s)[cell]});
+                        }
+                    }
                     case PAGE -> { }
                 }
             }

@@ -50,7 +50,8 @@ public class PassPreservationTest {
             Map.entry("keydiff", Map.of("budget", 24L)),
             Map.entry("cake", Map.of("total", 16L, "window", 4L)),
             Map.entry("rank_fusion", Map.of("budget", 24L, "recent", 6L)),
-            Map.entry("stratified", Map.of("budget", 24L, "recent", 6L, "heavy", 6L)));
+            Map.entry("stratified", Map.of("budget", 24L, "recent", 6L, "heavy", 6L)),
+            Map.entry("tidal", Map.of("top_k", 8L, "select", 0L, "window", 4L)));
 
     @TempDir
     static Path stdlib;

@@ -156,4 +156,51 @@ class ModelStateTest {
         assertArrayEquals(new double[] {2}, state(r, 0, 0, 1, "tot"));
         assertArrayEquals(new double[] {4}, state(r, 0, 1, 0, "tot"));
     }
+
+    @Test
+    void aStateOverTokensCarriesOneLayersChoiceToTheOthers() {
+        // at the prompt, layer 0 marks positions 1, 5 and 9 with 1 and the others with 0; every layer keeps four older
+        // entries by the marks (ties to the later) and the newest: layer 1 reads layer 0's marks by its entries'
+        // positions. Decoded positions are never marked and read the initial value, -1, below a written 0.
+        Result r = run("reuse", """
+                policy reuse() {
+                    state picked: f32[token] per model = -1.0
+                    on prefill {
+                        if layer == 0 {
+                            picked = pos % 4 == 1 ? 1.0 : 0.0
+                        }
+                    }
+                    on overflow(5) { keep top(picked within all - last(1), 4) + last(1) }
+                }
+                """, PolicyText.trace(7, 12, 2));
+        assertArrayEquals(new int[] {1, 5, 9, 10, 11}, kept(r, 0, 1, 0));
+        assertArrayEquals(new int[] {1, 5, 9, 10, 11}, kept(r, 0, 0, 1));
+        assertArrayEquals(new int[] {1, 5, 9, 11, 12}, kept(r, 1, 1, 1));
+        // 12 reads -1 and 11 its written 0: 11 stays
+        assertArrayEquals(new int[] {1, 5, 9, 11, 13}, kept(r, 2, 1, 0));
+        assertArrayEquals(new double[] {1, 1, 1, 0, -1}, state(r, 2, 1, 0, "picked"));
+    }
+
+    @Test
+    void aLaterLayerAttendsWhatAnEarlierOneChoseThisStep() {
+        // layer 0 records pos % 3 at each step after its attention; layer 1, before its own attention, attends the two
+        // best older entries of that record (2 at positions 2 and 5) and the newest
+        Result r = run("tidal", """
+                policy tidal() {
+                    state picked: f32[head, token] per model
+                    on decode {
+                        if layer == 1 {
+                            attend top(picked within all - last(1), 2) + last(1)
+                        }
+                    }
+                    on prefill, decode {
+                        if layer == 0 {
+                            picked = float(pos % 3)
+                        }
+                    }
+                }
+                """, PolicyText.trace(8, 8, 1));
+        assertArrayEquals(new int[] {2, 5, 8}, r.steps().get(1).lanes()[1][0].attended());
+        assertArrayEquals(new int[] {2, 5, 8}, r.steps().get(1).lanes()[1][1].attended());
+    }
 }
