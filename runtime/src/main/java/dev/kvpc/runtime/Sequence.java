@@ -149,7 +149,7 @@ public final class Sequence implements AutoCloseable {
             for (int h = p; h < jobs.length; h += parts) workers[p].attend(layer, jobs[h], positions, q, out);
         });
         for (PolicyRunner.Event ev : events) ev.finish();
-        unsettled.addAll(events);
+        if (later) unsettled.addAll(events);
         if (layer == model.layers() - 1) settle();
     }
 
