@@ -346,14 +346,16 @@ final class Evaluator {
                 yield new Val.SetV(count, Lin.of(0), Lin.of(0), nonEmpty, null);
             }
             case SHARE -> {
-                // a part of a total: between 0 and the total, one symbol per total and weights (so a let bound to it, or
-                // the same call written twice, cancels in a budget check); the parts of all cells add up to at most it
+                // a part of a total: between 0 and the total (a negative total's parts are negative), one symbol per
+                // total and weights (so a let bound to it, or the same call written twice, cancels in a budget check);
+                // the parts of all cells add up to at most the total
                 if (pos.size() != 2) yield Val.UNKNOWN;
                 Val t = laneValue(eval(pos.get(0), env));
                 double hi = t instanceof Val.Num nt ? Math.max(0, nt.lin().upperBound()) : INF;
+                double lo = t instanceof Val.Num nt ? Math.min(0, nt.lin().lowerBound()) : -INF;
                 String w = pos.get(1) instanceof Expr.NameRef n ? n.name() : "?";
                 String total = t instanceof Val.Num nt ? nt.lin().show() : "?";
-                yield new Val.Num(Lin.atom("share(" + total + ", " + w + ")", 0, hi), true);
+                yield new Val.Num(Lin.atom("share(" + total + ", " + w + ")", lo, hi), true);
             }
             case COUNT -> {
                 // a number of entries: unknown, never negative (its own symbol, so count(A) - count(B) is not 0)

@@ -1478,7 +1478,6 @@ final class TypeChecker {
         return readsModelState(e, c, Collections.newSetFromMap(new IdentityHashMap<>()));
     }
 
-
     private static boolean readsModelState(Expr e, Ctx c, Set<Object> seen) {
         return switch (e) {
             case null -> false;
@@ -1549,7 +1548,7 @@ final class TypeChecker {
             for (Name a : st.type().axes()) if (Axis.of(a.text()) != null) cells.add(Axis.of(a.text()));
             if (over.equals(cells)) return true;
             diags.error(Code.E202, call.span(), "'" + f + "' over a per model state reduces all of its cells: over: "
-                    + cells.stream().map(Axis::word).reduce((a, b) -> a + ", " + b).orElse("") + "");
+                    + cells.stream().map(Axis::word).reduce((a, b) -> a + ", " + b).orElse(""));
             return false;
         }
         if (!readsModelState(x, c)) return true;
