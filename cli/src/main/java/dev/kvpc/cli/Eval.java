@@ -12,6 +12,7 @@ import dev.kvpc.examples.llama.Tokenizer;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;
 import dev.kvpc.ir.spi.Backend;
+import dev.kvpc.runtime.KvRuntime;
 import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.lane.Lane;
@@ -368,9 +369,9 @@ final class Eval {
         return b;
     }
 
-    /** {@code kvpc memory --prompt PROMPT --context CONTEXT --dtype f32}: the perplexity run's scenario. */
+    /** {@code kvpc memory --prompt PROMPT --context CONTEXT --dtype f32}: the perplexity run's scenario, the engine's pages. */
     static long predicted(Specialized s, long prompt, long context) {
-        MemoryModel.Report r = MemoryModel.predict(s, prompt, context, "f32");
+        MemoryModel.Report r = MemoryModel.predict(s, prompt, context, "f32", Lane.entriesPerPage(KvRuntime.DEFAULT_ROWS_PER_PAGE));
         return r.totalSteady();
     }
 

@@ -62,6 +62,10 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--param", paramLabel = "NAME=VALUE", description = "Give a parameter of the policy a value (repeatable).")
     Map<String, String> params = new LinkedHashMap<>();
 
+    @Option(names = "--page-rows", paramLabel = "N", description = "Rows of a page of the runtime's lanes, a key row and a value row per entry "
+            + "(default: the runtime's, ${DEFAULT-VALUE}); each chain of rows takes whole pages.")
+    int pageRows = dev.kvpc.runtime.KvRuntime.DEFAULT_ROWS_PER_PAGE;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -84,6 +88,7 @@ final class MemoryCommand implements Callable<Integer> {
         if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
         if (prompt != null && (prompt < 1 || prompt > context)) throw new CommandLine.ParameterException(spec.commandLine(), "--prompt must be 1.." + context + " (the context)");
         if (!dtype.matches("f32|f16|bf16")) throw new CommandLine.ParameterException(spec.commandLine(), "--dtype must be f32, f16 or bf16");
+        if (pageRows < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--page-rows must be at least 1");
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
         Frontend.Result r = Commands.check(file, shape, policy, values, err);
@@ -92,7 +97,7 @@ final class MemoryCommand implements Callable<Integer> {
         if (root == null) return Main.INVALID;
         if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
-        MemoryModel.Report rep = MemoryModel.predict(s, prompt == null ? context : prompt, context, dtype);
+        MemoryModel.Report rep = MemoryModel.predict(s, prompt == null ? context : prompt, context, dtype, dev.kvpc.runtime.lane.Lane.entriesPerPage(pageRows));
         out.print(json ? json(rep) : table(rep, shape));
         out.flush();
         return Main.OK;

@@ -20,8 +20,11 @@ public final class KvRuntime {
     private final int threads;
     private final long minWork;
 
+    /** Rows of a page when a host does not choose: 8 entries, a key row and a value row each. */
+    public static final int DEFAULT_ROWS_PER_PAGE = 16;
+
     public KvRuntime(ModelSpec model, PolicyRunner policy, PagePool pool) {
-        this(model, policy, pool, 16);
+        this(model, policy, pool, DEFAULT_ROWS_PER_PAGE);
     }
 
     public KvRuntime(ModelSpec model, PolicyRunner policy, PagePool pool, int rowsPerPage) {

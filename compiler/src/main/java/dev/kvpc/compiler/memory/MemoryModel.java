@@ -24,10 +24,11 @@ public final class MemoryModel {
     /**
      * Bytes of one lane by category. {@code entriesExact}: the entries are the runtime's for the scenario; {@code
      * exact}: so are the entries and the bytes. Where not, they are bounds the runtime stays under (the policy's
-     * decisions depend on the data, or on when its handlers ran).
+     * decisions depend on the data, or on when its handlers ran). {@code pageSlack}: the most bytes the lane's row
+     * chains can take beyond its entries' rows, a page each but one row (0 with pages of one entry).
      */
     public record LaneMemory(long entries, long kvBytes, long scaleBytes, long stateBytes, long prefillPeak, long decodePeak,
-                             String precision, boolean sharedInLayer, boolean entriesExact, boolean exact) {
+                             String precision, boolean sharedInLayer, boolean entriesExact, boolean exact, long pageSlack) {
         public long steadyBytes() {
             return kvBytes + scaleBytes + stateBytes;
         }
@@ -87,8 +88,20 @@ public final class MemoryModel {
         return predict(s, context, context, dtype);
     }
 
-    /** A prompt of {@code prompt} tokens in one prefill step, then decode steps up to {@code context} tokens. */
+    /**
+     * A prompt of {@code prompt} tokens in one prefill step, then decode steps up to {@code context} tokens, with
+     * pages of one entry: the entries' own bytes.
+     */
     public static Report predict(Specialized s, long prompt, long context, String dtype) {
+        return predict(s, prompt, context, dtype, 1);
+    }
+
+    /**
+     * As above, for a runtime whose lanes take memory in pages of {@code entriesPerPage} entries (a key row and a value
+     * row each, {@code Lane.entriesPerPage} of its rows per page): each row chain in whole pages, as the runtime counts.
+     */
+    public static Report predict(Specialized s, long prompt, long context, String dtype, int entriesPerPage) {
+        if (entriesPerPage < 1) throw new IllegalArgumentException("entries per page must be positive, not " + entriesPerPage);
         if (prompt < 1 || prompt > context) throw new IllegalArgumentException("the prompt must be 1.." + context + " tokens, not " + prompt);
         int dtypeBytes = switch (dtype) {
             case "f32" -> 4;
@@ -97,14 +110,19 @@ public final class MemoryModel {
         };
         LaneShape shape = s.shape();
         LaneMemory[] perClass = new LaneMemory[s.classes().size()];
-        for (int c = 0; c < perClass.length; c++) perClass[c] = lane(s.classes().get(c), shape, prompt, context, dtypeBytes);
-        LaneMemory full = lane(null, shape, prompt, context, dtypeBytes);
+        for (int c = 0; c < perClass.length; c++) perClass[c] = lane(s.classes().get(c), shape, prompt, context, dtypeBytes, entriesPerPage);
+        LaneMemory full = lane(null, shape, prompt, context, dtypeBytes, entriesPerPage);
         LaneMemory[][] lanes = new LaneMemory[shape.layers()][shape.kvHeads()];
         for (int l = 0; l < shape.layers(); l++) {
             for (int h = 0; h < shape.kvHeads(); h++) lanes[l][h] = s.classOf()[l][h] < 0 ? full : perClass[s.classOf()[l][h]];
         }
         return new Report(s.root(), shape, prompt, context, dtype, dtypeBytes, lanes, full.steadyBytes(), shareCap(s, lanes, prompt, context),
                 modelStateBytes(s, context));
+    }
+
+    /** {@code n} entries in whole pages of {@code perPage}. */
+    static long paged(long n, int perPage) {
+        return (n + perPage - 1) / perPage * perPage;
     }
 
     /** The bytes of the sequence's per model states: each policy's, once for all its lane classes. */
@@ -148,7 +166,7 @@ public final class MemoryModel {
                 for (PolicyIr.State st : s.classes().get(c).states()) if (st.name().equals(state)) decl = st;
                 LaneMemory m = lanes[l][h];
                 double perEntry = m.entries() == 0 ? 0 : (double) m.steadyBytes() / m.entries();
-                fixedBytes += perEntry * Math.min(m.entries(), sh.fixed());
+                fixedBytes += perEntry * Math.min(m.entries(), sh.fixed()) + m.pageSlack();
                 most = Math.max(most, perEntry);
             }
         }
@@ -160,10 +178,13 @@ public final class MemoryModel {
     }
 
     /** One lane running {@code p} (null: the full cache) for a prompt of {@code n} tokens and {@code context} in all. */
-    static LaneMemory lane(PolicyIr p, LaneShape shape, long n, long context, int dtypeBytes) {
+    static LaneMemory lane(PolicyIr p, LaneShape shape, long n, long context, int dtypeBytes, int perPage) {
         int d = shape.headDim(), g = shape.group();
         long entryBytes = 2L * d * dtypeBytes;
-        if (p == null) return new LaneMemory(context, context * entryBytes, 0, 0, n * entryBytes, (context + 1) * entryBytes, "host", false, true, true);
+        if (p == null) {
+            return new LaneMemory(context, paged(context, perPage) * entryBytes, 0, 0, paged(n, perPage) * entryBytes, paged(context + 1, perPage) * entryBytes,
+                    "host", false, true, true, (perPage - 1) * entryBytes);
+        }
         Sizes sizes = new Sizes(p, n, context, shape.kvHeads());
         long e = sizes.steadyEntries();
         boolean shared = p.selection() == PolicyIr.Selection.LAYER;
@@ -242,7 +263,7 @@ public final class MemoryModel {
                 Storage to = part == Instr.Part.KEYS ? keys : values;
                 // a later rule over every entry decides every entry's format
                 if (st.scope() == Instr.Scope.ALL && at.standing()) to.clear();
-                to.rule(bits, st.axis(), group, covered);
+                to.rule(st.format(), bits, st.axis(), group, covered);
             }
         }
         for (Instr.Part part : Instr.Part.values()) {
@@ -254,13 +275,13 @@ public final class MemoryModel {
         }
         long kv, scales;
         if (storageExact || countBound) {
-            kv = keys.bytes(e, d, dtypeBytes) + values.bytes(e, d, dtypeBytes);
-            scales = keys.scaleBytes(e, d) + values.scaleBytes(e, d);
+            kv = keys.bytes(e, d, dtypeBytes, perPage) + values.bytes(e, d, dtypeBytes, perPage);
+            scales = keys.scaleBytes(e, d, perPage) + values.scaleBytes(e, d, perPage);
         } else {
             // which entries each rule finally covers depends on when handlers ran and on the data: at most every
             // entry at the largest format, and every entry with the most scales a rule gives one
-            kv = keys.boundBytes(e, d, dtypeBytes) + values.boundBytes(e, d, dtypeBytes);
-            scales = keys.boundScaleBytes(e, d) + values.boundScaleBytes(e, d);
+            kv = keys.boundBytes(e, d, dtypeBytes, perPage) + values.boundBytes(e, d, dtypeBytes, perPage);
+            scales = keys.boundScaleBytes(e, d, perPage) + values.boundScaleBytes(e, d, perPage);
         }
         String precision = keys.describe(e) + " / " + values.describe(e);
 
@@ -290,6 +311,13 @@ public final class MemoryModel {
         }
 
         boolean exact = sizes.entriesExact && storageExact && pagesExact;
+        long slack = keys.pageSlack(d, dtypeBytes, perPage) + values.pageSlack(d, dtypeBytes, perPage);
+        if (shared && perPage > 1) {
+            // a layer's lanes hold unequal shares of its entries, each chain in whole pages: the mean's pages and a page
+            // less one row per chain bound a lane, not say it
+            kv += slack;
+            exact = false;
+        }
 
         // transients
         long observed = sizes.observedQueries();
@@ -303,7 +331,8 @@ public final class MemoryModel {
         long scoresDecode = sizes.ranks(false) ? decodeEntries * 4 : 0;
         long perEntry = e == 0 ? entryBytes : (kv + scales + state) / Math.max(1, e);
         long decodePeak = kv + scales + state + Math.max(0, decodeEntries - e) * Math.max(perEntry, entryBytes) + decodeRows + scoresDecode;
-        return new LaneMemory(e, kv, scales, state, Math.max(prefillPeak, kv + scales + state), decodePeak, precision, shared, sizes.entriesExact, exact);
+        return new LaneMemory(e, kv, scales, state, Math.max(prefillPeak, kv + scales + state), decodePeak, precision, shared, sizes.entriesExact, exact,
+                slack);
     }
 
     /** Whether a handler's {@code store ... for S} at {@code bits} takes more bytes per entry than the 'otherwise' after it. */
@@ -324,27 +353,76 @@ public final class MemoryModel {
 
     /** Storage rules for keys or values, applied in order (later rules take entries from the host precision pool). */
     private static final class Storage {
-        private record Rule(int bits, Instr.QuantAxis axis, long group, long covered) {}
+        private record Rule(Instr.Format format, int bits, Instr.QuantAxis axis, long group, long covered) {
+            /** Whether its entries are rows of a row chain (paged), not per-channel blocks. */
+            boolean rows() {
+                return bits >= 16 || axis == Instr.QuantAxis.TOKEN;
+            }
+
+            /** The runtime's chain its entries go to: one per format. */
+            String chain(int hostBytes) {
+                if (bits >= 16 && format.bits == hostBytes * 8 && (format != Instr.Format.BF16)) return "host";
+                return format + "/" + bits + "/" + axis + "/" + group;
+            }
+
+            /** Bytes of a row of this format: packed elements and, quantised, its scales. */
+            long rowBytes(int d) {
+                return (long) d * bits / 8 + (bits < 16 ? (d + Math.max(1, group) - 1) / Math.max(1, group) * SCALE_BYTES : 0);
+            }
+        }
 
         private final List<Rule> rules = new ArrayList<>();
 
-        void rule(int bits, Instr.QuantAxis axis, long group, long covered) {
-            rules.add(new Rule(bits, axis, group, covered));
+        void rule(Instr.Format format, int bits, Instr.QuantAxis axis, long group, long covered) {
+            rules.add(new Rule(format, bits, axis, group, covered));
+        }
+
+        /**
+         * Entries of each row chain rounded up to whole pages of {@code perPage}: {@code c[i]} entries of rule i become
+         * their share of their chain's rounded count (the host chain also takes what no rule covers, as {@code host}).
+         * Returns the rounded count per rule, the host's last.
+         */
+        private long[] paged(long[] c, long host, int hostBytes, int perPage) {
+            long[] out = new long[c.length + 1];
+            Map<String, Long> chain = new HashMap<>();
+            for (int i = 0; i < c.length; i++) if (rules.get(i).rows()) chain.merge(rules.get(i).chain(hostBytes), c[i], Long::sum);
+            chain.merge("host", host, Long::sum);
+            // each chain's rounding is given to its first rule (or the host)
+            java.util.Set<String> given = new java.util.HashSet<>();
+            for (int i = 0; i < c.length; i++) {
+                Rule r = rules.get(i);
+                out[i] = c[i];
+                if (!r.rows() || r.chain(hostBytes).equals("host")) continue;
+                if (given.add(r.chain(hostBytes))) out[i] += MemoryModel.paged(chain.get(r.chain(hostBytes)), perPage) - chain.get(r.chain(hostBytes));
+            }
+            out[c.length] = host + MemoryModel.paged(chain.get("host"), perPage) - chain.get("host");
+            return out;
+        }
+
+        /** The most bytes this part's row chains can take beyond their rows: a page less one row each. */
+        long pageSlack(int d, int hostBytes, int perPage) {
+            Map<String, Long> chains = new HashMap<>();
+            chains.put("host", (long) d * hostBytes);
+            for (Rule r : rules) if (r.rows()) chains.merge(r.chain(hostBytes), r.rowBytes(d), Math::max);
+            long t = 0;
+            for (long b : chains.values()) t += (perPage - 1) * b;
+            return t;
         }
 
         void clear() {
             rules.clear();
         }
 
-        /** At most: every entry at the largest of the host's and the rules' formats. */
-        long boundBytes(long e, int d, int hostBytes) {
+        /** At most: every entry at the largest of the host's and the rules' formats, each chain's last page full. */
+        long boundBytes(long e, int d, int hostBytes, int perPage) {
             long most = (long) d * hostBytes * 8;
             for (Rule r : rules) most = Math.max(most, (long) d * r.bits);
-            return e * most / 8;
+            return (e + (rules.size() + 1L) * (perPage - 1)) * most / 8;
         }
 
-        /** At most: every entry with the most scales any quantising rule gives an entry. */
-        long boundScaleBytes(long e, int d) {
+        /** At most: every entry with the most scales any quantising rule gives an entry, each chain's last page full. */
+        long boundScaleBytes(long e, int d, int perPage) {
+            e += (rules.size() + 1L) * (perPage - 1);
             long most = 0;
             for (Rule r : rules) {
                 if (r.bits >= 16) continue;
@@ -376,18 +454,21 @@ public final class MemoryModel {
             return c;
         }
 
-        long bytes(long e, int d, int hostBytes) {
+        long bytes(long e, int d, int hostBytes, int perPage) {
             long[] c = counts(e);
-            long total = 0, used = 0;
-            for (int i = 0; i < c.length; i++) {
-                total += c[i] * (long) d * rules.get(i).bits / 8;
-                used += c[i];
-            }
-            return total + Math.max(0, e - used) * d * hostBytes;
+            long used = 0;
+            for (long x : c) used += x;
+            long[] p = paged(c, Math.max(0, e - used), hostBytes, perPage);
+            long total = 0;
+            for (int i = 0; i < c.length; i++) total += p[i] * (long) d * rules.get(i).bits / 8;
+            return total + p[c.length] * d * hostBytes;
         }
 
-        long scaleBytes(long e, int d) {
+        long scaleBytes(long e, int d, int perPage) {
             long[] c = counts(e);
+            long used = 0;
+            for (long x : c) used += x;
+            c = java.util.Arrays.copyOf(paged(c, Math.max(0, e - used), 0, perPage), c.length);
             long total = 0;
             for (int i = 0; i < c.length; i++) {
                 Rule r = rules.get(i);

@@ -143,4 +143,27 @@ class MemoryModelTest {
         assertEquals(-1, other.shareCap());
         assertEquals(FULL, other.totalSteady());
     }
+
+    @Test
+    void rowChainsTakeWholePages() {
+        // 500 entries in pages of 8: keys and values each in 63 pages, 504 rows of 256 B; the accumulator is a column of
+        // 500 floats, not paged. With pages of one entry, the entries' own bytes.
+        Frontend.Result r = Frontend.checkText("odd.kvp", """
+                policy odd() {
+                    state acc: f32 per token = 0
+                    on prefill, decode { acc += sum(attn, over: query, group) }
+                    on overflow(500) { keep top(acc, 500) }
+                }
+                """, null, LLAMA3);
+        org.junit.jupiter.api.Assertions.assertTrue(r.ok(), r.diagnostics().all().toString());
+        var s = Compilation.optimise(r.program(), "odd", Map.of(), Pipeline.Options.DEFAULT, (p, x) -> { });
+        var paged = MemoryModel.predict(s, 4096, 4096, "f16", 8).lanes()[0][0];
+        assertEquals(500, paged.entries());
+        assertEquals(504L * 512, paged.kvBytes());
+        assertEquals(500L * 4, paged.stateBytes());
+        assertEquals(7L * 512, paged.pageSlack());
+        assertEquals(500L * 512, MemoryModel.predict(s, 4096, 4096, "f16").lanes()[0][0].kvBytes());
+        // the full cache of 4095 entries: 512 pages of 8
+        assertEquals(4096L * 512, MemoryModel.predict(s, 4095, 4095, "f16", 8).fullBytesPerLane());
+    }
 }
