@@ -312,7 +312,7 @@ public final class MemoryModel {
 
         boolean exact = sizes.entriesExact && storageExact && pagesExact;
         long slack = keys.pageSlack(d, dtypeBytes, perPage) + values.pageSlack(d, dtypeBytes, perPage);
-        if (shared && perPage > 1) {
+        if (shared && perPage > 1 && sizes.ragged()) {
             // a layer's lanes hold unequal shares of its entries, each chain in whole pages: the mean's pages and a page
             // less one row per chain bound a lane, not say it
             kv += slack;
@@ -593,6 +593,17 @@ public final class MemoryModel {
             return null;
         }
 
+
+        /**
+         * Whether the layer's lanes can hold different numbers of entries: a selection shares a count among them
+         * ({@code top(s, n, per head at least m)}, a score over [head, token]); one over [token] picks the same for all.
+         */
+        boolean ragged() {
+            for (Instr.Def d : defs.values()) {
+                if (d.op() instanceof Op.Rank && d.type() instanceof Ty.SetTy st && st.perHead()) return true;
+            }
+            return false;
+        }
 
         /** Whether any handler can remove entries (keep, evict). */
         boolean removesEntries() {
