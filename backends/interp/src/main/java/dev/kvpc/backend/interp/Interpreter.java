@@ -18,8 +18,9 @@ import java.util.*;
  *       run first and attention is computed over the attend set; at prefill and chunk, attention over the lane,
  *       causal, is computed when first read.</li>
  * </ol>
- * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis. A policy with
- * {@code per model} state settles (overflow handlers, standing stores) after the step's last layer, in layer order.
+ * Lanes of a layer whose policy selects per layer run their handlers together, with a head axis. Within a layer, every
+ * lane's (or group's) event opens before any finishes, as in the runtime. A policy with {@code per model} state
+ * settles (overflow handlers, standing stores) after the step's last layer, in layer order.
  * The attention outputs recorded are those of the step's last query, per query head.
  */
 public final class Interpreter {
@@ -180,14 +181,23 @@ public final class Interpreter {
                     boolean perLayer = c >= 0 && code.get(c).policy().selection() == PolicyIr.Selection.LAYER;
                     groups.computeIfAbsent(perLayer ? c : -2 - h, k -> new ArrayList<>()).add(lanes[l][h]);
                 }
+                // the order of a layer's events, as the runtime takes them: every group's event opens (at decode, its
+                // attending handlers run), in KV-head order; then each finishes, attention first, in the same order
+                List<ClassCode> codes = new ArrayList<>();
+                List<ExecContext> opened = new ArrayList<>();
                 for (List<LaneState> g : groups.values()) {
                     int c = program.classOf()[l][g.getFirst().kvHead];
                     ClassCode cc = c < 0 ? null : code.get(c);
-                    ExecContext ctx = startEvent(cc, g, l, event, positions, decodeStep, start + count, trace::query, positions.length, rope,
-                            cc == null ? null : modelCells(null, c));
+                    codes.add(cc);
+                    opened.add(startEvent(cc, g, l, event, positions, decodeStep, start + count, trace::query, positions.length, rope,
+                            cc == null ? null : modelCells(null, c)));
+                }
+                for (int gi = 0; gi < opened.size(); gi++) {
+                    ClassCode cc = codes.get(gi);
+                    ExecContext ctx = opened.get(gi);
                     finishEvent(cc, ctx, event, decodeStep, true);
                     if (cc != null && EventOrder.settlesAfterLastLayer(cc.policy())) unsettled.add(() -> settleEvent(cc, ctx, event));
-                    for (LaneState lane : g) {
+                    for (LaneState lane : ctx.lanes) {
                         outputs[l][lane.kvHead] = ctx.outputs.get(lane.kvHead);
                         attended[l][lane.kvHead] = ctx.attendedPositions.get(lane.kvHead);
                     }

@@ -203,4 +203,23 @@ class ModelStateTest {
         assertArrayEquals(new int[] {2, 5, 8}, r.steps().get(1).lanes()[1][0].attended());
         assertArrayEquals(new int[] {2, 5, 8}, r.steps().get(1).lanes()[1][1].attended());
     }
+
+    @Test
+    void aLayersEventsAllOpenBeforeAnyFinishes() {
+        // at a decode step every lane of a layer chooses its attend set before any lane's other handlers run: head 1
+        // does not see the cell head 0 sets after its attention in the same step, only from the next step on
+        Result r = run("opened", """
+                policy opened() {
+                    state w: f32[layer] per model
+                    on decode {
+                        attend last(w > 0.5 ? 2 : 4)
+                    }
+                    on decode {
+                        w = 1.0
+                    }
+                }
+                """, PolicyText.trace(9, 8, 2));
+        assertArrayEquals(new int[] {5, 6, 7, 8}, r.steps().get(1).lanes()[0][1].attended());
+        assertArrayEquals(new int[] {8, 9}, r.steps().get(2).lanes()[0][1].attended());
+    }
 }
