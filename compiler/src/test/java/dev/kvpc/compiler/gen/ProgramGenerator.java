@@ -168,6 +168,8 @@ public final class ProgramGenerator {
     private final List<St> states = new ArrayList<>();
     /** Reductions over every cell of a per model state, read like signals. */
     private final List<String> cellStats = new ArrayList<>();
+    /** Per model states whose cells an overflow budget may share a total by ({@code share(T, w)}). */
+    private final List<String> shareWeights = new ArrayList<>();
     private final List<Src> sources = new ArrayList<>();
     private String boolFn, floatFn;
 
@@ -380,6 +382,17 @@ public final class ProgramGenerator {
         return lit(betweenL(16, 2048));
     }
 
+    /**
+     * A budget that is a share of a total among a model state's cells plus a fixed part: at least the fixed part, at
+     * most both (literals, within the cap).
+     */
+    private K shareBudget() {
+        long cap = budgetCap > 0 ? budgetCap : 1024;
+        K fixed = lit(betweenL(12, Math.max(12, cap / 2)));
+        K total = lit(betweenL(0, Math.max(0, cap - fixed.hi)));
+        return new K("share(" + total.t + ", " + pick(shareWeights) + ") + " + par(fixed, P_ADD + 1), P_ADD, fixed.lo, total.hi + fixed.hi);
+    }
+
     private K budgetFn() {
         String f = fresh(pick("depth_budget", "pyramid", "layer_budget"));
         String doc = chance(0.5) ? "/// A budget for this lane's layer.\n" : "";
@@ -491,6 +504,8 @@ public final class ProgramGenerator {
             stateDecls.add("state " + n + ": f32" + cells + " per model" + (chance(0.5) ? "" : " = " + pick("0", "1.0")));
             states.add(new St(n, El.FLOAT, perLayer && kind == 1 ? ax(Ax.HEAD) : ax(), "model"));
             if (kind != 2) cellStats.add(pick("sum", "mean", "max", "min") + "(" + n + ", over: " + (kind == 0 ? "layer" : "layer, head") + ")");
+            // under per-layer selection a share is the layer's: weights per layer only
+            if (kind == 0 || kind == 1 && !perLayer) shareWeights.add(n);
         }
         if (!perLayer && chance(0.12)) {
             // one value per text position, shared by the policy's lanes (per KV head with a head axis): read and written
@@ -620,10 +635,11 @@ public final class ProgramGenerator {
 
     private void overflowHandler() {
         Block b = block(!observe, true, false);
-        K budget = budget();
+        boolean share = !shareWeights.isEmpty() && chance(0.8);
+        K budget = share ? shareBudget() : budget();
         int pre = pick(0, 0, 1, 2);
         for (int i = 0; i < pre; i++) stmt(b, 0, false);
-        finalKeep(b, budget);
+        finalKeep(b, budget, share);
         handlers.add(handler("on overflow(" + budget.t + ")", b));
     }
 
@@ -864,10 +880,11 @@ public final class ProgramGenerator {
     }
 
     /** The last keep of an overflow handler: at most {@code budget} entries, its protected part within it, non-empty. */
-    private void finalKeep(Block b, K budget) {
+    private void finalKeep(Block b, K budget, boolean linear) {
         long lo = budget.lo;
         String bt = par(budget, P_ADD);
-        int c = rnd.nextInt(12);
+        // a share's budget is a symbol: only keeps whose sizes are the budget less constants are proved against it
+        int c = linear ? pick(0, 1, 2, 4) : rnd.nextInt(12);
         switch (c) {
             case 0 -> {
                 K s = intIn(1, Math.max(1, Math.min(8, lo / 4)), "sinks");
