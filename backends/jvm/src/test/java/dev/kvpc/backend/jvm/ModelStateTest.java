@@ -1,14 +1,10 @@
 package dev.kvpc.backend.jvm;
 
-import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.PolicyText;
 import dev.kvpc.backend.interp.Result;
-import dev.kvpc.ir.Specialized;
 import dev.kvpc.runtime.trace.Trace;
 import org.junit.jupiter.api.Test;
 
-import java.util.Arrays;
-import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
@@ -20,11 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
  */
 class ModelStateTest {
     private static Result run(String root, String text, Trace t) {
-        Specialized s = PolicyText.optimise(root, text);
-        Result r = Interpreter.run(s, t);
-        PolicyCompilerTest.agree(s, List.of(t), root);
-        dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, root, null, CompiledOnLanes.runner(s));
-        return r;
+        return CompiledOnLanes.everyEngine(root, text, t);
     }
 
     private static double[] state(Result r, int step, int layer, int head, String name) {
@@ -32,9 +24,7 @@ class ModelStateTest {
     }
 
     private static int[] kept(Result r, int step, int layer, int head) {
-        int[] p = r.steps().get(step).lanes()[layer][head].positions().clone();
-        Arrays.sort(p);
-        return p;
+        return CompiledOnLanes.kept(r, step, layer, head);
     }
 
     @Test

@@ -1,15 +1,11 @@
 package dev.kvpc.backend.jvm;
 
-import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.PolicyText;
 import dev.kvpc.backend.interp.Result;
-import dev.kvpc.ir.Specialized;
 import dev.kvpc.runtime.exec.Prims;
 import dev.kvpc.runtime.trace.Trace;
 import org.junit.jupiter.api.Test;
 
-import java.util.Arrays;
-import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -23,17 +19,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class PrimitivesTest {
     private static Result run(String root, String text, Trace t) {
-        Specialized s = PolicyText.optimise(root, text);
-        Result r = Interpreter.run(s, t);
-        PolicyCompilerTest.agree(s, List.of(t), root);
-        dev.kvpc.backend.interp.RuntimeDifferentialTest.compare(s, t, root, null, CompiledOnLanes.runner(s));
-        return r;
+        return CompiledOnLanes.everyEngine(root, text, t);
     }
 
     private static int[] kept(Result r, int step) {
-        int[] p = r.steps().get(step).lanes()[0][0].positions().clone();
-        Arrays.sort(p);
-        return p;
+        return CompiledOnLanes.kept(r, step, 0, 0);
     }
 
     @Test
