@@ -1473,6 +1473,11 @@ final class TypeChecker {
         return null;
     }
 
+    /** Whether a per model state is one over tokens ({@code [token]}, {@code [head, token]}) rather than of cells. */
+    private static boolean overTokens(PolicyItem.State s) {
+        return s.type().axes().stream().anyMatch(a -> a.text().equals("token"));
+    }
+
     /** Whether the value of {@code e} depends on a per model state's cells (through let bindings too). */
     private static boolean readsModelState(Expr e, Ctx c) {
         return readsModelState(e, c, Collections.newSetFromMap(new IdentityHashMap<>()));
@@ -1485,7 +1490,7 @@ final class TypeChecker {
                 Sym s = c.lookup(n.name());
                 // a state over tokens is read at the lane's own entries: it has no other lanes' cells to reach
                 if (s instanceof Sym.State st) {
-                    yield st.state().scope().scope() == PolicyItem.Scope.MODEL && st.state().type().axes().stream().noneMatch(a -> a.text().equals("token"));
+                    yield st.state().scope().scope() == PolicyItem.Scope.MODEL && !overTokens(st.state());
                 }
                 yield s instanceof Sym.Local l && seen.add(l.let()) && readsModelState(l.let().value(), c, seen);
             }
@@ -1533,7 +1538,7 @@ final class TypeChecker {
         }
         if (!location) return true;
         PolicyItem.State st = modelState(x, c);
-        if (st != null && st.type().axes().stream().anyMatch(a -> a.text().equals("token"))) {
+        if (st != null && overTokens(st)) {
             diags.error(Code.E202, call.span(), "a per model state over tokens is read at the lane's entries: reduce it over token only",
                     new Note("'" + f + "(NAME, over: token)' reduces the values at the lane's entries' positions", null));
             return false;
@@ -1564,7 +1569,7 @@ final class TypeChecker {
         Type w = expr(pos.get(1), c);
         PolicyItem.State st = modelState(pos.get(1), c);
         if (w instanceof Type.Error) return Type.ERROR;
-        if (st == null || st.type().axes().isEmpty() || st.type().axes().stream().anyMatch(a -> a.text().equals("token"))) {
+        if (st == null || st.type().axes().isEmpty() || overTokens(st)) {
             diags.error(Code.E109, pos.get(1).span(), "share(total, w) shares a total by the cells of a per model state with a layer or head axis; this is not one",
                     new Note("declare e.g. 'state w: f32[layer] per model' and write each layer's weight into it", null));
             return Type.ERROR;

@@ -65,9 +65,13 @@ final class LaneView implements LaneContext {
         float[][] sums;
         /** The sequence's per model states of this class (null when it declares none). */
         ModelCells model;
-        /** Per model state reads and writes: the cells the event's view holds ({@link ModelCells#view}). */
-        int[] modelView(PolicyIr.State s) {
-            return model.view(s, layer, kvHeads, perLayer);
+        /** The text positions of the first lane's entries (-1 for the compensation entry), for a state over tokens. */
+        int[] positions(PolicyIr.State s) {
+            if (!s.overTokens()) return null;
+            Lane l = lanes.getFirst();
+            int[] p = new int[l.size()];
+            for (int i = 0; i < p.length; i++) p[i] = l.isCompensation(i) ? -1 : l.position(i);
+            return p;
         }
         /** Per lane, what became of its entries since the column sums were made (null: nothing yet). */
         SumTrail[] sumTrails;
@@ -1023,20 +1027,9 @@ final class LaneView implements LaneContext {
                 return layout(data, axes, dd, want);
             }
             case MODEL -> {
-                if (s.overTokens()) {
-                    // the values at the lane's entries' positions (per-lane selection: one lane)
-                    Lane l = lane0();
-                    int n = l.size(), cell = es.modelView(s)[0];
-                    double[] data = new double[n];
-                    for (int i = 0; i < n; i++) data[i] = es.model.at(s, cell, l.isCompensation(i) ? -1 : l.position(i));
-                    return layout(data, List.of(Axis.TOKEN), new int[] {n}, want);
-                }
-                double[] cells = es.model.cells(s);
-                int[] view = es.modelView(s);
-                double[] data = new double[view.length];
-                for (int i = 0; i < view.length; i++) data[i] = cells[view[i]];
+                double[] data = es.model.read(s, es.layer, es.kvHeads, es.perLayer, es.positions(s));
                 List<Axis> axes = s.axes(es.perLayer);
-                return layout(data, axes, axes.isEmpty() ? new int[0] : new int[] {view.length}, want);
+                return layout(data, axes, axes.isEmpty() ? new int[0] : new int[] {data.length}, want);
             }
             case LANE -> {
                 double[] data = new double[es.lanes.size() * per];
@@ -1127,19 +1120,11 @@ final class LaneView implements LaneContext {
                 case SUB -> current[i] - next[i];
                 case MUL -> current[i] * next[i];
             };
-            next[i] = s.type().elem() == Ty.Elem.INT ? (long) v : s.type().elem() == Ty.Elem.FLOAT ? (float) v : v;
+            next[i] = s.type().elem().stored(v);
         }
         int per = es.stateWidth(s);
-        if (s.overTokens()) {
-            Lane l = lane0();
-            int cell = es.modelView(s)[0];
-            for (int i = 0; i < next.length; i++) es.model.set(s, cell, l.isCompensation(i) ? -1 : l.position(i), next[i]);
-            return;
-        }
         if (s.scope() == PolicyIr.StateScope.MODEL) {
-            double[] cells = es.model.cells(s);
-            int[] view = es.modelView(s);
-            for (int i = 0; i < view.length; i++) cells[view[i]] = next[i];
+            es.model.write(s, es.layer, es.kvHeads, es.perLayer, es.positions(s), next);
             return;
         }
         if (s.scope() == PolicyIr.StateScope.LANE) {

@@ -42,6 +42,56 @@ public final class ModelCells {
         return (a.contains(Axis.LAYER) ? layers : 1) * (a.contains(Axis.HEAD) ? heads : 1);
     }
 
+    /**
+     * What an event's lanes read of a state, in the order of their view ({@link PolicyIr.State#axes}): their cells,
+     * or for a state over tokens the values at the lane's entries' {@code positions} (-1 for the compensation entry;
+     * null for a state of cells).
+     */
+    public double[] read(PolicyIr.State s, int layer, int[] kvHeads, boolean perLayer, int[] positions) {
+        int[] view = view(s, layer, kvHeads, perLayer);
+        double[] out;
+        if (s.overTokens()) {
+            out = new double[positions.length];
+            for (int i = 0; i < out.length; i++) out[i] = at(s, view[0], positions[i]);
+        } else {
+            double[] cells = cells(s);
+            out = new double[view.length];
+            for (int i = 0; i < out.length; i++) out[i] = cells[view[i]];
+        }
+        return out;
+    }
+
+    /** Writes {@code values} (in the order {@link #read} gives, as the state holds them) to what the lanes read. */
+    public void write(PolicyIr.State s, int layer, int[] kvHeads, boolean perLayer, int[] positions, double[] values) {
+        int[] view = view(s, layer, kvHeads, perLayer);
+        if (s.overTokens()) {
+            for (int i = 0; i < values.length; i++) set(s, view[0], positions[i], values[i]);
+        } else {
+            double[] cells = cells(s);
+            for (int i = 0; i < view.length; i++) cells[view[i]] = values[i];
+        }
+    }
+
+    /**
+     * An event's initial values: each lane whose cell has not had its initial value yet gets {@code init}'s (one value,
+     * or one per lane; computed only when some lane needs it, null without an initial value). A state over tokens
+     * takes it as what its positions hold until written.
+     */
+    public void initialise(PolicyIr.State s, int layer, int[] kvHeads, java.util.function.Supplier<double[]> init) {
+        boolean[] claimed = new boolean[kvHeads.length];
+        boolean any = false;
+        for (int i = 0; i < kvHeads.length; i++) any |= claimed[i] = claimInit(s, layer, kvHeads[i]);
+        if (init == null || !any) return;
+        double[] v = init.get();
+        for (int i = 0; i < kvHeads.length; i++) {
+            if (!claimed[i]) continue;
+            int cell = cell(s, layer, kvHeads[i]);
+            double x = s.type().elem().stored(v.length == 1 ? v[0] : v[i]);
+            if (s.overTokens()) fill(s, cell, x);
+            else cells(s)[cell] = x;
+        }
+    }
+
     /** The value of a state over tokens at a text position (0 at the compensation entry's, -1). */
     public double at(PolicyIr.State s, int cell, int position) {
         if (position < 0) return 0;
@@ -50,12 +100,12 @@ public final class ModelCells {
     }
 
     /** Sets the value of a state over tokens at a text position (the compensation entry's, -1, holds none). */
-    public void set(PolicyIr.State s, int cell, int position, double v) {
+    private void set(PolicyIr.State s, int cell, int position, double v) {
         if (position >= 0) row(s, cell, position)[position] = v;
     }
 
     /** What a position of a state over tokens holds until written: the cell's initial value. */
-    public void fill(PolicyIr.State s, int cell, double v) {
+    private void fill(PolicyIr.State s, int cell, double v) {
         fills.computeIfAbsent(s.name(), k -> new double[count(s)])[cell] = v;
     }
 
@@ -100,7 +150,7 @@ public final class ModelCells {
      * Whether the lane's cell still needs its initial value: true once per cell, at the first event of a lane it
      * belongs to (the caller then writes it).
      */
-    public boolean claimInit(PolicyIr.State s, int layer, int kvHead) {
+    private boolean claimInit(PolicyIr.State s, int layer, int kvHead) {
         BitSet done = initialised.computeIfAbsent(s.name(), k -> new BitSet());
         int c = cell(s, layer, kvHead);
         if (done.get(c)) return false;
@@ -127,11 +177,6 @@ public final class ModelCells {
         double acc = fn.identity();
         for (double c : cells) acc = fn.fold(acc, c);
         return fn.finish(acc, cells.length);
-    }
-
-    /** A value as the state holds it ({@link dev.kvpc.ir.Ty.Elem#stored}). */
-    public static double stored(PolicyIr.State s, double v) {
-        return s.type().elem().stored(v);
     }
 
     private static double positive(double c) {

@@ -459,19 +459,7 @@ public final class NativeRunner implements PolicyRunner {
     /** A model state's init value, given to each cell of the event's lanes at the first event of a lane it belongs to. */
     private static void initModelState(ClassInfo ci, LaneView.EventState es, PolicyIr.State s) {
         Integer init = ci.inits().get(s.name());
-        boolean[] claimed = new boolean[es.kvHeads.length];
-        boolean any = false;
-        for (int i = 0; i < es.kvHeads.length; i++) any |= claimed[i] = es.model.claimInit(s, es.layer, es.kvHeads[i]);
-        if (init == null || !any) return;
-        double[] v = ci.code().run(init, new LaneView(es));
-        double[] cells = s.overTokens() ? null : es.model.cells(s);
-        for (int i = 0; i < es.kvHeads.length; i++) {
-            if (!claimed[i]) continue;
-            int cell = es.model.cell(s, es.layer, es.kvHeads[i]);
-            double x = ModelCells.stored(s, v.length == 1 ? v[0] : v[i]);
-            if (s.overTokens()) es.model.fill(s, cell, x);
-            else cells[cell] = x;
-        }
+        es.model.initialise(s, es.layer, es.kvHeads, init == null ? null : () -> ci.code().run(init, new LaneView(es)));
     }
 
     static Ty.Tensor resultType(Computation c) {

@@ -254,11 +254,20 @@ final class ExecContext {
 
     // ---------------------------------------------------------------- state
 
-    /** The model state's cells this event's view holds. */
-    int[] modelView(PolicyIr.State s) {
+    /** The KV heads of the event's lanes. */
+    int[] kvHeads() {
         int[] heads = new int[lanes.size()];
         for (int i = 0; i < heads.length; i++) heads[i] = lanes.get(i).kvHead;
-        return model.view(s, layer, heads, perLayer);
+        return heads;
+    }
+
+    /** The text positions of the first lane's entries (-1 for the compensation entry), for a state over tokens. */
+    private int[] positions(PolicyIr.State s) {
+        if (!s.overTokens()) return null;
+        List<LaneState.Entry> es = lane0().entries;
+        int[] p = new int[es.size()];
+        for (int i = 0; i < p.length; i++) p[i] = es.get(i).compensation ? -1 : es.get(i).pos;
+        return p;
     }
 
     /** A statistic over a model state's cells ({@link dev.kvpc.ir.Op.ModelStat}), by the runtime's one rule. */
@@ -273,20 +282,9 @@ final class ExecContext {
         for (Axis a : extra) per *= extent(a);
         switch (s.scope()) {
             case MODEL -> {
-                if (s.overTokens()) {
-                    // the values at the lane's entries' positions (per-lane selection: one lane)
-                    int cell = modelView(s)[0];
-                    List<LaneState.Entry> es = lane0().entries;
-                    double[] data = new double[es.size()];
-                    for (int i = 0; i < data.length; i++) data[i] = model.at(s, cell, es.get(i).compensation ? -1 : es.get(i).pos);
-                    return new Tensor(s.type().elem(), List.of(Axis.TOKEN), new int[] {data.length}, data);
-                }
-                double[] cells = model.cells(s);
-                int[] view = modelView(s);
-                double[] data = new double[view.length];
-                for (int i = 0; i < view.length; i++) data[i] = cells[view[i]];
+                double[] data = model.read(s, layer, kvHeads(), perLayer, positions(s));
                 List<Axis> axes = s.axes(perLayer);
-                return new Tensor(s.type().elem(), axes, axes.isEmpty() ? new int[0] : new int[] {view.length}, data);
+                return new Tensor(s.type().elem(), axes, axes.isEmpty() ? new int[0] : new int[] {data.length}, data);
             }
             case TOKEN -> {
                 checkAligned();
@@ -433,16 +431,8 @@ final class ExecContext {
         if (!shaped.axes.equals(current.axes)) throw new InterpreterException("value for state " + name + " has axes " + next.axes);
         double[] d = shaped.data.clone();
         for (int i = 0; i < d.length; i++) d[i] = s.type().elem().stored(d[i]);
-        if (s.overTokens()) {
-            int cell = modelView(s)[0];
-            List<LaneState.Entry> es = lane0().entries;
-            for (int i = 0; i < d.length; i++) model.set(s, cell, es.get(i).compensation ? -1 : es.get(i).pos, d[i]);
-            return;
-        }
         if (s.scope() == PolicyIr.StateScope.MODEL) {
-            double[] cells = model.cells(s);
-            int[] view = modelView(s);
-            for (int i = 0; i < view.length; i++) cells[view[i]] = d[i];
+            model.write(s, layer, kvHeads(), perLayer, positions(s), d);
             return;
         }
         if (s.scope() == PolicyIr.StateScope.LANE) {

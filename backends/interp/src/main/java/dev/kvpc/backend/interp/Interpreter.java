@@ -330,19 +330,7 @@ public final class Interpreter {
             if (s.scope() == PolicyIr.StateScope.MODEL) {
                 // each cell takes its init value at the first event of a lane it belongs to
                 Code init = cc.stateInits().get(s.name());
-                boolean[] claimed = new boolean[ctx.lanes.size()];
-                boolean any = false;
-                for (int i = 0; i < claimed.length; i++) any |= claimed[i] = ctx.model.claimInit(s, ctx.layer, ctx.lanes.get(i).kvHead);
-                if (init == null || !any) continue;
-                Tensor v = (Tensor) init.call(ctx);
-                for (int i = 0; i < claimed.length; i++) {
-                    if (!claimed[i]) continue;
-                    int cell = ctx.model.cell(s, ctx.layer, ctx.lanes.get(i).kvHead);
-                    double x = ModelCells.stored(s, v.data.length == 1 ? v.data[0] : v.data[i]);
-                    // a state over tokens: what its positions hold until written
-                    if (s.overTokens()) ctx.model.fill(s, cell, x);
-                    else ctx.model.cells(s)[cell] = x;
-                }
+                ctx.model.initialise(s, ctx.layer, ctx.kvHeads(), init == null ? null : () -> ((Tensor) init.call(ctx)).data);
                 continue;
             }
             if (s.scope() == PolicyIr.StateScope.LANE) {
