@@ -129,7 +129,7 @@ params : LPAREN (param (COMMA param)*)? RPAREN ;
 
 param : name=ident COLON typeName (IN lo=expr RANGE hi=expr)? (ASSIGN expr)? ;
 
-typeName : INT | FLOAT_T | BOOL | TABLE | ident ;
+typeName : INT | FLOAT_T | BOOL | TABLE (LBRACK ident RBRACK)? | ident ;
 
 // ---------------------------------------------------------------- expressions (first alternative binds tightest)
 
@@ -155,6 +155,7 @@ primary
   | ALL                                                # allSet
   | COMPENSATION                                       # compensationSet
   | (INT | FLOAT_T) LPAREN expr RPAREN                 # castExpr
+  | TABLE LBRACK axis=ident RBRACK LPAREN argList? RPAREN   # axisTableExpr
   | callee=ident LPAREN argList? RPAREN                # callExpr
   | ident                                              # nameExpr
   ;

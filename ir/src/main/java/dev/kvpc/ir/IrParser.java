@@ -350,6 +350,7 @@ public final class IrParser {
             case "signal" -> new Op.Signal(enumOf(Signal.class, w[1]));
             case "state" -> new Op.StateRead(w[1]);
             case "table" -> new Op.Table(unquote(text.substring(6).strip()));
+            case "vector" -> vector(w, 1);
             case "choose" -> new Op.Choose(ref(w[1]), ref(w[2]), ref(w[3]));
             case "reduce" -> new Op.Reduce(enumOf(Op.Red.class, w[1]), ref(w[2]), axesAfter(w, 4));
             case "pool" -> new Op.Pool(enumOf(Op.Red.class, w[1]), ref(w[2]), ref(w[4]), Axis.of(w[6]));
@@ -413,6 +414,16 @@ public final class IrParser {
         } catch (IllegalArgumentException ex) {
             throw new IrParseException(at, ex.getMessage());
         }
+    }
+
+    /** A vector constant from word {@code from} on: its extents joined by {@code x}, then its values. */
+    public static Op.Vector vector(String[] w, int from) {
+        String[] ds = w[from].split("x");
+        int[] dims = new int[ds.length];
+        for (int i = 0; i < ds.length; i++) dims[i] = Integer.parseInt(ds[i]);
+        double[] v = new double[w.length - from - 1];
+        for (int i = from + 1; i < w.length; i++) v[i - from - 1] = Double.parseDouble(w[i]);
+        return new Op.Vector(dims, v);
     }
 
     private static Object constant(String w) {

@@ -166,6 +166,7 @@ public final class IrPrinter {
             case Op.Signal s -> "signal " + s.signal().word();
             case Op.StateRead s -> "state " + s.name();
             case Op.Table t -> "table " + quote(t.file());
+            case Op.Vector v -> "vector " + vectorText(v);
             case Op.Map1 m -> m.fn().word() + " %" + m.x();
             case Op.Map2 m -> m.fn().word() + " %" + m.a() + " %" + m.b();
             case Op.Choose c -> "choose %" + c.cond() + " %" + c.a() + " %" + c.b();
@@ -187,6 +188,15 @@ public final class IrPrinter {
             case Op.KernelStat k -> "kernelstat " + k.input().word() + " " + k.fn().word() + " over " + axes(k.over());
             case Op.ModelStat m -> "modelstat " + m.stat().word() + " " + m.state() + " over " + axes(m.over());
         };
+    }
+
+    /** A vector constant: its extents joined by {@code x}, then its values, comma-separated ({@code 2x3 1.0, ...}). */
+    public static String vectorText(Op.Vector v) {
+        StringBuilder sb = new StringBuilder();
+        int[] dims = v.dims();
+        for (int i = 0; i < dims.length; i++) sb.append(i == 0 ? "" : "x").append(dims[i]);
+        for (int i = 0; i < v.size(); i++) sb.append(i == 0 ? " " : ", ").append(v.at(i));
+        return sb.toString();
     }
 
     static String constText(Object v) {

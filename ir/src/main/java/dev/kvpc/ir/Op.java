@@ -44,6 +44,55 @@ public sealed interface Op {
         public List<Integer> operands() { return List.of(); }
     }
 
+    /**
+     * A lane constant that is not a scalar: a table specialised to the lane, where the lane still has an axis of it.
+     * A channel table ({@code table[channel]}) gives its row at the lane's cell, float [channel]; under per-layer
+     * selection a table gives the layer's heads, float [head] or [head, channel]. {@code dims} are the extents of
+     * those axes, the values row-major; both are compared by content.
+     */
+    record Vector(int[] dims, double[] values) implements Op {
+        public Vector {
+            dims = dims.clone();
+            values = values.clone();
+            int n = 1;
+            for (int d : dims) n *= d;
+            if (n != values.length) throw new IllegalArgumentException("a vector of " + java.util.Arrays.toString(dims) + " holds " + n + " values, not " + values.length);
+        }
+
+        public int[] dims() {
+            return dims.clone();
+        }
+
+        public double[] values() {
+            return values.clone();
+        }
+
+        public int size() {
+            return values.length;
+        }
+
+        public double at(int i) {
+            return values[i];
+        }
+
+        public List<Integer> operands() { return List.of(); }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Vector v && java.util.Arrays.equals(dims, v.dims) && java.util.Arrays.equals(values, v.values);
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * java.util.Arrays.hashCode(dims) + java.util.Arrays.hashCode(values);
+        }
+
+        @Override
+        public String toString() {
+            return "Vector" + java.util.Arrays.toString(dims) + java.util.Arrays.toString(values);
+        }
+    }
+
     /** Elementwise op of one operand. */
     record Map1(Fn1 fn, int x) implements Op {
         public List<Integer> operands() { return List.of(x); }

@@ -226,6 +226,12 @@ public final class Verifier {
             case Op.ModelStat m -> {
                 if (!states.contains(m.state())) problem("%" + d.id() + ": reads undeclared state " + m.state());
             }
+            case Op.Vector v -> {
+                if (!(d.type() instanceof Ty.Tensor t && t.elem() == Ty.Elem.FLOAT && t.axes().size() == v.dims().length
+                        && t.axes().stream().allMatch(a -> a == Axis.HEAD || a == Axis.CHANNEL))) {
+                    problem("%" + d.id() + ": a vector constant of " + v.dims().length + " axes is float over [head] or [channel] or both, not " + d.type().show());
+                }
+            }
             case Op.Const c -> {
                 boolean ok = d.type() instanceof Ty.Tensor t && t.isScalar() && switch (t.elem()) {
                     case INT -> c.value() instanceof Long;

@@ -33,10 +33,18 @@ public sealed interface Expr {
     record Cast(ScalarKind to, Expr operand, Span span) implements Expr {}
 
     /** A call of a builtin or a user function; {@code over} is null when no {@code over:} clause was written. */
-    record Call(Name callee, List<Arg> args, List<Name> over, Span span) implements Expr {
+    /**
+     * {@code callee(args, over: ...)}; {@code axis} is the bracketed axis of {@code table[channel]("f.tsv")}, null
+     * for every other call.
+     */
+    record Call(Name callee, List<Arg> args, List<Name> over, Name axis, Span span) implements Expr {
         public Call {
             args = List.copyOf(args);
             over = over == null ? null : List.copyOf(over);
+        }
+
+        public Call(Name callee, List<Arg> args, List<Name> over, Span span) {
+            this(callee, args, over, null, span);
         }
     }
 

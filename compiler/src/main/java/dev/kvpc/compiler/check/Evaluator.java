@@ -12,7 +12,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 
 /**
  * Evaluates expressions for one lane at compile time: parameters and the model shape are constants, {@code layer}
@@ -25,14 +25,14 @@ final class Evaluator {
     private final ModelShape model;
     private final int layer, head;
     private final Map<String, Decl> decls;
-    private final Function<Expr.StringLit, Val> tableLoader;
+    private final BiFunction<Expr.StringLit, Boolean, Val> tableLoader;
     /** Called with each top/bottom/first/last count expression and its value (for the negative-count check). */
     private final BiConsumer<Expr.Call, Val> onCount;
     /** Called with each integer sum, difference or product whose known value lies beyond 64 bits (it would wrap). */
     private final BiConsumer<Expr.Binary, Double> onOverflow;
     private int depth;
 
-    Evaluator(ModelShape model, int layer, int head, Map<String, Decl> decls, Function<Expr.StringLit, Val> tableLoader,
+    Evaluator(ModelShape model, int layer, int head, Map<String, Decl> decls, BiFunction<Expr.StringLit, Boolean, Val> tableLoader,
               BiConsumer<Expr.Call, Val> onCount, BiConsumer<Expr.Binary, Double> onOverflow) {
         this.model = model;
         this.layer = layer;
@@ -144,6 +144,7 @@ final class Evaluator {
 
     private Val laneValue(Val v) {
         if (v instanceof Val.Table t) {
+            if (t.channels()) return Val.UNKNOWN;
             if (layer < t.rows().length && head < t.rows()[layer].length) return Val.Num.of(t.rows()[layer][head], false);
             return Val.UNKNOWN;
         }
@@ -326,7 +327,7 @@ final class Evaluator {
                 yield new Val.SetV(len(), Lin.of(0), Lin.of(0), nonEmpty, null);
             }
             case TABLE -> {
-                if (pos.size() == 1 && pos.get(0) instanceof Expr.StringLit s) yield tableLoader.apply(s);
+                if (pos.size() == 1 && pos.get(0) instanceof Expr.StringLit s) yield tableLoader.apply(s, call.axis() != null);
                 yield Val.UNKNOWN;
             }
             case QUANTILE -> {

@@ -81,7 +81,7 @@ final class InstanceChecker {
     }
 
     private Evaluator evaluator(int layer, int head, Site site) {
-        return new Evaluator(model, layer, head, decls, s -> tables.load(s, site == null ? null : site.span()), (call, n) -> countCheck(call, n, site),
+        return new Evaluator(model, layer, head, decls, (s, channels) -> tables.load(s, site == null ? null : site.span(), channels), (call, n) -> countCheck(call, n, site),
                 (expr, x) -> report(site, Code.E205, expr.span(), "integer overflow: this is " + String.format(java.util.Locale.ROOT, "%.0f", x) + ", beyond the 64-bit range (the largest int is "
                         + Long.MAX_VALUE + "), where it would wrap around"));
     }
@@ -169,7 +169,7 @@ final class InstanceChecker {
             case "int" -> v instanceof Long || v instanceof Integer;
             case "float" -> v instanceof Number;
             case "bool" -> v instanceof Boolean;
-            case "table" -> v instanceof String;
+            case "table", "table[channel]" -> v instanceof String;
             default -> true;
         };
     }
@@ -188,8 +188,8 @@ final class InstanceChecker {
     }
 
     private Val tableParam(Decl.Param p, Val v, Site site) {
-        if (p.type().name().equals("table") && v instanceof Val.Str s) {
-            return tables.load(new Expr.StringLit(s.value(), s.span()), site == null ? null : site.span());
+        if (Tables.isTableType(p.type().name()) && v instanceof Val.Str s) {
+            return tables.load(new Expr.StringLit(s.value(), s.span()), site == null ? null : site.span(), Tables.isChannelTable(p.type().name()));
         }
         return v;
     }

@@ -18,7 +18,8 @@ import java.util.Map;
 
 /**
  * Calibration tables ({@code [layer, head]} numbers in TSV: one row per layer, one column per KV head, {@code #}
- * comment lines). Resolved relative to the file that names them, then in the bundled standard library; with a model
+ * comment lines; a channel table, {@code table[channel]}, has one row per (layer, KV head) pair, layer-major, and one
+ * column per channel). Resolved relative to the file that names them, then in the bundled standard library; with a model
  * shape known, {@code NAME.LxK.tsv} (L layers, K KV heads) is looked for before {@code NAME.tsv} in each place, so
  * that a table computed for a model of that shape ({@code kvpc heads}) is what a default names.
  */
@@ -34,12 +35,27 @@ public final class Tables {
         this.model = model;
     }
 
+    /** A table type's name: {@code table}, or {@code table[channel]} for a channel table. */
+    public static boolean isTableType(String typeName) {
+        return typeName.equals("table") || isChannelTable(typeName);
+    }
+
+    /** Whether a type's name is a channel table's, {@code table[channel]}. */
+    public static boolean isChannelTable(String typeName) {
+        return typeName.equals("table[channel]");
+    }
+
     /** Loads the table named by {@code name}; problems are reported at the string (or at {@code useSite}). */
     Val load(Expr.StringLit name, Span useSite) {
-        String key = name.span().file() + "|" + name.value();
+        return load(name, useSite, false);
+    }
+
+    /** Loads a table, a channel table when {@code channels}; problems are reported at the string. */
+    Val load(Expr.StringLit name, Span useSite, boolean channels) {
+        String key = name.span().file() + "|" + name.value() + "|" + channels;
         Val cached = cache.get(key);
         if (cached != null) return cached;
-        Val v = read(name);
+        Val v = read(name, channels ? Kind.CHANNELS : Kind.CELLS);
         cache.put(key, v);
         return v;
     }
@@ -55,12 +71,12 @@ public final class Tables {
             for (String name : names(file, model)) {
                 if (!Files.isRegularFile(e.getValue().resolve(name))) continue;
                 Tables t = new Tables(d, program, model);
-                Val v = t.read(new Expr.StringLit(file, new Span(e.getKey(), 1, 1, 1, 1, 0, 0)));
+                Val v = t.read(new Expr.StringLit(file, new Span(e.getKey(), 1, 1, 1, 1, 0, 0)), Kind.UNCHECKED);
                 if (v instanceof Val.Table tab) return tab.rows();
             }
         }
         Tables t = new Tables(d, program, model);
-        Val v = t.read(new Expr.StringLit(file, new Span("<none>", 1, 1, 1, 1, 0, 0)));
+        Val v = t.read(new Expr.StringLit(file, new Span("<none>", 1, 1, 1, 1, 0, 0)), Kind.UNCHECKED);
         if (v instanceof Val.Table tab) return tab.rows();
         throw new IllegalArgumentException(d.all().isEmpty() ? "cannot read table " + file : d.all().getFirst().message());
     }
@@ -73,7 +89,10 @@ public final class Tables {
         return List.of(stem + "." + model.layers() + "x" + model.kvHeads() + ext, file);
     }
 
-    private Val read(Expr.StringLit name) {
+    /** What a table's shape is checked against: a cell per lane, a row of channels per lane, or nothing (checked before). */
+    private enum Kind { CELLS, CHANNELS, UNCHECKED }
+
+    private Val read(Expr.StringLit name, Kind kind) {
         Span at = name.span();
         Path dir = program.dirs().get(at.file());
         String text = null;
@@ -122,7 +141,8 @@ public final class Tables {
             }
             if (!rows.isEmpty() && rows.getFirst().length != row.length) {
                 diags.error(Code.E502, at, "table " + shown + " line " + (i + 1) + " has " + row.length + " values, the first row has " + rows.getFirst().length,
-                        new Note("a table has one row per layer and one column per KV head", null));
+                        new Note(kind == Kind.CHANNELS ? "a channel table has one row per layer and KV head, and one column per channel"
+                                : "a table has one row per layer and one column per KV head", null));
                 return Val.UNKNOWN;
             }
             rows.add(row);
@@ -132,12 +152,19 @@ public final class Tables {
             return Val.UNKNOWN;
         }
         double[][] data = rows.toArray(double[][]::new);
-        if (model != null && (data.length != model.layers() || data[0].length != model.kvHeads())) {
+        if (model != null && kind == Kind.CHANNELS && (data.length != model.layers() * model.kvHeads() || data[0].length != model.headDim())) {
+            diags.error(Code.E503, at, "channel table " + shown + " is " + data.length + " x " + data[0].length + " but " + model.name() + " has "
+                    + model.layers() + " layers x " + model.kvHeads() + " KV heads = " + model.layers() * model.kvHeads() + " rows of "
+                    + model.headDim() + " channels",
+                    new Note("rows are (layer, KV head) pairs, layer 0 head 0 first, then layer 0 head 1; check against the model with --model", null));
+            return Val.UNKNOWN;
+        }
+        if (model != null && kind == Kind.CELLS && (data.length != model.layers() || data[0].length != model.kvHeads())) {
             diags.error(Code.E503, at, "table " + shown + " is " + data.length + " x " + data[0].length + " but " + model.name() + " has "
                     + model.layers() + " layers x " + model.kvHeads() + " KV heads",
                     new Note("check against the model with --model, or give a table computed for it", null));
             return Val.UNKNOWN;
         }
-        return new Val.Table(data, at);
+        return new Val.Table(data, kind == Kind.CHANNELS, at);
     }
 }

@@ -276,7 +276,7 @@ final class TypeChecker {
             if (p.defaultValue() != null) {
                 Ctx pc = new Ctx(Where.PARAM, scope);
                 Type dt = expr(p.defaultValue(), pc);
-                if (t instanceof Tensor && p.type().name().equals("table")) {
+                if (t instanceof Tensor && Tables.isTableType(p.type().name())) {
                     if (!(dt instanceof Type.Str) && !(dt instanceof Type.Error)) {
                         diags.error(Code.E200, p.defaultValue().span(), "a table parameter's default must be a file name in quotes, not " + dt.show());
                     }
@@ -298,8 +298,14 @@ final class TypeChecker {
             case "float" -> Type.FLOAT;
             case "bool" -> Type.BOOL;
             case "table" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
+            case "table[channel]" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL);
             default -> {
-                diags.error(Code.E100, t.span(), "unknown type '" + t.name() + "'", new Note("parameter types: int, float, bool, table", null));
+                if (t.name().startsWith("table[")) {
+                    diags.error(Code.E102, t.span(), "a table's cells are its layers and KV heads, with one value per channel as 'table[channel]'; not '"
+                            + t.name() + "'");
+                } else {
+                    diags.error(Code.E100, t.span(), "unknown type '" + t.name() + "'", new Note("parameter types: int, float, bool, table, table[channel]", null));
+                }
                 yield Type.ERROR;
             }
         };
@@ -506,7 +512,7 @@ final class TypeChecker {
                     diags.error(Code.E105, a.span(), "parameter '" + target.name().text() + "' is given twice");
                 }
                 Type pt = paramTypeQuiet(target.type());
-                if (target.type().name().equals("table")) {
+                if (Tables.isTableType(target.type().name())) {
                     if (!(vt instanceof Type.Str) && !(vt instanceof Type.Error) && !vt.equals(pt)) {
                         diags.error(Code.E200, value.span(), "a table argument is a file name in quotes or a table, not " + vt.show());
                     }
@@ -529,6 +535,7 @@ final class TypeChecker {
             case "float" -> Type.FLOAT;
             case "bool" -> Type.BOOL;
             case "table" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
+            case "table[channel]" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL);
             default -> Type.ERROR;
         };
     }
@@ -1225,6 +1232,14 @@ final class TypeChecker {
                 if (!(pos.get(0) instanceof Expr.StringLit)) {
                     if (!(s instanceof Type.Error)) diags.error(Code.E109, pos.get(0).span(), "table(...) takes a file name in quotes");
                     yield Type.ERROR;
+                }
+                if (call.axis() != null) {
+                    if (!call.axis().text().equals("channel")) {
+                        diags.error(Code.E102, call.axis().span(), "a table's cells are its layers and KV heads, with one value per channel as "
+                                + "'table[channel]'; not 'table[" + call.axis().text() + "]'");
+                        yield Type.ERROR;
+                    }
+                    yield Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL);
                 }
                 yield Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
             }

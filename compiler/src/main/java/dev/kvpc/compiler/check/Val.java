@@ -19,7 +19,8 @@ sealed interface Val {
     record Str(String value, Span span) implements Val {}
 
     /** A loaded calibration table, rows = layers, columns = KV heads. */
-    record Table(double[][] rows, Span span) implements Val {}
+    /** A calibration table: a cell per (layer, KV head), or with {@code channels} a row of channels per (layer, KV head). */
+    record Table(double[][] rows, boolean channels, Span span) implements Val {}
 
     /**
      * A token or page set, described by what budget checks need: the most entries it can hold, the fewest it holds

@@ -404,7 +404,7 @@ public final class Formatter {
                     });
                 }
                 if (c.over() != null) parts.add("over: " + c.over().stream().map(Name::text).collect(Collectors.joining(", ")));
-                yield c.callee().text() + "(" + String.join(", ", parts) + ")";
+                yield c.callee().text() + (c.axis() != null ? "[" + c.axis().text() + "]" : "") + "(" + String.join(", ", parts) + ")";
             }
         };
     }

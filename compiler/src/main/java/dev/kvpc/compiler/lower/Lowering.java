@@ -4,6 +4,7 @@ import dev.kvpc.compiler.ast.*;
 import dev.kvpc.compiler.check.Builtin;
 import dev.kvpc.compiler.check.CheckedProgram;
 import dev.kvpc.compiler.check.Sym;
+import dev.kvpc.compiler.check.Tables;
 import dev.kvpc.compiler.check.Type;
 import dev.kvpc.ir.*;
 import dev.kvpc.ir.Axis;
@@ -110,20 +111,22 @@ public final class Lowering {
         private List<PolicyIr.Param> params(List<Decl.Param> ps) {
             List<PolicyIr.Param> out = new ArrayList<>();
             for (Decl.Param p : ps) {
-                PolicyIr.ParamKind kind = PolicyIr.ParamKind.valueOf(p.type().name().toUpperCase(Locale.ROOT));
+                boolean table = Tables.isTableType(p.type().name());
+                PolicyIr.ParamKind kind = table ? PolicyIr.ParamKind.TABLE : PolicyIr.ParamKind.valueOf(p.type().name().toUpperCase(Locale.ROOT));
                 Computation init = null;
                 if (p.defaultValue() != null) {
-                    init = kind == PolicyIr.ParamKind.TABLE && p.defaultValue() instanceof Expr.StringLit s
-                            ? tableComp(s.value()) : comp(p.defaultValue());
+                    init = table && p.defaultValue() instanceof Expr.StringLit s
+                            ? tableComp(s.value(), Tables.isChannelTable(p.type().name())) : comp(p.defaultValue());
                 }
                 out.add(new PolicyIr.Param(p.name().text(), kind, init));
             }
             return out;
         }
 
-        private Computation tableComp(String file) {
+        private Computation tableComp(String file, boolean channels) {
             Builder b = new Builder(null);
-            int r = b.def(Ty.Tensor.of(Ty.Elem.FLOAT, List.of(Axis.LAYER, Axis.HEAD)), new Op.Table(file));
+            int r = b.def(Ty.Tensor.of(Ty.Elem.FLOAT, channels ? List.of(Axis.LAYER, Axis.HEAD, Axis.CHANNEL) : List.of(Axis.LAYER, Axis.HEAD)),
+                    new Op.Table(file));
             return new Computation(b.block(), r);
         }
 
@@ -214,7 +217,8 @@ public final class Lowering {
         }
 
         private Computation argComp(List<Decl.Param> params, Expr value, int idx) {
-            if (params.get(idx).type().name().equals("table") && value instanceof Expr.StringLit s) return tableComp(s.value());
+            String type = params.get(idx).type().name();
+            if (Tables.isTableType(type) && value instanceof Expr.StringLit s) return tableComp(s.value(), Tables.isChannelTable(type));
             return comp(value);
         }
 

@@ -333,6 +333,12 @@ final class AstBuilder {
                 boolean hasOver = c.argList() != null && c.argList().overClause() != null;
                 yield new Expr.Call(name(c.callee), args, hasOver ? over : null, span(c));
             }
+            case AxisTableExprContext c -> {
+                List<Name> over = new ArrayList<>();
+                List<Arg> args = c.argList() == null ? List.of() : argList(c.argList(), over);
+                boolean hasOver = c.argList() != null && c.argList().overClause() != null;
+                yield new Expr.Call(new Name(c.TABLE().getText(), span(c.TABLE().getSymbol(), c.TABLE().getSymbol())), args, hasOver ? over : null, name(c.axis), span(c));
+            }
             case NameExprContext n -> new Expr.NameRef(n.getText(), span(n));
             default -> throw new IllegalStateException("unknown primary " + p.getClass());
         };

@@ -72,8 +72,8 @@ public final class Loop {
     public record Bind(int id, Op source, Ty type) implements Stmt {
         public Bind {
             if (!(source instanceof Op.Signal || source instanceof Op.StateRead || source instanceof Op.KernelStat
-                    || source instanceof Op.ModelStat || source instanceof Op.Param || source instanceof Op.Table)) {
-                throw new IllegalArgumentException("a bind reads a signal, state, kernel statistic, parameter or table, not " + source);
+                    || source instanceof Op.ModelStat || source instanceof Op.Param || source instanceof Op.Table || source instanceof Op.Vector)) {
+                throw new IllegalArgumentException("a bind reads a signal, state, kernel statistic, vector constant, parameter or table, not " + source);
             }
         }
 
@@ -85,6 +85,7 @@ public final class Loop {
                 case Op.KernelStat k -> "kernelstat";
                 case Op.ModelStat m -> "modelstat";
                 case Op.Param p -> "param";
+                case Op.Vector v -> "vector";
                 default -> "table";
             };
         }
@@ -98,6 +99,7 @@ public final class Loop {
                 case Op.ModelStat m -> m.stat().word() + ":" + m.state() + ":" + String.join("+", m.over().stream().map(Axis::word).toList());
                 case Op.Param p -> p.name();
                 case Op.Table t -> t.file();
+                case Op.Vector v -> dev.kvpc.ir.IrPrinter.vectorText(v).replace(", ", ",").replace(' ', ',');
                 default -> throw new IllegalStateException();
             };
         }
@@ -121,6 +123,7 @@ public final class Loop {
                 }
                 case "param" -> new Op.Param(what);
                 case "table" -> new Op.Table(what);
+                case "vector" -> dev.kvpc.ir.IrParser.vector(what.split(","), 0);
                 default -> throw new IllegalArgumentException("unknown bind kind " + kind);
             };
         }

@@ -208,6 +208,7 @@ public final class LoopLowering {
             case Op.StateRead s -> out.add(new Bind(d.id(), s, type));
             case Op.Param p -> out.add(new Bind(d.id(), p, type));
             case Op.Table t -> out.add(new Bind(d.id(), t, type));
+            case Op.Vector v -> out.add(new Bind(d.id(), v, type));
             case Op.KernelStat k -> out.add(new Bind(d.id(), k, type));
             case Op.ModelStat m -> out.add(new Bind(d.id(), m, type));
             case Op.Map1 m -> elementwise(d, value(d), out);

@@ -59,6 +59,7 @@ public final class Cse {
             case Op.Const c -> false;
             case Op.Param p -> false;
             case Op.Table t -> false;
+            case Op.Vector v -> false;
             case Op.Signal s -> !s.signal().location();
             default -> true;
         };

@@ -19,6 +19,8 @@ public final class Fold {
 
     private final Lane lane;
     private final Map<Integer, Object> known = new HashMap<>();
+    /** Definitions holding a table the lane reads as a vector (channels, or heads): known whole, read at run time. */
+    private final java.util.Set<Integer> vectorTables = new java.util.HashSet<>();
 
     private Fold(Lane lane) {
         this.lane = lane;
@@ -78,6 +80,15 @@ public final class Fold {
 
     private Instr.Def def(Instr.Def d, PolicyIr.Selection sel) {
         Object v = value(d.op());
+        if (v instanceof double[][] t && d.type() instanceof Ty.Tensor tt
+                && (tt.axes().contains(Axis.CHANNEL) || sel == PolicyIr.Selection.LAYER && tt.axes().contains(Axis.HEAD))) {
+            // a table the lane still has an axis of (channels; heads under per-layer selection): whole for
+            // quantiles, the lane's part of it for everything at run time
+            known.put(d.id(), t);
+            vectorTables.add(d.id());
+            Op.Vector part = part(t, tt.axes().contains(Axis.CHANNEL), sel == PolicyIr.Selection.LAYER);
+            return new Instr.Def(d.id(), stripLocation(tt, sel), part);
+        }
         if (v instanceof double[][] t) {
             known.put(d.id(), t);
             // stays a table op while only quantiles need it whole; a lane read folds to its cell below
@@ -90,7 +101,7 @@ public final class Fold {
         Op op = d.op();
         // a table consumed by something that stays at run time is read at this lane's cell
         for (int o : op.operands()) {
-            if (known.get(o) instanceof double[][]) {
+            if (known.get(o) instanceof double[][] && !vectorTables.contains(o)) {
                 throw new IllegalStateException("%" + d.id() + " uses the table %" + o + " per entry; tables are lane constants");
             }
         }
@@ -151,12 +162,34 @@ public final class Fold {
     /** A known operand as a scalar: tables read at the lane's cell. */
     private Object scalar(int id) {
         Object v = known.get(id);
+        if (vectorTables.contains(id)) return null;
         if (v instanceof double[][] t) {
             if (lane.layer() < t.length && lane.head() < t[lane.layer()].length) return t[lane.layer()][lane.head()];
             throw new IllegalStateException("table is " + t.length + " x " + (t.length == 0 ? 0 : t[0].length)
                     + ", the lane is layer " + lane.layer() + " head " + lane.head());
         }
         return v;
+    }
+
+    /**
+     * The lane's part of a table: a channel table's row at the lane's cell (its rows are (layer, KV head) pairs,
+     * layer-major, of one value per channel), or under per-layer selection the layer's heads: their cells, or their
+     * rows of channels.
+     */
+    private Op.Vector part(double[][] t, boolean channels, boolean layerHeads) {
+        LaneShape s = lane.shape();
+        int heads = s.kvHeads(), d = s.headDim();
+        boolean fits = channels ? t.length == s.layers() * heads && Arrays.stream(t).allMatch(r -> r.length == d)
+                : t.length == s.layers() && Arrays.stream(t).allMatch(r -> r.length == heads);
+        if (!fits) {
+            throw new IllegalStateException("table is " + t.length + " x " + (t.length == 0 ? 0 : t[0].length) + ", the model has "
+                    + s.layers() + " layers x " + heads + " KV heads" + (channels ? " of " + d + " channels" : ""));
+        }
+        if (!layerHeads) return new Op.Vector(new int[] {d}, t[lane.layer() * heads + lane.head()]);
+        if (!channels) return new Op.Vector(new int[] {heads}, t[lane.layer()]);
+        double[] v = new double[heads * d];
+        for (int h = 0; h < heads; h++) System.arraycopy(t[lane.layer() * heads + h], 0, v, h * d, d);
+        return new Op.Vector(new int[] {heads, d}, v);
     }
 
     static Object map1(Op.Fn1 fn, Object x) {

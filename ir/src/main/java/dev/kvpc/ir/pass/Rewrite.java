@@ -17,6 +17,7 @@ final class Rewrite {
             case Op.Signal s -> s;
             case Op.StateRead s -> s;
             case Op.Table t -> t;
+            case Op.Vector v -> v;
             case Op.All a -> a;
             case Op.Compensation c -> c;
             case Op.KernelStat k -> k;

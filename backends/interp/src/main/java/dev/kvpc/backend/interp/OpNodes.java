@@ -64,6 +64,7 @@ final class OpNodes {
             case Op.Const k -> new Constant(Tensor.scalar(((Ty.Tensor) type).elem(), Interpreter.toDouble(k.value())));
             case Op.Param p -> new Fail("parameter " + p.name() + " was not specialised");
             case Op.Table t -> new Fail("table " + t.file() + " was not specialised");
+            case Op.Vector v -> new Constant(new Tensor(Ty.Elem.FLOAT, ((Ty.Tensor) type).axes(), v.dims(), v.values()));
             case Op.Slope s -> new Fail("slope outside an attention variant");
             case Op.Signal s -> new SignalNode(s.signal());
             case Op.StateRead s -> new StateRead(s.name());

@@ -31,6 +31,13 @@ public final class PolicyText {
         return Compilation.optimise(fr.program(), root, Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
     }
 
+    /** As {@link #optimise(String, String)}, with the text's files (tables) found in {@code dir}. */
+    public static Specialized optimise(String root, String text, java.nio.file.Path dir) {
+        Frontend.Result fr = Frontend.checkText(root + ".kvp", text, dir, PassPreservationTest.SMALL);
+        assertTrue(fr.ok(), fr.diagnostics().all().toString());
+        return Compilation.optimise(fr.program(), root, Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+    }
+
     /** A generated trace at the small shape: a prompt of {@code prompt} tokens, then {@code decode} decoded ones. */
     public static Trace trace(long seed, int prompt, int decode) {
         var shape = PassPreservationTest.SMALL;

@@ -51,6 +51,8 @@ public final class PolicyCompiler {
     private final Loop.Program program;
     private final String className;
     private final String source;
+    /** The vector constants the kernels read (channel tables' rows), each a static final field of the class. */
+    private final Map<Op.Vector, String> vectors = new LinkedHashMap<>();
 
     private PolicyCompiler(Loop.Program program, String className, String source) {
         this.program = program;
@@ -135,8 +137,33 @@ public final class PolicyCompiler {
             mv.visitEnd();
         }
         helpers(cw);
+        vectorFields(cw);
         cw.visitEnd();
         return cw.toByteArray();
+    }
+
+    /** The static final fields of the vector constants, filled once when the class initialises. */
+    private void vectorFields(ClassWriter cw) {
+        if (vectors.isEmpty()) return;
+        MethodVisitor mv = cw.visitMethod(ACC_STATIC, "<clinit>", "()V", null, null);
+        mv.visitCode();
+        for (Map.Entry<Op.Vector, String> e : vectors.entrySet()) {
+            cw.visitField(ACC_PRIVATE | ACC_STATIC | ACC_FINAL, e.getValue(), "[D", null, null).visitEnd();
+            Op.Vector v = e.getKey();
+            pushInt(mv, v.size());
+            mv.visitIntInsn(NEWARRAY, T_DOUBLE);
+            for (int i = 0; i < v.size(); i++) {
+                if (v.at(i) == 0 && Double.doubleToRawLongBits(v.at(i)) == 0) continue;
+                mv.visitInsn(DUP);
+                pushInt(mv, i);
+                mv.visitLdcInsn(v.at(i));
+                mv.visitInsn(DASTORE);
+            }
+            mv.visitFieldInsn(PUTSTATIC, className, e.getValue(), "[D");
+        }
+        mv.visitInsn(RETURN);
+        mv.visitMaxs(0, 0);
+        mv.visitEnd();
     }
 
     /** The {@code .kvp} file the handlers come from (their origin), else the file compiled. */
@@ -1013,6 +1040,7 @@ public final class PolicyCompiler {
                     axesOf(axes.get(b.id()));
                     ctx("modelStat");
                 }
+                case Op.Vector v -> mv.visitFieldInsn(GETSTATIC, className, vectors.computeIfAbsent(v, k -> "vector$" + vectors.size()), "[D");
                 default -> {
                     // a parameter or table left unspecialised: running it is an error, as the interpreter's is
                     mv.visitTypeInsn(NEW, "java/lang/IllegalStateException");

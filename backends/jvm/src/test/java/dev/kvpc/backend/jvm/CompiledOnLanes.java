@@ -26,7 +26,12 @@ final class CompiledOnLanes {
      * interpreter's events and on the runtime's lanes. The interpreter's result.
      */
     static Result everyEngine(String root, String text, Trace t) {
-        Specialized s = PolicyText.optimise(root, text);
+        return everyEngine(root, text, null, t);
+    }
+
+    /** As {@link #everyEngine(String, String, Trace)}, with the text's tables found in {@code dir}. */
+    static Result everyEngine(String root, String text, java.nio.file.Path dir, Trace t) {
+        Specialized s = PolicyText.optimise(root, text, dir);
         Result r = Interpreter.run(s, t);
         PolicyCompilerTest.agree(s, List.of(t), root);
         RuntimeDifferentialTest.compare(s, t, root, null, runner(s));
