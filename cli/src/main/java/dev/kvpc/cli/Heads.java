@@ -27,6 +27,9 @@ import java.util.Random;
  *   second-copy query head puts on the two.</li>
  *   <li><b>needle</b> (DuoAttention's retrieval gates): pass-key documents of the trained context; the score is the
  *   mean share of the question's attention (each of its tokens, each query head) on the statement of the key.</li>
+ *   <li><b>channels</b> (Double Sparsity's outlier channels): on the same documents, each channel's mean magnitude in
+ *   the logits, {@code |q_c| * |k_c|} averaged over every (query head, key) pair of the prompt, which is
+ *   {@code mean(|q_c|) * mean(|k_c|)}; the top share of each lane's channels are marked.</li>
  * </ul>
  */
 final class Heads {
@@ -52,10 +55,22 @@ final class Heads {
                 on prefill { mass = sum(attn, over: query, group) }
                 on overflow(1000000000) { keep top(mass, 1000000000) }
             }
+
+            /// Every entry holds the lane's row: each channel's |q_c| |k_c| averaged over the (query head, key) pairs.
+            policy channel_probe() {
+                observe all queries at prefill
+                state magnitude: f32[channel] per token = 0
+                on prefill { magnitude = mean(abs(q), over: query, group) * mean(abs(k), over: token) }
+                on overflow(1000000000) { keep top(sum(magnitude, over: channel), 1000000000) }
+            }
             """;
 
-    /** Per (layer, KV head): the copy score and the needle score, each a mean attention share in [0, 1]. */
-    record Scores(double[][] copy, double[][] needle, int copySamples, int needleSamples, int period, int context, double copyUniform) {
+    /**
+     * Per (layer, KV head): the copy score and the needle score, each a mean attention share in [0, 1], and each
+     * channel's mean magnitude in the logits ({@code channels[layer][head][channel]}).
+     */
+    record Scores(double[][] copy, double[][] needle, double[][][] channels, int copySamples, int needleSamples, int period, int context,
+                  double copyUniform) {
         /** The highest copy score. */
         double bestCopy() {
             double b = 0;
@@ -77,7 +92,8 @@ final class Heads {
         period = Math.max(2, Math.min(period, (context - lead) / 2));
         Random rnd = new Random(seed);
         double[][] copy = new double[layers][kvHeads], needle = new double[layers][kvHeads];
-        int total = 2 * samples, finished = 0;
+        double[][][] channels = new double[layers][kvHeads][m.weights().headSize];
+        int total = 3 * samples, finished = 0;
         PolicyRunner copyProbe = runner(m, "copy_probe", Map.of("period", (long) period, "first", (long) lead));
         for (int s = 0; s < samples; s++) {
             int[] ids = new int[lead + 2 * period];
@@ -95,6 +111,7 @@ final class Heads {
         List<String> fillers = Eval.fillers(m.text());
         int window = m.encode().apply(" What is the pass key? The pass key is").length;
         PolicyRunner needleProbe = runner(m, "needle_probe", Map.of("window", (long) window));
+        PolicyRunner channelProbe = runner(m, "channel_probe", Map.of());
         for (int s = 0; s < samples; s++) {
             double depth = (s + 0.5) / samples;
             Eval.Passkey doc = Eval.passkey(m.encode(), bos, rnd, fillers, context, depth);
@@ -102,11 +119,16 @@ final class Heads {
             double[][] got = run(m, needleProbe, doc.prompt(), "mass", p -> p >= from && p < to);
             for (int l = 0; l < layers; l++) for (int h = 0; h < kvHeads; h++) needle[l][h] += got[l][h] / ((double) window * group * samples);
             tick.done(++finished, total);
+            double[][][] row = firstRows(m, channelProbe, doc.prompt(), "magnitude");
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) for (int c = 0; c < row[l][h].length; c++) channels[l][h][c] += row[l][h][c] / samples;
+            }
+            tick.done(++finished, total);
         }
         // what a head attending evenly to every entry it sees would score: 2 of the p + 1 entries a query at p sees
         double uniform = 0;
         for (int i = 0; i < period; i++) uniform += 2.0 / (lead + period + i + 1) / period;
-        return new Scores(copy, needle, samples, samples, period, context, uniform);
+        return new Scores(copy, needle, channels, samples, samples, period, context, uniform);
     }
 
     private static PolicyRunner runner(Eval.Model m, String root, Map<String, Object> params) {
@@ -135,6 +157,45 @@ final class Heads {
             }
         }
         return out;
+    }
+
+    /** Runs {@code ids} as one prefill step; per lane, the first entry's row of the per-token state {@code state}. */
+    private static double[][][] firstRows(Eval.Model m, PolicyRunner runner, int[] ids, String state) {
+        int layers = m.weights().layers, kvHeads = m.weights().kvHeads, d = m.weights().headSize;
+        double[][][] out = new double[layers][kvHeads][d];
+        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), runner, pool)) {
+            e.prefill(ids, 0, ids.length);
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    float[] v = e.sequence().lane(l, h).state(state);
+                    for (int c = 0; c < d; c++) out[l][h][c] = v[c];
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Double Sparsity's channel table: per (layer, KV head), 1 for the {@code share} of channels (at least one) with
+     * the largest magnitude, 0 for the others; one row per lane, layer-major, as a channel table is read.
+     */
+    static double[][] markedChannels(double[][][] magnitude, double share) {
+        List<double[]> rows = new java.util.ArrayList<>();
+        for (double[][] layer : magnitude) {
+            for (double[] lane : layer) {
+                int d = lane.length, keep = Math.max(1, (int) Math.round(share * d));
+                Integer[] order = new Integer[d];
+                for (int c = 0; c < d; c++) order[c] = c;
+                java.util.Arrays.sort(order, (a, b) -> {
+                    int cmp = Double.compare(lane[b], lane[a]);
+                    return cmp != 0 ? cmp : Integer.compare(a, b);
+                });
+                double[] row = new double[d];
+                for (int i = 0; i < keep; i++) row[order[i]] = 1;
+                rows.add(row);
+            }
+        }
+        return rows.toArray(double[][]::new);
     }
 
     /**

@@ -16,10 +16,11 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
-@Command(name = "heads", description = {"Score each layer and KV head of a model and write the tables DuoAttention and RazorAttention read:",
-        "duo_gates.LxK.tsv (the share of a pass-key question's attention on the key) and razor_heads.LxK.tsv (the --share",
-        "of heads that attend most to the earlier copy of a repeated sequence). L and K are the model's layers and KV heads:",
-        "a table named so is what duo_attention and razor find by default for a model of that shape."})
+@Command(name = "heads", description = {"Score each layer and KV head of a model and write the tables DuoAttention, RazorAttention and Double Sparsity read:",
+        "duo_gates.LxK.tsv (the share of a pass-key question's attention on the key), razor_heads.LxK.tsv (the --share",
+        "of heads that attend most to the earlier copy of a repeated sequence) and ds_channels.LxK.tsv (the --channel-share of",
+        "each head's channels with the largest |q_c| |k_c| on the pass-key documents). L and K are the model's layers and KV",
+        "heads: a table named so is what duo_attention, razor and double_sparsity find by default for a model of that shape."})
 final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--model", paramLabel = "M", description = "A model (.gguf with its tokenizer, a llama2.c .bin with tok*.bin beside it, or a folder holding one); repeatable (default: the embedded model, and stories260K when present).")
     List<Path> models = new ArrayList<>();
@@ -32,6 +33,9 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
 
     @Option(names = "--share", paramLabel = "F", description = "The share of heads RazorAttention's table marks as retrieval heads, in (0, 1] (default 0.25).")
     double share = 0.25;
+
+    @Option(names = "--channel-share", paramLabel = "F", description = "The share of each head's channels Double Sparsity's table marks, in (0, 1] (default 0.25).")
+    double channelShare = 0.25;
 
     @Option(names = "--period", paramLabel = "N", description = "Length of the random sequence the copy probe repeats (default 64; at most half the trained context).")
     int period = 64;
@@ -48,6 +52,7 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
         if (period < 2) throw new CommandLine.ParameterException(spec.commandLine(), "--period must be at least 2");
         if (samples < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--samples must be at least 1");
         if (!(share > 0 && share <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--share is a fraction in (0, 1]");
+        if (!(channelShare > 0 && channelShare <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--channel-share is a fraction in (0, 1]");
         if (Files.exists(outDir) && !Files.isDirectory(outDir)) throw new CommandLine.ParameterException(spec.commandLine(), "--out: " + outDir + " is a file, not a directory");
         List<Eval.Model> ms = new ArrayList<>();
         Map<String, String> about = new LinkedHashMap<>();
@@ -59,7 +64,7 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
         }
         Files.createDirectories(outDir);
         for (Eval.Model m : ms) {
-            EvalCommand.Progress progress = new EvalCommand.Progress(err, m.name(), 2L * samples);
+            EvalCommand.Progress progress = new EvalCommand.Progress(err, m.name(), 3L * samples);
             progress.status("probing heads");
             Heads.Scores s = Heads.probe(m, samples, period, seed, (done, total) -> progress.tick());
             progress.done();
@@ -75,7 +80,14 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
                     + "earlier copy and the token after it; the top " + Math.round(share * 100) + "% of heads keep that score, the others 0.",
                     String.format(Locale.ROOT, "A head attending evenly would score %.4f; the best scores %.4f.", s.copyUniform(), s.bestCopy()), origin),
                     Heads.retrievalHeads(s.copy(), share)), StandardCharsets.UTF_8);
-            out.println(m.name() + ": " + duo + ", " + razor);
+            Path ds = outDir.resolve("ds_channels." + shape + ".tsv");
+            int d = m.weights().headSize, marked = Math.max(1, (int) Math.round(channelShare * d));
+            Files.writeString(ds, Heads.tsv(List.of("Double Sparsity channels for " + m.name() + ": per layer and KV head, 1 marks the " + marked + " of " + d
+                    + " channels with the largest |q_c| |k_c|", "averaged over every (query head, key) pair of " + s.needleSamples() + " pass-key documents of "
+                    + s.context() + " tokens; 0 for the others.", origin.replace(" --share " + share, " --share " + share + " --channel-share " + channelShare)
+                            .replace("rows are layers, columns KV heads.", "rows are (layer, KV head) pairs, layer 0 head 0 first; columns are channels.")),
+                    Heads.markedChannels(s.channels(), channelShare)), StandardCharsets.UTF_8);
+            out.println(m.name() + ": " + duo + ", " + razor + ", " + ds);
             out.println(table(s));
             out.printf(Locale.ROOT, "copy: %.4f for a head attending evenly; the best head %.4f%n", s.copyUniform(), s.bestCopy());
             if (s.bestCopy() < 2 * s.copyUniform()) {

@@ -76,6 +76,58 @@ class HeadsTest {
         assertEquals(0, one[0][0] + one[1][0] + one[1][1]);
     }
 
+    /**
+     * The channel probe on a hand-made trace: each lane's entries hold mean(|q_c|) * mean(|k_c|) over the prompt's
+     * query heads and keys; Double Sparsity's table marks the largest share of them per lane.
+     */
+    @Test
+    void theChannelProbeMeasuresEachChannelsMagnitude() throws Exception {
+        int n = 3, d = 4;
+        double[][][] k = new double[2][n][d], q = new double[2][n][d];
+        java.util.Random rnd = new java.util.Random(5);
+        StringBuilder sb = new StringBuilder("shape layers=1 heads=2 kv_heads=2 head_dim=" + d + "\nprefill\n");
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < 2; h++) {
+                for (int c = 0; c < d; c++) {
+                    k[h][t][c] = Math.round((rnd.nextDouble() * 4 - 2) * (c + 1)) / 4.0;
+                    q[h][t][c] = Math.round((rnd.nextDouble() * 4 - 2) * (d - c)) / 4.0;
+                }
+            }
+            sb.append("  layer 0 token ").append(t).append(" k ").append(row(k[0][t])).append(' ').append(row(k[1][t])).append(" v ")
+                    .append(row(new double[d])).append(' ').append(row(new double[d])).append(" q ").append(row(q[0][t])).append(" | ").append(row(q[1][t])).append('\n');
+        }
+        var runner = Heads.runner(new ModelShape("hand", 1, 2, 2, d), "channel_probe", Map.of());
+        double[][][] got = new double[1][2][d];
+        try (PagePool pool = new PagePool(); Sequence seq = new KvRuntime(new ModelSpec(1, 2, 2, d, Precision.F32), runner, pool, 1).newSequence()) {
+            TraceFeed.feed(seq, TraceText.parse(sb.toString()));
+            for (int h = 0; h < 2; h++) {
+                float[] m = seq.lane(0, h).state("magnitude");
+                for (int c = 0; c < d; c++) {
+                    double mq = 0, mk = 0;
+                    for (int t = 0; t < n; t++) {
+                        mq += Math.abs(q[h][t][c]) / n;
+                        mk += Math.abs(k[h][t][c]) / n;
+                    }
+                    // every entry holds the lane's row
+                    for (int i = 0; i < n; i++) assertEquals(mq * mk, m[i * d + c], 1e-6, "head " + h + " channel " + c + " entry " + i);
+                    got[0][h][c] = m[c];
+                }
+            }
+        }
+        double[][] marks = Heads.markedChannels(got, 0.5);
+        assertEquals(2, marks.length);
+        for (int h = 0; h < 2; h++) {
+            double[] row = got[0][h];
+            for (int c = 0; c < d; c++) {
+                int larger = 0;
+                for (double x : row) if (x > row[c]) larger++;
+                assertEquals(larger < 2 ? 1.0 : 0.0, marks[h][c], "head " + h + " channel " + c);
+            }
+        }
+        // at least one channel, whatever the share
+        assertEquals(1.0, java.util.Arrays.stream(Heads.markedChannels(got, 0.01)[0]).sum());
+    }
+
     /** The command on the embedded model: two tables of its shape, which duo_attention and razor then read. */
     @Test
     void theCommandWritesTablesThePoliciesRead(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
@@ -86,6 +138,13 @@ class HeadsTest {
             assertEquals(4, rows.size(), t);
             for (String row : rows) assertEquals(2, row.split("\t").length, t + ": " + row);
         }
+        // the channel table: a row per (layer, KV head) of 16 channels, 4 of them marked
+        java.util.List<String> ds = java.nio.file.Files.readAllLines(dir.resolve("ds_channels.4x2.tsv")).stream().filter(l -> !l.startsWith("#")).toList();
+        assertEquals(8, ds.size());
+        for (String row : ds) assertEquals(4.0, java.util.Arrays.stream(row.split("\t")).mapToDouble(Double::parseDouble).sum(), row);
+        CliRunner dsCheck = CliRunner.run("check", "--model", CliRunner.root().resolve("models/kvpc-tiny").toString(),
+                "--param", "channels=\"" + dir.resolve("ds_channels.4x2.tsv") + "\"", CliRunner.root().resolve("stdlib-policies/double_sparsity.kvp").toString());
+        assertEquals(0, dsCheck.code(), dsCheck.out() + dsCheck.err());
         CliRunner c = CliRunner.run("check", "--model", CliRunner.root().resolve("models/kvpc-tiny").toString(),
                 "--param", "gates=\"" + dir.resolve("duo_gates.4x2.tsv") + "\"", CliRunner.root().resolve("stdlib-policies/duo_attention.kvp").toString());
         assertEquals(0, c.code(), c.out() + c.err());

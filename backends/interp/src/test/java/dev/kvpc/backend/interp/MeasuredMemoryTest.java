@@ -43,6 +43,7 @@ class MeasuredMemoryTest {
             List<Path> programs = PassPreservationTest.programs();
             java.nio.file.Files.writeString(dir.resolve("duo_gates.tsv"), table(shape, 0.9, 0.1));
             java.nio.file.Files.writeString(dir.resolve("razor_heads.tsv"), table(shape, 0, 1.5));
+            java.nio.file.Files.writeString(dir.resolve("ds_channels.tsv"), PassPreservationTest.channelMarks(shape));
             for (Path p : programs) {
                 Frontend.Result r = Frontend.check(p, shape);
                 assertTrue(r.ok(), p + " for " + shapeText + ": " + r.diagnostics().all());

@@ -45,6 +45,7 @@ public class PassPreservationTest {
             Map.entry("razor", Map.of("sinks", 2L, "window", 12L)),
             Map.entry("cam", Map.of("budget", 24L, "recent", 6L)),
             Map.entry("quest", Map.of("page", 4L, "pages", 3L)),
+            Map.entry("double_sparsity", Map.of("tokens", 10L, "recent", 4L)),
             Map.entry("keyformer", Map.of("budget", 24L, "window", 4L)),
             Map.entry("d2o", Map.of("budget", 24L)),
             Map.entry("keydiff", Map.of("budget", 24L)),
@@ -79,7 +80,20 @@ public class PassPreservationTest {
         }
         Files.writeString(stdlib.resolve("duo_gates.tsv"), "0.9\t0.1\n0.2\t0.8\n");
         Files.writeString(stdlib.resolve("razor_heads.tsv"), "0\t1.5\n0\t0\n");
+        Files.writeString(stdlib.resolve("ds_channels.tsv"), channelMarks(SMALL));
         return out;
+    }
+
+    /** A channel table for {@code s} that marks a quarter of each lane's channels, a different quarter per lane. */
+    public static String channelMarks(ModelShape s) {
+        StringBuilder sb = new StringBuilder();
+        for (int l = 0; l < s.layers(); l++) {
+            for (int h = 0; h < s.kvHeads(); h++) {
+                for (int c = 0; c < s.headDim(); c++) sb.append(c > 0 ? "\t" : "").append((c + l + 2 * h) % 4 == 0 ? 1 : 0);
+                sb.append('\n');
+            }
+        }
+        return sb.toString();
     }
 
     static Path root() {
