@@ -10,8 +10,9 @@ import java.util.Map;
 
 /**
  * Constant folding for one lane: evaluates every definition whose operands are known (constants, parameters,
- * the lane's location and the model shape, tables) and replaces it by a constant. Tables stay whole while a
- * quantile needs them and are read at the lane's own cell everywhere else. The rest is left as it is.
+ * the lane's location and the model shape, tables) and replaces it by a constant. Quantiles read a table whole;
+ * everything else reads the lane's part of it: its cell, a channel table's row, or under per-layer selection the
+ * layer's heads ({@link Op.Vector}). The rest is left as it is.
  */
 public final class Fold {
     /** What is known at compile time for one lane. */
@@ -80,32 +81,21 @@ public final class Fold {
 
     private Instr.Def def(Instr.Def d, PolicyIr.Selection sel) {
         Object v = value(d.op());
-        if (v instanceof double[][] t && d.type() instanceof Ty.Tensor tt
-                && (tt.axes().contains(Axis.CHANNEL) || sel == PolicyIr.Selection.LAYER && tt.axes().contains(Axis.HEAD))) {
-            // a table the lane still has an axis of (channels; heads under per-layer selection): whole for
-            // quantiles, the lane's part of it for everything at run time
-            known.put(d.id(), t);
-            vectorTables.add(d.id());
-            Op.Vector part = part(t, tt.axes().contains(Axis.CHANNEL), sel == PolicyIr.Selection.LAYER);
-            return new Instr.Def(d.id(), stripLocation(tt, sel), part);
-        }
         if (v instanceof double[][] t) {
+            // a table: known whole (quantiles read all of it), and for everything at run time the lane's part of it:
+            // its cell, a constant; a channel table's row; under per-layer selection the layer's heads
             known.put(d.id(), t);
-            // stays a table op while only quantiles need it whole; a lane read folds to its cell below
-            return new Instr.Def(d.id(), d.type(), d.op());
+            Ty.Tensor tt = (Ty.Tensor) d.type();
+            boolean channels = tt.axes().contains(Axis.CHANNEL), layerHeads = sel == PolicyIr.Selection.LAYER;
+            if (!channels && !layerHeads) return new Instr.Def(d.id(), Ty.FLOAT, new Op.Const(scalar(d.id())));
+            vectorTables.add(d.id());
+            return new Instr.Def(d.id(), stripLocation(tt, sel), part(t, channels, layerHeads));
         }
         if (v != null) {
             known.put(d.id(), v);
             return new Instr.Def(d.id(), scalarType(v), new Op.Const(v));
         }
-        Op op = d.op();
-        // a table consumed by something that stays at run time is read at this lane's cell
-        for (int o : op.operands()) {
-            if (known.get(o) instanceof double[][] && !vectorTables.contains(o)) {
-                throw new IllegalStateException("%" + d.id() + " uses the table %" + o + " per entry; tables are lane constants");
-            }
-        }
-        return new Instr.Def(d.id(), d.type() instanceof Ty.Tensor t ? stripLocation(t, sel) : d.type(), op);
+        return new Instr.Def(d.id(), d.type() instanceof Ty.Tensor t ? stripLocation(t, sel) : d.type(), d.op());
     }
 
     static Ty.Tensor stripLocation(Ty.Tensor t, PolicyIr.Selection sel) {

@@ -104,6 +104,35 @@ class ChannelTableTest {
         });
     }
 
+    /**
+     * A table of cells read per entry under lane selection: the lane's cell weighs each entry's position (it used to
+     * stop specialisation, "uses the table per entry").
+     */
+    @Test
+    void aCellTableWeighsEntriesAtRunTime(@TempDir Path dir) throws IOException {
+        Trace t = dev.kvpc.backend.interp.PolicyText.trace(24, PROMPT, 1);
+        Result r = CompiledOnLanes.everyEngine("cellweight", """
+                policy cellweight(g: table = "cells.tsv") {
+                    on prefill {
+                        keep top(sum(abs(k), over: channel) + g * float(pos) within first(len - 1), 4) + last(1)
+                    }
+                }
+                """, tables(dir), t);
+        double[][] g = {{1.0, 0.25}, {2.0, 3.0}};
+        for (int l = 0; l < LAYERS; l++) {
+            for (int h = 0; h < HEADS; h++) {
+                int layer = l, head = h;
+                TreeSet<Integer> want = new TreeSet<>(best(PROMPT - 1, 4, p -> {
+                    double s = 0;
+                    for (float x : t.key(layer, p, head)) s += Math.abs(x);
+                    return s + g[layer][head] * p;
+                }));
+                want.add(PROMPT - 1);
+                assertArrayEquals(want.stream().mapToInt(Integer::intValue).toArray(), CompiledOnLanes.kept(r, 0, l, h), "lane " + l + "," + h);
+            }
+        }
+    }
+
     interface Score {
         double at(int layer, int head, int position);
     }
