@@ -297,11 +297,12 @@ public final class MemoryModel {
                     case TOKEN -> e;
                     case CHANNEL -> d;
                     case PAGE -> {
-                        // a page state is refreshed when read: it may still hold the pages of the most entries held
+                        // pages of the regular entries (a compensation entry is in none); a page state is refreshed
+                        // when read: it may still hold the pages of the most entries held
                         long page = Math.max(1, st.pageSize() == null ? 1 : sizes.computation(st.pageSize(), e));
-                        long now = (e + page - 1) / page, most = (Math.max(e, sizes.mostSeen) + page - 1) / page;
-                        if (most != now) pagesExact = false;
-                        yield most;
+                        long now = (sizes.regularAtMost(e) + page - 1) / page, most = (Math.max(e, sizes.mostSeen) + page - 1) / page;
+                        if (most != now || sizes.regularAtMost(e) != sizes.regularAtLeast(e)) pagesExact = false;
+                        yield Math.max(now, most);
                     }
                     case HEAD -> 1; // per-layer state is shared: this lane's share
                     default -> 1;
@@ -676,6 +677,16 @@ public final class MemoryModel {
          * differ, an overflow handler that may or may not run), the most is a bound the runtime stays under.
          */
         boolean entriesExact = true;
+        /** The most regular entries of a lane of {@code e}: without its compensation entry where it surely holds one. */
+        long regularAtMost(long e) {
+            return e - (compensationSure ? 1 : 0);
+        }
+
+        /** The fewest regular entries of a lane of {@code e}: without its compensation entry where it may hold one. */
+        long regularAtLeast(long e) {
+            return e - (compensation ? 1 : 0);
+        }
+
         /** The most entries the lane held at the end of an event's append, before its handlers. */
         long mostSeen;
 

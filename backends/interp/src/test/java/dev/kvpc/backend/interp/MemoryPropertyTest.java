@@ -170,4 +170,28 @@ class MemoryPropertyTest {
         }
         assertEquals(List.of(), wrong, "predictions that the runtime contradicts");
     }
+
+    /**
+     * A per-page state is held for the regular entries: the compensation entry a merge adds is in no page. Predicted
+     * with the compensation entry counted, a lane of 8 full pages and the compensation entry was said to hold 9 pages
+     * exactly (a generated program found it).
+     */
+    @Test
+    void pageStatesCoverTheRegularEntries() {
+        Frontend.Result r = Frontend.checkText("paged.kvp", """
+                policy paged() {
+                    state kmin: f32[channel] per page(4) = min(k, over: token)
+                    on decode {
+                        attend pages(top(max(sum(q * kmin, over: channel), over: query, group), 2)) + last(4)
+                        merge first(1) into compensation
+                    }
+                }
+                """, null, SHAPE);
+        assertTrue(r.ok(), r.diagnostics().all().toString());
+        Specialized s = Compilation.optimise(r.program(), "paged", Map.of(), Pipeline.Options.DEFAULT, (a, b) -> { });
+        List<String> wrong = new ArrayList<>();
+        int[] c = compare(s, "paged", 5, wrong);
+        assertTrue(c != null && c[0] > 0, "ran");
+        assertEquals(List.of(), wrong, "predictions that the runtime contradicts");
+    }
 }
