@@ -671,7 +671,8 @@ public final class ProgramGenerator {
                     terms.add("pages(top(" + score + ", " + intIn(1, 32, "pages").t + "))");
                 }
                 default -> {
-                    String x = perLayer ? "max(" + s.name + ", over: head)" : s.name;
+                    // a value per head of the layer (a per lane state, a [layer, head] model state) is reduced to one
+                    String x = s.sh.contains(Ax.HEAD) ? "max(" + s.name + ", over: head)" : s.name;
                     terms.add("bottom(age, " + x + " > " + pick("0", "1", "0.5") + " ? " + intIn(1, 64, "n").t + " : " + intIn(0, 8, "m").t + ")");
                 }
             }
@@ -1070,7 +1071,9 @@ public final class ProgramGenerator {
     /** A per-entry score ([token], or [head, token] under selection per layer). */
     private Ex tokScore(Block b) {
         Ex e;
-        if (chance(0.35)) {
+        if (chance(0.06)) {
+            e = tableScore(b);
+        } else if (chance(0.35)) {
             int c = rnd.nextInt(b.restricted ? 6 : 12);
             e = switch (c) {
                 case 0 -> new Ex("sum(attn, over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
@@ -1093,6 +1096,50 @@ public final class ProgramGenerator {
         }
         return maybeLet(e, b, 0.25);
     }
+
+    /** The calibration tables generated programs read: {@link #tables(ModelShape)} writes them for a shape. */
+    public static final String CELLS = "gen_cells.tsv", CHANNELS = "gen_channels.tsv";
+
+    /** A score weighed by a calibration table: channels of the keys, or a lane's cell. */
+    private Ex tableScore(Block b) {
+        return switch (rnd.nextInt(b.restricted ? 2 : 3)) {
+            case 0 -> new Ex("sum(abs(k) * table[channel](\"" + CHANNELS + "\"), over: channel)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+            case 1 -> new Ex("norm(v, over: channel) * table(\"" + CELLS + "\")", P_MUL, El.FLOAT, ax(Ax.TOKEN));
+            // Double Sparsity: q . k over the channels the table marks
+            default -> new Ex("max(sum(q * k * table[channel](\"" + CHANNELS + "\"), over: channel), over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+        };
+    }
+
+    /**
+     * A folder holding the tables generated programs read ({@link #CELLS}, {@link #CHANNELS}), made for {@code shape}:
+     * check a generated text with it as the text's folder.
+     */
+    public static synchronized java.nio.file.Path tables(dev.kvpc.compiler.model.ModelShape shape) {
+        return TABLE_DIRS.computeIfAbsent(shape.layers() + "x" + shape.kvHeads() + "x" + shape.headDim(), k -> {
+            try {
+                java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("kvpc-gen-tables");
+                dir.toFile().deleteOnExit();
+                StringBuilder cells = new StringBuilder("# generated programs' cell table\n"), channels = new StringBuilder("# generated programs' channel table\n");
+                for (int l = 0; l < shape.layers(); l++) {
+                    for (int h = 0; h < shape.kvHeads(); h++) {
+                        cells.append(h > 0 ? "\t" : "").append(0.5 + ((l * shape.kvHeads() + h) % 3) * 0.25);
+                        for (int c = 0; c < shape.headDim(); c++) channels.append(c > 0 ? "\t" : "").append(((7 * c + 3 * l + h) % 5) * 0.25);
+                        channels.append('\n');
+                    }
+                    cells.append('\n');
+                }
+                java.nio.file.Files.writeString(dir.resolve(CELLS), cells);
+                java.nio.file.Files.writeString(dir.resolve(CHANNELS), channels);
+                dir.resolve(CELLS).toFile().deleteOnExit();
+                dir.resolve(CHANNELS).toFile().deleteOnExit();
+                return dir;
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    private static final java.util.Map<String, java.nio.file.Path> TABLE_DIRS = new java.util.HashMap<>();
 
     /** A per-page score ([page], or [head, page] under selection per layer). */
     private Ex pageScore(Block b) {

@@ -59,6 +59,8 @@ class ProgramGeneratorTest {
         CONSTRUCTS.put("elementwise functions", Pattern.compile("\\b(abs|exp|log|sqrt|tanh)\\("));
         CONSTRUCTS.put("norm", Pattern.compile("\\bnorm\\("));
         CONSTRUCTS.put("quantile", Pattern.compile("\\bquantile\\("));
+        CONSTRUCTS.put("table", Pattern.compile("\\btable\\("));
+        CONSTRUCTS.put("table[channel]", Pattern.compile("\\btable\\[channel\\]\\("));
     }
 
     @Test
@@ -69,7 +71,7 @@ class ProgramGeneratorTest {
             String name = "gen_" + seed + ".kvp";
             Frontend.Result r;
             try {
-                r = Frontend.checkText(name, text, null, ModelShape.REFERENCE);
+                r = Frontend.checkText(name, text, ProgramGenerator.tables(ModelShape.REFERENCE), ModelShape.REFERENCE);
             } catch (RuntimeException e) {
                 failures.add("seed " + seed + ": the checker threw " + e + "\n" + numbered(text));
                 continue;

@@ -107,7 +107,7 @@ class MemoryPropertyTest {
         int ran = 0, compared = 0, exact = 0;
         for (int seed = 0; seed < seeds; seed++) {
             String text = ProgramGenerator.generate(seed, 40);
-            Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", text, null, SHAPE);
+            Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", text, ProgramGenerator.tables(SHAPE), SHAPE);
             if (!r.ok()) {
                 notRun.add(seed + ": " + r.diagnostics().all().getFirst().code());
                 continue;

@@ -30,7 +30,7 @@ class RandomRuntimeTest {
         String[] shapes = {"layers=2,heads=4,kv-heads=2,head-dim=128", "layers=1,heads=6,kv-heads=3,head-dim=64"};
         for (int seed = 0; seed < seeds; seed++) {
             ModelShape shape = ModelShape.parse(shapes[seed % 2]);
-            Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", ProgramGenerator.generate(seed, 40), null, shape);
+            Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", ProgramGenerator.generate(seed, 40), ProgramGenerator.tables(shape), shape);
             if (!r.ok()) {
                 skipped.add(seed + ": " + r.diagnostics().all().getFirst().code());
                 continue;

@@ -74,7 +74,7 @@ class PolicyCompilerTest {
         List<String> notRun = new ArrayList<>();
         for (long seed = 0; seed < seeds; seed++) {
             String text = ProgramGenerator.generate(seed, seed % 2 == 0 ? 40 : 0);
-            Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", text, null, shape);
+            Frontend.Result r = Frontend.checkText("gen_" + seed + ".kvp", text, ProgramGenerator.tables(shape), shape);
             if (!r.ok()) {
                 notRun.add(seed + ": " + r.diagnostics().all().getFirst().code());
                 continue;
