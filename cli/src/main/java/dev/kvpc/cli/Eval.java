@@ -197,12 +197,12 @@ final class Eval {
                     // attends the budget's worth of 16-entry pages at each decode step; holds every entry
                     case "quest" -> ordered(Map.of(), "page", 16L, "pages", Math.max(1L, b / 16));
                     // attends the budget's worth of entries, the newest 16 among them; holds every entry
-                    case "double_sparsity" -> ordered(Map.of(), "tokens", b - Math.min(16L, b / 4), "recent", Math.min(16L, b / 4));
+                    case "double_sparsity", "sparq" -> ordered(Map.of(), "tokens", b - Math.min(16L, b / 4), "recent", Math.min(16L, b / 4));
                     // the streaming heads' budget; the retrieval heads (from the model's tables, kvpc heads) keep all
                     case "duo_attention" -> ordered(Map.of(), "sinks", 4L, "recent", b - 4);
                     case "razor" -> ordered(Map.of(), "sinks", 4L, "window", b - 5);
                     default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
-                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, double_sparsity, duo_attention, razor, keydiff, keyformer, d2o, cake");
+                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, double_sparsity, sparq, duo_attention, razor, keydiff, keyformer, d2o, cake");
                 };
                 for (String k : args.keySet()) {
                     if (p.containsKey(k)) {

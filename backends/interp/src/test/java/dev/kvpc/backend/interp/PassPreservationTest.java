@@ -46,6 +46,7 @@ public class PassPreservationTest {
             Map.entry("cam", Map.of("budget", 24L, "recent", 6L)),
             Map.entry("quest", Map.of("page", 4L, "pages", 3L)),
             Map.entry("double_sparsity", Map.of("tokens", 10L, "recent", 4L)),
+            Map.entry("sparq", Map.of("tokens", 10L, "recent", 4L)),
             Map.entry("keyformer", Map.of("budget", 24L, "window", 4L)),
             Map.entry("d2o", Map.of("budget", 24L)),
             Map.entry("keydiff", Map.of("budget", 24L)),
