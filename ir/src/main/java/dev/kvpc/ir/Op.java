@@ -148,6 +148,34 @@ public sealed interface Op {
             int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
             return values[lo] + (values[hi] - values[lo]) * (q - lo);
         }
+
+        /**
+         * {@code quantile(x, p, over: ...)}: for each cell of the axes not reduced, {@link #of} the values along the
+         * reduced ones. {@code x} is row-major over axes of extents {@code dims}, {@code reduced[i]} marking the
+         * reduced axes; the result is row-major over the others.
+         */
+        public static double[] along(double[] x, int[] dims, boolean[] reduced, double p) {
+            int outN = 1, alongN = 1;
+            for (int i = 0; i < dims.length; i++) {
+                if (reduced[i]) alongN *= dims[i];
+                else outN *= dims[i];
+            }
+            double[][] cells = new double[outN][alongN];
+            int[] filled = new int[outN];
+            int[] idx = new int[dims.length];
+            for (int f = 0; f < x.length; f++) {
+                int o = 0;
+                for (int i = 0; i < dims.length; i++) if (!reduced[i]) o = o * dims[i] + idx[i];
+                cells[o][filled[o]++] = x[f];
+                for (int i = dims.length - 1; i >= 0; i--) {
+                    if (++idx[i] < dims[i]) break;
+                    idx[i] = 0;
+                }
+            }
+            double[] out = new double[outN];
+            for (int o = 0; o < outN; o++) out[o] = of(cells[o], p);
+            return out;
+        }
     }
 
     /** Sum over channel of a product: attention variants' q.k. */

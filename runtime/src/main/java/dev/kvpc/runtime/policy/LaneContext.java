@@ -90,6 +90,21 @@ public interface LaneContext {
     double quantile(double[] values, int axes, double p);
 
     /**
+     * {@code quantile(values, p, over: ...)}: the {@code p} quantile along the axes of the mask {@code over}, for each
+     * cell of the other axes of {@code values} ({@link Op.Quantile#along}).
+     */
+    default double[] quantileAlong(double[] values, int axes, int over, double p) {
+        java.util.List<dev.kvpc.ir.Axis> all = dev.kvpc.ir.Axis.of(axes);
+        int[] dims = new int[all.size()];
+        boolean[] reduced = new boolean[all.size()];
+        for (int i = 0; i < dims.length; i++) {
+            dims[i] = extent(all.get(i));
+            reduced[i] = (over & 1 << all.get(i).ordinal()) != 0;
+        }
+        return Op.Quantile.along(values, dims, reduced, p);
+    }
+
+    /**
      * A primitive with a numeric result ({@link Op.PrimFn}, by {@code dev.kvpc.runtime.exec.Prims}' rules): its
      * operands are {@code values} over {@code valueAxes} (null when it takes none), its first set {@code set} and its
      * second {@code rows} (null when none) and the scalar {@code arg} (0 when none); the result over {@code axes}.

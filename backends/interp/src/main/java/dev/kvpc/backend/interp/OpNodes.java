@@ -76,7 +76,7 @@ final class OpNodes {
             case Op.KernelStat k -> OpNodesFactory.ReduceNodeGen.create(k.fn(), k.over(), elem(type), new SignalNode(k.input()));
             case Op.Pool p -> OpNodesFactory.PoolNodeGen.create(p.fn(), p.along(), read(p.x()), read(p.kernel()));
             case Op.Quantile q -> {
-                if (!q.over().isEmpty()) yield new Fail("quantile over some axes is not supported by the interpreter");
+                if (!q.over().isEmpty()) yield OpNodesFactory.QuantileAlongNodeGen.create(q.over(), read(q.x()), read(q.p()));
                 yield OpNodesFactory.QuantileNodeGen.create(read(q.x()), read(q.p()));
             }
             case Op.Dot x -> OpNodesFactory.DotNodeGen.create(read(x.a()), read(x.b()));
@@ -334,6 +334,21 @@ final class OpNodes {
         @Specialization
         Tensor quantile(Tensor x, Tensor p) {
             return Semantics.quantile(x, p.scalar());
+        }
+    }
+
+    @NodeChild(value = "x", type = ValueNode.class)
+    @NodeChild(value = "p", type = ValueNode.class)
+    abstract static class QuantileAlongNode extends ValueNode {
+        private final List<Axis> over;
+
+        QuantileAlongNode(List<Axis> over) {
+            this.over = over;
+        }
+
+        @Specialization
+        Tensor quantile(Tensor x, Tensor p) {
+            return Semantics.quantile(x, over, p.scalar());
         }
     }
 

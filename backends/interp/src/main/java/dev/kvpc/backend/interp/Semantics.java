@@ -65,6 +65,21 @@ final class Semantics {
         return Tensor.scalar(Ty.Elem.FLOAT, Op.Quantile.of(x.data.clone(), p));
     }
 
+    /** The {@code p} quantile of {@code x} along the axes {@code over}, for each cell of the others ({@link Op.Quantile#along}). */
+    static Tensor quantile(Tensor x, List<Axis> over, double p) {
+        boolean[] reduced = new boolean[x.axes.size()];
+        List<Axis> rest = new java.util.ArrayList<>();
+        List<Integer> restDims = new java.util.ArrayList<>();
+        for (int i = 0; i < reduced.length; i++) {
+            reduced[i] = over.contains(x.axes.get(i));
+            if (!reduced[i]) {
+                rest.add(x.axes.get(i));
+                restDims.add(x.dims[i]);
+            }
+        }
+        return new Tensor(Ty.Elem.FLOAT, rest, restDims.stream().mapToInt(Integer::intValue).toArray(), Op.Quantile.along(x.data, x.dims, reduced, p));
+    }
+
     static TokenSet where(Tensor pred) {
         double[][] sl = pred.slices(Axis.TOKEN);
         BitSet[] out = new BitSet[sl.length];

@@ -1112,8 +1112,16 @@ public final class PolicyCompiler {
                         ctx("within");
                     }
                 }
+                case Op.Quantile q when !q.over().isEmpty() -> {
+                    mv.visitVarInsn(ALOAD, 0);
+                    bufAndAxes(q.x());
+                    axesOf(q.over());
+                    mv.visitVarInsn(ALOAD, local.get(q.p()));
+                    mv.visitInsn(ICONST_0);
+                    mv.visitInsn(DALOAD);
+                    ctx("quantileAlong");
+                }
                 case Op.Quantile q -> {
-                    if (!q.over().isEmpty()) throw new UnsupportedOperationException("quantile over " + q.over() + " is not compiled");
                     pushInt(mv, 1);
                     mv.visitIntInsn(NEWARRAY, T_DOUBLE);
                     mv.visitInsn(DUP);
