@@ -1072,7 +1072,7 @@ public final class ProgramGenerator {
     private Ex tokScore(Block b) {
         Ex e;
         if (chance(0.06)) {
-            e = tableScore(b);
+            e = channelScore(b);
         } else if (chance(0.35)) {
             int c = rnd.nextInt(b.restricted ? 6 : 12);
             e = switch (c) {
@@ -1100,11 +1100,15 @@ public final class ProgramGenerator {
     /** The calibration tables generated programs read: {@link #tables(ModelShape)} writes them for a shape. */
     public static final String CELLS = "gen_cells.tsv", CHANNELS = "gen_channels.tsv";
 
-    /** A score weighed by a calibration table: channels of the keys, or a lane's cell. */
-    private Ex tableScore(Block b) {
-        return switch (rnd.nextInt(b.restricted ? 2 : 3)) {
+    /** A score over channels: weighed by a calibration table (channels of the keys, or a lane's cell), or a quantile of them. */
+    private Ex channelScore(Block b) {
+        return switch (rnd.nextInt(b.restricted ? 3 : 5)) {
             case 0 -> new Ex("sum(abs(k) * table[channel](\"" + CHANNELS + "\"), over: channel)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
             case 1 -> new Ex("norm(v, over: channel) * table(\"" + CELLS + "\")", P_MUL, El.FLOAT, ax(Ax.TOKEN));
+            case 2 -> new Ex("quantile(" + pick("abs(k)", "v", "k") + ", " + pick("0.25", "0.5", "0.9") + ", over: channel)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
+            // SparQ: q . k over each query head's largest channels
+            case 3 -> new Ex("max(sum(q * k * (abs(q) >= quantile(abs(q), " + pick("0.5", "0.75") + ", over: channel) ? 1.0 : 0.0), over: channel), over: query, group)",
+                    P_PRIM, El.FLOAT, ax(Ax.TOKEN));
             // Double Sparsity: q . k over the channels the table marks
             default -> new Ex("max(sum(q * k * table[channel](\"" + CHANNELS + "\"), over: channel), over: query, group)", P_PRIM, El.FLOAT, ax(Ax.TOKEN));
         };

@@ -61,6 +61,7 @@ class ProgramGeneratorTest {
         CONSTRUCTS.put("quantile", Pattern.compile("\\bquantile\\("));
         CONSTRUCTS.put("table", Pattern.compile("\\btable\\("));
         CONSTRUCTS.put("table[channel]", Pattern.compile("\\btable\\[channel\\]\\("));
+        CONSTRUCTS.put("quantile over", Pattern.compile("\\bquantile\\([^;]*, over: channel\\)"));
     }
 
     @Test
