@@ -40,6 +40,16 @@ public final class Tables {
         return typeName.equals("table") || isChannelTable(typeName);
     }
 
+    /** A table's type: float [layer, head], with {@code channels} float [layer, head, channel]. */
+    static Type type(boolean channels) {
+        return channels ? Type.tensor(Type.Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL) : Type.tensor(Type.Elem.FLOAT, Axis.LAYER, Axis.HEAD);
+    }
+
+    /** The message for {@code table[AXIS]} with an axis other than channel (E102). */
+    static String badAxis(String axis) {
+        return "a table's cells are its layers and KV heads, with one value per channel as 'table[channel]'; not 'table[" + axis + "]'";
+    }
+
     /** Whether a type's name is a channel table's, {@code table[channel]}. */
     public static boolean isChannelTable(String typeName) {
         return typeName.equals("table[channel]");

@@ -293,22 +293,14 @@ final class TypeChecker {
     }
 
     private Type paramType(Decl.TypeName t) {
-        return switch (t.name()) {
-            case "int" -> Type.INT;
-            case "float" -> Type.FLOAT;
-            case "bool" -> Type.BOOL;
-            case "table" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
-            case "table[channel]" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL);
-            default -> {
-                if (t.name().startsWith("table[")) {
-                    diags.error(Code.E102, t.span(), "a table's cells are its layers and KV heads, with one value per channel as 'table[channel]'; not '"
-                            + t.name() + "'");
-                } else {
-                    diags.error(Code.E100, t.span(), "unknown type '" + t.name() + "'", new Note("parameter types: int, float, bool, table, table[channel]", null));
-                }
-                yield Type.ERROR;
-            }
-        };
+        Type ty = paramTypeQuiet(t);
+        if (ty != Type.ERROR) return ty;
+        if (t.name().startsWith("table[")) {
+            diags.error(Code.E102, t.span(), Tables.badAxis(t.name().substring(6, t.name().length() - 1)));
+        } else {
+            diags.error(Code.E100, t.span(), "unknown type '" + t.name() + "'", new Note("parameter types: int, float, bool, table, table[channel]", null));
+        }
+        return Type.ERROR;
     }
 
     private void declare(Ctx scope, Name name, Sym sym) {
@@ -534,8 +526,7 @@ final class TypeChecker {
             case "int" -> Type.INT;
             case "float" -> Type.FLOAT;
             case "bool" -> Type.BOOL;
-            case "table" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
-            case "table[channel]" -> Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL);
+            case "table", "table[channel]" -> Tables.type(Tables.isChannelTable(t.name()));
             default -> Type.ERROR;
         };
     }
@@ -1233,15 +1224,11 @@ final class TypeChecker {
                     if (!(s instanceof Type.Error)) diags.error(Code.E109, pos.get(0).span(), "table(...) takes a file name in quotes");
                     yield Type.ERROR;
                 }
-                if (call.axis() != null) {
-                    if (!call.axis().text().equals("channel")) {
-                        diags.error(Code.E102, call.axis().span(), "a table's cells are its layers and KV heads, with one value per channel as "
-                                + "'table[channel]'; not 'table[" + call.axis().text() + "]'");
-                        yield Type.ERROR;
-                    }
-                    yield Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD, Axis.CHANNEL);
+                if (call.axis() != null && !call.axis().text().equals("channel")) {
+                    diags.error(Code.E102, call.axis().span(), Tables.badAxis(call.axis().text()));
+                    yield Type.ERROR;
                 }
-                yield Type.tensor(Elem.FLOAT, Axis.LAYER, Axis.HEAD);
+                yield Tables.type(call.axis() != null);
             }
             case FIRST, LAST -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
