@@ -175,6 +175,11 @@ final class Heads {
         return out;
     }
 
+    /** How many of {@code d} channels Double Sparsity's table marks per lane: the {@code share} of them, at least one. */
+    static int markedCount(double share, int d) {
+        return Math.max(1, (int) Math.round(share * d));
+    }
+
     /**
      * Double Sparsity's channel table: per (layer, KV head), 1 for the {@code share} of channels (at least one) with
      * the largest magnitude, 0 for the others; one row per lane, layer-major, as a channel table is read.
@@ -183,7 +188,7 @@ final class Heads {
         List<double[]> rows = new java.util.ArrayList<>();
         for (double[][] layer : magnitude) {
             for (double[] lane : layer) {
-                int d = lane.length, keep = Math.max(1, (int) Math.round(share * d));
+                int d = lane.length, keep = markedCount(share, d);
                 Integer[] order = new Integer[d];
                 for (int c = 0; c < d; c++) order[c] = c;
                 java.util.Arrays.sort(order, (a, b) -> {

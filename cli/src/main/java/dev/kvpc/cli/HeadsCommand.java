@@ -81,7 +81,7 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
                     String.format(Locale.ROOT, "A head attending evenly would score %.4f; the best scores %.4f.", s.copyUniform(), s.bestCopy()), origin),
                     Heads.retrievalHeads(s.copy(), share)), StandardCharsets.UTF_8);
             Path ds = outDir.resolve("ds_channels." + shape + ".tsv");
-            int d = m.weights().headSize, marked = Math.max(1, (int) Math.round(channelShare * d));
+            int d = m.weights().headSize, marked = Heads.markedCount(channelShare, d);
             Files.writeString(ds, Heads.tsv(List.of("Double Sparsity channels for " + m.name() + ": per layer and KV head, 1 marks the " + marked + " of " + d
                     + " channels with the largest |q_c| |k_c|", "averaged over every (query head, key) pair of " + s.needleSamples() + " pass-key documents of "
                     + s.context() + " tokens; 0 for the others.", origin.replace(" --share " + share, " --share " + share + " --channel-share " + channelShare)
