@@ -22,6 +22,10 @@ public final class Fold {
     private final Map<Integer, Object> known = new HashMap<>();
     /** Definitions holding a table the lane reads as a vector (channels, or heads): known whole, read at run time. */
     private final java.util.Set<Integer> vectorTables = new java.util.HashSet<>();
+    /** The lane's part of each of those tables, over its axes. */
+    private final Map<Integer, Part> parts = new HashMap<>();
+
+    private record Part(Op.Vector values, List<Axis> axes) {}
 
     private Fold(Lane lane) {
         this.lane = lane;
@@ -89,7 +93,10 @@ public final class Fold {
             boolean channels = tt.axes().contains(Axis.CHANNEL), layerHeads = sel == PolicyIr.Selection.LAYER;
             if (!channels && !layerHeads) return new Instr.Def(d.id(), Ty.FLOAT, new Op.Const(scalar(d.id())));
             vectorTables.add(d.id());
-            return new Instr.Def(d.id(), stripLocation(tt, sel), part(t, channels, layerHeads));
+            Ty.Tensor at = stripLocation(tt, sel);
+            Op.Vector part = part(t, channels, layerHeads);
+            parts.put(d.id(), new Part(part, at.axes()));
+            return new Instr.Def(d.id(), at, part);
         }
         if (v != null) {
             known.put(d.id(), v);
@@ -139,6 +146,14 @@ public final class Fold {
                 Object cond = scalar(c.cond());
                 if (!(cond instanceof Boolean bool)) yield null;
                 yield scalar(bool ? c.a() : c.b());
+            }
+            case Op.Reduce r -> {
+                // a table's part reduced over all its axes (a channel table's row summed in a guard or a count)
+                Part part = parts.get(r.x());
+                if (part == null || !r.over().containsAll(part.axes())) yield null;
+                double acc = r.fn().identity();
+                for (int i = 0; i < part.values().size(); i++) acc = r.fn().fold(acc, part.values().at(i));
+                yield r.fn().finish(acc, part.values().size());
             }
             case Op.Quantile q -> {
                 Object x = known.get(q.x()), p = scalar(q.p());

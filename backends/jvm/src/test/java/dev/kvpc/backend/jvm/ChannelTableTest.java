@@ -133,6 +133,29 @@ class ChannelTableTest {
         }
     }
 
+    /**
+     * A channel table's row reduced to one value is a lane constant: it chooses a lane's policy in {@code heads where}
+     * (it used to stop specialisation, "guard ... is not a lane constant"). The rows sum to 1, except lane (1, 1)'s to 4.
+     */
+    @Test
+    void aReducedRowChoosesTheLanesPolicy(@TempDir Path dir) throws IOException {
+        Trace t = dev.kvpc.backend.interp.PolicyText.trace(25, PROMPT, 1);
+        Result r = CompiledOnLanes.everyEngine("guarded", """
+                import "full.kvp"
+                import "window.kvp"
+                policy guarded(w: table[channel] = "onehot.tsv") {
+                    heads where sum(w, over: channel) > 2.0 use full otherwise use window(size = 5)
+                }
+                """, tables(dir), t);
+        for (int l = 0; l < LAYERS; l++) {
+            for (int h = 0; h < HEADS; h++) {
+                int from = l == 1 && h == 1 ? 0 : PROMPT - 5;
+                int[] want = java.util.stream.IntStream.range(from, PROMPT).toArray();
+                assertArrayEquals(want, CompiledOnLanes.kept(r, 0, l, h), "lane " + l + "," + h);
+            }
+        }
+    }
+
     interface Score {
         double at(int layer, int head, int position);
     }
