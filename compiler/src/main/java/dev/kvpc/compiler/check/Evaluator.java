@@ -142,6 +142,24 @@ final class Evaluator {
         return strict && num.isInt() ? num.lin() : num.lin().plus(Lin.of(1));
     }
 
+    /**
+     * A reduction over {@code channel} of a channel table: the lane's row reduced, a lane constant (as specialisation
+     * folds it), or null when the call is not one.
+     */
+    private Val channelRowReduction(String f, Expr.Call call, List<Expr> pos, Map<String, Val> env) {
+        dev.kvpc.ir.Op.Red red = dev.kvpc.ir.Op.Red.of(f);
+        if (red == null || call.over() == null || pos.size() != 1 || call.over().stream().noneMatch(n -> n.text().equals("channel"))) return null;
+        // a name or the table itself: looked at without evaluating anything else twice
+        Expr a = pos.get(0);
+        Val v = a instanceof Expr.NameRef n ? name(n.name(), env) : a instanceof Expr.Call c && c.axis() != null ? eval(a, env) : null;
+        if (!(v instanceof Val.Table t && t.channels()) || model == null) return null;
+        int r = layer * model.kvHeads() + head;
+        if (r >= t.rows().length) return Val.UNKNOWN;
+        double acc = red.identity();
+        for (double x : t.rows()[r]) acc = red.fold(acc, x);
+        return Val.Num.of(red.finish(acc, t.rows()[r].length), false);
+    }
+
     private Val laneValue(Val v) {
         if (v instanceof Val.Table t) {
             if (t.channels()) return Val.UNKNOWN;
@@ -272,6 +290,8 @@ final class Evaluator {
         for (Arg a : call.args()) if (a instanceof Arg.Positional p) pos.add(p.value());
         Decl d = decls.get(f);
         if (d instanceof Decl.Fn fn) return userFn(fn, pos, env);
+        Val row = channelRowReduction(f, call, pos, env);
+        if (row != null) return row;
         if (f.equals("max") || f.equals("min")) {
             if (call.over() != null || pos.size() != 2) {
                 for (Expr e : pos) eval(e, env);
