@@ -42,6 +42,11 @@ public sealed interface Op {
     /** A calibration table named by file (loaded at specialisation). */
     record Table(String file) implements Op {
         public List<Integer> operands() { return List.of(); }
+
+        /** The row of a channel table that holds lane (layer, head)'s channels: rows are lanes, layer-major. */
+        public static int channelRow(int layer, int head, int kvHeads) {
+            return layer * kvHeads + head;
+        }
     }
 
     /**

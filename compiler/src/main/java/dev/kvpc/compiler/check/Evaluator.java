@@ -153,7 +153,7 @@ final class Evaluator {
         Expr a = pos.get(0);
         Val v = a instanceof Expr.NameRef n ? name(n.name(), env) : a instanceof Expr.Call c && c.axis() != null ? eval(a, env) : null;
         if (!(v instanceof Val.Table t && t.channels()) || model == null) return null;
-        int r = layer * model.kvHeads() + head;
+        int r = dev.kvpc.ir.Op.Table.channelRow(layer, head, model.kvHeads());
         if (r >= t.rows().length) return Val.UNKNOWN;
         double acc = red.identity();
         for (double x : t.rows()[r]) acc = red.fold(acc, x);

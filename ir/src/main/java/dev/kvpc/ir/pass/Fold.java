@@ -190,10 +190,10 @@ public final class Fold {
             throw new IllegalStateException("table is " + t.length + " x " + (t.length == 0 ? 0 : t[0].length) + ", the model has "
                     + s.layers() + " layers x " + heads + " KV heads" + (channels ? " of " + d + " channels" : ""));
         }
-        if (!layerHeads) return new Op.Vector(new int[] {d}, t[lane.layer() * heads + lane.head()]);
+        if (!layerHeads) return new Op.Vector(new int[] {d}, t[Op.Table.channelRow(lane.layer(), lane.head(), heads)]);
         if (!channels) return new Op.Vector(new int[] {heads}, t[lane.layer()]);
         double[] v = new double[heads * d];
-        for (int h = 0; h < heads; h++) System.arraycopy(t[lane.layer() * heads + h], 0, v, h * d, d);
+        for (int h = 0; h < heads; h++) System.arraycopy(t[Op.Table.channelRow(lane.layer(), h, heads)], 0, v, h * d, d);
         return new Op.Vector(new int[] {heads, d}, v);
     }
 
