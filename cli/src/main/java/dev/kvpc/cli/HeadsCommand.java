@@ -88,7 +88,7 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
                             .replace("rows are layers, columns KV heads.", "rows are (layer, KV head) pairs, layer 0 head 0 first; columns are channels.")),
                     Heads.markedChannels(s.channels(), channelShare)), StandardCharsets.UTF_8);
             out.println(m.name() + ": " + duo + ", " + razor + ", " + ds);
-            out.println(table(s));
+            out.println(table(s, Heads.markedChannels(s.channels(), channelShare)));
             out.printf(Locale.ROOT, "copy: %.4f for a head attending evenly; the best head %.4f%n", s.copyUniform(), s.bestCopy());
             if (s.bestCopy() < 2 * s.copyUniform()) {
                 out.println("note: no head attends to the earlier copy clearly more than evenly: this model shows no induction or echo heads on random"
@@ -99,12 +99,16 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
         return Main.OK;
     }
 
-    /** Both scores per layer and head, for the terminal. */
-    static String table(Heads.Scores s) {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-6s %-5s %10s %10s%n", "layer", "head", "needle", "copy"));
+    /** Both scores per layer and head, and the channels Double Sparsity's table marks, for the terminal. */
+    static String table(Heads.Scores s, double[][] marks) {
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-6s %-5s %10s %10s  %s%n", "layer", "head", "needle", "copy", "channels marked"));
+        int row = 0;
         for (int l = 0; l < s.copy().length; l++) {
             for (int h = 0; h < s.copy()[l].length; h++) {
-                sb.append(String.format(Locale.ROOT, "%-6d %-5d %10.4f %10.4f%n", l, h, s.needle()[l][h], s.copy()[l][h]));
+                StringBuilder ch = new StringBuilder();
+                double[] m = marks[row++];
+                for (int c = 0; c < m.length; c++) if (m[c] > 0) ch.append(ch.isEmpty() ? "" : " ").append(c);
+                sb.append(String.format(Locale.ROOT, "%-6d %-5d %10.4f %10.4f  %s%n", l, h, s.needle()[l][h], s.copy()[l][h], ch));
             }
         }
         return sb.toString();
