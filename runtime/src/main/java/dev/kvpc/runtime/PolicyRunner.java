@@ -41,6 +41,14 @@ public interface PolicyRunner {
         return FullCache.INSTANCE;
     }
 
+    /**
+     * The bytes of the policy's per-lane state for {@code lane}, which the runner keeps beside the lane (4 a value,
+     * as per-token state is counted); 0 for a policy without any.
+     */
+    default long laneStateBytes(Lane lane) {
+        return 0;
+    }
+
     /** Starts the event of one step on lanes of one class in one layer; {@code kvHeads[i]} is the KV head of {@code lanes.get(i)}. */
     Event open(int laneClass, Step step, int layer, int[] kvHeads, List<Lane> lanes);
 

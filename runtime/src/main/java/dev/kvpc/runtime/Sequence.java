@@ -267,7 +267,7 @@ public final class Sequence implements AutoCloseable {
     /** Measured bytes of every lane, by category. */
     public Lane.LaneBytes[][] memory() {
         Lane.LaneBytes[][] m = new Lane.LaneBytes[model.layers()][model.kvHeads()];
-        for (int l = 0; l < model.layers(); l++) for (int h = 0; h < model.kvHeads(); h++) m[l][h] = lanes[l][h].bytes();
+        for (int l = 0; l < model.layers(); l++) for (int h = 0; h < model.kvHeads(); h++) m[l][h] = bytes(lanes[l][h]);
         return m;
     }
 
@@ -283,8 +283,15 @@ public final class Sequence implements AutoCloseable {
 
     public long totalBytes() {
         long t = 0;
-        for (Lane[] row : lanes) for (Lane l : row) t += l.bytes().total();
+        for (Lane[] row : lanes) for (Lane l : row) t += bytes(l).total();
         return t;
+    }
+
+    /** A lane's bytes, with the per-lane state its policy runner keeps beside it. */
+    private Lane.LaneBytes bytes(Lane lane) {
+        Lane.LaneBytes b = lane.bytes();
+        long extra = policy.laneStateBytes(lane);
+        return extra == 0 ? b : new Lane.LaneBytes(b.kv(), b.scales(), b.state() + extra);
     }
 
     @Override

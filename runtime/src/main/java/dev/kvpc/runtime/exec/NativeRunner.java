@@ -75,6 +75,17 @@ public final class NativeRunner implements PolicyRunner {
         return pageValues.computeIfAbsent(lane, x -> new HashMap<>()).computeIfAbsent(state, x -> new PageStates());
     }
 
+    @Override
+    public long laneStateBytes(Lane lane) {
+        Map<String, double[]> s = laneStates.get(lane);
+        if (s == null) return 0;
+        long n = 0;
+        synchronized (laneStates) {
+            for (double[] v : s.values()) n += v.length;
+        }
+        return n * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
+    }
+
     /**
      * What the event schedule needs of one lane class. {@code fusable}: every attention statistic the class reads is
      * the kernel's column sum (attention summed over query and group); with fused statistics on, such a class takes

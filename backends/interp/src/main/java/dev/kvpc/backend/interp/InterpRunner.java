@@ -121,6 +121,15 @@ public final class InterpRunner implements PolicyRunner {
     }
 
     /** The lane's shadow, with the runtime lane's new entries appended. */
+    @Override
+    public long laneStateBytes(Lane lane) {
+        LaneState s = shadows.get(lane);
+        if (s == null) return 0;
+        long n = 0;
+        for (Tensor t : s.laneState.values()) n += t.data.length;
+        return n * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
+    }
+
     private LaneState sync(Lane lane, int layer, int kvHead) {
         LaneState s = shadows.computeIfAbsent(lane, l -> new LaneState(layer, kvHead));
         int last = -1;

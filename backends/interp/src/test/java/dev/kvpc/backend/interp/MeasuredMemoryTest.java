@@ -108,31 +108,13 @@ class MeasuredMemoryTest {
                     assertTrue(predictedTotal - measured <= slack + predictedTotal / 10,
                             root + ": measured " + measured + " B, the bound " + predictedTotal + " B, pages' slack " + slack + " B");
                 } else if (predicted.exact()) {
-                    // an exact prediction is the runtime's bytes, to the byte, but for per-lane state: the runner holds
-                    // it beside the lane, and a lane's measured bytes leave it out
-                    assertEquals(predictedTotal - perLaneStateBytes(s), measured, root + ": measured " + measured + " B against the exact prediction");
+                    // an exact prediction is the runtime's bytes, to the byte (per-lane state included, which the
+                    // runner keeps beside the lane)
+                    assertEquals(predictedTotal, measured, root + ": measured " + measured + " B against the exact prediction");
                 } else {
                     assertEquals(1.0, ratio, 0.05, root + ": measured " + measured + " B, predicted " + predictedTotal + " B");
                 }
             }
         }
-    }
-
-    /** The bytes of every lane's per-lane states, as the memory model counts them (4 a value). */
-    private static long perLaneStateBytes(Specialized s) {
-        long bytes = 0;
-        for (int l = 0; l < s.shape().layers(); l++) {
-            for (int h = 0; h < s.shape().kvHeads(); h++) {
-                int c = s.classOf()[l][h];
-                if (c < 0) continue;
-                for (dev.kvpc.ir.PolicyIr.State st : s.classes().get(c).states()) {
-                    if (st.scope() != dev.kvpc.ir.PolicyIr.StateScope.LANE) continue;
-                    long elems = 1;
-                    for (dev.kvpc.ir.Axis a : st.type().axes()) elems *= a == dev.kvpc.ir.Axis.CHANNEL ? s.shape().headDim() : 1;
-                    bytes += elems * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
-                }
-            }
-        }
-        return bytes;
     }
 }

@@ -30,23 +30,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * runtime on a random trace of a 96-token prompt and 16 decode steps, each lane's entries and bytes are at most the
  * prediction for that scenario, and equal to it where the prediction says it is exact. Lanes of a layer that
  * shares its selection are compared as the layer's total, as the prediction gives each lane its share. The bytes
- * measured include the per-lane states the runner keeps beside the lane.
+ * measured include the per-lane states the runner keeps beside the lane ({@code PolicyRunner.laneStateBytes}).
  */
 class MemoryPropertyTest {
-    /** Bytes of the lane's per-lane states, which the runner holds beside the lane. */
-    static long laneStateBytes(Specialized s, int layer, int head) {
-        int c = s.classOf()[layer][head];
-        if (c < 0) return 0;
-        long b = 0;
-        for (var st : s.classes().get(c).states()) {
-            if (st.scope() != dev.kvpc.ir.PolicyIr.StateScope.LANE) continue;
-            long elems = 1;
-            for (var a : st.type().axes()) elems *= a == dev.kvpc.ir.Axis.CHANNEL ? s.shape().headDim() : 1;
-            b += elems * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
-        }
-        return b;
-    }
-
     static final ModelShape SHAPE = ModelShape.parse("layers=2,heads=4,kv-heads=2,head-dim=32");
     static final int PROMPT = 96, DECODE = 16;
 
@@ -71,7 +57,7 @@ class MemoryPropertyTest {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 for (int h = 0; h < SHAPE.kvHeads(); h++) {
                     MemoryModel.LaneMemory pl = predicted.lanes()[l][h];
-                    long gotEntries = seq.lane(l, h).size(), gotBytes = m[l][h].total() + laneStateBytes(s, l, h);
+                    long gotEntries = seq.lane(l, h).size(), gotBytes = m[l][h].total();
                     long wantEntries = pl.entries(), wantBytes = pl.steadyBytes();
                     String where = name + " layer " + l + " head " + h;
                     if (pl.sharedInLayer()) {
@@ -82,7 +68,7 @@ class MemoryPropertyTest {
                         wantBytes = 0;
                         for (int x = 0; x < SHAPE.kvHeads(); x++) {
                             gotEntries += seq.lane(l, x).size();
-                            gotBytes += m[l][x].total() + laneStateBytes(s, l, x);
+                            gotBytes += m[l][x].total();
                             wantEntries += predicted.lanes()[l][x].entries();
                             wantBytes += predicted.lanes()[l][x].steadyBytes();
                         }
