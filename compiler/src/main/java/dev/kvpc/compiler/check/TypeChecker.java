@@ -1172,6 +1172,12 @@ final class TypeChecker {
                 requireScalar(p, pos.get(1).span(), "a quantile level");
                 if (!(x instanceof Tensor tx)) yield Type.ERROR;
                 if (call.over() == null) yield Type.FLOAT;
+                if (tx.axisSet().contains(Axis.LAYER)) {
+                    // a table: its quantile is over all of it, a lane constant; over some of its axes it is not compiled
+                    diags.error(Code.E202, call.over().getFirst().span(), "a quantile of a table is over the whole table; over some of its axes is not supported",
+                            new Note("quantile(x, p) reads every value of the table: quantile(gates, 0.5)", null));
+                    yield Type.ERROR;
+                }
                 EnumSet<Axis> rest = tx.axisSet();
                 for (Name n : call.over()) {
                     Axis a = axis(n);
