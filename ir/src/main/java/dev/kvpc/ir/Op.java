@@ -508,6 +508,13 @@ public sealed interface Op {
             return this == MEAN && count != 0;
         }
 
+        /** The reduction of all of {@code values}, folded in their order. */
+        public double all(double[] values) {
+            double acc = identity();
+            for (double v : values) acc = fold(acc, v);
+            return finish(acc, values.length);
+        }
+
         /** The result from the fold of {@code count} values. */
         public double finish(double acc, double count) {
             return post == null ? acc : post.eval(acc, count);

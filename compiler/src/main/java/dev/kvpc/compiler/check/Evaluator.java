@@ -155,9 +155,7 @@ final class Evaluator {
         if (!(v instanceof Val.Table t && t.channels()) || model == null) return null;
         int r = dev.kvpc.ir.Op.Table.channelRow(layer, head, model.kvHeads());
         if (r >= t.rows().length) return Val.UNKNOWN;
-        double acc = red.identity();
-        for (double x : t.rows()[r]) acc = red.fold(acc, x);
-        return Val.Num.of(red.finish(acc, t.rows()[r].length), false);
+        return Val.Num.of(red.all(t.rows()[r]), false);
     }
 
     private Val laneValue(Val v) {

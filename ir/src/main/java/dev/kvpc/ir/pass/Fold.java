@@ -20,9 +20,10 @@ public final class Fold {
 
     private final Lane lane;
     private final Map<Integer, Object> known = new HashMap<>();
-    /** Definitions holding a table the lane reads as a vector (channels, or heads): known whole, read at run time. */
-    private final java.util.Set<Integer> vectorTables = new java.util.HashSet<>();
-    /** The lane's part of each of those tables, over its axes. */
+    /**
+     * Definitions holding a table the lane reads as a vector (channels, or heads), known whole and read at run time:
+     * the lane's part of each, over its axes.
+     */
     private final Map<Integer, Part> parts = new HashMap<>();
 
     private record Part(Op.Vector values, List<Axis> axes) {}
@@ -92,7 +93,6 @@ public final class Fold {
             Ty.Tensor tt = (Ty.Tensor) d.type();
             boolean channels = tt.axes().contains(Axis.CHANNEL), layerHeads = sel == PolicyIr.Selection.LAYER;
             if (!channels && !layerHeads) return new Instr.Def(d.id(), Ty.FLOAT, new Op.Const(scalar(d.id())));
-            vectorTables.add(d.id());
             Ty.Tensor at = stripLocation(tt, sel);
             Op.Vector part = part(t, channels, layerHeads);
             parts.put(d.id(), new Part(part, at.axes()));
@@ -151,9 +151,7 @@ public final class Fold {
                 // a table's part reduced over all its axes (a channel table's row summed in a guard or a count)
                 Part part = parts.get(r.x());
                 if (part == null || !r.over().containsAll(part.axes())) yield null;
-                double acc = r.fn().identity();
-                for (int i = 0; i < part.values().size(); i++) acc = r.fn().fold(acc, part.values().at(i));
-                yield r.fn().finish(acc, part.values().size());
+                yield r.fn().all(part.values().values());
             }
             case Op.Quantile q -> {
                 Object x = known.get(q.x()), p = scalar(q.p());
@@ -167,7 +165,7 @@ public final class Fold {
     /** A known operand as a scalar: tables read at the lane's cell. */
     private Object scalar(int id) {
         Object v = known.get(id);
-        if (vectorTables.contains(id)) return null;
+        if (parts.containsKey(id)) return null;
         if (v instanceof double[][] t) {
             if (lane.layer() < t.length && lane.head() < t[lane.layer()].length) return t[lane.layer()][lane.head()];
             throw new IllegalStateException("table is " + t.length + " x " + (t.length == 0 ? 0 : t[0].length)
@@ -234,12 +232,8 @@ public final class Fold {
         return o instanceof Long l ? l : o instanceof Double d ? d : ((Boolean) o ? 1 : 0);
     }
 
-    /** Linear interpolation between order statistics, as the checker computes it. */
+    /** The quantile of every value of a table ({@link Op.Quantile#of}), as the checker computes it. */
     static double quantile(double[][] t, double p) {
-        double[] all = Arrays.stream(t).flatMapToDouble(Arrays::stream).sorted().toArray();
-        if (all.length == 0) return Double.NaN;
-        double q = Math.max(0, Math.min(1, p)) * (all.length - 1);
-        int lo = (int) Math.floor(q), hi = (int) Math.ceil(q);
-        return all[lo] + (all[hi] - all[lo]) * (q - lo);
+        return Op.Quantile.of(Arrays.stream(t).flatMapToDouble(Arrays::stream).toArray(), p);
     }
 }

@@ -173,10 +173,7 @@ public final class ModelCells {
             for (double c : cells) total += positive(c);
             return total > 0 ? positive(cells[own]) / total : 1.0 / cells.length;
         }
-        Op.Red fn = stat.red;
-        double acc = fn.identity();
-        for (double c : cells) acc = fn.fold(acc, c);
-        return fn.finish(acc, cells.length);
+        return stat.red.all(cells);
     }
 
     private static double positive(double c) {

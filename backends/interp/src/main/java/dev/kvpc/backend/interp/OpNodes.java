@@ -300,9 +300,7 @@ final class OpNodes {
         /** Over every axis the value has: one fold in the order of the values, as the general reduction folds them. */
         @Specialization(guards = "whole(x)")
         Tensor all(Tensor x) {
-            double acc = fn.identity();
-            for (double v : x.data) acc = fn.fold(acc, v);
-            return Tensor.scalar(elem, fn.finish(acc, x.data.length));
+            return Tensor.scalar(elem, fn.all(x.data));
         }
 
         @Specialization(guards = "!whole(x)")
