@@ -165,11 +165,11 @@ final class InstanceChecker {
 
     /** Whether a value given from outside the program suits a parameter of type {@code type} (an int widens to float). */
     private static boolean fits(String type, Object v) {
+        if (Tables.isTableType(type)) return v instanceof String;
         return switch (type) {
             case "int" -> v instanceof Long || v instanceof Integer;
             case "float" -> v instanceof Number;
             case "bool" -> v instanceof Boolean;
-            case "table", "table[channel]" -> v instanceof String;
             default -> true;
         };
     }

@@ -79,10 +79,9 @@ public final class NativeRunner implements PolicyRunner {
     public long laneStateBytes(Lane lane) {
         Map<String, double[]> s = laneStates.get(lane);
         if (s == null) return 0;
+        // asked between steps, when no event writes the lane's values
         long n = 0;
-        synchronized (laneStates) {
-            for (double[] v : s.values()) n += v.length;
-        }
+        for (double[] v : s.values()) n += v.length;
         return n * dev.kvpc.ir.Ty.Elem.STATE_BYTES;
     }
 
