@@ -144,35 +144,36 @@ final class Heads {
 
     /** Runs {@code ids} as one prefill step; per lane, the sum of {@code state} over the entries whose position counts. */
     private static double[][] run(Eval.Model m, PolicyRunner runner, int[] ids, String state, java.util.function.IntPredicate counts) {
-        int layers = m.weights().layers, kvHeads = m.weights().kvHeads;
-        double[][] out = new double[layers][kvHeads];
-        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), runner, pool)) {
-            e.prefill(ids, 0, ids.length);
-            for (int l = 0; l < layers; l++) {
-                for (int h = 0; h < kvHeads; h++) {
-                    Lane lane = e.sequence().lane(l, h);
-                    float[] v = lane.state(state);
-                    for (int i = 0; i < lane.size(); i++) if (counts.test(lane.position(i))) out[l][h] += v[i];
-                }
-            }
-        }
+        double[][] out = new double[m.weights().layers][m.weights().kvHeads];
+        prefill(m, runner, ids, (l, h, lane) -> {
+            float[] v = lane.state(state);
+            for (int i = 0; i < lane.size(); i++) if (counts.test(lane.position(i))) out[l][h] += v[i];
+        });
         return out;
     }
 
     /** Runs {@code ids} as one prefill step; per lane, the first entry's row of the per-token state {@code state}. */
     private static double[][][] firstRows(Eval.Model m, PolicyRunner runner, int[] ids, String state) {
-        int layers = m.weights().layers, kvHeads = m.weights().kvHeads, d = m.weights().headSize;
-        double[][][] out = new double[layers][kvHeads][d];
+        int d = m.weights().headSize;
+        double[][][] out = new double[m.weights().layers][m.weights().kvHeads][d];
+        prefill(m, runner, ids, (l, h, lane) -> {
+            float[] v = lane.state(state);
+            for (int c = 0; c < d; c++) out[l][h][c] = v[c];
+        });
+        return out;
+    }
+
+    /** What a probe reads of one lane once the prompt is in. */
+    private interface LaneReader {
+        void read(int layer, int kvHead, Lane lane);
+    }
+
+    /** Runs {@code ids} through the model as one prefill step under {@code runner}, then reads every lane. */
+    private static void prefill(Eval.Model m, PolicyRunner runner, int[] ids, LaneReader reader) {
         try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), runner, pool)) {
             e.prefill(ids, 0, ids.length);
-            for (int l = 0; l < layers; l++) {
-                for (int h = 0; h < kvHeads; h++) {
-                    float[] v = e.sequence().lane(l, h).state(state);
-                    for (int c = 0; c < d; c++) out[l][h][c] = v[c];
-                }
-            }
+            for (int l = 0; l < m.weights().layers; l++) for (int h = 0; h < m.weights().kvHeads; h++) reader.read(l, h, e.sequence().lane(l, h));
         }
-        return out;
     }
 
     /** How many of {@code d} channels Double Sparsity's table marks per lane: the {@code share} of them, at least one. */
