@@ -58,15 +58,8 @@ class ChannelTableTest {
                     }
                 }
                 """, tables(dir), t);
-        for (int l = 0; l < LAYERS; l++) {
-            for (int h = 0; h < HEADS; h++) {
-                int j = channel(l, h), layer = l, head = h;
-                // quantile over the whole table: 4 (lane (1, 1)'s weight), not the row's own maximum
-                TreeSet<Integer> want = new TreeSet<>(best(PROMPT - 1, 4, p -> t.key(layer, p, head)[j]));
-                want.add(PROMPT - 1);
-                assertArrayEquals(want.stream().mapToInt(Integer::intValue).toArray(), CompiledOnLanes.kept(r, 0, l, h), "lane " + l + "," + h);
-            }
-        }
+        // quantile over the whole table: 4 (lane (1, 1)'s weight), not the row's own maximum
+        eachLane(r, 4, (l, h, p) -> t.key(l, p, h)[channel(l, h)]);
     }
 
     /** Under per-layer selection a channel table is the layer's rows, [head, channel]: lane (1, 1)'s weight 4 wins its layer. */
@@ -119,18 +112,11 @@ class ChannelTableTest {
                 }
                 """, tables(dir), t);
         double[][] g = {{1.0, 0.25}, {2.0, 3.0}};
-        for (int l = 0; l < LAYERS; l++) {
-            for (int h = 0; h < HEADS; h++) {
-                int layer = l, head = h;
-                TreeSet<Integer> want = new TreeSet<>(best(PROMPT - 1, 4, p -> {
-                    double s = 0;
-                    for (float x : t.key(layer, p, head)) s += Math.abs(x);
-                    return s + g[layer][head] * p;
-                }));
-                want.add(PROMPT - 1);
-                assertArrayEquals(want.stream().mapToInt(Integer::intValue).toArray(), CompiledOnLanes.kept(r, 0, l, h), "lane " + l + "," + h);
-            }
-        }
+        eachLane(r, 4, (l, h, p) -> {
+            double s = 0;
+            for (float x : t.key(l, p, h)) s += Math.abs(x);
+            return s + g[l][h] * p;
+        });
     }
 
     /**
@@ -158,6 +144,18 @@ class ChannelTableTest {
 
     interface Score {
         double at(int layer, int head, int position);
+    }
+
+    /** Each lane: its own n best positions among 0 .. PROMPT - 2, plus the last entry. */
+    private static void eachLane(Result r, int n, Score score) {
+        for (int l = 0; l < LAYERS; l++) {
+            for (int h = 0; h < HEADS; h++) {
+                int layer = l, head = h;
+                TreeSet<Integer> want = new TreeSet<>(best(PROMPT - 1, n, p -> score.at(layer, head, p)));
+                want.add(PROMPT - 1);
+                assertArrayEquals(want.stream().mapToInt(Integer::intValue).toArray(), CompiledOnLanes.kept(r, 0, l, h), "lane " + l + "," + h);
+            }
+        }
     }
 
     /** Per layer: the 5 best (head, position) pairs over positions 0 .. PROMPT - 2 of both heads, plus the last entry. */
