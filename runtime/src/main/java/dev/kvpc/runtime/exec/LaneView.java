@@ -57,7 +57,12 @@ final class LaneView implements LaneContext {
         BitSet[] attend;
         int[] attendVersions;
         int[][] attendPositions;
+        /**
+         * The scope of the event's last store that an {@code otherwise} reads, and the view that made it (its epochs
+         * index the set; the entries do not change between the views of an event).
+         */
         Sel lastStoreScope;
+        LaneView lastStoreView;
         /** Whether column sums come from the kernel: then {@link #sums} (per lane, in lane order at attention) hold them. */
         boolean fusedSums;
         /** Whether the kernel's column sums serve the whole prompt's statistics ({@link Signal#PROMPT_ATTN}). */
@@ -534,6 +539,11 @@ final class LaneView implements LaneContext {
 
         int epoch() {
             return epoch;
+        }
+
+        /** The same members, as a set of {@code epoch} (of another view of the event, whose entries are the same). */
+        Sel at(int epoch) {
+            return epoch == this.epoch ? this : new Sel(domain, perHead, runs, compensation, epoch);
         }
 
         int heads() {
@@ -1701,7 +1711,7 @@ final class LaneView implements LaneContext {
 
     @Override
     public void store(boolean keys, boolean values, Instr.Format f, long bits, Instr.QuantAxis axis, long group, Instr.Scope sc, Object set) {
-        Sel given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : now(es.lastStoreScope);
+        Sel given = set == null ? null : now(set), last = es.lastStoreScope == null ? null : es.lastStoreView.now(es.lastStoreScope).at(epoch());
         boolean compensation = sc == Instr.Scope.ALL || sc == Instr.Scope.FOR && given.compensation();
         Sel covered = coveredRuns(sc, given, last, compensation);
         if (covered == null) {
@@ -1712,7 +1722,10 @@ final class LaneView implements LaneContext {
             }
             covered = sel(Axis.TOKEN, each, compensation);
         }
-        if (sc.remembered()) es.lastStoreScope = covered;
+        if (sc.remembered()) {
+            es.lastStoreScope = covered;
+            es.lastStoreView = this;
+        }
         Precision p = Precision.of(f, (int) bits);
         boolean changedRows = false;
         for (int li = 0; li < es.lanes.size(); li++) {
