@@ -400,6 +400,7 @@ public final class IrParser {
     private Ty type(String t) {
         if (t.equals("tokens")) return Ty.TOKENS;
         if (t.equals("tokens[head]")) return new Ty.SetTy(Axis.TOKEN, true);
+        if (t.equals("tokens[group]")) return new Ty.SetTy(Axis.TOKEN, false, true);
         if (t.equals("pages")) return new Ty.SetTy(Axis.PAGE, false);
         if (t.equals("pages[head]")) return new Ty.SetTy(Axis.PAGE, true);
         int b = t.indexOf('[');

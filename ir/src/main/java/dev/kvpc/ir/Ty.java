@@ -56,14 +56,22 @@ public sealed interface Ty {
         }
     }
 
-    /** A set of entries ({@code TOKEN}) or pages ({@code PAGE}) of a lane; {@code perHead} under per-layer selection. */
-    record SetTy(Axis domain, boolean perHead) implements Ty {
+    /**
+     * A set of entries ({@code TOKEN}) or pages ({@code PAGE}) of a lane; {@code perHead} under per-layer selection;
+     * {@code perQueryHead}: one set of entries for each query head of the lane's group.
+     */
+    record SetTy(Axis domain, boolean perHead, boolean perQueryHead) implements Ty {
         public SetTy {
             if (domain != Axis.TOKEN && domain != Axis.PAGE) throw new IllegalArgumentException("sets are of tokens or pages, not " + domain);
+            if (perQueryHead && domain != Axis.TOKEN) throw new IllegalArgumentException("a set per query head is of tokens");
+        }
+
+        public SetTy(Axis domain, boolean perHead) {
+            this(domain, perHead, false);
         }
 
         @Override
-        public String show() { return (domain == Axis.TOKEN ? "tokens" : "pages") + (perHead ? "[head]" : ""); }
+        public String show() { return (domain == Axis.TOKEN ? "tokens" : "pages") + (perHead ? "[head]" : "") + (perQueryHead ? "[group]" : ""); }
     }
 
     Tensor INT = Tensor.scalar(Elem.INT);

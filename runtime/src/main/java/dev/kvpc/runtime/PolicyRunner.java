@@ -72,6 +72,15 @@ public interface PolicyRunner {
         BitSet[] attendSets();
 
         /**
+         * Per lane, the entries each query head of its group reads, where the policy attends a set per query head
+         * (then {@link #attendSets} gives each lane the union of its heads'); null when it does not, and null for a
+         * lane whose query heads all read its {@link #attendSets} set. Asked after {@link #attendSets}.
+         */
+        default BitSet[][] queryHeadSets() {
+            return null;
+        }
+
+        /**
          * Per lane, an array (at least as long as the lane) to which the attention kernel adds each entry's attention
          * probability, summed over the step's queries and the lane's query heads, entries in lane order as they are
          * at attention time; null when the policy reads no such fused statistic. Asked after {@link #attendSets}.

@@ -135,13 +135,14 @@ public final class Sequence implements AutoCloseable {
             for (int h : heads) ls.add(lanes[layer][h]);
             PolicyRunner.Event ev = c < 0 ? null : policy.open(c, step, layer, heads.stream().mapToInt(Integer::intValue).toArray(), ls);
             BitSet[] attend = ev == null ? null : ev.attendSets();
+            BitSet[][] perQueryHead = ev == null ? null : ev.queryHeadSets();
             float[][] sums = ev == null ? null : ev.columnSums();
             if (ev != null) events.add(ev);
             for (int i = 0; i < heads.size(); i++) {
                 int h = heads.get(i);
                 BitSet a = attend == null ? null : attend[i];
                 attended[layer][h] = a == null ? null : a.stream().map(lanes[layer][h]::position).toArray();
-                jobs[h] = new LaneJob(h, a, sums == null ? null : sums[i]);
+                jobs[h] = new LaneJob(h, a, perQueryHead == null ? null : perQueryHead[i], sums == null ? null : sums[i]);
             }
         }
         int parts = parts(layer);
@@ -161,8 +162,11 @@ public final class Sequence implements AutoCloseable {
         unsettled.clear();
     }
 
-    /** One lane's attention in a step: its KV head, the entries it may read (null: all), its fused column sums. */
-    private record LaneJob(int kvHead, BitSet attend, float[] colSums) {}
+    /**
+     * One lane's attention in a step: its KV head, the entries it may read (null: all), the entries each query head
+     * of its group reads (null: each reads {@code attend}), its fused column sums.
+     */
+    private record LaneJob(int kvHead, BitSet attend, BitSet[] queryHeads, float[] colSums) {}
 
     /**
      * Threads a layer's attention runs on: up to {@link #threads} while each gets at least {@link #minWork}
@@ -196,7 +200,17 @@ public final class Sequence implements AutoCloseable {
         }
 
         void attend(int layer, LaneJob job, int[] positions, float[] q, float[] out) {
-            int d = model.headDim(), group = model.group(), h = job.kvHead();
+            if (job.queryHeads() == null) {
+                attend(layer, job, job.attend(), 0, model.group(), positions, q, out);
+                return;
+            }
+            // a set per query head: each head of the group attends alone, its column sums adding to the lane's
+            for (int gi = 0; gi < model.group(); gi++) attend(layer, job, job.queryHeads()[gi], gi, 1, positions, q, out);
+        }
+
+        /** Attention of query heads {@code first..first+group-1} of the lane's group, reading entries {@code a} (null: all). */
+        private void attend(int layer, LaneJob job, BitSet a, int first, int group, int[] positions, float[] q, float[] out) {
+            int d = model.headDim(), h = job.kvHead(), head0 = h * model.group() + first;
             if (qLane.length != tokens * group * d) {
                 qLane = new float[tokens * group * d];
                 outLane = new float[tokens * group * d];
@@ -204,14 +218,13 @@ public final class Sequence implements AutoCloseable {
             Lane lane = lanes[layer][h];
             boolean cache = model.rope() != null && cachePositions(layer, h);
             for (int t = 0; t < tokens; t++) {
-                System.arraycopy(q, (t * model.heads() + h * group) * d, qLane, t * group * d, group * d);
+                System.arraycopy(q, (t * model.heads() + head0) * d, qLane, t * group * d, group * d);
                 if (model.rope() != null) {
                     // original: rotate by text position; cache: by the slot the query's own entry holds
                     int at = cache ? slotOf(lane, positions[t]) : positions[t];
                     for (int gi = 0; gi < group; gi++) model.rope().rotate(qLane, (t * group + gi) * d, d, at);
                 }
             }
-            BitSet a = job.attend();
             float[] colSums = job.colSums();
             // a compiled kernel where one fits: standard attention, keys read in place (and rotated by slot as they
             // are read, for positions cache, by a kernel that can); a step of several tokens (prefill, chunk) runs it
@@ -240,10 +253,10 @@ public final class Sequence implements AutoCloseable {
                     System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
                 }
             } else {
-                kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), h * group, next + tokens);
+                kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), head0, next + tokens);
             }
             for (int t = 0; t < tokens; t++) {
-                System.arraycopy(outLane, t * group * d, out, (t * model.heads() + h * group) * d, group * d);
+                System.arraycopy(outLane, t * group * d, out, (t * model.heads() + head0) * d, group * d);
             }
         }
     }

@@ -32,10 +32,24 @@ public sealed interface Type {
         }
     }
 
-    /** A set of entries of the lane ({@code TOKEN}) or of pages ({@code PAGE}); {@code perHead} under per-layer selection. */
-    record SetOf(Axis domain, boolean perHead) implements Type {
+    /**
+     * A set of entries of the lane ({@code TOKEN}) or of pages ({@code PAGE}); {@code perHead} under per-layer
+     * selection; {@code perQueryHead}: one set for each query head of the lane's group (a token set only).
+     */
+    record SetOf(Axis domain, boolean perHead, boolean perQueryHead) implements Type {
+        public SetOf(Axis domain, boolean perHead) {
+            this(domain, perHead, false);
+        }
+
+        /** The set that combines this one with {@code o} (set algebra, within, a choice between them). */
+        public SetOf with(SetOf o) {
+            return new SetOf(domain, perHead || o.perHead, perQueryHead || o.perQueryHead);
+        }
+
         @Override
-        public String show() { return (domain == Axis.PAGE ? "page set" : "token set") + (perHead ? " per head" : ""); }
+        public String show() {
+            return (domain == Axis.PAGE ? "page set" : "token set") + (perHead ? " per head" : "") + (perQueryHead ? " per query head" : "");
+        }
     }
 
     record Str() implements Type {

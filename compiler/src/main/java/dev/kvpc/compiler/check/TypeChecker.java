@@ -733,7 +733,7 @@ final class TypeChecker {
                 notInEvery(s, "evict", c);
             }
             case Stmt.Attend a -> {
-                requireSet(expr(a.set(), c), a.set().span(), "attend");
+                requireSet(expr(a.set(), c), a.set().span(), "attend", true);
                 boolean ok = !c.inEvery && !c.events.isEmpty()
                         && EnumSet.of(EventKind.DECODE, EventKind.CHUNK).containsAll(c.events);
                 if (!ok) {
@@ -882,7 +882,7 @@ final class TypeChecker {
                 Type b = expr(k.ifFalse(), c);
                 if (a instanceof Type.SetOf sa && b instanceof Type.SetOf sb && sa.domain() == sb.domain()) {
                     requireLaneAxes(ct, k.condition().span(), "a condition choosing between sets");
-                    yield sa;
+                    yield sa.with(sb);
                 }
                 Type r = combine(a, b, k.span(), "the branches of '?'");
                 if (r instanceof Tensor rt && ct instanceof Tensor cc) yield new Tensor(rt.elem(), union(rt, cc));
@@ -998,7 +998,7 @@ final class TypeChecker {
                                 new Note("pages(...) turns a page set into a token set", null));
                         return Type.ERROR;
                     }
-                    return new Type.SetOf(sl.domain(), sl.perHead() || sr.perHead());
+                    return sl.with(sr);
                 }
                 if (l instanceof Type.SetOf || r instanceof Type.SetOf) {
                     diags.error(Code.E200, b.span(), "cannot " + (op == BinaryOp.ADD ? "add" : "subtract") + " a " + l.show() + " and a " + r.show());
@@ -1008,7 +1008,7 @@ final class TypeChecker {
             }
             case INTERSECT -> {
                 if (l instanceof Type.SetOf sl && r instanceof Type.SetOf sr && sl.domain() == sr.domain()) {
-                    return new Type.SetOf(sl.domain(), sl.perHead() || sr.perHead());
+                    return sl.with(sr);
                 }
                 diags.error(Code.E203, b.span(), "'&' intersects two sets of the same kind; got " + l.show() + " and " + r.show());
                 return Type.ERROR;
@@ -1021,8 +1021,15 @@ final class TypeChecker {
                     diags.error(Code.E203, b.right().span(), "'within' needs a token set on its right; got " + r.show());
                     return Type.ERROR;
                 }
-                if (l instanceof Type.SetOf) return l;
-                if (l instanceof Tensor lt && lt.numeric() && lt.axes().contains(Axis.TOKEN)) return l;
+                if (l instanceof Type.SetOf ls) return ls.with(rs);
+                if (l instanceof Tensor lt && lt.numeric() && lt.axes().contains(Axis.TOKEN)) {
+                    if (rs.perQueryHead() && !lt.axes().contains(Axis.GROUP)) {
+                        diags.error(Code.E201, b.left().span(), "'within' a set per query head restricts each query head's row; this is " + l.show() + ", with no group axis",
+                                new Note("give the score a group axis, or restrict it within one set for the lane", null));
+                        return Type.ERROR;
+                    }
+                    return l;
+                }
                 diags.error(Code.E201, b.left().span(), "'within' restricts a per-token score or a token set; this is " + l.show());
                 return Type.ERROR;
             }
@@ -1254,11 +1261,17 @@ final class TypeChecker {
                 // head: the layer's lanes under per-layer selection, else a location axis (a table's, a model state's)
                 rest.remove(Axis.HEAD);
                 rest.remove(Axis.LAYER);
+                // a truth value per query head and entry: a set per query head
+                boolean queryHeads = rest.remove(Axis.GROUP);
                 if (!rest.isEmpty() || !tp.axes().contains(Axis.TOKEN)) {
-                    diags.error(Code.E201, pos.get(0).span(), "where(...) needs one truth value per entry ([token]); this is " + p.show());
+                    diags.error(Code.E201, pos.get(0).span(), "where(...) needs one truth value per entry ([token]) or per query head and entry ([group, token]); this is " + p.show());
                     yield Type.ERROR;
                 }
-                yield new Type.SetOf(Axis.TOKEN, perLayer && tp.axes().contains(Axis.HEAD));
+                if (queryHeads && perLayer) {
+                    perQueryHeadUnderLayer(pos.get(0).span(), "where(...)");
+                    yield Type.ERROR;
+                }
+                yield new Type.SetOf(Axis.TOKEN, perLayer && tp.axes().contains(Axis.HEAD), queryHeads);
             }
             case PAGES -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
@@ -1305,7 +1318,14 @@ final class TypeChecker {
                     diags.error(Code.E203, pos.get(0).span(), f + "(...) takes a token set, e.g. " + f + "(top(acc, 8)); got " + t[0].show());
                     yield Type.ERROR;
                 }
-                if (fn == dev.kvpc.ir.Op.PrimFn.COUNT) yield Type.INT;
+                if (fn == dev.kvpc.ir.Op.PrimFn.COUNT) {
+                    if (s.perQueryHead()) {
+                        onePerLane(pos.get(0).span(), "count(...) counts one token set for the lane; this is a " + s.show());
+                        yield Type.ERROR;
+                    }
+                    yield Type.INT;
+                }
+                if (s.perQueryHead()) yield Type.tensor(Elem.BOOL, Axis.GROUP, Axis.TOKEN);
                 yield s.perHead() ? Type.tensor(Elem.BOOL, Axis.HEAD, Axis.TOKEN) : Type.tensor(Elem.BOOL, Axis.TOKEN);
             }
             case UNIFORM, GUMBEL -> {
@@ -1323,6 +1343,12 @@ final class TypeChecker {
                 if (t.length == 3 && !(t[2] instanceof Type.SetOf r && r.domain() == Axis.TOKEN)) {
                     diags.error(Code.E203, pos.get(2).span(), f + "(x, S, R) computes the rows of the entries of a token set R; got " + t[2].show());
                     yield Type.ERROR;
+                }
+                for (int i = 1; i < t.length; i++) {
+                    if (((Type.SetOf) t[i]).perQueryHead()) {
+                        onePerLane(pos.get(i).span(), f + "(...) compares with one token set for the lane; this is a " + t[i].show());
+                        yield Type.ERROR;
+                    }
                 }
                 EnumSet<Axis> out = x.axisSet();
                 out.remove(Axis.CHANNEL);
@@ -1379,6 +1405,14 @@ final class TypeChecker {
         boolean head = axes.remove(Axis.HEAD) && perLayer;
         axes.remove(Axis.LAYER);
         if (axes.equals(EnumSet.of(Axis.TOKEN))) return new Type.SetOf(Axis.TOKEN, head);
+        if (axes.equals(EnumSet.of(Axis.GROUP, Axis.TOKEN))) {
+            // each query head of the group ranks its own row: count entries each
+            if (perLayer) {
+                perQueryHeadUnderLayer(pos.get(0).span(), f + "(...)");
+                return Type.ERROR;
+            }
+            return new Type.SetOf(Axis.TOKEN, false, true);
+        }
         if (axes.equals(EnumSet.of(Axis.PAGE))) return new Type.SetOf(Axis.PAGE, head);
         Set<Axis> extra = EnumSet.copyOf(axes);
         extra.remove(Axis.TOKEN);
@@ -1717,11 +1751,34 @@ final class TypeChecker {
     }
 
     private void requireSet(Type t, Span span, String what) {
+        requireSet(t, span, what, false);
+    }
+
+    /** {@code perQueryHead}: whether a set per query head of the group will do (attend). */
+    private void requireSet(Type t, Span span, String what, boolean perQueryHead) {
         if (t instanceof Type.Error) return;
+        if (t instanceof Type.SetOf s && s.domain() == Axis.TOKEN && s.perQueryHead() && !perQueryHead) {
+            onePerLane(span, what + " needs one token set for the lane; this is a " + t.show());
+            return;
+        }
         if (t instanceof Type.SetOf s && s.domain() == Axis.TOKEN) return;
         diags.error(Code.E203, span, what + " needs a token set; this is " + t.show(),
                 t instanceof Type.SetOf ? new Note[] {new Note("pages(...) turns a page set into a token set", null)}
                         : new Note[] {new Note("build one with first(n), last(n), top(score, n), where(cond), all", null)});
+    }
+
+    /** A set per query head asked for under per-layer selection, which does not make them. */
+    private void perQueryHeadUnderLayer(Span span, String what) {
+        diags.error(Code.E505, span, what + " of a score with a group axis makes a set per query head, which lane selection makes and 'selection per layer' does not",
+                new Note("reduce the group axis first, e.g. max(x, over: group), or select per lane", null));
+    }
+
+    /** A set per query head where the lane's own is needed: what it is for, and how to get the lane's. */
+    private void onePerLane(Span span, String message) {
+        diags.error(Code.E203, span, message,
+                new Note("a set per query head comes from a score with a group axis and is for attend; for one set for the lane, "
+                        + "reduce the score's group axis first (e.g. mean(x, over: group)), or take the heads' union, "
+                        + "where(sum(member(S) ? 1 : 0, over: group) > 0)", null));
     }
 
     /** The closest candidate within edit distance 2 (or a third of the name), for "did you mean". */

@@ -48,7 +48,7 @@ public enum Code {
     E502("table file missing or malformed"),
     E503("table shape does not match the model"),
     E504("lanes claimed by two policies"),
-    E505("per-head allocation outside `selection per layer`"),
+    E505("per-head allocation outside `selection per layer`, or sets per query head inside it"),
     // warnings
     W100("unused parameter"),
     W101("dead state: written but never read"),

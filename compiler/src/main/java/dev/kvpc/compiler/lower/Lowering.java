@@ -48,7 +48,7 @@ public final class Lowering {
                 case FLOAT -> Ty.Elem.FLOAT;
                 case BOOL -> Ty.Elem.BOOL;
             }, tt.axisSet().stream().map(a -> Axis.valueOf(a.name())).toList());
-            case Type.SetOf s -> new Ty.SetTy(Axis.valueOf(s.domain().name()), s.perHead());
+            case Type.SetOf s -> new Ty.SetTy(Axis.valueOf(s.domain().name()), s.perHead(), s.perQueryHead());
             case Type.Str s -> Ty.Tensor.of(Ty.Elem.FLOAT, List.of(Axis.LAYER, Axis.HEAD));
             case Type.Error e -> throw new IllegalStateException("lowering a program with type errors");
         };

@@ -619,6 +619,17 @@ public final class ProgramGenerator {
         if (states.stream().anyMatch(s -> s.scope.equals("page")) && chance(0.8)) {
             b.add("attend pages(top(" + pageScore(b).t + ", " + intIn(1, 64, "pages").t + ")) + last(" + intIn(1, 64, "recent").t + ")");
             any = true;
+        } else if (!perLayer && chance(0.25)) {
+            // each query head of the group attends its own best (sets per query head, lane selection only)
+            K r = intIn(1, 32, "recent");
+            int form = between(0, 2);
+            String score = form == 0 ? "max(sum(q * k, over: channel), over: query)"
+                    : form == 1 ? "sum(abs(q) * abs(k), over: channel, query)"
+                    : "mean(sum(q * k, over: channel), over: query) + " + unitFloat("bias", UNIT_FLOATS).t;
+            String best = "top(" + score + " within first(len - " + r.t + "), " + intIn(1, 64, "tokens").t + ")";
+            if (chance(0.3)) best = "where(member(" + best + "))";
+            b.add("attend " + best + " + last(" + r.t + ")");
+            any = true;
         }
         int n = any ? between(0, 1) : between(1, 2);
         for (int i = 0; i < n; i++) stmt(b, 0, true);

@@ -58,6 +58,11 @@ final class LaneView implements LaneContext {
         int[] attendVersions;
         int[][] attendPositions;
         /**
+         * Per lane, per query head of its group, the positions of the entries that head reads (the compensation
+         * entry as -1), sorted; null unless 'attend' took a set per query head (then {@link #attend} is their union).
+         */
+        int[][][] attendHeadPositions;
+        /**
          * The scope of the event's last store that an {@code otherwise} reads, and the view that made it (its epochs
          * index the set; the entries do not change between the views of an event).
          */
@@ -346,14 +351,30 @@ final class LaneView implements LaneContext {
                     continue;
                 }
                 if (attendPositions == null || attendPositions[li] == null) throw new IllegalStateException("lane " + li + " changed outside its event after its attend set");
-                int n = l.size(), regular = regular(l);
-                out[li] = new BitSet(n);
-                // the chosen positions found among the lane's (regular entries are in position order, a compensation
-                // entry, position -1, is last)
-                for (int p : attendPositions[li]) {
-                    int j = p == -1 ? (regular < n ? regular : -1) : Arrays.binarySearch(l.positionTable(), 0, regular, p);
-                    if (j >= 0) out[li].set(j);
-                }
+                out[li] = at(l, attendPositions[li]);
+            }
+            return out;
+        }
+
+        /** Per lane, per query head, the entries it reads now (where 'attend' took a set per query head; else null). */
+        BitSet[][] queryHeadSets() {
+            if (attendHeadPositions == null) return null;
+            BitSet[][] out = new BitSet[lanes.size()][];
+            for (int li = 0; li < out.length; li++) {
+                out[li] = new BitSet[attendHeadPositions[li].length];
+                for (int gi = 0; gi < out[li].length; gi++) out[li][gi] = at(lanes.get(li), attendHeadPositions[li][gi]);
+            }
+            return out;
+        }
+
+        /** The entries of a lane at sorted {@code positions} (-1: the compensation entry) that it still holds. */
+        private static BitSet at(Lane l, int[] positions) {
+            int n = l.size(), regular = regular(l);
+            BitSet out = new BitSet(n);
+            // regular entries are in position order, a compensation entry, position -1, is last
+            for (int p : positions) {
+                int j = p == -1 ? (regular < n ? regular : -1) : Arrays.binarySearch(l.positionTable(), 0, regular, p);
+                if (j >= 0) out.set(j);
             }
             return out;
         }
@@ -374,6 +395,7 @@ final class LaneView implements LaneContext {
                 int[] pos = new int[m];
                 float[][] keys = new float[m][];
                 BitSet allowed = attend == null ? null : attendSets()[li];
+                BitSet[] perHead = attendHeadPositions == null ? null : queryHeadSets()[li];
                 for (int j = 0; j < m; j++) {
                     pos[j] = lane.position(j);
                     lane.read(j, Lane.Part.KEYS, key, 0);
@@ -382,7 +404,7 @@ final class LaneView implements LaneContext {
                 }
                 double[][] pr = new double[observed.length * g][m], lg = new double[observed.length * g][m];
                 int kvHead = kvHeads[li];
-                if (variant == null) {
+                if (variant == null && perHead == null) {
                     standardLogits(lane, keys, pos, allowed, kvHead, lg, pr, scale);
                     probs[li] = pr;
                     logits[li] = lg;
@@ -397,9 +419,10 @@ final class LaneView implements LaneContext {
                         if (rope != null) rope.rotate(q, 0, d, cache ? slotOf(lane, qpos) : qpos);
                         double[] row = lg[qi * g + gi];
                         boolean[] visible = new boolean[m];
+                        BitSet reads = perHead == null ? allowed : perHead[gi];
                         for (int j = 0; j < m; j++) {
                             int kpos = lane.isCompensation(j) ? -1 : pos[j];
-                            if (allowed != null && !allowed.get(j)) continue;
+                            if (reads != null && !reads.get(j)) continue;
                             if (variant == null) {
                                 double s = 0;
                                 for (int c = 0; c < d; c++) s += (double) q[c] * keys[j][c];
@@ -511,22 +534,38 @@ final class LaneView implements LaneContext {
         private final long[] runs;
         private final boolean compensation;
         private final int epoch;
+        /** Whether the members are one bitset per query head of the (one) lane's group, not one per lane. */
+        private final boolean queryHeads;
 
         Sel(Axis domain, BitSet[] perHead, boolean compensation, int epoch) {
-            this(domain, perHead, null, compensation, epoch);
+            this(domain, perHead, null, compensation, epoch, false);
         }
 
-        private Sel(Axis domain, BitSet[] perHead, long[] runs, boolean compensation, int epoch) {
+        Sel(Axis domain, BitSet[] perHead, boolean compensation, int epoch, boolean queryHeads) {
+            this(domain, perHead, null, compensation, epoch, queryHeads);
+        }
+
+        private Sel(Axis domain, BitSet[] perHead, long[] runs, boolean compensation, int epoch, boolean queryHeads) {
             this.domain = domain;
             this.perHead = perHead;
             this.runs = runs;
             this.compensation = compensation;
             this.epoch = epoch;
+            this.queryHeads = queryHeads;
+        }
+
+        boolean queryHeads() {
+            return queryHeads;
+        }
+
+        /** The same members, as a set of {@code epoch} (of another view of the event, whose entries are the same). */
+        Sel at(int epoch) {
+            return epoch == this.epoch ? this : new Sel(domain, perHead, runs, compensation, epoch, queryHeads);
         }
 
         /** A set that is one run per lane. */
         static Sel ofRuns(Axis domain, long[] runs, boolean compensation, int epoch) {
-            return new Sel(domain, null, runs, compensation, epoch);
+            return new Sel(domain, null, runs, compensation, epoch, false);
         }
 
         Axis domain() {
@@ -539,11 +578,6 @@ final class LaneView implements LaneContext {
 
         int epoch() {
             return epoch;
-        }
-
-        /** The same members, as a set of {@code epoch} (of another view of the event, whose entries are the same). */
-        Sel at(int epoch) {
-            return epoch == this.epoch ? this : new Sel(domain, perHead, runs, compensation, epoch);
         }
 
         int heads() {
@@ -1318,7 +1352,7 @@ final class LaneView implements LaneContext {
             BitSet bits = s.forHead(h);
             for (int j = 0; j < from.length; j++) if (from[j] >= 0 && bits.get(from[j])) out[h].set(j);
         }
-        return new Sel(s.domain(), out, s.compensation(), epoch());
+        return new Sel(s.domain(), out, s.compensation(), epoch(), s.queryHeads());
     }
 
     private Sel sel(Axis domain, BitSet[] bits, boolean compensation) {
@@ -1412,12 +1446,18 @@ final class LaneView implements LaneContext {
             out[i] = new BitSet(sl[i].length);
             for (int t = 0; t < sl[i].length; t++) if (sl[i][t] != 0) out[i].set(t);
         }
-        return sel(Axis.TOKEN, out, false);
+        // a predicate per query head and entry: a set per query head
+        return new Sel(Axis.TOKEN, out, false, epoch(), Axis.of(axes).contains(Axis.GROUP));
     }
 
     @Override
     public Object rank(double[] score, int axes, boolean top, long count, long floor, Axis dom, Op.Algorithm algorithm) {
         List<Axis> ax = Axis.of(axes);
+        if (ax.contains(Axis.GROUP)) {
+            // each query head of the lane's group ranks its own row ({@link Select#rankEach})
+            BitSet[] each = Select.rankEach(slices(score, ax, dom), top, count, Select.compensation(lane0()));
+            return new Sel(Axis.TOKEN, each, false, epoch(), true);
+        }
         int heads = ax.contains(Axis.HEAD) ? es.lanes.size() : 1;
         double[][] sl = slices(score, ax, dom);
         if (sl.length != heads) throw new IllegalStateException("rank score has axes " + ax + " beyond head and " + dom.word());
@@ -1428,7 +1468,7 @@ final class LaneView implements LaneContext {
         int n = Math.max(a.heads(), b.heads());
         BitSet[] out = new BitSet[n];
         for (int h = 0; h < n; h++) out[h] = f.apply((BitSet) a.forHead(h).clone(), b.forHead(h));
-        return new Sel(a.domain(), out, compensation, a.epoch());
+        return new Sel(a.domain(), out, compensation, a.epoch(), a.queryHeads() || b.queryHeads());
     }
 
     /** A copy of {@code bits} with room for {@code bound} bits: one array (a clone trims the words, then copies them). */
@@ -1458,7 +1498,7 @@ final class LaneView implements LaneContext {
             Sel bits = y.isRuns() ? x : y, run = y.isRuns() ? y : x;
             BitSet[] out = new BitSet[Math.max(x.heads(), y.heads())];
             for (int h = 0; h < out.length; h++) out[h] = fn.applyRun(copy(bits.forHead(h), Runs.to(run.run(h))), Runs.from(run.run(h)), Runs.to(run.run(h)));
-            return new Sel(x.domain(), out, compensation, x.epoch());
+            return new Sel(x.domain(), out, compensation, x.epoch(), bits.queryHeads());
         }
         return combine(x, y, fn::apply, compensation);
     }
@@ -1480,15 +1520,17 @@ final class LaneView implements LaneContext {
             int len = rows == 0 ? 0 : values.length / rows, per = rows / heads;
             double[] out = values.clone();
             for (int i = 0; i < rows; i++) {
-                BitSet b = s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
+                // a set per query head: the row's query head (group is the axis just before token)
+                BitSet b = s.queryHeads() ? s.forHead(i % es.g) : s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
                 for (int t = b.nextClearBit(0); t < len; t = b.nextClearBit(t + 1)) out[i * len + t] = Double.NaN;
             }
             return out;
         }
         double[][] sl = slices(values.clone(), ax, Axis.TOKEN); // written below
-        int per = sl.length / heads;
+        int per = sl.length / heads, after = 1;
+        for (int i = ax.indexOf(Axis.TOKEN) + 1; i < ax.size(); i++) after *= es.extent(ax.get(i));
         for (int i = 0; i < sl.length; i++) {
-            BitSet b = s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
+            BitSet b = s.queryHeads() ? s.forHead(i / after % es.g) : s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
             for (int t = 0; t < sl[i].length; t++) if (!b.get(t)) sl[i][t] = Double.NaN;
         }
         // back from slices
@@ -1513,6 +1555,17 @@ final class LaneView implements LaneContext {
 
     @Override
     public double[] prim(Op.PrimFn fn, double[] values, int valueAxes, Object set, Object rows, double arg, int axes) {
+        if (fn == Op.PrimFn.MEMBER && now(set).queryHeads()) {
+            // member(S) of a set per query head: [group, token], a row per query head of the one lane
+            Sel s = now(set);
+            BitSet[] each = new BitSet[s.heads()];
+            int[] sizes = new int[each.length];
+            for (int gi = 0; gi < each.length; gi++) {
+                each[gi] = s.forHead(gi);
+                sizes[gi] = lane0().size();
+            }
+            return Prims.joined(Prims.member(each, sizes));
+        }
         int lanes = Axis.of(axes).contains(Axis.HEAD) ? es.lanes.size() : 1;
         return Prims.joined(Prims.values(fn, facts(), lanes, values == null ? null : Prims.perLane(values, lanes), es.d,
                 set == null ? null : bits(now(set)), rows == null ? null : bits(now(rows)), arg));
@@ -1621,14 +1674,27 @@ final class LaneView implements LaneContext {
         Sel s = now(set);
         BitSet[] chosen = new BitSet[es.lanes.size()];
         int[] versions = new int[chosen.length];
+        int[][][] heads = s.queryHeads() ? new int[chosen.length][][] : null;
         for (int li = 0; li < chosen.length; li++) {
             Lane l = es.lanes.get(li);
-            chosen[li] = s.forHead(Math.min(li, s.heads() - 1)).get(0, l.size());
             versions[li] = l.entriesVersion();
+            if (heads == null) {
+                chosen[li] = s.forHead(Math.min(li, s.heads() - 1)).get(0, l.size());
+                continue;
+            }
+            // one set per query head (a lane selects alone): the lane reads their union, each head its own
+            chosen[li] = new BitSet();
+            heads[li] = new int[s.heads()][];
+            for (int gi = 0; gi < s.heads(); gi++) {
+                BitSet b = s.forHead(gi).get(0, l.size());
+                chosen[li].or(b);
+                heads[li][gi] = b.stream().map(l::position).sorted().toArray();
+            }
         }
         es.attend = chosen;
         es.attendVersions = versions;
         es.attendPositions = null;
+        es.attendHeadPositions = heads;
     }
 
     /**

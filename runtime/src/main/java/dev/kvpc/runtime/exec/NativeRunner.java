@@ -366,6 +366,11 @@ public final class NativeRunner implements PolicyRunner {
         }
 
         @Override
+        public BitSet[][] queryHeadSets() {
+            return es.queryHeadSets();
+        }
+
+        @Override
         public float[][] columnSums() {
             return es.fusedSums || es.promptSums ? es.columnSums() : null;
         }

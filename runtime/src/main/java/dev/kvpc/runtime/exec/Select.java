@@ -26,6 +26,16 @@ public final class Select {
     }
 
     /**
+     * The ranking rule of a score with a group axis, for every caller: each row (a query head of the lane's group)
+     * ranks on its own by {@link #rank}, {@code count} of its own; {@code compensation} is the lane's (-1: none).
+     */
+    public static BitSet[] rankEach(double[][] rows, boolean top, long count, int compensation) {
+        BitSet[] out = new BitSet[rows.length];
+        for (int g = 0; g < rows.length; g++) out[g] = rank(new double[][] {rows[g]}, top, count, -1, new int[] {compensation})[0];
+        return out;
+    }
+
+    /**
      * Per head, the chosen indices of {@code score[h]} (NaN never ranks; with {@code lanes}, neither does a lane's
      * compensation entry).
      */

@@ -29,6 +29,8 @@ final class ExecContext {
     final List<Map<LaneState.Entry, double[]>> probs = new ArrayList<>(), logits = new ArrayList<>();
     /** The entries this step's attention is restricted to, per lane (null: all), fixed when 'attend' runs. */
     List<Set<LaneState.Entry>> attend;
+    /** Per lane, per query head of its group: the entries that head's attention reads; null unless 'attend' took a set per query head. */
+    List<List<Set<LaneState.Entry>>> attendHeads;
     /** The covered set of the last store with a for/except scope in this event, for a following 'otherwise'. */
     TokenSet lastStoreScope;
     final Map<String, Tensor> pageStateCache = new HashMap<>();
@@ -201,12 +203,7 @@ final class ExecContext {
         if (!probs.isEmpty()) return;
         for (LaneState l : lanes) {
             Map<LaneState.Entry, double[]> p = new IdentityHashMap<>(), lg = new IdentityHashMap<>();
-            BitSet allowed = null;
-            if (attend != null) {
-                Set<LaneState.Entry> chosen = attend.get(lanes.indexOf(l));
-                allowed = new BitSet();
-                for (int j = 0; j < l.entries.size(); j++) if (chosen.contains(l.entries.get(j))) allowed.set(j);
-            }
+            BitSet[] allowed = allowed(lanes.indexOf(l));
             double[][][] r = variant.attend(trace, layer, l, queryPositions, allowed, rope, cachePositions());
             for (int j = 0; j < l.entries.size(); j++) {
                 double[] pc = new double[queryPositions.length * shape.group()], lc = new double[pc.length];
@@ -222,18 +219,29 @@ final class ExecContext {
         }
     }
 
+    /**
+     * The entries lane {@code li}'s attention reads now: null (all), one set, or one per query head of the group
+     * (an attend set per query head).
+     */
+    BitSet[] allowed(int li) {
+        if (attend == null) return null;
+        LaneState l = lanes.get(li);
+        List<Set<LaneState.Entry>> sets = attendHeads == null ? List.of(attend.get(li)) : attendHeads.get(li);
+        BitSet[] out = new BitSet[sets.size()];
+        for (int h = 0; h < out.length; h++) {
+            out[h] = new BitSet();
+            for (int j = 0; j < l.entries.size(); j++) if (sets.get(h).contains(l.entries.get(j))) out[h].set(j);
+        }
+        return out;
+    }
+
     /** Records, per lane, the attention output of the event's last query for each query head of the group. */
     void recordOutputs() {
         int g = shape.group(), d = shape.headDim();
         int[] lastQuery = {queryPositions[queryPositions.length - 1]};
         for (int li = 0; li < lanes.size(); li++) {
             LaneState l = lanes.get(li);
-            BitSet allowed = null;
-            if (attend != null) {
-                Set<LaneState.Entry> chosen = attend.get(li);
-                allowed = new BitSet();
-                for (int j = 0; j < l.entries.size(); j++) if (chosen.contains(l.entries.get(j))) allowed.set(j);
-            }
+            BitSet[] allowed = allowed(li);
             double[][] p = variant.attend(trace, layer, l, lastQuery, allowed, rope, cachePositions())[0];
             double[] out = new double[g * d];
             for (int j = 0; j < l.entries.size(); j++) {
@@ -502,7 +510,7 @@ final class ExecContext {
                     if (o != null && bits.get(o)) out[h].set(j);
                 }
             }
-            return new TokenSet(s.domain(), out, s.compensation(), now);
+            return new TokenSet(s.domain(), out, s.compensation(), now, s.queryHeads());
         }
         if (v instanceof Tensor t && t.basis != null && !same(t.basis, now)) {
             double[][] sl = t.slices(Axis.TOKEN);
@@ -540,14 +548,31 @@ final class ExecContext {
     /** 'attend S': the entries of S, as they are now, are what this step's attention reads. */
     void attend(TokenSet s) {
         List<Set<LaneState.Entry>> out = new ArrayList<>();
+        List<List<Set<LaneState.Entry>>> heads = s.queryHeads() ? new ArrayList<>() : null;
         for (int li = 0; li < lanes.size(); li++) {
-            Set<LaneState.Entry> chosen = Collections.newSetFromMap(new IdentityHashMap<>());
-            BitSet b = s.forHead(Math.min(li, s.heads() - 1));
             LaneState l = lanes.get(li);
-            for (int i = b.nextSetBit(0); i >= 0 && i < l.size(); i = b.nextSetBit(i + 1)) chosen.add(l.entries.get(i));
-            out.add(chosen);
+            if (heads != null) {
+                // one set per query head; the lane attends their union
+                List<Set<LaneState.Entry>> each = new ArrayList<>();
+                Set<LaneState.Entry> any = Collections.newSetFromMap(new IdentityHashMap<>());
+                for (int gi = 0; gi < s.heads(); gi++) {
+                    each.add(entries(l, s.forHead(gi)));
+                    any.addAll(each.getLast());
+                }
+                heads.add(each);
+                out.add(any);
+                continue;
+            }
+            out.add(entries(l, s.forHead(Math.min(li, s.heads() - 1))));
         }
         attend = out;
+        attendHeads = heads;
+    }
+
+    private static Set<LaneState.Entry> entries(LaneState l, BitSet b) {
+        Set<LaneState.Entry> chosen = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (int i = b.nextSetBit(0); i >= 0 && i < l.size(); i = b.nextSetBit(i + 1)) chosen.add(l.entries.get(i));
+        return chosen;
     }
 
     BitSet regularEntries(LaneState l) {

@@ -96,6 +96,15 @@ public final class InterpRunner implements PolicyRunner {
             }
 
             @Override
+            public BitSet[][] queryHeadSets() {
+                if (ctx.attendHeads == null) return null;
+                BitSet[][] out = new BitSet[lanes.size()][];
+                // the shadow and the runtime lane hold the same entries in the same order
+                for (int i = 0; i < out.length; i++) out[i] = ctx.allowed(i);
+                return out;
+            }
+
+            @Override
             public void finish() {
                 interp.finishEvent(cc, ctx, event, step.decodeStep(), false);
                 applyAll();

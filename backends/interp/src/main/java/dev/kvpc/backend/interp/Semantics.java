@@ -87,7 +87,7 @@ final class Semantics {
             out[i] = new BitSet();
             for (int t = 0; t < sl[i].length; t++) if (sl[i][t] != 0) out[i].set(t);
         }
-        return new TokenSet(Axis.TOKEN, out, false);
+        return new TokenSet(Axis.TOKEN, out, false, null, pred.axes.contains(Axis.GROUP));
     }
 
     /** {@code a fn b}, head by head ({@link Op.SetFn}). */
@@ -100,13 +100,19 @@ final class Semantics {
         return TokenSet.combine(x, s, Op.SetFn.INTER::apply, false);
     }
 
-    /** Values with entries outside {@code s} set to NaN (a head's row of the value reads the set of that head). */
+    /**
+     * Values with entries outside {@code s} set to NaN (a head's row of the value reads the set of that head; a query
+     * head's row, the set of that query head when the set is per query head).
+     */
     static Tensor within(Tensor x, TokenSet s) {
         double[][] sl = x.slices(Axis.TOKEN);
         int heads = x.axes.contains(Axis.HEAD) ? x.dim(Axis.HEAD) : 1;
         int per = sl.length / heads;
+        int group = s.queryHeads() ? x.dim(Axis.GROUP) : 0, inner = 1;
+        for (int j = x.axes.indexOf(Axis.TOKEN) + 1; j < x.dims.length; j++) inner *= x.dims[j];
         for (int i = 0; i < sl.length; i++) {
-            BitSet b = s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
+            // the axes between group and token are none (page never meets token), so a row's query head is this
+            BitSet b = s.queryHeads() ? s.forHead(i / inner % group) : s.forHead(Math.min(i / Math.max(1, per), s.heads() - 1));
             for (int t = 0; t < sl[i].length; t++) if (!b.get(t)) sl[i][t] = Double.NaN;
         }
         return x.fromSlices(Axis.TOKEN, sl, x.elem);
@@ -117,6 +123,11 @@ final class Semantics {
      * ranking rule ({@link Select#rank}); a lane's compensation entry never ranks.
      */
     static TokenSet rank(boolean top, Tensor score, long count, long floor, Axis domain, ExecContext c) {
+        if (score.axes.contains(Axis.GROUP)) {
+            // each query head of the lane's group ranks its own row ({@link Select#rankEach})
+            int comp = domain == Axis.TOKEN ? compensation(c.lanes.getFirst()) : -1;
+            return TokenSet.perQueryHead(Select.rankEach(score.slices(domain), top, count, comp), false);
+        }
         int heads = score.axes.contains(Axis.HEAD) ? score.dim(Axis.HEAD) : 1;
         double[][] sl = score.slices(domain);
         if (sl.length != heads) throw new InterpreterException("rank score has axes " + score.axes + " beyond head and " + domain.word());
@@ -151,6 +162,13 @@ final class Semantics {
             return new TokenSet(Axis.TOKEN, Prims.set(fn, facts(c), lanes, perLane(x, lanes), arg), false);
         }
         Ty.Tensor out = (Ty.Tensor) type;
+        if (fn == Op.PrimFn.MEMBER && set.queryHeads()) {
+            // member(S) of a set per query head: [group, token], a row per query head of the one lane
+            int n = c.lanes.getFirst().size();
+            int[] sizes = new int[set.heads()];
+            java.util.Arrays.fill(sizes, n);
+            return new Tensor(out.elem(), out.axes(), new int[] {sizes.length, n}, Prims.joined(Prims.member(set.perHead(), sizes)));
+        }
         int lanes = out.axes().contains(Axis.HEAD) ? c.lanes.size() : 1;
         double[][] r = Prims.values(fn, facts(c), lanes, x == null ? null : perLane(x, lanes), x != null && x.axes.contains(Axis.CHANNEL) ? x.dim(Axis.CHANNEL) : 1,
                 set == null ? null : bits(set, c.lanes.size()), rows == null ? null : bits(rows, c.lanes.size()), arg);

@@ -54,14 +54,15 @@ final class VariantEval {
 
     /** Returns {probabilities, logits}, each [query * group][entry]. */
     double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed) {
-        return attend(trace, layer, lane, queryPositions, allowed, null, false);
+        return attend(trace, layer, lane, queryPositions, allowed == null ? null : new BitSet[] {allowed}, null, false);
     }
 
     /**
      * With {@code rope}, queries arrive unrotated: rotated by text position ({@code cache} false; the lane's keys are
      * stored rotated), or by the slot of the query's own entry with keys rotated by their slot ({@code cache}).
      */
-    double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet allowed, dev.kvpc.runtime.Rope rope, boolean cache) {
+    /** {@code allowed}: the entries read, one set for every query head or one per query head of the group; null: all. */
+    double[][][] attend(Queries trace, int layer, LaneState lane, int[] queryPositions, BitSet[] allowedPerHead, dev.kvpc.runtime.Rope rope, boolean cache) {
         int g = shape.group(), n = lane.size();
         double scale = 1.0 / Math.sqrt(shape.headDim());
         dev.kvpc.runtime.AttentionVariant.Normalize norm = variant == null ? dev.kvpc.runtime.AttentionVariant.Normalize.SOFTMAX
@@ -71,6 +72,7 @@ final class VariantEval {
             int qpos = queryPositions[qi];
             for (int gi = 0; gi < g; gi++) {
                 int head = lane.kvHead * g + gi;
+                BitSet allowed = allowedPerHead == null ? null : allowedPerHead[Math.min(gi, allowedPerHead.length - 1)];
                 float[] q = trace.query(layer, qpos, head);
                 if (rope != null) {
                     q = q.clone();
