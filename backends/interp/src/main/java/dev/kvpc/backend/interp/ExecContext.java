@@ -37,6 +37,8 @@ final class ExecContext {
     /** Per KV head: attention output of the event's last query, [group * head_dim], and the attended positions. */
     final Map<Integer, double[]> outputs = new HashMap<>();
     final Map<Integer, int[]> attendedPositions = new HashMap<>();
+    /** Per KV head, where the attend set was per query head: each query head's attended positions. */
+    final Map<Integer, int[][]> attendedHeadPositions = new HashMap<>();
     /** The sequence's per model states of this class (null when it declares none). */
     dev.kvpc.runtime.exec.ModelCells model;
 
@@ -256,6 +258,11 @@ final class ExecContext {
             if (attend != null) {
                 Set<LaneState.Entry> chosen = attend.get(li);
                 attendedPositions.put(l.kvHead, l.entries.stream().filter(chosen::contains).mapToInt(e -> e.pos).toArray());
+                if (attendHeads != null) {
+                    int[][] each = new int[attendHeads.get(li).size()][];
+                    for (int gi = 0; gi < each.length; gi++) each[gi] = l.entries.stream().filter(attendHeads.get(li).get(gi)::contains).mapToInt(e -> e.pos).toArray();
+                    attendedHeadPositions.put(l.kvHead, each);
+                }
             }
         }
     }

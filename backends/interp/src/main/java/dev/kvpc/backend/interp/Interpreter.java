@@ -170,6 +170,7 @@ public final class Interpreter {
             Result.Lane[][] rec = new Result.Lane[shape.layers()][shape.kvHeads()];
             double[][][] outputs = new double[shape.layers()][shape.kvHeads()][];
             int[][][] attended = new int[shape.layers()][shape.kvHeads()][];
+            int[][][][] attendedHeads = new int[shape.layers()][shape.kvHeads()][][];
             // events that settle after the step's last layer (a policy with per model state), in layer order
             List<Runnable> unsettled = new ArrayList<>();
             for (int l = 0; l < shape.layers(); l++) {
@@ -200,6 +201,7 @@ public final class Interpreter {
                     for (LaneState lane : ctx.lanes) {
                         outputs[l][lane.kvHead] = ctx.outputs.get(lane.kvHead);
                         attended[l][lane.kvHead] = ctx.attendedPositions.get(lane.kvHead);
+                        attendedHeads[l][lane.kvHead] = ctx.attendedHeadPositions.get(lane.kvHead);
                     }
                 }
             }
@@ -208,7 +210,7 @@ public final class Interpreter {
                 for (int h = 0; h < shape.kvHeads(); h++) {
                     int c = program.classOf()[l][h];
                     rec[l][h] = Result.Lane.of(lanes[l][h], c < 0 ? List.of() : code.get(c).policy().states(), c < 0 ? null : modelCells(null, c),
-                            outputs[l][h], attended[l][h]);
+                            outputs[l][h], attended[l][h], attendedHeads[l][h]);
                 }
             }
             steps.add(new Result.Step(si, event.word(), rec));

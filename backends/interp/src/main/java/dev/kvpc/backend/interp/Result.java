@@ -15,10 +15,13 @@ public record Result(List<Step> steps) {
     /**
      * One lane after a step: positions of its entries (in order; the compensation entry as -1), their merge counts,
      * storage precisions ("k/v"), state values (per-token states in entry order), the attended positions when the
-     * policy restricted attention (else null), and the attention output of the step's last query per query head.
+     * policy restricted attention (else null), the attention output of the step's last query per query head, and
+     * each query head's attended positions where the attend set was per query head (else null).
      */
-    public record Lane(int[] positions, double[] counts, String[] precisions, Map<String, double[]> states, int[] attended, double[] outputs) {
-        static Lane of(LaneState l, List<PolicyIr.State> declared, dev.kvpc.runtime.exec.ModelCells model, double[] outputs, int[] attended) {
+    public record Lane(int[] positions, double[] counts, String[] precisions, Map<String, double[]> states, int[] attended, double[] outputs,
+                       int[][] attendedByQueryHead) {
+        static Lane of(LaneState l, List<PolicyIr.State> declared, dev.kvpc.runtime.exec.ModelCells model, double[] outputs, int[] attended,
+                       int[][] attendedByQueryHead) {
             int n = l.size();
             int[] pos = new int[n];
             double[] counts = new double[n];
@@ -58,7 +61,7 @@ public record Result(List<Step> steps) {
                     case PAGE -> { }
                 }
             }
-            return new Lane(pos, counts, prec, states, attended, outputs == null ? new double[0] : outputs);
+            return new Lane(pos, counts, prec, states, attended, outputs == null ? new double[0] : outputs, attendedByQueryHead);
         }
 
         private static String fmt(dev.kvpc.ir.Instr.Format f, int bits) {
@@ -91,6 +94,9 @@ public record Result(List<Step> steps) {
                     if (!Arrays.equals(p.positions, q.positions)) return where + "kept " + Arrays.toString(p.positions) + " vs " + Arrays.toString(q.positions);
                     if (!Arrays.equals(p.precisions, q.precisions)) return where + "precisions " + Arrays.toString(p.precisions) + " vs " + Arrays.toString(q.precisions);
                     if (!Arrays.equals(p.attended, q.attended)) return where + "attended " + Arrays.toString(p.attended) + " vs " + Arrays.toString(q.attended);
+                    if (!Arrays.deepEquals(p.attendedByQueryHead, q.attendedByQueryHead)) {
+                        return where + "attended per query head " + Arrays.deepToString(p.attendedByQueryHead) + " vs " + Arrays.deepToString(q.attendedByQueryHead);
+                    }
                     if (!close(p.counts, q.counts, 0)) return where + "merge counts " + Arrays.toString(p.counts) + " vs " + Arrays.toString(q.counts);
                     boolean same = droppedStates ? p.states.keySet().containsAll(q.states.keySet()) : p.states.keySet().equals(q.states.keySet());
                     if (!same) return where + "states " + p.states.keySet() + " vs " + q.states.keySet();
@@ -124,6 +130,11 @@ public record Result(List<Step> steps) {
                 sb.append("  layer ").append(l).append(" head ").append(h).append(": ").append(lane.positions.length).append(" entries ")
                         .append(ranges(lane.positions));
                 if (lane.attended != null) sb.append(" attended ").append(ranges(lane.attended));
+                if (lane.attendedByQueryHead != null) {
+                    StringJoiner each = new StringJoiner(", ", " (query heads: ", ")");
+                    for (int[] p : lane.attendedByQueryHead) each.add(ranges(p));
+                    sb.append(each);
+                }
                 boolean merged = Arrays.stream(lane.counts).anyMatch(c -> c != 1);
                 if (merged) sb.append(" merged-counts ").append(Arrays.toString(lane.counts));
                 Set<String> precisions = new TreeSet<>(Arrays.asList(lane.precisions));

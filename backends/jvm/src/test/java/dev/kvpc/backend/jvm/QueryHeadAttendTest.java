@@ -100,6 +100,11 @@ class QueryHeadAttendTest {
                     if (!chosen.get(0).equals(chosen.get(1))) differ++;
                     String where = "step " + step + " layer " + l + " head " + h;
                     assertArrayEquals(all.stream().mapToInt(Integer::intValue).toArray(), lane.attended(), where + ": attended");
+                    for (int gi = 0; gi < GROUP && !union; gi++) {
+                        int[] own = chosen.get(gi).stream().mapToInt(Integer::intValue).toArray();
+                        assertArrayEquals(own, lane.attendedByQueryHead()[gi], where + ": query head " + gi + "'s entries");
+                    }
+                    if (union) assertEquals(null, lane.attendedByQueryHead(), where + ": one set for the lane");
                     for (int gi = 0; gi < GROUP; gi++) {
                         double[] want = output(t, l, h, h * GROUP + gi, p, union ? all : chosen.get(gi));
                         for (int c = 0; c < D; c++) assertEquals(want[c], lane.outputs()[gi * D + c], 1e-9, where + " query head " + gi + " channel " + c);
