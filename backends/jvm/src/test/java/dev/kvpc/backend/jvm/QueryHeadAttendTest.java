@@ -76,6 +76,32 @@ class QueryHeadAttendTest {
     }
 
     /**
+     * In chunks of 4 after a first chunk of 8, each query head of each query of the chunk reads its own best by its
+     * maximum over the chunk's queries: the runtime's kernels attend head by head for every position of the chunk,
+     * and agree with the interpreter and compiled code (outputs of the chunk's last query, kept and attended sets).
+     */
+    @Test
+    void chunksAttendPerQueryHeadAtEveryPosition() {
+        var shape = dev.kvpc.backend.interp.PassPreservationTest.SMALL;
+        var ts = new dev.kvpc.runtime.trace.TraceShape(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
+        Trace t = dev.kvpc.runtime.trace.TraceGenerator.generate(dev.kvpc.runtime.trace.TraceGenerator.Options.of(ts).withSeed(34)
+                .withPrefill(20).withChunk(4).withDecode(2)).trace();
+        assertTrue(t.chunked(), "the trace is chunked");
+        Result r = CompiledOnLanes.everyEngine("chunks", """
+                policy chunks(tokens: int = 3, recent: int = 5) {
+                    observe last(4) queries at chunk
+                    on chunk, decode {
+                        let estimate = max(sum(q * k, over: channel), over: query)
+                        attend top(estimate within first(len - recent), tokens) + last(recent)
+                    }
+                }
+                """, t);
+        int perHead = 0;
+        for (var step : r.steps()) for (var layer : step.lanes()) for (var lane : layer) if (lane.attendedByQueryHead() != null) perHead++;
+        assertTrue(perHead > 0, "no lane attended a set per query head");
+    }
+
+    /**
      * For each decode step, layer and KV head: each query head's chosen positions by hand; the lane's attended positions
      * are their union, and each head's output is softmax attention over its own positions ({@code union}: over all).
      * At least one lane's heads choose differently, so a shared set would fail.
