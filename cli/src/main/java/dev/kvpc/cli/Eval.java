@@ -192,7 +192,7 @@ final class Eval {
                     case "window" -> ordered(Map.of(), "size", b);
                     case "streaming_llm" -> ordered(Map.of(), "sinks", 4L, "window", b - 4);
                     case "h2o", "tova", "keydiff", "keyformer", "d2o" -> ordered(Map.of(), "budget", b);
-                    case "snapkv" -> ordered(Map.of(), "budget", b, "window", Math.min(32L, b / 4));
+                    case "snapkv", "nacl" -> ordered(Map.of(), "budget", b, "window", Math.min(32L, b / 4));
                     case "pyramidkv", "cake" -> ordered(Map.of(), "total", b, "window", Math.min(32L, b / 4));
                     // attends the budget's worth of 16-entry pages at each decode step; holds every entry
                     case "quest" -> ordered(Map.of(), "page", 16L, "pages", Math.max(1L, b / 16));
@@ -202,7 +202,7 @@ final class Eval {
                     case "duo_attention" -> ordered(Map.of(), "sinks", 4L, "recent", b - 4);
                     case "razor" -> ordered(Map.of(), "sinks", 4L, "window", b - 5);
                     default -> throw new IllegalArgumentException("no budget rule for policy '" + n + "'; core policies: full, window, "
-                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, double_sparsity, sparq, duo_attention, razor, keydiff, keyformer, d2o, cake");
+                            + "streaming_llm, h2o, tova, snapkv, pyramidkv, kivi, quest, double_sparsity, sparq, duo_attention, razor, keydiff, keyformer, d2o, cake, nacl");
                 };
                 for (String k : args.keySet()) {
                     if (p.containsKey(k)) {

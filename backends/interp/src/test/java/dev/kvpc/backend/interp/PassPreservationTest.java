@@ -51,6 +51,8 @@ public class PassPreservationTest {
             Map.entry("d2o", Map.of("budget", 24L)),
             Map.entry("keydiff", Map.of("budget", 24L)),
             Map.entry("cake", Map.of("total", 16L, "window", 4L)),
+            Map.entry("nacl", Map.of("budget", 24L, "window", 4L)),
+            Map.entry("prompt_and_window", Map.of("budget", 24L, "window", 4L)),
             Map.entry("rank_fusion", Map.of("budget", 24L, "recent", 6L)),
             Map.entry("stratified", Map.of("budget", 24L, "recent", 6L, "heavy", 6L)),
             Map.entry("tidal", Map.of("top_k", 8L, "select", 0L, "window", 4L)));
