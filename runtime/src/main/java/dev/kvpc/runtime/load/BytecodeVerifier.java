@@ -60,6 +60,14 @@ public final class BytecodeVerifier {
         this(api, Whitelist::isRuntimeApi);
     }
 
+    /**
+     * A verifier for the decode kernels the host generates, which read a lane's rows in place: the policy API and the
+     * kernel's own ({@link Whitelist#KERNEL_API}).
+     */
+    public static BytecodeVerifier forDecodeKernels(ClassLoader api) {
+        return new BytecodeVerifier(api, Whitelist::isKernelApi);
+    }
+
     /** As {@link #BytecodeVerifier(ClassLoader)}, with another notion of which classes form the runtime API (tests). */
     BytecodeVerifier(ClassLoader api, Predicate<String> runtimeApi) {
         this.api = api == null ? BytecodeVerifier.class.getClassLoader() : api;

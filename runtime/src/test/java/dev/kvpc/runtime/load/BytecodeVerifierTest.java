@@ -170,26 +170,38 @@ class BytecodeVerifierTest implements Opcodes {
 
     @Test
     void theRuntimeApiPasses() {
-        // dev/kvpc/runtime/trace/TraceShape is read from the API loader's class files; group() is declared there.
-        allowed("(Ldev/kvpc/runtime/trace/TraceShape;)I", mv -> {
+        // LaneContext is read from the API loader's class files; epoch() is declared there
+        String ctx = "dev/kvpc/runtime/policy/LaneContext";
+        allowed("(L" + ctx + ";)I", mv -> {
+            mv.visitFieldInsn(GETSTATIC, "dev/kvpc/runtime/AttentionVariant$Normalize", "SOFTMAX", "Ldev/kvpc/runtime/AttentionVariant$Normalize;");
+            mv.visitInsn(POP);
             mv.visitVarInsn(ALOAD, 0);
-            mv.visitMethodInsn(INVOKEVIRTUAL, "dev/kvpc/runtime/trace/TraceShape", "group", "()I", false);
+            mv.visitMethodInsn(INVOKEINTERFACE, ctx, "epoch", "()I", true);
             mv.visitVarInsn(ALOAD, 0);
-            mv.visitMethodInsn(INVOKEVIRTUAL, "dev/kvpc/runtime/trace/TraceShape", "hashCode", "()I", false);
+            mv.visitMethodInsn(INVOKEINTERFACE, ctx, "hashCode", "()I", true);
             mv.visitInsn(IADD);
             mv.visitInsn(IRETURN);
         });
-        refused(calls("(Ldev/kvpc/runtime/trace/TraceShape;)V", "dev/kvpc/runtime/trace/TraceShape.notify()V",
-                "policy code must not lock or wait"), "(Ldev/kvpc/runtime/trace/TraceShape;)V", mv -> {
-                    mv.visitVarInsn(ALOAD, 0);
-                    mv.visitMethodInsn(INVOKEVIRTUAL, "dev/kvpc/runtime/trace/TraceShape", "notify", "()V", false);
-                    mv.visitInsn(RETURN);
-                });
-        refused("refused: class gen/T, method m()V calls dev/kvpc/runtime/NoSuchApi.go()V, which the host does not have (no class "
-                + "dev/kvpc/runtime/NoSuchApi)", "()V", mv -> {
-                    mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/runtime/NoSuchApi", "go", "()V", false);
-                    mv.visitInsn(RETURN);
-                });
+        refused(calls("(L" + ctx + ";)V", ctx + ".notify()V", "policy code must not lock or wait"), "(L" + ctx + ";)V", mv -> {
+            mv.visitVarInsn(ALOAD, 0);
+            mv.visitMethodInsn(INVOKEINTERFACE, ctx, "notify", "()V", true);
+            mv.visitInsn(RETURN);
+        });
+    }
+
+    /** The rest of the runtime is not API, whatever its package: named class by class, not by package. */
+    @Test
+    void theRestOfTheRuntimeIsRefused() {
+        refused(calls("()I", "dev/kvpc/runtime/lane/QuantSpec.toString()Ljava/lang/String;", null), "()I", mv -> {
+            mv.visitInsn(ACONST_NULL);
+            mv.visitMethodInsn(INVOKEVIRTUAL, "dev/kvpc/runtime/lane/QuantSpec", "toString", "()Ljava/lang/String;", false);
+            mv.visitMethodInsn(INVOKEVIRTUAL, "java/lang/String", "length", "()I", false);
+            mv.visitInsn(IRETURN);
+        });
+        refused(calls("()V", "dev/kvpc/runtime/NoSuchApi.go()V", null), "()V", mv -> {
+            mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/runtime/NoSuchApi", "go", "()V", false);
+            mv.visitInsn(RETURN);
+        });
     }
 
     @Test

@@ -272,6 +272,24 @@ class HostileJarTest implements Opcodes {
                     mv.visitInsn(RETURN);
                 }, "refused: class gen/Nested, method run()V calls dev/kvpc/runtime/load/PolicyJarLoader.load("),
 
+                run("a host file through the trace reader", "gen/ReadFile", mv -> {
+                    mv.visitLdcInsn("/etc/passwd");
+                    mv.visitInsn(ACONST_NULL);
+                    mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/runtime/trace/TraceSpec", "open",
+                            "(Ljava/lang/String;Ldev/kvpc/runtime/trace/TraceShape;)Ldev/kvpc/runtime/trace/Trace;", false);
+                    mv.visitInsn(POP);
+                    mv.visitInsn(RETURN);
+                }, "refused: class gen/ReadFile, method run()V calls dev/kvpc/runtime/trace/TraceSpec.open("),
+
+                run("off-heap memory through a page pool", "gen/Pool", mv -> {
+                    mv.visitTypeInsn(NEW, "dev/kvpc/runtime/pool/PagePool");
+                    mv.visitInsn(DUP);
+                    mv.visitMethodInsn(INVOKESPECIAL, "dev/kvpc/runtime/pool/PagePool", "<init>", "()V", false);
+                    mv.visitInsn(POP);
+                    mv.visitInsn(RETURN);
+                }, "refused: class gen/Pool, method run()V creates dev/kvpc/runtime/pool/PagePool, which policy code may not create",
+                        calls("gen/Pool", "run()V", "dev/kvpc/runtime/pool/PagePool.<init>()V")),
+
                 run("the runner of compiled policies", "gen/Runner", mv -> {
                     mv.visitInsn(ACONST_NULL);
                     mv.visitMethodInsn(INVOKESTATIC, "dev/kvpc/runtime/exec/NativeRunner", "of",

@@ -309,7 +309,7 @@ class DecodeKernelCompilerTest {
                         CheckClassAdapter.verify(new ClassReader(bytes), getClass().getClassLoader(), false, new PrintWriter(sw));
                         assertEquals("", sw.toString(), "CheckClassAdapter");
                         String name = DecodeKernelCompiler.className(d, 4, f[0], f[1], vector);
-                        List<String> refusals = new BytecodeVerifier(getClass().getClassLoader()).check(Map.of(name, bytes));
+                        List<String> refusals = BytecodeVerifier.forDecodeKernels(getClass().getClassLoader()).check(Map.of(name, bytes));
                         assertEquals(List.of(), refusals, "runtime bytecode verifier");
                     }));
                 }
