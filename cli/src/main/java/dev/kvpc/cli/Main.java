@@ -45,6 +45,14 @@ public final class Main implements Runnable {
             return USAGE;
         });
         cl.setExecutionExceptionHandler((ex, c, parsed) -> {
+            dev.kvpc.runtime.load.PolicyFault fault = policyFault(ex);
+            if (fault != null) {
+                // a loaded jar's code failed: the policy's fault, as invalid input is
+                err.println("kvpc: " + fault.getMessage());
+                if (debug) fault.printStackTrace(err);
+                else err.println("The policy's own code failed, not kvpc. Run again with --debug for the stack trace.");
+                return INVALID;
+            }
             err.println("kvpc: internal error: " + ex);
             if (debug) ex.printStackTrace(err);
             else err.println("This is a bug in kvpc. Run again with --debug for the stack trace, and report it.");
@@ -54,6 +62,14 @@ public final class Main implements Runnable {
         out.flush();
         err.flush();
         return code;
+    }
+
+    /** The {@link dev.kvpc.runtime.load.PolicyFault} {@code t} is or was caused by, or null. */
+    static dev.kvpc.runtime.load.PolicyFault policyFault(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof dev.kvpc.runtime.load.PolicyFault f) return f;
+        }
+        return null;
     }
 
     static final class Version implements CommandLine.IVersionProvider {

@@ -160,8 +160,9 @@ public final class Kvpc {
         var loaded = dev.kvpc.runtime.load.PolicyJarLoader.load(jar, new dev.kvpc.runtime.load.ModelShapeSpec(model.layers(), model.heads(), model.kvHeads(), model.headDim()));
         Class<? extends dev.kvpc.runtime.policy.CompiledPolicy> entry = loaded.entryClassAs(dev.kvpc.runtime.policy.CompiledPolicy.class);
         try {
-            return entry.getDeclaredConstructor().newInstance();
-        } catch (ReflectiveOperationException | LinkageError e) {
+            // every call into the jar's code is guarded: what it throws is the policy's fault (PolicyFault)
+            return new dev.kvpc.runtime.load.GuardedPolicy(loaded.manifest().policyName(), entry.getDeclaredConstructor().newInstance());
+        } catch (ReflectiveOperationException | LinkageError | RuntimeException | StackOverflowError | OutOfMemoryError e) {
             throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": entry class " + entry.getName() + " cannot be instantiated: " + e, e);
         }
     }

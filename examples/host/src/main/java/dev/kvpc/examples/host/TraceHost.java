@@ -6,6 +6,7 @@ import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.Sequence;
 import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.load.GuardedPolicy;
 import dev.kvpc.runtime.load.LoadedPolicy;
 import dev.kvpc.runtime.load.ModelShapeSpec;
 import dev.kvpc.runtime.load.PolicyJar;
@@ -62,7 +63,8 @@ public final class TraceHost {
         LoadedPolicy loaded = PolicyJarLoader.load(jar, shape);
         CompiledPolicy policy;
         try {
-            policy = loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance();
+            // every call into the jar's code guarded: what it throws arrives as a PolicyFault naming the policy
+            policy = new GuardedPolicy(loaded.manifest().policyName(), loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance());
         } catch (ReflectiveOperationException e) {
             throw new PolicyLoadException(jar + ": its entry class cannot be instantiated: " + e, e);
         }

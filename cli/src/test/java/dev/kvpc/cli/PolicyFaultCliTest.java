@@ -1,0 +1,137 @@
+package dev.kvpc.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.objectweb.asm.ClassReader;
+import org.objectweb.asm.ClassVisitor;
+import org.objectweb.asm.ClassWriter;
+import org.objectweb.asm.MethodVisitor;
+import org.objectweb.asm.Opcodes;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.function.Consumer;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipFile;
+import java.util.zip.ZipOutputStream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A policy jar whose code fails at run time, though it passes the verifier: the fault is the policy's (exit 65, a
+ * message naming the policy, its lane class and kernel, and what was thrown), not "a bug in kvpc" (exit 70), and no
+ * stack trace without {@code --debug}. The jars are kvpc's own output for {@code window.kvp} with one instruction
+ * sequence put in front of the lane class's {@code run}.
+ */
+class PolicyFaultCliTest implements Opcodes {
+    private static final String LANE_CLASS = "kvpc/gen/window/L0.class";
+    private static final String CONTEXT = "dev/kvpc/runtime/policy/LaneContext";
+
+    @TempDir
+    Path dir;
+
+    /** {@code window.kvp} compiled for kvpc-tiny, then {@code prefix} run at the start of every kernel. */
+    private Path doctored(String name, Consumer<MethodVisitor> prefix) throws IOException {
+        Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
+        Path clean = dir.resolve("clean.jar");
+        CliRunner c = CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/window.kvp").toString(), "--model", model.toString(),
+                "--param", "size=2", "-o", clean.toString());
+        assertEquals(0, c.code(), c.err());
+        Path out = dir.resolve(name + ".jar");
+        try (ZipFile in = new ZipFile(clean.toFile()); OutputStream os = Files.newOutputStream(out); ZipOutputStream zip = new ZipOutputStream(os)) {
+            boolean found = false;
+            for (ZipEntry e : Collections.list(in.entries())) {
+                byte[] bytes = in.getInputStream(e).readAllBytes();
+                if (e.getName().equals(LANE_CLASS)) {
+                    bytes = withPrefix(bytes, prefix);
+                    found = true;
+                }
+                zip.putNextEntry(new ZipEntry(e.getName()));
+                zip.write(bytes);
+                zip.closeEntry();
+            }
+            assertTrue(found, "no " + LANE_CLASS + " in the jar");
+        }
+        return out;
+    }
+
+    private static byte[] withPrefix(byte[] cls, Consumer<MethodVisitor> prefix) {
+        ClassReader r = new ClassReader(cls);
+        ClassWriter w = new ClassWriter(r, ClassWriter.COMPUTE_MAXS | ClassWriter.COMPUTE_FRAMES);
+        r.accept(new ClassVisitor(ASM9, w) {
+            @Override
+            public MethodVisitor visitMethod(int access, String name, String desc, String sig, String[] ex) {
+                MethodVisitor mv = super.visitMethod(access, name, desc, sig, ex);
+                if (!name.equals("run") || !desc.equals("(IL" + CONTEXT + ";)[D")) return mv;
+                return new MethodVisitor(ASM9, mv) {
+                    @Override
+                    public void visitCode() {
+                        super.visitCode();
+                        prefix.accept(this);
+                    }
+                };
+            }
+        }, 0);
+        return w.toByteArray();
+    }
+
+    private CliRunner run(Path jar, String... more) {
+        String[] args = {"run", "--model", CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf").toString(), "--policy", jar.toString(),
+                "--prompt", "Once upon a time", "-n", "4"};
+        String[] all = java.util.Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, all, args.length, more.length);
+        return CliRunner.run(all);
+    }
+
+    /** {@code keep(null)}: the lane context's own NullPointerException, the policy's fault. */
+    @Test
+    void aKeepOfNullIsThePolicysFault() throws IOException {
+        Path jar = doctored("keepnull", mv -> {
+            mv.visitVarInsn(ALOAD, 2);
+            mv.visitInsn(ACONST_NULL);
+            mv.visitMethodInsn(INVOKEINTERFACE, CONTEXT, "keep", "(Ljava/lang/Object;)V", true);
+        });
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel "), r.err());
+        assertTrue(r.err().contains("NullPointerException"), r.err());
+        assertFalse(r.err().contains("bug in kvpc") || r.err().contains("\tat "), r.err());
+        CliRunner debug = run(jar, "--debug");
+        assertEquals(Main.INVALID, debug.code(), debug.err());
+        assertTrue(debug.err().contains("\tat "), "--debug shows the trace: " + debug.err());
+    }
+
+    /** A set the lane context never made ({@code keep} of a BitSet): the policy's fault. */
+    @Test
+    void aForeignSetIsThePolicysFault() throws IOException {
+        Path jar = doctored("foreign", mv -> {
+            mv.visitVarInsn(ALOAD, 2);
+            mv.visitTypeInsn(NEW, "java/util/BitSet");
+            mv.visitInsn(DUP);
+            mv.visitMethodInsn(INVOKESPECIAL, "java/util/BitSet", "<init>", "()V", false);
+            mv.visitMethodInsn(INVOKEINTERFACE, CONTEXT, "keep", "(Ljava/lang/Object;)V", true);
+        });
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ClassCastException"), r.err());
+    }
+
+    /** Code that throws on its own (an integer division by zero). */
+    @Test
+    void anExceptionOfItsOwnIsThePolicysFault() throws IOException {
+        Path jar = doctored("divide", mv -> {
+            mv.visitInsn(ICONST_1);
+            mv.visitInsn(ICONST_0);
+            mv.visitInsn(IDIV);
+            mv.visitInsn(POP);
+        });
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ArithmeticException (/ by zero)"), r.err());
+    }
+}
