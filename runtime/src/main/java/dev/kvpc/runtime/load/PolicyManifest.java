@@ -190,8 +190,9 @@ public record PolicyManifest(int formatVersion, String policyName, String source
         return parse(buf.toByteArray());
     }
 
-    /** Parses manifest bytes (UTF-8). */
+    /** Parses manifest bytes (UTF-8, at most 64 KiB). */
     public static PolicyManifest parse(byte[] bytes) throws PolicyLoadException {
+        if (bytes.length > MAX_BYTES) throw bad("is larger than " + MAX_BYTES / 1024 + " KiB; a manifest is a few lines");
         String text;
         try {
             text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
@@ -311,7 +312,10 @@ public record PolicyManifest(int formatVersion, String policyName, String source
                 b.append(c);
                 continue;
             }
-            char n = s.charAt(++i); // a trailing single backslash was refused as a continuation
+            // a backslash that ends the line was refused as a continuation; one that ends the key or value (before
+            // the separator, or before trailing blanks stripped off) escapes nothing
+            if (i + 1 == s.length()) throw bad("line " + lineNo + ": a backslash ends '" + shorten(s) + "' and escapes nothing");
+            char n = s.charAt(++i);
             switch (n) {
                 case 't' -> b.append('\t');
                 case 'n' -> b.append('\n');

@@ -157,6 +157,11 @@ class PolicyManifestTest {
         assertTrue(parseError("kvpc.format=1\npolicy.name=\\u00\n").contains("line 2: \\u needs four hex digits"));
         assertTrue(parseError("kvpc.format=1\npolicy\u0000name=x\n").contains("line 2: control character U+0000"));
         assertTrue(parseError("").contains("missing key 'kvpc.format'"));
+        // a backslash before trailing blanks, or before the separator, escapes nothing (it used to end in a
+        // StringIndexOutOfBoundsException, exit 70)
+        assertTrue(parseError("kvpc.format=1\npolicy.name=h2o\\ \n").contains("line 2: a backslash ends 'h2o\\' and escapes nothing"),
+                parseError("kvpc.format=1\npolicy.name=h2o\\ \n"));
+        assertTrue(parseError("kvpc.format=1\npolicy.name\\ =h2o\n").contains("line 2: a backslash ends"));
     }
 
     @Test
@@ -169,6 +174,9 @@ class PolicyManifestTest {
         java.util.Arrays.fill(big, (byte) '#');
         PolicyLoadException e2 = assertThrows(PolicyLoadException.class, () -> PolicyManifest.read(new ByteArrayInputStream(big)));
         assertTrue(e2.getMessage().contains("larger than 64 KiB"), e2.getMessage());
+        // the same limit when the bytes come from a jar's entry rather than a stream
+        PolicyLoadException e3 = assertThrows(PolicyLoadException.class, () -> PolicyManifest.parse(big));
+        assertTrue(e3.getMessage().contains("larger than 64 KiB"), e3.getMessage());
         assertEquals("h2o", PolicyManifest.parse(GOOD.getBytes(StandardCharsets.UTF_8)).policyName());
     }
 
