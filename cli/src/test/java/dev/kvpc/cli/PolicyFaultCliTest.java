@@ -37,27 +37,51 @@ class PolicyFaultCliTest implements Opcodes {
 
     /** {@code window.kvp} compiled for kvpc-tiny, then {@code prefix} run at the start of every kernel. */
     private Path doctored(String name, Consumer<MethodVisitor> prefix) throws IOException {
+        return rewritten(name, "--model", LANE_CLASS, bytes -> withPrefix(bytes, prefix));
+    }
+
+    /**
+     * {@code window.kvp} compiled for kvpc-tiny ({@code shape} "--model") or the reference shape (any other), with
+     * entry {@code entry} rewritten by {@code change}.
+     */
+    private Path rewritten(String name, String shape, String entry, java.util.function.UnaryOperator<byte[]> change) throws IOException {
         Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
-        Path clean = dir.resolve("clean.jar");
-        CliRunner c = CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/window.kvp").toString(), "--model", model.toString(),
-                "--param", "size=2", "-o", clean.toString());
+        Path clean = dir.resolve(name + ".clean.jar");
+        CliRunner c = shape.equals("--model")
+                ? CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/window.kvp").toString(), "--model", model.toString(),
+                        "--param", "size=2", "-o", clean.toString())
+                : CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/window.kvp").toString(), "--param", "size=2", "-o", clean.toString());
         assertEquals(0, c.code(), c.err());
         Path out = dir.resolve(name + ".jar");
         try (ZipFile in = new ZipFile(clean.toFile()); OutputStream os = Files.newOutputStream(out); ZipOutputStream zip = new ZipOutputStream(os)) {
             boolean found = false;
             for (ZipEntry e : Collections.list(in.entries())) {
                 byte[] bytes = in.getInputStream(e).readAllBytes();
-                if (e.getName().equals(LANE_CLASS)) {
-                    bytes = withPrefix(bytes, prefix);
+                if (e.getName().equals(entry)) {
+                    bytes = change.apply(bytes);
                     found = true;
                 }
                 zip.putNextEntry(new ZipEntry(e.getName()));
                 zip.write(bytes);
                 zip.closeEntry();
             }
-            assertTrue(found, "no " + LANE_CLASS + " in the jar");
+            assertTrue(found, "no " + entry + " in the jar");
         }
         return out;
+    }
+
+    /**
+     * A manifest that lets any shape in ({@code shape.*=any}) does not make the program fit: a jar specialised for the
+     * reference shape, run on kvpc-tiny, is refused naming both shapes (it used to fail with an
+     * ArrayIndexOutOfBoundsException, exit 70).
+     */
+    @Test
+    void aManifestOfAnyShapeIsHeldToItsProgram() throws IOException {
+        Path jar = rewritten("anyshape", "reference", "META-INF/kvpc-policy.properties", bytes -> new String(bytes, java.nio.charset.StandardCharsets.UTF_8)
+                .replaceAll("(?m)^(shape\\.[a-z-]+)=.*$", "$1=any").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("its program is specialised for layers=32, heads=32, kv-heads=8, head-dim=128; this model has layers=4"), r.err());
     }
 
     private static byte[] withPrefix(byte[] cls, Consumer<MethodVisitor> prefix) {

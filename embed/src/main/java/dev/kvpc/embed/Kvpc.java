@@ -139,18 +139,41 @@ public final class Kvpc {
      */
     public static PolicyRunner load(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
         dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
+        fits(jar, program(jar, policy), model);
         try {
             return dev.kvpc.runtime.exec.NativeRunner.of(policy);
+        } catch (dev.kvpc.runtime.load.PolicyFault e) {
+            throw e;
         } catch (RuntimeException e) {
             throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program cannot be read: " + e.getMessage(), e);
         }
     }
 
+    /**
+     * The program a jar carries is specialised for one shape, whatever its manifest's constraints allow ({@code any}):
+     * a model of another shape is refused here, before its lanes are indexed by the program's.
+     */
+    private static void fits(Path jar, Specialized program, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
+        var s = program.shape();
+        if (s.layers() != model.layers() || s.heads() != model.heads() || s.kvHeads() != model.kvHeads() || s.headDim() != model.headDim()) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program is specialised for layers=" + s.layers() + ", heads=" + s.heads()
+                    + ", kv-heads=" + s.kvHeads() + ", head-dim=" + s.headDim() + "; this model has layers=" + model.layers() + ", heads="
+                    + model.heads() + ", kv-heads=" + model.kvHeads() + ", head-dim=" + model.headDim() + " (recompile it with --model)");
+        }
+    }
+
     /** The specialised program a policy jar carries (what {@code kvpc memory} predicts from), verified as {@link #load} does. */
     public static Specialized program(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
-        dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
+        Specialized p = program(jar, entry(jar, model));
+        fits(jar, p, model);
+        return p;
+    }
+
+    private static Specialized program(Path jar, dev.kvpc.runtime.policy.CompiledPolicy policy) throws dev.kvpc.runtime.load.PolicyLoadException {
         try {
             return Specialized.parse(policy.program());
+        } catch (dev.kvpc.runtime.load.PolicyFault e) {
+            throw e;
         } catch (RuntimeException e) {
             throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its program cannot be read: " + e.getMessage(), e);
         }
