@@ -38,9 +38,10 @@ public final class GgufFile {
 
     /** A tensor's directory entry: {@code dims[0]} is the innermost (contiguous) dimension, as GGUF stores it. */
     public record Tensor(String name, long[] dims, TensorType type, long offset) {
+        /** The product of the dimensions; an ArithmeticException past 2^63 (a damaged header). */
         public long elements() {
             long n = 1;
-            for (long d : dims) n *= d;
+            for (long d : dims) n = Math.multiplyExact(n, d);
             return n;
         }
     }
@@ -60,6 +61,7 @@ public final class GgufFile {
     }
 
     public static GgufFile open(Path file) throws ModelFormatException {
+        Llama2cModel.regularFile(file);
         ByteBuffer b;
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             if (ch.size() > Integer.MAX_VALUE) throw new ModelFormatException(file + ": larger than 2 GiB, which this reader does not map");
@@ -112,11 +114,27 @@ public final class GgufFile {
         long start = (b.position() + alignment - 1) / alignment * alignment;
         if (start > b.limit()) throw new ModelFormatException(file + ": truncated: no tensor data after the header");
         ByteBuffer data = b.slice((int) start, b.limit() - (int) start).order(ByteOrder.LITTLE_ENDIAN);
-        for (Tensor t : tensors.values()) {
-            long bytes = t.elements() / t.type.block * t.type.blockBytes;
-            if (t.offset < 0 || t.offset + bytes > data.limit())
-                throw new ModelFormatException(file + ": truncated: tensor '" + t.name + "' needs bytes " + t.offset + ".." + (t.offset + bytes)
+        // every tensor within the data section, at an aligned offset, and no two sharing a byte
+        List<Tensor> byOffset = new ArrayList<>(tensors.values());
+        byOffset.sort(java.util.Comparator.comparingLong(Tensor::offset));
+        Tensor previous = null;
+        long previousEnd = 0;
+        for (Tensor t : byOffset) {
+            long bytes;
+            try {
+                bytes = Math.multiplyExact(t.elements() / t.type.block, (long) t.type.blockBytes);
+            } catch (ArithmeticException e) {
+                throw new ModelFormatException(file + ": tensor '" + t.name + "' has dimensions " + java.util.Arrays.toString(t.dims) + ", more bytes than any file holds");
+            }
+            if (t.offset < 0 || t.offset > data.limit() || bytes > data.limit() - t.offset)
+                throw new ModelFormatException(file + ": truncated: tensor '" + t.name + "' needs " + bytes + " bytes from offset " + t.offset
                         + " of the data section, which holds " + data.limit());
+            if (t.offset % alignment != 0)
+                throw new ModelFormatException(file + ": tensor '" + t.name + "' starts at offset " + t.offset + ", not a multiple of the alignment " + alignment);
+            if (previous != null && t.offset < previousEnd)
+                throw new ModelFormatException(file + ": tensors '" + previous.name + "' and '" + t.name + "' overlap (bytes " + t.offset + ".." + previousEnd + ")");
+            previous = t;
+            previousEnd = t.offset + bytes;
         }
         return new GgufFile(file, version, Collections.unmodifiableMap(meta), Collections.unmodifiableMap(tensors), data);
     }

@@ -40,7 +40,9 @@ public final class Llama2cModel {
         sharedClassifier = h[5] > 0;
         vocab = Math.abs(h[5]);
         seqLen = h[6];
-        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0 || dim % heads != 0 || heads % kvHeads != 0) {
+        // each field bounded (far above any checkpoint this engine runs) before anything is sized from it
+        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0 || dim % heads != 0 || heads % kvHeads != 0
+                || dim > MAX_DIM || hidden > MAX_DIM * 8 || layers > MAX_LAYERS || vocab > MAX_VOCAB || seqLen > MAX_SEQ) {
             throw new ModelFormatException(file + ": not a llama2.c checkpoint (header dim=" + dim + " hidden=" + hidden + " layers=" + layers
                     + " heads=" + heads + " kv_heads=" + kvHeads + " vocab=" + h[5] + " seq_len=" + seqLen + ")");
         }
@@ -52,8 +54,13 @@ public final class Llama2cModel {
         rmsEps = 1e-5f;
         long need = (long) vocab * dim + (long) layers * (2L * dim + (long) dim * dim * 2 + 2L * dim * kvDim + 3L * dim * hidden) + dim
                 + (long) seqLen * headSize + (sharedClassifier ? 0 : (long) vocab * dim);
-        if (f.remaining() < need) {
+        if (need > Integer.MAX_VALUE || f.remaining() < need) {
             throw new ModelFormatException(file + ": truncated: the header asks for " + need + " weights, the file holds " + f.remaining());
+        }
+        // more than the header asks for: the header is not this file's (vocab = -1 would read a 512-token model as 1)
+        if (f.remaining() > need) {
+            throw new ModelFormatException(file + ": the header (dim=" + dim + " hidden=" + hidden + " layers=" + layers + " heads=" + heads + " kv_heads=" + kvHeads
+                    + " vocab=" + h[5] + " seq_len=" + seqLen + ") asks for " + need + " weights, the file holds " + f.remaining() + ": not this file's header");
         }
         embedding = Matrix.f32(vocab, dim, take(f, (long) vocab * dim));
         rmsAtt = take(f, layers, dim);
@@ -220,7 +227,57 @@ public final class Llama2cModel {
         return (int) v;
     }
 
+    /**
+     * The first weight tensor holding a NaN or an infinity, with how many of its values are not finite; null when every
+     * weight is finite. Such a model computes NaN logits wherever the value is read.
+     */
+    public String nonFinite() {
+        String found = finite("token embedding", embedding);
+        if (found == null) found = finite("final norm", rmsFinal);
+        if (found == null && classifier != embedding) found = finite("classifier", classifier);
+        for (int l = 0; l < layers && found == null; l++) {
+            String at = " of layer " + l;
+            found = finite("attention norm" + at, rmsAtt[l]);
+            if (found == null) found = finite("feed-forward norm" + at, rmsFfn[l]);
+            Matrix[][] all = {wq, wk, wv, wo, w1, w2, w3};
+            String[] names = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+            for (int i = 0; i < all.length && found == null; i++) found = finite(names[i] + at, all[i][l]);
+        }
+        return found;
+    }
+
+    private static String finite(String name, float[] w) {
+        long bad = 0;
+        for (float x : w) if (!Float.isFinite(x)) bad++;
+        return bad == 0 ? null : name + " holds " + bad + " non-finite value" + (bad == 1 ? "" : "s") + " (NaN or infinite)";
+    }
+
+    private static String finite(String name, Matrix m) {
+        float[] row = new float[m.cols];
+        long bad = 0;
+        for (int r = 0; r < m.rows; r++) {
+            m.row(r, row, 0);
+            for (float x : row) if (!Float.isFinite(x)) bad++;
+        }
+        return bad == 0 ? null : name + " holds " + bad + " non-finite value" + (bad == 1 ? "" : "s") + " (NaN or infinite)";
+    }
+
+    /** The largest header fields a checkpoint may give (the bounds keep every size computed from them in range). */
+    static final int MAX_DIM = 1 << 16, MAX_LAYERS = 1 << 10, MAX_VOCAB = 1 << 22, MAX_SEQ = 1 << 24;
+
+    /**
+     * Refuses what is not a regular file before it is opened: a FIFO would block the read for ever, a device such
+     * as /dev/zero never end, a folder has no bytes.
+     */
+    static void regularFile(Path file) throws ModelFormatException {
+        if (!Files.exists(file)) throw new ModelFormatException(file + ": no such file");
+        if (!Files.isRegularFile(file)) {
+            throw new ModelFormatException(file + ": not a regular file (a device, FIFO or folder cannot be a model file)");
+        }
+    }
+
     public static Llama2cModel load(Path file) throws ModelFormatException {
+        regularFile(file);
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(file);

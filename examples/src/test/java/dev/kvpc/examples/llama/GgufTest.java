@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -67,6 +68,25 @@ class GgufTest {
         ByteBuffer.wrap(type).order(ByteOrder.LITTLE_ENDIAN).putInt(typeAt, 77);
         assertRefused(tmp, "type.gguf", type, "unsupported tensor type 77");
 
+        // A tensor offset past the data (it used to overflow the bounds check and fail later, exit 70), one not aligned,
+        // and two tensors on the same bytes.
+        int offsetAt = typeAt + 4;
+        byte[] far = real.clone();
+        ByteBuffer.wrap(far).order(ByteOrder.LITTLE_ENDIAN).putLong(offsetAt, Long.MAX_VALUE - 8);
+        assertRefused(tmp, "offset.gguf", far, "needs");
+        byte[] unaligned = real.clone();
+        ByteBuffer.wrap(unaligned).order(ByteOrder.LITTLE_ENDIAN).putLong(offsetAt, first.offset() + 4);
+        assertRefused(tmp, "unaligned.gguf", unaligned, "not a multiple of the alignment");
+        GgufFile.Tensor second = null;
+        for (GgufFile.Tensor t : g.tensors().values()) if (t != first && t.offset() > first.offset() && (second == null || t.offset() < second.offset())) second = t;
+        byte[] overlap = real.clone();
+        ByteBuffer.wrap(overlap).order(ByteOrder.LITTLE_ENDIAN).putLong(indexOfTensorType(real, second) + 4, first.offset());
+        assertRefused(tmp, "overlap.gguf", overlap, "overlap");
+        // A dimension whose product with the others passes 2^63.
+        byte[] huge = real.clone();
+        ByteBuffer.wrap(huge).order(ByteOrder.LITTLE_ENDIAN).putLong(typeAt - 8, 1L << 62);
+        assertRefused(tmp, "huge.gguf", huge, "tensor '" + first.name() + "'");
+
         // The metadata claims a wider model than the tensors hold.
         long dim = g.integer("llama.embedding_length");
         int at = indexOfKeyValue(real, "llama.embedding_length");
@@ -74,6 +94,43 @@ class GgufTest {
         ByteBuffer.wrap(shape).order(ByteOrder.LITTLE_ENDIAN).putInt(at, (int) dim * 2);
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Llama2cModel.fromGguf(GgufFile.open(write(tmp, "shape.gguf", shape))));
         assertTrue(e.getMessage().contains("shape.gguf") && e.getMessage().contains("shape mismatch"), e.getMessage());
+    }
+
+    /**
+     * llama2.c headers that do not fit their file: a dimension of 10^9 (it used to overflow the size computed from it,
+     * exit 70) and a vocabulary of -1 (a shared classifier of 1 token, which read a 512-token model as 1).
+     */
+    @Test
+    void brokenLlama2cHeadersAreRefused(@TempDir Path tmp) throws Exception {
+        byte[] real = Files.readAllBytes(Stories260KTest.models().resolve("stories260K.bin"));
+        byte[] dim = real.clone();
+        ByteBuffer.wrap(dim).order(ByteOrder.LITTLE_ENDIAN).putInt(0, 1_000_000_000);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Llama2cModel.load(write(tmp, "dim.bin", dim)));
+        assertTrue(e.getMessage().contains("dim.bin: not a llama2.c checkpoint (header dim=1000000000"), e.getMessage());
+        byte[] vocab = real.clone();
+        ByteBuffer.wrap(vocab).order(ByteOrder.LITTLE_ENDIAN).putInt(20, -1);
+        e = assertThrows(ModelFormatException.class, () -> Llama2cModel.load(write(tmp, "vocab.bin", vocab)));
+        assertTrue(e.getMessage().contains("vocab.bin: the header") && e.getMessage().contains("not this file's header"), e.getMessage());
+        assertEquals(512, Llama2cModel.load(write(tmp, "ok.bin", real)).vocab);
+    }
+
+    /** A device, a folder or a FIFO is refused before it is read: /dev/zero never ends, a FIFO blocks for ever. */
+    @Test
+    void filesThatAreNotRegularAreRefused(@TempDir Path tmp) throws Exception {
+        List<Path> odd = new java.util.ArrayList<>(List.of(tmp));
+        if (Files.exists(Path.of("/dev/zero"))) odd.add(Path.of("/dev/zero"));
+        Path fifo = tmp.resolve("model.fifo");
+        try {
+            if (new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0) odd.add(fifo);
+        } catch (java.io.IOException noMkfifo) {
+            // no mkfifo here: the device and the folder still count
+        }
+        for (Path p : odd) {
+            ModelFormatException g = assertThrows(ModelFormatException.class, () -> GgufFile.open(p), p.toString());
+            assertTrue(g.getMessage().contains("not a regular file"), g.getMessage());
+            ModelFormatException b = assertThrows(ModelFormatException.class, () -> Llama2cModel.load(p), p.toString());
+            assertTrue(b.getMessage().contains("not a regular file"), b.getMessage());
+        }
     }
 
     private static void assertRefused(Path tmp, String name, byte[] bytes, String reason) throws Exception {
