@@ -12,6 +12,30 @@ import java.util.Map;
 
 /** What the compiling commands share: reading --model, checking a file, finding the policy to compile. */
 final class Commands {
+    /** The most threads an option takes: more than any machine kvpc runs on has cores to use. */
+    static final int MAX_THREADS = 256;
+
+    /**
+     * Refuses a model with a NaN or an infinity among its weights (every figure it gives would be NaN), or, with
+     * {@code allow} ({@code --allow-nonfinite}), warns and goes on.
+     */
+    static void requireFinite(dev.kvpc.examples.llama.Llama2cModel m, java.nio.file.Path file, boolean allow, java.io.PrintWriter err)
+            throws dev.kvpc.examples.llama.ModelFormatException {
+        String bad = m.nonFinite();
+        if (bad == null) return;
+        if (!allow) throw new dev.kvpc.examples.llama.ModelFormatException(file + ": " + bad + "; --allow-nonfinite loads it anyway");
+        err.println("kvpc: warning: " + file + ": " + bad + "; its outputs may be NaN");
+    }
+
+    /** {@code value} of option {@code name} if within [lo, hi], else a usage error that states the range. */
+    static long range(CommandLine.Model.CommandSpec spec, String name, long value, long lo, long hi) {
+        if (value < lo || value > hi) {
+            throw new CommandLine.ParameterException(spec.commandLine(), name + " must be " + (hi >= Integer.MAX_VALUE ? "at least " + lo : "from " + lo + " to " + hi)
+                    + ", not " + value);
+        }
+        return value;
+    }
+
     private Commands() {}
 
     static ModelShape shape(CommandLine.Model.CommandSpec spec, String model, String fallback) {

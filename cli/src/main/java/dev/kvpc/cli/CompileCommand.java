@@ -52,7 +52,7 @@ final class CompileCommand implements Callable<Integer> {
     @Option(names = "--param", paramLabel = "NAME=VALUE", description = "Give a parameter of the policy a value (repeatable).")
     Map<String, String> params = new LinkedHashMap<>();
 
-    @Option(names = "--slack", paramLabel = "N", defaultValue = "0", description = "Amortised-eviction slack (see kvpc ir; default 0).")
+    @Option(names = "--slack", paramLabel = "N", defaultValue = "0", description = "Amortised-eviction slack, 0 or more (see kvpc ir; default 0).")
     int slack;
 
     @Option(names = "--context", paramLabel = "N", defaultValue = "4096", description = "Context length of the memory prediction written to the manifest (default 4096).")

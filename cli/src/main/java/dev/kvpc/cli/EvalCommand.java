@@ -46,7 +46,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--budgets", split = ",", paramLabel = "F,...", description = "Budgets as fractions of the trained context (default 0.125,0.25,0.5).")
     double[] budgets = {0.125, 0.25, 0.5};
 
-    @Option(names = "--lengths", split = ",", paramLabel = "N,...", description = "Perplexity length buckets in tokens (default: a quarter, half, all and twice the trained context).")
+    @Option(names = "--lengths", split = ",", paramLabel = "N,...", description = "Perplexity length buckets in tokens, each at least 2 (default: a quarter, half, all and twice the trained context).")
     int[] lengths;
 
     @Option(names = "--windows", paramLabel = "N", description = {"Text windows per perplexity run, spread over the model's text; figures are",
@@ -69,7 +69,10 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             "with several, the table gives each row's accuracy over all of them and its range from seed to seed."})
     List<Long> seeds = new ArrayList<>(List.of(1L));
 
-    @Option(names = "--threads", paramLabel = "N", description = "Policies evaluated at once (default: the cores).")
+    @Option(names = "--allow-nonfinite", description = "Load a model whose weights hold NaN or infinite values (a warning, not an error).")
+    boolean allowNonFinite;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Policies evaluated at once, 1 to 256 (default: the cores).")
     int threads = Runtime.getRuntime().availableProcessors();
 
     @Option(names = "--quick", description = "A reduced grid: budget 25%% only, lengths up to the trained context, one sample per pass-key cell, three depths.")
@@ -92,17 +95,36 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     /** Notes for the report: models whose text is too short for the text windows not to overlap. */
     private final List<String> shortText = new ArrayList<>();
 
+    /**
+     * Whether the results can be written to {@code dir}, asked before the evaluation runs rather than after: the folder
+     * is made, and a file created and removed in it; a usage error says why not.
+     */
+    private void writable(Path dir) {
+        try {
+            Files.createDirectories(dir);
+            Path probe = Files.createTempFile(dir, ".kvpc-eval-", ".probe");
+            Files.delete(probe);
+        } catch (java.io.IOException | SecurityException | UnsupportedOperationException e) {
+            String why = e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : e.getClass().getSimpleName();
+            throw new CommandLine.ParameterException(spec.commandLine(), "--out: cannot write results in " + dir + " (" + why + ")");
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         if (windows == null) windows = quick ? 1 : 8;
-        if (windows < 1 || samples < 1 || threads < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--windows, --samples and --threads must be at least 1");
+        if (windows < 1 || samples < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--windows and --samples must be at least 1");
+        Commands.range(spec, "--threads", threads, 1, Commands.MAX_THREADS);
+        // a perplexity predicts each token from those before it: a length of 1 predicts nothing
+        if (lengths != null) for (int n : lengths) Commands.range(spec, "--lengths", n, 2, Integer.MAX_VALUE);
         if (new java.util.HashSet<>(seeds).size() < seeds.size()) throw new CommandLine.ParameterException(spec.commandLine(), "--seed: " + seeds + " names a seed twice");
         for (double b : budgets) if (!(b > 0 && b <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--budgets are fractions in (0, 1]");
         for (double d : depths) if (!(d >= 0 && d <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--depths are in [0, 1]");
         for (String t : tasks) if (!t.equals("perplexity") && !t.equals("passkey")) throw new CommandLine.ParameterException(spec.commandLine(), "--tasks: perplexity or passkey, not '" + t + "'");
         if (markdownFile != null && Files.isDirectory(markdownFile)) throw new CommandLine.ParameterException(spec.commandLine(), "--markdown: " + markdownFile + " is a directory, not a file");
         if (Files.exists(outDir) && !Files.isDirectory(outDir)) throw new CommandLine.ParameterException(spec.commandLine(), "--out: " + outDir + " is a file, not a directory");
+        writable(outDir);
         if (quick) {
             budgets = new double[] {0.25};
             depths = new double[] {0.1, 0.5, 0.9};
@@ -111,7 +133,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Model> ms = new ArrayList<>();
         Map<String, String> about = new LinkedHashMap<>();
         try {
-            ms.addAll(models(models, about, err, "kvpc eval"));
+            ms.addAll(models(models, about, err, "kvpc eval", allowNonFinite));
         } catch (ModelFormatException e) {
             err.println("kvpc eval: " + e.getMessage());
             return Main.INVALID;
@@ -272,10 +294,11 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
      * The models given, or by default the embedded model and stories260K when ../shared holds it (saying so when it
      * does not), as {@code command} reports it.
      */
-    static List<Eval.Model> models(List<Path> given, Map<String, String> about, PrintWriter err, String command) throws ModelFormatException, IOException {
+    static List<Eval.Model> models(List<Path> given, Map<String, String> about, PrintWriter err, String command, boolean allowNonFinite)
+            throws ModelFormatException, IOException {
         List<Eval.Model> ms = new ArrayList<>();
         if (!given.isEmpty()) {
-            for (Path m : given) ms.add(load(m, home(), about));
+            for (Path m : given) ms.add(load(m, home(), about, allowNonFinite, err));
             return ms;
         }
         Path home = home();
@@ -300,6 +323,11 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
 
     /** A model with its tokenizer and evaluation text (the embedded model's held-out documents). */
     static Eval.Model load(Path given, Path home, Map<String, String> about) throws ModelFormatException, IOException {
+        return load(given, home, about, false, null);
+    }
+
+    /** As above; a model with non-finite weights is refused, or with {@code allowNonFinite} loaded with a warning on {@code err}. */
+    static Eval.Model load(Path given, Path home, Map<String, String> about, boolean allowNonFinite, PrintWriter err) throws ModelFormatException, IOException {
         Path file = RunCommand.resolveModel(given);
         Path text = home.resolve("models/kvpc-tiny/heldout.txt");
         if (!Files.isRegularFile(text)) throw new ModelFormatException(text + ": the evaluation text is missing");
@@ -307,6 +335,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         if (file.getFileName().toString().endsWith(".gguf")) {
             GgufFile g = GgufFile.open(file);
             Llama2cModel m = Llama2cModel.fromGguf(g);
+            Commands.requireFinite(m, file, allowNonFinite, err);
             Tokenizer tok = Tokenizer.fromGguf(g, m.vocab);
             Function<String, int[]> enc = tok instanceof BpeTokenizer b ? b::encode : s -> ((Llama2cTokenizer) tok).encode(s, false);
             Object ctx = g.metadata().get("llama.context_length");
@@ -318,6 +347,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
             return new Eval.Model(name, m, tok, enc, trained, t);
         }
         Llama2cModel m = Llama2cModel.load(file);
+        Commands.requireFinite(m, file, allowNonFinite, err);
         Llama2cTokenizer tok = Llama2cTokenizer.load(RunCommand.findTokenizer(file), m.vocab);
         String name = file.getFileName().toString().replaceFirst("\\.bin$", "");
         about.put(name, "llama2.c checkpoint, " + shape(m) + ", trained context " + m.seqLen + " tokens");

@@ -28,6 +28,9 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", description = "Where the tables go (default: the current directory).")
     Path outDir = Path.of(".");
 
+    @Option(names = "--allow-nonfinite", description = "Load a model whose weights hold NaN or infinite values (a warning, not an error).")
+    boolean allowNonFinite;
+
     @Option(names = "--samples", paramLabel = "N", description = "Probe documents of each kind (default 8).")
     int samples = 8;
 
@@ -57,7 +60,7 @@ final class HeadsCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Model> ms = new ArrayList<>();
         Map<String, String> about = new LinkedHashMap<>();
         try {
-            ms.addAll(EvalCommand.models(models, about, err, "kvpc heads"));
+            ms.addAll(EvalCommand.models(models, about, err, "kvpc heads", allowNonFinite));
         } catch (ModelFormatException e) {
             err.println("kvpc heads: " + e.getMessage());
             return Main.INVALID;

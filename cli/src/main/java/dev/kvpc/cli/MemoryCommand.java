@@ -53,7 +53,7 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--prompt", paramLabel = "N", description = "Prompt tokens, run as one prefill step; the rest of the context is decoded token by token (default: the whole context is the prompt).")
     Long prompt;
 
-    @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack, as for kvpc ir.")
+    @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack, 0 or more, as for kvpc ir.")
     int slack;
 
     @Option(names = "--json", description = "Print JSON (every lane) instead of the table.")
@@ -72,6 +72,7 @@ final class MemoryCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        Commands.range(spec, "--slack", slack, 0, Integer.MAX_VALUE);
         ModelShape shape;
         try {
             Commands.Described described = model == null ? new Commands.Described(ModelShape.REFERENCE, 0) : Commands.described(model);

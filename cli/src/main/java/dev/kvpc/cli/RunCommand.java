@@ -53,10 +53,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = {"-n", "--steps"}, defaultValue = "256", paramLabel = "N", description = "Positions to run, prompt included (default 256).")
     int steps;
 
-    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 for greedy (the default), else sampling temperature.")
+    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 for greedy (the default), else the sampling temperature, a finite number > 0.")
     float temperature;
 
-    @Option(names = "--top-p", defaultValue = "0.9", paramLabel = "P", description = "Nucleus sampling mass, in (0, 1); 1 samples from all (default 0.9).")
+    @Option(names = "--top-p", defaultValue = "0.9", paramLabel = "P", description = "Nucleus sampling mass, in (0, 1]; 1 samples from all (default 0.9).")
     float topp;
 
     @Option(names = "--seed", defaultValue = "42", description = "Sampling seed (default 42; llama2.c's generator, so a seed gives llama2.c's tokens).")
@@ -67,7 +67,10 @@ final class RunCommand implements Callable<Integer> {
                     "or auto, vector when the JVM has the module (the default)."})
     String matmul;
 
-    @Option(names = "--threads", paramLabel = "N", description = "Threads the matrix products and the attention of a layer's KV heads spread over (default: the machine's processors; the result does not depend on it).")
+    @Option(names = "--allow-nonfinite", description = "Load a model whose weights hold NaN or infinite values (a warning, not an error).")
+    boolean allowNonFinite;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Threads the matrix products and the attention of a layer's KV heads spread over, 1 to 256 (default: the machine's processors; the result does not depend on it).")
     Integer threads;
 
     @CommandLine.Spec
@@ -77,7 +80,10 @@ final class RunCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
         if (steps < 1) throw new CommandLine.ParameterException(spec.commandLine(), "-n must be at least 1");
-        if (!(temperature >= 0)) throw new CommandLine.ParameterException(spec.commandLine(), "--temperature must be >= 0");
+        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--temperature must be 0 (greedy) or a finite number > 0, not " + temperature);
+        }
+        if (!(topp > 0 && topp <= 1)) throw new CommandLine.ParameterException(spec.commandLine(), "--top-p must be in (0, 1], not " + topp);
         Matmul kernels = switch (matmul) {
             case "auto" -> Matmul.best();
             case "scalar" -> Matmul.scalar();
@@ -89,7 +95,7 @@ final class RunCommand implements Callable<Integer> {
             default -> throw new CommandLine.ParameterException(spec.commandLine(), "--matmul is auto, vector or scalar, not '" + matmul + "'");
         };
         int nThreads = threads != null ? threads : Runtime.getRuntime().availableProcessors();
-        if (nThreads < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--threads must be at least 1");
+        Commands.range(spec, "--threads", nThreads, 1, Commands.MAX_THREADS);
         kernels = Matmul.parallel(kernels, nThreads);
         Llama2cModel m;
         Tokenizer tok;
@@ -103,6 +109,7 @@ final class RunCommand implements Callable<Integer> {
                 m = Llama2cModel.load(file);
                 tok = Llama2cTokenizer.load(tokenizer != null ? tokenizer : findTokenizer(file), m.vocab);
             }
+            Commands.requireFinite(m, file, allowNonFinite, err);
         } catch (ModelFormatException e) {
             err.println("kvpc run: " + e.getMessage());
             err.flush();

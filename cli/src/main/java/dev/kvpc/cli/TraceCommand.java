@@ -36,10 +36,10 @@ final class TraceCommand implements Callable<Integer> {
     @Option(names = "--param", paramLabel = "NAME=VALUE", description = "A parameter value (repeatable).")
     Map<String, String> params = new LinkedHashMap<>();
 
-    @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack.")
+    @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack, 0 or more, as for kvpc ir.")
     int slack;
 
-    @Option(names = "--lanes", defaultValue = "4", description = "How many lanes to show per step (default 4).")
+    @Option(names = "--lanes", defaultValue = "4", description = "How many lanes to show per step, at least 1 (default 4).")
     int lanes;
 
     @CommandLine.Spec
@@ -49,6 +49,8 @@ final class TraceCommand implements Callable<Integer> {
     public Integer call() {
         var out = spec.commandLine().getOut();
         var err = spec.commandLine().getErr();
+        Commands.range(spec, "--slack", slack, 0, Integer.MAX_VALUE);
+        Commands.range(spec, "--lanes", lanes, 1, Integer.MAX_VALUE);
         ModelShape shape = Commands.shape(spec, model, "layers=2,heads=4,kv-heads=2,head-dim=32");
         Map<String, Object> values = new LinkedHashMap<>();
         params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));

@@ -43,7 +43,7 @@ class RunCliTest {
         }
         r = CliRunner.run("run", "--model", models().toString(), "--threads", "0");
         assertEquals(Main.USAGE, r.code(), r.err());
-        assertTrue(r.err().contains("--threads must be at least 1"), r.err());
+        assertTrue(r.err().contains("--threads must be from 1 to 256, not 0"), r.err());
         r = CliRunner.run("run", "--model", models().toString(), "--matmul", "gpu");
         assertEquals(Main.USAGE, r.code(), r.err());
         assertTrue(r.err().contains("--matmul is auto, vector or scalar, not 'gpu'"), r.err());

@@ -247,6 +247,13 @@ final class InstanceChecker {
                 variant = new Variant(how, a.span());
             }
         }
+        // the variant's arguments against its declared ranges (sliding(w = 0) would mask every entry)
+        for (ConfigItem item : c.items()) {
+            if (item instanceof ConfigItem.AttentionUse a && decls.get(a.variant().name().text()) instanceof Decl.Attention att) {
+                Evaluator ev = evaluator(0, 0, null);
+                if (att.params() != null) bind(a.variant(), att.params(), defaults(c.paramList(), ev, null, given), ev, null);
+            }
+        }
         Variant v = variant;
         List<PolicyItem> asItems = new ArrayList<>();
         for (ConfigItem item : c.items()) if (item instanceof Composition comp) asItems.add((PolicyItem) comp);
