@@ -38,6 +38,16 @@ class ArgumentRangesCliTest {
         usage("--lengths must be at least 2, not 0", "eval", "--quick", "--lengths", "0");
     }
 
+    /** A model shape past the bounds (it used to check for ever: every lane of 10^18 is visited). */
+    @Test
+    void modelShapesAreBounded() {
+        long t0 = System.nanoTime();
+        usage("is out of range: layers 1 to 1024, heads 1 to 1024, kv-heads 1 to heads, head-dim 1 to 16384", "check",
+                "--model", "layers=1000000000,heads=1000000000,kv-heads=1000000000,head-dim=1000000000",
+                CliRunner.root().resolve("stdlib-policies/h2o.kvp").toString());
+        assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "refused at once");
+    }
+
     @Test
     void evalOutIsCheckedBeforeTheEvaluation() {
         long t0 = System.nanoTime();

@@ -8,9 +8,17 @@ import java.util.Map;
  * Checks that depend on the model (budgets per layer, group sizes, table shapes) use it.
  */
 public record ModelShape(String name, int layers, int heads, int kvHeads, int headDim) {
+    /** The largest shape fields a model may have. */
+    public static final int MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_HEAD_DIM = 16384;
+
     public ModelShape {
         if (layers < 1 || heads < 1 || kvHeads < 1 || headDim < 1) {
             throw new IllegalArgumentException("model shape needs positive layers, heads, kv-heads and head-dim");
+        }
+        // far above any model's, and low enough that a check's work over every lane stays small
+        if (layers > MAX_LAYERS || heads > MAX_HEADS || kvHeads > heads || headDim > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("model shape layers=" + layers + ", heads=" + heads + ", kv-heads=" + kvHeads + ", head-dim=" + headDim
+                    + " is out of range: layers 1 to " + MAX_LAYERS + ", heads 1 to " + MAX_HEADS + ", kv-heads 1 to heads, head-dim 1 to " + MAX_HEAD_DIM);
         }
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("query heads (" + heads + ") must be a multiple of KV heads (" + kvHeads + ")");
