@@ -35,6 +35,21 @@ public final class Main implements Runnable {
     /** Runs the CLI with the given streams; returns the exit code. */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
         boolean debug = java.util.Arrays.asList(args).contains("--debug");
+        try {
+            return execute(args, out, err, debug);
+        } catch (StackOverflowError | OutOfMemoryError e) {
+            // a JVM error picocli does not handle: a message and exit 70 rather than a raw trace and exit 1
+            err.println("kvpc: internal error: " + (e instanceof StackOverflowError ? "the stack overflowed" : "out of memory (" + e.getMessage() + ")")
+                    + (e instanceof OutOfMemoryError ? "; a larger heap (-Xmx) may help" : ""));
+            if (debug) e.printStackTrace(err);
+            else err.println("This is a bug in kvpc. Run again with --debug for the stack trace, and report it.");
+            out.flush();
+            err.flush();
+            return INTERNAL;
+        }
+    }
+
+    private static int execute(String[] args, PrintWriter out, PrintWriter err, boolean debug) {
         CommandLine cl = new CommandLine(new Main());
         cl.setOut(out);
         cl.setErr(err);
