@@ -16,6 +16,40 @@ final class Commands {
     static final int MAX_THREADS = 256;
 
     /**
+     * Writes {@code bytes} to {@code target} as the CLI writes every output file: through a symbolic link, to the file it
+     * names; never over something that is not a regular file (a device, a FIFO, a folder), which is refused; into a
+     * temporary file beside the target, then moved into place, so that a failure leaves the old file whole; with the
+     * permissions the replaced file had, or rw-r--r-- for a new one (a temporary file is created rw-------).
+     */
+    static void writeFile(java.nio.file.Path target, byte[] bytes) throws java.io.IOException {
+        java.nio.file.Path t = target;
+        if (java.nio.file.Files.isSymbolicLink(t)) {
+            if (!java.nio.file.Files.exists(t)) throw new java.io.IOException(target + " is a symbolic link to nothing (" + java.nio.file.Files.readSymbolicLink(t) + ")");
+            t = t.toRealPath();
+        }
+        boolean exists = java.nio.file.Files.exists(t, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        if (exists && !java.nio.file.Files.isRegularFile(t, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new java.io.IOException(target + " is not a regular file (a device, FIFO or folder); it is left as it is");
+        }
+        java.nio.file.Path dir = t.toAbsolutePath().getParent();
+        if (dir != null) java.nio.file.Files.createDirectories(dir);
+        java.util.Set<java.nio.file.attribute.PosixFilePermission> perms = null;
+        try {
+            perms = exists ? java.nio.file.Files.getPosixFilePermissions(t) : java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
+        } catch (UnsupportedOperationException notPosix) {
+            // a file system without POSIX permissions: the temporary file's own stand
+        }
+        java.nio.file.Path tmp = java.nio.file.Files.createTempFile(dir, ".kvpc-", ".part");
+        try {
+            java.nio.file.Files.write(tmp, bytes);
+            if (perms != null) java.nio.file.Files.setPosixFilePermissions(tmp, perms);
+            java.nio.file.Files.move(tmp, t, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            java.nio.file.Files.deleteIfExists(tmp);
+        }
+    }
+
+    /**
      * Refuses a model with a NaN or an infinity among its weights (every figure it gives would be NaN), or, with
      * {@code allow} ({@code --allow-nonfinite}), warns and goes on.
      */

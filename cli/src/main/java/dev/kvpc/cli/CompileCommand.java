@@ -20,7 +20,6 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
@@ -130,10 +129,7 @@ final class CompileCommand implements Callable<Integer> {
             Path target = toDir ? (output == null ? Path.of(root + ".jar") : output.resolve(root + ".jar"))
                     : output == null ? Path.of(root + ".jar") : output;
             try {
-                if (target.toAbsolutePath().getParent() != null) Files.createDirectories(target.toAbsolutePath().getParent());
-                Path tmp = Files.createTempFile(target.toAbsolutePath().getParent(), ".kvpc-", ".jar.part");
-                Files.write(tmp, jar);
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                Commands.writeFile(target, jar);
             } catch (IOException e) {
                 err.println("kvpc: cannot write " + target + ": " + e.getMessage());
                 return Main.INVALID;

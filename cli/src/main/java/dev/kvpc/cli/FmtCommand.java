@@ -15,7 +15,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.concurrent.Callable;
 
@@ -71,9 +70,7 @@ final class FmtCommand implements Callable<Integer> {
             } else if (mode != null && mode.write) {
                 if (!same) {
                     try {
-                        Path tmp = Files.createTempFile(f.toAbsolutePath().getParent(), ".kvpc-fmt", ".tmp");
-                        Files.writeString(tmp, formatted, StandardCharsets.UTF_8);
-                        Files.move(tmp, f, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                        Commands.writeFile(f, formatted.getBytes(StandardCharsets.UTF_8));
                         err.println("formatted " + f);
                     } catch (IOException | RuntimeException e) {
                         err.println(f + ":1:1: error[E012]: cannot write " + f + ": " + e.getMessage());

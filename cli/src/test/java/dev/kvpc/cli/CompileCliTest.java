@@ -68,6 +68,40 @@ class CompileCliTest {
         }
     }
 
+    /**
+     * -o over what is not a regular file (a FIFO here) is refused and left as it is; through
+     * a symbolic link the jar lands in the file it names, the link kept; a new jar is rw-r--r--, a replaced one keeps
+     * its permissions. kvpc compile used to replace any of them with a rw------- regular file.
+     */
+    @Test
+    void theOutputPathIsWrittenLikeAFileNotReplacedLikeOne() throws Exception {
+        String window = CliRunner.root().resolve("stdlib-policies/window.kvp").toString();
+        Path fresh = dir.resolve("fresh.jar");
+        assertEquals(0, CliRunner.run("compile", window, "-o", fresh.toString()).code());
+        assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(fresh)));
+        Files.setPosixFilePermissions(fresh, java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw----"));
+        assertEquals(0, CliRunner.run("compile", window, "-o", fresh.toString()).code());
+        assertEquals("rw-rw----", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(fresh)), "kept");
+
+        Path real = dir.resolve("real.jar"), link = dir.resolve("link.jar");
+        Files.write(real, new byte[] {1});
+        Files.createSymbolicLink(link, real.getFileName());
+        CliRunner r = CliRunner.run("compile", window, "-o", link.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+        assertTrue(Files.size(real) > 1000, "the jar is where the link points");
+
+        Path fifo = dir.resolve("out.fifo");
+        org.junit.jupiter.api.Assumptions.assumeTrue(new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0, "mkfifo");
+        r = CliRunner.run("compile", window, "-o", fifo.toString());
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("is not a regular file (a device, FIFO or folder); it is left as it is"), r.err());
+        assertTrue(Files.exists(fifo) && !Files.isRegularFile(fifo), "the FIFO is left as it is");
+        try (Stream<Path> s = Files.list(dir)) {
+            assertEquals(0, s.filter(p -> p.getFileName().toString().endsWith(".part")).count(), "no temporary file left");
+        }
+    }
+
     @Test
     void printsTheBytecodeListing() {
         CliRunner r = CliRunner.run("compile", "--emit=asm", CliRunner.root().resolve("stdlib-policies/window.kvp").toString());
