@@ -145,6 +145,31 @@ class PolicyFaultCliTest implements Opcodes {
         assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ClassCastException"), r.err());
     }
 
+    /**
+     * An endless loop at the start of the lane class's code (a jump to itself): the loader's watchdog ticks on the
+     * loop's back edge, and the call is stopped at its time limit (here 300 ms) as the policy's fault. It used to
+     * hang kvpc run for ever.
+     */
+    @Test
+    void anEndlessLoopIsStoppedAtItsTimeLimit() throws IOException {
+        Path jar = doctored("spin", mv -> {
+            org.objectweb.asm.Label top = new org.objectweb.asm.Label();
+            mv.visitLabel(top);
+            mv.visitJumpInsn(GOTO, top);
+        });
+        String old = System.setProperty("kvpc.policy.time-limit-ms", "300");
+        try {
+            long t0 = System.nanoTime();
+            CliRunner r = run(jar);
+            assertEquals(Main.INVALID, r.code(), r.err());
+            assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ran past its time limit of 300 ms"), r.err());
+            assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped, not hung");
+        } finally {
+            if (old == null) System.clearProperty("kvpc.policy.time-limit-ms");
+            else System.setProperty("kvpc.policy.time-limit-ms", old);
+        }
+    }
+
     /** Code that throws on its own (an integer division by zero). */
     @Test
     void anExceptionOfItsOwnIsThePolicysFault() throws IOException {

@@ -42,11 +42,67 @@ public final class PolicyJarLoader {
         return define(contents, parent);
     }
 
+    /**
+     * A class with a call to {@link PolicyClock#tick} before every backward jump (a loop's back edge, a backward
+     * switch target), so that a loop cannot outrun its call's deadline. The call takes and leaves nothing on the
+     * stack and falls in the middle of a basic block, so stack-map frames and maximums stand.
+     */
+    static byte[] withTicks(byte[] cls) {
+        org.objectweb.asm.ClassReader r = new org.objectweb.asm.ClassReader(cls);
+        org.objectweb.asm.ClassWriter w = new org.objectweb.asm.ClassWriter(r, 0);
+        String clock = org.objectweb.asm.Type.getInternalName(PolicyClock.class);
+        r.accept(new org.objectweb.asm.ClassVisitor(org.objectweb.asm.Opcodes.ASM9, w) {
+            @Override
+            public org.objectweb.asm.MethodVisitor visitMethod(int access, String name, String desc, String sig, String[] ex) {
+                return new org.objectweb.asm.MethodVisitor(org.objectweb.asm.Opcodes.ASM9, super.visitMethod(access, name, desc, sig, ex)) {
+                    private final java.util.Set<org.objectweb.asm.Label> seen = new java.util.HashSet<>();
+
+                    private void tickIfBack(org.objectweb.asm.Label... targets) {
+                        for (org.objectweb.asm.Label l : targets) {
+                            if (seen.contains(l)) {
+                                super.visitMethodInsn(org.objectweb.asm.Opcodes.INVOKESTATIC, clock, "tick", "()V", false);
+                                return;
+                            }
+                        }
+                    }
+
+                    @Override
+                    public void visitLabel(org.objectweb.asm.Label label) {
+                        seen.add(label);
+                        super.visitLabel(label);
+                    }
+
+                    @Override
+                    public void visitJumpInsn(int opcode, org.objectweb.asm.Label label) {
+                        tickIfBack(label);
+                        super.visitJumpInsn(opcode, label);
+                    }
+
+                    @Override
+                    public void visitTableSwitchInsn(int min, int max, org.objectweb.asm.Label dflt, org.objectweb.asm.Label... labels) {
+                        tickIfBack(dflt);
+                        tickIfBack(labels);
+                        super.visitTableSwitchInsn(min, max, dflt, labels);
+                    }
+
+                    @Override
+                    public void visitLookupSwitchInsn(org.objectweb.asm.Label dflt, int[] keys, org.objectweb.asm.Label[] labels) {
+                        tickIfBack(dflt);
+                        tickIfBack(labels);
+                        super.visitLookupSwitchInsn(dflt, keys, labels);
+                    }
+                };
+            }
+        }, 0);
+        return w.toByteArray();
+    }
+
     /** Defines every class of an already verified jar in a fresh loader under {@code parent}. */
     static LoadedPolicy define(PolicyJar contents, ClassLoader parent) throws PolicyLoadException {
         PolicyManifest manifest = contents.manifest();
         Map<String, byte[]> byBinaryName = new LinkedHashMap<>();
-        contents.classFiles().forEach((internal, bytes) -> byBinaryName.put(internal.replace('/', '.'), bytes));
+        // verified as written; defined with a watchdog tick at every loop's back edge
+        contents.classFiles().forEach((internal, bytes) -> byBinaryName.put(internal.replace('/', '.'), withTicks(bytes)));
         URL location;
         try {
             location = contents.source().toUri().toURL();
