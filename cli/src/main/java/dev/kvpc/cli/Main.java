@@ -35,8 +35,13 @@ public final class Main implements Runnable {
     /** Runs the CLI with the given streams; returns the exit code. */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
         boolean debug = java.util.Arrays.asList(args).contains("--debug");
+        return guarded(() -> execute(args, out, err, debug), out, err, debug);
+    }
+
+    /** Runs {@code body}; a StackOverflowError or OutOfMemoryError it throws is a message and exit 70, not a raw trace. */
+    static int guarded(java.util.function.IntSupplier body, PrintWriter out, PrintWriter err, boolean debug) {
         try {
-            return execute(args, out, err, debug);
+            return body.getAsInt();
         } catch (StackOverflowError | OutOfMemoryError e) {
             // a JVM error picocli does not handle: a message and exit 70 rather than a raw trace and exit 1
             err.println("kvpc: internal error: " + (e instanceof StackOverflowError ? "the stack overflowed" : "out of memory (" + e.getMessage() + ")")
