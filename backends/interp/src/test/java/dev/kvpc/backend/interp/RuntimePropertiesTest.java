@@ -60,6 +60,58 @@ class RuntimePropertiesTest {
         }
     }
 
+    /**
+     * Every stdlib and example policy at the small shape: 16 sequences of one runner on 8 threads give the outputs
+     * each gives alone, and the page pool is empty after (policies with per model state keep it per sequence).
+     */
+    @org.junit.jupiter.api.TestFactory
+    java.util.stream.Stream<org.junit.jupiter.api.DynamicTest> everyPolicyRunsSixteenSequencesOnEightThreadsAsAlone(@org.junit.jupiter.api.io.TempDir Path dir)
+            throws Exception {
+        ModelShape shape = PassPreservationTest.SMALL;
+        TraceShape ts = new TraceShape(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim());
+        ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32);
+        List<org.junit.jupiter.api.DynamicTest> tests = new ArrayList<>();
+        for (Path p : PassPreservationTest.programs(dir)) {
+            Frontend.Result r = Frontend.check(p, shape);
+            assertTrue(r.ok(), p + ": " + r.diagnostics().all());
+            String root = Compilation.defaultRoot(r.program());
+            if (root == null) continue; // attention variants only
+            tests.add(org.junit.jupiter.api.DynamicTest.dynamicTest(root, () -> {
+                Specialized s = Compilation.optimise(r.program(), root, PassPreservationTest.SMALL_BUDGETS.getOrDefault(root, Map.of()),
+                        Pipeline.Options.DEFAULT, (a, b) -> { });
+                InterpRunner runner = new InterpRunner(s);
+                try (PagePool pool = new PagePool()) {
+                    float[][] alone = new float[16][];
+                    for (int i = 0; i < 16; i++) {
+                        try (Sequence seq = new KvRuntime(model, runner, pool, 8).newSequence()) {
+                            alone[i] = dev.kvpc.runtime.trace.TraceFeed.feed(seq, trace(ts, i));
+                        }
+                    }
+                    try (ExecutorService ex = Executors.newFixedThreadPool(8)) {
+                        KvRuntime rt = new KvRuntime(model, runner, pool, 8);
+                        List<Future<float[]>> fs = new ArrayList<>();
+                        for (int i = 0; i < 16; i++) {
+                            int id = i;
+                            fs.add(ex.submit(() -> {
+                                try (Sequence seq = rt.newSequence()) {
+                                    return dev.kvpc.runtime.trace.TraceFeed.feed(seq, trace(ts, id));
+                                }
+                            }));
+                        }
+                        for (int i = 0; i < 16; i++) assertArrayEquals(alone[i], fs.get(i).get(), root + ": sequence " + i);
+                    }
+                    assertEquals(0, pool.bytesInUse(), root + ": every sequence gave its pages back");
+                }
+            }));
+        }
+        assertTrue(tests.size() >= 25, "only " + tests.size() + " policies");
+        return tests.stream();
+    }
+
+    private static Trace trace(TraceShape ts, int i) {
+        return TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(200 + i).withPrefill(30).withDecode(12)).trace();
+    }
+
     @Test
     void sixteenSequencesOnEightThreadsGiveWhatTheyGiveAlone() throws Exception {
         ModelShape shape = PassPreservationTest.SMALL;
