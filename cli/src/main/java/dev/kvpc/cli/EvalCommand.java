@@ -167,6 +167,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         return Main.OK;
     }
 
+    /** The shortest trained context the default lengths, fractions of it, measure anything at. */
+    static final int MIN_CONTEXT = 64;
+
     private long[] seedArray() {
         return seeds.stream().mapToLong(Long::longValue).toArray();
     }
@@ -175,6 +178,12 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         int ctx = m.trainedContext();
         int[] lens = lengths != null ? lengths : quick ? new int[] {ctx / 4, ctx / 2, ctx} : new int[] {ctx / 4, ctx / 2, ctx, 2 * ctx};
         int[] pk = passkeyLengths != null ? passkeyLengths : quick ? new int[] {ctx / 2, ctx} : new int[] {ctx / 4, ctx / 2, ctx};
+        // the default grid is fractions of the trained context: a model trained on a few tokens gets lengths that
+        // measure nothing (a perplexity over one token, a pass-key document shorter than its key)
+        if ((lengths == null || passkeyLengths == null) && ctx < MIN_CONTEXT) {
+            throw new IllegalArgumentException(m.name() + ": its trained context is " + ctx + (ctx == 1 ? " token" : " tokens") + ", too short for the default lengths (at least "
+                    + MIN_CONTEXT + "); give --lengths and --passkey-lengths");
+        }
         Arrays.sort(lens);
         int[] ids = encode(m, windows * (lens[lens.length - 1] + 1) + 1);
         if (ids.length < lens[lens.length - 1] + 2) throw new IllegalArgumentException(m.name() + ": its text has " + ids.length + " tokens, fewer than the longest length");

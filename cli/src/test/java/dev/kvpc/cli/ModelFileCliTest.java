@@ -47,6 +47,22 @@ class ModelFileCliTest {
         assertTrue(allowed.err().contains("kvpc: warning: ") && allowed.err().contains("wq of layer 0 holds 1 non-finite value"), allowed.err());
     }
 
+    /** A model trained on one token: the default lengths would be 0 (it exited 70); now a message before any work. */
+    @Test
+    void aContextTooShortForTheDefaultLengthsIsSaidSo() throws Exception {
+        byte[] b = Files.readAllBytes(CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf"));
+        byte[] key = "llama.context_length".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        int at = -1;
+        for (int i = 0; i + key.length <= b.length && at < 0; i++) if (java.util.Arrays.equals(b, i, i + key.length, key, 0, key.length)) at = i;
+        assertTrue(at > 0, "kvpc-tiny has llama.context_length");
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at + key.length + 4, 1); // after the u32 type: the value
+        Path one = dir.resolve("one.gguf");
+        Files.write(one, b);
+        CliRunner r = CliRunner.run("eval", "--quick", "--model", one.toString(), "--policies", "full", "--out", dir.resolve("out").toString());
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("one: its trained context is 1 token, too short for the default lengths (at least 64)"), r.err());
+    }
+
     @Test
     void aDeviceIsNotAModel() {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(Path.of("/dev/zero")));
