@@ -139,9 +139,10 @@ public final class Kvpc {
      */
     public static PolicyRunner load(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
         dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
-        fits(jar, program(jar, policy), model);
+        Specialized program = program(jar, policy);
+        fits(jar, program, model);
         try {
-            return dev.kvpc.runtime.exec.NativeRunner.of(policy);
+            return dev.kvpc.runtime.exec.NativeRunner.of(policy, program);
         } catch (dev.kvpc.runtime.load.PolicyFault e) {
             throw e;
         } catch (RuntimeException e) {

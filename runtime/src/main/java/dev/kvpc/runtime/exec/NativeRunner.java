@@ -125,7 +125,11 @@ public final class NativeRunner implements PolicyRunner {
      * @throws IllegalArgumentException when the program text does not parse or does not match the compiled classes
      */
     public static NativeRunner of(dev.kvpc.runtime.policy.CompiledPolicy policy) {
-        Specialized program = Specialized.parse(policy.program());
+        return of(policy, Specialized.parse(policy.program()));
+    }
+
+    /** As {@link #of(dev.kvpc.runtime.policy.CompiledPolicy)}, with the policy's program already read from it. */
+    public static NativeRunner of(dev.kvpc.runtime.policy.CompiledPolicy policy, Specialized program) {
         if (program.classes().size() != policy.laneClasses()) {
             throw new IllegalArgumentException("compiled policy has " + policy.laneClasses() + " lane classes, its program " + program.classes().size());
         }

@@ -57,6 +57,7 @@ public final class PolicyJarLoader {
                 return new org.objectweb.asm.MethodVisitor(org.objectweb.asm.Opcodes.ASM9, super.visitMethod(access, name, desc, sig, ex)) {
                     private final java.util.Set<org.objectweb.asm.Label> seen = new java.util.HashSet<>();
 
+                    /** One tick before a jump any of whose {@code targets} is behind it. */
                     private void tickIfBack(org.objectweb.asm.Label... targets) {
                         for (org.objectweb.asm.Label l : targets) {
                             if (seen.contains(l)) {
@@ -80,21 +81,25 @@ public final class PolicyJarLoader {
 
                     @Override
                     public void visitTableSwitchInsn(int min, int max, org.objectweb.asm.Label dflt, org.objectweb.asm.Label... labels) {
-                        tickIfBack(dflt);
-                        tickIfBack(labels);
+                        tickIfBack(withDefault(dflt, labels));
                         super.visitTableSwitchInsn(min, max, dflt, labels);
                     }
 
                     @Override
                     public void visitLookupSwitchInsn(org.objectweb.asm.Label dflt, int[] keys, org.objectweb.asm.Label[] labels) {
-                        tickIfBack(dflt);
-                        tickIfBack(labels);
+                        tickIfBack(withDefault(dflt, labels));
                         super.visitLookupSwitchInsn(dflt, keys, labels);
                     }
                 };
             }
         }, 0);
         return w.toByteArray();
+    }
+
+    private static org.objectweb.asm.Label[] withDefault(org.objectweb.asm.Label dflt, org.objectweb.asm.Label[] labels) {
+        org.objectweb.asm.Label[] all = java.util.Arrays.copyOf(labels, labels.length + 1);
+        all[labels.length] = dflt;
+        return all;
     }
 
     /** Defines every class of an already verified jar in a fresh loader under {@code parent}. */
