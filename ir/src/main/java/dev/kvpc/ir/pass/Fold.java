@@ -98,11 +98,14 @@ public final class Fold {
             parts.put(d.id(), new Part(part, at.axes()));
             return new Instr.Def(d.id(), at, part);
         }
+        Ty type = d.type() instanceof Ty.Tensor t ? stripLocation(t, sel) : d.type();
         if (v != null) {
             known.put(d.id(), v);
-            return new Instr.Def(d.id(), scalarType(v), new Op.Const(v));
+            // a value with axes left (a known scalar broadcast over tokens, as `layer >= 30 ? 0.5 : dot(k, v)` in a late
+            // layer) keeps its op: a scalar constant would drop the axes that ranking and masking read
+            if (!(type instanceof Ty.Tensor t) || t.axes().isEmpty()) return new Instr.Def(d.id(), scalarType(v), new Op.Const(v));
         }
-        return new Instr.Def(d.id(), d.type() instanceof Ty.Tensor t ? stripLocation(t, sel) : d.type(), d.op());
+        return new Instr.Def(d.id(), type, d.op());
     }
 
     static Ty.Tensor stripLocation(Ty.Tensor t, PolicyIr.Selection sel) {

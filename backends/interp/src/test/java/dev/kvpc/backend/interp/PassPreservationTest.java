@@ -9,6 +9,7 @@ import dev.kvpc.runtime.trace.Trace;
 import dev.kvpc.runtime.trace.TraceGenerator;
 import dev.kvpc.runtime.trace.TraceShape;
 import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -110,6 +111,25 @@ public class PassPreservationTest {
         return List.of(
                 TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(1).withPrefill(40).withDecode(24)).trace(),
                 TraceGenerator.generate(TraceGenerator.Options.of(ts).withSeed(2).withPrefill(36).withChunk(12).withDecode(20).withSinks(2).withHeavyHitters(3)).trace());
+    }
+
+    /**
+     * A choice the lane decides (here, layer 1 of 2 takes the constant): folding it must keep the token axis the
+     * choice has, which ranking reads. It used to fold to a scalar constant, and the interpreter failed with "value
+     * has no token axis" on a program that checks (found by the reliability run).
+     */
+    @Test
+    void aChoiceFoldedPerLaneKeepsItsAxes() {
+        Frontend.Result r = Frontend.checkText("c.kvp", """
+                policy c(n: int = 3) {
+                    on prefill, decode {
+                        let score = layer >= 1 ? 0.5 : dot(k, v)
+                        keep last(2) + bottom(score, n)
+                    }
+                }
+                """, null, SMALL);
+        assertTrue(r.ok(), r.diagnostics().all().toString());
+        preserved(r, "c", Map.of(), traces());
     }
 
     @TestFactory
