@@ -85,13 +85,19 @@ class PolicyFaultCliTest implements Opcodes {
     }
 
     private static byte[] withPrefix(byte[] cls, Consumer<MethodVisitor> prefix) {
+        return withPrefix(cls, null, prefix);
+    }
+
+    /** {@code prefix} put in front of the lane class's {@code run}, or of every method whose name {@code which} accepts. */
+    private static byte[] withPrefix(byte[] cls, java.util.function.Predicate<String> which, Consumer<MethodVisitor> prefix) {
         ClassReader r = new ClassReader(cls);
         ClassWriter w = new ClassWriter(r, ClassWriter.COMPUTE_MAXS | ClassWriter.COMPUTE_FRAMES);
         r.accept(new ClassVisitor(ASM9, w) {
             @Override
             public MethodVisitor visitMethod(int access, String name, String desc, String sig, String[] ex) {
                 MethodVisitor mv = super.visitMethod(access, name, desc, sig, ex);
-                if (!name.equals("run") || !desc.equals("(IL" + CONTEXT + ";)[D")) return mv;
+                boolean chosen = which == null ? name.equals("run") && desc.equals("(IL" + CONTEXT + ";)[D") : which.test(name);
+                if (!chosen) return mv;
                 return new MethodVisitor(ASM9, mv) {
                     @Override
                     public void visitCode() {
@@ -151,6 +157,7 @@ class PolicyFaultCliTest implements Opcodes {
      * hang kvpc run for ever.
      */
     @Test
+    @org.junit.jupiter.api.Timeout(value = 60, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
     void anEndlessLoopIsStoppedAtItsTimeLimit() throws IOException {
         Path jar = doctored("spin", mv -> {
             org.objectweb.asm.Label top = new org.objectweb.asm.Label();
@@ -182,5 +189,94 @@ class PolicyFaultCliTest implements Opcodes {
         CliRunner r = run(jar);
         assertEquals(Main.INVALID, r.code(), r.err());
         assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ArithmeticException (/ by zero)"), r.err());
+    }
+
+    /**
+     * Arrays of 64 MiB made and dropped in a loop: the garbage collector would keep up for ever, but the bytes one call
+     * allocates are counted, and past the limit (1 GiB) the call is stopped as the policy's fault.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 60, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void allocationsAddUpToTheLimit() throws IOException {
+        Path jar = doctored("churn", mv -> {
+            org.objectweb.asm.Label top = new org.objectweb.asm.Label();
+            mv.visitLabel(top);
+            mv.visitLdcInsn(8 << 20);
+            mv.visitIntInsn(NEWARRAY, T_DOUBLE);
+            mv.visitInsn(POP);
+            mv.visitJumpInsn(GOTO, top);
+        });
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("past its allocation limit of 1024 MiB per call"), r.err());
+        assertFalse(r.err().contains("ran past its time limit"), "stopped by its allocations, not by the clock: " + r.err());
+    }
+
+    /** One JDK call sized by the policy ({@code Arrays.copyOf} to 2^31 - 16 floats): refused before the JDK allocates it. */
+    @Test
+    void aJdkCallSizedPastTheLimitIsStopped() throws IOException {
+        Path jar = doctored("copyof", mv -> {
+            mv.visitInsn(ICONST_1);
+            mv.visitIntInsn(NEWARRAY, T_FLOAT);
+            mv.visitLdcInsn(Integer.MAX_VALUE - 15);
+            mv.visitMethodInsn(INVOKESTATIC, "java/util/Arrays", "copyOf", "([FI)[F", false);
+            mv.visitInsn(POP);
+        });
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("asked for 8589934528 bytes, past its allocation limit"), r.err());
+    }
+
+    /**
+     * An endless loop in the attention variant's logit, which the host calls for every entry without a deadline of
+     * its own: the watchdog sees that no call has begun for longer than the time limit and stops it. It used to hang.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 60, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void anEndlessLoopInTheVariantIsStoppedToo() throws IOException {
+        Path src = dir.resolve("capped.kvp");
+        Files.writeString(src, """
+                import "variants.kvp"
+                import "window.kvp"
+
+                config capped {
+                    attention softcap(cap = 30.0)
+                    layers 0.. use window(size = 2)
+                }
+                """);
+        Path model = CliRunner.root().resolve("models/kvpc-tiny/kvpc-tiny.gguf");
+        Path clean = dir.resolve("capped.clean.jar");
+        CliRunner c = CliRunner.run("compile", src.toString(), "--model", model.toString(), "-o", clean.toString());
+        assertEquals(0, c.code(), c.err());
+        Path jar = dir.resolve("capped.jar");
+        try (ZipFile in = new ZipFile(clean.toFile()); OutputStream os = Files.newOutputStream(jar); ZipOutputStream zip = new ZipOutputStream(os)) {
+            boolean found = false;
+            for (ZipEntry e : Collections.list(in.entries())) {
+                byte[] bytes = in.getInputStream(e).readAllBytes();
+                if (e.getName().equals("kvpc/gen/capped/Variant.class")) {
+                    bytes = withPrefix(bytes, m -> m.equals("logit"), mv -> {
+                        org.objectweb.asm.Label top = new org.objectweb.asm.Label();
+                        mv.visitLabel(top);
+                        mv.visitJumpInsn(GOTO, top);
+                    });
+                    found = true;
+                }
+                zip.putNextEntry(new ZipEntry(e.getName()));
+                zip.write(bytes);
+                zip.closeEntry();
+            }
+            assertTrue(found, "no compiled variant in the jar");
+        }
+        String old = System.setProperty("kvpc.policy.time-limit-ms", "300");
+        try {
+            long t0 = System.nanoTime();
+            CliRunner r = run(jar);
+            assertEquals(Main.INVALID, r.code(), r.err());
+            assertTrue(r.err().contains("kvpc: policy capped failed: attention variant, logit") && r.err().contains("ran past its time limit of 300 ms"), r.err());
+            assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped, not hung");
+        } finally {
+            if (old == null) System.clearProperty("kvpc.policy.time-limit-ms");
+            else System.setProperty("kvpc.policy.time-limit-ms", old);
+        }
     }
 }

@@ -258,7 +258,9 @@ public final class BytecodeVerifier {
                             default -> typeUse(at, "tests instanceof", ti.desc);
                         }
                     }
-                    case MultiANewArrayInsnNode ma -> typeUse(at, "creates an array of", ma.desc);
+                    // each row is created on its own, so that the allocation limit (PolicyClock.allocate) counts it
+                    case MultiANewArrayInsnNode ma -> report(at + " creates the array " + ma.desc + " in one multianewarray instruction, which policy code "
+                            + "may not use (create each row with newarray)");
                     case LdcInsnNode ldc -> constant(at, ldc.cst);
                     case InvokeDynamicInsnNode indy -> invokedynamic(at, indy);
                     default -> {

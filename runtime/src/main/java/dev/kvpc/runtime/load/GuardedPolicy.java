@@ -9,9 +9,9 @@ import dev.kvpc.runtime.pool.OutOfKvMemoryException;
 /**
  * A loaded jar's policy with every call into its code guarded: whatever that code throws (a runtime exception, a
  * stack overflow, running out of heap, running past its time limit) leaves as a {@link PolicyFault} naming the
- * policy, the lane class and the kernel, so that a host tells a faulty policy from a fault of its own. Each call but
- * the attention variant's per-entry ones has a deadline ({@link PolicyClock}): the variant is called for every entry
- * and query, too often to set one each time. The runtime's own out-of-memory for the KV
+ * policy, the lane class and the kernel, so that a host tells a faulty policy from a fault of its own. Each call has
+ * a deadline and an allocation budget ({@link PolicyClock}); the attention variant's per-entry calls, too frequent to
+ * set one each time, are counted instead, and one that runs past the time limit is stopped all the same. The runtime's own out-of-memory for the KV
  * cache ({@link OutOfKvMemoryException}) passes unchanged: it is the host's budget, not the policy's fault.
  */
 public final class GuardedPolicy implements CompiledPolicy {
@@ -49,7 +49,7 @@ public final class GuardedPolicy implements CompiledPolicy {
         long previous = PolicyClock.begin(limit);
         try {
             return call.get();
-        } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Overrun e) {
+        } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
             throw fault(what, e);
         } finally {
             PolicyClock.end(previous);
@@ -75,6 +75,7 @@ public final class GuardedPolicy implements CompiledPolicy {
         if (e instanceof PolicyClock.Overrun) {
             return new PolicyFault(name, what, new IllegalStateException("ran past its time limit of " + limit / 1_000_000 + " ms (an endless loop?)"));
         }
+        if (e instanceof PolicyClock.Overdraw o) return new PolicyFault(name, what, new IllegalStateException(o.getMessage()));
         return new PolicyFault(name, what, e);
     }
 
@@ -109,7 +110,7 @@ public final class GuardedPolicy implements CompiledPolicy {
             long previous = PolicyClock.begin(limit);
             try {
                 out = code.run(kernel, ctx);
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Overrun e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
                 throw fault(what, e);
             } finally {
                 PolicyClock.end(previous);
@@ -130,18 +131,20 @@ public final class GuardedPolicy implements CompiledPolicy {
 
         @Override
         public double logit(float[] q, int qOff, float[] k, int qpos, int kpos, int head, int context) {
+            PolicyClock.unboundedCall(limit);
             try {
                 return v.logit(q, qOff, k, qpos, kpos, head, context);
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Overrun e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
                 throw fault("attention variant, logit", e);
             }
         }
 
         @Override
         public boolean visible(float[] q, int qOff, float[] k, int qpos, int kpos, int head, int context) {
+            PolicyClock.unboundedCall(limit);
             try {
                 return v.visible(q, qOff, k, qpos, kpos, head, context);
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Overrun e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
                 throw fault("attention variant, visible", e);
             }
         }
@@ -151,7 +154,7 @@ public final class GuardedPolicy implements CompiledPolicy {
             Normalize n;
             try {
                 n = v.normalize();
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Overrun e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
                 throw fault("attention variant, normalize", e);
             }
             if (n == null) throw fault("attention variant, normalize", new NullPointerException("it returned null"));

@@ -1,11 +1,19 @@
 package dev.kvpc.runtime.load;
 
 /**
- * The watchdog of loaded policy code. The loader puts a call to {@link #tick} before every backward jump of a jar's
- * classes (every loop's back edge), after verification; {@link GuardedPolicy} gives each call into the jar a
- * deadline. Past it, {@code tick} throws {@link Overrun}, an {@link Error} that policy code cannot catch (the
- * verifier refuses catching {@code Error} and {@code Throwable}), and keeps throwing it until the call returns, so
- * no loop outlives its deadline by more than the time between two checks.
+ * The watchdog of loaded policy code: its time and its allocations. The loader rewrites a jar's classes after
+ * verification ({@link PolicyJarLoader#withTicks}): a call to {@link #tick} before every backward jump (every loop's
+ * back edge), and a call to {@link #allocate} before every array the code creates and every JDK call that sizes an
+ * array from an argument. {@link GuardedPolicy} gives each call into the jar a deadline and an allocation budget.
+ *
+ * <p>Past the deadline, {@code tick} throws {@link Overrun}; past the budget, {@code allocate} throws
+ * {@link Overdraw}. Both are {@link Limit}s, {@link Error}s that policy code cannot catch (the verifier refuses
+ * catching {@code Error} and {@code Throwable}), so a loop cannot outlive its deadline by more than the time between
+ * two checks, and no array past the budget is ever allocated.
+ *
+ * <p>An attention variant's per-entry calls are too frequent for a deadline each: the guard counts them instead
+ * ({@link #unboundedCall}), and a thread found inside the same such call for longer than the guard's time limit is
+ * stopped the same way.
  */
 public final class PolicyClock {
     private PolicyClock() {
@@ -15,8 +23,21 @@ public final class PolicyClock {
     private static final int EVERY = 1 << 14;
     /** Ticks since the last check, shared by every thread (a race only moves when the next check happens). */
     private static int ticks;
-    /** Per thread: the deadline of the call into policy code in progress (System.nanoTime), 0 when none. */
-    private static final ThreadLocal<long[]> DEADLINE = ThreadLocal.withInitial(() -> new long[1]);
+    /** Calls without a deadline of their own begun by any thread; racy on purpose (see {@link #check}). */
+    private static int unboundedCalls;
+    /** How long one call without a deadline of its own may run: the limit of the guard that began the last one. */
+    private static long unboundedLimitNanos = GuardedPolicy.DEFAULT_LIMIT_MS * 1_000_000L;
+
+    /** The bytes one call into policy code may allocate unless {@code kvpc.policy.allocation-limit-mb} says otherwise: 1 GiB. */
+    public static final long DEFAULT_ALLOCATION_LIMIT_MB = 1024;
+    private static final long ALLOCATION_LIMIT = Math.max(1, Long.getLong("kvpc.policy.allocation-limit-mb", DEFAULT_ALLOCATION_LIMIT_MB)) << 20;
+
+    /**
+     * Per thread: [0] the deadline of the call into policy code in progress (System.nanoTime), 0 when none; [1] bytes
+     * allocated by it; [2] the count of unbounded calls at the last check outside a deadline; [3] when that count was
+     * last seen to change.
+     */
+    private static final ThreadLocal<long[]> STATE = ThreadLocal.withInitial(() -> new long[4]);
 
     /** Called by instrumented policy code at every loop's back edge. */
     public static void tick() {
@@ -24,28 +45,81 @@ public final class PolicyClock {
     }
 
     private static void check() {
-        long d = DEADLINE.get()[0];
-        if (d != 0 && System.nanoTime() - d > 0) throw new Overrun();
+        long[] s = STATE.get();
+        long now = System.nanoTime();
+        if (s[0] != 0) {
+            if (now - s[0] > 0) throw new Overrun();
+            return;
+        }
+        // no deadline: an attention variant's per-entry call. Stopped once no call has begun, on any thread, for
+        // longer than the limit (a thread stuck in one call stops the others at the layer's end, so the count stands)
+        if (s[3] == 0 || s[2] != unboundedCalls) {
+            s[2] = unboundedCalls;
+            s[3] = now;
+        } else if (now - s[3] > unboundedLimitNanos) {
+            throw new Overrun();
+        }
+    }
+
+    /** Called by the guard before each call into policy code that has no deadline of its own but {@code limitNanos}. */
+    static void unboundedCall(long limitNanos) {
+        unboundedCalls++;
+        unboundedLimitNanos = limitNanos;
+    }
+
+    /**
+     * Called by instrumented policy code before it creates an array of {@code count} elements of {@code elementBytes}
+     * bytes each (or a JDK call sizes one so); returns {@code count}. A negative count is left to the JVM's
+     * {@link NegativeArraySizeException}.
+     */
+    public static int allocate(int count, int elementBytes) {
+        if (count <= 0) return count;
+        long bytes = (long) count * elementBytes;
+        long[] s = STATE.get();
+        // inside a guarded call the bytes add up over the call; outside one (a variant's per-entry call) each array alone
+        long total = s[0] != 0 ? (s[1] += bytes) : bytes;
+        if (total > ALLOCATION_LIMIT) throw new Overdraw(bytes);
+        return count;
+    }
+
+    /** The allocation budget of one call, in bytes. */
+    static long allocationLimit() {
+        return ALLOCATION_LIMIT;
     }
 
     /** Starts a call into policy code that may run {@code nanos}; returns what {@link #end} restores. */
     static long begin(long nanos) {
-        long[] d = DEADLINE.get();
-        long previous = d[0];
+        long[] s = STATE.get();
+        long previous = s[0];
         long mine = System.nanoTime() + nanos;
-        // a nested call keeps the earlier deadline
-        d[0] = previous != 0 && previous - mine < 0 ? previous : mine;
+        // a nested call keeps the earlier deadline and the bytes of the call it is part of
+        if (previous == 0) s[1] = 0;
+        s[0] = previous != 0 && previous - mine < 0 ? previous : mine;
         return previous;
     }
 
     static void end(long previous) {
-        DEADLINE.get()[0] = previous;
+        STATE.get()[0] = previous;
+    }
+
+    /** A limit of policy code was reached. */
+    public abstract static class Limit extends Error {
+        Limit(String message) {
+            super(message, null, false, false);
+        }
     }
 
     /** Policy code ran past its deadline. */
-    public static final class Overrun extends Error {
+    public static final class Overrun extends Limit {
         Overrun() {
-            super("ran past its time limit", null, false, false);
+            super("ran past its time limit");
+        }
+    }
+
+    /** Policy code asked for more memory than its budget. */
+    public static final class Overdraw extends Limit {
+        Overdraw(long bytes) {
+            super("asked for " + bytes + " bytes, past its allocation limit of " + (ALLOCATION_LIMIT >> 20) + " MiB per call");
         }
     }
 }

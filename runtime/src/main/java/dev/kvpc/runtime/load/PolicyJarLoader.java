@@ -44,12 +44,15 @@ public final class PolicyJarLoader {
 
     /**
      * A class with a call to {@link PolicyClock#tick} before every backward jump (a loop's back edge, a backward
-     * switch target), so that a loop cannot outrun its call's deadline. The call takes and leaves nothing on the
-     * stack and falls in the middle of a basic block, so stack-map frames and maximums stand.
+     * switch target), so that a loop cannot outrun its call's deadline, and a call to {@link PolicyClock#allocate}
+     * before every array it creates ({@code newarray}, {@code anewarray}) and every JDK call that sizes an array from its
+     * last argument ({@code Arrays.copyOf}, {@code Arrays.copyOfRange}, {@code new BitSet(n)}, {@code new
+     * StringBuilder(n)}), so that it cannot allocate past its budget. The calls leave the stack as they find it and fall in
+     * the middle of a basic block, so stack-map frames stand; the maximum stack is computed again.
      */
     static byte[] withTicks(byte[] cls) {
         org.objectweb.asm.ClassReader r = new org.objectweb.asm.ClassReader(cls);
-        org.objectweb.asm.ClassWriter w = new org.objectweb.asm.ClassWriter(r, 0);
+        org.objectweb.asm.ClassWriter w = new org.objectweb.asm.ClassWriter(r, org.objectweb.asm.ClassWriter.COMPUTE_MAXS);
         String clock = org.objectweb.asm.Type.getInternalName(PolicyClock.class);
         r.accept(new org.objectweb.asm.ClassVisitor(org.objectweb.asm.Opcodes.ASM9, w) {
             @Override
@@ -65,6 +68,36 @@ public final class PolicyJarLoader {
                                 return;
                             }
                         }
+                    }
+
+                    /** The count on top of the stack is charged {@code elementBytes} each: {@code count -> count}. */
+                    private void charge(int elementBytes) {
+                        super.visitIntInsn(org.objectweb.asm.Opcodes.BIPUSH, elementBytes);
+                        super.visitMethodInsn(org.objectweb.asm.Opcodes.INVOKESTATIC, clock, "allocate", "(II)I", false);
+                    }
+
+                    @Override
+                    public void visitIntInsn(int opcode, int operand) {
+                        if (opcode == org.objectweb.asm.Opcodes.NEWARRAY) charge(switch (operand) {
+                            case org.objectweb.asm.Opcodes.T_BOOLEAN, org.objectweb.asm.Opcodes.T_BYTE -> 1;
+                            case org.objectweb.asm.Opcodes.T_CHAR, org.objectweb.asm.Opcodes.T_SHORT -> 2;
+                            case org.objectweb.asm.Opcodes.T_INT, org.objectweb.asm.Opcodes.T_FLOAT -> 4;
+                            default -> 8;
+                        });
+                        super.visitIntInsn(opcode, operand);
+                    }
+
+                    @Override
+                    public void visitTypeInsn(int opcode, String type) {
+                        if (opcode == org.objectweb.asm.Opcodes.ANEWARRAY) charge(8);
+                        super.visitTypeInsn(opcode, type);
+                    }
+
+                    @Override
+                    public void visitMethodInsn(int opcode, String owner, String name, String desc, boolean itf) {
+                        int bytes = sizingCall(owner, name, desc);
+                        if (bytes > 0) charge(bytes);
+                        super.visitMethodInsn(opcode, owner, name, desc, itf);
                     }
 
                     @Override
@@ -94,6 +127,27 @@ public final class PolicyJarLoader {
             }
         }, 0);
         return w.toByteArray();
+    }
+
+    /**
+     * Bytes per element of the array a JDK call sizes from its last argument, an int; 0 when the call is not one
+     * ({@link #withTicks}).
+     */
+    static int sizingCall(String owner, String name, String desc) {
+        org.objectweb.asm.Type[] args = org.objectweb.asm.Type.getArgumentTypes(desc);
+        if (args.length == 0 || args[args.length - 1].getSort() != org.objectweb.asm.Type.INT) return 0;
+        if (owner.equals("java/util/Arrays") && (name.equals("copyOf") || name.equals("copyOfRange"))) {
+            return switch (org.objectweb.asm.Type.getReturnType(desc).getElementType().getSort()) {
+                case org.objectweb.asm.Type.BOOLEAN, org.objectweb.asm.Type.BYTE -> 1;
+                case org.objectweb.asm.Type.CHAR, org.objectweb.asm.Type.SHORT -> 2;
+                case org.objectweb.asm.Type.INT, org.objectweb.asm.Type.FLOAT -> 4;
+                default -> 8;
+            };
+        }
+        // a bit set of n bits is charged a byte a bit: an over-count, on the safe side
+        if (owner.equals("java/util/BitSet") && name.equals("<init>") && desc.equals("(I)V")) return 1;
+        if (owner.equals("java/lang/StringBuilder") && name.equals("<init>") && desc.equals("(I)V")) return 2;
+        return 0;
     }
 
     private static org.objectweb.asm.Label[] withDefault(org.objectweb.asm.Label dflt, org.objectweb.asm.Label[] labels) {

@@ -327,10 +327,11 @@ class BytecodeVerifierTest implements Opcodes {
                     mv.visitTypeInsn(INSTANCEOF, "[[Ljava/lang/ClassLoader;");
                     mv.visitInsn(IRETURN);
                 });
-        refused("refused: class gen/T, method m()V creates an array of java/lang/Thread, which policy code may not use", "()V", mv -> {
+        refused("refused: class gen/T, method m()V creates the array [[D in one multianewarray instruction, which policy code may not use "
+                + "(create each row with newarray)", "()V", mv -> {
             mv.visitInsn(ICONST_1);
             mv.visitInsn(ICONST_1);
-            mv.visitMultiANewArrayInsn("[[Ljava/lang/Thread;", 2);
+            mv.visitMultiANewArrayInsn("[[D", 2);
             mv.visitInsn(POP);
             mv.visitInsn(RETURN);
         });
