@@ -57,6 +57,6 @@ public class CompileBench {
     }
 
     private static Map<String, String> manifest(dev.kvpc.ir.Specialized s) {
-        return dev.kvpc.backend.jvm.PolicyJarWriter.manifest(s, "0".repeat(64), "bench", java.util.List.of());
+        return dev.kvpc.backend.jvm.PolicyJarWriter.manifest(s, "0".repeat(64), java.util.List.of());
     }
 }

@@ -2,12 +2,8 @@ package dev.kvpc.cli;
 
 import dev.kvpc.compiler.api.Compilation;
 import dev.kvpc.compiler.api.Frontend;
-import dev.kvpc.compiler.memory.MemoryModel;
+import dev.kvpc.compiler.api.JarFacts;
 import dev.kvpc.compiler.model.ModelShape;
-import dev.kvpc.ir.Instr;
-import dev.kvpc.ir.IrWalk;
-import dev.kvpc.ir.Op;
-import dev.kvpc.ir.PolicyIr;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;
 import dev.kvpc.ir.spi.Backend;
@@ -27,7 +23,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.ServiceLoader;
-import java.util.TreeSet;
 import java.util.concurrent.Callable;
 
 @Command(name = "compile", description = {"Compile policies to JVM bytecode: a jar the runtime's loader accepts (kvpc run --policy P.jar),",
@@ -54,7 +49,7 @@ final class CompileCommand implements Callable<Integer> {
     @Option(names = "--slack", paramLabel = "N", defaultValue = "0", description = "Amortised-eviction slack, 0 or more (see kvpc ir; default 0).")
     int slack;
 
-    @Option(names = "--context", paramLabel = "N", defaultValue = "4096", description = "Context length of the memory prediction written to the manifest (default 4096).")
+    @Option(names = "--context", paramLabel = "N", defaultValue = "4096", description = "Context length of the memory prediction written to the manifest, 1 to 2^40 (default 4096).")
     long context;
 
     @Option(names = "--dtype", paramLabel = "T", defaultValue = "f16", description = "Host KV dtype of the memory prediction (default f16).")
@@ -70,7 +65,7 @@ final class CompileCommand implements Callable<Integer> {
         if (!emit.equals("jar") && !emit.equals("asm")) throw new CommandLine.ParameterException(spec.commandLine(), "--emit is jar or asm");
         if (policy != null && files.size() > 1) throw new CommandLine.ParameterException(spec.commandLine(), "--policy names one policy: give one FILE");
         if (slack < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--slack must be 0 or more");
-        if (context < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--context must be at least 1");
+        Commands.range(spec, "--context", context, 1, dev.kvpc.runtime.load.PolicyManifest.MAX_CONTEXT);
         boolean toDir = files.size() > 1 || (output != null && Files.isDirectory(output));
         if (files.size() > 1 && output != null && Files.exists(output) && !Files.isDirectory(output)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "-o " + output + ": with several files, -o names a directory");
@@ -149,41 +144,16 @@ final class CompileCommand implements Callable<Integer> {
         m.put("kvpc.format", "1");
         m.put("policy.name", s.root());
         m.put("policy.source-sha256", sha256(file));
-        String v = Main.class.getPackage().getImplementationVersion();
-        m.put("compiler.version", v == null ? "0.1.0-dev" : v.replaceAll("[^A-Za-z0-9._+-]", "-"));
+        m.put("compiler.version", dev.kvpc.runtime.load.KvpcVersion.current());
         m.put("shape.layers", Integer.toString(shape.layers()));
         m.put("shape.heads", Integer.toString(shape.heads()));
         m.put("shape.kv-heads", Integer.toString(shape.kvHeads()));
         m.put("shape.head-dim", Integer.toString(shape.headDim()));
-        m.put("evidence", String.join(",", evidence(s)));
-        MemoryModel.Report rep = MemoryModel.predict(s, context, dtype);
-        long lanes = (long) shape.layers() * shape.kvHeads(), kv = 0, scales = 0, state = 0;
-        for (var row : rep.lanes()) {
-            for (var lm : row) {
-                kv += lm.kvBytes();
-                scales += lm.scaleBytes();
-                state += lm.stateBytes();
-            }
-        }
-        m.put("memory.kv", Long.toString(kv / lanes));
-        m.put("memory.scales", Long.toString(scales / lanes));
-        m.put("memory.state", Long.toString(state / lanes));
+        m.put("evidence", String.join(",", JarFacts.evidence(s)));
+        JarFacts.memoryPerLane(s, context, dtype).forEach((category, bytes) -> m.put("memory." + category, Long.toString(bytes)));
+        m.put("prediction.context", Long.toString(context));
+        m.put("prediction.dtype", dtype);
         return m;
-    }
-
-    /** What the policy reads: signals (attn, logits, k, v, q, pos, age) and fused statistics of attention. */
-    static TreeSet<String> evidence(Specialized s) {
-        TreeSet<String> e = new TreeSet<>();
-        for (PolicyIr p : s.classes()) {
-            IrWalk.forEachInstr(p, i -> {
-                if (i instanceof Instr.Def d) {
-                    if (d.op() instanceof Op.Signal sg && sg.signal().perLane()) e.add(sg.signal().word());
-                    if (d.op() instanceof Op.KernelStat k) e.add(k.input().word());
-                }
-            });
-            for (PolicyIr.Observe o : p.observes()) if (o.end() != null) e.add("observed-queries");
-        }
-        return e;
     }
 
     private static String sha256(Path file) {

@@ -84,6 +84,37 @@ class PolicyFaultCliTest implements Opcodes {
         assertTrue(r.err().contains("its program is specialised for layers=32, heads=32, kv-heads=8, head-dim=128; this model has layers=4"), r.err());
     }
 
+    /** The jar for kvpc-tiny with one manifest line replaced ({@code key=value}). */
+    private Path manifestWith(String name, String line) throws IOException {
+        String key = line.substring(0, line.indexOf('='));
+        return rewritten(name, "--model", "META-INF/kvpc-policy.properties", bytes -> new String(bytes, java.nio.charset.StandardCharsets.UTF_8)
+                .replaceAll("(?m)^" + java.util.regex.Pattern.quote(key) + "=.*$", java.util.regex.Matcher.quoteReplacement(line))
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    /**
+     * What a manifest says of its program is derived again from the program at load: evidence, memory figures and the
+     * compiler version that wrote them must agree, or the jar is refused (exit 65) saying what differs.
+     */
+    @Test
+    void aManifestThatMisstatesItsProgramIsRefused() throws IOException {
+        CliRunner ok = run(rewritten("same", "--model", "META-INF/kvpc-policy.properties", b -> b));
+        assertEquals(Main.OK, ok.code(), ok.err());
+
+        CliRunner evidence = run(manifestWith("evidence", "evidence=logits"));
+        assertEquals(Main.INVALID, evidence.code(), evidence.err());
+        assertTrue(evidence.err().contains("its manifest says the policy reads logits, but its program reads "), evidence.err());
+
+        CliRunner memory = run(manifestWith("memory", "memory.kv=1"));
+        assertEquals(Main.INVALID, memory.code(), memory.err());
+        assertTrue(memory.err().contains("its manifest predicts {kv=1, scales=0, state=0} bytes per lane at context 4096 (f16), but its program takes {kv="),
+                memory.err());
+
+        CliRunner version = run(manifestWith("version", "compiler.version=0.0.1"));
+        assertEquals(Main.INVALID, version.code(), version.err());
+        assertTrue(version.err().contains("policy window was compiled by kvpc 0.0.1; this is kvpc " + dev.kvpc.runtime.load.KvpcVersion.current()), version.err());
+    }
+
     private static byte[] withPrefix(byte[] cls, Consumer<MethodVisitor> prefix) {
         return withPrefix(cls, null, prefix);
     }

@@ -3,6 +3,7 @@ package dev.kvpc.embed;
 import dev.kvpc.compiler.api.Compilation;
 import dev.kvpc.compiler.api.Deployment;
 import dev.kvpc.compiler.api.Frontend;
+import dev.kvpc.compiler.api.JarFacts;
 import dev.kvpc.compiler.diag.Diagnostic;
 import dev.kvpc.compiler.model.ModelShape;
 import dev.kvpc.ir.Specialized;
@@ -138,9 +139,11 @@ public final class Kvpc {
      * @throws dev.kvpc.runtime.load.PolicyLoadException with a message for the user when any of that fails
      */
     public static PolicyRunner load(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
-        dev.kvpc.runtime.policy.CompiledPolicy policy = entry(jar, model);
-        Specialized program = program(jar, policy);
+        Loaded l = entry(jar, model);
+        Specialized program = program(jar, l.policy());
         fits(jar, program, model);
+        agrees(jar, l.manifest(), program);
+        dev.kvpc.runtime.policy.CompiledPolicy policy = l.policy();
         try {
             return dev.kvpc.runtime.exec.NativeRunner.of(policy, program);
         } catch (dev.kvpc.runtime.load.PolicyFault e) {
@@ -163,12 +166,45 @@ public final class Kvpc {
         }
     }
 
+    /**
+     * The manifest says what the program reads and the memory it takes: both are derived again from the program the jar
+     * carries ({@link JarFacts}), and a manifest that says otherwise was not written by kvpc for this program.
+     */
+    private static void agrees(Path jar, dev.kvpc.runtime.load.PolicyManifest m, Specialized program) throws dev.kvpc.runtime.load.PolicyLoadException {
+        var evidence = JarFacts.evidence(program);
+        if (!evidence.equals(m.evidence())) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its manifest says the policy reads " + listed(m.evidence()) + ", but its program reads "
+                    + listed(evidence) + ": the manifest was not written for this program");
+        }
+        if (m.prediction() == null) return;
+        java.util.Map<String, Long> memory;
+        try {
+            memory = JarFacts.memoryPerLane(program, m.prediction().context(), m.prediction().dtype());
+        } catch (IllegalArgumentException | ArithmeticException e) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its manifest's memory prediction cannot be made again: " + e.getMessage(), e);
+        }
+        if (!new java.util.TreeMap<>(memory).equals(m.predictedBytesPerLane())) {
+            throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": its manifest predicts " + m.predictedBytesPerLane() + " bytes per lane at context "
+                    + m.prediction().context() + " (" + m.prediction().dtype() + "), but its program takes " + new java.util.TreeMap<>(memory)
+                    + ": the manifest was not written for this program");
+        }
+    }
+
+    private static String listed(java.util.Set<String> evidence) {
+        return evidence.isEmpty() ? "nothing" : String.join(", ", evidence);
+    }
+
     /** The specialised program a policy jar carries (what {@code kvpc memory} predicts from), verified as {@link #load} does. */
     public static Specialized program(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
-        Specialized p = program(jar, entry(jar, model));
+        Loaded l = entry(jar, model);
+        Specialized p = program(jar, l.policy());
         fits(jar, p, model);
+        agrees(jar, l.manifest(), p);
         return p;
     }
+
+    /** A jar's entry, guarded, and its manifest. */
+    private record Loaded(dev.kvpc.runtime.policy.CompiledPolicy policy, dev.kvpc.runtime.load.PolicyManifest manifest) {}
 
     private static Specialized program(Path jar, dev.kvpc.runtime.policy.CompiledPolicy policy) throws dev.kvpc.runtime.load.PolicyLoadException {
         try {
@@ -180,12 +216,12 @@ public final class Kvpc {
         }
     }
 
-    private static dev.kvpc.runtime.policy.CompiledPolicy entry(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
+    private static Loaded entry(Path jar, ModelSpec model) throws dev.kvpc.runtime.load.PolicyLoadException {
         var loaded = dev.kvpc.runtime.load.PolicyJarLoader.load(jar, new dev.kvpc.runtime.load.ModelShapeSpec(model.layers(), model.heads(), model.kvHeads(), model.headDim()));
         Class<? extends dev.kvpc.runtime.policy.CompiledPolicy> entry = loaded.entryClassAs(dev.kvpc.runtime.policy.CompiledPolicy.class);
         try {
             // every call into the jar's code is guarded: what it throws is the policy's fault (PolicyFault)
-            return new dev.kvpc.runtime.load.GuardedPolicy(loaded.manifest().policyName(), entry.getDeclaredConstructor().newInstance());
+            return new Loaded(new dev.kvpc.runtime.load.GuardedPolicy(loaded.manifest().policyName(), entry.getDeclaredConstructor().newInstance()), loaded.manifest());
         } catch (ReflectiveOperationException | LinkageError | RuntimeException | StackOverflowError | OutOfMemoryError e) {
             throw new dev.kvpc.runtime.load.PolicyLoadException(jar + ": entry class " + entry.getName() + " cannot be instantiated: " + e, e);
         }

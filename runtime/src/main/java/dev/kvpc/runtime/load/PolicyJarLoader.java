@@ -37,7 +37,13 @@ public final class PolicyJarLoader {
         Objects.requireNonNull(host, "host");
         Objects.requireNonNull(parent, "parent");
         PolicyJar contents = PolicyJar.read(jar);
-        contents.manifest().checkFits(host);
+        PolicyManifest m = contents.manifest();
+        if (!m.compilerVersion().equals(KvpcVersion.current())) {
+            throw new PolicyLoadException(jar + ": policy " + m.policyName() + " was compiled by kvpc " + m.compilerVersion() + "; this is kvpc "
+                    + KvpcVersion.current() + ", which loads only the jars it compiles (the program a jar carries has no stable form across "
+                    + "versions yet): compile its source again");
+        }
+        m.checkFits(host);
         new BytecodeVerifier(parent).verify(contents.classFiles());
         return define(contents, parent);
     }

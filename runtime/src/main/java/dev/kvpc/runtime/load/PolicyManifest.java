@@ -40,6 +40,8 @@ import java.util.regex.Pattern;
  * evidence=attn,observed-queries:32      evidence the policy needs, comma-separated (may be empty)
  * memory.kv=512                          (optional, repeatable) predicted bytes per lane, by category
  * memory.state=8
+ * prediction.context=4096                (with memory.*) the context length and host KV dtype the memory figures
+ * prediction.dtype=f16                   were predicted for, so a loader can predict them again and compare
  * </pre>
  *
  * Evidence items are a lower-case word ({@code [a-z][a-z0-9_.-]*}) with an optional {@code :argument}; memory
@@ -54,9 +56,25 @@ import java.util.regex.Pattern;
  * @param evidence              what the policy reads (attention rows, observed queries, ...), sorted
  * @param predictedBytesPerLane predicted memory per lane, by category, sorted by category
  * @param entryClass            binary name ({@code gen.H2o}) of the class the host instantiates
+ * @param prediction            what the memory figures were predicted for; null when there are none
  */
 public record PolicyManifest(int formatVersion, String policyName, String sourceSha256, String compilerVersion,
-        ShapeConstraints shape, Set<String> evidence, Map<String, Long> predictedBytesPerLane, String entryClass) {
+        ShapeConstraints shape, Set<String> evidence, Map<String, Long> predictedBytesPerLane, String entryClass, Prediction prediction) {
+
+    /** The longest context a prediction may be for: 2^40 tokens. */
+    public static final long MAX_CONTEXT = 1L << 40;
+
+    /** The context length (tokens, 1 to {@link #MAX_CONTEXT}) and host KV dtype ({@code f32}, {@code f16}, ...) of a memory prediction. */
+    public record Prediction(long context, String dtype) {
+        public Prediction {
+            if (context < 1 || context > MAX_CONTEXT) {
+                throw new IllegalArgumentException(key(KEY_PREDICTION_CONTEXT) + "expected 1 to " + MAX_CONTEXT + " tokens, got " + context);
+            }
+            if (dtype == null || !CATEGORY.matcher(dtype).matches()) {
+                throw new IllegalArgumentException(key(KEY_PREDICTION_DTYPE) + "expected a dtype such as f16, got '" + dtype + "'");
+            }
+        }
+    }
 
     /** Where the manifest lives in a policy jar. */
     public static final String PATH = "META-INF/kvpc-policy.properties";
@@ -71,6 +89,8 @@ public record PolicyManifest(int formatVersion, String policyName, String source
     public static final String KEY_SHAPE_PREFIX = "shape.";
     public static final String KEY_EVIDENCE = "evidence";
     public static final String KEY_MEMORY_PREFIX = "memory.";
+    public static final String KEY_PREDICTION_CONTEXT = "prediction.context";
+    public static final String KEY_PREDICTION_DTYPE = "prediction.dtype";
 
     /** Every required key, in the order {@link #toText()} writes them. */
     public static final List<String> REQUIRED_KEYS = List.of(KEY_FORMAT, KEY_NAME, KEY_SOURCE_SHA256, KEY_COMPILER_VERSION,
@@ -120,13 +140,16 @@ public record PolicyManifest(int formatVersion, String policyName, String source
             mem.put(c, v);
         }
         predictedBytesPerLane = Collections.unmodifiableSortedMap(mem);
+        if (!mem.isEmpty() && prediction == null) {
+            throw new IllegalArgumentException("memory figures (" + KEY_MEMORY_PREFIX + "*) need '" + KEY_PREDICTION_CONTEXT + "' and '" + KEY_PREDICTION_DTYPE + "'");
+        }
     }
 
     /** A format-{@value #FORMAT_VERSION} manifest. */
     public static PolicyManifest of(String policyName, String sourceSha256, String compilerVersion, ShapeConstraints shape,
-            Set<String> evidence, Map<String, Long> predictedBytesPerLane, String entryClass) {
+            Set<String> evidence, Map<String, Long> predictedBytesPerLane, String entryClass, Prediction prediction) {
         return new PolicyManifest(FORMAT_VERSION, policyName, sourceSha256, compilerVersion, shape, evidence,
-                predictedBytesPerLane, entryClass);
+                predictedBytesPerLane, entryClass, prediction);
     }
 
     /** The entry class as a JVM internal name ({@code gen/H2o}). */
@@ -160,6 +183,10 @@ public record PolicyManifest(int formatVersion, String policyName, String source
         for (String d : ShapeConstraints.DIMENSIONS) line(b, KEY_SHAPE_PREFIX + d, shape.get(d).toString());
         line(b, KEY_EVIDENCE, String.join(",", evidence));
         predictedBytesPerLane.forEach((c, v) -> line(b, KEY_MEMORY_PREFIX + c, Long.toString(v)));
+        if (prediction != null) {
+            line(b, KEY_PREDICTION_CONTEXT, Long.toString(prediction.context()));
+            line(b, KEY_PREDICTION_DTYPE, prediction.dtype());
+        }
         return b.toString();
     }
 
@@ -253,7 +280,9 @@ public record PolicyManifest(int formatVersion, String policyName, String source
                     + (version > FORMAT_VERSION ? " (compiled by a newer kvpc?)" : ""));
         }
         for (String k : values.keySet()) {
-            if (!REQUIRED_KEYS.contains(k) && !k.startsWith(KEY_MEMORY_PREFIX)) throw bad("unknown key '" + shorten(k) + "'");
+            if (!REQUIRED_KEYS.contains(k) && !k.startsWith(KEY_MEMORY_PREFIX) && !k.equals(KEY_PREDICTION_CONTEXT) && !k.equals(KEY_PREDICTION_DTYPE)) {
+                throw bad("unknown key '" + shorten(k) + "'");
+            }
         }
         List<String> missing = new ArrayList<>();
         for (String k : REQUIRED_KEYS) if (!values.containsKey(k)) missing.add("'" + k + "'");
@@ -295,9 +324,26 @@ public record PolicyManifest(int formatVersion, String policyName, String source
             }
             memory.put(category, bytes);
         }
+        Prediction prediction = null;
+        String pc = values.get(KEY_PREDICTION_CONTEXT), pd = values.get(KEY_PREDICTION_DTYPE);
+        if (pc != null || pd != null) {
+            if (pc == null || pd == null) throw bad("'" + KEY_PREDICTION_CONTEXT + "' and '" + KEY_PREDICTION_DTYPE + "' come together");
+            long context;
+            try {
+                if (pc.isEmpty() || pc.length() > 18 || !pc.chars().allMatch(c -> c >= '0' && c <= '9')) throw new NumberFormatException();
+                context = Long.parseLong(pc);
+            } catch (NumberFormatException ex) {
+                throw bad(key(KEY_PREDICTION_CONTEXT) + "expected a positive number of tokens, got '" + shorten(pc) + "'");
+            }
+            try {
+                prediction = new Prediction(context, pd);
+            } catch (IllegalArgumentException e) {
+                throw bad(e.getMessage());
+            }
+        }
         try {
             return new PolicyManifest(version, values.get(KEY_NAME), values.get(KEY_SOURCE_SHA256), values.get(KEY_COMPILER_VERSION),
-                    new ShapeConstraints(dims[0], dims[1], dims[2], dims[3]), evidence, memory, values.get(KEY_ENTRY_CLASS));
+                    new ShapeConstraints(dims[0], dims[1], dims[2], dims[3]), evidence, memory, values.get(KEY_ENTRY_CLASS), prediction);
         } catch (IllegalArgumentException e) {
             throw bad(e.getMessage());
         }

@@ -31,6 +31,8 @@ class PolicyManifestTest {
             evidence=attn, observed-queries:32
             memory.kv=512
             memory.state=8
+            prediction.context=4096
+            prediction.dtype=f16
             """.formatted(TestJars.SHA);
 
     private static PolicyManifest good() throws PolicyLoadException {
@@ -82,7 +84,7 @@ class PolicyManifestTest {
 
     @Test
     void noEvidenceAndNoMemoryAreFine() throws Exception {
-        PolicyManifest m = PolicyManifest.of("full", TestJars.SHA, "1", ShapeConstraints.ANY, Set.of(), Map.of(), "Full");
+        PolicyManifest m = PolicyManifest.of("full", TestJars.SHA, "1", ShapeConstraints.ANY, Set.of(), Map.of(), "Full", null);
         PolicyManifest back = PolicyManifest.parse(m.toText());
         assertEquals(Set.of(), back.evidence());
         assertEquals(Map.of(), back.predictedBytesPerLane());
@@ -137,7 +139,7 @@ class PolicyManifestTest {
         assertTrue(parseError(replace("shape.head-dim", "").replace("evidence=attn, observed-queries:32", ""))
                 .endsWith("missing keys 'shape.head-dim', 'evidence'"));
         assertEquals("META-INF/kvpc-policy.properties: unknown key 'shape.kvheads'", parseError(GOOD + "shape.kvheads=8\n"));
-        assertEquals("META-INF/kvpc-policy.properties: line 14: key 'memory.kv' is given twice (first on line 12)",
+        assertEquals("META-INF/kvpc-policy.properties: line 16: key 'memory.kv' is given twice (first on line 12)",
                 parseError(GOOD + "memory.kv=1\n"));
     }
 
@@ -183,12 +185,12 @@ class PolicyManifestTest {
     @Test
     void constructorValidates() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> PolicyManifest.of("h2o", "nope", "1", ShapeConstraints.ANY, Set.of(), Map.of(), "gen.H2o"));
+                () -> PolicyManifest.of("h2o", "nope", "1", ShapeConstraints.ANY, Set.of(), Map.of(), "gen.H2o", null));
         assertTrue(e.getMessage().contains("key 'policy.source-sha256'"), e.getMessage());
         assertThrows(IllegalArgumentException.class,
-                () -> PolicyManifest.of("h2o", TestJars.SHA, "1", ShapeConstraints.ANY, Set.of(), Map.of("kv", -1L), "gen.H2o"));
+                () -> PolicyManifest.of("h2o", TestJars.SHA, "1", ShapeConstraints.ANY, Set.of(), Map.of("kv", -1L), "gen.H2o", null));
         assertThrows(IllegalArgumentException.class,
-                () -> new PolicyManifest(2, "h2o", TestJars.SHA, "1", ShapeConstraints.ANY, Set.of(), Map.of(), "gen.H2o"));
+                () -> new PolicyManifest(2, "h2o", TestJars.SHA, "1", ShapeConstraints.ANY, Set.of(), Map.of(), "gen.H2o", null));
         assertThrows(UnsupportedOperationException.class, () -> TestJars.manifest("p", "gen/P").evidence().add("x"));
     }
 

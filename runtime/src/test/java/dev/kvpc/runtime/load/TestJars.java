@@ -296,8 +296,8 @@ final class TestJars implements Opcodes {
     }
 
     static PolicyManifest manifest(String policy, String entryInternalName, ShapeConstraints shape) {
-        return PolicyManifest.of(policy, SHA, "0.1.0-test", shape, Set.of("attn", "observed-queries:32"),
-                Map.of("kv", 512L, "state", 8L), entryInternalName.replace('/', '.'));
+        return PolicyManifest.of(policy, SHA, KvpcVersion.current(), shape, Set.of("attn", "observed-queries:32"),
+                Map.of("kv", 512L, "state", 8L), entryInternalName.replace('/', '.'), new PolicyManifest.Prediction(4096, "f16"));
     }
 
     /** A policy jar {@code dir/file} holding {@code classes} (by internal name), its entry the first of them. */

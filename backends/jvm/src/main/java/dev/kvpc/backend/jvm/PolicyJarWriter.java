@@ -59,15 +59,15 @@ public final class PolicyJarWriter {
     }
 
     /**
-     * The manifest keys every jar has, for {@code program}'s exact shape (the entry class aside): a caller adds the
-     * predicted memory ({@code memory.*}) when it has it.
+     * The manifest keys every jar has, for {@code program}'s exact shape and this kvpc's version (the entry class
+     * aside): a caller adds the predicted memory ({@code memory.*}, {@code prediction.*}) when it has it.
      */
-    public static Map<String, String> manifest(Specialized program, String sourceSha256, String compilerVersion, java.util.Collection<String> evidence) {
+    public static Map<String, String> manifest(Specialized program, String sourceSha256, java.util.Collection<String> evidence) {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(PolicyManifest.KEY_FORMAT, Integer.toString(PolicyManifest.FORMAT_VERSION));
         m.put(PolicyManifest.KEY_NAME, program.root());
         m.put(PolicyManifest.KEY_SOURCE_SHA256, sourceSha256);
-        m.put(PolicyManifest.KEY_COMPILER_VERSION, compilerVersion);
+        m.put(PolicyManifest.KEY_COMPILER_VERSION, dev.kvpc.runtime.load.KvpcVersion.current());
         m.put("shape.layers", Integer.toString(program.shape().layers()));
         m.put("shape.heads", Integer.toString(program.shape().heads()));
         m.put("shape.kv-heads", Integer.toString(program.shape().kvHeads()));

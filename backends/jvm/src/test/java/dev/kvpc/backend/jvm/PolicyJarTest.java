@@ -40,7 +40,7 @@ class PolicyJarTest {
     static Path dir;
 
     static Map<String, String> manifest(Specialized s) {
-        return PolicyJarWriter.manifest(s, "0".repeat(64), "test", List.of());
+        return PolicyJarWriter.manifest(s, "0".repeat(64), List.of());
     }
 
     static LoadedPolicy write(Specialized s) throws Exception {

@@ -66,7 +66,7 @@ class TraceHostTest {
     /** Writes {@code s} to a jar, runs the host on it in a fresh JVM, and compares with the interpreter. */
     private void check(Specialized s) throws Exception {
         Path jar = dir.resolve(s.root() + ".jar");
-        Files.write(jar, PolicyJarWriter.jar(s, s.root() + ".kvp", PolicyJarWriter.manifest(s, "0".repeat(64), "test", List.of())));
+        Files.write(jar, PolicyJarWriter.jar(s, s.root() + ".kvp", PolicyJarWriter.manifest(s, "0".repeat(64), List.of())));
         List<String> got = runHost(jar);
         assertEquals("policy " + s.root() + " on layers=2 heads=4 kv-heads=2 head-dim=16", got.getFirst());
         assertEquals(expected(s), got.subList(1, got.size()));
