@@ -27,8 +27,14 @@ public final class Llama2cTokenizer implements Tokenizer {
     }
 
     public static Llama2cTokenizer load(Path file, int vocab) throws ModelFormatException {
+        Llama2cModel.regularFile(file);
         byte[] bytes;
         try {
+            // a real vocabulary file is under a few MiB: 256 bytes for each of Llama2cModel.MAX_VOCAB tokens is plenty
+            long size = Files.size(file);
+            if (size > 256L * Llama2cModel.MAX_VOCAB) {
+                throw new ModelFormatException(file + ": " + size + " bytes, too large for a tokenizer of at most " + Llama2cModel.MAX_VOCAB + " tokens");
+            }
             bytes = Files.readAllBytes(file);
         } catch (IOException e) {
             throw new ModelFormatException(file + ": cannot read: " + e.getMessage());
