@@ -97,7 +97,9 @@ public final class Llama2cTokenizer implements Tokenizer {
             while (j < bytes.length && j - i < 4 && (bytes[j] & 0xC0) == 0x80) j++;
             Integer id = index.get(new String(bytes, i, j - i, StandardCharsets.ISO_8859_1));
             if (id != null) t[n++] = id;
-            else for (int b = i; b < j; b++) t[n++] = (bytes[b] & 0xff) + 3;
+            // byte fallback: byte b is token b + 3 (<0x00>..<0xFF> follow <unk>, <s>, </s>); a vocabulary too small to
+            // hold the byte tokens gives <unk> (0), not an id past its end
+            else for (int b = i; b < j; b++) t[n++] = (bytes[b] & 0xff) + 3 < pieces.length ? (bytes[b] & 0xff) + 3 : 0;
             i = j;
         }
         // llama2.c's merge loop: repeatedly merge the adjacent pair whose merged piece scores highest (the first such

@@ -36,6 +36,25 @@ class Llama2cMergeTest {
         assertTrue(checked == 40, "paragraphs checked: " + checked);
     }
 
+    /**
+     * A vocabulary without llama2.c's byte tokens (ids 3..258): a character it lacks is <unk>, not an id past its end
+     * (found by the reliability run: kvpc run failed with ArrayIndexOutOfBoundsException, exit 70).
+     */
+    @Test
+    void aCharacterOutsideASmallVocabularyIsUnknown(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        String[] pieces = {"<unk>", "<s>", "</s>", "a", "b", " a", "ab", " "};
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(256).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(8);
+        for (int i = 0; i < pieces.length; i++) {
+            byte[] p = pieces[i].getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            b.putFloat(-i).putInt(p.length).put(p);
+        }
+        Path file = tmp.resolve("tok8.bin");
+        Files.write(file, java.util.Arrays.copyOf(b.array(), b.position()));
+        Llama2cTokenizer tok = Llama2cTokenizer.load(file, 8);
+        assertArrayEquals(new int[] {1, 5, 4}, tok.encode("ab", true), "' a' and 'b' (the dummy prefix, then merges by score)");
+        assertArrayEquals(new int[] {1, 5, 0, 4}, tok.encode("axb", true), "x is not in the vocabulary");
+    }
+
     private static int[] naive(Llama2cTokenizer tok, String text, boolean bos) {
         Map<String, Integer> index = new HashMap<>();
         for (int i = tok.size() - 1; i >= 0; i--) index.put(new String(tok.piece(i), StandardCharsets.ISO_8859_1), i);
