@@ -129,7 +129,17 @@ final class Commands {
             String name = file.getFileName().toString().replaceFirst("\\.(gguf|bin)$", "");
             return new Described(new ModelShape(name, m.layers, m.heads, m.kvHeads, m.headSize), m.seqLen);
         } catch (dev.kvpc.examples.llama.ModelFormatException e) {
-            throw new IllegalArgumentException(e.getMessage());
+            // a model file that cannot be read is invalid input (65), as kvpc run says of it, not a usage error
+            throw new InvalidModel(e.getMessage(), e);
+        }
+    }
+
+    /** A model file given as {@code --model} that cannot be read: Main reports its message, exit 65. */
+    static final class InvalidModel extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        InvalidModel(String message, Throwable cause) {
+            super(message, cause);
         }
     }
 

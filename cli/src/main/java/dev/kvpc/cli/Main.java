@@ -73,6 +73,10 @@ public final class Main implements Runnable {
                 else err.println("The policy's own code failed, not kvpc. Run again with --debug for the stack trace.");
                 return INVALID;
             }
+            if (ex instanceof Commands.InvalidModel m) {
+                err.println("kvpc: " + m.getMessage());
+                return INVALID;
+            }
             err.println("kvpc: internal error: " + ex);
             if (debug) ex.printStackTrace(err);
             else err.println("This is a bug in kvpc. Run again with --debug for the stack trace, and report it.");

@@ -98,9 +98,12 @@ class IrMemoryTraceCliTest {
         CliRunner missing = CliRunner.run("memory", stdlib("full"), "--context", "8", "--model", "no-such-model");
         assertEquals(Main.USAGE, missing.code());
         assertTrue(missing.err().contains("unknown model 'no-such-model'") && missing.err().contains("no file or folder 'no-such-model'"), missing.err());
-        CliRunner notAModel = CliRunner.run("compile", stdlib("full"), "--model", CliRunner.root().resolve("README.md").toString());
-        assertEquals(Main.USAGE, notAModel.code());
-        assertTrue(notAModel.err().contains("README.md: not a llama2.c checkpoint"), notAModel.err());
+        // a file that is not a model is invalid input, as kvpc run says, for every command that reads a shape from it
+        for (String command : new String[] {"compile", "check", "memory", "ir"}) {
+            CliRunner notAModel = CliRunner.run(command, stdlib("full"), "--model", CliRunner.root().resolve("README.md").toString());
+            assertEquals(Main.INVALID, notAModel.code(), command + ": " + notAModel.err());
+            assertTrue(notAModel.err().contains("README.md: not a llama2.c checkpoint") && !notAModel.err().contains("internal error"), notAModel.err());
+        }
     }
 
     @Test
