@@ -217,7 +217,7 @@ final class Mutator {
         }
     }
 
-    /** Spans of words, numbers and single other characters (not whitespace). */
+    /** Spans of words, numbers and single other characters (not whitespace); a surrogate pair is one character. */
     private static List<int[]> tokens(String t) {
         List<int[]> out = new ArrayList<>();
         int i = 0;
@@ -227,7 +227,7 @@ final class Mutator {
                 i++;
                 continue;
             }
-            int j = i + 1;
+            int j = i + Character.charCount(t.codePointAt(i));
             if (Character.isLetterOrDigit(c) || c == '_' || c == '.') {
                 while (j < t.length() && (Character.isLetterOrDigit(t.charAt(j)) || t.charAt(j) == '_' || t.charAt(j) == '.')) j++;
             }

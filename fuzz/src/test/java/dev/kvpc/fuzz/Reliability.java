@@ -169,7 +169,8 @@ final class Reliability {
             boolean mutated = i % 2 == 1;
             // mutated: the text at large, or its numbers only (which keeps more of them past the parser)
             if (mutated) text = i % 4 == 1 ? Mutator.text(text, r) : Mutator.numbers(text, r);
-            Files.writeString(file, text);
+            // getBytes, not writeString: a mutation may leave half a surrogate pair, which is written as '?'
+            Files.write(file, text.getBytes(StandardCharsets.UTF_8));
             String kind = mutated ? "program (mutated)" : "program";
             List<Path> in = List.of(file);
             if (run(kind + ": check", in, "check", file.toString()) != Main.OK) continue;
@@ -231,7 +232,7 @@ final class Reliability {
                 case 5 -> {
                     Path m = work.resolve("m-trace.txt");
                     String t = Files.readString(traceText);
-                    Files.writeString(m, r.nextBoolean() ? Mutator.text(t, r) : Mutator.numbers(t, r));
+                    Files.write(m, (r.nextBoolean() ? Mutator.text(t, r) : Mutator.numbers(t, r)).getBytes(StandardCharsets.UTF_8));
                     run("text trace: trace", List.of(m), "trace", policy.toString(), "--model", TINY, "--trace", m.toString());
                 }
                 case 6 -> {
