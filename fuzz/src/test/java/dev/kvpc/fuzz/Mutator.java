@@ -29,38 +29,23 @@ final class Mutator {
 
     /**
      * A binary trace (docs: runtime/trace/TraceIO) mutated past its checksums: one time in three bytes anywhere, as
-     * {@link #bytes}; one in three the text header mutated and its CRC-32 written again; one in three bytes of the step
-     * records changed in place and every record's CRC-32 written again. The last two reach the checks behind the checksums.
+     * {@link #bytes}; one in three the text header mutated; one in three bytes of the step records changed in place.
+     * The last two have their checksums written again ({@link #withCrcs}), so they reach the checks behind them.
      */
     static byte[] trace(byte[] in, Random r) {
         int mode = r.nextInt(3);
         if (mode == 0) return bytes(in, r);
-        String all = new String(in, java.nio.charset.StandardCharsets.ISO_8859_1);
-        int headerEnd = all.indexOf("\nend\n") + 5;
-        if (headerEnd < 5 || headerEnd + 4 > in.length) return bytes(in, r);
+        int headerEnd = headerEnd(in);
+        if (headerEnd < 0) return bytes(in, r);
         if (mode == 1) {
-            byte[] header = (r.nextBoolean() ? text(all.substring(0, headerEnd), r) : numbers(all.substring(0, headerEnd), r))
-                    .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
-            byte[] out = new byte[header.length + in.length - headerEnd];
-            System.arraycopy(header, 0, out, 0, header.length);
-            System.arraycopy(in, headerEnd, out, header.length, in.length - headerEnd);
-            putCrc(out, 0, header.length);
-            return out;
+            String header = new String(in, 0, headerEnd, java.nio.charset.StandardCharsets.ISO_8859_1);
+            byte[] h = (r.nextBoolean() ? text(header, r) : numbers(header, r)).getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+            byte[] out = new byte[h.length + in.length - headerEnd];
+            System.arraycopy(h, 0, out, 0, h.length);
+            System.arraycopy(in, headerEnd, out, h.length, in.length - headerEnd);
+            return withCrcs(out);
         }
-        // the records' bounds, from the header's shape and each record's token count
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("layers=(\\d+) heads=(\\d+) kv_heads=(\\d+) head_dim=(\\d+)").matcher(all);
-        if (!m.find()) return bytes(in, r);
-        long layers = Long.parseLong(m.group(1)), heads = Long.parseLong(m.group(2)), kv = Long.parseLong(m.group(3)), dim = Long.parseLong(m.group(4));
-        List<int[]> records = new ArrayList<>();
-        ByteBuffer b = ByteBuffer.wrap(in).order(ByteOrder.LITTLE_ENDIAN);
-        int at = headerEnd + 4;
-        while (at + 5 <= in.length) {
-            long tokens = b.getInt(at + 1);
-            long end = at + 5 + layers * tokens * (2 * kv + heads) * dim * 4;
-            if (tokens < 0 || end + 4 > in.length) break;
-            records.add(new int[] {at, (int) end});
-            at = (int) end + 4;
-        }
+        List<int[]> records = records(in, headerEnd);
         if (records.isEmpty()) return bytes(in, r);
         byte[] out = in.clone();
         int n = 1 + r.nextInt(3);
@@ -76,8 +61,47 @@ final class Mutator {
                 }
             }
         }
-        for (int[] rec : records) putCrc(out, rec[0], rec[1]);
+        return withCrcs(out);
+    }
+
+    /**
+     * {@code in} with the CRC-32 after its header, and after each step record as far as the records can be followed
+     * from the header's shape and their token counts, written again: a binary trace whose checksums hold whatever its
+     * other bytes say. Bytes that cannot be followed are left as they are.
+     */
+    static byte[] withCrcs(byte[] in) {
+        byte[] out = in.clone();
+        int headerEnd = headerEnd(out);
+        if (headerEnd < 0) return out;
+        putCrc(out, 0, headerEnd);
+        for (int[] rec : records(out, headerEnd)) putCrc(out, rec[0], rec[1]);
         return out;
+    }
+
+    /** Where the header ends (after "end\n"), or -1 when it does not end with room for its checksum. */
+    private static int headerEnd(byte[] in) {
+        String all = new String(in, 0, Math.min(in.length, 1 << 16), java.nio.charset.StandardCharsets.ISO_8859_1);
+        int end = all.indexOf("\nend\n");
+        return end < 0 || end + 5 + 4 > in.length ? -1 : end + 5;
+    }
+
+    /** The step records' bounds [kind byte, CRC), from the header's shape and each record's token count. */
+    private static List<int[]> records(byte[] in, int headerEnd) {
+        List<int[]> records = new ArrayList<>();
+        String header = new String(in, 0, headerEnd, java.nio.charset.StandardCharsets.ISO_8859_1);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("layers=(\\d{1,9}) heads=(\\d{1,9}) kv_heads=(\\d{1,9}) head_dim=(\\d{1,9})").matcher(header);
+        if (!m.find()) return records;
+        long layers = Long.parseLong(m.group(1)), heads = Long.parseLong(m.group(2)), kv = Long.parseLong(m.group(3)), dim = Long.parseLong(m.group(4));
+        ByteBuffer b = ByteBuffer.wrap(in).order(ByteOrder.LITTLE_ENDIAN);
+        long at = headerEnd + 4;
+        while (at + 5 <= in.length) {
+            long tokens = b.getInt((int) at + 1);
+            long end = at + 5 + layers * tokens * (2 * kv + heads) * dim * 4;
+            if (tokens < 0 || end < at || end + 4 > in.length) break;
+            records.add(new int[] {(int) at, (int) end});
+            at = end + 4;
+        }
+        return records;
     }
 
     /** The CRC-32 of {@code b[from, to)} written at {@code to}. */

@@ -14,10 +14,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** The trace readers, binary and text: a trace or an {@link IOException} that says what is wrong; a text trace read is printed back the same. */
 class TraceFuzzTest {
+    /** The input as it is, and with its checksums written again, which takes the fuzzer past them to what they guard. */
     @FuzzTest(maxDuration = "30s")
     void binary(byte[] input) {
+        read(input);
+        read(Mutator.withCrcs(input));
+    }
+
+    private static void read(byte[] bytes) {
         try {
-            Trace t = TraceIO.read(new ByteArrayInputStream(input), 1 << 24);
+            Trace t = TraceIO.read(new ByteArrayInputStream(bytes), 1 << 24);
             TraceText.print(t);
         } catch (IOException e) {
             // refused, with a message
