@@ -118,10 +118,19 @@ final class Reliability {
         if (problem == null && (text.contains("\n\tat ") || text.contains("Exception in thread"))) problem = "a Java stack trace in its output";
         if (problem != null) keep(kind, problem, inputs, args, err.toString());
         lastErr = err.toString();
-        if (++runs % 2000 == 0) {
-            System.err.printf("reliability: %,d runs, %d failures, %.0f s%n", runs, failed.size(), (System.nanoTime() - started) / 1e9);
-        }
+        if (++runs % 2000 == 0) progress();
         return exit;
+    }
+
+    /** How far the run is, in progress.txt beside the failures (Maven's -q hides a test's own output). */
+    private void progress() {
+        try {
+            Files.createDirectories(failures.getParent());
+            Files.writeString(failures.getParent().resolve("progress.txt"), String.format("%,d runs, %d failures, %.0f s%n", runs, failed.size(),
+                    (System.nanoTime() - started) / 1e9));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     private void keep(String kind, String problem, List<Path> inputs, String[] args, String err) {
