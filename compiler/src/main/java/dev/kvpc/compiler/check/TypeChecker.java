@@ -303,11 +303,12 @@ final class TypeChecker {
         return Type.ERROR;
     }
 
-    private void declare(Ctx scope, Name name, Sym sym) {
+    /** Binds {@code name} in {@code scope}; false (and E103) when the scope already binds it. */
+    private boolean declare(Ctx scope, Name name, Sym sym) {
         Sym prev = scope.names.get(name.text());
         if (prev != null) {
             diags.error(Code.E103, name.span(), "'" + name.text() + "' is already defined in this scope");
-            return;
+            return false;
         }
         // a name of the policy's own signals (k, pos, len, ...) declared in a policy reads the declaration from then on
         if (scope.where == Where.POLICY && Signals.POLICY.containsKey(name.text())) {
@@ -318,6 +319,7 @@ final class TypeChecker {
         scope.names.put(name.text(), sym);
         if (sym instanceof Sym.Local l) symbols.put(l.let(), sym);
         if (sym instanceof Sym.State st) symbols.put(st.state(), sym);
+        return true;
     }
 
     private void fn(Decl.Fn f) {
@@ -607,9 +609,8 @@ final class TypeChecker {
                     Ctx c = new Ctx(Where.POLICY, scope);
                     c.events = EnumSet.of(EventKind.PREFILL, EventKind.DECODE);
                     Type t = expr(l.value(), c);
-                    scope.names.remove(l.name().text());
-                    declare(scope, l.name(), new Sym.Local(l, t));
-                    track(l);
+                    // a let bound twice is E103; the second is not tracked for use (no W102 on top)
+                    if (declare(scope, l.name(), new Sym.Local(l, t))) track(l);
                 }
                 case PolicyItem.On on -> {
                     Ctx c = new Ctx(Where.POLICY, scope);
@@ -717,8 +718,7 @@ final class TypeChecker {
 
     private void let(Stmt.Let l, Ctx c) {
         Type t = expr(l.value(), c);
-        declare(c, l.name(), new Sym.Local(l, t));
-        track(l);
+        if (declare(c, l.name(), new Sym.Local(l, t))) track(l);
     }
 
     private void stmt(Stmt s, Ctx c) {
