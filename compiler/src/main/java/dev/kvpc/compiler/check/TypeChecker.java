@@ -1149,7 +1149,7 @@ final class TypeChecker {
             case MAXPOOL, AVGPOOL -> {
                 if (!arity(call, pos, 2, c)) yield Type.ERROR;
                 Type x = expr(pos.get(0), c);
-                requireLaneInt(expr(pos.get(1), c), pos.get(1).span(), "a kernel size");
+                requireCount(expr(pos.get(1), c), pos.get(1).span(), "a kernel size", c);
                 if (call.over() == null || call.over().size() != 1) {
                     diags.error(Code.E109, call.span(), "'" + f + "' pools along one axis: " + f + "(x, kernel, over: token)");
                     yield Type.ERROR;
@@ -1245,7 +1245,7 @@ final class TypeChecker {
             }
             case FIRST, LAST -> {
                 if (!arity(call, pos, 1, c)) yield Type.ERROR;
-                requireLaneInt(expr(pos.get(0), c), pos.get(0).span(), "a count");
+                requireCount(expr(pos.get(0), c), pos.get(0).span(), "a count", c);
                 yield Type.TOKENS;
             }
             case TOP, BOTTOM -> topK(call, pos, perHead, c);
@@ -1310,7 +1310,7 @@ final class TypeChecker {
                 if (s == null) yield Type.ERROR;
                 // a float: whole numbers, and NaN where an entry cannot rank (int arithmetic would make NaN 0)
                 if (fn == dev.kvpc.ir.Op.PrimFn.RANK) yield new Tensor(Elem.FLOAT, s.axes());
-                requireLaneInt(t[1], pos.get(1).span(), "a count");
+                requireCount(t[1], pos.get(1).span(), "a count", c);
                 yield new Type.SetOf(Axis.TOKEN, s.axes().contains(Axis.HEAD));
             }
             case COUNT, MEMBER -> {
@@ -1386,10 +1386,10 @@ final class TypeChecker {
             return Type.ERROR;
         }
         Type s = expr(pos.get(0), c);
-        requireLaneInt(expr(pos.get(1), c), pos.get(1).span(), "a count");
+        requireCount(expr(pos.get(1), c), pos.get(1).span(), "a count", c);
         boolean perLayer = c.policy != null && c.policy.perLayer();
         if (perHead != null) {
-            requireLaneInt(expr(perHead, c), perHead.span(), "a per-head floor");
+            requireCount(expr(perHead, c), perHead.span(), "a per-head floor", c);
             if (!perLayer) {
                 diags.error(Code.E505, perHead.span(), "'per head at least' shares a layer's budget among heads, which needs 'selection per layer'");
             }
@@ -1727,6 +1727,20 @@ final class TypeChecker {
     /** An int that is one number per lane: a scalar, or indexed by the lane's layer and head. */
     private void requireLaneInt(Type t, Span span, String what) {
         if (!requireInt(t, span, what)) return;
+        requireLaneAxes(t, span, what);
+    }
+
+    /**
+     * An int that sizes a selection: one value per lane, and under {@code selection per layer} one for the layer (the
+     * layer decides once; a table read there has a value per KV head, {@code [head]}, which is E201).
+     */
+    private void requireCount(Type t, Span span, String what, Ctx c) {
+        if (!requireInt(t, span, what)) return;
+        if (c.policy != null && c.policy.perLayer() && t instanceof Tensor tt && tt.axes().contains(Axis.HEAD)) {
+            diags.error(Code.E201, span, what + " must be one value for the layer under selection per layer; this is " + t.show(),
+                    new Note("reduce it over the layer's heads, e.g. max(x, over: head), or give each head a floor: top(s, n, per head at least m)", null));
+            return;
+        }
         requireLaneAxes(t, span, what);
     }
 

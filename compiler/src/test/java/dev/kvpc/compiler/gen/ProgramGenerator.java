@@ -1075,9 +1075,12 @@ public final class ProgramGenerator {
         if (c < 75) return new Ex("int(len * " + unitFloat("frac", UNIT_FLOATS).t + ")", P_PRIM, El.INT, ax());
         if (c < 85) return new Ex("max(len - " + par(intIn(0, 256, "n"), P_ADD + 1) + ", 0)", P_PRIM, El.INT, ax());
         if (c < 90) return new Ex("count(" + tokSet(0, b).t + ")", P_PRIM, El.INT, ax());
-        // a lane's count from a calibration table: its cell, or its channel row's sum
-        if (c < 93) return new Ex("int(" + par(intIn(0, 128, "n"), P_MUL + 1) + " * " + pick("table(\"" + CELLS + "\")", "sum(table[channel](\"" + CHANNELS + "\"), over: channel) / 8.0") + ")",
-                P_PRIM, El.INT, ax());
+        // a lane's count from a calibration table: its cell, or its channel row's sum (not under per-layer selection,
+        // where a table read is one value per KV head and a count one for the layer, E201)
+        if (c < 93 && !perLayer) {
+            String cell = pick("table(\"" + CELLS + "\")", "sum(table[channel](\"" + CHANNELS + "\"), over: channel) / 8.0");
+            return new Ex("int(" + par(intIn(0, 128, "n"), P_MUL + 1) + " * " + cell + ")", P_PRIM, El.INT, ax());
+        }
         K a = intIn(0, 128, "n"), z = intIn(0, 128, "m");
         return new Ex("len > " + par(intIn(0, 1024, "limit"), P_CMP + 1) + " ? " + a.t + " : " + z.t, P_COND, El.INT, ax());
     }
