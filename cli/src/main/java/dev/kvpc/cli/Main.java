@@ -38,14 +38,15 @@ public final class Main implements Runnable {
         return guarded(() -> execute(args, out, err, debug), out, err, debug);
     }
 
-    /** Runs {@code body}; a StackOverflowError or OutOfMemoryError it throws is a message and exit 70, not a raw trace. */
+    /** Runs {@code body}; a JVM error it throws (a StackOverflowError, OutOfMemoryError, ...) is a message and exit 70, not a raw trace. */
     static int guarded(java.util.function.IntSupplier body, PrintWriter out, PrintWriter err, boolean debug) {
         try {
             return body.getAsInt();
-        } catch (StackOverflowError | OutOfMemoryError e) {
-            // a JVM error picocli does not handle: a message and exit 70 rather than a raw trace and exit 1
-            err.println("kvpc: internal error: " + (e instanceof StackOverflowError ? "the stack overflowed" : "out of memory (" + e.getMessage() + ")")
-                    + (e instanceof OutOfMemoryError ? "; a larger heap (-Xmx) may help" : ""));
+        } catch (Error e) {
+            // a JVM error picocli lets through: a message and exit 70 rather than a raw trace and exit 1
+            String what = e instanceof StackOverflowError ? "the stack overflowed"
+                    : e instanceof OutOfMemoryError ? "out of memory (" + e.getMessage() + "); a larger heap (-Xmx) may help" : e.toString();
+            err.println("kvpc: internal error: " + what);
             if (debug) e.printStackTrace(err);
             else err.println("This is a bug in kvpc. Run again with --debug for the stack trace, and report it.");
             out.flush();

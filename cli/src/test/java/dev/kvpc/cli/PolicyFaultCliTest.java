@@ -223,6 +223,25 @@ class PolicyFaultCliTest implements Opcodes {
     }
 
     /**
+     * Code the JVM refuses to link though the verifier's checks pass (the lane context handed where a StringBuilder is
+     * wanted: ASM's analysis takes every reference alike, the JVM's verifier does not): the VerifyError comes when the
+     * lane class is first made, inside the host, and is the policy's fault (exit 65), not a raw trace (found by the
+     * reliability run in mutated jars).
+     */
+    @Test
+    void aClassTheJvmWillNotLinkIsThePolicysFault() throws IOException {
+        Path jar = doctored("unlinkable", mv -> {
+            mv.visitVarInsn(ALOAD, 2);
+            mv.visitMethodInsn(INVOKEVIRTUAL, "java/lang/StringBuilder", "toString", "()Ljava/lang/String;", false);
+            mv.visitInsn(POP);
+        });
+        CliRunner r = run(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy window failed: ") && r.err().contains("VerifyError"), r.err());
+        assertFalse(r.err().contains("\tat "), r.err());
+    }
+
+    /**
      * Arrays of 64 MiB made and dropped in a loop: the garbage collector would keep up for ever, but the bytes one call
      * allocates are counted, and past the limit (1 GiB) the call is stopped as the policy's fault.
      */

@@ -229,6 +229,15 @@ public final class BytecodeVerifier {
             for (TryCatchBlockNode t : m.tryCatchBlocks) {
                 if (t.type != null) typeUse(at, "catches", t.type);
             }
+            // the code's own consistency (stack depths, operand kinds, maximums, jump targets), so that a class the
+            // checks below accept cannot fail the JVM's verifier later, inside the host, when it is first linked
+            if (m.instructions.size() > 0) {
+                try {
+                    new org.objectweb.asm.tree.analysis.Analyzer<>(new org.objectweb.asm.tree.analysis.BasicVerifier()).analyze(c.name, m);
+                } catch (org.objectweb.asm.tree.analysis.AnalyzerException ex) {
+                    report(at + " does not verify: " + ex.getMessage());
+                }
+            }
             for (AbstractInsnNode insn = m.instructions.getFirst(); insn != null; insn = insn.getNext()) {
                 switch (insn) {
                     case MethodInsnNode mi -> {

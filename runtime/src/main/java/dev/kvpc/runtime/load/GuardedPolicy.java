@@ -8,7 +8,8 @@ import dev.kvpc.runtime.pool.OutOfKvMemoryException;
 
 /**
  * A loaded jar's policy with every call into its code guarded: whatever that code throws (a runtime exception, a
- * stack overflow, running out of heap, running past its time limit) leaves as a {@link PolicyFault} naming the
+ * stack overflow, running out of heap, running past its time or allocation limit, a class of the jar the JVM will
+ * not link) leaves as a {@link PolicyFault} naming the
  * policy, the lane class and the kernel, so that a host tells a faulty policy from a fault of its own. Each call has
  * a deadline and an allocation budget ({@link PolicyClock}); the attention variant's per-entry calls, too frequent to
  * set one each time, are counted instead, and one that runs past the time limit is stopped all the same. The runtime's own out-of-memory for the KV
@@ -49,7 +50,7 @@ public final class GuardedPolicy implements CompiledPolicy {
         long previous = PolicyClock.begin(limit);
         try {
             return call.get();
-        } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
+        } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
             throw fault(what, e);
         } finally {
             PolicyClock.end(previous);
@@ -110,7 +111,7 @@ public final class GuardedPolicy implements CompiledPolicy {
             long previous = PolicyClock.begin(limit);
             try {
                 out = code.run(kernel, ctx);
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
                 throw fault(what, e);
             } finally {
                 PolicyClock.end(previous);
@@ -134,7 +135,7 @@ public final class GuardedPolicy implements CompiledPolicy {
             PolicyClock.unboundedCall(limit);
             try {
                 return v.logit(q, qOff, k, qpos, kpos, head, context);
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
                 throw fault("attention variant, logit", e);
             }
         }
@@ -144,7 +145,7 @@ public final class GuardedPolicy implements CompiledPolicy {
             PolicyClock.unboundedCall(limit);
             try {
                 return v.visible(q, qOff, k, qpos, kpos, head, context);
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
                 throw fault("attention variant, visible", e);
             }
         }
@@ -154,7 +155,7 @@ public final class GuardedPolicy implements CompiledPolicy {
             Normalize n;
             try {
                 n = v.normalize();
-            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | PolicyClock.Limit e) {
+            } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
                 throw fault("attention variant, normalize", e);
             }
             if (n == null) throw fault("attention variant, normalize", new NullPointerException("it returned null"));

@@ -43,6 +43,43 @@ class BytecodeVerifierTest implements Opcodes {
         return "refused: class gen/T, method m" + desc + " calls " + call + ", which policy code may not call" + (why == null ? "" : " (" + why + ")");
     }
 
+    /** A class {@code gen/T} with one static method {@code m desc}, written as given: no maximums or frames computed. */
+    private static byte[] raw(String desc, int maxStack, int maxLocals, Consumer<MethodVisitor> body) {
+        org.objectweb.asm.ClassWriter cw = new org.objectweb.asm.ClassWriter(0);
+        cw.visit(V21, ACC_PUBLIC | ACC_SUPER, "gen/T", null, "java/lang/Object", null);
+        MethodVisitor mv = cw.visitMethod(ACC_PUBLIC | ACC_STATIC, "m", desc, null, null);
+        mv.visitCode();
+        body.accept(mv);
+        mv.visitMaxs(maxStack, maxLocals);
+        mv.visitEnd();
+        cw.visitEnd();
+        return cw.toByteArray();
+    }
+
+    /**
+     * Code the JVM's own verifier would reject when the class is first linked, inside the host, with a VerifyError
+     * (found by the reliability run in mutated jars: kvpc run ended with a raw trace): refused at load instead.
+     */
+    @Test
+    void codeTheJvmWouldRejectIsRefused() {
+        List<String> underflow = check(Map.of("gen/T", raw("()J", 2, 0, mv -> {
+            mv.visitInsn(LREM);
+            mv.visitInsn(LRETURN);
+        })));
+        assertEquals(1, underflow.size(), underflow::toString);
+        assertTrue(underflow.getFirst().startsWith("refused: class gen/T, method m()J does not verify: "), underflow.getFirst());
+        List<String> kinds = check(Map.of("gen/T", raw("(D)D", 4, 2, mv -> {
+            mv.visitVarInsn(DLOAD, 0);
+            mv.visitVarInsn(DLOAD, 0);
+            mv.visitInsn(ISHL);
+            mv.visitInsn(I2D);
+            mv.visitInsn(DRETURN);
+        })));
+        assertEquals(1, kinds.size(), kinds::toString);
+        assertTrue(kinds.getFirst().startsWith("refused: class gen/T, method m(D)D does not verify: "), kinds.getFirst());
+        // maximums too small are no matter: the loader computes them again when it adds the watchdog (withTicks)
+    }
+
     // ---------------------------------------------------------------------------------------------- allowed
 
     @Test
