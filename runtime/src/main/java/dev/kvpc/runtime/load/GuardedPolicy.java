@@ -132,21 +132,25 @@ public final class GuardedPolicy implements CompiledPolicy {
 
         @Override
         public double logit(float[] q, int qOff, float[] k, int qpos, int kpos, int head, int context) {
-            PolicyClock.unboundedCall(limit);
+            long[] clock = PolicyClock.enterUnbounded(limit);
             try {
                 return v.logit(q, qOff, k, qpos, kpos, head, context);
             } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
                 throw fault("attention variant, logit", e);
+            } finally {
+                PolicyClock.exitUnbounded(clock);
             }
         }
 
         @Override
         public boolean visible(float[] q, int qOff, float[] k, int qpos, int kpos, int head, int context) {
-            PolicyClock.unboundedCall(limit);
+            long[] clock = PolicyClock.enterUnbounded(limit);
             try {
                 return v.visible(q, qOff, k, qpos, kpos, head, context);
             } catch (RuntimeException | StackOverflowError | OutOfMemoryError | LinkageError | PolicyClock.Limit e) {
                 throw fault("attention variant, visible", e);
+            } finally {
+                PolicyClock.exitUnbounded(clock);
             }
         }
 

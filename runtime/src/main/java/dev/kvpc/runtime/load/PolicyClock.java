@@ -11,9 +11,10 @@ package dev.kvpc.runtime.load;
  * catching {@code Error} and {@code Throwable}), so a loop cannot outlive its deadline by more than the time between
  * two checks, and no array past the budget is ever allocated.
  *
- * <p>An attention variant's per-entry calls are too frequent for a deadline each: the guard counts them instead
- * ({@link #unboundedCall}), and a thread found inside the same such call for longer than the guard's time limit is
- * stopped the same way.
+ * <p>An attention variant's per-entry calls are too frequent to read the clock for each: the guard marks the thread
+ * as inside one and counts them ({@link #enterUnbounded}), and a thread found inside the same such call for longer
+ * than the guard's time limit is stopped the same way. Code of a jar run without a guard (a host that does not use
+ * {@link GuardedPolicy}) is not watched.
  */
 public final class PolicyClock {
     private PolicyClock() {
@@ -23,10 +24,6 @@ public final class PolicyClock {
     private static final int EVERY = 1 << 14;
     /** Ticks since the last check, shared by every thread (a race only moves when the next check happens). */
     private static int ticks;
-    /** Calls without a deadline of their own begun by any thread; racy on purpose (see {@link #check}). */
-    private static int unboundedCalls;
-    /** How long one call without a deadline of its own may run: the limit of the guard that began the last one. */
-    private static long unboundedLimitNanos = GuardedPolicy.DEFAULT_LIMIT_MS * 1_000_000L;
 
     /** The bytes one call into policy code may allocate unless {@code kvpc.policy.allocation-limit-mb} says otherwise: 1 GiB. */
     public static final long DEFAULT_ALLOCATION_LIMIT_MB = 1024;
@@ -34,10 +31,10 @@ public final class PolicyClock {
 
     /**
      * Per thread: [0] the deadline of the call into policy code in progress (System.nanoTime), 0 when none; [1] bytes
-     * allocated by it; [2] the count of unbounded calls at the last check outside a deadline; [3] when that count was
-     * last seen to change.
+     * allocated by it; [2] how deep the thread is in calls without a deadline of their own; [3] how many such calls it
+     * has begun; [4] that count at the last check; [5] when the check saw it change; [6] their time limit (ns).
      */
-    private static final ThreadLocal<long[]> STATE = ThreadLocal.withInitial(() -> new long[4]);
+    private static final ThreadLocal<long[]> STATE = ThreadLocal.withInitial(() -> new long[7]);
 
     /** Called by instrumented policy code at every loop's back edge. */
     public static void tick() {
@@ -51,20 +48,31 @@ public final class PolicyClock {
             if (now - s[0] > 0) throw new Overrun();
             return;
         }
-        // no deadline: an attention variant's per-entry call. Stopped once no call has begun, on any thread, for
-        // longer than the limit (a thread stuck in one call stops the others at the layer's end, so the count stands)
-        if (s[3] == 0 || s[2] != unboundedCalls) {
-            s[2] = unboundedCalls;
-            s[3] = now;
-        } else if (now - s[3] > unboundedLimitNanos) {
+        // no deadline: inside an attention variant's per-entry call, stopped once the thread has begun no other such
+        // call for longer than the limit; outside one (a jar run without a guard), not watched
+        if (s[2] == 0) return;
+        if (s[5] == 0 || s[4] != s[3]) {
+            s[4] = s[3];
+            s[5] = now;
+        } else if (now - s[5] > s[6]) {
             throw new Overrun();
         }
     }
 
-    /** Called by the guard before each call into policy code that has no deadline of its own but {@code limitNanos}. */
-    static void unboundedCall(long limitNanos) {
-        unboundedCalls++;
-        unboundedLimitNanos = limitNanos;
+    /**
+     * Called by the guard as a call into policy code without a deadline of its own begins (one that may run
+     * {@code limitNanos}); the guard hands the result to {@link #exitUnbounded} when it ends.
+     */
+    static long[] enterUnbounded(long limitNanos) {
+        long[] s = STATE.get();
+        s[2]++;
+        s[3]++;
+        s[6] = limitNanos;
+        return s;
+    }
+
+    static void exitUnbounded(long[] s) {
+        s[2]--;
     }
 
     /**
