@@ -236,6 +236,9 @@ public final class BytecodeVerifier {
                     new org.objectweb.asm.tree.analysis.Analyzer<>(new org.objectweb.asm.tree.analysis.BasicVerifier()).analyze(c.name, m);
                 } catch (org.objectweb.asm.tree.analysis.AnalyzerException ex) {
                     report(at + " does not verify: " + ex.getMessage());
+                } catch (RuntimeException | AssertionError ex) {
+                    // ASM's interpreter asserts on some malformed code (a constant of no known kind), found by fuzzing
+                    report(at + " does not verify (" + describe(ex) + ")");
                 }
             }
             for (AbstractInsnNode insn = m.instructions.getFirst(); insn != null; insn = insn.getNext()) {
@@ -562,7 +565,7 @@ public final class BytecodeVerifier {
         return l == null ? List.of() : l;
     }
 
-    private static String describe(RuntimeException e) {
+    private static String describe(Throwable e) {
         String m = e.getMessage();
         return e.getClass().getSimpleName() + (m == null ? "" : ": " + PolicyManifest.shorten(m));
     }
