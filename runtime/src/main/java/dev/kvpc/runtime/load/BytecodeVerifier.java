@@ -468,7 +468,9 @@ public final class BytecodeVerifier {
         /** JVMS 5.4.3.3: the class and its superclasses, then the superinterfaces. */
         private Resolution resolveMethod(String owner, String nameDesc) {
             List<String> interfaces = new ArrayList<>();
-            for (String c = owner; c != null; ) {
+            Set<String> supers = new HashSet<>();
+            // a class that is its own superclass, directly or not (a malformed jar; found by fuzzing, it ran out of heap)
+            for (String c = owner; c != null && supers.add(c); ) {
                 Info i = info(c);
                 if (i == null) return new Resolution(null, c);
                 if (i.methods().contains(nameDesc)) return new Resolution(c, null);
