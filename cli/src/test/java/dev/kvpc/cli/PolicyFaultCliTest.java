@@ -52,7 +52,11 @@ class PolicyFaultCliTest implements Opcodes {
                         "--param", "size=2", "-o", clean.toString())
                 : CliRunner.run("compile", CliRunner.root().resolve("stdlib-policies/window.kvp").toString(), "--param", "size=2", "-o", clean.toString());
         assertEquals(0, c.code(), c.err());
-        Path out = dir.resolve(name + ".jar");
+        return copyRewriting(clean, dir.resolve(name + ".jar"), entry, change);
+    }
+
+    /** A copy {@code out} of the jar {@code clean} with entry {@code entry} rewritten by {@code change}. */
+    private static Path copyRewriting(Path clean, Path out, String entry, java.util.function.UnaryOperator<byte[]> change) throws IOException {
         try (ZipFile in = new ZipFile(clean.toFile()); OutputStream os = Files.newOutputStream(out); ZipOutputStream zip = new ZipOutputStream(os)) {
             boolean found = false;
             for (ZipEntry e : Collections.list(in.entries())) {
@@ -68,6 +72,20 @@ class PolicyFaultCliTest implements Opcodes {
             assertTrue(found, "no " + entry + " in the jar");
         }
         return out;
+    }
+
+    /** {@link #run} of {@code jar} under a time limit of 300 ms for each call into its code; it must end, not hang. */
+    private CliRunner runWithin300Ms(Path jar) {
+        String old = System.setProperty("kvpc.policy.time-limit-ms", "300");
+        try {
+            long t0 = System.nanoTime();
+            CliRunner r = run(jar);
+            assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped, not hung");
+            return r;
+        } finally {
+            if (old == null) System.clearProperty("kvpc.policy.time-limit-ms");
+            else System.setProperty("kvpc.policy.time-limit-ms", old);
+        }
     }
 
     /**
@@ -195,17 +213,9 @@ class PolicyFaultCliTest implements Opcodes {
             mv.visitLabel(top);
             mv.visitJumpInsn(GOTO, top);
         });
-        String old = System.setProperty("kvpc.policy.time-limit-ms", "300");
-        try {
-            long t0 = System.nanoTime();
-            CliRunner r = run(jar);
-            assertEquals(Main.INVALID, r.code(), r.err());
-            assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ran past its time limit of 300 ms"), r.err());
-            assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped, not hung");
-        } finally {
-            if (old == null) System.clearProperty("kvpc.policy.time-limit-ms");
-            else System.setProperty("kvpc.policy.time-limit-ms", old);
-        }
+        CliRunner r = runWithin300Ms(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy window failed: lane class 0, kernel ") && r.err().contains("ran past its time limit of 300 ms"), r.err());
     }
 
     /** Code that throws on its own (an integer division by zero). */
@@ -298,35 +308,13 @@ class PolicyFaultCliTest implements Opcodes {
         Path clean = dir.resolve("capped.clean.jar");
         CliRunner c = CliRunner.run("compile", src.toString(), "--model", model.toString(), "-o", clean.toString());
         assertEquals(0, c.code(), c.err());
-        Path jar = dir.resolve("capped.jar");
-        try (ZipFile in = new ZipFile(clean.toFile()); OutputStream os = Files.newOutputStream(jar); ZipOutputStream zip = new ZipOutputStream(os)) {
-            boolean found = false;
-            for (ZipEntry e : Collections.list(in.entries())) {
-                byte[] bytes = in.getInputStream(e).readAllBytes();
-                if (e.getName().equals("kvpc/gen/capped/Variant.class")) {
-                    bytes = withPrefix(bytes, m -> m.equals("logit"), mv -> {
-                        org.objectweb.asm.Label top = new org.objectweb.asm.Label();
-                        mv.visitLabel(top);
-                        mv.visitJumpInsn(GOTO, top);
-                    });
-                    found = true;
-                }
-                zip.putNextEntry(new ZipEntry(e.getName()));
-                zip.write(bytes);
-                zip.closeEntry();
-            }
-            assertTrue(found, "no compiled variant in the jar");
-        }
-        String old = System.setProperty("kvpc.policy.time-limit-ms", "300");
-        try {
-            long t0 = System.nanoTime();
-            CliRunner r = run(jar);
-            assertEquals(Main.INVALID, r.code(), r.err());
-            assertTrue(r.err().contains("kvpc: policy capped failed: attention variant, logit") && r.err().contains("ran past its time limit of 300 ms"), r.err());
-            assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped, not hung");
-        } finally {
-            if (old == null) System.clearProperty("kvpc.policy.time-limit-ms");
-            else System.setProperty("kvpc.policy.time-limit-ms", old);
-        }
+        Path jar = copyRewriting(clean, dir.resolve("capped.jar"), "kvpc/gen/capped/Variant.class", bytes -> withPrefix(bytes, m -> m.equals("logit"), mv -> {
+            org.objectweb.asm.Label top = new org.objectweb.asm.Label();
+            mv.visitLabel(top);
+            mv.visitJumpInsn(GOTO, top);
+        }));
+        CliRunner r = runWithin300Ms(jar);
+        assertEquals(Main.INVALID, r.code(), r.err());
+        assertTrue(r.err().contains("kvpc: policy capped failed: attention variant, logit") && r.err().contains("ran past its time limit of 300 ms"), r.err());
     }
 }
