@@ -1,0 +1,103 @@
+package dev.kvpc.gpu.kir;
+
+import java.util.List;
+
+/**
+ * Every operation of the kernel IR's expressions: one row each, with its text name, how it is written (an infix
+ * operator, or a call), its typing rule, and its spelling in each C dialect ({@link dev.kvpc.gpu.emit.Dialect} reads
+ * {@link #opencl} and {@link #cuda}). A new primitive is a new row here; the parser, printer, verifier and emitters
+ * read the table.
+ */
+public enum Prim {
+    ADD("+", true, Sig.ARITH, "+", "+"),
+    SUB("-", true, Sig.ARITH, "-", "-"),
+    MUL("*", true, Sig.ARITH, "*", "*"),
+    DIV("/", true, Sig.ARITH, "/", "/"),
+    REM("%", true, Sig.INT2, "%", "%"),
+    SHL("<<", true, Sig.INT2, "<<", "<<"),
+    SHR(">>", true, Sig.INT2, ">>", ">>"),
+    BAND("&", true, Sig.INT2, "&", "&"),
+    LT("<", true, Sig.CMP, "<", "<"),
+    LE("<=", true, Sig.CMP, "<=", "<="),
+    GT(">", true, Sig.CMP, ">", ">"),
+    GE(">=", true, Sig.CMP, ">=", ">="),
+    EQ("==", true, Sig.CMP, "==", "=="),
+    NE("!=", true, Sig.CMP, "!=", "!="),
+    AND("&&", true, Sig.LOGIC, "&&", "&&"),
+    OR("||", true, Sig.LOGIC, "||", "||"),
+    NEG("neg", false, Sig.NUM1, "-", "-"),
+    NOT("not", false, Sig.BOOL1, "!", "!"),
+    EXP("exp", false, Sig.FLOAT1, "exp", "expf"),
+    LOG("log", false, Sig.FLOAT1, "log", "logf"),
+    SQRT("sqrt", false, Sig.FLOAT1, "sqrt", "sqrtf"),
+    RSQRT("rsqrt", false, Sig.FLOAT1, "rsqrt", "rsqrtf"),
+    FABS("fabs", false, Sig.FLOAT1, "fabs", "fabsf"),
+    FMAX("fmax", false, Sig.FLOAT2, "fmax", "fmaxf"),
+    FMIN("fmin", false, Sig.FLOAT2, "fmin", "fminf"),
+    FMA("fma", false, Sig.FLOAT3, "fma", "fmaf"),
+    IMAX("imax", false, Sig.INT2, "max", "max"),
+    IMIN("imin", false, Sig.INT2, "min", "min"),
+    TO_FLOAT("float", false, Sig.TO_FLOAT, "(float)", "(float)"),
+    TO_INT("int", false, Sig.TO_INT, "(int)", "(int)"),
+    SELECT("select", false, Sig.SELECT, "?:", "?:");
+
+    /** How operand types give the result type. */
+    public enum Sig {
+        /** int,int to int or float,float to float */
+        ARITH,
+        INT2, CMP, LOGIC, NUM1, BOOL1, FLOAT1, FLOAT2, FLOAT3, TO_FLOAT, TO_INT,
+        /** bool, T, T to T */
+        SELECT
+    }
+
+    public final String text;
+    public final boolean infix;
+    public final Sig sig;
+    public final String opencl, cuda;
+
+    Prim(String text, boolean infix, Sig sig, String opencl, String cuda) {
+        this.text = text;
+        this.infix = infix;
+        this.sig = sig;
+        this.opencl = opencl;
+        this.cuda = cuda;
+    }
+
+    public int arity() {
+        return switch (sig) {
+            case NUM1, BOOL1, FLOAT1, TO_FLOAT, TO_INT -> 1;
+            case FLOAT3, SELECT -> 3;
+            default -> 2;
+        };
+    }
+
+    /** The result type for these operand types, or null where the operands do not fit. */
+    public KType result(List<KType> args) {
+        if (args.size() != arity()) return null;
+        KType a = args.get(0);
+        return switch (sig) {
+            case ARITH -> (a == KType.INT || a == KType.FLOAT) && args.get(1) == a ? a : null;
+            case INT2 -> a == KType.INT && args.get(1) == KType.INT ? KType.INT : null;
+            case CMP -> (a == KType.INT || a == KType.FLOAT) && args.get(1) == a ? KType.BOOL : null;
+            case LOGIC -> a == KType.BOOL && args.get(1) == KType.BOOL ? KType.BOOL : null;
+            case NUM1 -> a == KType.INT || a == KType.FLOAT ? a : null;
+            case BOOL1 -> a == KType.BOOL ? KType.BOOL : null;
+            case FLOAT1 -> a == KType.FLOAT ? KType.FLOAT : null;
+            case FLOAT2 -> a == KType.FLOAT && args.get(1) == KType.FLOAT ? KType.FLOAT : null;
+            case FLOAT3 -> args.stream().allMatch(t -> t == KType.FLOAT) ? KType.FLOAT : null;
+            case TO_FLOAT -> a == KType.INT ? KType.FLOAT : null;
+            case TO_INT -> a == KType.FLOAT ? KType.INT : null;
+            case SELECT -> a == KType.BOOL && args.get(1) == args.get(2) && args.get(1) != KType.BOOL ? args.get(1) : null;
+        };
+    }
+
+    public static Prim infix(String text) {
+        for (Prim p : values()) if (p.infix && p.text.equals(text)) return p;
+        return null;
+    }
+
+    public static Prim call(String text) {
+        for (Prim p : values()) if (!p.infix && p.text.equals(text)) return p;
+        return null;
+    }
+}
