@@ -1,0 +1,164 @@
+package dev.kvpc.gpu.kernels;
+
+import dev.kvpc.gpu.cl.ClContext;
+import dev.kvpc.gpu.emit.CEmitter;
+import dev.kvpc.gpu.emit.Dialect;
+import dev.kvpc.gpu.kir.KirModule;
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.lane.KernelRows;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.store.Precision;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.BitSet;
+import java.util.Map;
+
+/**
+ * Decode attention on an OpenCL device ({@code decode_attention.kir}): the runtime's {@link DecodeKernel} for one head
+ * dimension and group, split over entries with a merge of partial softmax states. This form stages the lane's rows
+ * to the device on each call (keys and values read as f32 rows, as {@link Lane#read} gives them); what it computes is
+ * what {@link dev.kvpc.runtime.engine.AttentionKernel} computes, within float rounding (sums in another order, in
+ * float, with fused multiply-adds).
+ */
+public final class ClDecodeKernel implements DecodeKernel {
+    /** Entries per split: each of a work-group's work-items takes {@code CHUNK / WG} of them. */
+    static final int CHUNK = 256;
+
+    private final ClContext cl;
+    private final int d, group, wg;
+    private final ClContext.Kernel partial, merge, colsums;
+    private ClContext.Buffer q, keys, values, pos, attendFlags, weights, pm, ps, po, out, mstar, sinv, col;
+    private int capacity = -1, splitCapacity = -1;
+    private float[] keyRows = new float[0], valueRows = new float[0];
+
+    public ClDecodeKernel(ClContext cl, int headDim, int group) {
+        this.cl = cl;
+        this.d = headDim;
+        this.group = group;
+        this.wg = workGroup(cl.device().maxWorkGroupSize());
+        String source = CEmitter.emit(module(headDim, group, wg), Dialect.OPENCL);
+        ClContext.Program p = cl.build(source, "-cl-std=CL1.2", "decode attention (head dim " + headDim + ", group " + group + ")");
+        partial = p.kernel("decode_partial");
+        merge = p.kernel("decode_merge");
+        colsums = p.kernel("decode_colsums");
+        q = cl.buffer(4L * group * headDim, "queries");
+        out = cl.buffer(4L * group * headDim, "outputs");
+        mstar = cl.buffer(4L * group, "maxima");
+        sinv = cl.buffer(4L * group, "inverse sums");
+    }
+
+    /** The kernels for this shape, as kernel IR. */
+    public static KirModule module(int headDim, int group, int workGroup) {
+        return KernelTemplates.module("decode_attention", Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup)));
+    }
+
+    /** 64 work-items, or the largest power of two the device allows below that. */
+    static int workGroup(long deviceMax) {
+        int w = 64;
+        while (w > deviceMax && w > 1) w >>= 1;
+        return w;
+    }
+
+    @Override
+    public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums) {
+        int n = rows.size();
+        if (n == 0) {
+            java.util.Arrays.fill(outputs, 0, group * d, 0f);
+            return;
+        }
+        reserve(n);
+        int splits = (n + CHUNK - 1) / CHUNK;
+        reserveSplits(splits);
+        readRows(rows, n);
+        int[] flags = new int[n];
+        for (int j = 0; j < n; j++) flags[j] = attend == null || attend.get(j) ? 1 : 0;
+        write(keys, keyRows, n * d);
+        write(values, valueRows, n * d);
+        write(pos, rows.positionTable(), n);
+        write(attendFlags, flags, n);
+        q.write(java.util.Arrays.copyOf(query, group * d));
+        partial.arg(0, q).arg(1, keys).arg(2, values).arg(3, pos).arg(4, attendFlags).arg(5, weights).arg(6, pm).arg(7, ps).arg(8, po)
+                .arg(9, n).arg(10, qpos).arg(11, CHUNK).arg(12, (float) (1.0 / Math.sqrt(d)));
+        partial.launch(new long[] {(long) group * wg, splits}, new long[] {wg, 1});
+        merge.arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
+        merge.launch(new long[] {(long) group * wg}, new long[] {wg});
+        if (colSums != null) {
+            write(col, colSums, n);
+            colsums.arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, CHUNK).arg(7, splits);
+            colsums.launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
+        }
+        float[] o = new float[group * d];
+        out.read(o);
+        System.arraycopy(o, 0, outputs, 0, group * d);
+        if (colSums != null) {
+            float[] c = new float[n];
+            col.read(c);
+            System.arraycopy(c, 0, colSums, 0, n);
+        }
+    }
+
+    /** Every entry's key and value row, as f32, entry {@code j}'s at {@code j * d}. */
+    private void readRows(KernelRows rows, int n) {
+        if (keyRows.length < n * d) {
+            keyRows = new float[Math.max(n, keyRows.length / Math.max(1, d) * 2) * d];
+            valueRows = new float[keyRows.length];
+        }
+        if (rows instanceof Lane lane) {
+            for (int j = 0; j < n; j++) {
+                lane.read(j, Lane.Part.KEYS, keyRows, j * d);
+                lane.read(j, Lane.Part.VALUES, valueRows, j * d);
+            }
+            return;
+        }
+        // rows of f32 chains read in place (DenseRows and the like)
+        int[] slots = rows.slotTable(), chains = rows.chainTable();
+        int perPage = rows.rowsPerPage();
+        for (int j = 0; j < n; j++) {
+            for (int part = 0; part < 2; part++) {
+                int c = chains[2 * j + part], s = slots[2 * j + part];
+                if (rows.chainSpec(c).precision() != Precision.F32) throw new UnsupportedOperationException("rows of " + rows.chainSpec(c) + " outside a lane");
+                MemorySegment page = rows.chainPages(c)[s / perPage];
+                MemorySegment.copy(page, ValueLayout.JAVA_FLOAT, (long) (s % perPage) * d * 4, part == 0 ? keyRows : valueRows, j * d, d);
+            }
+        }
+    }
+
+    private void reserve(int n) {
+        if (n <= capacity) return;
+        int c = Math.max(n, Math.max(256, capacity * 2));
+        for (ClContext.Buffer b : new ClContext.Buffer[] {keys, values, pos, attendFlags, weights, col}) if (b != null) b.free();
+        keys = cl.buffer(4L * c * d, "key rows");
+        values = cl.buffer(4L * c * d, "value rows");
+        pos = cl.buffer(4L * c, "positions");
+        attendFlags = cl.buffer(4L * c, "the attend set");
+        weights = cl.buffer(4L * c * group, "attention weights");
+        col = cl.buffer(4L * c, "column sums");
+        capacity = c;
+    }
+
+    private void reserveSplits(int splits) {
+        if (splits <= splitCapacity) return;
+        for (ClContext.Buffer b : new ClContext.Buffer[] {pm, ps, po}) if (b != null) b.free();
+        pm = cl.buffer(4L * splits * group, "split maxima");
+        ps = cl.buffer(4L * splits * group, "split sums");
+        po = cl.buffer(4L * splits * group * d, "split outputs");
+        splitCapacity = splits;
+    }
+
+    private static void write(ClContext.Buffer b, float[] src, int count) {
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment s = a.allocate(ValueLayout.JAVA_FLOAT, count);
+            MemorySegment.copy(src, 0, s, ValueLayout.JAVA_FLOAT, 0, count);
+            b.write(0, s);
+        }
+    }
+
+    private static void write(ClContext.Buffer b, int[] src, int count) {
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment s = a.allocate(ValueLayout.JAVA_INT, count);
+            MemorySegment.copy(src, 0, s, ValueLayout.JAVA_INT, 0, count);
+            b.write(0, s);
+        }
+    }
+}

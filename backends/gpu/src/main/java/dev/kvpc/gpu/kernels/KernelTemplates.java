@@ -1,0 +1,43 @@
+package dev.kvpc.gpu.kernels;
+
+import dev.kvpc.gpu.kir.KirModule;
+import dev.kvpc.gpu.kir.KirText;
+import dev.kvpc.gpu.kir.KirVerifier;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+
+/**
+ * The kernels kvpc ships, written in the kernel IR's text form as templates ({@code *.kir} beside this class) and
+ * specialised by binding their constants (head dim, group, work-group size) when a host asks for a shape.
+ */
+public final class KernelTemplates {
+    private KernelTemplates() {
+    }
+
+    /** The template's text. */
+    public static String text(String name) {
+        try (InputStream in = KernelTemplates.class.getResourceAsStream(name + ".kir")) {
+            if (in == null) throw new IllegalArgumentException("no kernel template " + name);
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The template with its constants bound, verified. */
+    public static KirModule module(String name, Map<String, Integer> constants) {
+        KirModule m = KirText.parse(text(name), constants);
+        KirVerifier.verify(m);
+        return m;
+    }
+
+    /** log2 of a power of two. */
+    static int log2(int powerOfTwo) {
+        if (Integer.bitCount(powerOfTwo) != 1) throw new IllegalArgumentException(powerOfTwo + " is not a power of two");
+        return Integer.numberOfTrailingZeros(powerOfTwo);
+    }
+}
