@@ -32,9 +32,14 @@ public final class LlamaEngine implements AutoCloseable {
     }
 
     public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool, Matmul matmul) {
+        this(model, policy, pool, matmul, dev.kvpc.runtime.engine.DecodeKernelProvider.installed());
+    }
+
+    /** As above, with decode attention from {@code decodeKernels} (an OpenCL device's, say) instead of the installed ones. */
+    public LlamaEngine(Llama2cModel model, PolicyRunner policy, PagePool pool, Matmul matmul, dev.kvpc.runtime.engine.DecodeKernelProvider decodeKernels) {
         this.m = model;
         this.mm = java.util.Objects.requireNonNull(matmul, "matmul");
-        this.seq = new KvRuntime(m.spec(), policy, pool).withThreads(mm.threads()).newSequence();
+        this.seq = new KvRuntime(m.spec(), policy, pool).withDecodeKernels(decodeKernels).withThreads(mm.threads()).newSequence();
         last = new float[m.dim];
         logits = new float[m.vocab];
         ensure(1);
