@@ -6,15 +6,15 @@ import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
 
-/** {@code kvpc}: the command-line front of the compiler. Exit codes: 0 ok, 64 usage, 65 invalid input, 70 internal. */
+/** {@code kvpc}: the command-line front of the compiler. Exit codes: 0 ok, 64 usage, 65 invalid input, 69 device unavailable, 70 internal. */
 @Command(name = "kvpc", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, versionProvider = Main.Version.class,
         description = "Compiler for KV-cache policies and attention variants written in KVP.",
         subcommands = {CheckCommand.class, FmtCommand.class, IrCommand.class, MemoryCommand.class, CompileCommand.class, EvalCommand.class, HeadsCommand.class,
-                TraceCommand.class, RunCommand.class, CommandLine.HelpCommand.class},
-        footer = {"", "Exit codes: 0 ok, 64 usage error, 65 invalid input, 70 internal error.",
+                TraceCommand.class, RunCommand.class, DevicesCommand.class, CommandLine.HelpCommand.class},
+        footer = {"", "Exit codes: 0 ok, 64 usage error, 65 invalid input, 69 device unavailable (no OpenCL library or device, a kernel the device refuses), 70 internal error.",
                 "The language reference is docs/language.md."})
 public final class Main implements Runnable {
-    public static final int OK = 0, USAGE = 64, INVALID = 65, INTERNAL = 70;
+    public static final int OK = 0, USAGE = 64, INVALID = 65, UNAVAILABLE = 69, INTERNAL = 70;
 
     @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT, description = "Show Java stack traces of internal errors.")
     boolean debug;
@@ -74,6 +74,13 @@ public final class Main implements Runnable {
                 else err.println("The policy's own code failed, not kvpc. Run again with --debug for the stack trace.");
                 return INVALID;
             }
+            dev.kvpc.gpu.cl.ClException device = clFailure(ex);
+            if (device != null) {
+                // no OpenCL library or device, or a device that refused: the machine's, not kvpc's
+                err.println("kvpc: OpenCL: " + device.getMessage());
+                if (debug) device.printStackTrace(err);
+                return UNAVAILABLE;
+            }
             if (ex instanceof Commands.InvalidModel m) {
                 err.println("kvpc: " + m.getMessage());
                 return INVALID;
@@ -93,6 +100,14 @@ public final class Main implements Runnable {
     static dev.kvpc.runtime.load.PolicyFault policyFault(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
             if (c instanceof dev.kvpc.runtime.load.PolicyFault f) return f;
+        }
+        return null;
+    }
+
+    /** The {@link dev.kvpc.gpu.cl.ClException} {@code t} is or was caused by, or null. */
+    static dev.kvpc.gpu.cl.ClException clFailure(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof dev.kvpc.gpu.cl.ClException e) return e;
         }
         return null;
     }

@@ -73,6 +73,11 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Threads the matrix products and the attention of a layer's KV heads spread over, 1 to 256 (default: the machine's processors; the result does not depend on it).")
     Integer threads;
 
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|opencl[:D]",
+            description = {"Where decode attention runs: cpu (the JVM backend's kernels, the default), or opencl, an OpenCL device",
+                    "(the first GPU, else the first device; opencl:N, opencl:P:D or opencl:NAME picks one, as kvpc devices lists them)."})
+    String device;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -143,7 +148,8 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, kernels)) {
+        try (Devices.Attention attention = Devices.attention(spec, device, err);
+             PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, kernels, attention.provider())) {
             Utf8Pieces text = new Utf8Pieces();
             long t0 = System.nanoTime();
             LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {
@@ -160,6 +166,7 @@ final class RunCommand implements Callable<Integer> {
             long kv = engine.sequence().totalBytes();
             err.printf(Locale.ROOT, "%d positions in %.2f s: %.1f tokens/s; KV cache %s measured, %s for the full cache at f32 (%.1f%%; pages of %d entries)%n",
                     positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes), engine.sequence().entriesPerPage());
+            attention.report(err);
             err.flush();
         }
         return Main.OK;

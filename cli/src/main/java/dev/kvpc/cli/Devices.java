@@ -1,0 +1,64 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.gpu.cl.OpenCl;
+import dev.kvpc.gpu.kernels.OpenClDecodeKernels;
+import dev.kvpc.runtime.engine.DecodeKernelProvider;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+
+/** {@code --device}: where decode attention runs, for the commands that run a model. */
+final class Devices {
+    private Devices() {
+    }
+
+    /** The decode kernels of a {@code --device} value, and what to report of them when the run ends. */
+    interface Attention extends AutoCloseable {
+        DecodeKernelProvider provider();
+
+        void report(PrintWriter err);
+
+        @Override
+        void close();
+    }
+
+    /**
+     * {@code cpu}: the installed kernels (the JVM backend's); {@code opencl[:D]}: the device's. No OpenCL library or no
+     * such device is a {@link dev.kvpc.gpu.cl.ClException} (exit 69); a value of another form a usage error.
+     */
+    static Attention attention(CommandLine.Model.CommandSpec spec, String device, PrintWriter err) {
+        if (device.equals("cpu")) {
+            return new Attention() {
+                public DecodeKernelProvider provider() {
+                    return DecodeKernelProvider.installed();
+                }
+
+                public void report(PrintWriter e) {
+                }
+
+                public void close() {
+                }
+            };
+        }
+        if (!device.equals("opencl") && !device.startsWith("opencl:")) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--device is cpu, opencl or opencl:DEVICE, not '" + device + "'");
+        }
+        String which = device.equals("opencl") ? null : device.substring("opencl:".length());
+        OpenClDecodeKernels k = new OpenClDecodeKernels(OpenCl.get().select(which));
+        err.println("kvpc: decode attention on OpenCL device " + k.device().summary());
+        err.flush();
+        return new Attention() {
+            public DecodeKernelProvider provider() {
+                return k;
+            }
+
+            public void report(PrintWriter e) {
+                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s; the rest of each step ran on the CPU%n", k.calls(), k.device().name());
+            }
+
+            public void close() {
+                k.close();
+            }
+        };
+    }
+}

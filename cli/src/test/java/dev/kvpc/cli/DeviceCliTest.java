@@ -1,0 +1,69 @@
+package dev.kvpc.cli;
+
+import dev.kvpc.gpu.cl.OpenCl;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * {@code kvpc devices} and {@code kvpc run --device opencl}: decode attention on the OpenCL device gives the CPU's
+ * greedy text on stories260K, with the full cache and under policies that read the kernel's column sums (H2O) and
+ * quantised lanes (KIVI). Skipped without an OpenCL device, except under CI or KVPC_REQUIRE_OPENCL.
+ */
+class DeviceCliTest {
+    static void requireOpenCl() {
+        if (OpenCl.available()) return;
+        if (System.getenv("CI") != null || System.getenv("KVPC_REQUIRE_OPENCL") != null) fail("no OpenCL device, and CI or KVPC_REQUIRE_OPENCL is set");
+        Assumptions.assumeTrue(false, "no OpenCL device");
+    }
+
+    @Test
+    void listsDevices() {
+        requireOpenCl();
+        CliRunner r = CliRunner.run("devices");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("OpenCL library: "), r.out());
+        assertTrue(r.out().matches("(?s).*\\n\\* 0 \\(0:0\\) (CPU|GPU|ACCELERATOR|OTHER) .*compute units.*"), r.out());
+    }
+
+    @Test
+    void decodeAttentionOnTheDeviceGivesTheCpuText() {
+        requireOpenCl();
+        Path model = RunCliTest.models();
+        String[][] policies = {{}, {"--policy", CliRunner.root().resolve("stdlib-policies/h2o.kvp").toString(), "--param", "budget=32"},
+                               {"--policy", CliRunner.root().resolve("stdlib-policies/kivi.kvp").toString()}};
+        for (String[] policy : policies) {
+            String[] base = {"run", "--model", model.toString(), "--prompt", "Once upon a time", "-n", "64"};
+            CliRunner cpu = CliRunner.run(concat(base, policy));
+            CliRunner cl = CliRunner.run(concat(concat(base, policy), new String[] {"--device", "opencl"}));
+            assertEquals(0, cpu.code(), cpu.err());
+            assertEquals(0, cl.code(), cl.err());
+            assertEquals(cpu.out(), cl.out(), "greedy text, policy " + String.join(" ", policy));
+            assertTrue(cl.err().contains("kvpc: decode attention on OpenCL device "), cl.err());
+            assertTrue(cl.err().matches("(?s).*\\n\\d+ attention calls ran on .*"), cl.err());
+            assertFalse(cl.err().contains("\n0 attention calls"), "the device ran the attention: " + cl.err());
+        }
+    }
+
+    @Test
+    void badDevicesAreClearErrors() {
+        Path model = RunCliTest.models();
+        CliRunner r = CliRunner.run("run", "--model", model.toString(), "--device", "cuda");
+        assertEquals(Main.USAGE, r.code(), r.err());
+        assertTrue(r.err().contains("--device is cpu, opencl or opencl:DEVICE, not 'cuda'"), r.err());
+        requireOpenCl();
+        r = CliRunner.run("run", "--model", model.toString(), "--device", "opencl:no-such-card");
+        assertEquals(Main.UNAVAILABLE, r.code(), r.err());
+        assertTrue(r.err().startsWith("kvpc: OpenCL: no OpenCL device matches 'no-such-card'; the devices are:\n  0 (0:0) "), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+    }
+
+    static String[] concat(String[] a, String[] b) {
+        String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+}
