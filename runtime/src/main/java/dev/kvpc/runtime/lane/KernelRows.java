@@ -50,4 +50,13 @@ public interface KernelRows {
 
     /** Chain {@code c}'s pages; valid until the rows next change. */
     MemorySegment[] chainPages(int c);
+
+    /**
+     * Per page of chain {@code c}, a stamp that changes whenever a byte of the page is written, so that a copy of the
+     * pages elsewhere (an OpenCL device's) re-sends only pages whose stamp moved; null where the rows keep none (every
+     * page then counts as changed). Read only, valid until the rows next change.
+     */
+    default long[] chainPageStamps(int c) {
+        return null;
+    }
 }

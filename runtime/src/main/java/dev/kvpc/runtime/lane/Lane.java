@@ -556,6 +556,11 @@ public final class Lane implements KernelRows {
         return chains.get(c).pageSegments();
     }
 
+    @Override
+    public long[] chainPageStamps(int c) {
+        return chains.get(c).pageStamps();
+    }
+
     /** Keeps exactly the entries whose indices are set; the others' rows leave their chains (memory falls). */
     public void retain(BitSet keep) {
         version++;

@@ -26,6 +26,9 @@ final class RowChain implements RowStore {
     private final List<PagePool.Page> pages = new ArrayList<>();
     private int size;
     private final float[] scratch;
+    /** {@link #pageStamps}: per page the value of {@link #stamp} when a row of it was last written. */
+    private long[] stamps = new long[4];
+    private long stamp;
 
     RowChain(RowCodec codec, PagePool pool, int rowsPerPage) {
         if (rowsPerPage < 1) throw new IllegalArgumentException("rows per page must be positive");
@@ -80,6 +83,18 @@ final class RowChain implements RowStore {
         return pages.get(slot / rowsPerPage).segment();
     }
 
+    /** Notes that a row of {@code slot}'s page is written. */
+    private void touch(int slot) {
+        int p = slot / rowsPerPage;
+        if (p >= stamps.length) stamps = java.util.Arrays.copyOf(stamps, Math.max(p + 1, 2 * stamps.length));
+        stamps[p] = ++stamp;
+    }
+
+    @Override
+    public long[] pageStamps() {
+        return stamps;
+    }
+
     private long off(int slot) {
         return (long) (slot % rowsPerPage) * rowBytes;
     }
@@ -95,6 +110,7 @@ final class RowChain implements RowStore {
         }
         int slot = size++;
         codec.write(row, rowOff, seg(slot), off(slot));
+        touch(slot);
         return slot;
     }
 
@@ -105,6 +121,7 @@ final class RowChain implements RowStore {
         int last = size - 1;
         if (slot != last) {
             MemorySegment.copy(seg(last), off(last), seg(slot), off(slot), rowBytes);
+            touch(slot);
             mover.moved(last, slot);
         }
         size--;
@@ -134,6 +151,7 @@ final class RowChain implements RowStore {
     @Override
     public void write(int slot, float[] row, int rowOff) {
         codec.write(row, rowOff, seg(slot), off(slot));
+        touch(slot);
     }
 
     /** Reads a row into the chain's scratch buffer (valid until the next call). */

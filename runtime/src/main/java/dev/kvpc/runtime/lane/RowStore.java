@@ -25,6 +25,14 @@ sealed interface RowStore permits RowChain, BlockChain {
         return s;
     }
 
+    /**
+     * Per page, a stamp that changes whenever a byte of that page is written (a copy of a page is current while its
+     * stamp is unchanged), or null where the store does not keep them; read only, as long as {@link #pageSegments}.
+     */
+    default long[] pageStamps() {
+        return null;
+    }
+
     /** Bytes of quantisation scales within {@link #bytes()}. */
     long scaleBytes();
 
