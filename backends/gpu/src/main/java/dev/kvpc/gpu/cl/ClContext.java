@@ -239,9 +239,34 @@ public final class ClContext implements AutoCloseable {
             }
         }
 
+        /** Copies {@code bytes} of this buffer from {@code offset} to {@code dst} at {@code dstOffset}, on the device (queued). */
+        public void copyTo(Buffer dst, long offset, long dstOffset, long bytes) {
+            if (freed || dst.freed) throw new IllegalStateException("buffer already freed");
+            if (bytes == 0) return;
+            try {
+                OpenCl.check("clEnqueueCopyBuffer", (int) cl.enqueueCopyBuffer.invokeExact(queue, handle, dst.handle, offset, dstOffset, bytes, 0,
+                        MemorySegment.NULL, MemorySegment.NULL), "copying " + bytes + " bytes on the device");
+            } catch (ClException e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new ClException("clEnqueueCopyBuffer: " + t);
+            }
+        }
+
         private void transfer(java.lang.invoke.MethodHandle h, long offset, MemorySegment host, boolean blocking, String call) {
             if (freed) throw new IllegalStateException("buffer already freed");
             if (host.byteSize() == 0) return;
+            if (!host.isNative()) {
+                // heap memory cannot be passed to a native call: staged through native memory
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment staged = a.allocate(host.byteSize(), 8);
+                    boolean write = h == cl.enqueueWriteBuffer;
+                    if (write) staged.copyFrom(host);
+                    transfer(h, offset, staged, true, call);
+                    if (!write) host.copyFrom(staged);
+                }
+                return;
+            }
             if (offset < 0 || offset + host.byteSize() > bytes) {
                 throw new IndexOutOfBoundsException(host.byteSize() + " bytes at " + offset + " in a buffer of " + bytes);
             }

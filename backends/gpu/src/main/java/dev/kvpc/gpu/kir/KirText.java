@@ -350,6 +350,7 @@ public final class KirText {
                         case REM -> b == 0 ? fail(what) : a % b;
                         case SHL -> a << b;
                         case SHR -> a >> b;
+                        case BOR -> a | b;
                         default -> a & b;
                     };
                 }
@@ -428,7 +429,7 @@ public final class KirText {
                     }
                 }
             } else {
-                String[] two = {"<=", ">=", "==", "!=", "&&", "||", "<<", ">>", "+="};
+                String[] two = {"<=", ">=", "==", "!=", "&&", "||", "<<", ">>", "+="};  // before their one-character prefixes
                 boolean matched = false;
                 for (String t : two) {
                     if (src.startsWith(t, pos)) {

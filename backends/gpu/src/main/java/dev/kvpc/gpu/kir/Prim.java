@@ -17,6 +17,7 @@ public enum Prim {
     SHL("<<", true, Sig.INT2, "<<", "<<"),
     SHR(">>", true, Sig.INT2, ">>", ">>"),
     BAND("&", true, Sig.INT2, "&", "&"),
+    BOR("|", true, Sig.INT2, "|", "|"),
     LT("<", true, Sig.CMP, "<", "<"),
     LE("<=", true, Sig.CMP, "<=", "<="),
     GT(">", true, Sig.CMP, ">", ">"),
@@ -39,13 +40,15 @@ public enum Prim {
     IMIN("imin", false, Sig.INT2, "min", "min"),
     TO_FLOAT("float", false, Sig.TO_FLOAT, "(float)", "(float)"),
     TO_INT("int", false, Sig.TO_INT, "(int)", "(int)"),
+    /** The float whose bits are the int's (a bit pattern below 2^31: the sign is applied apart). */
+    AS_FLOAT("as_float", false, Sig.BITS, "as_float", "__int_as_float"),
     SELECT("select", false, Sig.SELECT, "?:", "?:");
 
     /** How operand types give the result type. */
     public enum Sig {
         /** int,int to int or float,float to float */
         ARITH,
-        INT2, CMP, LOGIC, NUM1, BOOL1, FLOAT1, FLOAT2, FLOAT3, TO_FLOAT, TO_INT,
+        INT2, CMP, LOGIC, NUM1, BOOL1, FLOAT1, FLOAT2, FLOAT3, TO_FLOAT, TO_INT, BITS,
         /** bool, T, T to T */
         SELECT
     }
@@ -65,7 +68,7 @@ public enum Prim {
 
     public int arity() {
         return switch (sig) {
-            case NUM1, BOOL1, FLOAT1, TO_FLOAT, TO_INT -> 1;
+            case NUM1, BOOL1, FLOAT1, TO_FLOAT, TO_INT, BITS -> 1;
             case FLOAT3, SELECT -> 3;
             default -> 2;
         };
@@ -87,6 +90,7 @@ public enum Prim {
             case FLOAT3 -> args.stream().allMatch(t -> t == KType.FLOAT) ? KType.FLOAT : null;
             case TO_FLOAT -> a == KType.INT ? KType.FLOAT : null;
             case TO_INT -> a == KType.FLOAT ? KType.INT : null;
+            case BITS -> a == KType.INT ? KType.FLOAT : null;
             case SELECT -> a == KType.BOOL && args.get(1) == args.get(2) && args.get(1) != KType.BOOL ? args.get(1) : null;
         };
     }
