@@ -19,7 +19,8 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
     if (((attend[j] != 0) && (pos[j] <= qpos))) {
       float acc = 0.0f;
       for (int c = 0; c < 64; c += 1) {
-        acc = fma(qv[c], keys[((j * 64) + c)], acc);
+        float kx = keys[((j * 64) + c)];
+        acc = fma(qv[c], kx, acc);
       }
       l = (acc * scale);
     }
@@ -59,7 +60,8 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
     for (int j = start; j < end; j += 1) {
       float e = weights[((g * n) + j)];
       if ((e > 0.0f)) {
-        acc = fma(e, values[((j * 64) + c)], acc);
+        float vx = values[((j * 64) + c)];
+        acc = fma(e, vx, acc);
       }
     }
     po[((((g * splits) + sp) * 64) + c)] = acc;

@@ -20,7 +20,8 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
     if (((attend[j] != 0) && (pos[j] <= qpos))) {
       float acc = 0.0f;
       for (int c = 0; c < 64; c += 1) {
-        acc = fmaf(qv[c], keys[((j * 64) + c)], acc);
+        float kx = keys[((j * 64) + c)];
+        acc = fmaf(qv[c], kx, acc);
       }
       l = (acc * scale);
     }
@@ -60,7 +61,8 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
     for (int j = start; j < end; j += 1) {
       float e = weights[((g * n) + j)];
       if ((e > 0.0f)) {
-        acc = fmaf(e, values[((j * 64) + c)], acc);
+        float vx = values[((j * 64) + c)];
+        acc = fmaf(e, vx, acc);
       }
     }
     po[((((g * splits) + sp) * 64) + c)] = acc;

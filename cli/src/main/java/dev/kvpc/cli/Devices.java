@@ -53,7 +53,8 @@ final class Devices {
             }
 
             public void report(PrintWriter e) {
-                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s; the rest of each step ran on the CPU%n", k.calls(), k.device().name());
+                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (the rest of each step on the CPU); KV pages on the device: %s (buffers of %s)%n",
+                        k.calls(), k.device().name(), RunCommand.bytes(k.deviceKvBytes()), RunCommand.bytes(k.deviceKvBytesReserved()));
             }
 
             public void close() {

@@ -37,6 +37,10 @@ class KirTextTest {
         Golden.check("decode_attention_d64_g4_wg64.kir", KirText.print(m));
         Golden.check("decode_attention_d64_g4_wg64.cl", CEmitter.emit(m, Dialect.OPENCL));
         Golden.check("decode_attention_d64_g4_wg64.cu", CEmitter.emit(m, Dialect.CUDA));
+        // the resident form: rows read in place from device pages, a lane of f16 rows with int4 rows re-stored in it
+        KirModule r = dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(64, 4, 64, List.of(dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F16),
+                dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT4, dev.kvpc.runtime.store.QuantSpec.Axis.TOKEN, 32, 64)), 16);
+        Golden.check("decode_resident_d64_g4_f16_int4.kir", KirText.print(r));
     }
 
     @Test

@@ -50,7 +50,13 @@ public final class ClDecodeKernel implements DecodeKernel {
 
     /** The kernels for this shape, as kernel IR. */
     public static KirModule module(int headDim, int group, int workGroup) {
-        return KernelTemplates.module("decode_attention", Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup)));
+        return KernelTemplates.module("decode_attention", constants(headDim, group, workGroup), Map.of("rows", "buffer float keys, buffer float values",
+                "key_entry", "", "key_elem", "let float kx = keys[((j * D) + c)];", "value_entry", "", "value_elem", "let float vx = values[((j * D) + c)];"));
+    }
+
+    /** The decode template's constants for a shape. */
+    static Map<String, Integer> constants(int headDim, int group, int workGroup) {
+        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup));
     }
 
     /** 64 work-items, or the largest power of two the device allows below that. */

@@ -30,7 +30,28 @@ public final class KernelTemplates {
 
     /** The template with its constants bound, verified. */
     public static KirModule module(String name, Map<String, Integer> constants) {
-        KirModule m = KirText.parse(text(name), constants);
+        return module(name, constants, Map.of());
+    }
+
+    /**
+     * The template with each {@code {{NAME}}} replaced by {@code fragments.get(NAME)} (text: parameters, statements or an
+     * expression, as the place wants), then its constants bound, verified.
+     */
+    public static KirModule module(String name, Map<String, Integer> constants, Map<String, String> fragments) {
+        String text = text(name);
+        StringBuilder sb = new StringBuilder();
+        int at = 0;
+        for (int open; (open = text.indexOf("{{", at)) >= 0; ) {
+            int close = text.indexOf("}}", open);
+            if (close < 0) throw new IllegalArgumentException(name + ": an unclosed {{");
+            String key = text.substring(open + 2, close);
+            String f = fragments.get(key);
+            if (f == null) throw new IllegalArgumentException(name + ": no fragment " + key + " given");
+            sb.append(text, at, open).append(f);
+            at = close + 2;
+        }
+        sb.append(text.substring(at));
+        KirModule m = KirText.parse(sb.toString(), constants);
         KirVerifier.verify(m);
         return m;
     }

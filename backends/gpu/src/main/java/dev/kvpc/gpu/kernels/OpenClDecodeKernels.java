@@ -12,13 +12,15 @@ import java.util.Set;
 /**
  * Decode attention on one OpenCL device, as the runtime's {@link dev.kvpc.runtime.engine.DecodeKernelProvider}: a host
  * passes it to {@code KvRuntime.withDecodeKernels} ({@code kvpc run --device opencl}). Every standard decode step (and
- * each query position of a prefill) runs {@link ClDecodeKernel} on the device, for lanes of any row format and for
- * rows a step decoded into arrays; attention variants stay on the runtime's kernel, as with every provider.
+ * each query position of a prefill) runs on the device: lanes of float and per-token formats are kept there, page
+ * for page ({@link ResidentDecodeKernel}); lanes with per-channel blocks, and rows a step decoded into arrays, are
+ * staged ({@link ClDecodeKernel}). Attention variants stay on the runtime's kernel, as with every provider.
  *
  * <p>One context serves every kernel; calls are serialised on it (the runtime may call from several threads).
  */
 public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.DecodeKernelProvider, AutoCloseable {
     private final ClContext cl;
+    private final java.util.Map<Long, dev.kvpc.gpu.lane.DevicePages> pools = new java.util.HashMap<>();
     private long calls;
 
     public OpenClDecodeKernels(ClDevice device) {
@@ -36,23 +38,40 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
 
     @Override
     public DecodeKernel kernel(int headDim, int group, QuantSpec keys, QuantSpec values) {
-        return make(headDim, group);
+        return kernel(headDim, group, Set.of(keys, values));
     }
 
+    /** Lanes whose formats the device reads in place stay on it ({@link ResidentDecodeKernel}); others are staged. */
     @Override
     public DecodeKernel kernel(int headDim, int group, Set<QuantSpec> formats) {
-        return make(headDim, group);
+        return make(headDim, group, ResidentDecodeKernel.reads(formats));
     }
 
+    /** Rows a step decoded into arrays: staged (they are new at every step). */
     @Override
     public DecodeKernel denseKernel(int headDim, int group) {
-        return make(headDim, group);
+        return make(headDim, group, false);
     }
 
-    private DecodeKernel make(int headDim, int group) {
-        ClDecodeKernel k;
+    /** Bytes of KV pages held on the device now (lanes kept there), as the runtime counts its own pages. */
+    public synchronized long deviceKvBytes() {
+        long b = 0;
+        for (dev.kvpc.gpu.lane.DevicePages p : pools.values()) b += p.bytesInUse();
+        return b;
+    }
+
+    /** Bytes the device's page buffers hold, used or not. */
+    public synchronized long deviceKvBytesReserved() {
+        long b = 0;
+        for (dev.kvpc.gpu.lane.DevicePages p : pools.values()) b += p.bytesReserved();
+        return b;
+    }
+
+    private DecodeKernel make(int headDim, int group, boolean resident) {
+        DecodeKernel k;
         synchronized (this) {
-            k = new ClDecodeKernel(cl, headDim, group);
+            k = resident ? new ResidentDecodeKernel(cl, headDim, group, bytes -> pools.computeIfAbsent(bytes, b -> new dev.kvpc.gpu.lane.DevicePages(cl, b)))
+                    : new ClDecodeKernel(cl, headDim, group);
         }
         return new DecodeKernel() {
             @Override
@@ -67,6 +86,7 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
 
     @Override
     public synchronized void close() {
+        for (dev.kvpc.gpu.lane.DevicePages p : pools.values()) p.close();
         cl.close();
     }
 }

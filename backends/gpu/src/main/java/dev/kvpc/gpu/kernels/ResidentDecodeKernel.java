@@ -1,0 +1,224 @@
+package dev.kvpc.gpu.kernels;
+
+import dev.kvpc.gpu.cl.ClContext;
+import dev.kvpc.gpu.emit.CEmitter;
+import dev.kvpc.gpu.emit.Dialect;
+import dev.kvpc.gpu.kir.KirModule;
+import dev.kvpc.gpu.lane.DeviceLane;
+import dev.kvpc.gpu.lane.DevicePages;
+import dev.kvpc.runtime.engine.DecodeKernel;
+import dev.kvpc.runtime.lane.KernelRows;
+import dev.kvpc.runtime.store.QuantSpec;
+import dev.kvpc.runtime.store.RowCodec;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.ref.ReferenceQueue;
+import java.lang.ref.WeakReference;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.LongFunction;
+
+/**
+ * Decode attention over lanes kept on the device ({@link DeviceLane}): the rows are read in place from device pages
+ * in the runtime's own formats ({@link RowFormats}), so a step sends the device only the pages that changed, the
+ * query, and the lane's tables (slots, chains, positions, the attend set: a few bytes per entry). The kernels are
+ * {@code decode_attention.kir} with the row-reading fragments for the lane's list of chain formats, built once per
+ * list. A lane no longer referenced by the runtime gives its device pages back.
+ */
+public final class ResidentDecodeKernel implements DecodeKernel {
+    private final ClContext cl;
+    private final int d, group, wg;
+    private final LongFunction<DevicePages> pools;
+    private final Map<Shape, Programs> programs = new HashMap<>();
+    /** Lanes' device copies by the lane's identity hash; a lane is held weakly. */
+    private final Map<Integer, List<Mirror>> lanes = new HashMap<>();
+    private final ReferenceQueue<KernelRows> gone = new ReferenceQueue<>();
+    private ClContext.Buffer q, out, mstar, sinv, weights, pm, ps, po, col;
+    private int capacity = -1, splitCapacity = -1;
+
+    private record Shape(List<QuantSpec> chains, int rowsPerPage) {
+    }
+
+    private record Programs(ClContext.Kernel partial, ClContext.Kernel merge, ClContext.Kernel colsums) {
+    }
+
+    /** A lane's device copy, dropped when the lane is no longer reachable. */
+    private static final class Mirror extends WeakReference<KernelRows> {
+        final DeviceLane lane;
+        final int hash;
+
+        Mirror(KernelRows rows, ReferenceQueue<KernelRows> q, DeviceLane lane) {
+            super(rows, q);
+            this.lane = lane;
+            this.hash = System.identityHashCode(rows);
+        }
+    }
+
+    private Mirror mirror(KernelRows rows) {
+        List<Mirror> bucket = lanes.computeIfAbsent(System.identityHashCode(rows), h -> new ArrayList<>(1));
+        for (Mirror m : bucket) if (m.get() == rows) return m;
+        Mirror m = new Mirror(rows, gone, new DeviceLane(cl, pools));
+        bucket.add(m);
+        return m;
+    }
+
+    public ResidentDecodeKernel(ClContext cl, int headDim, int group, LongFunction<DevicePages> pools) {
+        this.cl = cl;
+        this.d = headDim;
+        this.group = group;
+        this.wg = ClDecodeKernel.workGroup(cl.device().maxWorkGroupSize());
+        this.pools = pools;
+        q = cl.buffer(4L * group * headDim, "queries");
+        out = cl.buffer(4L * group * headDim, "outputs");
+        mstar = cl.buffer(4L * group, "maxima");
+        sinv = cl.buffer(4L * group, "inverse sums");
+    }
+
+    /** Whether lanes of these formats are read in place (else the provider stages their rows). */
+    public static boolean reads(java.util.Set<QuantSpec> formats) {
+        return formats.stream().allMatch(RowFormats::supported);
+    }
+
+    /** The kernels for a lane's chain formats, as kernel IR. */
+    public static KirModule module(int headDim, int group, int workGroup, List<QuantSpec> chains, int rowsPerPage) {
+        Map<String, String> f = Map.of("rows", RowFormats.params(chains.size()),
+                "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage), "key_elem", RowFormats.element("k", "kx", chains, headDim),
+                "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim));
+        return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup), f);
+    }
+
+    /** Pages sent to the device so far, over every lane. */
+    public long pagesSent() {
+        long n = 0;
+        for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) n += m.lane.pagesSent();
+        return n;
+    }
+
+    /** Bytes of lanes' pages on the device now. */
+    public long deviceBytes() {
+        long b = 0;
+        for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) b += m.lane.bytes();
+        return b;
+    }
+
+    @Override
+    public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums) {
+        dropUnreachable();
+        int n = rows.size();
+        if (n == 0) {
+            java.util.Arrays.fill(outputs, 0, group * d, 0f);
+            return;
+        }
+        int chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
+        List<QuantSpec> specs = new ArrayList<>(chainsN);
+        long[] pageBytes = new long[chainsN];
+        for (int c = 0; c < chainsN; c++) {
+            QuantSpec s = rows.chainSpec(c);
+            if (!RowFormats.supported(s)) throw new UnsupportedOperationException("rows of " + s + " are not read on the device");
+            specs.add(s);
+            pageBytes[c] = RowCodec.of(s, d).rowBytes() * rpp;
+        }
+        Mirror mirror = mirror(rows);
+        mirror.lane.sync(rows, pageBytes);
+        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp), this::build);
+        reserve(n);
+        int splits = (n + ClDecodeKernel.CHUNK - 1) / ClDecodeKernel.CHUNK;
+        reserveSplits(splits);
+        // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n)
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocate(ValueLayout.JAVA_INT, 6L * n);
+            MemorySegment.copy(rows.slotTable(), 0, t, ValueLayout.JAVA_INT, 0, 2 * n);
+            MemorySegment.copy(rows.chainTable(), 0, t, ValueLayout.JAVA_INT, 8L * n, 2 * n);
+            MemorySegment.copy(rows.positionTable(), 0, t, ValueLayout.JAVA_INT, 16L * n, n);
+            for (int j = 0; j < n; j++) t.setAtIndex(ValueLayout.JAVA_INT, 5L * n + j, attend == null || attend.get(j) ? 1 : 0);
+            slotsView.write(0, t.asSlice(0, 8L * n));
+            chainsView.write(0, t.asSlice(8L * n, 8L * n));
+            posView.write(0, t.asSlice(16L * n, 4L * n));
+            attendView.write(0, t.asSlice(20L * n, 4L * n));
+            MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) group * d);
+            MemorySegment.copy(query, 0, qs, ValueLayout.JAVA_FLOAT, 0, group * d);
+            q.write(0, qs);
+            if (colSums != null) {
+                MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
+                MemorySegment.copy(colSums, 0, cs, ValueLayout.JAVA_FLOAT, 0, n);
+                col.write(0, cs);
+            }
+        }
+        ClContext.Kernel k = p.partial();
+        int arg = 0;
+        k.arg(arg++, q);
+        for (int c = 0; c < chainsN; c++) {
+            DeviceLane.Chain ch = mirror.lane.chain(c);
+            ClContext.Buffer pagesBuf = ch.pages() != null ? ch.pages().buffer() : q;
+            ClContext.Buffer table = ch.table() != null ? ch.table() : q;
+            k.arg(arg++, pagesBuf).arg(arg++, pagesBuf).arg(arg++, pagesBuf).arg(arg++, table);
+        }
+        k.arg(arg++, slotsView).arg(arg++, chainsView).arg(arg++, posView).arg(arg++, attendView);
+        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg++, ClDecodeKernel.CHUNK)
+                .arg(arg, (float) (1.0 / Math.sqrt(d)));
+        k.launch(new long[] {(long) group * wg, splits}, new long[] {wg, 1});
+        p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
+        p.merge().launch(new long[] {(long) group * wg}, new long[] {wg});
+        if (colSums != null) {
+            p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, ClDecodeKernel.CHUNK).arg(7, splits);
+            p.colsums().launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment o = a.allocate(ValueLayout.JAVA_FLOAT, (long) group * d);
+            out.read(0, o);
+            MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, 0, group * d);
+            if (colSums != null) {
+                MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
+                col.read(0, cs);
+                MemorySegment.copy(cs, ValueLayout.JAVA_FLOAT, 0, colSums, 0, n);
+            }
+        }
+    }
+
+    private ClContext.Buffer slotsView, chainsView, posView, attendView;
+
+    private Programs build(Shape s) {
+        String src = CEmitter.emit(module(d, group, wg, s.chains(), s.rowsPerPage()), Dialect.OPENCL);
+        ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", chains " + s.chains() + ")");
+        return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"));
+    }
+
+    private void reserve(int n) {
+        if (n <= capacity) return;
+        int c = Math.max(n, Math.max(256, capacity * 2));
+        for (ClContext.Buffer b : new ClContext.Buffer[] {slotsView, chainsView, posView, attendView, weights, col}) if (b != null) b.free();
+        slotsView = cl.buffer(8L * c, "slot table");
+        chainsView = cl.buffer(8L * c, "chain table");
+        posView = cl.buffer(4L * c, "positions");
+        attendView = cl.buffer(4L * c, "the attend set");
+        weights = cl.buffer(4L * c * group, "attention weights");
+        col = cl.buffer(4L * c, "column sums");
+        capacity = c;
+    }
+
+    private void reserveSplits(int splits) {
+        if (splits <= splitCapacity) return;
+        for (ClContext.Buffer b : new ClContext.Buffer[] {pm, ps, po}) if (b != null) b.free();
+        pm = cl.buffer(4L * splits * group, "split maxima");
+        ps = cl.buffer(4L * splits * group, "split sums");
+        po = cl.buffer(4L * splits * group * d, "split outputs");
+        splitCapacity = splits;
+    }
+
+    private void dropUnreachable() {
+        for (java.lang.ref.Reference<? extends KernelRows> r; (r = gone.poll()) != null; ) {
+            Mirror m = (Mirror) r;
+            m.lane.release();
+            List<Mirror> bucket = lanes.get(m.hash);
+            if (bucket != null) {
+                bucket.remove(m);
+                if (bucket.isEmpty()) lanes.remove(m.hash);
+            }
+        }
+    }
+}

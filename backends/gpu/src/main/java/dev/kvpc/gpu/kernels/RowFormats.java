@@ -1,0 +1,112 @@
+package dev.kvpc.gpu.kernels;
+
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import dev.kvpc.runtime.store.RowCodec;
+
+import java.util.List;
+
+/**
+ * Kernel IR text that reads the runtime's row formats in place from device pages: the layouts of
+ * {@link dev.kvpc.runtime.store.FloatRowCodec} (f32, f16, bf16) and {@link dev.kvpc.runtime.store.TokenGroupCodec}
+ * (int8, int4, int2 per token: f16 zero point and scale per group, then the codes, lowest bits first), with the same
+ * dequantisation ({@code zero + code * scale}, a zero or non-finite scale read as -0, as {@code Packing.readScale}).
+ * Per-channel blocks (KIVI's keys) are not read here: lanes holding them run the staged kernel.
+ *
+ * <p>Chain {@code i}'s pages are one device buffer seen as bytes {@code rb<i>}, floats {@code rf<i>} and halves
+ * {@code rh<i>}, with its page table {@code pt<i>}; slot {@code s} starts at byte
+ * {@code pt<i>[s / RPP] * pageBytes + (s % RPP) * rowBytes}.
+ */
+final class RowFormats {
+    private RowFormats() {
+    }
+
+    /** Whether the device reads rows of {@code spec} in place. */
+    static boolean supported(QuantSpec spec) {
+        return !spec.quantised() || spec.axis() == QuantSpec.Axis.TOKEN;
+    }
+
+    /** The parameters of chains {@code 0 .. n-1}, then the slot and chain tables. */
+    static String params(int n) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < n; i++) sb.append("buffer uchar rb").append(i).append(", buffer float rf").append(i).append(", buffer half rh").append(i)
+                .append(", buffer int pt").append(i).append(", ");
+        return sb.append("buffer int slots, buffer int chains").toString();
+    }
+
+    /**
+     * Statements that locate part {@code part} (0 keys, 1 values) of entry {@code j}: {@code <p>c} its chain,
+     * {@code <p>b} its row's first byte.
+     */
+    static String entry(String p, int part, List<QuantSpec> chains, int headDim, int rowsPerPage) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("let int ").append(p).append("c = chains[((2 * j) + ").append(part).append(")];\n");
+        sb.append("let int ").append(p).append("s = slots[((2 * j) + ").append(part).append(")];\n");
+        sb.append("let int ").append(p).append("b = 0;\n");
+        for (int i = 0; i < chains.size(); i++) {
+            long row = RowCodec.of(chains.get(i), headDim).rowBytes();
+            long page = row * rowsPerPage;
+            check(page);
+            sb.append("if (").append(p).append("c == ").append(i).append(") {\n  ").append(p).append("b = ((pt").append(i).append("[(").append(p)
+                    .append("s / ").append(rowsPerPage).append(")] * ").append(page).append(") + ((").append(p).append("s % ").append(rowsPerPage)
+                    .append(") * ").append(row).append("));\n}\n");
+        }
+        return sb.toString();
+    }
+
+    /** Statements that read element {@code c} of the row located by {@link #entry} into float {@code x}. */
+    static String element(String p, String x, List<QuantSpec> chains, int headDim) {
+        StringBuilder sb = new StringBuilder("let float ").append(x).append(" = 0.0f;\n");
+        for (int i = 0; i < chains.size(); i++) {
+            sb.append("if (").append(p).append("c == ").append(i).append(") {\n");
+            sb.append(read(chains.get(i), i, p + "b", x, headDim));
+            sb.append("}\n");
+        }
+        return sb.toString();
+    }
+
+    private static String read(QuantSpec spec, int i, String b, String x, int d) {
+        if (!spec.quantised()) {
+            return switch (spec.precision()) {
+                case F32 -> "  " + x + " = rf" + i + "[((" + b + " >> 2) + c)];\n";
+                case F16 -> "  " + x + " = rh" + i + "[((" + b + " >> 1) + c)];\n";
+                case BF16 -> "  let int lo = rb" + i + "[(" + b + " + (2 * c))];\n  let int hi = rb" + i + "[((" + b + " + (2 * c)) + 1)];\n"
+                        + "  " + x + " = (as_float((((hi & 127) << 24) | (lo << 16))) * select((hi >= 128), -1.0f, 1.0f));\n";
+                default -> throw new IllegalArgumentException(spec.toString());
+            };
+        }
+        if (spec.axis() != QuantSpec.Axis.TOKEN) throw new IllegalArgumentException("rows of " + spec + " are not read on the device");
+        int bits = spec.precision().bits(), group = spec.group(), groups = d / group, mask = (1 << bits) - 1;
+        StringBuilder sb = new StringBuilder();
+        sb.append("  let int grp = (c / ").append(group).append(");\n");
+        sb.append("  let int zo = (").append(b).append(" + (4 * grp));\n");
+        sb.append(f16("zero", "rb" + i, "zo"));
+        sb.append("  let int so = (zo + 2);\n");
+        sb.append(f16("s0", "rb" + i, "so"));
+        sb.append("  let float sc = select((((s0 == 0.0f) || (fabs(s0) == inf)) || (s0 != s0)), -0.0f, s0);\n");
+        sb.append("  let int bit = (c * ").append(bits).append(");\n");
+        sb.append("  let int code = ((rb").append(i).append("[((").append(b).append(" + ").append(4 * groups).append(") + (bit >> 3))] >> (bit & 7)) & ")
+                .append(mask).append(");\n");
+        sb.append("  ").append(x).append(" = (zero + (float(code) * sc));\n");
+        return sb.toString();
+    }
+
+    /** Statements that read the little-endian f16 at byte {@code off} of {@code array} into float {@code name}. */
+    private static String f16(String name, String array, String off) {
+        String h = name + "h", e = name + "e", m = name + "m";
+        return "  let int " + h + " = (" + array + "[" + off + "] | (" + array + "[(" + off + " + 1)] << 8));\n"
+                + "  let int " + e + " = ((" + h + " >> 10) & 31);\n"
+                + "  let int " + m + " = (" + h + " & 1023);\n"
+                + "  let float " + name + " = (select((" + e + " == 0), (float(" + m + ") * 5.9604645E-8f), select((" + e + " == 31), select((" + m
+                + " == 0), inf, (inf - inf)), as_float((((" + e + " + 112) << 23) | (" + m + " << 13))))) * select((" + h + " >= 32768), -1.0f, 1.0f));\n";
+    }
+
+    private static void check(long bytes) {
+        if (bytes > Integer.MAX_VALUE / 4) throw new IllegalArgumentException("pages of " + bytes + " bytes are too large for the device kernels' int offsets");
+    }
+
+    /** Precisions whose rows are whole floats (4-byte aligned views). */
+    static boolean aligned(Precision p) {
+        return p == Precision.F32;
+    }
+}

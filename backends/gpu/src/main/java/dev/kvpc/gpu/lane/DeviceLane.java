@@ -1,0 +1,133 @@
+package dev.kvpc.gpu.lane;
+
+import dev.kvpc.gpu.cl.ClContext;
+import dev.kvpc.runtime.lane.KernelRows;
+import dev.kvpc.runtime.store.QuantSpec;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.LongFunction;
+
+/**
+ * One lane's rows on the device: each chain's pages, byte for byte as the runtime lays them out, in {@link DevicePages}
+ * of the chain's page size, and a page table per chain (device slot of each host page). {@link #sync} brings it up
+ * to date: a page is sent again only when its stamp ({@link KernelRows#chainPageStamps}) moved, so a decode step
+ * that appended one row sends one page per lane, not the lane.
+ */
+public final class DeviceLane {
+    private final ClContext cl;
+    private final LongFunction<DevicePages> poolFor;
+    private final List<Chain> chains = new ArrayList<>();
+    private long pagesSent;
+
+    /** @param poolFor the device pages of a page size (shared by every lane of a device) */
+    public DeviceLane(ClContext cl, LongFunction<DevicePages> poolFor) {
+        this.cl = cl;
+        this.poolFor = poolFor;
+    }
+
+    /** One chain's pages on the device. */
+    public static final class Chain {
+        QuantSpec spec;
+        DevicePages pages;
+        int[] slots = new int[0];
+        long[] stamps = new long[0];
+        int count;
+        ClContext.Buffer table;
+        int tableCapacity;
+        boolean tableStale = true;
+
+        public DevicePages pages() {
+            return pages;
+        }
+
+        /** The page table: device slot of each of the chain's pages. */
+        public ClContext.Buffer table() {
+            return table;
+        }
+    }
+
+    /** Brings the device copy of {@code rows} up to date; {@code rowBytes[c]} is chain c's row (or block) bytes per page unit. */
+    public void sync(KernelRows rows, long[] pageBytes) {
+        int n = rows.chainCount();
+        while (chains.size() < n) chains.add(new Chain());
+        for (int c = 0; c < n; c++) {
+            Chain ch = chains.get(c);
+            QuantSpec spec = rows.chainSpec(c);
+            if (ch.spec != null && (!ch.spec.equals(spec) || ch.pages.pageBytes() != pageBytes[c])) clear(ch);
+            if (ch.pages == null) ch.pages = poolFor.apply(pageBytes[c]);
+            ch.spec = spec;
+            MemorySegment[] segs = rows.chainPages(c);
+            long[] stamps = rows.chainPageStamps(c);
+            while (ch.count > segs.length) {
+                ch.pages.release(ch.slots[--ch.count]);
+                ch.tableStale = true;
+            }
+            if (ch.slots.length < segs.length) {
+                ch.slots = Arrays.copyOf(ch.slots, Math.max(segs.length, 2 * ch.slots.length));
+                ch.stamps = Arrays.copyOf(ch.stamps, ch.slots.length);
+            }
+            while (ch.count < segs.length) {
+                ch.slots[ch.count] = ch.pages.acquire();
+                ch.stamps[ch.count] = Long.MIN_VALUE;
+                ch.count++;
+                ch.tableStale = true;
+            }
+            ClContext.Buffer buf = ch.pages.buffer();
+            for (int p = 0; p < segs.length; p++) {
+                long stamp = stamps == null ? Long.MIN_VALUE : stamps[p];
+                if (stamps != null && ch.stamps[p] == stamp) continue;
+                if (segs[p].byteSize() != ch.pages.pageBytes()) {
+                    throw new IllegalStateException("chain " + c + " page " + p + " has " + segs[p].byteSize() + " bytes, not " + ch.pages.pageBytes());
+                }
+                buf.write((long) ch.slots[p] * ch.pages.pageBytes(), segs[p]);
+                ch.stamps[p] = stamp;
+                pagesSent++;
+            }
+            if (ch.tableStale) {
+                if (ch.table == null || ch.tableCapacity < ch.count) {
+                    if (ch.table != null) ch.table.free();
+                    ch.tableCapacity = Math.max(16, Math.max(ch.count, ch.tableCapacity * 2));
+                    ch.table = cl.buffer(4L * ch.tableCapacity, "a page table");
+                }
+                ch.table.write(Arrays.copyOf(ch.slots, Math.max(1, ch.count)));
+                ch.tableStale = false;
+            }
+        }
+    }
+
+    public Chain chain(int c) {
+        return chains.get(c);
+    }
+
+    /** Pages sent to the device so far. */
+    public long pagesSent() {
+        return pagesSent;
+    }
+
+    /** Bytes of this lane's pages on the device. */
+    public long bytes() {
+        long b = 0;
+        for (Chain ch : chains) if (ch.pages != null) b += ch.count * ch.pages.pageBytes();
+        return b;
+    }
+
+    private static void clear(Chain ch) {
+        for (int p = 0; p < ch.count; p++) ch.pages.release(ch.slots[p]);
+        ch.count = 0;
+        ch.pages = null;
+        ch.tableStale = true;
+    }
+
+    /** Gives every page back. */
+    public void release() {
+        for (Chain ch : chains) {
+            if (ch.pages != null) clear(ch);
+            if (ch.table != null) ch.table.free();
+            ch.table = null;
+        }
+        chains.clear();
+    }
+}

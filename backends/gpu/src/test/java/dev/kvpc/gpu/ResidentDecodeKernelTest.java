@@ -1,0 +1,157 @@
+package dev.kvpc.gpu;
+
+import dev.kvpc.gpu.cl.ClContext;
+import dev.kvpc.gpu.lane.DevicePages;
+import dev.kvpc.gpu.kernels.ResidentDecodeKernel;
+import dev.kvpc.runtime.engine.AttentionKernel;
+import dev.kvpc.runtime.lane.Lane;
+import dev.kvpc.runtime.pool.PagePool;
+import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Decode attention over lanes kept on the device, read in place in every float and per-token format, alone and mixed
+ * in one lane, against the runtime's {@link AttentionKernel}; the lane changes between calls (appends, evictions,
+ * re-stored rows) and the device copy follows, sending only changed pages. Tolerances as {@link ClDecodeKernelTest}.
+ */
+class ResidentDecodeKernelTest {
+    private static ClContext cl;
+    private static final Map<Long, DevicePages> pools = new HashMap<>();
+
+    static synchronized ClContext cl() {
+        if (cl == null) cl = Devices.context();
+        return cl;
+    }
+
+    static DevicePages pool(long bytes) {
+        return pools.computeIfAbsent(bytes, b -> new DevicePages(cl(), b));
+    }
+
+    @AfterAll
+    static void close() {
+        pools.values().forEach(DevicePages::close);
+        pools.clear();
+        if (cl != null) cl.close();
+        cl = null;
+    }
+
+    static List<QuantSpec> formats(int d) {
+        List<QuantSpec> l = new ArrayList<>(List.of(QuantSpec.of(Precision.F32), QuantSpec.of(Precision.F16), QuantSpec.of(Precision.BF16)));
+        for (Precision p : new Precision[] {Precision.INT8, Precision.INT4, Precision.INT2}) {
+            for (int g : new int[] {d, Math.min(d, 32), 8}) if (d % g == 0) l.add(QuantSpec.resolve(p, QuantSpec.Axis.TOKEN, g, d));
+        }
+        return l.stream().distinct().toList();
+    }
+
+    @TestFactory
+    List<DynamicTest> everyFormatInPlace() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (int d : new int[] {8, 64, 128}) {
+            for (QuantSpec f : formats(d)) {
+                int group = d == 64 ? 4 : d == 8 ? 1 : 8;
+                tests.add(DynamicTest.dynamicTest("d" + d + " group " + group + " " + f, () -> compare(d, group, f, null, d * 7919L + f.hashCode())));
+            }
+        }
+        // mixed: values re-stored at another format, so the lane has two or three chains
+        tests.add(DynamicTest.dynamicTest("d64 f16 with int4 and int2 rows", () -> compare(64, 4, QuantSpec.of(Precision.F16),
+                new QuantSpec[] {QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, 64), QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 64, 64)}, 5)));
+        tests.add(DynamicTest.dynamicTest("d128 f32 with int8 rows", () -> compare(128, 8, QuantSpec.of(Precision.F32),
+                new QuantSpec[] {QuantSpec.resolve(Precision.INT8, QuantSpec.Axis.TOKEN, 128, 128)}, 6)));
+        return tests;
+    }
+
+    static void compare(int d, int group, QuantSpec spec, QuantSpec[] others, long seed) {
+        Random r = new Random(seed);
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, group, ResidentDecodeKernelTest::pool);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, spec, 16);
+            float[] k = new float[d], v = new float[d];
+            int next = 0;
+            for (int step = 0; step < 8; step++) {
+                // append a batch, evict some, re-store some rows at another format: the device copy must follow
+                int add = step == 0 ? 200 + r.nextInt(400) : 1 + r.nextInt(40);
+                for (int i = 0; i < add; i++, next++) {
+                    for (int c = 0; c < d; c++) {
+                        k[c] = (float) (r.nextGaussian() * 1.5 + 0.3);
+                        v[c] = (float) r.nextGaussian();
+                    }
+                    lane.append(3 * next + 1, next, k, 0, v, 0);
+                }
+                if (step % 3 == 2) {
+                    BitSet keep = new BitSet();
+                    for (int j = 0; j < lane.size(); j++) if (r.nextInt(6) != 0) keep.set(j);
+                    lane.retain(keep);
+                }
+                if (others != null && step % 2 == 1) {
+                    for (int j = 0; j < lane.size(); j += 1 + r.nextInt(5)) {
+                        lane.restore(j, r.nextBoolean() ? Lane.Part.VALUES : Lane.Part.KEYS, others[r.nextInt(others.length)]);
+                    }
+                }
+                int n = lane.size();
+                float[] q = new float[group * d];
+                for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                int qpos = step % 4 == 1 ? lane.position(n / 2) : lane.position(n - 1);
+                BitSet attend = null;
+                if (step % 4 == 3) {
+                    attend = new BitSet();
+                    for (int j = 0; j < n; j++) if (r.nextInt(3) != 0) attend.set(j);
+                }
+                float[] col0 = new float[n];
+                for (int j = 0; j < n; j++) col0[j] = r.nextFloat();
+                String where = "d" + d + " " + spec + (others != null ? " mixed" : "") + ", step " + step + ", " + n + " entries, " + lane.chainCount() + " chains";
+                float[] out = new float[group * d], outRef = new float[group * d];
+                java.util.Arrays.fill(out, Float.NaN);
+                float[] col = col0.clone(), colRef = col0.clone();
+                kernel.attend(lane, q, qpos, attend, out, col);
+                new AttentionKernel().attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef);
+                ClDecodeKernelTest.assertClose(outRef, out, d, where);
+                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+                long laneBytes = 0;
+                for (int c = 0; c < lane.chainCount(); c++) for (var seg : lane.chainPages(c)) laneBytes += seg.byteSize();
+                assertEquals(laneBytes, kernel.deviceBytes(), where + ": the device holds the lane's pages, byte for byte");
+            }
+            lane.clear();
+        }
+    }
+
+    /** After a decode step appends one entry, the next call sends the pages its key and value rows went to, not the lane. */
+    @Test
+    void aStepSendsOnlyTheChangedPage() {
+        int d = 64;
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, 1, ResidentDecodeKernelTest::pool);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F16), 16);
+            float[] k = new float[d], v = new float[d], q = new float[d], out = new float[d];
+            Random r = new Random(3);
+            for (int j = 0; j < 1000; j++) {
+                for (int c = 0; c < d; c++) k[c] = v[c] = (float) r.nextGaussian();
+                lane.append(j, j, k, 0, v, 0);
+            }
+            kernel.attend(lane, q, 999, null, out, null);
+            long sent0 = kernel.pagesSent();
+            int pages = 0;
+            for (int c = 0; c < lane.chainCount(); c++) pages += lane.chainPages(c).length;
+            assertEquals(pages, sent0, "the first call sends every page");
+            lane.append(1000, 1000, k, 0, v, 0);
+            kernel.attend(lane, q, 1000, null, out, null);
+            assertEquals(2, lane.chainCount(), "keys and values in a chain each");
+            assertEquals(2, kernel.pagesSent() - sent0, "one page of keys and one of values changed");
+            kernel.attend(lane, q, 1000, null, out, null);
+            assertEquals(2, kernel.pagesSent() - sent0, "nothing changed");
+            lane.clear();
+        }
+    }
+}
