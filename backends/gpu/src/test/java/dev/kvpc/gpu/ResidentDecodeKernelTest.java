@@ -1,7 +1,6 @@
 package dev.kvpc.gpu;
 
 import dev.kvpc.gpu.cl.ClContext;
-import dev.kvpc.gpu.lane.DevicePages;
 import dev.kvpc.gpu.kernels.ResidentDecodeKernel;
 import dev.kvpc.runtime.engine.AttentionKernel;
 import dev.kvpc.runtime.lane.Lane;
@@ -15,9 +14,7 @@ import org.junit.jupiter.api.TestFactory;
 
 import java.util.ArrayList;
 import java.util.BitSet;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -29,21 +26,22 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class ResidentDecodeKernelTest {
     private static ClContext cl;
-    private static final Map<Long, DevicePages> pools = new HashMap<>();
+    private static dev.kvpc.gpu.lane.DeviceLanes lanes;
 
     static synchronized ClContext cl() {
         if (cl == null) cl = Devices.context();
         return cl;
     }
 
-    static DevicePages pool(long bytes) {
-        return pools.computeIfAbsent(bytes, b -> new DevicePages(cl(), b));
+    static synchronized dev.kvpc.gpu.lane.DeviceLanes lanes() {
+        if (lanes == null) lanes = new dev.kvpc.gpu.lane.DeviceLanes(cl());
+        return lanes;
     }
 
     @AfterAll
     static void close() {
-        pools.values().forEach(DevicePages::close);
-        pools.clear();
+        if (lanes != null) lanes.close();
+        lanes = null;
         if (cl != null) cl.close();
         cl = null;
     }
@@ -68,14 +66,25 @@ class ResidentDecodeKernelTest {
         // mixed: values re-stored at another format, so the lane has two or three chains
         tests.add(DynamicTest.dynamicTest("d64 f16 with int4 and int2 rows", () -> compare(64, 4, QuantSpec.of(Precision.F16),
                 new QuantSpec[] {QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, 64), QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 64, 64)}, 5)));
+        // positions cache: keys rotated by their entry's index as they are read
+        dev.kvpc.runtime.Rope rope = new dev.kvpc.runtime.Rope(10000.0);
+        for (QuantSpec f : List.of(QuantSpec.of(Precision.F32), QuantSpec.of(Precision.BF16), QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, 64))) {
+            tests.add(DynamicTest.dynamicTest("d64 " + f + " keys rotated by slot", () -> compare(64, 4, f, null, 11 + f.hashCode(), rope)));
+        }
+        tests.add(DynamicTest.dynamicTest("d8 f16 with int2 rows, keys rotated by slot", () -> compare(8, 1, QuantSpec.of(Precision.F16),
+                new QuantSpec[] {QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 8, 8)}, 12, rope)));
         tests.add(DynamicTest.dynamicTest("d128 f32 with int8 rows", () -> compare(128, 8, QuantSpec.of(Precision.F32),
                 new QuantSpec[] {QuantSpec.resolve(Precision.INT8, QuantSpec.Axis.TOKEN, 128, 128)}, 6)));
         return tests;
     }
 
     static void compare(int d, int group, QuantSpec spec, QuantSpec[] others, long seed) {
+        compare(d, group, spec, others, seed, null);
+    }
+
+    static void compare(int d, int group, QuantSpec spec, QuantSpec[] others, long seed, dev.kvpc.runtime.Rope bySlot) {
         Random r = new Random(seed);
-        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, group, ResidentDecodeKernelTest::pool);
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, group, lanes());
         try (PagePool pool = new PagePool()) {
             Lane lane = new Lane(pool, d, spec, 16);
             float[] k = new float[d], v = new float[d];
@@ -115,13 +124,13 @@ class ResidentDecodeKernelTest {
                 float[] out = new float[group * d], outRef = new float[group * d];
                 java.util.Arrays.fill(out, Float.NaN);
                 float[] col = col0.clone(), colRef = col0.clone();
-                kernel.attend(lane, q, qpos, attend, out, col);
-                new AttentionKernel().attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef);
+                kernel.attend(lane, q, qpos, attend, out, col, bySlot);
+                new AttentionKernel().attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef, bySlot);
                 ClDecodeKernelTest.assertClose(outRef, out, d, where);
                 for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
                 long laneBytes = 0;
                 for (int c = 0; c < lane.chainCount(); c++) for (var seg : lane.chainPages(c)) laneBytes += seg.byteSize();
-                assertEquals(laneBytes, kernel.deviceBytes(), where + ": the device holds the lane's pages, byte for byte");
+                assertEquals(laneBytes, lanes().bytesOf(lane), where + ": the device holds the lane's pages, byte for byte");
             }
             lane.clear();
         }
@@ -131,7 +140,7 @@ class ResidentDecodeKernelTest {
     @Test
     void aStepSendsOnlyTheChangedPage() {
         int d = 64;
-        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, 1, ResidentDecodeKernelTest::pool);
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, 1, lanes());
         try (PagePool pool = new PagePool()) {
             Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F16), 16);
             float[] k = new float[d], v = new float[d], q = new float[d], out = new float[d];
@@ -140,17 +149,18 @@ class ResidentDecodeKernelTest {
                 for (int c = 0; c < d; c++) k[c] = v[c] = (float) r.nextGaussian();
                 lane.append(j, j, k, 0, v, 0);
             }
+            long sent00 = lanes().pagesSent();
             kernel.attend(lane, q, 999, null, out, null);
-            long sent0 = kernel.pagesSent();
+            long sent0 = lanes().pagesSent() - sent00;
             int pages = 0;
             for (int c = 0; c < lane.chainCount(); c++) pages += lane.chainPages(c).length;
             assertEquals(pages, sent0, "the first call sends every page");
             lane.append(1000, 1000, k, 0, v, 0);
             kernel.attend(lane, q, 1000, null, out, null);
             assertEquals(2, lane.chainCount(), "keys and values in a chain each");
-            assertEquals(2, kernel.pagesSent() - sent0, "one page of keys and one of values changed");
+            assertEquals(2, lanes().pagesSent() - sent00 - sent0, "one page of keys and one of values changed");
             kernel.attend(lane, q, 1000, null, out, null);
-            assertEquals(2, kernel.pagesSent() - sent0, "nothing changed");
+            assertEquals(2, lanes().pagesSent() - sent00 - sent0, "nothing changed");
             lane.clear();
         }
     }

@@ -20,11 +20,12 @@ import java.util.Set;
  */
 public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.DecodeKernelProvider, AutoCloseable {
     private final ClContext cl;
-    private final java.util.Map<Long, dev.kvpc.gpu.lane.DevicePages> pools = new java.util.HashMap<>();
+    private final dev.kvpc.gpu.lane.DeviceLanes lanes;
     private long calls;
 
     public OpenClDecodeKernels(ClDevice device) {
         this.cl = new ClContext(device);
+        this.lanes = new dev.kvpc.gpu.lane.DeviceLanes(cl);
     }
 
     public ClDevice device() {
@@ -53,40 +54,49 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         return make(headDim, group, false);
     }
 
-    /** Bytes of KV pages held on the device now (lanes kept there), as the runtime counts its own pages. */
+    /**
+     * Bytes of KV pages held on the device now (lanes kept there), as the runtime counts its own pages, after bringing
+     * every lane's copy up to date.
+     */
     public synchronized long deviceKvBytes() {
-        long b = 0;
-        for (dev.kvpc.gpu.lane.DevicePages p : pools.values()) b += p.bytesInUse();
-        return b;
+        lanes.syncAll(RowFormats::supported);
+        return lanes.bytesInUse();
     }
 
     /** Bytes the device's page buffers hold, used or not. */
     public synchronized long deviceKvBytesReserved() {
-        long b = 0;
-        for (dev.kvpc.gpu.lane.DevicePages p : pools.values()) b += p.bytesReserved();
-        return b;
+        return lanes.bytesReserved();
     }
 
     private DecodeKernel make(int headDim, int group, boolean resident) {
         DecodeKernel k;
         synchronized (this) {
-            k = resident ? new ResidentDecodeKernel(cl, headDim, group, bytes -> pools.computeIfAbsent(bytes, b -> new dev.kvpc.gpu.lane.DevicePages(cl, b)))
-                    : new ClDecodeKernel(cl, headDim, group);
+            k = resident ? new ResidentDecodeKernel(cl, headDim, group, lanes) : new ClDecodeKernel(cl, headDim, group);
         }
         return new DecodeKernel() {
             @Override
             public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) {
+                attend(rows, q, qpos, attend, out, colSums, null);
+            }
+
+            @Override
+            public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
                 synchronized (OpenClDecodeKernels.this) {
                     calls++;
-                    k.attend(rows, q, qpos, attend, out, colSums);
+                    k.attend(rows, q, qpos, attend, out, colSums, keysBySlot);
                 }
+            }
+
+            @Override
+            public boolean rotatesKeysBySlot() {
+                return k.rotatesKeysBySlot();
             }
         };
     }
 
     @Override
     public synchronized void close() {
-        for (dev.kvpc.gpu.lane.DevicePages p : pools.values()) p.close();
+        lanes.close();
         cl.close();
     }
 }

@@ -5,23 +5,19 @@ import dev.kvpc.gpu.emit.CEmitter;
 import dev.kvpc.gpu.emit.Dialect;
 import dev.kvpc.gpu.kir.KirModule;
 import dev.kvpc.gpu.lane.DeviceLane;
-import dev.kvpc.gpu.lane.DevicePages;
+import dev.kvpc.gpu.lane.DeviceLanes;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.store.QuantSpec;
-import dev.kvpc.runtime.store.RowCodec;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.ref.ReferenceQueue;
-import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.LongFunction;
 
 /**
  * Decode attention over lanes kept on the device ({@link DeviceLane}): the rows are read in place from device pages
@@ -33,46 +29,29 @@ import java.util.function.LongFunction;
 public final class ResidentDecodeKernel implements DecodeKernel {
     private final ClContext cl;
     private final int d, group, wg;
-    private final LongFunction<DevicePages> pools;
+    private final DeviceLanes lanes;
     private final Map<Shape, Programs> programs = new HashMap<>();
-    /** Lanes' device copies by the lane's identity hash; a lane is held weakly. */
-    private final Map<Integer, List<Mirror>> lanes = new HashMap<>();
-    private final ReferenceQueue<KernelRows> gone = new ReferenceQueue<>();
     private ClContext.Buffer q, out, mstar, sinv, weights, pm, ps, po, col;
     private int capacity = -1, splitCapacity = -1;
 
-    private record Shape(List<QuantSpec> chains, int rowsPerPage) {
+    private record Shape(List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
     }
+
+    /** The cosines and sines keys are rotated by, on the device: position p's at {@code p * d} (pairs: cosine, sine). */
+    private ClContext.Buffer ropeTable;
+    private dev.kvpc.runtime.Rope rope;
+    private int ropePositions, ropeCapacity;
 
     private record Programs(ClContext.Kernel partial, ClContext.Kernel merge, ClContext.Kernel colsums) {
     }
 
-    /** A lane's device copy, dropped when the lane is no longer reachable. */
-    private static final class Mirror extends WeakReference<KernelRows> {
-        final DeviceLane lane;
-        final int hash;
-
-        Mirror(KernelRows rows, ReferenceQueue<KernelRows> q, DeviceLane lane) {
-            super(rows, q);
-            this.lane = lane;
-            this.hash = System.identityHashCode(rows);
-        }
-    }
-
-    private Mirror mirror(KernelRows rows) {
-        List<Mirror> bucket = lanes.computeIfAbsent(System.identityHashCode(rows), h -> new ArrayList<>(1));
-        for (Mirror m : bucket) if (m.get() == rows) return m;
-        Mirror m = new Mirror(rows, gone, new DeviceLane(cl, pools));
-        bucket.add(m);
-        return m;
-    }
-
-    public ResidentDecodeKernel(ClContext cl, int headDim, int group, LongFunction<DevicePages> pools) {
+    /** A kernel reading lanes kept in {@code lanes} (shared by every kernel of the device). */
+    public ResidentDecodeKernel(ClContext cl, int headDim, int group, DeviceLanes lanes) {
         this.cl = cl;
         this.d = headDim;
         this.group = group;
         this.wg = ClDecodeKernel.workGroup(cl.device().maxWorkGroupSize());
-        this.pools = pools;
+        this.lanes = lanes;
         q = cl.buffer(4L * group * headDim, "queries");
         out = cl.buffer(4L * group * headDim, "outputs");
         mstar = cl.buffer(4L * group, "maxima");
@@ -86,29 +65,30 @@ public final class ResidentDecodeKernel implements DecodeKernel {
 
     /** The kernels for a lane's chain formats, as kernel IR. */
     public static KirModule module(int headDim, int group, int workGroup, List<QuantSpec> chains, int rowsPerPage) {
-        Map<String, String> f = Map.of("rows", RowFormats.params(chains.size()),
-                "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage), "key_elem", RowFormats.element("k", "kx", chains, headDim),
+        return module(headDim, group, workGroup, chains, rowsPerPage, false);
+    }
+
+    /** As above; with {@code rotate}, keys are rotated by their entry's index as they are read ({@code positions cache}). */
+    public static KirModule module(int headDim, int group, int workGroup, List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
+        Map<String, String> f = Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
+                "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage),
+                "key_elem", rotate ? RowFormats.rotatedKey(chains, headDim) : RowFormats.element("k", "kx", chains, headDim),
                 "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim));
         return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup), f);
     }
 
-    /** Pages sent to the device so far, over every lane. */
-    public long pagesSent() {
-        long n = 0;
-        for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) n += m.lane.pagesSent();
-        return n;
-    }
-
-    /** Bytes of lanes' pages on the device now. */
-    public long deviceBytes() {
-        long b = 0;
-        for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) b += m.lane.bytes();
-        return b;
+    @Override
+    public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums) {
+        attend(rows, query, qpos, attend, outputs, colSums, null);
     }
 
     @Override
-    public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums) {
-        dropUnreachable();
+    public boolean rotatesKeysBySlot() {
+        return true;
+    }
+
+    @Override
+    public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
         int n = rows.size();
         if (n == 0) {
             java.util.Arrays.fill(outputs, 0, group * d, 0f);
@@ -116,20 +96,14 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         }
         int chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
         List<QuantSpec> specs = new ArrayList<>(chainsN);
-        long[] pageBytes = new long[chainsN];
-        for (int c = 0; c < chainsN; c++) {
-            QuantSpec s = rows.chainSpec(c);
-            if (!RowFormats.supported(s)) throw new UnsupportedOperationException("rows of " + s + " are not read on the device");
-            specs.add(s);
-            pageBytes[c] = RowCodec.of(s, d).rowBytes() * rpp;
-        }
-        Mirror mirror = mirror(rows);
-        mirror.lane.sync(rows, pageBytes);
-        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp), this::build);
+        for (int c = 0; c < chainsN; c++) specs.add(rows.chainSpec(c));
+        DeviceLane lane = lanes.sync(rows, RowFormats::supported);
+        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null), this::build);
+        if (keysBySlot != null) ropeTable(keysBySlot, n);
         reserve(n);
         int splits = (n + ClDecodeKernel.CHUNK - 1) / ClDecodeKernel.CHUNK;
         reserveSplits(splits);
-        // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n)
+        // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n); the query; the column sums
         try (Arena a = Arena.ofConfined()) {
             MemorySegment t = a.allocate(ValueLayout.JAVA_INT, 6L * n);
             MemorySegment.copy(rows.slotTable(), 0, t, ValueLayout.JAVA_INT, 0, 2 * n);
@@ -153,12 +127,15 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         int arg = 0;
         k.arg(arg++, q);
         for (int c = 0; c < chainsN; c++) {
-            DeviceLane.Chain ch = mirror.lane.chain(c);
+            DeviceLane.Chain ch = lane.chain(c);
+            // a chain holding no page yet is never read: any buffer stands in for it
             ClContext.Buffer pagesBuf = ch.pages() != null ? ch.pages().buffer() : q;
             ClContext.Buffer table = ch.table() != null ? ch.table() : q;
             k.arg(arg++, pagesBuf).arg(arg++, pagesBuf).arg(arg++, pagesBuf).arg(arg++, table);
         }
-        k.arg(arg++, slotsView).arg(arg++, chainsView).arg(arg++, posView).arg(arg++, attendView);
+        k.arg(arg++, slotsView).arg(arg++, chainsView);
+        if (keysBySlot != null) k.arg(arg++, ropeTable);
+        k.arg(arg++, posView).arg(arg++, attendView);
         k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg++, ClDecodeKernel.CHUNK)
                 .arg(arg, (float) (1.0 / Math.sqrt(d)));
         k.launch(new long[] {(long) group * wg, splits}, new long[] {wg, 1});
@@ -183,9 +160,41 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private ClContext.Buffer slotsView, chainsView, posView, attendView;
 
     private Programs build(Shape s) {
-        String src = CEmitter.emit(module(d, group, wg, s.chains(), s.rowsPerPage()), Dialect.OPENCL);
+        String src = CEmitter.emit(module(d, group, wg, s.chains(), s.rowsPerPage(), s.rotate()), Dialect.OPENCL);
         ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", chains " + s.chains() + ")");
         return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"));
+    }
+
+    /**
+     * The rotation table up to {@code n} positions, each position's cosines and sines as {@code Rope.rotate} gives them
+     * (a unit pair rotated: the float of its cosine and sine), sending only positions new since the last call.
+     */
+    private void ropeTable(dev.kvpc.runtime.Rope r, int n) {
+        if (!r.equals(rope)) {
+            rope = r;
+            ropePositions = 0;
+        }
+        if (n <= ropePositions) return;
+        if (n > ropeCapacity) {
+            int cap = Math.max(n, Math.max(256, 2 * ropeCapacity));
+            ClContext.Buffer b = cl.buffer(4L * cap * d, "RoPE cosines and sines");
+            if (ropeTable != null) {
+                ropeTable.copyTo(b, 0, 0, 4L * ropePositions * d);
+                ropeTable.free();
+            }
+            ropeTable = b;
+            ropeCapacity = cap;
+        }
+        float[] rows = new float[(n - ropePositions) * d];
+        for (int p = ropePositions; p < n; p++) {
+            int off = (p - ropePositions) * d;
+            for (int i = 0; i < d; i += 2) rows[off + i] = 1f;
+            r.rotate(rows, off, d, p);
+        }
+        try (Arena a = Arena.ofConfined()) {
+            ropeTable.write(4L * ropePositions * d, a.allocateFrom(ValueLayout.JAVA_FLOAT, rows));
+        }
+        ropePositions = n;
     }
 
     private void reserve(int n) {
@@ -208,17 +217,5 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         ps = cl.buffer(4L * splits * group, "split sums");
         po = cl.buffer(4L * splits * group * d, "split outputs");
         splitCapacity = splits;
-    }
-
-    private void dropUnreachable() {
-        for (java.lang.ref.Reference<? extends KernelRows> r; (r = gone.poll()) != null; ) {
-            Mirror m = (Mirror) r;
-            m.lane.release();
-            List<Mirror> bucket = lanes.get(m.hash);
-            if (bucket != null) {
-                bucket.remove(m);
-                if (bucket.isEmpty()) lanes.remove(m.hash);
-            }
-        }
     }
 }

@@ -56,21 +56,40 @@ final class RowFormats {
 
     /** Statements that read element {@code c} of the row located by {@link #entry} into float {@code x}. */
     static String element(String p, String x, List<QuantSpec> chains, int headDim) {
+        return element(p, x, chains, headDim, "c");
+    }
+
+    /** As above, element {@code chan} (an int variable or expression). */
+    static String element(String p, String x, List<QuantSpec> chains, int headDim, String chan) {
         StringBuilder sb = new StringBuilder("let float ").append(x).append(" = 0.0f;\n");
         for (int i = 0; i < chains.size(); i++) {
             sb.append("if (").append(p).append("c == ").append(i).append(") {\n");
-            sb.append(read(chains.get(i), i, p + "b", x, headDim));
+            sb.append(read(chains.get(i), i, p + "b", x, headDim, chan));
             sb.append("}\n");
         }
         return sb.toString();
     }
 
-    private static String read(QuantSpec spec, int i, String b, String x, int d) {
+    /**
+     * Statements that read element {@code c} of the key row into {@code kx}, rotated by the entry's index as
+     * {@code Rope.rotate} rotates it (pairs of neighbouring channels; the cosines and sines from {@code rope}, position
+     * {@code p}'s at {@code p * D}); for lanes of {@code positions cache}.
+     */
+    static String rotatedKey(List<QuantSpec> chains, int headDim) {
+        return "let int c0 = ((c >> 1) << 1);\n"
+                + element("k", "kr0", chains, headDim, "c0")
+                + element("k", "kr1", chains, headDim, "(c0 + 1)")
+                + "let float rc = rope[((j * D) + c0)];\n"
+                + "let float rs = rope[(((j * D) + c0) + 1)];\n"
+                + "let float kx = select(((c & 1) == 0), ((kr0 * rc) - (kr1 * rs)), ((kr0 * rs) + (kr1 * rc)));\n";
+    }
+
+    private static String read(QuantSpec spec, int i, String b, String x, int d, String c) {
         if (!spec.quantised()) {
             return switch (spec.precision()) {
-                case F32 -> "  " + x + " = rf" + i + "[((" + b + " >> 2) + c)];\n";
-                case F16 -> "  " + x + " = rh" + i + "[((" + b + " >> 1) + c)];\n";
-                case BF16 -> "  let int lo = rb" + i + "[(" + b + " + (2 * c))];\n  let int hi = rb" + i + "[((" + b + " + (2 * c)) + 1)];\n"
+                case F32 -> "  " + x + " = rf" + i + "[((" + b + " >> 2) + " + c + ")];\n";
+                case F16 -> "  " + x + " = rh" + i + "[((" + b + " >> 1) + " + c + ")];\n";
+                case BF16 -> "  let int lo = rb" + i + "[(" + b + " + (2 * " + c + "))];\n  let int hi = rb" + i + "[((" + b + " + (2 * " + c + ")) + 1)];\n"
                         + "  " + x + " = (as_float((((hi & 127) << 24) | (lo << 16))) * select((hi >= 128), -1.0f, 1.0f));\n";
                 default -> throw new IllegalArgumentException(spec.toString());
             };
@@ -78,13 +97,13 @@ final class RowFormats {
         if (spec.axis() != QuantSpec.Axis.TOKEN) throw new IllegalArgumentException("rows of " + spec + " are not read on the device");
         int bits = spec.precision().bits(), group = spec.group(), groups = d / group, mask = (1 << bits) - 1;
         StringBuilder sb = new StringBuilder();
-        sb.append("  let int grp = (c / ").append(group).append(");\n");
+        sb.append("  let int grp = (").append(c).append(" / ").append(group).append(");\n");
         sb.append("  let int zo = (").append(b).append(" + (4 * grp));\n");
         sb.append(f16("zero", "rb" + i, "zo"));
         sb.append("  let int so = (zo + 2);\n");
         sb.append(f16("s0", "rb" + i, "so"));
         sb.append("  let float sc = select((((s0 == 0.0f) || (fabs(s0) == inf)) || (s0 != s0)), -0.0f, s0);\n");
-        sb.append("  let int bit = (c * ").append(bits).append(");\n");
+        sb.append("  let int bit = (").append(c).append(" * ").append(bits).append(");\n");
         sb.append("  let int code = ((rb").append(i).append("[((").append(b).append(" + ").append(4 * groups).append(") + (bit >> 3))] >> (bit & 7)) & ")
                 .append(mask).append(");\n");
         sb.append("  ").append(x).append(" = (zero + (float(code) * sc));\n");

@@ -1,0 +1,136 @@
+package dev.kvpc.gpu.lane;
+
+import dev.kvpc.gpu.cl.ClContext;
+import dev.kvpc.runtime.lane.KernelRows;
+import dev.kvpc.runtime.store.QuantSpec;
+import dev.kvpc.runtime.store.RowCodec;
+
+import java.lang.ref.ReferenceQueue;
+import java.lang.ref.WeakReference;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+
+/**
+ * Every lane kept on one device: the device's page pools (one per page size) and one {@link DeviceLane} per runtime
+ * lane, whichever kernel reads it (a lane whose formats change is read by another kernel, not copied twice). A lane
+ * is held weakly: once the runtime drops it, its device pages go back to the pools.
+ */
+public final class DeviceLanes implements AutoCloseable {
+    private final ClContext cl;
+    private final Map<Long, DevicePages> pools = new HashMap<>();
+    /** By the lane's identity hash. */
+    private final Map<Integer, List<Mirror>> lanes = new HashMap<>();
+    private final ReferenceQueue<KernelRows> gone = new ReferenceQueue<>();
+
+    private static final class Mirror extends WeakReference<KernelRows> {
+        final DeviceLane lane;
+        final int hash;
+
+        Mirror(KernelRows rows, ReferenceQueue<KernelRows> q, DeviceLane lane) {
+            super(rows, q);
+            this.lane = lane;
+            this.hash = System.identityHashCode(rows);
+        }
+    }
+
+    public DeviceLanes(ClContext cl) {
+        this.cl = cl;
+    }
+
+    /** The device copy of {@code rows}, brought up to date; every chain's format must be one {@code readable} accepts. */
+    public synchronized DeviceLane sync(KernelRows rows, Predicate<QuantSpec> readable) {
+        dropUnreachable();
+        List<Mirror> bucket = lanes.computeIfAbsent(System.identityHashCode(rows), h -> new ArrayList<>(1));
+        Mirror mirror = null;
+        for (Mirror m : bucket) if (m.get() == rows) mirror = m;
+        if (mirror == null) bucket.add(mirror = new Mirror(rows, gone, new DeviceLane(cl, bytes -> pools.computeIfAbsent(bytes, b -> new DevicePages(cl, b)))));
+        sync(mirror.lane, rows, readable);
+        return mirror.lane;
+    }
+
+    private static void sync(DeviceLane lane, KernelRows rows, Predicate<QuantSpec> readable) {
+        int n = rows.chainCount();
+        long[] pageBytes = new long[n];
+        for (int c = 0; c < n; c++) {
+            QuantSpec s = rows.chainSpec(c);
+            if (!readable.test(s)) throw new UnsupportedOperationException("rows of " + s + " are not read on the device");
+            pageBytes[c] = RowCodec.of(s, rows.headDim()).rowBytes() * rows.rowsPerPage();
+        }
+        lane.sync(rows, pageBytes);
+    }
+
+    /**
+     * Brings every lane's copy up to date now (otherwise a copy is brought up to date when its lane is next read:
+     * after a step's evictions it still holds the pages they freed until then). A lane that now holds rows the
+     * device does not read (it is staged from now on) leaves the device.
+     */
+    public synchronized void syncAll(Predicate<QuantSpec> readable) {
+        dropUnreachable();
+        for (List<Mirror> bucket : lanes.values()) {
+            for (java.util.Iterator<Mirror> it = bucket.iterator(); it.hasNext(); ) {
+                Mirror m = it.next();
+                KernelRows rows = m.get();
+                if (rows == null) continue;
+                boolean all = true;
+                for (int c = 0; c < rows.chainCount(); c++) all &= readable.test(rows.chainSpec(c));
+                if (all) {
+                    sync(m.lane, rows, readable);
+                } else {
+                    m.lane.release();
+                    it.remove();
+                }
+            }
+        }
+    }
+
+    /** Bytes of {@code rows}' pages on the device as last brought up to date; 0 where the device holds none of it. */
+    public synchronized long bytesOf(KernelRows rows) {
+        List<Mirror> bucket = lanes.get(System.identityHashCode(rows));
+        if (bucket != null) for (Mirror m : bucket) if (m.get() == rows) return m.lane.bytes();
+        return 0;
+    }
+
+    /** Pages sent to the device so far, over the lanes held now. */
+    public synchronized long pagesSent() {
+        long n = 0;
+        for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) n += m.lane.pagesSent();
+        return n;
+    }
+
+    /** Bytes of the pages in use on the device: the runtime's count for the same lanes. */
+    public synchronized long bytesInUse() {
+        long b = 0;
+        for (DevicePages p : pools.values()) b += p.bytesInUse();
+        return b;
+    }
+
+    /** Bytes of the device's page buffers, used or not. */
+    public synchronized long bytesReserved() {
+        long b = 0;
+        for (DevicePages p : pools.values()) b += p.bytesReserved();
+        return b;
+    }
+
+    private void dropUnreachable() {
+        for (java.lang.ref.Reference<? extends KernelRows> r; (r = gone.poll()) != null; ) {
+            Mirror m = (Mirror) r;
+            m.lane.release();
+            List<Mirror> bucket = lanes.get(m.hash);
+            if (bucket != null) {
+                bucket.remove(m);
+                if (bucket.isEmpty()) lanes.remove(m.hash);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) m.lane.release();
+        lanes.clear();
+        for (DevicePages p : pools.values()) p.close();
+        pools.clear();
+    }
+}
