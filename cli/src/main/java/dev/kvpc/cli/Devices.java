@@ -16,7 +16,8 @@ final class Devices {
     interface Attention extends AutoCloseable {
         DecodeKernelProvider provider();
 
-        void report(PrintWriter err);
+        /** Reports, at the end of a run, on the sequence it ran. */
+        void report(PrintWriter err, dev.kvpc.runtime.Sequence seq);
 
         @Override
         void close();
@@ -33,7 +34,7 @@ final class Devices {
                     return DecodeKernelProvider.installed();
                 }
 
-                public void report(PrintWriter e) {
+                public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
                 }
 
                 public void close() {
@@ -52,9 +53,10 @@ final class Devices {
                 return k;
             }
 
-            public void report(PrintWriter e) {
-                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (the rest of each step on the CPU); KV pages on the device: %s (buffers of %s)%n",
-                        k.calls(), k.device().name(), RunCommand.bytes(k.deviceKvBytes()), RunCommand.bytes(k.deviceKvBytesReserved()));
+            public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
+                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (the rest of each step on the CPU); KV pages on the device: %s (%d bytes; "
+                        + "the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), RunCommand.bytes(k.deviceKvBytes()),
+                        k.deviceKvBytes(), seq.kvBytes(), RunCommand.bytes(k.deviceKvBytesReserved()));
             }
 
             public void close() {

@@ -166,7 +166,7 @@ final class RunCommand implements Callable<Integer> {
             long kv = engine.sequence().totalBytes();
             err.printf(Locale.ROOT, "%d positions in %.2f s: %.1f tokens/s; KV cache %s measured, %s for the full cache at f32 (%.1f%%; pages of %d entries)%n",
                     positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes), engine.sequence().entriesPerPage());
-            attention.report(err);
+            attention.report(err, engine.sequence());
             err.flush();
         }
         return Main.OK;

@@ -300,6 +300,18 @@ public final class Sequence implements AutoCloseable {
         return t;
     }
 
+    /** Bytes of the lanes' key and value pages (rows and their scales), without policy state. */
+    public long kvBytes() {
+        long t = 0;
+        for (Lane[] row : lanes) {
+            for (Lane l : row) {
+                Lane.LaneBytes b = l.bytes();
+                t += b.kv() + b.scales();
+            }
+        }
+        return t;
+    }
+
     /** A lane's bytes, with the per-lane state its policy runner keeps beside it. */
     private Lane.LaneBytes bytes(Lane lane) {
         Lane.LaneBytes b = lane.bytes();
