@@ -34,7 +34,7 @@ class ResidentDecodeKernelTest {
     }
 
     static synchronized dev.kvpc.gpu.lane.DeviceLanes lanes() {
-        if (lanes == null) lanes = new dev.kvpc.gpu.lane.DeviceLanes(cl());
+        if (lanes == null) lanes = dev.kvpc.gpu.kernels.OpenClDecodeKernels.deviceLanes(cl());
         return lanes;
     }
 
@@ -73,6 +73,12 @@ class ResidentDecodeKernelTest {
         }
         tests.add(DynamicTest.dynamicTest("d8 f16 with int2 rows, keys rotated by slot", () -> compare(8, 1, QuantSpec.of(Precision.F16),
                 new QuantSpec[] {QuantSpec.resolve(Precision.INT2, QuantSpec.Axis.TOKEN, 8, 8)}, 12, rope)));
+        // KIVI: keys in blocks quantised per channel, values per token, the newest entries at the host format
+        for (int[] shape : new int[][] {{64, 32, 2}, {16, 16, 2}, {128, 32, 4}, {8, 8, 8}}) {
+            int d = shape[0], group = shape[1], bits = shape[2];
+            tests.add(DynamicTest.dynamicTest("d" + d + " KIVI int" + bits + " key blocks of " + group, () -> compareKivi(d, group, bits, d * 31L + bits, null)));
+        }
+        tests.add(DynamicTest.dynamicTest("d64 KIVI int2 key blocks of 32, keys rotated by slot", () -> compareKivi(64, 32, 2, 77, rope)));
         tests.add(DynamicTest.dynamicTest("d128 f32 with int8 rows", () -> compare(128, 8, QuantSpec.of(Precision.F32),
                 new QuantSpec[] {QuantSpec.resolve(Precision.INT8, QuantSpec.Axis.TOKEN, 128, 128)}, 6)));
         return tests;
@@ -134,6 +140,66 @@ class ResidentDecodeKernelTest {
             }
             lane.clear();
         }
+    }
+
+    /**
+     * A lane as KIVI stores it: every full block of {@code group} older entries' keys quantised per channel (the
+     * runtime's {@code Lane.quantiseBlock}), their values per token, the newest entries at f32.
+     */
+    static void compareKivi(int d, int group, int bits, long seed, dev.kvpc.runtime.Rope bySlot) {
+        Random r = new Random(seed);
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, 4, lanes());
+        Precision p = bits == 8 ? Precision.INT8 : bits == 4 ? Precision.INT4 : Precision.INT2;
+        QuantSpec keys = QuantSpec.resolve(p, QuantSpec.Axis.CHANNEL, group, d), values = QuantSpec.resolve(p, QuantSpec.Axis.TOKEN, Math.min(d, 32), d);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 16);
+            float[] k = new float[d], v = new float[d];
+            int next = 0;
+            for (int step = 0; step < 6; step++) {
+                int add = step == 0 ? 300 + r.nextInt(200) : 1 + r.nextInt(3 * group);
+                for (int i = 0; i < add; i++, next++) {
+                    for (int c = 0; c < d; c++) {
+                        k[c] = (float) (r.nextGaussian() * 1.5 + 0.3);
+                        v[c] = (float) r.nextGaussian();
+                    }
+                    lane.append(next, next, k, 0, v, 0);
+                }
+                kivi(lane, keys, values, 2 * group);
+                if (step == 3) {
+                    BitSet keep = new BitSet();
+                    for (int j = 0; j < lane.size(); j++) if (r.nextInt(4) != 0) keep.set(j);
+                    lane.retain(keep);
+                }
+                int n = lane.size();
+                float[] q = new float[4 * d];
+                for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                float[] out = new float[4 * d], outRef = new float[4 * d], col = new float[n], colRef = new float[n];
+                java.util.Arrays.fill(out, Float.NaN);
+                String where = "d" + d + " KIVI int" + bits + "/" + group + ", step " + step + ", " + n + " entries, " + lane.chainCount() + " chains";
+                kernel.attend(lane, q, lane.position(n - 1), null, out, col, bySlot);
+                new AttentionKernel().attend(lane, q, new int[] {lane.position(n - 1)}, 4, null, outRef, colRef, bySlot);
+                ClDecodeKernelTest.assertClose(outRef, out, d, where);
+                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+                long laneBytes = 0;
+                for (int c = 0; c < lane.chainCount(); c++) for (var seg : lane.chainPages(c)) laneBytes += seg.byteSize();
+                assertEquals(laneBytes, lanes().bytesOf(lane), where + ": the device holds the lane's pages, byte for byte");
+            }
+            lane.clear();
+        }
+    }
+
+    /** Packs the keys of entries older than the newest {@code residual} into blocks (in order), their values per token. */
+    static void kivi(Lane lane, QuantSpec keys, QuantSpec values, int residual) {
+        int n = lane.size(), group = keys.group();
+        int[] chain = lane.chainTable();
+        java.util.List<Integer> open = new java.util.ArrayList<>();
+        for (int j = 0; j < n - residual; j++) if (!lane.chainSpec(chain[2 * j]).equals(keys)) open.add(j);
+        for (int b = 0; b + group <= open.size(); b += group) {
+            int[] e = new int[group];
+            for (int t = 0; t < group; t++) e[t] = open.get(b + t);
+            lane.packBlock(e, Lane.Part.KEYS, keys);
+        }
+        for (int j = 0; j < n - residual; j++) if (!lane.chainSpec(lane.chainTable()[2 * j + 1]).equals(values)) lane.restore(j, Lane.Part.VALUES, values);
     }
 
     /** After a decode step appends one entry, the next call sends the pages its key and value rows went to, not the lane. */

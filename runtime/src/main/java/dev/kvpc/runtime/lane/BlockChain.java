@@ -28,6 +28,9 @@ final class BlockChain implements RowStore {
      * blocks are added, moved or dropped.
      */
     private int loaded = -1;
+    /** {@link #pageStamps}: per page the value of {@link #stamp} when a block of it was last written. */
+    private long[] stamps = new long[4];
+    private long stamp;
 
     BlockChain(QuantSpec spec, int headDim, PagePool pool, int blocksPerPage) {
         this.codec = ChannelBlockCodec.of(spec, headDim);
@@ -65,6 +68,18 @@ final class BlockChain implements RowStore {
         return pages.get(block / blocksPerPage).segment();
     }
 
+    /** Notes that {@code block}'s page is written. */
+    private void touch(int block) {
+        int p = block / blocksPerPage;
+        if (p >= stamps.length) stamps = java.util.Arrays.copyOf(stamps, Math.max(p + 1, 2 * stamps.length));
+        stamps[p] = ++stamp;
+    }
+
+    @Override
+    public long[] pageStamps() {
+        return stamps;
+    }
+
     private long off(int block) {
         return (long) (block % blocksPerPage) * blockBytes;
     }
@@ -79,6 +94,7 @@ final class BlockChain implements RowStore {
         }
         // a reused page holds old blocks; quantise writes every byte of the block (CodecsWriteWholeSlotsTest)
         codec.quantise(rows, 0, seg(b), off(b));
+        touch(b);
         boolean[] alive = new boolean[group];
         java.util.Arrays.fill(alive, true);
         live.add(alive);
@@ -136,6 +152,7 @@ final class BlockChain implements RowStore {
         int last = live.size() - 1;
         if (b != last) {
             MemorySegment.copy(seg(last), off(last), seg(b), off(b), blockBytes);
+            touch(b);
             boolean[] moved = live.get(last);
             live.set(b, moved);
             for (int t = 0; t < group; t++) if (moved[t]) mover.moved(last * group + t, b * group + t);

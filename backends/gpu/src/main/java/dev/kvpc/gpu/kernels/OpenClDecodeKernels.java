@@ -12,9 +12,8 @@ import java.util.Set;
 /**
  * Decode attention on one OpenCL device, as the runtime's {@link dev.kvpc.runtime.engine.DecodeKernelProvider}: a host
  * passes it to {@code KvRuntime.withDecodeKernels} ({@code kvpc run --device opencl}). Every standard decode step (and
- * each query position of a prefill) runs on the device: lanes of float and per-token formats are kept there, page
- * for page ({@link ResidentDecodeKernel}); lanes with per-channel blocks, and rows a step decoded into arrays, are
- * staged ({@link ClDecodeKernel}). Attention variants stay on the runtime's kernel, as with every provider.
+ * each query position of a prefill) runs on the device: lanes are kept there, page for page, in every format the
+ * runtime stores ({@link ResidentDecodeKernel}); rows a step decoded into arrays are staged ({@link ClDecodeKernel}). Attention variants stay on the runtime's kernel, as with every provider.
  *
  * <p>One context serves every kernel; calls are serialised on it (the runtime may call from several threads).
  */
@@ -25,7 +24,12 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
 
     public OpenClDecodeKernels(ClDevice device) {
         this.cl = new ClContext(device);
-        this.lanes = new dev.kvpc.gpu.lane.DeviceLanes(cl);
+        this.lanes = deviceLanes(cl);
+    }
+
+    /** The lanes of a device as the resident kernels keep them. */
+    public static dev.kvpc.gpu.lane.DeviceLanes deviceLanes(ClContext cl) {
+        return new dev.kvpc.gpu.lane.DeviceLanes(cl, RowFormats::pageBytes);
     }
 
     public ClDevice device() {

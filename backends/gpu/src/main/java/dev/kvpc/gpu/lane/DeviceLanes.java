@@ -3,7 +3,6 @@ package dev.kvpc.gpu.lane;
 import dev.kvpc.gpu.cl.ClContext;
 import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.store.QuantSpec;
-import dev.kvpc.runtime.store.RowCodec;
 
 import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
@@ -36,9 +35,17 @@ public final class DeviceLanes implements AutoCloseable {
         }
     }
 
-    public DeviceLanes(ClContext cl) {
+    public DeviceLanes(ClContext cl, PageSize pageSize) {
         this.cl = cl;
+        this.pageSize = pageSize;
     }
+
+    /** Bytes of a page of a chain of {@code spec} (rows per page, or one block of rows quantised per channel). */
+    public interface PageSize {
+        long bytes(QuantSpec spec, int headDim, int rowsPerPage);
+    }
+
+    private final PageSize pageSize;
 
     /** The device copy of {@code rows}, brought up to date; every chain's format must be one {@code readable} accepts. */
     public synchronized DeviceLane sync(KernelRows rows, Predicate<QuantSpec> readable) {
@@ -51,13 +58,13 @@ public final class DeviceLanes implements AutoCloseable {
         return mirror.lane;
     }
 
-    private static void sync(DeviceLane lane, KernelRows rows, Predicate<QuantSpec> readable) {
+    private void sync(DeviceLane lane, KernelRows rows, Predicate<QuantSpec> readable) {
         int n = rows.chainCount();
         long[] pageBytes = new long[n];
         for (int c = 0; c < n; c++) {
             QuantSpec s = rows.chainSpec(c);
             if (!readable.test(s)) throw new UnsupportedOperationException("rows of " + s + " are not read on the device");
-            pageBytes[c] = RowCodec.of(s, rows.headDim()).rowBytes() * rows.rowsPerPage();
+            pageBytes[c] = pageSize.bytes(s, rows.headDim(), rows.rowsPerPage());
         }
         lane.sync(rows, pageBytes);
     }
