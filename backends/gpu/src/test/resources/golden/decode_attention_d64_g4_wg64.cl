@@ -16,7 +16,7 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
   float m = (-INFINITY);
   for (int j = (start + t); j < end; j += 64) {
     float l = (-INFINITY);
-    if (((attend[j] != 0) && (pos[j] <= qpos))) {
+    if ((attend[j] != 0) && (pos[j] <= qpos)) {
       float acc = 0.0f;
       for (int c = 0; c < 64; c += 1) {
         float kx = keys[((j * 64) + c)];
@@ -31,7 +31,7 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
   barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
   for (int k = 0; k < 6; k += 1) {
     int w = (64 >> (k + 1));
-    if ((t < w)) {
+    if (t < w) {
       red[t] = fmax(red[t], red[(t + w)]);
     }
     barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
@@ -49,7 +49,7 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
   barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
   for (int k = 0; k < 6; k += 1) {
     int w = (64 >> (k + 1));
-    if ((t < w)) {
+    if (t < w) {
       red[t] = (red[t] + red[(t + w)]);
     }
     barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
@@ -59,14 +59,14 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
     float acc = 0.0f;
     for (int j = start; j < end; j += 1) {
       float e = weights[((g * n) + j)];
-      if ((e > 0.0f)) {
+      if (e > 0.0f) {
         float vx = values[((j * 64) + c)];
         acc = fma(e, vx, acc);
       }
     }
     po[((((g * splits) + sp) * 64) + c)] = acc;
   }
-  if ((t == 0)) {
+  if (t == 0) {
     pm[((g * splits) + sp)] = mx;
     ps[((g * splits) + sp)] = total;
   }
@@ -80,10 +80,10 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_merge(__glo
     mx = fmax(mx, pm[((g * splits) + sp)]);
   }
   float total = 0.0f;
-  if ((mx > (-INFINITY))) {
+  if (mx > (-INFINITY)) {
     for (int sp = 0; sp < splits; sp += 1) {
       float m = pm[((g * splits) + sp)];
-      if ((m > (-INFINITY))) {
+      if (m > (-INFINITY)) {
         total = fma(exp((m - mx)), ps[((g * splits) + sp)], total);
       }
     }
@@ -93,13 +93,13 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_merge(__glo
     float acc = 0.0f;
     for (int sp = 0; sp < splits; sp += 1) {
       float m = pm[((g * splits) + sp)];
-      if ((m > (-INFINITY))) {
+      if (m > (-INFINITY)) {
         acc = fma(exp((m - mx)), po[((((g * splits) + sp) * 64) + c)], acc);
       }
     }
     out[((g * 64) + c)] = (acc * inv);
   }
-  if ((t == 0)) {
+  if (t == 0) {
     mstar[g] = mx;
     sinv[g] = inv;
   }
@@ -107,12 +107,12 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_merge(__glo
 
 __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_colsums(__global const float* restrict weights, __global const float* restrict pm, __global const float* restrict mstar, __global const float* restrict sinv, __global float* restrict colsums, int n, int chunk, int splits) {
   int j = ((int) get_global_id(0));
-  if ((j < n)) {
+  if (j < n) {
     int sp = (j / chunk);
     float acc = 0.0f;
     for (int g = 0; g < 4; g += 1) {
       float e = weights[((g * n) + j)];
-      if ((e > 0.0f)) {
+      if (e > 0.0f) {
         acc = (acc + ((e * exp((pm[((g * splits) + sp)] - mstar[g]))) * sinv[g]));
       }
     }

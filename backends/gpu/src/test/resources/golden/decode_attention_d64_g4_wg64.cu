@@ -17,7 +17,7 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
   float m = (-__int_as_float(0x7f800000));
   for (int j = (start + t); j < end; j += 64) {
     float l = (-__int_as_float(0x7f800000));
-    if (((attend[j] != 0) && (pos[j] <= qpos))) {
+    if ((attend[j] != 0) && (pos[j] <= qpos)) {
       float acc = 0.0f;
       for (int c = 0; c < 64; c += 1) {
         float kx = keys[((j * 64) + c)];
@@ -32,7 +32,7 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
   __syncthreads();
   for (int k = 0; k < 6; k += 1) {
     int w = (64 >> (k + 1));
-    if ((t < w)) {
+    if (t < w) {
       red[t] = fmaxf(red[t], red[(t + w)]);
     }
     __syncthreads();
@@ -50,7 +50,7 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
   __syncthreads();
   for (int k = 0; k < 6; k += 1) {
     int w = (64 >> (k + 1));
-    if ((t < w)) {
+    if (t < w) {
       red[t] = (red[t] + red[(t + w)]);
     }
     __syncthreads();
@@ -60,14 +60,14 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
     float acc = 0.0f;
     for (int j = start; j < end; j += 1) {
       float e = weights[((g * n) + j)];
-      if ((e > 0.0f)) {
+      if (e > 0.0f) {
         float vx = values[((j * 64) + c)];
         acc = fmaf(e, vx, acc);
       }
     }
     po[((((g * splits) + sp) * 64) + c)] = acc;
   }
-  if ((t == 0)) {
+  if (t == 0) {
     pm[((g * splits) + sp)] = mx;
     ps[((g * splits) + sp)] = total;
   }
@@ -81,10 +81,10 @@ extern "C" __global__ void __launch_bounds__(64) decode_merge(const float* __res
     mx = fmaxf(mx, pm[((g * splits) + sp)]);
   }
   float total = 0.0f;
-  if ((mx > (-__int_as_float(0x7f800000)))) {
+  if (mx > (-__int_as_float(0x7f800000))) {
     for (int sp = 0; sp < splits; sp += 1) {
       float m = pm[((g * splits) + sp)];
-      if ((m > (-__int_as_float(0x7f800000)))) {
+      if (m > (-__int_as_float(0x7f800000))) {
         total = fmaf(expf((m - mx)), ps[((g * splits) + sp)], total);
       }
     }
@@ -94,13 +94,13 @@ extern "C" __global__ void __launch_bounds__(64) decode_merge(const float* __res
     float acc = 0.0f;
     for (int sp = 0; sp < splits; sp += 1) {
       float m = pm[((g * splits) + sp)];
-      if ((m > (-__int_as_float(0x7f800000)))) {
+      if (m > (-__int_as_float(0x7f800000))) {
         acc = fmaf(expf((m - mx)), po[((((g * splits) + sp) * 64) + c)], acc);
       }
     }
     out[((g * 64) + c)] = (acc * inv);
   }
-  if ((t == 0)) {
+  if (t == 0) {
     mstar[g] = mx;
     sinv[g] = inv;
   }
@@ -108,12 +108,12 @@ extern "C" __global__ void __launch_bounds__(64) decode_merge(const float* __res
 
 extern "C" __global__ void __launch_bounds__(64) decode_colsums(const float* __restrict__ weights, const float* __restrict__ pm, const float* __restrict__ mstar, const float* __restrict__ sinv, float* __restrict__ colsums, int n, int chunk, int splits) {
   int j = ((int) (blockIdx.x * blockDim.x + threadIdx.x));
-  if ((j < n)) {
+  if (j < n) {
     int sp = (j / chunk);
     float acc = 0.0f;
     for (int g = 0; g < 4; g += 1) {
       float e = weights[((g * n) + j)];
-      if ((e > 0.0f)) {
+      if (e > 0.0f) {
         acc = (acc + ((e * expf((pm[((g * splits) + sp)] - mstar[g]))) * sinv[g]));
       }
     }

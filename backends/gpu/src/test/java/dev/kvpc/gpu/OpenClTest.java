@@ -38,6 +38,22 @@ class OpenClTest {
         }
     }
 
+    /** The shipped kernels, staged and resident (every format, keys rotated by slot), build without a warning. */
+    @Test
+    void shippedKernelsBuildWithoutWarnings() {
+        java.util.List<dev.kvpc.runtime.store.QuantSpec> all = java.util.List.of(dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F32),
+                dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F16), dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.BF16),
+                dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT4, dev.kvpc.runtime.store.QuantSpec.Axis.TOKEN, 32, 64),
+                dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT2, dev.kvpc.runtime.store.QuantSpec.Axis.CHANNEL, 32, 64));
+        try (ClContext cl = Devices.context()) {
+            for (String src : new String[] {CEmitter.emit(dev.kvpc.gpu.kernels.ClDecodeKernel.module(64, 4, 64), Dialect.OPENCL),
+                    CEmitter.emit(dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(64, 4, 64, all, 16, true), Dialect.OPENCL)}) {
+                String log = cl.build(src, "-cl-std=CL1.2", "a shipped kernel").buildLog();
+                assertFalse(log.toLowerCase(java.util.Locale.ROOT).contains("warning"), log);
+            }
+        }
+    }
+
     /** An emitted kernel runs: every work-item scales its element, and float and int atomics add up exactly. */
     @Test
     void emittedKernelsRunWithAtomics() {

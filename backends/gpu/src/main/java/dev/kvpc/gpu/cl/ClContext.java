@@ -76,7 +76,7 @@ public final class ClContext implements AutoCloseable {
             devs.set(ADDRESS, 0, device.id());
             int rc = (int) cl.buildProgram.invokeExact(program, 1, devs, a.allocateFrom(options == null ? "" : options), MemorySegment.NULL, MemorySegment.NULL);
             if (rc != 0) throw new ClException("clBuildProgram", rc, "building " + what + " for " + device.name(), buildLog(program));
-            return new Program(program, what);
+            return new Program(program, what, buildLog(program));
         } catch (ClException e) {
             throw e;
         } catch (Throwable t) {
@@ -98,11 +98,17 @@ public final class ClContext implements AutoCloseable {
     /** A built program. */
     public final class Program {
         private final MemorySegment handle;
-        private final String what;
+        private final String what, log;
 
-        Program(MemorySegment handle, String what) {
+        Program(MemorySegment handle, String what, String log) {
             this.handle = handle;
             this.what = what;
+            this.log = log;
+        }
+
+        /** What the device's compiler said while building it (warnings; often empty). */
+        public String buildLog() {
+            return log;
         }
 
         /** The program's kernel of that name. */

@@ -109,7 +109,10 @@ public final class CEmitter {
                 sb.append(ind).append("}\n");
             }
             case Stmt.If i -> {
-                sb.append("if (").append(expr(i.cond())).append(") {\n");
+                // an infix condition without its own parentheses: `if ((a == b))` draws a warning from clang
+                String c = expr(i.cond());
+                if (i.cond() instanceof Expr.Call call && call.prim().infix) c = c.substring(1, c.length() - 1);
+                sb.append("if (").append(c).append(") {\n");
                 block(i.then(), depth + 1);
                 sb.append(ind).append('}');
                 if (!i.otherwise().isEmpty()) {
