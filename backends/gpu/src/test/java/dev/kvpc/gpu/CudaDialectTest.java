@@ -25,8 +25,8 @@ class CudaDialectTest {
         try {
             for (int[] shape : new int[][] {{64, 4, 64, 0}, {128, 8, 128, 0}, {8, 1, 32, 0}, {64, 4, 64, 1}}) {
                 // the last: the resident form, reading f32, bf16 and int2 rows in place
-                KirModule m = shape[3] == 0 ? ClDecodeKernel.module(shape[0], shape[1], shape[2])
-                        : dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(shape[0], shape[1], shape[2], java.util.List.of(
+                KirModule m = shape[3] == 0 ? ClDecodeKernel.module(shape[0], shape[1], shape[2], 256)
+                        : dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(shape[0], shape[1], shape[2], 128, java.util.List.of(
                                 dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F32), dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.BF16),
                                 dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT2, dev.kvpc.runtime.store.QuantSpec.Axis.TOKEN, 16, shape[0])), 16);
                 Path cu = dir.resolve("decode_d" + shape[0] + "_" + shape[3] + ".cu"), ptx = dir.resolve("decode_d" + shape[0] + "_" + shape[3] + ".ptx");

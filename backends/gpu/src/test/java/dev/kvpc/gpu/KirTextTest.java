@@ -22,7 +22,7 @@ class KirTextTest {
     void everyShippedKernelRoundTrips() {
         for (int d : new int[] {8, 64, 128}) {
             for (int g : new int[] {1, 4, 8}) {
-                KirModule m = ClDecodeKernel.module(d, g, 64);
+                KirModule m = ClDecodeKernel.module(d, g, 64, 256);
                 String text = KirText.print(m);
                 assertEquals(m, KirText.parse(text), "d" + d + " g" + g);
                 assertEquals(text, KirText.print(KirText.parse(text)));
@@ -33,12 +33,12 @@ class KirTextTest {
     /** The kernels at one shape, as IR, OpenCL C and CUDA C: a change to the template or an emitter shows as a diff. */
     @Test
     void goldenDumps() throws Exception {
-        KirModule m = ClDecodeKernel.module(64, 4, 64);
+        KirModule m = ClDecodeKernel.module(64, 4, 64, 256);
         Golden.check("decode_attention_d64_g4_wg64.kir", KirText.print(m));
         Golden.check("decode_attention_d64_g4_wg64.cl", CEmitter.emit(m, Dialect.OPENCL));
         Golden.check("decode_attention_d64_g4_wg64.cu", CEmitter.emit(m, Dialect.CUDA));
         // the resident form: rows read in place from device pages, a lane of f16 rows with int4 rows re-stored in it
-        KirModule r = dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(64, 4, 64, List.of(dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F16),
+        KirModule r = dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(64, 4, 64, 256, List.of(dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F16),
                 dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT4, dev.kvpc.runtime.store.QuantSpec.Axis.TOKEN, 32, 64)), 16);
         Golden.check("decode_resident_d64_g4_f16_int4.kir", KirText.print(r));
     }

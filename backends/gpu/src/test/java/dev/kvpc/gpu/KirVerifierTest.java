@@ -12,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.*;
 /** Each rule of {@link KirVerifier}, broken once; and the shipped kernels pass. */
 class KirVerifierTest {
     static List<String> problems(String body) {
-        String src = "kernel k [group 64] (buffer float x, out buffer float y, buffer half h, int n) {\n  local float red[64];\n" + body + "\n}\n";
+        String src = "kernel k [group 64] (buffer float x, out buffer float y, buffer half h, int n) {\n  local float red[64];\n  private float mine[4];\n" + body + "\n}\n";
         Kernel k = KirText.parse(src).kernels().get(0);
         return KirVerifier.problems(k);
     }
@@ -50,6 +50,8 @@ class KirVerifierTest {
         // divergence through a load at a divergent index, and through an assignment under divergent control
         refused("let float v = x[local_id(0)];\nif (v > 0.0f) {\n barrier;\n}", "a barrier under control flow");
         refused("let int c = 0;\nif (local_id(0) == 0) {\n c = 1;\n}\nif (c == 1) {\n barrier;\n}", "a barrier under control flow");
+        // what an array private to each work-item holds differs between work-items, whatever the index
+        refused("store mine[0] = 1.0f;\nif (mine[0] > 0.0f) {\n barrier;\n}", "a barrier under control flow");
         // a loop whose trip count differs between work-items
         refused("for i = local_id(0) to n step 64 {\n barrier;\n}", "a barrier under control flow");
         // divergence found only on a second pass: c becomes divergent after the barrier's loop iteration reads it
@@ -67,6 +69,7 @@ class KirVerifierTest {
         refused("let int n = 1;", "n is declared twice");
         refused("let int half = 1;", "half is not a name a kernel may use");
         refused("atomic h[0] += 1.0f;", "atomic add to h of half");
+        refused("atomic mine[0] += 1.0f;", "atomic add to mine, an array private to each work-item");
         refused("n = 2;", "assignment to n, which is read-only");
         refused("for i = 0 to n step 1 {\n i = 2;\n}", "assignment to i, which is read-only");
         refused("if 1 {\n}", "a condition is int, not bool");

@@ -81,8 +81,8 @@ public final class CEmitter {
         sb.append(") {\n");
         for (Kernel.LocalArray l : k.locals()) {
             arrays.put(l.name(), l.elem());
-            localArrays.add(l.name());
-            sb.append("  ").append(dialect.localSpace).append(dialect.elementType(l.elem())).append(' ').append(l.name()).append('[').append(l.size()).append("];\n");
+            if (l.shared()) localArrays.add(l.name());
+            sb.append("  ").append(l.shared() ? dialect.localSpace : "").append(dialect.elementType(l.elem())).append(' ').append(l.name()).append('[').append(l.size()).append("];\n");
         }
         block(k.body(), 1);
         sb.append("}\n");

@@ -22,11 +22,26 @@ import java.util.Map;
  * float, with fused multiply-adds).
  */
 public final class ClDecodeKernel implements DecodeKernel {
-    /** Entries per split: each of a work-group's work-items takes {@code CHUNK / WG} of them. */
-    static final int CHUNK = 256;
+    /**
+     * A work-group's size and the entries of its split (each work-item takes {@code chunk / workGroup} of them), the
+     * largest up to 64 and 256 whose local memory fits the 32 KiB every device has: the query of every head, a
+     * reduction slot per head and work-item, and the split's weights; null where none fits (the host's kernel then
+     * serves that shape).
+     */
+    public record Geometry(int workGroup, int chunk) {
+        static Geometry of(int headDim, int group, long deviceMaxWorkGroup) {
+            for (int wg = ClDecodeKernel.workGroup(deviceMaxWorkGroup); wg >= 8; wg >>= 1) {
+                for (int ch = 256; ch >= wg; ch >>= 1) {
+                    long bytes = 4L * ((long) group * wg + (long) group * headDim + (long) group * ch + ch);
+                    if (bytes <= dev.kvpc.gpu.kir.KirVerifier.LOCAL_BYTES) return new Geometry(wg, ch);
+                }
+            }
+            return null;
+        }
+    }
 
     private final ClContext cl;
-    private final int d, group, wg;
+    private final int d, group, wg, chunk;
     private final ClContext.Kernel partial, merge, colsums;
     private ClContext.Buffer q, keys, values, pos, attendFlags, weights, pm, ps, po, out, mstar, sinv, col;
     private int capacity = -1, splitCapacity = -1;
@@ -36,8 +51,11 @@ public final class ClDecodeKernel implements DecodeKernel {
         this.cl = cl;
         this.d = headDim;
         this.group = group;
-        this.wg = workGroup(cl.device().maxWorkGroupSize());
-        String source = CEmitter.emit(module(headDim, group, wg), Dialect.OPENCL);
+        Geometry geo = Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
+        if (geo == null) throw new UnsupportedOperationException("no work-group geometry fits head dim " + headDim + " and group " + group + " in local memory");
+        this.wg = geo.workGroup();
+        this.chunk = geo.chunk();
+        String source = CEmitter.emit(module(headDim, group, wg, chunk), Dialect.OPENCL);
         ClContext.Program p = cl.build(source, "-cl-std=CL1.2", "decode attention (head dim " + headDim + ", group " + group + ")");
         partial = p.kernel("decode_partial");
         merge = p.kernel("decode_merge");
@@ -49,14 +67,14 @@ public final class ClDecodeKernel implements DecodeKernel {
     }
 
     /** The kernels for this shape, as kernel IR. */
-    public static KirModule module(int headDim, int group, int workGroup) {
-        return KernelTemplates.module("decode_attention", constants(headDim, group, workGroup), Map.of("rows", "buffer float keys, buffer float values",
+    public static KirModule module(int headDim, int group, int workGroup, int chunk) {
+        return KernelTemplates.module("decode_attention", constants(headDim, group, workGroup, chunk), Map.of("rows", "buffer float keys, buffer float values",
                 "key_entry", "", "key_elem", "let float kx = keys[((j * D) + c)];", "value_entry", "", "value_elem", "let float vx = values[((j * D) + c)];"));
     }
 
     /** The decode template's constants for a shape. */
-    static Map<String, Integer> constants(int headDim, int group, int workGroup) {
-        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup));
+    static Map<String, Integer> constants(int headDim, int group, int workGroup, int chunk) {
+        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup), "CH", chunk);
     }
 
     /** 64 work-items, or the largest power of two the device allows below that. */
@@ -74,7 +92,7 @@ public final class ClDecodeKernel implements DecodeKernel {
             return;
         }
         reserve(n);
-        int splits = (n + CHUNK - 1) / CHUNK;
+        int splits = (n + chunk - 1) / chunk;
         reserveSplits(splits);
         readRows(rows, n);
         int[] flags = new int[n];
@@ -85,13 +103,13 @@ public final class ClDecodeKernel implements DecodeKernel {
         write(attendFlags, flags, n);
         q.write(java.util.Arrays.copyOf(query, group * d));
         partial.arg(0, q).arg(1, keys).arg(2, values).arg(3, pos).arg(4, attendFlags).arg(5, weights).arg(6, pm).arg(7, ps).arg(8, po)
-                .arg(9, n).arg(10, qpos).arg(11, CHUNK).arg(12, (float) (1.0 / Math.sqrt(d)));
-        partial.launch(new long[] {(long) group * wg, splits}, new long[] {wg, 1});
+                .arg(9, n).arg(10, qpos).arg(11, (float) (1.0 / Math.sqrt(d)));
+        partial.launch(new long[] {(long) splits * wg}, new long[] {wg});
         merge.arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
         merge.launch(new long[] {(long) group * wg}, new long[] {wg});
         if (colSums != null) {
             write(col, colSums, n);
-            colsums.arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, CHUNK).arg(7, splits);
+            colsums.arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits);
             colsums.launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
         }
         float[] o = new float[group * d];

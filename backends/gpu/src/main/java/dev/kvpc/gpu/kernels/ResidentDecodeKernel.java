@@ -28,7 +28,7 @@ import java.util.Map;
  */
 public final class ResidentDecodeKernel implements DecodeKernel {
     private final ClContext cl;
-    private final int d, group, wg;
+    private final int d, group, wg, chunk;
     private final DeviceLanes lanes;
     private final Map<Shape, Programs> programs = new HashMap<>();
     private ClContext.Buffer q, out, mstar, sinv, weights, pm, ps, po, col;
@@ -50,7 +50,10 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         this.cl = cl;
         this.d = headDim;
         this.group = group;
-        this.wg = ClDecodeKernel.workGroup(cl.device().maxWorkGroupSize());
+        ClDecodeKernel.Geometry geo = ClDecodeKernel.Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
+        if (geo == null) throw new UnsupportedOperationException("no work-group geometry fits head dim " + headDim + " and group " + group + " in local memory");
+        this.wg = geo.workGroup();
+        this.chunk = geo.chunk();
         this.lanes = lanes;
         q = cl.buffer(4L * group * headDim, "queries");
         out = cl.buffer(4L * group * headDim, "outputs");
@@ -64,17 +67,17 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     }
 
     /** The kernels for a lane's chain formats, as kernel IR. */
-    public static KirModule module(int headDim, int group, int workGroup, List<QuantSpec> chains, int rowsPerPage) {
-        return module(headDim, group, workGroup, chains, rowsPerPage, false);
+    public static KirModule module(int headDim, int group, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage) {
+        return module(headDim, group, workGroup, chunk, chains, rowsPerPage, false);
     }
 
     /** As above; with {@code rotate}, keys are rotated by their entry's index as they are read ({@code positions cache}). */
-    public static KirModule module(int headDim, int group, int workGroup, List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
+    public static KirModule module(int headDim, int group, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
         Map<String, String> f = Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
                 "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage),
                 "key_elem", rotate ? RowFormats.rotatedKey(chains, headDim) : RowFormats.element("k", "kx", chains, headDim),
                 "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim));
-        return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup), f);
+        return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup, chunk), f);
     }
 
     @Override
@@ -101,7 +104,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
         reserve(n);
-        int splits = (n + ClDecodeKernel.CHUNK - 1) / ClDecodeKernel.CHUNK;
+        int splits = (n + chunk - 1) / chunk;
         reserveSplits(splits);
         // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n); the query; the column sums
         try (Arena a = Arena.ofConfined()) {
@@ -136,13 +139,12 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         k.arg(arg++, slotsView).arg(arg++, chainsView);
         if (keysBySlot != null) k.arg(arg++, ropeTable);
         k.arg(arg++, posView).arg(arg++, attendView);
-        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg++, ClDecodeKernel.CHUNK)
-                .arg(arg, (float) (1.0 / Math.sqrt(d)));
-        k.launch(new long[] {(long) group * wg, splits}, new long[] {wg, 1});
+        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg, (float) (1.0 / Math.sqrt(d)));
+        k.launch(new long[] {(long) splits * wg}, new long[] {wg});
         p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
         p.merge().launch(new long[] {(long) group * wg}, new long[] {wg});
         if (colSums != null) {
-            p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, ClDecodeKernel.CHUNK).arg(7, splits);
+            p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits);
             p.colsums().launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
         }
         try (Arena a = Arena.ofConfined()) {
@@ -160,7 +162,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private ClContext.Buffer slotsView, chainsView, posView, attendView;
 
     private Programs build(Shape s) {
-        String src = CEmitter.emit(module(d, group, wg, s.chains(), s.rowsPerPage(), s.rotate()), Dialect.OPENCL);
+        String src = CEmitter.emit(module(d, group, wg, chunk, s.chains(), s.rowsPerPage(), s.rotate()), Dialect.OPENCL);
         ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", chains " + s.chains() + ")");
         return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"));
     }

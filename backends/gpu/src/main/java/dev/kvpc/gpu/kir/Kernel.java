@@ -25,7 +25,13 @@ public record Kernel(String name, int groupSize, List<Param> params, List<LocalA
     public record ScalarParam(String name, KType type) implements Param {
     }
 
-    /** An array in the work-group's local memory: {@code size} elements, shared by its work-items. */
-    public record LocalArray(String name, KType elem, int size) {
+    /**
+     * An array of {@code size} elements: in the work-group's local memory, shared by its work-items, or private to
+     * each work-item ({@code shared} false: registers or the stack, for per-head accumulators).
+     */
+    public record LocalArray(String name, KType elem, int size, boolean shared) {
+        public LocalArray(String name, KType elem, int size) {
+            this(name, elem, size, true);
+        }
     }
 }

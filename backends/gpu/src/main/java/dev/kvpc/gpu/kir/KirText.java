@@ -18,7 +18,9 @@ import java.util.Map;
  * }
  * </pre>
  *
- * Kernels written as templates name module constants ({@code D}, {@code G}, ...): {@link #parse(String, Map)} binds
+ * Arrays private to each work-item are declared as {@code private float acc[4];} after the local ones.
+ *
+ * <p>Kernels written as templates name module constants ({@code D}, {@code G}, ...): {@link #parse(String, Map)} binds
  * them to int literals as it reads, and work-group and local array sizes are int expressions of literals and
  * constants, evaluated then.
  */
@@ -55,7 +57,9 @@ public final class KirText {
             }
         }
         sb.append(") {\n");
-        for (Kernel.LocalArray l : k.locals()) sb.append("  local ").append(l.elem().text).append(' ').append(l.name()).append('[').append(l.size()).append("];\n");
+        for (Kernel.LocalArray l : k.locals()) {
+            sb.append(l.shared() ? "  local " : "  private ").append(l.elem().text).append(' ').append(l.name()).append('[').append(l.size()).append("];\n");
+        }
         block(k.body(), 1, sb);
         sb.append("}\n");
     }
@@ -172,7 +176,8 @@ public final class KirText {
             }
             expect("{");
             List<Kernel.LocalArray> locals = new ArrayList<>();
-            while ("local".equals(tok)) {
+            while ("local".equals(tok) || "private".equals(tok)) {
+                boolean shared = tok.equals("local");
                 next();
                 KType t = type();
                 String n = name();
@@ -180,7 +185,7 @@ public final class KirText {
                 int size = constant(expr(), "local array size");
                 expect("]");
                 expect(";");
-                locals.add(new Kernel.LocalArray(n, t, size));
+                locals.add(new Kernel.LocalArray(n, t, size, shared));
             }
             List<Stmt> body = blockRest();
             return new Kernel(name, group, params, locals, body);

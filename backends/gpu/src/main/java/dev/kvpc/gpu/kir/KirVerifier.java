@@ -14,11 +14,12 @@ import java.util.Set;
  *       name is declared before it is used; a loop index is not assigned;</li>
  *   <li>types: each operation as its {@link Prim} row says; indices are int, conditions bool, a variable keeps its
  *       type, a store stores the array's value type ({@link KType#value});</li>
- *   <li>memory: loads from buffers and local arrays only, stores and atomic adds to writable buffers and local arrays
- *       only, atomic adds to int or float arrays; local arrays fit in 32 KiB, the least any OpenCL device has;</li>
+ *   <li>memory: loads from buffers and arrays only, stores to writable buffers and arrays only, atomic adds to int or
+ *       float buffers and local arrays; local arrays fit in 32 KiB, the least any OpenCL device has;</li>
  *   <li>barriers: only where every work-item of a work-group arrives alike, that is, not under a condition or loop
  *       bound that may differ between them (one that depends on {@code local_id} or {@code global_id}, directly or
- *       through variables, loads, or assignments under such control). A barrier some work-items skip hangs or
+ *       through variables, loads (a load from an array private to each work-item is divergent), or assignments under
+ *       such control). A barrier some work-items skip hangs or
  *       corrupts the group on real devices; this is the check that keeps it out.</li>
  * </ul>
  */
@@ -30,6 +31,8 @@ public final class KirVerifier {
     private final List<String> problems = new ArrayList<>();
     private final Map<String, KType> buffers = new HashMap<>();
     private final Set<String> writable = new HashSet<>();
+    /** Arrays private to each work-item: what they hold differs between work-items. */
+    private final Set<String> privateArrays = new HashSet<>();
     /** Variables whose value may differ between work-items of a group (computed to a fixed point). */
     private final Set<String> divergent = new HashSet<>();
     private boolean changed;
@@ -85,7 +88,8 @@ public final class KirVerifier {
             if (l.elem() == KType.BOOL) problems.add("local array " + l.name() + " of bool");
             buffers.put(l.name(), l.elem());
             writable.add(l.name());
-            localBytes += (long) l.size() * l.elem().bytes();
+            if (l.shared()) localBytes += (long) l.size() * l.elem().bytes();
+            else privateArrays.add(l.name());
         }
         if (localBytes > LOCAL_BYTES) problems.add("local arrays take " + localBytes + " bytes, more than the " + LOCAL_BYTES + " every device has");
         // divergence to a fixed point: variables assigned in a loop may become divergent after their first read
@@ -176,6 +180,7 @@ public final class KirVerifier {
         }
         if (!writable.contains(array)) problems.add((atomic ? "atomic add to " : "store to ") + array + ", a read-only buffer");
         if (atomic && elem != KType.INT && elem != KType.FLOAT) problems.add("atomic add to " + array + " of " + elem.text);
+        if (atomic && privateArrays.contains(array)) problems.add("atomic add to " + array + ", an array private to each work-item");
         if (t != null && t != elem.value()) problems.add("store of " + t.text + " to " + array + " of " + elem.text);
     }
 
@@ -216,7 +221,7 @@ public final class KirVerifier {
             case Expr.Lit l -> false;
             case Expr.Ref r -> divergent.contains(r.name());
             case Expr.Id id -> id.fn().divergent();
-            case Expr.Load ld -> divergent(ld.index());
+            case Expr.Load ld -> privateArrays.contains(ld.array()) || divergent(ld.index());
             case Expr.Call c -> c.args().stream().anyMatch(this::divergent);
         };
     }
