@@ -24,6 +24,14 @@ public interface PolicyRunner {
     }
 
     /**
+     * The IR of {@link #variant()} (logit, mask, normalisation), from which other kernels than the compiled variant
+     * can be made (an OpenCL device's), or null where the runner does not have it; null for standard attention.
+     */
+    default dev.kvpc.ir.AttentionIr variantIr() {
+        return null;
+    }
+
+    /**
      * Whether a lane class's events settle (overflow handlers, standing stores) only after the step's last layer, at
      * {@link Event#settle}: a policy with {@code per model} state. Its events keep the step's queries until then.
      */

@@ -229,7 +229,10 @@ public final class Sequence implements AutoCloseable {
             // a compiled kernel where one fits: standard attention, keys read in place (and rotated by slot as they
             // are read, for positions cache, by a kernel that can); a step of several tokens (prefill, chunk) runs it
             // once per query position, each masked causally at its own
-            DecodeKernel dk = policy.variant() == null ? compiled.forLane(lane, group) : null;
+            // under an attention variant, a kernel the provider makes from the variant's IR, if it makes one
+            dev.kvpc.ir.AttentionIr variantIr = policy.variant() == null ? null : policy.variantIr();
+            DecodeKernel dk = policy.variant() == null ? compiled.forLane(lane, group)
+                    : variantIr != null ? compiled.forLaneVariant(lane, group, variantIr, model) : null;
             if (dk != null && cache && !dk.rotatesKeysBySlot()) dk = null;
             Rope bySlot = dk != null && cache ? model.rope() : null;
             KernelRows rows = lane;
@@ -241,7 +244,7 @@ public final class Sequence implements AutoCloseable {
                 rows = dense.read(lane, a, cache ? model.rope() : null, true);
             }
             if (dk != null && tokens == 1) {
-                dk.attend(rows, qLane, positions[0], a, outLane, colSums, bySlot);
+                dk.attend(rows, qLane, positions[0], a, outLane, colSums, bySlot, head0);
             } else if (dk != null) {
                 if (qOne == null || qOne.length != group * d) {
                     qOne = new float[group * d];
@@ -249,7 +252,7 @@ public final class Sequence implements AutoCloseable {
                 }
                 for (int t = 0; t < tokens; t++) {
                     System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
-                    dk.attend(rows, qOne, positions[t], a, outOne, colSums, bySlot);
+                    dk.attend(rows, qOne, positions[t], a, outOne, colSums, bySlot, head0);
                     System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
                 }
             } else {

@@ -37,6 +37,15 @@ public interface DecodeKernel {
         attend(rows, q, qpos, attend, out, colSums);
     }
 
+    /**
+     * As above for a kernel made for an attention variant ({@link DecodeKernelProvider#variantKernel}):
+     * {@code firstHead} is the lane's first query head, which the variant may read ({@code head}); standard kernels
+     * ignore it.
+     */
+    default void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot, int firstHead) {
+        attend(rows, q, qpos, attend, out, colSums, keysBySlot);
+    }
+
     /** Whether {@link #attend(KernelRows, float[], int, BitSet, float[], float[], dev.kvpc.runtime.Rope)} rotates keys. */
     default boolean rotatesKeysBySlot() {
         return false;

@@ -40,6 +40,18 @@ public interface DecodeKernelProvider {
     }
 
     /**
+     * A new kernel for lanes whose rows are in any mix of {@code formats}, under the attention variant
+     * {@code variant} (its IR: logit, mask, normalisation) on a model of {@code model}'s shape, or null when this
+     * provider has none (the default): such steps then run on {@link AttentionKernel}, which calls the compiled
+     * variant. The kernel is called with {@link DecodeKernel#attend(dev.kvpc.runtime.lane.KernelRows, float[], int,
+     * java.util.BitSet, float[], float[], dev.kvpc.runtime.Rope, int)}.
+     */
+    default DecodeKernel variantKernel(int headDim, int group, java.util.Set<QuantSpec> formats, dev.kvpc.ir.AttentionIr variant,
+                                       dev.kvpc.runtime.ModelSpec model) {
+        return null;
+    }
+
+    /**
      * The first provider found on the class path through {@link ServiceLoader}, or {@link #NONE}, loaded once and
      * shared by every runtime (so a kernel class generated for one sequence is the warm one the next uses); {@link #NONE}
      * when the system property {@value #OFF_PROPERTY} is {@code off} (to compare with the runtime kernel).

@@ -58,6 +58,22 @@ public final class DecodeKernels {
         return kernel;
     }
 
+    private record VariantKey(int headDim, int group, java.util.Set<QuantSpec> formats, dev.kvpc.ir.AttentionIr variant) {}
+    private final Map<VariantKey, DecodeKernel> variants = new HashMap<>();
+
+    /**
+     * The provider's kernel for this lane's formats under the attention variant {@code variant} (its IR), or null when
+     * it has none (remembered too).
+     */
+    public DecodeKernel forLaneVariant(Lane lane, int group, dev.kvpc.ir.AttentionIr variant, dev.kvpc.runtime.ModelSpec model) {
+        if (provider == DecodeKernelProvider.NONE || variant == null || lane.size() == 0) return null;
+        VariantKey key = new VariantKey(lane.headDim(), group, lane.formatsInUse(), variant);
+        if (variants.containsKey(key)) return variants.get(key);
+        DecodeKernel k = provider.variantKernel(lane.headDim(), group, key.formats(), variant, model);
+        variants.put(key, k);
+        return k;
+    }
+
     /**
      * The provider's kernel over {@link dev.kvpc.runtime.engine.DenseRows} for this head dimension and group, or null
      * (remembered too).

@@ -297,6 +297,11 @@ public final class NativeRunner implements PolicyRunner {
     }
 
     @Override
+    public dev.kvpc.ir.AttentionIr variantIr() {
+        return variant == null ? null : program.variant();
+    }
+
+    @Override
     public boolean cachePositions(int laneClass) {
         return program.classes().get(laneClass).positions() == PolicyIr.Positions.CACHE;
     }
