@@ -48,6 +48,23 @@ class DeviceCliTest {
         }
     }
 
+    /** Every stdlib attention variant, lowered into the device's kernel, gives the CPU's greedy text on kvpc-tiny. */
+    @Test
+    void attentionVariantsOnTheDeviceGiveTheCpuText() {
+        requireOpenCl();
+        String model = CliRunner.root().resolve("models/kvpc-tiny").toString();
+        for (String v : new String[] {"softcap(cap = 5.0)", "alibi", "sliding(w = 16)", "sigmoid"}) {
+            String[] base = {"run", "--model", model, "--attention", v, "--prompt", "The whale", "-n", "64"};
+            CliRunner cpu = CliRunner.run(base);
+            CliRunner cl = CliRunner.run(concat(base, new String[] {"--device", "opencl"}));
+            assertEquals(0, cpu.code(), cpu.err());
+            assertEquals(0, cl.code(), cl.err());
+            assertEquals(cpu.out(), cl.out(), "greedy text under " + v);
+            // every lane's attention at every position ran on the device: 4 layers, 2 KV heads, 64 positions
+            assertTrue(cl.err().contains("\n512 attention calls ran on "), v + ": " + cl.err());
+        }
+    }
+
     @Test
     void badDevicesAreClearErrors() {
         Path model = RunCliTest.models();

@@ -68,13 +68,19 @@ public final class ClDecodeKernel implements DecodeKernel {
 
     /** The kernels for this shape, as kernel IR. */
     public static KirModule module(int headDim, int group, int workGroup, int chunk) {
-        return KernelTemplates.module("decode_attention", constants(headDim, group, workGroup, chunk), Map.of("rows", "buffer float keys, buffer float values",
-                "key_entry", "", "key_elem", "let float kx = keys[((j * D) + c)];", "value_entry", "", "value_elem", "let float vx = values[((j * D) + c)];"));
+        Map<String, String> f = new java.util.HashMap<>(STANDARD);
+        f.putAll(Map.of("rows", "buffer float keys, buffer float values", "key_entry", "", "key_elem", "let float kx = keys[((j * D) + c)];",
+                "value_entry", "", "value_elem", "let float vx = values[((j * D) + c)];"));
+        return KernelTemplates.module("decode_attention", constants(headDim, group, workGroup, chunk, 0), f);
     }
 
+    /** Standard attention's visibility and score: causal by position, the scaled dot product. */
+    static final Map<String, String> STANDARD = Map.of("visible", "let bool vis = ((attend[j] != 0) && (pos[j] <= qpos));",
+            "score", "let bool hv = true;\nlet float l = (acc[h] * scale);");
+
     /** The decode template's constants for a shape. */
-    static Map<String, Integer> constants(int headDim, int group, int workGroup, int chunk) {
-        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup), "CH", chunk);
+    static Map<String, Integer> constants(int headDim, int group, int workGroup, int chunk, int norm) {
+        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup), "CH", chunk, "NORM", norm);
     }
 
     /** 64 work-items, or the largest power of two the device allows below that. */
@@ -103,7 +109,7 @@ public final class ClDecodeKernel implements DecodeKernel {
         write(attendFlags, flags, n);
         q.write(java.util.Arrays.copyOf(query, group * d));
         partial.arg(0, q).arg(1, keys).arg(2, values).arg(3, pos).arg(4, attendFlags).arg(5, weights).arg(6, pm).arg(7, ps).arg(8, po)
-                .arg(9, n).arg(10, qpos).arg(11, (float) (1.0 / Math.sqrt(d)));
+                .arg(9, n).arg(10, qpos).arg(11, (float) (1.0 / Math.sqrt(d))).arg(12, 0);
         partial.launch(new long[] {(long) splits * wg}, new long[] {wg});
         merge.arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
         merge.launch(new long[] {(long) group * wg}, new long[] {wg});

@@ -13,7 +13,8 @@ import java.util.Set;
  * Decode attention on one OpenCL device, as the runtime's {@link dev.kvpc.runtime.engine.DecodeKernelProvider}: a host
  * passes it to {@code KvRuntime.withDecodeKernels} ({@code kvpc run --device opencl}). Every standard decode step (and
  * each query position of a prefill) runs on the device: lanes are kept there, page for page, in every format the
- * runtime stores ({@link ResidentDecodeKernel}); rows a step decoded into arrays are staged ({@link ClDecodeKernel}). Attention variants stay on the runtime's kernel, as with every provider.
+ * runtime stores ({@link ResidentDecodeKernel}); rows a step decoded into arrays are staged ({@link ClDecodeKernel}). Under an attention variant, the variant's IR is
+ * lowered into the same kernel ({@link VariantLowering}).
  *
  * <p>One context serves every kernel; calls are serialised on it (the runtime may call from several threads).
  */
@@ -52,6 +53,17 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         return make(headDim, group, ResidentDecodeKernel.reads(formats));
     }
 
+    /** Under an attention variant: its logit, mask and normalisation lowered into the resident kernel. */
+    @Override
+    public DecodeKernel variantKernel(int headDim, int group, Set<QuantSpec> formats, dev.kvpc.ir.AttentionIr variant, dev.kvpc.runtime.ModelSpec model) {
+        dev.kvpc.ir.LaneShape shape = new dev.kvpc.ir.LaneShape(model.layers(), model.heads(), model.kvHeads(), model.headDim());
+        ResidentDecodeKernel k;
+        synchronized (this) {
+            k = new ResidentDecodeKernel(cl, headDim, group, lanes, variant, shape);
+        }
+        return guard(k);
+    }
+
     /** Rows a step decoded into arrays: staged (they are new at every step). */
     @Override
     public DecodeKernel denseKernel(int headDim, int group) {
@@ -77,17 +89,28 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         synchronized (this) {
             k = resident ? new ResidentDecodeKernel(cl, headDim, group, lanes) : new ClDecodeKernel(cl, headDim, group);
         }
+        return guard(k);
+    }
+
+    /** {@code k}, its calls serialised on this provider's context and counted. */
+    private DecodeKernel guard(DecodeKernel k) {
         return new DecodeKernel() {
             @Override
             public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums) {
-                attend(rows, q, qpos, attend, out, colSums, null);
+                attend(rows, q, qpos, attend, out, colSums, null, 0);
             }
 
             @Override
             public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
+                attend(rows, q, qpos, attend, out, colSums, keysBySlot, 0);
+            }
+
+            @Override
+            public void attend(KernelRows rows, float[] q, int qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
+                               int firstHead) {
                 synchronized (OpenClDecodeKernels.this) {
                     calls++;
-                    k.attend(rows, q, qpos, attend, out, colSums, keysBySlot);
+                    k.attend(rows, q, qpos, attend, out, colSums, keysBySlot, firstHead);
                 }
             }
 

@@ -45,8 +45,18 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private record Programs(ClContext.Kernel partial, ClContext.Kernel merge, ClContext.Kernel colsums) {
     }
 
+    private final dev.kvpc.ir.AttentionIr variant;
+    private final dev.kvpc.ir.LaneShape shape;
+
     /** A kernel reading lanes kept in {@code lanes} (shared by every kernel of the device). */
     public ResidentDecodeKernel(ClContext cl, int headDim, int group, DeviceLanes lanes) {
+        this(cl, headDim, group, lanes, null, null);
+    }
+
+    /** As above, under an attention variant ({@code variant} null: standard attention), for a model of {@code shape}. */
+    public ResidentDecodeKernel(ClContext cl, int headDim, int group, DeviceLanes lanes, dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape) {
+        this.variant = variant;
+        this.shape = shape;
         this.cl = cl;
         this.d = headDim;
         this.group = group;
@@ -73,11 +83,28 @@ public final class ResidentDecodeKernel implements DecodeKernel {
 
     /** As above; with {@code rotate}, keys are rotated by their entry's index as they are read ({@code positions cache}). */
     public static KirModule module(int headDim, int group, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
-        Map<String, String> f = Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
+        return module(headDim, group, workGroup, chunk, chains, rowsPerPage, rotate, null, null);
+    }
+
+    /**
+     * As above, under an attention variant ({@code variant} null: standard attention): its logit and mask per head
+     * ({@link VariantLowering}) and its normalisation, for a model of {@code shape}.
+     */
+    public static KirModule module(int headDim, int group, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate,
+                                   dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape) {
+        Map<String, String> f = new HashMap<>(Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
                 "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage),
                 "key_elem", rotate ? RowFormats.rotatedKey(chains, headDim) : RowFormats.element("k", "kx", chains, headDim),
-                "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim));
-        return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup, chunk), f);
+                "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim)));
+        int norm = 0;
+        if (variant == null) {
+            f.putAll(ClDecodeKernel.STANDARD);
+        } else {
+            f.put("visible", "let bool vis = (attend[j] != 0);");
+            f.put("score", VariantLowering.score(variant, shape));
+            norm = VariantLowering.norm(variant);
+        }
+        return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup, chunk, norm), f);
     }
 
     @Override
@@ -92,6 +119,12 @@ public final class ResidentDecodeKernel implements DecodeKernel {
 
     @Override
     public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums, dev.kvpc.runtime.Rope keysBySlot) {
+        attend(rows, query, qpos, attend, outputs, colSums, keysBySlot, 0);
+    }
+
+    @Override
+    public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
+                       int firstHead) {
         int n = rows.size();
         if (n == 0) {
             java.util.Arrays.fill(outputs, 0, group * d, 0f);
@@ -139,7 +172,8 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         k.arg(arg++, slotsView).arg(arg++, chainsView);
         if (keysBySlot != null) k.arg(arg++, ropeTable);
         k.arg(arg++, posView).arg(arg++, attendView);
-        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg, (float) (1.0 / Math.sqrt(d)));
+        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg++, (float) (1.0 / Math.sqrt(d)))
+                .arg(arg, firstHead);
         k.launch(new long[] {(long) splits * wg}, new long[] {wg});
         p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
         p.merge().launch(new long[] {(long) group * wg}, new long[] {wg});
@@ -162,7 +196,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private ClContext.Buffer slotsView, chainsView, posView, attendView;
 
     private Programs build(Shape s) {
-        String src = CEmitter.emit(module(d, group, wg, chunk, s.chains(), s.rowsPerPage(), s.rotate()), Dialect.OPENCL);
+        String src = CEmitter.emit(module(d, group, wg, chunk, s.chains(), s.rowsPerPage(), s.rotate(), variant, shape), Dialect.OPENCL);
         ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", chains " + s.chains() + ")");
         return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"));
     }
