@@ -42,7 +42,23 @@ final class Eval {
     private Eval() {}
 
     /** A model to evaluate: weights, tokenizer, how text becomes ids, the context it was trained at, its text. */
-    record Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text) {}
+    record Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text,
+                 dev.kvpc.runtime.engine.DecodeKernelProvider kernels) {
+        /** A model whose engines decode with the installed kernels (the JVM backend's). */
+        Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text) {
+            this(name, weights, tokenizer, encode, trainedContext, text, dev.kvpc.runtime.engine.DecodeKernelProvider.installed());
+        }
+
+        /** This model with its decode attention from {@code k} ({@code --device}). */
+        Model withKernels(dev.kvpc.runtime.engine.DecodeKernelProvider k) {
+            return new Model(name, weights, tokenizer, encode, trainedContext, text, k);
+        }
+
+        /** An engine on this model: the runtime's lanes under {@code runner}, decode attention from {@link #kernels}. */
+        LlamaEngine engine(PolicyRunner runner, PagePool pool) {
+            return new LlamaEngine(weights, runner, pool, dev.kvpc.examples.llama.Matmul.best(), kernels);
+        }
+    }
 
     /**
      * One row's policy: a stdlib policy with parameters, the full cache, or a user's {@code .kvp} file (its policy
@@ -309,7 +325,7 @@ final class Eval {
             // a host runs it); the tokens predicted are the text's either way
             int[] win = java.util.Arrays.copyOfRange(ids, at, at + max + 1);
             if (bos >= 0) win[0] = bos;
-            try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
+            try (PagePool pool = new PagePool(); LlamaEngine e = m.engine(c.runner(), pool)) {
                 // the first bucket is a prompt, run as one prefill step (prefill-time policies act on it); then the
                 // rest is decoded token by token
                 int first = lengths[0];
@@ -347,7 +363,7 @@ final class Eval {
         int prompt = Math.max(1, Math.min(512, ids.length - 400)), decode = Math.min(384, ids.length - prompt - 1);
         if (decode < 1) return;
         Runnable one = () -> {
-            try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), LlamaEngine.fullCache(), pool)) {
+            try (PagePool pool = new PagePool(); LlamaEngine e = m.engine(LlamaEngine.fullCache(), pool)) {
                 e.prefill(ids, 0, prompt);
                 for (int t = 0; t < decode; t++) e.forward(ids[prompt + t]);
             }
@@ -442,7 +458,7 @@ final class Eval {
     record Answer(boolean hit, String text, double promptSeconds, int promptTokens, int[] keyKept, int keyEntries) {}
 
     static Answer answer(Model m, Compiled c, Passkey p) {
-        try (PagePool pool = new PagePool(); LlamaEngine e = new LlamaEngine(m.weights(), c.runner(), pool)) {
+        try (PagePool pool = new PagePool(); LlamaEngine e = m.engine(c.runner(), pool)) {
             long t0 = System.nanoTime();
             // the prompt is one prefill step, as a host runs a prompt: prefill-time policies (SnapKV) act on it; a
             // prompt longer than the trained context runs in chunks of a quarter of it, with the policy acting after
