@@ -139,9 +139,9 @@ public final class VariantLowering {
             case TANH -> "tanh(" + x + ")";
             case SIGMOID -> "(1.0f / (1.0f + exp(neg(" + x + "))))";
             // truncation toward zero, as (long) x is
-            // (long) of NaN is 0, of an infinity the long's extreme; floats past 2^23 are whole already
+            // (long) of NaN is 0, past the long's range its extreme; floats past 2^23 are whole already
             case TO_INT -> "select((" + x + " != " + x + "), 0.0f, select((fabs(" + x + ") < 8.388608E6f), float(int(" + x + ")), select((fabs(" + x
-                    + ") == inf), select((" + x + " > 0.0f), 9.223372E18f, -9.223372E18f), " + x + ")))";
+                    + ") >= 9.223372E18f), select((" + x + " > 0.0f), 9.223372E18f, -9.223372E18f), " + x + ")))";
             case TO_FLOAT -> x;
         };
     }
@@ -165,7 +165,8 @@ public final class VariantLowering {
             // Math.max and min: NaN if either is NaN (fmax and fmin would drop it)
             case MAX -> "select(((" + a + " != " + a + ") || (" + b + " != " + b + ")), (" + a + " + " + b + "), fmax(" + a + ", " + b + "))";
             case MIN -> "select(((" + a + " != " + a + ") || (" + b + " != " + b + ")), (" + a + " + " + b + "), fmin(" + a + ", " + b + "))";
-            case POW -> "pow(" + a + ", " + b + ")";
+            // Math.pow: NaN for a NaN exponent and for (+-1) to an infinite one, where C's pow gives 1
+            case POW -> "select(((" + b + " != " + b + ") || ((fabs(" + a + ") == 1.0f) && (fabs(" + b + ") == inf))), (inf - inf), pow(" + a + ", " + b + "))";
         };
     }
 
