@@ -191,7 +191,6 @@ public final class Sequence implements AutoCloseable {
         private final DecodeKernels compiled;
         private float[] qLane = new float[0], outLane = new float[0];
         /** One query's group and output, for compiled kernels run per position of a multi-token step. */
-        private float[] qOne, outOne;
         /** A lane's rows as one step reads them, for the f32 kernel (reused). */
         private DenseRows dense;
 
@@ -246,15 +245,7 @@ public final class Sequence implements AutoCloseable {
             if (dk != null && tokens == 1) {
                 dk.attend(rows, qLane, positions[0], a, outLane, colSums, bySlot, head0);
             } else if (dk != null) {
-                if (qOne == null || qOne.length != group * d) {
-                    qOne = new float[group * d];
-                    outOne = new float[group * d];
-                }
-                for (int t = 0; t < tokens; t++) {
-                    System.arraycopy(qLane, t * group * d, qOne, 0, group * d);
-                    dk.attend(rows, qOne, positions[t], a, outOne, colSums, bySlot, head0);
-                    System.arraycopy(outOne, 0, outLane, t * group * d, group * d);
-                }
+                dk.attendAll(rows, qLane, positions, a, outLane, colSums, bySlot, head0);
             } else {
                 kernel.attend(lane, qLane, positions, group, a, outLane, colSums, cache ? model.rope() : null, policy.variant(), head0, next + tokens);
             }

@@ -46,6 +46,22 @@ public interface DecodeKernel {
         attend(rows, q, qpos, attend, out, colSums, keysBySlot);
     }
 
+    /**
+     * A step of several query positions (a prefill, a chunk): {@code q} holds one row of the group's queries per
+     * position of {@code qpos}, {@code out} one row of outputs each; each position is masked causally at its own, and
+     * the column sums accumulate over all of them. By default the kernel once per position, in order; a kernel may
+     * run them together.
+     */
+    default void attendAll(KernelRows rows, float[] q, int[] qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot, int firstHead) {
+        int gd = q.length / qpos.length;
+        float[] qOne = new float[gd], outOne = new float[gd];
+        for (int t = 0; t < qpos.length; t++) {
+            System.arraycopy(q, t * gd, qOne, 0, gd);
+            attend(rows, qOne, qpos[t], attend, outOne, colSums, keysBySlot, firstHead);
+            System.arraycopy(outOne, 0, out, t * gd, gd);
+        }
+    }
+
     /** Whether {@link #attend(KernelRows, float[], int, BitSet, float[], float[], dev.kvpc.runtime.Rope)} rotates keys. */
     default boolean rotatesKeysBySlot() {
         return false;
