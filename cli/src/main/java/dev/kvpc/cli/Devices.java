@@ -54,7 +54,7 @@ final class Devices {
             }
 
             public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
-                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (the rest of each step on the CPU); KV pages on the device: %s (%d bytes; "
+                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (one per lane and step; the rest of each step on the CPU); KV pages on the device: %s (%d bytes; "
                         + "the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), RunCommand.bytes(k.deviceKvBytes()),
                         k.deviceKvBytes(), seq.kvBytes(), RunCommand.bytes(k.deviceKvBytesReserved()));
             }

@@ -60,8 +60,12 @@ class DeviceCliTest {
             assertEquals(0, cpu.code(), cpu.err());
             assertEquals(0, cl.code(), cl.err());
             assertEquals(cpu.out(), cl.out(), "greedy text under " + v);
-            // every lane's attention at every position ran on the device: 4 layers, 2 KV heads, 64 positions
-            assertTrue(cl.err().contains("\n512 attention calls ran on "), v + ": " + cl.err());
+            // every lane's attention at every step ran on the device: 4 layers and 2 KV heads, the prompt's step and
+            // each decode step
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("\n(\\d+) attention calls ran on ").matcher(cl.err());
+            assertTrue(m.find(), cl.err());
+            int calls = Integer.parseInt(m.group(1));
+            assertTrue(calls % 8 == 0 && calls > 8 * 50 && calls < 8 * 64, v + ": " + calls + " calls");
         }
     }
 

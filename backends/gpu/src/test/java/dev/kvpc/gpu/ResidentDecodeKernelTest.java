@@ -202,6 +202,57 @@ class ResidentDecodeKernelTest {
         for (int j = 0; j < n - residual; j++) if (!lane.chainSpec(lane.chainTable()[2 * j + 1]).equals(values)) lane.restore(j, Lane.Part.VALUES, values);
     }
 
+    /**
+     * A prefill: every query position of the step in one launch ({@code attendAll}), each masked causally at its own
+     * position, column sums accumulating over them, as the runtime kernel computes them for the same step; at lengths
+     * of one split and several, f32 and KIVI-like mixed lanes, keys rotated by slot or not.
+     */
+    @TestFactory
+    List<DynamicTest> aPrefillRunsItsPositionsTogether() {
+        List<DynamicTest> tests = new ArrayList<>();
+        dev.kvpc.runtime.Rope rope = new dev.kvpc.runtime.Rope(10000.0);
+        for (int tokens : new int[] {1, 7, 64, 300}) {
+            for (boolean rotate : new boolean[] {false, true}) {
+                tests.add(DynamicTest.dynamicTest(tokens + " positions" + (rotate ? ", keys rotated by slot" : ""), () -> prefill(tokens, rotate ? rope : null)));
+            }
+        }
+        return tests;
+    }
+
+    static void prefill(int tokens, dev.kvpc.runtime.Rope bySlot) {
+        int d = 64, group = 4;
+        Random r = new Random(tokens * 7L + (bySlot == null ? 0 : 1));
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, group, lanes());
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F16), 16);
+            float[] k = new float[d], v = new float[d];
+            int past = 200;
+            for (int j = 0; j < past + tokens; j++) {
+                for (int c = 0; c < d; c++) {
+                    k[c] = (float) (r.nextGaussian() * 1.5 + 0.3);
+                    v[c] = (float) r.nextGaussian();
+                }
+                lane.append(j, 0, k, 0, v, 0);
+            }
+            for (int j = 0; j < past; j += 3) lane.restore(j, Lane.Part.VALUES, QuantSpec.resolve(Precision.INT4, QuantSpec.Axis.TOKEN, 32, d));
+            int n = lane.size();
+            int[] qpos = new int[tokens];
+            for (int t = 0; t < tokens; t++) qpos[t] = past + t;
+            float[] q = new float[tokens * group * d];
+            for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+            BitSet attend = new BitSet();
+            for (int j = 0; j < n; j++) if (r.nextInt(4) != 0 || j >= past) attend.set(j);
+            float[] out = new float[q.length], outRef = new float[q.length], col = new float[n], colRef = new float[n];
+            java.util.Arrays.fill(out, Float.NaN);
+            kernel.attendAll(lane, q, qpos, attend, out, col, bySlot, 0);
+            new AttentionKernel().attend(lane, q, qpos, group, attend, outRef, colRef, bySlot);
+            String where = tokens + " positions over " + n + " entries";
+            ClDecodeKernelTest.assertClose(outRef, out, d, where);
+            for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+            lane.clear();
+        }
+    }
+
     /** After a decode step appends one entry, the next call sends the pages its key and value rows went to, not the lane. */
     @Test
     void aStepSendsOnlyTheChangedPage() {

@@ -43,7 +43,7 @@ public final class ClDecodeKernel implements DecodeKernel {
     private final ClContext cl;
     private final int d, group, wg, chunk;
     private final ClContext.Kernel partial, merge, colsums;
-    private ClContext.Buffer q, keys, values, pos, attendFlags, weights, pm, ps, po, out, mstar, sinv, col;
+    private ClContext.Buffer q, keys, values, pos, attendFlags, weights, pm, ps, po, out, mstar, sinv, col, qposs;
     private int capacity = -1, splitCapacity = -1;
     private float[] keyRows = new float[0], valueRows = new float[0];
 
@@ -64,6 +64,7 @@ public final class ClDecodeKernel implements DecodeKernel {
         out = cl.buffer(4L * group * headDim, "outputs");
         mstar = cl.buffer(4L * group, "maxima");
         sinv = cl.buffer(4L * group, "inverse sums");
+        qposs = cl.buffer(4, "the query position");
     }
 
     /** The kernels for this shape, as kernel IR. */
@@ -108,14 +109,15 @@ public final class ClDecodeKernel implements DecodeKernel {
         write(pos, rows.positionTable(), n);
         write(attendFlags, flags, n);
         q.write(java.util.Arrays.copyOf(query, group * d));
+        qposs.write(new int[] {qpos});
         partial.arg(0, q).arg(1, keys).arg(2, values).arg(3, pos).arg(4, attendFlags).arg(5, weights).arg(6, pm).arg(7, ps).arg(8, po)
-                .arg(9, n).arg(10, qpos).arg(11, (float) (1.0 / Math.sqrt(d))).arg(12, 0);
-        partial.launch(new long[] {(long) splits * wg}, new long[] {wg});
+                .arg(9, qposs).arg(10, n).arg(11, (float) (1.0 / Math.sqrt(d))).arg(12, 0);
+        partial.launch(new long[] {(long) splits * wg, 1}, new long[] {wg, 1});
         merge.arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
         merge.launch(new long[] {(long) group * wg}, new long[] {wg});
         if (colSums != null) {
             write(col, colSums, n);
-            colsums.arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits);
+            colsums.arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits).arg(7, group);
             colsums.launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
         }
         float[] o = new float[group * d];

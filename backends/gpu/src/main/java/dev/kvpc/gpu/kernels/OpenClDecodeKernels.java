@@ -37,7 +37,7 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         return cl.device();
     }
 
-    /** Decode kernel calls run on the device so far. */
+    /** Calls run on the device so far: one per lane and step (a prefill's positions run together). */
     public synchronized long calls() {
         return calls;
     }
@@ -111,6 +111,15 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
                 synchronized (OpenClDecodeKernels.this) {
                     calls++;
                     k.attend(rows, q, qpos, attend, out, colSums, keysBySlot, firstHead);
+                }
+            }
+
+            @Override
+            public void attendAll(KernelRows rows, float[] q, int[] qpos, BitSet attend, float[] out, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
+                                  int firstHead) {
+                synchronized (OpenClDecodeKernels.this) {
+                    calls++;
+                    k.attendAll(rows, q, qpos, attend, out, colSums, keysBySlot, firstHead);
                 }
             }
 

@@ -31,8 +31,8 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private final int d, group, wg, chunk;
     private final DeviceLanes lanes;
     private final Map<Shape, Programs> programs = new HashMap<>();
-    private ClContext.Buffer q, out, mstar, sinv, weights, pm, ps, po, col;
-    private int capacity = -1, splitCapacity = -1;
+    private ClContext.Buffer q, qposs, out, mstar, sinv, weights, pm, ps, po, col;
+    private int capacity = -1, splitCapacity = -1, queryCapacity = 0;
 
     private record Shape(List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
     }
@@ -65,10 +65,6 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         this.wg = geo.workGroup();
         this.chunk = geo.chunk();
         this.lanes = lanes;
-        q = cl.buffer(4L * group * headDim, "queries");
-        out = cl.buffer(4L * group * headDim, "outputs");
-        mstar = cl.buffer(4L * group, "maxima");
-        sinv = cl.buffer(4L * group, "inverse sums");
     }
 
     /** Whether lanes of these formats are read in place (else the provider stages their rows). */
@@ -125,9 +121,16 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     @Override
     public void attend(KernelRows rows, float[] query, int qpos, BitSet attend, float[] outputs, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
                        int firstHead) {
-        int n = rows.size();
+        attendAll(rows, query, new int[] {qpos}, attend, outputs, colSums, keysBySlot, firstHead);
+    }
+
+    /** Query positions run together, at most as many as keep the weights ({@code positions x group x entries}) at 2^25 floats. */
+    @Override
+    public void attendAll(KernelRows rows, float[] query, int[] qpos, BitSet attend, float[] outputs, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
+                          int firstHead) {
+        int n = rows.size(), gd = group * d;
         if (n == 0) {
-            java.util.Arrays.fill(outputs, 0, group * d, 0f);
+            java.util.Arrays.fill(outputs, 0, qpos.length * gd, 0f);
             return;
         }
         int chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
@@ -136,10 +139,10 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         DeviceLane lane = lanes.sync(rows, RowFormats::supported);
         Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
-        reserve(n);
+        int batch = (int) Math.max(1, Math.min(qpos.length, (1L << 25) / ((long) group * n)));
         int splits = (n + chunk - 1) / chunk;
-        reserveSplits(splits);
-        // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n); the query; the column sums
+        reserve(n, batch, splits);
+        // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n)
         try (Arena a = Arena.ofConfined()) {
             MemorySegment t = a.allocate(ValueLayout.JAVA_INT, 6L * n);
             MemorySegment.copy(rows.slotTable(), 0, t, ValueLayout.JAVA_INT, 0, 2 * n);
@@ -150,9 +153,6 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             chainsView.write(0, t.asSlice(8L * n, 8L * n));
             posView.write(0, t.asSlice(16L * n, 4L * n));
             attendView.write(0, t.asSlice(20L * n, 4L * n));
-            MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) group * d);
-            MemorySegment.copy(query, 0, qs, ValueLayout.JAVA_FLOAT, 0, group * d);
-            q.write(0, qs);
             if (colSums != null) {
                 MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
                 MemorySegment.copy(colSums, 0, cs, ValueLayout.JAVA_FLOAT, 0, n);
@@ -172,20 +172,31 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         k.arg(arg++, slotsView).arg(arg++, chainsView);
         if (keysBySlot != null) k.arg(arg++, ropeTable);
         k.arg(arg++, posView).arg(arg++, attendView);
-        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, n).arg(arg++, qpos).arg(arg++, (float) (1.0 / Math.sqrt(d)))
+        k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, qposs).arg(arg++, n).arg(arg++, (float) (1.0 / Math.sqrt(d)))
                 .arg(arg, firstHead);
-        k.launch(new long[] {(long) splits * wg}, new long[] {wg});
-        p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
-        p.merge().launch(new long[] {(long) group * wg}, new long[] {wg});
-        if (colSums != null) {
-            p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits);
-            p.colsums().launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
-        }
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment o = a.allocate(ValueLayout.JAVA_FLOAT, (long) group * d);
-            out.read(0, o);
-            MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, 0, group * d);
+        for (int from = 0; from < qpos.length; from += batch) {
+            int tb = Math.min(batch, qpos.length - from);
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
+                MemorySegment.copy(query, from * gd, qs, ValueLayout.JAVA_FLOAT, 0, tb * gd);
+                q.write(0, qs);
+                qposs.write(0, a.allocateFrom(ValueLayout.JAVA_INT, java.util.Arrays.copyOfRange(qpos, from, from + tb)));
+            }
+            k.launch(new long[] {(long) splits * wg, tb}, new long[] {wg, 1});
+            p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
+            p.merge().launch(new long[] {(long) tb * group * wg}, new long[] {wg});
             if (colSums != null) {
+                p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits).arg(7, tb * group);
+                p.colsums().launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
+            }
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment o = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
+                out.read(0, o);
+                MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, from * gd, tb * gd);
+            }
+        }
+        if (colSums != null) {
+            try (Arena a = Arena.ofConfined()) {
                 MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
                 col.read(0, cs);
                 MemorySegment.copy(cs, ValueLayout.JAVA_FLOAT, 0, colSums, 0, n);
@@ -233,25 +244,36 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         ropePositions = n;
     }
 
-    private void reserve(int n) {
-        if (n <= capacity) return;
-        int c = Math.max(n, Math.max(256, capacity * 2));
-        for (ClContext.Buffer b : new ClContext.Buffer[] {slotsView, chainsView, posView, attendView, weights, col}) if (b != null) b.free();
-        slotsView = cl.buffer(8L * c, "slot table");
-        chainsView = cl.buffer(8L * c, "chain table");
-        posView = cl.buffer(4L * c, "positions");
-        attendView = cl.buffer(4L * c, "the attend set");
-        weights = cl.buffer(4L * c * group, "attention weights");
-        col = cl.buffer(4L * c, "column sums");
-        capacity = c;
-    }
-
-    private void reserveSplits(int splits) {
-        if (splits <= splitCapacity) return;
-        for (ClContext.Buffer b : new ClContext.Buffer[] {pm, ps, po}) if (b != null) b.free();
-        pm = cl.buffer(4L * splits * group, "split maxima");
-        ps = cl.buffer(4L * splits * group, "split sums");
-        po = cl.buffer(4L * splits * group * d, "split outputs");
-        splitCapacity = splits;
+    /** Buffers for {@code n} entries, {@code batch} query positions and {@code splits} splits. */
+    private void reserve(int n, int batch, int splits) {
+        if (n > capacity || batch > queryCapacity) {
+            int c = Math.max(n, Math.max(256, n > capacity ? capacity * 2 : capacity));
+            int qc = Math.max(batch, queryCapacity);
+            for (ClContext.Buffer b : new ClContext.Buffer[] {slotsView, chainsView, posView, attendView, weights, col}) if (b != null) b.free();
+            slotsView = cl.buffer(8L * c, "slot table");
+            chainsView = cl.buffer(8L * c, "chain table");
+            posView = cl.buffer(4L * c, "positions");
+            attendView = cl.buffer(4L * c, "the attend set");
+            weights = cl.buffer(4L * c * group * qc, "attention weights");
+            col = cl.buffer(4L * c, "column sums");
+            capacity = c;
+        }
+        if (batch > queryCapacity) {
+            for (ClContext.Buffer b : new ClContext.Buffer[] {q, qposs, out, mstar, sinv}) if (b != null) b.free();
+            q = cl.buffer(4L * batch * group * d, "queries");
+            qposs = cl.buffer(4L * batch, "query positions");
+            out = cl.buffer(4L * batch * group * d, "outputs");
+            mstar = cl.buffer(4L * batch * group, "maxima");
+            sinv = cl.buffer(4L * batch * group, "inverse sums");
+            queryCapacity = batch;
+            splitCapacity = -1;
+        }
+        if (splits > splitCapacity) {
+            for (ClContext.Buffer b : new ClContext.Buffer[] {pm, ps, po}) if (b != null) b.free();
+            pm = cl.buffer(4L * splits * group * queryCapacity, "split maxima");
+            ps = cl.buffer(4L * splits * group * queryCapacity, "split sums");
+            po = cl.buffer(4L * splits * group * queryCapacity * d, "split outputs");
+            splitCapacity = splits;
+        }
     }
 }
