@@ -29,7 +29,7 @@ public final class ClDecodeKernel implements DecodeKernel {
      * serves that shape).
      */
     public record Geometry(int workGroup, int chunk) {
-        static Geometry of(int headDim, int group, long deviceMaxWorkGroup) {
+        public static Geometry of(int headDim, int group, long deviceMaxWorkGroup) {
             for (int wg = ClDecodeKernel.workGroup(deviceMaxWorkGroup); wg >= 8; wg >>= 1) {
                 for (int ch = 256; ch >= wg; ch >>= 1) {
                     long bytes = 4L * ((long) group * wg + (long) group * headDim + (long) group * ch + ch);

@@ -1,0 +1,42 @@
+package dev.kvpc.gpu;
+
+import dev.kvpc.gpu.tools.ExportCuda;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The CUDA kernels committed under benchmarks/gpu/kernels are what the emitter writes now ({@code -Dkvpc.bless=true} rewrites them). */
+class ExportCudaTest {
+    @Test
+    void committedKernelsAreCurrent() throws Exception {
+        Path dir = Path.of("").toAbsolutePath();
+        while (!Files.isDirectory(dir.resolve("benchmarks"))) dir = dir.getParent();
+        dir = dir.resolve("benchmarks/gpu/kernels");
+        for (String[] f : ExportCuda.files()) {
+            Path p = dir.resolve(f[0]);
+            if (Boolean.getBoolean("kvpc.bless")) {
+                Files.createDirectories(dir);
+                Files.writeString(p, f[1]);
+                continue;
+            }
+            assertTrue(Files.exists(p), p + " is missing: run the gpu module's tests with -Dkvpc.bless=true");
+            assertEquals(f[1], Files.readString(p), p + " is stale: run the gpu module's tests with -Dkvpc.bless=true");
+        }
+    }
+
+    /** The GPU script passes each kernel the arguments its signature names, in order (its --dry-run, no GPU needed). */
+    @Test
+    void theGpuScriptMatchesTheKernelsSignatures() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(CudaDialectTest.onPath("python3"), "no python3 on the PATH");
+        Path root = Path.of("").toAbsolutePath();
+        while (!Files.isDirectory(root.resolve("benchmarks"))) root = root.getParent();
+        Process p = new ProcessBuilder("python3", root.resolve("benchmarks/gpu/decode_attention.py").toString(), "--dry-run").redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), log);
+        assertTrue(log.contains("every kernel's parameters match"), log);
+    }
+}
