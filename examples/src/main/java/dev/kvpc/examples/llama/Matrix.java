@@ -83,6 +83,11 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
     public static final class F32 extends Matrix {
         final float[] w;
 
+        /** The weights as held, row-major (read only: a device copies them). */
+        public float[] weights() {
+            return w;
+        }
+
         public F32(int rows, int cols, float[] w) {
             super(rows, cols);
             checkLength("F32 matrix", w.length, (long) rows * cols);
@@ -104,6 +109,11 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
 
     public static final class F16 extends Matrix {
         final short[] w;
+
+        /** The weights' f16 bits as held, row-major (read only: a device copies them). */
+        public short[] halves() {
+            return w;
+        }
         /** No infinity or NaN among the weights (the vector kernel's conversion is exact for finite halves only). */
         final boolean finite;
 
@@ -135,6 +145,16 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
         /** One scale per block of 32 (block {@code b} covers weights {@code 32b..32b+31} of the flattened matrix). */
         final float[] d;
 
+        /** The quants as held, blocks of 32 weights in row order (read only: a device copies them). */
+        public byte[] quants() {
+            return q;
+        }
+
+        /** Each block's scale, in row order (read only). */
+        public float[] scales() {
+            return d;
+        }
+
         public Q8_0(int rows, int cols, byte[] q, float[] d) {
             super(rows, cols);
             checkBlocks(cols);
@@ -162,6 +182,17 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
         /** Packed nibbles, 16 bytes per block of 32 weights, blocks in row-major order. */
         final byte[] q;
         final float[] d;
+
+
+        /** The quants as held, blocks of 32 weights in row order (read only: a device copies them). */
+        public byte[] quants() {
+            return q;
+        }
+
+        /** Each block's scale, in row order (read only). */
+        public float[] scales() {
+            return d;
+        }
 
         public Q4_0(int rows, int cols, byte[] q, float[] d) {
             super(rows, cols);
