@@ -12,9 +12,12 @@ final class Devices {
     private Devices() {
     }
 
-    /** The decode kernels of a {@code --device} value, and what to report of them when the run ends. */
+    /** The decode kernels and matrix products of a {@code --device} value, and what to report of them when the run ends. */
     interface Attention extends AutoCloseable {
         DecodeKernelProvider provider();
+
+        /** The matrix products: {@code cpu} on the CPU, the device's own on a device. */
+        dev.kvpc.examples.llama.Matmul matmul(dev.kvpc.examples.llama.Matmul cpu);
 
         /** Reports, at the end of a run, on the sequence it ran. */
         void report(PrintWriter err, dev.kvpc.runtime.Sequence seq);
@@ -34,6 +37,10 @@ final class Devices {
                     return DecodeKernelProvider.installed();
                 }
 
+                public dev.kvpc.examples.llama.Matmul matmul(dev.kvpc.examples.llama.Matmul cpu) {
+                    return cpu;
+                }
+
                 public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
                 }
 
@@ -46,21 +53,29 @@ final class Devices {
         }
         String which = device.equals("opencl") ? null : device.substring("opencl:".length());
         OpenClDecodeKernels k = new OpenClDecodeKernels(OpenCl.get().select(which));
-        err.println("kvpc: decode attention on OpenCL device " + k.device().summary());
+        dev.kvpc.gpu.cl.ClContext mmContext = new dev.kvpc.gpu.cl.ClContext(k.device());
+        dev.kvpc.gpu.kernels.ClMatmul mm = new dev.kvpc.gpu.kernels.ClMatmul(mmContext);
+        err.println("kvpc: decode attention and matrix products on OpenCL device " + k.device().summary());
         err.flush();
         return new Attention() {
             public DecodeKernelProvider provider() {
                 return k;
             }
 
+            public dev.kvpc.examples.llama.Matmul matmul(dev.kvpc.examples.llama.Matmul cpu) {
+                return mm;
+            }
+
             public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
-                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (one per lane and step; the rest of each step on the CPU); KV pages on the device: %s (%d bytes; "
-                        + "the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), RunCommand.bytes(k.deviceKvBytes()),
-                        k.deviceKvBytes(), seq.kvBytes(), RunCommand.bytes(k.deviceKvBytesReserved()));
+                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (one per lane and step), and %d matrix products (weights on the device: %s); "
+                        + "KV pages on the device: %s (%d bytes; the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), mm.calls(),
+                        RunCommand.bytes(mm.weightBytes()), RunCommand.bytes(k.deviceKvBytes()), k.deviceKvBytes(), seq.kvBytes(),
+                        RunCommand.bytes(k.deviceKvBytesReserved()));
             }
 
             public void close() {
                 k.close();
+                mmContext.close();
             }
         };
     }

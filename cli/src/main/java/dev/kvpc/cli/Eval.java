@@ -43,20 +43,21 @@ final class Eval {
 
     /** A model to evaluate: weights, tokenizer, how text becomes ids, the context it was trained at, its text. */
     record Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text,
-                 dev.kvpc.runtime.engine.DecodeKernelProvider kernels) {
-        /** A model whose engines decode with the installed kernels (the JVM backend's). */
+                 dev.kvpc.runtime.engine.DecodeKernelProvider kernels, dev.kvpc.examples.llama.Matmul matmul) {
+        /** A model whose engines run on the CPU: the installed decode kernels (the JVM backend's), the best matrix kernels. */
         Model(String name, Llama2cModel weights, Tokenizer tokenizer, Function<String, int[]> encode, int trainedContext, String text) {
-            this(name, weights, tokenizer, encode, trainedContext, text, dev.kvpc.runtime.engine.DecodeKernelProvider.installed());
+            this(name, weights, tokenizer, encode, trainedContext, text, dev.kvpc.runtime.engine.DecodeKernelProvider.installed(),
+                    dev.kvpc.examples.llama.Matmul.best());
         }
 
-        /** This model with its decode attention from {@code k} ({@code --device}). */
-        Model withKernels(dev.kvpc.runtime.engine.DecodeKernelProvider k) {
-            return new Model(name, weights, tokenizer, encode, trainedContext, text, k);
+        /** This model with its decode attention and matrix products from a {@code --device}. */
+        Model on(Devices.Attention device) {
+            return new Model(name, weights, tokenizer, encode, trainedContext, text, device.provider(), device.matmul(matmul));
         }
 
         /** An engine on this model: the runtime's lanes under {@code runner}, decode attention from {@link #kernels}. */
         LlamaEngine engine(PolicyRunner runner, PagePool pool) {
-            return new LlamaEngine(weights, runner, pool, dev.kvpc.examples.llama.Matmul.best(), kernels);
+            return new LlamaEngine(weights, runner, pool, matmul, kernels);
         }
     }
 

@@ -73,7 +73,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     boolean allowNonFinite;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|opencl[:D]",
-            description = {"Where decode attention runs: cpu (the default), or an OpenCL device, as kvpc run --device takes it; the speed",
+            description = {"Where decode attention and the matrix products run: cpu (the default), or an OpenCL device, as kvpc run --device takes it; the speed",
                     "figures are then the device's (its calls are taken one at a time: rows evaluated at once wait for it)."})
     String device;
 
@@ -147,7 +147,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Row> rows = new ArrayList<>();
         long t0 = System.nanoTime();
         try (Devices.Attention attention = Devices.attention(spec, device, err)) {
-            for (Eval.Model m : ms) rows.addAll(evaluate(m.withKernels(attention.provider()), scratch, err));
+            for (Eval.Model m : ms) rows.addAll(evaluate(m.on(attention), scratch, err));
         } catch (IllegalArgumentException e) {
             // a policy that is not there or does not check for a model: said before any work on that model
             err.println("kvpc eval: " + e.getMessage());
@@ -163,7 +163,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         if (tasks.contains("perplexity")) notes.add(windows + (windows == 1 ? " text window" : " text windows") + " per perplexity run, spread over each model's text"
                 + (windows == 1 ? "" : "; a perplexity is over all of them"));
         notes.addAll(shortText);
-        if (!device.equals("cpu")) notes.add("decode attention on the OpenCL device --device " + device + " names (kvpc devices); the speed figures are its");
+        if (!device.equals("cpu")) notes.add("decode attention and the matrix products on the OpenCL device --device " + device + " names (kvpc devices); the speed figures are its");
         if (tasks.contains("passkey") && ms.stream().anyMatch(m -> !m.name().equals("kvpc-tiny"))) notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
         List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seedArray(), contexts, about, notes, rows), markdownFile);
         out.println();

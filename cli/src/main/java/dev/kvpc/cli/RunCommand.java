@@ -74,7 +74,7 @@ final class RunCommand implements Callable<Integer> {
     Integer threads;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|opencl[:D]",
-            description = {"Where decode attention runs: cpu (the JVM backend's kernels, the default), or opencl, an OpenCL device",
+            description = {"Where decode attention and the matrix products run: cpu (the default), or opencl, an OpenCL device",
                     "(the first GPU, else the first device; opencl:N, opencl:P:D or opencl:NAME picks one, as kvpc devices lists them)."})
     String device;
 
@@ -149,7 +149,7 @@ final class RunCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         try (Devices.Attention attention = Devices.attention(spec, device, err);
-             PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, kernels, attention.provider())) {
+             PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, attention.matmul(kernels), attention.provider())) {
             Utf8Pieces text = new Utf8Pieces();
             long t0 = System.nanoTime();
             LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {

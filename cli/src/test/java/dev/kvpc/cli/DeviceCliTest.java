@@ -9,8 +9,8 @@ import java.nio.file.Path;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * {@code kvpc devices} and {@code kvpc run --device opencl}: decode attention on the OpenCL device gives the CPU's
- * greedy text on stories260K, with the full cache and under policies that read the kernel's column sums (H2O) and
+ * {@code kvpc devices} and {@code kvpc run --device opencl}: decode attention and the matrix products on the OpenCL
+ * device give the CPU's greedy text on stories260K, with the full cache and under policies that read the kernel's column sums (H2O) and
  * quantised lanes (KIVI). Skipped without an OpenCL device, except under CI or KVPC_REQUIRE_OPENCL.
  */
 class DeviceCliTest {
@@ -42,7 +42,8 @@ class DeviceCliTest {
             assertEquals(0, cpu.code(), cpu.err());
             assertEquals(0, cl.code(), cl.err());
             assertEquals(cpu.out(), cl.out(), "greedy text, policy " + String.join(" ", policy));
-            assertTrue(cl.err().contains("kvpc: decode attention on OpenCL device "), cl.err());
+            assertTrue(cl.err().contains("kvpc: decode attention and matrix products on OpenCL device "), cl.err());
+            assertTrue(cl.err().matches("(?s).*, and [1-9]\\d* matrix products \\(weights on the device: .*"), cl.err());
             assertTrue(cl.err().matches("(?s).*\\n\\d+ attention calls ran on .*"), cl.err());
             assertFalse(cl.err().contains("\n0 attention calls"), "the device ran the attention: " + cl.err());
         }
