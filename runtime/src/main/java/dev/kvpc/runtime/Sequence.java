@@ -190,7 +190,6 @@ public final class Sequence implements AutoCloseable {
         /** Compiled kernels for single-token steps of standard attention (the others run on {@link #kernel}). */
         private final DecodeKernels compiled;
         private float[] qLane = new float[0], outLane = new float[0];
-        /** One query's group and output, for compiled kernels run per position of a multi-token step. */
         /** A lane's rows as one step reads them, for the f32 kernel (reused). */
         private DenseRows dense;
 
@@ -227,7 +226,7 @@ public final class Sequence implements AutoCloseable {
             float[] colSums = job.colSums();
             // a compiled kernel where one fits: standard attention, keys read in place (and rotated by slot as they
             // are read, for positions cache, by a kernel that can); a step of several tokens (prefill, chunk) runs it
-            // once per query position, each masked causally at its own
+            // over every query position (attendAll), each masked causally at its own
             // under an attention variant, a kernel the provider makes from the variant's IR, if it makes one
             dev.kvpc.ir.AttentionIr variantIr = policy.variant() == null ? null : policy.variantIr();
             DecodeKernel dk = policy.variant() == null ? compiled.forLane(lane, group)

@@ -54,6 +54,17 @@ class OpenClTest {
         }
     }
 
+    /** A shape whose work-group fits no device's local memory gets no kernel: the runtime's own serves it. */
+    @Test
+    void shapesTooLargeForLocalMemoryFallBack() {
+        try (dev.kvpc.gpu.kernels.OpenClDecodeKernels k = new dev.kvpc.gpu.kernels.OpenClDecodeKernels(Devices.device())) {
+            dev.kvpc.runtime.store.QuantSpec f32 = dev.kvpc.runtime.store.QuantSpec.of(dev.kvpc.runtime.store.Precision.F32);
+            assertNull(k.kernel(4096, 16, java.util.Set.of(f32)));
+            assertNull(k.denseKernel(4096, 16));
+            assertNotNull(k.kernel(128, 8, java.util.Set.of(f32)));
+        }
+    }
+
     /** An emitted kernel runs: every work-item scales its element, and float and int atomics add up exactly. */
     @Test
     void emittedKernelsRunWithAtomics() {

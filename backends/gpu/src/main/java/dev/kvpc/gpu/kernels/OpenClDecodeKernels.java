@@ -57,6 +57,13 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
     @Override
     public DecodeKernel variantKernel(int headDim, int group, Set<QuantSpec> formats, dev.kvpc.ir.AttentionIr variant, dev.kvpc.runtime.ModelSpec model) {
         dev.kvpc.ir.LaneShape shape = new dev.kvpc.ir.LaneShape(model.layers(), model.heads(), model.kvHeads(), model.headDim());
+        if (ClDecodeKernel.Geometry.of(headDim, group, cl.device().maxWorkGroupSize()) == null) return null;
+        try {
+            // a variant the lowering cannot write (it names what it lacks) stays on the runtime's kernel
+            VariantLowering.score(variant, shape);
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
         ResidentDecodeKernel k;
         synchronized (this) {
             k = new ResidentDecodeKernel(cl, headDim, group, lanes, variant, shape);
@@ -84,7 +91,9 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         return lanes.bytesReserved();
     }
 
+    /** A kernel, or null where no work-group geometry fits the shape's local memory (the runtime's kernel serves it). */
     private DecodeKernel make(int headDim, int group, boolean resident) {
+        if (ClDecodeKernel.Geometry.of(headDim, group, cl.device().maxWorkGroupSize()) == null) return null;
         DecodeKernel k;
         synchronized (this) {
             k = resident ? new ResidentDecodeKernel(cl, headDim, group, lanes) : new ClDecodeKernel(cl, headDim, group);
