@@ -220,6 +220,15 @@ public final class ClContext implements AutoCloseable {
             transfer(cl.enqueueWriteBuffer, offset, src, true, "clEnqueueWriteBuffer");
         }
 
+        /**
+         * Queues a copy of {@code src}, native memory that must stay as it is until a later blocking call (a read,
+         * {@link #finish}) returns: the queue is in order, so that call waits for this copy too.
+         */
+        public void writeQueued(long offset, MemorySegment src) {
+            if (!src.isNative()) throw new IllegalArgumentException("a queued write takes native memory");
+            transfer(cl.enqueueWriteBuffer, offset, src, false, "clEnqueueWriteBuffer");
+        }
+
         /** Copies {@code dst.byteSize()} bytes at {@code offset} into {@code dst}, waiting for them. */
         public void read(long offset, MemorySegment dst) {
             transfer(cl.enqueueReadBuffer, offset, dst, true, "clEnqueueReadBuffer");

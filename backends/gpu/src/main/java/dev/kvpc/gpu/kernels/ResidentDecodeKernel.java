@@ -139,24 +139,32 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         DeviceLane lane = lanes.sync(rows, RowFormats::supported);
         Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
+        // every transfer is queued, the staging memory living until the call's last read (a blocking one) returns
+        try (Arena a = Arena.ofConfined()) {
+            attendAll(a, rows, query, qpos, attend, outputs, colSums, keysBySlot, firstHead, lane, p, n, gd, chainsN);
+        }
+    }
+
+    private void attendAll(Arena a, KernelRows rows, float[] query, int[] qpos, BitSet attend, float[] outputs, float[] colSums,
+                           dev.kvpc.runtime.Rope keysBySlot, int firstHead, DeviceLane lane, Programs p, int n, int gd, int chainsN) {
         int batch = (int) Math.max(1, Math.min(qpos.length, (1L << 25) / ((long) group * n)));
         int splits = (n + chunk - 1) / chunk;
         reserve(n, batch, splits);
         // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n)
-        try (Arena a = Arena.ofConfined()) {
+        {
             MemorySegment t = a.allocate(ValueLayout.JAVA_INT, 6L * n);
             MemorySegment.copy(rows.slotTable(), 0, t, ValueLayout.JAVA_INT, 0, 2 * n);
             MemorySegment.copy(rows.chainTable(), 0, t, ValueLayout.JAVA_INT, 8L * n, 2 * n);
             MemorySegment.copy(rows.positionTable(), 0, t, ValueLayout.JAVA_INT, 16L * n, n);
             for (int j = 0; j < n; j++) t.setAtIndex(ValueLayout.JAVA_INT, 5L * n + j, attend == null || attend.get(j) ? 1 : 0);
-            slotsView.write(0, t.asSlice(0, 8L * n));
-            chainsView.write(0, t.asSlice(8L * n, 8L * n));
-            posView.write(0, t.asSlice(16L * n, 4L * n));
-            attendView.write(0, t.asSlice(20L * n, 4L * n));
+            slotsView.writeQueued(0, t.asSlice(0, 8L * n));
+            chainsView.writeQueued(0, t.asSlice(8L * n, 8L * n));
+            posView.writeQueued(0, t.asSlice(16L * n, 4L * n));
+            attendView.writeQueued(0, t.asSlice(20L * n, 4L * n));
             if (colSums != null) {
                 MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
                 MemorySegment.copy(colSums, 0, cs, ValueLayout.JAVA_FLOAT, 0, n);
-                col.write(0, cs);
+                col.writeQueued(0, cs);
             }
         }
         ClContext.Kernel k = p.partial();
@@ -176,11 +184,11 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                 .arg(arg, firstHead);
         for (int from = 0; from < qpos.length; from += batch) {
             int tb = Math.min(batch, qpos.length - from);
-            try (Arena a = Arena.ofConfined()) {
+            {
                 MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
                 MemorySegment.copy(query, from * gd, qs, ValueLayout.JAVA_FLOAT, 0, tb * gd);
-                q.write(0, qs);
-                qposs.write(0, a.allocateFrom(ValueLayout.JAVA_INT, java.util.Arrays.copyOfRange(qpos, from, from + tb)));
+                q.writeQueued(0, qs);
+                qposs.writeQueued(0, a.allocateFrom(ValueLayout.JAVA_INT, java.util.Arrays.copyOfRange(qpos, from, from + tb)));
             }
             k.launch(new long[] {(long) splits * wg, tb}, new long[] {wg, 1});
             p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
@@ -189,18 +197,16 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                 p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits).arg(7, tb * group);
                 p.colsums().launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
             }
-            try (Arena a = Arena.ofConfined()) {
+            {
                 MemorySegment o = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
                 out.read(0, o);
                 MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, from * gd, tb * gd);
             }
         }
         if (colSums != null) {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
-                col.read(0, cs);
-                MemorySegment.copy(cs, ValueLayout.JAVA_FLOAT, 0, colSums, 0, n);
-            }
+            MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
+            col.read(0, cs);
+            MemorySegment.copy(cs, ValueLayout.JAVA_FLOAT, 0, colSums, 0, n);
         }
     }
 

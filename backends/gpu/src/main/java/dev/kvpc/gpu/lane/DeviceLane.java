@@ -49,7 +49,10 @@ public final class DeviceLane {
         }
     }
 
-    /** Brings the device copy of {@code rows} up to date; {@code rowBytes[c]} is chain c's row (or block) bytes per page unit. */
+    /**
+     * Brings the device copy of {@code rows} up to date; {@code pageBytes[c]} is chain c's page size. Pages are sent
+     * queued: the caller ends with a blocking call (a read, or {@link ClContext#finish}) before the rows change.
+     */
     public void sync(KernelRows rows, long[] pageBytes) {
         int n = rows.chainCount();
         while (chains.size() < n) chains.add(new Chain());
@@ -82,7 +85,9 @@ public final class DeviceLane {
                 if (segs[p].byteSize() != ch.pages.pageBytes()) {
                     throw new IllegalStateException("chain " + c + " page " + p + " has " + segs[p].byteSize() + " bytes, not " + ch.pages.pageBytes());
                 }
-                buf.write((long) ch.slots[p] * ch.pages.pageBytes(), segs[p]);
+                // queued: the runtime's page stays as it is until the kernel's call ends with a blocking read
+                if (segs[p].isNative()) buf.writeQueued((long) ch.slots[p] * ch.pages.pageBytes(), segs[p]);
+                else buf.write((long) ch.slots[p] * ch.pages.pageBytes(), segs[p]);
                 ch.stamps[p] = stamp;
                 pagesSent++;
             }

@@ -91,6 +91,7 @@ public final class DeviceLanes implements AutoCloseable {
                 }
             }
         }
+        cl.finish();
     }
 
     /** Bytes of {@code rows}' pages on the device as last brought up to date; 0 where the device holds none of it. */
