@@ -23,7 +23,7 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 KERNELS = HERE / "kernels"
 
-# What the script passes to each kernel, in order: the host side of ClDecodeKernel (backends/gpu), for one query.
+# What the script passes to each kernel, in order: as DenseDecodeRunner (backends/gpu tests) passes them on OpenCL, for one query.
 ARGS = {
     "decode_partial": ["q", "keys", "values", "pos", "attend", "weights", "pm", "ps", "po", "qposs", "n", "scale", "head0"],
     "decode_merge": ["pm", "ps", "po", "out", "mstar", "sinv", "splits"],

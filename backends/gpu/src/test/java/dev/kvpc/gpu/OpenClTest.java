@@ -46,7 +46,7 @@ class OpenClTest {
                 dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT4, dev.kvpc.runtime.store.QuantSpec.Axis.TOKEN, 32, 64),
                 dev.kvpc.runtime.store.QuantSpec.resolve(dev.kvpc.runtime.store.Precision.INT2, dev.kvpc.runtime.store.QuantSpec.Axis.CHANNEL, 32, 64));
         try (ClContext cl = Devices.context()) {
-            for (String src : new String[] {CEmitter.emit(dev.kvpc.gpu.kernels.ClDecodeKernel.module(64, 4, 64, 256), Dialect.OPENCL),
+            for (String src : new String[] {CEmitter.emit(dev.kvpc.gpu.kernels.DecodeAttention.module(64, 4, 64, 256), Dialect.OPENCL),
                     CEmitter.emit(dev.kvpc.gpu.kernels.ResidentDecodeKernel.module(64, 4, 64, 256, all, 16, true), Dialect.OPENCL)}) {
                 String log = cl.build(src, "-cl-std=CL1.2", "a shipped kernel").buildLog();
                 assertFalse(log.toLowerCase(java.util.Locale.ROOT).contains("warning"), log);

@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * Decode attention over lanes kept on the device, read in place in every float and per-token format, alone and mixed
  * in one lane, against the runtime's {@link AttentionKernel}; the lane changes between calls (appends, evictions,
- * re-stored rows) and the device copy follows, sending only changed pages. Tolerances as {@link ClDecodeKernelTest}.
+ * re-stored rows) and the device copy follows, sending only changed pages. Tolerances as {@link DenseDecodeTest}.
  */
 class ResidentDecodeKernelTest {
     private static ClContext cl;
@@ -132,8 +132,8 @@ class ResidentDecodeKernelTest {
                 float[] col = col0.clone(), colRef = col0.clone();
                 kernel.attend(lane, q, qpos, attend, out, col, bySlot);
                 new AttentionKernel().attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef, bySlot);
-                ClDecodeKernelTest.assertClose(outRef, out, d, where);
-                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+                DenseDecodeTest.assertClose(outRef, out, d, where);
+                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(DenseDecodeTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
                 long laneBytes = 0;
                 for (int c = 0; c < lane.chainCount(); c++) for (var seg : lane.chainPages(c)) laneBytes += seg.byteSize();
                 assertEquals(laneBytes, lanes().bytesOf(lane), where + ": the device holds the lane's pages, byte for byte");
@@ -178,8 +178,8 @@ class ResidentDecodeKernelTest {
                 String where = "d" + d + " KIVI int" + bits + "/" + group + ", step " + step + ", " + n + " entries, " + lane.chainCount() + " chains";
                 kernel.attend(lane, q, lane.position(n - 1), null, out, col, bySlot);
                 new AttentionKernel().attend(lane, q, new int[] {lane.position(n - 1)}, 4, null, outRef, colRef, bySlot);
-                ClDecodeKernelTest.assertClose(outRef, out, d, where);
-                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+                DenseDecodeTest.assertClose(outRef, out, d, where);
+                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(DenseDecodeTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
                 long laneBytes = 0;
                 for (int c = 0; c < lane.chainCount(); c++) for (var seg : lane.chainPages(c)) laneBytes += seg.byteSize();
                 assertEquals(laneBytes, lanes().bytesOf(lane), where + ": the device holds the lane's pages, byte for byte");
@@ -247,8 +247,8 @@ class ResidentDecodeKernelTest {
             kernel.attendAll(lane, q, qpos, attend, out, col, bySlot, 0);
             new AttentionKernel().attend(lane, q, qpos, group, attend, outRef, colRef, bySlot);
             String where = tokens + " positions over " + n + " entries";
-            ClDecodeKernelTest.assertClose(outRef, out, d, where);
-            for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+            DenseDecodeTest.assertClose(outRef, out, d, where);
+            for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(DenseDecodeTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
             lane.clear();
         }
     }

@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * Every stdlib attention variant lowered into the device's decode kernel, against the runtime's
  * {@link AttentionKernel} running the variant as the JVM backend compiles it: softmax, sigmoid and no normalisation,
  * logits that read the head (ALiBi's slopes) and positions (a sliding window), lanes of f32 and int4 rows, keys rotated
- * by slot, attend subsets, a lane's first query head past 0. Tolerances as {@link ClDecodeKernelTest}, the device
+ * by slot, attend subsets, a lane's first query head past 0. Tolerances as {@link DenseDecodeTest}, the device
  * computing in float what the JVM computes in double.
  */
 class VariantDecodeTest {
@@ -122,7 +122,7 @@ class VariantDecodeTest {
                 String where = ir.name() + " " + spec + ", step " + step + ", " + n + " entries";
                 kernel.attend(lane, q, qpos, attend, out, col, rope, firstHead);
                 new AttentionKernel().attend(lane, q, new int[] {qpos}, group, attend, outRef, colRef, rope, jvm, firstHead, qpos + 1);
-                ClDecodeKernelTest.assertClose(outRef, out, d, where);
+                DenseDecodeTest.assertClose(outRef, out, d, where);
                 if (step == 0) {
                     // the variant changes the result: the comparison above is not one with standard attention
                     float[] std = new float[group * d];
@@ -131,7 +131,7 @@ class VariantDecodeTest {
                     for (int i = 0; i < std.length; i++) diff = Math.max(diff, Math.abs(std[i] - out[i]));
                     assertTrue(diff > 1e-2, where + ": the variant's output differs from standard attention's by only " + diff);
                 }
-                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(ClDecodeKernelTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+                for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(DenseDecodeTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
             }
             lane.clear();
         }

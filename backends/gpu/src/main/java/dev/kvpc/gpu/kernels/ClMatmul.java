@@ -31,7 +31,7 @@ public final class ClMatmul implements Matmul {
 
     public ClMatmul(ClContext cl) {
         this.cl = cl;
-        this.wg = ClDecodeKernel.workGroup(cl.device().maxWorkGroupSize());
+        this.wg = DecodeAttention.workGroup(cl.device().maxWorkGroupSize());
     }
 
     /** The product kernel for weights of {@code type}, as kernel IR. */

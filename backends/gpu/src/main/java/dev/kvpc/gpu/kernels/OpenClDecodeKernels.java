@@ -13,8 +13,8 @@ import java.util.Set;
  * Decode attention on one OpenCL device, as the runtime's {@link dev.kvpc.runtime.engine.DecodeKernelProvider}: a host
  * passes it to {@code KvRuntime.withDecodeKernels} ({@code kvpc run --device opencl}). Every standard decode step (and
  * each query position of a prefill) runs on the device: lanes are kept there, page for page, in every format the
- * runtime stores ({@link ResidentDecodeKernel}); rows a step decoded into arrays are staged ({@link ClDecodeKernel}). Under an attention variant, the variant's IR is
- * lowered into the same kernel ({@link VariantLowering}).
+ * runtime stores ({@link ResidentDecodeKernel}). Under an attention variant, the variant's IR is lowered into the
+ * same kernel ({@link VariantLowering}).
  *
  * <p>One context serves every kernel; calls are serialised on it (the runtime may call from several threads).
  */
@@ -47,17 +47,21 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         return kernel(headDim, group, Set.of(keys, values));
     }
 
-    /** Lanes whose formats the device reads in place stay on it ({@link ResidentDecodeKernel}); others are staged. */
+    /**
+     * Every format the runtime stores is read in place ({@link ResidentDecodeKernel}), so the runtime never decodes a
+     * lane's rows into arrays for this provider: it has no {@link #denseKernel} (the default, none). Where a shape gets
+     * no kernel here, it gets none there either.
+     */
     @Override
     public DecodeKernel kernel(int headDim, int group, Set<QuantSpec> formats) {
-        return make(headDim, group, ResidentDecodeKernel.reads(formats));
+        return make(headDim, group);
     }
 
     /** Under an attention variant: its logit, mask and normalisation lowered into the resident kernel. */
     @Override
     public DecodeKernel variantKernel(int headDim, int group, Set<QuantSpec> formats, dev.kvpc.ir.AttentionIr variant, dev.kvpc.runtime.ModelSpec model) {
         dev.kvpc.ir.LaneShape shape = new dev.kvpc.ir.LaneShape(model.layers(), model.heads(), model.kvHeads(), model.headDim());
-        if (ClDecodeKernel.Geometry.of(headDim, group, cl.device().maxWorkGroupSize()) == null) return null;
+        if (DecodeAttention.Geometry.of(headDim, group, cl.device().maxWorkGroupSize()) == null) return null;
         try {
             // a variant the lowering cannot write (it names what it lacks) stays on the runtime's kernel
             VariantLowering.score(variant, shape);
@@ -71,18 +75,12 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
         return guard(k);
     }
 
-    /** Rows a step decoded into arrays: staged (they are new at every step). */
-    @Override
-    public DecodeKernel denseKernel(int headDim, int group) {
-        return make(headDim, group, false);
-    }
-
     /**
      * Bytes of KV pages held on the device now (lanes kept there), as the runtime counts its own pages, after bringing
      * every lane's copy up to date.
      */
     public synchronized long deviceKvBytes() {
-        lanes.syncAll(RowFormats::supported);
+        lanes.syncAll();
         return lanes.bytesInUse();
     }
 
@@ -92,11 +90,11 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
     }
 
     /** A kernel, or null where no work-group geometry fits the shape's local memory (the runtime's kernel serves it). */
-    private DecodeKernel make(int headDim, int group, boolean resident) {
-        if (ClDecodeKernel.Geometry.of(headDim, group, cl.device().maxWorkGroupSize()) == null) return null;
+    private DecodeKernel make(int headDim, int group) {
+        if (DecodeAttention.Geometry.of(headDim, group, cl.device().maxWorkGroupSize()) == null) return null;
         DecodeKernel k;
         synchronized (this) {
-            k = resident ? new ResidentDecodeKernel(cl, headDim, group, lanes) : new ClDecodeKernel(cl, headDim, group);
+            k = new ResidentDecodeKernel(cl, headDim, group, lanes);
         }
         return guard(k);
     }

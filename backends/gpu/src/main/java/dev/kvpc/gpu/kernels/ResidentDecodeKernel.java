@@ -60,16 +60,11 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         this.cl = cl;
         this.d = headDim;
         this.group = group;
-        ClDecodeKernel.Geometry geo = ClDecodeKernel.Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
+        DecodeAttention.Geometry geo = DecodeAttention.Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
         if (geo == null) throw new UnsupportedOperationException("no work-group geometry fits head dim " + headDim + " and group " + group + " in local memory");
         this.wg = geo.workGroup();
         this.chunk = geo.chunk();
         this.lanes = lanes;
-    }
-
-    /** Whether lanes of these formats are read in place (else the provider stages their rows). */
-    public static boolean reads(java.util.Set<QuantSpec> formats) {
-        return formats.stream().allMatch(RowFormats::supported);
     }
 
     /** The kernels for a lane's chain formats, as kernel IR. */
@@ -94,13 +89,13 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                 "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim)));
         int norm = 0;
         if (variant == null) {
-            f.putAll(ClDecodeKernel.STANDARD);
+            f.putAll(DecodeAttention.STANDARD);
         } else {
             f.put("visible", "let bool vis = (attend[j] != 0);");
             f.put("score", VariantLowering.score(variant, shape));
             norm = VariantLowering.norm(variant);
         }
-        return KernelTemplates.module("decode_attention", ClDecodeKernel.constants(headDim, group, workGroup, chunk, norm), f);
+        return KernelTemplates.module("decode_attention", DecodeAttention.constants(headDim, group, workGroup, chunk, norm), f);
     }
 
     @Override
@@ -136,7 +131,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         int chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
         List<QuantSpec> specs = new ArrayList<>(chainsN);
         for (int c = 0; c < chainsN; c++) specs.add(rows.chainSpec(c));
-        DeviceLane lane = lanes.sync(rows, RowFormats::supported);
+        DeviceLane lane = lanes.sync(rows);
         Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
         // every transfer is queued, the staging memory living until the call's last read (a blocking one) returns

@@ -24,11 +24,6 @@ final class RowFormats {
     private RowFormats() {
     }
 
-    /** Whether the device reads rows of {@code spec} in place: every format the runtime stores. */
-    static boolean supported(QuantSpec spec) {
-        return !spec.quantised() || spec.axis() == QuantSpec.Axis.TOKEN || spec.axis() == QuantSpec.Axis.CHANNEL;
-    }
-
     /** Bytes of one page of a chain of {@code spec}: {@code rowsPerPage} rows, or one block of rows quantised per channel. */
     static long pageBytes(QuantSpec spec, int headDim, int rowsPerPage) {
         if (spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL) return ChannelBlockCodec.of(spec, headDim).blockBytes();

@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Predicate;
 
 /**
  * Every lane kept on one device: the device's page pools (one per page size) and one {@link DeviceLane} per runtime
@@ -47,48 +46,34 @@ public final class DeviceLanes implements AutoCloseable {
 
     private final PageSize pageSize;
 
-    /** The device copy of {@code rows}, brought up to date; every chain's format must be one {@code readable} accepts. */
-    public synchronized DeviceLane sync(KernelRows rows, Predicate<QuantSpec> readable) {
+    /** The device copy of {@code rows}, brought up to date. */
+    public synchronized DeviceLane sync(KernelRows rows) {
         dropUnreachable();
         List<Mirror> bucket = lanes.computeIfAbsent(System.identityHashCode(rows), h -> new ArrayList<>(1));
         Mirror mirror = null;
         for (Mirror m : bucket) if (m.get() == rows) mirror = m;
         if (mirror == null) bucket.add(mirror = new Mirror(rows, gone, new DeviceLane(cl, bytes -> pools.computeIfAbsent(bytes, b -> new DevicePages(cl, b)))));
-        sync(mirror.lane, rows, readable);
+        sync(mirror.lane, rows);
         return mirror.lane;
     }
 
-    private void sync(DeviceLane lane, KernelRows rows, Predicate<QuantSpec> readable) {
+    private void sync(DeviceLane lane, KernelRows rows) {
         int n = rows.chainCount();
         long[] pageBytes = new long[n];
-        for (int c = 0; c < n; c++) {
-            QuantSpec s = rows.chainSpec(c);
-            if (!readable.test(s)) throw new UnsupportedOperationException("rows of " + s + " are not read on the device");
-            pageBytes[c] = pageSize.bytes(s, rows.headDim(), rows.rowsPerPage());
-        }
+        for (int c = 0; c < n; c++) pageBytes[c] = pageSize.bytes(rows.chainSpec(c), rows.headDim(), rows.rowsPerPage());
         lane.sync(rows, pageBytes);
     }
 
     /**
      * Brings every lane's copy up to date now (otherwise a copy is brought up to date when its lane is next read:
-     * after a step's evictions it still holds the pages they freed until then). A lane that now holds rows the
-     * device does not read (it is staged from now on) leaves the device.
+     * after a step's evictions it still holds the pages they freed until then), and waits for the copies.
      */
-    public synchronized void syncAll(Predicate<QuantSpec> readable) {
+    public synchronized void syncAll() {
         dropUnreachable();
         for (List<Mirror> bucket : lanes.values()) {
-            for (java.util.Iterator<Mirror> it = bucket.iterator(); it.hasNext(); ) {
-                Mirror m = it.next();
+            for (Mirror m : bucket) {
                 KernelRows rows = m.get();
-                if (rows == null) continue;
-                boolean all = true;
-                for (int c = 0; c < rows.chainCount(); c++) all &= readable.test(rows.chainSpec(c));
-                if (all) {
-                    sync(m.lane, rows, readable);
-                } else {
-                    m.lane.release();
-                    it.remove();
-                }
+                if (rows != null) sync(m.lane, rows);
             }
         }
         cl.finish();

@@ -2,7 +2,7 @@ package dev.kvpc.gpu.tools;
 
 import dev.kvpc.gpu.emit.CEmitter;
 import dev.kvpc.gpu.emit.Dialect;
-import dev.kvpc.gpu.kernels.ClDecodeKernel;
+import dev.kvpc.gpu.kernels.DecodeAttention;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,9 +30,9 @@ public final class ExportCuda {
         StringBuilder index = new StringBuilder("{\n  \"work_group\": " + WORK_GROUP + ",\n  \"kernels\": [\n");
         for (int i = 0; i < SHAPES.length; i++) {
             int d = SHAPES[i][0], g = SHAPES[i][1];
-            ClDecodeKernel.Geometry geo = ClDecodeKernel.Geometry.of(d, g, WORK_GROUP);
+            DecodeAttention.Geometry geo = DecodeAttention.Geometry.of(d, g, WORK_GROUP);
             String name = String.format(Locale.ROOT, "decode_d%d_g%d.cu", d, g);
-            out.add(new String[] {name, CEmitter.emit(ClDecodeKernel.module(d, g, geo.workGroup(), geo.chunk()), Dialect.CUDA)});
+            out.add(new String[] {name, CEmitter.emit(DecodeAttention.module(d, g, geo.workGroup(), geo.chunk()), Dialect.CUDA)});
             index.append(String.format(Locale.ROOT, "    {\"file\": \"%s\", \"head_dim\": %d, \"group\": %d, \"work_group\": %d, \"chunk\": %d}%s%n",
                     name, d, g, geo.workGroup(), geo.chunk(), i + 1 < SHAPES.length ? "," : ""));
         }

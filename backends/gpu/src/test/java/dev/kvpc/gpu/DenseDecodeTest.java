@@ -1,7 +1,6 @@
 package dev.kvpc.gpu;
 
 import dev.kvpc.gpu.cl.ClContext;
-import dev.kvpc.gpu.kernels.ClDecodeKernel;
 import dev.kvpc.runtime.engine.AttentionKernel;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
@@ -20,14 +19,15 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Decode attention on the OpenCL device against the runtime's {@link AttentionKernel}: head dims 8, 64 and 128,
+ * The dense-row form of decode attention, the kernels {@code benchmarks/gpu} runs, on the OpenCL device
+ * ({@link DenseDecodeRunner}) against the runtime's {@link AttentionKernel}: head dims 8, 64 and 128,
  * groups 1, 4 and 8, f32 and int4 lanes, lanes of one split and of several (merged partial softmax states), causal
  * masking inside the lane, attend subsets, nothing visible.
  *
  * <p>Tolerance: an output may differ by {@value #TOL} times the largest magnitude of its head's output row, a column sum
  * by {@value #TOL} relative or 1e-9 absolute: the device sums in float, in another order, with fused multiply-adds.
  */
-class ClDecodeKernelTest {
+class DenseDecodeTest {
     static final double TOL = 2e-5;
     private static ClContext cl;
 
@@ -58,7 +58,7 @@ class ClDecodeKernelTest {
     static void compare(int d, int group, Precision precision, long seed) {
         Random r = new Random(seed);
         QuantSpec spec = precision == Precision.F32 ? QuantSpec.of(precision) : QuantSpec.resolve(precision, QuantSpec.Axis.TOKEN, Math.min(d, 32), d);
-        ClDecodeKernel kernel = new ClDecodeKernel(cl(), d, group);
+        DenseDecodeRunner kernel = new DenseDecodeRunner(cl(), d, group);
         try (PagePool pool = new PagePool()) {
             for (int trial = 0; trial < 6; trial++) {
                 // one split (under 256 entries) and several
@@ -121,7 +121,7 @@ class ClDecodeKernelTest {
     @Test
     void averagesEqualLogitRows() {
         int d = 72;
-        ClDecodeKernel k = new ClDecodeKernel(cl(), d, 2);
+        DenseDecodeRunner k = new DenseDecodeRunner(cl(), d, 2);
         try (PagePool pool = new PagePool()) {
             Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 4);
             float[] key = new float[d], v = new float[d];

@@ -1,9 +1,9 @@
-package dev.kvpc.gpu.kernels;
+package dev.kvpc.gpu;
 
 import dev.kvpc.gpu.cl.ClContext;
 import dev.kvpc.gpu.emit.CEmitter;
 import dev.kvpc.gpu.emit.Dialect;
-import dev.kvpc.gpu.kir.KirModule;
+import dev.kvpc.gpu.kernels.DecodeAttention;
 import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.lane.Lane;
@@ -12,34 +12,15 @@ import dev.kvpc.runtime.store.Precision;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.BitSet;
-import java.util.Map;
 
 /**
- * Decode attention on an OpenCL device ({@code decode_attention.kir}): the runtime's {@link DecodeKernel} for one head
- * dimension and group, split over entries with a merge of partial softmax states. This form stages the lane's rows
- * to the device on each call (keys and values read as f32 rows, as {@link Lane#read} gives them); what it computes is
- * what {@link dev.kvpc.runtime.engine.AttentionKernel} computes, within float rounding (sums in another order, in
- * float, with fused multiply-adds).
+ * The dense-row form of decode attention ({@link DecodeAttention#module}) run on OpenCL the way
+ * {@code benchmarks/gpu/decode_attention.py} runs its CUDA text: each call sends the lane's rows as f32 arrays indexed
+ * by entry (as {@link Lane#read} gives them), the positions, the attend set and the query, launches the three kernels
+ * over the same ranges, and reads back the outputs and column sums. Hosts do not use it (they keep lanes on the
+ * device); it holds the kernels the GPU script runs to the runtime's meaning.
  */
-public final class ClDecodeKernel implements DecodeKernel {
-    /**
-     * A work-group's size and the entries of its split (each work-item takes {@code chunk / workGroup} of them), the
-     * largest up to 64 and 256 whose local memory fits the 32 KiB every device has: the query of every head, a
-     * reduction slot per head and work-item, and the split's weights; null where none fits (the host's kernel then
-     * serves that shape).
-     */
-    public record Geometry(int workGroup, int chunk) {
-        public static Geometry of(int headDim, int group, long deviceMaxWorkGroup) {
-            for (int wg = ClDecodeKernel.workGroup(deviceMaxWorkGroup); wg >= 8; wg >>= 1) {
-                for (int ch = 256; ch >= wg; ch >>= 1) {
-                    long bytes = 4L * ((long) group * wg + (long) group * headDim + (long) group * ch + ch);
-                    if (bytes <= dev.kvpc.gpu.kir.KirVerifier.LOCAL_BYTES) return new Geometry(wg, ch);
-                }
-            }
-            return null;
-        }
-    }
-
+final class DenseDecodeRunner implements DecodeKernel {
     private final ClContext cl;
     private final int d, group, wg, chunk;
     private final ClContext.Kernel partial, merge, colsums;
@@ -47,15 +28,15 @@ public final class ClDecodeKernel implements DecodeKernel {
     private int capacity = -1, splitCapacity = -1;
     private float[] keyRows = new float[0], valueRows = new float[0];
 
-    public ClDecodeKernel(ClContext cl, int headDim, int group) {
+    DenseDecodeRunner(ClContext cl, int headDim, int group) {
         this.cl = cl;
         this.d = headDim;
         this.group = group;
-        Geometry geo = Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
+        DecodeAttention.Geometry geo = DecodeAttention.Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
         if (geo == null) throw new UnsupportedOperationException("no work-group geometry fits head dim " + headDim + " and group " + group + " in local memory");
         this.wg = geo.workGroup();
         this.chunk = geo.chunk();
-        String source = CEmitter.emit(module(headDim, group, wg, chunk), Dialect.OPENCL);
+        String source = CEmitter.emit(DecodeAttention.module(headDim, group, wg, chunk), Dialect.OPENCL);
         ClContext.Program p = cl.build(source, "-cl-std=CL1.2", "decode attention (head dim " + headDim + ", group " + group + ")");
         partial = p.kernel("decode_partial");
         merge = p.kernel("decode_merge");
@@ -65,30 +46,6 @@ public final class ClDecodeKernel implements DecodeKernel {
         mstar = cl.buffer(4L * group, "maxima");
         sinv = cl.buffer(4L * group, "inverse sums");
         qposs = cl.buffer(4, "the query position");
-    }
-
-    /** The kernels for this shape, as kernel IR. */
-    public static KirModule module(int headDim, int group, int workGroup, int chunk) {
-        Map<String, String> f = new java.util.HashMap<>(STANDARD);
-        f.putAll(Map.of("rows", "buffer float keys, buffer float values", "key_entry", "", "key_elem", "let float kx = keys[((j * D) + c)];",
-                "value_entry", "", "value_elem", "let float vx = values[((j * D) + c)];"));
-        return KernelTemplates.module("decode_attention", constants(headDim, group, workGroup, chunk, 0), f);
-    }
-
-    /** Standard attention's visibility and score: causal by position, the scaled dot product. */
-    static final Map<String, String> STANDARD = Map.of("visible", "let bool vis = ((attend[j] != 0) && (pos[j] <= qpos));",
-            "score", "let bool hv = true;\nlet float l = (acc[h] * scale);");
-
-    /** The decode template's constants for a shape. */
-    static Map<String, Integer> constants(int headDim, int group, int workGroup, int chunk, int norm) {
-        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup), "CH", chunk, "NORM", norm);
-    }
-
-    /** 64 work-items, or the largest power of two the device allows below that. */
-    static int workGroup(long deviceMax) {
-        int w = 64;
-        while (w > deviceMax && w > 1) w >>= 1;
-        return w;
     }
 
     @Override
