@@ -30,6 +30,7 @@ class ExportCudaTest {
     /** The GPU script passes each kernel the arguments its signature names, in order (its --dry-run, no GPU needed). */
     @Test
     void theGpuScriptMatchesTheKernelsSignatures() throws Exception {
+        // the script is Python; a machine without python3 cannot run it at all, so the check is skipped with the reason
         org.junit.jupiter.api.Assumptions.assumeTrue(CudaDialectTest.onPath("python3"), "no python3 on the PATH");
         Path root = Path.of("").toAbsolutePath();
         while (!Files.isDirectory(root.resolve("benchmarks"))) root = root.getParent();
