@@ -6,6 +6,7 @@ import java.util.ArrayDeque;
 import java.util.Deque;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -156,6 +157,10 @@ public final class ClContext implements AutoCloseable {
             return set(i, 4, args.allocateFrom(JAVA_FLOAT, value));
         }
 
+        public Kernel arg(int i, double value) {
+            return set(i, 8, args.allocateFrom(JAVA_DOUBLE, value));
+        }
+
         private Kernel set(int i, long size, MemorySegment value) {
             try {
                 OpenCl.check("clSetKernelArg", (int) cl.setKernelArg.invokeExact(handle, i, size, value), "argument " + i + " of kernel " + name);
@@ -243,6 +248,20 @@ public final class ClContext implements AutoCloseable {
         public void write(int[] src) {
             try (Arena a = Arena.ofConfined()) {
                 write(0, a.allocateFrom(JAVA_INT, src));
+            }
+        }
+
+        public void write(double[] src) {
+            try (Arena a = Arena.ofConfined()) {
+                write(0, a.allocateFrom(JAVA_DOUBLE, src));
+            }
+        }
+
+        public void read(double[] dst) {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment s = a.allocate(JAVA_DOUBLE, Math.max(1, dst.length));
+                read(0, s.asSlice(0, 8L * dst.length));
+                MemorySegment.copy(s, JAVA_DOUBLE, 0, dst, 0, dst.length);
             }
         }
 

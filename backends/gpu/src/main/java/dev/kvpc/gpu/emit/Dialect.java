@@ -25,6 +25,7 @@ public enum Dialect {
     /** Positive infinity. */
     public final String infinity;
 
+
     Dialect(String prelude, String kernelStart, String groupSizeAttribute, String globalSpace, String restrict, String localSpace,
             String barrier, String infinity) {
         this.prelude = prelude;
@@ -35,11 +36,26 @@ public enum Dialect {
         this.localSpace = localSpace;
         this.barrier = barrier;
         this.infinity = infinity;
+
+    }
+
+    /** Text at the top of a module that uses doubles (OpenCL C 1.2 asks for the extension). */
+    public String doublePrelude() {
+        return this == OPENCL ? "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" : "";
     }
 
     /** A primitive's function name (or operator, or cast). */
     public String spell(Prim p) {
         return this == OPENCL ? p.opencl : p.cuda;
+    }
+
+    /**
+     * A primitive's function name where its first operand is of type {@code operand}: CUDA names float functions
+     * with an {@code f} suffix and double ones without (OpenCL's are overloaded).
+     */
+    public String spell(Prim p, KType operand) {
+        boolean real = p.sig == Prim.Sig.FLOAT1 || p.sig == Prim.Sig.FLOAT2 || p.sig == Prim.Sig.FLOAT3;
+        return this == CUDA && real && operand == KType.DOUBLE ? p.opencl : spell(p);
     }
 
     /** The C type of an array element of {@code t}. */

@@ -17,9 +17,8 @@ import java.util.Set;
  * An attention variant's logit and mask (IR computations) as kernel IR statements, for one query head {@code h} of
  * the group and entry {@code j}: what the JVM backend's {@code VariantCompiler} computes in double, here in float.
  * Values are floats (booleans 1 and 0), each definition one {@code let}; the dot product of the query and the key
- * is the head's {@code acc[h]}, which the attention template has summed. The IR's scalar functions ({@link Op.Fn1},
- * {@link Op.Fn2}, whose {@code apply} is their meaning) are spelled here once each ({@link #fn1}, {@link #fn2});
- * {@code VariantLoweringTest} holds every one to {@code apply} on the device.
+ * is the head's {@code acc[h]}, which the attention template has summed. The IR's scalar functions are
+ * {@link ScalarFns}' in float.
  */
 public final class VariantLowering {
     private final LaneShape shape;
@@ -127,59 +126,16 @@ public final class VariantLowering {
         }
     }
 
-    /** {@link Op.Fn1#apply} in kernel IR, on a float. */
     static String fn1(Op.Fn1 fn, String x) {
-        return switch (fn) {
-            case NEG -> "neg(" + x + ")";
-            case NOT -> "select((" + x + " == 0.0f), 1.0f, 0.0f)";
-            case ABS -> "fabs(" + x + ")";
-            case EXP -> "exp(" + x + ")";
-            case LOG -> "log(" + x + ")";
-            case SQRT -> "sqrt(" + x + ")";
-            case TANH -> "tanh(" + x + ")";
-            case SIGMOID -> "(1.0f / (1.0f + exp(neg(" + x + "))))";
-            // truncation toward zero, as (long) x is
-            // (long) of NaN is 0, past the long's range its extreme; floats past 2^23 are whole already
-            case TO_INT -> "select((" + x + " != " + x + "), 0.0f, select((fabs(" + x + ") < 8.388608E6f), float(int(" + x + ")), select((fabs(" + x
-                    + ") >= 9.223372E18f), select((" + x + " > 0.0f), 9.223372E18f, -9.223372E18f), " + x + ")))";
-            case TO_FLOAT -> x;
-        };
+        return ScalarFns.FLOAT.fn1(fn, x);
     }
 
-    /** {@link Op.Fn2#apply} in kernel IR, on floats. */
     static String fn2(Op.Fn2 fn, String a, String b) {
-        return switch (fn) {
-            case ADD -> "(" + a + " + " + b + ")";
-            case SUB -> "(" + a + " - " + b + ")";
-            case MUL -> "(" + a + " * " + b + ")";
-            case DIV -> "(" + a + " / " + b + ")";
-            case MOD -> "fmod(" + a + ", " + b + ")";
-            case LT -> truth("(" + a + " < " + b + ")");
-            case LE -> truth("(" + a + " <= " + b + ")");
-            case GT -> truth("(" + a + " > " + b + ")");
-            case GE -> truth("(" + a + " >= " + b + ")");
-            case EQ -> truth("(" + a + " == " + b + ")");
-            case NE -> truth("(" + a + " != " + b + ")");
-            case AND -> truth("((" + a + " != 0.0f) && (" + b + " != 0.0f))");
-            case OR -> truth("((" + a + " != 0.0f) || (" + b + " != 0.0f))");
-            // Math.max and min: NaN if either is NaN (fmax and fmin would drop it)
-            case MAX -> "select(((" + a + " != " + a + ") || (" + b + " != " + b + ")), (" + a + " + " + b + "), fmax(" + a + ", " + b + "))";
-            case MIN -> "select(((" + a + " != " + a + ") || (" + b + " != " + b + ")), (" + a + " + " + b + "), fmin(" + a + ", " + b + "))";
-            // Math.pow: NaN for a NaN exponent and for (+-1) to an infinite one, where C's pow gives 1
-            case POW -> "select(((" + b + " != " + b + ") || ((fabs(" + a + ") == 1.0f) && (fabs(" + b + ") == inf))), (inf - inf), pow(" + a + ", " + b + "))";
-        };
+        return ScalarFns.FLOAT.fn2(fn, a, b);
     }
 
-    private static String truth(String cond) {
-        return "select(" + cond + ", 1.0f, 0.0f)";
-    }
-
-    /** A float literal of the kernel IR (the value rounded to float). */
     static String lit(double v) {
-        float f = (float) v;
-        if (Float.isNaN(f)) return "(inf - inf)";
-        if (Float.isInfinite(f)) return f > 0 ? "inf" : "-inf";
-        return Float.toString(f) + "f";
+        return ScalarFns.FLOAT.lit(v);
     }
 
     private static double toDouble(Object v) {

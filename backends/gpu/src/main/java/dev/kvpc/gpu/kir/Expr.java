@@ -5,11 +5,13 @@ import java.util.Objects;
 
 /** A kernel IR expression: a value of one work-item. */
 public sealed interface Expr {
-    /** A literal: an int, a float (finite or infinite, never NaN), or a bool (0 or 1). */
+    /** A literal: an int, a float or a double (finite or infinite, never NaN), or a bool (0 or 1). */
     record Lit(KType type, double value) implements Expr {
         public Lit {
             Objects.requireNonNull(type);
-            if (type != KType.INT && type != KType.FLOAT && type != KType.BOOL) throw new IllegalArgumentException("a literal is int, float or bool");
+            if (type != KType.INT && type != KType.FLOAT && type != KType.DOUBLE && type != KType.BOOL) {
+                throw new IllegalArgumentException("a literal is int, float, double or bool");
+            }
             if (Double.isNaN(value)) throw new IllegalArgumentException("a NaN literal");
             if (type == KType.INT && (value != Math.rint(value) || value < Integer.MIN_VALUE || value > Integer.MAX_VALUE)) {
                 throw new IllegalArgumentException("int literal " + value);
@@ -72,6 +74,10 @@ public sealed interface Expr {
 
     static Lit f(float v) {
         return new Lit(KType.FLOAT, v);
+    }
+
+    static Lit d(double v) {
+        return new Lit(KType.DOUBLE, v);
     }
 
     static Ref ref(String name) {

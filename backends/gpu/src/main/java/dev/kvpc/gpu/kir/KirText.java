@@ -115,6 +115,7 @@ public final class KirText {
         return switch (l.type()) {
             case INT -> Integer.toString((int) l.value());
             case BOOL -> l.value() != 0 ? "true" : "false";
+            case DOUBLE -> Double.isInfinite(l.value()) ? (l.value() > 0 ? "infd" : "-infd") : Double.toString(l.value()) + "d";
             default -> Double.isInfinite(l.value()) ? (l.value() > 0 ? "inf" : "-inf") : Float.toString((float) l.value()) + "f";
         };
     }
@@ -280,8 +281,8 @@ public final class KirText {
                     next();
                     return e;
                 }
-                case "inf", "-inf" -> {
-                    Expr e = new Expr.Lit(KType.FLOAT, tok.equals("inf") ? Double.POSITIVE_INFINITY : Double.NEGATIVE_INFINITY);
+                case "inf", "-inf", "infd", "-infd" -> {
+                    Expr e = new Expr.Lit(tok.endsWith("d") ? KType.DOUBLE : KType.FLOAT, tok.startsWith("-") ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY);
                     next();
                     return e;
                 }
@@ -328,7 +329,9 @@ public final class KirText {
             String t = tok;
             try {
                 Expr e;
-                if (t.endsWith("f") || t.contains(".") || t.contains("e") || t.contains("E")) {
+                if (t.endsWith("d")) {
+                    e = new Expr.Lit(KType.DOUBLE, Double.parseDouble(t.substring(0, t.length() - 1)));
+                } else if (t.endsWith("f") || t.contains(".") || t.contains("e") || t.contains("E")) {
                     float v = Float.parseFloat(t.endsWith("f") ? t.substring(0, t.length() - 1) : t);
                     e = new Expr.Lit(KType.FLOAT, v);
                 } else {
@@ -425,6 +428,7 @@ public final class KirText {
                     advance();
                     advance();
                     advance();
+                    if (pos < src.length() && src.charAt(pos) == 'd') advance();
                 } else {
                     while (pos < src.length()) {
                         char d = src.charAt(pos);

@@ -75,7 +75,7 @@ public final class KirVerifier {
                     if (b.elem() == KType.BOOL) problems.add("buffer " + b.name() + " of bool");
                 }
                 case Kernel.ScalarParam s -> {
-                    if (s.type() != KType.INT && s.type() != KType.FLOAT) problems.add("parameter " + s.name() + " is " + s.type().text + ", not int or float");
+                    if (s.type() != KType.INT && !s.type().real()) problems.add("parameter " + s.name() + " is " + s.type().text + ", not int, float or double");
                     scope.put(s.name(), s.type());
                     readOnly.add(s.name());
                 }
@@ -127,7 +127,7 @@ public final class KirVerifier {
                 case Stmt.Let l -> {
                     KType t = type(l.init(), scope);
                     if (t != null && t != l.type()) problems.add("let " + l.name() + ": " + l.type().text + " initialised with " + t.text);
-                    if (l.type() != KType.INT && l.type() != KType.FLOAT && l.type() != KType.BOOL) problems.add("let " + l.name() + " of " + l.type().text);
+                    if (l.type() != KType.INT && !l.type().real() && l.type() != KType.BOOL) problems.add("let " + l.name() + " of " + l.type().text);
                     if (!declared(l.name(), scope)) scope.put(l.name(), l.type());
                     if (divergentControl || divergent(l.init())) mark(l.name());
                 }

@@ -42,6 +42,12 @@ public enum Prim {
     IMAX("imax", false, Sig.INT2, "max", "max"),
     IMIN("imin", false, Sig.INT2, "min", "min"),
     TO_FLOAT("float", false, Sig.TO_FLOAT, "(float)", "(float)"),
+    /** An int or a float as a double. */
+    TO_DOUBLE("double", false, Sig.TO_DOUBLE, "(double)", "(double)"),
+    /** Rounding toward zero, staying a float or double. */
+    TRUNC("trunc", false, Sig.FLOAT1, "trunc", "truncf"),
+    /** The magnitude of the first with the sign of the second (how -0.0 is told from 0.0). */
+    COPYSIGN("copysign", false, Sig.FLOAT2, "copysign", "copysignf"),
     TO_INT("int", false, Sig.TO_INT, "(int)", "(int)"),
     /** The float whose bits are the int's (a bit pattern below 2^31: the sign is applied apart). */
     AS_FLOAT("as_float", false, Sig.BITS, "as_float", "__int_as_float"),
@@ -51,7 +57,10 @@ public enum Prim {
     public enum Sig {
         /** int,int to int or float,float to float */
         ARITH,
-        INT2, CMP, LOGIC, NUM1, BOOL1, FLOAT1, FLOAT2, FLOAT3, TO_FLOAT, TO_INT, BITS,
+        INT2, CMP, LOGIC, NUM1, BOOL1,
+        /** float to float or double to double (likewise for two and three operands) */
+        FLOAT1, FLOAT2, FLOAT3,
+        TO_FLOAT, TO_DOUBLE, TO_INT, BITS,
         /** bool, T, T to T */
         SELECT
     }
@@ -71,7 +80,7 @@ public enum Prim {
 
     public int arity() {
         return switch (sig) {
-            case NUM1, BOOL1, FLOAT1, TO_FLOAT, TO_INT, BITS -> 1;
+            case NUM1, BOOL1, FLOAT1, TO_FLOAT, TO_DOUBLE, TO_INT, BITS -> 1;
             case FLOAT3, SELECT -> 3;
             default -> 2;
         };
@@ -82,17 +91,18 @@ public enum Prim {
         if (args.size() != arity()) return null;
         KType a = args.get(0);
         return switch (sig) {
-            case ARITH -> (a == KType.INT || a == KType.FLOAT) && args.get(1) == a ? a : null;
+            case ARITH -> (a == KType.INT || a.real()) && args.get(1) == a ? a : null;
             case INT2 -> a == KType.INT && args.get(1) == KType.INT ? KType.INT : null;
-            case CMP -> (a == KType.INT || a == KType.FLOAT) && args.get(1) == a ? KType.BOOL : null;
+            case CMP -> (a == KType.INT || a.real()) && args.get(1) == a ? KType.BOOL : null;
             case LOGIC -> a == KType.BOOL && args.get(1) == KType.BOOL ? KType.BOOL : null;
-            case NUM1 -> a == KType.INT || a == KType.FLOAT ? a : null;
+            case NUM1 -> a == KType.INT || a.real() ? a : null;
             case BOOL1 -> a == KType.BOOL ? KType.BOOL : null;
-            case FLOAT1 -> a == KType.FLOAT ? KType.FLOAT : null;
-            case FLOAT2 -> a == KType.FLOAT && args.get(1) == KType.FLOAT ? KType.FLOAT : null;
-            case FLOAT3 -> args.stream().allMatch(t -> t == KType.FLOAT) ? KType.FLOAT : null;
+            case FLOAT1 -> a.real() ? a : null;
+            case FLOAT2 -> a.real() && args.get(1) == a ? a : null;
+            case FLOAT3 -> a.real() && args.stream().allMatch(t -> t == a) ? a : null;
             case TO_FLOAT -> a == KType.INT ? KType.FLOAT : null;
-            case TO_INT -> a == KType.FLOAT ? KType.INT : null;
+            case TO_DOUBLE -> a == KType.INT || a == KType.FLOAT ? KType.DOUBLE : null;
+            case TO_INT -> a.real() ? KType.INT : null;
             case BITS -> a == KType.INT ? KType.FLOAT : null;
             case SELECT -> a == KType.BOOL && args.get(1) == args.get(2) && args.get(1) != KType.BOOL ? args.get(1) : null;
         };
