@@ -120,6 +120,18 @@ public record Result(List<Step> steps) {
     }
 
     /** Human-readable dump of one step (for kvpc trace). */
+    /**
+     * {@code kvpc trace}'s report, for every backend: the trace's first line, then per step its event, the context
+     * after it, and what the first {@code maxLanes} lanes hold ({@link #describe}).
+     */
+    public void report(dev.kvpc.runtime.trace.Trace t, int maxLanes, java.io.PrintWriter out) {
+        out.println("trace: " + t.describe().lines().findFirst().orElse(""));
+        for (int i = 0; i < steps().size(); i++) {
+            out.println("step " + i + " (" + steps().get(i).event() + ", context " + (t.start(i) + t.steps().get(i).data().tokens()) + ")");
+            out.print(describe(i, maxLanes));
+        }
+    }
+
     public String describe(int step, int maxLanes) {
         StringBuilder sb = new StringBuilder();
         Step st = steps.get(step);

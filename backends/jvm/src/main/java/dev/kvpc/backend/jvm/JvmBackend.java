@@ -58,12 +58,7 @@ public final class JvmBackend implements Backend {
         } catch (InterpreterException e) {
             throw new IllegalArgumentException(e.getMessage(), e);
         }
-        out.println("trace: " + t.describe().lines().findFirst().orElse(""));
-        for (int i = 0; i < r.steps().size(); i++) {
-            Result.Step st = r.steps().get(i);
-            out.println("step " + i + " (" + st.event() + ", context " + (t.start(i) + t.steps().get(i).data().tokens()) + ")");
-            out.print(r.describe(i, lanes));
-        }
+        r.report(t, lanes, out);
     }
 
     @Override
