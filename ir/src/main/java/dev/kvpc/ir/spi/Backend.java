@@ -13,6 +13,16 @@ public interface Backend {
     String name();
 
     /**
+     * This backend on the device {@code spec} names (a number, {@code P:D}, or part of a name, as {@code kvpc devices}
+     * lists them).
+     *
+     * @throws UnsupportedOperationException when this backend runs on no device but the host
+     */
+    default Backend withDevice(String spec) {
+        throw new UnsupportedOperationException("backend " + name() + " runs on the host; --device is for a device backend (opencl)");
+    }
+
+    /**
      * Runs a specialised program over a trace ({@code traceSpec}: a file, or {@code random:...}) and prints, per
      * step, what the first {@code lanes} lanes hold.
      *
