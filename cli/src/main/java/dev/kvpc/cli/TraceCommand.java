@@ -13,11 +13,12 @@ import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.ServiceLoader;
 import java.util.concurrent.Callable;
 
-@Command(name = "trace", description = {"Run a policy over a trace with the reference interpreter and print, per step,",
+@Command(name = "trace", description = {"Run a policy over a trace (with the reference interpreter, or --backend) and print, per step,",
         "what each lane keeps, attends, merges and at which precision, and its states.",
         "TRACE is a trace file (binary KVPTRACE or text) or random:seed=1,prefill=64,chunk=0,decode=16,sinks=4,heavy=3,needle=20."})
 final class TraceCommand implements Callable<Integer> {
@@ -38,6 +39,13 @@ final class TraceCommand implements Callable<Integer> {
 
     @Option(names = "--slack", defaultValue = "0", description = "Amortised-eviction slack, 0 or more, as for kvpc ir.")
     int slack;
+
+    @Option(names = "--backend", defaultValue = "interp", paramLabel = "NAME",
+            description = "What runs the policy: interp (the reference interpreter, default), jvm (compiled to bytecode) or opencl (loop nests as OpenCL kernels). The report is the same.")
+    String backend;
+
+    @Option(names = "--device", paramLabel = "DEVICE", description = "With --backend opencl: the device, by index, P:D or name, as kvpc devices lists them (default: the first GPU, else the first device).")
+    String device;
 
     @Option(names = "--lanes", defaultValue = "4", description = "How many lanes to show per step, at least 1 (default 4).")
     int lanes;
@@ -60,10 +68,21 @@ final class TraceCommand implements Callable<Integer> {
         if (root == null) return Main.INVALID;
         if (Commands.missingParams(r, root, params.keySet(), err)) return Main.USAGE;
         Specialized s = Compilation.optimise(r.program(), root, values, new Pipeline.Options(slack, true), (p, x) -> { });
-        Backend interp = ServiceLoader.load(Backend.class).stream().map(ServiceLoader.Provider::get)
-                .filter(b -> b.name().equals("interp")).findFirst().orElseThrow(() -> new IllegalStateException("no interpreter backend on the class path"));
+        List<Backend> all = ServiceLoader.load(Backend.class).stream().map(ServiceLoader.Provider::get).toList();
+        Backend chosen = all.stream().filter(b -> b.name().equals(backend)).findFirst().orElse(null);
+        if (chosen == null) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--backend " + backend + ": no such backend; there are "
+                    + String.join(", ", all.stream().map(Backend::name).sorted().toList()));
+        }
+        if (device != null) {
+            try {
+                chosen = chosen.withDevice(device);
+            } catch (UnsupportedOperationException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--device: " + e.getMessage());
+            }
+        }
         try {
-            interp.trace(s, trace, lanes, out);
+            chosen.trace(s, trace, lanes, out);
         } catch (IllegalArgumentException e) {
             err.println("kvpc: " + e.getMessage());
             return Main.INVALID;

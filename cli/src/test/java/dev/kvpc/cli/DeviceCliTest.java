@@ -84,6 +84,39 @@ class DeviceCliTest {
         assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
     }
 
+    /**
+     * {@code kvpc trace --backend opencl} and {@code --backend jvm} print the interpreter's report, line for line,
+     * for policies whose loop nests score, pool and quantise (budgets small enough that they evict); a bad backend or
+     * a device for a host backend is a usage error.
+     */
+    @Test
+    void traceOnEveryBackendGivesTheInterpretersReport() {
+        requireOpenCl();
+        String trace = "random:seed=3,prefill=48,decode=12,heavy=2";
+        for (String[] p : new String[][] {{"snapkv.kvp", "budget=20", "window=8"}, {"keydiff.kvp", "budget=24"}, {"h2o.kvp", "budget=24"}}) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("trace", CliRunner.root().resolve("stdlib-policies/" + p[0]).toString(), "--trace", trace));
+            for (int i = 1; i < p.length; i++) {
+                args.add("--param");
+                args.add(p[i]);
+            }
+            CliRunner ref = CliRunner.run(args.toArray(String[]::new));
+            assertEquals(0, ref.code(), p[0] + ": " + ref.err());
+            assertTrue(ref.out().contains("step 12 (decode"), ref.out());
+            for (String backend : new String[] {"jvm", "opencl"}) {
+                CliRunner r = CliRunner.run(concat(args.toArray(String[]::new), new String[] {"--backend", backend}));
+                assertEquals(0, r.code(), p[0] + " on " + backend + ": " + r.err());
+                assertEquals(ref.out(), r.out(), p[0] + " on " + backend);
+            }
+        }
+        String h2o = CliRunner.root().resolve("stdlib-policies/h2o.kvp").toString();
+        CliRunner r = CliRunner.run("trace", h2o, "--trace", trace, "--backend", "cuda");
+        assertEquals(Main.USAGE, r.code(), r.err());
+        assertTrue(r.err().contains("--backend cuda: no such backend; there are interp, jvm, opencl"), r.err());
+        r = CliRunner.run("trace", h2o, "--trace", trace, "--device", "0");
+        assertEquals(Main.USAGE, r.code(), r.err());
+        assertTrue(r.err().contains("--device: backend interp runs on the host"), r.err());
+    }
+
     static String[] concat(String[] a, String[] b) {
         String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, c, a.length, b.length);
