@@ -145,7 +145,19 @@ class PolicyKernelsTest {
         }
     }
 
-    static void agree(Specialized s, List<Trace> traces, String what) {
+    /** H2O's loop IR has no nests: its ranking alone runs on the device (the rank is DeviceRank's, not the context's). */
+    @Test
+    void rankingsRunOnTheDevice() throws Exception {
+        Path p = PassPreservationTest.programs(stdlib).stream().filter(x -> x.getFileName().toString().equals("h2o.kvp")).findFirst().orElseThrow();
+        Frontend.Result r = Frontend.check(p, PassPreservationTest.SMALL);
+        Specialized s = Compilation.optimise(r.program(), "h2o", PassPreservationTest.SMALL_BUDGETS.getOrDefault("h2o", Map.of()), Pipeline.Options.DEFAULT,
+                (pass, x) -> { });
+        List<ClLaneClass> classes = agree(s, PassPreservationTest.traces(), "h2o");
+        assertEquals("", classes.getFirst().source(), "h2o has no loop nests");
+        assertTrue(classes.getFirst().launches() > 0, "no ranking ran on the device");
+    }
+
+    static List<ClLaneClass> agree(Specialized s, List<Trace> traces, String what) {
         List<ClLaneClass> classes = ClPolicies.compile(s, cl);
         for (Trace t : traces) {
             Result reference = Interpreter.run(s, t);
@@ -153,5 +165,6 @@ class PolicyKernelsTest {
             String diff = Result.difference(reference, got, TOLERANCE);
             assertNull(diff, what + ": device and interpreted results differ: " + diff);
         }
+        return classes;
     }
 }

@@ -18,6 +18,7 @@ public enum Prim {
     SHR(">>", true, Sig.INT2, ">>", ">>"),
     BAND("&", true, Sig.INT2, "&", "&"),
     BOR("|", true, Sig.INT2, "|", "|"),
+    BXOR("^", true, Sig.INT2, "^", "^"),
     LT("<", true, Sig.CMP, "<", "<"),
     LE("<=", true, Sig.CMP, "<=", "<="),
     GT(">", true, Sig.CMP, ">", ">"),

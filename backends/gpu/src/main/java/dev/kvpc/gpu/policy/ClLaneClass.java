@@ -87,9 +87,16 @@ public final class ClLaneClass implements CompiledLaneClass {
         return source;
     }
 
-    /** Kernel launches so far. */
+    /** Kernel launches so far (nests and rankings). */
     public long launches() {
-        return launches;
+        return launches + (rank == null ? 0 : rank.launches());
+    }
+
+    private DeviceRank rank;
+
+    private DeviceRank rank() {
+        if (rank == null) rank = new DeviceRank(cl);
+        return rank;
     }
 
     private static void collect(List<Loop.Stmt> body, Map<Integer, List<Loop.Dim>> d, Map<Integer, Ty.Elem> e, Map<Loop.For, NestLowering.Nest> found,
@@ -386,8 +393,12 @@ public final class ClLaneClass implements CompiledLaneClass {
             Object set = null;
             double[] values = null;
             switch (p.op()) {
-                case Op.Rank r -> set = ctx.rank(host(r.score()), mask(r.score()), r.order() == Op.Order.TOP, scalarLong(r.count()),
-                        r.floor() >= 0 ? scalarLong(r.floor()) : -1, ((Ty.SetTy) p.type()).domain(), r.algorithm());
+                case Op.Rank r -> {
+                    Axis domain = ((Ty.SetTy) p.type()).domain();
+                    set = onDevice(r, domain) ? deviceRank(r, domain)
+                            : ctx.rank(host(r.score()), mask(r.score()), r.order() == Op.Order.TOP, scalarLong(r.count()),
+                            r.floor() >= 0 ? scalarLong(r.floor()) : -1, domain, r.algorithm());
+                }
                 case Op.Range r -> set = ctx.range(r.end() == Op.End.LAST, scalarLong(r.count()));
                 case Op.All a -> set = ctx.all();
                 case Op.Compensation c -> set = ctx.compensation();
@@ -428,6 +439,41 @@ public final class ClLaneClass implements CompiledLaneClass {
             }
             if (isSet) sets.put(id, set);
             else define(id, values);
+        }
+
+        /**
+         * Whether {@link DeviceRank} ranks this: entries (pages rank on the host: {@code where} makes token sets), no
+         * per-head floor, a score over entries (and heads) alone.
+         */
+        boolean onDevice(Op.Rank r, Axis domain) {
+            List<Axis> ax = axes.get(k).get(r.score());
+            return domain == Axis.TOKEN && r.floor() < 0 && ax != null && ax.contains(domain) && ax.stream().allMatch(a -> a == domain || a == Axis.HEAD);
+        }
+
+        /**
+         * A ranking on the device: the score with the compensation entry made NaN (by the context's own
+         * {@code within}: it never ranks), sorted and marked there, the marks read back as the set {@code where} makes.
+         */
+        Object deviceRank(Op.Rank r, Axis domain) {
+            int score = r.score(), m = mask(score);
+            List<Axis> ax = axes.get(k).get(score);
+            int heads = ax.contains(Axis.HEAD) ? ctx.extent(Axis.HEAD) : 1, len = ctx.extent(domain);
+            double[] candidates = ctx.within(host(score), m, ctx.setOp(Op.SetFn.DIFF, ctx.all(), ctx.compensation()));
+            ClContext.Buffer values = cl.buffer(8L * Math.max(1, candidates.length), "ranking candidates");
+            if (candidates.length > 0) values.write(candidates);
+            double[] chosen = new double[heads * len];
+            ClContext.Buffer marks = cl.buffer(8L * Math.max(1, chosen.length), "ranking marks");
+            try {
+                if (chosen.length > 0) {
+                    marks.write(chosen);
+                    rank().rank(cl, values, heads, len, r.order() == Op.Order.TOP, scalarLong(r.count()), marks);
+                    marks.read(chosen);
+                }
+            } finally {
+                marks.free();
+                values.free();
+            }
+            return ctx.where(chosen, m);
         }
 
         void effect(Instr i) {
