@@ -7,10 +7,10 @@ import java.util.List;
 import java.util.function.IntUnaryOperator;
 
 /** Renaming of value ids inside ops and instructions, shared by the passes. */
-final class Rewrite {
+public final class Rewrite {
     private Rewrite() {}
 
-    static Op op(Op op, IntUnaryOperator m) {
+    public static Op op(Op op, IntUnaryOperator m) {
         return switch (op) {
             case Op.Const c -> c;
             case Op.Param p -> p;

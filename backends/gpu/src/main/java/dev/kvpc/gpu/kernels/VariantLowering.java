@@ -51,7 +51,9 @@ public final class VariantLowering {
      * Statements that define {@code bool hv} (the head sees entry j) and {@code float l} (its logit), given
      * {@code acc[h]} (q . k), {@code h}, {@code head0} (the lane's first query head), {@code qpos} and {@code pos[j]}.
      */
-    public static String score(AttentionIr variant, LaneShape shape) {
+    public static String score(AttentionIr given, LaneShape shape) {
+        // scale, heads, head_dim, context and slopes as plain operations: their one definition
+        AttentionIr variant = dev.kvpc.ir.VariantSignals.desugar(given, shape);
         VariantLowering logit = new VariantLowering(variant, shape, "vl");
         String l = logit.computation(variant.logits());
         StringBuilder out = new StringBuilder(logit.sb);
@@ -103,11 +105,6 @@ public final class VariantLowering {
                     case QPOS -> let(d.id(), "float(qpos)");
                     case KPOS -> let(d.id(), "float(pos[j])");
                     case HEAD -> let(d.id(), "float((head0 + h))");
-                    // tokens seen by the query: qpos + 1 (the interpreter's definition)
-                    case CONTEXT -> let(d.id(), "float((qpos + 1))");
-                    case SCALE -> let(d.id(), lit(1.0 / Math.sqrt(shape.headDim())));
-                    case HEADS -> let(d.id(), lit(shape.kvHeads()));
-                    case HEAD_DIM -> let(d.id(), lit(shape.headDim()));
                     default -> throw new IllegalArgumentException("attention variants cannot read " + s.signal().word());
                 }
             }
@@ -117,8 +114,6 @@ public final class VariantLowering {
                 }
                 let(d.id(), "acc[h]");
             }
-            // 2^(-8 (h + 1) / heads), h the head's number as a value
-            case Op.Slope s -> let(d.id(), "pow(2.0f, ((-8.0f * (" + ref(s.head()) + " + 1.0f)) / " + lit(shape.heads()) + "))");
             case Op.Map1 m -> let(d.id(), fn1(m.fn(), ref(m.x())));
             case Op.Map2 m -> let(d.id(), fn2(m.fn(), ref(m.a()), ref(m.b())));
             case Op.Choose c -> let(d.id(), "select((" + ref(c.cond()) + " != 0.0f), " + ref(c.a()) + ", " + ref(c.b()) + ")");

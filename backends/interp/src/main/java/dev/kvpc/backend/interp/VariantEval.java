@@ -18,7 +18,8 @@ final class VariantEval {
     private final Map<String, Object> params = new HashMap<>();
 
     VariantEval(AttentionIr variant, LaneShape shape) {
-        this.variant = variant;
+        // scale, heads, head_dim, context and slopes as plain operations: their one definition
+        this.variant = variant == null ? null : dev.kvpc.ir.VariantSignals.desugar(variant, shape);
         this.shape = shape;
         if (variant != null) {
             for (PolicyIr.Param p : variant.params()) {
@@ -141,14 +142,9 @@ final class VariantEval {
                 case QPOS -> (double) qpos;
                 case KPOS -> (double) kpos;
                 case HEAD -> (double) head;
-                case SCALE -> scale;
-                case HEADS -> (double) shape.kvHeads();
-                case HEAD_DIM -> (double) shape.headDim();
-                case CONTEXT -> (double) (qpos + 1);
                 default -> throw new InterpreterException("attention variants cannot read " + s.signal().word());
             };
             case Op.Dot d -> dot((float[]) v.get(d.a()), (float[]) v.get(d.b()));
-            case Op.Slope s -> Math.pow(2, -8.0 * (((Double) v.get(s.head())) + 1) / shape.heads());
             case Op.Map1 m -> m.fn().apply((Double) v.get(m.x()));
             case Op.Map2 m -> m.fn().apply((Double) v.get(m.a()), (Double) v.get(m.b()));
             case Op.Choose c -> ((Double) v.get(c.cond())) != 0 ? v.get(c.a()) : v.get(c.b());

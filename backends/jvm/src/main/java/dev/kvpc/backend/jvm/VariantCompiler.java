@@ -30,7 +30,8 @@ public final class VariantCompiler {
     private final Map<String, Object> params = new HashMap<>();
 
     private VariantCompiler(AttentionIr variant, LaneShape shape) {
-        this.variant = variant;
+        // scale, heads, head_dim, context and slopes as plain operations: their one definition
+        this.variant = dev.kvpc.ir.VariantSignals.desugar(variant, shape);
         this.shape = shape;
         for (PolicyIr.Param p : variant.params()) {
             if (p.init() == null) throw new IllegalArgumentException("variant " + variant.name() + " parameter " + p.name() + " has no value");
@@ -183,43 +184,10 @@ public final class VariantCompiler {
                         case QPOS -> intArg(4, d.id());
                         case KPOS -> intArg(5, d.id());
                         case HEAD -> intArg(6, d.id());
-                        case CONTEXT -> {
-                            // tokens seen by the query: qpos + 1 (the interpreter's definition)
-                            mv.visitVarInsn(ILOAD, 4);
-                            mv.visitInsn(ICONST_1);
-                            mv.visitInsn(IADD);
-                            mv.visitInsn(I2D);
-                            store(d.id());
-                        }
-                        case SCALE -> {
-                            mv.visitLdcInsn(1.0 / Math.sqrt(shape.headDim()));
-                            store(d.id());
-                        }
-                        case HEADS -> {
-                            mv.visitLdcInsn((double) shape.kvHeads());
-                            store(d.id());
-                        }
-                        case HEAD_DIM -> {
-                            mv.visitLdcInsn((double) shape.headDim());
-                            store(d.id());
-                        }
                         default -> throw new IllegalArgumentException("attention variants cannot read " + s.signal().word());
                     }
                 }
                 case Op.Dot dot -> dot(d.id(), dot);
-                case Op.Slope s -> {
-                    // 2^(-8 (h + 1) / heads)
-                    mv.visitLdcInsn(2.0);
-                    mv.visitLdcInsn(-8.0);
-                    load(s.head());
-                    mv.visitInsn(DCONST_1);
-                    mv.visitInsn(DADD);
-                    mv.visitInsn(DMUL);
-                    mv.visitLdcInsn((double) shape.heads());
-                    mv.visitInsn(DDIV);
-                    mv.visitMethodInsn(INVOKESTATIC, "java/lang/Math", "pow", "(DD)D", false);
-                    store(d.id());
-                }
                 case Op.Map1 m -> {
                     load(m.x());
                     switch (m.fn()) {
