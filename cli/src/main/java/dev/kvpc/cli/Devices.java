@@ -19,6 +19,9 @@ final class Devices {
         /** The matrix products: {@code cpu} on the CPU, the device's own on a device. */
         dev.kvpc.examples.llama.Matmul matmul(dev.kvpc.examples.llama.Matmul cpu);
 
+        /** A policy's runner: the JVM backend's compiled classes on the CPU, the policy's kernels on a device. */
+        dev.kvpc.runtime.PolicyRunner policy(dev.kvpc.ir.Specialized program);
+
         /** Reports, at the end of a run, on the sequence it ran. */
         void report(PrintWriter err, dev.kvpc.runtime.Sequence seq);
 
@@ -41,6 +44,10 @@ final class Devices {
                     return cpu;
                 }
 
+                public dev.kvpc.runtime.PolicyRunner policy(dev.kvpc.ir.Specialized program) {
+                    return dev.kvpc.embed.Kvpc.runner(program);
+                }
+
                 public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
                 }
 
@@ -55,7 +62,8 @@ final class Devices {
         OpenClDecodeKernels k = new OpenClDecodeKernels(OpenCl.get().select(which));
         dev.kvpc.gpu.cl.ClContext mmContext = new dev.kvpc.gpu.cl.ClContext(k.device());
         dev.kvpc.gpu.kernels.ClMatmul mm = new dev.kvpc.gpu.kernels.ClMatmul(mmContext);
-        err.println("kvpc: decode attention and matrix products on OpenCL device " + k.device().summary());
+        java.util.List<dev.kvpc.gpu.policy.ClPolicies.DeviceRunner> policies = new java.util.ArrayList<>();
+        err.println("kvpc: decode attention, matrix products and the policy's kernels on OpenCL device " + k.device().summary());
         err.flush();
         return new Attention() {
             public DecodeKernelProvider provider() {
@@ -66,11 +74,20 @@ final class Devices {
                 return mm;
             }
 
+            public dev.kvpc.runtime.PolicyRunner policy(dev.kvpc.ir.Specialized program) {
+                dev.kvpc.gpu.policy.ClPolicies.DeviceRunner r = dev.kvpc.gpu.policy.ClPolicies.runner(program, mmContext);
+                policies.add(r);
+                return r.runner();
+            }
+
             public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
                 e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (one per lane and step), and %d matrix products (weights on the device: %s); "
                         + "KV pages on the device: %s (%d bytes; the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), mm.calls(),
                         RunCommand.bytes(mm.weightBytes()), RunCommand.bytes(k.deviceKvBytes()), k.deviceKvBytes(), seq.kvBytes(),
                         RunCommand.bytes(k.deviceKvBytesReserved()));
+                for (dev.kvpc.gpu.policy.ClPolicies.DeviceRunner p : policies) {
+                    e.printf(java.util.Locale.ROOT, "the policy's loop nests and rankings: %d kernel launches on the device%n", p.launches());
+                }
             }
 
             public void close() {

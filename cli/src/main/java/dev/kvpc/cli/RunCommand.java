@@ -74,7 +74,7 @@ final class RunCommand implements Callable<Integer> {
     Integer threads;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|opencl[:D]",
-            description = {"Where decode attention and the matrix products run: cpu (the default), or opencl, an OpenCL device",
+            description = {"Where decode attention, the matrix products and a .kvp policy's loop nests and rankings run: cpu (the default), or opencl, an OpenCL device",
                     "(the first GPU, else the first device; opencl:N, opencl:P:D or opencl:NAME picks one, as kvpc devices lists them)."})
     String device;
 
@@ -122,6 +122,8 @@ final class RunCommand implements Callable<Integer> {
         }
         ModelSpec shape = m.spec();
         PolicyRunner policy = LlamaEngine.fullCache();
+        // a .kvp policy (or a variant) is specialised here and compiled for where it runs, below
+        dev.kvpc.ir.Specialized program = null;
         if (policyFile != null && policyFile.getFileName().toString().endsWith(".jar")) {
             if (policyName != null || !params.isEmpty() || attention != null) {
                 throw new CommandLine.ParameterException(spec.commandLine(), "a compiled policy jar is already specialised: --name, --param and --attention apply to .kvp files");
@@ -140,16 +142,23 @@ final class RunCommand implements Callable<Integer> {
             Map<String, Object> values = new LinkedHashMap<>();
             params.forEach((k, v) -> values.put(k, IrCommand.parseValue(spec, v)));
             try {
-                policy = Kvpc.compile(policyFile, shape, policyName, values, attention);
+                program = Kvpc.specialise(policyFile, shape, policyName, values, attention);
             } catch (Kvpc.CompileException e) {
                 err.print(e.getMessage());
                 err.flush();
                 return Main.INVALID;
             }
         }
+        try (Devices.Attention attention = Devices.attention(spec, device, err)) {
+            return generate(m, tok, program == null ? policy : attention.policy(program), attention, kernels);
+        }
+    }
+
+    /** Generates the text and reports speed and memory: the model under a policy, on the device {@code attention} names. */
+    private int generate(Llama2cModel m, Tokenizer tok, PolicyRunner policy, Devices.Attention attention, Matmul kernels) {
         PrintWriter out = spec.commandLine().getOut();
-        try (Devices.Attention attention = Devices.attention(spec, device, err);
-             PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, attention.matmul(kernels), attention.provider())) {
+        PrintWriter err = spec.commandLine().getErr();
+        try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, attention.matmul(kernels), attention.provider())) {
             Utf8Pieces text = new Utf8Pieces();
             long t0 = System.nanoTime();
             LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {

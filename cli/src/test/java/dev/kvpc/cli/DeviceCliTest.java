@@ -43,7 +43,7 @@ class DeviceCliTest {
             assertEquals(0, cpu.code(), cpu.err());
             assertEquals(0, cl.code(), cl.err());
             assertEquals(cpu.out(), cl.out(), "greedy text, policy " + String.join(" ", policy));
-            assertTrue(cl.err().contains("kvpc: decode attention and matrix products on OpenCL device "), cl.err());
+            assertTrue(cl.err().contains("kvpc: decode attention, matrix products and the policy's kernels on OpenCL device "), cl.err());
             assertTrue(cl.err().matches("(?s).*, and [1-9]\\d* matrix products \\(weights on the device: .*"), cl.err());
             assertTrue(cl.err().matches("(?s).*\\n\\d+ attention calls ran on .*"), cl.err());
             assertFalse(cl.err().contains("\n0 attention calls"), "the device ran the attention: " + cl.err());

@@ -16,7 +16,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Every stdlib policy under {@code kvpc run --device opencl} on kvpc-tiny and stories260K, with parameters that make
- * it compress within the run: the greedy text equals the CPU run's, and the KV bytes on the device equal
+ * it compress within the run (its loop nests and rankings on the device too): the greedy text equals the CPU run's,
+ * and the KV bytes on the device equal
  * {@code kvpc memory}'s prediction for the same scenario (a one-token prompt, then decode steps) within 5% where the
  * prediction is exact, and at most 5% over it where it is an upper bound.
  */
@@ -90,6 +91,12 @@ class DeviceRunsTest {
         assertEquals(0, cpu.code(), cpu.err());
         assertEquals(0, cl.code(), cl.err());
         assertEquals(cpu.out(), cl.out(), "greedy text");
+        // the policy ran on the device: its loop nests and rankings (these policies rank entries once over budget)
+        Matcher launches = Pattern.compile("the policy's loop nests and rankings: (\\d+) kernel launches on the device").matcher(cl.err());
+        assertTrue(launches.find(), cl.err());
+        if (List.of("h2o", "keydiff", "tova", "snapkv", "keyformer").contains(policy)) {
+            assertTrue(Long.parseLong(launches.group(1)) > 0, policy + " launched nothing on the device: " + cl.err());
+        }
         Matcher dm = Pattern.compile("KV pages on the device: [^(]*\\((\\d+) bytes; the runtime's: (\\d+) bytes").matcher(cl.err());
         assertTrue(dm.find(), cl.err());
         long device = Long.parseLong(dm.group(1)), runtime = Long.parseLong(dm.group(2));

@@ -88,7 +88,7 @@ public final class ClLaneClass implements CompiledLaneClass {
     }
 
     /** Kernel launches so far (nests and rankings). */
-    public long launches() {
+    public synchronized long launches() {
         return launches + (rank == null ? 0 : rank.launches());
     }
 
@@ -172,7 +172,7 @@ public final class ClLaneClass implements CompiledLaneClass {
     }
 
     @Override
-    public double[] run(int kernel, LaneContext ctx) {
+    public synchronized double[] run(int kernel, LaneContext ctx) {
         Frame f = new Frame(kernel, ctx);
         try {
             f.block(kernels.get(kernel).body());

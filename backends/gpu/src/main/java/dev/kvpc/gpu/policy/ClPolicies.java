@@ -1,8 +1,12 @@
 package dev.kvpc.gpu.policy;
 
+import dev.kvpc.backend.jvm.JvmBackend;
 import dev.kvpc.gpu.cl.ClContext;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.loop.LoopLowering;
+import dev.kvpc.runtime.PolicyRunner;
+import dev.kvpc.runtime.exec.NativeRunner;
+import dev.kvpc.runtime.policy.CompiledLaneClass;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -15,5 +19,24 @@ public final class ClPolicies {
         List<ClLaneClass> out = new ArrayList<>();
         for (int c = 0; c < program.classes().size(); c++) out.add(new ClLaneClass(LoopLowering.lower(program.classes().get(c)), cl, "c" + c + "_"));
         return out;
+    }
+
+    /** A policy on the runtime's lanes with its lane classes on the device, and those classes (for their counts). */
+    public record DeviceRunner(PolicyRunner runner, List<ClLaneClass> classes) {
+        /** Kernel launches of the policy so far. */
+        public long launches() {
+            long n = 0;
+            for (ClLaneClass c : classes) n += c.launches();
+            return n;
+        }
+    }
+
+    /**
+     * {@code program} on the runtime's lanes ({@link NativeRunner}) with its lane classes on {@code cl}; its attention
+     * variant is the JVM backend's where attention runs on the CPU (the device's attention kernels lower it themselves).
+     */
+    public static DeviceRunner runner(Specialized program, ClContext cl) {
+        List<ClLaneClass> classes = compile(program, cl);
+        return new DeviceRunner(new NativeRunner(program, List.<CompiledLaneClass>copyOf(classes), JvmBackend.variant(program)), classes);
     }
 }

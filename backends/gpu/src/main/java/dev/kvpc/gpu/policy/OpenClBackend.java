@@ -3,14 +3,12 @@ package dev.kvpc.gpu.policy;
 import dev.kvpc.backend.interp.Interpreter;
 import dev.kvpc.backend.interp.InterpreterException;
 import dev.kvpc.backend.interp.Result;
-import dev.kvpc.backend.jvm.JvmBackend;
 import dev.kvpc.gpu.cl.ClContext;
 import dev.kvpc.gpu.cl.ClDevice;
 import dev.kvpc.gpu.cl.OpenCl;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.spi.Backend;
 import dev.kvpc.runtime.exec.NativeRunner;
-import dev.kvpc.runtime.policy.CompiledLaneClass;
 import dev.kvpc.runtime.trace.Trace;
 import dev.kvpc.runtime.trace.TraceShape;
 import dev.kvpc.runtime.trace.TraceSpec;
@@ -69,8 +67,6 @@ public final class OpenClBackend implements Backend {
     @Override
     public <R> R runner(Specialized program, Class<R> api) {
         if (!api.isAssignableFrom(NativeRunner.class)) return null;
-        ClContext cl = context();
-        List<CompiledLaneClass> classes = List.copyOf(ClPolicies.compile(program, cl));
-        return api.cast(new NativeRunner(program, classes, JvmBackend.variant(program)));
+        return api.cast(ClPolicies.runner(program, context()).runner());
     }
 }
