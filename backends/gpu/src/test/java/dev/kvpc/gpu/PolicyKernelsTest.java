@@ -141,6 +141,7 @@ class PolicyKernelsTest {
             List<ClLaneClass> classes = ClPolicies.compile(s, cl);
             String src = classes.getFirst().source();
             assertTrue(src.contains("get_global_id(0)"), name + ": no nest splits\n" + src);
+            KirTextTest.Golden.check("policy_" + name + ".cl", src);
             assertFalse(LoopLowering.lower(s.classes().getFirst()).kernels().isEmpty());
         }
     }
