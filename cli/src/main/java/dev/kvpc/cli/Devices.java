@@ -61,9 +61,10 @@ final class Devices {
         String which = device.equals("opencl") ? null : device.substring("opencl:".length());
         OpenClDecodeKernels k = new OpenClDecodeKernels(OpenCl.get().select(which));
         dev.kvpc.gpu.cl.ClContext mmContext = new dev.kvpc.gpu.cl.ClContext(k.device());
-        dev.kvpc.gpu.kernels.ClMatmul mm = new dev.kvpc.gpu.kernels.ClMatmul(mmContext);
+        // the engine's arithmetic stays on the device between products; arrays cross where the host reads or writes them
+        dev.kvpc.gpu.kernels.ClMatmul mm = dev.kvpc.gpu.kernels.ClMatmul.resident(mmContext);
         java.util.List<dev.kvpc.gpu.policy.ClPolicies.DeviceRunner> policies = new java.util.ArrayList<>();
-        err.println("kvpc: decode attention, matrix products and the policy's kernels on OpenCL device " + k.device().summary());
+        err.println("kvpc: decode attention, the engine's arithmetic and the policy's kernels on OpenCL device " + k.device().summary());
         err.flush();
         return new Attention() {
             public DecodeKernelProvider provider() {
@@ -81,9 +82,10 @@ final class Devices {
             }
 
             public void report(PrintWriter e, dev.kvpc.runtime.Sequence seq) {
-                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (one per lane and step), and %d matrix products (weights on the device: %s); "
+                e.printf(java.util.Locale.ROOT, "%d attention calls ran on %s (one per lane and step), and %d matrix products with the norms, gates and "
+                        + "residual adds between them (weights on the device: %s; %d activation transfers); "
                         + "KV pages on the device: %s (%d bytes; the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), mm.calls(),
-                        RunCommand.bytes(mm.weightBytes()), RunCommand.bytes(k.deviceKvBytes()), k.deviceKvBytes(), seq.kvBytes(),
+                        RunCommand.bytes(mm.weightBytes()), mm.transfers(), RunCommand.bytes(k.deviceKvBytes()), k.deviceKvBytes(), seq.kvBytes(),
                         RunCommand.bytes(k.deviceKvBytesReserved()));
                 for (dev.kvpc.gpu.policy.ClPolicies.DeviceRunner p : policies) {
                     e.printf(java.util.Locale.ROOT, "the policy's loop nests and rankings: %d kernel launches on the device%n", p.launches());

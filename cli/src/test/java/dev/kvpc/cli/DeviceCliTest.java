@@ -43,8 +43,13 @@ class DeviceCliTest {
             assertEquals(0, cpu.code(), cpu.err());
             assertEquals(0, cl.code(), cl.err());
             assertEquals(cpu.out(), cl.out(), "greedy text, policy " + String.join(" ", policy));
-            assertTrue(cl.err().contains("kvpc: decode attention, matrix products and the policy's kernels on OpenCL device "), cl.err());
-            assertTrue(cl.err().matches("(?s).*, and [1-9]\\d* matrix products \\(weights on the device: .*"), cl.err());
+            assertTrue(cl.err().contains("kvpc: decode attention, the engine's arithmetic and the policy's kernels on OpenCL device "), cl.err());
+            java.util.regex.Matcher mm = java.util.regex.Pattern.compile(", and ([1-9]\\d*) matrix products with the norms, gates and residual adds between "
+                    + "them \\(weights on the device: [^;]*; (\\d+) activation transfers\\)").matcher(cl.err());
+            assertTrue(mm.find(), cl.err());
+            // activations stay on the device: per layer 4 crossings (queries, keys and values back, the attention
+            // output there) where products that send and fetch their activations make 14 for the layer's 7
+            assertTrue(Long.parseLong(mm.group(2)) < Long.parseLong(mm.group(1)), "fewer transfers than products: " + cl.err());
             assertTrue(cl.err().matches("(?s).*\\n\\d+ attention calls ran on .*"), cl.err());
             assertFalse(cl.err().contains("\n0 attention calls"), "the device ran the attention: " + cl.err());
         }

@@ -140,41 +140,54 @@ public final class LlamaEngine implements AutoCloseable {
             if (token < 0 || token >= m.vocab) throw new IllegalArgumentException("token " + token + " is outside the vocabulary of " + m.vocab);
             m.embedding.row(token, x, t * dim);
         }
+        mm.fromHost(x);
         if (pos == 0) seq.beginPrefill(n);
         else if (n == 1) seq.beginDecode();
         else seq.beginChunk(n);
         for (int l = 0; l < m.layers; l++) {
-            for (int t = 0; t < n; t++) rmsnorm(xb, t * dim, x, t * dim, m.rmsAtt[l], dim, m.rmsEps);
+            mm.rmsnorm(xb, x, m.rmsAtt[l], n, dim, m.rmsEps);
             mm.matmul(q, m.wq[l], xb, n);
             mm.matmul(k, m.wk[l], xb, n);
             mm.matmul(v, m.wv[l], xb, n);
+            // the runtime's lanes and attention are the host's: keys, values and queries come back, the output goes
+            mm.toHost(q);
+            mm.toHost(k);
+            mm.toHost(v);
             seq.append(l, k, v);
             seq.attend(l, q, att);
+            mm.fromHost(att);
             mm.matmul(xb2, m.wo[l], att, n);
-            for (int i = 0; i < n * dim; i++) x[i] += xb2[i];
-            for (int t = 0; t < n; t++) rmsnorm(xb, t * dim, x, t * dim, m.rmsFfn[l], dim, m.rmsEps);
+            mm.add(x, xb2, n * dim);
+            mm.rmsnorm(xb, x, m.rmsFfn[l], n, dim, m.rmsEps);
             mm.matmul(hb, m.w1[l], xb, n);
             mm.matmul(hb2, m.w3[l], xb, n);
-            for (int i = 0; i < n * hidden; i++) {
-                float val = hb[i];
-                val *= (float) (1.0f / (1.0f + Math.exp(-val)));
-                hb[i] = val * hb2[i];
-            }
+            mm.swiglu(hb, hb2, n * hidden);
             mm.matmul(xb, m.w2[l], hb, n);
-            for (int i = 0; i < n * dim; i++) x[i] += xb[i];
+            mm.add(x, xb, n * dim);
         }
         if (all != null) {
             for (int t = 0; t < n - 1; t++) {
-                rmsnorm(last, 0, x, t * dim, m.rmsFinal, dim, m.rmsEps);
+                mm.rmsnormRow(last, x, t, m.rmsFinal, dim, m.rmsEps);
                 mm.matmul(logits, m.classifier, last, 1);
+                mm.toHost(logits);
                 all[t] = logits.clone();
             }
         }
-        rmsnorm(last, 0, x, (n - 1) * dim, m.rmsFinal, dim, m.rmsEps);
+        mm.rmsnormRow(last, x, n - 1, m.rmsFinal, dim, m.rmsEps);
         mm.matmul(logits, m.classifier, last, 1);
+        mm.toHost(logits);
         if (all != null) all[n - 1] = logits.clone();
         pos += n;
         return logits;
+    }
+
+    /** SwiGLU's gate: {@code h[i] = h[i] * sigmoid(h[i]) * g[i]}, the sigmoid in double as llama2.c computes it. */
+    static void swiglu(float[] h, float[] g, int count) {
+        for (int i = 0; i < count; i++) {
+            float val = h[i];
+            val *= (float) (1.0f / (1.0f + Math.exp(-val)));
+            h[i] = val * g[i];
+        }
     }
 
     static void rmsnorm(float[] o, int oo, float[] x, int xo, float[] w, int n, float eps) {

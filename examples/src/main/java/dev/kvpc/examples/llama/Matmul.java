@@ -14,6 +14,38 @@ public interface Matmul {
     /** A short name: "scalar" or "vector". */
     String name();
 
+    // ---- the operations between the products, over the engine's arrays. A device implementation may keep arrays on
+    // the device between calls: the engine says where the host reads an array (toHost) and where it wrote one
+    // (fromHost). The CPU's are the definitions (the device's are held to them by tests).
+
+    /** {@code o[t] = w * x[t] / rms(x[t])} for each of {@code tokens} rows of {@code n} ({@link LlamaEngine#rmsnorm}). */
+    default void rmsnorm(float[] o, float[] x, float[] w, int tokens, int n, float eps) {
+        for (int t = 0; t < tokens; t++) LlamaEngine.rmsnorm(o, t * n, x, t * n, w, n, eps);
+    }
+
+    /** {@code o = w * x[row] / rms(x[row])}: one row of {@code x} (rows of {@code n}) into {@code o}. */
+    default void rmsnormRow(float[] o, float[] x, int row, float[] w, int n, float eps) {
+        LlamaEngine.rmsnorm(o, 0, x, row * n, w, n, eps);
+    }
+
+    /** {@code x[i] += y[i]} for {@code i < count}: the residual adds. */
+    default void add(float[] x, float[] y, int count) {
+        for (int i = 0; i < count; i++) x[i] += y[i];
+    }
+
+    /** {@code h[i] = silu(h[i]) * g[i]} for {@code i < count} ({@link LlamaEngine#swiglu}). */
+    default void swiglu(float[] h, float[] g, int count) {
+        LlamaEngine.swiglu(h, g, count);
+    }
+
+    /** The host is about to read {@code a}: make its host copy current. */
+    default void toHost(float[] a) {
+    }
+
+    /** The host wrote {@code a}: a device copy of it is stale. */
+    default void fromHost(float[] a) {
+    }
+
     /** Threads this kernel set spreads a product over (the engine spreads its attention over as many). */
     default int threads() {
         return 1;

@@ -27,11 +27,167 @@ public final class ClMatmul implements Matmul {
     private final Map<GgufFile.TensorType, ClContext.Kernel> kernels = new EnumMap<>(GgufFile.TensorType.class);
     private final Map<Matrix, ClContext.Buffer[]> weights = new WeakHashMap<>();
     private ClContext.Buffer x, out;
-    private long xBytes, outBytes, weightBytes, calls;
+    private long xBytes, outBytes, weightBytes, calls, transfers;
+    /** Whether arrays stay on the device between operations (see {@link #resident}). */
+    private final boolean resident;
+    /** Device copies by array (arrays compare by identity); an engine's arrays that are gone give their buffers back. */
+    private final Map<float[], Mirror> mirrors = new java.util.WeakHashMap<>();
+    private final java.util.List<java.util.Map.Entry<java.lang.ref.WeakReference<float[]>, Mirror>> held = new java.util.ArrayList<>();
+    private ClContext.Kernel rmsnorm, swiglu, add;
 
+    /** Products whose activations go to the device and come back at each call. */
     public ClMatmul(ClContext cl) {
+        this(cl, false);
+    }
+
+    private ClMatmul(ClContext cl, boolean resident) {
         this.cl = cl;
+        this.resident = resident;
         this.wg = DecodeAttention.workGroup(cl.device().maxWorkGroupSize());
+    }
+
+    /**
+     * The engine's arithmetic on the device with its arrays kept there: products, norms, the SwiGLU gate and the
+     * residual adds run on device copies of the engine's arrays, which cross only where the engine says the host reads
+     * ({@link #toHost}: the queries, keys and values the runtime takes, the logits) or wrote ({@link #fromHost}: the
+     * embeddings, the attention output).
+     */
+    public static ClMatmul resident(ClContext cl) {
+        return new ClMatmul(cl, true);
+    }
+
+    /** An array's device copy: {@code device} floats of the host's are there; {@code written} floats are newer there. */
+    private static final class Mirror {
+        ClContext.Buffer buf;
+        int device, written;
+    }
+
+    private Mirror mirror(float[] a) {
+        Mirror m = mirrors.get(a);
+        if (m != null) return m;
+        held.removeIf(e -> {
+            if (e.getKey().get() != null) return false;
+            e.getValue().buf.free();
+            return true;
+        });
+        m = new Mirror();
+        m.buf = cl.buffer(4L * Math.max(1, a.length), "engine activations");
+        mirrors.put(a, m);
+        held.add(java.util.Map.entry(new java.lang.ref.WeakReference<>(a), m));
+        return m;
+    }
+
+    /** The device copy of the first {@code count} floats of {@code a}, current. */
+    private ClContext.Buffer read(float[] a, int count) {
+        Mirror m = mirror(a);
+        if (m.written == 0 && m.device < count) {
+            try (Arena ar = Arena.ofConfined()) {
+                m.buf.write(0, ar.allocateFrom(ValueLayout.JAVA_FLOAT, java.util.Arrays.copyOf(a, count)));
+            }
+            m.device = count;
+            transfers++;
+        }
+        return m.buf;
+    }
+
+    /** The device copy of {@code a}, about to be written (its first {@code count} floats). */
+    private ClContext.Buffer write(float[] a, int count) {
+        Mirror m = mirror(a);
+        m.written = Math.max(count, m.written);
+        m.device = m.written;
+        return m.buf;
+    }
+
+    @Override
+    public synchronized void toHost(float[] a) {
+        Mirror m = mirrors.get(a);
+        if (m == null || m.written == 0) return;
+        try (Arena ar = Arena.ofConfined()) {
+            MemorySegment o = ar.allocate(ValueLayout.JAVA_FLOAT, m.written);
+            m.buf.read(0, o);
+            MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, a, 0, m.written);
+        }
+        m.written = 0;
+        transfers++;
+    }
+
+    @Override
+    public synchronized void fromHost(float[] a) {
+        Mirror m = mirrors.get(a);
+        if (m == null) return;
+        m.device = 0;
+        m.written = 0;
+    }
+
+    private ClContext.Kernel engine(String name) {
+        if (rmsnorm == null) {
+            ClContext.Program p = cl.build(CEmitter.emit(KernelTemplates.module("engine", Map.of("WG", wg, "LOGWG", KernelTemplates.log2(wg))), Dialect.OPENCL),
+                    "-cl-std=CL1.2", "the engine's norms and gates");
+            rmsnorm = p.kernel("rmsnorm");
+            swiglu = p.kernel("swiglu");
+            add = p.kernel("add");
+        }
+        return switch (name) {
+            case "rmsnorm" -> rmsnorm;
+            case "swiglu" -> swiglu;
+            default -> add;
+        };
+    }
+
+    @Override
+    public synchronized void rmsnorm(float[] o, float[] x, float[] w, int tokens, int n, float eps) {
+        if (!resident) {
+            Matmul.super.rmsnorm(o, x, w, tokens, n, eps);
+            return;
+        }
+        norm(o, x, 0, w, tokens, n, eps);
+    }
+
+    @Override
+    public synchronized void rmsnormRow(float[] o, float[] x, int row, float[] w, int n, float eps) {
+        if (!resident) {
+            Matmul.super.rmsnormRow(o, x, row, w, n, eps);
+            return;
+        }
+        norm(o, x, row, w, 1, n, eps);
+    }
+
+    private void norm(float[] o, float[] x, int row0, float[] w, int tokens, int n, float eps) {
+        ClContext.Kernel k = engine("rmsnorm");
+        ClContext.Buffer xb = read(x, (row0 + tokens) * n), wb = read(w, n), ob = write(o, tokens * n);
+        k.arg(0, ob).arg(1, xb).arg(2, wb).arg(3, n).arg(4, row0).arg(5, eps);
+        k.launch(new long[] {(long) tokens * wg}, new long[] {wg});
+    }
+
+    @Override
+    public synchronized void add(float[] x, float[] y, int count) {
+        if (!resident) {
+            Matmul.super.add(x, y, count);
+            return;
+        }
+        ClContext.Kernel k = engine("add");
+        ClContext.Buffer yb = read(y, count), xb = read(x, count);
+        write(x, count);
+        k.arg(0, xb).arg(1, yb).arg(2, count);
+        k.launch(new long[] {count}, null);
+    }
+
+    @Override
+    public synchronized void swiglu(float[] h, float[] g, int count) {
+        if (!resident) {
+            Matmul.super.swiglu(h, g, count);
+            return;
+        }
+        ClContext.Kernel k = engine("swiglu");
+        ClContext.Buffer gb = read(g, count), hb = read(h, count);
+        write(h, count);
+        k.arg(0, hb).arg(1, gb).arg(2, count);
+        k.launch(new long[] {count}, null);
+    }
+
+    /** Activations sent to or read from the device (resident: only where the engine's host reads or writes). */
+    public synchronized long transfers() {
+        return transfers;
     }
 
     /** The product kernel for weights of {@code type}, as kernel IR. */
@@ -58,6 +214,16 @@ public final class ClMatmul implements Matmul {
         ClContext.Kernel k = kernels.computeIfAbsent(w.type(), t -> cl.build(CEmitter.emit(module(t, wg), Dialect.OPENCL), "-cl-std=CL1.2",
                 "the " + t + " matrix product").kernel("matmul"));
         ClContext.Buffer[] wb = weights.computeIfAbsent(w, this::upload);
+        if (resident) {
+            ClContext.Buffer xb = read(in, tokens * w.cols), ob = write(result, tokens * w.rows);
+            int arg = 0;
+            k.arg(arg++, ob);
+            for (ClContext.Buffer b : wb) k.arg(arg++, b);
+            k.arg(arg++, xb).arg(arg++, w.rows).arg(arg, w.cols);
+            k.launch(new long[] {(long) w.rows * wg, tokens}, new long[] {wg, 1});
+            calls++;
+            return;
+        }
         long xs = 4L * tokens * w.cols, os = 4L * tokens * w.rows;
         if (xs > xBytes) {
             if (x != null) x.free();
@@ -80,6 +246,7 @@ public final class ClMatmul implements Matmul {
             out.read(0, o);
             MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, result, 0, tokens * w.rows);
         }
+        transfers += 2;
         calls++;
     }
 

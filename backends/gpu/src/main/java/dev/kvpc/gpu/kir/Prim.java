@@ -101,7 +101,7 @@ public enum Prim {
             case FLOAT1 -> a.real() ? a : null;
             case FLOAT2 -> a.real() && args.get(1) == a ? a : null;
             case FLOAT3 -> a.real() && args.stream().allMatch(t -> t == a) ? a : null;
-            case TO_FLOAT -> a == KType.INT ? KType.FLOAT : null;
+            case TO_FLOAT -> a == KType.INT || a == KType.DOUBLE ? KType.FLOAT : null;
             case TO_DOUBLE -> a == KType.INT || a == KType.FLOAT ? KType.DOUBLE : null;
             case TO_INT -> a.real() ? KType.INT : null;
             case BITS -> a == KType.INT ? KType.FLOAT : null;
