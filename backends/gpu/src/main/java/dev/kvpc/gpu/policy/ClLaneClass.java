@@ -466,7 +466,9 @@ public final class ClLaneClass implements CompiledLaneClass {
             try {
                 if (chosen.length > 0) {
                     marks.write(chosen);
-                    rank().rank(cl, values, heads, len, r.order() == Op.Order.TOP, scalarLong(r.count()), marks);
+                    int offered = 0;
+                    for (double v : candidates) if (!Double.isNaN(v)) offered++;
+                    rank().rank(cl, values, heads, len, r.order() == Op.Order.TOP, scalarLong(r.count()), marks, offered);
                     marks.read(chosen);
                 }
             } finally {
