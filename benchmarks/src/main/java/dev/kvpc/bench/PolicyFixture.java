@@ -51,9 +51,14 @@ final class PolicyFixture implements AutoCloseable {
     private HandWrittenPolicies.Quest quest;
 
     PolicyFixture(String policy, int entries) {
+        this(policy, entries, null);
+    }
+
+    /** As above, the policy run by {@code backend}'s runner ({@code null}: the JVM backend's compiled classes). */
+    PolicyFixture(String policy, int entries, java.util.function.Function<Specialized, PolicyRunner> backend) {
         this.policy = policy;
         this.entries = entries;
-        runner = compiled(policy, ModelShape.parse("layers=1,heads=" + HEADS + ",kv-heads=1,head-dim=" + D), params());
+        runner = compiled(policy, ModelShape.parse("layers=1,heads=" + HEADS + ",kv-heads=1,head-dim=" + D), params(), backend);
         Random rnd = new Random(7);
         key = Lanes.gaussian(rnd, D);
         value = Lanes.gaussian(rnd, D);
@@ -72,11 +77,16 @@ final class PolicyFixture implements AutoCloseable {
      * runtime's native runner, as hosts run it. Reads {@code stdlib-policies/} from the working directory.
      */
     static PolicyRunner compiled(String name, ModelShape shape, Map<String, Object> params) {
+        return compiled(name, shape, params, null);
+    }
+
+    static PolicyRunner compiled(String name, ModelShape shape, Map<String, Object> params, java.util.function.Function<Specialized, PolicyRunner> backend) {
         Path file = Path.of("stdlib-policies", name + ".kvp");
         if (!Files.isRegularFile(file)) throw new IllegalStateException(file.toAbsolutePath() + " is missing: run from the repository root");
         Frontend.Result r = Frontend.check(file, shape);
         if (!r.ok()) throw new IllegalStateException(name + " does not check for " + shape);
         Specialized s = Compilation.optimise(r.program(), name, params, Pipeline.Options.DEFAULT, (a, b) -> { });
+        if (backend != null) return backend.apply(s);
         return new NativeRunner(s, JvmPolicies.compile(s, name + ".kvp").define(), null);
     }
 
