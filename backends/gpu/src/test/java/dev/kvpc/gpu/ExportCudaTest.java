@@ -27,17 +27,19 @@ class ExportCudaTest {
         }
     }
 
-    /** The GPU script passes each kernel the arguments its signature names, in order (its --dry-run, no GPU needed). */
+    /** The GPU scripts pass each kernel the arguments its signature names, in order (their --dry-run, no GPU needed). */
     @Test
     void theGpuScriptMatchesTheKernelsSignatures() throws Exception {
         // the script is Python; a machine without python3 cannot run it at all, so the check is skipped with the reason
         org.junit.jupiter.api.Assumptions.assumeTrue(CudaDialectTest.onPath("python3"), "no python3 on the PATH");
         Path root = Path.of("").toAbsolutePath();
         while (!Files.isDirectory(root.resolve("benchmarks"))) root = root.getParent();
-        Process p = new ProcessBuilder("python3", root.resolve("benchmarks/gpu/decode_attention.py").toString(), "--dry-run").redirectErrorStream(true).start();
-        String log = new String(p.getInputStream().readAllBytes());
-        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), log);
-        assertTrue(log.contains("every kernel's parameters match"), log);
+        for (String[] script : new String[][] {{"decode_attention.py", "every kernel's parameters match"}, {"decode_e2e.py", "match what the script passes"}}) {
+            Process p = new ProcessBuilder("python3", root.resolve("benchmarks/gpu/" + script[0]).toString(), "--dry-run").redirectErrorStream(true).start();
+            String log = new String(p.getInputStream().readAllBytes());
+            assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), script[0] + ": " + log);
+            assertTrue(log.contains(script[1]), script[0] + ": " + log);
+        }
     }
 }

@@ -12,9 +12,10 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Writes the decode attention kernels as CUDA C for {@code benchmarks/gpu} (a GPU machine may have no JDK): one
- * {@code .cu} file per shape and a {@code kernels.json} listing each file's head dim, group, work-group size and split
- * length. {@code ExportCudaTest} keeps the committed files current.
+ * Writes kvpc's kernels as CUDA C for {@code benchmarks/gpu} (a GPU machine may have no JDK): the decode attention
+ * kernels, one {@code .cu} file per shape, the engine's matrix products (F32 and F16 weights) and its norms, gate and
+ * adds, and a {@code kernels.json} listing each file with its head dim, group, work-group size and split length.
+ * {@code ExportCudaTest} keeps the committed files current.
  */
 public final class ExportCuda {
     /** Head dim and group of each exported shape: Llama-family heads and GQA groups. */
@@ -36,7 +37,16 @@ public final class ExportCuda {
             index.append(String.format(Locale.ROOT, "    {\"file\": \"%s\", \"head_dim\": %d, \"group\": %d, \"work_group\": %d, \"chunk\": %d}%s%n",
                     name, d, g, geo.workGroup(), geo.chunk(), i + 1 < SHAPES.length ? "," : ""));
         }
-        index.append("  ]\n}\n");
+        index.append("  ],\n");
+        // the engine: what decode_e2e.py runs a llama forward pass with
+        out.add(new String[] {"engine.cu", CEmitter.emit(dev.kvpc.gpu.kernels.KernelTemplates.module("engine",
+                java.util.Map.of("WG", WORK_GROUP, "LOGWG", Integer.numberOfTrailingZeros(WORK_GROUP))), Dialect.CUDA)});
+        out.add(new String[] {"matmul_f32.cu", CEmitter.emit(dev.kvpc.gpu.kernels.ClMatmul.module(dev.kvpc.examples.llama.GgufFile.TensorType.F32, WORK_GROUP),
+                Dialect.CUDA)});
+        out.add(new String[] {"matmul_f16.cu", CEmitter.emit(dev.kvpc.gpu.kernels.ClMatmul.module(dev.kvpc.examples.llama.GgufFile.TensorType.F16, WORK_GROUP),
+                Dialect.CUDA)});
+        index.append("  \"engine\": {\"file\": \"engine.cu\", \"work_group\": " + WORK_GROUP + "},\n");
+        index.append("  \"matmul\": {\"f32\": \"matmul_f32.cu\", \"f16\": \"matmul_f16.cu\", \"work_group\": " + WORK_GROUP + "}\n}\n");
         out.add(new String[] {"kernels.json", index.toString()});
         return out;
     }
