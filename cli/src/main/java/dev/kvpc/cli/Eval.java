@@ -11,7 +11,6 @@ import dev.kvpc.examples.llama.Llama2cModel;
 import dev.kvpc.examples.llama.Tokenizer;
 import dev.kvpc.ir.Specialized;
 import dev.kvpc.ir.pass.Pipeline;
-import dev.kvpc.ir.spi.Backend;
 import dev.kvpc.runtime.KvRuntime;
 import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.PolicyRunner;
@@ -28,7 +27,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.ServiceLoader;
 import java.util.function.Function;
 import java.util.regex.Pattern;
 
@@ -244,11 +242,16 @@ final class Eval {
     record Compiled(PolicyRunner runner, Specialized program) {}
 
     static Compiled compile(Policy p, ModelSpec shape, Path scratch) throws IOException {
+        return compile(p, shape, scratch, Kvpc::runner);
+    }
+
+    /** As above, the specialised program run by {@code backend}'s runner (a device's, under {@code --device}). */
+    static Compiled compile(Policy p, ModelSpec shape, Path scratch, java.util.function.Function<Specialized, PolicyRunner> backend) throws IOException {
         if (p.file() != null) {
             try {
                 if (p.jar()) return new Compiled(Kvpc.load(p.file(), shape), Kvpc.program(p.file(), shape));
                 Specialized s = Kvpc.specialise(p.file(), shape, p.name(), p.params(), p.attention());
-                return new Compiled(Kvpc.runner(s), s);
+                return new Compiled(backend.apply(s), s);
             } catch (Kvpc.CompileException | dev.kvpc.runtime.load.PolicyLoadException e) {
                 throw new IllegalArgumentException(p.label() + " does not compile for this model:\n" + e.getMessage());
             }
@@ -277,12 +280,7 @@ final class Eval {
         Specialized s = Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (a, b) -> { });
         // the full cache runs on the engine's own path (no policy at all); its program is kept for the prediction
         if (p.full()) return new Compiled(LlamaEngine.fullCache(), s);
-        for (Backend b : ServiceLoader.load(Backend.class)) {
-            if (!b.name().equals("jvm")) continue;
-            PolicyRunner runner = b.runner(s, PolicyRunner.class);
-            if (runner != null) return new Compiled(runner, s);
-        }
-        throw new IllegalStateException("no JVM backend on the class path");
+        return new Compiled(backend.apply(s), s);
     }
 
     // ------------------------------------------------------------------------------------------- perplexity

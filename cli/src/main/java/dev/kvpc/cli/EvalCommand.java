@@ -73,7 +73,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     boolean allowNonFinite;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|opencl[:D]",
-            description = {"Where decode attention and the matrix products run: cpu (the default), or an OpenCL device, as kvpc run --device takes it; the speed",
+            description = {"Where decode attention, the engine and the policies' kernels run: cpu (the default), or an OpenCL device, as kvpc run --device takes it; the speed",
                     "figures are then the device's (its calls are taken one at a time: rows evaluated at once wait for it)."})
     String device;
 
@@ -147,7 +147,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Row> rows = new ArrayList<>();
         long t0 = System.nanoTime();
         try (Devices.Attention attention = Devices.attention(spec, device, err)) {
-            for (Eval.Model m : ms) rows.addAll(evaluate(m.on(attention), scratch, err));
+            for (Eval.Model m : ms) rows.addAll(evaluate(m.on(attention), attention, scratch, err));
         } catch (IllegalArgumentException e) {
             // a policy that is not there or does not check for a model: said before any work on that model
             err.println("kvpc eval: " + e.getMessage());
@@ -163,7 +163,9 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         if (tasks.contains("perplexity")) notes.add(windows + (windows == 1 ? " text window" : " text windows") + " per perplexity run, spread over each model's text"
                 + (windows == 1 ? "" : "; a perplexity is over all of them"));
         notes.addAll(shortText);
-        if (!device.equals("cpu")) notes.add("decode attention and the matrix products on the OpenCL device --device " + device + " names (kvpc devices); the speed figures are its");
+        if (!device.equals("cpu")) {
+            notes.add("decode attention, the engine's arithmetic and the policies' kernels on the OpenCL device --device " + device + " names (kvpc devices); the speed figures are its");
+        }
         if (tasks.contains("passkey") && ms.stream().anyMatch(m -> !m.name().equals("kvpc-tiny"))) notes.add("pass keys are asked of kvpc-tiny only (the format it was trained on)");
         List<Path> written = EvalReport.write(outDir, new EvalReport.Run(commandLine(), seedArray(), contexts, about, notes, rows), markdownFile);
         out.println();
@@ -180,7 +182,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         return seeds.stream().mapToLong(Long::longValue).toArray();
     }
 
-    private List<Eval.Row> evaluate(Eval.Model m, Path scratch, PrintWriter err) throws Exception {
+    private List<Eval.Row> evaluate(Eval.Model m, Devices.Attention device, Path scratch, PrintWriter err) throws Exception {
         int ctx = m.trainedContext();
         int[] lens = lengths != null ? lengths : quick ? new int[] {ctx / 4, ctx / 2, ctx} : new int[] {ctx / 4, ctx / 2, ctx, 2 * ctx};
         int[] pk = passkeyLengths != null ? passkeyLengths : quick ? new int[] {ctx / 2, ctx} : new int[] {ctx / 4, ctx / 2, ctx};
@@ -205,7 +207,7 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
         List<Eval.Policy> ps = Eval.policies(policies, budgets, ctx, m.weights().headSize, variants);
         // compile every row first: a policy that does not check for this model stops the run before any work
         Map<Eval.Policy, Eval.Compiled> compiled = new LinkedHashMap<>();
-        for (Eval.Policy p : ps) compiled.put(p, Eval.compile(p, m.weights().spec(), scratch));
+        for (Eval.Policy p : ps) compiled.put(p, Eval.compile(p, m.weights().spec(), scratch, device::policy));
         // the engine's code compiled by the JIT before any row is timed (else the first row, the full cache, pays for it
         // and every ratio to it is flattered); on as many threads as the rows will use
         Eval.warmUp(m, ids, Math.min(threads, ps.size()));

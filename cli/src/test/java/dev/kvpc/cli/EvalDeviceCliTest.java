@@ -13,8 +13,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * {@code kvpc eval --device opencl}: on kvpc-tiny, the perplexities of the full cache, H2O and KIVI with decode
- * attention and the matrix products on the OpenCL device equal the CPU run's within 1e-5 relative (the device sums in float, in another
- * order), and the measured KV bytes are the same.
+ * attention, the engine and the policies' kernels on the OpenCL device equal the CPU run's within 1e-5 relative (the
+ * device sums in float, in another order), and the measured KV bytes are the same.
  */
 class EvalDeviceCliTest {
     @Test
@@ -31,7 +31,7 @@ class EvalDeviceCliTest {
             json.add(Files.readString(out.resolve("results.json")));
             notes = Files.readString(out.resolve("results.md"));
         }
-        assertTrue(notes.contains("- decode attention and the matrix products on the OpenCL device --device opencl names"), "the run's notes say where attention ran: " + notes);
+        assertTrue(notes.contains("- decode attention, the engine's arithmetic and the policies' kernels on the OpenCL device --device opencl names"), "the run's notes say where attention ran: " + notes);
         List<Double> a = numbers(json.get(0), "ppl"), b = numbers(json.get(1), "ppl");
         assertEquals(9, a.size(), json.get(0));
         assertEquals(a.size(), b.size());
