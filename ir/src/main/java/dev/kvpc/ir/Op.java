@@ -248,6 +248,19 @@ public sealed interface Op {
         }
 
         public List<Integer> operands() { return args; }
+
+        /**
+         * The value id of the {@code nth} (0 or 1) operand of kind {@code kind}, or -1 when it takes none: how every
+         * backend reads the operand list ({@code prim(values, set, rows, scalar)}: the first set, then the second).
+         */
+        public int operand(Operand kind, int nth) {
+            int seen = 0;
+            for (int i = 0; i < args.size(); i++) {
+                if (fn.operands[i] != kind) continue;
+                if (seen++ == nth) return args.get(i);
+            }
+            return -1;
+        }
     }
 
     /** What an operand of a {@link Prim} is. */

@@ -412,17 +412,8 @@ public final class ClLaneClass implements CompiledLaneClass {
                 case Op.Quantile q when !q.over().isEmpty() -> values = ctx.quantileAlong(host(q.x()), mask(q.x()), Axis.mask(q.over()), scalar(q.p()));
                 case Op.Quantile q -> values = new double[] {ctx.quantile(host(q.x()), mask(q.x()), scalar(q.p()))};
                 case Op.Prim pr -> {
-                    int vals = -1, first = -1, rows = -1, scalar = -1;
-                    for (int i = 0; i < pr.args().size(); i++) {
-                        switch (pr.fn().operands[i]) {
-                            case VALUES -> vals = pr.args().get(i);
-                            case SET -> {
-                                if (first < 0) first = pr.args().get(i);
-                                else rows = pr.args().get(i);
-                            }
-                            case SCALAR -> scalar = pr.args().get(i);
-                        }
-                    }
+                    int vals = pr.operand(Op.Operand.VALUES, 0), first = pr.operand(Op.Operand.SET, 0), rows = pr.operand(Op.Operand.SET, 1);
+                    int scalar = pr.operand(Op.Operand.SCALAR, 0);
                     double[] v = vals >= 0 ? host(vals) : null;
                     int va = vals >= 0 ? mask(vals) : 0;
                     double arg = scalar >= 0 ? scalar(scalar) : 0;

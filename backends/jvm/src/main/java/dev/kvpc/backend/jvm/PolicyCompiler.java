@@ -1135,17 +1135,8 @@ public final class PolicyCompiler {
                     mv.visitInsn(DASTORE);
                 }
                 case Op.Prim pr -> {
-                    int values = -1, set = -1, rows = -1, scalar = -1;
-                    for (int i = 0; i < pr.args().size(); i++) {
-                        switch (pr.fn().operands[i]) {
-                            case VALUES -> values = pr.args().get(i);
-                            case SET -> {
-                                if (set < 0) set = pr.args().get(i);
-                                else rows = pr.args().get(i);
-                            }
-                            case SCALAR -> scalar = pr.args().get(i);
-                        }
-                    }
+                    int values = pr.operand(Op.Operand.VALUES, 0), set = pr.operand(Op.Operand.SET, 0), rows = pr.operand(Op.Operand.SET, 1);
+                    int scalar = pr.operand(Op.Operand.SCALAR, 0);
                     mv.visitVarInsn(ALOAD, 0);
                     constant(pr.fn());
                     if (values >= 0) {
