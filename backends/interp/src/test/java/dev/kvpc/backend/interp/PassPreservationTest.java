@@ -88,6 +88,23 @@ public class PassPreservationTest {
         return out;
     }
 
+    /**
+     * Every program of {@link #programs(Path)} with a default root, checked for {@link #SMALL} and specialised with
+     * {@link #SMALL_BUDGETS} (budgets small enough that they evict, merge and quantise): what each backend's
+     * differential test runs against the interpreter, by root.
+     */
+    public static Map<String, Specialized> specialised(Path stdlib) throws IOException {
+        Map<String, Specialized> out = new LinkedHashMap<>();
+        for (Path p : programs(stdlib)) {
+            Frontend.Result r = Frontend.check(p, SMALL);
+            assertTrue(r.ok(), p.getFileName() + " does not check");
+            String root = Compilation.defaultRoot(r.program());
+            if (root == null) continue;
+            out.put(root, Compilation.optimise(r.program(), root, SMALL_BUDGETS.getOrDefault(root, Map.of()), Pipeline.Options.DEFAULT, (pass, x) -> { }));
+        }
+        return out;
+    }
+
     /** A channel table for {@code s} that marks a quarter of each lane's channels, a different quarter per lane. */
     public static String channelMarks(ModelShape s) {
         StringBuilder sb = new StringBuilder();

@@ -49,15 +49,7 @@ class PolicyCompilerTest {
     Stream<DynamicTest> stdlibPoliciesAgreeWithTheInterpreter() throws Exception {
         List<Trace> traces = PassPreservationTest.traces();
         List<DynamicTest> tests = new ArrayList<>();
-        for (Path p : PassPreservationTest.programs(stdlib)) {
-            Frontend.Result r = Frontend.check(p, PassPreservationTest.SMALL);
-            assertTrue(r.ok(), p.getFileName() + " does not check");
-            String root = Compilation.defaultRoot(r.program());
-            if (root == null) continue;
-            Specialized s = Compilation.optimise(r.program(), root, PassPreservationTest.SMALL_BUDGETS.getOrDefault(root, Map.of()),
-                    Pipeline.Options.DEFAULT, (pass, x) -> { });
-            tests.add(DynamicTest.dynamicTest(root, () -> agree(s, traces, root)));
-        }
+        PassPreservationTest.specialised(stdlib).forEach((root, s) -> tests.add(DynamicTest.dynamicTest(root, () -> agree(s, traces, root))));
         assertTrue(tests.size() >= 17, "expected every stdlib policy, got " + tests.size());
         return tests.stream();
     }
