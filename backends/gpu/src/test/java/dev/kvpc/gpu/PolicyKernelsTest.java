@@ -150,6 +150,19 @@ class PolicyKernelsTest {
         assertTrue(classes.getFirst().launches() > 0, "no ranking ran on the device");
     }
 
+    /** A device without doubles is refused with the reason (policy kernels compute in double), not given kernels it cannot build. */
+    @Test
+    void aDeviceWithoutDoublesIsRefused() throws Exception {
+        var d = cl.device();
+        var noDoubles = new dev.kvpc.gpu.cl.ClDevice(d.index(), d.platformIndex(), d.deviceIndex(), d.platformName(), d.platformVersion(), d.name(), d.vendor(),
+                d.version(), d.type(), d.computeUnits(), d.globalMemBytes(), d.localMemBytes(), d.maxWorkGroupSize(), false, d.fp16(), d.platformId(), d.id());
+        Specialized s = PassPreservationTest.specialised(stdlib).get("keydiff");
+        try (ClContext other = new ClContext(noDoubles)) {
+            var e = assertThrows(dev.kvpc.gpu.cl.ClException.class, () -> ClPolicies.compile(s, other));
+            assertTrue(e.getMessage().contains("has no double precision (cl_khr_fp64)"), e.getMessage());
+        }
+    }
+
     static List<ClLaneClass> agree(Specialized s, List<Trace> traces, String what) {
         List<ClLaneClass> classes = ClPolicies.compile(s, cl);
         for (Trace t : traces) {

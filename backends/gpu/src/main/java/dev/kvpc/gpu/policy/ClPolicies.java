@@ -15,7 +15,15 @@ import java.util.List;
 public final class ClPolicies {
     private ClPolicies() {}
 
+    /**
+     * @throws dev.kvpc.gpu.cl.ClException when the device has no double precision ({@code cl_khr_fp64}), which policy
+     *     kernels compute in
+     */
     public static List<ClLaneClass> compile(Specialized program, ClContext cl) {
+        if (!cl.device().fp64()) {
+            throw new dev.kvpc.gpu.cl.ClException("OpenCL device " + cl.device().name() + " has no double precision (cl_khr_fp64), which policy kernels compute in, "
+                    + "as the interpreter and the JVM backend do; kvpc devices marks such devices 'no fp64'");
+        }
         List<ClLaneClass> out = new ArrayList<>();
         for (int c = 0; c < program.classes().size(); c++) out.add(new ClLaneClass(LoopLowering.lower(program.classes().get(c)), cl, "c" + c + "_"));
         return out;
