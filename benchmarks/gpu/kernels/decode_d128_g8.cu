@@ -13,8 +13,11 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
   int sp = ((int) blockIdx.x);
   int splits = ((int) gridDim.x);
   int qi = ((int) blockIdx.y);
-  int qpos = qposs[qi];
   int wb = (qi * 8);
+  int qmax = qposs[(qi * 1)];
+  for (int r = 1; r < 1; r += 1) {
+    qmax = max(qmax, qposs[((qi * 1) + r)]);
+  }
   int start = (sp * 256);
   int end = min((start + 256), n);
   for (int c = t; c < (8 * 128); c += 64) {
@@ -25,7 +28,7 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
     hm[h] = ((0 == 0) ? (-__int_as_float(0x7f800000)) : 0.0f);
   }
   for (int j = (start + t); j < end; j += 64) {
-    bool vis = ((attend[j] != 0) && (pos[j] <= qpos));
+    bool vis = ((attend[j] != 0) && (pos[j] <= qmax));
     bool anyv = false;
     if (vis) {
       for (int h = 0; h < 8; h += 1) {
@@ -38,7 +41,9 @@ extern "C" __global__ void __launch_bounds__(64) decode_partial(const float* __r
         }
       }
       for (int h = 0; h < 8; h += 1) {
-        bool hv = true;
+        int qpos = qposs[((qi * 1) + (h / 8))];
+        int hg = (h % 8);
+        bool hv = (pos[j] <= qpos);
         float l = (acc[h] * scale);
         float w = (hv ? l : (-__int_as_float(0x7f800000)));
         if (0 == 1) {

@@ -12,8 +12,11 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
   int sp = ((int) get_group_id(0));
   int splits = ((int) get_num_groups(0));
   int qi = ((int) get_group_id(1));
-  int qpos = qposs[qi];
   int wb = (qi * 4);
+  int qmax = qposs[(qi * 1)];
+  for (int r = 1; r < 1; r += 1) {
+    qmax = max(qmax, qposs[((qi * 1) + r)]);
+  }
   int start = (sp * 256);
   int end = min((start + 256), n);
   for (int c = t; c < (4 * 64); c += 64) {
@@ -24,7 +27,7 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
     hm[h] = ((0 == 0) ? (-INFINITY) : 0.0f);
   }
   for (int j = (start + t); j < end; j += 64) {
-    bool vis = ((attend[j] != 0) && (pos[j] <= qpos));
+    bool vis = ((attend[j] != 0) && (pos[j] <= qmax));
     bool anyv = false;
     if (vis) {
       for (int h = 0; h < 4; h += 1) {
@@ -37,7 +40,9 @@ __kernel void __attribute__((reqd_work_group_size(64, 1, 1))) decode_partial(__g
         }
       }
       for (int h = 0; h < 4; h += 1) {
-        bool hv = true;
+        int qpos = qposs[((qi * 1) + (h / 4))];
+        int hg = (h % 4);
+        bool hv = (pos[j] <= qpos);
         float l = (acc[h] * scale);
         float w = (hv ? l : (-INFINITY));
         if (0 == 1) {

@@ -132,6 +132,24 @@ class VariantDecodeTest {
                     assertTrue(diff > 1e-2, where + ": the variant's output differs from standard attention's by only " + diff);
                 }
                 for (int j = 0; j < n; j++) assertEquals(colRef[j], col[j], Math.max(DenseDecodeTest.TOL * Math.abs(colRef[j]), 1e-9), where + ": column sum of entry " + j);
+                if (step == 1) {
+                    // a prefill of the last 7 positions in one launch (tiles of positions, the last one padded), each
+                    // masked at its own position, against the reference one position at a time
+                    int m = 7;
+                    int[] qposAll = new int[m];
+                    for (int i = 0; i < m; i++) qposAll[i] = lane.position(n - m + i);
+                    float[] qAll = new float[m * group * d], outAll = new float[m * group * d], colAll = new float[n], colAllRef = new float[n];
+                    for (int i = 0; i < qAll.length; i++) qAll[i] = (float) rnd.nextGaussian();
+                    kernel.attendAll(lane, qAll, qposAll, null, outAll, colAll, rope, firstHead);
+                    for (int i = 0; i < m; i++) {
+                        float[] qi = java.util.Arrays.copyOfRange(qAll, i * group * d, (i + 1) * group * d), oi = new float[group * d];
+                        new AttentionKernel().attend(lane, qi, new int[] {qposAll[i]}, group, null, oi, colAllRef, rope, jvm, firstHead, qposAll[i] + 1);
+                        DenseDecodeTest.assertClose(oi, java.util.Arrays.copyOfRange(outAll, i * group * d, (i + 1) * group * d), d, where + ", prefill position " + i);
+                    }
+                    for (int j = 0; j < n; j++) {
+                        assertEquals(colAllRef[j], colAll[j], Math.max(DenseDecodeTest.TOL * Math.abs(colAllRef[j]), 1e-9), where + ", prefill: column sum of entry " + j);
+                    }
+                }
             }
             lane.clear();
         }

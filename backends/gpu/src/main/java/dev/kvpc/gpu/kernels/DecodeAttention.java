@@ -41,12 +41,18 @@ public final class DecodeAttention {
     }
 
     /** Standard attention's visibility and score: causal by position, the scaled dot product. */
-    public static final Map<String, String> STANDARD = Map.of("visible", "let bool vis = ((attend[j] != 0) && (pos[j] <= qpos));",
-            "score", "let bool hv = true;\nlet float l = (acc[h] * scale);");
+    public static final Map<String, String> STANDARD = Map.of("visible", "let bool vis = ((attend[j] != 0) && (pos[j] <= qmax));",
+            "score", "let bool hv = (pos[j] <= qpos);\nlet float l = (acc[h] * scale);");
 
-    /** The decode template's constants for a shape. */
+    /** The decode template's constants for a shape, one query position per work-group. */
     public static Map<String, Integer> constants(int headDim, int group, int workGroup, int chunk, int norm) {
-        return Map.of("D", headDim, "G", group, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup), "CH", chunk, "NORM", norm);
+        return constants(headDim, group, 1, workGroup, chunk, norm);
+    }
+
+    /** As above, {@code tile} query positions per work-group (a prefill's). */
+    public static Map<String, Integer> constants(int headDim, int group, int tile, int workGroup, int chunk, int norm) {
+        return Map.of("D", headDim, "GQ", group, "TQ", tile, "G", group * tile, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup), "CH", chunk,
+                "NORM", norm);
     }
 
     /** 64 work-items, or the largest power of two the device allows below that. */

@@ -28,21 +28,25 @@ import java.util.Map;
  */
 public final class ResidentDecodeKernel implements DecodeKernel {
     private final ClContext cl;
-    private final int d, group, wg, chunk;
+    private final int d, group, wg, chunk, tile;
     private final DeviceLanes lanes;
     private final Map<Shape, Programs> programs = new HashMap<>();
     private ClContext.Buffer q, qposs, out, mstar, sinv, weights, pm, ps, po, col;
     private int capacity = -1, splitCapacity = -1, queryCapacity = 0;
 
-    private record Shape(List<QuantSpec> chains, int rowsPerPage, boolean rotate) {
+    /** A program's lane formats, and the query positions each of its work-groups takes. */
+    private record Shape(List<QuantSpec> chains, int rowsPerPage, boolean rotate, int tile) {
     }
+
+    /** Query positions a prefill's work-group takes (each row read once for all of them), where local memory allows. */
+    static final int TILE = 4;
 
     /** The cosines and sines keys are rotated by, on the device: position p's at {@code p * d} (pairs: cosine, sine). */
     private ClContext.Buffer ropeTable;
     private dev.kvpc.runtime.Rope rope;
     private int ropePositions, ropeCapacity;
 
-    private record Programs(ClContext.Kernel partial, ClContext.Kernel merge, ClContext.Kernel colsums) {
+    private record Programs(ClContext.Kernel partial, ClContext.Kernel merge, ClContext.Kernel colsums, int tile, int workGroup, int chunk) {
     }
 
     private final dev.kvpc.ir.AttentionIr variant;
@@ -55,6 +59,12 @@ public final class ResidentDecodeKernel implements DecodeKernel {
 
     /** As above, under an attention variant ({@code variant} null: standard attention), for a model of {@code shape}. */
     public ResidentDecodeKernel(ClContext cl, int headDim, int group, DeviceLanes lanes, dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape) {
+        this(cl, headDim, group, lanes, variant, shape, TILE);
+    }
+
+    /** As above, a prefill's work-groups taking at most {@code maxTile} query positions (1: one each; benchmarks compare). */
+    public ResidentDecodeKernel(ClContext cl, int headDim, int group, DeviceLanes lanes, dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape,
+                                int maxTile) {
         this.variant = variant;
         this.shape = shape;
         this.cl = cl;
@@ -65,6 +75,15 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         this.wg = geo.workGroup();
         this.chunk = geo.chunk();
         this.lanes = lanes;
+        // a prefill's tile: the most positions (up to TILE) whose rows and weights fit local memory with a split of at
+        // least 64 entries
+        int t = Math.max(1, Math.min(TILE, maxTile));
+        while (t > 1) {
+            DecodeAttention.Geometry g = DecodeAttention.Geometry.of(headDim, group * t, cl.device().maxWorkGroupSize());
+            if (g != null && g.chunk() >= 64) break;
+            t >>= 1;
+        }
+        this.tile = t;
     }
 
     /** The kernels for a lane's chain formats, as kernel IR. */
@@ -83,6 +102,12 @@ public final class ResidentDecodeKernel implements DecodeKernel {
      */
     public static KirModule module(int headDim, int group, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate,
                                    dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape) {
+        return module(headDim, group, 1, workGroup, chunk, chains, rowsPerPage, rotate, variant, shape);
+    }
+
+    /** As above, {@code tile} query positions per work-group. */
+    public static KirModule module(int headDim, int group, int tile, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate,
+                                   dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape) {
         Map<String, String> f = new HashMap<>(Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
                 "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage),
                 "key_elem", rotate ? RowFormats.rotatedKey(chains, headDim) : RowFormats.element("k", "kx", chains, headDim),
@@ -95,7 +120,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             f.put("score", VariantLowering.score(variant, shape));
             norm = VariantLowering.norm(variant);
         }
-        return KernelTemplates.module("decode_attention", DecodeAttention.constants(headDim, group, workGroup, chunk, norm), f);
+        return KernelTemplates.module("decode_attention", DecodeAttention.constants(headDim, group, tile, workGroup, chunk, norm), f);
     }
 
     @Override
@@ -132,7 +157,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         List<QuantSpec> specs = new ArrayList<>(chainsN);
         for (int c = 0; c < chainsN; c++) specs.add(rows.chainSpec(c));
         DeviceLane lane = lanes.sync(rows);
-        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null), this::build);
+        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null, qpos.length > 1 ? tile : 1), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
         // every transfer is queued, the staging memory living until the call's last read (a blocking one) returns
         try (Arena a = Arena.ofConfined()) {
@@ -142,8 +167,11 @@ public final class ResidentDecodeKernel implements DecodeKernel {
 
     private void attendAll(Arena a, KernelRows rows, float[] query, int[] qpos, BitSet attend, float[] outputs, float[] colSums,
                            dev.kvpc.runtime.Rope keysBySlot, int firstHead, DeviceLane lane, Programs p, int n, int gd, int chainsN) {
+        // a batch is whole tiles: its last may repeat the last position (rows computed and not read)
+        int tq = p.tile();
         int batch = (int) Math.max(1, Math.min(qpos.length, (1L << 25) / ((long) group * n)));
-        int splits = (n + chunk - 1) / chunk;
+        batch = (batch + tq - 1) / tq * tq;
+        int splits = (n + p.chunk() - 1) / p.chunk();
         reserve(n, batch, splits);
         // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n)
         {
@@ -177,20 +205,23 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         k.arg(arg++, posView).arg(arg++, attendView);
         k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, qposs).arg(arg++, n).arg(arg++, (float) (1.0 / Math.sqrt(d)))
                 .arg(arg, firstHead);
+        int pwg = p.workGroup();
         for (int from = 0; from < qpos.length; from += batch) {
-            int tb = Math.min(batch, qpos.length - from);
+            int tb = Math.min(batch, qpos.length - from), tp = (tb + tq - 1) / tq * tq;
             {
-                MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
+                MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) tp * gd);
                 MemorySegment.copy(query, from * gd, qs, ValueLayout.JAVA_FLOAT, 0, tb * gd);
                 q.writeQueued(0, qs);
-                qposs.writeQueued(0, a.allocateFrom(ValueLayout.JAVA_INT, java.util.Arrays.copyOfRange(qpos, from, from + tb)));
+                int[] positions = java.util.Arrays.copyOfRange(qpos, from, from + tp);
+                for (int i = tb; i < tp; i++) positions[i] = qpos[from + tb - 1];
+                qposs.writeQueued(0, a.allocateFrom(ValueLayout.JAVA_INT, positions));
             }
-            k.launch(new long[] {(long) splits * wg, tb}, new long[] {wg, 1});
+            k.launch(new long[] {(long) splits * pwg, tp / tq}, new long[] {pwg, 1});
             p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
-            p.merge().launch(new long[] {(long) tb * group * wg}, new long[] {wg});
+            p.merge().launch(new long[] {(long) tb * group * pwg}, new long[] {pwg});
             if (colSums != null) {
                 p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits).arg(7, tb * group);
-                p.colsums().launch(new long[] {((n + wg - 1) / wg) * (long) wg}, new long[] {wg});
+                p.colsums().launch(new long[] {((n + pwg - 1) / pwg) * (long) pwg}, new long[] {pwg});
             }
             {
                 MemorySegment o = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
@@ -208,9 +239,16 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private ClContext.Buffer slotsView, chainsView, posView, attendView;
 
     private Programs build(Shape s) {
-        String src = CEmitter.emit(module(d, group, wg, chunk, s.chains(), s.rowsPerPage(), s.rotate(), variant, shape), Dialect.OPENCL);
-        ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", chains " + s.chains() + ")");
-        return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"));
+        int w = wg, ch = chunk;
+        if (s.tile() > 1) {
+            DecodeAttention.Geometry geo = DecodeAttention.Geometry.of(d, group * s.tile(), cl.device().maxWorkGroupSize());
+            w = geo.workGroup();
+            ch = geo.chunk();
+        }
+        String src = CEmitter.emit(module(d, group, s.tile(), w, ch, s.chains(), s.rowsPerPage(), s.rotate(), variant, shape), Dialect.OPENCL);
+        ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", " + s.tile()
+                + " positions a work-group, chains " + s.chains() + ")");
+        return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"), s.tile(), w, ch);
     }
 
     /**

@@ -49,7 +49,8 @@ public final class VariantLowering {
 
     /**
      * Statements that define {@code bool hv} (the head sees entry j) and {@code float l} (its logit), given
-     * {@code acc[h]} (q . k), {@code h}, {@code head0} (the lane's first query head), {@code qpos} and {@code pos[j]}.
+     * {@code acc[h]} (q . k of row h), {@code hg} (its head in the group), {@code head0} (the lane's first query head),
+     * {@code qpos} (its query position) and {@code pos[j]}.
      */
     public static String score(AttentionIr given, LaneShape shape) {
         // scale, heads, head_dim, context and slopes as plain operations: their one definition
@@ -104,7 +105,7 @@ public final class VariantLowering {
                     case Q, K -> arrays.add(d.id());
                     case QPOS -> let(d.id(), "float(qpos)");
                     case KPOS -> let(d.id(), "float(pos[j])");
-                    case HEAD -> let(d.id(), "float((head0 + h))");
+                    case HEAD -> let(d.id(), "float((head0 + hg))");
                     default -> throw new IllegalArgumentException("attention variants cannot read " + s.signal().word());
                 }
             }
