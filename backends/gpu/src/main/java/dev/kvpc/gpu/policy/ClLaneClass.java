@@ -307,7 +307,9 @@ public final class ClLaneClass implements CompiledLaneClass {
                 case Loop.SetPrim p -> setPrim(p);
                 case Loop.Effect e -> effect(e.effect());
                 case Loop.If i -> {
-                    if (eval(i.cond()) != 0 || Double.isNaN(eval(i.cond()))) block(i.then());
+                    // as the JVM's dcmpl and ifeq: NaN takes the then branch
+                    double c = eval(i.cond());
+                    if (c != 0 || Double.isNaN(c)) block(i.then());
                     else block(i.otherwise());
                 }
             }
@@ -424,7 +426,8 @@ public final class ClLaneClass implements CompiledLaneClass {
                     double t = scalar(c.cond());
                     int pick = t != 0 || Double.isNaN(t) ? c.a() : c.b();
                     if (isSet) set = set(pick);
-                    else values = host(pick);
+                    // a copy: this id's device copy and the chosen one's are kept apart (the loop IR writes neither)
+                    else values = host(pick).clone();
                 }
                 default -> throw new UnsupportedOperationException("operation " + p.op() + " is not compiled for policies");
             }
