@@ -281,4 +281,48 @@ class ResidentDecodeKernelTest {
             lane.clear();
         }
     }
+
+    /**
+     * A call sends the lane's entry tables only from the first entry that changed: nothing again for an unchanged
+     * lane, one entry's (2 slots, 2 chains, a position, a flag) for an appended one, the entries after the first
+     * evicted for an eviction; outputs still equal the runtime kernel's.
+     */
+    @Test
+    void entryTablesAreSentWhereTheyChanged() {
+        int d = 32;
+        ResidentDecodeKernel kernel = new ResidentDecodeKernel(cl(), d, 2, lanes());
+        Random r = new Random(5);
+        try (PagePool pool = new PagePool()) {
+            Lane lane = new Lane(pool, d, QuantSpec.of(Precision.F32), 16);
+            float[] k = new float[d], v = new float[d], q = new float[2 * d], out = new float[2 * d], ref = new float[2 * d];
+            for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+            java.util.function.IntConsumer add = pos -> {
+                for (int c = 0; c < d; c++) {
+                    k[c] = (float) r.nextGaussian();
+                    v[c] = (float) r.nextGaussian();
+                }
+                lane.append(pos, pos, k, 0, v, 0);
+            };
+            for (int i = 0; i < 100; i++) add.accept(i);
+            kernel.attend(lane, q, 99, null, out, null);
+            dev.kvpc.gpu.lane.DeviceLane device = lanes().sync(lane);
+            long sent = device.tableIntsSent();
+            kernel.attend(lane, q, 99, null, out, null);
+            assertEquals(sent, device.tableIntsSent(), "an unchanged lane sends no table entry");
+            add.accept(100);
+            kernel.attend(lane, q, 100, null, out, null);
+            assertEquals(sent + 6, device.tableIntsSent(), "an appended entry sends its own");
+            sent = device.tableIntsSent();
+            BitSet keep = new BitSet();
+            keep.set(0, lane.size());
+            keep.clear(90);
+            lane.retain(keep);
+            kernel.attend(lane, q, 100, null, out, null);
+            // the 10 entries after it: their key and value slots and positions (every entry is in chain 0: no change there)
+            assertEquals(sent + 10 * 3, device.tableIntsSent(), "an eviction sends what moved down after it");
+            new AttentionKernel().attend(lane, q, new int[] {100}, 2, null, ref, null, null);
+            DenseDecodeTest.assertClose(ref, out, d, "after an eviction");
+            lane.clear();
+        }
+    }
 }

@@ -173,22 +173,12 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         batch = (batch + tq - 1) / tq * tq;
         int splits = (n + p.chunk() - 1) / p.chunk();
         reserve(n, batch, splits);
-        // the lane's tables: slots (2n), chains (2n), positions (n), attend flags (n)
-        {
-            MemorySegment t = a.allocate(ValueLayout.JAVA_INT, 6L * n);
-            MemorySegment.copy(rows.slotTable(), 0, t, ValueLayout.JAVA_INT, 0, 2 * n);
-            MemorySegment.copy(rows.chainTable(), 0, t, ValueLayout.JAVA_INT, 8L * n, 2 * n);
-            MemorySegment.copy(rows.positionTable(), 0, t, ValueLayout.JAVA_INT, 16L * n, n);
-            for (int j = 0; j < n; j++) t.setAtIndex(ValueLayout.JAVA_INT, 5L * n + j, attend == null || attend.get(j) ? 1 : 0);
-            slotsView.writeQueued(0, t.asSlice(0, 8L * n));
-            chainsView.writeQueued(0, t.asSlice(8L * n, 8L * n));
-            posView.writeQueued(0, t.asSlice(16L * n, 4L * n));
-            attendView.writeQueued(0, t.asSlice(20L * n, 4L * n));
-            if (colSums != null) {
-                MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
-                MemorySegment.copy(colSums, 0, cs, ValueLayout.JAVA_FLOAT, 0, n);
-                col.writeQueued(0, cs);
-            }
+        // the lane's tables, sent where they changed; the column sums in
+        DeviceLane.Tables tables = lane.tables(rows, attend, a);
+        if (colSums != null) {
+            MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);
+            MemorySegment.copy(colSums, 0, cs, ValueLayout.JAVA_FLOAT, 0, n);
+            col.writeQueued(0, cs);
         }
         ClContext.Kernel k = p.partial();
         int arg = 0;
@@ -200,9 +190,9 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             ClContext.Buffer table = ch.table() != null ? ch.table() : q;
             k.arg(arg++, pagesBuf).arg(arg++, pagesBuf).arg(arg++, pagesBuf).arg(arg++, table);
         }
-        k.arg(arg++, slotsView).arg(arg++, chainsView);
+        k.arg(arg++, tables.slots()).arg(arg++, tables.chains());
         if (keysBySlot != null) k.arg(arg++, ropeTable);
-        k.arg(arg++, posView).arg(arg++, attendView);
+        k.arg(arg++, tables.positions()).arg(arg++, tables.attend());
         k.arg(arg++, weights).arg(arg++, pm).arg(arg++, ps).arg(arg++, po).arg(arg++, qposs).arg(arg++, n).arg(arg++, (float) (1.0 / Math.sqrt(d)))
                 .arg(arg, firstHead);
         int pwg = p.workGroup();
@@ -236,7 +226,6 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         }
     }
 
-    private ClContext.Buffer slotsView, chainsView, posView, attendView;
 
     private Programs build(Shape s) {
         int w = wg, ch = chunk;
@@ -288,11 +277,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         if (n > capacity || batch > queryCapacity) {
             int c = Math.max(n, Math.max(256, n > capacity ? capacity * 2 : capacity));
             int qc = Math.max(batch, queryCapacity);
-            for (ClContext.Buffer b : new ClContext.Buffer[] {slotsView, chainsView, posView, attendView, weights, col}) if (b != null) b.free();
-            slotsView = cl.buffer(8L * c, "slot table");
-            chainsView = cl.buffer(8L * c, "chain table");
-            posView = cl.buffer(4L * c, "positions");
-            attendView = cl.buffer(4L * c, "the attend set");
+            for (ClContext.Buffer b : new ClContext.Buffer[] {weights, col}) if (b != null) b.free();
             weights = cl.buffer(4L * c * group * qc, "attention weights");
             col = cl.buffer(4L * c, "column sums");
             capacity = c;

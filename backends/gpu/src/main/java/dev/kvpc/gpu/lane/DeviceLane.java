@@ -20,7 +20,77 @@ public final class DeviceLane {
     private final ClContext cl;
     private final LongFunction<DevicePages> poolFor;
     private final List<Chain> chains = new ArrayList<>();
-    private long pagesSent;
+    private long pagesSent, tableIntsSent;
+    private final Tables tables = new Tables();
+
+    /**
+     * The lane's entry tables on the device (each entry's key and value slots, chains, position, and whether the call
+     * attends it), each sent from the first entry that differs from what the device holds: an appended entry sends
+     * its own, an eviction what moved down after the first entry it removed, not the lane.
+     */
+    public static final class Tables {
+        ClContext.Buffer slots, chains, positions, attend;
+        int capacity;
+        int[] sentSlots = new int[0], sentChains = new int[0], sentPositions = new int[0], sentAttend = new int[0];
+
+        public ClContext.Buffer slots() {
+            return slots;
+        }
+
+        public ClContext.Buffer chains() {
+            return chains;
+        }
+
+        public ClContext.Buffer positions() {
+            return positions;
+        }
+
+        public ClContext.Buffer attend() {
+            return attend;
+        }
+    }
+
+    /**
+     * Brings the entry tables of {@code rows} up to date for a call attending {@code attend} (null: every entry);
+     * writes are queued from native memory of {@code arena}, which must live until the call's blocking read.
+     */
+    public Tables tables(KernelRows rows, java.util.BitSet attend, java.lang.foreign.Arena arena) {
+        int n = rows.size();
+        Tables t = tables;
+        if (n > t.capacity) {
+            int c = Math.max(n, Math.max(256, 2 * t.capacity));
+            for (ClContext.Buffer b : new ClContext.Buffer[] {t.slots, t.chains, t.positions, t.attend}) if (b != null) b.free();
+            t.slots = cl.buffer(8L * c, "slot table");
+            t.chains = cl.buffer(8L * c, "chain table");
+            t.positions = cl.buffer(4L * c, "positions");
+            t.attend = cl.buffer(4L * c, "the attend set");
+            t.capacity = c;
+            t.sentSlots = t.sentChains = t.sentPositions = t.sentAttend = new int[0];
+        }
+        int[] flags = new int[n];
+        for (int j = 0; j < n; j++) flags[j] = attend == null || attend.get(j) ? 1 : 0;
+        t.sentSlots = send(t.slots, rows.slotTable(), 2 * n, t.sentSlots, arena);
+        t.sentChains = send(t.chains, rows.chainTable(), 2 * n, t.sentChains, arena);
+        t.sentPositions = send(t.positions, rows.positionTable(), n, t.sentPositions, arena);
+        t.sentAttend = send(t.attend, flags, n, t.sentAttend, arena);
+        return t;
+    }
+
+    /** Sends {@code now[from..len)} where {@code from} is the first index at which it differs from {@code sent}; returns what the device holds. */
+    private int[] send(ClContext.Buffer b, int[] now, int len, int[] sent, java.lang.foreign.Arena arena) {
+        int from = Arrays.mismatch(now, 0, len, sent, 0, Math.min(len, sent.length));
+        if (from < 0) from = Math.min(len, sent.length);
+        if (from < len) {
+            b.writeQueued(4L * from, arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, Arrays.copyOfRange(now, from, len)));
+            tableIntsSent += len - from;
+        }
+        return from == len && sent.length == len ? sent : Arrays.copyOf(now, len);
+    }
+
+    /** Entry-table ints sent to the device so far. */
+    public long tableIntsSent() {
+        return tableIntsSent;
+    }
 
     /** @param poolFor the device pages of a page size (shared by every lane of a device) */
     public DeviceLane(ClContext cl, LongFunction<DevicePages> poolFor) {
@@ -134,5 +204,8 @@ public final class DeviceLane {
             ch.table = null;
         }
         chains.clear();
+        for (ClContext.Buffer b : new ClContext.Buffer[] {tables.slots, tables.chains, tables.positions, tables.attend}) if (b != null) b.free();
+        tables.slots = tables.chains = tables.positions = tables.attend = null;
+        tables.capacity = 0;
     }
 }
