@@ -191,24 +191,29 @@ public final class OpenCl {
         if (rc != 0) throw new ClException(call, rc, doing);
     }
 
-    private String platformString(MemorySegment platform, int param) throws Throwable {
+    /** A clGet*Info call for one parameter: {@code (size, value, sizeReturned) -> status}. */
+    @FunctionalInterface
+    private interface Info {
+        int get(long size, MemorySegment value, MemorySegment sizeReturned) throws Throwable;
+    }
+
+    /** A string parameter: its size asked first, then its bytes. */
+    private static String infoString(String call, String doing, Info info) throws Throwable {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment size = a.allocate(JAVA_LONG);
-            check("clGetPlatformInfo", (int) getPlatformInfo.invokeExact(platform, param, 0L, MemorySegment.NULL, size), "reading a platform's name");
+            check(call, info.get(0L, MemorySegment.NULL, size), doing);
             MemorySegment buf = a.allocate(Math.max(1, size.get(JAVA_LONG, 0)));
-            check("clGetPlatformInfo", (int) getPlatformInfo.invokeExact(platform, param, buf.byteSize(), buf, MemorySegment.NULL), "reading a platform's name");
+            check(call, info.get(buf.byteSize(), buf, MemorySegment.NULL), doing);
             return buf.getString(0);
         }
     }
 
+    private String platformString(MemorySegment platform, int param) throws Throwable {
+        return infoString("clGetPlatformInfo", "reading a platform's name", (size, value, ret) -> (int) getPlatformInfo.invokeExact(platform, param, size, value, ret));
+    }
+
     private String deviceString(MemorySegment device, int param) throws Throwable {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment size = a.allocate(JAVA_LONG);
-            check("clGetDeviceInfo", (int) getDeviceInfo.invokeExact(device, param, 0L, MemorySegment.NULL, size), "reading a device's properties");
-            MemorySegment buf = a.allocate(Math.max(1, size.get(JAVA_LONG, 0)));
-            check("clGetDeviceInfo", (int) getDeviceInfo.invokeExact(device, param, buf.byteSize(), buf, MemorySegment.NULL), "reading a device's properties");
-            return buf.getString(0);
-        }
+        return infoString("clGetDeviceInfo", "reading a device's properties", (size, value, ret) -> (int) getDeviceInfo.invokeExact(device, param, size, value, ret));
     }
 
     private long deviceLong(MemorySegment device, int param) throws Throwable {
