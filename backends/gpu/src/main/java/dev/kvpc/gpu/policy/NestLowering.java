@@ -76,12 +76,9 @@ public final class NestLowering {
      * variable splits the writes, outermost first; null if none does.
      */
     static Loop.For parallel(Loop.For nest, Set<Integer> written) {
-        List<String> outer = new ArrayList<>();
+        // its bounds use no loop variable (the host evaluates them, and moving the loops outside it inward keeps them)
         for (Loop.For f = nest; f != null; f = f.body().size() == 1 && f.body().getFirst() instanceof Loop.For g ? g : null) {
-            Loop.For g = f;
-            boolean bounded = outer.stream().noneMatch(v -> mentions(g.from(), v) || mentions(g.to(), v));
-            if (bounded && !hasVar(f.from()) && !hasVar(f.to()) && splits(nest, f.var(), written)) return f;
-            outer.add(f.var());
+            if (!hasVar(f.from()) && !hasVar(f.to()) && splits(nest, f.var(), written)) return f;
         }
         return null;
     }
@@ -161,17 +158,6 @@ public final class NestLowering {
             case Loop.Un u -> hasVar(u.x());
             case Loop.Bin b -> hasVar(b.a()) || hasVar(b.b());
             case Loop.Choose c -> hasVar(c.cond()) || hasVar(c.a()) || hasVar(c.b());
-            default -> false;
-        };
-    }
-
-    private static boolean mentions(Loop.Expr e, String var) {
-        return switch (e) {
-            case Loop.Var v -> v.name().equals(var);
-            case Loop.Load l -> l.index().stream().anyMatch(x -> mentions(x, var));
-            case Loop.Un u -> mentions(u.x(), var);
-            case Loop.Bin b -> mentions(b.a(), var) || mentions(b.b(), var);
-            case Loop.Choose c -> mentions(c.cond(), var) || mentions(c.a(), var) || mentions(c.b(), var);
             default -> false;
         };
     }
