@@ -61,11 +61,10 @@ final class Devices {
         String which = device.equals("opencl") ? null : device.substring("opencl:".length());
         OpenClDecodeKernels k = new OpenClDecodeKernels(OpenCl.get().select(which));
         dev.kvpc.gpu.cl.ClContext mmContext = new dev.kvpc.gpu.cl.ClContext(k.device());
-        // the engine's arithmetic stays on the device between products; arrays cross where the host reads or writes them.
-        // Its norm and gate take double steps, as the CPU's do, and policy kernels compute in double: a device without
-        // doubles runs the products alone, and policies on the CPU
-        boolean doubles = k.device().fp64();
-        dev.kvpc.gpu.kernels.ClMatmul mm = doubles ? dev.kvpc.gpu.kernels.ClMatmul.resident(mmContext) : new dev.kvpc.gpu.kernels.ClMatmul(mmContext);
+        // the engine's arithmetic stays on the device between products where it has doubles (ClMatmul.forEngine), and
+        // policy kernels, which compute in double, run there on the same condition
+        dev.kvpc.gpu.kernels.ClMatmul mm = dev.kvpc.gpu.kernels.ClMatmul.forEngine(mmContext);
+        boolean doubles = mm.isResident();
         java.util.List<dev.kvpc.gpu.policy.ClPolicies.DeviceRunner> policies = new java.util.ArrayList<>();
         err.println(doubles ? "kvpc: decode attention, the engine's arithmetic and the policy's kernels on OpenCL device " + k.device().summary()
                 : "kvpc: decode attention and the matrix products on OpenCL device " + k.device().summary() + "; it has no double precision (cl_khr_fp64), so "

@@ -56,6 +56,19 @@ public final class ClMatmul implements Matmul {
         return new ClMatmul(cl, true);
     }
 
+    /**
+     * The engine's arithmetic for {@code cl}'s device: {@link #resident} where it has double precision (the norm and
+     * gate take double steps, as the CPU's do), else products alone, the rest on the CPU.
+     */
+    public static ClMatmul forEngine(ClContext cl) {
+        return new ClMatmul(cl, cl.device().fp64());
+    }
+
+    /** Whether arrays stay on the device and the norms, gates and adds run there. */
+    public boolean isResident() {
+        return resident;
+    }
+
     /** An array's device copy: {@code device} floats of the host's are there; {@code written} floats are newer there. */
     private static final class Mirror {
         ClContext.Buffer buf;
