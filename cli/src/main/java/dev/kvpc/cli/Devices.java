@@ -59,8 +59,9 @@ final class Devices {
             throw new CommandLine.ParameterException(spec.commandLine(), "--device is cpu, opencl or opencl:DEVICE, not '" + device + "'");
         }
         String which = device.equals("opencl") ? null : device.substring("opencl:".length());
-        OpenClDecodeKernels k = new OpenClDecodeKernels(OpenCl.get().select(which));
-        dev.kvpc.gpu.cl.ClContext mmContext = new dev.kvpc.gpu.cl.ClContext(k.device());
+        // one context: the engine's arrays, the lanes and the policies' buffers are each other's on the device
+        dev.kvpc.gpu.cl.ClContext mmContext = new dev.kvpc.gpu.cl.ClContext(OpenCl.get().select(which));
+        OpenClDecodeKernels k = new OpenClDecodeKernels(mmContext);
         // the engine's arithmetic stays on the device between products where it has doubles (ClMatmul.forEngine), and
         // policy kernels, which compute in double, run there on the same condition
         dev.kvpc.gpu.kernels.ClMatmul mm = dev.kvpc.gpu.kernels.ClMatmul.forEngine(mmContext);
@@ -92,6 +93,9 @@ final class Devices {
                         + "KV pages on the device: %s (%d bytes; the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), mm.calls(),
                         RunCommand.bytes(mm.weightBytes()), mm.transfers(), RunCommand.bytes(k.deviceKvBytes()), k.deviceKvBytes(), seq.kvBytes(),
                         RunCommand.bytes(k.deviceKvBytesReserved()));
+                e.printf(java.util.Locale.ROOT, "keys and values appended on the device: %d rows (%d launches); %d rows moved there by evictions; "
+                        + "%d pages brought to the host for the policy's reads%n", k.rowWriter().rowsWritten(), k.rowWriter().launches(),
+                        k.rowWriter().rowsMoved(), k.rowWriter().pagesFilled());
                 for (dev.kvpc.gpu.policy.ClPolicies.DeviceRunner p : policies) {
                     e.printf(java.util.Locale.ROOT, "the policy's loop nests and rankings: %d kernel launches on the device%n", p.launches());
                 }

@@ -66,11 +66,32 @@ public interface PolicyRunner {
      * {@code sequence}: what identifies the sequence the step belongs to (its {@code per model} states are kept by it);
      * null where a host runs a single sequence.
      */
-    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope, Object sequence) {
+    /**
+     * {@code where}: where the queries are current ({@link dev.kvpc.runtime.engine.HostArrays}): {@link #queries()}
+     * brings them to the host the first time a policy reads them, so a step whose policy reads none leaves them on a
+     * device that computed them.
+     */
+    record Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope, Object sequence,
+                dev.kvpc.runtime.engine.HostArrays where) {
         public enum Kind { PREFILL, CHUNK, DECODE }
 
+        public Step {
+            if (where == null) where = dev.kvpc.runtime.engine.HostArrays.HOST;
+        }
+
+        public Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope, Object sequence) {
+            this(kind, positions, queries, decodeStep, context, rope, sequence, null);
+        }
+
         public Step(Kind kind, int[] positions, float[] queries, int decodeStep, int context, Rope rope) {
-            this(kind, positions, queries, decodeStep, context, rope, null);
+            this(kind, positions, queries, decodeStep, context, rope, null, null);
+        }
+
+        /** The step's queries ({@code tokens x heads x headDim}, unrotated where {@link #rope} is set), current on the host. */
+        @Override
+        public float[] queries() {
+            where.toHost(queries);
+            return queries;
         }
     }
 

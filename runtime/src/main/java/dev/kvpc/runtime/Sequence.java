@@ -5,6 +5,8 @@ import dev.kvpc.runtime.engine.DecodeKernel;
 import dev.kvpc.runtime.engine.DecodeKernelProvider;
 import dev.kvpc.runtime.engine.DecodeKernels;
 import dev.kvpc.runtime.engine.DenseRows;
+import dev.kvpc.runtime.engine.HostArrays;
+import dev.kvpc.runtime.engine.RowWriter;
 import dev.kvpc.runtime.engine.Parallel;
 import dev.kvpc.runtime.lane.KernelRows;
 import dev.kvpc.runtime.lane.Lane;
@@ -33,6 +35,12 @@ public final class Sequence implements AutoCloseable {
     private PolicyRunner.Step.Kind kind;
     private int next, tokens, decodeStep;
     private final boolean[] appended;
+    /** What writes appended rows where the kernels keep the lanes (null: the host writes them). */
+    private final RowWriter writer;
+    private final DecodeKernelProvider provider;
+    /** The current attend's: whether its lanes attend in place, and where the host's arrays are. */
+    private boolean inPlace;
+    private HostArrays arrays = HostArrays.HOST;
     private final int rowsPerPage;
     /** Positions each lane's attention read at the last attend of its layer (null: all entries). */
     private final int[][][] attended;
@@ -43,6 +51,8 @@ public final class Sequence implements AutoCloseable {
         this.minWork = minWork;
         this.workers = new Worker[threads];
         for (int i = 0; i < threads; i++) workers[i] = new Worker(kernels);
+        this.writer = kernels.rowWriter();
+        this.provider = kernels;
         this.policy = policy;
         this.lanes = new Lane[model.layers()][model.kvHeads()];
         for (int l = 0; l < model.layers(); l++) {
@@ -78,9 +88,34 @@ public final class Sequence implements AutoCloseable {
 
     /** Appends the step's keys and values of a layer: {@code tokens x kvHeads x headDim} each. */
     public void append(int layer, float[] k, float[] v) {
+        append(layer, k, v, HostArrays.HOST);
+    }
+
+    /**
+     * As above, for a host whose arrays may be current elsewhere ({@code arrays}): where the decode kernels' provider
+     * keeps the lanes on a device that holds copies of {@code k} and {@code v} ({@link DecodeKernelProvider#rowWriter}),
+     * the rows are written there and cross to the host only if the host reads them; otherwise they are brought to
+     * the host and appended here.
+     */
+    public void append(int layer, float[] k, float[] v, HostArrays arrays) {
         if (kind == null) throw new IllegalStateException("begin a step first");
         int d = model.headDim(), g = model.kvHeads();
         if (k.length != tokens * g * d || v.length != k.length) throw new IllegalArgumentException("keys and values must be tokens x kvHeads x headDim");
+        if (writer != null && writer.writes(QuantSpec.of(model.dtype()), d, model.rope(), k, v, arrays, next + tokens - 1)) {
+            Lane[] ls = lanes[layer];
+            int[][] entries = new int[g][tokens];
+            boolean[] rotate = new boolean[g];
+            for (int h = 0; h < g; h++) {
+                rotate[h] = model.rope() != null && !cachePositions(layer, h);
+                ls[h].keepRowsElsewhere(writer.source());
+                for (int t = 0; t < tokens; t++) entries[h][t] = ls[h].appendElsewhere(next + t, decodeStep);
+            }
+            writer.write(ls, entries, k, v, model.rope(), next, rotate);
+            appended[layer] = true;
+            return;
+        }
+        arrays.toHost(k);
+        arrays.toHost(v);
         Rope rope = model.rope();
         float[] row = rope == null ? null : new float[d];
         for (int t = 0; t < tokens; t++) {
@@ -108,7 +143,19 @@ public final class Sequence implements AutoCloseable {
      * and the policy's work for this layer.
      */
     public void attend(int layer, float[] q, float[] out) {
+        attend(layer, q, out, HostArrays.HOST);
+    }
+
+    /**
+     * As above, for a host whose arrays may be current elsewhere ({@code arrays}): where the decode kernels attend in
+     * place there ({@link DecodeKernelProvider#attendsInPlace}: a device that holds copies of {@code q} and
+     * {@code out}), the queries are rotated and read there and the outputs written there, and the queries come to the
+     * host only if the policy reads them; otherwise the queries come to the host and the outputs are written here.
+     */
+    public void attend(int layer, float[] q, float[] out, HostArrays arrays) {
         if (!appended[layer]) throw new IllegalStateException("append the step's keys and values of layer " + layer + " first");
+        inPlace = arrays != HostArrays.HOST && provider.attendsInPlace(q, out, arrays, model.rope(), model.headDim(), next + tokens);
+        this.arrays = arrays;
         int[] positions = new int[tokens];
         for (int t = 0; t < tokens; t++) positions[t] = next + t;
         boolean later = false;
@@ -117,7 +164,13 @@ public final class Sequence implements AutoCloseable {
             later |= c >= 0 && policy.settlesAfterLastLayer(c);
         }
         // an event that settles after the last layer keeps this layer's queries (the host reuses its buffer)
-        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, later ? q.clone() : q, decodeStep, next + tokens, model.rope(), this);
+        float[] kept = q;
+        if (later) {
+            arrays.toHost(q);
+            kept = q.clone();
+        }
+        // the policy's reads of the queries bring them to the host (Step.queries)
+        PolicyRunner.Step step = new PolicyRunner.Step(kind, positions, kept, decodeStep, next + tokens, model.rope(), this, later ? HostArrays.HOST : arrays);
         // lanes of one class in this layer that select together
         Map<Integer, List<Integer>> groups = new LinkedHashMap<>();
         for (int h = 0; h < model.kvHeads(); h++) {
@@ -146,9 +199,13 @@ public final class Sequence implements AutoCloseable {
             }
         }
         int parts = parts(layer);
+        // in place only where every lane's kernel is the provider's and attends the whole group together
+        for (int h = 0; h < jobs.length && inPlace; h++) inPlace = jobs[h].queryHeads() == null && workers[h % parts].kernel(layer, h, model.group()) != null;
+        if (!inPlace) arrays.toHost(q);
         Parallel.run(parts, p -> {
             for (int h = p; h < jobs.length; h += parts) workers[p].attend(layer, jobs[h], positions, q, out);
         });
+        if (!inPlace) arrays.fromHost(out);
         for (PolicyRunner.Event ev : events) ev.finish();
         if (later) unsettled.addAll(events);
         if (layer == model.layers() - 1) settle();
@@ -206,32 +263,54 @@ public final class Sequence implements AutoCloseable {
             for (int gi = 0; gi < model.group(); gi++) attend(layer, job, job.queryHeads()[gi], gi, 1, positions, q, out);
         }
 
+        /**
+         * The compiled kernel for a lane's {@code group} query heads, or null (the runtime's kernel then): standard
+         * attention, keys read in place (and rotated by slot as they are read, for positions cache, by a kernel that
+         * can); under an attention variant, a kernel the provider makes from the variant's IR, if it makes one.
+         */
+        DecodeKernel kernel(int layer, int h, int group) {
+            Lane lane = lanes[layer][h];
+            boolean cache = model.rope() != null && cachePositions(layer, h);
+            dev.kvpc.ir.AttentionIr variantIr = policy.variant() == null ? null : policy.variantIr();
+            DecodeKernel dk = policy.variant() == null ? compiled.forLane(lane, group)
+                    : variantIr != null ? compiled.forLaneVariant(lane, group, variantIr, model) : null;
+            if (dk != null && cache && !dk.rotatesKeysBySlot()) dk = null;
+            return dk;
+        }
+
+        /** As below, the kernel reading the queries and writing the outputs where {@link #arrays} has them. */
+        private void attendInPlace(int layer, LaneJob job, BitSet a, int head0, int group, int[] positions, float[] q, float[] out) {
+            int h = job.kvHead();
+            Lane lane = lanes[layer][h];
+            boolean cache = model.rope() != null && cachePositions(layer, h);
+            DecodeKernel dk = kernel(layer, h, group);
+            if (!dk.attendInPlace(lane, q, out, model.heads(), head0, group, positions, queryRotations(lane, cache, positions), model.rope(), a,
+                    job.colSums(), cache ? model.rope() : null, arrays)) {
+                throw new IllegalStateException("a kernel of a provider that attends in place did not");
+            }
+        }
+
         /** Attention of query heads {@code first..first+group-1} of the lane's group, reading entries {@code a} (null: all). */
         private void attend(int layer, LaneJob job, BitSet a, int first, int group, int[] positions, float[] q, float[] out) {
             int d = model.headDim(), h = job.kvHead(), head0 = h * model.group() + first;
+            if (inPlace) {
+                attendInPlace(layer, job, a, head0, group, positions, q, out);
+                return;
+            }
             if (qLane.length != tokens * group * d) {
                 qLane = new float[tokens * group * d];
                 outLane = new float[tokens * group * d];
             }
             Lane lane = lanes[layer][h];
             boolean cache = model.rope() != null && cachePositions(layer, h);
+            // original: rotate by text position; cache: by the slot the query's own entry holds
+            int[] at = queryRotations(lane, cache, positions);
             for (int t = 0; t < tokens; t++) {
                 System.arraycopy(q, (t * model.heads() + head0) * d, qLane, t * group * d, group * d);
-                if (model.rope() != null) {
-                    // original: rotate by text position; cache: by the slot the query's own entry holds
-                    int at = cache ? slotOf(lane, positions[t]) : positions[t];
-                    for (int gi = 0; gi < group; gi++) model.rope().rotate(qLane, (t * group + gi) * d, d, at);
-                }
+                if (at != null) for (int gi = 0; gi < group; gi++) model.rope().rotate(qLane, (t * group + gi) * d, d, at[t]);
             }
             float[] colSums = job.colSums();
-            // a compiled kernel where one fits: standard attention, keys read in place (and rotated by slot as they
-            // are read, for positions cache, by a kernel that can); a step of several tokens (prefill, chunk) runs it
-            // over every query position (attendAll), each masked causally at its own
-            // under an attention variant, a kernel the provider makes from the variant's IR, if it makes one
-            dev.kvpc.ir.AttentionIr variantIr = policy.variant() == null ? null : policy.variantIr();
-            DecodeKernel dk = policy.variant() == null ? compiled.forLane(lane, group)
-                    : variantIr != null ? compiled.forLaneVariant(lane, group, variantIr, model) : null;
-            if (dk != null && cache && !dk.rotatesKeysBySlot()) dk = null;
+            DecodeKernel dk = kernel(layer, h, group);
             Rope bySlot = dk != null && cache ? model.rope() : null;
             KernelRows rows = lane;
             if (dk == null && policy.variant() == null && lane.size() > 0 && (dk = compiled.dense(d, group)) != null) {
@@ -252,6 +331,14 @@ public final class Sequence implements AutoCloseable {
                 System.arraycopy(outLane, t * group * d, out, (t * model.heads() + head0) * d, group * d);
             }
         }
+    }
+
+    /** The positions each query is rotated at (null: none): the text position, or for positions cache its entry's slot. */
+    private int[] queryRotations(Lane lane, boolean cache, int[] positions) {
+        if (model.rope() == null) return null;
+        int[] at = new int[positions.length];
+        for (int t = 0; t < positions.length; t++) at[t] = cache ? slotOf(lane, positions[t]) : positions[t];
+        return at;
     }
 
     /** The index (cache slot) of the entry at text position {@code pos}. */

@@ -60,6 +60,33 @@ class EngineOnDeviceTest {
         }
     }
 
+    @Test
+    void queriesKeysValuesAndOutputsStayWhereTheLanesAre() throws Exception {
+        Path root = Path.of("").toAbsolutePath();
+        while (root != null && !Files.isDirectory(root.resolve("stdlib-policies"))) root = root.getParent();
+        Llama2cModel model = Llama2cModel.fromGguf(GgufFile.open(root.resolve("models/kvpc-tiny/kvpc-tiny.gguf")));
+        int[] prompt = {1, 17, 42, 5, 99, 23, 7, 64, 3, 88, 12, 30};
+        // attention on the device too, in the engine's context: the keys and values it computes are appended there
+        try (ClContext cl = Devices.context(); PagePool p1 = new PagePool(); PagePool p2 = new PagePool();
+             dev.kvpc.gpu.kernels.OpenClDecodeKernels kernels = new dev.kvpc.gpu.kernels.OpenClDecodeKernels(cl);
+             LlamaEngine cpu = new LlamaEngine(model, LlamaEngine.fullCache(), p1, Matmul.scalar());
+             LlamaEngine dev = new LlamaEngine(model, LlamaEngine.fullCache(), p2, ClMatmul.resident(cl), kernels)) {
+            ClMatmul mm = (ClMatmul) dev.matmul();
+            float[] a = cpu.prefill(prompt, 0, prompt.length).clone(), b = dev.prefill(prompt, 0, prompt.length).clone();
+            for (int step = 0; step < 40; step++) {
+                close(a, b, "step " + step);
+                int ta = LlamaEngine.argmax(a), tb = LlamaEngine.argmax(b);
+                assertEquals(ta, tb, "greedy token at step " + step);
+                long before = mm.transfers(), rows = kernels.rowWriter().rowsWritten();
+                a = cpu.forward(ta).clone();
+                b = dev.forward(tb).clone();
+                // the embedding there and the logits back: queries, keys, values and outputs stay on the device
+                assertEquals(2L, mm.transfers() - before, "transfers in decode step " + step);
+                assertEquals(2L * model.layers * model.kvHeads, kernels.rowWriter().rowsWritten() - rows, "rows appended on the device");
+            }
+        }
+    }
+
     static void close(float[] a, float[] b, String what) {
         float max = 0;
         for (float v : a) max = Math.max(max, Math.abs(v));

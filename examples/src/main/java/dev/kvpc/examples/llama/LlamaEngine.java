@@ -149,13 +149,10 @@ public final class LlamaEngine implements AutoCloseable {
             mm.matmul(q, m.wq[l], xb, n);
             mm.matmul(k, m.wk[l], xb, n);
             mm.matmul(v, m.wv[l], xb, n);
-            // the runtime's lanes and attention are the host's: keys, values and queries come back, the output goes
-            mm.toHost(q);
-            mm.toHost(k);
-            mm.toHost(v);
-            seq.append(l, k, v);
-            seq.attend(l, q, att);
-            mm.fromHost(att);
+            // keys, values and queries go to the runtime where they are: where its kernels keep the lanes on the
+            // device that computed them, they are appended and attended there, and the output stays there
+            seq.append(l, k, v, mm);
+            seq.attend(l, q, att, mm);
             mm.matmul(xb2, m.wo[l], att, n);
             mm.add(x, xb2, n * dim);
             mm.rmsnorm(xb, x, m.rmsFfn[l], n, dim, m.rmsEps);

@@ -8,7 +8,7 @@ package dev.kvpc.examples.llama;
  * (256-bit float vectors, quantised blocks dequantised in registers), whose sums run in another order. Both give a
  * token's row the same floats whether it comes alone or in a batch of tokens.
  */
-public interface Matmul {
+public interface Matmul extends dev.kvpc.runtime.engine.HostArrays {
     void matmul(float[] out, Matrix w, float[] x, int tokens);
 
     /** A short name: "scalar" or "vector". */
@@ -39,10 +39,12 @@ public interface Matmul {
     }
 
     /** The host is about to read {@code a}: make its host copy current. */
+    @Override
     default void toHost(float[] a) {
     }
 
     /** The host wrote {@code a}: a device copy of it is stale. */
+    @Override
     default void fromHost(float[] a) {
     }
 

@@ -62,6 +62,19 @@ public interface DecodeKernel {
         }
     }
 
+    /**
+     * A step's attention for the lane's query heads {@code firstHead .. firstHead + group - 1}, reading the queries
+     * from and writing the outputs into the host's arrays of every head's ({@code q} and {@code out}:
+     * {@code tokens x heads x headDim}) where {@code arrays} has them (a device's copies), rather than from copies the
+     * caller makes: query {@code t} is rotated by {@code queryRope} at {@code queryAt[t]} (null: not rotated) as
+     * {@link dev.kvpc.runtime.Rope#rotate} rotates it; otherwise as {@link #attendAll}. Returns false, having done
+     * nothing, where this kernel does not work in place (the default): the caller copies then.
+     */
+    default boolean attendInPlace(KernelRows rows, float[] q, float[] out, int heads, int firstHead, int group, int[] qpos, int[] queryAt,
+                                  dev.kvpc.runtime.Rope queryRope, BitSet attend, float[] colSums, dev.kvpc.runtime.Rope keysBySlot, HostArrays arrays) {
+        return false;
+    }
+
     /** Whether {@link #attend(KernelRows, float[], int, BitSet, float[], float[], dev.kvpc.runtime.Rope)} rotates keys. */
     default boolean rotatesKeysBySlot() {
         return false;

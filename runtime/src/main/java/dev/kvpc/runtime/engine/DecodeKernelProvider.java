@@ -52,6 +52,23 @@ public interface DecodeKernelProvider {
     }
 
     /**
+     * Where this provider keeps lanes' pages itself (a device), what appends a step's rows there without the host
+     * writing them ({@link RowWriter}); by default null: the host appends.
+     */
+    default RowWriter rowWriter() {
+        return null;
+    }
+
+    /**
+     * Whether this provider's kernels attend in place ({@link DecodeKernel#attendInPlace}) with queries {@code q} and
+     * outputs {@code out} as {@code arrays} holds them (a device's copies of them are current there), rotating
+     * queries at positions below {@code positions}; by default false: the runtime copies queries and outputs.
+     */
+    default boolean attendsInPlace(float[] q, float[] out, HostArrays arrays, dev.kvpc.runtime.Rope rope, int headDim, int positions) {
+        return false;
+    }
+
+    /**
      * The first provider found on the class path through {@link ServiceLoader}, or {@link #NONE}, loaded once and
      * shared by every runtime (so a kernel class generated for one sequence is the warm one the next uses); {@link #NONE}
      * when the system property {@value #OFF_PROPERTY} is {@code off} (to compare with the runtime kernel).

@@ -52,6 +52,15 @@ public interface KernelRows {
     MemorySegment[] chainPages(int c);
 
     /**
+     * As {@link #chainPages}, without first bringing back pages whose newest bytes are elsewhere
+     * ({@link Lane#appendElsewhere}): what the holder of those bytes reads to keep its copy, which it only sends
+     * where a page's stamp moved.
+     */
+    default MemorySegment[] chainPagesAsHeld(int c) {
+        return chainPages(c);
+    }
+
+    /**
      * Per page of chain {@code c}, a stamp that changes whenever a byte of the page is written, so that a copy of the
      * pages elsewhere (an OpenCL device's) re-sends only pages whose stamp moved; null where the rows keep none (every
      * page then counts as changed). Read only, valid until the rows next change.

@@ -175,6 +175,7 @@ public final class Lane implements KernelRows {
         if (c != null) return c;
         boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
         chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
+        if (elsewhere != null && chains.getLast() instanceof RowChain rc) fillFrom(rc, chains.size() - 1);
         if (chainSpecs.length < chains.size()) chainSpecs = Arrays.copyOf(chainSpecs, 2 * chains.size());
         chainSpecs[chains.size() - 1] = chains.getLast().spec();
         owner.add(new int[16]);
@@ -228,6 +229,72 @@ public final class Lane implements KernelRows {
         if (n >= 2 && comp[n - 2]) swap(n - 2, n - 1);
     }
 
+    /**
+     * Where the bytes of pages written elsewhere come from: a device that keeps this lane's pages and writes appended
+     * rows into its copy ({@link #appendElsewhere}).
+     */
+    public interface PageSource {
+        /** Copies page {@code page} of chain {@code chain} of {@code lane}, as the holder has it, into {@code into}. */
+        void fill(Lane lane, int chain, int page, java.lang.foreign.MemorySegment into);
+
+        /**
+         * Copies {@code bytes} from {@code fromOffset} of page {@code fromPage} to {@code toOffset} of page
+         * {@code toPage} of chain {@code chain}, in the holder's copy of both, whose bytes are the newest: a row that
+         * moves down when another leaves its chain. False where the holder does not (the host copies, having brought
+         * both pages back); by default false.
+         */
+        default boolean move(Lane lane, int chain, int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
+            return false;
+        }
+    }
+
+    private PageSource elsewhere;
+
+    /**
+     * From now on rows of this lane may be written elsewhere ({@link #appendElsewhere}), their pages' bytes brought
+     * back from {@code source} when the host reads or writes them. One source for the lane's life.
+     */
+    public void keepRowsElsewhere(PageSource source) {
+        java.util.Objects.requireNonNull(source, "source");
+        if (elsewhere == source) return;
+        if (elsewhere != null) throw new IllegalStateException("this lane's rows are already kept elsewhere");
+        elsewhere = source;
+        for (int c = 0; c < chains.size(); c++) if (chains.get(c) instanceof RowChain rc) fillFrom(rc, c);
+    }
+
+    private void fillFrom(RowChain rc, int c) {
+        PageSource src = elsewhere;
+        rc.fillFrom(new RowChain.Fill() {
+            @Override
+            public void fill(int page, java.lang.foreign.MemorySegment into) {
+                src.fill(Lane.this, c, page, into);
+            }
+
+            @Override
+            public boolean move(int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
+                return src.move(Lane.this, c, fromPage, fromOffset, toPage, toOffset, bytes);
+            }
+        });
+    }
+
+    /**
+     * Appends an entry at the host precision whose key and value rows someone else writes: the holder of the lane's
+     * pages ({@link #keepRowsElsewhere}) writes them into its copy of their slots ({@link #slotTable},
+     * {@link #chainTable}), and the host's pages get them back when the host next reads them. Returns the entry's
+     * index; positions must increase, as for {@link #append}.
+     */
+    public int appendElsewhere(int position, int addedAtStep) {
+        if (elsewhere == null) throw new IllegalStateException("this lane's rows are not kept elsewhere");
+        int last = n > 0 && comp[n - 1] ? n - 2 : n - 1;
+        if (last >= 0 && position <= pos[last]) throw new IllegalArgumentException("position " + position + " after " + pos[last]);
+        add(position, addedAtStep, null, 0, null, 0, false, 1);
+        if (n >= 2 && comp[n - 2]) {
+            swap(n - 2, n - 1);
+            return n - 2;
+        }
+        return n - 1;
+    }
+
     /** Adds the compensation entry (there is at most one). */
     public void appendCompensation(int addedAtStep, float[] k, float[] v, double weight) {
         for (int i = 0; i < n; i++) if (comp[i]) throw new IllegalStateException("the lane already has a compensation entry");
@@ -274,7 +341,9 @@ public final class Lane implements KernelRows {
     }
 
     private void place(int entry, Part part, int c, float[] row, int off) {
-        int s = ((RowChain) chains.get(c)).add(row, off);
+        RowChain rc = (RowChain) chains.get(c);
+        // no row: its bytes are written elsewhere (appendElsewhere)
+        int s = row == null ? rc.addElsewhere() : rc.add(row, off);
         int idx = entry * 2 + part.ordinal();
         chain[idx] = c;
         slot[idx] = s;
@@ -554,6 +623,11 @@ public final class Lane implements KernelRows {
     @Override
     public java.lang.foreign.MemorySegment[] chainPages(int c) {
         return chains.get(c).pageSegments();
+    }
+
+    @Override
+    public java.lang.foreign.MemorySegment[] chainPagesAsHeld(int c) {
+        return chains.get(c) instanceof RowChain rc ? rc.pageSegmentsAsHeld() : chains.get(c).pageSegments();
     }
 
     @Override

@@ -29,6 +29,26 @@ final class RowChain implements RowStore {
     /** {@link #pageStamps}: per page the value of {@link #stamp} when a row of it was last written. */
     private long[] stamps = new long[4];
     private long stamp;
+    /**
+     * Pages whose newest bytes are elsewhere (a device wrote rows into its copy of them, {@link #addElsewhere}):
+     * brought back through {@link #fill} before the host reads or writes a byte of them.
+     */
+    private boolean[] elsewhere = new boolean[4];
+    private int elsewhereCount;
+    private Fill fill;
+
+    /** Brings page {@code page}'s bytes from where its newest copy is into {@code into}. */
+    interface Fill {
+        void fill(int page, MemorySegment into);
+
+        /**
+         * Copies {@code bytes} at {@code fromOffset} of page {@code fromPage} to {@code toOffset} of page {@code toPage}
+         * where both pages' newest bytes are; false where it cannot (the host copies then).
+         */
+        default boolean move(int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
+            return false;
+        }
+    }
 
     RowChain(RowCodec codec, PagePool pool, int rowsPerPage) {
         if (rowsPerPage < 1) throw new IllegalArgumentException("rows per page must be positive");
@@ -72,15 +92,73 @@ final class RowChain implements RowStore {
 
     @Override
     public MemorySegment[] pageSegments() {
-        MemorySegment[] s = segments;
-        return s != null ? s : (segments = RowStore.segmentsOf(pages));
+        for (int p = 0; elsewhereCount != 0 && p < pages.size(); p++) current(p);
+        return pageSegmentsAsHeld();
     }
 
     /** The pages' segments as {@link #pageSegments} last made them; null when pages were added or dropped since. */
     private MemorySegment[] segments;
 
     private MemorySegment seg(int slot) {
+        if (elsewhereCount != 0) current(slot / rowsPerPage);
         return pages.get(slot / rowsPerPage).segment();
+    }
+
+    /** Where the rows of {@link #addElsewhere} come from when the host needs them. */
+    void fillFrom(Fill f) {
+        this.fill = f;
+    }
+
+    private boolean elsewhere(int p) {
+        return p < elsewhere.length && elsewhere[p];
+    }
+
+    /** Brings page {@code p} back if its newest bytes are elsewhere. */
+    private void current(int p) {
+        if (p < elsewhere.length && elsewhere[p]) {
+            fill.fill(p, pages.get(p).segment());
+            elsewhere[p] = false;
+            elsewhereCount--;
+        }
+    }
+
+    /**
+     * Takes a slot for a row whose bytes someone else writes (a device, into its copy of the page; see {@link #fillFrom}):
+     * the host's page is not written, and is brought back before the host next reads or writes it. The page's stamp
+     * moves only when it was the host's until now (its copy elsewhere may lack what the host wrote; a copy brought up
+     * to date before the row is written there holds both); a page already elsewhere keeps its stamp, so no one sends
+     * the host's stale bytes over the newer ones. Returns the slot.
+     */
+    int addElsewhere() {
+        if (fill == null) throw new IllegalStateException("this chain's rows are not kept elsewhere");
+        if (size == pages.size() * rowsPerPage) {
+            pages.add(pool.acquire(rowBytes * rowsPerPage, false));
+            segments = null;
+        }
+        int slot = size++, p = slot / rowsPerPage;
+        if (p >= elsewhere.length) elsewhere = java.util.Arrays.copyOf(elsewhere, Math.max(p + 1, 2 * elsewhere.length));
+        if (!elsewhere[p]) {
+            touch(slot);
+            elsewhere[p] = true;
+            elsewhereCount++;
+        }
+        return slot;
+    }
+
+    /** The pages' segments without bringing back those whose newest bytes are elsewhere (for the copy that holds them). */
+    MemorySegment[] pageSegmentsAsHeld() {
+        MemorySegment[] s = segments;
+        return s != null ? s : (segments = RowStore.segmentsOf(pages));
+    }
+
+    /** Pages dropped from the end: they hold no row, wherever their bytes were. */
+    private void dropped(int from) {
+        for (int p = from; p < elsewhere.length; p++) {
+            if (elsewhere[p]) {
+                elsewhere[p] = false;
+                elsewhereCount--;
+            }
+        }
     }
 
     /** Notes that a row of {@code slot}'s page is written. */
@@ -120,8 +198,12 @@ final class RowChain implements RowStore {
         if (slot < 0 || slot >= size) throw new IndexOutOfBoundsException("slot " + slot + " of " + size);
         int last = size - 1;
         if (slot != last) {
-            MemorySegment.copy(seg(last), off(last), seg(slot), off(slot), rowBytes);
-            touch(slot);
+            // rows whose pages' newest bytes are elsewhere move there, and their pages stay there
+            if (!elsewhere(last / rowsPerPage) || !elsewhere(slot / rowsPerPage)
+                    || !fill.move(last / rowsPerPage, off(last), slot / rowsPerPage, off(slot), rowBytes)) {
+                MemorySegment.copy(seg(last), off(last), seg(slot), off(slot), rowBytes);
+                touch(slot);
+            }
             mover.moved(last, slot);
         }
         size--;
@@ -130,6 +212,7 @@ final class RowChain implements RowStore {
             pool.release(pages.removeLast());
             segments = null;
         }
+        if (elsewhereCount != 0) dropped(needed);
     }
 
     @Override
@@ -167,5 +250,6 @@ final class RowChain implements RowStore {
         pages.clear();
         segments = null;
         size = 0;
+        dropped(0);
     }
 }

@@ -13,8 +13,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * One device's OpenCL context and in-order command queue, and every object made in it (programs, kernels, buffers),
- * released together by {@link #close}. Reads and writes wait for their copy; launches are queued in order. Not thread-safe:
- * one context per thread that drives a device.
+ * released together by {@link #close}. Reads and writes wait for their copy; launches are queued in order. What it
+ * keeps (objects made, bytes held) is safe to change from several threads; a kernel's arguments are not (each kernel
+ * object has one owner, who sets them and launches under its own lock). Its {@link #arrays} are the device copies of
+ * host arrays that every user of the context shares (an engine's products and the attention reading their outputs).
  */
 public final class ClContext implements AutoCloseable {
     private final OpenCl cl;
@@ -56,6 +58,14 @@ public final class ClContext implements AutoCloseable {
         return device;
     }
 
+    private DeviceArrays arrays;
+
+    /** The device copies of host arrays kept in this context, shared by everyone who runs kernels in it. */
+    public synchronized DeviceArrays arrays() {
+        if (arrays == null) arrays = new DeviceArrays(this);
+        return arrays;
+    }
+
     /** Bytes held in this context's buffers now. */
     public long bufferBytes() {
         return bufferBytes;
@@ -65,7 +75,7 @@ public final class ClContext implements AutoCloseable {
      * Builds OpenCL C source for this device. A program that does not build is a {@link ClException} carrying the
      * compiler's log, headed by {@code what}.
      */
-    public Program build(String source, String options, String what) {
+    public synchronized Program build(String source, String options, String what) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment err = a.allocate(JAVA_INT);
             MemorySegment strings = a.allocate(ADDRESS);
@@ -114,6 +124,12 @@ public final class ClContext implements AutoCloseable {
 
         /** The program's kernel of that name. */
         public Kernel kernel(String name) {
+            synchronized (ClContext.this) {
+                return make(name);
+            }
+        }
+
+        private Kernel make(String name) {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment err = a.allocate(JAVA_INT);
                 MemorySegment k = (MemorySegment) cl.createKernel.invokeExact(handle, a.allocateFrom(name), err);
@@ -188,7 +204,7 @@ public final class ClContext implements AutoCloseable {
     }
 
     /** A device buffer of {@code bytes}, read-write, uninitialised. */
-    public Buffer buffer(long bytes, String what) {
+    public synchronized Buffer buffer(long bytes, String what) {
         long size = Math.max(4, bytes);
         try (Arena a = Arena.ofConfined()) {
             MemorySegment err = a.allocate(JAVA_INT);
@@ -315,10 +331,12 @@ public final class ClContext implements AutoCloseable {
         }
 
         public void free() {
-            if (freed) return;
-            freed = true;
-            bufferBytes -= bytes;
-            release(cl.releaseMemObject, handle);
+            synchronized (ClContext.this) {
+                if (freed) return;
+                freed = true;
+                bufferBytes -= bytes;
+                release(cl.releaseMemObject, handle);
+            }
         }
     }
 
@@ -343,7 +361,7 @@ public final class ClContext implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) return;
         closed = true;
         for (Buffer b : buffers) b.free();

@@ -30,9 +30,8 @@ public final class ClMatmul implements Matmul {
     private long xBytes, outBytes, weightBytes, calls, transfers;
     /** Whether arrays stay on the device between operations (see {@link #resident}). */
     private final boolean resident;
-    /** Device copies by array (arrays compare by identity); an engine's arrays that are gone give their buffers back. */
-    private final Map<float[], Mirror> mirrors = new java.util.WeakHashMap<>();
-    private final java.util.List<java.util.Map.Entry<java.lang.ref.WeakReference<float[]>, Mirror>> held = new java.util.ArrayList<>();
+    /** The device copies of the engine's arrays (the context's, which its attention reads too). */
+    private final dev.kvpc.gpu.cl.DeviceArrays arrays;
     private ClContext.Kernel rmsnorm, swiglu, add;
 
     /** Products whose activations go to the device and come back at each call. */
@@ -43,6 +42,7 @@ public final class ClMatmul implements Matmul {
     private ClMatmul(ClContext cl, boolean resident) {
         this.cl = cl;
         this.resident = resident;
+        this.arrays = cl.arrays();
         this.wg = DecodeAttention.workGroup(cl.device().maxWorkGroupSize());
     }
 
@@ -69,67 +69,22 @@ public final class ClMatmul implements Matmul {
         return resident;
     }
 
-    /** An array's device copy: {@code device} floats of the host's are there; {@code written} floats are newer there. */
-    private static final class Mirror {
-        ClContext.Buffer buf;
-        int device, written;
-    }
-
-    private Mirror mirror(float[] a) {
-        Mirror m = mirrors.get(a);
-        if (m != null) return m;
-        held.removeIf(e -> {
-            if (e.getKey().get() != null) return false;
-            e.getValue().buf.free();
-            return true;
-        });
-        m = new Mirror();
-        m.buf = cl.buffer(4L * Math.max(1, a.length), "engine activations");
-        mirrors.put(a, m);
-        held.add(java.util.Map.entry(new java.lang.ref.WeakReference<>(a), m));
-        return m;
-    }
-
-    /** The device copy of the first {@code count} floats of {@code a}, current. */
     private ClContext.Buffer read(float[] a, int count) {
-        Mirror m = mirror(a);
-        if (m.written == 0 && m.device < count) {
-            try (Arena ar = Arena.ofConfined()) {
-                m.buf.write(0, ar.allocateFrom(ValueLayout.JAVA_FLOAT, java.util.Arrays.copyOf(a, count)));
-            }
-            m.device = count;
-            transfers++;
-        }
-        return m.buf;
+        return arrays.read(a, count);
     }
 
-    /** The device copy of {@code a}, about to be written (its first {@code count} floats). */
     private ClContext.Buffer write(float[] a, int count) {
-        Mirror m = mirror(a);
-        m.written = Math.max(count, m.written);
-        m.device = m.written;
-        return m.buf;
+        return arrays.write(a, count);
     }
 
     @Override
-    public synchronized void toHost(float[] a) {
-        Mirror m = mirrors.get(a);
-        if (m == null || m.written == 0) return;
-        try (Arena ar = Arena.ofConfined()) {
-            MemorySegment o = ar.allocate(ValueLayout.JAVA_FLOAT, m.written);
-            m.buf.read(0, o);
-            MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, a, 0, m.written);
-        }
-        m.written = 0;
-        transfers++;
+    public void toHost(float[] a) {
+        if (resident) arrays.toHost(a);
     }
 
     @Override
-    public synchronized void fromHost(float[] a) {
-        Mirror m = mirrors.get(a);
-        if (m == null) return;
-        m.device = 0;
-        m.written = 0;
+    public void fromHost(float[] a) {
+        if (resident) arrays.fromHost(a);
     }
 
     private ClContext.Kernel engine(String name) {
@@ -200,7 +155,7 @@ public final class ClMatmul implements Matmul {
 
     /** Activations sent to or read from the device (resident: only where the engine's host reads or writes). */
     public synchronized long transfers() {
-        return transfers;
+        return transfers + (resident ? arrays.transfers() : 0);
     }
 
     /** The product kernel for weights of {@code type}, as kernel IR. */

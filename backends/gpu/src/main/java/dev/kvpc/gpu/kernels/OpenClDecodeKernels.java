@@ -23,9 +23,44 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
     private final dev.kvpc.gpu.lane.DeviceLanes lanes;
     private long calls;
 
+    private final boolean ownsContext;
+    private final DeviceRowWriter writer;
+
+    /** Kernels in a context of their own on {@code device}. */
     public OpenClDecodeKernels(ClDevice device) {
-        this.cl = new ClContext(device);
+        this(new ClContext(device), true);
+    }
+
+    /**
+     * Kernels in {@code cl}, shared with the engine's arithmetic ({@link ClMatmul#forEngine}): the keys and values it
+     * leaves on the device are appended to the lanes there ({@link #rowWriter}). The caller closes {@code cl}.
+     */
+    public OpenClDecodeKernels(ClContext cl) {
+        this(cl, false);
+    }
+
+    private OpenClDecodeKernels(ClContext cl, boolean ownsContext) {
+        this.cl = cl;
+        this.ownsContext = ownsContext;
         this.lanes = deviceLanes(cl);
+        this.writer = new DeviceRowWriter(cl, lanes, this);
+    }
+
+    /**
+     * Attention in place where this context holds the engine's queries (its products left them here): queries gathered
+     * and rotated and outputs scattered on the device, in double where RoPE rotates them, as the runtime does.
+     */
+    @Override
+    public boolean attendsInPlace(float[] q, float[] out, dev.kvpc.runtime.engine.HostArrays arrays, dev.kvpc.runtime.Rope rope, int headDim,
+                                  int positions) {
+        if (!cl.arrays().holds(q)) return false;
+        return rope == null || (cl.device().fp64() && DeviceRope.covers(rope, headDim, positions));
+    }
+
+    /** Appends rows where the lanes are, from the device's copies of the engine's keys and values. */
+    @Override
+    public DeviceRowWriter rowWriter() {
+        return writer;
     }
 
     /** The lanes of a device as the resident kernels keep them. */
@@ -131,6 +166,16 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
             }
 
             @Override
+            public boolean attendInPlace(KernelRows rows, float[] q, float[] out, int heads, int firstHead, int group, int[] qpos, int[] queryAt,
+                                         dev.kvpc.runtime.Rope queryRope, BitSet attend, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
+                                         dev.kvpc.runtime.engine.HostArrays arrays) {
+                synchronized (OpenClDecodeKernels.this) {
+                    calls++;
+                    return k.attendInPlace(rows, q, out, heads, firstHead, group, qpos, queryAt, queryRope, attend, colSums, keysBySlot, arrays);
+                }
+            }
+
+            @Override
             public boolean rotatesKeysBySlot() {
                 return k.rotatesKeysBySlot();
             }
@@ -140,6 +185,6 @@ public final class OpenClDecodeKernels implements dev.kvpc.runtime.engine.Decode
     @Override
     public synchronized void close() {
         lanes.close();
-        cl.close();
+        if (ownsContext) cl.close();
     }
 }

@@ -153,20 +153,120 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             java.util.Arrays.fill(outputs, 0, qpos.length * gd, 0f);
             return;
         }
-        int chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
+        // every transfer is queued, the staging memory living until the call's last read (a blocking one) returns
+        try (Arena a = Arena.ofConfined()) {
+            attendAll(a, rows, qpos, attend, colSums, keysBySlot, firstHead, new Batches() {
+                @Override
+                public void queries(Arena ar, int from, int tb, int tp) {
+                    MemorySegment qs = ar.allocate(ValueLayout.JAVA_FLOAT, (long) tp * gd);
+                    MemorySegment.copy(query, from * gd, qs, ValueLayout.JAVA_FLOAT, 0, tb * gd);
+                    q.writeQueued(0, qs);
+                }
+
+                @Override
+                public void outputs(Arena ar, int from, int tb) {
+                    MemorySegment o = ar.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
+                    out.read(0, o);
+                    MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, from * gd, tb * gd);
+                }
+            });
+        }
+    }
+
+    /**
+     * Where a call's queries come from and its outputs go, a batch of query positions at a time: {@link #queries} fills
+     * the kernel's query buffer with positions {@code from .. from + tb - 1} (then the last again up to {@code tp}),
+     * {@link #outputs} takes the outputs of positions {@code from .. from + tb - 1} from its output buffer.
+     */
+    private interface Batches {
+        void queries(Arena a, int from, int tb, int tp);
+
+        void outputs(Arena a, int from, int tb);
+    }
+
+    /** Where the queries' RoPE tables are (for {@link #attendInPlace}). */
+    private DeviceRope queryRope;
+    private ClContext.Kernel gather, scatter;
+    private ClContext.Buffer at;
+
+    /**
+     * In place: the group's queries are gathered (and rotated) on the device from its copy of the host's array of every
+     * head's, and the outputs scattered into its copy of the host's output array ({@code queries.kir}), so neither
+     * crosses; the rest as {@link #attendAll}.
+     */
+    @Override
+    public boolean attendInPlace(KernelRows rows, float[] query, float[] outputs, int heads, int firstHead, int grp, int[] qpos, int[] queryAt,
+                                 dev.kvpc.runtime.Rope rope, BitSet attend, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
+                                 dev.kvpc.runtime.engine.HostArrays arrays) {
+        dev.kvpc.gpu.cl.DeviceArrays da = cl.arrays();
+        if (grp != group || !da.holds(query) || (queryAt != null && !cl.device().fp64())) return false;
+        int tokens = qpos.length, all = tokens * heads * d;
+        if (gather == null) {
+            ClContext.Program p = cl.build(CEmitter.emit(queryModule(d, group), Dialect.OPENCL), "-cl-std=CL1.2",
+                    "queries and outputs in place (head dim " + d + ", group " + group + ")");
+            gather = p.kernel("gather_queries");
+            scatter = p.kernel("scatter_outputs");
+            queryRope = new DeviceRope(cl);
+        }
+        ClContext.Buffer qd = da.read(query, all), od = da.write(outputs, all);
+        ClContext.Buffer cs = null;
+        if (queryAt != null) {
+            int max = 0;
+            for (int x : queryAt) max = Math.max(max, x);
+            cs = queryRope.table(rope, d, max + 1);
+        }
+        ClContext.Buffer table = cs;
+        try (Arena a = Arena.ofConfined()) {
+            if (rows.size() == 0) {
+                // nothing to attend: zeros, as the kernel's outputs are
+                reserve(1, tokens, 1);
+                out.write(0, a.allocate(4L * tokens * group * d));
+                scatter.arg(0, od).arg(1, out).arg(2, heads).arg(3, firstHead).arg(4, 0).arg(5, tokens);
+                scatter.launch(new long[] {(long) tokens * group * d}, null);
+                return true;
+            }
+            attendAll(a, rows, qpos, attend, colSums, keysBySlot, firstHead, new Batches() {
+                @Override
+                public void queries(Arena ar, int from, int tb, int tp) {
+                    int[] ix = new int[2 * tp];
+                    for (int i = 0; i < tp; i++) {
+                        int t = from + Math.min(i, tb - 1);
+                        ix[2 * i] = t;
+                        ix[2 * i + 1] = queryAt == null ? -1 : queryAt[t];
+                    }
+                    if (at == null || at.bytes() < 4L * ix.length) {
+                        if (at != null) at.free();
+                        at = cl.buffer(Math.max(4L * ix.length, 1024), "queries' rows and rotations");
+                    }
+                    at.writeQueued(0, ar.allocateFrom(ValueLayout.JAVA_INT, ix));
+                    gather.arg(0, q).arg(1, qd).arg(2, at).arg(3, table != null ? table : at).arg(4, heads).arg(5, firstHead).arg(6, tp);
+                    gather.launch(new long[] {(long) tp * group * (d / 2)}, null);
+                }
+
+                @Override
+                public void outputs(Arena ar, int from, int tb) {
+                    scatter.arg(0, od).arg(1, out).arg(2, heads).arg(3, firstHead).arg(4, from).arg(5, tb);
+                    scatter.launch(new long[] {(long) tb * group * d}, null);
+                }
+            });
+            // the staged tables are queued: they live until the queue has taken them
+            if (colSums == null) cl.finish();
+        }
+        return true;
+    }
+
+    /** The kernels that gather a group's queries and scatter its outputs in place, as kernel IR. */
+    public static KirModule queryModule(int headDim, int group) {
+        return KernelTemplates.module("queries", Map.of("D", headDim, "GQ", group), Map.of("rotate", DeviceRope.ROTATE));
+    }
+
+    private void attendAll(Arena a, KernelRows rows, int[] qpos, BitSet attend, float[] colSums, dev.kvpc.runtime.Rope keysBySlot, int firstHead, Batches io) {
+        int n = rows.size(), gd = group * d, chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
         List<QuantSpec> specs = new ArrayList<>(chainsN);
         for (int c = 0; c < chainsN; c++) specs.add(rows.chainSpec(c));
         DeviceLane lane = lanes.sync(rows);
         Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null, qpos.length > 1 ? tile : 1), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
-        // every transfer is queued, the staging memory living until the call's last read (a blocking one) returns
-        try (Arena a = Arena.ofConfined()) {
-            attendAll(a, rows, query, qpos, attend, outputs, colSums, keysBySlot, firstHead, lane, p, n, gd, chainsN);
-        }
-    }
-
-    private void attendAll(Arena a, KernelRows rows, float[] query, int[] qpos, BitSet attend, float[] outputs, float[] colSums,
-                           dev.kvpc.runtime.Rope keysBySlot, int firstHead, DeviceLane lane, Programs p, int n, int gd, int chainsN) {
         // a batch is whole tiles: its last may repeat the last position (rows computed and not read)
         int tq = p.tile();
         int batch = (int) Math.max(1, Math.min(qpos.length, (1L << 25) / ((long) group * n)));
@@ -199,9 +299,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         for (int from = 0; from < qpos.length; from += batch) {
             int tb = Math.min(batch, qpos.length - from), tp = (tb + tq - 1) / tq * tq;
             {
-                MemorySegment qs = a.allocate(ValueLayout.JAVA_FLOAT, (long) tp * gd);
-                MemorySegment.copy(query, from * gd, qs, ValueLayout.JAVA_FLOAT, 0, tb * gd);
-                q.writeQueued(0, qs);
+                io.queries(a, from, tb, tp);
                 int[] positions = java.util.Arrays.copyOfRange(qpos, from, from + tp);
                 for (int i = tb; i < tp; i++) positions[i] = qpos[from + tb - 1];
                 qposs.writeQueued(0, a.allocateFrom(ValueLayout.JAVA_INT, positions));
@@ -213,11 +311,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                 p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits).arg(7, tb * group);
                 p.colsums().launch(new long[] {((n + pwg - 1) / pwg) * (long) pwg}, new long[] {pwg});
             }
-            {
-                MemorySegment o = a.allocate(ValueLayout.JAVA_FLOAT, (long) tb * gd);
-                out.read(0, o);
-                MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, from * gd, tb * gd);
-            }
+            io.outputs(a, from, tb);
         }
         if (colSums != null) {
             MemorySegment cs = a.allocate(ValueLayout.JAVA_FLOAT, n);

@@ -113,6 +113,12 @@ public final class DeviceLane {
             return pages;
         }
 
+        /** The device slot of the chain's page {@code page}. */
+        public int deviceSlot(int page) {
+            if (page < 0 || page >= count) throw new IndexOutOfBoundsException("page " + page + " of " + count);
+            return slots[page];
+        }
+
         /** The page table: device slot of each of the chain's pages. */
         public ClContext.Buffer table() {
             return table;
@@ -132,7 +138,8 @@ public final class DeviceLane {
             if (ch.spec != null && (!ch.spec.equals(spec) || ch.pages.pageBytes() != pageBytes[c])) clear(ch);
             if (ch.pages == null) ch.pages = poolFor.apply(pageBytes[c]);
             ch.spec = spec;
-            MemorySegment[] segs = rows.chainPages(c);
+            // as the host holds them: a page whose newest bytes are here already is not brought back to be sent again
+            MemorySegment[] segs = rows.chainPagesAsHeld(c);
             long[] stamps = rows.chainPageStamps(c);
             while (ch.count > segs.length) {
                 ch.pages.release(ch.slots[--ch.count]);

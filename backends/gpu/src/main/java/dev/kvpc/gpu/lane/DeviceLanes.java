@@ -79,6 +79,46 @@ public final class DeviceLanes implements AutoCloseable {
         cl.finish();
     }
 
+    /**
+     * Copies page {@code page} of chain {@code chain} of {@code rows}, as the device holds it, into {@code into}: what
+     * the host reads back of rows written on the device ({@link dev.kvpc.runtime.lane.Lane#appendElsewhere}).
+     */
+    public synchronized void fill(KernelRows rows, int chain, int page, java.lang.foreign.MemorySegment into) {
+        DeviceLane.Chain ch = held(rows).chain(chain);
+        if (ch.pages().pageBytes() != into.byteSize()) throw new IllegalStateException("a page of " + into.byteSize() + " bytes, the device's of " + ch.pages().pageBytes());
+        ch.pages().buffer().read((long) ch.deviceSlot(page) * ch.pages().pageBytes(), into);
+        pagesFilled++;
+    }
+
+    /**
+     * Copies {@code bytes} from {@code fromOffset} of page {@code fromPage} to {@code toOffset} of page {@code toPage}
+     * of chain {@code chain} of {@code rows}, on the device (queued): a row written there moving down in its chain when
+     * another leaves it, without either page crossing.
+     */
+    public synchronized void move(KernelRows rows, int chain, int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
+        DeviceLane.Chain ch = held(rows).chain(chain);
+        long pb = ch.pages().pageBytes();
+        ch.pages().buffer().copyTo(ch.pages().buffer(), ch.deviceSlot(fromPage) * pb + fromOffset, ch.deviceSlot(toPage) * pb + toOffset, bytes);
+        rowsMoved++;
+    }
+
+    private long pagesFilled, rowsMoved;
+
+    /** Pages brought back to the host (rows it read that the device wrote), and rows moved on the device, so far. */
+    public synchronized long pagesFilled() {
+        return pagesFilled;
+    }
+
+    public synchronized long rowsMoved() {
+        return rowsMoved;
+    }
+
+    private DeviceLane held(KernelRows rows) {
+        List<Mirror> bucket = lanes.get(System.identityHashCode(rows));
+        if (bucket != null) for (Mirror m : bucket) if (m.get() == rows) return m.lane;
+        throw new IllegalStateException("the device holds no copy of this lane");
+    }
+
     /** Bytes of {@code rows}' pages on the device as last brought up to date; 0 where the device holds none of it. */
     public synchronized long bytesOf(KernelRows rows) {
         List<Mirror> bucket = lanes.get(System.identityHashCode(rows));
