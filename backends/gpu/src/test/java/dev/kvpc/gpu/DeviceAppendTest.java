@@ -12,6 +12,7 @@ import dev.kvpc.runtime.engine.HostArrays;
 import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
+import dev.kvpc.runtime.store.QuantSpec;
 import org.junit.jupiter.api.Test;
 
 import java.util.BitSet;
@@ -22,19 +23,34 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * Keys and values appended on the device ({@code DeviceRowWriter}) from the device's copies of a host's arrays: the
  * lanes then hold, bit for bit, what the runtime's own appends write (keys rotated by RoPE in double, f16 rounded to
- * nearest even), through a prefill, decode steps, evictions between them and reads that bring pages back.
+ * nearest even), through a prefill, decode steps, evictions between them and reads that bring pages back; and rows
+ * stored at other formats on the device are what the runtime's codecs write (per-token integers of each width).
  */
 class DeviceAppendTest {
     @Test
     void rowsAppendedOnTheDeviceAreTheRuntimesBitForBit() {
         for (Precision dtype : new Precision[] {Precision.F32, Precision.F16}) {
             for (Rope rope : new Rope[] {null, new Rope(10000.0), new Rope(500000.0, 2.0, null)}) {
-                run(new ModelSpec(2, 4, 2, 16, dtype, rope), dtype + ", " + rope);
+                run(new ModelSpec(2, 4, 2, 16, dtype, rope), dtype + ", " + rope, new QuantSpec[0]);
             }
         }
     }
 
-    private static void run(ModelSpec spec, String what) {
+    /** Stores at other formats between the steps (each pair of formats is a kernel to build: a few per lane type). */
+    @Test
+    void rowsStoredAtOtherFormatsOnTheDeviceAreTheRuntimes() {
+        run(new ModelSpec(2, 4, 2, 16, Precision.F32, new Rope(10000.0)), "f32 host rows", new QuantSpec[] {
+            new QuantSpec(Precision.INT8, QuantSpec.Axis.TOKEN, 16), new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, 8),
+            new QuantSpec(Precision.INT2, QuantSpec.Axis.TOKEN, 16), QuantSpec.of(Precision.F16)});
+        run(new ModelSpec(1, 2, 1, 16, Precision.F16, null), "f16 host rows", new QuantSpec[] {
+            new QuantSpec(Precision.INT4, QuantSpec.Axis.TOKEN, 16), new QuantSpec(Precision.INT2, QuantSpec.Axis.TOKEN, 4), QuantSpec.of(Precision.F32)}, true);
+    }
+
+    private static void run(ModelSpec spec, String what, QuantSpec[] stores) {
+        run(spec, what, stores, false);
+    }
+
+    private static void run(ModelSpec spec, String what, QuantSpec[] stores, boolean everyPair) {
         int g = spec.kvHeads(), d = spec.headDim();
         try (ClContext cl = Devices.context(); PagePool p1 = new PagePool(); PagePool p2 = new PagePool();
              OpenClDecodeKernels kernels = new OpenClDecodeKernels(cl)) {
@@ -71,6 +87,13 @@ class DeviceAppendTest {
                         k[i] = (float) r.nextGaussian();
                         v[i] = (float) r.nextGaussian();
                     }
+                    // rows a quantiser must get right: all equal (a zero scale), signed zeros, a wide range
+                    if (step % 3 == 1) {
+                        java.util.Arrays.fill(v, 0, d, 0.75f);
+                        for (int i = d; i < 2 * d && i < v.length; i++) v[i] = (i % 2 == 0) ? -0.0f : 0.0f;
+                        k[0] = 40f;
+                        k[1] = -2.5e-6f;
+                    }
                     host.append(l, k, v);
                     // the device holds its own copies of k and v: the host's are scrambled to prove they are not read
                     cl.arrays().read(k, k.length);
@@ -96,10 +119,27 @@ class DeviceAppendTest {
                         }
                     }
                 }
+                if (step % 4 == 2 && stores.length > 0) {
+                    // stores at other formats: re-stored on the device where the rows' newest bytes are there
+                    for (int l = 0; l < spec.layers(); l++) {
+                        for (int h = 0; h < g; h++) {
+                            for (int i = 0; i < host.lane(l, h).size(); i++) {
+                                if (r.nextInt(3) != 0) continue;
+                                Lane.Part part = r.nextBoolean() ? Lane.Part.KEYS : Lane.Part.VALUES;
+                                // from the host's format only, but in the last run (a kernel to build per pair of formats)
+                                if (!everyPair && !host.lane(l, h).spec(i, part).equals(QuantSpec.of(spec.dtype()))) continue;
+                                QuantSpec to = stores[r.nextInt(stores.length)];
+                                host.lane(l, h).restore(i, part, to);
+                                dev.lane(l, h).restore(i, part, to);
+                            }
+                        }
+                    }
+                }
                 if (step % 3 == 0) same(host, dev, spec, what + " at step " + step);
             }
             same(host, dev, spec, what + " at the end");
             assertTrue(kernels.rowWriter().rowsWritten() > 0, "rows were written on the device");
+            assertEquals(stores.length > 0, kernels.rowWriter().rowsConverted() > 0, "rows re-stored on the device");
             host.close();
             dev.close();
         }

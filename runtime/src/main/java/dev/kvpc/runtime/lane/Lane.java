@@ -246,6 +246,20 @@ public final class Lane implements KernelRows {
         default boolean move(Lane lane, int chain, int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
             return false;
         }
+
+        /** Whether the holder re-stores rows of format {@code from} at {@code to} itself ({@link #convert}); by default false. */
+        default boolean converts(Lane lane, QuantSpec from, QuantSpec to) {
+            return false;
+        }
+
+        /**
+         * Re-stores the row in slot {@code fromSlot} of chain {@code fromChain}, whose newest bytes the holder has, into
+         * slot {@code toSlot} of chain {@code toChain} (taken with its bytes left to the holder), in the holder's copy:
+         * the row the host's codecs would write there from the row it would read (a store at another format).
+         */
+        default void convert(Lane lane, int fromChain, int fromSlot, int toChain, int toSlot) {
+            throw new UnsupportedOperationException("this holder does not re-store rows");
+        }
     }
 
     private PageSource elsewhere;
@@ -344,6 +358,11 @@ public final class Lane implements KernelRows {
         RowChain rc = (RowChain) chains.get(c);
         // no row: its bytes are written elsewhere (appendElsewhere)
         int s = row == null ? rc.addElsewhere() : rc.add(row, off);
+        placed(entry, part, c, s);
+    }
+
+    /** Records that part {@code part} of {@code entry} is in slot {@code s} of chain {@code c}. */
+    private void placed(int entry, Part part, int c, int s) {
         int idx = entry * 2 + part.ordinal();
         chain[idx] = c;
         slot[idx] = s;
@@ -427,6 +446,16 @@ public final class Lane implements KernelRows {
         int idx = entry * 2 + part.ordinal();
         if (chainSpecs[chain[idx]].equals(spec)) return;
         rows++;
+        if (elsewhere != null && chains.get(chain[idx]) instanceof RowChain from && from.isElsewhere(slot[idx])
+                && elsewhere.converts(this, chainSpecs[chain[idx]], spec)) {
+            // the row's newest bytes are with the holder of the lane's pages: it re-stores the row there
+            int c = chainFor(spec, part);
+            int s = ((RowChain) chains.get(c)).addElsewhere();
+            elsewhere.convert(this, chain[idx], slot[idx], c, s);
+            unplace(idx);
+            placed(entry, part, c, s);
+            return;
+        }
         float[] row = new float[headDim];
         chains.get(chain[idx]).read(slot[idx], row, 0);
         unplace(idx);

@@ -109,6 +109,11 @@ final class RowChain implements RowStore {
         this.fill = f;
     }
 
+    /** Whether the newest bytes of {@code slot}'s page are elsewhere. */
+    boolean isElsewhere(int slot) {
+        return elsewhere(slot / rowsPerPage);
+    }
+
     private boolean elsewhere(int p) {
         return p < elsewhere.length && elsewhere[p];
     }

@@ -57,6 +57,18 @@ public final class DeviceRowWriter implements RowWriter {
                 }
                 return true;
             }
+
+            @Override
+            public boolean converts(Lane lane, QuantSpec from, QuantSpec to) {
+                return DeviceRowWriter.converts(from, to, lane.headDim());
+            }
+
+            @Override
+            public void convert(Lane lane, int fromChain, int fromSlot, int toChain, int toSlot) {
+                synchronized (lock) {
+                    DeviceRowWriter.this.convert(lane, fromChain, fromSlot, toChain, toSlot);
+                }
+            }
         };
     }
 
@@ -68,6 +80,111 @@ public final class DeviceRowWriter implements RowWriter {
             default -> throw new IllegalArgumentException("rows are appended on the device in f32 or f16, not " + p);
         };
         return KernelTemplates.module("append_rows", Map.of("D", headDim), Map.of("pages", pages, "rotate", DeviceRope.ROTATE));
+    }
+
+    /**
+     * The kernel that re-stores a row of {@code from} at {@code to} (both per token; {@code to} a float precision or
+     * integer codes per token group), as kernel IR; {@code shared}: source and destination pages are one buffer.
+     */
+    public static KirModule convertModule(QuantSpec from, QuantSpec to, int headDim, boolean shared) {
+        String params = shared ? "out buffer uchar rb0, out buffer float rf0, out buffer half rh0"
+                : "buffer uchar rb0, buffer float rf0, buffer half rh0, out buffer uchar db0, out buffer float df0, out buffer half dh0";
+        String b = shared ? "rb0" : "db0", f = shared ? "rf0" : "df0", h = shared ? "rh0" : "dh0";
+        return KernelTemplates.module("convert_row", Map.of("D", headDim), Map.of("params", params,
+                "read", RowFormats.element("r", "x", java.util.List.of(from), headDim), "write", store(to, headDim, b, f, h)));
+    }
+
+    /**
+     * Statements that write the row {@code xs} at byte {@code dst} as the runtime's codec of {@code to} writes it:
+     * floats as they are, halves rounded to nearest even ({@code Float.floatToFloat16}), or per group of channels an
+     * f16 zero point (the minimum) and scale ({@code (max - zero) / levels}), then the codes
+     * ({@code round((x - zero) / scale)} clamped to the levels; 0 for a zero or non-finite scale), lowest bits first:
+     * {@code TokenGroupCodec.write}'s arithmetic, each division in double, rounded to float (the float quotient, as
+     * Java's), since OpenCL's float division need not round correctly.
+     */
+    private static String store(QuantSpec to, int d, String b, String f, String h) {
+        if (!to.quantised()) {
+            return switch (to.precision()) {
+                case F32 -> "for c = 0 to D step 1 {\n  store " + f + "[((dst >> 2) + c)] = xs[c];\n}\n";
+                case F16 -> "for c = 0 to D step 1 {\n  store " + h + "[((dst >> 1) + c)] = xs[c];\n}\n";
+                default -> throw new IllegalArgumentException("rows are re-stored on the device at f32, f16 or integers per token, not " + to);
+            };
+        }
+        if (to.axis() != QuantSpec.Axis.TOKEN) throw new IllegalArgumentException("blocks per channel are packed by the host: " + to);
+        int bits = to.precision().bits(), group = to.group(), groups = d / group, levels = (1 << bits) - 1, per = 8 / bits;
+        ScalarFns fl = ScalarFns.FLOAT;
+        StringBuilder sb = new StringBuilder();
+        sb.append("for g = 0 to ").append(groups).append(" step 1 {\n");
+        sb.append("  let float mn = inf;\n  let float mx = -inf;\n");
+        sb.append("  for i = 0 to ").append(group).append(" step 1 {\n");
+        sb.append("    let float v = xs[((g * ").append(group).append(") + i)];\n");
+        sb.append("    mn = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MIN, "mn", "v")).append(";\n");
+        sb.append("    mx = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MAX, "mx", "v")).append(";\n");
+        sb.append("  }\n");
+        sb.append("  let int zi = ((dst + (4 * g)) >> 1);\n");
+        sb.append("  store ").append(h).append("[zi] = mn;\n");
+        sb.append("  let float zero = ").append(h).append("[zi];\n");
+        sb.append("  store ").append(h).append("[(zi + 1)] = float((double((mx - zero)) / ").append(levels).append(".0d));\n");
+        sb.append("  let float scale = ").append(h).append("[(zi + 1)];\n");
+        sb.append("  let bool flat = (((scale == 0.0f) || (fabs(scale) == inf)) || (scale != scale));\n");
+        sb.append("  for i = 0 to ").append(group).append(" step 1 {\n");
+        sb.append("    let int c = ((g * ").append(group).append(") + i);\n");
+        sb.append("    let float q = float((double((xs[c] - zero)) / double(scale)));\n");
+        // Math.round: ties toward positive infinity; a negative quotient rounds to at most 0, which the clamp makes 0
+        sb.append("    let float r = trunc(q);\n");
+        sb.append("    let int k = select((q < 0.0f), 0, (int(r) + select(((q - r) >= 0.5f), 1, 0)));\n");
+        sb.append("    store codes[c] = select(flat, 0, imax(0, imin(").append(levels).append(", k)));\n");
+        sb.append("  }\n}\n");
+        sb.append("for k = 0 to ").append(d * bits / 8).append(" step 1 {\n  let int byte = 0;\n");
+        sb.append("  for j = 0 to ").append(per).append(" step 1 {\n");
+        sb.append("    byte = (byte | (codes[((k * ").append(per).append(") + j)] << (j * ").append(bits).append(")));\n  }\n");
+        sb.append("  store ").append(b).append("[((dst + ").append(4 * groups).append(") + k)] = byte;\n}\n");
+        return sb.toString();
+    }
+
+    /** Whether {@link #convertModule} re-stores rows of {@code from} at {@code to} (rows of {@code headDim}). */
+    static boolean converts(QuantSpec from, QuantSpec to, int headDim) {
+        if (from.quantised() && from.axis() != QuantSpec.Axis.TOKEN) return false;
+        if (!to.quantised()) return to.precision() == Precision.F32 || to.precision() == Precision.F16;
+        if (to.axis() != QuantSpec.Axis.TOKEN) return false;
+        int bits = to.precision().bits();
+        // whole bytes of codes a group, and f16 parameters on even bytes
+        return (to.group() * bits) % 8 == 0 && (headDim * bits) % 16 == 0;
+    }
+
+    private record ConvertKey(QuantSpec from, QuantSpec to, int headDim, boolean shared) {
+    }
+
+    private final Map<ConvertKey, ClContext.Kernel> converters = new HashMap<>();
+    private long converted;
+
+    /** Re-stores a row on the device (under the lock): the lane's copy brought up to date, then one work-item's kernel. */
+    private void convert(Lane lane, int fromChain, int fromSlot, int toChain, int toSlot) {
+        long sentBefore = lanes.pagesSent();
+        DeviceLane dl = lanes.sync(lane);
+        int d = lane.headDim(), rpp = lane.rowsPerPage();
+        QuantSpec from = lane.chainSpec(fromChain), to = lane.chainSpec(toChain);
+        DeviceLane.Chain src = dl.chain(fromChain), dst = dl.chain(toChain);
+        long so = (long) src.deviceSlot(fromSlot / rpp) * src.pages().pageBytes() + (fromSlot % rpp) * dev.kvpc.runtime.store.RowCodec.of(from, d).rowBytes();
+        long dOff = (long) dst.deviceSlot(toSlot / rpp) * dst.pages().pageBytes() + (toSlot % rpp) * dev.kvpc.runtime.store.RowCodec.of(to, d).rowBytes();
+        ClContext.Buffer sb = src.pages().buffer(), db = dst.pages().buffer();
+        boolean shared = sb == db;
+        ClContext.Kernel k = converters.computeIfAbsent(new ConvertKey(from, to, d, shared), key -> cl.build(CEmitter.emit(convertModule(from, to, d, shared),
+                Dialect.OPENCL), "-cl-std=CL1.2", "re-storing rows of " + from + " at " + to).kernel("convert_row"));
+        int arg = 0;
+        k.arg(arg++, sb).arg(arg++, sb).arg(arg++, sb);
+        if (!shared) k.arg(arg++, db).arg(arg++, db).arg(arg++, db);
+        k.arg(arg++, Math.toIntExact(so)).arg(arg, Math.toIntExact(dOff));
+        k.launch(new long[] {1}, null);
+        converted++;
+        if (lanes.pagesSent() != sentBefore) cl.finish();
+    }
+
+    /** Rows re-stored at another format on the device so far. */
+    public long rowsConverted() {
+        synchronized (lock) {
+            return converted;
+        }
     }
 
     @Override
