@@ -1731,9 +1731,15 @@ final class LaneView implements LaneContext {
                     l.appendCompensation(l.addedAtStep(first), new float[es.d], new float[es.d], 0);
                     comp = l.size() - 1;
                 }
+                int[] sources = src.stream().toArray();
+                if (foldedElsewhere(l, sources, l.mergeElsewhere(sources, new int[] {comp}, Lane.PageSource.MERGE_ALL, w))) continue;
                 for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) fold(l, comp, i, 1, w[i]);
                 continue;
             }
+            int[] sources = src.stream().toArray(), dests = dst.stream().filter(j -> j < l.size()).toArray();
+            int code = by == Instr.MergeBy.NEAREST ? Lane.PageSource.MERGE_NEAREST
+                    : by == Instr.MergeBy.COSINE_V ? Lane.PageSource.MERGE_COSINE_VALUES : Lane.PageSource.MERGE_COSINE_KEYS;
+            if (foldedElsewhere(l, sources, l.mergeElsewhere(sources, dests, code, w))) continue;
             float[] a = new float[es.d], b = new float[es.d];
             Lane.Part part = by == Instr.MergeBy.COSINE_V ? Lane.Part.VALUES : Lane.Part.KEYS;
             for (int i = src.nextSetBit(0); i >= 0; i = src.nextSetBit(i + 1)) {
@@ -1757,6 +1763,16 @@ final class LaneView implements LaneContext {
             }
         }
         changed();
+    }
+
+    /**
+     * Where the lane's holder made the merge (its rows are kept on a device, {@link Lane#mergeElsewhere}): the counts
+     * add up here, in the sources' order, as {@link #fold} adds them. False where it did not ({@code best} null).
+     */
+    private static boolean foldedElsewhere(Lane l, int[] sources, int[] best) {
+        if (best == null) return false;
+        for (int k = 0; k < sources.length; k++) if (best[k] >= 0) l.setCount(best[k], l.count(best[k]) + l.count(sources[k]));
+        return true;
     }
 
     /** Folds entry {@code from} into entry {@code into} of lane {@code l}, and stores {@code into} again at its format. */

@@ -260,6 +260,36 @@ public final class Lane implements KernelRows {
         default void convert(Lane lane, int fromChain, int fromSlot, int toChain, int toSlot) {
             throw new UnsupportedOperationException("this holder does not re-store rows");
         }
+
+        /**
+         * A merge in the holder's copy, as {@code LaneView.merge} makes it: each of {@code sources} in order folds into
+         * the most similar of {@code dests} ({@code by}: {@link #MERGE_NEAREST}, {@link #MERGE_COSINE_KEYS},
+         * {@link #MERGE_COSINE_VALUES}, or {@link #MERGE_ALL} into {@code dests[0]}), weighted by the entries' counts
+         * and {@code weights}, the row stored again at its format. Returns the entry each source folded into (-1:
+         * none), the lane's counts left to the caller; null where the holder does not merge these rows.
+         */
+        default int[] merge(Lane lane, int[] sources, int[] dests, int by, double[] weights) {
+            return null;
+        }
+
+        int MERGE_NEAREST = 0, MERGE_COSINE_KEYS = 1, MERGE_COSINE_VALUES = 2, MERGE_ALL = 3;
+    }
+
+    /**
+     * A merge where the lane's rows are kept elsewhere, made there ({@link PageSource#merge}): the destinations' rows
+     * change there, and their pages are brought back when the host next reads them. Returns what
+     * {@link PageSource#merge} returns (null: the caller merges on the host); the counts are the caller's to add.
+     */
+    public int[] mergeElsewhere(int[] sources, int[] dests, int by, double[] weights) {
+        if (elsewhere == null) return null;
+        int[] best = elsewhere.merge(this, sources, dests, by, weights);
+        if (best == null) return null;
+        rows++;
+        for (int b : best) {
+            if (b < 0) continue;
+            for (int p = 0; p < 2; p++) ((RowChain) chains.get(chain[2 * b + p])).markElsewhere(slot[2 * b + p]);
+        }
+        return best;
     }
 
     private PageSource elsewhere;

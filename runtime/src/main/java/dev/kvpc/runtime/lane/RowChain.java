@@ -109,6 +109,20 @@ final class RowChain implements RowStore {
         this.fill = f;
     }
 
+    /**
+     * Notes that the holder of this chain's pages wrote a row of {@code slot}'s page in its copy, which it had brought
+     * up to date first: the host's page is stale until brought back; its stamp stays (nothing new to send).
+     */
+    void markElsewhere(int slot) {
+        if (fill == null) throw new IllegalStateException("this chain's rows are not kept elsewhere");
+        int p = slot / rowsPerPage;
+        if (p >= elsewhere.length) elsewhere = java.util.Arrays.copyOf(elsewhere, Math.max(p + 1, 2 * elsewhere.length));
+        if (!elsewhere[p]) {
+            elsewhere[p] = true;
+            elsewhereCount++;
+        }
+    }
+
     /** Whether the newest bytes of {@code slot}'s page are elsewhere. */
     boolean isElsewhere(int slot) {
         return elsewhere(slot / rowsPerPage);

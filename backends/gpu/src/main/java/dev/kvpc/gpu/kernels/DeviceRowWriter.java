@@ -17,6 +17,7 @@ import dev.kvpc.runtime.store.QuantSpec;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -69,6 +70,13 @@ public final class DeviceRowWriter implements RowWriter {
                     DeviceRowWriter.this.convert(lane, fromChain, fromSlot, toChain, toSlot);
                 }
             }
+
+            @Override
+            public int[] merge(Lane lane, int[] sources, int[] dests, int by, double[] weights) {
+                synchronized (lock) {
+                    return DeviceRowWriter.this.merge(lane, sources, dests, by, weights);
+                }
+            }
         };
     }
 
@@ -102,11 +110,11 @@ public final class DeviceRowWriter implements RowWriter {
      * {@code TokenGroupCodec.write}'s arithmetic, each division in double, rounded to float (the float quotient, as
      * Java's), since OpenCL's float division need not round correctly.
      */
-    private static String store(QuantSpec to, int d, String b, String f, String h) {
+    static String store(QuantSpec to, int d, String b, String f, String h) {
         if (!to.quantised()) {
             return switch (to.precision()) {
-                case F32 -> "for c = 0 to D step 1 {\n  store " + f + "[((dst >> 2) + c)] = xs[c];\n}\n";
-                case F16 -> "for c = 0 to D step 1 {\n  store " + h + "[((dst >> 1) + c)] = xs[c];\n}\n";
+                case F32 -> "for zc = 0 to D step 1 {\n  store " + f + "[((dst >> 2) + zc)] = xs[zc];\n}\n";
+                case F16 -> "for zc = 0 to D step 1 {\n  store " + h + "[((dst >> 1) + zc)] = xs[zc];\n}\n";
                 default -> throw new IllegalArgumentException("rows are re-stored on the device at f32, f16 or integers per token, not " + to);
             };
         }
@@ -114,31 +122,31 @@ public final class DeviceRowWriter implements RowWriter {
         int bits = to.precision().bits(), group = to.group(), groups = d / group, levels = (1 << bits) - 1, per = 8 / bits;
         ScalarFns fl = ScalarFns.FLOAT;
         StringBuilder sb = new StringBuilder();
-        sb.append("for g = 0 to ").append(groups).append(" step 1 {\n");
-        sb.append("  let float mn = inf;\n  let float mx = -inf;\n");
-        sb.append("  for i = 0 to ").append(group).append(" step 1 {\n");
-        sb.append("    let float v = xs[((g * ").append(group).append(") + i)];\n");
-        sb.append("    mn = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MIN, "mn", "v")).append(";\n");
-        sb.append("    mx = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MAX, "mx", "v")).append(";\n");
+        sb.append("for zg = 0 to ").append(groups).append(" step 1 {\n");
+        sb.append("  let float zmn = inf;\n  let float zmx = -inf;\n");
+        sb.append("  for zi = 0 to ").append(group).append(" step 1 {\n");
+        sb.append("    let float zv = xs[((zg * ").append(group).append(") + zi)];\n");
+        sb.append("    zmn = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MIN, "zmn", "zv")).append(";\n");
+        sb.append("    zmx = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MAX, "zmx", "zv")).append(";\n");
         sb.append("  }\n");
-        sb.append("  let int zi = ((dst + (4 * g)) >> 1);\n");
-        sb.append("  store ").append(h).append("[zi] = mn;\n");
-        sb.append("  let float zero = ").append(h).append("[zi];\n");
-        sb.append("  store ").append(h).append("[(zi + 1)] = float((double((mx - zero)) / ").append(levels).append(".0d));\n");
-        sb.append("  let float scale = ").append(h).append("[(zi + 1)];\n");
-        sb.append("  let bool flat = (((scale == 0.0f) || (fabs(scale) == inf)) || (scale != scale));\n");
-        sb.append("  for i = 0 to ").append(group).append(" step 1 {\n");
-        sb.append("    let int c = ((g * ").append(group).append(") + i);\n");
-        sb.append("    let float q = float((double((xs[c] - zero)) / double(scale)));\n");
+        sb.append("  let int zh = ((dst + (4 * zg)) >> 1);\n");
+        sb.append("  store ").append(h).append("[zh] = zmn;\n");
+        sb.append("  let float zzero = ").append(h).append("[zh];\n");
+        sb.append("  store ").append(h).append("[(zh + 1)] = float((double((zmx - zzero)) / ").append(levels).append(".0d));\n");
+        sb.append("  let float zscale = ").append(h).append("[(zh + 1)];\n");
+        sb.append("  let bool zflat = (((zscale == 0.0f) || (fabs(zscale) == inf)) || (zscale != zscale));\n");
+        sb.append("  for zi = 0 to ").append(group).append(" step 1 {\n");
+        sb.append("    let int zc = ((zg * ").append(group).append(") + zi);\n");
+        sb.append("    let float zq = float((double((xs[zc] - zzero)) / double(zscale)));\n");
         // Math.round: ties toward positive infinity; a negative quotient rounds to at most 0, which the clamp makes 0
-        sb.append("    let float r = trunc(q);\n");
-        sb.append("    let int k = select((q < 0.0f), 0, (int(r) + select(((q - r) >= 0.5f), 1, 0)));\n");
-        sb.append("    store codes[c] = select(flat, 0, imax(0, imin(").append(levels).append(", k)));\n");
+        sb.append("    let float zr = trunc(zq);\n");
+        sb.append("    let int zk = select((zq < 0.0f), 0, (int(zr) + select(((zq - zr) >= 0.5f), 1, 0)));\n");
+        sb.append("    store codes[zc] = select(zflat, 0, imax(0, imin(").append(levels).append(", zk)));\n");
         sb.append("  }\n}\n");
-        sb.append("for k = 0 to ").append(d * bits / 8).append(" step 1 {\n  let int byte = 0;\n");
-        sb.append("  for j = 0 to ").append(per).append(" step 1 {\n");
-        sb.append("    byte = (byte | (codes[((k * ").append(per).append(") + j)] << (j * ").append(bits).append(")));\n  }\n");
-        sb.append("  store ").append(b).append("[((dst + ").append(4 * groups).append(") + k)] = byte;\n}\n");
+        sb.append("for zk = 0 to ").append(d * bits / 8).append(" step 1 {\n  let int zbyte = 0;\n");
+        sb.append("  for zj = 0 to ").append(per).append(" step 1 {\n");
+        sb.append("    zbyte = (zbyte | (codes[((zk * ").append(per).append(") + zj)] << (zj * ").append(bits).append(")));\n  }\n");
+        sb.append("  store ").append(b).append("[((dst + ").append(4 * groups).append(") + zk)] = zbyte;\n}\n");
         return sb.toString();
     }
 
@@ -178,6 +186,81 @@ public final class DeviceRowWriter implements RowWriter {
         k.launch(new long[] {1}, null);
         converted++;
         if (lanes.pagesSent() != sentBefore) cl.finish();
+    }
+
+    private record MergeKey(List<QuantSpec> chains, List<Integer> buffers, int rowsPerPage, int headDim, DeviceMerge.By by) {
+    }
+
+    private final Map<MergeKey, ClContext.Kernel> mergers = new HashMap<>();
+    private long merged;
+    private static final int MERGE_GROUP = 64;
+
+    /** A merge on the device (under the lock), or null where the lane's formats are not all read and written here. */
+    private int[] merge(Lane lane, int[] sources, int[] dests, int by, double[] weights) {
+        int d = lane.headDim(), n = lane.chainCount(), entries = lane.size();
+        List<QuantSpec> specs = new java.util.ArrayList<>(n);
+        for (int c = 0; c < n; c++) specs.add(lane.chainSpec(c));
+        // in double, as the host merges
+        if (!cl.device().fp64() || !DeviceMerge.handles(specs, d)) return null;
+        if (sources.length == 0) return new int[0];
+        int wg = Math.min(MERGE_GROUP, Integer.highestOneBit((int) Math.min(Integer.MAX_VALUE, cl.device().maxWorkGroupSize())));
+        DeviceLane dl = lanes.sync(lane);
+        int[] buffer = new int[n];
+        for (int c = 0; c < n; c++) {
+            buffer[c] = c;
+            for (int o = 0; o < c; o++) {
+                if (dl.chain(o).pages() != null && dl.chain(o).pages().buffer() == dl.chain(c).pages().buffer()) {
+                    buffer[c] = buffer[o];
+                    break;
+                }
+            }
+        }
+        DeviceMerge.By how = DeviceMerge.By.values()[by];
+        ClContext.Kernel k = mergers.computeIfAbsent(new MergeKey(List.copyOf(specs), java.util.Arrays.stream(buffer).boxed().toList(), lane.rowsPerPage(), d, how),
+                key -> cl.build(CEmitter.emit(DeviceMerge.module(d, wg, specs, buffer, lane.rowsPerPage(), how), Dialect.OPENCL), "-cl-std=CL1.2",
+                        "merging rows (" + how + ", chains " + specs + ")").kernel("merge_rows"));
+        double[] counts = new double[entries];
+        for (int i = 0; i < entries; i++) counts[i] = lane.count(i);
+        ClContext.Buffer[] tmp = new ClContext.Buffer[5];
+        try (Arena a = Arena.ofConfined()) {
+            DeviceLane.Tables t = dl.tables(lane, null, a);
+            tmp[0] = cl.buffer(4L * sources.length, "merge sources");
+            tmp[1] = cl.buffer(4L * Math.max(1, dests.length), "merge destinations");
+            tmp[2] = cl.buffer(8L * Math.max(1, weights.length), "merge weights");
+            tmp[3] = cl.buffer(8L * Math.max(1, entries), "entry counts");
+            tmp[4] = cl.buffer(4L * sources.length, "merge choices");
+            tmp[0].write(sources);
+            if (dests.length > 0) tmp[1].write(dests);
+            if (weights.length > 0) tmp[2].write(weights);
+            if (entries > 0) tmp[3].write(counts);
+            int arg = 0;
+            for (int c = 0; c < n; c++) {
+                DeviceLane.Chain ch = dl.chain(c);
+                ClContext.Buffer pages = ch.pages() != null ? ch.pages().buffer() : tmp[0];
+                if (buffer[c] == c) k.arg(arg++, pages).arg(arg++, pages).arg(arg++, pages);
+                k.arg(arg++, ch.table() != null ? ch.table() : tmp[0]);
+            }
+            k.arg(arg++, t.slots()).arg(arg++, t.chains()).arg(arg++, t.positions());
+            k.arg(arg++, tmp[0]).arg(arg++, tmp[1]).arg(arg++, tmp[2]).arg(arg++, tmp[3]).arg(arg++, tmp[4]).arg(arg++, sources.length).arg(arg, dests.length);
+            k.launch(new long[] {wg}, new long[] {wg});
+            int[] best = new int[sources.length];
+            try (Arena r = Arena.ofConfined()) {
+                java.lang.foreign.MemorySegment seg = r.allocate(ValueLayout.JAVA_INT, sources.length);
+                tmp[4].read(0, seg);
+                java.lang.foreign.MemorySegment.copy(seg, ValueLayout.JAVA_INT, 0, best, 0, sources.length);
+            }
+            merged += sources.length;
+            return best;
+        } finally {
+            for (ClContext.Buffer b : tmp) if (b != null) b.free();
+        }
+    }
+
+    /** Sources merged on the device so far. */
+    public long rowsMerged() {
+        synchronized (lock) {
+            return merged;
+        }
     }
 
     /** Rows re-stored at another format on the device so far. */

@@ -56,6 +56,13 @@ public final class KernelTemplates {
         return m;
     }
 
+    /** Kernel IR text (a kernel generated whole rather than from a template) with its constants bound, verified. */
+    static KirModule parse(String text, Map<String, Integer> constants) {
+        KirModule m = KirText.parse(text, constants);
+        KirVerifier.verify(m);
+        return m;
+    }
+
     /** log2 of a power of two. */
     static int log2(int powerOfTwo) {
         if (Integer.bitCount(powerOfTwo) != 1) throw new IllegalArgumentException(powerOfTwo + " is not a power of two");
