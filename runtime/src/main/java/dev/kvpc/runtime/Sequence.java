@@ -200,7 +200,9 @@ public final class Sequence implements AutoCloseable {
         }
         int parts = parts(layer);
         // in place only where every lane's kernel is the provider's and attends the whole group together
-        for (int h = 0; h < jobs.length && inPlace; h++) inPlace = jobs[h].queryHeads() == null && workers[h % parts].kernel(layer, h, model.group()) != null;
+        for (int h = 0; h < jobs.length && inPlace; h++) {
+            inPlace = jobs[h].queryHeads() == null && lanes[layer][h].size() > 0 && workers[h % parts].kernel(layer, h, model.group()) != null;
+        }
         if (!inPlace) arrays.toHost(q);
         Parallel.run(parts, p -> {
             for (int h = p; h < jobs.length; h += parts) workers[p].attend(layer, jobs[h], positions, q, out);

@@ -35,7 +35,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     private int capacity = -1, splitCapacity = -1, queryCapacity = 0;
 
     /** A program's lane formats, and the query positions each of its work-groups takes. */
-    private record Shape(List<QuantSpec> chains, int rowsPerPage, boolean rotate, int tile) {
+    private record Shape(List<QuantSpec> chains, int rowsPerPage, boolean rotate, int tile, boolean inPlace) {
     }
 
     /** Query positions a prefill's work-group takes (each row read once for all of them), where local memory allows. */
@@ -108,7 +108,14 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     /** As above, {@code tile} query positions per work-group. */
     public static KirModule module(int headDim, int group, int tile, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate,
                                    dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape) {
-        Map<String, String> f = new HashMap<>(Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
+        return module(headDim, group, tile, workGroup, chunk, chains, rowsPerPage, rotate, variant, shape, false);
+    }
+
+    /** As above; {@code inPlace}: queries and outputs in arrays of every head's ({@link DecodeAttention#IN_PLACE}). */
+    public static KirModule module(int headDim, int group, int tile, int workGroup, int chunk, List<QuantSpec> chains, int rowsPerPage, boolean rotate,
+                                   dev.kvpc.ir.AttentionIr variant, dev.kvpc.ir.LaneShape shape, boolean inPlace) {
+        Map<String, String> f = new HashMap<>(inPlace ? DecodeAttention.IN_PLACE : DecodeAttention.COPIED);
+        f.putAll(Map.of("rows", RowFormats.params(chains.size()) + (rotate ? ", buffer float rope" : ""),
                 "key_entry", RowFormats.entry("k", 0, chains, headDim, rowsPerPage),
                 "key_elem", rotate ? RowFormats.rotatedKey(chains, headDim) : RowFormats.element("k", "kx", chains, headDim),
                 "value_entry", RowFormats.entry("v", 1, chains, headDim, rowsPerPage), "value_elem", RowFormats.element("v", "vx", chains, headDim)));
@@ -169,6 +176,22 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                     out.read(0, o);
                     MemorySegment.copy(o, ValueLayout.JAVA_FLOAT, 0, outputs, from * gd, tb * gd);
                 }
+
+                @Override
+                public int bindQueries(ClContext.Kernel partial) {
+                    partial.arg(0, q);
+                    return 1;
+                }
+
+                @Override
+                public void bindOutputs(ClContext.Kernel merge, int from) {
+                    merge.arg(3, out);
+                }
+
+                @Override
+                public boolean inPlace() {
+                    return false;
+                }
             });
         }
     }
@@ -182,32 +205,34 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         void queries(Arena a, int from, int tb, int tp);
 
         void outputs(Arena a, int from, int tb);
+
+        /** Binds the partial kernel's query parameters (its first); returns the next parameter's index. */
+        int bindQueries(ClContext.Kernel partial);
+
+        /** Binds the merge kernel's output parameters for the batch from position {@code from}. */
+        void bindOutputs(ClContext.Kernel merge, int from);
+
+        /** Whether the kernels read queries from and write outputs into the host's arrays ({@link DecodeAttention#IN_PLACE}). */
+        boolean inPlace();
     }
 
-    /** Where the queries' RoPE tables are (for {@link #attendInPlace}). */
+    /** The queries' RoPE table (for {@link #attendInPlace}), and their rows and rotations. */
     private DeviceRope queryRope;
-    private ClContext.Kernel gather, scatter;
     private ClContext.Buffer at;
 
     /**
-     * In place: the group's queries are gathered (and rotated) on the device from its copy of the host's array of every
-     * head's, and the outputs scattered into its copy of the host's output array ({@code queries.kir}), so neither
-     * crosses; the rest as {@link #attendAll}.
+     * In place: the kernels read the group's queries (rotating them as they load them) from the device's copy of the
+     * host's array of every head's, and write the outputs into its copy of the host's output array
+     * ({@link DecodeAttention#IN_PLACE}), so neither crosses; the rest as {@link #attendAll}.
      */
     @Override
     public boolean attendInPlace(KernelRows rows, float[] query, float[] outputs, int heads, int firstHead, int grp, int[] qpos, int[] queryAt,
                                  dev.kvpc.runtime.Rope rope, BitSet attend, float[] colSums, dev.kvpc.runtime.Rope keysBySlot,
                                  dev.kvpc.runtime.engine.HostArrays arrays) {
         dev.kvpc.gpu.cl.DeviceArrays da = cl.arrays();
-        if (grp != group || !da.holds(query) || (queryAt != null && !cl.device().fp64())) return false;
+        if (grp != group || !da.holds(query) || !cl.device().fp64() || rows.size() == 0) return false;
         int tokens = qpos.length, all = tokens * heads * d;
-        if (gather == null) {
-            ClContext.Program p = cl.build(CEmitter.emit(queryModule(d, group), Dialect.OPENCL), "-cl-std=CL1.2",
-                    "queries and outputs in place (head dim " + d + ", group " + group + ")");
-            gather = p.kernel("gather_queries");
-            scatter = p.kernel("scatter_outputs");
-            queryRope = new DeviceRope(cl);
-        }
+        if (queryRope == null) queryRope = new DeviceRope(cl);
         ClContext.Buffer qd = da.read(query, all), od = da.write(outputs, all);
         ClContext.Buffer cs = null;
         if (queryAt != null) {
@@ -216,15 +241,13 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             cs = queryRope.table(rope, d, max + 1);
         }
         ClContext.Buffer table = cs;
+        // every batch's rows and rotations fit: a batch is at most the call's positions, rounded up to whole tiles
+        long atBytes = 8L * (tokens + tile);
+        if (at == null || at.bytes() < atBytes) {
+            if (at != null) at.free();
+            at = cl.buffer(Math.max(atBytes, 1024), "queries' rows and rotations");
+        }
         try (Arena a = Arena.ofConfined()) {
-            if (rows.size() == 0) {
-                // nothing to attend: zeros, as the kernel's outputs are
-                reserve(1, tokens, 1);
-                out.write(0, a.allocate(4L * tokens * group * d));
-                scatter.arg(0, od).arg(1, out).arg(2, heads).arg(3, firstHead).arg(4, 0).arg(5, tokens);
-                scatter.launch(new long[] {(long) tokens * group * d}, null);
-                return true;
-            }
             attendAll(a, rows, qpos, attend, colSums, keysBySlot, firstHead, new Batches() {
                 @Override
                 public void queries(Arena ar, int from, int tb, int tp) {
@@ -234,19 +257,27 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                         ix[2 * i] = t;
                         ix[2 * i + 1] = queryAt == null ? -1 : queryAt[t];
                     }
-                    if (at == null || at.bytes() < 4L * ix.length) {
-                        if (at != null) at.free();
-                        at = cl.buffer(Math.max(4L * ix.length, 1024), "queries' rows and rotations");
-                    }
                     at.writeQueued(0, ar.allocateFrom(ValueLayout.JAVA_INT, ix));
-                    gather.arg(0, q).arg(1, qd).arg(2, at).arg(3, table != null ? table : at).arg(4, heads).arg(5, firstHead).arg(6, tp);
-                    gather.launch(new long[] {(long) tp * group * (d / 2)}, null);
                 }
 
                 @Override
                 public void outputs(Arena ar, int from, int tb) {
-                    scatter.arg(0, od).arg(1, out).arg(2, heads).arg(3, firstHead).arg(4, from).arg(5, tb);
-                    scatter.launch(new long[] {(long) tb * group * d}, null);
+                }
+
+                @Override
+                public int bindQueries(ClContext.Kernel partial) {
+                    partial.arg(0, qd).arg(1, at).arg(2, table != null ? table : qd).arg(3, heads);
+                    return 4;
+                }
+
+                @Override
+                public void bindOutputs(ClContext.Kernel merge, int from) {
+                    merge.arg(3, od).arg(7, heads).arg(8, firstHead).arg(9, from);
+                }
+
+                @Override
+                public boolean inPlace() {
+                    return true;
                 }
             });
             // the staged tables are queued: they live until the queue has taken them
@@ -255,17 +286,12 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         return true;
     }
 
-    /** The kernels that gather a group's queries and scatter its outputs in place, as kernel IR. */
-    public static KirModule queryModule(int headDim, int group) {
-        return KernelTemplates.module("queries", Map.of("D", headDim, "GQ", group), Map.of("rotate", DeviceRope.ROTATE));
-    }
-
     private void attendAll(Arena a, KernelRows rows, int[] qpos, BitSet attend, float[] colSums, dev.kvpc.runtime.Rope keysBySlot, int firstHead, Batches io) {
         int n = rows.size(), gd = group * d, chainsN = rows.chainCount(), rpp = rows.rowsPerPage();
         List<QuantSpec> specs = new ArrayList<>(chainsN);
         for (int c = 0; c < chainsN; c++) specs.add(rows.chainSpec(c));
         DeviceLane lane = lanes.sync(rows);
-        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null, qpos.length > 1 ? tile : 1), this::build);
+        Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null, qpos.length > 1 ? tile : 1, io.inPlace()), this::build);
         if (keysBySlot != null) ropeTable(keysBySlot, n);
         // a batch is whole tiles: its last may repeat the last position (rows computed and not read)
         int tq = p.tile();
@@ -281,8 +307,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             col.writeQueued(0, cs);
         }
         ClContext.Kernel k = p.partial();
-        int arg = 0;
-        k.arg(arg++, q);
+        int arg = io.bindQueries(k);
         for (int c = 0; c < chainsN; c++) {
             DeviceLane.Chain ch = lane.chain(c);
             // a chain holding no page yet is never read: any buffer stands in for it
@@ -305,7 +330,8 @@ public final class ResidentDecodeKernel implements DecodeKernel {
                 qposs.writeQueued(0, a.allocateFrom(ValueLayout.JAVA_INT, positions));
             }
             k.launch(new long[] {(long) splits * pwg, tp / tq}, new long[] {pwg, 1});
-            p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(3, out).arg(4, mstar).arg(5, sinv).arg(6, splits);
+            p.merge().arg(0, pm).arg(1, ps).arg(2, po).arg(4, mstar).arg(5, sinv).arg(6, splits);
+            io.bindOutputs(p.merge(), from);
             p.merge().launch(new long[] {(long) tb * group * pwg}, new long[] {pwg});
             if (colSums != null) {
                 p.colsums().arg(0, weights).arg(1, pm).arg(2, mstar).arg(3, sinv).arg(4, col).arg(5, n).arg(6, splits).arg(7, tb * group);
@@ -328,7 +354,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
             w = geo.workGroup();
             ch = geo.chunk();
         }
-        String src = CEmitter.emit(module(d, group, s.tile(), w, ch, s.chains(), s.rowsPerPage(), s.rotate(), variant, shape), Dialect.OPENCL);
+        String src = CEmitter.emit(module(d, group, s.tile(), w, ch, s.chains(), s.rowsPerPage(), s.rotate(), variant, shape, s.inPlace()), Dialect.OPENCL);
         ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", " + s.tile()
                 + " positions a work-group, chains " + s.chains() + ")");
         return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"), s.tile(), w, ch);
