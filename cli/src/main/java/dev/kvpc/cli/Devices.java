@@ -93,10 +93,10 @@ final class Devices {
                         + "KV pages on the device: %s (%d bytes; the runtime's: %d bytes; device buffers of %s)%n", k.calls(), k.device().name(), mm.calls(),
                         RunCommand.bytes(mm.weightBytes()), mm.transfers(), RunCommand.bytes(k.deviceKvBytes()), k.deviceKvBytes(), seq.kvBytes(),
                         RunCommand.bytes(k.deviceKvBytesReserved()));
-                e.printf(java.util.Locale.ROOT, "keys and values appended on the device: %d rows (%d launches); there, %d rows moved by evictions, %d "
-                        + "stored at other formats and %d merged; %d pages brought to the host for the policy's reads%n", k.rowWriter().rowsWritten(),
-                        k.rowWriter().launches(), k.rowWriter().rowsMoved(), k.rowWriter().rowsConverted(), k.rowWriter().rowsMerged(),
-                        k.rowWriter().pagesFilled());
+                e.printf(java.util.Locale.ROOT, "keys and values appended on the device: %d rows (%d launches); there, %d rows moved within their chains, %d "
+                        + "stored at other formats, %d blocks packed per channel and %d merged; %d pages brought to the host for the policy's reads%n",
+                        k.rowWriter().rowsWritten(), k.rowWriter().launches(), k.rowWriter().rowsMoved(), k.rowWriter().rowsConverted(),
+                        k.rowWriter().blocksPacked(), k.rowWriter().rowsMerged(), k.rowWriter().pagesFilled());
                 for (dev.kvpc.gpu.policy.ClPolicies.DeviceRunner p : policies) {
                     e.printf(java.util.Locale.ROOT, "the policy's loop nests and rankings: %d kernel launches on the device%n", p.launches());
                 }

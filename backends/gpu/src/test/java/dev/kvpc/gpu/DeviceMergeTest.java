@@ -26,9 +26,10 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Policies that merge and store where the lanes' rows are on the device (appended there from the device's copies of
- * the keys and values): d2o and cam (merges by cosine into kept entries), razor (into the compensation entry) and
- * mixed (stores at f16 and int per token group) run on host lanes and on device lanes through the same steps; the
- * lanes' entries, counts and rows are the same bit for bit, and the device made the merges.
+ * the keys and values): d2o and cam (merges by cosine into kept entries), razor (into the compensation entry),
+ * mixed (stores at f16 and int per token group) and kivi (keys packed in blocks per channel, values per token) run on
+ * host lanes and on device lanes through the same steps; the lanes' entries, counts and rows are the same bit for
+ * bit, and the device made the merges, stores and blocks.
  */
 class DeviceMergeTest {
     @TempDir
@@ -37,7 +38,7 @@ class DeviceMergeTest {
     @TestFactory
     Stream<DynamicTest> mergesAndStoresOnTheDeviceAreTheRuntimes() throws Exception {
         Map<String, Specialized> all = PassPreservationTest.specialised(stdlib);
-        return Stream.of("d2o", "cam", "razor", "mixed").map(name -> DynamicTest.dynamicTest(name, () -> run(name, all.get(name))));
+        return Stream.of("d2o", "cam", "razor", "mixed", "kivi").map(name -> DynamicTest.dynamicTest(name, () -> run(name, all.get(name))));
     }
 
     private static void run(String name, Specialized s) {
@@ -89,8 +90,11 @@ class DeviceMergeTest {
                 }
             }
             same(host, dev, spec, name);
-            if (!name.equals("mixed")) assertTrue(kernels.rowWriter().rowsMerged() > 0, name + ": merges made on the device");
-            else assertTrue(kernels.rowWriter().rowsConverted() > 0, name + ": stores made on the device");
+            switch (name) {
+                case "mixed" -> assertTrue(kernels.rowWriter().rowsConverted() > 0, name + ": stores made on the device");
+                case "kivi" -> assertTrue(kernels.rowWriter().blocksPacked() > 0, name + ": blocks packed on the device");
+                default -> assertTrue(kernels.rowWriter().rowsMerged() > 0, name + ": merges made on the device");
+            }
             host.close();
             dev.close();
         }

@@ -58,14 +58,76 @@ final class BlockChain implements RowStore {
 
     @Override
     public MemorySegment[] pageSegments() {
-        MemorySegment[] s = segments;
-        return s != null ? s : (segments = RowStore.segmentsOf(pages));
+        for (int p = 0; elsewhereCount != 0 && p < pages.size(); p++) current(p);
+        return pageSegmentsAsHeld();
     }
 
     private MemorySegment[] segments;
 
     private MemorySegment seg(int block) {
+        if (elsewhereCount != 0) current(block / blocksPerPage);
         return pages.get(block / blocksPerPage).segment();
+    }
+
+    /** Pages whose newest bytes are elsewhere (a device packed blocks into its copy): as {@link RowChain}'s. */
+    private boolean[] elsewhere = new boolean[4];
+    private int elsewhereCount;
+    private RowChain.Fill fill;
+
+    void fillFrom(RowChain.Fill f) {
+        this.fill = f;
+    }
+
+    private boolean elsewhere(int p) {
+        return p < elsewhere.length && elsewhere[p];
+    }
+
+    private void current(int p) {
+        if (elsewhere(p)) {
+            fill.fill(p, pages.get(p).segment());
+            elsewhere[p] = false;
+            elsewhereCount--;
+        }
+    }
+
+    /**
+     * Takes a new block whose bytes someone else writes (a device, into its copy of the page), as
+     * {@link RowChain#addElsewhere} takes a row; returns its first slot.
+     */
+    int addBlockElsewhere() {
+        if (fill == null) throw new IllegalStateException("this chain's blocks are not kept elsewhere");
+        int b = live.size();
+        loaded = -1;
+        if (b == pages.size() * blocksPerPage) {
+            pages.add(pool.acquire(blockBytes * blocksPerPage, false));
+            segments = null;
+        }
+        int p = b / blocksPerPage;
+        if (p >= elsewhere.length) elsewhere = java.util.Arrays.copyOf(elsewhere, Math.max(p + 1, 2 * elsewhere.length));
+        if (!elsewhere[p]) {
+            touch(b);
+            elsewhere[p] = true;
+            elsewhereCount++;
+        }
+        boolean[] alive = new boolean[group];
+        java.util.Arrays.fill(alive, true);
+        live.add(alive);
+        return b * group;
+    }
+
+    /** The pages' segments without bringing back those whose newest bytes are elsewhere. */
+    MemorySegment[] pageSegmentsAsHeld() {
+        MemorySegment[] s = segments;
+        return s != null ? s : (segments = RowStore.segmentsOf(pages));
+    }
+
+    private void dropped(int from) {
+        for (int p = from; p < elsewhere.length; p++) {
+            if (elsewhere[p]) {
+                elsewhere[p] = false;
+                elsewhereCount--;
+            }
+        }
     }
 
     /** Notes that {@code block}'s page is written. */
@@ -151,8 +213,12 @@ final class BlockChain implements RowStore {
         loaded = -1;
         int last = live.size() - 1;
         if (b != last) {
-            MemorySegment.copy(seg(last), off(last), seg(b), off(b), blockBytes);
-            touch(b);
+            // a block whose page's newest bytes are elsewhere moves there, as RowChain's rows do
+            if (!elsewhere(last / blocksPerPage) || !elsewhere(b / blocksPerPage)
+                    || !fill.move(last / blocksPerPage, off(last), b / blocksPerPage, off(b), blockBytes)) {
+                MemorySegment.copy(seg(last), off(last), seg(b), off(b), blockBytes);
+                touch(b);
+            }
             boolean[] moved = live.get(last);
             live.set(b, moved);
             for (int t = 0; t < group; t++) if (moved[t]) mover.moved(last * group + t, b * group + t);
@@ -163,6 +229,7 @@ final class BlockChain implements RowStore {
             pool.release(pages.removeLast());
             segments = null;
         }
+        if (elsewhereCount != 0) dropped(needed);
     }
 
     @Override
@@ -172,5 +239,6 @@ final class BlockChain implements RowStore {
         pages.clear();
         segments = null;
         live.clear();
+        dropped(0);
     }
 }

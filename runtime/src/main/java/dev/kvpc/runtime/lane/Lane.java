@@ -175,7 +175,7 @@ public final class Lane implements KernelRows {
         if (c != null) return c;
         boolean blocks = spec.quantised() && spec.axis() == QuantSpec.Axis.CHANNEL;
         chains.add(blocks ? new BlockChain(spec, headDim, pool, 1) : new RowChain(RowCodec.of(spec, headDim), pool, rowsPerPage));
-        if (elsewhere != null && chains.getLast() instanceof RowChain rc) fillFrom(rc, chains.size() - 1);
+        if (elsewhere != null) fillFrom(chains.getLast(), chains.size() - 1);
         if (chainSpecs.length < chains.size()) chainSpecs = Arrays.copyOf(chainSpecs, 2 * chains.size());
         chainSpecs[chains.size() - 1] = chains.getLast().spec();
         owner.add(new int[16]);
@@ -273,6 +273,20 @@ public final class Lane implements KernelRows {
         }
 
         int MERGE_NEAREST = 0, MERGE_COSINE_KEYS = 1, MERGE_COSINE_VALUES = 2, MERGE_ALL = 3;
+
+        /** Whether the holder packs part {@code part} of {@code entries} into a block of {@code spec} itself ({@link #pack}); by default false. */
+        default boolean packs(Lane lane, Part part, int[] entries, QuantSpec spec) {
+            return false;
+        }
+
+        /**
+         * Quantises part {@code part} of {@code entries} (their rows as the holder has them, each read as its codec
+         * reads it) per channel into block {@code block} of chain {@code chain} (taken with its bytes left to the
+         * holder), as {@code ChannelBlockCodec.quantise} writes it.
+         */
+        default void pack(Lane lane, Part part, int[] entries, int chain, int block) {
+            throw new UnsupportedOperationException("this holder does not pack blocks");
+        }
     }
 
     /**
@@ -303,12 +317,12 @@ public final class Lane implements KernelRows {
         if (elsewhere == source) return;
         if (elsewhere != null) throw new IllegalStateException("this lane's rows are already kept elsewhere");
         elsewhere = source;
-        for (int c = 0; c < chains.size(); c++) if (chains.get(c) instanceof RowChain rc) fillFrom(rc, c);
+        for (int c = 0; c < chains.size(); c++) fillFrom(chains.get(c), c);
     }
 
-    private void fillFrom(RowChain rc, int c) {
+    private void fillFrom(RowStore store, int c) {
         PageSource src = elsewhere;
-        rc.fillFrom(new RowChain.Fill() {
+        RowChain.Fill f = new RowChain.Fill() {
             @Override
             public void fill(int page, java.lang.foreign.MemorySegment into) {
                 src.fill(Lane.this, c, page, into);
@@ -318,7 +332,11 @@ public final class Lane implements KernelRows {
             public boolean move(int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
                 return src.move(Lane.this, c, fromPage, fromOffset, toPage, toOffset, bytes);
             }
-        });
+        };
+        switch (store) {
+            case RowChain rc -> rc.fillFrom(f);
+            case BlockChain bc -> bc.fillFrom(f);
+        }
     }
 
     /**
@@ -454,11 +472,25 @@ public final class Lane implements KernelRows {
         if (!spec.quantised() || spec.axis() != QuantSpec.Axis.CHANNEL) throw new IllegalArgumentException(spec + " is not a per-channel format");
         if (entries.length != spec.group()) throw new IllegalArgumentException("a block holds " + spec.group() + " entries, got " + entries.length);
         this.rows++;
+        if (elsewhere != null && elsewhere.packs(this, part, entries, spec)) {
+            // the holder of the lane's pages packs the block in its copy, from the rows as it holds them
+            int c = chainFor(spec, part);
+            int first = ((BlockChain) chains.get(c)).addBlockElsewhere();
+            elsewhere.pack(this, part, entries, c, first / spec.group());
+            for (int e : entries) unplace(e * 2 + part.ordinal());
+            placeBlock(entries, part, spec, c, first);
+            return;
+        }
         float[] rows = new float[entries.length * headDim];
         for (int t = 0; t < entries.length; t++) read(entries[t], part, rows, t * headDim);
         for (int e : entries) unplace(e * 2 + part.ordinal());
         int c = chainFor(spec, part);
         int first = ((BlockChain) chains.get(c)).addBlock(rows);
+        placeBlock(entries, part, spec, c, first);
+    }
+
+    /** Records that the entries' parts are tokens {@code 0 .. group-1} of the block at slot {@code first} of chain {@code c}. */
+    private void placeBlock(int[] entries, Part part, QuantSpec spec, int c, int first) {
         if (spec.precision() != prefixAt[part.ordinal()]) for (int e : entries) prefix[part.ordinal()] = Math.min(prefix[part.ordinal()], e);
         for (int t = 0; t < entries.length; t++) {
             int idx = entries[t] * 2 + part.ordinal();
@@ -686,7 +718,10 @@ public final class Lane implements KernelRows {
 
     @Override
     public java.lang.foreign.MemorySegment[] chainPagesAsHeld(int c) {
-        return chains.get(c) instanceof RowChain rc ? rc.pageSegmentsAsHeld() : chains.get(c).pageSegments();
+        return switch (chains.get(c)) {
+            case RowChain rc -> rc.pageSegmentsAsHeld();
+            case BlockChain bc -> bc.pageSegmentsAsHeld();
+        };
     }
 
     @Override

@@ -39,12 +39,7 @@ final class DeviceMerge {
      */
     static KirModule module(int headDim, int workGroup, List<QuantSpec> chains, int[] buffer, int rowsPerPage, By by) {
         int n = chains.size();
-        StringBuilder params = new StringBuilder();
-        for (int i = 0; i < n; i++) {
-            if (buffer[i] == i) params.append("out buffer uchar rb").append(i).append(", out buffer float rf").append(i).append(", out buffer half rh").append(i).append(", ");
-            params.append("buffer int pt").append(i).append(", ");
-        }
-        params.append("buffer int slots, buffer int chains");
+        String params = params(n, buffer);
         int part = by == By.COSINE_V ? 1 : 0;
         StringBuilder k = new StringBuilder();
         k.append("kernel merge_rows [group WG] (").append(params).append(", buffer int pos, buffer int srcs, buffer int dsts, buffer double w, ")
@@ -96,14 +91,73 @@ final class DeviceMerge {
         }
         k.append("      store cnt[b] = (cb + ci);\n    }\n");
         k.append("    if (t == 0) {\n      store best[si] = b;\n    }\n    barrier;\n  }\n}\n");
-        String text = k.toString();
-        // chains sharing a buffer read through its first chain's views
-        for (int i = n - 1; i >= 0; i--) {
+        return KernelTemplates.parse(shareViews(k.toString(), buffer), Map.of("D", headDim, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup)));
+    }
+
+    /**
+     * The parameters of a lane's chains, writable: each chain's page table, and the views (bytes, floats, halves) of
+     * each distinct buffer, named after the first chain in it ({@code buffer[i]}); then the slot and chain tables.
+     */
+    static String params(int n, int[] buffer) {
+        StringBuilder params = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            if (buffer[i] == i) params.append("out buffer uchar rb").append(i).append(", out buffer float rf").append(i).append(", out buffer half rh").append(i).append(", ");
+            params.append("buffer int pt").append(i).append(", ");
+        }
+        return params.append("buffer int slots, buffer int chains").toString();
+    }
+
+    /** {@code text} with chains that share a buffer reading and writing through its first chain's views. */
+    static String shareViews(String text, int[] buffer) {
+        for (int i = buffer.length - 1; i >= 0; i--) {
             if (buffer[i] != i) {
                 for (String view : new String[] {"rb", "rf", "rh"}) text = text.replace(view + i + "[", view + buffer[i] + "[");
             }
         }
-        return KernelTemplates.parse(text, Map.of("D", headDim, "WG", workGroup, "LOGWG", KernelTemplates.log2(workGroup)));
+        return text;
+    }
+
+    /**
+     * The kernel that packs {@code group} entries' part {@code part} (rows in the lane's {@code chains}) per channel
+     * into a block of {@code to} at byte {@code dst} of chain {@code target}'s pages, as
+     * {@code ChannelBlockCodec.quantise} writes it: per channel an f16 zero point (the minimum) and scale
+     * ({@code (max - zero) / levels}), then each token's codes, lowest bits first; the arithmetic of
+     * {@link DeviceRowWriter#store}'s per-token groups. One work-item.
+     */
+    static KirModule packModule(int headDim, List<QuantSpec> chains, int[] buffer, int rowsPerPage, int part, QuantSpec to, int target) {
+        int bits = to.precision().bits(), group = to.group(), levels = (1 << bits) - 1, per = 8 / bits;
+        long rowCode = to.precision().packedBytes(headDim);
+        String b = "rb" + buffer[target], h = "rh" + buffer[target];
+        ScalarFns fl = ScalarFns.FLOAT;
+        StringBuilder k = new StringBuilder();
+        k.append("kernel pack_block (").append(params(chains.size(), buffer)).append(", buffer int entries, int dst) {\n");
+        k.append("  private int codes[D];\n");
+        k.append("  if (global_id(0) == 0) {\n");
+        k.append("    for c = 0 to D step 1 {\n      let float zmn = inf;\n      let float zmx = -inf;\n");
+        k.append("      for tk = 0 to ").append(group).append(" step 1 {\n        let int j = entries[tk];\n");
+        k.append(RowFormats.entry("r", part, chains, headDim, rowsPerPage)).append(RowFormats.element("r", "x", chains, headDim));
+        k.append("        zmn = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MIN, "zmn", "x")).append(";\n");
+        k.append("        zmx = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MAX, "zmx", "x")).append(";\n      }\n");
+        k.append("      let int zh = ((dst + (4 * c)) >> 1);\n");
+        k.append("      store ").append(h).append("[zh] = zmn;\n");
+        k.append("      let float zzero = ").append(h).append("[zh];\n");
+        k.append("      store ").append(h).append("[(zh + 1)] = float((double((zmx - zzero)) / ").append(levels).append(".0d));\n    }\n");
+        k.append("    for tk = 0 to ").append(group).append(" step 1 {\n      let int j = entries[tk];\n");
+        k.append(RowFormats.entry("r", part, chains, headDim, rowsPerPage));
+        k.append("      for c = 0 to D step 1 {\n").append(RowFormats.element("r", "x", chains, headDim));
+        k.append("        let int zh = ((dst + (4 * c)) >> 1);\n");
+        k.append("        let float zzero = ").append(h).append("[zh];\n");
+        k.append("        let float zscale = ").append(h).append("[(zh + 1)];\n");
+        k.append("        let bool zflat = (((zscale == 0.0f) || (fabs(zscale) == inf)) || (zscale != zscale));\n");
+        k.append("        let float zq = float((double((x - zzero)) / double(zscale)));\n");
+        k.append("        let float zr = trunc(zq);\n");
+        k.append("        let int zk = select((zq < 0.0f), 0, (int(zr) + select(((zq - zr) >= 0.5f), 1, 0)));\n");
+        k.append("        store codes[c] = select(zflat, 0, imax(0, imin(").append(levels).append(", zk)));\n      }\n");
+        k.append("      for kb = 0 to ").append(rowCode).append(" step 1 {\n        let int zbyte = 0;\n");
+        k.append("        for zj = 0 to ").append(per).append(" step 1 {\n          let int ch = ((kb * ").append(per).append(") + zj);\n");
+        k.append("          if (ch < D) {\n            zbyte = (zbyte | (codes[ch] << (zj * ").append(bits).append(")));\n          }\n        }\n");
+        k.append("        store ").append(b).append("[(((dst + ").append(4 * headDim).append(") + (tk * ").append(rowCode).append(")) + kb)] = zbyte;\n      }\n    }\n  }\n}\n");
+        return KernelTemplates.parse(shareViews(k.toString(), buffer), Map.of("D", headDim));
     }
 
     /** Statements (in a scope of their own) that read part {@code part} of entry {@code entry} into the private array {@code into}. */

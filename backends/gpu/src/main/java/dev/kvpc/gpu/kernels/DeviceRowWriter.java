@@ -77,6 +77,21 @@ public final class DeviceRowWriter implements RowWriter {
                     return DeviceRowWriter.this.merge(lane, sources, dests, by, weights);
                 }
             }
+
+            @Override
+            public boolean packs(Lane lane, Lane.Part part, int[] entries, QuantSpec spec) {
+                if (!cl.device().fp64() || spec.axis() != QuantSpec.Axis.CHANNEL) return false;
+                // f16 parameters at even bytes of every block
+                long rowCode = spec.precision().packedBytes(lane.headDim());
+                return (spec.group() * rowCode) % 2 == 0;
+            }
+
+            @Override
+            public void pack(Lane lane, Lane.Part part, int[] entries, int chain, int block) {
+                synchronized (lock) {
+                    DeviceRowWriter.this.pack(lane, part, entries, chain, block);
+                }
+            }
         };
     }
 
@@ -205,16 +220,7 @@ public final class DeviceRowWriter implements RowWriter {
         if (sources.length == 0) return new int[0];
         int wg = Math.min(MERGE_GROUP, Integer.highestOneBit((int) Math.min(Integer.MAX_VALUE, cl.device().maxWorkGroupSize())));
         DeviceLane dl = lanes.sync(lane);
-        int[] buffer = new int[n];
-        for (int c = 0; c < n; c++) {
-            buffer[c] = c;
-            for (int o = 0; o < c; o++) {
-                if (dl.chain(o).pages() != null && dl.chain(o).pages().buffer() == dl.chain(c).pages().buffer()) {
-                    buffer[c] = buffer[o];
-                    break;
-                }
-            }
-        }
+        int[] buffer = buffers(dl, n);
         DeviceMerge.By how = DeviceMerge.By.values()[by];
         ClContext.Kernel k = mergers.computeIfAbsent(new MergeKey(List.copyOf(specs), java.util.Arrays.stream(buffer).boxed().toList(), lane.rowsPerPage(), d, how),
                 key -> cl.build(CEmitter.emit(DeviceMerge.module(d, wg, specs, buffer, lane.rowsPerPage(), how), Dialect.OPENCL), "-cl-std=CL1.2",
@@ -253,6 +259,66 @@ public final class DeviceRowWriter implements RowWriter {
             return best;
         } finally {
             for (ClContext.Buffer b : tmp) if (b != null) b.free();
+        }
+    }
+
+    private record PackKey(List<QuantSpec> chains, List<Integer> buffers, int rowsPerPage, int headDim, int part, int target) {
+    }
+
+    private final Map<PackKey, ClContext.Kernel> packers = new HashMap<>();
+    private long packed;
+
+    /** The distinct device buffers of a lane's chains: chain {@code c} uses the views of chain {@code buffer[c]}. */
+    private static int[] buffers(DeviceLane dl, int n) {
+        int[] buffer = new int[n];
+        for (int c = 0; c < n; c++) {
+            buffer[c] = c;
+            for (int o = 0; o < c; o++) {
+                if (dl.chain(o).pages().buffer() == dl.chain(c).pages().buffer()) {
+                    buffer[c] = buffer[o];
+                    break;
+                }
+            }
+        }
+        return buffer;
+    }
+
+    /** Packs a block per channel on the device (under the lock), from the entries' rows as the device holds them. */
+    private void pack(Lane lane, Lane.Part part, int[] entries, int chain, int block) {
+        int d = lane.headDim(), n = lane.chainCount();
+        List<QuantSpec> specs = new java.util.ArrayList<>(n);
+        for (int c = 0; c < n; c++) specs.add(lane.chainSpec(c));
+        DeviceLane dl = lanes.sync(lane);
+        int[] buffer = buffers(dl, n);
+        ClContext.Kernel k = packers.computeIfAbsent(new PackKey(List.copyOf(specs), java.util.Arrays.stream(buffer).boxed().toList(), lane.rowsPerPage(), d,
+                part.ordinal(), chain), key -> cl.build(CEmitter.emit(DeviceMerge.packModule(d, specs, buffer, lane.rowsPerPage(), part.ordinal(),
+                specs.get(chain), chain), Dialect.OPENCL), "-cl-std=CL1.2", "packing blocks of " + specs.get(chain)).kernel("pack_block"));
+        DeviceLane.Chain target = dl.chain(chain);
+        long dst = (long) target.deviceSlot(block) * target.pages().pageBytes();
+        ClContext.Buffer list = cl.buffer(4L * entries.length, "a block's entries");
+        try (Arena a = Arena.ofConfined()) {
+            DeviceLane.Tables t = dl.tables(lane, null, a);
+            list.write(entries);
+            int arg = 0;
+            for (int c = 0; c < n; c++) {
+                DeviceLane.Chain ch = dl.chain(c);
+                if (buffer[c] == c) k.arg(arg++, ch.pages().buffer()).arg(arg++, ch.pages().buffer()).arg(arg++, ch.pages().buffer());
+                k.arg(arg++, ch.table() != null ? ch.table() : list);
+            }
+            k.arg(arg++, t.slots()).arg(arg++, t.chains()).arg(arg++, list).arg(arg, Math.toIntExact(dst));
+            k.launch(new long[] {1}, null);
+            // the tables were sent queued from this arena
+            cl.finish();
+        } finally {
+            list.free();
+        }
+        packed++;
+    }
+
+    /** Blocks packed on the device so far. */
+    public long blocksPacked() {
+        synchronized (lock) {
+            return packed;
         }
     }
 
