@@ -58,36 +58,23 @@ final class BlockChain implements RowStore {
 
     @Override
     public MemorySegment[] pageSegments() {
-        for (int p = 0; elsewhereCount != 0 && p < pages.size(); p++) current(p);
+        for (int p = 0; elsewhere.any() && p < pages.size(); p++) elsewhere.bringBack(p, pages.get(p).segment());
         return pageSegmentsAsHeld();
     }
 
     private MemorySegment[] segments;
 
     private MemorySegment seg(int block) {
-        if (elsewhereCount != 0) current(block / blocksPerPage);
-        return pages.get(block / blocksPerPage).segment();
+        MemorySegment page = pages.get(block / blocksPerPage).segment();
+        if (elsewhere.any()) elsewhere.bringBack(block / blocksPerPage, page);
+        return page;
     }
 
     /** Pages whose newest bytes are elsewhere (a device packed blocks into its copy): as {@link RowChain}'s. */
-    private boolean[] elsewhere = new boolean[4];
-    private int elsewhereCount;
-    private RowChain.Fill fill;
+    private final ElsewherePages elsewhere = new ElsewherePages();
 
-    void fillFrom(RowChain.Fill f) {
-        this.fill = f;
-    }
-
-    private boolean elsewhere(int p) {
-        return p < elsewhere.length && elsewhere[p];
-    }
-
-    private void current(int p) {
-        if (elsewhere(p)) {
-            fill.fill(p, pages.get(p).segment());
-            elsewhere[p] = false;
-            elsewhereCount--;
-        }
+    void fillFrom(ElsewherePages.Fill f) {
+        elsewhere.fillFrom(f);
     }
 
     /**
@@ -95,20 +82,14 @@ final class BlockChain implements RowStore {
      * {@link RowChain#addElsewhere} takes a row; returns its first slot.
      */
     int addBlockElsewhere() {
-        if (fill == null) throw new IllegalStateException("this chain's blocks are not kept elsewhere");
+        elsewhere.requireKept("blocks");
         int b = live.size();
         loaded = -1;
         if (b == pages.size() * blocksPerPage) {
             pages.add(pool.acquire(blockBytes * blocksPerPage, false));
             segments = null;
         }
-        int p = b / blocksPerPage;
-        if (p >= elsewhere.length) elsewhere = java.util.Arrays.copyOf(elsewhere, Math.max(p + 1, 2 * elsewhere.length));
-        if (!elsewhere[p]) {
-            touch(b);
-            elsewhere[p] = true;
-            elsewhereCount++;
-        }
+        if (elsewhere.mark(b / blocksPerPage)) touch(b);
         boolean[] alive = new boolean[group];
         java.util.Arrays.fill(alive, true);
         live.add(alive);
@@ -119,15 +100,6 @@ final class BlockChain implements RowStore {
     MemorySegment[] pageSegmentsAsHeld() {
         MemorySegment[] s = segments;
         return s != null ? s : (segments = RowStore.segmentsOf(pages));
-    }
-
-    private void dropped(int from) {
-        for (int p = from; p < elsewhere.length; p++) {
-            if (elsewhere[p]) {
-                elsewhere[p] = false;
-                elsewhereCount--;
-            }
-        }
     }
 
     /** Notes that {@code block}'s page is written. */
@@ -214,8 +186,7 @@ final class BlockChain implements RowStore {
         int last = live.size() - 1;
         if (b != last) {
             // a block whose page's newest bytes are elsewhere moves there, as RowChain's rows do
-            if (!elsewhere(last / blocksPerPage) || !elsewhere(b / blocksPerPage)
-                    || !fill.move(last / blocksPerPage, off(last), b / blocksPerPage, off(b), blockBytes)) {
+            if (!elsewhere.move(last / blocksPerPage, off(last), b / blocksPerPage, off(b), blockBytes)) {
                 MemorySegment.copy(seg(last), off(last), seg(b), off(b), blockBytes);
                 touch(b);
             }
@@ -229,7 +200,7 @@ final class BlockChain implements RowStore {
             pool.release(pages.removeLast());
             segments = null;
         }
-        if (elsewhereCount != 0) dropped(needed);
+        elsewhere.dropFrom(needed);
     }
 
     @Override
@@ -239,6 +210,6 @@ final class BlockChain implements RowStore {
         pages.clear();
         segments = null;
         live.clear();
-        dropped(0);
+        elsewhere.dropFrom(0);
     }
 }

@@ -322,7 +322,7 @@ public final class Lane implements KernelRows {
 
     private void fillFrom(RowStore store, int c) {
         PageSource src = elsewhere;
-        RowChain.Fill f = new RowChain.Fill() {
+        ElsewherePages.Fill f = new ElsewherePages.Fill() {
             @Override
             public void fill(int page, java.lang.foreign.MemorySegment into) {
                 src.fill(Lane.this, c, page, into);

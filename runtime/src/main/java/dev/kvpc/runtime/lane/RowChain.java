@@ -29,26 +29,8 @@ final class RowChain implements RowStore {
     /** {@link #pageStamps}: per page the value of {@link #stamp} when a row of it was last written. */
     private long[] stamps = new long[4];
     private long stamp;
-    /**
-     * Pages whose newest bytes are elsewhere (a device wrote rows into its copy of them, {@link #addElsewhere}):
-     * brought back through {@link #fill} before the host reads or writes a byte of them.
-     */
-    private boolean[] elsewhere = new boolean[4];
-    private int elsewhereCount;
-    private Fill fill;
-
-    /** Brings page {@code page}'s bytes from where its newest copy is into {@code into}. */
-    interface Fill {
-        void fill(int page, MemorySegment into);
-
-        /**
-         * Copies {@code bytes} at {@code fromOffset} of page {@code fromPage} to {@code toOffset} of page {@code toPage}
-         * where both pages' newest bytes are; false where it cannot (the host copies then).
-         */
-        default boolean move(int fromPage, long fromOffset, int toPage, long toOffset, long bytes) {
-            return false;
-        }
-    }
+    /** Pages whose newest bytes are elsewhere (a device wrote rows into its copy of them, {@link #addElsewhere}). */
+    private final ElsewherePages elsewhere = new ElsewherePages();
 
     RowChain(RowCodec codec, PagePool pool, int rowsPerPage) {
         if (rowsPerPage < 1) throw new IllegalArgumentException("rows per page must be positive");
@@ -92,7 +74,7 @@ final class RowChain implements RowStore {
 
     @Override
     public MemorySegment[] pageSegments() {
-        for (int p = 0; elsewhereCount != 0 && p < pages.size(); p++) current(p);
+        for (int p = 0; elsewhere.any() && p < pages.size(); p++) elsewhere.bringBack(p, pages.get(p).segment());
         return pageSegmentsAsHeld();
     }
 
@@ -100,13 +82,14 @@ final class RowChain implements RowStore {
     private MemorySegment[] segments;
 
     private MemorySegment seg(int slot) {
-        if (elsewhereCount != 0) current(slot / rowsPerPage);
-        return pages.get(slot / rowsPerPage).segment();
+        MemorySegment page = pages.get(slot / rowsPerPage).segment();
+        if (elsewhere.any()) elsewhere.bringBack(slot / rowsPerPage, page);
+        return page;
     }
 
     /** Where the rows of {@link #addElsewhere} come from when the host needs them. */
-    void fillFrom(Fill f) {
-        this.fill = f;
+    void fillFrom(ElsewherePages.Fill f) {
+        elsewhere.fillFrom(f);
     }
 
     /**
@@ -114,31 +97,13 @@ final class RowChain implements RowStore {
      * up to date first: the host's page is stale until brought back; its stamp stays (nothing new to send).
      */
     void markElsewhere(int slot) {
-        if (fill == null) throw new IllegalStateException("this chain's rows are not kept elsewhere");
-        int p = slot / rowsPerPage;
-        if (p >= elsewhere.length) elsewhere = java.util.Arrays.copyOf(elsewhere, Math.max(p + 1, 2 * elsewhere.length));
-        if (!elsewhere[p]) {
-            elsewhere[p] = true;
-            elsewhereCount++;
-        }
+        elsewhere.requireKept("rows");
+        elsewhere.mark(slot / rowsPerPage);
     }
 
     /** Whether the newest bytes of {@code slot}'s page are elsewhere. */
     boolean isElsewhere(int slot) {
-        return elsewhere(slot / rowsPerPage);
-    }
-
-    private boolean elsewhere(int p) {
-        return p < elsewhere.length && elsewhere[p];
-    }
-
-    /** Brings page {@code p} back if its newest bytes are elsewhere. */
-    private void current(int p) {
-        if (p < elsewhere.length && elsewhere[p]) {
-            fill.fill(p, pages.get(p).segment());
-            elsewhere[p] = false;
-            elsewhereCount--;
-        }
+        return elsewhere.has(slot / rowsPerPage);
     }
 
     /**
@@ -149,18 +114,13 @@ final class RowChain implements RowStore {
      * the host's stale bytes over the newer ones. Returns the slot.
      */
     int addElsewhere() {
-        if (fill == null) throw new IllegalStateException("this chain's rows are not kept elsewhere");
+        elsewhere.requireKept("rows");
         if (size == pages.size() * rowsPerPage) {
             pages.add(pool.acquire(rowBytes * rowsPerPage, false));
             segments = null;
         }
-        int slot = size++, p = slot / rowsPerPage;
-        if (p >= elsewhere.length) elsewhere = java.util.Arrays.copyOf(elsewhere, Math.max(p + 1, 2 * elsewhere.length));
-        if (!elsewhere[p]) {
-            touch(slot);
-            elsewhere[p] = true;
-            elsewhereCount++;
-        }
+        int slot = size++;
+        if (elsewhere.mark(slot / rowsPerPage)) touch(slot);
         return slot;
     }
 
@@ -168,16 +128,6 @@ final class RowChain implements RowStore {
     MemorySegment[] pageSegmentsAsHeld() {
         MemorySegment[] s = segments;
         return s != null ? s : (segments = RowStore.segmentsOf(pages));
-    }
-
-    /** Pages dropped from the end: they hold no row, wherever their bytes were. */
-    private void dropped(int from) {
-        for (int p = from; p < elsewhere.length; p++) {
-            if (elsewhere[p]) {
-                elsewhere[p] = false;
-                elsewhereCount--;
-            }
-        }
     }
 
     /** Notes that a row of {@code slot}'s page is written. */
@@ -218,8 +168,7 @@ final class RowChain implements RowStore {
         int last = size - 1;
         if (slot != last) {
             // rows whose pages' newest bytes are elsewhere move there, and their pages stay there
-            if (!elsewhere(last / rowsPerPage) || !elsewhere(slot / rowsPerPage)
-                    || !fill.move(last / rowsPerPage, off(last), slot / rowsPerPage, off(slot), rowBytes)) {
+            if (!elsewhere.move(last / rowsPerPage, off(last), slot / rowsPerPage, off(slot), rowBytes)) {
                 MemorySegment.copy(seg(last), off(last), seg(slot), off(slot), rowBytes);
                 touch(slot);
             }
@@ -231,7 +180,7 @@ final class RowChain implements RowStore {
             pool.release(pages.removeLast());
             segments = null;
         }
-        if (elsewhereCount != 0) dropped(needed);
+        elsewhere.dropFrom(needed);
     }
 
     @Override
@@ -269,6 +218,6 @@ final class RowChain implements RowStore {
         pages.clear();
         segments = null;
         size = 0;
-        dropped(0);
+        elsewhere.dropFrom(0);
     }
 }
