@@ -135,34 +135,55 @@ public final class DeviceRowWriter implements RowWriter {
         }
         if (to.axis() != QuantSpec.Axis.TOKEN) throw new IllegalArgumentException("blocks per channel are packed by the host: " + to);
         int bits = to.precision().bits(), group = to.group(), groups = d / group, levels = (1 << bits) - 1, per = 8 / bits;
-        ScalarFns fl = ScalarFns.FLOAT;
         StringBuilder sb = new StringBuilder();
         sb.append("for zg = 0 to ").append(groups).append(" step 1 {\n");
         sb.append("  let float zmn = inf;\n  let float zmx = -inf;\n");
         sb.append("  for zi = 0 to ").append(group).append(" step 1 {\n");
         sb.append("    let float zv = xs[((zg * ").append(group).append(") + zi)];\n");
-        sb.append("    zmn = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MIN, "zmn", "zv")).append(";\n");
-        sb.append("    zmx = ").append(fl.fn2(dev.kvpc.ir.Op.Fn2.MAX, "zmx", "zv")).append(";\n");
+        sb.append(range("zv"));
         sb.append("  }\n");
         sb.append("  let int zh = ((dst + (4 * zg)) >> 1);\n");
-        sb.append("  store ").append(h).append("[zh] = zmn;\n");
-        sb.append("  let float zzero = ").append(h).append("[zh];\n");
-        sb.append("  store ").append(h).append("[(zh + 1)] = float((double((zmx - zzero)) / ").append(levels).append(".0d));\n");
-        sb.append("  let float zscale = ").append(h).append("[(zh + 1)];\n");
-        sb.append("  let bool zflat = (((zscale == 0.0f) || (fabs(zscale) == inf)) || (zscale != zscale));\n");
+        sb.append(params(h, levels));
         sb.append("  for zi = 0 to ").append(group).append(" step 1 {\n");
         sb.append("    let int zc = ((zg * ").append(group).append(") + zi);\n");
-        sb.append("    let float zq = float((double((xs[zc] - zzero)) / double(zscale)));\n");
-        // Math.round: ties toward positive infinity; a negative quotient rounds to at most 0, which the clamp makes 0
-        sb.append("    let float zr = trunc(zq);\n");
-        sb.append("    let int zk = select((zq < 0.0f), 0, (int(zr) + select(((zq - zr) >= 0.5f), 1, 0)));\n");
-        sb.append("    store codes[zc] = select(zflat, 0, imax(0, imin(").append(levels).append(", zk)));\n");
+        sb.append(code(h, "xs[zc]", "zc", levels));
         sb.append("  }\n}\n");
         sb.append("for zk = 0 to ").append(d * bits / 8).append(" step 1 {\n  let int zbyte = 0;\n");
         sb.append("  for zj = 0 to ").append(per).append(" step 1 {\n");
         sb.append("    zbyte = (zbyte | (codes[((zk * ").append(per).append(") + zj)] << (zj * ").append(bits).append(")));\n  }\n");
         sb.append("  store ").append(b).append("[((dst + ").append(4 * groups).append(") + zk)] = zbyte;\n}\n");
         return sb.toString();
+    }
+
+    // ---- a quantiser's arithmetic (TokenGroupCodec.write, ChannelBlockCodec.quantise), written once for both ----
+
+    /** Statements that widen {@code zmn} and {@code zmx} to take {@code x}: Math.min and Math.max (signed zeros, NaN). */
+    static String range(String x) {
+        return "    zmn = " + ScalarFns.FLOAT.fn2(dev.kvpc.ir.Op.Fn2.MIN, "zmn", x) + ";\n    zmx = " + ScalarFns.FLOAT.fn2(dev.kvpc.ir.Op.Fn2.MAX, "zmx", x) + ";\n";
+    }
+
+    /**
+     * Statements that store the f16 zero point (the minimum, rounded to nearest even) and scale ({@code (max - zero) /
+     * levels}, the division in double rounded to float: Java's float quotient) at halves {@code zh} and {@code zh + 1}
+     * of {@code h}.
+     */
+    static String params(String h, int levels) {
+        return "  store " + h + "[zh] = zmn;\n  let float zzero = " + h + "[zh];\n  store " + h + "[(zh + 1)] = float((double((zmx - zzero)) / " + levels
+                + ".0d));\n";
+    }
+
+    /**
+     * Statements that store into {@code codes[at]} the code of {@code x} under the zero point and scale at halves
+     * {@code zh} and {@code zh + 1} of {@code h}: {@code round((x - zero) / scale)} (Math.round's ties upward; a
+     * negative quotient rounds to at most 0) clamped to the levels, 0 where the scale is zero or not finite.
+     */
+    static String code(String h, String x, String at, int levels) {
+        return "    let float zcz = " + h + "[zh];\n    let float zcs = " + h + "[(zh + 1)];\n"
+                + "    let bool zcf = (((zcs == 0.0f) || (fabs(zcs) == inf)) || (zcs != zcs));\n"
+                + "    let float zq = float((double((" + x + " - zcz)) / double(zcs)));\n"
+                + "    let float zr = trunc(zq);\n"
+                + "    let int zk = select((zq < 0.0f), 0, (int(zr) + select(((zq - zr) >= 0.5f), 1, 0)));\n"
+                + "    store codes[" + at + "] = select(zcf, 0, imax(0, imin(" + levels + ", zk)));\n";
     }
 
     /** Whether {@link #convertModule} re-stores rows of {@code from} at {@code to} (rows of {@code headDim}). */
