@@ -54,17 +54,7 @@ class DeviceAppendTest {
         int g = spec.kvHeads(), d = spec.headDim();
         try (ClContext cl = Devices.context(); PagePool p1 = new PagePool(); PagePool p2 = new PagePool();
              OpenClDecodeKernels kernels = new OpenClDecodeKernels(cl)) {
-            HostArrays device = new HostArrays() {
-                @Override
-                public void toHost(float[] a) {
-                    cl.arrays().toHost(a);
-                }
-
-                @Override
-                public void fromHost(float[] a) {
-                    cl.arrays().fromHost(a);
-                }
-            };
+            HostArrays device = cl.arrays();
             Sequence host = new KvRuntime(spec, PolicyRunner.fullCache(), p1, 8, DecodeKernelProvider.NONE).newSequence();
             Sequence dev = new KvRuntime(spec, PolicyRunner.fullCache(), p2, 8, kernels).newSequence();
             Random r = new Random(3);
@@ -145,7 +135,8 @@ class DeviceAppendTest {
         }
     }
 
-    private static void same(Sequence a, Sequence b, ModelSpec spec, String what) {
+    /** The lanes of {@code a} and {@code b} hold the same entries, counts, formats and rows, bit for bit. */
+    static void same(Sequence a, Sequence b, ModelSpec spec, String what) {
         float[] x = new float[spec.headDim()], y = new float[spec.headDim()];
         for (int l = 0; l < spec.layers(); l++) {
             for (int h = 0; h < spec.kvHeads(); h++) {
@@ -153,7 +144,9 @@ class DeviceAppendTest {
                 assertEquals(la.size(), lb.size(), what);
                 for (int i = 0; i < la.size(); i++) {
                     assertEquals(la.position(i), lb.position(i), what);
+                    assertEquals(la.count(i), lb.count(i), what + ": count of entry " + i);
                     for (Lane.Part p : Lane.Part.values()) {
+                        assertEquals(la.spec(i, p), lb.spec(i, p), what);
                         la.read(i, p, x, 0);
                         lb.read(i, p, y, 0);
                         assertArrayEquals(x, y, what + ": layer " + l + " head " + h + " entry " + i + " " + p);

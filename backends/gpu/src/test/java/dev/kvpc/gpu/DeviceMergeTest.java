@@ -10,7 +10,6 @@ import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.Rope;
 import dev.kvpc.runtime.Sequence;
 import dev.kvpc.runtime.engine.HostArrays;
-import dev.kvpc.runtime.lane.Lane;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
 import org.junit.jupiter.api.DynamicTest;
@@ -47,17 +46,7 @@ class DeviceMergeTest {
         int g = spec.kvHeads(), d = spec.headDim();
         try (ClContext cl = Devices.context(); PagePool p1 = new PagePool(); PagePool p2 = new PagePool();
              OpenClDecodeKernels kernels = new OpenClDecodeKernels(cl); OpenClDecodeKernels hostsKernels = new OpenClDecodeKernels(Devices.device())) {
-            HostArrays device = new HostArrays() {
-                @Override
-                public void toHost(float[] a) {
-                    cl.arrays().toHost(a);
-                }
-
-                @Override
-                public void fromHost(float[] a) {
-                    cl.arrays().fromHost(a);
-                }
-            };
+            HostArrays device = cl.arrays();
             // attention on the device for both (the policies' weights are its column sums: the same kernel gives the same
             // bits); the host's sequence appends, merges and stores on the host
             Sequence host = new KvRuntime(spec, ClPolicies.runner(s, cl).runner(), p1, 8, hostsKernels).newSequence();
@@ -89,7 +78,7 @@ class DeviceMergeTest {
                     dev.attend(l, q, o2);
                 }
             }
-            same(host, dev, spec, name);
+            DeviceAppendTest.same(host, dev, spec, name);
             switch (name) {
                 case "mixed" -> assertTrue(kernels.rowWriter().rowsConverted() > 0, name + ": stores made on the device");
                 case "kivi" -> assertTrue(kernels.rowWriter().blocksPacked() > 0, name + ": blocks packed on the device");
@@ -97,26 +86,6 @@ class DeviceMergeTest {
             }
             host.close();
             dev.close();
-        }
-    }
-
-    private static void same(Sequence a, Sequence b, ModelSpec spec, String what) {
-        float[] x = new float[spec.headDim()], y = new float[spec.headDim()];
-        for (int l = 0; l < spec.layers(); l++) {
-            for (int h = 0; h < spec.kvHeads(); h++) {
-                Lane la = a.lane(l, h), lb = b.lane(l, h);
-                assertEquals(la.size(), lb.size(), what);
-                for (int i = 0; i < la.size(); i++) {
-                    assertEquals(la.position(i), lb.position(i), what);
-                    assertEquals(la.count(i), lb.count(i), what + ": count of entry " + i);
-                    for (Lane.Part p : Lane.Part.values()) {
-                        assertEquals(la.spec(i, p), lb.spec(i, p), what);
-                        la.read(i, p, x, 0);
-                        lb.read(i, p, y, 0);
-                        assertArrayEquals(x, y, what + ": layer " + l + " head " + h + " entry " + i + " " + p);
-                    }
-                }
-            }
         }
     }
 }

@@ -15,7 +15,7 @@ import java.util.WeakHashMap;
  * newer than the host's); the host says where it reads ({@link #toHost}) and writes ({@link #fromHost}) an array. An
  * array that is gone gives its buffer back. Thread-safe.
  */
-public final class DeviceArrays {
+public final class DeviceArrays implements dev.kvpc.runtime.engine.HostArrays {
     private final ClContext cl;
     /** Arrays compare by identity (a float[] does not override equals). */
     private final Map<float[], Mirror> mirrors = new WeakHashMap<>();
@@ -74,6 +74,7 @@ public final class DeviceArrays {
     }
 
     /** Makes the host's copy of {@code a} current: reads back what the device wrote. */
+    @Override
     public synchronized void toHost(float[] a) {
         Mirror m = mirrors.get(a);
         if (m == null || m.written == 0) return;
@@ -87,6 +88,7 @@ public final class DeviceArrays {
     }
 
     /** The host wrote {@code a}: its device copy is stale. */
+    @Override
     public synchronized void fromHost(float[] a) {
         Mirror m = mirrors.get(a);
         if (m == null) return;
