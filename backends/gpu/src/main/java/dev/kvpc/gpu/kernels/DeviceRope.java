@@ -34,20 +34,39 @@ final class DeviceRope {
             """;
 
     private final ClContext cl;
+    /** Whether the table holds {@link Rope#cosSinTable}'s doubles, or the floats of a unit pair rotated. */
+    private final boolean doubles;
     private ClContext.Buffer cs;
     private Rope rope;
     private int d, positions, capacity;
 
-    DeviceRope(ClContext cl) {
+    private DeviceRope(ClContext cl, boolean doubles) {
         this.cl = cl;
+        this.doubles = doubles;
     }
 
-    /** Whether positions below {@code positions} have a table (the runtime's ends somewhere). */
+    /** {@link Rope#cosSinTable}'s doubles, which {@link #ROTATE} reads. */
+    static DeviceRope doubles(ClContext cl) {
+        return new DeviceRope(cl, true);
+    }
+
+    /**
+     * Per position the cosines and sines as {@code Rope.rotate} gives them in float (a unit pair rotated), which a
+     * kernel rotating keys by slot in float reads ({@link RowFormats#rotatedKey}).
+     */
+    static DeviceRope floats(ClContext cl) {
+        return new DeviceRope(cl, false);
+    }
+
+    /** Whether positions below {@code positions} have a table of doubles (the runtime's ends somewhere). */
     static boolean covers(Rope r, int d, int positions) {
         return r.cosSinTable(d, positions) != null;
     }
 
-    /** The table of {@code r} for heads of {@code d} channels holding positions below {@code upTo}, on the device. */
+    /**
+     * The table of {@code r} for heads of {@code d} channels holding positions below {@code upTo}, on the device
+     * (position {@code p}'s pairs from index {@code p * d}); only positions new since the last call are sent.
+     */
     ClContext.Buffer table(Rope r, int d, int upTo) {
         if (!r.equals(rope) || d != this.d) {
             rope = r;
@@ -55,20 +74,33 @@ final class DeviceRope {
             positions = 0;
         }
         if (upTo <= positions) return cs;
-        double[] all = r.cosSinTable(d, upTo);
-        if (all == null) throw new IllegalStateException("position " + (upTo - 1) + " is past the RoPE table");
-        if (upTo > capacity) {
-            int cap = Math.max(upTo, Math.max(256, 2 * capacity));
-            ClContext.Buffer b = cl.buffer(8L * cap * d, "RoPE cosines and sines (double)");
-            if (cs != null) {
-                cs.copyTo(b, 0, 0, 8L * positions * d);
-                cs.free();
-            }
-            cs = b;
-            capacity = cap;
-        }
         try (Arena a = Arena.ofConfined()) {
-            cs.write(8L * positions * d, a.allocateFrom(ValueLayout.JAVA_DOUBLE, java.util.Arrays.copyOfRange(all, positions * d, upTo * d)));
+            java.lang.foreign.MemorySegment rows;
+            if (doubles) {
+                double[] all = r.cosSinTable(d, upTo);
+                if (all == null) throw new IllegalStateException("position " + (upTo - 1) + " is past the RoPE table");
+                rows = a.allocateFrom(ValueLayout.JAVA_DOUBLE, java.util.Arrays.copyOfRange(all, positions * d, upTo * d));
+            } else {
+                float[] f = new float[(upTo - positions) * d];
+                for (int p = positions; p < upTo; p++) {
+                    int off = (p - positions) * d;
+                    for (int i = 0; i < d; i += 2) f[off + i] = 1f;
+                    r.rotate(f, off, d, p);
+                }
+                rows = a.allocateFrom(ValueLayout.JAVA_FLOAT, f);
+            }
+            long elem = doubles ? 8 : 4;
+            if (upTo > capacity) {
+                int cap = Math.max(upTo, Math.max(256, 2 * capacity));
+                ClContext.Buffer b = cl.buffer(elem * cap * d, doubles ? "RoPE cosines and sines (double)" : "RoPE cosines and sines");
+                if (cs != null) {
+                    cs.copyTo(b, 0, 0, elem * positions * d);
+                    cs.free();
+                }
+                cs = b;
+                capacity = cap;
+            }
+            cs.write(elem * positions * d, rows);
         }
         positions = upTo;
         return cs;

@@ -42,9 +42,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
     static final int TILE = 4;
 
     /** The cosines and sines keys are rotated by, on the device: position p's at {@code p * d} (pairs: cosine, sine). */
-    private ClContext.Buffer ropeTable;
-    private dev.kvpc.runtime.Rope rope;
-    private int ropePositions, ropeCapacity;
+    private final DeviceRope keyRope;
 
     private record Programs(ClContext.Kernel partial, ClContext.Kernel merge, ClContext.Kernel colsums, int tile, int workGroup, int chunk) {
     }
@@ -68,6 +66,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         this.variant = variant;
         this.shape = shape;
         this.cl = cl;
+        this.keyRope = DeviceRope.floats(cl);
         this.d = headDim;
         this.group = group;
         DecodeAttention.Geometry geo = DecodeAttention.Geometry.of(headDim, group, cl.device().maxWorkGroupSize());
@@ -232,7 +231,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         dev.kvpc.gpu.cl.DeviceArrays da = cl.arrays();
         if (grp != group || !da.holds(query) || !cl.device().fp64() || rows.size() == 0) return false;
         int tokens = qpos.length, all = tokens * heads * d;
-        if (queryRope == null) queryRope = new DeviceRope(cl);
+        if (queryRope == null) queryRope = DeviceRope.doubles(cl);
         ClContext.Buffer qd = da.read(query, all), od = da.write(outputs, all);
         ClContext.Buffer cs = null;
         if (queryAt != null) {
@@ -292,7 +291,7 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         for (int c = 0; c < chainsN; c++) specs.add(rows.chainSpec(c));
         DeviceLane lane = lanes.sync(rows);
         Programs p = programs.computeIfAbsent(new Shape(List.copyOf(specs), rpp, keysBySlot != null, qpos.length > 1 ? tile : 1, io.inPlace()), this::build);
-        if (keysBySlot != null) ropeTable(keysBySlot, n);
+        ClContext.Buffer ropeTable = keysBySlot != null ? keyRope.table(keysBySlot, d, n) : null;
         // a batch is whole tiles: its last may repeat the last position (rows computed and not read)
         int tq = p.tile();
         int batch = (int) Math.max(1, Math.min(qpos.length, (1L << 25) / ((long) group * n)));
@@ -358,38 +357,6 @@ public final class ResidentDecodeKernel implements DecodeKernel {
         ClContext.Program p = cl.build(src, "-cl-std=CL1.2", "resident decode attention (head dim " + d + ", group " + group + ", " + s.tile()
                 + " positions a work-group, chains " + s.chains() + ")");
         return new Programs(p.kernel("decode_partial"), p.kernel("decode_merge"), p.kernel("decode_colsums"), s.tile(), w, ch);
-    }
-
-    /**
-     * The rotation table up to {@code n} positions, each position's cosines and sines as {@code Rope.rotate} gives them
-     * (a unit pair rotated: the float of its cosine and sine), sending only positions new since the last call.
-     */
-    private void ropeTable(dev.kvpc.runtime.Rope r, int n) {
-        if (!r.equals(rope)) {
-            rope = r;
-            ropePositions = 0;
-        }
-        if (n <= ropePositions) return;
-        if (n > ropeCapacity) {
-            int cap = Math.max(n, Math.max(256, 2 * ropeCapacity));
-            ClContext.Buffer b = cl.buffer(4L * cap * d, "RoPE cosines and sines");
-            if (ropeTable != null) {
-                ropeTable.copyTo(b, 0, 0, 4L * ropePositions * d);
-                ropeTable.free();
-            }
-            ropeTable = b;
-            ropeCapacity = cap;
-        }
-        float[] rows = new float[(n - ropePositions) * d];
-        for (int p = ropePositions; p < n; p++) {
-            int off = (p - ropePositions) * d;
-            for (int i = 0; i < d; i += 2) rows[off + i] = 1f;
-            r.rotate(rows, off, d, p);
-        }
-        try (Arena a = Arena.ofConfined()) {
-            ropeTable.write(4L * ropePositions * d, a.allocateFrom(ValueLayout.JAVA_FLOAT, rows));
-        }
-        ropePositions = n;
     }
 
     /** Buffers for {@code n} entries, {@code batch} query positions and {@code splits} splits. */
