@@ -133,7 +133,12 @@ public final class ClMatmul implements Matmul {
             Matmul.super.add(x, y, count);
             return;
         }
-        ClContext.Kernel k = engine("add");
+        elementwise("add", x, y, count);
+    }
+
+    /** {@code engine.kir}'s kernel {@code name} over {@code x[i]} and {@code y[i]}, {@code i < count}, writing {@code x}. */
+    private void elementwise(String name, float[] x, float[] y, int count) {
+        ClContext.Kernel k = engine(name);
         ClContext.Buffer yb = read(y, count), xb = read(x, count);
         write(x, count);
         k.arg(0, xb).arg(1, yb).arg(2, count);
@@ -146,11 +151,7 @@ public final class ClMatmul implements Matmul {
             Matmul.super.swiglu(h, g, count);
             return;
         }
-        ClContext.Kernel k = engine("swiglu");
-        ClContext.Buffer gb = read(g, count), hb = read(h, count);
-        write(h, count);
-        k.arg(0, hb).arg(1, gb).arg(2, count);
-        k.launch(new long[] {count}, null);
+        elementwise("swiglu", h, g, count);
     }
 
     /** Activations sent to or read from the device (resident: only where the engine's host reads or writes). */
