@@ -21,10 +21,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Appends a step's keys and values to lanes kept on the device ({@link DeviceLanes}) from the device's copies of the
- * engine's arrays ({@link DeviceArrays}), so neither crosses to the host ({@code append_rows.kir}): keys rotated by
- * RoPE at their positions and both stored in the lanes' host format (f32 or f16), as the runtime's {@code Lane.append}
- * writes them. The host's pages get those rows back only when the host reads them ({@link #source}).
+ * Writes rows where the lanes are kept on the device ({@link DeviceLanes}). It appends a step's keys and values from
+ * the device's copies of the engine's arrays ({@link DeviceArrays}), so neither crosses to the host
+ * ({@code append_rows.kir}): keys rotated by RoPE at their positions and both stored in the lanes' host format (f32 or
+ * f16), as the runtime's {@code Lane.append} writes them. As the lanes' {@link #source}, it also moves rows (an
+ * eviction's compaction), re-stores them at other per-token formats ({@code convert_row.kir}), merges them and packs
+ * KIVI's blocks ({@link DeviceMerge}) there, each as the runtime's codecs and rules do it; the host's pages get those
+ * rows back only when the host reads them.
  */
 public final class DeviceRowWriter implements RowWriter {
     private final ClContext cl;
@@ -33,8 +36,9 @@ public final class DeviceRowWriter implements RowWriter {
     private final Map<Integer, ClContext.Kernel> kernels = new HashMap<>();
     private final DeviceRope rope;
     private ClContext.Buffer cs;
-    private ClContext.Buffer table;
     private long launches, rowsWritten;
+    /** Buffers for each call's small tables, kept between calls (the writer's calls are serialised). */
+    private final ClContext.Buffer[] scratch = new ClContext.Buffer[6];
     private final Lane.PageSource source;
 
     /** A writer into {@code lanes}, its calls serialised on {@code lock} (the lanes' other users' lock). */
@@ -42,7 +46,7 @@ public final class DeviceRowWriter implements RowWriter {
         this.cl = cl;
         this.lanes = lanes;
         this.lock = lock;
-        this.rope = new DeviceRope(cl);
+        this.rope = DeviceRope.doubles(cl);
         this.source = new Lane.PageSource() {
             @Override
             public void fill(Lane lane, int chain, int page, java.lang.foreign.MemorySegment into) {
@@ -61,7 +65,8 @@ public final class DeviceRowWriter implements RowWriter {
 
             @Override
             public boolean converts(Lane lane, QuantSpec from, QuantSpec to) {
-                return DeviceRowWriter.converts(from, to, lane.headDim());
+                // the divisions in double, as the host's codecs divide
+                return cl.device().fp64() && DeviceRowWriter.converts(from, to, lane.headDim());
             }
 
             @Override
@@ -248,25 +253,15 @@ public final class DeviceRowWriter implements RowWriter {
                         "merging rows (" + how + ", chains " + specs + ")").kernel("merge_rows"));
         double[] counts = new double[entries];
         for (int i = 0; i < entries; i++) counts[i] = lane.count(i);
-        ClContext.Buffer[] tmp = new ClContext.Buffer[5];
+        ClContext.Buffer[] tmp = {scratch(0, 4L * sources.length, "merge sources"), scratch(1, 4L * dests.length, "merge destinations"),
+            scratch(2, 8L * weights.length, "merge weights"), scratch(3, 8L * entries, "entry counts"), scratch(4, 4L * sources.length, "merge choices")};
         try (Arena a = Arena.ofConfined()) {
             DeviceLane.Tables t = dl.tables(lane, null, a);
-            tmp[0] = cl.buffer(4L * sources.length, "merge sources");
-            tmp[1] = cl.buffer(4L * Math.max(1, dests.length), "merge destinations");
-            tmp[2] = cl.buffer(8L * Math.max(1, weights.length), "merge weights");
-            tmp[3] = cl.buffer(8L * Math.max(1, entries), "entry counts");
-            tmp[4] = cl.buffer(4L * sources.length, "merge choices");
             tmp[0].write(sources);
             if (dests.length > 0) tmp[1].write(dests);
             if (weights.length > 0) tmp[2].write(weights);
             if (entries > 0) tmp[3].write(counts);
-            int arg = 0;
-            for (int c = 0; c < n; c++) {
-                DeviceLane.Chain ch = dl.chain(c);
-                ClContext.Buffer pages = ch.pages() != null ? ch.pages().buffer() : tmp[0];
-                if (buffer[c] == c) k.arg(arg++, pages).arg(arg++, pages).arg(arg++, pages);
-                k.arg(arg++, ch.table() != null ? ch.table() : tmp[0]);
-            }
+            int arg = bindChains(k, dl, n, buffer, tmp[0]);
             k.arg(arg++, t.slots()).arg(arg++, t.chains()).arg(arg++, t.positions());
             k.arg(arg++, tmp[0]).arg(arg++, tmp[1]).arg(arg++, tmp[2]).arg(arg++, tmp[3]).arg(arg++, tmp[4]).arg(arg++, sources.length).arg(arg, dests.length);
             k.launch(new long[] {wg}, new long[] {wg});
@@ -278,9 +273,33 @@ public final class DeviceRowWriter implements RowWriter {
             }
             merged += sources.length;
             return best;
-        } finally {
-            for (ClContext.Buffer b : tmp) if (b != null) b.free();
         }
+    }
+
+    /** Scratch buffer {@code i}, at least {@code bytes} long: kept, and grown by doubling. */
+    private ClContext.Buffer scratch(int i, long bytes, String what) {
+        ClContext.Buffer b = scratch[i];
+        if (b == null || b.bytes() < bytes) {
+            long size = Math.max(Math.max(bytes, 1024), b == null ? 0 : 2 * b.bytes());
+            if (b != null) b.free();
+            b = scratch[i] = cl.buffer(size, what);
+        }
+        return b;
+    }
+
+    /**
+     * Binds a lane's chains ({@link DeviceMerge#params}: the views of each distinct buffer, each chain's page table) from
+     * parameter 0; a chain holding no page yet is never read, and {@code any} stands in for its table. Returns the next
+     * parameter's index.
+     */
+    private static int bindChains(ClContext.Kernel k, DeviceLane dl, int n, int[] buffer, ClContext.Buffer any) {
+        int arg = 0;
+        for (int c = 0; c < n; c++) {
+            DeviceLane.Chain ch = dl.chain(c);
+            if (buffer[c] == c) k.arg(arg++, ch.pages().buffer()).arg(arg++, ch.pages().buffer()).arg(arg++, ch.pages().buffer());
+            k.arg(arg++, ch.table() != null ? ch.table() : any);
+        }
+        return arg;
     }
 
     private record PackKey(List<QuantSpec> chains, List<Integer> buffers, int rowsPerPage, int headDim, int part, int target) {
@@ -316,22 +335,15 @@ public final class DeviceRowWriter implements RowWriter {
                 specs.get(chain), chain), Dialect.OPENCL), "-cl-std=CL1.2", "packing blocks of " + specs.get(chain)).kernel("pack_block"));
         DeviceLane.Chain target = dl.chain(chain);
         long dst = (long) target.deviceSlot(block) * target.pages().pageBytes();
-        ClContext.Buffer list = cl.buffer(4L * entries.length, "a block's entries");
+        ClContext.Buffer list = scratch(0, 4L * entries.length, "a block's entries");
         try (Arena a = Arena.ofConfined()) {
             DeviceLane.Tables t = dl.tables(lane, null, a);
             list.write(entries);
-            int arg = 0;
-            for (int c = 0; c < n; c++) {
-                DeviceLane.Chain ch = dl.chain(c);
-                if (buffer[c] == c) k.arg(arg++, ch.pages().buffer()).arg(arg++, ch.pages().buffer()).arg(arg++, ch.pages().buffer());
-                k.arg(arg++, ch.table() != null ? ch.table() : list);
-            }
+            int arg = bindChains(k, dl, n, buffer, list);
             k.arg(arg++, t.slots()).arg(arg++, t.chains()).arg(arg++, list).arg(arg, Math.toIntExact(dst));
             k.launch(new long[] {1}, null);
             // the tables were sent queued from this arena
             cl.finish();
-        } finally {
-            list.free();
         }
         packed++;
     }
@@ -417,10 +429,7 @@ public final class DeviceRowWriter implements RowWriter {
     private void launch(Precision p, int d, ClContext.Buffer pages, ClContext.Buffer src, int[] rows, int count) {
         ClContext.Kernel k = kernels.computeIfAbsent(p.ordinal() * 65536 + d, x -> cl.build(CEmitter.emit(module(p, d), Dialect.OPENCL), "-cl-std=CL1.2",
                 "appending " + p + " rows of " + d + " channels").kernel("append_rows"));
-        if (table == null || table.bytes() < 4L * rows.length) {
-            if (table != null) table.free();
-            table = cl.buffer(Math.max(4L * rows.length, 4096), "appended rows' places");
-        }
+        ClContext.Buffer table = scratch(5, 4L * rows.length, "appended rows' places");
         try (Arena a = Arena.ofConfined()) {
             table.write(0, a.allocateFrom(ValueLayout.JAVA_INT, rows));
         }
@@ -438,7 +447,7 @@ public final class DeviceRowWriter implements RowWriter {
         }
     }
 
-    /** Pages brought back to the host so far (it read rows written here), and rows moved here (evictions). */
+    /** Pages brought back to the host so far (it read rows written here), and rows moved here within their chains. */
     public long pagesFilled() {
         return lanes.pagesFilled();
     }
