@@ -60,3 +60,12 @@ kvpc_need_maven() {
 # (docs/performance.md, "The first decode step").
 kvpc_decode_opts=(--add-modules jdk.incubator.vector -XX:CompileCommand=quiet
   "-XX:CompileCommand=CompileThresholdScaling,dev.kvpc.backend.jvm.DecodeTemplate*::*,0.05")
+
+# Preloads the JDK's libjsig (its signal chaining) for the java this shell starts, on Linux where the JDK has it: a
+# native library that installs signal handlers (LLVM, inside an OpenCL platform) then chains them behind the JVM's.
+kvpc_signal_chaining() {
+  local jsig="$JAVA_HOME/lib/libjsig.so"
+  if [ "$(uname -s)" = Linux ] && [ -f "$jsig" ]; then
+    export LD_PRELOAD="$jsig${LD_PRELOAD:+:$LD_PRELOAD}"
+  fi
+}

@@ -26,6 +26,8 @@ public final class ClContext implements AutoCloseable {
     private final java.util.List<Buffer> buffers = new java.util.ArrayList<>();
     private long bufferBytes;
     private boolean closed;
+    /** A kernel was launched in a new shape since the last wait ({@link #settled}). */
+    private volatile boolean compiling;
 
     public ClContext(ClDevice device) {
         this.cl = OpenCl.get();
@@ -45,6 +47,7 @@ public final class ClContext implements AutoCloseable {
             queue = (MemorySegment) cl.createCommandQueue.invokeExact(context, device.id(), 0L, err);
             OpenCl.check("clCreateCommandQueue", err.get(JAVA_INT, 0), "opening a queue on " + device.name());
             releases.push(() -> release(cl.releaseCommandQueue, queue));
+            OpenCl.afterCompiler();
         } catch (ClException e) {
             close();
             throw e;
@@ -86,6 +89,7 @@ public final class ClContext implements AutoCloseable {
             MemorySegment devs = a.allocate(ADDRESS);
             devs.set(ADDRESS, 0, device.id());
             int rc = (int) cl.buildProgram.invokeExact(program, 1, devs, a.allocateFrom(options == null ? "" : options), MemorySegment.NULL, MemorySegment.NULL);
+            OpenCl.afterCompiler();
             if (rc != 0) throw new ClException("clBuildProgram", rc, "building " + what + " for " + device.name(), buildLog(program));
             return new Program(program, what, buildLog(program));
         } catch (ClException e) {
@@ -133,6 +137,7 @@ public final class ClContext implements AutoCloseable {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment err = a.allocate(JAVA_INT);
                 MemorySegment k = (MemorySegment) cl.createKernel.invokeExact(handle, a.allocateFrom(name), err);
+                OpenCl.afterCompiler();
                 OpenCl.check("clCreateKernel", err.get(JAVA_INT, 0), "kernel " + name + " of " + what);
                 releases.push(() -> release(cl.releaseKernel, k));
                 return new Kernel(k, name);
@@ -149,6 +154,8 @@ public final class ClContext implements AutoCloseable {
         private final MemorySegment handle;
         private final String name;
         private final Arena args = Arena.ofAuto();
+        /** Work-group sizes launched so far (a platform may compile a kernel anew for each). */
+        private long[] shapes = new long[0];
 
         Kernel(MemorySegment handle, String name) {
             this.handle = handle;
@@ -195,11 +202,27 @@ public final class ClContext implements AutoCloseable {
                 MemorySegment l = local == null ? MemorySegment.NULL : a.allocateFrom(JAVA_LONG, local);
                 OpenCl.check("clEnqueueNDRangeKernel", (int) cl.enqueueNDRangeKernel.invokeExact(queue, handle, global.length, MemorySegment.NULL, g, l, 0,
                         MemorySegment.NULL, MemorySegment.NULL), "launching kernel " + name);
+                // the platform may compile it for this shape when it runs (PoCL does, on its own thread): the JVM's
+                // signal handlers are put back once a wait has seen it run
+                if (newShape(local)) compiling = true;
             } catch (ClException e) {
                 throw e;
             } catch (Throwable t) {
                 throw new ClException("launching kernel " + name + ": " + t);
             }
+        }
+
+        /** Whether no launch of this kernel had work-groups of {@code local} before (then noted). */
+        private boolean newShape(long[] local) {
+            long key = -1;
+            if (local != null) {
+                key = 0;
+                for (long l : local) key = key * 1_000_003L + l;
+            }
+            for (long s : shapes) if (s == key) return false;
+            shapes = java.util.Arrays.copyOf(shapes, shapes.length + 1);
+            shapes[shapes.length - 1] = key;
+            return true;
         }
     }
 
@@ -323,6 +346,7 @@ public final class ClContext implements AutoCloseable {
             try {
                 OpenCl.check(call, (int) h.invokeExact(queue, handle, blocking ? 1 : 0, offset, host.byteSize(), host, 0, MemorySegment.NULL,
                         MemorySegment.NULL), "copying " + host.byteSize() + " bytes");
+                if (blocking) settled();
             } catch (ClException e) {
                 throw e;
             } catch (Throwable t) {
@@ -344,10 +368,19 @@ public final class ClContext implements AutoCloseable {
     public void finish() {
         try {
             OpenCl.check("clFinish", (int) cl.finish.invokeExact(queue), "waiting for " + device.name());
+            settled();
         } catch (ClException e) {
             throw e;
         } catch (Throwable t) {
             throw new ClException("clFinish: " + t);
+        }
+    }
+
+    /** After a wait: every kernel queued before it has run, so any compile it needed is done. */
+    private void settled() {
+        if (compiling) {
+            compiling = false;
+            OpenCl.afterCompiler();
         }
     }
 

@@ -37,6 +37,8 @@ public final class OpenCl {
 
     private static OpenCl instance;
     private static String unavailable;
+    /** The process's signal handlers before the library first ran (null where they cannot be read). */
+    private static SignalHandlers signals;
 
     final MethodHandle getPlatformIDs, getPlatformInfo, getDeviceIDs, getDeviceInfo, createContext, createCommandQueue,
             createProgramWithSource, buildProgram, getProgramBuildInfo, createKernel, setKernelArg, createBuffer,
@@ -79,6 +81,7 @@ public final class OpenCl {
     public static synchronized OpenCl get() {
         if (instance != null) return instance;
         if (unavailable != null) throw new ClException(unavailable);
+        if (signals == null) signals = SignalHandlers.save();
         List<String> names = new ArrayList<>();
         String env = System.getenv("KVPC_OPENCL_LIBRARY");
         if (env != null && !env.isBlank()) names.add(env);
@@ -94,6 +97,7 @@ public final class OpenCl {
             }
             try {
                 instance = new OpenCl(lib, name);
+                afterCompiler();
                 return instance;
             } catch (ClException e) {
                 unavailable = name + ": " + e.getMessage();
@@ -104,6 +108,32 @@ public final class OpenCl {
                 + "platform (on Debian: ocl-icd-libopencl1 and pocl-opencl-icd, or a GPU driver's OpenCL), or name the "
                 + "library with KVPC_OPENCL_LIBRARY";
         throw new ClException(unavailable);
+    }
+
+    /**
+     * Puts back the JVM's signal handlers where the platform's compiler (LLVM, in PoCL) replaced them
+     * ({@link SignalHandlers}): called after every call that may have run it.
+     */
+    static void afterCompiler() {
+        SignalHandlers s;
+        synchronized (OpenCl.class) {
+            s = signals;
+        }
+        if (s != null) s.restore();
+    }
+
+    /** The handlers kept, or null (tests). */
+    static synchronized SignalHandlers signals() {
+        return signals;
+    }
+
+    /** Signal handlers put back after the platform's compiler replaced them, so far (0 where none was). */
+    public static long signalHandlersRestored() {
+        SignalHandlers s;
+        synchronized (OpenCl.class) {
+            s = signals;
+        }
+        return s == null ? 0 : s.restored();
     }
 
     /** Whether an OpenCL library loads and has at least one device. */
@@ -126,7 +156,10 @@ public final class OpenCl {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment count = a.allocate(JAVA_INT);
             int rc = (int) getPlatformIDs.invokeExact(0, MemorySegment.NULL, count);
-            if (rc == PLATFORM_NOT_FOUND_KHR) return out;
+            if (rc == PLATFORM_NOT_FOUND_KHR) {
+                afterCompiler();
+                return out;
+            }
             check("clGetPlatformIDs", rc, "listing OpenCL platforms");
             int np = count.get(JAVA_INT, 0);
             MemorySegment platforms = a.allocate(ADDRESS, Math.max(1, np));
@@ -154,6 +187,7 @@ public final class OpenCl {
         } catch (Throwable t) {
             throw new ClException("listing OpenCL devices: " + t);
         }
+        OpenCl.afterCompiler();
         return out;
     }
 
