@@ -126,9 +126,15 @@ public final class DeviceLanes implements AutoCloseable {
         return 0;
     }
 
-    /** Pages sent to the device so far, over the lanes held now. */
+    /** Pages sent by lanes no longer held. */
+    private long sentByDropped;
+
+    /**
+     * Pages sent to the device so far, by every lane it held (a count that only grows: a caller compares it before and
+     * after a call to know whether pages went, queued, from the host's memory).
+     */
     public synchronized long pagesSent() {
-        long n = 0;
+        long n = sentByDropped;
         for (List<Mirror> bucket : lanes.values()) for (Mirror m : bucket) n += m.lane.pagesSent();
         return n;
     }
@@ -150,6 +156,7 @@ public final class DeviceLanes implements AutoCloseable {
     private void dropUnreachable() {
         for (java.lang.ref.Reference<? extends KernelRows> r; (r = gone.poll()) != null; ) {
             Mirror m = (Mirror) r;
+            sentByDropped += m.lane.pagesSent();
             m.lane.release();
             List<Mirror> bucket = lanes.get(m.hash);
             if (bucket != null) {
