@@ -25,7 +25,8 @@ class ClMatmulTest {
             Random r = new Random(5);
             for (GgufFile.TensorType type : GgufFile.TensorType.values()) {
                 for (int[] shape : new int[][] {{96, 128}, {33, 64}, {512, 288}}) {
-                    Matrix w = Matrix.random(type, shape[0], shape[1], r);
+                    // K-quant rows are whole blocks of 256
+                    Matrix w = Matrix.random(type, shape[0], type.codec != null && type.codec.block > 1 ? 256 * (1 + shape[1] / 256) : shape[1], r);
                     for (int tokens : new int[] {1, 5}) {
                         float[] x = new float[tokens * w.cols];
                         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();

@@ -17,22 +17,38 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A GGUF file (versions 2 and 3): its metadata, its tensor directory, and tensors read as floats (F32, F16, Q8_0
- * and Q4_0 dequantised on read) or as {@link Matrix matrices} in their stored type. Every malformed file is refused with a {@link ModelFormatException} naming the
+ * A GGUF file (versions 2 and 3): its metadata, its tensor directory, and tensors read as floats (F16, BF16, Q8_0,
+ * Q4_0 and the K-quants Q4_K, Q5_K, Q6_K dequantised on read) or as {@link Matrix matrices} in their stored type. Every malformed file is refused with a {@link ModelFormatException} naming the
  * file and what is wrong: bad magic, unsupported version, truncated header or data, unknown value or tensor type,
  * tensors outside the file, a missing key or tensor, or a tensor of the wrong shape.
  */
 public final class GgufFile {
     /** GGML tensor types this reader dequantises, by their GGUF code. */
     public enum TensorType {
-        F32(0, 1, 4), F16(1, 1, 2), Q4_0(2, 32, 18), Q8_0(8, 32, 34);
+        F32(0, 1, 4), F16(1, 1, 2), Q4_0(2, 32, 18), Q8_0(8, 32, 34),
+        Q4_K(12, BlockCodec.Q4_K), Q5_K(13, BlockCodec.Q5_K), Q6_K(14, BlockCodec.Q6_K), BF16(30, BlockCodec.BF16);
 
         final int code, block, blockBytes;
+        /** The codec that decodes a row, for the types the engine holds as {@link Matrix.Blocks}; null for the others. */
+        public final BlockCodec codec;
 
         TensorType(int code, int block, int blockBytes) {
             this.code = code;
             this.block = block;
             this.blockBytes = blockBytes;
+            this.codec = null;
+        }
+
+        TensorType(int code, BlockCodec codec) {
+            this.code = code;
+            this.block = codec.block;
+            this.blockBytes = codec.bytes;
+            this.codec = codec;
+        }
+
+        /** Bytes of {@code n} weights (whole blocks) in this type. */
+        public long bytes(long n) {
+            return n / block * blockBytes;
         }
     }
 
@@ -103,7 +119,10 @@ public final class GgufFile {
             int code = b.getInt();
             TensorType type = null;
             for (TensorType t : TensorType.values()) if (t.code == code) type = t;
-            if (type == null) throw new ModelFormatException(file + ": tensor '" + name + "' has unsupported tensor type " + code + " (this reader reads F32, F16, Q4_0, Q8_0)");
+            if (type == null) {
+                throw new ModelFormatException(file + ": tensor '" + name + "' has unsupported tensor type " + code + " (this reader reads "
+                        + java.util.Arrays.toString(TensorType.values()) + ")");
+            }
             long offset = b.getLong();
             Tensor t = new Tensor(name, dims, type, offset);
             if (dims[0] % type.block != 0) throw new ModelFormatException(file + ": tensor '" + name + "' rows of " + dims[0] + " are not whole " + type + " blocks");
@@ -248,8 +267,9 @@ public final class GgufFile {
 
     /**
      * A 2-D tensor of shape {@code [cols, rows]} (innermost first) as a {@link Matrix} in its stored type: F32 and F16
-     * values copied as they are, Q8_0 and Q4_0 blocks split into their quants (bytes, or packed nibble bytes) and
-     * their f16 scales (held as the floats they convert to exactly).
+     * values copied as they are, BF16 widened to F32 (exactly), the K-quants' blocks kept as they are
+     * ({@link Matrix.Blocks}), Q8_0 and Q4_0 blocks split into their quants (bytes, or packed nibble bytes) and their
+     * f16 scales (held as the floats they convert to exactly).
      */
     public Matrix matrix(String name, long cols, long rows) throws ModelFormatException {
         Tensor t = tensor(name, cols, rows);
@@ -283,6 +303,19 @@ public final class GgufFile {
                 }
                 yield new Matrix.Q4_0(r, c, q, d);
             }
+            case BF16 -> {
+                // widened at load, exactly: a BF16 weight is the high half of its float
+                float[] w = new float[n];
+                byte[] raw = new byte[2 * n];
+                data.get(p, raw);
+                BlockCodec.BF16.decode(raw, 0, w, 0, n);
+                yield new Matrix.F32(r, c, w);
+            }
+            case Q4_K, Q5_K, Q6_K -> {
+                byte[] raw = new byte[Math.toIntExact(t.type.bytes(n))];
+                data.get(p, raw);
+                yield new Matrix.Blocks(r, c, t.type, raw);
+            }
         };
     }
 
@@ -313,6 +346,11 @@ public final class GgufFile {
                         out[blk * 32 + i + 16] = ((q >> 4) - 8) * d;
                     }
                 }
+            }
+            case Q4_K, Q5_K, Q6_K, BF16 -> {
+                byte[] raw = new byte[Math.toIntExact(t.type.bytes(n))];
+                data.get(p, raw);
+                t.type.codec.decode(raw, 0, out, 0, out.length);
             }
         }
         return out;

@@ -5,9 +5,11 @@ package dev.kvpc.examples.llama;
  * in: F32 floats, F16 halves, or Q8_0 / Q4_0 blocks of 32 weights of a row with one scale each. Block scales are
  * stored f16 in GGUF and held here as the floats they convert to exactly; Q8_0 quants stay signed bytes, Q4_0 quants
  * stay packed nibbles (byte {@code k} of a block holds weight {@code k} in its low nibble and weight {@code k + 16} in
- * its high nibble, each biased by 8), as GGUF lays them out. {@link Matmul} kernels read them as they are.
+ * its high nibble, each biased by 8), as GGUF lays them out. {@link Matmul} kernels read them as they are. The
+ * K-quants (Q4_K, Q5_K, Q6_K) are {@link Blocks}: the file's bytes as they are, a row decoded by its
+ * {@link BlockCodec} when a kernel reads it. BF16 weights are held as F32 (their exact widening).
  */
-public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0, Matrix.Q4_0 {
+public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0, Matrix.Q4_0, Matrix.Blocks {
     public final int rows, cols;
 
     Matrix(int rows, int cols) {
@@ -37,7 +39,7 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
 
     /**
      * A matrix of random weights in {@code type}, for benchmarks and tests: F32 and F16 weights Gaussian with standard
-     * deviation 0.05; Q8_0 quants -127..127 and Q4_0 nibbles 0..15 uniform, with random f16-exact block scales in
+     * deviation 0.05, and K-quants and BF16 such weights encoded; Q8_0 quants -127..127 and Q4_0 nibbles 0..15 uniform, with random f16-exact block scales in
      * [0.001, 0.011).
      */
     public static Matrix random(GgufFile.TensorType type, int rows, int cols, java.util.random.RandomGenerator r) {
@@ -62,6 +64,17 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
                 byte[] q = new byte[n / 2];
                 r.nextBytes(q);
                 yield new Q4_0(rows, cols, q, randomScales(n / 32, r));
+            }
+            case BF16 -> {
+                float[] w = new float[n];
+                for (int i = 0; i < n; i++) w[i] = (float) r.nextGaussian() * 0.05f;
+                BlockCodec.BF16.decode(BlockCodec.BF16.encode(w), 0, w, 0, n);
+                yield new F32(rows, cols, w);
+            }
+            case Q4_K, Q5_K, Q6_K -> {
+                float[] w = new float[n];
+                for (int i = 0; i < n; i++) w[i] = (float) r.nextGaussian() * 0.05f;
+                yield new Blocks(rows, cols, type, type.codec.encode(w));
             }
         };
     }
@@ -221,6 +234,38 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
 
         public long bytes() {
             return q.length + 4L * d.length;
+        }
+    }
+
+    /**
+     * Weights in one of {@link BlockCodec}'s K-quant formats, the file's bytes as they are (a row is whole blocks: llama.cpp
+     * makes K-quant rows multiples of 256). A kernel decodes a row into floats and takes its dot products from those.
+     */
+    public static final class Blocks extends Matrix {
+        private final GgufFile.TensorType type;
+        final byte[] raw;
+        private final int rowBytes;
+
+        public Blocks(int rows, int cols, GgufFile.TensorType type, byte[] raw) {
+            super(rows, cols);
+            if (type.codec == null || type.codec.block == 1) throw new IllegalArgumentException(type + " is not a K-quant block format");
+            if (cols % type.codec.block != 0) throw new IllegalArgumentException("rows of " + cols + " are not whole " + type + " blocks of " + type.codec.block);
+            this.type = type;
+            this.rowBytes = Math.toIntExact(type.bytes(cols));
+            checkLength(type + " bytes", raw.length, (long) rows * rowBytes);
+            this.raw = raw;
+        }
+
+        public GgufFile.TensorType type() {
+            return type;
+        }
+
+        public void row(int r, float[] dst, int off) {
+            type.codec.decode(raw, r * rowBytes, dst, off, cols);
+        }
+
+        public long bytes() {
+            return raw.length;
         }
     }
 }

@@ -63,6 +63,19 @@ final class ScalarMatmul implements Matmul.Rows {
                     }
                 }
             }
+            case Matrix.Blocks m -> {
+                // a row decoded once, then its dot product with every token
+                float[] row = new float[n];
+                for (int i = from; i < to; i++) {
+                    m.row(i, row, 0);
+                    for (int t = 0; t < tokens; t++) {
+                        float val = 0;
+                        int xo = t * n;
+                        for (int j = 0; j < n; j++) val += row[j] * x[xo + j];
+                        out[t * d + i] = val;
+                    }
+                }
+            }
         }
     }
 }

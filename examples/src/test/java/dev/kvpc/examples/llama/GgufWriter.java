@@ -42,12 +42,7 @@ final class GgufWriter {
     }
 
     static int code(GgufFile.TensorType t) {
-        return switch (t) {
-            case F32 -> 0;
-            case F16 -> 1;
-            case Q4_0 -> 2;
-            case Q8_0 -> 8;
-        };
+        return t.code;
     }
 
     static byte[] encode(GgufFile.TensorType type, float[] w) {
@@ -91,7 +86,9 @@ final class GgufWriter {
                     }
                 }
             }
-            default -> throw new AssertionError(type);
+            default -> {
+                return type.codec.encode(w);
+            }
         }
         return b.array();
     }
@@ -100,6 +97,10 @@ final class GgufWriter {
     static float[] dequantise(GgufFile.TensorType type, byte[] bytes, int n) {
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         float[] out = new float[n];
+        if (type.codec != null) {
+            type.codec.decode(bytes, 0, out, 0, n);
+            return out;
+        }
         for (int i = 0; i < n; i++) {
             out[i] = switch (type) {
                 case F32 -> b.getFloat(4 * i);
@@ -109,6 +110,7 @@ final class GgufWriter {
                     int k = i % 32, byt = b.get(i / 32 * 18 + 2 + k % 16) & 0xff;
                     yield ((k < 16 ? byt & 15 : byt >> 4) - 8) * Float.float16ToFloat(b.getShort(i / 32 * 18));
                 }
+                default -> throw new AssertionError(type);
             };
         }
         return out;
@@ -129,6 +131,14 @@ final class GgufWriter {
                     string(h, s);
                 }
                 case Boolean b -> h.putInt(7).put((byte) (b ? 1 : 0));
+                case List<?> l when !l.isEmpty() && l.getFirst() instanceof Float -> {
+                    h.putInt(9).putInt(6).putLong(l.size());
+                    for (Object f : l) h.putFloat((Float) f);
+                }
+                case List<?> l when !l.isEmpty() && l.getFirst() instanceof Integer -> {
+                    h.putInt(9).putInt(5).putLong(l.size());
+                    for (Object i : l) h.putInt((Integer) i);
+                }
                 case List<?> l -> {
                     h.putInt(9).putInt(8).putLong(l.size());
                     for (Object s : l) string(h, (String) s);

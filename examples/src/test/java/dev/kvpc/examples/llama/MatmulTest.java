@@ -50,20 +50,31 @@ class MatmulTest {
     @Test
     void matricesHoldTheFilesWeightsInTheirStoredType(@TempDir Path tmp) throws Exception {
         for (GgufFile.TensorType type : TYPES) {
-            Loaded l = load(tmp, type, 6, 64, 1);
-            assertEquals(type, l.m().type());
+            int cols = Math.max(64, type.block);
+            Loaded l = load(tmp, type, 6, cols, 1);
+            assertEquals(type == GgufFile.TensorType.BF16 ? GgufFile.TensorType.F32 : type, l.m().type(), "held in its type (BF16 as F32)");
             assertEquals(6, l.m().rows);
-            assertEquals(64, l.m().cols);
+            assertEquals(cols, l.m().cols);
             assertArrayEquals(l.dequantised(), l.m().toFloats(), type.toString());
-            long perWeight = switch (type) { case F32 -> 32; case F16 -> 16; case Q8_0 -> 9; case Q4_0 -> 5; };
-            assertEquals(6 * 64 * perWeight / 8, l.m().bytes(), type + ": bytes held (quants, and a float scale per 32)");
+            // bits held per 256 weights: Q8_0 and Q4_0 hold a float scale per 32, the K-quants their file bytes, BF16 floats
+            long bits = switch (type) {
+                case F32 -> 8192;
+                case F16 -> 4096;
+                case BF16 -> 8192;
+                case Q8_0 -> 2304;
+                case Q4_0 -> 1280;
+                case Q4_K -> 1152;
+                case Q5_K -> 1408;
+                case Q6_K -> 1680;
+            };
+            assertEquals(6L * cols * bits / 256 / 8, l.m().bytes(), type + ": bytes held");
         }
     }
 
     @Test
     void theScalarKernelIsDequantiseThenAddLeftToRight(@TempDir Path tmp) throws Exception {
         for (GgufFile.TensorType type : TYPES) {
-            int cols = type == GgufFile.TensorType.Q8_0 || type == GgufFile.TensorType.Q4_0 ? 96 : 100;
+            int cols = type.block == 1 ? 100 : type.block == 32 ? 96 : 2 * type.block;
             Loaded l = load(tmp, type, 13, cols, 2);
             float[] x = randomInput(3 * cols, 3), out = new float[3 * 13];
             Matmul.scalar().matmul(out, l.m(), x, 3);
@@ -82,9 +93,9 @@ class MatmulTest {
         int[][] shapes = {{37, 96}, {5, 32}, {64, 256}, {9, 128}};
         double worst = 0;
         for (GgufFile.TensorType type : TYPES) {
-            boolean blocks = type == GgufFile.TensorType.Q8_0 || type == GgufFile.TensorType.Q4_0;
             for (int[] s : shapes) {
-                int rows = s[0], cols = blocks ? s[1] : s[1] + 5; // F32 and F16 rows also end in a partial vector
+                // F32, F16 and BF16 rows also end in a partial vector; K-quant rows are whole blocks of 256
+                int rows = s[0], cols = type.block == 1 ? s[1] + 5 : type.block == 32 ? s[1] : type.block * (1 + s[1] / 128);
                 Loaded l = load(tmp, type, rows, cols, rows * 31L + cols);
                 for (int tokens : new int[]{1, 3, 4, 6}) {
                     float[] x = randomInput(tokens * cols, tokens), out = new float[tokens * rows];
@@ -112,14 +123,15 @@ class MatmulTest {
     @Test
     void oneHotInputsReadEveryQuantInItsPlace(@TempDir Path tmp) throws Exception {
         for (GgufFile.TensorType type : TYPES) {
-            Loaded l = load(tmp, type, 7, 64, 4);
+            int cols = Math.max(64, type.block);
+            Loaded l = load(tmp, type, 7, cols, 4);
             for (Matmul mm : new Matmul[]{Matmul.scalar(), Matmul.vector()}) {
-                for (int c = 0; c < 64; c++) {
-                    float[] x = new float[64], out = new float[7];
+                for (int c = 0; c < cols; c++) {
+                    float[] x = new float[cols], out = new float[7];
                     x[c] = 1;
                     mm.matmul(out, l.m(), x, 1);
                     for (int i = 0; i < 7; i++)
-                        assertEquals(l.dequantised()[i * 64 + c], out[i], 0f, type + " " + mm.name() + ": row " + i + " column " + c);
+                        assertEquals(l.dequantised()[i * cols + c], out[i], 0f, type + " " + mm.name() + ": row " + i + " column " + c);
                 }
             }
         }
@@ -128,12 +140,13 @@ class MatmulTest {
     @Test
     void aTokenGetsTheSameFloatsAloneOrInABatch(@TempDir Path tmp) throws Exception {
         for (GgufFile.TensorType type : TYPES) {
-            Loaded l = load(tmp, type, 23, 128, 5);
-            float[] x = randomInput(9 * 128, 6), batch = new float[9 * 23], one = new float[23];
+            int cols = Math.max(128, type.block);
+            Loaded l = load(tmp, type, 23, cols, 5);
+            float[] x = randomInput(9 * cols, 6), batch = new float[9 * 23], one = new float[23];
             for (Matmul mm : new Matmul[]{Matmul.scalar(), Matmul.vector()}) {
                 mm.matmul(batch, l.m(), x, 9);
                 for (int t = 0; t < 9; t++) {
-                    mm.matmul(one, l.m(), java.util.Arrays.copyOfRange(x, t * 128, (t + 1) * 128), 1);
+                    mm.matmul(one, l.m(), java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1);
                     for (int i = 0; i < 23; i++)
                         assertEquals(Float.floatToIntBits(one[i]), Float.floatToIntBits(batch[t * 23 + i]), type + " " + mm.name() + " token " + t + " row " + i);
                 }

@@ -162,7 +162,8 @@ public final class ClMatmul implements Matmul {
     /** The product kernel for weights of {@code type}, as kernel IR. */
     public static KirModule module(GgufFile.TensorType type, int workGroup) {
         String[] f = switch (type) {
-            case F32 -> new String[] {"buffer float w", "let float wv = w[((i * cols) + j)];"};
+            // K-quants and BF16 go to the device decoded, as F32 (Matrix.Blocks)
+            case F32, Q4_K, Q5_K, Q6_K, BF16 -> new String[] {"buffer float w", "let float wv = w[((i * cols) + j)];"};
             case F16 -> new String[] {"buffer half w", "let float wv = w[((i * cols) + j)];"};
             // a signed byte, times its block's scale
             case Q8_0 -> new String[] {"buffer uchar wq, buffer float wd",
@@ -180,7 +181,7 @@ public final class ClMatmul implements Matmul {
         if (tokens < 1 || in.length < (long) tokens * w.cols || result.length < (long) tokens * w.rows) {
             throw new IllegalArgumentException(tokens + " tokens of " + w.rows + "x" + w.cols + " with arrays of " + in.length + " and " + result.length);
         }
-        ClContext.Kernel k = kernels.computeIfAbsent(w.type(), t -> cl.build(CEmitter.emit(module(t, wg), Dialect.OPENCL), "-cl-std=CL1.2",
+        ClContext.Kernel k = kernels.computeIfAbsent(w instanceof Matrix.Blocks ? GgufFile.TensorType.F32 : w.type(), t -> cl.build(CEmitter.emit(module(t, wg), Dialect.OPENCL), "-cl-std=CL1.2",
                 "the " + t + " matrix product").kernel("matmul"));
         ClContext.Buffer[] wb = weights.computeIfAbsent(w, this::upload);
         if (resident) {
@@ -228,6 +229,7 @@ public final class ClMatmul implements Matmul {
                     send(a.allocateFrom(ValueLayout.JAVA_FLOAT, q.scales()), "Q8_0 scales")};
                 case Matrix.Q4_0 q -> new ClContext.Buffer[] {send(a.allocateFrom(ValueLayout.JAVA_BYTE, q.quants()), "Q4_0 quants"),
                     send(a.allocateFrom(ValueLayout.JAVA_FLOAT, q.scales()), "Q4_0 scales")};
+                case Matrix.Blocks q -> new ClContext.Buffer[] {send(a.allocateFrom(ValueLayout.JAVA_FLOAT, q.toFloats()), q.type() + " weights, decoded")};
             };
             return b;
         }
