@@ -7,9 +7,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The byte-level BPE tokenizer of the project's own model ({@code tools/train/train.py}'s {@code Tokenizer}), read
- * from the GGUF file {@code tools/train/export.py} writes, encoding exactly as the Python does: the text is split
- * into pieces by the pre-tokenizer {@link #PATTERN} (Python {@code re} semantics: {@code \s} is Python's Unicode
+ * Byte-level BPE, read from a GGUF file: the project's own model's ({@code tools/train/train.py}'s {@code Tokenizer},
+ * from the file {@code tools/train/export.py} writes, encoding exactly as the Python does), or a vocabulary with
+ * llama.cpp's GPT-2, Llama 3 or Qwen2 pre-tokenizer ({@link Pre}). The text is split into pieces by the
+ * pre-tokenizer (the project's is {@link #PATTERN}, Python {@code re} semantics: {@code \s} is Python's Unicode
  * whitespace), each piece's UTF-8 bytes start as one token per byte, and the adjacent pair with the lowest merge
  * rank (the leftmost among equals) is merged until no pair has a rank. A BOS if the file asks for one; no end token.
  *
@@ -23,6 +24,50 @@ public final class BpeTokenizer implements Tokenizer {
     private record Pair(String a, String b) {
     }
 
+    /**
+     * The pre-tokenizers this class implements, by their {@code tokenizer.ggml.pre} names: the project's own
+     * ({@link #PATTERN}, written out), and llama.cpp's GPT-2, Llama 3 and Qwen2 rules as regular expressions over
+     * Unicode classes. Llama 3 also takes a pre-token that is itself in the vocabulary as one token, unmerged, as
+     * llama.cpp does for it ({@code ignore_merges}).
+     */
+    enum Pre {
+        KVPC(null, false, "kvpc"),
+        GPT2("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", false, "gpt-2"),
+        LLAMA3("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                true, "llama-bpe", "llama3", "llama-v3"),
+        QWEN2("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                false, "qwen2");
+
+        final java.util.regex.Pattern regex;
+        final boolean wholeWords;
+        final List<String> names;
+
+        Pre(String regex, boolean wholeWords, String... names) {
+            this.regex = regex == null ? null : java.util.regex.Pattern.compile(regex, java.util.regex.Pattern.UNICODE_CHARACTER_CLASS);
+            this.wholeWords = wholeWords;
+            this.names = List.of(names);
+        }
+
+        static Pre named(Object name) {
+            for (Pre p : values()) if (p.names.contains(name)) return p;
+            return null;
+        }
+
+        static List<String> allNames() {
+            List<String> l = new ArrayList<>();
+            for (Pre p : values()) l.addAll(p.names);
+            return l;
+        }
+
+        List<String> split(String text) {
+            if (regex == null) return pieces(text);
+            List<String> out = new ArrayList<>();
+            java.util.regex.Matcher m = regex.matcher(text);
+            while (m.find()) out.add(m.group());
+            return out;
+        }
+    }
+
     /** Token bytes, each byte a char 0-255 (ISO-8859-1), which keeps maps of byte strings cheap. */
     private final String[] pieces;
     private final Map<String, Integer> ids = new HashMap<>();
@@ -30,10 +75,12 @@ public final class BpeTokenizer implements Tokenizer {
     /** Each pre-token's ids once merged; concurrent because kvpc eval encodes on several threads with one tokenizer. */
     private final Map<String, int[]> cache = new java.util.concurrent.ConcurrentHashMap<>();
     private final int bos;
+    private final Pre pre;
 
-    private BpeTokenizer(String[] pieces, List<Pair> merges, int bos) {
+    private BpeTokenizer(String[] pieces, List<Pair> merges, int bos, Pre pre) {
         this.pieces = pieces;
         this.bos = bos;
+        this.pre = pre;
         // As train.py's dicts: a repeated piece or pair keeps its last index.
         for (int i = 0; i < pieces.length; i++) ids.put(pieces[i], i);
         for (int i = 0; i < merges.size(); i++) ranks.put(merges.get(i), i);
@@ -66,12 +113,13 @@ public final class BpeTokenizer implements Tokenizer {
         String f = g.file() + ": ";
         Object model = g.metadata().get("tokenizer.ggml.model");
         if (!"gpt2".equals(model)) throw new ModelFormatException(f + "tokenizer.ggml.model is " + model + ", not 'gpt2' (byte-level BPE)");
-        Object pre = g.metadata().get("tokenizer.ggml.pre");
-        if (!"kvpc".equals(pre))
-            throw new ModelFormatException(f + "tokenizer.ggml.pre is " + (pre == null ? "missing" : "'" + pre + "'")
-                    + "; this reader implements only the 'kvpc' pre-tokenizer (tools/train/)");
+        Object preName = g.metadata().get("tokenizer.ggml.pre");
+        Pre pre = Pre.named(preName);
+        if (pre == null)
+            throw new ModelFormatException(f + "tokenizer.ggml.pre is " + (preName == null ? "missing" : "'" + preName + "'")
+                    + "; this reader implements the pre-tokenizers " + String.join(", ", Pre.allNames()));
         Object pattern = g.metadata().get("kvpc.tokenizer.pattern");
-        if (!PATTERN.equals(pattern))
+        if (pre == Pre.KVPC && !PATTERN.equals(pattern))
             throw new ModelFormatException(f + "kvpc.tokenizer.pattern is " + (pattern == null ? "missing" : "/" + pattern + "/")
                     + "; this reader implements /" + PATTERN + "/");
         List<String> tokens = g.strings("tokenizer.ggml.tokens");
@@ -108,7 +156,7 @@ public final class BpeTokenizer implements Tokenizer {
                 throw new ModelFormatException(f + "tokenizer.ggml.add_bos_token is true but tokenizer.ggml.bos_token_id is " + (id == null ? "missing" : id + ", not a token"));
             bos = n.intValue();
         }
-        return new BpeTokenizer(pieces, merges, bos);
+        return new BpeTokenizer(pieces, merges, bos, pre);
     }
 
     @Override
@@ -120,7 +168,7 @@ public final class BpeTokenizer implements Tokenizer {
     public int[] encode(String text) {
         List<int[]> parts = new ArrayList<>();
         int n = 0;
-        for (String p : pieces(text)) {
+        for (String p : pre.split(text)) {
             int[] ids = cache.computeIfAbsent(p, this::merge);
             parts.add(ids);
             n += ids.length;
@@ -136,6 +184,10 @@ public final class BpeTokenizer implements Tokenizer {
 
     private int[] merge(String piece) {
         byte[] bytes = piece.getBytes(StandardCharsets.UTF_8);
+        if (pre.wholeWords) {
+            Integer whole = ids.get(new String(bytes, StandardCharsets.ISO_8859_1));
+            if (whole != null) return new int[] {whole};
+        }
         List<String> s = new ArrayList<>(bytes.length);
         for (byte b : bytes) s.add(String.valueOf((char) (b & 0xff)));
         while (s.size() > 1) {

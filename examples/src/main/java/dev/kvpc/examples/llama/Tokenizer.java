@@ -29,7 +29,7 @@ public interface Tokenizer {
 
     /**
      * The vocabulary a GGUF file carries, by its {@code tokenizer.ggml.model}: {@code llama} (SentencePiece scores)
-     * or {@code gpt2} (byte-level BPE merges, with the {@code kvpc} pre-tokenizer).
+     * or {@code gpt2} (byte-level BPE merges, with the {@code kvpc}, {@code gpt-2}, {@code llama-bpe} or {@code qwen2} pre-tokenizer).
      */
     static Tokenizer fromGguf(GgufFile g, int vocab) throws ModelFormatException {
         Object model = g.metadata().get("tokenizer.ggml.model");
