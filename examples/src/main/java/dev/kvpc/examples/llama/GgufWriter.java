@@ -1,6 +1,5 @@
 package dev.kvpc.examples.llama;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -13,39 +12,65 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Test code: writes GGUF v3 files (metadata of integers, floats, booleans, strings and lists of strings; tensors as given bytes) and quantises
+ * Writes GGUF v3 files (metadata of integers, floats, booleans, strings and lists of strings, floats or integers;
+ * tensors as given bytes, or made chunk by chunk while the file is written, for files larger than memory) and quantises
  * floats into GGML's block layouts, written from the GGUF specification: F16 as IEEE halves; Q8_0 as blocks of 34
  * bytes (an f16 scale {@code amax / 127}, then 32 signed quants {@code round(w / scale)}); Q4_0 as blocks of 18 bytes
  * (an f16 scale {@code max / -8}, max the weight of largest magnitude with its sign, then 16 bytes, byte {@code k}
  * holding weight {@code k}'s quant in its low nibble and weight {@code k + 16}'s in its high nibble, quants
- * {@code w / scale + 8} truncated after adding 0.5 and clamped to 0..15). {@link #dequantise} reads them back by the
- * same specification, independently of {@link GgufFile}.
+ * {@code w / scale + 8} truncated after adding 0.5 and clamped to 0..15); the K-quants and BF16 by {@link BlockCodec}.
+ * {@link #dequantise} reads them back by the same specification, independently of {@link GgufFile}. The project's
+ * tests write their files with it, and {@code kvpc synth-model} ({@link SynthModel}).
  */
-final class GgufWriter {
+public final class GgufWriter {
     private final Map<String, Object> meta = new LinkedHashMap<>();
-    private final List<Object[]> tensors = new ArrayList<>();
+    private final List<Tensor> tensors = new ArrayList<>();
 
-    GgufWriter put(String key, Object value) {
+    /** The bytes of a tensor made while the file is written: {@code chunk(i)} for {@code i} in {@code 0..chunks-1}, in order. */
+    public interface Chunks {
+        int chunks();
+
+        byte[] chunk(int i);
+    }
+
+    private record Tensor(String name, GgufFile.TensorType type, long[] dims, long bytes, Chunks data) {
+    }
+
+    public GgufWriter put(String key, Object value) {
         meta.put(key, value);
         return this;
     }
 
     /** A tensor of {@code dims} (innermost first) of {@code type} holding {@code bytes} (its GGML encoding). */
-    GgufWriter tensor(String name, GgufFile.TensorType type, byte[] bytes, long... dims) {
-        tensors.add(new Object[]{name, type, bytes, dims});
-        return this;
+    public GgufWriter tensor(String name, GgufFile.TensorType type, byte[] bytes, long... dims) {
+        return tensor(name, type, bytes.length, new Chunks() {
+            public int chunks() {
+                return 1;
+            }
+
+            public byte[] chunk(int i) {
+                return bytes;
+            }
+        }, dims);
     }
 
     /** A tensor of floats encoded as {@code type}. */
-    GgufWriter tensor(String name, GgufFile.TensorType type, float[] values, long... dims) {
+    public GgufWriter tensor(String name, GgufFile.TensorType type, float[] values, long... dims) {
         return tensor(name, type, encode(type, values), dims);
+    }
+
+    /** A tensor of {@code bytes} made by {@code data} when the file is written. */
+    public GgufWriter tensor(String name, GgufFile.TensorType type, long bytes, Chunks data, long... dims) {
+        tensors.add(new Tensor(name, type, dims.clone(), bytes, data));
+        return this;
     }
 
     static int code(GgufFile.TensorType t) {
         return t.code;
     }
 
-    static byte[] encode(GgufFile.TensorType type, float[] w) {
+    /** {@code w} in {@code type}'s encoding (a whole number of its blocks). */
+    public static byte[] encode(GgufFile.TensorType type, float[] w) {
         ByteBuffer b;
         switch (type) {
             case F32 -> {
@@ -116,20 +141,21 @@ final class GgufWriter {
         return out;
     }
 
-    void write(Path file) throws IOException {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteBuffer h = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+    /** Writes the file; {@code progress} hears the bytes of tensor data written so far after each chunk. */
+    public void write(Path file) throws IOException {
+        write(file, done -> { });
+    }
+
+    public void write(Path file, java.util.function.LongConsumer progress) throws IOException {
+        Header h = new Header();
         h.putInt(0x46554747).putInt(3).putLong(tensors.size()).putLong(meta.size());
         for (var e : meta.entrySet()) {
-            string(h, e.getKey());
+            h.string(e.getKey());
             switch (e.getValue()) {
                 case Integer i -> h.putInt(4).putInt(i);
                 case Long l -> h.putInt(10).putLong(l);
                 case Float f -> h.putInt(6).putFloat(f);
-                case String s -> {
-                    h.putInt(8);
-                    string(h, s);
-                }
+                case String s -> h.putInt(8).string(s);
                 case Boolean b -> h.putInt(7).put((byte) (b ? 1 : 0));
                 case List<?> l when !l.isEmpty() && l.getFirst() instanceof Float -> {
                     h.putInt(9).putInt(6).putLong(l.size());
@@ -141,35 +167,86 @@ final class GgufWriter {
                 }
                 case List<?> l -> {
                     h.putInt(9).putInt(8).putLong(l.size());
-                    for (Object s : l) string(h, (String) s);
+                    for (Object s : l) h.string((String) s);
                 }
-                default -> throw new AssertionError("metadata of " + e.getValue().getClass());
+                default -> throw new IllegalArgumentException("metadata '" + e.getKey() + "' of " + e.getValue().getClass().getSimpleName());
             }
         }
         long offset = 0;
-        List<byte[]> data = new ArrayList<>();
-        for (Object[] t : tensors) {
-            string(h, (String) t[0]);
-            long[] dims = (long[]) t[3];
-            h.putInt(dims.length);
-            for (long d : dims) h.putLong(d);
-            h.putInt(code((GgufFile.TensorType) t[1]));
+        for (Tensor t : tensors) {
+            h.string(t.name());
+            h.putInt(t.dims().length);
+            for (long d : t.dims()) h.putLong(d);
+            h.putInt(code(t.type()));
             h.putLong(offset);
-            byte[] bytes = (byte[]) t[2];
-            data.add(bytes);
-            offset += (bytes.length + 31) / 32 * 32;
+            offset += (t.bytes() + 31) / 32 * 32;
         }
-        while (h.position() % 32 != 0) h.put((byte) 0);
-        out.write(h.array(), 0, h.position());
-        for (byte[] bytes : data) {
-            out.write(bytes);
-            out.write(new byte[(bytes.length + 31) / 32 * 32 - bytes.length]);
+        while (h.size() % 32 != 0) h.put((byte) 0);
+        try (java.io.OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(file), 1 << 20)) {
+            h.writeTo(out);
+            long done = 0;
+            for (Tensor t : tensors) {
+                long written = 0;
+                for (int i = 0; i < t.data().chunks(); i++) {
+                    byte[] b = t.data().chunk(i);
+                    out.write(b);
+                    written += b.length;
+                    progress.accept(done + written);
+                }
+                if (written != t.bytes()) throw new IllegalStateException("tensor '" + t.name() + "' made " + written + " bytes, not " + t.bytes());
+                out.write(new byte[(int) ((t.bytes() + 31) / 32 * 32 - t.bytes())]);
+                done += written;
+            }
         }
-        Files.write(file, out.toByteArray());
     }
 
-    private static void string(ByteBuffer h, String s) {
-        byte[] b = s.getBytes(StandardCharsets.UTF_8);
-        h.putLong(b.length).put(b);
+    /** The header, little-endian, in a buffer that grows (a large vocabulary takes megabytes). */
+    private static final class Header {
+        private ByteBuffer b = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+
+        private Header room(int n) {
+            if (b.remaining() < n) {
+                ByteBuffer bigger = ByteBuffer.allocate(Math.max(2 * b.capacity(), b.position() + n)).order(ByteOrder.LITTLE_ENDIAN);
+                b.flip();
+                bigger.put(b);
+                b = bigger;
+            }
+            return this;
+        }
+
+        Header putInt(int v) {
+            room(4).b.putInt(v);
+            return this;
+        }
+
+        Header putLong(long v) {
+            room(8).b.putLong(v);
+            return this;
+        }
+
+        Header putFloat(float v) {
+            room(4).b.putFloat(v);
+            return this;
+        }
+
+        Header put(byte v) {
+            room(1).b.put(v);
+            return this;
+        }
+
+        Header string(String s) {
+            byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
+            putLong(bytes.length);
+            room(bytes.length).b.put(bytes);
+            return this;
+        }
+
+        int size() {
+            return b.position();
+        }
+
+        void writeTo(java.io.OutputStream out) throws IOException {
+            out.write(b.array(), 0, b.position());
+        }
     }
 }
