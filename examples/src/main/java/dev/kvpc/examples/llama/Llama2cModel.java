@@ -30,6 +30,8 @@ public final class Llama2cModel {
     public final float[][] rmsAtt, rmsFfn;
     /** Per layer, {@code [out x in]}: wq, wo {@code dim x dim}; wk, wv {@code kvDim x dim}; w1, w3 {@code hidden x dim}; w2 {@code dim x hidden}. */
     public final Matrix[] wq, wk, wv, wo, w1, w2, w3;
+    /** The Q, K and V projections' biases per layer (Qwen2); null where the model has none (llama). */
+    public final float[][] bq, bk, bv;
 
     private Llama2cModel(int[] h, FloatBuffer f, Path file) throws ModelFormatException {
         dim = h[0];
@@ -75,10 +77,20 @@ public final class Llama2cModel {
         rmsFinal = take(f, dim);
         f.position(f.position() + seqLen * headSize); // freq_cis_real and _imag (seq_len x head_size/2 each): unused
         classifier = sharedClassifier ? embedding : Matrix.f32(vocab, dim, take(f, (long) vocab * dim));
+        bq = bk = bv = null;
     }
 
     private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, double ropeTheta, double ropeFactor, float[] ropeFreqFactors, float rmsEps,
                          Matrix embedding, float[] rmsFinal, Matrix classifier, float[][] rmsAtt, float[][] rmsFfn, Matrix[][] w) {
+        this(dim, hidden, layers, heads, kvHeads, vocab, seqLen, ropeTheta, ropeFactor, ropeFreqFactors, rmsEps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w,
+                null);
+    }
+
+    private Llama2cModel(int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen, double ropeTheta, double ropeFactor, float[] ropeFreqFactors, float rmsEps,
+                         Matrix embedding, float[] rmsFinal, Matrix classifier, float[][] rmsAtt, float[][] rmsFfn, Matrix[][] w, float[][][] biases) {
+        this.bq = biases == null ? null : biases[0];
+        this.bk = biases == null ? null : biases[1];
+        this.bv = biases == null ? null : biases[2];
         this.ropeTheta = ropeTheta;
         this.ropeFactor = ropeFactor;
         this.ropeFreqFactors = ropeFreqFactors;
@@ -148,8 +160,9 @@ public final class Llama2cModel {
     }
 
     /**
-     * A llama-architecture GGUF file, its matrices kept in their stored type (norm weights as floats). Q and K weights are taken as stored: GGUF's
-     * rotary layout is the interleaved-pair one this engine uses (the converters permute Hugging Face weights into it).
+     * A llama- or qwen2-architecture GGUF file, its matrices kept in their stored type (norm weights as floats). A llama's Q and K weights are
+     * taken as stored: GGUF's rotary layout is the interleaved-pair one this engine uses (the converters permute Hugging Face weights into it). A
+     * qwen2's rotate halves of a head and carry biases: their rows are permuted into interleaved pairs at load, and the Q, K and V biases added.
      * Head counts, RoPE base ({@code llama.rope.freq_base}, default 10000) and RMSNorm epsilon (default 1e-5) come from
      * the metadata, and RoPE scaling: linear ({@code llama.rope.scaling.type = linear} with {@code llama.rope.scaling.factor})
      * and per-pair frequency factors (tensor {@code rope_freqs.weight}, as Llama 3.1 files carry); other scaling types (YaRN)
@@ -159,19 +172,22 @@ public final class Llama2cModel {
     public static Llama2cModel fromGguf(GgufFile g) throws ModelFormatException {
         Path file = g.file();
         Object arch = g.metadata().get("general.architecture");
-        if (!"llama".equals(arch)) throw new ModelFormatException(file + ": general.architecture is " + arch + "; this engine runs llama");
-        int dim = dim(g, "llama.embedding_length"), hidden = dim(g, "llama.feed_forward_length"), layers = dim(g, "llama.block_count"),
-                heads = dim(g, "llama.attention.head_count");
-        int kvHeads = g.metadata().containsKey("llama.attention.head_count_kv") ? dim(g, "llama.attention.head_count_kv") : heads;
-        int seqLen = dim(g, "llama.context_length");
+        if (!"llama".equals(arch) && !"qwen2".equals(arch))
+            throw new ModelFormatException(file + ": general.architecture is " + arch + "; this engine runs llama and qwen2");
+        String p = arch + ".";
+        boolean qwen2 = "qwen2".equals(arch);
+        int dim = dim(g, p + "embedding_length"), hidden = dim(g, p + "feed_forward_length"), layers = dim(g, p + "block_count"),
+                heads = dim(g, p + "attention.head_count");
+        int kvHeads = g.metadata().containsKey(p + "attention.head_count_kv") ? dim(g, p + "attention.head_count_kv") : heads;
+        int seqLen = dim(g, p + "context_length");
         if (dim % heads != 0 || heads % kvHeads != 0)
             throw new ModelFormatException(file + ": shape mismatch: " + heads + " heads do not divide dim " + dim + " or are not a multiple of " + kvHeads + " KV heads");
         GgufFile.Tensor emb = g.tensors().get("token_embd.weight");
         if (emb == null) throw new ModelFormatException(file + ": tensor 'token_embd.weight' is missing");
         if (emb.dims().length != 2) throw new ModelFormatException(file + ": shape mismatch: token_embd.weight has " + emb.dims().length + " dimensions, not 2");
         int vocab = Math.toIntExact(emb.dims()[1]);
-        if (g.metadata().containsKey("llama.vocab_size") && g.integer("llama.vocab_size") != vocab)
-            throw new ModelFormatException(file + ": shape mismatch: llama.vocab_size is " + g.integer("llama.vocab_size") + ", token_embd.weight has " + vocab + " rows");
+        if (g.metadata().containsKey(p + "vocab_size") && g.integer(p + "vocab_size") != vocab)
+            throw new ModelFormatException(file + ": shape mismatch: " + p + "vocab_size is " + g.integer(p + "vocab_size") + ", token_embd.weight has " + vocab + " rows");
         int kvDim = kvHeads * (dim / heads);
         Matrix embedding = g.matrix("token_embd.weight", dim, vocab);
         float[][] rmsAtt = new float[layers][], rmsFfn = new float[layers][];
@@ -189,20 +205,37 @@ public final class Llama2cModel {
             w[6][l] = g.matrix(b + "ffn_up.weight", dim, hidden);
         }
         float[] rmsFinal = g.floats("output_norm.weight", dim);
+        float[][][] biases = null;
+        if (qwen2) {
+            // Qwen2 rotates halves of a head (pairs i, i + d/2); this engine and the runtime rotate interleaved pairs
+            // (2i, 2i + 1). Q's and K's rows (and biases) are permuted per head into that order: the same rotation of
+            // the same channels, so every dot product of a query and a key is the model's
+            int hd = dim / heads;
+            int[] qOrder = halvesToPairs(heads, hd), kOrder = halvesToPairs(kvHeads, hd);
+            biases = new float[3][layers][];
+            for (int l = 0; l < layers; l++) {
+                String b = "blk." + l + ".";
+                w[0][l] = w[0][l].permuteRows(qOrder);
+                w[1][l] = w[1][l].permuteRows(kOrder);
+                biases[0][l] = permute(g.floats(b + "attn_q.bias", dim), qOrder);
+                biases[1][l] = permute(g.floats(b + "attn_k.bias", kvDim), kOrder);
+                biases[2][l] = g.floats(b + "attn_v.bias", kvDim);
+            }
+        }
         // The rest of the metadata once the tensors agree with the shape (a wrong width is a shape mismatch first).
-        if (g.metadata().containsKey("llama.rope.dimension_count") && g.integer("llama.rope.dimension_count") != dim / heads)
-            throw new ModelFormatException(file + ": llama.rope.dimension_count is " + g.integer("llama.rope.dimension_count") + " but heads are "
+        if (g.metadata().containsKey(p + "rope.dimension_count") && g.integer(p + "rope.dimension_count") != dim / heads)
+            throw new ModelFormatException(file + ": " + p + "rope.dimension_count is " + g.integer(p + "rope.dimension_count") + " but heads are "
                     + dim / heads + " wide; this engine rotates whole heads");
-        Object scaling = g.metadata().get("llama.rope.scaling.type");
+        Object scaling = g.metadata().get(p + "rope.scaling.type");
         double factor = 1.0;
         if ("linear".equals(scaling)) {
-            if (!g.metadata().containsKey("llama.rope.scaling.factor"))
-                throw new ModelFormatException(file + ": llama.rope.scaling.type is 'linear' but llama.rope.scaling.factor is missing");
-            factor = g.real("llama.rope.scaling.factor", 1.0);
+            if (!g.metadata().containsKey(p + "rope.scaling.factor"))
+                throw new ModelFormatException(file + ": " + p + "rope.scaling.type is 'linear' but " + p + "rope.scaling.factor is missing");
+            factor = g.real(p + "rope.scaling.factor", 1.0);
             if (!(factor > 0) || !Double.isFinite(factor))
-                throw new ModelFormatException(file + ": llama.rope.scaling.factor is " + factor + ", not a scaling factor (a finite number above 0)");
+                throw new ModelFormatException(file + ": " + p + "rope.scaling.factor is " + factor + ", not a scaling factor (a finite number above 0)");
         } else if (scaling != null && !"none".equals(scaling)) {
-            throw new ModelFormatException(file + ": llama.rope.scaling.type is '" + scaling + "'; this engine scales RoPE linearly or by rope_freqs factors only");
+            throw new ModelFormatException(file + ": " + p + "rope.scaling.type is '" + scaling + "'; this engine scales RoPE linearly or by rope_freqs factors only");
         }
         float[] freqFactors = null;
         if (g.has("rope_freqs.weight")) {
@@ -211,14 +244,33 @@ public final class Llama2cModel {
                 if (!(f > 0) || !Float.isFinite(f)) throw new ModelFormatException(file + ": rope_freqs.weight holds " + f + ", not a frequency factor (a finite number above 0)");
             }
         }
-        double theta = g.real("llama.rope.freq_base", 10000.0);
+        double theta = g.real(p + "rope.freq_base", 10000.0);
         if (!(theta > 1) || !Double.isFinite(theta))
-            throw new ModelFormatException(file + ": llama.rope.freq_base is " + theta + ", not a RoPE base (a finite number above 1)");
-        double eps = g.real("llama.attention.layer_norm_rms_epsilon", 1e-5);
+            throw new ModelFormatException(file + ": " + p + "rope.freq_base is " + theta + ", not a RoPE base (a finite number above 1)");
+        double eps = g.real(p + "attention.layer_norm_rms_epsilon", 1e-5);
         if (!(eps > 0 && eps < 1))
-            throw new ModelFormatException(file + ": llama.attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
+            throw new ModelFormatException(file + ": " + p + "attention.layer_norm_rms_epsilon is " + eps + ", not an epsilon (between 0 and 1)");
         Matrix classifier = g.has("output.weight") ? g.matrix("output.weight", dim, vocab) : embedding;
-        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, factor, freqFactors, (float) eps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w);
+        return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, factor, freqFactors, (float) eps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w,
+                biases);
+    }
+
+    /** Row order taking {@code heads} heads of {@code hd} channels from halves order (i, i + hd/2) to interleaved pairs (2i, 2i + 1). */
+    static int[] halvesToPairs(int heads, int hd) {
+        int[] order = new int[heads * hd];
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < hd / 2; i++) {
+                order[h * hd + 2 * i] = h * hd + i;
+                order[h * hd + 2 * i + 1] = h * hd + i + hd / 2;
+            }
+        }
+        return order;
+    }
+
+    private static float[] permute(float[] v, int[] order) {
+        float[] out = new float[order.length];
+        for (int i = 0; i < order.length; i++) out[i] = v[order[i]];
+        return out;
     }
 
     private static int dim(GgufFile g, String key) throws ModelFormatException {

@@ -149,6 +149,11 @@ public final class LlamaEngine implements AutoCloseable {
             mm.matmul(q, m.wq[l], xb, n);
             mm.matmul(k, m.wk[l], xb, n);
             mm.matmul(v, m.wv[l], xb, n);
+            if (m.bq != null) {
+                mm.addBias(q, m.bq[l], n, dim);
+                mm.addBias(k, m.bk[l], n, m.kvDim);
+                mm.addBias(v, m.bv[l], n, m.kvDim);
+            }
             // keys, values and queries go to the runtime where they are: where its kernels keep the lanes on the
             // device that computed them, they are appended and attended there, and the output stays there
             seq.append(l, k, v, mm);

@@ -33,6 +33,13 @@ public interface Matmul extends dev.kvpc.runtime.engine.HostArrays {
         for (int i = 0; i < count; i++) x[i] += y[i];
     }
 
+    /** {@code x[t * n + i] += b[i]} for every token {@code t < tokens} and {@code i < n}: a projection's bias (Qwen2's Q, K and V). */
+    default void addBias(float[] x, float[] b, int tokens, int n) {
+        toHost(x);
+        for (int t = 0; t < tokens; t++) for (int i = 0; i < n; i++) x[t * n + i] += b[i];
+        fromHost(x);
+    }
+
     /** {@code h[i] = silu(h[i]) * g[i]} for {@code i < count} ({@link LlamaEngine#swiglu}). */
     default void swiglu(float[] h, float[] g, int count) {
         LlamaEngine.swiglu(h, g, count);

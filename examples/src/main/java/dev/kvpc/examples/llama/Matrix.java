@@ -23,6 +23,14 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
     /** Row {@code r} dequantised into {@code dst[off..off+cols)}: weight times its block's scale, in float. */
     public abstract void row(int r, float[] dst, int off);
 
+    /** A matrix of the same type whose row {@code r} is this one's row {@code order[r]}, weights as stored. */
+    public abstract Matrix permuteRows(int[] order);
+
+    /** Copies {@code per} elements a row from {@code src} to {@code dst} in {@code order} (arrays of any element type). */
+    static void permute(Object src, Object dst, int per, int[] order) {
+        for (int r = 0; r < order.length; r++) System.arraycopy(src, order[r] * per, dst, r * per, per);
+    }
+
     /** Every weight dequantised, row-major. */
     public float[] toFloats() {
         float[] out = new float[Math.multiplyExact(rows, cols)];
@@ -115,6 +123,12 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
             System.arraycopy(w, r * cols, dst, off, cols);
         }
 
+        public Matrix permuteRows(int[] order) {
+            float[] p = new float[w.length];
+            permute(w, p, cols, order);
+            return new F32(rows, cols, p);
+        }
+
         public long bytes() {
             return 4L * w.length;
         }
@@ -145,6 +159,12 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
 
         public void row(int r, float[] dst, int off) {
             for (int j = 0; j < cols; j++) dst[off + j] = Float.float16ToFloat(w[r * cols + j]);
+        }
+
+        public Matrix permuteRows(int[] order) {
+            short[] p = new short[w.length];
+            permute(w, p, cols, order);
+            return new F16(rows, cols, p);
         }
 
         public long bytes() {
@@ -184,6 +204,14 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
         public void row(int r, float[] dst, int off) {
             int base = r * cols;
             for (int j = 0; j < cols; j++) dst[off + j] = q[base + j] * d[(base + j) >> 5];
+        }
+
+        public Matrix permuteRows(int[] order) {
+            byte[] pq = new byte[q.length];
+            float[] pd = new float[d.length];
+            permute(q, pq, cols, order);
+            permute(d, pd, cols / 32, order);
+            return new Q8_0(rows, cols, pq, pd);
         }
 
         public long bytes() {
@@ -232,6 +260,14 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
             for (int j = 0; j < cols; j++) dst[off + j] = quant(base + j) * d[(base + j) >> 5];
         }
 
+        public Matrix permuteRows(int[] order) {
+            byte[] pq = new byte[q.length];
+            float[] pd = new float[d.length];
+            permute(q, pq, cols / 2, order);
+            permute(d, pd, cols / 32, order);
+            return new Q4_0(rows, cols, pq, pd);
+        }
+
         public long bytes() {
             return q.length + 4L * d.length;
         }
@@ -262,6 +298,12 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
 
         public void row(int r, float[] dst, int off) {
             type.codec.decode(raw, r * rowBytes, dst, off, cols);
+        }
+
+        public Matrix permuteRows(int[] order) {
+            byte[] p = new byte[raw.length];
+            permute(raw, p, rowBytes, order);
+            return new Blocks(rows, cols, type, p);
         }
 
         public long bytes() {

@@ -17,9 +17,9 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * llama.cpp and kvpc's engine on one GGUF per weight type, written by the project ({@link GgufWriter}): a llama of
- * random weights in rows of 256 (K-quant blocks), with stories260K's SentencePiece vocabulary, every matrix in the
- * type under test (norms F32; the output matrix writes only plain pieces). Greedy decoding of {@value #STEPS} tokens
+ * llama.cpp and kvpc's engine on one GGUF per weight type and architecture, written by the project ({@link GgufWriter}):
+ * a llama of random weights in rows of 256 (K-quant blocks), with stories260K's SentencePiece vocabulary, or a qwen2
+ * with kvpc-tiny's byte-level BPE vocabulary; every matrix in the type under test (norms F32; the output matrix writes only plain pieces). Greedy decoding of {@value #STEPS} tokens
  * must give the same text. llama.cpp rounds activations to 8 bits for its quantised products (to 16 for F16 and BF16),
  * so its logits differ from kvpc's in the last digits: where llama.cpp takes kvpc's second choice, kvpc's two best
  * logits must be within {@link #tie} of each other (a near-tie), and both go on from that token; at most a quarter of
@@ -32,9 +32,23 @@ class LlamaCppWeightTypesTest {
     @ParameterizedTest
     @ValueSource(strings = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"})
     void llamaCppAndKvpcAgree(String typeName, @TempDir Path tmp) throws Exception {
+        agree("llama", typeName, tmp);
+    }
+
+    /**
+     * The qwen2 architecture: Q, K and V biases, RoPE over halves of a head, and a byte-level BPE vocabulary with
+     * Qwen2's pre-tokenizer (kvpc-tiny's merges).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"F32", "Q8_0", "Q4_K"})
+    void qwen2AgreesWithLlamaCpp(String typeName, @TempDir Path tmp) throws Exception {
+        agree("qwen2", typeName, tmp);
+    }
+
+    private void agree(String arch, String typeName, Path tmp) throws Exception {
         GgufFile.TensorType type = GgufFile.TensorType.valueOf(typeName);
-        Path file = tmp.resolve("random-" + typeName + ".gguf");
-        write(type, file);
+        Path file = tmp.resolve("random-" + arch + "-" + typeName + ".gguf");
+        write(arch, type, file);
 
         GgufFile g = GgufFile.open(file);
         Llama2cModel model = Llama2cModel.fromGguf(g);
@@ -116,17 +130,24 @@ class LlamaCppWeightTypesTest {
     }
 
     /** The random llama in {@code type}, with stories260K's vocabulary. */
-    static void write(GgufFile.TensorType type, Path file) throws Exception {
-        GgufFile voc = GgufFile.open(Stories260KTest.models().resolve("stories260K.gguf"));
+    /**
+     * The random model of {@code arch}: a llama with stories260K's SentencePiece vocabulary, or a qwen2 (biases) with
+     * kvpc-tiny's byte-level BPE vocabulary under Qwen2's pre-tokenizer.
+     */
+    static void write(String arch, GgufFile.TensorType type, Path file) throws Exception {
+        boolean qwen2 = arch.equals("qwen2");
+        GgufFile voc = GgufFile.open(qwen2 ? KvpcTinyTest.dir().resolve("kvpc-tiny.gguf") : Stories260KTest.models().resolve("stories260K.gguf"));
         int vocab = Llama2cModel.fromGguf(voc).vocab, kvDim = DIM / HEADS * KV_HEADS;
-        GgufWriter w = new GgufWriter().put("general.architecture", "llama").put("general.name", "kvpc random " + type)
-                .put("llama.embedding_length", DIM).put("llama.feed_forward_length", HIDDEN).put("llama.block_count", LAYERS)
-                .put("llama.attention.head_count", HEADS).put("llama.attention.head_count_kv", KV_HEADS)
-                .put("llama.context_length", 256).put("llama.rope.dimension_count", DIM / HEADS)
-                .put("llama.attention.layer_norm_rms_epsilon", 1e-5f).put("llama.vocab_size", vocab);
+        String p = arch + ".";
+        GgufWriter w = new GgufWriter().put("general.architecture", arch).put("general.name", "kvpc random " + arch + " " + type)
+                .put(p + "embedding_length", DIM).put(p + "feed_forward_length", HIDDEN).put(p + "block_count", LAYERS)
+                .put(p + "attention.head_count", HEADS).put(p + "attention.head_count_kv", KV_HEADS)
+                .put(p + "context_length", 256).put(p + "rope.dimension_count", DIM / HEADS)
+                .put(p + "attention.layer_norm_rms_epsilon", 1e-5f).put(p + "vocab_size", vocab);
         for (Map.Entry<String, Object> m : voc.metadata().entrySet()) {
             if (m.getKey().startsWith("tokenizer.")) w.put(m.getKey(), writable(m.getValue()));
         }
+        if (qwen2) w.put("tokenizer.ggml.pre", "qwen2");
         SplittableRandom r = new SplittableRandom(20);
         // a wide embedding, so the logits spread and greedy choices are clear
         w.tensor("token_embd.weight", type, gaussian(r, DIM * vocab, 0.4), DIM, vocab);
@@ -141,6 +162,11 @@ class LlamaCppWeightTypesTest {
             w.tensor(b + "ffn_gate.weight", type, gaussian(r, DIM * HIDDEN, 0.05), DIM, HIDDEN);
             w.tensor(b + "ffn_up.weight", type, gaussian(r, DIM * HIDDEN, 0.05), DIM, HIDDEN);
             w.tensor(b + "ffn_down.weight", type, gaussian(r, HIDDEN * DIM, 0.05), HIDDEN, DIM);
+            if (qwen2) {
+                w.tensor(b + "attn_q.bias", GgufFile.TensorType.F32, gaussian(r, DIM, 0.5), DIM);
+                w.tensor(b + "attn_k.bias", GgufFile.TensorType.F32, gaussian(r, kvDim, 0.5), kvDim);
+                w.tensor(b + "attn_v.bias", GgufFile.TensorType.F32, gaussian(r, kvDim, 0.5), kvDim);
+            }
         }
         w.tensor("output_norm.weight", GgufFile.TensorType.F32, constant(DIM, 1f), DIM);
         // an output matrix of its own: tied to the embedding, greedy decoding of random weights repeats the last token.
@@ -148,7 +174,7 @@ class LlamaCppWeightTypesTest {
         // greedy decoding writes text both engines spell alike and the texts compare token for token
         float[] out = gaussian(r, DIM * vocab, 0.4);
         List<?> kinds = (List<?>) voc.metadata().get("tokenizer.ggml.token_type");
-        for (int t = 0; t < vocab; t++) if (((Number) kinds.get(t)).intValue() != 1) java.util.Arrays.fill(out, t * DIM, (t + 1) * DIM, 0f);
+        for (int t = 0; kinds != null && t < vocab; t++) if (((Number) kinds.get(t)).intValue() != 1) java.util.Arrays.fill(out, t * DIM, (t + 1) * DIM, 0f);
         w.tensor("output.weight", type, out, DIM, vocab);
         w.write(file);
     }
