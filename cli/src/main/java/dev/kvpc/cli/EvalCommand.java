@@ -34,10 +34,10 @@ final class EvalCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--model", paramLabel = "M", description = "A model to evaluate (.gguf with its tokenizer, a llama2.c .bin with tok*.bin beside it, or a folder holding one); repeatable (default: the embedded model, and stories260K when present).")
     List<Path> models = new ArrayList<>();
 
-    @Option(names = "--policies", split = ",(?![^(]*\\))", splitSynopsisLabel = ",", paramLabel = "P,...", description = {"Policies: core names, each at every budget (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,kivi),",
+    @Option(names = "--policies", split = ",(?![^(]*\\))", splitSynopsisLabel = ",", paramLabel = "P,...", description = {"Policies: core names, each at every budget (default: full,window,streaming_llm,h2o,tova,snapkv,pyramidkv,quest,kivi),",
             "a core name with arguments for its other parameters, 'h2o(recent = 0.1)', 'kivi(bits = 4)',",
             "or files, one row each: FILE.kvp (its last policy or config), FILE.kvp:NAME, FILE.jar (from kvpc compile)."})
-    List<String> policies = new ArrayList<>(List.of("full", "window", "streaming_llm", "h2o", "tova", "snapkv", "pyramidkv", "kivi"));
+    List<String> policies = new ArrayList<>(List.of("full", "window", "streaming_llm", "h2o", "tova", "snapkv", "pyramidkv", "quest", "kivi"));
 
     @Option(names = "--attention", split = ",(?![^(]*\\))", splitSynopsisLabel = ",", paramLabel = "V,...", description = {"Attention variants: every policy runs under each (softcap, softcap(cap = 30.0), alibi, sliding(w = 256), sigmoid,",
             "or one a .kvp policy file declares); 'standard' is the usual attention (default: standard only)."})

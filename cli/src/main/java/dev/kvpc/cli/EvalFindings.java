@@ -19,6 +19,7 @@ final class EvalFindings {
         Eval.Row full = find(rows, "full", Double.NaN);
         TreeSet<Double> budgets = new TreeSet<>();
         for (Eval.Row r : rows) if (!Double.isNaN(r.policy().budget()) && !r.policy().full()) budgets.add(r.policy().budget());
+        out.addAll(papers(rows, context, full, budgets));
 
         // StreamingLLM: past the window, and past the trained context
         if (full != null && full.perplexity() != null) {
@@ -141,6 +142,104 @@ final class EvalFindings {
                     : f("Measured KV bytes differ from kvpc memory's prediction by more than 5%% on %d of %d rows: %s.", over.size(), n, String.join(", ", over)));
         }
         return out;
+    }
+
+    /** A query-agnostic policy loses the pass key at most this often where it lies outside a recent window of the budget. */
+    static final double LOSES = 0.10;
+    /** A question- or query-aware policy keeps it at least this share of the full cache's accuracy there. */
+    static final double KEEPS = 0.5;
+    /** Window-only rises "far above" the full cache past the window: at least this ratio; StreamingLLM "stays close": at most {@link #CLOSE}. */
+    static final double FAR = 1.5, CLOSE = 1.1;
+
+    /**
+     * The three findings of the papers the eval's policies come from, each checked on the rows with its criterion
+     * stated, saying where it holds and where not: (1) query-agnostic eviction (H2O, TOVA, StreamingLLM) loses a pass
+     * key that only the later question makes important, while question-aware (SnapKV, PyramidKV) and query-aware
+     * (Quest) selection keep it (the Quest paper); (2) window-only perplexity rises far above the full cache's once the
+     * first tokens are evicted, while StreamingLLM stays close (the StreamingLLM paper); (3) StreamingLLM with
+     * {@code positions cache} stays stable past the trained context. A finding whose rows are not in the run is left out.
+     */
+    static List<String> papers(List<Eval.Row> rows, int context, Eval.Row full, TreeSet<Double> budgets) {
+        List<String> out = new ArrayList<>();
+        // (1) pass keys outside a recent window of the budget
+        List<String> verdicts = new ArrayList<>();
+        for (double b : budgets) {
+            if (full == null || full.grid() == null) break;
+            long budget = Math.round(b * context);
+            double fullAcc = outsideAccuracy(full.grid(), budget);
+            if (Double.isNaN(fullAcc) || fullAcc == 0) continue;
+            List<String> agnostic = new ArrayList<>(), aware = new ArrayList<>(), failed = new ArrayList<>();
+            for (String n : List.of("h2o", "tova", "streaming_llm", "snapkv", "pyramidkv", "quest")) {
+                Eval.Row r = find(rows, n, b);
+                if (r == null || r.grid() == null) continue;
+                double acc = outsideAccuracy(r.grid(), budget);
+                boolean isAware = n.equals("snapkv") || n.equals("pyramidkv") || n.equals("quest");
+                (isAware ? aware : agnostic).add(f("%s %.0f%%", n, 100 * acc));
+                if (isAware ? acc < KEEPS * fullAcc : acc > LOSES) failed.add(n);
+            }
+            if (agnostic.isEmpty() || aware.isEmpty()) continue;
+            verdicts.add(f("at %s %s (%s; %s; full cache %.0f%%%s)", Eval.pct(b), failed.isEmpty() ? "holds" : "does not hold", String.join(", ", agnostic),
+                    String.join(", ", aware), 100 * fullAcc, failed.isEmpty() ? "" : "; against it: " + String.join(", ", failed)));
+        }
+        if (!verdicts.isEmpty()) {
+            out.add(f("Paper finding 1 (Quest; SnapKV): query-agnostic eviction (h2o, tova, streaming_llm) loses a pass key that only the later question "
+                    + "makes important, while question-aware (snapkv, pyramidkv) and query-aware (quest) selection keep it. Criterion, over keys more than "
+                    + "the budget's tokens before the question: the agnostic answer at most %.0f%%, the aware at least %.0f%% of the full cache's accuracy. %s.",
+                    100 * LOSES, 100 * KEEPS, capitalise(String.join("; ", verdicts))));
+        }
+        // (2) past the window, at the trained context
+        verdicts.clear();
+        if (full != null && full.perplexity() != null) {
+            Eval.Perplexity fp = full.perplexity();
+            int at = EvalReport.trainedIndex(fp.lengths(), context);
+            for (double b : budgets) {
+                Eval.Row w = find(rows, "window", b), st = find(rows, "streaming_llm", b);
+                if (w == null || st == null || w.perplexity() == null || st.perplexity() == null) continue;
+                long window = ((Number) w.policy().params().get("size")).longValue();
+                if (at == 0 || fp.lengths()[at - 1] < window) continue;
+                double rw = w.perplexity().ppl(at) / fp.ppl(at), rs = st.perplexity().ppl(at) / fp.ppl(at);
+                verdicts.add(f("at %s %s (window-only %.2fx, streaming_llm %.2fx)", Eval.pct(b), rw >= FAR && rs <= CLOSE ? "holds" : "does not hold", rw, rs));
+            }
+            if (!verdicts.isEmpty()) {
+                out.add(f("Paper finding 2 (StreamingLLM): window-only perplexity rises far above the full cache's once the first tokens are evicted, "
+                        + "while streaming_llm (sinks kept) stays close. Criterion, past the window at the trained context: window-only at least %.1fx the "
+                        + "full cache's perplexity, streaming_llm at most %.1fx. %s.", FAR, CLOSE, capitalise(String.join("; ", verdicts))));
+            }
+            // (3) past the trained context
+            verdicts.clear();
+            int last = fp.lengths().length - 1;
+            if (last > at && fp.lengths()[last] > context) {
+                for (double b : budgets) {
+                    Eval.Row st = find(rows, "streaming_llm", b);
+                    if (st == null || st.perplexity() == null) continue;
+                    double r = st.perplexity().ppl(last) / st.perplexity().ppl(at);
+                    verdicts.add(f("at %s %s (%.2fx)", Eval.pct(b), r <= CLOSE ? "holds" : "does not hold", r));
+                }
+                if (!verdicts.isEmpty()) {
+                    out.add(f("Paper finding 3 (StreamingLLM): streaming_llm with positions cache stays stable past the trained context, where the full "
+                            + "cache's perplexity goes %.2fx. Criterion: its perplexity past the trained context at most %.1fx its own at the trained context. %s.",
+                            fp.ppl(last) / fp.ppl(at), CLOSE, capitalise(String.join("; ", verdicts))));
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Whole-key accuracy over the cells whose key lies more than {@code budget} tokens before the question; NaN where none does. */
+    static double outsideAccuracy(Eval.Grid g, long budget) {
+        int hits = 0, n = 0;
+        for (int li = 0; li < g.lengths().length; li++) {
+            for (int di = 0; di < g.depths().length; di++) {
+                if (!g.outside(li, di, budget)) continue;
+                hits += g.hits()[li][di];
+                n += g.samples();
+            }
+        }
+        return n == 0 ? Double.NaN : (double) hits / n;
+    }
+
+    private static String capitalise(String s) {
+        return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
     }
 
     /**

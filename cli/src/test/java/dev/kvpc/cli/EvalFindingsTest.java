@@ -76,6 +76,32 @@ class EvalFindingsTest {
         assertTrue(all.contains("KV bytes measured 150, 15.0% of the full cache's 1000, against the packed size kvpc memory predicts, 150 (+0.0%)."), all);
         // h2o's 260 against 250 is the largest difference, within 5%
         assertTrue(all.contains("Measured KV bytes are within 5% of kvpc memory's prediction on all 5 rows (largest difference +4.0%, h2o 25%)."), all);
+        // the papers' findings: 2 and 3 hold on these rows; 1 has no question-aware row here and is left out
+        assertTrue(all.contains("Paper finding 2 (StreamingLLM)") && all.contains("At 25% holds (window-only 3.00x, streaming_llm 1.05x)."), all);
+        assertTrue(all.contains("Paper finding 3 (StreamingLLM)") && all.contains("full cache's perplexity goes 2.00x") && all.contains("At 25% holds (1.05x)."), all);
+        assertFalse(all.contains("Paper finding 1"), all);
+    }
+
+    @Test
+    void thePapersFindingsSayWhereTheyHoldAndWhereNot() {
+        // budget 25% = 64 entries: the key at depth 0.1 lies outside; window-only only 1.2x past the window
+        List<Eval.Row> rows = List.of(
+                row("full", 1.0, Map.of(), ppl(new double[] {10, 8, 8, 16}, 1000, 1000), grid(4, 4)),
+                row("window", 0.25, Map.of("size", 64L), ppl(new double[] {10, 9, 9.6, 30}, 250, 250), grid(0, 4)),
+                row("streaming_llm", 0.25, Map.of("sinks", 4L, "window", 60L), ppl(new double[] {10, 8.8, 8.4, 12}, 250, 250), grid(0, 4)),
+                row("h2o", 0.25, Map.of("budget", 64L), ppl(new double[] {10, 9, 9, 10}, 250, 250), grid(0, 4)),
+                row("snapkv", 0.25, Map.of("budget", 64L), ppl(new double[] {10, 9, 9, 10}, 250, 250), grid(3, 4)),
+                row("quest", 0.25, Map.of("page", 16L), ppl(new double[] {10, 9, 9, 10}, 1000, 1000), grid(1, 4)));
+        String all = String.join("\n", EvalFindings.of(rows, 256));
+        // quest answers 25% of the far keys, under half the full cache's 100%: the finding does not hold, and says who
+        assertTrue(all.contains("At 25% does not hold (h2o 0%, streaming_llm 0%; snapkv 75%, quest 25%; full cache 100%; against it: quest)."), all);
+        assertTrue(all.contains("At 25% does not hold (window-only 1.20x, streaming_llm 1.05x)."), all);
+        // streaming_llm 12 past the trained context against 8.4 at it: 1.43x
+        assertTrue(all.contains("At 25% does not hold (1.43x)."), all);
+        List<Eval.Row> better = new java.util.ArrayList<>(rows);
+        better.set(5, row("quest", 0.25, Map.of("page", 16L), ppl(new double[] {10, 9, 9, 10}, 1000, 1000), grid(4, 4)));
+        all = String.join("\n", EvalFindings.of(better, 256));
+        assertTrue(all.contains("At 25% holds (h2o 0%, streaming_llm 0%; snapkv 75%, quest 100%; full cache 100%)."), all);
     }
 
     /** Two text windows of 10 tokens per bucket, with these perplexities per bucket in each. */
