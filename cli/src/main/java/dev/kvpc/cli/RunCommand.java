@@ -78,6 +78,10 @@ final class RunCommand implements Callable<Integer> {
                     "(the first GPU, else the first device; opencl:N, opencl:P:D or opencl:NAME picks one, as kvpc devices lists them)."})
     String device;
 
+    @Option(names = "--record-trace", paramLabel = "FILE", description = {"Record every step's keys, values and queries, as the engine hands them to the runtime (unrotated, with",
+            "the model's RoPE named), to FILE: a trace kvpc trace replays through any policy (--model layers=L,heads=H,kv-heads=G,head-dim=D)."})
+    Path recordTrace;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -159,6 +163,8 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try (PagePool pool = new PagePool(); LlamaEngine engine = new LlamaEngine(m, policy, pool, attention.matmul(kernels), attention.provider())) {
+            dev.kvpc.examples.llama.TraceRecorder recorder = recordTrace == null ? null : new dev.kvpc.examples.llama.TraceRecorder(m, false);
+            engine.record(recorder);
             Utf8Pieces text = new Utf8Pieces();
             long t0 = System.nanoTime();
             LlamaEngine.generate(engine, tok, new Sampler(temperature, topp, seed), prompt, steps, piece -> {
@@ -177,8 +183,35 @@ final class RunCommand implements Callable<Integer> {
                     positions, secs, positions / secs, bytes(kv), bytes(fullBytes), 100.0 * kv / Math.max(1, fullBytes), engine.sequence().entriesPerPage());
             attention.report(err, engine.sequence());
             err.flush();
+            if (recorder != null) {
+                java.util.Map<String, String> attrs = new java.util.TreeMap<>();
+                attrs.put("source", "kvpc run");
+                attrs.put("model", attributeValue(model.getFileName().toString()));
+                attrs.put("policy", attributeValue(policyFile == null ? "full cache" : policyFile.getFileName().toString()));
+                dev.kvpc.runtime.trace.Trace t = recorder.trace(attrs);
+                try {
+                    java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+                    dev.kvpc.runtime.trace.TraceIO.write(t, b);
+                    Commands.writeFile(recordTrace, b.toByteArray());
+                } catch (java.io.IOException e) {
+                    err.println("kvpc: cannot write " + recordTrace + ": " + e.getMessage());
+                    return Main.INVALID;
+                }
+                var sh = t.shape();
+                err.printf(Locale.ROOT, "recorded %d steps (%d tokens) to %s; replay: kvpc trace P.kvp --trace %s --model layers=%d,heads=%d,kv-heads=%d,head-dim=%d%n",
+                        t.steps().size(), t.length(), recordTrace, recordTrace, sh.layers(), sh.heads(), sh.kvHeads(), sh.headDim());
+                err.flush();
+            }
         }
         return Main.OK;
+    }
+
+    /** {@code s} as a trace attribute's value: printable ASCII without '#', other characters as '_', no surrounding spaces. */
+    static String attributeValue(String s) {
+        StringBuilder b = new StringBuilder();
+        for (char c : s.toCharArray()) b.append(c >= 0x20 && c < 0x7f && c != '#' ? c : '_');
+        String t = b.toString().strip();
+        return t.isEmpty() ? "_" : t.substring(0, Math.min(t.length(), 1000));
     }
 
     /** A model file, or the one a folder holds (its .gguf first, else its checkpoint). */

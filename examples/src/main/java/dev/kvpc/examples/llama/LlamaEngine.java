@@ -77,6 +77,13 @@ public final class LlamaEngine implements AutoCloseable {
         return seq;
     }
 
+    private TraceRecorder recorder;
+
+    /** Records every following step's keys, values and queries into {@code r} (null: stops recording). */
+    public void record(TraceRecorder r) {
+        this.recorder = r;
+    }
+
     /**
      * Runs one token at the next position (a prefill step of one token at position 0, else a decode step); returns
      * the logits (valid until the next call).
@@ -144,6 +151,7 @@ public final class LlamaEngine implements AutoCloseable {
         if (pos == 0) seq.beginPrefill(n);
         else if (n == 1) seq.beginDecode();
         else seq.beginChunk(n);
+        if (recorder != null) recorder.begin(n);
         for (int l = 0; l < m.layers; l++) {
             mm.rmsnorm(xb, x, m.rmsAtt[l], n, dim, m.rmsEps);
             mm.matmul(q, m.wq[l], xb, n);
@@ -154,10 +162,20 @@ public final class LlamaEngine implements AutoCloseable {
                 mm.addBias(k, m.bk[l], n, m.kvDim);
                 mm.addBias(v, m.bv[l], n, m.kvDim);
             }
+            if (recorder != null) {
+                mm.toHost(q);
+                mm.toHost(k);
+                mm.toHost(v);
+                recorder.layer(l, q, k, v);
+            }
             // keys, values and queries go to the runtime where they are: where its kernels keep the lanes on the
             // device that computed them, they are appended and attended there, and the output stays there
             seq.append(l, k, v, mm);
             seq.attend(l, q, att, mm);
+            if (recorder != null) {
+                mm.toHost(att);
+                recorder.attention(l, att);
+            }
             mm.matmul(xb2, m.wo[l], att, n);
             mm.add(x, xb2, n * dim);
             mm.rmsnorm(xb, x, m.rmsFfn[l], n, dim, m.rmsEps);
@@ -167,6 +185,7 @@ public final class LlamaEngine implements AutoCloseable {
             mm.matmul(xb, m.w2[l], hb, n);
             mm.add(x, xb, n * dim);
         }
+        if (recorder != null) recorder.end(pos == 0);
         if (all != null) {
             for (int t = 0; t < n - 1; t++) {
                 mm.rmsnormRow(last, x, t, m.rmsFinal, dim, m.rmsEps);

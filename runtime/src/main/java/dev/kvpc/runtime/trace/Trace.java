@@ -210,6 +210,35 @@ public final class Trace {
         return attributes;
     }
 
+    /** The attribute naming the RoPE base of a trace whose keys and queries are unrotated. */
+    public static final String ROPE_THETA = "rope.theta", ROPE_FACTOR = "rope.factor", ROPE_FREQ_FACTORS = "rope.freq_factors";
+
+    /**
+     * The model's RoPE when this trace carries keys and queries unrotated (as a host hands them to the runtime, which
+     * rotates them): attribute {@value #ROPE_THETA}, with {@value #ROPE_FACTOR} (linear scaling, default 1) and
+     * {@value #ROPE_FREQ_FACTORS} (per-pair factors, comma-separated); null when the trace has no
+     * {@value #ROPE_THETA} (its keys and queries are as attention reads them).
+     *
+     * @throws IllegalArgumentException naming the attribute when one is not a number or not a valid RoPE
+     */
+    public dev.kvpc.runtime.Rope rope() {
+        String theta = attributes.get(ROPE_THETA);
+        if (theta == null) return null;
+        try {
+            double factor = attributes.containsKey(ROPE_FACTOR) ? Double.parseDouble(attributes.get(ROPE_FACTOR)) : 1.0;
+            float[] freq = null;
+            String f = attributes.get(ROPE_FREQ_FACTORS);
+            if (f != null) {
+                String[] parts = f.split(",");
+                freq = new float[parts.length];
+                for (int i = 0; i < parts.length; i++) freq[i] = Float.parseFloat(parts[i].strip());
+            }
+            return new dev.kvpc.runtime.Rope(Double.parseDouble(theta), factor, freq);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("trace attribute " + ROPE_THETA + ", " + ROPE_FACTOR + " or " + ROPE_FREQ_FACTORS + " is not a number: " + e.getMessage());
+        }
+    }
+
     /** This trace with one attribute added or replaced. */
     public Trace withAttribute(String key, String value) {
         TreeMap<String, String> a = new TreeMap<>(attributes);

@@ -83,6 +83,16 @@ public final class Interpreter {
             PolicyIr p = program.classes().get(c);
             code.add(CompiledCode.classCode(p, compiled.apply(c)));
         }
+        this.rope = ropeOf(trace);
+    }
+
+    /** A trace that names its model's RoPE carries unrotated keys and queries ({@link Trace#rope}). */
+    private static dev.kvpc.runtime.Rope ropeOf(Trace trace) {
+        try {
+            return trace.rope();
+        } catch (IllegalArgumentException e) {
+            throw new InterpreterException(e.getMessage());
+        }
     }
 
     /** Runs {@code program} over {@code trace} with compiled handler code (see {@link #Interpreter(Specialized, java.util.function.IntFunction)}). */
@@ -100,9 +110,10 @@ public final class Interpreter {
         }
         this.variant = new VariantEval(program.variant() == null || program.variant().name().equals("standard") ? null : program.variant(), shape);
         for (PolicyIr p : program.classes()) code.add(compile(p));
+        this.rope = ropeOf(trace);
     }
 
-    /** Runs {@code program} over {@code trace}. */
+    /** Runs {@code program} over {@code trace} (with the trace's RoPE where it names one, {@link Trace#rope}). */
     public static Result run(Specialized program, Trace trace) {
         return new Interpreter(program, trace).run();
     }
