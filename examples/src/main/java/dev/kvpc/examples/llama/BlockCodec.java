@@ -50,12 +50,12 @@ public enum BlockCodec {
         return s[i] & 0xff;
     }
 
-    private static float half(byte[] s, int i) {
+    static float half(byte[] s, int i) {
         return Float.float16ToFloat((short) (u8(s, i) | u8(s, i + 1) << 8));
     }
 
     /** Sub-block {@code j}'s 6-bit scale (0) or min (1) from the 12 packed bytes at {@code p}. */
-    private static int scaleMin(byte[] s, int p, int j, int which) {
+    static int scaleMin(byte[] s, int p, int j, int which) {
         if (j < 4) return u8(s, p + j + 4 * which) & 63;
         return which == 0 ? (u8(s, p + j + 4) & 0xF) | ((u8(s, p + j - 4) >> 6) << 4) : (u8(s, p + j + 4) >> 4) | ((u8(s, p + j) >> 6) << 4);
     }

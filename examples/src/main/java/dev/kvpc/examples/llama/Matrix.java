@@ -296,6 +296,11 @@ public abstract sealed class Matrix permits Matrix.F32, Matrix.F16, Matrix.Q8_0,
             return type;
         }
 
+        /** Bytes of a row (whole blocks). */
+        int rowBytes() {
+            return rowBytes;
+        }
+
         public void row(int r, float[] dst, int off) {
             type.codec.decode(raw, r * rowBytes, dst, off, cols);
         }

@@ -59,6 +59,12 @@ final class VectorMatmul implements Matmul.Rows {
             case Matrix.Q4_0 m -> {
                 for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4Row(m.q, m.d, x, n, t, i);
             }
+            case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q4_K -> {
+                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4kRow(m.raw, i * m.rowBytes(), x, n, t);
+            }
+            case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q6_K -> {
+                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q6kRow(m.raw, i * m.rowBytes(), x, n, t);
+            }
             case Matrix.Blocks m -> {
                 // a row decoded once (as one F32 row), then its dot product with every token
                 float[] row = new float[n];
@@ -222,5 +228,71 @@ final class VectorMatmul implements Matmul.Rows {
         }
         FloatVector a = a0.add(a1).add(a2.add(a3));
         return a.lane(0) + a.lane(1) + a.lane(2) + a.lane(3) + a.lane(4) + a.lane(5) + a.lane(6) + a.lane(7);
+    }
+
+    /**
+     * A Q4_K row's dot product with token {@code t}'s inputs, without decoding the row: per sub-block of 32 weights
+     * {@code d*sc * q - dmin*m}, so its share is {@code d*sc * sum(q x) - dmin*m * sum(x)}, both sums in vectors.
+     */
+    private static float q4kRow(byte[] raw, int at, float[] x, int n, int t) {
+        int xo = t * n;
+        FloatVector acc = FloatVector.zero(F);
+        for (int blk = 0; blk < n / 256; blk++) {
+            int p = at + blk * 144, xb = xo + blk * 256;
+            float d = BlockCodec.half(raw, p), dmin = BlockCodec.half(raw, p + 2);
+            for (int c = 0; c < 4; c++) {
+                int q = p + 16 + 32 * c, xc = xb + 64 * c;
+                FloatVector sq1 = FloatVector.zero(F), sx1 = sq1, sq2 = sq1, sx2 = sq1;
+                for (int g = 0; g < 32; g += 8) {
+                    ByteVector b = ByteVector.fromArray(B, raw, q + g);
+                    FloatVector lo = (FloatVector) b.and((byte) 15).convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector hi = (FloatVector) b.lanewise(VectorOperators.LSHR, 4).and((byte) 15).convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector x1 = FloatVector.fromArray(F, x, xc + g), x2 = FloatVector.fromArray(F, x, xc + 32 + g);
+                    sq1 = lo.fma(x1, sq1);
+                    sx1 = sx1.add(x1);
+                    sq2 = hi.fma(x2, sq2);
+                    sx2 = sx2.add(x2);
+                }
+                acc = sq1.fma(FloatVector.broadcast(F, d * BlockCodec.scaleMin(raw, p + 4, 2 * c, 0)), acc);
+                acc = sx1.fma(FloatVector.broadcast(F, -(dmin * BlockCodec.scaleMin(raw, p + 4, 2 * c, 1))), acc);
+                acc = sq2.fma(FloatVector.broadcast(F, d * BlockCodec.scaleMin(raw, p + 4, 2 * c + 1, 0)), acc);
+                acc = sx2.fma(FloatVector.broadcast(F, -(dmin * BlockCodec.scaleMin(raw, p + 4, 2 * c + 1, 1))), acc);
+            }
+        }
+        return sum(acc);
+    }
+
+    /**
+     * A Q6_K row's dot product with token {@code t}'s inputs, without decoding the row: eight weights at a time, each
+     * {@code d*sc * (q - 32)} with q its low nibble and two high bits, the eight in one sub-block of 16.
+     */
+    private static float q6kRow(byte[] raw, int at, float[] x, int n, int t) {
+        int xo = t * n;
+        FloatVector acc = FloatVector.zero(F);
+        for (int blk = 0; blk < n / 256; blk++) {
+            int p = at + blk * 210, xb = xo + blk * 256;
+            float d = BlockCodec.half(raw, p + 208);
+            for (int h = 0; h < 2; h++) {
+                int ql = p + 64 * h, qh = p + 128 + 32 * h, sc = p + 192 + 8 * h, xh = xb + 128 * h;
+                for (int g = 0; g < 32; g += 8) {
+                    ByteVector a = ByteVector.fromArray(B, raw, ql + g), b = ByteVector.fromArray(B, raw, ql + 32 + g), hi = ByteVector.fromArray(B, raw, qh + g);
+                    ByteVector q1 = a.and((byte) 15).or(hi.and((byte) 3).lanewise(VectorOperators.LSHL, 4));
+                    ByteVector q2 = b.and((byte) 15).or(hi.lanewise(VectorOperators.LSHR, 2).and((byte) 3).lanewise(VectorOperators.LSHL, 4));
+                    ByteVector q3 = a.lanewise(VectorOperators.LSHR, 4).and((byte) 15).or(hi.lanewise(VectorOperators.LSHR, 4).and((byte) 3).lanewise(VectorOperators.LSHL, 4));
+                    ByteVector q4 = b.lanewise(VectorOperators.LSHR, 4).and((byte) 15).or(hi.lanewise(VectorOperators.LSHR, 6).and((byte) 3).lanewise(VectorOperators.LSHL, 4));
+                    int is = g / 16;
+                    // one flat loop body: a helper returning vectors left C2 boxing them
+                    FloatVector w1 = ((FloatVector) q1.sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(d * raw[sc + is]);
+                    FloatVector w2 = ((FloatVector) q2.sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(d * raw[sc + is + 2]);
+                    FloatVector w3 = ((FloatVector) q3.sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(d * raw[sc + is + 4]);
+                    FloatVector w4 = ((FloatVector) q4.sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(d * raw[sc + is + 6]);
+                    acc = w1.fma(FloatVector.fromArray(F, x, xh + g), acc);
+                    acc = w2.fma(FloatVector.fromArray(F, x, xh + 32 + g), acc);
+                    acc = w3.fma(FloatVector.fromArray(F, x, xh + 64 + g), acc);
+                    acc = w4.fma(FloatVector.fromArray(F, x, xh + 96 + g), acc);
+                }
+            }
+        }
+        return sum(acc);
     }
 }
