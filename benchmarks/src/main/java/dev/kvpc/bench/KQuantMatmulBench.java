@@ -10,8 +10,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The engine's matrix-vector product (one token) over K-quant weights against Q4_0 and Q8_0, in rows of whole
- * 256-weight blocks: Q4_K and Q6_K (the two of a Q4_K_M file) have fused vector kernels, Q5_K decodes a row then
- * dots it. Random weights encoded by {@code BlockCodec}; single-threaded.
+ * 256-weight blocks, each read in place by a fused vector kernel. Random weights encoded by {@code BlockCodec}; single-threaded.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)

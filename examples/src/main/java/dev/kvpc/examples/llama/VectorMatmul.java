@@ -60,7 +60,10 @@ final class VectorMatmul implements Matmul.Rows {
                 for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4Row(m.q, m.d, x, n, t, i);
             }
             case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q4_K -> {
-                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4kRow(m.raw, i * m.rowBytes(), x, n, t);
+                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4kRow(m.raw, i * m.rowBytes(), x, n, t, false);
+            }
+            case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q5_K -> {
+                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4kRow(m.raw, i * m.rowBytes(), x, n, t, true);
             }
             case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q6_K -> {
                 for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q6kRow(m.raw, i * m.rowBytes(), x, n, t);
@@ -231,22 +234,28 @@ final class VectorMatmul implements Matmul.Rows {
     }
 
     /**
-     * A Q4_K row's dot product with token {@code t}'s inputs, without decoding the row: per sub-block of 32 weights
-     * {@code d*sc * q - dmin*m}, so its share is {@code d*sc * sum(q x) - dmin*m * sum(x)}, both sums in vectors.
+     * A Q4_K (or, with {@code fifth}, Q5_K) row's dot product with token {@code t}'s inputs, without decoding the row:
+     * per sub-block of 32 weights {@code d*sc * q - dmin*m}, so its share is {@code d*sc * sum(q x) - dmin*m * sum(x)},
+     * both sums in vectors. Q5_K's fifth bit of each quant comes from its 32 bytes before the nibbles.
      */
-    private static float q4kRow(byte[] raw, int at, float[] x, int n, int t) {
-        int xo = t * n;
+    private static float q4kRow(byte[] raw, int at, float[] x, int n, int t, boolean fifth) {
+        int xo = t * n, bytes = fifth ? 176 : 144, nibbles = fifth ? 48 : 16;
         FloatVector acc = FloatVector.zero(F);
         for (int blk = 0; blk < n / 256; blk++) {
-            int p = at + blk * 144, xb = xo + blk * 256;
+            int p = at + blk * bytes, xb = xo + blk * 256;
             float d = BlockCodec.half(raw, p), dmin = BlockCodec.half(raw, p + 2);
             for (int c = 0; c < 4; c++) {
-                int q = p + 16 + 32 * c, xc = xb + 64 * c;
+                int q = p + nibbles + 32 * c, xc = xb + 64 * c;
                 FloatVector sq1 = FloatVector.zero(F), sx1 = sq1, sq2 = sq1, sx2 = sq1;
                 for (int g = 0; g < 32; g += 8) {
-                    ByteVector b = ByteVector.fromArray(B, raw, q + g);
-                    FloatVector lo = (FloatVector) b.and((byte) 15).convertShape(VectorOperators.B2F, F, 0);
-                    FloatVector hi = (FloatVector) b.lanewise(VectorOperators.LSHR, 4).and((byte) 15).convertShape(VectorOperators.B2F, F, 0);
+                    ByteVector b = ByteVector.fromArray(B, raw, q + g), l = b.and((byte) 15), h = b.lanewise(VectorOperators.LSHR, 4).and((byte) 15);
+                    if (fifth) {
+                        ByteVector qh = ByteVector.fromArray(B, raw, p + 16 + g);
+                        l = l.or(qh.lanewise(VectorOperators.LSHR, 2 * c).and((byte) 1).lanewise(VectorOperators.LSHL, 4));
+                        h = h.or(qh.lanewise(VectorOperators.LSHR, 2 * c + 1).and((byte) 1).lanewise(VectorOperators.LSHL, 4));
+                    }
+                    FloatVector lo = (FloatVector) l.convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector hi = (FloatVector) h.convertShape(VectorOperators.B2F, F, 0);
                     FloatVector x1 = FloatVector.fromArray(F, x, xc + g), x2 = FloatVector.fromArray(F, x, xc + 32 + g);
                     sq1 = lo.fma(x1, sq1);
                     sx1 = sx1.add(x1);
