@@ -154,8 +154,8 @@ public final class ClContext implements AutoCloseable {
         private final MemorySegment handle;
         private final String name;
         private final Arena args = Arena.ofAuto();
-        /** Work-group sizes launched so far (a platform may compile a kernel anew for each). */
-        private long[] shapes = new long[0];
+        /** Work-group sizes launched so far, null for the device's choice (a platform may compile a kernel anew for each). */
+        private final java.util.List<long[]> shapes = new java.util.ArrayList<>();
 
         Kernel(MemorySegment handle, String name) {
             this.handle = handle;
@@ -214,14 +214,8 @@ public final class ClContext implements AutoCloseable {
 
         /** Whether no launch of this kernel had work-groups of {@code local} before (then noted). */
         private boolean newShape(long[] local) {
-            long key = -1;
-            if (local != null) {
-                key = 0;
-                for (long l : local) key = key * 1_000_003L + l;
-            }
-            for (long s : shapes) if (s == key) return false;
-            shapes = java.util.Arrays.copyOf(shapes, shapes.length + 1);
-            shapes[shapes.length - 1] = key;
+            for (long[] s : shapes) if (java.util.Arrays.equals(s, local)) return false;
+            shapes.add(local == null ? null : local.clone());
             return true;
         }
     }

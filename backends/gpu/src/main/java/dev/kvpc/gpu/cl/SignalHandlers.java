@@ -76,33 +76,31 @@ final class SignalHandlers {
 
     /** Puts back every saved handler that LLVM replaced; returns how many it put back. */
     synchronized int restore() {
+        int n = scan(true);
+        restored += n;
+        return n;
+    }
+
+    /** Signals whose handler lies in LLVM now (-1 where they cannot be read). */
+    synchronized int inLlvm() {
+        return scan(false);
+    }
+
+    /** Signals whose handler lies in LLVM, each put back as saved where {@code restore} (then counted if that worked). */
+    private int scan(boolean restore) {
         int n = 0;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment now = a.allocate(ACTION, 16);
             for (int s = 1; s <= SIGNALS; s++) {
                 if (!have[s]) continue;
                 now.fill((byte) 0);
+                // a handler unchanged since the save is the JVM's (or the chained one's), wherever it lies
                 if (!get(s, now) || now.mismatch(slot(s)) < 0 || !inLlvm(now.get(ADDRESS, 0), a)) continue;
-                if ((int) sigaction.invokeExact(s, slot(s), MemorySegment.NULL) == 0) n++;
+                if (!restore || (int) sigaction.invokeExact(s, slot(s), MemorySegment.NULL) == 0) n++;
             }
         } catch (Throwable t) {
-            // a handler that cannot be put back stays as it is
-        }
-        restored += n;
-        return n;
-    }
-
-    /** Signals whose handler lies in LLVM now. */
-    synchronized int inLlvm() {
-        int n = 0;
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment now = a.allocate(ACTION, 16);
-            for (int s = 1; s <= SIGNALS; s++) {
-                now.fill((byte) 0);
-                if (catchable(s) && get(s, now) && inLlvm(now.get(ADDRESS, 0), a)) n++;
-            }
-        } catch (Throwable t) {
-            return -1;
+            // a handler that cannot be read or put back stays as it is
+            return restore ? n : -1;
         }
         return n;
     }
