@@ -1,11 +1,9 @@
 package dev.kvpc.bench;
 
-import dev.kvpc.examples.llama.GgufFile;
 import dev.kvpc.examples.llama.Matmul;
 import dev.kvpc.examples.llama.Matrix;
 import org.openjdk.jmh.annotations.*;
 
-import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -30,13 +28,10 @@ public class KQuantMatmulBench {
 
     @Setup(Level.Trial)
     public void setUp() {
-        String[] s = shape.split("x");
-        int rows = Integer.parseInt(s[0]), cols = Integer.parseInt(s[1]);
-        w = Matrix.random(GgufFile.TensorType.valueOf(type), rows, cols, new Random(1));
-        x = new float[cols];
-        out = new float[rows];
-        Random r = new Random(2);
-        for (int i = 0; i < cols; i++) x[i] = (float) r.nextGaussian();
+        MatmulBench.Fixture f = MatmulBench.Fixture.of(type, shape);
+        w = f.w();
+        x = f.x();
+        out = f.out();
     }
 
     @Benchmark

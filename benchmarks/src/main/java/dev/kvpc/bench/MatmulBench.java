@@ -30,15 +30,24 @@ public class MatmulBench {
     private float[] x, out;
     private final Matmul vector = Matmul.vector(), scalar = Matmul.scalar();
 
+    /** A product's operands: random weights of {@code type} in shape {@code "ROWSxCOLS"}, a Gaussian input, an output. */
+    record Fixture(Matrix w, float[] x, float[] out) {
+        static Fixture of(String type, String shape) {
+            String[] s = shape.split("x");
+            int rows = Integer.parseInt(s[0]), cols = Integer.parseInt(s[1]);
+            float[] x = new float[cols];
+            Random r = new Random(2);
+            for (int i = 0; i < cols; i++) x[i] = (float) r.nextGaussian();
+            return new Fixture(Matrix.random(GgufFile.TensorType.valueOf(type), rows, cols, new Random(1)), x, new float[rows]);
+        }
+    }
+
     @Setup(Level.Trial)
     public void setUp() {
-        String[] s = shape.split("x");
-        int rows = Integer.parseInt(s[0]), cols = Integer.parseInt(s[1]);
-        w = Matrix.random(GgufFile.TensorType.valueOf(type), rows, cols, new Random(1));
-        x = new float[cols];
-        out = new float[rows];
-        Random r = new Random(2);
-        for (int i = 0; i < cols; i++) x[i] = (float) r.nextGaussian();
+        Fixture f = Fixture.of(type, shape);
+        w = f.w();
+        x = f.x();
+        out = f.out();
     }
 
     @Benchmark

@@ -59,21 +59,15 @@ final class VectorMatmul implements Matmul.Rows {
             case Matrix.Q4_0 m -> {
                 for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4Row(m.q, m.d, x, n, t, i);
             }
-            case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q4_K -> {
-                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4kRow(m.raw, i * m.rowBytes(), x, n, t, false);
-            }
-            case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q5_K -> {
-                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q4kRow(m.raw, i * m.rowBytes(), x, n, t, true);
-            }
-            case Matrix.Blocks m when m.type() == GgufFile.TensorType.Q6_K -> {
-                for (int t = 0; t < tokens; t++) for (int i = from; i < to; i++) out[t * d + i] = q6kRow(m.raw, i * m.rowBytes(), x, n, t);
-            }
             case Matrix.Blocks m -> {
-                // a row decoded once (as one F32 row), then its dot product with every token
-                float[] row = new float[n];
-                for (int i = from; i < to; i++) {
-                    m.row(i, row, 0);
-                    for (int t = 0; t < tokens; t++) f32One(out, row, x, n, d, t, 0, i);
+                // the K-quants, each read in place (Matrix.Blocks holds no other type)
+                GgufFile.TensorType type = m.type();
+                if (type != GgufFile.TensorType.Q4_K && type != GgufFile.TensorType.Q5_K && type != GgufFile.TensorType.Q6_K) {
+                    throw new IllegalStateException("no vector kernel for " + type);
+                }
+                boolean q6 = type == GgufFile.TensorType.Q6_K, fifth = type == GgufFile.TensorType.Q5_K;
+                for (int t = 0; t < tokens; t++) {
+                    for (int i = from; i < to; i++) out[t * d + i] = q6 ? q6kRow(m.raw, i * m.rowBytes(), x, n, t) : q4kRow(m.raw, i * m.rowBytes(), x, n, t, fifth);
                 }
             }
         }
@@ -91,12 +85,7 @@ final class VectorMatmul implements Matmul.Rows {
     // ---- F32
 
     private static void f32One(float[] out, float[] w, float[] x, int n, int d, int t, int i) {
-        f32One(out, w, x, n, d, t, i * n, i);
-    }
-
-    /** Output {@code i} of token {@code t}: the row of {@code w} from {@code wo} times the token's inputs. */
-    private static void f32One(float[] out, float[] w, float[] x, int n, int d, int t, int wo, int i) {
-        int xo = t * n, bound = F.loopBound(n), j = 0;
+        int wo = i * n, xo = t * n, bound = F.loopBound(n), j = 0;
         FloatVector a = FloatVector.zero(F);
         for (; j < bound; j += L) a = FloatVector.fromArray(F, w, wo + j).fma(xv(x, xo + j), a);
         float v = sum(a);
