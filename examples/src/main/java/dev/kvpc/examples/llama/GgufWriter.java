@@ -65,9 +65,6 @@ public final class GgufWriter {
         return this;
     }
 
-    static int code(GgufFile.TensorType t) {
-        return t.code;
-    }
 
     /** {@code w} in {@code type}'s encoding (a whole number of its blocks). */
     public static byte[] encode(GgufFile.TensorType type, float[] w) {
@@ -177,7 +174,7 @@ public final class GgufWriter {
             h.string(t.name());
             h.putInt(t.dims().length);
             for (long d : t.dims()) h.putLong(d);
-            h.putInt(code(t.type()));
+            h.putInt(t.type().code);
             h.putLong(offset);
             offset += (t.bytes() + 31) / 32 * 32;
         }

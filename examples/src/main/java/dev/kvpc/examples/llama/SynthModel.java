@@ -167,13 +167,15 @@ public final class SynthModel {
         for (char c = 'a'; c <= 'z'; c++) level.add(String.valueOf(c));
         for (String p : level) pieces.add("\u2581" + p);
         while (tokens.size() + pieces.size() < size) {
+            // one letter longer, as many as fill the vocabulary (each with and without the word-start mark)
+            int need = size - tokens.size() - pieces.size();
             List<String> next = new ArrayList<>();
+            grow:
             for (String p : level) {
                 for (char c = 'a'; c <= 'z'; c++) {
                     next.add(p + c);
-                    if (tokens.size() + pieces.size() + 2 * next.size() >= size + 2) break;
+                    if (2 * next.size() >= need) break grow;
                 }
-                if (tokens.size() + pieces.size() + 2 * next.size() >= size + 2) break;
             }
             for (String p : next) {
                 pieces.add(p);
