@@ -27,6 +27,24 @@ public record Rope(double theta, double factor, float[] freqFactors) {
         this(theta, 1.0, null);
     }
 
+    /**
+     * The channel order that takes {@code heads} heads of {@code hd} channels from the halves layout (channel
+     * {@code i} rotated with {@code i + hd/2}, as Hugging Face's llama and Qwen2 weights are) to the interleaved pairs
+     * this class rotates: {@code pairs[n] = halves[order[n]]}. A host whose queries and keys come in halves order
+     * permutes them (or the rows of its Q and K weights) by it before handing them over; dot products are unchanged.
+     */
+    public static int[] halvesToPairs(int heads, int hd) {
+        if (hd % 2 != 0) throw new IllegalArgumentException("RoPE needs an even head dimension, got " + hd);
+        int[] order = new int[heads * hd];
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < hd / 2; i++) {
+                order[h * hd + 2 * i] = h * hd + i;
+                order[h * hd + 2 * i + 1] = h * hd + i + hd / 2;
+            }
+        }
+        return order;
+    }
+
     /** Rotates {@code x[off .. off+d)} in place by {@code position}. */
     public void rotate(float[] x, int off, int d, int position) {
         if (freqFactors != null && freqFactors.length != d / 2) {

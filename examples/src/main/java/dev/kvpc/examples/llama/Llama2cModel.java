@@ -211,7 +211,7 @@ public final class Llama2cModel {
             // (2i, 2i + 1). Q's and K's rows (and biases) are permuted per head into that order: the same rotation of
             // the same channels, so every dot product of a query and a key is the model's
             int hd = dim / heads;
-            int[] qOrder = halvesToPairs(heads, hd), kOrder = halvesToPairs(kvHeads, hd);
+            int[] qOrder = dev.kvpc.runtime.Rope.halvesToPairs(heads, hd), kOrder = dev.kvpc.runtime.Rope.halvesToPairs(kvHeads, hd);
             biases = new float[3][layers][];
             for (int l = 0; l < layers; l++) {
                 String b = "blk." + l + ".";
@@ -253,18 +253,6 @@ public final class Llama2cModel {
         Matrix classifier = g.has("output.weight") ? g.matrix("output.weight", dim, vocab) : embedding;
         return new Llama2cModel(dim, hidden, layers, heads, kvHeads, vocab, seqLen, theta, factor, freqFactors, (float) eps, embedding, rmsFinal, classifier, rmsAtt, rmsFfn, w,
                 biases);
-    }
-
-    /** Row order taking {@code heads} heads of {@code hd} channels from halves order (i, i + hd/2) to interleaved pairs (2i, 2i + 1). */
-    static int[] halvesToPairs(int heads, int hd) {
-        int[] order = new int[heads * hd];
-        for (int h = 0; h < heads; h++) {
-            for (int i = 0; i < hd / 2; i++) {
-                order[h * hd + 2 * i] = h * hd + i;
-                order[h * hd + 2 * i + 1] = h * hd + i + hd / 2;
-            }
-        }
-        return order;
     }
 
     private static float[] permute(float[] v, int[] order) {

@@ -23,6 +23,23 @@ public final class PolicyJarLoader {
     private PolicyJarLoader() {
     }
 
+    /**
+     * A policy jar ready to run on a host's lanes: {@link #load loaded} for {@code host}, its entry class made, every
+     * call into its code guarded ({@link GuardedPolicy}: what it throws arrives as a {@link PolicyFault} naming the
+     * policy), and run by {@link dev.kvpc.runtime.exec.NativeRunner}. What a host that links the runtime alone does.
+     */
+    public static dev.kvpc.runtime.PolicyRunner runner(Path jar, ModelShapeSpec host) throws PolicyLoadException {
+        LoadedPolicy loaded = load(jar, host);
+        dev.kvpc.runtime.policy.CompiledPolicy policy;
+        try {
+            policy = new GuardedPolicy(loaded.manifest().policyName(),
+                    loaded.entryClassAs(dev.kvpc.runtime.policy.CompiledPolicy.class).getDeclaredConstructor().newInstance());
+        } catch (ReflectiveOperationException e) {
+            throw new PolicyLoadException(jar + ": its entry class cannot be instantiated: " + e, e);
+        }
+        return dev.kvpc.runtime.exec.NativeRunner.of(policy);
+    }
+
     /** {@link #load(Path, ModelShapeSpec, ClassLoader)} with the loader of the runtime itself as parent. */
     public static LoadedPolicy load(Path jar, ModelShapeSpec host) throws PolicyLoadException {
         return load(jar, host, PolicyJarLoader.class.getClassLoader());

@@ -4,16 +4,12 @@ import dev.kvpc.runtime.KvRuntime;
 import dev.kvpc.runtime.ModelSpec;
 import dev.kvpc.runtime.PolicyRunner;
 import dev.kvpc.runtime.Sequence;
-import dev.kvpc.runtime.exec.NativeRunner;
 import dev.kvpc.runtime.lane.Lane;
-import dev.kvpc.runtime.load.GuardedPolicy;
-import dev.kvpc.runtime.load.LoadedPolicy;
 import dev.kvpc.runtime.load.ModelShapeSpec;
 import dev.kvpc.runtime.load.PolicyJar;
 import dev.kvpc.runtime.load.PolicyJarLoader;
 import dev.kvpc.runtime.load.PolicyLoadException;
 import dev.kvpc.runtime.load.ShapeConstraints;
-import dev.kvpc.runtime.policy.CompiledPolicy;
 import dev.kvpc.runtime.pool.PagePool;
 import dev.kvpc.runtime.store.Precision;
 import dev.kvpc.runtime.trace.Trace;
@@ -60,18 +56,11 @@ public final class TraceHost {
     /** Loads {@code jar}, runs it over the trace {@code spec} on the runtime's lanes and prints what each lane keeps. */
     public static void run(Path jar, String spec, PrintStream out) throws PolicyLoadException {
         ModelShapeSpec shape = shapeOf(jar);
-        LoadedPolicy loaded = PolicyJarLoader.load(jar, shape);
-        CompiledPolicy policy;
-        try {
-            // every call into the jar's code guarded: what it throws arrives as a PolicyFault naming the policy
-            policy = new GuardedPolicy(loaded.manifest().policyName(), loaded.entryClassAs(CompiledPolicy.class).getDeclaredConstructor().newInstance());
-        } catch (ReflectiveOperationException e) {
-            throw new PolicyLoadException(jar + ": its entry class cannot be instantiated: " + e, e);
-        }
-        PolicyRunner runner = NativeRunner.of(policy);
+        // every call into the jar's code guarded: what it throws arrives as a PolicyFault naming the policy
+        PolicyRunner runner = PolicyJarLoader.runner(jar, shape);
         Trace trace = TraceSpec.open(spec, new TraceShape(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim()));
         ModelSpec model = new ModelSpec(shape.layers(), shape.heads(), shape.kvHeads(), shape.headDim(), Precision.F32, null);
-        out.println("policy " + loaded.manifest().policyName() + " on " + shape);
+        out.println("policy " + PolicyJar.read(jar).manifest().policyName() + " on " + shape);
         try (PagePool pool = new PagePool(); Sequence seq = new KvRuntime(model, runner, pool).newSequence()) {
             feed(seq, trace, out);
         }
