@@ -48,6 +48,11 @@ public final class BpeTokenizer implements Tokenizer {
             this.names = List.of(names);
         }
 
+        /** The regular expression that splits text into pieces (the project's {@link #PATTERN} for {@link #KVPC}). */
+        String pattern() {
+            return regex == null ? PATTERN : regex.pattern();
+        }
+
         static Pre named(Object name) {
             for (Pre p : values()) if (p.names.contains(name)) return p;
             return null;
