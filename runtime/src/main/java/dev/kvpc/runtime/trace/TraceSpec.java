@@ -9,7 +9,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Where a trace comes from, as users write it: a file (binary KVPTRACE, or the text form), or a generator spec
+ * Where a trace comes from, as users write it: a file (binary KVPTRACE, or the text form), tensors a Python user saved
+ * ({@link TraceTensors}: {@code .safetensors}, {@code .npz}, or a folder of {@code .npy} files), or a generator spec
  * {@code random:seed=1,prefill=64,chunk=0,decode=16,sinks=4,heavy=3,needle=20} with optional
  * {@code layers=,heads=,kv-heads=,head-dim=} (default: the shape given).
  */
@@ -20,7 +21,11 @@ public final class TraceSpec {
     public static Trace open(String spec, TraceShape defaultShape) {
         if (spec.startsWith("random:") || spec.equals("random")) return generate(spec.equals("random") ? "" : spec.substring(7), defaultShape);
         Path p = Path.of(spec);
-        if (!Files.isRegularFile(p)) throw new IllegalArgumentException("trace '" + spec + "' is neither a file nor random:...");
+        if (Files.exists(p) && TraceTensors.handles(p)) return TraceTensors.read(p);
+        if (!Files.isRegularFile(p)) {
+            throw new IllegalArgumentException("trace '" + spec + "' is neither a file (KVPTRACE, its text form, .safetensors, .npz), a folder of q.npy, k.npy "
+                    + "and v.npy, nor random:...");
+        }
         try (InputStream in = Files.newInputStream(p)) {
             byte[] head = in.readNBytes(TraceIO.MAGIC.length());
             if (new String(head, StandardCharsets.US_ASCII).equals(TraceIO.MAGIC)) return TraceIO.read(p);
