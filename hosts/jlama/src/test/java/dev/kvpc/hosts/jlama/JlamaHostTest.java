@@ -145,6 +145,33 @@ class JlamaHostTest {
         }
     }
 
+    /** Through Jlama's own generate: the text of the engine's greedy continuation, under a policy jar too. */
+    @Test
+    void jlamasGenerateWritesTheEnginesText() throws Exception {
+        Path jar = dir.resolve("gen-h2o.jar");
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        assertEquals(0, Main.run(new String[] {"compile", root().resolve("stdlib-policies/h2o.kvp").toString(), "--model", gguf.toString(), "--param", "budget=16",
+                "-o", jar.toString()}, new PrintWriter(out, true), new PrintWriter(err, true)), err.toString());
+        for (Path policy : new Path[] {null, jar}) {
+            String prompt = PROMPTS[1];
+            int[] p = tok.start(prompt);
+            int more = 30;
+            int[] ours = engineGreedy(policy == null ? LlamaEngine.fullCache() : Kvpc.load(jar, model.spec()), p, more + 1, null, null);
+            java.io.ByteArrayOutputStream text = new java.io.ByteArrayOutputStream();
+            int prev = p[p.length - 1];
+            for (int t : ours) {
+                text.writeBytes(tok.decode(prev, t));
+                prev = t;
+            }
+            try (KvpcLlama m = KvpcLlama.load(hf, policy)) {
+                var r = m.generate(java.util.UUID.randomUUID(), com.github.tjake.jlama.safetensors.prompt.PromptContext.of(prompt), 0f, p.length + more,
+                        (piece, ms) -> { });
+                assertEquals(text.toString(java.nio.charset.StandardCharsets.UTF_8), r.responseText, (policy == null ? "full cache" : "h2o budget 16")
+                        + ": Jlama's generate after \"" + prompt + "\"");
+            }
+        }
+    }
+
     /**
      * One jar per policy, compiled once for kvpc-tiny: kvpc's engine and Jlama run it over the same prompt and decode
      * steps to the same greedy tokens; after the prompt, Jlama's lanes hold the engine's bytes, within 5% of what
