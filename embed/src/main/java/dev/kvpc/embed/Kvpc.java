@@ -40,7 +40,7 @@ public final class Kvpc {
      * @param policy the policy or config to compile (null: the last one in the file)
      * @param params parameter values replacing defaults (may be empty)
      */
-    public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, Object> params) throws CompileException {
+    public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, ?> params) throws CompileException {
         return compile(file, model, policy, params, null);
     }
 
@@ -49,12 +49,13 @@ public final class Kvpc {
      * optional arguments, {@code softcap(cap = 30.0)}, declared in {@code file} or the standard {@code variants.kvp};
      * null: the policy's own). {@code file} null means the full cache of the standard library.
      */
-    public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, Object> params, String attention) throws CompileException {
+    public static PolicyRunner compile(Path file, ModelSpec model, String policy, Map<String, ?> params, String attention) throws CompileException {
         return runner(specialise(file, model, policy, params, attention));
     }
 
     /** The specialised program {@link #compile(Path, ModelSpec, String, Map, String)} runs. */
-    public static Specialized specialise(Path file, ModelSpec model, String policy, Map<String, Object> params, String attention) throws CompileException {
+    public static Specialized specialise(Path file, ModelSpec model, String policy, Map<String, ?> values, String attention) throws CompileException {
+        Map<String, Object> params = values(values);
         ModelShape shape = new ModelShape("host", model.layers(), model.heads(), model.kvHeads(), model.headDim());
         if (file == null) {
             if (attention == null) throw new IllegalArgumentException("the full cache under the standard attention needs no compiling");
@@ -93,6 +94,36 @@ public final class Kvpc {
             return deploy(file, shape, root, params, attention);
         }
         return Compilation.optimise(r.program(), root, params, Pipeline.Options.DEFAULT, (pass, x) -> { });
+    }
+
+    /**
+     * Parameter values as the compiler holds them: a whole number of any Java type ({@code Integer}, {@code Short},
+     * {@code BigInteger} in range, ...) as a {@code Long}, any other number as a {@code Double}; booleans and strings
+     * (table files) as they are.
+     *
+     * @throws IllegalArgumentException for a value of another type, or a whole number past a long
+     */
+    static Map<String, Object> values(Map<String, ?> given) {
+        Map<String, Object> out = new java.util.LinkedHashMap<>();
+        given.forEach((name, v) -> out.put(name, switch (v) {
+            case Long l -> l;
+            case Integer i -> (long) i;
+            case Short x -> (long) x;
+            case Byte x -> (long) x;
+            case java.math.BigInteger b -> {
+                if (b.bitLength() > 63) throw new IllegalArgumentException("parameter '" + name + "' is " + b + ", past the range of a whole number here");
+                yield b.longValue();
+            }
+            case Double d -> d;
+            case Float f -> (double) f;
+            case java.math.BigDecimal d -> d.doubleValue();
+            case Boolean b -> b;
+            case String str -> str;
+            case null -> throw new IllegalArgumentException("parameter '" + name + "' is null");
+            default -> throw new IllegalArgumentException("parameter '" + name + "' is a " + v.getClass().getName()
+                    + "; a parameter value is a number, a boolean or a string (a table file)");
+        }));
+        return out;
     }
 
     /** {@code policy} of {@code file} (null: the standard library's) under {@code attention}, as a generated config. */

@@ -53,6 +53,23 @@ class KvpcTest {
     }
 
     @Test
+    void anyNumberIsAParameterValue() throws Exception {
+        Path f = dir.resolve("stdlib.kvp");
+        Files.writeString(f, "import \"h2o.kvp\"\n");
+        ModelSpec model = new ModelSpec(2, 4, 2, 16, Precision.F32);
+        for (Object budget : new Object[] {24, 24L, (short) 24, java.math.BigInteger.valueOf(24)}) {
+            for (Object recent : new Object[] {0.25, 0.25f, java.math.BigDecimal.valueOf(0.25)}) {
+                PolicyRunner r = Kvpc.compile(f, model, "h2o", Map.of("budget", budget, "recent", recent));
+                assertNotNull(r, budget.getClass() + " " + recent.getClass());
+            }
+        }
+        Kvpc.CompileException e = assertThrows(Kvpc.CompileException.class, () -> Kvpc.compile(f, model, "h2o", Map.of("budget", 2.5)));
+        assertTrue(e.getMessage().contains("budget"), e.getMessage());
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> Kvpc.compile(f, model, "h2o", Map.of("budget", new java.util.ArrayList<>())));
+        assertTrue(bad.getMessage().contains("'budget'") && bad.getMessage().contains("ArrayList"), bad.getMessage());
+    }
+
+    @Test
     void aFileThatDoesNotCheckGivesTheDiagnostics() throws Exception {
         Path f = dir.resolve("bad.kvp");
         Files.writeString(f, "policy p(budget: int = 8) {\n    on overflow(budget) {\n        keep all\n    }\n}\n");

@@ -44,7 +44,15 @@ public final class Checker {
             // defaults (a placeholder table, a budget for another model) need not fit this model on their own
             // the values given are for the named declaration, else for the file's last policy or config
             String target = root != null ? root : program.defaultRoot();
-            for (Decl d : program.root().decls()) instances.check(d, d.name().text().equals(target) ? given : Map.of());
+            boolean targetHere = false;
+            for (Decl d : program.root().decls()) {
+                boolean isTarget = d.name().text().equals(target);
+                targetHere |= isTarget;
+                instances.check(d, isTarget ? given : Map.of());
+            }
+            // the named declaration is imported (compile FILE --policy NAME of a file that imports it): the values
+            // given for it are checked there, as they would be in its own file
+            if (!targetHere && !given.isEmpty() && decls.get(target) != null) instances.check(decls.get(target), given);
         }
         if (diags.hasErrors()) return null;
         return new CheckedProgram(program, decls, types.types, types.symbols, model);
