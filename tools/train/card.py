@@ -401,13 +401,15 @@ def card(out_dir):
     w("## Tokenizer\n")
     w(f"Byte-level BPE, {len(vocab)} tokens: the {singles} single bytes and {len(merges)} merges, trained by "
       "`train.py tokenizer` on the train text only. The text is first split into pieces by this pattern "
-      "(`train.PRETOKEN`; a word with its leading space, a single digit, a run of punctuation, a run of whitespace), "
+      f"(`train.PRETOKEN_PATTERN`, the `{train.PRETOKEN_NAME}` pre-tokenizer rule that llama.cpp and Hugging Face tokenizers "
+      "implement: a word with one leading non-letter, a single digit, a run of punctuation, newlines, spaces), "
       "and merges never cross pieces:\n")
-    w("```\n" + train.PRETOKEN.pattern + "\n```\n")
+    w("```\n" + train.PRETOKEN_PATTERN + "\n```\n")
     w("Then the most frequent adjacent pair over all pieces (weighted by their counts) is merged, repeatedly, until "
       f"the vocabulary has {train.VOCAB} tokens. Digits are always single tokens, so every 5-digit key is 5 tokens. "
       + (f"One token is special: byte 0x{bos:02x}, which the text never contains, is the BOS, put in place of the first token of "
-         "every training sequence (`train.py train --bos`) and declared in the GGUF; no EOS or padding. "
+         "every training sequence and before every document of the text (`train.py train --bos`), and declared in the GGUF; "
+         "no EOS or padding. "
          if bos is not None else "No special tokens: no BOS, EOS or padding. ")
       + "First merges: "
       + ", ".join(f"`{t}`" for t in first) + "; longest tokens: " + ", ".join(f"`{visible(t)}`" for t in longest)

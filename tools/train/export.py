@@ -16,8 +16,8 @@ data aligned to 32 bytes):
     llama2.c. The classifier is tied to token_embd.weight, so there is no output.weight.
   - the tokenizer as tokenizer.ggml.model = "gpt2" (byte-level BPE): tokens and merges spelled with the usual
     byte-to-character table (every byte a printable character, so a merge "A B" splits at its one space), merges in
-    rank order; tokenizer.ggml.pre = "kvpc" names this project's pre-tokenizer, whose regular expression is stored
-    as kvpc.tokenizer.pattern (readers compare it with the one they implement).
+    rank order; tokenizer.ggml.pre = "qwen2" names the pre-tokenizer rule (train.PRETOKEN_NAME), one llama.cpp and
+    Hugging Face tokenizers implement, so the file loads there as it is.
 
 The reference file (text, UTF-8, one record per line, fields separated by single spaces):
     kvpc-reference 1
@@ -140,8 +140,7 @@ def write_gguf(path, sd, tok, state):
     spell = lambda b: "".join(chars[x] for x in b)  # noqa: E731
     ranked = sorted(tok.rank.items(), key=lambda kv: kv[1])
     g.add("tokenizer.ggml.model", STRING, "gpt2")
-    g.add("tokenizer.ggml.pre", STRING, "kvpc")
-    g.add("kvpc.tokenizer.pattern", STRING, train.PRETOKEN.pattern)
+    g.add("tokenizer.ggml.pre", STRING, train.PRETOKEN_NAME)
     g.add("tokenizer.ggml.tokens", ARRAY, [spell(v) for v in tok.vocab], STRING)
     g.add("tokenizer.ggml.token_type", ARRAY, [1] * len(tok.vocab), I32)
     g.add("tokenizer.ggml.merges", ARRAY, [spell(a) + " " + spell(b) for (a, b), _ in ranked], STRING)
@@ -257,7 +256,7 @@ def main():
               f"**Intermediate snapshot.** Exported on {when} from a checkpoint of the training in progress\n"
               f"(`tools/train/`); the model trained to the end of its curriculum replaces it.")
     bos_row = ("none: trained on windows that start anywhere in the text" if state.get("bos") is None else
-               f"token {state['bos']}, first in every training sequence (`train.py train --bos`); the GGUF declares it "
+               f"token {state['bos']}, first in every training sequence and before every document (`train.py train --bos`); the GGUF declares it "
                f"(`tokenizer.ggml.add_bos_token`), so hosts put it first")
     card = f"""# {NAME}: kvpc's embedded model
 
@@ -266,7 +265,7 @@ def main():
 | | |
 |---|---|
 | architecture | llama: {train.CONFIG['layers']} layers, width {train.CONFIG['dim']}, {train.CONFIG['heads']} query heads, {train.CONFIG['kv_heads']} KV heads, SwiGLU {train.CONFIG['hidden']}, RoPE theta {train.CONFIG['rope_theta']:g}, tied embeddings; {nparams} parameters |
-| tokenizer | byte-level BPE, {train.VOCAB} tokens, single-digit tokens (GGUF `gpt2` model, pre-tokenizer `kvpc`) |
+| tokenizer | byte-level BPE, {train.VOCAB} tokens, single-digit tokens (GGUF `gpt2` model, pre-tokenizer `{train.PRETOKEN_NAME}`) |
 | BOS | {bos_row} |
 | trained | {state['tokens']:,} tokens in {state['step']:,} steps ({state['seconds'] / 3600:.1f} h on 2 cores), of {sum(n for n, _, _ in train.CURRICULUM):,} in the curriculum |
 | last logged training loss | {last[3] if last else '-'} at context {last[2] if last else '-'} (step {last[0] if last else '-'}) |

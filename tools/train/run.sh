@@ -10,11 +10,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
 step=${1:-all}
 [ "$step" = card ] && exec "$py" "$here/card.py" "${@:2}"
-if ! "$py" -c 'import torch' 2>/dev/null; then
-  echo "installing Debian's python3-torch and OpenBLAS (torch calls the system BLAS)" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread >/dev/null
+if ! "$py" -c "import torch, regex" 2>/dev/null; then
+  echo "installing Debian's python3-torch, python3-regex and OpenBLAS (torch calls the system BLAS)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-regex libopenblas0-pthread >/dev/null
 fi
 work=${KVPC_TRAIN_DIR:-$HOME/.cache/kvpc/train}
+# glibc serves allocations over its mmap threshold (at most 32 MiB) with fresh mappings: from context 512 on, a
+# batch's attention matrices are larger, and every step faulted them in anew (system time, 5x slower steps). Keep
+# them in the heap, and keep what is freed there.
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-2147483647} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-4294967296}
 if [ "$step" = all ]; then
   [ -f "$work/train.txt" ] || "$py" "$here/train.py" fetch
   [ -f "$work/tokenizer.json" ] || "$py" "$here/train.py" tokenizer

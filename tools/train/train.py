@@ -11,7 +11,7 @@ checkpoints, and a CSV log; it resumes from the latest checkpoint, so it can be 
     train.py tokenizer     # train the BPE tokenizer
     train.py train [--bos ID]
                            # train (resumes), following the curriculum in CURRICULUM; --bos (a new run): every
-                           # sequence starts with token ID (a BOS), recorded in the checkpoint
+                           # sequence and every document starts with token ID (a BOS), recorded in the checkpoint
     train.py eval [--passkey-prompts N]
                            # held-out perplexity and pass-key accuracy of the latest checkpoint, also written to
                            # eval.json in the work folder (the only file eval writes; tools/train/card.py reads it)
@@ -97,12 +97,30 @@ def fetch():
 
 # ------------------------------------------------------------------------------------------------ tokenizer
 
-PRETOKEN = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^A-Za-z0-9\s]+|\s+")
+# GPT-2's pre-tokenizer rule (GGUF tokenizer.ggml.pre = "gpt-2"), which llama.cpp and Hugging Face tokenizers implement:
+# contractions, words and digit runs with their leading space, punctuation runs, whitespace. \p{L} and \p{N} need the
+# `regex` module (Debian's python3-regex; tools/train/run.sh installs it). The tokenizer's merges never join two digits
+# (mergeable), so a 5-digit key is always 5 tokens, the first with its space: " 9", "4", "5", "8", "0". (Qwen2's rule,
+# which splits digits too, leaves the space before a key a token of its own, shared with words the small vocabulary
+# does not merge with their space, " ke|y"; a run with it had learnt no retrieval by 18M tokens, where this recipe had
+# reached 0.95.)
+PRETOKEN_NAME = "gpt-2"
+PRETOKEN_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+_pretoken = None
+
+
+def mergeable(a, b):
+    """Whether the tokenizer may merge tokens a and b (bytes): not if the result would hold two digits."""
+    return sum(1 for x in a + b if 0x30 <= x <= 0x39) <= 1
 
 
 def pieces(text):
-    """Pre-tokenisation: words with their leading space, single digits (so keys are always 1 token per digit)."""
-    return PRETOKEN.findall(text)
+    """Pre-tokenisation by PRETOKEN_PATTERN."""
+    global _pretoken
+    if _pretoken is None:
+        import regex
+        _pretoken = regex.compile(PRETOKEN_PATTERN)
+    return _pretoken.findall(text)
 
 
 def train_tokenizer():
@@ -111,6 +129,16 @@ def train_tokenizer():
     seqs = {w: [bytes([b]) for b in w] for w in words}
     vocab = [bytes([b]) for b in range(256)]
     merges = []
+    # the first ten merges: a space and a digit, so that every number's first digit carries its space whatever its
+    # frequency (a key reads " 9", "4", "5", "8", "0" as one of " 1"...; mergeable keeps the rest single digits)
+    for d in b"0123456789":
+        a, b = b" ", bytes([d])
+        merges.append((a, b))
+        vocab.append(a + b)
+        for w in words:
+            sq = seqs[w]
+            if len(sq) >= 2 and sq[0] == a and sq[1] == b:
+                seqs[w] = [a + b] + sq[2:]
     while len(vocab) < VOCAB:
         pairs = Counter()
         for w, c in words.items():
@@ -118,7 +146,8 @@ def train_tokenizer():
             if len(s) < 2:
                 continue
             for a, b in zip(s, s[1:]):
-                pairs[(a, b)] += c
+                if mergeable(a, b):
+                    pairs[(a, b)] += c
         if not pairs:
             break
         (a, b), _ = pairs.most_common(1)[0]
@@ -172,15 +201,38 @@ class Tokenizer:
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
-def encoded(name, write_cache=True):
+def encoded(name, write_cache=True, bos=None):
+    """The ids of WORK/name.txt; with `bos`, of its documents (split.json) one after another, each after a `bos`."""
     import torch
-    cache = WORK / (name + ".ids.pt")
+    cache = WORK / (name + ("" if bos is None else f".bos{bos}") + ".ids.pt")
     if cache.exists():
         return torch.load(cache)
-    ids = torch.tensor(Tokenizer().encode((WORK / (name + ".txt")).read_text(encoding="utf-8")), dtype=torch.int16)
+    tok = Tokenizer()
+    if bos is None:
+        ids = tok.encode((WORK / (name + ".txt")).read_text(encoding="utf-8"))
+    else:
+        ids = []
+        for text in documents(name):
+            ids.append(bos)
+            ids.extend(tok.encode(text))
+    ids = torch.tensor(ids, dtype=torch.int16)
     if write_cache:
         torch.save(ids, cache)
     return ids
+
+
+def documents(name):
+    """The texts of the documents of split `name` ("train" or "heldout"), in the order name.txt joins them."""
+    names = json.loads((WORK / "split.json").read_text())[name]
+    out = []
+    for n in names:
+        pkg, stem = n.split("/", 1)
+        f = WORK / "raw" / pkg / "package" / "data" / (stem + ".txt")
+        out.append(f.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n").strip())
+    joined = (WORK / (name + ".txt")).read_text(encoding="utf-8")
+    if "\n\n".join(out) != joined:
+        sys.exit(f"train: {name}.txt is not its documents in split.json joined; run train.py fetch again")
+    return out
 
 
 def filler_sentences():
@@ -328,7 +380,8 @@ def phase_of(tokens_done):
 
 def train(argv=()):
     """Trains the curriculum, resuming from the checkpoint. --bos ID (a new run only): every training sequence starts
-    with token ID, a BOS, in place of its first token; the checkpoint records it, and eval, export and sinks use it.
+    with token ID, a BOS, in place of its first token, and every document of the text with one more; the checkpoint
+    records it, and eval, export and sinks use it.
     KVPC_TRAIN_PROCS=N (default 1) trains data-parallel in N processes of one thread each (torch.distributed, gloo, on
     this machine): each computes the gradient of its share of the batch, they are averaged, and every process takes
     the same step; the first one logs and checkpoints. On two cores, two processes of one thread outrun one process
@@ -355,7 +408,7 @@ def _train(rank, argv, procs, port):
     threads = 1 if procs > 1 else int(os.environ.get("KVPC_TRAIN_THREADS", "2"))
     torch.set_num_threads(threads)
     tok = Tokenizer()
-    data = encoded("train").long()
+    data = None  # read once the BOS is known
     fillers = filler_sentences()
     model = build_model()
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
@@ -386,6 +439,8 @@ def _train(rank, argv, procs, port):
     bos = state["bos"]
     if bos is not None and not 0 <= bos < VOCAB:
         sys.exit(f"train: --bos {bos} is not a token (0-{VOCAB - 1})")
+    # a BOS first in every training window and before every document of the text, as real models are trained
+    data = encoded("train", bos=bos).long()
     if main:
         log(f"model: {nparams} parameters, config {CONFIG}, BOS {bos}" + (f", {procs} processes" if procs > 1 else ""))
     while True:
