@@ -402,8 +402,9 @@ def card(out_dir):
     w(f"Byte-level BPE, {len(vocab)} tokens: the {singles} single bytes and {len(merges)} merges, trained by "
       "`train.py tokenizer` on the train text only. The text is first split into pieces by this pattern "
       f"(`train.PRETOKEN_PATTERN`, the `{train.PRETOKEN_NAME}` pre-tokenizer rule that llama.cpp and Hugging Face tokenizers "
-      "implement: a word with one leading non-letter, a single digit, a run of punctuation, newlines, spaces), "
-      "and merges never cross pieces:\n")
+      "implement: contractions, a word or a run of digits with its leading space, a run of punctuation, whitespace), "
+      "and merges never cross pieces; they never join two digits either, and the first ten are a space with each "
+      "digit:\n")
     w("```\n" + train.PRETOKEN_PATTERN + "\n```\n")
     w("Then the most frequent adjacent pair over all pieces (weighted by their counts) is merged, repeatedly, until "
       f"the vocabulary has {train.VOCAB} tokens. Digits are always single tokens, so every 5-digit key is 5 tokens. "
