@@ -61,7 +61,8 @@ public final class Main implements Runnable {
         cl.setErr(err);
         cl.setExitCodeExceptionMapper(e -> e instanceof CommandLine.ParameterException ? USAGE : INTERNAL);
         cl.setParameterExceptionHandler((ex, a) -> {
-            err.println("kvpc: " + ex.getMessage());
+            String unknown = unknownWord(ex, a, cl);
+            err.println("kvpc: " + (unknown != null ? unknown : ex.getMessage()));
             err.println("Try 'kvpc --help'" + (ex.getCommandLine() != cl ? " or 'kvpc help " + ex.getCommandLine().getCommandName() + "'" : "") + ".");
             return USAGE;
         });
@@ -94,6 +95,39 @@ public final class Main implements Runnable {
         out.flush();
         err.flush();
         return code;
+    }
+
+    /**
+     * A usage error about a word the user mistyped, with the nearest command or option ("did you mean"), or null: an
+     * unknown command, or an option the command does not have (reported first even where picocli would report a
+     * missing required option, since the misspelt one is usually the missing one).
+     */
+    static String unknownWord(CommandLine.ParameterException ex, String[] args, CommandLine top) {
+        CommandLine sub = ex.getCommandLine();
+        java.util.List<String> options = new java.util.ArrayList<>(sub.getCommandSpec().optionsMap().keySet());
+        int at = java.util.Arrays.asList(args).indexOf(sub.getCommandName());
+        var specs = sub.getCommandSpec().optionsMap();
+        for (int i = sub == top ? 0 : Math.max(0, at + 1); i < args.length; i++) {
+            String arg = args[i];
+            if (arg.equals("--")) break;
+            if (!arg.startsWith("-") || arg.equals("-")) continue;
+            String name = arg.contains("=") ? arg.substring(0, arg.indexOf('=')) : arg;
+            if (specs.containsKey(name)) {
+                // the option's value, which may itself start with '-', is not an option
+                if (!arg.contains("=") && specs.get(name).arity().max() > 0) i++;
+                continue;
+            }
+            if (name.matches("-[A-Za-z]{2,}") && options.contains(name.substring(0, 2))) continue;
+            if (name.matches("-\\d.*")) continue; // a negative number
+            String near = dev.kvpc.compiler.diag.Suggest.nearest(name, options.stream().filter(o -> o.startsWith("--")).toList());
+            return "no option '" + name + "' in " + (sub == top ? "kvpc" : "kvpc " + sub.getCommandName()) + (near != null ? "; did you mean '" + near + "'?" : "");
+        }
+        if (ex instanceof CommandLine.UnmatchedArgumentException u && sub == top && !u.getUnmatched().isEmpty()) {
+            String word = u.getUnmatched().get(0);
+            String near = dev.kvpc.compiler.diag.Suggest.nearest(word, top.getSubcommands().keySet());
+            return "'" + word + "' is not a kvpc command" + (near != null ? "; did you mean 'kvpc " + near + "'?" : " (the commands: kvpc --help)");
+        }
+        return null;
     }
 
     /** The {@link dev.kvpc.runtime.load.PolicyFault} {@code t} is or was caused by, or null. */

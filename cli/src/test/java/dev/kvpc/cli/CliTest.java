@@ -72,6 +72,23 @@ class CliTest {
         assertEquals(64, CliRunner.run().code());
     }
 
+    /** A mistyped command or option is named with the nearest one; an option's value that starts with '-' is no option. */
+    @Test
+    void mistypedWordsGetSuggestions() {
+        CliRunner r = CliRunner.run("evl");
+        assertEquals(64, r.code());
+        assertTrue(r.err().contains("'evl' is not a kvpc command; did you mean 'kvpc eval'?"), r.err());
+        r = CliRunner.run("run", "--modle", "models/kvpc-tiny", "--prompt", "x");
+        assertEquals(64, r.code());
+        assertTrue(r.err().contains("no option '--modle' in kvpc run; did you mean '--model'?"), r.err());
+        r = CliRunner.run("run", "--prompt", "-hi", "--modle", "m");
+        assertTrue(r.err().contains("no option '--modle'") && !r.err().contains("'-hi'"), r.err());
+        r = CliRunner.run("memory", "stdlib-policies/h2o.kvp", "--context=100", "--pormpt", "5");
+        assertTrue(r.err().contains("did you mean '--prompt'?"), r.err());
+        r = CliRunner.run("check", "--zzzzzzzz", "x.kvp");
+        assertTrue(r.err().contains("no option '--zzzzzzzz' in kvpc check") && !r.err().contains("did you mean"), r.err());
+    }
+
     @Test
     void missingFileIsInvalidInputNotACrash() {
         CliRunner r = CliRunner.run("check", tmp.resolve("nope.kvp").toString());

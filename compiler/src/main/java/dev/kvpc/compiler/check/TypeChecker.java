@@ -412,7 +412,7 @@ final class TypeChecker {
 
     private void unknownDecl(Name n, String what) {
         List<Note> notes = new ArrayList<>();
-        String near = nearest(n.text(), decls.keySet());
+        String near = dev.kvpc.compiler.diag.Suggest.nearest(n.text(), decls.keySet());
         if (near != null) notes.add(new Note("did you mean '" + near + "'?", null));
         else notes.add(new Note("a policy from the standard library needs an import, e.g. import \"" + n.text() + ".kvp\"", null));
         diags.error(Code.E104, n.span(), "unknown " + what + " '" + n.text() + "'", notes.toArray(Note[]::new));
@@ -490,7 +490,7 @@ final class TypeChecker {
                     value = n.value();
                     target = byName.get(n.name().text());
                     if (target == null) {
-                        String near = nearest(n.name().text(), byName.keySet());
+                        String near = dev.kvpc.compiler.diag.Suggest.nearest(n.name().text(), byName.keySet());
                         diags.error(Code.E105, n.name().span(), "'" + ref.name().text() + "' has no parameter '" + n.name().text() + "'",
                                 new Note(near != null ? "did you mean '" + near + "'?" : "parameters: " + String.join(", ", byName.keySet()), null));
                     }
@@ -924,7 +924,7 @@ final class TypeChecker {
         Set<String> candidates = new TreeSet<>();
         for (Ctx x = c; x != null; x = x.parent) candidates.addAll(x.names.keySet());
         candidates.addAll(signalTable(c).keySet());
-        String near = nearest(n.name(), candidates);
+        String near = dev.kvpc.compiler.diag.Suggest.nearest(n.name(), candidates);
         diags.error(Code.E100, n.span(), "unknown name '" + n.name() + "'", near == null ? new Note[0] : new Note[] {new Note("did you mean '" + near + "'?", null)});
         return Type.ERROR;
     }
@@ -1096,7 +1096,7 @@ final class TypeChecker {
             } else {
                 Set<String> all = new TreeSet<>(BUILTINS);
                 decls.values().stream().filter(d -> d instanceof Decl.Fn).forEach(d -> all.add(d.name().text()));
-                String near = nearest(f, all);
+                String near = dev.kvpc.compiler.diag.Suggest.nearest(f, all);
                 diags.error(Code.E101, call.callee().span(), "unknown function '" + f + "'",
                         near == null ? new Note[0] : new Note[] {new Note("did you mean '" + near + "'?", null)});
             }
@@ -1793,34 +1793,5 @@ final class TypeChecker {
                 new Note("a set per query head comes from a score with a group axis and is for attend; for one set for the lane, "
                         + "reduce the score's group axis first (e.g. mean(x, over: group)), or take the heads' union, "
                         + "where(sum(member(S) ? 1 : 0, over: group) > 0)", null));
-    }
-
-    /** The closest candidate within edit distance 2 (or a third of the name), for "did you mean". */
-    static String nearest(String name, Collection<String> candidates) {
-        String best = null;
-        int bestD = Math.max(2, name.length() / 3) + 1;
-        for (String c : candidates) {
-            int d = distance(name, c);
-            if (d < bestD && !c.equals(name)) {
-                bestD = d;
-                best = c;
-            }
-        }
-        return best;
-    }
-
-    private static int distance(String a, String b) {
-        int[] prev = new int[b.length() + 1], cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) prev[j] = j;
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1));
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
     }
 }
