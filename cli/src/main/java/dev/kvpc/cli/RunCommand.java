@@ -27,8 +27,9 @@ import java.util.concurrent.Callable;
 @Command(name = "run", description = {"Generate text with a model whose KV cache is the kvpc runtime, under a policy:",
         "tokens stream as they are made; at the end, tokens/s and the measured KV bytes against the full cache's."})
 final class RunCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, paramLabel = "M",
-            description = "A GGUF file, a llama2.c checkpoint (.bin, its tokenizer beside it or given by --tokenizer), or a folder holding one.")
+    @Option(names = "--model", paramLabel = "M",
+            description = "A GGUF file, a llama2.c checkpoint (.bin, its tokenizer beside it or given by --tokenizer), or a folder holding one "
+                    + "(default: the embedded model, models/kvpc-tiny).")
     Path model;
 
     @Option(names = "--tokenizer", paramLabel = "FILE", description = "llama2.c tokenizer for a .bin checkpoint (default: tokenizer.bin or tok*.bin beside it).")
@@ -109,6 +110,7 @@ final class RunCommand implements Callable<Integer> {
         Llama2cModel m;
         Tokenizer tok;
         try {
+            if (model == null) model = EvalCommand.home().resolve("models/kvpc-tiny");
             Path file = resolveModel(model);
             if (file.getFileName().toString().endsWith(".gguf")) {
                 GgufFile g = GgufFile.open(file);

@@ -66,6 +66,10 @@ class RunCliTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("The whale") && r.out().length() > "The whale".length() + 10, r.out());
         assertTrue(r.err().contains("40 positions in "), r.err());
+        // without --model: the embedded model, the same text
+        CliRunner d = CliRunner.run("run", "--prompt", "The whale", "-n", "40");
+        assertEquals(0, d.code(), d.err());
+        assertEquals(r.out(), d.out());
     }
 
     @Test
