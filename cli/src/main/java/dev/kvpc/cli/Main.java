@@ -150,7 +150,19 @@ public final class Main implements Runnable {
         @Override
         public String[] getVersion() {
             String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"kvpc " + (v == null ? "(development build)" : v)};
+            String commit = "unknown";
+            try (var in = Main.class.getResourceAsStream("build.properties")) {
+                if (in != null) {
+                    java.util.Properties p = new java.util.Properties();
+                    p.load(in);
+                    commit = p.getProperty("commit", commit);
+                }
+            } catch (java.io.IOException ignored) {
+                // no build information: the commit stays unknown
+            }
+            return new String[] {"kvpc " + (v == null ? "(development build)" : v) + ", commit " + commit,
+                "JDK " + Runtime.version() + " (" + System.getProperty("java.vendor", "?") + "), " + System.getProperty("os.name") + " "
+                        + System.getProperty("os.arch")};
         }
     }
 }

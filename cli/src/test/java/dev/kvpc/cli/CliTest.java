@@ -72,6 +72,14 @@ class CliTest {
         assertEquals(64, CliRunner.run().code());
     }
 
+    /** --version names the build: version, commit (from the checkout the CLI was built in), JDK and system. */
+    @Test
+    void versionNamesCommitAndJdk() {
+        CliRunner r = CliRunner.run("--version");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().matches("(?s)kvpc \\S+.*, commit [0-9a-f]{7,}(-dirty)?\\R.*JDK " + Runtime.version().feature() + ".*"), r.out());
+    }
+
     /** A mistyped command or option is named with the nearest one; an option's value that starts with '-' is no option. */
     @Test
     void mistypedWordsGetSuggestions() {
