@@ -10,7 +10,7 @@ import java.io.PrintWriter;
 @Command(name = "kvpc", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, versionProvider = Main.Version.class,
         description = "Compiler for KV-cache policies and attention variants written in KVP.",
         subcommands = {CheckCommand.class, FmtCommand.class, IrCommand.class, MemoryCommand.class, CompileCommand.class, EvalCommand.class, HeadsCommand.class,
-                TraceCommand.class, RunCommand.class, DevicesCommand.class, SynthModelCommand.class, ExportHfCommand.class, CommandLine.HelpCommand.class},
+                TraceCommand.class, RunCommand.class, DevicesCommand.class, SynthModelCommand.class, ExportHfCommand.class, ExplainCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Exit codes: 0 ok, 64 usage error, 65 invalid input, 69 device unavailable (no OpenCL library or device, a kernel the device refuses), 70 internal error.",
                 "The language reference is docs/language.md."})
 public final class Main implements Runnable {

@@ -72,6 +72,19 @@ class CliTest {
         assertEquals(64, CliRunner.run().code());
     }
 
+    /** kvpc explain: a code's severity, title and example; an unknown code is a usage error with the nearest one. */
+    @Test
+    void explainSaysWhatACodeMeans() {
+        CliRunner r = CliRunner.run("explain", "w200");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("W200 (warning): lossy:") && r.out().contains("For example: ") && r.out().contains("--Werror"), r.out());
+        r = CliRunner.run("explain");
+        assertEquals(dev.kvpc.compiler.diag.Code.values().length, r.out().lines().count(), r.out());
+        r = CliRunner.run("explain", "E3O1");
+        assertEquals(64, r.code());
+        assertTrue(r.err().contains("not a kvpc diagnostic code; did you mean E301?"), r.err());
+    }
+
     /** --version names the build: version, commit (from the checkout the CLI was built in), JDK and system. */
     @Test
     void versionNamesCommitAndJdk() {
